@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerLMDB
+
+/// Options every AuthLedger command shares.
+public struct JournalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The journal directory.", valueName: "dir"))
+    public var journal: String = ProcessInfo.processInfo.environment["AUTHLEDGER_JOURNAL"] ?? "journals/dev"
+
+    public init() {}
+}
+
+/// Output formats: human-readable text, or one JSON object per line.
+public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case text
+    case jsonl
+}
+
+/// The exit codes of the spec: 0 success, 1 a failed check, 2 bad usage or input.
+public enum CommandExit {
+    /// A check failed (verification or replay mismatch): exit 1 with a one-line reason on stderr.
+    public static func checkFailed(_ reason: String) -> ExitCode {
+        printError(reason)
+        return ExitCode(1)
+    }
+
+    /// Bad usage or unusable input: exit 2 with a one-line reason on stderr.
+    public static func badInput(_ reason: String) -> ExitCode {
+        printError(reason)
+        return ExitCode(2)
+    }
+
+    public static func printError(_ line: String) {
+        let program = (CommandLine.arguments.first as NSString?)?.lastPathComponent ?? "authledger"
+        FileHandle.standardError.write(Data("\(program): \(line)\n".utf8))
+    }
+}
+
+/// Writes one JSON object per line, keys sorted.
+public func printJSONLine(_ object: [String: Any]) {
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    else { return }
+    print(String(decoding: data, as: UTF8.self))
+}
+
+/// Reads signed-note verifier keys (`name+hash+base64`), one per line; blank lines and `#` comments are skipped.
+public func readVerifierKeys(path: String) throws -> [NoteVerifierKey] {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    return try text.split(separator: "\n").compactMap { line in
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { return nil }
+        return try NoteVerifierKey(parsing: trimmed)
+    }
+}
+
+/// Opens a journal read-only, turning failure into exit 2 with the reason.
+public func openReader(_ directory: String) throws -> JournalReader {
+    do {
+        return try JournalReader(directory: directory)
+    } catch {
+        throw CommandExit.badInput("\(error)")
+    }
+}

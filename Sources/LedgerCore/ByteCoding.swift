@@ -1,0 +1,62 @@
+/// Appends big-endian integers and length-prefixed fields to a byte buffer.
+///
+/// Hand-written because the envelope format is a fixed, documented byte layout
+/// (docs/journal-format.md) that no general serialisation library guarantees.
+struct ByteWriter {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+
+    mutating func write(_ value: UInt8) { bytes.append(value) }
+    mutating func write(_ value: UInt16) { writeBigEndian(UInt64(value), width: 2) }
+    mutating func write(_ value: UInt32) { writeBigEndian(UInt64(value), width: 4) }
+    mutating func write(_ value: UInt64) { writeBigEndian(value, width: 8) }
+    mutating func write(_ value: Int64) { writeBigEndian(UInt64(bitPattern: value), width: 8) }
+    mutating func write(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
+
+    private mutating func writeBigEndian(_ value: UInt64, width: Int) {
+        for shift in stride(from: (width - 1) * 8, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+        }
+    }
+}
+
+/// Reads what ``ByteWriter`` writes, failing rather than trapping on short input.
+struct ByteReader {
+    let bytes: [UInt8]
+    private(set) var offset: Int = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var remaining: Int { bytes.count - offset }
+
+    mutating func read(count: Int) -> [UInt8]? {
+        guard count >= 0, remaining >= count else { return nil }
+        defer { offset += count }
+        return Array(bytes[offset..<offset + count])
+    }
+
+    mutating func readUInt8() -> UInt8? { read(count: 1)?[0] }
+    mutating func readUInt16() -> UInt16? { readBigEndian(width: 2).map { UInt16($0) } }
+    mutating func readUInt32() -> UInt32? { readBigEndian(width: 4).map { UInt32($0) } }
+    mutating func readUInt64() -> UInt64? { readBigEndian(width: 8) }
+    mutating func readInt64() -> Int64? { readBigEndian(width: 8).map { Int64(bitPattern: $0) } }
+
+    private mutating func readBigEndian(width: Int) -> UInt64? {
+        guard let raw = read(count: width) else { return nil }
+        return raw.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
+
+extension UInt64 {
+    /// The 8 big-endian bytes of the value: the key order LMDB sorts numerically.
+    public var bigEndianBytes: [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: self >> UInt64(56 - $0 * 8)) }
+    }
+
+    /// Reads 8 big-endian bytes; `nil` for any other length.
+    public init?(bigEndianBytes bytes: some Collection<UInt8>) {
+        guard bytes.count == 8 else { return nil }
+        self = bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// A statement of the journal's Merkle tree at one size: the C2SP tlog-checkpoint body.
+///
+/// ```
+/// authledger/3f2a…            ← origin: the journal's unique name
+/// 1024                        ← tree size (events 1…1024)
+/// 9Xn0…=                      ← root hash, base64
+/// time 2026-11-27T11:01:20.123456Z   ← extension line: when it was made
+/// ```
+public struct Checkpoint: Sendable, Equatable {
+    /// The journal's name, `authledger/<journal id>`.
+    public var origin: String
+    /// Number of events the tree covers.
+    public var treeSize: UInt64
+    /// RFC 9162 root of those events' records.
+    public var rootHash: SHA256Digest
+    /// When the checkpoint was made.
+    public var timestamp: LedgerTimestamp
+
+    public init(origin: String, treeSize: UInt64, rootHash: SHA256Digest, timestamp: LedgerTimestamp) {
+        self.origin = origin
+        self.treeSize = treeSize
+        self.rootHash = rootHash
+        self.timestamp = timestamp
+    }
+
+    /// The note body that is signed, ending with a newline.
+    public var body: String {
+        "\(origin)\n\(treeSize)\n\(rootHash.base64)\ntime \(timestamp.rfc3339)\n"
+    }
+
+    /// Parses a checkpoint body.
+    public init(body: String) throws(CheckpointError) {
+        let lines = body.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.count == 5, lines[4].isEmpty else { throw .malformed("expected four lines") }
+        guard !lines[0].isEmpty else { throw .malformed("empty origin") }
+        guard let size = UInt64(lines[1]), String(size) == lines[1] else { throw .malformed("bad tree size") }
+        guard let root = SHA256Digest(base64: lines[2]) else { throw .malformed("bad root hash") }
+        guard lines[3].hasPrefix("time "), let time = LedgerTimestamp(rfc3339: String(lines[3].dropFirst(5))) else {
+            throw .malformed("bad time line")
+        }
+        self.init(origin: lines[0], treeSize: size, rootHash: root, timestamp: time)
+    }
+
+    /// Signs the checkpoint as a C2SP signed note under the key name `origin`.
+    public func signed(with key: Ed25519SigningKey) -> SignedCheckpoint {
+        let verifier = NoteVerifierKey(name: origin, publicKey: key.publicKey)
+        let signature = key.signature(for: Array(body.utf8))
+        return SignedCheckpoint(
+            checkpoint: self,
+            signatures: [NoteSignature(keyName: origin, keyHash: verifier.keyHash, signature: signature)])
+    }
+}
+
+/// One signature line of a signed note: `— <key name> base64(key hash || signature)`.
+public struct NoteSignature: Sendable, Equatable {
+    public var keyName: String
+    /// The first four bytes of `SHA-256(name || "\n" || 0x01 || public key)`.
+    public var keyHash: [UInt8]
+    /// The 64-byte Ed25519 signature over the note body.
+    public var signature: [UInt8]
+
+    var line: String { "\u{2014} \(keyName) \(Base64.encode(keyHash + signature))\n" }
+}
+
+/// A checkpoint with its signatures, in the C2SP signed-note text format.
+public struct SignedCheckpoint: Sendable, Equatable {
+    public var checkpoint: Checkpoint
+    public var signatures: [NoteSignature]
+
+    /// The full note: body, a blank line, then one line per signature.
+    public var text: String {
+        checkpoint.body + "\n" + signatures.map(\.line).joined()
+    }
+
+    public init(checkpoint: Checkpoint, signatures: [NoteSignature]) {
+        self.checkpoint = checkpoint
+        self.signatures = signatures
+    }
+
+    /// Parses a signed note holding a checkpoint. Signatures are not checked here; see ``verify(with:)``.
+    public init(text: String) throws(CheckpointError) {
+        guard let split = text.range(of: "\n\n", options: .backwards) else { throw .malformed("no signature block") }
+        let body = String(text[..<split.lowerBound]) + "\n"
+        let signatureBlock = text[split.upperBound...]
+        guard signatureBlock.hasSuffix("\n") else { throw .malformed("signature block must end with a newline") }
+        var signatures: [NoteSignature] = []
+        for line in signatureBlock.dropLast().split(separator: "\n", omittingEmptySubsequences: false) {
+            guard line.hasPrefix("\u{2014} ") else { throw .malformed("signature line must start with an em dash") }
+            let fields = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)
+            guard fields.count == 2, let raw = Base64.decode(String(fields[1])), raw.count == 68 else {
+                throw .malformed("bad signature line")
+            }
+            signatures.append(
+                NoteSignature(keyName: String(fields[0]), keyHash: Array(raw.prefix(4)), signature: Array(raw.dropFirst(4))))
+        }
+        guard !signatures.isEmpty else { throw .malformed("no signatures") }
+        self.init(checkpoint: try Checkpoint(body: body), signatures: signatures)
+    }
+
+    /// The first key among `keys` that has a valid signature on this note, or `nil`.
+    public func verify(with keys: [Ed25519PublicKey]) -> Ed25519PublicKey? {
+        let message = Array(checkpoint.body.utf8)
+        for signature in signatures where signature.keyName == checkpoint.origin {
+            for key in keys where NoteVerifierKey(name: checkpoint.origin, publicKey: key).keyHash == signature.keyHash {
+                if key.isValidSignature(signature.signature, for: message) { return key }
+            }
+        }
+        return nil
+    }
+}
+
+/// A signed-note verifier key, `<name>+<hash hex>+<base64(0x01 || public key)>`: the line an auditor pins,
+/// and the form that standard transparency-log tools (such as Go's `golang.org/x/mod/sumdb/note`) read.
+public struct NoteVerifierKey: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var publicKey: Ed25519PublicKey
+
+    /// Signed-note algorithm byte for Ed25519.
+    static let ed25519Algorithm: UInt8 = 0x01
+
+    public init(name: String, publicKey: Ed25519PublicKey) {
+        self.name = name
+        self.publicKey = publicKey
+    }
+
+    /// `SHA-256(name || "\n" || 0x01 || public key)[0..<4]`.
+    public var keyHash: [UInt8] {
+        Array(SHA256Digest.hash(parts: [Array(name.utf8), [0x0a, Self.ed25519Algorithm], publicKey.bytes]).bytes.prefix(4))
+    }
+
+    public var description: String {
+        "\(name)+\(Hex.encode(keyHash))+\(Base64.encode([Self.ed25519Algorithm] + publicKey.bytes))"
+    }
+
+    /// Parses a verifier key line, checking that its hash matches its name and key.
+    public init(parsing text: String) throws(CheckpointError) {
+        let fields = text.split(separator: "+", omittingEmptySubsequences: false)
+        guard fields.count == 3, !fields[0].isEmpty, let hash = Hex.decode(String(fields[1])), hash.count == 4,
+            let raw = Base64.decode(String(fields[2])), raw.count == 33, raw[0] == Self.ed25519Algorithm,
+            let key = Ed25519PublicKey(bytes: Array(raw.dropFirst()))
+        else { throw .malformed("not an Ed25519 verifier key: <name>+<hash>+<base64 key>") }
+        self.init(name: String(fields[0]), publicKey: key)
+        guard keyHash == hash else { throw .malformed("verifier key hash does not match its name and key") }
+    }
+}
+
+/// Why a checkpoint, signed note or verifier key could not be read.
+public enum CheckpointError: Error, Equatable, CustomStringConvertible {
+    case malformed(String)
+
+    public var description: String {
+        switch self {
+        case .malformed(let reason): "malformed checkpoint: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,223 @@
+/// Checks a journal's events one by one, in storage order, without trusting anything it has not checked:
+/// the strict envelope encoding, the sequence numbers, the hash chain, monotonic time, every signature
+/// against the key chain, and every checkpoint's signature and Merkle root once the tree reaches its size.
+///
+/// Pure: it reads no file and no clock. `authledger-replay verify` feeds it from LMDB; an auditor's tool
+/// could feed it from anywhere.
+public struct JournalVerifier: Sendable {
+    /// Which keys may have signed the journal.
+    public enum Trust: Sendable {
+        /// Trust on first use: the key named by the genesis event, and every key it rotates to.
+        case genesisKey
+        /// Only a key chain that contains one of these keys (an auditor's pinned keys).
+        case pinned([Ed25519PublicKey])
+    }
+
+    /// Where a checkpoint came from.
+    public enum CheckpointSource: Sendable, Equatable, CustomStringConvertible {
+        case journal
+        case witness(String)
+
+        public var description: String {
+            switch self {
+            case .journal: "journal checkpoint"
+            case .witness(let name): "witnessed checkpoint (\(name))"
+            }
+        }
+    }
+
+    private let trust: Trust
+    private var checkpoints: [(SignedCheckpoint, CheckpointSource)]
+    private var nextCheckpoint = 0
+
+    private var count: UInt64 = 0
+    private var lastHash = SHA256Digest.zero
+    private var lastTime = LedgerTimestamp(microsecondsSinceEpoch: .min)
+    private var frontier = MerkleFrontier()
+    private var keyChain: [Ed25519PublicKey] = []
+    private var genesis: GenesisPayload?
+    private var checkpointsVerified = 0
+
+    /// - Parameters:
+    ///   - trust: which signing keys to accept.
+    ///   - checkpoints: checkpoints to hold the journal to, from the journal itself and from witnesses.
+    public init(trust: Trust, checkpoints: [(SignedCheckpoint, CheckpointSource)]) {
+        self.trust = trust
+        self.checkpoints = checkpoints.sorted { $0.0.checkpoint.treeSize < $1.0.checkpoint.treeSize }
+    }
+
+    /// Checks the record stored under sequence key `storedKey`, which must be the next one.
+    /// - Throws: the first problem found, with the sequence number it concerns.
+    public mutating func verify(storedKey: UInt64, record: [UInt8]) throws(VerificationFailure) {
+        let expected = count + 1
+        guard storedKey == expected else {
+            throw VerificationFailure(sequence: expected, problem: .missingEvent(nextStored: storedKey))
+        }
+        let envelope: EventEnvelope
+        do {
+            envelope = try EventEnvelope(record: record)
+        } catch {
+            throw VerificationFailure(sequence: expected, problem: .malformedRecord(error))
+        }
+        guard envelope.sequence == expected else {
+            throw VerificationFailure(sequence: expected, problem: .sequenceMismatch(recorded: envelope.sequence))
+        }
+        guard envelope.previousHash == lastHash else {
+            throw VerificationFailure(sequence: expected, problem: .brokenChain)
+        }
+        guard envelope.timestamp >= lastTime else {
+            throw VerificationFailure(sequence: expected, problem: .timeWentBackwards(previous: lastTime, found: envelope.timestamp))
+        }
+        try checkSigner(of: envelope)
+        try applyLedgerEvent(envelope)
+
+        count = expected
+        lastHash = envelope.eventHash
+        lastTime = envelope.timestamp
+        frontier.append(MerkleHashing.leafHash(record))
+        try checkCheckpoints(upTo: count)
+    }
+
+    /// Ends verification: checks that no checkpoint claims more events than were read and that the key
+    /// chain is trusted.
+    /// - Returns: a summary of what was verified.
+    public mutating func finish() throws(VerificationFailure) -> VerificationReport {
+        if nextCheckpoint < checkpoints.count {
+            let (signed, source) = checkpoints[nextCheckpoint]
+            throw VerificationFailure(
+                sequence: count + 1,
+                problem: .truncated(checkpointSize: signed.checkpoint.treeSize, source: source, journalSize: count))
+        }
+        if count > 0, case .pinned(let pinned) = trust, !keyChain.contains(where: pinned.contains) {
+            throw VerificationFailure(sequence: 1, problem: .untrustedKeyChain(keyChain.map(\.keyID)))
+        }
+        return VerificationReport(
+            eventCount: count, rootHash: frontier.root, lastEventHash: lastHash,
+            keyIDs: keyChain.map(\.keyID), checkpointsVerified: checkpointsVerified,
+            origin: genesis?.origin, pinned: { if case .pinned = trust { true } else { false } }())
+    }
+
+    private func checkSigner(of envelope: EventEnvelope) throws(VerificationFailure) {
+        let key: Ed25519PublicKey
+        if envelope.sequence == 1 {
+            guard envelope.type == .genesis, let payload = try? PayloadCoding.decode(GenesisPayload.self, from: envelope.payload),
+                let bytes = Base64.decode(payload.publicKey), let genesisKey = Ed25519PublicKey(bytes: bytes),
+                payload.origin == "authledger/\(payload.journalID)"
+            else { throw VerificationFailure(sequence: 1, problem: .badGenesis) }
+            key = genesisKey
+        } else {
+            guard let active = keyChain.last else { throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis) }
+            key = active
+        }
+        guard envelope.keyID == key.keyID else {
+            throw VerificationFailure(sequence: envelope.sequence, problem: .wrongKey(expected: key.keyID, found: envelope.keyID))
+        }
+        guard key.isValidSignature(envelope.signature, for: envelope.signingBytes) else {
+            throw VerificationFailure(sequence: envelope.sequence, problem: .badSignature)
+        }
+    }
+
+    private mutating func applyLedgerEvent(_ envelope: EventEnvelope) throws(VerificationFailure) {
+        switch envelope.type {
+        case .genesis:
+            guard envelope.sequence == 1 else { throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis) }
+            let payload = try? PayloadCoding.decode(GenesisPayload.self, from: envelope.payload)
+            genesis = payload
+            keyChain = [Ed25519PublicKey(bytes: Base64.decode(payload!.publicKey)!)!]
+        case .keyRotated:
+            guard let genesis, let previous = keyChain.last,
+                let payload = try? PayloadCoding.decode(KeyRotationPayload.self, from: envelope.payload),
+                payload.previousKeyID == previous.keyID.hex,
+                let newBytes = Base64.decode(payload.newPublicKey), let newKey = Ed25519PublicKey(bytes: newBytes),
+                let proof = Base64.decode(payload.newKeySignature),
+                newKey.isValidSignature(
+                    proof, for: KeyRotationPayload.statement(journalID: genesis.journalID, previousKeyID: previous.keyID, newKey: newKey))
+            else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyRotation) }
+            keyChain.append(newKey)
+        default:
+            break
+        }
+    }
+
+    private mutating func checkCheckpoints(upTo size: UInt64) throws(VerificationFailure) {
+        while nextCheckpoint < checkpoints.count, checkpoints[nextCheckpoint].0.checkpoint.treeSize <= size {
+            let (signed, source) = checkpoints[nextCheckpoint]
+            let checkpoint = signed.checkpoint
+            let at = checkpoint.treeSize
+            guard checkpoint.origin == genesis?.origin else {
+                throw VerificationFailure(sequence: at, problem: .checkpointOriginMismatch(source: source))
+            }
+            guard signed.verify(with: keyChain) != nil else {
+                throw VerificationFailure(sequence: at, problem: .checkpointSignatureInvalid(source: source))
+            }
+            guard checkpoint.rootHash == frontier.root, checkpoint.treeSize == size else {
+                throw VerificationFailure(sequence: at, problem: .checkpointRootMismatch(source: source))
+            }
+            checkpointsVerified += 1
+            nextCheckpoint += 1
+        }
+    }
+}
+
+/// What a successful verification established.
+public struct VerificationReport: Sendable, Equatable {
+    public var eventCount: UInt64
+    public var rootHash: SHA256Digest
+    public var lastEventHash: SHA256Digest
+    public var keyIDs: [KeyID]
+    public var checkpointsVerified: Int
+    public var origin: String?
+    /// Whether the key chain was checked against pinned keys (rather than trusted on first use).
+    public var pinned: Bool
+}
+
+/// The first problem verification found: the sequence number it concerns, and what is wrong.
+public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
+    public var sequence: UInt64
+    public var problem: Problem
+
+    public init(sequence: UInt64, problem: Problem) {
+        self.sequence = sequence
+        self.problem = problem
+    }
+
+    public enum Problem: Sendable {
+        case missingEvent(nextStored: UInt64)
+        case malformedRecord(EnvelopeDecodingError)
+        case sequenceMismatch(recorded: UInt64)
+        case brokenChain
+        case timeWentBackwards(previous: LedgerTimestamp, found: LedgerTimestamp)
+        case badGenesis
+        case wrongKey(expected: KeyID, found: KeyID)
+        case badSignature
+        case badKeyRotation
+        case checkpointOriginMismatch(source: JournalVerifier.CheckpointSource)
+        case checkpointSignatureInvalid(source: JournalVerifier.CheckpointSource)
+        case checkpointRootMismatch(source: JournalVerifier.CheckpointSource)
+        case truncated(checkpointSize: UInt64, source: JournalVerifier.CheckpointSource, journalSize: UInt64)
+        case untrustedKeyChain([KeyID])
+    }
+
+    public var description: String {
+        "event #\(sequence): " + {
+            switch problem {
+            case .missingEvent(let next): "missing (the next stored event is #\(next))"
+            case .malformedRecord(let error): "malformed record: \(error)"
+            case .sequenceMismatch(let recorded): "stored at #\(sequence) but records sequence #\(recorded) (events reordered or moved)"
+            case .brokenChain: "previous-event hash does not match the event before it (hash chain broken)"
+            case .timeWentBackwards(let previous, let found): "time \(found) is earlier than the previous event's \(previous)"
+            case .badGenesis: "not a valid genesis event"
+            case .wrongKey(let expected, let found): "signed with key \(found), but the active key is \(expected)"
+            case .badSignature: "signature does not verify"
+            case .badKeyRotation: "invalid key rotation"
+            case .checkpointOriginMismatch(let source): "\(source) names another journal"
+            case .checkpointSignatureInvalid(let source): "\(source) at this size has no valid signature by the journal's keys"
+            case .checkpointRootMismatch(let source): "\(source) at this size has a different Merkle root (history rewritten)"
+            case .truncated(let size, let source, let journalSize):
+                "missing: \(source) covers \(size) events but the journal ends at #\(journalSize) (truncated or rolled back)"
+            case .untrustedKeyChain(let keys):
+                "key chain \(keys.map(\.hex).joined(separator: ", ")) contains no pinned key (keys substituted)"
+            }
+        }()
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+
+/// Payload of ``EventType/genesis`` (schema version 1), the journal's first event.
+///
+/// It names the journal and its first signing key; the event is signed by that key.
+public struct GenesisPayload: Codable, Sendable, Equatable {
+    /// 16 random bytes, hex: the journal's unique identity.
+    public var journalID: String
+    /// The checkpoint origin and signed-note key name, `authledger/<journalID>`.
+    public var origin: String
+    /// The first signing key, base64.
+    public var publicKey: String
+    /// The envelope format, `AuthLedger/event/v1`.
+    public var format: String
+
+    enum CodingKeys: String, CodingKey {
+        case journalID = "journal_id", origin, publicKey = "public_key", format
+    }
+
+    public init(journalID: String, publicKey: Ed25519PublicKey) {
+        self.journalID = journalID
+        self.origin = "authledger/\(journalID)"
+        self.publicKey = Base64.encode(publicKey.bytes)
+        self.format = "AuthLedger/event/v1"
+    }
+}
+
+/// Payload of ``EventType/keyRotated`` (schema version 1). The event is signed by the outgoing key;
+/// the payload carries the incoming key's signature over ``statement(journalID:previousKeyID:newKey:)``,
+/// so each key of the chain vouches for its neighbour and one pinned key anchors them all.
+public struct KeyRotationPayload: Codable, Sendable, Equatable {
+    public var previousKeyID: String
+    public var newPublicKey: String
+    public var newKeySignature: String
+
+    enum CodingKeys: String, CodingKey {
+        case previousKeyID = "previous_key_id", newPublicKey = "new_public_key", newKeySignature = "new_key_signature"
+    }
+
+    public init(journalID: String, previousKeyID: KeyID, newKey: Ed25519SigningKey) {
+        self.previousKeyID = previousKeyID.hex
+        self.newPublicKey = Base64.encode(newKey.publicKey.bytes)
+        self.newKeySignature = Base64.encode(
+            newKey.signature(for: Self.statement(journalID: journalID, previousKeyID: previousKeyID, newKey: newKey.publicKey)))
+    }
+
+    /// `"AuthLedger/key-rotation/v1\n" || journal id (UTF-8 hex) || "\n" || previous key id (8 bytes) || new public key`.
+    public static func statement(journalID: String, previousKeyID: KeyID, newKey: Ed25519PublicKey) -> [UInt8] {
+        Array("AuthLedger/key-rotation/v1\n".utf8) + Array(journalID.utf8) + [0x0a] + previousKeyID.bytes + newKey.bytes
+    }
+}
+
+/// The JSON encoding of AuthLedger's own payloads: sorted keys, no escaped slashes, so that the
+/// same value gives the same bytes from the same build. (Verification never re-encodes: it checks
+/// the stored bytes, so the encoding only has to be stable, not canonical across versions.)
+public enum PayloadCoding {
+    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+}

@@ -1,0 +1,76 @@
+import CSodium
+
+/// A SHA-256 digest: 32 bytes.
+///
+/// Used for event hashes, the hash chain and every node of the Merkle tree.
+public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
+    /// The digest's 32 bytes.
+    public let bytes: [UInt8]
+
+    /// The digest of 32 zero bytes, used as the previous-event hash of the first event.
+    public static let zero = SHA256Digest(unchecked: [UInt8](repeating: 0, count: 32))
+
+    /// Wraps 32 bytes; `nil` for any other length.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 32 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// Parses 64 hexadecimal digits; `nil` for anything else.
+    public init?(hex: String) {
+        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// Parses standard base64 of exactly 32 bytes; `nil` for anything else.
+    public init?(base64: String) {
+        guard let bytes = Base64.decode(base64), bytes.count == 32 else { return nil }
+        self.bytes = bytes
+    }
+
+    init(unchecked bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// Lower-case hexadecimal.
+    public var hex: String { Hex.encode(bytes) }
+
+    /// Standard base64 with padding.
+    public var base64: String { Base64.encode(bytes) }
+
+    public var description: String { hex }
+
+    /// SHA-256 of `data`.
+    public static func hash(_ data: some ContiguousBytes) -> SHA256Digest {
+        _ = Sodium.ready
+        var out = [UInt8](repeating: 0, count: 32)
+        data.withUnsafeBytes { input in
+            _ = crypto_hash_sha256(&out, input.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(input.count))
+        }
+        return SHA256Digest(unchecked: out)
+    }
+
+    /// SHA-256 over several byte strings, as if they were concatenated.
+    public static func hash(parts: [[UInt8]]) -> SHA256Digest {
+        _ = Sodium.ready
+        var state = crypto_hash_sha256_state()
+        crypto_hash_sha256_init(&state)
+        for part in parts {
+            _ = part.withUnsafeBufferPointer { crypto_hash_sha256_update(&state, $0.baseAddress, UInt64($0.count)) }
+        }
+        var out = [UInt8](repeating: 0, count: 32)
+        crypto_hash_sha256_final(&state, &out)
+        return SHA256Digest(unchecked: out)
+    }
+}
+
+/// Anything whose bytes can be read in place: `[UInt8]`, `ArraySlice<UInt8>`, `UnsafeRawBufferPointer`.
+public protocol ContiguousBytes {
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension Array: ContiguousBytes where Element == UInt8 {}
+extension ArraySlice: ContiguousBytes where Element == UInt8 {}
+extension UnsafeRawBufferPointer: ContiguousBytes {
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
+}

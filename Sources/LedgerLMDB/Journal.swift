@@ -1,0 +1,243 @@
+import Foundation
+import LedgerCore
+import Synchronization
+
+/// An append-only, Ed25519-signed, hash-chained, Merkle-committed event journal stored in LMDB.
+///
+/// - Many concurrent callers append; one writer thread commits. Requests that arrive while a batch is
+///   being committed form the next batch: one LMDB write transaction and one fsync for all of them.
+///   Each caller resumes only after its batch is durable.
+/// - Events are chained and stamped in order, then signed in parallel on all cores, then written.
+/// - ``transact(_:)`` lets a caller update projection tables in the same transaction as its events.
+/// - Reads (``read(_:)``) are LMDB snapshots and run concurrently with the writer.
+/// - Signed checkpoints (C2SP tlog-checkpoint) are written every ``Configuration/checkpointInterval``
+///   events, on demand (``checkpoint()``) and on ``close()``, and handed to an optional witness.
+///
+/// Call ``close()`` when done: it commits what is pending, writes a final checkpoint and stops the writer.
+public final class Journal: Sendable {
+    /// How to open a journal.
+    public struct Configuration: Sendable {
+        /// The journal directory (created with mode 0700 when missing).
+        public var directory: String
+        /// The signing key file; by default `<directory>.key`, beside the journal.
+        public var keyFile: String
+        /// Projection tables that ``transact(_:)`` bodies and snapshots may use.
+        public var projections: [String] = []
+        /// LMDB map size to start with; it doubles whenever it fills.
+        public var initialMapSize: Int = 256 << 20
+        /// A checkpoint is written whenever this many events have been appended since the last one.
+        public var checkpointInterval: UInt64 = 4096
+        /// The most requests one batch takes.
+        public var maximumBatchSize: Int = 4096
+        /// Where each new checkpoint is also recorded, outside the journal.
+        public var witness: (any CheckpointWitness)?
+        /// The clock that stamps events (tests inject their own).
+        public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
+
+        public init(directory: String, keyFile: String? = nil) {
+            let trimmed = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
+            self.directory = trimmed
+            self.keyFile = keyFile ?? trimmed + ".key"
+        }
+    }
+
+    /// The wall clock, in microseconds.
+    public static let systemClock: @Sendable () -> LedgerTimestamp = {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return LedgerTimestamp(microsecondsSinceEpoch: Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000)
+    }
+
+    /// Read access, shared with the writer's environment.
+    public let reader: JournalReader
+    /// The journal's identity.
+    public let journalID: String
+    /// The checkpoint origin, `authledger/<journal id>`.
+    public var origin: String { "authledger/\(journalID)" }
+
+    private let writer: JournalWriter
+    private let keyFile: JournalKeyFile
+
+    /// Opens the journal, creating it (with a genesis event, a first checkpoint and, if needed, a new
+    /// signing key) when the directory holds none.
+    public static func open(_ configuration: Configuration) throws(JournalError) -> Journal {
+        try Journal(configuration: configuration)
+    }
+
+    private init(configuration: Configuration) throws(JournalError) {
+        let directory = configuration.directory
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw .directory(path: directory, reason: "cannot be created: \(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw .directory(path: directory, reason: "is not a directory")
+        }
+
+        let keyFile = JournalKeyFile(path: configuration.keyFile)
+        do {
+            var options = LMDBEnvironment.Options()
+            options.mapSize = configuration.initialMapSize
+            options.maxDatabases = UInt32(8 + configuration.projections.count)
+            let environment = try LMDBEnvironment(path: directory, options: options)
+            try environment.clearStaleReaders()
+            let transaction = try environment.beginWriteTransaction()
+            let layout: JournalLayout
+            do {
+                layout = try JournalLayout.open(
+                    in: environment, transaction: transaction, projections: configuration.projections, create: true)
+                try transaction.commit()
+            } catch {
+                transaction.abort()
+                throw error
+            }
+            let reader = JournalReader(environment: environment, layout: layout, directory: directory)
+            let stored = try reader.read { snapshot in
+                (try snapshot.head, try snapshot.journalID, try snapshot.activeKey, try snapshot.latestCheckpoint())
+            }
+            let (head, storedID, activeKey, latestCheckpoint) = stored
+
+            let signingKey: Ed25519SigningKey
+            let journalID: String
+            if head.sequence == 0 {
+                // A new journal: use the key file if one is there, else make one.
+                if keyFile.exists {
+                    signingKey = try keyFile.load()
+                } else {
+                    signingKey = Ed25519SigningKey.generate()
+                    try keyFile.create(signingKey)
+                }
+                journalID = Hex.encode(Ed25519SigningKey.generate().seed.prefix(16))
+            } else {
+                guard let storedID, let activeKey else { throw JournalError.corrupt("journal has events but no identity") }
+                try Self.finishInterruptedRotation(keyFile: keyFile, activeKey: activeKey)
+                guard keyFile.exists else {
+                    throw JournalError.keyFile(path: keyFile.path, reason: "is missing; the journal's active key is \(activeKey.keyID)")
+                }
+                signingKey = try keyFile.load()
+                guard signingKey.publicKey == activeKey else {
+                    throw JournalError.signingKeyMismatch(keyFile: signingKey.keyID, journal: activeKey.keyID)
+                }
+                journalID = storedID
+            }
+            let frontier = try reader.read { snapshot in
+                try MerkleFrontier(size: head.sequence, nodes: StoredMerkleNodes(transaction: snapshot.transaction, layout: layout))
+            }
+            try reader.read { snapshot in
+                let last = try snapshot.transaction.last(in: layout.events).flatMap { UInt64(bigEndianBytes: $0.0) } ?? 0
+                guard last == head.sequence else {
+                    throw JournalError.corrupt("head says #\(head.sequence) but the last stored event is #\(last)")
+                }
+            }
+            self.writer = JournalWriter(
+                environment: environment, layout: layout, configuration: configuration, journalID: journalID,
+                head: head, frontier: frontier, signingKey: signingKey,
+                lastCheckpointSize: latestCheckpoint?.checkpoint.treeSize ?? 0)
+            self.reader = reader
+            self.journalID = journalID
+            self.keyFile = keyFile
+            if head.sequence == 0 {
+                try writer.writeGenesis()
+            }
+            writer.start()
+        } catch let error as JournalError {
+            throw error
+        } catch let error as LMDBError {
+            throw .storage(error)
+        } catch {
+            throw .corrupt("\(error)")
+        }
+    }
+
+    /// A rotation that crashed between committing its event and renaming the key file is finished here;
+    /// one that crashed before committing is abandoned.
+    private static func finishInterruptedRotation(keyFile: JournalKeyFile, activeKey: Ed25519PublicKey) throws(JournalError) {
+        guard FileManager.default.fileExists(atPath: keyFile.stagingPath) else { return }
+        if let staged = try? JournalKeyFile.load(from: keyFile.stagingPath), staged.publicKey == activeKey {
+            try keyFile.promoteStagedKey()
+        } else {
+            keyFile.discardStagedKey()
+        }
+    }
+
+    /// The last committed event.
+    public var head: JournalHead { writer.publishedHead }
+
+    /// The key id that signs new events.
+    public var activeKeyID: KeyID { writer.publishedKeyID }
+
+    /// Appends one event and returns once it is durable.
+    @discardableResult
+    public func append(_ draft: EventDraft) async throws -> AppendedEvent {
+        try await appendAll([draft])[0]
+    }
+
+    /// Appends several events, contiguously and atomically, and returns once they are durable.
+    @discardableResult
+    public func appendAll(_ drafts: [EventDraft]) async throws -> [AppendedEvent] {
+        try await submit(.append(drafts)) as! [AppendedEvent]
+    }
+
+    /// Runs `body` on the writer inside the next batch's write transaction, and returns its result once
+    /// the events it appended and the projection changes it made are durable. If `body` throws, none of
+    /// its changes are kept and the error is rethrown here.
+    public func transact<R: Sendable>(_ body: @escaping @Sendable (inout JournalWriteTransaction) throws -> R) async throws -> R {
+        try await submit(.transact({ transaction in try body(&transaction) })) as! R
+    }
+
+    /// Writes a signed checkpoint of the journal as it is now (or returns the latest one if nothing was
+    /// appended since), and hands it to the witness.
+    public func checkpoint() async throws -> SignedCheckpoint {
+        try await submit(.checkpoint) as! SignedCheckpoint
+    }
+
+    /// Rotates the signing key: a new key is staged beside the key file, a `ledger.key.rotated` event
+    /// signed by the old key is committed, and the new key then replaces the old one in the key file.
+    /// - Returns: the new key's id.
+    public func rotateSigningKey() async throws -> KeyID {
+        let newKey = Ed25519SigningKey.generate()
+        try JournalKeyFile.write(newKey, to: keyFile.stagingPath)
+        do {
+            _ = try await submit(.rotate(newKey))
+        } catch {
+            keyFile.discardStagedKey()
+            throw error
+        }
+        try keyFile.promoteStagedKey()
+        return newKey.keyID
+    }
+
+    /// Runs `body` against a consistent snapshot of the journal.
+    public func read<R>(_ body: (JournalSnapshot) throws -> R) throws -> R {
+        try reader.read(body)
+    }
+
+    /// Commits everything pending, writes a final checkpoint if events were added since the last one,
+    /// and stops the writer. Appends after this fail with ``JournalError/closed``.
+    public func close() async {
+        await writer.stop()
+    }
+
+    private func submit(_ work: WriteWork) async throws -> any Sendable {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.enqueue(WriteRequest(work: work) { continuation.resume(with: $0) })
+        }
+    }
+}
+
+enum WriteWork: Sendable {
+    case append([EventDraft])
+    case transact(@Sendable (inout JournalWriteTransaction) throws -> any Sendable)
+    case checkpoint
+    case rotate(Ed25519SigningKey)
+    case genesis
+}
+
+struct WriteRequest: Sendable {
+    let work: WriteWork
+    let complete: @Sendable (Result<any Sendable, any Error>) -> Void
+}

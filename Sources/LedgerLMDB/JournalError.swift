@@ -1,0 +1,41 @@
+import LedgerCore
+
+/// What went wrong opening, writing or reading a journal.
+public enum JournalError: Error, CustomStringConvertible {
+    /// The LMDB store failed (disk full, I/O error, ...). Nothing from the failed batch was written.
+    case storage(LMDBError)
+    /// The journal directory could not be created or opened.
+    case directory(path: String, reason: String)
+    /// The signing key file is missing, unreadable or malformed.
+    case keyFile(path: String, reason: String)
+    /// The key file's key is not the journal's active signing key.
+    case signingKeyMismatch(keyFile: KeyID, journal: KeyID)
+    /// The journal was written by an incompatible format version.
+    case unsupportedFormat(String)
+    /// The stored journal state is inconsistent (its head does not match its events).
+    case corrupt(String)
+    /// A projection table was used that the journal was not opened with.
+    case unknownProjection(String)
+    /// An event could not be encoded.
+    case invalidEvent(String)
+    /// The journal is closed.
+    case closed
+    /// The journal is read-only.
+    case readOnly
+
+    public var description: String {
+        switch self {
+        case .storage(let error): "journal storage failed: \(error)"
+        case .directory(let path, let reason): "journal directory \(path) \(reason)"
+        case .keyFile(let path, let reason): "signing key file \(path) \(reason)"
+        case .signingKeyMismatch(let file, let journal):
+            "signing key file holds key \(file), but the journal's active key is \(journal)"
+        case .unsupportedFormat(let version): "journal format \(version) is not supported"
+        case .corrupt(let reason): "journal is inconsistent: \(reason)"
+        case .unknownProjection(let name): "projection \(name) was not declared when the journal was opened"
+        case .invalidEvent(let reason): "invalid event: \(reason)"
+        case .closed: "journal is closed"
+        case .readOnly: "journal is open read-only"
+        }
+    }
+}

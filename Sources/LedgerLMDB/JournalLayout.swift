@@ -1,0 +1,98 @@
+import LedgerCore
+
+/// How a journal is laid out in LMDB (documented in docs/journal-format.md):
+///
+/// | database      | key                              | value                                   |
+/// |---------------|----------------------------------|-----------------------------------------|
+/// | `events`      | sequence, 8 bytes big-endian     | the event record (signed bytes + signature) |
+/// | `merkle`      | level (1 byte) + index (8 bytes) | root of that perfect subtree (32 bytes) |
+/// | `checkpoints` | tree size, 8 bytes big-endian    | signed note text                        |
+/// | `meta`        | ASCII name                       | journal head, identity, active key      |
+/// | `p.<name>`    | chosen by the projection         | chosen by the projection                |
+struct JournalLayout {
+    let events: LMDBDatabase
+    let merkle: LMDBDatabase
+    let checkpoints: LMDBDatabase
+    let meta: LMDBDatabase
+    let projections: [String: LMDBDatabase]
+
+    static let formatVersion = "1"
+
+    enum MetaKey {
+        static let format = Array("format".utf8)
+        static let journalID = Array("journal_id".utf8)
+        static let head = Array("head".utf8)
+        static let activeKey = Array("active_key".utf8)
+        /// `key.` + sequence (8 bytes) → the public key that event introduced (genesis or rotation).
+        static let keyHistoryPrefix = Array("key.".utf8)
+
+        static func keyHistory(_ sequence: UInt64) -> [UInt8] { keyHistoryPrefix + sequence.bigEndianBytes }
+    }
+
+    static func open(
+        in environment: LMDBEnvironment, transaction: LMDBTransaction, projections: [String], create: Bool
+    ) throws(LMDBError) -> JournalLayout {
+        var tables: [String: LMDBDatabase] = [:]
+        for name in projections {
+            tables[name] = try environment.openDatabase("p.\(name)", in: transaction, create: create)
+        }
+        return JournalLayout(
+            events: try environment.openDatabase("events", in: transaction, create: create),
+            merkle: try environment.openDatabase("merkle", in: transaction, create: create),
+            checkpoints: try environment.openDatabase("checkpoints", in: transaction, create: create),
+            meta: try environment.openDatabase("meta", in: transaction, create: create),
+            projections: tables)
+    }
+
+    static func merkleKey(level: Int, index: UInt64) -> [UInt8] {
+        [UInt8(level)] + index.bigEndianBytes
+    }
+
+    func projection(_ name: String) throws(JournalError) -> LMDBDatabase {
+        guard let table = projections[name] else { throw .unknownProjection(name) }
+        return table
+    }
+}
+
+/// The end of the journal: the last event's sequence number, hash and time.
+public struct JournalHead: Sendable, Equatable {
+    /// The last event's sequence number, which is also the Merkle tree size; 0 when empty.
+    public var sequence: UInt64
+    /// The last event's ``EventEnvelope/eventHash``.
+    public var lastHash: SHA256Digest
+    /// The last event's time.
+    public var lastTime: LedgerTimestamp
+
+    static let empty = JournalHead(
+        sequence: 0, lastHash: .zero, lastTime: LedgerTimestamp(microsecondsSinceEpoch: 0))
+
+    var encoded: [UInt8] {
+        sequence.bigEndianBytes + lastHash.bytes + UInt64(bitPattern: lastTime.microseconds).bigEndianBytes
+    }
+
+    init(sequence: UInt64, lastHash: SHA256Digest, lastTime: LedgerTimestamp) {
+        self.sequence = sequence
+        self.lastHash = lastHash
+        self.lastTime = lastTime
+    }
+
+    init?(encoded bytes: [UInt8]) {
+        guard bytes.count == 48, let sequence = UInt64(bigEndianBytes: bytes[0..<8]),
+            let hash = SHA256Digest(bytes: Array(bytes[8..<40])), let micros = UInt64(bigEndianBytes: bytes[40..<48])
+        else { return nil }
+        self.init(sequence: sequence, lastHash: hash, lastTime: LedgerTimestamp(microsecondsSinceEpoch: Int64(bitPattern: micros)))
+    }
+}
+
+/// Perfect-subtree hashes read from the `merkle` database.
+struct StoredMerkleNodes: MerkleNodeSource {
+    let transaction: LMDBTransaction
+    let layout: JournalLayout
+
+    func perfectSubtreeHash(level: Int, index: UInt64) throws -> SHA256Digest {
+        guard let bytes = try transaction.get(JournalLayout.merkleKey(level: level, index: index), in: layout.merkle),
+            let hash = SHA256Digest(bytes: bytes)
+        else { throw JournalError.corrupt("Merkle node \(level)/\(index) is missing") }
+        return hash
+    }
+}

@@ -1,0 +1,147 @@
+import LedgerCore
+
+/// A consistent, read-only view of the journal at one moment (an LMDB read transaction).
+///
+/// Valid only inside the closure that receives it (``JournalReader/read(_:)``). Concurrent appends
+/// neither block it nor change what it sees.
+public struct JournalSnapshot {
+    let transaction: LMDBTransaction
+    let layout: JournalLayout
+
+    /// The last event in this snapshot.
+    public var head: JournalHead {
+        get throws {
+            guard let bytes = try transaction.get(JournalLayout.MetaKey.head, in: layout.meta) else { return .empty }
+            guard let head = JournalHead(encoded: bytes) else { throw JournalError.corrupt("head record is malformed") }
+            return head
+        }
+    }
+
+    /// The journal's identity (from its genesis), or `nil` for a journal that has none yet.
+    public var journalID: String? {
+        get throws {
+            try transaction.get(JournalLayout.MetaKey.journalID, in: layout.meta).map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    /// The checkpoint origin, `authledger/<journal id>`.
+    public var origin: String? {
+        get throws { try journalID.map { "authledger/\($0)" } }
+    }
+
+    /// The key that signs new events.
+    public var activeKey: Ed25519PublicKey? {
+        get throws {
+            try transaction.get(JournalLayout.MetaKey.activeKey, in: layout.meta).flatMap(Ed25519PublicKey.init(bytes:))
+        }
+    }
+
+    /// The stored record of event `sequence`, exactly as written.
+    public func record(_ sequence: UInt64) throws -> [UInt8]? {
+        try transaction.get(sequence.bigEndianBytes, in: layout.events)
+    }
+
+    /// Event `sequence`, decoded.
+    public func event(_ sequence: UInt64) throws -> EventEnvelope? {
+        try record(sequence).map { try EventEnvelope(record: $0) }
+    }
+
+    /// Visits stored records in sequence order from `start`, with the sequence key they are stored under,
+    /// until `body` returns false. Does not decode or check them.
+    public func forEachRecord(from start: UInt64 = 1, _ body: (UInt64, [UInt8]) throws -> Bool) throws {
+        try transaction.forEach(in: layout.events, from: start.bigEndianBytes) { key, value in
+            guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("event key of \(key.count) bytes") }
+            return try body(sequence, value)
+        }
+    }
+
+    /// Visits decoded events in order from `start` until `body` returns false.
+    public func forEachEvent(from start: UInt64 = 1, _ body: (EventEnvelope) throws -> Bool) throws {
+        try forEachRecord(from: start) { _, record in try body(try EventEnvelope(record: record)) }
+    }
+
+    /// Every checkpoint stored in the journal, by tree size.
+    public func checkpoints() throws -> [SignedCheckpoint] {
+        var result: [SignedCheckpoint] = []
+        try transaction.forEach(in: layout.checkpoints) { _, value in
+            result.append(try SignedCheckpoint(text: String(decoding: value, as: UTF8.self)))
+            return true
+        }
+        return result
+    }
+
+    /// The checkpoint with the largest tree size.
+    public func latestCheckpoint() throws -> SignedCheckpoint? {
+        try transaction.last(in: layout.checkpoints).map { try SignedCheckpoint(text: String(decoding: $0.1, as: UTF8.self)) }
+    }
+
+    /// The Merkle root over events `1...treeSize`.
+    public func rootHash(treeSize: UInt64) throws -> SHA256Digest {
+        try checkTreeSize(treeSize)
+        return try nodes.subtreeRoot(start: 0, end: treeSize)
+    }
+
+    /// Proof that event `sequence` is in the tree of events `1...treeSize`.
+    public func inclusionProof(sequence: UInt64, treeSize: UInt64) throws -> InclusionProof {
+        try checkTreeSize(treeSize)
+        guard sequence >= 1 else { throw MerkleProofError.indexOutOfRange }
+        return try nodes.inclusionProof(leafIndex: sequence - 1, treeSize: treeSize)
+    }
+
+    /// Proof that the tree of `newSize` events extends the tree of `oldSize` events.
+    public func consistencyProof(oldSize: UInt64, newSize: UInt64) throws -> ConsistencyProof {
+        try checkTreeSize(newSize)
+        return try nodes.consistencyProof(oldSize: oldSize, newSize: newSize)
+    }
+
+    /// Read access to projection table `name`.
+    public func projection(_ name: String) throws -> ProjectionReader {
+        ProjectionReader(transaction: transaction, database: try layout.projection(name))
+    }
+
+    private var nodes: StoredMerkleNodes { StoredMerkleNodes(transaction: transaction, layout: layout) }
+
+    private func checkTreeSize(_ size: UInt64) throws {
+        guard size <= (try head.sequence) else { throw MerkleProofError.invalidSizes }
+    }
+}
+
+/// Reads one projection table.
+public struct ProjectionReader {
+    let transaction: LMDBTransaction
+    let database: LMDBDatabase
+
+    public func get(_ key: [UInt8]) throws -> [UInt8]? {
+        try transaction.get(key, in: database)
+    }
+
+    /// Visits entries in key order from the first key `>= start` until `body` returns false.
+    public func forEach(from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try transaction.forEach(in: database, from: start, body)
+    }
+
+    public var count: Int { get throws { try transaction.count(in: database) } }
+}
+
+/// Reads and writes one projection table inside a journal write transaction.
+public struct ProjectionTable {
+    let transaction: LMDBTransaction
+    let database: LMDBDatabase
+
+    public func get(_ key: [UInt8]) throws -> [UInt8]? {
+        try transaction.get(key, in: database)
+    }
+
+    public func put(_ value: [UInt8], for key: [UInt8]) throws {
+        try transaction.put(value, for: key, in: database)
+    }
+
+    @discardableResult
+    public func delete(_ key: [UInt8]) throws -> Bool {
+        try transaction.delete(key, in: database)
+    }
+
+    public func forEach(from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try transaction.forEach(in: database, from: start, body)
+    }
+}

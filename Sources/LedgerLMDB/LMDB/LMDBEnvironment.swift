@@ -1,0 +1,160 @@
+import CLMDB
+import Foundation
+
+/// An LMDB environment: one directory holding `data.mdb` and `lock.mdb`.
+///
+/// A thin, safe wrapper: every call checks its return code and throws ``LMDBError``. Read
+/// transactions may run on any thread (`MDB_NOTLS`), so async tasks can use them; write
+/// transactions belong to the one thread that begins them.
+///
+/// Map growth needs every transaction of this process closed (an LMDB rule), so reads take
+/// ``resizeLock`` shared and ``grow(to:)`` takes it exclusively.
+final class LMDBEnvironment: @unchecked Sendable {
+    let handle: OpaquePointer
+    let path: String
+    let readOnly: Bool
+    private let resizeLock = ReadWriteLock()
+
+    struct Options {
+        var mapSize: Int = 64 << 20
+        var maxDatabases: UInt32 = 32
+        var maxReaders: UInt32 = 1024
+        var readOnly = false
+    }
+
+    init(path: String, options: Options) throws(LMDBError) {
+        var env: OpaquePointer?
+        try LMDBError.check(mdb_env_create(&env), "mdb_env_create")
+        guard let env else { throw LMDBError(ENOMEM, "mdb_env_create") }
+        do throws(LMDBError) {
+            try LMDBError.check(mdb_env_set_maxdbs(env, options.maxDatabases), "mdb_env_set_maxdbs")
+            try LMDBError.check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
+            if !options.readOnly {
+                try LMDBError.check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize")
+            }
+            var flags = UInt32(MDB_NOTLS)
+            if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            try LMDBError.check(mdb_env_open(env, path, flags, 0o600), "opening LMDB environment at \(path)")
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        self.handle = env
+        self.path = path
+        self.readOnly = options.readOnly
+    }
+
+    deinit {
+        mdb_env_close(handle)
+    }
+
+    /// Clears reader slots left behind by dead processes; returns how many were cleared.
+    @discardableResult
+    func clearStaleReaders() throws(LMDBError) -> Int {
+        var dead: Int32 = 0
+        try LMDBError.check(mdb_reader_check(handle, &dead), "mdb_reader_check")
+        return Int(dead)
+    }
+
+    /// The current map size in bytes.
+    var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return info.me_mapsize
+    }
+
+    /// Grows the map to `size` bytes, waiting for this process's readers to finish first.
+    func grow(to size: Int) throws(LMDBError) {
+        try resizeLock.withWriteLock { () throws(LMDBError) in
+            try LMDBError.check(mdb_env_set_mapsize(handle, size), "mdb_env_set_mapsize(\(size))")
+        }
+    }
+
+    /// Adopts a map size another process has set (after `MDB_MAP_RESIZED`).
+    func adoptResizedMap() throws(LMDBError) {
+        try resizeLock.withWriteLock { () throws(LMDBError) in
+            try LMDBError.check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize(0)")
+        }
+    }
+
+    /// Runs `body` in a read transaction: a consistent snapshot that no writer blocks or changes.
+    func withReadTransaction<R>(_ body: (LMDBTransaction) throws -> R) throws -> R {
+        while true {
+            let result: R? = try resizeLock.withReadLock {
+                var txn: OpaquePointer?
+                let code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+                if code == MDB_MAP_RESIZED { return nil }
+                try LMDBError.check(code, "beginning read transaction")
+                let transaction = LMDBTransaction(handle: txn!, readOnly: true)
+                defer { mdb_txn_abort(txn) }
+                return try body(transaction)
+            }
+            if let result { return result }
+            try adoptResizedMap()
+        }
+    }
+
+    /// Opens database handles in a read transaction that is then committed, which is what keeps the
+    /// handles valid for later transactions (an aborted transaction closes the handles it opened).
+    func openDatabasesForReading<R>(_ body: (LMDBTransaction) throws -> R) throws -> R {
+        var txn: OpaquePointer?
+        try LMDBError.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "beginning read transaction")
+        let transaction = LMDBTransaction(handle: txn!, readOnly: true)
+        do {
+            let result = try body(transaction)
+            try transaction.commit()
+            return result
+        } catch {
+            transaction.abort()
+            throw error
+        }
+    }
+
+    /// Begins a write transaction (or a nested one inside `parent`). The caller commits or aborts it.
+    func beginWriteTransaction(parent: LMDBTransaction? = nil) throws(LMDBError) -> LMDBTransaction {
+        while true {
+            var txn: OpaquePointer?
+            let code = mdb_txn_begin(handle, parent?.handle, 0, &txn)
+            if code == MDB_MAP_RESIZED, parent == nil {
+                try adoptResizedMap()
+                continue
+            }
+            try LMDBError.check(code, "beginning write transaction")
+            return LMDBTransaction(handle: txn!, readOnly: false)
+        }
+    }
+
+    /// Opens (creating if allowed) the named database inside `transaction`.
+    func openDatabase(_ name: String, in transaction: LMDBTransaction, create: Bool) throws(LMDBError) -> LMDBDatabase {
+        var dbi: MDB_dbi = 0
+        try LMDBError.check(
+            mdb_dbi_open(transaction.handle, name, create ? UInt32(MDB_CREATE) : 0, &dbi), "opening database \(name)")
+        return LMDBDatabase(dbi: dbi, name: name)
+    }
+}
+
+/// A named database inside an environment.
+struct LMDBDatabase: Sendable, Hashable {
+    let dbi: MDB_dbi
+    let name: String
+}
+
+/// A POSIX read-write lock.
+final class ReadWriteLock: @unchecked Sendable {
+    private var lock = pthread_rwlock_t()
+
+    init() { pthread_rwlock_init(&lock, nil) }
+    deinit { pthread_rwlock_destroy(&lock) }
+
+    func withReadLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        pthread_rwlock_rdlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body()
+    }
+
+    func withWriteLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        pthread_rwlock_wrlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body()
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "authledger-replay",
+        abstract: "Forensics over an AuthLedger journal: verify it, and reconstruct what it records.",
+        subcommands: [VerifyCommand.self]
+    )
+}
