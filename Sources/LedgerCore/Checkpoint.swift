@@ -64,22 +64,22 @@ public struct NoteSignature: Sendable, Equatable {
     var line: String { "\u{2014} \(keyName) \(Base64.encode(keyHash + signature))\n" }
 }
 
-/// A checkpoint with its signatures, in the C2SP signed-note text format.
-public struct SignedCheckpoint: Sendable, Equatable {
-    public var checkpoint: Checkpoint
+/// A C2SP signed note: a UTF-8 text body ending in a newline, a blank line, then one signature line per
+/// signer. Signatures cover the body's bytes.
+public struct SignedNote: Sendable, Equatable {
+    /// The signed text, ending with a newline.
+    public var body: String
     public var signatures: [NoteSignature]
 
-    /// The full note: body, a blank line, then one line per signature.
-    public var text: String {
-        checkpoint.body + "\n" + signatures.map(\.line).joined()
-    }
-
-    public init(checkpoint: Checkpoint, signatures: [NoteSignature]) {
-        self.checkpoint = checkpoint
+    public init(body: String, signatures: [NoteSignature]) {
+        self.body = body
         self.signatures = signatures
     }
 
-    /// Parses a signed note holding a checkpoint. Signatures are not checked here; see ``verify(with:)``.
+    /// The full note: body, a blank line, then one line per signature.
+    public var text: String { body + "\n" + signatures.map(\.line).joined() }
+
+    /// Parses a signed note's text. Signatures are not checked here; see ``verifier(among:)``.
     public init(text: String) throws(CheckpointError) {
         guard let split = text.range(of: "\n\n", options: .backwards) else { throw .malformed("no signature block") }
         let body = String(text[..<split.lowerBound]) + "\n"
@@ -96,18 +96,46 @@ public struct SignedCheckpoint: Sendable, Equatable {
                 NoteSignature(keyName: String(fields[0]), keyHash: Array(raw.prefix(4)), signature: Array(raw.dropFirst(4))))
         }
         guard !signatures.isEmpty else { throw .malformed("no signatures") }
-        self.init(checkpoint: try Checkpoint(body: body), signatures: signatures)
+        self.init(body: body, signatures: signatures)
     }
 
-    /// The first key among `keys` that has a valid signature on this note, or `nil`.
-    public func verify(with keys: [Ed25519PublicKey]) -> Ed25519PublicKey? {
-        let message = Array(checkpoint.body.utf8)
-        for signature in signatures where signature.keyName == checkpoint.origin {
-            for key in keys where NoteVerifierKey(name: checkpoint.origin, publicKey: key).keyHash == signature.keyHash {
-                if key.isValidSignature(signature.signature, for: message) { return key }
+    /// The first of `keys` with a valid signature on the note (matching name, key hash and signature).
+    public func verifier(among keys: [NoteVerifierKey]) -> NoteVerifierKey? {
+        let message = Array(body.utf8)
+        for signature in signatures {
+            for key in keys where key.name == signature.keyName && key.keyHash == signature.keyHash {
+                if key.publicKey.isValidSignature(signature.signature, for: message) { return key }
             }
         }
         return nil
+    }
+}
+
+/// A checkpoint with its signatures, in the C2SP signed-note text format.
+public struct SignedCheckpoint: Sendable, Equatable {
+    public var checkpoint: Checkpoint
+    public var signatures: [NoteSignature]
+
+    public init(checkpoint: Checkpoint, signatures: [NoteSignature]) {
+        self.checkpoint = checkpoint
+        self.signatures = signatures
+    }
+
+    /// The signed note.
+    public var note: SignedNote { SignedNote(body: checkpoint.body, signatures: signatures) }
+
+    /// The full note text.
+    public var text: String { note.text }
+
+    /// Parses a signed note holding a checkpoint. Signatures are not checked here; see ``verify(with:)``.
+    public init(text: String) throws(CheckpointError) {
+        let note = try SignedNote(text: text)
+        self.init(checkpoint: try Checkpoint(body: note.body), signatures: note.signatures)
+    }
+
+    /// The first key among `keys` that has a valid signature on this checkpoint under its origin, or `nil`.
+    public func verify(with keys: [Ed25519PublicKey]) -> Ed25519PublicKey? {
+        note.verifier(among: keys.map { NoteVerifierKey(name: checkpoint.origin, publicKey: $0) })?.publicKey
     }
 }
 
