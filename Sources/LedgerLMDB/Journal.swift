@@ -167,6 +167,9 @@ public final class Journal: Sendable {
     /// The last committed event.
     public var head: JournalHead { writer.publishedHead }
 
+    /// Counters of the writer since the journal was opened.
+    public var statistics: JournalStatistics { writer.statistics }
+
     /// The key id that signs new events.
     public var activeKeyID: KeyID { writer.publishedKeyID }
 

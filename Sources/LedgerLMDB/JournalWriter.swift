@@ -28,6 +28,7 @@ final class JournalWriter: @unchecked Sendable {
 
     // Published for readers on other threads.
     private let published: Mutex<(JournalHead, KeyID)>
+    private let counters = Mutex(JournalStatistics())
 
     init(
         environment: LMDBEnvironment, layout: JournalLayout, configuration: Journal.Configuration, journalID: String,
@@ -45,6 +46,7 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     var publishedHead: JournalHead { published.withLock { $0.0 } }
+    var statistics: JournalStatistics { counters.withLock { $0 } }
     var publishedKeyID: KeyID { published.withLock { $0.1 } }
 
     func start() {
@@ -123,6 +125,12 @@ final class JournalWriter: @unchecked Sendable {
                 signingKey = outcome.signingKey
                 if let checkpoint = outcome.checkpoint { lastCheckpointSize = checkpoint.checkpoint.treeSize }
                 published.withLock { $0 = (outcome.head, outcome.signingKey.keyID) }
+                counters.withLock {
+                    $0.batchesCommitted += 1
+                    $0.requestsCommitted += batch.count
+                    $0.mapGrowths += growths
+                    $0.largestBatch = max($0.largestBatch, batch.count)
+                }
                 for (request, result) in zip(batch, outcome.results) { request.complete(result) }
                 if outcome.checkpointIsNew, let checkpoint = outcome.checkpoint, let witness = configuration.witness {
                     do {
@@ -154,6 +162,7 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     private func fail(_ batch: [WriteRequest], with error: JournalError) {
+        counters.withLock { $0.batchesFailed += 1 }
         for request in batch { request.complete(.failure(error)) }
     }
 
@@ -303,4 +312,18 @@ final class JournalWriter: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Counters of the journal's writer since it was opened.
+public struct JournalStatistics: Sendable, Equatable {
+    /// Write transactions committed (each one fsync).
+    public var batchesCommitted = 0
+    /// Requests (appends, transactions, checkpoints, rotations) those batches carried.
+    public var requestsCommitted = 0
+    /// The most requests one batch carried.
+    public var largestBatch = 0
+    /// Batches that failed with a storage error and were not committed.
+    public var batchesFailed = 0
+    /// Times the LMDB map was grown because it was full.
+    public var mapGrowths = 0
 }

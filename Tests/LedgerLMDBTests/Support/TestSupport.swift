@@ -1,0 +1,105 @@
+import Foundation
+import LedgerCore
+@testable import LedgerLMDB
+
+/// A fresh directory under the system temporary directory, removed when the value is released.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init(_ label: String = "journal") {
+        let base = FileManager.default.temporaryDirectory.path
+        path = "\(base)/authledger-tests-\(label)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    /// The journal directory inside it (the key file lands beside it, as `journal.key`).
+    var journal: String { path + "/journal" }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// A draft with a JSON payload carrying `marker`, easy to find in the raw LMDB file.
+func testDraft(_ marker: String, type: EventType = "test.event") -> EventDraft {
+    EventDraft(type: type, payload: Array("{\"marker\":\"\(marker)\"}".utf8))
+}
+
+/// Opens a journal in `directory` with test-friendly defaults.
+func openJournal(
+    _ directory: String, projections: [String] = [], witness: (any CheckpointWitness)? = nil,
+    checkpointInterval: UInt64 = 4096, initialMapSize: Int = 8 << 20,
+    clock: (@Sendable () -> LedgerTimestamp)? = nil
+) throws -> Journal {
+    var configuration = Journal.Configuration(directory: directory)
+    configuration.projections = projections
+    configuration.witness = witness
+    configuration.checkpointInterval = checkpointInterval
+    configuration.initialMapSize = initialMapSize
+    if let clock { configuration.clock = clock }
+    return try Journal.open(configuration)
+}
+
+/// Edits the journal's LMDB file directly, as an attacker with file access would (the journal must be
+/// closed): raw LMDB operations on the `events`, `checkpoints` and `meta` databases.
+func withRawLMDB(_ directory: String, _ body: (LMDBTransaction, JournalLayout) throws -> Void) throws {
+    let environment = try LMDBEnvironment(path: directory, options: .init())
+    let transaction = try environment.beginWriteTransaction()
+    let layout = try JournalLayout.open(in: environment, transaction: transaction, projections: [], create: false)
+    do {
+        try body(transaction, layout)
+        try transaction.commit()
+    } catch {
+        transaction.abort()
+        throw error
+    }
+}
+
+/// Flips one bit of the first occurrence of `marker` in the journal's `data.mdb`, by plain file I/O.
+/// Returns whether the marker was found.
+@discardableResult
+func flipByteInDataFile(_ directory: String, marker: String, offsetInMarker: Int = 0) throws -> Bool {
+    let path = directory + "/data.mdb"
+    var data = try Data(contentsOf: URL(fileURLWithPath: path))
+    guard let range = data.range(of: Data(marker.utf8)) else { return false }
+    data[range.lowerBound + offsetInMarker] ^= 0x01
+    try data.write(to: URL(fileURLWithPath: path))
+    return true
+}
+
+/// The directory holding the built executables (beside the test bundle).
+let productsDirectory: URL = {
+    let candidates = [
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+        Bundle.main.bundleURL,
+        Bundle.main.bundleURL.deletingLastPathComponent(),
+    ]
+    return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("authledger").path) }
+        ?? candidates[0]
+}()
+
+/// The result of running one of the project's executables.
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `executable` (a product name such as `authledger-replay`) with `arguments`, waiting for it to exit.
+func runProduct(_ executable: String, _ arguments: [String], currentDirectory: String? = nil) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = productsDirectory.appendingPathComponent(executable)
+    process.arguments = arguments
+    if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ProcessResult(
+        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+        stderr: String(decoding: stderr, as: UTF8.self))
+}
