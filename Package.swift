@@ -62,6 +62,9 @@ let package = Package(
             name: "authledger-bench",
             dependencies: [
                 "LedgerLMDB",
+                "LedgerCommandSupport",
+                "CLMDB",
+                "CSodium",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "authledger-bench",
+        abstract: "Load generators for AuthLedger: the ledger benchmark and the crash-test appender.",
+        subcommands: [LedgerBenchmark.self, AppendLoad.self, HoldReader.self]
+    )
+}

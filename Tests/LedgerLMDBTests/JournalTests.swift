@@ -1,0 +1,347 @@
+import Foundation
+import LedgerCore
+import Testing
+
+@testable import LedgerLMDB
+
+@Suite("Journal: append, group commit, projections, reopen")
+struct JournalTests {
+    @Test("a new journal starts with a signed genesis event, a checkpoint and a 0600 key file outside the LMDB files")
+    func newJournal() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        #expect(journal.head.sequence == 1)
+        let keyPath = directory.journal + ".key"
+        let attributes = try FileManager.default.attributesOfItem(atPath: keyPath)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(!FileManager.default.fileExists(atPath: directory.journal + "/journal.key"))
+        let (genesis, checkpoints) = try journal.read { (try $0.event(1), try $0.checkpoints()) }
+        let event = try #require(genesis)
+        #expect(event.type == .genesis)
+        #expect(event.previousHash == .zero)
+        let payload = try PayloadCoding.decode(GenesisPayload.self, from: event.payload)
+        #expect(payload.origin == journal.origin)
+        #expect(checkpoints.map(\.checkpoint.treeSize) == [1])
+        let key = try JournalKeyFile(path: keyPath).load()
+        #expect(key.keyID == journal.activeKeyID)
+        #expect(key.publicKey.isValidSignature(event.signature, for: event.signingBytes))
+        await journal.close()
+    }
+
+    @Test("appended events come back exactly, chained by hash, with non-decreasing time")
+    func appendAndRead() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        var appended: [AppendedEvent] = []
+        for index in 0..<10 {
+            appended.append(try await journal.append(testDraft("event-\(index)")))
+        }
+        #expect(appended.map(\.sequence) == Array(2...11))
+        try journal.read { snapshot in
+            var previous = try #require(try snapshot.event(1))
+            for (index, receipt) in appended.enumerated() {
+                let event = try #require(try snapshot.event(receipt.sequence))
+                #expect(event.payload == testDraft("event-\(index)").payload)
+                #expect(event.type == "test.event")
+                #expect(event.previousHash == previous.eventHash)
+                #expect(event.eventHash == receipt.eventHash)
+                #expect(event.timestamp >= previous.timestamp)
+                previous = event
+            }
+        }
+        await journal.close()
+    }
+
+    @Test("concurrent appenders get contiguous unique sequence numbers and share commits")
+    func concurrentAppendsAreGroupCommitted() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        let perTask = 40
+        let tasks = 64
+        let sequences = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            for task in 0..<tasks {
+                group.addTask {
+                    var mine: [UInt64] = []
+                    for index in 0..<perTask {
+                        mine.append(try await journal.append(testDraft("t\(task)-\(index)")).sequence)
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(sequences.sorted() == Array(2...UInt64(1 + tasks * perTask)))
+        let statistics = journal.statistics
+        #expect(statistics.batchesCommitted < tasks * perTask / 2, "appends should share write transactions")
+        #expect(statistics.largestBatch > 1)
+        await journal.close()
+        let result = try JournalReader(directory: directory.journal).verify(trust: .genesisKey)
+        #expect(try result.get().eventCount == UInt64(1 + tasks * perTask))
+    }
+
+    @Test("appendAll writes its events contiguously")
+    func appendAllIsContiguous() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        async let other: Void = {
+            for index in 0..<50 { _ = try await journal.append(testDraft("other-\(index)")) }
+        }()
+        let group = try await journal.appendAll((0..<20).map { testDraft("group-\($0)") })
+        try await other
+        let first = try #require(group.first?.sequence)
+        #expect(group.map(\.sequence) == Array(first..<first + 20))
+        await journal.close()
+    }
+
+    @Test("a transaction's projection changes commit with its events; a throwing one leaves nothing")
+    func projectionsCommitWithEvents() async throws {
+        struct Refused: Error {}
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal, projections: ["consent"])
+        let sequence = try await journal.transact { transaction in
+            let event = try transaction.append(testDraft("consent-granted"))
+            try transaction.projection("consent").put(event.sequence.bigEndianBytes, for: Array("alice/web".utf8))
+            return event.sequence
+        }
+        let headBefore = journal.head
+        await #expect(throws: Refused.self) {
+            try await journal.transact { transaction in
+                try transaction.append(testDraft("never-stored"))
+                try transaction.projection("consent").put([1], for: Array("mallory/web".utf8))
+                throw Refused()
+            }
+        }
+        #expect(journal.head == headBefore)
+        try journal.read { snapshot in
+            let consent = try snapshot.projection("consent")
+            #expect(try consent.get(Array("alice/web".utf8)) == sequence.bigEndianBytes)
+            #expect(try consent.get(Array("mallory/web".utf8)) == nil)
+            #expect(try snapshot.event(sequence)?.payload == testDraft("consent-granted").payload)
+            #expect(try snapshot.head.sequence == sequence)
+        }
+        await #expect(throws: JournalError.self) {
+            try await journal.transact { try $0.projection("undeclared").get([1]) }
+        }
+        await journal.close()
+    }
+
+    @Test("of many concurrent transactions claiming one item, exactly one succeeds")
+    func exactlyOnceUnderConcurrency() async throws {
+        struct AlreadyClaimed: Error {}
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal, projections: ["codes"])
+        let code = Array("code-123".utf8)
+        try await journal.transact { transaction in
+            try transaction.append(testDraft("issued"))
+            try transaction.projection("codes").put([0], for: code)
+        }
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for attempt in 0..<50 {
+                group.addTask {
+                    do {
+                        try await journal.transact { transaction in
+                            let codes = try transaction.projection("codes")
+                            guard try codes.get(code) == [0] else { throw AlreadyClaimed() }
+                            try transaction.append(testDraft("redeemed-\(attempt)"))
+                            try codes.put([1], for: code)
+                        }
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 1)
+        var redemptions = 0
+        try journal.read { snapshot in
+            try snapshot.forEachEvent { event in
+                if String(decoding: event.payload, as: UTF8.self).contains("redeemed-") { redemptions += 1 }
+                return true
+            }
+        }
+        #expect(redemptions == 1)
+        await journal.close()
+    }
+
+    @Test("when the LMDB map fills up it grows, and no event is lost")
+    func mapGrowsWhenFull() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal, initialMapSize: 256 << 10)
+        let big = Array(repeating: UInt8(ascii: "z"), count: 48 << 10)
+        var sequences: [UInt64] = []
+        for index in 0..<40 {
+            sequences.append(try await journal.append(EventDraft(type: "test.big", payload: big + Array("\(index)".utf8))).sequence)
+        }
+        #expect(journal.statistics.mapGrowths > 0)
+        #expect(sequences == Array(2...41))
+        await journal.close()
+        let reader = try JournalReader(directory: directory.journal)
+        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 41)
+        let last = try #require(try reader.read { try $0.event(41) })
+        #expect(last.payload == big + Array("39".utf8))
+    }
+
+    @Test("reopening continues the same chain, Merkle tree and key")
+    func reopenContinues() async throws {
+        let directory = TemporaryDirectory()
+        var journal = try openJournal(directory.journal)
+        for index in 0..<7 { try await journal.append(testDraft("before-\(index)")) }
+        let id = journal.journalID
+        let key = journal.activeKeyID
+        await journal.close()
+        journal = try openJournal(directory.journal)
+        #expect(journal.journalID == id)
+        #expect(journal.activeKeyID == key)
+        #expect(journal.head.sequence == 8)
+        for index in 0..<5 { try await journal.append(testDraft("after-\(index)")) }
+        let checkpoint = try await journal.checkpoint()
+        #expect(checkpoint.checkpoint.treeSize == 13)
+        await journal.close()
+        let report = try JournalReader(directory: directory.journal).verify(trust: .genesisKey).get()
+        #expect(report.eventCount == 13)
+        #expect(report.rootHash == checkpoint.checkpoint.rootHash)
+    }
+
+    @Test("a journal refuses to open with another signing key, or without its key file")
+    func wrongKeyIsRefused() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        await journal.close()
+        let keyPath = directory.journal + ".key"
+        try FileManager.default.removeItem(atPath: keyPath)
+        #expect(throws: JournalError.self) { try openJournal(directory.journal) }
+        try JournalKeyFile(path: keyPath).create(.generate())
+        do {
+            _ = try openJournal(directory.journal)
+            Issue.record("opened with a foreign key")
+        } catch let error as JournalError {
+            guard case .signingKeyMismatch = error else {
+                Issue.record("unexpected error \(error)")
+                return
+            }
+        }
+    }
+
+    @Test("checkpoints are written every interval, on demand and at close, and reach the witness")
+    func checkpointsAndWitness() async throws {
+        let directory = TemporaryDirectory()
+        let log = CheckpointLogFile(path: directory.path + "/checkpoints.log")
+        let journal = try openJournal(directory.journal, witness: log, checkpointInterval: 10)
+        for index in 0..<25 { try await journal.append(testDraft("e\(index)")) }
+        let onDemand = try await journal.checkpoint()
+        let again = try await journal.checkpoint()
+        #expect(onDemand == again, "no new checkpoint without new events")
+        try await journal.append(testDraft("last"))
+        await journal.close()
+        let stored = try JournalReader(directory: directory.journal).read { try $0.checkpoints() }
+        let sizes = stored.map(\.checkpoint.treeSize)
+        #expect(sizes.first == 1)
+        #expect(sizes.contains(26))
+        #expect(sizes.last == 27, "a final checkpoint at close")
+        #expect(sizes.count >= 4)
+        let witnessed = try log.read()
+        #expect(witnessed == stored, "every checkpoint reaches the witness")
+    }
+
+    @Test("inclusion and consistency proofs from the stored tree verify against signed checkpoints")
+    func proofsVerifyAgainstCheckpoints() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        for index in 0..<12 { try await journal.append(testDraft("p\(index)")) }
+        let early = try await journal.checkpoint().checkpoint
+        for index in 0..<21 { try await journal.append(testDraft("q\(index)")) }
+        let late = try await journal.checkpoint().checkpoint
+        try journal.read { snapshot in
+            for sequence in 1...late.treeSize {
+                let record = try #require(try snapshot.record(sequence))
+                let proof = try snapshot.inclusionProof(sequence: sequence, treeSize: late.treeSize)
+                try proof.verify(leafHash: MerkleHashing.leafHash(record), root: late.rootHash)
+                #expect(throws: MerkleProofError.self) {
+                    try proof.verify(leafHash: MerkleHashing.leafHash(record + [0]), root: late.rootHash)
+                }
+            }
+            let consistency = try snapshot.consistencyProof(oldSize: early.treeSize, newSize: late.treeSize)
+            try consistency.verify(oldRoot: early.rootHash, newRoot: late.rootHash)
+            #expect(try snapshot.rootHash(treeSize: early.treeSize) == early.rootHash)
+            #expect(throws: (any Error).self) { try snapshot.inclusionProof(sequence: 1, treeSize: late.treeSize + 1) }
+        }
+        await journal.close()
+    }
+
+    @Test("a rotation interrupted before its event committed is abandoned; one interrupted after is finished")
+    func interruptedRotationRecovers() async throws {
+        let directory = TemporaryDirectory()
+        let keyPath = directory.journal + ".key"
+        var journal = try openJournal(directory.journal)
+        let original = journal.activeKeyID
+        await journal.close()
+
+        // Crash before the rotation event: a staged key that the journal never adopted.
+        try JournalKeyFile(path: keyPath + ".next").create(.generate())
+        journal = try openJournal(directory.journal)
+        #expect(journal.activeKeyID == original)
+        #expect(!FileManager.default.fileExists(atPath: keyPath + ".next"))
+
+        // Crash after the rotation event but before the rename: simulate by restoring the old key file
+        // next to the staged new one.
+        let oldKey = try JournalKeyFile(path: keyPath).load()
+        let rotated = try await journal.rotateSigningKey()
+        await journal.close()
+        let newKey = try JournalKeyFile(path: keyPath).load()
+        #expect(newKey.keyID == rotated)
+        try FileManager.default.removeItem(atPath: keyPath)
+        try JournalKeyFile(path: keyPath).create(oldKey)
+        try JournalKeyFile(path: keyPath + ".next").create(newKey)
+        journal = try openJournal(directory.journal)
+        #expect(journal.activeKeyID == rotated)
+        try await journal.append(testDraft("after-rotation"))
+        await journal.close()
+        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([oldKey.publicKey])).get().keyIDs == [original, rotated])
+    }
+
+    @Test("stale reader slots left by a killed process are cleared at open")
+    func staleReadersAreCleared() async throws {
+        let directory = TemporaryDirectory()
+        do {
+            let journal = try openJournal(directory.journal)
+            await journal.close()
+        }
+        // One reader stays alive (so the lock file is not simply re-initialised), one is killed mid-read.
+        let survivor = try startHoldingReader(directory.journal)
+        let victim = try startHoldingReader(directory.journal)
+        kill(victim.processIdentifier, SIGKILL)
+        victim.waitUntilExit()
+        let environment = try LMDBEnvironment(path: directory.journal, options: .init())
+        #expect(try environment.clearStaleReaders() == 1)
+        #expect(try environment.clearStaleReaders() == 0)
+        kill(survivor.processIdentifier, SIGKILL)
+        survivor.waitUntilExit()
+    }
+
+    private func startHoldingReader(_ journal: String) throws -> Process {
+        let process = Process()
+        process.executableURL = productsDirectory.appendingPathComponent("authledger-bench")
+        process.arguments = ["hold-reader", "--journal", journal]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(line.hasPrefix("holding"))
+        return process
+    }
+
+    @Test("appends after close fail with .closed")
+    func appendAfterClose() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        await journal.close()
+        do {
+            try await journal.append(testDraft("late"))
+            Issue.record("append after close succeeded")
+        } catch let error as JournalError {
+            guard case .closed = error else { Issue.record("unexpected \(error)"); return }
+        }
+    }
+}
