@@ -15,20 +15,22 @@ struct LedgerBenchmark: AsyncParsableCommand {
     @Option(help: "Comma-separated appender counts.") var appenders: String = "1,8,64"
     @Option(help: "Payload bytes per event.") var payloadSize: Int = 200
     @Option(help: "Output format.") var format: OutputFormat = .text
+    @Flag(inversion: .prefixedNo, help: "Measure the raw baselines (turn off only to profile the journal alone).")
+    var baselines = true
 
     func run() async throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
 
-        let signAll = Baselines.signingRate(threads: cores, seconds: seconds)
-        let signOne = Baselines.signingRate(threads: 1, seconds: seconds)
-        let fsyncRate = try Baselines.oneFsyncPerEventRate(directory: scratch + "/baseline", seconds: seconds)
+        let signAll = baselines ? Baselines.signingRate(threads: cores, seconds: seconds) : .nan
+        let signOne = baselines ? Baselines.signingRate(threads: 1, seconds: seconds) : .nan
+        let fsyncRate = baselines ? try Baselines.oneFsyncPerEventRate(directory: scratch + "/baseline", seconds: seconds) : .nan
 
-        var rows: [(String, Double)] = []
+        var rows: [(String, Double, Double)] = []
         for count in appenders.split(separator: ",").compactMap({ Int($0) }) {
             let rate = try await measureAppends(appenders: count, directory: scratch + "/journal-\(count)")
-            rows.append(("\(count) appenders", rate.rate))
+            rows.append(("\(count) appenders", rate.rate, rate.meanBatch))
             if format == .jsonl {
                 printJSONLine([
                     "measure": "durable_appends", "appenders": count, "events_per_second": rate.rate,
@@ -46,19 +48,22 @@ struct LedgerBenchmark: AsyncParsableCommand {
         case .text:
             print("Ledger benchmark: \(cores) cores, \(seconds) s per measurement, \(payloadSize)-byte payloads")
             print("")
-            print("| measurement | rate (/s) | vs raw signing, all cores | vs one fsync per event |")
-            print("|---|---:|---:|---:|")
-            print(row("raw Ed25519 signing, 1 core", signOne, signAll, fsyncRate))
-            print(row("raw Ed25519 signing, all cores", signAll, signAll, fsyncRate))
-            print(row("raw LMDB, one fsync per event", fsyncRate, signAll, fsyncRate))
-            for (name, rate) in rows {
-                print(row("journal, durable appends, \(name)", rate, signAll, fsyncRate))
+            print("| measurement | rate (/s) | vs raw signing, all cores | vs one fsync per event | events per commit |")
+            print("|---|---:|---:|---:|---:|")
+            if baselines {
+                print(row("raw Ed25519 signing, 1 core", signOne, signAll, fsyncRate))
+                print(row("raw Ed25519 signing, all cores", signAll, signAll, fsyncRate))
+                print(row("raw LMDB, one fsync per event", fsyncRate, signAll, fsyncRate, batch: 1))
+            }
+            for (name, rate, batch) in rows {
+                print(row("journal, durable appends, \(name)", rate, signAll, fsyncRate, batch: batch))
             }
         }
     }
 
-    private func row(_ name: String, _ rate: Double, _ signAll: Double, _ fsyncRate: Double) -> String {
-        "| \(name) | \(Int(rate.rounded())) | \(String(format: "%.2f", rate / signAll)) | \(String(format: "%.1f", rate / fsyncRate)) |"
+    private func row(_ name: String, _ rate: Double, _ signAll: Double, _ fsyncRate: Double, batch: Double? = nil) -> String {
+        func ratio(_ value: Double, _ digits: Int) -> String { value.isFinite ? String(format: "%.\(digits)f", value) : "–" }
+        return "| \(name) | \(Int(rate.rounded())) | \(ratio(rate / signAll, 2)) | \(ratio(rate / fsyncRate, 1)) | \(batch.map { ratio($0, 1) } ?? "") |"
     }
 
     private func measureAppends(appenders: Int, directory: String) async throws -> (rate: Double, meanBatch: Double) {
