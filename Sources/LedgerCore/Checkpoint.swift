@@ -164,7 +164,8 @@ public struct NoteVerifierKey: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses a verifier key line, checking that its hash matches its name and key.
     public init(parsing text: String) throws(CheckpointError) {
-        let fields = text.split(separator: "+", omittingEmptySubsequences: false)
+        // The base64 key may itself contain "+", so split only at the first two.
+        let fields = text.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard fields.count == 3, !fields[0].isEmpty, let hash = Hex.decode(String(fields[1])), hash.count == 4,
             let raw = Base64.decode(String(fields[2])), raw.count == 33, raw[0] == Self.ed25519Algorithm,
             let key = Ed25519PublicKey(bytes: Array(raw.dropFirst()))

@@ -1,74 +1,133 @@
-/// One event in the journal: what happened (type, schema version, payload), where it stands
-/// (sequence number, previous event's hash), when, and who signed it.
+/// The part of an event that its Ed25519 signature covers: which journal, what kind of event, which
+/// key, and the payload.
 ///
-/// The signed bytes are ``signingBytes``, a canonical encoding described in docs/journal-format.md:
-/// the same envelope always encodes to the same bytes, and decoding is strict, so every stored
-/// record has exactly one meaning.
-public struct EventEnvelope: Sendable, Equatable {
-    /// Position in the journal, starting at 1, without gaps.
-    public var sequence: UInt64
-    /// When the journal's writer stamped the event; never earlier than the previous event's time.
-    public var timestamp: LedgerTimestamp
+/// Signing needs nothing from the journal's current state, so callers sign in parallel, on every core,
+/// before the journal's single writer puts the event in its place. The place itself (sequence number,
+/// time, previous event's hash) is then bound by the hash chain and by the signed checkpoint that the
+/// writer commits with every batch (see docs/journal-format.md).
+public struct EventContent: Sendable, Equatable {
+    /// The journal the event belongs to (16 bytes), so that a signed event cannot be replayed into another.
+    public var journalID: [UInt8]
     /// The event's kind.
     public var type: EventType
     /// The version of the payload schema for `type`.
     public var schemaVersion: UInt16
     /// The signing key's identifier.
     public var keyID: KeyID
-    /// ``eventHash`` of the event before; ``SHA256Digest/zero`` for the first.
-    public var previousHash: SHA256Digest
     /// The event's content, encoded by its producer (JSON for AuthLedger's own events).
     public var payload: [UInt8]
-    /// Ed25519 signature over ``signingBytes``; empty until signed.
+
+    public init(journalID: [UInt8], type: EventType, schemaVersion: UInt16, keyID: KeyID, payload: [UInt8]) {
+        precondition(journalID.count == 16, "a journal id is 16 bytes")
+        self.journalID = journalID
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.keyID = keyID
+        self.payload = payload
+    }
+
+    /// The canonical encoding of the content (without the domain prefix).
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 40 + type.name.utf8.count + payload.count)
+        write(to: &writer)
+        return writer.bytes
+    }
+
+    /// What the signature is over: the domain-separation prefix followed by ``encoded``.
+    public var signingBytes: [UInt8] { EventEnvelope.domainPrefix + encoded }
+
+    /// Signs the content with `key`, whose id must be ``keyID``.
+    public func signature(with key: Ed25519SigningKey) -> [UInt8] {
+        precondition(key.keyID == keyID, "signing key does not match the content's key id")
+        return key.signature(for: signingBytes)
+    }
+
+    func write(to writer: inout ByteWriter) {
+        let typeBytes = Array(type.name.utf8)
+        writer.write(journalID)
+        writer.write(UInt8(typeBytes.count))
+        writer.write(typeBytes)
+        writer.write(schemaVersion)
+        writer.write(keyID.bytes)
+        writer.write(UInt32(payload.count))
+        writer.write(payload)
+    }
+
+    static func read(from reader: inout ByteReader) throws(EnvelopeDecodingError) -> EventContent {
+        guard let journalID = reader.read(count: 16) else { throw .truncated("journal id") }
+        guard let typeLength = reader.readUInt8(), let typeBytes = reader.read(count: Int(typeLength)) else {
+            throw .truncated("type")
+        }
+        guard let type = EventType(String(decoding: typeBytes, as: UTF8.self)), type.name.utf8.count == typeBytes.count
+        else { throw .invalidType }
+        guard let schemaVersion = reader.readUInt16(), let keyBytes = reader.read(count: 8) else {
+            throw .truncated("schema version or key id")
+        }
+        guard let payloadLength = reader.readUInt32() else { throw .truncated("payload length") }
+        guard Int(payloadLength) <= EventEnvelope.maximumPayloadSize, let payload = reader.read(count: Int(payloadLength))
+        else { throw .truncated("payload") }
+        return EventContent(
+            journalID: journalID, type: type, schemaVersion: schemaVersion, keyID: KeyID(bytes: keyBytes)!, payload: payload)
+    }
+}
+
+/// One event in the journal: its signed ``EventContent`` and its place — sequence number, time, and the
+/// hash of the event before it.
+///
+/// The stored form is ``record``, a canonical encoding described in docs/journal-format.md: the same
+/// envelope always encodes to the same bytes, and decoding is strict, so every record has exactly one
+/// meaning. The record is what the hash chain and the Merkle tree are computed over.
+public struct EventEnvelope: Sendable, Equatable {
+    /// Position in the journal, starting at 1, without gaps.
+    public var sequence: UInt64
+    /// When the journal's writer committed the event; never earlier than the previous event's time.
+    public var timestamp: LedgerTimestamp
+    /// ``eventHash`` of the event before; ``SHA256Digest/zero`` for the first.
+    public var previousHash: SHA256Digest
+    /// The signed content.
+    public var content: EventContent
+    /// Ed25519 signature over ``EventContent/signingBytes``.
     public var signature: [UInt8]
 
-    /// The domain-separation prefix that starts the signed bytes of every version-1 event.
+    /// The domain-separation prefix of version 1: it starts every record and every signed content.
     public static let domainPrefix = Array("AuthLedger/event/v1\n".utf8)
     /// The largest payload an event may carry (16 MiB).
     public static let maximumPayloadSize = 16 << 20
 
     public init(
-        sequence: UInt64, timestamp: LedgerTimestamp, type: EventType, schemaVersion: UInt16, keyID: KeyID,
-        previousHash: SHA256Digest, payload: [UInt8], signature: [UInt8] = []
+        sequence: UInt64, timestamp: LedgerTimestamp, previousHash: SHA256Digest, content: EventContent,
+        signature: [UInt8]
     ) {
         self.sequence = sequence
         self.timestamp = timestamp
-        self.type = type
-        self.schemaVersion = schemaVersion
-        self.keyID = keyID
         self.previousHash = previousHash
-        self.payload = payload
+        self.content = content
         self.signature = signature
     }
 
-    /// The canonical version-1 encoding that the signature covers.
-    public var signingBytes: [UInt8] {
-        let typeBytes = Array(type.name.utf8)
-        var writer = ByteWriter(capacity: Self.domainPrefix.count + 64 + typeBytes.count + payload.count)
+    public var type: EventType { content.type }
+    public var schemaVersion: UInt16 { content.schemaVersion }
+    public var keyID: KeyID { content.keyID }
+    public var payload: [UInt8] { content.payload }
+
+    /// The stored record: prefix, sequence, time, previous hash, content, signature.
+    public var record: [UInt8] {
+        var writer = ByteWriter(capacity: 160 + content.payload.count)
         writer.write(Self.domainPrefix)
         writer.write(sequence)
         writer.write(timestamp.microseconds)
-        writer.write(UInt8(typeBytes.count))
-        writer.write(typeBytes)
-        writer.write(schemaVersion)
-        writer.write(keyID.bytes)
         writer.write(previousHash.bytes)
-        writer.write(UInt32(payload.count))
-        writer.write(payload)
+        content.write(to: &writer)
+        writer.write(signature)
         return writer.bytes
     }
 
-    /// The hash that the next event's ``previousHash`` must equal: SHA-256 of ``signingBytes``.
-    public var eventHash: SHA256Digest { SHA256Digest.hash(signingBytes) }
+    /// SHA-256 of ``record``: what the next event's ``previousHash`` must equal.
+    public var eventHash: SHA256Digest { SHA256Digest.hash(record) }
 
-    /// The stored form: ``signingBytes`` followed by the 64-byte signature. This is also the
-    /// Merkle tree's leaf data.
-    public var record: [UInt8] { signingBytes + signature }
-
-    /// Signs the envelope in place with `key`, whose id must be ``keyID``.
-    public mutating func sign(with key: Ed25519SigningKey) {
-        precondition(key.keyID == keyID, "signing key does not match the envelope's key id")
-        signature = key.signature(for: signingBytes)
+    /// Whether the signature is valid for the content under `key`.
+    public func hasValidSignature(by key: Ed25519PublicKey) -> Bool {
+        key.isValidSignature(signature, for: content.signingBytes)
     }
 
     /// Decodes a stored record strictly.
@@ -77,25 +136,14 @@ public struct EventEnvelope: Sendable, Equatable {
     public init(record: [UInt8]) throws(EnvelopeDecodingError) {
         var reader = ByteReader(record)
         guard reader.read(count: Self.domainPrefix.count) == Self.domainPrefix else { throw .unknownFormat }
-        guard let sequence = reader.readUInt64(), let micros = reader.readInt64() else { throw .truncated("header") }
-        guard let typeLength = reader.readUInt8(), let typeBytes = reader.read(count: Int(typeLength)) else {
-            throw .truncated("type")
-        }
-        guard let type = EventType(String(decoding: typeBytes, as: UTF8.self)), type.name.utf8.count == typeBytes.count
-        else { throw .invalidType }
-        guard let schemaVersion = reader.readUInt16(), let keyBytes = reader.read(count: 8),
-            let previous = reader.read(count: 32)
-        else { throw .truncated("key id or previous hash") }
-        guard let payloadLength = reader.readUInt32() else { throw .truncated("payload length") }
-        guard Int(payloadLength) <= Self.maximumPayloadSize, let payload = reader.read(count: Int(payloadLength)) else {
-            throw .truncated("payload")
-        }
+        guard let sequence = reader.readUInt64(), let micros = reader.readInt64(), let previous = reader.read(count: 32)
+        else { throw .truncated("sequence, time or previous hash") }
+        let content = try EventContent.read(from: &reader)
         guard let signature = reader.read(count: 64) else { throw .truncated("signature") }
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
         self.init(
-            sequence: sequence, timestamp: LedgerTimestamp(microsecondsSinceEpoch: micros), type: type,
-            schemaVersion: schemaVersion, keyID: KeyID(bytes: keyBytes)!, previousHash: SHA256Digest(unchecked: previous),
-            payload: payload, signature: signature)
+            sequence: sequence, timestamp: LedgerTimestamp(microsecondsSinceEpoch: micros),
+            previousHash: SHA256Digest(unchecked: previous), content: content, signature: signature)
     }
 }
 

@@ -1,6 +1,8 @@
 /// Checks a journal's events one by one, in storage order, without trusting anything it has not checked:
-/// the strict envelope encoding, the sequence numbers, the hash chain, monotonic time, every signature
-/// against the key chain, and every checkpoint's signature and Merkle root once the tree reaches its size.
+/// the strict envelope encoding, the sequence numbers, the hash chain, monotonic time, every event's
+/// signature against the key chain, every checkpoint's signature and Merkle root once the tree reaches
+/// its size, and that a signed checkpoint proves the position of every event (the writer commits one
+/// with every batch).
 ///
 /// Pure: it reads no file and no clock. `authledger-replay verify` feeds it from LMDB; an auditor's tool
 /// could feed it from anywhere.
@@ -36,7 +38,10 @@ public struct JournalVerifier: Sendable {
     private var frontier = MerkleFrontier()
     private var keyChain: [Ed25519PublicKey] = []
     private var genesis: GenesisPayload?
+    private var journalID: [UInt8] = []
     private var checkpointsVerified = 0
+    /// The largest tree size proven by a verified checkpoint so far.
+    private var provenSize: UInt64 = 0
 
     /// - Parameters:
     ///   - trust: which signing keys to accept.
@@ -50,6 +55,9 @@ public struct JournalVerifier: Sendable {
     /// - Throws: the first problem found, with the sequence number it concerns.
     public mutating func verify(storedKey: UInt64, record: [UInt8]) throws(VerificationFailure) {
         let expected = count + 1
+        guard storedKey >= expected else {
+            throw VerificationFailure(sequence: expected, problem: .unexpectedRecord(storedKey: storedKey))
+        }
         guard storedKey == expected else {
             throw VerificationFailure(sequence: expected, problem: .missingEvent(nextStored: storedKey))
         }
@@ -78,8 +86,8 @@ public struct JournalVerifier: Sendable {
         try checkCheckpoints(upTo: count)
     }
 
-    /// Ends verification: checks that no checkpoint claims more events than were read and that the key
-    /// chain is trusted.
+    /// Ends verification: checks that no checkpoint claims more events than were read, that a signed
+    /// checkpoint proves the position of every event, and that the key chain is trusted.
     /// - Returns: a summary of what was verified.
     public mutating func finish() throws(VerificationFailure) -> VerificationReport {
         if nextCheckpoint < checkpoints.count {
@@ -88,31 +96,38 @@ public struct JournalVerifier: Sendable {
                 sequence: count + 1,
                 problem: .truncated(checkpointSize: signed.checkpoint.treeSize, source: source, journalSize: count))
         }
+        if count > provenSize {
+            throw VerificationFailure(sequence: provenSize + 1, problem: .notCoveredByCheckpoint(journalSize: count))
+        }
         if count > 0, case .pinned(let pinned) = trust, !keyChain.contains(where: pinned.contains) {
             throw VerificationFailure(sequence: 1, problem: .untrustedKeyChain(keyChain.map(\.keyID)))
         }
         return VerificationReport(
             eventCount: count, rootHash: frontier.root, lastEventHash: lastHash,
-            keyIDs: keyChain.map(\.keyID), checkpointsVerified: checkpointsVerified,
+            keys: keyChain, checkpointsVerified: checkpointsVerified,
             origin: genesis?.origin, pinned: { if case .pinned = trust { true } else { false } }())
     }
 
-    private func checkSigner(of envelope: EventEnvelope) throws(VerificationFailure) {
+    private mutating func checkSigner(of envelope: EventEnvelope) throws(VerificationFailure) {
         let key: Ed25519PublicKey
         if envelope.sequence == 1 {
             guard envelope.type == .genesis, let payload = try? PayloadCoding.decode(GenesisPayload.self, from: envelope.payload),
                 let bytes = Base64.decode(payload.publicKey), let genesisKey = Ed25519PublicKey(bytes: bytes),
-                payload.origin == "authledger/\(payload.journalID)"
+                payload.origin == "authledger/\(payload.journalID)", Hex.decode(payload.journalID) == envelope.content.journalID
             else { throw VerificationFailure(sequence: 1, problem: .badGenesis) }
             key = genesisKey
+            journalID = envelope.content.journalID
         } else {
             guard let active = keyChain.last else { throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis) }
             key = active
         }
+        guard envelope.content.journalID == journalID else {
+            throw VerificationFailure(sequence: envelope.sequence, problem: .foreignEvent)
+        }
         guard envelope.keyID == key.keyID else {
             throw VerificationFailure(sequence: envelope.sequence, problem: .wrongKey(expected: key.keyID, found: envelope.keyID))
         }
-        guard key.isValidSignature(envelope.signature, for: envelope.signingBytes) else {
+        guard envelope.hasValidSignature(by: key) else {
             throw VerificationFailure(sequence: envelope.sequence, problem: .badSignature)
         }
     }
@@ -151,8 +166,10 @@ public struct JournalVerifier: Sendable {
                 throw VerificationFailure(sequence: at, problem: .checkpointSignatureInvalid(source: source))
             }
             guard checkpoint.rootHash == frontier.root, checkpoint.treeSize == size else {
-                throw VerificationFailure(sequence: at, problem: .checkpointRootMismatch(source: source))
+                // The events since the last proven size are not the ones this checkpoint signed.
+                throw VerificationFailure(sequence: provenSize + 1, problem: .checkpointRootMismatch(source: source, treeSize: at))
             }
+            provenSize = max(provenSize, at)
             checkpointsVerified += 1
             nextCheckpoint += 1
         }
@@ -164,7 +181,9 @@ public struct VerificationReport: Sendable, Equatable {
     public var eventCount: UInt64
     public var rootHash: SHA256Digest
     public var lastEventHash: SHA256Digest
-    public var keyIDs: [KeyID]
+    /// The verified key chain, oldest first.
+    public var keys: [Ed25519PublicKey]
+    public var keyIDs: [KeyID] { keys.map(\.keyID) }
     public var checkpointsVerified: Int
     public var origin: String?
     /// Whether the key chain was checked against pinned keys (rather than trusted on first use).
@@ -181,8 +200,11 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         self.problem = problem
     }
 
-    public enum Problem: Sendable {
+    public enum Problem: Sendable, Equatable {
         case missingEvent(nextStored: UInt64)
+        case unexpectedRecord(storedKey: UInt64)
+        case malformedStorageKey
+        case malformedCheckpoint(source: JournalVerifier.CheckpointSource)
         case malformedRecord(EnvelopeDecodingError)
         case sequenceMismatch(recorded: UInt64)
         case brokenChain
@@ -193,7 +215,9 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         case badKeyRotation
         case checkpointOriginMismatch(source: JournalVerifier.CheckpointSource)
         case checkpointSignatureInvalid(source: JournalVerifier.CheckpointSource)
-        case checkpointRootMismatch(source: JournalVerifier.CheckpointSource)
+        case checkpointRootMismatch(source: JournalVerifier.CheckpointSource, treeSize: UInt64)
+        case notCoveredByCheckpoint(journalSize: UInt64)
+        case foreignEvent
         case truncated(checkpointSize: UInt64, source: JournalVerifier.CheckpointSource, journalSize: UInt64)
         case untrustedKeyChain([KeyID])
     }
@@ -202,6 +226,9 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         "event #\(sequence): " + {
             switch problem {
             case .missingEvent(let next): "missing (the next stored event is #\(next))"
+            case .unexpectedRecord(let key): "a record stored under #\(key) does not belong in the sequence (inserted)"
+            case .malformedStorageKey: "a record is stored under a key that is not a sequence number (inserted)"
+            case .malformedCheckpoint(let source): "\(source) of this size cannot be read"
             case .malformedRecord(let error): "malformed record: \(error)"
             case .sequenceMismatch(let recorded): "stored at #\(sequence) but records sequence #\(recorded) (events reordered or moved)"
             case .brokenChain: "previous-event hash does not match the event before it (hash chain broken)"
@@ -212,7 +239,11 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
             case .badKeyRotation: "invalid key rotation"
             case .checkpointOriginMismatch(let source): "\(source) names another journal"
             case .checkpointSignatureInvalid(let source): "\(source) at this size has no valid signature by the journal's keys"
-            case .checkpointRootMismatch(let source): "\(source) at this size has a different Merkle root (history rewritten)"
+            case .checkpointRootMismatch(let source, let size):
+                "events #\(sequence)…#\(size) do not match the Merkle root of the \(source) of size \(size) (history rewritten: changed, inserted, removed or reordered)"
+            case .notCoveredByCheckpoint(let size):
+                "events #\(sequence)…#\(size) are not covered by any signed checkpoint (appended outside the journal's writer)"
+            case .foreignEvent: "belongs to another journal (journal id differs)"
             case .truncated(let size, let source, let journalSize):
                 "missing: \(source) covers \(size) events but the journal ends at #\(journalSize) (truncated or rolled back)"
             case .untrustedKeyChain(let keys):

@@ -10,3 +10,13 @@ enum Sodium {
         }
     }()
 }
+
+/// Cryptographically secure random bytes from libsodium.
+public enum SecureRandom {
+    public static func bytes(_ count: Int) -> [UInt8] {
+        _ = Sodium.ready
+        var bytes = [UInt8](repeating: 0, count: count)
+        randombytes_buf(&bytes, count)
+        return bytes
+    }
+}

@@ -6,6 +6,14 @@ import LedgerCore
 public protocol CheckpointWitness: Sendable {
     /// Records a checkpoint durably. Called after the checkpoint is committed to the journal.
     func witness(_ checkpoint: SignedCheckpoint) throws
+
+    /// The largest tree size the witness already holds, so that a reopened journal neither sends it again
+    /// nor restarts its interval. `nil` when unknown.
+    func latestWitnessedTreeSize() -> UInt64?
+}
+
+extension CheckpointWitness {
+    public func latestWitnessedTreeSize() -> UInt64? { nil }
 }
 
 /// A witness that appends checkpoints to a text file, each as a signed note followed by a blank line,
@@ -26,6 +34,11 @@ public struct CheckpointLogFile: CheckpointWitness {
         guard written == bytes.count, fsync(fd) == 0 else {
             throw JournalError.directory(path: path, reason: "checkpoint could not be appended")
         }
+    }
+
+    public func latestWitnessedTreeSize() -> UInt64? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return (try? read())?.map(\.checkpoint.treeSize).max()
     }
 
     /// Reads every checkpoint in the file. A torn final note (a crash mid-append) is ignored; any other

@@ -7,11 +7,13 @@ import Synchronization
 /// - Many concurrent callers append; one writer thread commits. Requests that arrive while a batch is
 ///   being committed form the next batch: one LMDB write transaction and one fsync for all of them.
 ///   Each caller resumes only after its batch is durable.
-/// - Events are chained and stamped in order, then signed in parallel on all cores, then written.
+/// - Events are signed by their callers (in parallel, on every core), then chained, stamped and written
+///   in order by the writer, which seals every batch with a signed checkpoint of the new Merkle tree.
 /// - ``transact(_:)`` lets a caller update projection tables in the same transaction as its events.
 /// - Reads (``read(_:)``) are LMDB snapshots and run concurrently with the writer.
-/// - Signed checkpoints (C2SP tlog-checkpoint) are written every ``Configuration/checkpointInterval``
-///   events, on demand (``checkpoint()``) and on ``close()``, and handed to an optional witness.
+/// - Signed checkpoints (C2SP tlog-checkpoint) are written with every batch; every
+///   ``Configuration/witnessInterval`` events, on demand (``checkpoint()``) and on ``close()`` one is also
+///   handed to an optional witness outside the journal.
 ///
 /// Call ``close()`` when done: it commits what is pending, writes a final checkpoint and stops the writer.
 public final class Journal: Sendable {
@@ -25,8 +27,9 @@ public final class Journal: Sendable {
         public var projections: [String] = []
         /// LMDB map size to start with; it doubles whenever it fills.
         public var initialMapSize: Int = 256 << 20
-        /// A checkpoint is written whenever this many events have been appended since the last one.
-        public var checkpointInterval: UInt64 = 4096
+        /// The witness is handed a checkpoint whenever this many events have been appended since the
+        /// last one it got (and on ``Journal/checkpoint()`` and ``Journal/close()``).
+        public var witnessInterval: UInt64 = 4096
         /// The most requests one batch takes.
         public var maximumBatchSize: Int = 4096
         /// Where each new checkpoint is also recorded, outside the journal.
@@ -50,13 +53,15 @@ public final class Journal: Sendable {
 
     /// Read access, shared with the writer's environment.
     public let reader: JournalReader
-    /// The journal's identity.
+    /// The journal's identity (32 hex digits).
     public let journalID: String
+    private let journalIDBytes: [UInt8]
     /// The checkpoint origin, `authledger/<journal id>`.
     public var origin: String { "authledger/\(journalID)" }
 
     private let writer: JournalWriter
     private let keyFile: JournalKeyFile
+    private let writerLock: WriterLock
 
     /// Opens the journal, creating it (with a genesis event, a first checkpoint and, if needed, a new
     /// signing key) when the directory holds none.
@@ -79,6 +84,7 @@ public final class Journal: Sendable {
         }
 
         let keyFile = JournalKeyFile(path: configuration.keyFile)
+        let writerLock = try WriterLock(directory: directory)
         do {
             var options = LMDBEnvironment.Options()
             options.mapSize = configuration.initialMapSize
@@ -97,9 +103,9 @@ public final class Journal: Sendable {
             }
             let reader = JournalReader(environment: environment, layout: layout, directory: directory)
             let stored = try reader.read { snapshot in
-                (try snapshot.head, try snapshot.journalID, try snapshot.activeKey, try snapshot.latestCheckpoint())
+                (try snapshot.head, try snapshot.journalID, try snapshot.activeKey)
             }
-            let (head, storedID, activeKey, latestCheckpoint) = stored
+            let (head, storedID, activeKey) = stored
 
             let signingKey: Ed25519SigningKey
             let journalID: String
@@ -111,7 +117,7 @@ public final class Journal: Sendable {
                     signingKey = Ed25519SigningKey.generate()
                     try keyFile.create(signingKey)
                 }
-                journalID = Hex.encode(Ed25519SigningKey.generate().seed.prefix(16))
+                journalID = Hex.encode(SecureRandom.bytes(16))
             } else {
                 guard let storedID, let activeKey else { throw JournalError.corrupt("journal has events but no identity") }
                 try Self.finishInterruptedRotation(keyFile: keyFile, activeKey: activeKey)
@@ -135,11 +141,12 @@ public final class Journal: Sendable {
             }
             self.writer = JournalWriter(
                 environment: environment, layout: layout, configuration: configuration, journalID: journalID,
-                head: head, frontier: frontier, signingKey: signingKey,
-                lastCheckpointSize: latestCheckpoint?.checkpoint.treeSize ?? 0)
+                head: head, frontier: frontier, signingKey: signingKey)
             self.reader = reader
             self.journalID = journalID
+            self.journalIDBytes = Hex.decode(journalID) ?? []
             self.keyFile = keyFile
+            self.writerLock = writerLock
             if head.sequence == 0 {
                 try writer.writeGenesis()
             }
@@ -171,7 +178,13 @@ public final class Journal: Sendable {
     public var statistics: JournalStatistics { writer.statistics }
 
     /// The key id that signs new events.
-    public var activeKeyID: KeyID { writer.publishedKeyID }
+    public var activeKeyID: KeyID { writer.publishedKey.keyID }
+
+    /// Signs `draft` now, in the calling task, with the active key, ready for ``JournalWriteTransaction``
+    /// to append. (If the key is rotated before it is appended, the writer signs it again.)
+    public func prepare(_ draft: EventDraft) throws -> PreparedEvent {
+        try PreparedEvent(draft: draft, journalID: journalIDBytes, key: writer.publishedKey)
+    }
 
     /// Appends one event and returns once it is durable.
     @discardableResult
@@ -179,10 +192,12 @@ public final class Journal: Sendable {
         try await appendAll([draft])[0]
     }
 
-    /// Appends several events, contiguously and atomically, and returns once they are durable.
+    /// Appends several events, contiguously and atomically, and returns once they are durable. They are
+    /// signed in the calling task, so many concurrent callers sign on every core.
     @discardableResult
     public func appendAll(_ drafts: [EventDraft]) async throws -> [AppendedEvent] {
-        try await submit(.append(drafts)) as! [AppendedEvent]
+        let prepared = try drafts.map(prepare)
+        return try await submit(.append(prepared)) as! [AppendedEvent]
     }
 
     /// Runs `body` on the writer inside the next batch's write transaction, and returns its result once
@@ -219,10 +234,12 @@ public final class Journal: Sendable {
         try reader.read(body)
     }
 
-    /// Commits everything pending, writes a final checkpoint if events were added since the last one,
-    /// and stops the writer. Appends after this fail with ``JournalError/closed``.
+    /// Commits everything pending, hands the final checkpoint to the witness, stops the writer and closes
+    /// the files. Appends and reads after this fail with ``JournalError/closed``.
     public func close() async {
         await writer.stop()
+        reader.close()
+        writerLock.release()
     }
 
     private func submit(_ work: WriteWork) async throws -> any Sendable {
@@ -233,7 +250,7 @@ public final class Journal: Sendable {
 }
 
 enum WriteWork: Sendable {
-    case append([EventDraft])
+    case append([PreparedEvent])
     case transact(@Sendable (inout JournalWriteTransaction) throws -> any Sendable)
     case checkpoint
     case rotate(Ed25519SigningKey)
@@ -243,4 +260,34 @@ enum WriteWork: Sendable {
 struct WriteRequest: Sendable {
     let work: WriteWork
     let complete: @Sendable (Result<any Sendable, any Error>) -> Void
+}
+
+/// An exclusive `flock` on `<journal>/writer.lock`, held while a ``Journal`` is open: two writers would
+/// each extend the hash chain from their own idea of its end, so a second one is refused at open.
+final class WriterLock: Sendable {
+    private let descriptor: Mutex<Int32>
+    let path: String
+
+    init(directory: String) throws(JournalError) {
+        path = directory + "/writer.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .directory(path: directory, reason: "cannot create writer.lock: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            Foundation.close(fd)
+            throw .lockedByAnotherWriter(path: path)
+        }
+        descriptor = Mutex(fd)
+    }
+
+    func release() {
+        descriptor.withLock { fd in
+            if fd >= 0 {
+                flock(fd, LOCK_UN)
+                Foundation.close(fd)
+                fd = -1
+            }
+        }
+    }
+
+    deinit { release() }
 }

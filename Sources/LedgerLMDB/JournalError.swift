@@ -20,6 +20,8 @@ public enum JournalError: Error, CustomStringConvertible {
     case invalidEvent(String)
     /// The journal is closed.
     case closed
+    /// Another process (or another `Journal` in this one) has the journal open for writing.
+    case lockedByAnotherWriter(path: String)
     /// The journal is read-only.
     case readOnly
 
@@ -35,6 +37,8 @@ public enum JournalError: Error, CustomStringConvertible {
         case .unknownProjection(let name): "projection \(name) was not declared when the journal was opened"
         case .invalidEvent(let reason): "invalid event: \(reason)"
         case .closed: "journal is closed"
+        case .lockedByAnotherWriter(let path):
+            "journal is already open for writing by another process (lock \(path) is held); stop it first"
         case .readOnly: "journal is open read-only"
         }
     }

@@ -5,7 +5,7 @@ import LedgerCore
 /// | database      | key                              | value                                   |
 /// |---------------|----------------------------------|-----------------------------------------|
 /// | `events`      | sequence, 8 bytes big-endian     | the event record (signed bytes + signature) |
-/// | `merkle`      | level (1 byte) + index (8 bytes) | root of that perfect subtree (32 bytes) |
+/// | `merkle`      | last leaf (8 bytes) + level (1)  | root of that perfect subtree (32 bytes) |
 /// | `checkpoints` | tree size, 8 bytes big-endian    | signed note text                        |
 /// | `meta`        | ASCII name                       | journal head, identity, active key      |
 /// | `p.<name>`    | chosen by the projection         | chosen by the projection                |
@@ -44,8 +44,10 @@ struct JournalLayout {
             projections: tables)
     }
 
+    /// A perfect subtree is keyed by the index of its last leaf, then its level, so every append
+    /// writes keys in increasing order (and LMDB only ever touches the tail page).
     static func merkleKey(level: Int, index: UInt64) -> [UInt8] {
-        [UInt8(level)] + index.bigEndianBytes
+        ((index + 1) << UInt64(level) - 1).bigEndianBytes + [UInt8(level)]
     }
 
     func projection(_ name: String) throws(JournalError) -> LMDBDatabase {

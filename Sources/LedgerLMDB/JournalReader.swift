@@ -20,8 +20,13 @@ public final class JournalReader: Sendable {
         do {
             var options = LMDBEnvironment.Options()
             options.maxDatabases = UInt32(8 + projections.count)
+            if access(directory, W_OK) != 0 {
+                // A copy on read-only media: no writer can be running, and no lock file can be written.
+                options.readOnly = true
+                options.noLock = true
+            }
             environment = try LMDBEnvironment(path: directory, options: options)
-            try environment.clearStaleReaders()
+            if !options.noLock { try environment.clearStaleReaders() }
             layout = try environment.openDatabasesForReading { transaction in
                 var base = try JournalLayout.open(in: environment, transaction: transaction, projections: [], create: false)
                 var tables: [String: LMDBDatabase] = [:]
@@ -47,6 +52,11 @@ public final class JournalReader: Sendable {
         self.environment = environment
         self.layout = layout
         self.directory = directory
+    }
+
+    /// Closes the journal's files; later reads fail with ``JournalError/closed``.
+    public func close() {
+        environment.close()
     }
 
     /// Runs `body` against a consistent snapshot of the journal.

@@ -11,40 +11,48 @@ extension JournalReader {
     ) throws -> Result<VerificationReport, VerificationFailure> {
         try read { snapshot in
             var checkpoints: [(SignedCheckpoint, JournalVerifier.CheckpointSource)] = []
-            for (key, value) in try Self.rawCheckpoints(snapshot) {
-                guard let signed = try? SignedCheckpoint(text: String(decoding: value, as: UTF8.self)) else {
-                    return .failure(VerificationFailure(sequence: max(key, 1), problem: .checkpointSignatureInvalid(source: .journal)))
+            var unreadableCheckpoint: UInt64?
+            try snapshot.transaction.forEach(in: snapshot.layout.checkpoints) { key, value in
+                if let signed = try? SignedCheckpoint(text: String(decoding: value, as: UTF8.self)) {
+                    checkpoints.append((signed, .journal))
+                } else {
+                    unreadableCheckpoint = unreadableCheckpoint ?? max(UInt64(bigEndianBytes: key) ?? 1, 1)
                 }
-                checkpoints.append((signed, .journal))
+                return true
             }
             checkpoints += witnessed.map { ($0.0, .witness($0.1)) }
             var verifier = JournalVerifier(trust: trust, checkpoints: checkpoints)
             var failure: VerificationFailure?
-            try snapshot.forEachRecord { key, record in
+            var expected: UInt64 = 1
+            // Every key of the events database, from the very first: a record stored under a key that is
+            // not a sequence number is as much a finding as a bad record.
+            try snapshot.transaction.forEach(in: snapshot.layout.events) { key, record in
                 do throws(VerificationFailure) {
-                    try verifier.verify(storedKey: key, record: record)
+                    guard let storedKey = UInt64(bigEndianBytes: key) else {
+                        throw VerificationFailure(sequence: expected, problem: .malformedStorageKey)
+                    }
+                    try verifier.verify(storedKey: storedKey, record: record)
+                    expected += 1
                     return true
                 } catch {
                     failure = error
                     return false
                 }
             }
-            if let failure { return .failure(failure) }
-            do throws(VerificationFailure) {
-                return .success(try verifier.finish())
-            } catch {
-                return .failure(error)
+            if failure == nil {
+                do throws(VerificationFailure) {
+                    let report = try verifier.finish()
+                    if unreadableCheckpoint == nil { return .success(report) }
+                } catch {
+                    failure = error
+                }
             }
+            // Report whichever problem comes first in the sequence.
+            if let size = unreadableCheckpoint, size <= failure?.sequence ?? .max {
+                return .failure(VerificationFailure(sequence: size, problem: .malformedCheckpoint(source: .journal)))
+            }
+            return .failure(failure!)
         }
-    }
-
-    private static func rawCheckpoints(_ snapshot: JournalSnapshot) throws -> [(UInt64, [UInt8])] {
-        var result: [(UInt64, [UInt8])] = []
-        try snapshot.transaction.forEach(in: snapshot.layout.checkpoints) { key, value in
-            result.append((UInt64(bigEndianBytes: key) ?? 0, value))
-            return true
-        }
-        return result
     }
 
     /// The journal's key chain as the journal's own index records it, oldest first: the genesis key and

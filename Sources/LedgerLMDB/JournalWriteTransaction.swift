@@ -1,7 +1,7 @@
 import LedgerCore
 
-/// An event to append: its type, payload schema version and payload. The journal adds the sequence
-/// number, time, chain hash, key id and signature.
+/// An event to append: its type, payload schema version and payload. The journal adds the journal id,
+/// key id, signature, sequence number, time and chain hash.
 public struct EventDraft: Sendable, Equatable {
     public var type: EventType
     public var schemaVersion: UInt16
@@ -19,6 +19,30 @@ public struct EventDraft: Sendable, Equatable {
     }
 }
 
+/// An event already signed by the caller (``Journal/prepare(_:)``), waiting for its place in the journal.
+///
+/// Signing is the expensive part of an append; preparing events in the calling task spreads it over
+/// every core instead of the writer.
+public struct PreparedEvent: Sendable, Equatable {
+    public let content: EventContent
+    public let signature: [UInt8]
+
+    init(content: EventContent, signature: [UInt8]) {
+        self.content = content
+        self.signature = signature
+    }
+
+    init(draft: EventDraft, journalID: [UInt8], key: Ed25519SigningKey) throws(JournalError) {
+        guard draft.payload.count <= EventEnvelope.maximumPayloadSize else {
+            throw .invalidEvent("payload of \(draft.payload.count) bytes exceeds \(EventEnvelope.maximumPayloadSize)")
+        }
+        let content = EventContent(
+            journalID: journalID, type: draft.type, schemaVersion: draft.schemaVersion, keyID: key.keyID,
+            payload: draft.payload)
+        self.init(content: content, signature: content.signature(with: key))
+    }
+}
+
 /// An event once it is durable in the journal.
 public struct AppendedEvent: Sendable, Equatable {
     public var sequence: UInt64
@@ -31,19 +55,29 @@ struct ChainCursor {
     var nextSequence: UInt64
     var lastHash: SHA256Digest
     var signingKey: Ed25519SigningKey
+    let journalID: [UInt8]
     let timestamp: LedgerTimestamp
 
-    /// Chains `draft` after the cursor, returning the unsigned envelope.
-    mutating func chain(_ draft: EventDraft) throws(JournalError) -> EventEnvelope {
-        guard draft.payload.count <= EventEnvelope.maximumPayloadSize else {
-            throw .invalidEvent("payload of \(draft.payload.count) bytes exceeds \(EventEnvelope.maximumPayloadSize)")
+    /// Puts `event` after the cursor. An event prepared under a key that has since been rotated away is
+    /// signed again with the active key.
+    mutating func chain(_ event: PreparedEvent) throws(JournalError) -> (envelope: EventEnvelope, record: [UInt8]) {
+        guard event.content.journalID == journalID else { throw .invalidEvent("prepared for another journal") }
+        var content = event.content
+        var signature = event.signature
+        if content.keyID != signingKey.keyID {
+            content.keyID = signingKey.keyID
+            signature = content.signature(with: signingKey)
         }
         let envelope = EventEnvelope(
-            sequence: nextSequence, timestamp: timestamp, type: draft.type, schemaVersion: draft.schemaVersion,
-            keyID: signingKey.keyID, previousHash: lastHash, payload: draft.payload)
-        lastHash = envelope.eventHash
+            sequence: nextSequence, timestamp: timestamp, previousHash: lastHash, content: content, signature: signature)
+        let record = envelope.record
+        lastHash = SHA256Digest.hash(record)
         nextSequence += 1
-        return envelope
+        return (envelope, record)
+    }
+
+    mutating func chain(_ draft: EventDraft) throws(JournalError) -> (envelope: EventEnvelope, record: [UInt8]) {
+        try chain(PreparedEvent(draft: draft, journalID: journalID, key: signingKey))
     }
 }
 
@@ -53,13 +87,13 @@ struct ChainCursor {
 /// The body runs on the journal's writer thread, inside a nested transaction of the batch: if it throws,
 /// its events and projection changes are discarded and the rest of the batch is unaffected. It may be
 /// run again if the batch has to be retried (after the map grew), so it must not have side effects
-/// outside this transaction.
+/// outside this transaction. Keep it short: every other append waits for it. Append events prepared
+/// beforehand with ``Journal/prepare(_:)`` so that their signing happens outside the writer.
 public struct JournalWriteTransaction {
     let transaction: LMDBTransaction
     let layout: JournalLayout
     var cursor: ChainCursor
-    var appended: [EventEnvelope] = []
-    var signers: [Ed25519SigningKey] = []
+    var records: [(sequence: UInt64, record: [UInt8])] = []
 
     /// The time every event of this batch is stamped with: the journal's clock, never earlier than the
     /// previous event.
@@ -68,13 +102,18 @@ public struct JournalWriteTransaction {
     /// The sequence number the next appended event will get.
     public var nextSequence: UInt64 { cursor.nextSequence }
 
-    /// Appends an event; returns where it stands. It becomes durable when the batch commits.
+    /// Appends a prepared event; returns where it stands. It becomes durable when the batch commits.
+    @discardableResult
+    public mutating func append(_ event: PreparedEvent) throws -> AppendedEvent {
+        let (envelope, record) = try cursor.chain(event)
+        records.append((envelope.sequence, record))
+        return AppendedEvent(sequence: envelope.sequence, timestamp: envelope.timestamp, eventHash: cursor.lastHash)
+    }
+
+    /// Appends an event, signing it here on the writer (prefer ``append(_:)-prepared``).
     @discardableResult
     public mutating func append(_ draft: EventDraft) throws -> AppendedEvent {
-        let envelope = try cursor.chain(draft)
-        appended.append(envelope)
-        signers.append(cursor.signingKey)
-        return AppendedEvent(sequence: envelope.sequence, timestamp: envelope.timestamp, eventHash: cursor.lastHash)
+        try append(try PreparedEvent(draft: draft, journalID: cursor.journalID, key: cursor.signingKey))
     }
 
     /// Read-write access to projection table `name` (declared in ``Journal/Configuration/projections``).

@@ -12,6 +12,7 @@ final class JournalWriter: @unchecked Sendable {
     private let layout: JournalLayout
     private let configuration: Journal.Configuration
     private let journalID: String
+    private let journalIDBytes: [UInt8]
 
     // Request queue, guarded by `condition`.
     private let condition = NSCondition()
@@ -24,30 +25,31 @@ final class JournalWriter: @unchecked Sendable {
     private var head: JournalHead
     private var frontier: MerkleFrontier
     private var signingKey: Ed25519SigningKey
-    private var lastCheckpointSize: UInt64
+    private var lastWitnessedSize: UInt64 = 0
 
     // Published for readers on other threads.
-    private let published: Mutex<(JournalHead, KeyID)>
+    private let published: Mutex<(JournalHead, Ed25519SigningKey)>
     private let counters = Mutex(JournalStatistics())
 
     init(
         environment: LMDBEnvironment, layout: JournalLayout, configuration: Journal.Configuration, journalID: String,
-        head: JournalHead, frontier: MerkleFrontier, signingKey: Ed25519SigningKey, lastCheckpointSize: UInt64
+        head: JournalHead, frontier: MerkleFrontier, signingKey: Ed25519SigningKey
     ) {
         self.environment = environment
         self.layout = layout
         self.configuration = configuration
         self.journalID = journalID
+        self.journalIDBytes = Hex.decode(journalID) ?? []
         self.head = head
         self.frontier = frontier
         self.signingKey = signingKey
-        self.lastCheckpointSize = lastCheckpointSize
-        self.published = Mutex((head, signingKey.keyID))
+        self.published = Mutex((head, signingKey))
+        self.lastWitnessedSize = configuration.witness?.latestWitnessedTreeSize() ?? 0
     }
 
     var publishedHead: JournalHead { published.withLock { $0.0 } }
     var statistics: JournalStatistics { counters.withLock { $0 } }
-    var publishedKeyID: KeyID { published.withLock { $0.1 } }
+    var publishedKey: Ed25519SigningKey { published.withLock { $0.1 } }
 
     func start() {
         let thread = Thread { [self] in run() }
@@ -103,7 +105,7 @@ final class JournalWriter: @unchecked Sendable {
             condition.unlock()
             process(batch)
         }
-        if head.sequence > lastCheckpointSize {
+        if head.sequence > lastWitnessedSize {
             process([WriteRequest(work: .checkpoint) { _ in }])
         }
         condition.lock()
@@ -123,8 +125,8 @@ final class JournalWriter: @unchecked Sendable {
                 head = outcome.head
                 frontier = outcome.frontier
                 signingKey = outcome.signingKey
-                if let checkpoint = outcome.checkpoint { lastCheckpointSize = checkpoint.checkpoint.treeSize }
-                published.withLock { $0 = (outcome.head, outcome.signingKey.keyID) }
+
+                published.withLock { $0 = (outcome.head, outcome.signingKey) }
                 counters.withLock {
                     $0.batchesCommitted += 1
                     $0.requestsCommitted += batch.count
@@ -132,12 +134,8 @@ final class JournalWriter: @unchecked Sendable {
                     $0.largestBatch = max($0.largestBatch, batch.count)
                 }
                 for (request, result) in zip(batch, outcome.results) { request.complete(result) }
-                if outcome.checkpointIsNew, let checkpoint = outcome.checkpoint, let witness = configuration.witness {
-                    do {
-                        try witness.witness(checkpoint)
-                    } catch {
-                        FileHandle.standardError.write(Data("authledger: checkpoint witness failed: \(error)\n".utf8))
-                    }
+                if let checkpoint = outcome.checkpoint {
+                    witnessIfDue(checkpoint, requested: outcome.witnessRequested)
                 }
                 return
             } catch let error as LMDBError where error.isMapFull && growths < 40 {
@@ -161,6 +159,21 @@ final class JournalWriter: @unchecked Sendable {
         }
     }
 
+    /// Hands a checkpoint to the witness when asked to, or when enough events have passed since the
+    /// last witnessed one.
+    private func witnessIfDue(_ checkpoint: SignedCheckpoint, requested: Bool) {
+        let size = checkpoint.checkpoint.treeSize
+        guard let witness = configuration.witness, size > lastWitnessedSize,
+            requested || size - lastWitnessedSize >= configuration.witnessInterval
+        else { return }
+        do {
+            try witness.witness(checkpoint)
+            lastWitnessedSize = size
+        } catch {
+            FileHandle.standardError.write(Data("authledger: checkpoint witness failed: \(error)\n".utf8))
+        }
+    }
+
     private func fail(_ batch: [WriteRequest], with error: JournalError) {
         counters.withLock { $0.batchesFailed += 1 }
         for request in batch { request.complete(.failure(error)) }
@@ -172,12 +185,13 @@ final class JournalWriter: @unchecked Sendable {
         var frontier: MerkleFrontier
         var signingKey: Ed25519SigningKey
         var checkpoint: SignedCheckpoint?
-        var checkpointIsNew: Bool
+        var witnessRequested: Bool
     }
 
     /// Assembles the batch in one write transaction: runs each request in its own nested transaction,
-    /// chains the events in order, signs them in parallel, writes records, Merkle nodes, head and any
-    /// checkpoint, and commits. Throws only storage errors; a request's own error becomes its result.
+    /// chains the (already signed) events in order, writes records, Merkle nodes and head, seals the batch
+    /// with a signed checkpoint of the new tree, and commits. Throws only storage errors; a request's own
+    /// error becomes its result.
     private func commit(_ batch: [WriteRequest]) throws -> Outcome {
         let transaction = try environment.beginWriteTransaction()
         var finished = false
@@ -186,23 +200,28 @@ final class JournalWriter: @unchecked Sendable {
         let now = max(configuration.clock(), head.lastTime)
         var context = JournalWriteTransaction(
             transaction: transaction, layout: layout,
-            cursor: ChainCursor(nextSequence: head.sequence + 1, lastHash: head.lastHash, signingKey: signingKey, timestamp: now))
+            cursor: ChainCursor(
+                nextSequence: head.sequence + 1, lastHash: head.lastHash, signingKey: signingKey,
+                journalID: journalIDBytes, timestamp: now))
         var results: [Result<any Sendable, any Error>] = []
-        var checkpointRequests: [Int] = []
+        var checkpointRequested = false
         results.reserveCapacity(batch.count)
 
-        for (index, request) in batch.enumerated() {
+        for request in batch {
             switch request.work {
-            case .append(let drafts):
+            case .append(let events):
                 do {
                     var cursor = context.cursor
-                    let chained = try drafts.map { draft throws(JournalError) in try cursor.chain(draft) }
+                    var appended: [AppendedEvent] = []
+                    var records: [(sequence: UInt64, record: [UInt8])] = []
+                    for event in events {
+                        let (envelope, record) = try cursor.chain(event)
+                        records.append((envelope.sequence, record))
+                        appended.append(AppendedEvent(sequence: envelope.sequence, timestamp: now, eventHash: cursor.lastHash))
+                    }
                     context.cursor = cursor
-                    context.appended += chained
-                    context.signers += Array(repeating: cursor.signingKey, count: chained.count)
-                    results.append(.success(chained.map {
-                        AppendedEvent(sequence: $0.sequence, timestamp: $0.timestamp, eventHash: $0.eventHash)
-                    }))
+                    context.records += records
+                    results.append(.success(appended))
                 } catch {
                     results.append(.failure(error))
                 }
@@ -218,58 +237,52 @@ final class JournalWriter: @unchecked Sendable {
                 try transaction.put(signingKey.publicKey.bytes, for: JournalLayout.MetaKey.keyHistory(1), in: layout.meta)
                 results.append(.success(try context.append(EventDraft(type: .genesis, encoding: payload))))
             case .checkpoint:
-                checkpointRequests.append(index)
-                results.append(.failure(JournalError.closed))  // replaced below
+                checkpointRequested = true
+                results.append(.success(()))  // replaced by the checkpoint below
             }
         }
 
-        var events = context.appended
-        Self.sign(&events, with: context.signers)
-
         var newFrontier = frontier
-        for event in events {
-            let record = event.record
-            try transaction.put(record, for: event.sequence.bigEndianBytes, in: layout.events, append: true)
-            var nodeError: LMDBError?
+        var nodeError: LMDBError?
+        for (sequence, record) in context.records {
+            try transaction.put(record, for: sequence.bigEndianBytes, in: layout.events, append: true)
             newFrontier.append(MerkleHashing.leafHash(record)) { level, index, hash in
                 guard nodeError == nil else { return }
                 do throws(LMDBError) {
-                    try transaction.put(hash.bytes, for: JournalLayout.merkleKey(level: level, index: index), in: layout.merkle)
+                    try transaction.put(
+                        hash.bytes, for: JournalLayout.merkleKey(level: level, index: index), in: layout.merkle, append: true)
                 } catch {
                     nodeError = error
                 }
             }
             if let nodeError { throw nodeError }
         }
-        let newHead = events.last.map {
-            JournalHead(sequence: $0.sequence, lastHash: context.cursor.lastHash, lastTime: $0.timestamp)
-        } ?? head
-        if !events.isEmpty {
-            try transaction.put(newHead.encoded, for: JournalLayout.MetaKey.head, in: layout.meta)
-        }
 
+        var newHead = head
         var checkpoint: SignedCheckpoint?
-        var checkpointIsNew = false
-        let dueByInterval = newHead.sequence - lastCheckpointSize >= configuration.checkpointInterval
-        if !checkpointRequests.isEmpty || dueByInterval {
-            if newHead.sequence == lastCheckpointSize, let latest = try transaction.last(in: layout.checkpoints) {
-                checkpoint = try SignedCheckpoint(text: String(decoding: latest.1, as: UTF8.self))
-            } else {
-                let signed = Checkpoint(
-                    origin: "authledger/\(journalID)", treeSize: newHead.sequence, rootHash: newFrontier.root, timestamp: now
-                ).signed(with: context.cursor.signingKey)
-                try transaction.put(Array(signed.text.utf8), for: newHead.sequence.bigEndianBytes, in: layout.checkpoints)
-                checkpoint = signed
-                checkpointIsNew = true
+        if let last = context.records.last {
+            newHead = JournalHead(sequence: last.sequence, lastHash: context.cursor.lastHash, lastTime: now)
+            try transaction.put(newHead.encoded, for: JournalLayout.MetaKey.head, in: layout.meta)
+            // Every batch is sealed by a checkpoint: it signs the order and time of the batch's events.
+            let signed = Checkpoint(
+                origin: "authledger/\(journalID)", treeSize: newHead.sequence, rootHash: newFrontier.root, timestamp: now
+            ).signed(with: context.cursor.signingKey)
+            try transaction.put(Array(signed.text.utf8), for: newHead.sequence.bigEndianBytes, in: layout.checkpoints, append: true)
+            checkpoint = signed
+        } else if checkpointRequested, let latest = try transaction.last(in: layout.checkpoints) {
+            checkpoint = try SignedCheckpoint(text: String(decoding: latest.1, as: UTF8.self))
+        }
+        if checkpointRequested, let checkpoint {
+            for index in results.indices {
+                if case .checkpoint = batch[index].work { results[index] = .success(checkpoint) }
             }
-            for index in checkpointRequests { results[index] = .success(checkpoint!) }
         }
 
         try transaction.commit()
         finished = true
         return Outcome(
             results: results, head: newHead, frontier: newFrontier, signingKey: context.cursor.signingKey,
-            checkpoint: checkpoint, checkpointIsNew: checkpointIsNew)
+            checkpoint: checkpoint, witnessRequested: checkpointRequested)
     }
 
     /// Runs `body` in a nested transaction; keeps its changes if it returns, discards them if it throws.
@@ -283,33 +296,13 @@ final class JournalWriter: @unchecked Sendable {
             let value = try body(&nested)
             try child.commit()
             context.cursor = nested.cursor
-            context.appended += nested.appended
-            context.signers += nested.signers
+            context.records += nested.records
             return .success(value)
         } catch {
             child.abort()
             if let storage = error as? LMDBError { throw storage }
             if case .storage(let storage) = error as? JournalError { throw storage }
             return .failure(error)
-        }
-    }
-
-    /// Signs every event with its signer, spread over all cores when the batch is large enough to pay
-    /// for it. Order does not matter here: chaining is already done.
-    private static func sign(_ events: inout [EventEnvelope], with signers: [Ed25519SigningKey]) {
-        let count = events.count
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, count / 8))
-        if workers <= 1 {
-            for index in events.indices { events[index].sign(with: signers[index]) }
-            return
-        }
-        events.withUnsafeMutableBufferPointer { buffer in
-            nonisolated(unsafe) let shared = buffer
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                for index in stride(from: worker, to: count, by: workers) {
-                    shared[index].sign(with: signers[index])
-                }
-            }
         }
     }
 }

@@ -35,19 +35,33 @@ struct KeysCommand: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rotate the signing key: a key-rotation event signed by the old key, then the new key in the key file.")
+            abstract: "Rotate the signing key: a key-rotation event signed by the old key, then the new key in the key file.",
+            discussion: "The server must be stopped: a journal has one writer at a time.")
         @OptionGroup var journalOptions: JournalOptions
         @Option(help: ArgumentHelp("Signing key file (default: <journal>.key).", valueName: "file")) var key: String?
+        @Option(
+            name: .customLong("checkpoint-log"),
+            help: ArgumentHelp("Also hand the checkpoint after the rotation to this witness log.", valueName: "file"))
+        var checkpointLog: String?
 
         func run() async throws {
+            var configuration = Journal.Configuration(directory: journalOptions.journal, keyFile: key)
+            configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
             let journal: Journal
             do {
-                journal = try Journal.open(Journal.Configuration(directory: journalOptions.journal, keyFile: key))
+                journal = try Journal.open(configuration)
             } catch {
                 throw CommandExit.badInput("\(error)")
             }
             let old = journal.activeKeyID
-            let new = try await journal.rotateSigningKey()
+            let new: KeyID
+            do {
+                new = try await journal.rotateSigningKey()
+                _ = try await journal.checkpoint()
+            } catch {
+                await journal.close()
+                throw CommandExit.badInput("rotation failed: \(error)")
+            }
             await journal.close()
             print("rotated signing key \(old) -> \(new)")
         }
@@ -61,11 +75,15 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file")) var out: String?
 
         func run() async throws {
+            // Export the key chain as verification establishes it from the signed events, not from an index.
             let reader = try openReader(journalOptions.journal)
-            guard let origin = try reader.read({ try $0.origin }) else {
-                throw CommandExit.badInput("journal has no genesis event yet")
+            let report: VerificationReport
+            switch try reader.verify(trust: .genesisKey) {
+            case .success(let verified): report = verified
+            case .failure(let failure): throw CommandExit.checkFailed("journal does not verify, refusing to export its keys: \(failure)")
             }
-            let lines = try reader.keyHistory().map { NoteVerifierKey(name: origin, publicKey: $0.key).description }
+            guard let origin = report.origin else { throw CommandExit.badInput("journal has no genesis event yet") }
+            let lines = report.keys.map { NoteVerifierKey(name: origin, publicKey: $0).description }
             let text = lines.joined(separator: "\n") + "\n"
             if let out {
                 do {

@@ -14,12 +14,16 @@ final class LMDBEnvironment: @unchecked Sendable {
     let path: String
     let readOnly: Bool
     private let resizeLock = ReadWriteLock()
+    /// Set once, under the write lock, by ``close()``.
+    nonisolated(unsafe) private var closed = false
 
     struct Options {
         var mapSize: Int = 64 << 20
         var maxDatabases: UInt32 = 32
         var maxReaders: UInt32 = 1024
         var readOnly = false
+        /// No lock file (`MDB_NOLOCK`): for read-only media, where no writer can be running.
+        var noLock = false
     }
 
     init(path: String, options: Options) throws(LMDBError) {
@@ -34,6 +38,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             }
             var flags = UInt32(MDB_NOTLS)
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if options.noLock { flags |= UInt32(MDB_NOLOCK) }
             try LMDBError.check(mdb_env_open(env, path, flags, 0o600), "opening LMDB environment at \(path)")
         } catch {
             mdb_env_close(env)
@@ -45,7 +50,19 @@ final class LMDBEnvironment: @unchecked Sendable {
     }
 
     deinit {
-        mdb_env_close(handle)
+        if !closed { mdb_env_close(handle) }
+    }
+
+    /// Closes the environment once every read in progress has finished; later reads fail.
+    /// (LMDB forbids opening one environment twice in a process, so a journal that is reopened must
+    /// really be closed first.)
+    func close() {
+        resizeLock.withWriteLock {
+            if !closed {
+                mdb_env_close(handle)
+                closed = true
+            }
+        }
     }
 
     /// Clears reader slots left behind by dead processes; returns how many were cleared.
@@ -81,6 +98,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     func withReadTransaction<R>(_ body: (LMDBTransaction) throws -> R) throws -> R {
         while true {
             let result: R? = try resizeLock.withReadLock {
+                guard !closed else { throw JournalError.closed }
                 var txn: OpaquePointer?
                 let code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
                 if code == MDB_MAP_RESIZED { return nil }
@@ -97,6 +115,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// Opens database handles in a read transaction that is then committed, which is what keeps the
     /// handles valid for later transactions (an aborted transaction closes the handles it opened).
     func openDatabasesForReading<R>(_ body: (LMDBTransaction) throws -> R) throws -> R {
+        guard !closed else { throw JournalError.closed }
         var txn: OpaquePointer?
         try LMDBError.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "beginning read transaction")
         let transaction = LMDBTransaction(handle: txn!, readOnly: true)

@@ -1,4 +1,6 @@
 import Foundation
+import Synchronization
+import Testing
 import LedgerCore
 @testable import LedgerLMDB
 
@@ -28,13 +30,13 @@ func testDraft(_ marker: String, type: EventType = "test.event") -> EventDraft {
 /// Opens a journal in `directory` with test-friendly defaults.
 func openJournal(
     _ directory: String, projections: [String] = [], witness: (any CheckpointWitness)? = nil,
-    checkpointInterval: UInt64 = 4096, initialMapSize: Int = 8 << 20,
+    witnessInterval: UInt64 = 4096, initialMapSize: Int = 8 << 20,
     clock: (@Sendable () -> LedgerTimestamp)? = nil
 ) throws -> Journal {
     var configuration = Journal.Configuration(directory: directory)
     configuration.projections = projections
     configuration.witness = witness
-    configuration.checkpointInterval = checkpointInterval
+    configuration.witnessInterval = witnessInterval
     configuration.initialMapSize = initialMapSize
     if let clock { configuration.clock = clock }
     return try Journal.open(configuration)
@@ -55,16 +57,22 @@ func withRawLMDB(_ directory: String, _ body: (LMDBTransaction, JournalLayout) t
     }
 }
 
-/// Flips one bit of the first occurrence of `marker` in the journal's `data.mdb`, by plain file I/O.
-/// Returns whether the marker was found.
+/// Flips one bit of every occurrence of `marker` in the journal's `data.mdb`, by plain file I/O.
+/// (LMDB copies pages on write, so stale copies of a record may linger in free pages; flipping them all
+/// makes sure the live one is hit.) Returns how many occurrences were changed.
 @discardableResult
-func flipByteInDataFile(_ directory: String, marker: String, offsetInMarker: Int = 0) throws -> Bool {
+func flipByteInDataFile(_ directory: String, marker: String, offsetInMarker: Int = 0) throws -> Int {
     let path = directory + "/data.mdb"
     var data = try Data(contentsOf: URL(fileURLWithPath: path))
-    guard let range = data.range(of: Data(marker.utf8)) else { return false }
-    data[range.lowerBound + offsetInMarker] ^= 0x01
+    var changed = 0
+    var searchStart = data.startIndex
+    while let range = data.range(of: Data(marker.utf8), in: searchStart..<data.endIndex) {
+        data[range.lowerBound + offsetInMarker] ^= 0x01
+        changed += 1
+        searchStart = range.upperBound
+    }
     try data.write(to: URL(fileURLWithPath: path))
-    return true
+    return changed
 }
 
 /// The directory holding the built executables (beside the test bundle).
@@ -96,10 +104,33 @@ func runProduct(_ executable: String, _ arguments: [String], currentDirectory: S
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    // Drain stderr on another thread so that a chatty child cannot fill one pipe while we wait on the other.
+    let stderrData = Mutex(Data())
+    let drained = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        stderrData.withLock { $0 = data }
+        drained.signal()
+    }
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    drained.wait()
+    let stderr = stderrData.withLock { $0 }
     process.waitUntilExit()
     return ProcessResult(
         status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
         stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+/// Flips a byte of `marker` in `data.mdb` by plain file I/O, and checks that the record stored under
+/// `sequence` is one that changed (not only a stale page copy).
+func flipMarkerInDataFile(_ directory: String, marker: String, storedAt sequence: UInt64) throws {
+    let found = try flipByteInDataFile(directory, marker: marker)
+    try #require(found > 0, "\(marker) is not in data.mdb")
+    let reader = try JournalReader(directory: directory)
+    defer { reader.close() }
+    let record = try reader.read { try $0.record(sequence) }
+    let stored = try #require(record, "event #\(sequence) is not stored")
+    try #require(
+        !String(decoding: stored, as: UTF8.self).contains(marker),
+        "the flipped byte was in a stale copy of event #\(sequence), not in its stored record")
 }

@@ -1,0 +1,140 @@
+import Testing
+
+@testable import LedgerCore
+
+@Suite("Event envelope: canonical encoding and signatures")
+struct EnvelopeTests {
+    static let key = Ed25519SigningKey(seed: Array(repeating: 7, count: 32))!
+    static let journalID = Array(0..<16 as Range<UInt8>)
+
+    static func sample(sequence: UInt64 = 42, payload: String = #"{"user":"alice"}"#) -> EventEnvelope {
+        let content = EventContent(
+            journalID: journalID, type: "auth.code.issued", schemaVersion: 3, keyID: key.keyID, payload: Array(payload.utf8))
+        return EventEnvelope(
+            sequence: sequence, timestamp: LedgerTimestamp(microsecondsSinceEpoch: 1_795_000_000_123_456),
+            previousHash: SHA256Digest(bytes: Array(repeating: 0xab, count: 32))!, content: content,
+            signature: content.signature(with: key))
+    }
+
+    @Test("the record layout is exactly the documented one")
+    func documentedLayout() throws {
+        let envelope = Self.sample()
+        let record = envelope.record
+        var expected: [UInt8] = Array("AuthLedger/event/v1\n".utf8)
+        expected += [0, 0, 0, 0, 0, 0, 0, 42]
+        expected += UInt64(1_795_000_000_123_456).bigEndianBytes
+        expected += Array(repeating: 0xab, count: 32)
+        expected += Self.journalID
+        expected += [16] + Array("auth.code.issued".utf8)
+        expected += [0, 3]
+        expected += Self.key.keyID.bytes
+        expected += [0, 0, 0, 16] + Array(#"{"user":"alice"}"#.utf8)
+        #expect(Array(record.prefix(expected.count)) == expected)
+        #expect(record.count == expected.count + 64)
+        #expect(Array(record.suffix(64)) == envelope.signature)
+        // The signature covers the prefix and the content only.
+        let content = Array(expected.dropFirst(20 + 48))
+        #expect(envelope.content.signingBytes == Array("AuthLedger/event/v1\n".utf8) + content)
+        #expect(Self.key.publicKey.isValidSignature(envelope.signature, for: envelope.content.signingBytes))
+    }
+
+    @Test("encoding is deterministic and decoding gives the same envelope back")
+    func roundTrip() throws {
+        let envelope = Self.sample()
+        #expect(envelope.record == Self.sample().record)
+        #expect(envelope.signature == Self.sample().signature, "Ed25519 signatures are deterministic")
+        let decoded = try EventEnvelope(record: envelope.record)
+        #expect(decoded == envelope)
+        #expect(decoded.eventHash == SHA256Digest.hash(envelope.record))
+    }
+
+    enum Mutation: String, CaseIterable {
+        case badPrefix, trailingByte, missingSignatureByte, cutInHeader, empty
+
+        func apply(_ record: [UInt8]) -> [UInt8] {
+            switch self {
+            case .badPrefix: [UInt8(ascii: "X")] + record.dropFirst()
+            case .trailingByte: record + [0]
+            case .missingSignatureByte: Array(record.dropLast())
+            case .cutInHeader: Array(record.prefix(30))
+            case .empty: []
+            }
+        }
+    }
+
+    @Test("decoding is strict", arguments: Mutation.allCases)
+    func strictDecoding(_ mutation: Mutation) {
+        #expect(throws: EnvelopeDecodingError.self) { try EventEnvelope(record: mutation.apply(Self.sample().record)) }
+    }
+
+    @Test("a payload length that runs past the record is rejected, not trusted")
+    func lyingLength() throws {
+        var record = Self.sample().record
+        let lengthOffset = 20 + 48 + 16 + 17 + 2 + 8
+        record[lengthOffset] = 0x7f
+        #expect(throws: EnvelopeDecodingError.self) { try EventEnvelope(record: record) }
+    }
+
+    @Test("changing any content byte breaks the signature; the place is not signed but is hashed")
+    func signatureCoversContent() throws {
+        let envelope = Self.sample()
+        var tampered = envelope
+        tampered.content.payload[3] ^= 1
+        #expect(!tampered.hasValidSignature(by: Self.key.publicKey))
+        var moved = envelope
+        moved.sequence += 1
+        #expect(moved.hasValidSignature(by: Self.key.publicKey))
+        #expect(moved.eventHash != envelope.eventHash)
+        let other = Ed25519SigningKey(seed: Array(repeating: 8, count: 32))!
+        #expect(!envelope.hasValidSignature(by: other.publicKey))
+    }
+
+    @Test("event types are validated")
+    func eventTypes() {
+        func valid(_ name: String) -> Bool { EventType(name) != nil }
+        #expect(valid("auth.code.issued"))
+        #expect(valid("a1_b-c"))
+        #expect(!valid(""))
+        #expect(!valid(".starts-with-dot"))
+        #expect(!valid("Upper.Case"))
+        #expect(!valid("has space"))
+        #expect(!valid(String(repeating: "a", count: 129)))
+    }
+
+    @Test("key ids are derived from the public key")
+    func keyIDs() {
+        let expected = Array(SHA256Digest.hash(Array("AuthLedger/key/v1\n".utf8) + Self.key.publicKey.bytes).bytes.prefix(8))
+        #expect(Self.key.keyID.bytes == expected)
+        #expect(KeyID(hex: Self.key.keyID.hex) == Self.key.keyID)
+    }
+}
+
+@Suite("Timestamps in RFC 3339")
+struct TimestampTests {
+    @Test("formats UTC with microseconds", arguments: [
+        (Int64(0), "1970-01-01T00:00:00.000000Z"),
+        (Int64(1_795_000_000_123_456), "2026-11-18T11:06:40.123456Z"),
+        (Int64(-1), "1969-12-31T23:59:59.999999Z"),
+        (Int64(951_782_400_000_000), "2000-02-29T00:00:00.000000Z"),
+    ])
+    func formats(_ micros: Int64, _ text: String) {
+        let time = LedgerTimestamp(microsecondsSinceEpoch: micros)
+        #expect(time.rfc3339 == text)
+        #expect(LedgerTimestamp(rfc3339: text) == time)
+    }
+
+    @Test("parses offsets and short fractions")
+    func parses() {
+        #expect(LedgerTimestamp(rfc3339: "2026-11-27T12:00:00+01:00")?.rfc3339 == "2026-11-27T11:00:00.000000Z")
+        #expect(LedgerTimestamp(rfc3339: "2026-11-27T11:00:00.5Z")?.microseconds == 1_795_777_200_500_000)
+        #expect(LedgerTimestamp(rfc3339: "2026-11-27T11:00:00Z")?.microseconds == 1_795_777_200_000_000)
+    }
+
+    @Test("rejects what is not RFC 3339", arguments: [
+        "", "2026-11-27", "2026-13-01T00:00:00Z", "2026-11-27T25:00:00Z", "2026-11-27T11:00:00", "2026-11-27T11:00:00.Z",
+        "2026-11-27T11:00:00Zjunk", "yesterday",
+    ])
+    func rejects(_ text: String) {
+        #expect(LedgerTimestamp(rfc3339: text) == nil)
+    }
+}
