@@ -133,12 +133,6 @@ public final class Journal: Sendable {
             let frontier = try reader.read { snapshot in
                 try MerkleFrontier(size: head.sequence, nodes: StoredMerkleNodes(transaction: snapshot.transaction, layout: layout))
             }
-            try reader.read { snapshot in
-                let last = try snapshot.transaction.last(in: layout.events).flatMap { UInt64(bigEndianBytes: $0.0) } ?? 0
-                guard last == head.sequence else {
-                    throw JournalError.corrupt("head says #\(head.sequence) but the last stored event is #\(last)")
-                }
-            }
             self.writer = JournalWriter(
                 environment: environment, layout: layout, configuration: configuration, journalID: journalID,
                 head: head, frontier: frontier, signingKey: signingKey)

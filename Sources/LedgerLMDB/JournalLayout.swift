@@ -21,7 +21,6 @@ struct JournalLayout {
     enum MetaKey {
         static let format = Array("format".utf8)
         static let journalID = Array("journal_id".utf8)
-        static let head = Array("head".utf8)
         static let activeKey = Array("active_key".utf8)
         /// `key.` + sequence (8 bytes) → the public key that event introduced (genesis or rotation).
         static let keyHistoryPrefix = Array("key.".utf8)
@@ -68,21 +67,10 @@ public struct JournalHead: Sendable, Equatable {
     static let empty = JournalHead(
         sequence: 0, lastHash: .zero, lastTime: LedgerTimestamp(microsecondsSinceEpoch: 0))
 
-    var encoded: [UInt8] {
-        sequence.bigEndianBytes + lastHash.bytes + UInt64(bitPattern: lastTime.microseconds).bigEndianBytes
-    }
-
     init(sequence: UInt64, lastHash: SHA256Digest, lastTime: LedgerTimestamp) {
         self.sequence = sequence
         self.lastHash = lastHash
         self.lastTime = lastTime
-    }
-
-    init?(encoded bytes: [UInt8]) {
-        guard bytes.count == 48, let sequence = UInt64(bigEndianBytes: bytes[0..<8]),
-            let hash = SHA256Digest(bytes: Array(bytes[8..<40])), let micros = UInt64(bigEndianBytes: bytes[40..<48])
-        else { return nil }
-        self.init(sequence: sequence, lastHash: hash, lastTime: LedgerTimestamp(microsecondsSinceEpoch: Int64(bitPattern: micros)))
     }
 }
 

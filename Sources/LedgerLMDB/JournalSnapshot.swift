@@ -8,12 +8,14 @@ public struct JournalSnapshot {
     let transaction: LMDBTransaction
     let layout: JournalLayout
 
-    /// The last event in this snapshot.
+    /// The last event in this snapshot, read from the last stored record (the head is derived, never
+    /// stored separately, so it cannot disagree with the events).
     public var head: JournalHead {
         get throws {
-            guard let bytes = try transaction.get(JournalLayout.MetaKey.head, in: layout.meta) else { return .empty }
-            guard let head = JournalHead(encoded: bytes) else { throw JournalError.corrupt("head record is malformed") }
-            return head
+            guard let (key, record) = try transaction.last(in: layout.events) else { return .empty }
+            guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("last event key is malformed") }
+            let envelope = try EventEnvelope(record: record)
+            return JournalHead(sequence: sequence, lastHash: SHA256Digest.hash(record), lastTime: envelope.timestamp)
         }
     }
 

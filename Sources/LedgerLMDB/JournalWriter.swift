@@ -262,7 +262,6 @@ final class JournalWriter: @unchecked Sendable {
         var checkpoint: SignedCheckpoint?
         if let last = context.records.last {
             newHead = JournalHead(sequence: last.sequence, lastHash: context.cursor.lastHash, lastTime: now)
-            try transaction.put(newHead.encoded, for: JournalLayout.MetaKey.head, in: layout.meta)
             // Every batch is sealed by a checkpoint: it signs the order and time of the batch's events.
             let signed = Checkpoint(
                 origin: "authledger/\(journalID)", treeSize: newHead.sequence, rootHash: newFrontier.root, timestamp: now

@@ -187,16 +187,13 @@ struct TamperTests {
         let witnessed = try CheckpointLogFile(path: log).read()
         #expect(witnessed.map(\.checkpoint.treeSize) == [1, 21])
 
-        // Drop #17...#21, make the head name #16, and drop the journal's checkpoints beyond it.
+        // Drop #17...#21 and the journal's checkpoints beyond #16 (the head is read from the last record).
         let newSize: UInt64 = 16
         try withRawLMDB(temp.journal) { transaction, layout in
             for sequence in (newSize + 1)...21 {
                 let existed = try transaction.delete(sequence.bigEndianBytes, in: layout.events)
                 try #require(existed)
             }
-            let last = try EventEnvelope(record: try storedRecord(newSize, transaction, layout))
-            let head = JournalHead(sequence: newSize, lastHash: last.eventHash, lastTime: last.timestamp)
-            try transaction.put(head.encoded, for: JournalLayout.MetaKey.head, in: layout.meta)
             var beyond: [[UInt8]] = []
             try transaction.forEach(in: layout.checkpoints) { key, _ in
                 if let size = UInt64(bigEndianBytes: key), size > newSize { beyond.append(key) }
