@@ -15,9 +15,7 @@ struct ByteWriter {
     mutating func write(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
 
     private mutating func writeBigEndian(_ value: UInt64, width: Int) {
-        for shift in stride(from: (width - 1) * 8, through: 0, by: -8) {
-            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
-        }
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0.suffix(width)) }
     }
 }
 
@@ -51,7 +49,7 @@ struct ByteReader {
 extension UInt64 {
     /// The 8 big-endian bytes of the value: the key order LMDB sorts numerically.
     public var bigEndianBytes: [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: self >> UInt64(56 - $0 * 8)) }
+        withUnsafeBytes(of: bigEndian) { Array($0) }
     }
 
     /// Reads 8 big-endian bytes; `nil` for any other length.

@@ -50,6 +50,20 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
         return SHA256Digest(unchecked: out)
     }
 
+    /// `SHA-256(prefix || first || second)`, without building the concatenation (the Merkle hot path).
+    static func hash(prefix: UInt8, _ first: [UInt8], _ second: [UInt8] = []) -> SHA256Digest {
+        _ = Sodium.ready
+        var state = crypto_hash_sha256_state()
+        crypto_hash_sha256_init(&state)
+        var byte = prefix
+        crypto_hash_sha256_update(&state, &byte, 1)
+        _ = first.withUnsafeBufferPointer { crypto_hash_sha256_update(&state, $0.baseAddress, UInt64($0.count)) }
+        _ = second.withUnsafeBufferPointer { crypto_hash_sha256_update(&state, $0.baseAddress, UInt64($0.count)) }
+        var out = [UInt8](repeating: 0, count: 32)
+        crypto_hash_sha256_final(&state, &out)
+        return SHA256Digest(unchecked: out)
+    }
+
     /// SHA-256 over several byte strings, as if they were concatenated.
     public static func hash(parts: [[UInt8]]) -> SHA256Digest {
         _ = Sodium.ready

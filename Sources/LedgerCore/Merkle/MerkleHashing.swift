@@ -3,12 +3,12 @@
 public enum MerkleHashing {
     /// `SHA-256(0x00 || data)`.
     public static func leafHash(_ data: [UInt8]) -> SHA256Digest {
-        SHA256Digest.hash(parts: [[0x00], data])
+        SHA256Digest.hash(prefix: 0x00, data)
     }
 
     /// `SHA-256(0x01 || left || right)`.
     public static func nodeHash(_ left: SHA256Digest, _ right: SHA256Digest) -> SHA256Digest {
-        SHA256Digest.hash(parts: [[0x01], left.bytes, right.bytes])
+        SHA256Digest.hash(prefix: 0x01, left.bytes, right.bytes)
     }
 
     /// The root of the empty tree: `SHA-256("")`.
