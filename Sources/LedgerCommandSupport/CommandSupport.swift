@@ -62,3 +62,27 @@ public func openReader(_ directory: String) throws -> JournalReader {
         throw CommandExit.badInput("\(error)")
     }
 }
+
+/// Options of the commands that write to a journal: its signing key and its checkpoint witness.
+public struct JournalWriterOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Journal signing key file (default: <journal>.key).", valueName: "file"))
+    public var key: String?
+
+    @Option(
+        name: .customLong("checkpoint-log"),
+        help: ArgumentHelp("Witness log: signed checkpoints are also appended to this file, outside the journal.", valueName: "file"))
+    public var checkpointLog: String?
+
+    public init() {}
+
+    /// Opens `directory` for writing (creating it when empty), turning failure into exit 2 with the reason.
+    public func openJournal(_ directory: String) throws -> Journal {
+        var configuration = Journal.Configuration(directory: directory, keyFile: key)
+        configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
+        do {
+            return try Journal.open(configuration)
+        } catch {
+            throw CommandExit.badInput("\(error)")
+        }
+    }
+}

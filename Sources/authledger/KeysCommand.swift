@@ -38,21 +38,10 @@ struct KeysCommand: AsyncParsableCommand {
             abstract: "Rotate the signing key: a key-rotation event signed by the old key, then the new key in the key file.",
             discussion: "The server must be stopped: a journal has one writer at a time.")
         @OptionGroup var journalOptions: JournalOptions
-        @Option(help: ArgumentHelp("Signing key file (default: <journal>.key).", valueName: "file")) var key: String?
-        @Option(
-            name: .customLong("checkpoint-log"),
-            help: ArgumentHelp("Also hand the checkpoint after the rotation to this witness log.", valueName: "file"))
-        var checkpointLog: String?
+        @OptionGroup var writerOptions: JournalWriterOptions
 
         func run() async throws {
-            var configuration = Journal.Configuration(directory: journalOptions.journal, keyFile: key)
-            configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
-            let journal: Journal
-            do {
-                journal = try Journal.open(configuration)
-            } catch {
-                throw CommandExit.badInput("\(error)")
-            }
+            let journal = try writerOptions.openJournal(journalOptions.journal)
             let old = journal.activeKeyID
             let new: KeyID
             do {

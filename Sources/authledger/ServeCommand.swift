@@ -20,23 +20,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on.") var port: Int = 8080
     @Option(help: ArgumentHelp("Tenant file to apply at start (not implemented yet).", valueName: "file"))
     var tenant: String?
-    @Option(help: ArgumentHelp("Journal signing key file (default: <journal>.key).", valueName: "file"))
-    var key: String?
     @Option(help: ArgumentHelp("Issuer URL.", valueName: "url")) var issuer: String?
-    @Option(
-        name: .customLong("checkpoint-log"),
-        help: ArgumentHelp("Append every signed checkpoint to this file, outside the journal.", valueName: "file"))
-    var checkpointLog: String?
+    @OptionGroup var writerOptions: JournalWriterOptions
 
     func run() async throws {
-        var configuration = Journal.Configuration(directory: journalOptions.journal, keyFile: key)
-        configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
-        let journal: Journal
-        do {
-            journal = try Journal.open(configuration)
-        } catch {
-            throw CommandExit.badInput("\(error)")
+        if tenant != nil {
+            throw CommandExit.badInput("--tenant is not implemented yet (tenant files arrive with the /authorize issue)")
         }
+        let journal = try writerOptions.openJournal(journalOptions.journal)
         let checkpoint = try await journal.checkpoint()
         print("authledger: journal \(journalOptions.journal) open at #\(journal.head.sequence), key \(journal.activeKeyID)")
         print("authledger: checkpoint \(checkpoint.checkpoint.treeSize) root \(checkpoint.checkpoint.rootHash.base64)")
