@@ -13,6 +13,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries, found with pkg-config; the tools/ scripts install them with apt-get.
@@ -31,6 +34,23 @@ let package = Package(
         .target(name: "LedgerCore", dependencies: ["CSodium"]),
         // The journal on LMDB: group-committed appends, projections, snapshots, keys on disk.
         .target(name: "LedgerLMDB", dependencies: ["LedgerCore", "CLMDB"]),
+
+        // Pure authorization logic: tenant model, configuration events, the authorize decision and its rules.
+        .target(
+            name: "AuthCore",
+            dependencies: ["LedgerCore", "CSodium", .product(name: "Yams", package: "Yams")]
+        ),
+        // AuthLedger's state in the journal: event appends and the projections the server reads.
+        .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerLMDB"]),
+        // The HTTP server: Hummingbird routes, pages, cookies. Decisions come from AuthCore.
+        .target(
+            name: "AuthServer",
+            dependencies: [
+                "AuthCore", "AuthJournal",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // What the command-line tools share: journal option, exit codes, output formats.
         .target(

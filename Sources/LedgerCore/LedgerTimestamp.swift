@@ -118,3 +118,24 @@ extension Int64 {
         return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }
 }
+
+extension LedgerTimestamp: Codable {
+    /// Encoded as RFC 3339 text.
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let value = LedgerTimestamp(rfc3339: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not RFC 3339: \(text)"))
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rfc3339)
+    }
+
+    /// This time plus `seconds`.
+    public func adding(seconds: Int) -> LedgerTimestamp {
+        LedgerTimestamp(microsecondsSinceEpoch: microseconds + Int64(seconds) * 1_000_000)
+    }
+}

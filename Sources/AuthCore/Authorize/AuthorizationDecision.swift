@@ -1,0 +1,176 @@
+import LedgerCore
+
+/// OAuth 2.0 / OpenID Connect error codes used by `/authorize` (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
+public enum OAuthErrorCode: String, Codable, Sendable {
+    case invalidRequest = "invalid_request"
+    case unauthorizedClient = "unauthorized_client"
+    case accessDenied = "access_denied"
+    case unsupportedResponseType = "unsupported_response_type"
+    case invalidScope = "invalid_scope"
+    case serverError = "server_error"
+    case temporarilyUnavailable = "temporarily_unavailable"
+    case interactionRequired = "interaction_required"
+    case loginRequired = "login_required"
+    case consentRequired = "consent_required"
+}
+
+/// How the response goes back to the client: where, in which mode, with which `state`.
+public struct ResponseDelivery: Codable, Sendable, Equatable {
+    public enum Mode: String, Codable, Sendable {
+        case query, fragment
+        case formPost = "form_post"
+    }
+
+    public var redirectURI: String
+    public var mode: Mode
+    public var state: String?
+}
+
+/// The SSO session the browser presented, as the decision saw it.
+public struct SessionSnapshot: Codable, Sendable, Equatable {
+    /// Hash of the session id (the id itself is only in the cookie).
+    public var sessionHash: String
+    public var userID: String
+    public var connection: String
+    public var authTime: LedgerTimestamp
+    public var expiresAt: LedgerTimestamp
+
+    public init(sessionHash: String, userID: String, connection: String, authTime: LedgerTimestamp, expiresAt: LedgerTimestamp) {
+        self.sessionHash = sessionHash
+        self.userID = userID
+        self.connection = connection
+        self.authTime = authTime
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sessionHash = "session_hash", userID = "user_id", connection
+        case authTime = "auth_time", expiresAt = "expires_at"
+    }
+}
+
+/// What has happened so far in this authorization interaction (login page, consent page, organization picker).
+public struct InteractionProgress: Codable, Sendable, Equatable {
+    public enum ConsentAnswer: String, Codable, Sendable {
+        case granted, denied
+    }
+
+    /// When the user logged in during this interaction.
+    public var authenticatedAt: LedgerTimestamp?
+    public var consent: ConsentAnswer?
+    public var organizationID: String?
+
+    public init(authenticatedAt: LedgerTimestamp? = nil, consent: ConsentAnswer? = nil, organizationID: String? = nil) {
+        self.authenticatedAt = authenticatedAt
+        self.consent = consent
+        self.organizationID = organizationID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case authenticatedAt = "authenticated_at", consent
+        case organizationID = "organization_id"
+    }
+
+    public static let fresh = InteractionProgress()
+}
+
+/// Everything the decision depends on besides the configuration — exactly what the decision event records,
+/// so that replay can run ``AuthorizationPolicy/decide(_:configuration:)`` again.
+public struct AuthorizationInput: Codable, Sendable, Equatable {
+    public var parameters: AuthorizeParameters
+    public var session: SessionSnapshot?
+    /// Scopes the session's user has granted, by ``ConsentKey``.
+    public var consents: [String: [String]]
+    public var progress: InteractionProgress
+    public var now: LedgerTimestamp
+
+    public init(
+        parameters: AuthorizeParameters, session: SessionSnapshot? = nil, consents: [String: [String]] = [:],
+        progress: InteractionProgress = .fresh, now: LedgerTimestamp
+    ) {
+        self.parameters = parameters
+        self.session = session
+        self.consents = consents
+        self.progress = progress
+        self.now = now
+    }
+}
+
+/// The key under which a user's consent for a client and audience is kept.
+public enum ConsentKey {
+    public static func make(clientID: String, audience: String?) -> String {
+        "\(clientID)\u{1F}\(audience ?? "")"
+    }
+}
+
+/// A consent the user is asked for.
+public struct ConsentRequest: Codable, Sendable, Equatable {
+    public var clientID: String
+    public var audience: String?
+    public var scopes: [String]
+}
+
+/// What a code is bound to (RFC 6749 §4.1.3, RFC 7636, RFC 9449 §10, OIDC Core §3.1.3.3).
+public struct CodeGrant: Codable, Sendable, Equatable {
+    public var clientID: String
+    public var redirectURI: String
+    public var userID: String
+    public var scopes: [String]
+    public var audience: String?
+    public var organizationID: String?
+    public var nonce: String?
+    public var codeChallenge: String?
+    public var codeChallengeMethod: String?
+    public var dpopJKT: String?
+    public var authTime: LedgerTimestamp
+    public var expiresAt: LedgerTimestamp
+    /// Invitation spent by this authorization, if any.
+    public var invitation: String?
+
+    enum CodingKeys: String, CodingKey {
+        case clientID = "client_id", redirectURI = "redirect_uri", userID = "user_id", scopes, audience
+        case organizationID = "organization_id", nonce
+        case codeChallenge = "code_challenge", codeChallengeMethod = "code_challenge_method"
+        case dpopJKT = "dpop_jkt", authTime = "auth_time", expiresAt = "expires_at", invitation
+    }
+}
+
+/// The outcome of one authorization decision.
+public enum AuthorizationOutcome: Codable, Sendable, Equatable {
+    /// An error shown as a page, never redirected (unknown client, unregistered redirect URI).
+    case errorPage(error: OAuthErrorCode, description: String)
+    /// An error returned to the client's redirect URI.
+    case errorRedirect(error: OAuthErrorCode, description: String, delivery: ResponseDelivery)
+    /// The user must log in with `connection`.
+    case login(connection: String, loginHint: String?)
+    /// The user must answer a consent request.
+    case consent(ConsentRequest)
+    /// The user must choose one of these organizations.
+    case chooseOrganization([String])
+    /// Authorized: issue a code bound to the grant and return it.
+    case issueCode(CodeGrant, delivery: ResponseDelivery)
+
+    /// A short name for metrics and timelines.
+    public var name: String {
+        switch self {
+        case .errorPage(let error, _): "error_page:\(error.rawValue)"
+        case .errorRedirect(let error, _, _): "error:\(error.rawValue)"
+        case .login: "login"
+        case .consent: "consent"
+        case .chooseOrganization: "choose_organization"
+        case .issueCode: "code_issued"
+        }
+    }
+}
+
+/// A decision: its outcome and the rule that reached it.
+public struct AuthorizationDecision: Codable, Sendable, Equatable {
+    public var outcome: AuthorizationOutcome
+    /// The name of the rule that decided, e.g. `redirect_uri.exact_match`.
+    public var rule: String
+
+    public init(outcome: AuthorizationOutcome, rule: String) {
+        self.outcome = outcome
+        self.rule = rule
+    }
+}

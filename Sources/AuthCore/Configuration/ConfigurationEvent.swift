@@ -1,0 +1,67 @@
+import LedgerCore
+
+/// A change to the tenant's configuration, as recorded in the journal. Configuration is only ever
+/// changed by these events, so the configuration in force at any sequence number is the fold of the
+/// configuration events before it.
+public enum ConfigurationEvent: Sendable, Equatable {
+    case tenantSet(TenantSettings)
+    case apiSet(APIDefinition)
+    case connectionSet(ConnectionRecord)
+    case clientSet(RegisteredClient)
+    case userSet(RegisteredUser)
+    case organizationSet(OrganizationRecord)
+    case memberAdded(MembershipRecord)
+    case invitationSet(InvitationRecord)
+
+    /// The journal event type of each case.
+    public var eventType: EventType {
+        switch self {
+        case .tenantSet: Self.tenantSetType
+        case .apiSet: Self.apiSetType
+        case .connectionSet: Self.connectionSetType
+        case .clientSet: Self.clientSetType
+        case .userSet: Self.userSetType
+        case .organizationSet: Self.organizationSetType
+        case .memberAdded: Self.memberAddedType
+        case .invitationSet: Self.invitationSetType
+        }
+    }
+
+    public static let tenantSetType: EventType = "config.tenant.set"
+    public static let apiSetType: EventType = "config.api.set"
+    public static let connectionSetType: EventType = "config.connection.set"
+    public static let clientSetType: EventType = "config.client.set"
+    public static let userSetType: EventType = "config.user.set"
+    public static let organizationSetType: EventType = "config.organization.set"
+    public static let memberAddedType: EventType = "config.organization.member.added"
+    public static let invitationSetType: EventType = "config.invitation.set"
+
+    /// The JSON payload (schema version 1).
+    public func payload() throws -> [UInt8] {
+        switch self {
+        case .tenantSet(let value): try PayloadCoding.encode(value)
+        case .apiSet(let value): try PayloadCoding.encode(value)
+        case .connectionSet(let value): try PayloadCoding.encode(value)
+        case .clientSet(let value): try PayloadCoding.encode(value)
+        case .userSet(let value): try PayloadCoding.encode(value)
+        case .organizationSet(let value): try PayloadCoding.encode(value)
+        case .memberAdded(let value): try PayloadCoding.encode(value)
+        case .invitationSet(let value): try PayloadCoding.encode(value)
+        }
+    }
+
+    /// Decodes a journal event; `nil` when `type` is not a configuration event.
+    public init?(type: EventType, payload: [UInt8]) throws {
+        switch type {
+        case Self.tenantSetType: self = .tenantSet(try PayloadCoding.decode(TenantSettings.self, from: payload))
+        case Self.apiSetType: self = .apiSet(try PayloadCoding.decode(APIDefinition.self, from: payload))
+        case Self.connectionSetType: self = .connectionSet(try PayloadCoding.decode(ConnectionRecord.self, from: payload))
+        case Self.clientSetType: self = .clientSet(try PayloadCoding.decode(RegisteredClient.self, from: payload))
+        case Self.userSetType: self = .userSet(try PayloadCoding.decode(RegisteredUser.self, from: payload))
+        case Self.organizationSetType: self = .organizationSet(try PayloadCoding.decode(OrganizationRecord.self, from: payload))
+        case Self.memberAddedType: self = .memberAdded(try PayloadCoding.decode(MembershipRecord.self, from: payload))
+        case Self.invitationSetType: self = .invitationSet(try PayloadCoding.decode(InvitationRecord.self, from: payload))
+        default: return nil
+        }
+    }
+}

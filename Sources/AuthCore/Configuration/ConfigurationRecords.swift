@@ -1,0 +1,116 @@
+/// A registered client as the server knows it: its definition, with the secret replaced by its hash.
+public struct RegisteredClient: Codable, Sendable, Equatable {
+    public var clientID: String
+    public var name: String
+    public var appType: ClientDefinition.AppType
+    /// Argon2id hash of the client secret; `nil` for public clients.
+    public var secretHash: String?
+    public var tokenEndpointAuthMethod: ClientDefinition.AuthMethod
+    public var redirectURIs: [String]
+    public var grantTypes: [String]
+    public var firstParty: Bool
+    public var connections: [String]
+    public var organizationUsage: ClientDefinition.OrganizationUsage
+
+    enum CodingKeys: String, CodingKey {
+        case clientID = "client_id", name
+        case appType = "app_type"
+        case secretHash = "secret_hash"
+        case tokenEndpointAuthMethod = "token_endpoint_auth_method"
+        case redirectURIs = "redirect_uris"
+        case grantTypes = "grant_types"
+        case firstParty = "first_party"
+        case connections
+        case organizationUsage = "organization_usage"
+    }
+
+    public init(_ definition: ClientDefinition, secretHash: String?) {
+        clientID = definition.clientID
+        name = definition.name
+        appType = definition.appType
+        self.secretHash = secretHash
+        tokenEndpointAuthMethod = definition.tokenEndpointAuthMethod
+        redirectURIs = definition.redirectURIs
+        grantTypes = definition.grantTypes
+        firstParty = definition.firstParty
+        connections = definition.connections
+        organizationUsage = definition.organizationUsage
+    }
+
+    /// Public clients (SPAs, native apps, and any client without authentication) must use PKCE.
+    public var isPublic: Bool {
+        appType == .spa || appType == .native || tokenEndpointAuthMethod == .none
+    }
+
+    /// Whether `response_type` values other than `code` are allowed.
+    public var allowsImplicit: Bool { grantTypes.contains("implicit") }
+}
+
+/// A connection as configured.
+public struct ConnectionRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var strategy: String
+}
+
+/// A user of a database connection.
+public struct RegisteredUser: Codable, Sendable, Equatable {
+    public var userID: String
+    public var email: String
+    public var connection: String
+    /// Argon2id hash of the password.
+    public var passwordHash: String
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id", email, connection
+        case passwordHash = "password_hash"
+    }
+
+    public init(userID: String, email: String, connection: String, passwordHash: String) {
+        self.userID = userID
+        self.email = email
+        self.connection = connection
+        self.passwordHash = passwordHash
+    }
+}
+
+/// An organization as configured (members are added by separate events).
+public struct OrganizationRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var connections: [String]
+}
+
+/// An invitation to an organization.
+public struct InvitationRecord: Codable, Sendable, Equatable {
+    public var ticket: String
+    public var organizationID: String
+    public var email: String
+    public var clientID: String
+    public var expiresAt: LedgerTimestampText
+
+    enum CodingKeys: String, CodingKey {
+        case ticket, email
+        case organizationID = "organization_id"
+        case clientID = "client_id"
+        case expiresAt = "expires_at"
+    }
+}
+
+/// An RFC 3339 time kept as text in payloads (so the payload shows exactly what was configured).
+public typealias LedgerTimestampText = String
+
+/// `config.organization.member.added` and the membership that `auth.invitation.accepted` grants.
+public struct MembershipRecord: Codable, Sendable, Equatable {
+    public var organizationID: String
+    public var userID: String
+
+    enum CodingKeys: String, CodingKey {
+        case organizationID = "organization_id"
+        case userID = "user_id"
+    }
+
+    public init(organizationID: String, userID: String) {
+        self.organizationID = organizationID
+        self.userID = userID
+    }
+}

@@ -1,0 +1,113 @@
+/// Works out which configuration events make the current configuration match a tenant file.
+///
+/// Only differences become events, so applying the same file twice appends nothing. Secrets are
+/// compared by verifying the file's plain text against the stored hash, and hashed anew only when
+/// they changed. Entities missing from the file are left as they are (nothing is deleted).
+public struct TenantPlanner: Sendable {
+    public let hasher: any SecretHasher
+
+    public init(hasher: any SecretHasher) {
+        self.hasher = hasher
+    }
+
+    public func plan(_ desired: TenantConfiguration, against current: ConfigurationState) throws(TenantFileError) -> [ConfigurationEvent] {
+        try validate(desired)
+        var events: [ConfigurationEvent] = []
+        if current.settings != desired.tenant { events.append(.tenantSet(desired.tenant)) }
+        for api in desired.apis where current.apis[api.identifier] != api {
+            events.append(.apiSet(api))
+        }
+        for connection in desired.connections {
+            let record = ConnectionRecord(name: connection.name, strategy: connection.strategy)
+            if current.connections[connection.name] != record { events.append(.connectionSet(record)) }
+            for user in connection.users {
+                let existing = current.users[user.userID]
+                let unchanged =
+                    existing.map {
+                        $0.email == user.email && $0.connection == connection.name && hasher.verify(user.password, against: $0.passwordHash)
+                    } ?? false
+                if !unchanged {
+                    events.append(
+                        .userSet(RegisteredUser(userID: user.userID, email: user.email, connection: connection.name, passwordHash: hasher.hash(user.password))))
+                }
+            }
+        }
+        for client in desired.clients {
+            let existing = current.clients[client.clientID]
+            var secretHash = existing?.secretHash
+            let secretUnchanged: Bool = {
+                switch (client.clientSecret, existing?.secretHash) {
+                case (nil, nil): return true
+                case (let secret?, let hash?): return hasher.verify(secret, against: hash)
+                default: return false
+                }
+            }()
+            if !secretUnchanged { secretHash = client.clientSecret.map(hasher.hash) }
+            let record = RegisteredClient(client, secretHash: secretHash)
+            if existing != record { events.append(.clientSet(record)) }
+        }
+        for organization in desired.organizations {
+            let record = OrganizationRecord(id: organization.id, name: organization.name, connections: organization.connections)
+            if current.organizations[organization.id] != record { events.append(.organizationSet(record)) }
+            let members = current.members[organization.id] ?? []
+            for member in organization.members where !members.contains(member) {
+                events.append(.memberAdded(MembershipRecord(organizationID: organization.id, userID: member)))
+            }
+            for invitation in organization.invitations {
+                let record = InvitationRecord(
+                    ticket: invitation.ticket, organizationID: organization.id, email: invitation.email,
+                    clientID: invitation.clientID, expiresAt: invitation.expiresAt)
+                if current.invitations[invitation.ticket] != record { events.append(.invitationSet(record)) }
+            }
+        }
+        return events
+    }
+
+    /// Cross-references that decoding cannot check.
+    private func validate(_ desired: TenantConfiguration) throws(TenantFileError) {
+        let connectionNames = Set(desired.connections.map(\.name))
+        let userIDs = Set(desired.connections.flatMap { $0.users.map(\.userID) })
+        let clientIDs = Set(desired.clients.map(\.clientID))
+        func fail(_ reason: String) -> TenantFileError { .invalid(reason) }
+        guard !desired.tenant.issuer.isEmpty else { throw fail("tenant.issuer is empty") }
+        for (index, client) in desired.clients.enumerated() {
+            for name in client.connections where !connectionNames.contains(name) {
+                throw fail("clients[\(index)] names unknown connection '\(name)'")
+            }
+            if client.tokenEndpointAuthMethod != .none && client.clientSecret == nil {
+                throw fail("clients[\(index)] uses \(client.tokenEndpointAuthMethod.rawValue) but has no client_secret")
+            }
+            for uri in client.redirectURIs where !RedirectURI.isRegistrable(uri) {
+                throw fail("clients[\(index)].redirect_uris has '\(uri)', which is not an absolute URI without a fragment")
+            }
+        }
+        for connection in desired.connections where connection.strategy != "database" {
+            throw fail("connection '\(connection.name)' has strategy '\(connection.strategy)'; only 'database' is supported")
+        }
+        for (index, organization) in desired.organizations.enumerated() {
+            for name in organization.connections where !connectionNames.contains(name) {
+                throw fail("organizations[\(index)] names unknown connection '\(name)'")
+            }
+            for member in organization.members where !userIDs.contains(member) {
+                throw fail("organizations[\(index)] names unknown member '\(member)'")
+            }
+            for invitation in organization.invitations {
+                guard clientIDs.contains(invitation.clientID) else {
+                    throw fail("invitation '\(invitation.ticket)' names unknown client '\(invitation.clientID)'")
+                }
+                guard LedgerTimestampParsing.parse(invitation.expiresAt) != nil else {
+                    throw fail("invitation '\(invitation.ticket)' has expires_at '\(invitation.expiresAt)', which is not RFC 3339")
+                }
+            }
+        }
+        if let audience = desired.tenant.defaultAudience, !desired.apis.contains(where: { $0.identifier == audience }) {
+            throw fail("tenant.default_audience '\(audience)' is not one of the apis")
+        }
+    }
+}
+
+import LedgerCore
+
+enum LedgerTimestampParsing {
+    static func parse(_ text: String) -> LedgerTimestamp? { LedgerTimestamp(rfc3339: text) }
+}

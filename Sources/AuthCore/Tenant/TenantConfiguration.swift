@@ -1,0 +1,294 @@
+/// A tenant file: the desired configuration of clients, APIs, connections, users and organizations
+/// (schema in SPEC.md). Secrets appear here in plain text; they are hashed before they reach an event.
+public struct TenantConfiguration: Codable, Sendable, Equatable {
+    public var tenant: TenantSettings
+    public var apis: [APIDefinition]
+    public var clients: [ClientDefinition]
+    public var connections: [ConnectionDefinition]
+    public var organizations: [OrganizationDefinition]
+
+    public init(
+        tenant: TenantSettings, apis: [APIDefinition] = [], clients: [ClientDefinition] = [],
+        connections: [ConnectionDefinition] = [], organizations: [OrganizationDefinition] = []
+    ) {
+        self.tenant = tenant
+        self.apis = apis
+        self.clients = clients
+        self.connections = connections
+        self.organizations = organizations
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tenant, apis, clients, connections, organizations
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        tenant = try container.decode(TenantSettings.self, forKey: .tenant)
+        apis = try container.decodeIfPresent([APIDefinition].self, forKey: .apis) ?? []
+        clients = try container.decodeIfPresent([ClientDefinition].self, forKey: .clients) ?? []
+        connections = try container.decodeIfPresent([ConnectionDefinition].self, forKey: .connections) ?? []
+        organizations = try container.decodeIfPresent([OrganizationDefinition].self, forKey: .organizations) ?? []
+    }
+}
+
+/// Tenant-wide settings.
+public struct TenantSettings: Codable, Sendable, Equatable {
+    /// The issuer identifier (`iss`), e.g. `http://127.0.0.1:8080/`.
+    public var issuer: String
+    /// `audience` (default) or `compatibility` (which also accepts the RFC 8707 `resource` parameter).
+    public var resourceParameterProfile: ResourceParameterProfile
+    /// Audience used when a request names none.
+    public var defaultAudience: String?
+    /// Authorization code lifetime.
+    public var codeTTLSeconds: Int
+    /// SSO session lifetime.
+    public var sessionTTLSeconds: Int
+    /// Whether public clients may use the `plain` PKCE method (RFC 7636 allows it; RFC 9700 advises S256).
+    public var allowPlainPKCE: Bool
+
+    public enum ResourceParameterProfile: String, Codable, Sendable {
+        case audience, compatibility
+    }
+
+    public init(
+        issuer: String, resourceParameterProfile: ResourceParameterProfile = .audience, defaultAudience: String? = nil,
+        codeTTLSeconds: Int = 60, sessionTTLSeconds: Int = 86_400, allowPlainPKCE: Bool = false
+    ) {
+        self.issuer = issuer
+        self.resourceParameterProfile = resourceParameterProfile
+        self.defaultAudience = defaultAudience
+        self.codeTTLSeconds = codeTTLSeconds
+        self.sessionTTLSeconds = sessionTTLSeconds
+        self.allowPlainPKCE = allowPlainPKCE
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case issuer
+        case resourceParameterProfile = "resource_parameter_profile"
+        case defaultAudience = "default_audience"
+        case codeTTLSeconds = "code_ttl_seconds"
+        case sessionTTLSeconds = "session_ttl_seconds"
+        case allowPlainPKCE = "allow_plain_pkce"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        issuer = try container.decode(String.self, forKey: .issuer)
+        resourceParameterProfile = try container.decodeIfPresent(ResourceParameterProfile.self, forKey: .resourceParameterProfile) ?? .audience
+        defaultAudience = try container.decodeIfPresent(String.self, forKey: .defaultAudience)
+        codeTTLSeconds = try container.decodeIfPresent(Int.self, forKey: .codeTTLSeconds) ?? 60
+        sessionTTLSeconds = try container.decodeIfPresent(Int.self, forKey: .sessionTTLSeconds) ?? 86_400
+        allowPlainPKCE = try container.decodeIfPresent(Bool.self, forKey: .allowPlainPKCE) ?? false
+    }
+}
+
+/// A protected API (resource server), identified by its audience.
+public struct APIDefinition: Codable, Sendable, Equatable {
+    public var identifier: String
+    public var name: String
+    public var scopes: [String]
+    public var allowOfflineAccess: Bool
+    public var skipConsentForFirstParty: Bool
+    public var tokenTTLSeconds: Int
+    public var signingAlgorithm: String
+
+    public init(
+        identifier: String, name: String, scopes: [String], allowOfflineAccess: Bool = false,
+        skipConsentForFirstParty: Bool = true, tokenTTLSeconds: Int = 86_400, signingAlgorithm: String = "RS256"
+    ) {
+        self.identifier = identifier
+        self.name = name
+        self.scopes = scopes
+        self.allowOfflineAccess = allowOfflineAccess
+        self.skipConsentForFirstParty = skipConsentForFirstParty
+        self.tokenTTLSeconds = tokenTTLSeconds
+        self.signingAlgorithm = signingAlgorithm
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case identifier, name, scopes
+        case allowOfflineAccess = "allow_offline_access"
+        case skipConsentForFirstParty = "skip_consent_for_first_party"
+        case tokenTTLSeconds = "token_ttl_seconds"
+        case signingAlgorithm = "signing_alg"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        identifier = try container.decode(String.self, forKey: .identifier)
+        name = try container.decodeIfPresent(String.self, forKey: .name) ?? identifier
+        scopes = try container.decodeIfPresent([String].self, forKey: .scopes) ?? []
+        allowOfflineAccess = try container.decodeIfPresent(Bool.self, forKey: .allowOfflineAccess) ?? false
+        skipConsentForFirstParty = try container.decodeIfPresent(Bool.self, forKey: .skipConsentForFirstParty) ?? true
+        tokenTTLSeconds = try container.decodeIfPresent(Int.self, forKey: .tokenTTLSeconds) ?? 86_400
+        signingAlgorithm = try container.decodeIfPresent(String.self, forKey: .signingAlgorithm) ?? "RS256"
+    }
+}
+
+/// An application.
+public struct ClientDefinition: Codable, Sendable, Equatable {
+    public enum AppType: String, Codable, Sendable {
+        case spa, native, regularWeb = "regular_web", nonInteractive = "non_interactive"
+    }
+
+    public enum AuthMethod: String, Codable, Sendable {
+        case clientSecretBasic = "client_secret_basic", clientSecretPost = "client_secret_post", none
+    }
+
+    public enum OrganizationUsage: String, Codable, Sendable {
+        case deny, allow, require
+    }
+
+    public var clientID: String
+    public var name: String
+    public var appType: AppType
+    /// Plain text in the file; never stored or logged.
+    public var clientSecret: String?
+    public var tokenEndpointAuthMethod: AuthMethod
+    public var redirectURIs: [String]
+    public var grantTypes: [String]
+    public var firstParty: Bool
+    public var connections: [String]
+    public var organizationUsage: OrganizationUsage
+
+    public init(
+        clientID: String, name: String, appType: AppType, clientSecret: String? = nil,
+        tokenEndpointAuthMethod: AuthMethod, redirectURIs: [String], grantTypes: [String] = ["authorization_code"],
+        firstParty: Bool = false, connections: [String], organizationUsage: OrganizationUsage = .deny
+    ) {
+        self.clientID = clientID
+        self.name = name
+        self.appType = appType
+        self.clientSecret = clientSecret
+        self.tokenEndpointAuthMethod = tokenEndpointAuthMethod
+        self.redirectURIs = redirectURIs
+        self.grantTypes = grantTypes
+        self.firstParty = firstParty
+        self.connections = connections
+        self.organizationUsage = organizationUsage
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case clientID = "client_id", name
+        case appType = "app_type"
+        case clientSecret = "client_secret"
+        case tokenEndpointAuthMethod = "token_endpoint_auth_method"
+        case redirectURIs = "redirect_uris"
+        case grantTypes = "grant_types"
+        case firstParty = "first_party"
+        case connections
+        case organizationUsage = "organization_usage"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        clientID = try container.decode(String.self, forKey: .clientID)
+        name = try container.decodeIfPresent(String.self, forKey: .name) ?? clientID
+        appType = try container.decodeIfPresent(AppType.self, forKey: .appType) ?? .regularWeb
+        clientSecret = try container.decodeIfPresent(String.self, forKey: .clientSecret)
+        let isPublic = appType == .spa || appType == .native
+        tokenEndpointAuthMethod =
+            try container.decodeIfPresent(AuthMethod.self, forKey: .tokenEndpointAuthMethod)
+            ?? (isPublic ? .none : .clientSecretBasic)
+        redirectURIs = try container.decodeIfPresent([String].self, forKey: .redirectURIs) ?? []
+        grantTypes = try container.decodeIfPresent([String].self, forKey: .grantTypes) ?? ["authorization_code"]
+        firstParty = try container.decodeIfPresent(Bool.self, forKey: .firstParty) ?? false
+        connections = try container.decodeIfPresent([String].self, forKey: .connections) ?? []
+        organizationUsage = try container.decodeIfPresent(OrganizationUsage.self, forKey: .organizationUsage) ?? .deny
+    }
+}
+
+/// A connection: where users log in. Only `database` connections exist here.
+public struct ConnectionDefinition: Codable, Sendable, Equatable {
+    public var name: String
+    public var strategy: String
+    public var users: [UserDefinition]
+
+    public init(name: String, strategy: String = "database", users: [UserDefinition] = []) {
+        self.name = name
+        self.strategy = strategy
+        self.users = users
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, strategy, users
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        strategy = try container.decodeIfPresent(String.self, forKey: .strategy) ?? "database"
+        users = try container.decodeIfPresent([UserDefinition].self, forKey: .users) ?? []
+    }
+}
+
+/// A user of a database connection.
+public struct UserDefinition: Codable, Sendable, Equatable {
+    public var userID: String
+    public var email: String
+    /// Plain text in the file; stored only as an Argon2id hash.
+    public var password: String
+
+    public init(userID: String, email: String, password: String) {
+        self.userID = userID
+        self.email = email
+        self.password = password
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case userID = "user_id", email, password
+    }
+}
+
+/// An organization and its members and invitations.
+public struct OrganizationDefinition: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var connections: [String]
+    public var members: [String]
+    public var invitations: [InvitationDefinition]
+
+    public init(id: String, name: String, connections: [String] = [], members: [String] = [], invitations: [InvitationDefinition] = []) {
+        self.id = id
+        self.name = name
+        self.connections = connections
+        self.members = members
+        self.invitations = invitations
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, name, connections, members, invitations
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        name = try container.decodeIfPresent(String.self, forKey: .name) ?? id
+        connections = try container.decodeIfPresent([String].self, forKey: .connections) ?? []
+        members = try container.decodeIfPresent([String].self, forKey: .members) ?? []
+        invitations = try container.decodeIfPresent([InvitationDefinition].self, forKey: .invitations) ?? []
+    }
+}
+
+/// An invitation to join an organization.
+public struct InvitationDefinition: Codable, Sendable, Equatable {
+    public var ticket: String
+    public var email: String
+    public var clientID: String
+    /// RFC 3339.
+    public var expiresAt: String
+
+    public init(ticket: String, email: String, clientID: String, expiresAt: String) {
+        self.ticket = ticket
+        self.email = email
+        self.clientID = clientID
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case ticket, email
+        case clientID = "client_id"
+        case expiresAt = "expires_at"
+    }
+}
