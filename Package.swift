@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // System libraries, found with pkg-config; the tools/ scripts install them with apt-get.
@@ -48,6 +49,7 @@ let package = Package(
             dependencies: [
                 "AuthCore", "AuthJournal",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -64,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "authledger",
             dependencies: [
-                "LedgerLMDB",
+                "LedgerLMDB", "AuthCore", "AuthJournal", "AuthServer",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

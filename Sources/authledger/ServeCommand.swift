@@ -1,63 +1,72 @@
 import ArgumentParser
-import Dispatch
+import AuthCore
+import AuthJournal
+import AuthServer
 import Foundation
+import Hummingbird
 import LedgerCommandSupport
 import LedgerLMDB
-import Synchronization
+import Logging
 
-/// `authledger serve`: opens the journal and runs until interrupted.
-///
-/// The HTTP endpoints (`/authorize`, `/oauth/token`, ...) are not built yet; for now the command opens
-/// (or creates) the journal with its signing key and checkpoint witness, and closes it cleanly, with a
-/// final checkpoint, on SIGINT or SIGTERM.
+/// `authledger serve`: the authorization server.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Open the journal and serve (HTTP endpoints are not implemented yet).")
+        commandName: "serve",
+        abstract: "Run the authorization server (GET /authorize, login, consent, discovery) on the journal.",
+        discussion: """
+            With an empty journal and no --tenant, the built-in demo tenant is applied (client demo-app, \
+            user demo@example.com / "correct horse battery staple") so the flow can be tried at once in a browser.
+            """)
 
     @OptionGroup var journalOptions: JournalOptions
 
     @Option(help: "Address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "Port to listen on.") var port: Int = 8080
-    @Option(help: ArgumentHelp("Tenant file to apply at start (not implemented yet).", valueName: "file"))
+    @Option(help: ArgumentHelp("Tenant file (YAML or JSON) to apply at start.", valueName: "file"))
     var tenant: String?
-    @Option(help: ArgumentHelp("Issuer URL.", valueName: "url")) var issuer: String?
+    @Option(help: ArgumentHelp("Issuer URL (default: the tenant's, or http://HOST:PORT/ for the demo).", valueName: "url"))
+    var issuer: String?
     @OptionGroup var writerOptions: JournalWriterOptions
 
     func run() async throws {
-        if tenant != nil {
-            throw CommandExit.badInput("--tenant is not implemented yet (tenant files arrive with the /authorize issue)")
-        }
-        let journal = try writerOptions.openJournal(journalOptions.journal)
-        let checkpoint = try await journal.checkpoint()
-        print("authledger: journal \(journalOptions.journal) open at #\(journal.head.sequence), key \(journal.activeKeyID)")
-        print("authledger: checkpoint \(checkpoint.checkpoint.treeSize) root \(checkpoint.checkpoint.rootHash.base64)")
-        print("authledger: HTTP endpoints are not implemented yet; press Ctrl-C to stop")
-        await waitForTerminationSignal()
-        await journal.close()
-        print("authledger: journal closed at #\(journal.head.sequence)")
-    }
-
-    /// Suspends until SIGINT or SIGTERM arrives.
-    private func waitForTerminationSignal() async {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumed = Mutex(false)
-            let sources = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-            for source in sources {
-                source.setEventHandler {
-                    let first = resumed.withLock { done in
-                        defer { done = true }
-                        return !done
-                    }
-                    if first { continuation.resume() }
-                }
-                source.resume()
+        var logger = Logger(label: "authledger")
+        logger.logLevel = .info
+        let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
+        let defaultIssuer = issuer ?? "http://\(host):\(port)/"
+        do {
+            if let tenant {
+                let configuration = try TenantFile.load(path: tenant)
+                let applied = try await ledger.applyTenant(configuration, hasher: Argon2idHasher.interactive)
+                print("authledger: tenant \(tenant): \(applied.count) configuration changes appended")
+            } else if ledger.configuration.settings == nil {
+                try await ledger.applyTenant(DemoTenant.configuration(issuer: defaultIssuer), hasher: Argon2idHasher.interactive)
+                print("authledger: empty journal, applied the demo tenant")
             }
-            activeSignalSources = sources
+        } catch let error as TenantFileError {
+            await ledger.journal.close()
+            throw CommandExit.badInput("\(error)")
         }
+        var settings = AuthServerSettings()
+        settings.issuerOverride = issuer
+        let server = AuthorizationServer(ledger: ledger, settings: settings, logger: logger)
+        let issuerURL = issuer ?? ledger.configuration.settings?.issuer ?? defaultIssuer
+        print("authledger: journal \(journalOptions.journal) at #\(ledger.journal.head.sequence), key \(ledger.journal.activeKeyID)")
+        if ledger.configuration.clients[DemoTenant.clientID] != nil {
+            let redirect = FormEncoding.encode(issuerURL + "callback")
+            print("authledger: demo: open \(issuerURL)authorize?response_type=code&client_id=\(DemoTenant.clientID)&redirect_uri=\(redirect)&scope=openid%20profile&state=xyz")
+            print("authledger: demo user \(DemoTenant.username) / \(DemoTenant.password)")
+        }
+        let host = self.host
+        let application = server.application(host: host, port: port) { bound in
+            print("authledger: listening on http://\(host):\(bound)/")
+        }
+        do {
+            try await application.runService()
+        } catch {
+            await ledger.journal.close()
+            throw CommandExit.badInput("server failed: \(error)")
+        }
+        await ledger.journal.close()
+        print("authledger: journal closed at #\(ledger.journal.head.sequence)")
     }
 }
-
-/// Signal sources must outlive the call that installs them.
-nonisolated(unsafe) private var activeSignalSources: [any DispatchSourceSignal] = []

@@ -4,7 +4,7 @@ import LedgerCore
 ///
 /// Pure and value-typed: the server keeps the current one in memory, and replay rebuilds the one in
 /// force at any moment by folding the events before it.
-public struct ConfigurationState: Sendable, Equatable {
+public struct ConfigurationState: Sendable, Equatable, Codable {
     public var settings: TenantSettings?
     public var apis: [String: APIDefinition] = [:]
     public var connections: [String: ConnectionRecord] = [:]

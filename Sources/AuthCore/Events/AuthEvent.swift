@@ -1,0 +1,298 @@
+import LedgerCore
+
+/// `auth.authorize.requested`: an `/authorize` request as received (or resumed after a page).
+public struct AuthorizeRequested: Codable, Sendable, Equatable {
+    public var parameters: AuthorizeParameters
+    public var clientIP: String?
+    public var userAgent: String?
+    /// Hash of the interaction this request resumes, if it comes back from the login or consent page.
+    public var interaction: String?
+
+    public init(parameters: AuthorizeParameters, clientIP: String?, userAgent: String?, interaction: String?) {
+        self.parameters = parameters
+        self.clientIP = clientIP
+        self.userAgent = userAgent
+        self.interaction = interaction
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case parameters, interaction
+        case clientIP = "client_ip", userAgent = "user_agent"
+    }
+}
+
+/// `auth.authorize.decided`: the decision, with every input the decision function needs besides the
+/// configuration, which is named by its version (the sequence number of its last event).
+public struct AuthorizeDecided: Codable, Sendable, Equatable {
+    public var requestSequence: UInt64
+    public var configurationVersion: UInt64
+    public var input: AuthorizationInput
+    public var decision: AuthorizationDecision
+    /// Hash of the interaction that continues on a page (login, consent, organization), if any.
+    public var interaction: String?
+
+    public init(
+        requestSequence: UInt64, configurationVersion: UInt64, input: AuthorizationInput, decision: AuthorizationDecision,
+        interaction: String?
+    ) {
+        self.requestSequence = requestSequence
+        self.configurationVersion = configurationVersion
+        self.input = input
+        self.decision = decision
+        self.interaction = interaction
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requestSequence = "request_sequence", configurationVersion = "configuration_version"
+        case input, decision, interaction
+    }
+}
+
+/// `auth.code.issued`: a code, by hash, and everything it is bound to.
+public struct CodeIssued: Codable, Sendable, Equatable {
+    public var codeHash: String
+    public var grant: CodeGrant
+    public var decisionSequence: UInt64
+
+    public init(codeHash: String, grant: CodeGrant, decisionSequence: UInt64) {
+        self.codeHash = codeHash
+        self.grant = grant
+        self.decisionSequence = decisionSequence
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case codeHash = "code_hash", grant
+        case decisionSequence = "decision_sequence"
+    }
+}
+
+/// `auth.login.succeeded`: a user logged in; a new SSO session starts (its id only as a hash).
+public struct LoginSucceeded: Codable, Sendable, Equatable {
+    public var userID: String
+    public var connection: String
+    public var session: SessionSnapshot
+    public var interaction: String?
+    public var clientIP: String?
+
+    public init(userID: String, connection: String, session: SessionSnapshot, interaction: String?, clientIP: String?) {
+        self.userID = userID
+        self.connection = connection
+        self.session = session
+        self.interaction = interaction
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id", connection, session, interaction
+        case clientIP = "client_ip"
+    }
+}
+
+/// `auth.login.failed`: a failed login (brute force must be visible to an investigator).
+public struct LoginFailed: Codable, Sendable, Equatable {
+    public enum Reason: String, Codable, Sendable {
+        case unknownUser = "unknown_user"
+        case wrongPassword = "wrong_password"
+    }
+
+    public var username: String
+    public var connection: String
+    public var reason: Reason
+    public var interaction: String?
+    public var clientIP: String?
+
+    public init(username: String, connection: String, reason: Reason, interaction: String?, clientIP: String?) {
+        self.username = username
+        self.connection = connection
+        self.reason = reason
+        self.interaction = interaction
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case username, connection, reason, interaction
+        case clientIP = "client_ip"
+    }
+}
+
+/// `auth.consent.granted` / `auth.consent.denied`.
+public struct ConsentAnswered: Codable, Sendable, Equatable {
+    public var userID: String
+    public var clientID: String
+    public var audience: String?
+    public var scopes: [String]
+    public var interaction: String?
+
+    public init(userID: String, clientID: String, audience: String?, scopes: [String], interaction: String?) {
+        self.userID = userID
+        self.clientID = clientID
+        self.audience = audience
+        self.scopes = scopes
+        self.interaction = interaction
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id", clientID = "client_id", audience, scopes, interaction
+    }
+}
+
+/// `auth.organization.chosen`: the user picked an organization on the picker page.
+public struct OrganizationChosen: Codable, Sendable, Equatable {
+    public var interaction: String
+    public var organizationID: String
+
+    public init(interaction: String, organizationID: String) {
+        self.interaction = interaction
+        self.organizationID = organizationID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case interaction
+        case organizationID = "organization_id"
+    }
+}
+
+/// `auth.invitation.accepted`: an invitation was spent and its user became a member.
+public struct InvitationAccepted: Codable, Sendable, Equatable {
+    public var ticket: String
+    public var organizationID: String
+    public var userID: String
+
+    public init(ticket: String, organizationID: String, userID: String) {
+        self.ticket = ticket
+        self.organizationID = organizationID
+        self.userID = userID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case ticket
+        case organizationID = "organization_id"
+        case userID = "user_id"
+    }
+}
+
+/// A pending interaction: an authorization request waiting for a page (login, consent, organization).
+/// Kept by hash of its id; bound to the browser that started it (CSRF protection).
+public struct InteractionRecord: Codable, Sendable, Equatable {
+    public var parameters: AuthorizeParameters
+    public var progress: InteractionProgress
+    /// Hash of the browser-binding token (cookie and hidden form field).
+    public var bindingHash: String
+    public var expiresAt: LedgerTimestamp
+    /// What the page must show: the last decision's outcome.
+    public var pending: AuthorizationOutcome
+
+    enum CodingKeys: String, CodingKey {
+        case parameters, progress, pending
+        case bindingHash = "binding_hash", expiresAt = "expires_at"
+    }
+
+    public init(
+        parameters: AuthorizeParameters, progress: InteractionProgress, bindingHash: String, expiresAt: LedgerTimestamp,
+        pending: AuthorizationOutcome
+    ) {
+        self.parameters = parameters
+        self.progress = progress
+        self.bindingHash = bindingHash
+        self.expiresAt = expiresAt
+        self.pending = pending
+    }
+}
+
+/// `auth.interaction.opened`: a decision sent the browser to a page; the interaction remembers the
+/// request so the flow can resume.
+public struct InteractionOpened: Codable, Sendable, Equatable {
+    public var interaction: String
+    public var record: InteractionRecord
+    public var decisionSequence: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case interaction, record
+        case decisionSequence = "decision_sequence"
+    }
+
+    public init(interaction: String, record: InteractionRecord, decisionSequence: UInt64) {
+        self.interaction = interaction
+        self.record = record
+        self.decisionSequence = decisionSequence
+    }
+}
+
+/// Every event the authorization server appends, typed.
+public enum AuthEvent: Sendable, Equatable {
+    case configuration(ConfigurationEvent)
+    case authorizeRequested(AuthorizeRequested)
+    case authorizeDecided(AuthorizeDecided)
+    case interactionOpened(InteractionOpened)
+    case codeIssued(CodeIssued)
+    case loginSucceeded(LoginSucceeded)
+    case loginFailed(LoginFailed)
+    case consentGranted(ConsentAnswered)
+    case consentDenied(ConsentAnswered)
+    case organizationChosen(OrganizationChosen)
+    case invitationAccepted(InvitationAccepted)
+
+    public static let authorizeRequestedType: EventType = "auth.authorize.requested"
+    public static let authorizeDecidedType: EventType = "auth.authorize.decided"
+    public static let interactionOpenedType: EventType = "auth.interaction.opened"
+    public static let codeIssuedType: EventType = "auth.code.issued"
+    public static let loginSucceededType: EventType = "auth.login.succeeded"
+    public static let loginFailedType: EventType = "auth.login.failed"
+    public static let consentGrantedType: EventType = "auth.consent.granted"
+    public static let consentDeniedType: EventType = "auth.consent.denied"
+    public static let organizationChosenType: EventType = "auth.organization.chosen"
+    public static let invitationAcceptedType: EventType = "auth.invitation.accepted"
+
+    public var eventType: EventType {
+        switch self {
+        case .configuration(let event): event.eventType
+        case .authorizeRequested: Self.authorizeRequestedType
+        case .authorizeDecided: Self.authorizeDecidedType
+        case .interactionOpened: Self.interactionOpenedType
+        case .codeIssued: Self.codeIssuedType
+        case .loginSucceeded: Self.loginSucceededType
+        case .loginFailed: Self.loginFailedType
+        case .consentGranted: Self.consentGrantedType
+        case .consentDenied: Self.consentDeniedType
+        case .organizationChosen: Self.organizationChosenType
+        case .invitationAccepted: Self.invitationAcceptedType
+        }
+    }
+
+    /// The JSON payload (schema version 1 for every type).
+    public func payload() throws -> [UInt8] {
+        switch self {
+        case .configuration(let event): try event.payload()
+        case .authorizeRequested(let value): try PayloadCoding.encode(value)
+        case .authorizeDecided(let value): try PayloadCoding.encode(value)
+        case .interactionOpened(let value): try PayloadCoding.encode(value)
+        case .codeIssued(let value): try PayloadCoding.encode(value)
+        case .loginSucceeded(let value): try PayloadCoding.encode(value)
+        case .loginFailed(let value): try PayloadCoding.encode(value)
+        case .consentGranted(let value), .consentDenied(let value): try PayloadCoding.encode(value)
+        case .organizationChosen(let value): try PayloadCoding.encode(value)
+        case .invitationAccepted(let value): try PayloadCoding.encode(value)
+        }
+    }
+
+    /// Decodes a journal event; `nil` for event types that are not the authorization server's.
+    public init?(type: EventType, payload: [UInt8]) throws {
+        if let configuration = try ConfigurationEvent(type: type, payload: payload) {
+            self = .configuration(configuration)
+            return
+        }
+        switch type {
+        case Self.authorizeRequestedType: self = .authorizeRequested(try PayloadCoding.decode(AuthorizeRequested.self, from: payload))
+        case Self.authorizeDecidedType: self = .authorizeDecided(try PayloadCoding.decode(AuthorizeDecided.self, from: payload))
+        case Self.interactionOpenedType: self = .interactionOpened(try PayloadCoding.decode(InteractionOpened.self, from: payload))
+        case Self.codeIssuedType: self = .codeIssued(try PayloadCoding.decode(CodeIssued.self, from: payload))
+        case Self.loginSucceededType: self = .loginSucceeded(try PayloadCoding.decode(LoginSucceeded.self, from: payload))
+        case Self.loginFailedType: self = .loginFailed(try PayloadCoding.decode(LoginFailed.self, from: payload))
+        case Self.consentGrantedType: self = .consentGranted(try PayloadCoding.decode(ConsentAnswered.self, from: payload))
+        case Self.consentDeniedType: self = .consentDenied(try PayloadCoding.decode(ConsentAnswered.self, from: payload))
+        case Self.organizationChosenType: self = .organizationChosen(try PayloadCoding.decode(OrganizationChosen.self, from: payload))
+        case Self.invitationAcceptedType: self = .invitationAccepted(try PayloadCoding.decode(InvitationAccepted.self, from: payload))
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import LedgerCore
+
+/// Where projections are kept: the journal's LMDB tables when live, anything else when rebuilding.
+public protocol ProjectionStore {
+    func get(_ table: AuthTable, _ key: String) throws -> [UInt8]?
+    func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws
+    func delete(_ table: AuthTable, _ key: String) throws
+}
+
+/// The projection tables of the authorization server.
+public enum AuthTable: String, CaseIterable, Sendable {
+    /// `state` → the whole ``ConfigurationState`` (it changes rarely and is read whole).
+    case configuration = "config"
+    /// session hash → ``SessionSnapshot``.
+    case sessions
+    /// `user ␟ client ␟ audience` → granted scopes.
+    case consents
+    /// code hash → ``CodeRecord``.
+    case codes
+    /// interaction hash → ``InteractionRecord``.
+    case interactions
+}
+
+/// What the server knows about an issued code.
+public struct CodeRecord: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable {
+        case issued, redeemed, revoked
+    }
+
+    public var grant: CodeGrant
+    public var status: Status
+    public var issuedSequence: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case grant, status
+        case issuedSequence = "issued_sequence"
+    }
+}
+
+/// How each event changes the projections. Projections are a pure function of the events: the live
+/// server applies this in the same transaction as the event, and a rebuild applies it to every event.
+public enum AuthProjection {
+    public static let configurationKey = "state"
+
+    public static func consentKey(userID: String, clientID: String, audience: String?) -> String {
+        "\(userID)\u{1F}\(ConsentKey.make(clientID: clientID, audience: audience))"
+    }
+
+    public static func apply(_ event: AuthEvent, sequence: UInt64, to store: some ProjectionStore) throws {
+        switch event {
+        case .configuration(let change):
+            var state = try configuration(in: store)
+            state.apply(change, at: sequence)
+            try store.put(.configuration, configurationKey, try PayloadCoding.encode(state))
+        case .invitationAccepted(let accepted):
+            var state = try configuration(in: store)
+            state.acceptInvitation(ticket: accepted.ticket, userID: accepted.userID, at: sequence)
+            try store.put(.configuration, configurationKey, try PayloadCoding.encode(state))
+        case .authorizeRequested:
+            break
+        case .authorizeDecided(let decided):
+            switch decided.decision.outcome {
+            case .issueCode, .errorRedirect, .errorPage:
+                if let interaction = decided.interaction { try store.delete(.interactions, interaction) }
+            case .login, .consent, .chooseOrganization:
+                break
+            }
+        case .interactionOpened(let opened):
+            try store.put(.interactions, opened.interaction, try PayloadCoding.encode(opened.record))
+        case .codeIssued(let issued):
+            let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence)
+            try store.put(.codes, issued.codeHash, try PayloadCoding.encode(record))
+        case .loginSucceeded(let login):
+            try store.put(.sessions, login.session.sessionHash, try PayloadCoding.encode(login.session))
+            try updateInteraction(login.interaction, in: store) { $0.progress.authenticatedAt = login.session.authTime }
+        case .loginFailed:
+            break
+        case .consentGranted(let answer):
+            let key = consentKey(userID: answer.userID, clientID: answer.clientID, audience: answer.audience)
+            let existing = try store.get(.consents, key).map { try PayloadCoding.decode([String].self, from: $0) } ?? []
+            var granted = existing
+            for scope in answer.scopes where !granted.contains(scope) { granted.append(scope) }
+            try store.put(.consents, key, try PayloadCoding.encode(granted))
+            try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .granted }
+        case .consentDenied(let answer):
+            try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .denied }
+        case .organizationChosen(let chosen):
+            try updateInteraction(chosen.interaction, in: store) { $0.progress.organizationID = chosen.organizationID }
+        }
+    }
+
+    /// The configuration as the projection holds it.
+    public static func configuration(in store: some ProjectionStore) throws -> ConfigurationState {
+        guard let bytes = try store.get(.configuration, configurationKey) else { return ConfigurationState() }
+        return try PayloadCoding.decode(ConfigurationState.self, from: bytes)
+    }
+
+    private static func updateInteraction(
+        _ interaction: String?, in store: some ProjectionStore, _ change: (inout InteractionRecord) -> Void
+    ) throws {
+        guard let interaction, let bytes = try store.get(.interactions, interaction) else { return }
+        var record = try PayloadCoding.decode(InteractionRecord.self, from: bytes)
+        change(&record)
+        try store.put(.interactions, interaction, try PayloadCoding.encode(record))
+    }
+}

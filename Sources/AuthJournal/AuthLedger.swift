@@ -1,0 +1,180 @@
+import AuthCore
+import Foundation
+import LedgerCore
+import LedgerLMDB
+import Synchronization
+
+/// The authorization server's state in the journal: it appends ``AuthEvent``s together with their
+/// projection updates (one LMDB transaction, one durable commit), and reads projections from snapshots.
+///
+/// The current configuration is also kept in memory, because every request reads it; it is replaced
+/// after every committed configuration change, from the very state that was written to the projection.
+public final class AuthLedger: Sendable {
+    public let journal: Journal
+    private let cachedConfiguration: Mutex<ConfigurationState>
+
+    /// The projection tables a journal must be opened with.
+    public static let projections = AuthTable.allCases.map { "auth.\($0.rawValue)" }
+
+    public init(journal: Journal) throws {
+        self.journal = journal
+        let configuration = try journal.read { snapshot in
+            try AuthProjection.configuration(in: SnapshotStore(snapshot: snapshot))
+        }
+        cachedConfiguration = Mutex(configuration)
+    }
+
+    /// Opens (or creates) the journal with the authorization server's projections.
+    public static func open(_ configuration: Journal.Configuration) throws -> AuthLedger {
+        var configuration = configuration
+        configuration.projections = Array(Set(configuration.projections + projections)).sorted()
+        return try AuthLedger(journal: Journal.open(configuration))
+    }
+
+    /// The configuration in force now.
+    public var configuration: ConfigurationState { cachedConfiguration.withLock { $0 } }
+
+    /// Appends the events `body` produces, with their projection updates, durably and atomically, and
+    /// returns what `body` returns. `body` runs on the journal's writer: keep it short and pure.
+    @discardableResult
+    public func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
+        let (result, configuration) = try await journal.transact { transaction in
+            var recorder = AuthRecorder(transaction: transaction)
+            let result = try body(&recorder)
+            let configuration = recorder.changedConfiguration ? try AuthProjection.configuration(in: recorder.store) : nil
+            transaction = recorder.transaction
+            return (result, configuration)
+        }
+        if let configuration {
+            cachedConfiguration.withLock { current in
+                if configuration.version >= current.version { current = configuration }
+            }
+        }
+        return result
+    }
+
+    /// Applies a tenant file: appends exactly the configuration events that make the configuration match
+    /// it (none when it already does). Returns them.
+    @discardableResult
+    public func applyTenant(_ tenant: TenantConfiguration, hasher: any SecretHasher) async throws -> [ConfigurationEvent] {
+        struct ConfigurationChanged: Error {}
+        // Hashing is slow (Argon2id), so plan outside the writer; commit only if nothing changed meanwhile.
+        while true {
+            let base = configuration
+            let events = try TenantPlanner(hasher: hasher).plan(tenant, against: base)
+            if events.isEmpty { return [] }
+            do {
+                try await record { recorder in
+                    guard try AuthProjection.configuration(in: recorder.store).version == base.version else {
+                        throw ConfigurationChanged()
+                    }
+                    for event in events { try recorder.append(.configuration(event)) }
+                }
+                return events
+            } catch is ConfigurationChanged {
+                continue
+            }
+        }
+    }
+
+    /// Reads projections from one consistent snapshot.
+    public func read<R>(_ body: (SnapshotStore) throws -> R) throws -> R {
+        try journal.read { snapshot in try body(SnapshotStore(snapshot: snapshot)) }
+    }
+}
+
+/// What ``AuthLedger/record(_:)`` bodies use: append typed events; read projections as they stand in
+/// the transaction (including this transaction's own changes).
+public struct AuthRecorder {
+    var transaction: JournalWriteTransaction
+    var changedConfiguration = false
+
+    init(transaction: JournalWriteTransaction) {
+        self.transaction = transaction
+    }
+
+    /// Projections inside the transaction.
+    public var store: TransactionStore { TransactionStore(transaction: transaction) }
+
+    /// The time the batch is stamped with.
+    public var timestamp: LedgerTimestamp { transaction.timestamp }
+
+    /// Appends `event` and applies it to the projections; returns its sequence number.
+    @discardableResult
+    public mutating func append(_ event: AuthEvent) throws -> UInt64 {
+        let appended = try transaction.append(EventDraft(type: event.eventType, payload: try event.payload()))
+        try AuthProjection.apply(event, sequence: appended.sequence, to: store)
+        switch event {
+        case .configuration, .invitationAccepted: changedConfiguration = true
+        default: break
+        }
+        return appended.sequence
+    }
+}
+
+private func tableName(_ table: AuthTable) -> String { "auth.\(table.rawValue)" }
+
+/// Projection tables inside a journal write transaction.
+public struct TransactionStore: ProjectionStore {
+    let transaction: JournalWriteTransaction
+
+    public func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? {
+        try transaction.projection(tableName(table)).get(Array(key.utf8))
+    }
+
+    public func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws {
+        try transaction.projection(tableName(table)).put(value, for: Array(key.utf8))
+    }
+
+    public func delete(_ table: AuthTable, _ key: String) throws {
+        try transaction.projection(tableName(table)).delete(Array(key.utf8))
+    }
+}
+
+/// Projection tables in a read snapshot (writes are refused).
+public struct SnapshotStore: ProjectionStore {
+    let snapshot: JournalSnapshot
+
+    public func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? {
+        try snapshot.projection(tableName(table)).get(Array(key.utf8))
+    }
+
+    public func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws { throw JournalError.readOnly }
+    public func delete(_ table: AuthTable, _ key: String) throws { throw JournalError.readOnly }
+
+    /// Every entry of `table` whose key starts with `prefix`.
+    public func entries(_ table: AuthTable, prefix: String) throws -> [(String, [UInt8])] {
+        var result: [(String, [UInt8])] = []
+        let start = Array(prefix.utf8)
+        try snapshot.projection(tableName(table)).forEach(from: start) { key, value in
+            guard key.starts(with: start) else { return false }
+            result.append((String(decoding: key, as: UTF8.self), value))
+            return true
+        }
+        return result
+    }
+
+    /// A decoded projection value.
+    public func value<T: Decodable>(_ type: T.Type, _ table: AuthTable, _ key: String) throws -> T? {
+        try get(table, key).map { try PayloadCoding.decode(type, from: $0) }
+    }
+
+    /// The session with this hash.
+    public func session(_ hash: String) throws -> SessionSnapshot? { try value(SessionSnapshot.self, .sessions, hash) }
+
+    /// The interaction with this hash.
+    public func interaction(_ hash: String) throws -> InteractionRecord? { try value(InteractionRecord.self, .interactions, hash) }
+
+    /// The code with this hash.
+    public func code(_ hash: String) throws -> CodeRecord? { try value(CodeRecord.self, .codes, hash) }
+
+    /// Every consent `userID` has given `clientID`, keyed as ``AuthorizationInput/consents`` expects.
+    public func consents(userID: String, clientID: String) throws -> [String: [String]] {
+        let prefix = "\(userID)\u{1F}\(clientID)\u{1F}"
+        var result: [String: [String]] = [:]
+        for (key, value) in try entries(.consents, prefix: prefix) {
+            result[String(key.dropFirst(userID.count + 1))] = try PayloadCoding.decode([String].self, from: value)
+        }
+        return result
+    }
+}

@@ -1,0 +1,168 @@
+import AuthCore
+import AuthJournal
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import LedgerLMDB
+import Logging
+import NIOCore
+
+/// Settings of the HTTP server that are not tenant configuration.
+public struct AuthServerSettings: Sendable {
+    /// Overrides the tenant's issuer (`serve --issuer`).
+    public var issuerOverride: String?
+    /// Password and secret hashing.
+    public var hasher: any SecretHasher = Argon2idHasher.interactive
+    /// How long a login/consent page stays valid.
+    public var interactionTTLSeconds = 600
+    /// The clock (tests inject their own).
+    public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
+
+    public init() {}
+}
+
+/// The authorization server: Hummingbird routes over the pure decision function and the journal.
+///
+/// Handlers parse and check input, call ``AuthorizationPolicy/decide(_:configuration:)``, append the
+/// events (durably) and only then render the response. No decision logic lives here.
+public final class AuthorizationServer: Sendable {
+    public let ledger: AuthLedger
+    let settings: AuthServerSettings
+    let logger: Logger
+    /// A real Argon2id hash checked when a login names an unknown user, so both cases take the same time.
+    let decoyPasswordHash: String
+
+    static let sessionCookie = "al_session"
+    static let bindingCookie = "al_bind"
+
+    public init(ledger: AuthLedger, settings: AuthServerSettings, logger: Logger = Logger(label: "authledger")) {
+        self.ledger = ledger
+        self.settings = settings
+        self.logger = logger
+        self.decoyPasswordHash = settings.hasher.hash("decoy password that no user has")
+    }
+
+    /// The issuer identifier: `--issuer`, else the tenant's.
+    var issuer: String {
+        settings.issuerOverride ?? ledger.configuration.settings?.issuer ?? "http://127.0.0.1:8080/"
+    }
+
+    var secureCookies: Bool { issuer.hasPrefix("https://") }
+
+    /// The routes.
+    public func router() -> Router<AuthRequestContext> {
+        let router = Router(context: AuthRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
+        router.get("/authorize") { request, context in await self.authorize(request, context) }
+        router.get("/authorize/resume") { request, context in await self.resume(request, context) }
+        router.get("/login") { request, context in await self.loginPage(request, context) }
+        router.post("/login") { request, context in await self.login(request, context) }
+        router.get("/consent") { request, context in await self.consentPage(request, context) }
+        router.post("/consent") { request, context in await self.consent(request, context) }
+        router.get("/organization") { request, context in await self.organizationPage(request, context) }
+        router.post("/organization") { request, context in await self.chooseOrganization(request, context) }
+        router.get("/logout") { request, context in self.logout(request, context) }
+        router.get("/callback") { request, context in self.callback(request, context) }
+        router.get("/healthz") { _, _ in self.health() }
+        router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }
+        router.get("/.well-known/jwks.json") { _, _ in self.jwks() }
+        return router
+    }
+
+    /// An application listening on `host:port`; `onServerRunning` learns the bound port (tests use port 0).
+    public func application(
+        host: String, port: Int, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "AuthLedger"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
+            logger: logger)
+    }
+
+    // MARK: - Shared helpers
+
+    /// An HTML response.
+    func page(_ html: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    func errorPage(_ error: OAuthErrorCode, _ description: String, status: HTTPResponse.Status = .badRequest) -> Response {
+        page(Pages.error(error.rawValue, description: description), status: status)
+    }
+
+    /// The page shown when the journal cannot record what a response depends on: nothing is issued.
+    func unavailablePage() -> Response {
+        errorPage(.temporarilyUnavailable, "The server cannot record this request right now. Nothing was issued; try again shortly.",
+                  status: .serviceUnavailable)
+    }
+
+    func redirect(to location: String) -> Response {
+        var headers = HTTPFields()
+        headers[.location] = location
+        return Response(status: .found, headers: headers)
+    }
+
+    func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The form fields of a urlencoded POST body (first value of each name), or `nil` if it is not one.
+    func formFields(_ request: Request, _ context: AuthRequestContext) async -> [String: String]? {
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: context.maxUploadSize) else { return nil }
+        var fields: [String: String] = [:]
+        for (name, value) in FormEncoding.parse(String(buffer: buffer)) where fields[name] == nil {
+            fields[name] = value
+        }
+        return fields
+    }
+
+    func queryValue(_ request: Request, _ name: String) -> String? {
+        FormEncoding.parse(request.uri.query ?? "").first { $0.name == name }?.value
+    }
+
+    func cookie(_ request: Request, _ name: String) -> String? {
+        request.cookies[name]?.value
+    }
+
+    func setCookie(_ response: inout Response, name: String, value: String, maxAge: Int?) {
+        response.setCookie(
+            Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: secureCookies, httpOnly: true, sameSite: .lax))
+    }
+
+    /// The SSO session the browser presents, if it is known and not expired.
+    func currentSession(_ request: Request, now: LedgerTimestamp) -> SessionSnapshot? {
+        guard let id = cookie(request, Self.sessionCookie), !id.isEmpty else { return nil }
+        guard let session = try? ledger.read({ try $0.session(OpaqueToken.hash(id)) }), session.expiresAt > now else { return nil }
+        return session
+    }
+}
+
+/// Headers every response carries: nothing cached, nothing framed, nothing but the page's own styles and
+/// the one form_post script allowed to run.
+struct SecurityHeadersMiddleware: RouterMiddleware {
+    typealias Context = AuthRequestContext
+
+    static let contentSecurityPolicy: String = {
+        func hash(_ text: String) -> String { "'sha256-\(SHA256Digest.hash(Array(text.utf8)).base64)'" }
+        return "default-src 'none'; style-src \(hash(PageLayout.style)); script-src \(hash(Pages.formPostScript)); "
+            + "form-action *; frame-ancestors 'none'; base-uri 'none'"
+    }()
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.cacheControl] = "no-store"
+        response.headers[HTTPField.Name("Pragma")!] = "no-cache"
+        response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        response.headers[HTTPField.Name("Content-Security-Policy")!] = Self.contentSecurityPolicy
+        return response
+    }
+}

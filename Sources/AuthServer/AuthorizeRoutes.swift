@@ -1,0 +1,177 @@
+import AuthCore
+import AuthJournal
+import Foundation
+import Hummingbird
+import LedgerCore
+
+/// A page interaction the request continues: its handle (from the URL) and stored record.
+/// The result of looking up the interaction a page request belongs to.
+enum InteractionLookup {
+    case found(ResumedInteraction)
+    /// The response to send instead (expired, foreign browser, failed CSRF check).
+    case rejected(Response)
+}
+
+struct ResumedInteraction {
+    let id: String
+    let record: InteractionRecord
+    var hash: String { OpaqueToken.hash(id) }
+}
+
+extension AuthorizationServer {
+    /// `GET /authorize`.
+    func authorize(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        await runAuthorization(AuthorizeParameters(query: request.uri.query ?? ""), resuming: nil, request, context)
+    }
+
+    /// `GET /authorize/resume?state=…`: where the login, consent and organization pages send the browser back.
+    func resume(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        case .rejected(let response): return response
+        case .found(let interaction): return await runAuthorization(interaction.record.parameters, resuming: interaction, request, context)
+        }
+    }
+
+    /// Decides, records the request, the decision and what follows from it in one durable commit, then answers.
+    func runAuthorization(
+        _ parameters: AuthorizeParameters, resuming interaction: ResumedInteraction?, _ request: Request, _ context: AuthRequestContext
+    ) async -> Response {
+        let now = settings.clock()
+        let configuration = ledger.configuration
+        let session = currentSession(request, now: now)
+        var consents: [String: [String]] = [:]
+        if let session, let clientID = parameters["client_id"] {
+            consents = (try? ledger.read { try $0.consents(userID: session.userID, clientID: clientID) }) ?? [:]
+        }
+        let input = AuthorizationInput(
+            parameters: parameters, session: session, consents: consents, progress: interaction?.record.progress ?? .fresh, now: now)
+        let decision = AuthorizationPolicy.decide(input, configuration: configuration)
+
+        // What the outcome needs that the pure decision cannot make: fresh randomness.
+        var interactionID = interaction?.id
+        var newBinding: String?
+        var opened: InteractionRecord?
+        var code: String?
+        switch decision.outcome {
+        case .login, .consent, .chooseOrganization:
+            interactionID = interactionID ?? OpaqueToken.generate()
+            let binding = validBinding(request) ?? {
+                let fresh = OpaqueToken.generate()
+                newBinding = fresh
+                return fresh
+            }()
+            opened = InteractionRecord(
+                parameters: parameters, progress: input.progress, bindingHash: OpaqueToken.hash(binding),
+                expiresAt: now.adding(seconds: settings.interactionTTLSeconds), pending: decision.outcome)
+        case .issueCode:
+            code = OpaqueToken.generate()
+        case .errorPage, .errorRedirect:
+            break
+        }
+        let interactionHash = interactionID.map(OpaqueToken.hash)
+        let requested = AuthorizeRequested(
+            parameters: parameters, clientIP: context.clientIP, userAgent: request.headers[.userAgent], interaction: interaction?.hash)
+        let codeHash = code.map(OpaqueToken.hash)
+        let version = configuration.version
+        let openedRecord = opened
+        do {
+            try await ledger.record { recorder in
+                let requestSequence = try recorder.append(.authorizeRequested(requested))
+                let decisionSequence = try recorder.append(
+                    .authorizeDecided(
+                        AuthorizeDecided(
+                            requestSequence: requestSequence, configurationVersion: version, input: input, decision: decision,
+                            interaction: interactionHash)))
+                if let openedRecord, let interactionHash {
+                    try recorder.append(
+                        .interactionOpened(InteractionOpened(interaction: interactionHash, record: openedRecord, decisionSequence: decisionSequence)))
+                }
+                if case .issueCode(let grant, _) = decision.outcome, let codeHash {
+                    try recorder.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionSequence: decisionSequence)))
+                    if let ticket = grant.invitation, let organization = grant.organizationID {
+                        try recorder.append(
+                            .invitationAccepted(InvitationAccepted(ticket: ticket, organizationID: organization, userID: grant.userID)))
+                    }
+                }
+            }
+        } catch {
+            logger.error("journal append failed; nothing issued", metadata: ["error": "\(error)"])
+            if case .errorRedirect(_, _, let delivery) = decision.outcome {
+                return deliver(
+                    [("error", OAuthErrorCode.temporarilyUnavailable.rawValue), ("error_description", "The server cannot record requests right now.")],
+                    via: delivery)
+            }
+            if case .issueCode(_, let delivery) = decision.outcome {
+                return deliver(
+                    [("error", OAuthErrorCode.temporarilyUnavailable.rawValue), ("error_description", "The server cannot record requests right now.")],
+                    via: delivery)
+            }
+            return unavailablePage()
+        }
+        logger.info(
+            "authorize decided",
+            metadata: ["client_id": "\(parameters["client_id"] ?? "-")", "outcome": "\(decision.outcome.name)", "rule": "\(decision.rule)"])
+
+        var response: Response
+        switch decision.outcome {
+        case .errorPage(let error, let description):
+            response = errorPage(error, description)
+        case .errorRedirect(let error, let description, let delivery):
+            response = deliver([("error", error.rawValue), ("error_description", description)], via: delivery)
+        case .login:
+            response = redirect(to: "/login?state=\(FormEncoding.encode(interactionID!))")
+        case .consent:
+            response = redirect(to: "/consent?state=\(FormEncoding.encode(interactionID!))")
+        case .chooseOrganization:
+            response = redirect(to: "/organization?state=\(FormEncoding.encode(interactionID!))")
+        case .issueCode(_, let delivery):
+            response = deliver([("code", code!)], via: delivery)
+        }
+        if let newBinding {
+            setCookie(&response, name: Self.bindingCookie, value: newBinding, maxAge: nil)
+        }
+        return response
+    }
+
+    /// Sends parameters back to the client as its response mode asks, with `state` and `iss` (RFC 9207).
+    func deliver(_ parameters: [(String, String)], via delivery: ResponseDelivery) -> Response {
+        var all = parameters
+        if let state = delivery.state { all.append(("state", state)) }
+        all.append(("iss", issuer))
+        switch delivery.mode {
+        case .query, .fragment:
+            return redirect(to: RedirectURI.appending(all, to: delivery.redirectURI, inFragment: delivery.mode == .fragment))
+        case .formPost:
+            return page(Pages.formPost(action: delivery.redirectURI, fields: all))
+        }
+    }
+
+    /// The browser-binding token from its cookie, if it looks like one we issue.
+    func validBinding(_ request: Request) -> String? {
+        guard let value = cookie(request, Self.bindingCookie), value.utf8.count == 43, Base64URL.decode(value)?.count == 32 else {
+            return nil
+        }
+        return value
+    }
+
+    /// Loads the interaction named by `id` and checks that this browser started it: the binding cookie must
+    /// match the interaction, and, for form posts, the `csrf` field must equal the cookie.
+    func loadInteraction(_ request: Request, id: String?, csrf: String?, requireCSRF: Bool = false) -> InteractionLookup {
+        let expired = errorPage(.invalidRequest, "This login page has expired or is not valid. Return to the application and start again.")
+        guard let id, !id.isEmpty, id.utf8.count <= 64 else { return .rejected(expired) }
+        guard let record = try? ledger.read({ try $0.interaction(OpaqueToken.hash(id)) }), record.expiresAt > settings.clock() else {
+            return .rejected(expired)
+        }
+        guard let binding = validBinding(request),
+            constantTimeEquals(Array(OpaqueToken.hash(binding).utf8), Array(record.bindingHash.utf8))
+        else {
+            return .rejected(errorPage(.accessDenied, "This page was opened in another browser. Start again from the application.", status: .forbidden))
+        }
+        if requireCSRF {
+            guard let csrf, constantTimeEquals(Array(csrf.utf8), Array(binding.utf8)) else {
+                return .rejected(errorPage(.accessDenied, "The form could not be verified (CSRF check failed).", status: .forbidden))
+            }
+        }
+        return .found(ResumedInteraction(id: id, record: record))
+    }
+}

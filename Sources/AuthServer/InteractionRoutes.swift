@@ -1,0 +1,222 @@
+import AuthCore
+import AuthJournal
+import Foundation
+import Hummingbird
+import LedgerCore
+
+extension AuthorizationServer {
+    // MARK: Login
+
+    /// `GET /login?state=…`.
+    func loginPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        case .rejected(let response): return response
+        case .found(let interaction):
+            guard case .login(let connection, let hint) = interaction.record.pending else {
+                return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+            }
+            return page(
+                Pages.login(
+                    interaction: interaction.id, csrf: validBinding(request)!, clientName: clientName(interaction), connection: connection,
+                    loginHint: hint, error: nil))
+        }
+    }
+
+    /// `POST /login`: checks the password (Argon2id), records the attempt, starts a new session.
+    func login(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        guard let form = await formFields(request, context) else {
+            return errorPage(.invalidRequest, "The login form could not be read.", status: .contentTooLarge)
+        }
+        let interaction: ResumedInteraction
+        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        case .rejected(let response): return response
+        case .found(let loaded): interaction = loaded
+        }
+        guard case .login(let connection, _) = interaction.record.pending else {
+            return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+        }
+        let username = String((form["username"] ?? "").prefix(256))
+        let password = form["password"] ?? ""
+        let now = settings.clock()
+        let user = ledger.configuration.user(named: username, in: connection)
+        // The same Argon2id work whether or not the user exists, so timing does not reveal accounts.
+        let passwordMatches = settings.hasher.verify(password, against: user?.passwordHash ?? decoyPasswordHash) && user != nil
+
+        guard let user, passwordMatches else {
+            let failure = LoginFailed(
+                username: username, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
+                interaction: interaction.hash, clientIP: context.clientIP)
+            do {
+                try await ledger.record { try $0.append(.loginFailed(failure)) }
+            } catch {
+                return unavailablePage()
+            }
+            logger.notice("login failed", metadata: ["connection": "\(connection)", "reason": "\(failure.reason.rawValue)"])
+            return page(
+                Pages.login(
+                    interaction: interaction.id, csrf: form["csrf"] ?? "", clientName: clientName(interaction), connection: connection,
+                    loginHint: username, error: "Wrong email or password."),
+                status: .unauthorized)
+        }
+
+        // A new session id at every login (no session fixation); only its hash is stored.
+        let sessionID = OpaqueToken.generate()
+        let ttl = ledger.configuration.settings?.sessionTTLSeconds ?? 86_400
+        let session = SessionSnapshot(
+            sessionHash: OpaqueToken.hash(sessionID), userID: user.userID, connection: connection, authTime: now,
+            expiresAt: now.adding(seconds: ttl))
+        let success = LoginSucceeded(
+            userID: user.userID, connection: connection, session: session, interaction: interaction.hash, clientIP: context.clientIP)
+        do {
+            try await ledger.record { try $0.append(.loginSucceeded(success)) }
+        } catch {
+            return unavailablePage()
+        }
+        var response = redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+        setCookie(&response, name: Self.sessionCookie, value: sessionID, maxAge: ttl)
+        return response
+    }
+
+    // MARK: Consent
+
+    /// `GET /consent?state=…`.
+    func consentPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        case .rejected(let response): return response
+        case .found(let interaction):
+            guard case .consent(let consent) = interaction.record.pending,
+                let session = currentSession(request, now: settings.clock())
+            else {
+                return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+            }
+            let user = ledger.configuration.users[session.userID]?.email ?? session.userID
+            return page(
+                Pages.consent(
+                    interaction: interaction.id, csrf: validBinding(request)!, clientName: clientName(interaction), user: user,
+                    audience: consent.audience, scopes: consent.scopes))
+        }
+    }
+
+    /// `POST /consent` with `action=accept|deny`.
+    func consent(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        guard let form = await formFields(request, context) else {
+            return errorPage(.invalidRequest, "The consent form could not be read.", status: .contentTooLarge)
+        }
+        let interaction: ResumedInteraction
+        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        case .rejected(let response): return response
+        case .found(let loaded): interaction = loaded
+        }
+        guard case .consent(let consent) = interaction.record.pending, let session = currentSession(request, now: settings.clock()) else {
+            return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+        }
+        let answer = ConsentAnswered(
+            userID: session.userID, clientID: consent.clientID, audience: consent.audience, scopes: consent.scopes,
+            interaction: interaction.hash)
+        let event: AuthEvent
+        switch form["action"] {
+        case "accept": event = .consentGranted(answer)
+        case "deny": event = .consentDenied(answer)
+        default: return errorPage(.invalidRequest, "The consent form must be answered with Accept or Deny.")
+        }
+        do {
+            try await ledger.record { try $0.append(event) }
+        } catch {
+            return unavailablePage()
+        }
+        return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+    }
+
+    // MARK: Organizations
+
+    /// `GET /organization?state=…`: the organization picker.
+    func organizationPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        case .rejected(let response): return response
+        case .found(let interaction):
+            guard case .chooseOrganization(let ids) = interaction.record.pending else {
+                return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+            }
+            let configuration = ledger.configuration
+            return page(
+                Pages.organizations(
+                    interaction: interaction.id, csrf: validBinding(request)!, clientName: clientName(interaction),
+                    choices: ids.compactMap { configuration.organizations[$0] }))
+        }
+    }
+
+    /// `POST /organization` with the chosen `organization`.
+    func chooseOrganization(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        guard let form = await formFields(request, context) else {
+            return errorPage(.invalidRequest, "The form could not be read.", status: .contentTooLarge)
+        }
+        let interaction: ResumedInteraction
+        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        case .rejected(let response): return response
+        case .found(let loaded): interaction = loaded
+        }
+        guard case .chooseOrganization(let ids) = interaction.record.pending, let chosen = form["organization"], ids.contains(chosen) else {
+            return errorPage(.invalidRequest, "Choose one of the organizations offered.")
+        }
+        do {
+            try await ledger.record {
+                try $0.append(.organizationChosen(OrganizationChosen(interaction: interaction.hash, organizationID: chosen)))
+            }
+        } catch {
+            return unavailablePage()
+        }
+        return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+    }
+
+    // MARK: Other endpoints
+
+    /// `GET /logout`: forgets the SSO session in this browser.
+    func logout(_ request: Request, _ context: AuthRequestContext) -> Response {
+        var body = HTML("<h1>Logged out</h1>\n<p>You are logged out of this browser.</p>\n")
+        body.raw("")
+        var response = page(PageLayout.page(title: "Logged out", body: body))
+        setCookie(&response, name: Self.sessionCookie, value: "", maxAge: 0)
+        return response
+    }
+
+    /// `GET /callback`: the demo client's redirect URI.
+    func callback(_ request: Request, _ context: AuthRequestContext) -> Response {
+        page(Pages.callback(parameters: FormEncoding.parse(request.uri.query ?? "").map { ($0.name, $0.value) }, issuer: issuer))
+    }
+
+    /// `GET /healthz`.
+    func health() -> Response {
+        json(["status": "ok", "journal_sequence": ledger.journal.head.sequence])
+    }
+
+    /// `GET /.well-known/openid-configuration`: what this server really supports today.
+    func discovery() -> Response {
+        let base = issuer
+        let allowPlain = ledger.configuration.settings?.allowPlainPKCE ?? false
+        return json([
+            "issuer": base,
+            "authorization_endpoint": base + "authorize",
+            "jwks_uri": base + ".well-known/jwks.json",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "code_challenge_methods_supported": allowPlain ? ["S256", "plain"] : ["S256"],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "authorization_response_iss_parameter_supported": true,
+            "claims_parameter_supported": false,
+            "request_parameter_supported": false,
+        ])
+    }
+
+    /// `GET /.well-known/jwks.json`: token signing keys (none until the token endpoint exists).
+    func jwks() -> Response {
+        json(["keys": [Any]()])
+    }
+
+    func clientName(_ interaction: ResumedInteraction) -> String {
+        interaction.record.parameters["client_id"].flatMap { ledger.configuration.clients[$0]?.name } ?? "the application"
+    }
+}

@@ -1,0 +1,16 @@
+import AuthJournal
+import LedgerCommandSupport
+import LedgerLMDB
+
+extension JournalWriterOptions {
+    /// Opens the journal with the authorization server's projections, turning failure into exit 2.
+    func openAuthLedger(_ directory: String) throws -> AuthLedger {
+        var configuration = Journal.Configuration(directory: directory, keyFile: key)
+        configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
+        do {
+            return try AuthLedger.open(configuration)
+        } catch {
+            throw CommandExit.badInput("\(error)")
+        }
+    }
+}

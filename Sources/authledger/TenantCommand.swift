@@ -1,0 +1,46 @@
+import ArgumentParser
+import AuthCore
+import AuthJournal
+import LedgerCommandSupport
+
+struct TenantCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tenant", abstract: "Apply tenant files.", subcommands: [Apply.self])
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append the configuration changes a tenant file makes (none if it is already in force).",
+            discussion: "Passwords and client secrets are hashed with Argon2id before they reach an event. The server must be stopped.")
+
+        @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var writerOptions: JournalWriterOptions
+        @Argument(help: ArgumentHelp("Tenant file, YAML (.yaml, .yml) or JSON (.json).", valueName: "file")) var file: String
+        @Option(help: "Output format.") var format: OutputFormat = .text
+
+        func run() async throws {
+            let configuration: TenantConfiguration
+            do {
+                configuration = try TenantFile.load(path: file)
+            } catch {
+                throw CommandExit.badInput("\(error)")
+            }
+            let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
+            let events: [ConfigurationEvent]
+            do {
+                events = try await ledger.applyTenant(configuration, hasher: Argon2idHasher.interactive)
+            } catch {
+                await ledger.journal.close()
+                throw CommandExit.badInput("\(error)")
+            }
+            await ledger.journal.close()
+            switch format {
+            case .text:
+                print("\(events.count) configuration changes appended")
+                for event in events { print("  \(event.eventType)") }
+            case .jsonl:
+                for event in events { printJSONLine(["event": event.eventType.name]) }
+                printJSONLine(["changes": events.count])
+            }
+        }
+    }
+}
