@@ -92,6 +92,16 @@ let package = Package(
         ),
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
+        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
+        .testTarget(
+            name: "AuthServerTests",
+            dependencies: [
+                "AuthServer", "AuthJournal", "AuthCore", "LedgerLMDB",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "LedgerLMDBTests",
             dependencies: ["LedgerLMDB", "authledger-bench", "authledger", "authledger-replay"]

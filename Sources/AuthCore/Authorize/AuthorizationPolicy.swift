@@ -103,7 +103,8 @@ struct RedirectURIRule: AuthorizationRule {
                     description: "The redirect_uri is not registered for this client (it must match a registered URI exactly).")
             }
             redirectURI = requested
-        } else if registered.count == 1 {
+        } else if registered.count == 1 && !(draft.parameters["scope"] ?? "").split(separator: " ").contains("openid") {
+            // RFC 6749 §3.1.2.3 lets a client with one registered URI omit it; OIDC Core §3.1.2.1 does not.
             redirectURI = registered[0]
         } else {
             return .errorPage(error: .invalidRequest, description: "Missing required parameter: redirect_uri.")

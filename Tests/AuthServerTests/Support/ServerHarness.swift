@@ -1,0 +1,256 @@
+import AuthCore
+import AuthJournal
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import LedgerLMDB
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import AuthServer
+
+/// The tenant most server tests run against (the SPEC.md example, plus the clients the rules need).
+let testTenantYAML = """
+    tenant:
+      issuer: https://auth.test/
+      resource_parameter_profile: compatibility
+      code_ttl_seconds: 60
+      session_ttl_seconds: 3600
+    apis:
+      - identifier: https://api.example.com
+        name: Example API
+        scopes: [read:messages, write:messages]
+        allow_offline_access: true
+        skip_consent_for_first_party: true
+    clients:
+      - client_id: web-app
+        name: Example Web App
+        app_type: regular_web
+        client_secret: s3cret
+        token_endpoint_auth_method: client_secret_basic
+        redirect_uris: [https://client.test/callback]
+        first_party: false
+        connections: [Username-Password-Authentication]
+        organization_usage: allow
+      - client_id: first-party
+        name: First Party
+        app_type: regular_web
+        client_secret: s3cret
+        redirect_uris: [https://first.test/callback]
+        first_party: true
+        connections: [Username-Password-Authentication]
+      - client_id: spa
+        name: Single Page App
+        app_type: spa
+        token_endpoint_auth_method: none
+        redirect_uris: [https://spa.test/callback]
+        connections: [Username-Password-Authentication]
+      - client_id: org-app
+        name: Org App
+        app_type: regular_web
+        client_secret: s3cret
+        redirect_uris: [https://org.test/callback]
+        first_party: true
+        connections: [Username-Password-Authentication]
+        organization_usage: require
+      - client_id: implicit-app
+        name: Implicit App
+        app_type: spa
+        token_endpoint_auth_method: none
+        redirect_uris: [https://implicit.test/callback]
+        grant_types: [implicit]
+        connections: [Username-Password-Authentication]
+    connections:
+      - name: Username-Password-Authentication
+        strategy: database
+        users:
+          - user_id: auth0|alice
+            email: alice@example.com
+            password: correct horse battery staple
+          - user_id: auth0|bob
+            email: bob@example.com
+            password: hunter2 hunter2
+    organizations:
+      - id: org_acme
+        name: acme
+        connections: [Username-Password-Authentication]
+        members: [auth0|alice]
+        invitations:
+          - ticket: inv_123
+            email: bob@example.com
+            client_id: org-app
+            expires_at: 2030-01-01T00:00:00Z
+          - ticket: inv_old
+            email: bob@example.com
+            client_id: org-app
+            expires_at: 2020-01-01T00:00:00Z
+    """
+
+/// A clock tests can move.
+final class TestClock: Sendable {
+    private let now = Mutex(LedgerTimestamp(rfc3339: "2026-11-27T12:00:00Z")!)
+
+    var read: @Sendable () -> LedgerTimestamp { { [self] in now.withLock { $0 } } }
+
+    func advance(seconds: Int) {
+        now.withLock { $0 = $0.adding(seconds: seconds) }
+    }
+}
+
+/// A fresh journal with the test tenant, and the server over it on a real socket.
+final class ServerHarness: Sendable {
+    let directory: String
+    let ledger: AuthLedger
+    let server: AuthorizationServer
+    let clock = TestClock()
+
+    init(tenant yaml: String = testTenantYAML) async throws {
+        directory = FileManager.default.temporaryDirectory.path + "/authledger-server-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
+        try await ledger.applyTenant(try TenantFile.parse(yaml: yaml), hasher: Argon2idHasher.minimal)
+        var settings = AuthServerSettings()
+        settings.hasher = Argon2idHasher.minimal
+        settings.clock = clock.read
+        var logger = Logger(label: "authledger-test")
+        logger.logLevel = .warning
+        server = AuthorizationServer(ledger: ledger, settings: settings, logger: logger)
+    }
+
+    /// Runs `body` with a browser talking to the server over a real socket, then closes the journal and
+    /// checks that it verifies.
+    func run(_ body: @Sendable (Browser) async throws -> Void) async throws {
+        let application = server.application(host: "127.0.0.1", port: 0)
+        try await application.test(.live) { client in
+            try await body(Browser(client: client))
+        }
+        await ledger.journal.close()
+        let report = try JournalReader(directory: directory + "/journal").verify(trust: .genesisKey)
+        if case .failure(let failure) = report { Issue.record("journal does not verify: \(failure)") }
+    }
+
+    /// Every event in the journal, decoded, after ``run(_:)``.
+    func events() throws -> [(UInt64, AuthEvent)] {
+        let reader = try JournalReader(directory: directory + "/journal")
+        defer { reader.close() }
+        var events: [(UInt64, AuthEvent)] = []
+        try reader.read { snapshot in
+            try snapshot.forEachEvent { envelope in
+                if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
+                    events.append((envelope.sequence, event))
+                }
+                return true
+            }
+        }
+        return events
+    }
+
+    /// The raw bytes of the journal's data file.
+    func journalBytes() throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: directory + "/journal/data.mdb"))
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: directory + "/journal.key")
+    }
+}
+
+/// A response, with what tests look at.
+struct Page: Sendable {
+    let status: HTTPResponse.Status
+    let headers: HTTPFields
+    let body: String
+
+    var location: String? { headers[.location] }
+
+    /// The value of the hidden input `name`.
+    func hidden(_ name: String) -> String? {
+        guard let range = body.range(of: "name=\"\(name)\" value=\"") else { return nil }
+        let rest = body[range.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+    }
+
+    /// Parameters of the redirect's query or fragment.
+    var redirectParameters: [String: String] {
+        guard let location else { return [:] }
+        let part: Substring
+        if let hash = location.firstIndex(of: "#") {
+            part = location[location.index(after: hash)...]
+        } else if let question = location.firstIndex(of: "?") {
+            part = location[location.index(after: question)...]
+        } else {
+            return [:]
+        }
+        return Dictionary(FormEncoding.parse(part).map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
+}
+
+/// A minimal browser: keeps cookies, does not follow redirects.
+final class Browser: @unchecked Sendable {
+    let client: any TestClientProtocol
+    var cookies: [String: String] = [:]
+
+    init(client: any TestClientProtocol) {
+        self.client = client
+    }
+
+    func get(_ uri: String) async throws -> Page {
+        try await send(uri, method: .get, body: nil)
+    }
+
+    func post(_ uri: String, form: [(String, String)]) async throws -> Page {
+        try await send(uri, method: .post, body: FormEncoding.encode(form))
+    }
+
+    private func send(_ uri: String, method: HTTPRequest.Method, body: String?) async throws -> Page {
+        var headers = HTTPFields()
+        if !cookies.isEmpty {
+            headers[.cookie] = cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+        }
+        if body != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
+        let response = try await client.execute(
+            uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        for field in response.headers where field.name == .setCookie {
+            let pair = field.value.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            guard pair.count == 2 else { continue }
+            if field.value.contains("Max-Age=0") { cookies[String(pair[0])] = nil } else { cookies[String(pair[0])] = String(pair[1]) }
+        }
+        return Page(status: response.status, headers: response.headers, body: String(buffer: response.body))
+    }
+
+    /// `/authorize` with `parameters`, then following the server's own pages (login as `username` if asked,
+    /// accept consent if asked) until the response leaves the server.
+    func authorize(
+        _ parameters: [(String, String)], username: String = "alice@example.com", password: String = "correct horse battery staple",
+        consent: String = "accept"
+    ) async throws -> Page {
+        var page = try await get("/authorize?" + FormEncoding.encode(parameters))
+        for _ in 0..<6 {
+            guard page.status == .found, let location = page.location, location.hasPrefix("/") else { return page }
+            if location.hasPrefix("/login") {
+                let form = try await get(location)
+                page = try await post(
+                    "/login",
+                    form: [("state", form.hidden("state") ?? ""), ("csrf", form.hidden("csrf") ?? ""), ("username", username), ("password", password)])
+            } else if location.hasPrefix("/consent") {
+                let form = try await get(location)
+                page = try await post(
+                    "/consent", form: [("state", form.hidden("state") ?? ""), ("csrf", form.hidden("csrf") ?? ""), ("action", consent)])
+            } else {
+                page = try await get(location)
+            }
+        }
+        return page
+    }
+}
+
+/// Standard parameters for the `web-app` client.
+func webAppParameters(_ extra: [(String, String)] = [], scope: String = "openid profile", state: String = "st-123") -> [(String, String)] {
+    [("response_type", "code"), ("client_id", "web-app"), ("redirect_uri", "https://client.test/callback"), ("scope", scope), ("state", state)]
+        + extra
+}
