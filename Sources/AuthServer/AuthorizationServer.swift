@@ -32,6 +32,7 @@ public final class AuthorizationServer: Sendable {
     let logger: Logger
     /// A real Argon2id hash checked when a login names an unknown user, so both cases take the same time.
     let decoyPasswordHash: String
+    let metrics = ServerMetrics()
 
     static let sessionCookie = "al_session"
     static let bindingCookie = "al_bind"
@@ -62,11 +63,12 @@ public final class AuthorizationServer: Sendable {
         router.post("/consent") { request, context in await self.consent(request, context) }
         router.get("/organization") { request, context in await self.organizationPage(request, context) }
         router.post("/organization") { request, context in await self.chooseOrganization(request, context) }
-        router.get("/logout") { request, context in self.logout(request, context) }
+        router.get("/logout") { request, context in await self.logout(request, context) }
         router.get("/callback") { request, context in self.callback(request, context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }
         router.get("/.well-known/jwks.json") { _, _ in self.jwks() }
+        router.get("/metrics") { _, _ in self.metricsPage() }
         return router
     }
 
@@ -81,6 +83,23 @@ public final class AuthorizationServer: Sendable {
     }
 
     // MARK: - Shared helpers
+
+    /// Appends events through the ledger, timing the durable append for `/metrics`.
+    @discardableResult
+    func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
+        let start = ContinuousClock.now
+        let result = try await ledger.record(body)
+        metrics.appended(after: ContinuousClock.now - start)
+        return result
+    }
+
+    /// `GET /metrics` in the Prometheus text format.
+    func metricsPage() -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        let text = metrics.render(journal: ledger.journal.statistics, sequence: ledger.journal.head.sequence)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
 
     /// An HTML response.
     func page(_ html: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -75,7 +75,7 @@ extension AuthorizationServer {
         let version = configuration.version
         let openedRecord = opened
         do {
-            try await ledger.record { recorder in
+            try await record { recorder in
                 let requestSequence = try recorder.append(.authorizeRequested(requested))
                 let decisionSequence = try recorder.append(
                     .authorizeDecided(
@@ -108,6 +108,7 @@ extension AuthorizationServer {
             }
             return unavailablePage()
         }
+        metrics.decided(decision.outcome)
         logger.info(
             "authorize decided",
             metadata: ["client_id": "\(parameters["client_id"] ?? "-")", "outcome": "\(decision.outcome.name)", "rule": "\(decision.rule)"])

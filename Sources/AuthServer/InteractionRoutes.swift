@@ -47,10 +47,11 @@ extension AuthorizationServer {
                 username: username, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
                 interaction: interaction.hash, clientIP: context.clientIP)
             do {
-                try await ledger.record { try $0.append(.loginFailed(failure)) }
+                try await record { try $0.append(.loginFailed(failure)) }
             } catch {
                 return unavailablePage()
             }
+            metrics.login(succeeded: false)
             logger.notice("login failed", metadata: ["connection": "\(connection)", "reason": "\(failure.reason.rawValue)"])
             return page(
                 Pages.login(
@@ -68,10 +69,11 @@ extension AuthorizationServer {
         let success = LoginSucceeded(
             userID: user.userID, connection: connection, session: session, interaction: interaction.hash, clientIP: context.clientIP)
         do {
-            try await ledger.record { try $0.append(.loginSucceeded(success)) }
+            try await record { try $0.append(.loginSucceeded(success)) }
         } catch {
             return unavailablePage()
         }
+        metrics.login(succeeded: true)
         var response = redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
         setCookie(&response, name: Self.sessionCookie, value: sessionID, maxAge: ttl)
         return response
@@ -120,7 +122,7 @@ extension AuthorizationServer {
         default: return errorPage(.invalidRequest, "The consent form must be answered with Accept or Deny.")
         }
         do {
-            try await ledger.record { try $0.append(event) }
+            try await record { try $0.append(event) }
         } catch {
             return unavailablePage()
         }
@@ -159,7 +161,7 @@ extension AuthorizationServer {
             return errorPage(.invalidRequest, "Choose one of the organizations offered.")
         }
         do {
-            try await ledger.record {
+            try await record {
                 try $0.append(.organizationChosen(OrganizationChosen(interaction: interaction.hash, organizationID: chosen)))
             }
         } catch {
@@ -170,10 +172,18 @@ extension AuthorizationServer {
 
     // MARK: Other endpoints
 
-    /// `GET /logout`: forgets the SSO session in this browser.
-    func logout(_ request: Request, _ context: AuthRequestContext) -> Response {
-        var body = HTML("<h1>Logged out</h1>\n<p>You are logged out of this browser.</p>\n")
-        body.raw("")
+    /// `GET /logout`: ends the SSO session of this browser (recorded, so the session stops working
+    /// everywhere it was presented) and clears its cookie.
+    func logout(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        if let session = currentSession(request, now: settings.clock()) {
+            let event = LoggedOut(sessionHash: session.sessionHash, userID: session.userID, clientIP: context.clientIP)
+            do {
+                try await record { try $0.append(.loggedOut(event)) }
+            } catch {
+                return unavailablePage()
+            }
+        }
+        let body = HTML("<h1>Logged out</h1>\n<p>You are logged out of this browser.</p>\n")
         var response = page(PageLayout.page(title: "Logged out", body: body))
         setCookie(&response, name: Self.sessionCookie, value: "", maxAge: 0)
         return response

@@ -37,10 +37,10 @@ struct ServeCommand: AsyncParsableCommand {
             if let tenant {
                 let configuration = try TenantFile.load(path: tenant)
                 let applied = try await ledger.applyTenant(configuration, hasher: Argon2idHasher.interactive)
-                print("authledger: tenant \(tenant): \(applied.count) configuration changes appended")
+                say("authledger: tenant \(tenant): \(applied.count) configuration changes appended")
             } else if ledger.configuration.settings == nil {
                 try await ledger.applyTenant(DemoTenant.configuration(issuer: defaultIssuer), hasher: Argon2idHasher.interactive)
-                print("authledger: empty journal, applied the demo tenant")
+                say("authledger: empty journal, applied the demo tenant")
             }
         } catch let error as TenantFileError {
             await ledger.journal.close()
@@ -50,15 +50,15 @@ struct ServeCommand: AsyncParsableCommand {
         settings.issuerOverride = issuer
         let server = AuthorizationServer(ledger: ledger, settings: settings, logger: logger)
         let issuerURL = issuer ?? ledger.configuration.settings?.issuer ?? defaultIssuer
-        print("authledger: journal \(journalOptions.journal) at #\(ledger.journal.head.sequence), key \(ledger.journal.activeKeyID)")
+        say("authledger: journal \(journalOptions.journal) at #\(ledger.journal.head.sequence), key \(ledger.journal.activeKeyID)")
         if ledger.configuration.clients[DemoTenant.clientID] != nil {
             let redirect = FormEncoding.encode(issuerURL + "callback")
-            print("authledger: demo: open \(issuerURL)authorize?response_type=code&client_id=\(DemoTenant.clientID)&redirect_uri=\(redirect)&scope=openid%20profile&state=xyz")
-            print("authledger: demo user \(DemoTenant.username) / \(DemoTenant.password)")
+            say("authledger: demo: open \(issuerURL)authorize?response_type=code&client_id=\(DemoTenant.clientID)&redirect_uri=\(redirect)&scope=openid%20profile&state=xyz")
+            say("authledger: demo user \(DemoTenant.username) / \(DemoTenant.password)")
         }
         let host = self.host
         let application = server.application(host: host, port: port) { bound in
-            print("authledger: listening on http://\(host):\(bound)/")
+            say("authledger: listening on http://\(host):\(bound)/")
         }
         do {
             try await application.runService()
@@ -67,6 +67,12 @@ struct ServeCommand: AsyncParsableCommand {
             throw CommandExit.badInput("server failed: \(error)")
         }
         await ledger.journal.close()
-        print("authledger: journal closed at #\(ledger.journal.head.sequence)")
+        say("authledger: journal closed at #\(ledger.journal.head.sequence)")
     }
+}
+
+/// Prints a line and flushes it at once, so that a log collecting the server's output sees it live.
+private func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }

@@ -171,6 +171,23 @@ public struct InvitationAccepted: Codable, Sendable, Equatable {
     }
 }
 
+/// `auth.logout`: a browser ended its SSO session.
+public struct LoggedOut: Codable, Sendable, Equatable {
+    public var sessionHash: String
+    public var userID: String
+    public var clientIP: String?
+
+    public init(sessionHash: String, userID: String, clientIP: String?) {
+        self.sessionHash = sessionHash
+        self.userID = userID
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sessionHash = "session_hash", userID = "user_id", clientIP = "client_ip"
+    }
+}
+
 /// A pending interaction: an authorization request waiting for a page (login, consent, organization).
 /// Kept by hash of its id; bound to the browser that started it (CSRF protection).
 public struct InteractionRecord: Codable, Sendable, Equatable {
@@ -231,6 +248,7 @@ public enum AuthEvent: Sendable, Equatable {
     case consentDenied(ConsentAnswered)
     case organizationChosen(OrganizationChosen)
     case invitationAccepted(InvitationAccepted)
+    case loggedOut(LoggedOut)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -242,6 +260,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let consentDeniedType: EventType = "auth.consent.denied"
     public static let organizationChosenType: EventType = "auth.organization.chosen"
     public static let invitationAcceptedType: EventType = "auth.invitation.accepted"
+    public static let loggedOutType: EventType = "auth.logout"
 
     public var eventType: EventType {
         switch self {
@@ -256,6 +275,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .consentDenied: Self.consentDeniedType
         case .organizationChosen: Self.organizationChosenType
         case .invitationAccepted: Self.invitationAcceptedType
+        case .loggedOut: Self.loggedOutType
         }
     }
 
@@ -272,6 +292,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .consentGranted(let value), .consentDenied(let value): try PayloadCoding.encode(value)
         case .organizationChosen(let value): try PayloadCoding.encode(value)
         case .invitationAccepted(let value): try PayloadCoding.encode(value)
+        case .loggedOut(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -292,6 +313,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.consentDeniedType: self = .consentDenied(try PayloadCoding.decode(ConsentAnswered.self, from: payload))
         case Self.organizationChosenType: self = .organizationChosen(try PayloadCoding.decode(OrganizationChosen.self, from: payload))
         case Self.invitationAcceptedType: self = .invitationAccepted(try PayloadCoding.decode(InvitationAccepted.self, from: payload))
+        case Self.loggedOutType: self = .loggedOut(try PayloadCoding.decode(LoggedOut.self, from: payload))
         default: return nil
         }
     }

@@ -85,6 +85,8 @@ public enum AuthProjection {
             try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .granted }
         case .consentDenied(let answer):
             try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .denied }
+        case .loggedOut(let logout):
+            try store.delete(.sessions, logout.sessionHash)
         case .organizationChosen(let chosen):
             try updateInteraction(chosen.interaction, in: store) { $0.progress.organizationID = chosen.organizationID }
         }

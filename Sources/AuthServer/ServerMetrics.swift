@@ -1,0 +1,62 @@
+import AuthCore
+import LedgerLMDB
+import Prometheus
+
+/// The server's Prometheus metrics (`GET /metrics`): decisions by outcome, logins by result, how long
+/// durable appends take, and the journal's group commit.
+///
+/// Kept in the server's own registry (not the global `MetricsSystem`), so several servers — as in the
+/// tests — never share counters.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let appendDuration: DurationHistogram
+
+    private static func name(_ subsystem: String, _ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "authledger", subsystem: subsystem, metricName: metric, unitName: unit, helpText: help)
+    }
+
+    private static var decisions: MetricNameDescriptor { name("authorize", "decisions", "total", "Authorization decisions by outcome and error.") }
+    private static var logins: MetricNameDescriptor { name("login", "attempts", "total", "Login attempts by result.") }
+
+    init() {
+        appendDuration = registry.makeDurationHistogram(
+            descriptor: Self.name("journal", "append_duration", "seconds", "Time from handing events to the journal until they are durable."),
+            labels: [],
+            buckets: [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+                      .milliseconds(10), .milliseconds(25), .milliseconds(100), .seconds(1)])
+    }
+
+    func decided(_ outcome: AuthorizationOutcome) {
+        let label = String(outcome.name.prefix { $0 != ":" })
+        let error: String = {
+            switch outcome {
+            case .errorPage(let code, _), .errorRedirect(let code, _, _): code.rawValue
+            default: ""
+            }
+        }()
+        registry.makeCounter(descriptor: Self.decisions, labels: [("outcome", label), ("error", error)]).increment()
+    }
+
+    func login(succeeded: Bool) {
+        registry.makeCounter(descriptor: Self.logins, labels: [("result", succeeded ? "success" : "failure")]).increment()
+    }
+
+    func appended(after duration: Duration) {
+        appendDuration.record(duration)
+    }
+
+    /// The exposition text, with the journal's writer counters as of now.
+    func render(journal: JournalStatistics, sequence: UInt64) -> String {
+        func gauge(_ metric: String, _ unit: String, _ help: String, _ value: Double) {
+            registry.makeGauge(descriptor: Self.name("journal", metric, unit, help)).set(value)
+        }
+        gauge("sequence", "", "Sequence number of the last event.", Double(sequence))
+        gauge("commits", "", "Write transactions committed since start (one fsync each).", Double(journal.batchesCommitted))
+        gauge("committed_requests", "", "Append requests committed since start.", Double(journal.requestsCommitted))
+        gauge("batch_size", "mean", "Requests per commit since start (group commit).",
+              journal.batchesCommitted == 0 ? 0 : Double(journal.requestsCommitted) / Double(journal.batchesCommitted))
+        gauge("batch_size", "max", "Most requests in one commit since start.", Double(journal.largestBatch))
+        gauge("failed_commits", "", "Commits that failed (nothing from them was issued).", Double(journal.batchesFailed))
+        return registry.emitToString()
+    }
+}
