@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // System libraries, found with pkg-config; the tools/ scripts install them with apt-get.
@@ -42,13 +44,23 @@ let package = Package(
             name: "AuthCore",
             dependencies: ["LedgerCore", "CSodium", .product(name: "Yams", package: "Yams")]
         ),
+        // Tokens: JWT signing keys (RS256, EdDSA), JWKS, minting access and ID tokens. No I/O but the key file.
+        .target(
+            name: "AuthTokens",
+            dependencies: [
+                "AuthCore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         // AuthLedger's state in the journal: event appends and the projections the server reads.
         .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerLMDB"]),
         // The HTTP server: Hummingbird routes, pages, cookies. Decisions come from AuthCore.
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthJournal",
+                "AuthCore", "AuthJournal", "AuthTokens",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -68,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "authledger",
             dependencies: [
-                "LedgerLMDB", "AuthCore", "AuthJournal", "AuthServer",
+                "LedgerLMDB", "AuthCore", "AuthJournal", "AuthServer", "AuthTokens",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -98,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "AuthServerTests",
             dependencies: [
-                "AuthServer", "AuthJournal", "AuthCore", "LedgerLMDB",
+                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import AuthCore
 import AuthJournal
+import AuthTokens
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -28,6 +29,7 @@ public struct AuthServerSettings: Sendable {
 /// events (durably) and only then render the response. No decision logic lives here.
 public final class AuthorizationServer: Sendable {
     public let ledger: AuthLedger
+    public let tokenKeys: TokenKeyRing
     let settings: AuthServerSettings
     let logger: Logger
     /// A real Argon2id hash checked when a login names an unknown user, so both cases take the same time.
@@ -37,8 +39,11 @@ public final class AuthorizationServer: Sendable {
     static let sessionCookie = "al_session"
     static let bindingCookie = "al_bind"
 
-    public init(ledger: AuthLedger, settings: AuthServerSettings, logger: Logger = Logger(label: "authledger")) {
+    public init(
+        ledger: AuthLedger, tokenKeys: TokenKeyRing, settings: AuthServerSettings, logger: Logger = Logger(label: "authledger")
+    ) {
         self.ledger = ledger
+        self.tokenKeys = tokenKeys
         self.settings = settings
         self.logger = logger
         self.decoyPasswordHash = settings.hasher.hash("decoy password that no user has")
@@ -50,6 +55,9 @@ public final class AuthorizationServer: Sendable {
     }
 
     var secureCookies: Bool { issuer.hasPrefix("https://") }
+
+    /// Mints tokens under the current issuer.
+    var minter: TokenMinter { TokenMinter(keys: tokenKeys, issuer: issuer) }
 
     /// The routes.
     public func router() -> Router<AuthRequestContext> {
@@ -69,6 +77,7 @@ public final class AuthorizationServer: Sendable {
         router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }
         router.get("/.well-known/jwks.json") { _, _ in self.jwks() }
         router.get("/metrics") { _, _ in self.metricsPage() }
+        router.post("/oauth/token") { request, context in await self.token(request, context) }
         return router
     }
 

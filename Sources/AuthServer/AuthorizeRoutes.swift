@@ -1,5 +1,6 @@
 import AuthCore
 import AuthJournal
+import AuthTokens
 import Foundation
 import Hummingbird
 import LedgerCore
@@ -65,9 +66,26 @@ extension AuthorizationServer {
                 expiresAt: now.adding(seconds: settings.interactionTTLSeconds), pending: decision.outcome)
         case .issueCode:
             code = OpaqueToken.generate()
-        case .errorPage, .errorRedirect:
+        case .issueTokens, .errorPage, .errorRedirect:
             break
         }
+        // Implicit flow: sign the tokens now, outside the journal's writer; they are only sent once recorded.
+        var implicitTokens: MintedTokens?
+        if case .issueTokens(let grant, let types, _) = decision.outcome {
+            do {
+                implicitTokens = try await minter.mint(
+                    TokenRequestGrant(
+                        clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email, scopes: grant.scopes,
+                        audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime),
+                    api: grant.audience.flatMap { configuration.apis[$0] }, now: now, includeAccessToken: types.contains("token"),
+                    includeIDToken: types.contains("id_token"))
+            } catch {
+                logger.error("token minting failed", metadata: ["error": "\(error)"])
+                return errorPage(.serverError, "Tokens could not be signed.", status: .internalServerError)
+            }
+        }
+        let implicitIssued = implicitTokens
+        let clientIP = context.clientIP
         let interactionHash = interactionID.map(OpaqueToken.hash)
         let requested = AuthorizeRequested(
             parameters: parameters, clientIP: context.clientIP, userAgent: request.headers[.userAgent], interaction: interaction?.hash)
@@ -86,6 +104,15 @@ extension AuthorizationServer {
                     try recorder.append(
                         .interactionOpened(InteractionOpened(interaction: interactionHash, record: openedRecord, decisionSequence: decisionSequence)))
                 }
+                if case .issueTokens(let grant, let types, _) = decision.outcome, let tokens = implicitIssued {
+                    try recorder.append(
+                        .tokenIssued(
+                            TokenIssued(
+                                grantType: "implicit", clientID: grant.clientID, userID: grant.userID, codeHash: nil,
+                                decisionSequence: decisionSequence, accessTokenID: types.contains("token") ? tokens.accessTokenID : nil,
+                                idTokenID: tokens.idTokenID, scopes: grant.scopes, audience: grant.audience,
+                                organizationID: grant.organizationID, expiresAt: tokens.expiresAt, clientIP: clientIP)))
+                }
                 if case .issueCode(let grant, _) = decision.outcome, let codeHash {
                     try recorder.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionSequence: decisionSequence)))
                     if let ticket = grant.invitation, let organization = grant.organizationID {
@@ -102,6 +129,11 @@ extension AuthorizationServer {
                     via: delivery)
             }
             if case .issueCode(_, let delivery) = decision.outcome {
+                return deliver(
+                    [("error", OAuthErrorCode.temporarilyUnavailable.rawValue), ("error_description", "The server cannot record requests right now.")],
+                    via: delivery)
+            }
+            if case .issueTokens(_, _, let delivery) = decision.outcome {
                 return deliver(
                     [("error", OAuthErrorCode.temporarilyUnavailable.rawValue), ("error_description", "The server cannot record requests right now.")],
                     via: delivery)
@@ -127,6 +159,14 @@ extension AuthorizationServer {
             response = redirect(to: "/organization?state=\(FormEncoding.encode(interactionID!))")
         case .issueCode(_, let delivery):
             response = deliver([("code", code!)], via: delivery)
+        case .issueTokens(_, let types, let delivery):
+            let tokens = implicitIssued!
+            var fields: [(String, String)] = []
+            if types.contains("token") {
+                fields += [("access_token", tokens.accessToken), ("token_type", tokens.tokenType), ("expires_in", String(tokens.expiresIn))]
+            }
+            if let idToken = tokens.idToken { fields.append(("id_token", idToken)) }
+            response = deliver(fields, via: delivery)
         }
         if let newBinding {
             setCookie(&response, name: Self.bindingCookie, value: newBinding, maxAge: nil)

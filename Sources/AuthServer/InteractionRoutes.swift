@@ -207,9 +207,11 @@ extension AuthorizationServer {
             "issuer": base,
             "authorization_endpoint": base + "authorize",
             "jwks_uri": base + ".well-known/jwks.json",
-            "response_types_supported": ["code"],
+            "token_endpoint": base + "oauth/token",
+            "response_types_supported": ["code", "token", "id_token", "id_token token"],
             "response_modes_supported": ["query", "fragment", "form_post"],
-            "grant_types_supported": ["authorization_code"],
+            "grant_types_supported": ["authorization_code", "implicit"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
@@ -221,9 +223,9 @@ extension AuthorizationServer {
         ])
     }
 
-    /// `GET /.well-known/jwks.json`: token signing keys (none until the token endpoint exists).
+    /// `GET /.well-known/jwks.json`: the public token signing keys.
     func jwks() -> Response {
-        json(["keys": [Any]()])
+        json(["keys": tokenKeys.jwks])
     }
 
     func clientName(_ interaction: ResumedInteraction) -> String {

@@ -2,6 +2,7 @@ import ArgumentParser
 import AuthCore
 import AuthJournal
 import AuthServer
+import AuthTokens
 import Foundation
 import Hummingbird
 import LedgerCommandSupport
@@ -48,7 +49,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var settings = AuthServerSettings()
         settings.issuerOverride = issuer
-        let server = AuthorizationServer(ledger: ledger, settings: settings, logger: logger)
+        let tokenKeyPath = (journalOptions.journal.hasSuffix("/") ? String(journalOptions.journal.dropLast()) : journalOptions.journal) + ".tokenkeys"
+        let tokenKeys: TokenKeyRing
+        do {
+            tokenKeys = try await TokenKeyRing.loadOrCreate(path: tokenKeyPath)
+        } catch {
+            await ledger.journal.close()
+            throw CommandExit.badInput("token signing keys \(tokenKeyPath): \(error)")
+        }
+        let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
         let issuerURL = issuer ?? ledger.configuration.settings?.issuer ?? defaultIssuer
         say("authledger: journal \(journalOptions.journal) at #\(ledger.journal.head.sequence), key \(ledger.journal.activeKeyID)")
         if ledger.configuration.clients[DemoTenant.clientID] != nil {

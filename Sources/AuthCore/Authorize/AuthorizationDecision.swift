@@ -149,6 +149,8 @@ public enum AuthorizationOutcome: Codable, Sendable, Equatable {
     case chooseOrganization([String])
     /// Authorized: issue a code bound to the grant and return it.
     case issueCode(CodeGrant, delivery: ResponseDelivery)
+    /// Authorized, implicit flow: mint the tokens the response types ask for and return them in the fragment.
+    case issueTokens(CodeGrant, responseTypes: [String], delivery: ResponseDelivery)
 
     /// A short name for metrics and timelines.
     public var name: String {
@@ -159,6 +161,7 @@ public enum AuthorizationOutcome: Codable, Sendable, Equatable {
         case .consent: "consent"
         case .chooseOrganization: "choose_organization"
         case .issueCode: "code_issued"
+        case .issueTokens: "tokens_issued"
         }
     }
 }

@@ -63,6 +63,10 @@ public enum AuthorizationPolicy {
             codeChallengeMethod: draft.parameters["code_challenge"] == nil ? nil : (draft.parameters["code_challenge_method"] ?? "plain"),
             dpopJKT: draft.parameters["dpop_jkt"], authTime: draft.authTime!,
             expiresAt: input.now.adding(seconds: settings.codeTTLSeconds), invitation: draft.invitation?.ticket)
+        if draft.responseTypes != ["code"] {
+            return AuthorizationDecision(
+                outcome: .issueTokens(grant, responseTypes: draft.responseTypes.sorted(), delivery: draft.delivery), rule: "authorized")
+        }
         return AuthorizationDecision(outcome: .issueCode(grant, delivery: draft.delivery), rule: "authorized")
     }
 }
@@ -152,8 +156,6 @@ struct ResponseTypeRule: AuthorizationRule {
             if draft.parameters["response_mode"] == "query" {
                 return draft.redirectError(.invalidRequest, "Tokens must not be returned in the query (response_mode=query).")
             }
-            return draft.redirectError(
-                .unsupportedResponseType, "The implicit flow (response_type \(raw)) is not available on this server yet.")
         }
         return nil
     }
@@ -189,7 +191,7 @@ struct PKCERule: AuthorizationRule {
             if method != nil {
                 return draft.redirectError(.invalidRequest, "code_challenge_method was given without code_challenge.")
             }
-            if draft.client.isPublic && draft.responseTypes.contains("code") {
+            if draft.client.isPublic && draft.responseTypes == ["code"] {
                 return draft.redirectError(.invalidRequest, "Public clients must use PKCE: code_challenge is required.")
             }
             return nil

@@ -188,6 +188,84 @@ public struct LoggedOut: Codable, Sendable, Equatable {
     }
 }
 
+/// `auth.token.issued`: tokens were issued (only their ids are recorded, never the tokens).
+public struct TokenIssued: Codable, Sendable, Equatable {
+    public var grantType: String
+    public var clientID: String
+    public var userID: String
+    public var codeHash: String?
+    public var decisionSequence: UInt64?
+    public var accessTokenID: String?
+    public var idTokenID: String?
+    public var scopes: [String]
+    public var audience: String?
+    public var organizationID: String?
+    public var expiresAt: LedgerTimestamp
+    public var clientIP: String?
+
+    public init(
+        grantType: String, clientID: String, userID: String, codeHash: String?, decisionSequence: UInt64?, accessTokenID: String?,
+        idTokenID: String?, scopes: [String], audience: String?, organizationID: String?, expiresAt: LedgerTimestamp, clientIP: String?
+    ) {
+        self.grantType = grantType
+        self.clientID = clientID
+        self.userID = userID
+        self.codeHash = codeHash
+        self.decisionSequence = decisionSequence
+        self.accessTokenID = accessTokenID
+        self.idTokenID = idTokenID
+        self.scopes = scopes
+        self.audience = audience
+        self.organizationID = organizationID
+        self.expiresAt = expiresAt
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case grantType = "grant_type", clientID = "client_id", userID = "user_id", codeHash = "code_hash"
+        case decisionSequence = "decision_sequence", accessTokenID = "access_token_id", idTokenID = "id_token_id"
+        case scopes, audience, organizationID = "organization_id", expiresAt = "expires_at", clientIP = "client_ip"
+    }
+}
+
+/// `auth.token.rejected`: a token request that was refused, and why.
+public struct TokenRejected: Codable, Sendable, Equatable {
+    public var grantType: String?
+    public var clientID: String?
+    public var error: TokenError
+    public var codeHash: String?
+    public var clientIP: String?
+
+    public init(grantType: String?, clientID: String?, error: TokenError, codeHash: String?, clientIP: String?) {
+        self.grantType = grantType
+        self.clientID = clientID
+        self.error = error
+        self.codeHash = codeHash
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case grantType = "grant_type", clientID = "client_id", error, codeHash = "code_hash", clientIP = "client_ip"
+    }
+}
+
+/// `auth.code.replayed`: a redeemed code was presented again; the tokens it issued are revoked.
+public struct CodeReplayed: Codable, Sendable, Equatable {
+    public var codeHash: String
+    public var clientID: String?
+    public var revokedTokenIDs: [String]
+
+    public init(codeHash: String, clientID: String?, revokedTokenIDs: [String]) {
+        self.codeHash = codeHash
+        self.clientID = clientID
+        self.revokedTokenIDs = revokedTokenIDs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case codeHash = "code_hash", clientID = "client_id", revokedTokenIDs = "revoked_token_ids"
+    }
+}
+
 /// A pending interaction: an authorization request waiting for a page (login, consent, organization).
 /// Kept by hash of its id; bound to the browser that started it (CSRF protection).
 public struct InteractionRecord: Codable, Sendable, Equatable {
@@ -249,6 +327,9 @@ public enum AuthEvent: Sendable, Equatable {
     case organizationChosen(OrganizationChosen)
     case invitationAccepted(InvitationAccepted)
     case loggedOut(LoggedOut)
+    case tokenIssued(TokenIssued)
+    case tokenRejected(TokenRejected)
+    case codeReplayed(CodeReplayed)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -261,6 +342,9 @@ public enum AuthEvent: Sendable, Equatable {
     public static let organizationChosenType: EventType = "auth.organization.chosen"
     public static let invitationAcceptedType: EventType = "auth.invitation.accepted"
     public static let loggedOutType: EventType = "auth.logout"
+    public static let tokenIssuedType: EventType = "auth.token.issued"
+    public static let tokenRejectedType: EventType = "auth.token.rejected"
+    public static let codeReplayedType: EventType = "auth.code.replayed"
 
     public var eventType: EventType {
         switch self {
@@ -276,6 +360,9 @@ public enum AuthEvent: Sendable, Equatable {
         case .organizationChosen: Self.organizationChosenType
         case .invitationAccepted: Self.invitationAcceptedType
         case .loggedOut: Self.loggedOutType
+        case .tokenIssued: Self.tokenIssuedType
+        case .tokenRejected: Self.tokenRejectedType
+        case .codeReplayed: Self.codeReplayedType
         }
     }
 
@@ -293,6 +380,9 @@ public enum AuthEvent: Sendable, Equatable {
         case .organizationChosen(let value): try PayloadCoding.encode(value)
         case .invitationAccepted(let value): try PayloadCoding.encode(value)
         case .loggedOut(let value): try PayloadCoding.encode(value)
+        case .tokenIssued(let value): try PayloadCoding.encode(value)
+        case .tokenRejected(let value): try PayloadCoding.encode(value)
+        case .codeReplayed(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -314,6 +404,9 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.organizationChosenType: self = .organizationChosen(try PayloadCoding.decode(OrganizationChosen.self, from: payload))
         case Self.invitationAcceptedType: self = .invitationAccepted(try PayloadCoding.decode(InvitationAccepted.self, from: payload))
         case Self.loggedOutType: self = .loggedOut(try PayloadCoding.decode(LoggedOut.self, from: payload))
+        case Self.tokenIssuedType: self = .tokenIssued(try PayloadCoding.decode(TokenIssued.self, from: payload))
+        case Self.tokenRejectedType: self = .tokenRejected(try PayloadCoding.decode(TokenRejected.self, from: payload))
+        case Self.codeReplayedType: self = .codeReplayed(try PayloadCoding.decode(CodeReplayed.self, from: payload))
         default: return nil
         }
     }

@@ -20,6 +20,25 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case codes
     /// interaction hash → ``InteractionRecord``.
     case interactions
+    /// token id (`jti`) → ``TokenRecord``.
+    case tokens
+}
+
+/// What the server knows about an issued access token.
+public struct TokenRecord: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable {
+        case active, revoked
+    }
+
+    public var clientID: String
+    public var userID: String
+    public var expiresAt: LedgerTimestamp
+    public var codeHash: String?
+    public var status: Status
+
+    enum CodingKeys: String, CodingKey {
+        case clientID = "client_id", userID = "user_id", expiresAt = "expires_at", codeHash = "code_hash", status
+    }
 }
 
 /// What the server knows about an issued code.
@@ -31,10 +50,13 @@ public struct CodeRecord: Codable, Sendable, Equatable {
     public var grant: CodeGrant
     public var status: Status
     public var issuedSequence: UInt64
+    /// Tokens issued from the code (revoked if the code is replayed).
+    public var tokenIDs: [String]?
 
     enum CodingKeys: String, CodingKey {
         case grant, status
         case issuedSequence = "issued_sequence"
+        case tokenIDs = "token_ids"
     }
 }
 
@@ -61,7 +83,7 @@ public enum AuthProjection {
             break
         case .authorizeDecided(let decided):
             switch decided.decision.outcome {
-            case .issueCode, .errorRedirect, .errorPage:
+            case .issueCode, .issueTokens, .errorRedirect, .errorPage:
                 if let interaction = decided.interaction { try store.delete(.interactions, interaction) }
             case .login, .consent, .chooseOrganization:
                 break
@@ -69,7 +91,7 @@ public enum AuthProjection {
         case .interactionOpened(let opened):
             try store.put(.interactions, opened.interaction, try PayloadCoding.encode(opened.record))
         case .codeIssued(let issued):
-            let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence)
+            let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence, tokenIDs: nil)
             try store.put(.codes, issued.codeHash, try PayloadCoding.encode(record))
         case .loginSucceeded(let login):
             try store.put(.sessions, login.session.sessionHash, try PayloadCoding.encode(login.session))
@@ -85,11 +107,39 @@ public enum AuthProjection {
             try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .granted }
         case .consentDenied(let answer):
             try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .denied }
+        case .tokenIssued(let issued):
+            if let id = issued.accessTokenID {
+                let record = TokenRecord(
+                    clientID: issued.clientID, userID: issued.userID, expiresAt: issued.expiresAt, codeHash: issued.codeHash, status: .active)
+                try store.put(.tokens, id, try PayloadCoding.encode(record))
+            }
+            if let codeHash = issued.codeHash, var code = try codeRecord(codeHash, in: store) {
+                code.status = .redeemed
+                code.tokenIDs = [issued.accessTokenID].compactMap { $0 }
+                try store.put(.codes, codeHash, try PayloadCoding.encode(code))
+            }
+        case .tokenRejected:
+            break
+        case .codeReplayed(let replay):
+            if var code = try codeRecord(replay.codeHash, in: store) {
+                code.status = .revoked
+                try store.put(.codes, replay.codeHash, try PayloadCoding.encode(code))
+            }
+            for id in replay.revokedTokenIDs {
+                guard let bytes = try store.get(.tokens, id) else { continue }
+                var token = try PayloadCoding.decode(TokenRecord.self, from: bytes)
+                token.status = .revoked
+                try store.put(.tokens, id, try PayloadCoding.encode(token))
+            }
         case .loggedOut(let logout):
             try store.delete(.sessions, logout.sessionHash)
         case .organizationChosen(let chosen):
             try updateInteraction(chosen.interaction, in: store) { $0.progress.organizationID = chosen.organizationID }
         }
+    }
+
+    static func codeRecord(_ hash: String, in store: some ProjectionStore) throws -> CodeRecord? {
+        try store.get(.codes, hash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }
     }
 
     /// The configuration as the projection holds it.

@@ -1,5 +1,6 @@
 import AuthCore
 import AuthJournal
+import AuthTokens
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -118,7 +119,8 @@ final class ServerHarness: Sendable {
         settings.clock = clock.read
         var logger = Logger(label: "authledger-test")
         logger.logLevel = .warning
-        server = AuthorizationServer(ledger: ledger, settings: settings, logger: logger)
+        let tokenKeys = try await TokenKeyRing.loadOrCreate(path: directory + "/journal.tokenkeys")
+        server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
     }
 
     /// Runs `body` with a browser talking to the server over a real socket, then closes the journal and

@@ -1,0 +1,122 @@
+import LedgerCore
+
+/// RFC 6749 §5.2 token endpoint errors.
+public struct TokenError: Error, Sendable, Equatable, Codable {
+    public enum Code: String, Sendable, Codable {
+        case invalidRequest = "invalid_request"
+        case invalidClient = "invalid_client"
+        case invalidGrant = "invalid_grant"
+        case unauthorizedClient = "unauthorized_client"
+        case unsupportedGrantType = "unsupported_grant_type"
+        case invalidScope = "invalid_scope"
+        case serverError = "server_error"
+        case temporarilyUnavailable = "temporarily_unavailable"
+    }
+
+    public var code: Code
+    public var description: String
+
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
+
+    /// 401 for client authentication failures, 503 when the journal is unavailable, else 400.
+    public var httpStatus: Int {
+        switch code {
+        case .invalidClient: 401
+        case .temporarilyUnavailable: 503
+        case .serverError: 500
+        default: 400
+        }
+    }
+}
+
+/// How a client authenticated at the token endpoint (RFC 6749 §2.3).
+public struct ClientCredentials: Sendable, Equatable {
+    public enum Method: String, Sendable {
+        case clientSecretBasic = "client_secret_basic"
+        case clientSecretPost = "client_secret_post"
+        case none
+    }
+
+    public var clientID: String
+    public var secret: String?
+    public var method: Method
+
+    public init(clientID: String, secret: String?, method: Method) {
+        self.clientID = clientID
+        self.secret = secret
+        self.method = method
+    }
+}
+
+/// The token endpoint's decisions, pure: given the request, the client, the code's record and the time,
+/// the answer. The server runs secret verification (Argon2id) and minting around it.
+public enum TokenPolicy {
+    /// Checks that `credentials` are how `client` must authenticate (the secret itself is checked by the caller).
+    public static func checkAuthenticationMethod(_ credentials: ClientCredentials, client: RegisteredClient?) -> TokenError? {
+        guard let client else { return TokenError(.invalidClient, "Unknown client.") }
+        let expected = client.tokenEndpointAuthMethod.rawValue
+        guard credentials.method.rawValue == expected else {
+            return TokenError(.invalidClient, "The client must authenticate with \(expected).")
+        }
+        return nil
+    }
+
+    /// RFC 7636 §4.6, with RFC 9700 §2.1.1 downgrade protection: a verifier is required exactly when the
+    /// authorization request carried a challenge.
+    public static func checkPKCE(verifier: String?, challenge: String?, method: String?) -> TokenError? {
+        switch (challenge, verifier) {
+        case (nil, nil):
+            return nil
+        case (nil, _?):
+            return TokenError(.invalidGrant, "code_verifier was sent but the authorization request had no code_challenge.")
+        case (_?, nil):
+            return TokenError(.invalidGrant, "code_verifier is required: the authorization request used PKCE.")
+        case (let challenge?, let verifier?):
+            guard PKCERule.isValidChallenge(verifier) else {
+                return TokenError(.invalidGrant, "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~].")
+            }
+            let computed = method == "S256" ? Base64URL.encode(SHA256Digest.hash(Array(verifier.utf8)).bytes) : verifier
+            guard constantTimeEquals(Array(computed.utf8), Array(challenge.utf8)) else {
+                return TokenError(.invalidGrant, "code_verifier does not match the code_challenge.")
+            }
+            return nil
+        }
+    }
+
+    /// Whether an authorization code may be redeemed: it exists, was not redeemed, has not expired, was issued
+    /// to this client for this redirect URI, and PKCE holds. A code that was already redeemed is a replay.
+    public static func checkRedemption(
+        record: CodeRecord?, clientID: String, redirectURI: String?, codeVerifier: String?, now: LedgerTimestamp
+    ) -> CodeRedemption {
+        guard let record else { return .rejected(TokenError(.invalidGrant, "Unknown authorization code.")) }
+        switch record.status {
+        case .redeemed, .revoked:
+            return .replayed(TokenError(.invalidGrant, "The authorization code has already been used; tokens issued from it are revoked."))
+        case .issued:
+            break
+        }
+        let grant = record.grant
+        guard grant.clientID == clientID else {
+            return .rejected(TokenError(.invalidGrant, "The authorization code was issued to another client."))
+        }
+        guard record.grant.expiresAt > now else { return .rejected(TokenError(.invalidGrant, "The authorization code has expired.")) }
+        guard redirectURI == grant.redirectURI else {
+            return .rejected(TokenError(.invalidGrant, "redirect_uri does not match the authorization request."))
+        }
+        if let error = checkPKCE(verifier: codeVerifier, challenge: grant.codeChallenge, method: grant.codeChallengeMethod) {
+            return .rejected(error)
+        }
+        return .valid(grant)
+    }
+}
+
+/// The answer to a code redemption.
+public enum CodeRedemption: Sendable, Equatable {
+    case valid(CodeGrant)
+    case rejected(TokenError)
+    /// The code was used before: reject, and revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.5).
+    case replayed(TokenError)
+}
