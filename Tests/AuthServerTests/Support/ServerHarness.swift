@@ -91,9 +91,10 @@ let testTenantYAML = """
             expires_at: 2020-01-01T00:00:00Z
     """
 
-/// A clock tests can move.
+/// A clock tests can move. It starts at the real time, so that tokens it stamps are valid for outside
+/// verifiers too.
 final class TestClock: Sendable {
-    private let now = Mutex(LedgerTimestamp(rfc3339: "2026-11-27T12:00:00Z")!)
+    private let now = Mutex(Journal.systemClock())
 
     var read: @Sendable () -> LedgerTimestamp { { [self] in now.withLock { $0 } } }
 
@@ -109,7 +110,7 @@ final class ServerHarness: Sendable {
     let server: AuthorizationServer
     let clock = TestClock()
 
-    init(tenant yaml: String = testTenantYAML) async throws {
+    init(tenant yaml: String = testTenantYAML, issuer: String? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.path + "/authledger-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
@@ -117,6 +118,7 @@ final class ServerHarness: Sendable {
         var settings = AuthServerSettings()
         settings.hasher = Argon2idHasher.minimal
         settings.clock = clock.read
+        settings.issuerOverride = issuer
         var logger = Logger(label: "authledger-test")
         logger.logLevel = .warning
         let tokenKeys = try await TokenKeyRing.loadOrCreate(path: directory + "/journal.tokenkeys")
