@@ -207,12 +207,12 @@ final class Browser: @unchecked Sendable {
         try await send(uri, method: .get, body: nil)
     }
 
-    func post(_ uri: String, form: [(String, String)]) async throws -> Page {
-        try await send(uri, method: .post, body: FormEncoding.encode(form))
+    func post(_ uri: String, form: [(String, String)], headers: HTTPFields = [:]) async throws -> Page {
+        try await send(uri, method: .post, body: FormEncoding.encode(form), headers: headers)
     }
 
-    private func send(_ uri: String, method: HTTPRequest.Method, body: String?) async throws -> Page {
-        var headers = HTTPFields()
+    private func send(_ uri: String, method: HTTPRequest.Method, body: String?, headers extra: HTTPFields = [:]) async throws -> Page {
+        var headers = extra
         if !cookies.isEmpty {
             headers[.cookie] = cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
         }
