@@ -21,6 +21,42 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
 
     public init() {}
 
+    enum CodingKeys: String, CodingKey {
+        case settings, apis, connections, clients, users, organizations, members, invitations
+        case spentInvitations = "spent_invitations"
+        case version
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        settings = try container.decodeIfPresent(TenantSettings.self, forKey: .settings)
+        apis = try container.decode([String: APIDefinition].self, forKey: .apis)
+        connections = try container.decode([String: ConnectionRecord].self, forKey: .connections)
+        clients = try container.decode([String: RegisteredClient].self, forKey: .clients)
+        users = try container.decode([String: RegisteredUser].self, forKey: .users)
+        organizations = try container.decode([String: OrganizationRecord].self, forKey: .organizations)
+        members = try container.decode([String: [String]].self, forKey: .members).mapValues(Set.init)
+        invitations = try container.decode([String: InvitationRecord].self, forKey: .invitations)
+        spentInvitations = Set(try container.decode([String].self, forKey: .spentInvitations))
+        version = try container.decode(UInt64.self, forKey: .version)
+    }
+
+    /// Sets are written sorted, so equal states always encode to the same bytes (projections are compared
+    /// byte for byte when they are rebuilt).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(settings, forKey: .settings)
+        try container.encode(apis, forKey: .apis)
+        try container.encode(connections, forKey: .connections)
+        try container.encode(clients, forKey: .clients)
+        try container.encode(users, forKey: .users)
+        try container.encode(organizations, forKey: .organizations)
+        try container.encode(members.mapValues { $0.sorted() }, forKey: .members)
+        try container.encode(invitations, forKey: .invitations)
+        try container.encode(spentInvitations.sorted(), forKey: .spentInvitations)
+        try container.encode(version, forKey: .version)
+    }
+
     /// Folds one configuration event, recorded at `sequence`.
     public mutating func apply(_ event: ConfigurationEvent, at sequence: UInt64) {
         switch event {
