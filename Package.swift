@@ -106,7 +106,7 @@ let package = Package(
         ),
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
-        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
+        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "LedgerCore"]),
         .testTarget(
             name: "AuthServerTests",
             dependencies: [

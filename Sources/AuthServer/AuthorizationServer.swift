@@ -165,9 +165,10 @@ public final class AuthorizationServer: Sendable {
     }
 
     /// The SSO session the browser presents, if it is known and not expired.
-    func currentSession(_ request: Request, now: LedgerTimestamp) -> SessionSnapshot? {
-        guard let id = cookie(request, Self.sessionCookie), !id.isEmpty else { return nil }
-        guard let session = try? ledger.read({ try $0.session(OpaqueToken.hash(id)) }), session.expiresAt > now else { return nil }
+    /// - Throws: when the journal cannot be read (the caller answers 503, never "not logged in").
+    func currentSession(_ request: Request, now: LedgerTimestamp) throws -> SessionSnapshot? {
+        guard let id = cookie(request, Self.sessionCookie), !id.isEmpty, id.utf8.count <= 64 else { return nil }
+        guard let session = try ledger.read({ try $0.session(OpaqueToken.hash(id)) }), session.expiresAt > now else { return nil }
         return session
     }
 }

@@ -6,6 +6,19 @@ import Hummingbird
 import LedgerCore
 
 /// A page interaction the request continues: its handle (from the URL) and stored record.
+/// Why a recorded authorization lost a race with another request.
+enum AuthorizationConflict: Error, CustomStringConvertible {
+    case interactionCompleted
+    case invitationSpent
+
+    var description: String {
+        switch self {
+        case .interactionCompleted: "This authorization has already been completed. Return to the application and start again."
+        case .invitationSpent: "The invitation has already been used."
+        }
+    }
+}
+
 /// The result of looking up the interaction a page request belongs to.
 enum InteractionLookup {
     case found(ResumedInteraction)
@@ -39,10 +52,16 @@ extension AuthorizationServer {
     ) async -> Response {
         let now = settings.clock()
         let configuration = ledger.configuration
-        let session = currentSession(request, now: now)
+        let session: SessionSnapshot?
         var consents: [String: [String]] = [:]
-        if let session, let clientID = parameters["client_id"] {
-            consents = (try? ledger.read { try $0.consents(userID: session.userID, clientID: clientID) }) ?? [:]
+        do {
+            session = try currentSession(request, now: now)
+            if let session, let clientID = parameters["client_id"] {
+                consents = try ledger.read { try $0.consents(userID: session.userID, clientID: clientID) }
+            }
+        } catch {
+            logger.error("journal read failed", metadata: ["error": "\(error)"])
+            return unavailablePage()
         }
         let input = AuthorizationInput(
             parameters: parameters, session: session, consents: consents, progress: interaction?.record.progress ?? .fresh, now: now)
@@ -92,8 +111,19 @@ extension AuthorizationServer {
         let codeHash = code.map(OpaqueToken.hash)
         let version = configuration.version
         let openedRecord = opened
+        let resumedHash = interaction?.hash
         do {
             try await record { recorder in
+                // Single use, checked where it cannot race: the interaction must still be open, and an
+                // invitation must not have been spent by a concurrent request.
+                if let resumedHash, try recorder.store.get(.interactions, resumedHash) == nil {
+                    throw AuthorizationConflict.interactionCompleted
+                }
+                if case .issueCode(let grant, _) = decision.outcome, let ticket = grant.invitation,
+                    try AuthProjection.configuration(in: recorder.store).spentInvitations.contains(ticket)
+                {
+                    throw AuthorizationConflict.invitationSpent
+                }
                 let requestSequence = try recorder.append(.authorizeRequested(requested))
                 let decisionSequence = try recorder.append(
                     .authorizeDecided(
@@ -121,6 +151,8 @@ extension AuthorizationServer {
                     }
                 }
             }
+        } catch let conflict as AuthorizationConflict {
+            return errorPage(.invalidRequest, conflict.description)
         } catch {
             logger.error("journal append failed; nothing issued", metadata: ["error": "\(error)"])
             if case .errorRedirect(_, _, let delivery) = decision.outcome {
@@ -200,7 +232,13 @@ extension AuthorizationServer {
     func loadInteraction(_ request: Request, id: String?, csrf: String?, requireCSRF: Bool = false) -> InteractionLookup {
         let expired = errorPage(.invalidRequest, "This login page has expired or is not valid. Return to the application and start again.")
         guard let id, !id.isEmpty, id.utf8.count <= 64 else { return .rejected(expired) }
-        guard let record = try? ledger.read({ try $0.interaction(OpaqueToken.hash(id)) }), record.expiresAt > settings.clock() else {
+        let stored: InteractionRecord?
+        do {
+            stored = try ledger.read { try $0.interaction(OpaqueToken.hash(id)) }
+        } catch {
+            return .rejected(unavailablePage())
+        }
+        guard let record = stored, record.expiresAt > settings.clock() else {
             return .rejected(expired)
         }
         guard let binding = validBinding(request),

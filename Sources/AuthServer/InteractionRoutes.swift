@@ -32,7 +32,8 @@ extension AuthorizationServer {
         case .rejected(let response): return response
         case .found(let loaded): interaction = loaded
         }
-        guard case .login(let connection, _) = interaction.record.pending else {
+        guard case .login(let connection, _) = interaction.record.pending, interaction.record.progress.authenticatedAt == nil else {
+            // Already logged in for this interaction (a re-posted form): no second session.
             return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
         }
         let username = String((form["username"] ?? "").prefix(256))
@@ -86,9 +87,13 @@ extension AuthorizationServer {
         switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
-            guard case .consent(let consent) = interaction.record.pending,
-                let session = currentSession(request, now: settings.clock())
-            else {
+            let session: SessionSnapshot?
+            do {
+                session = try currentSession(request, now: settings.clock())
+            } catch {
+                return unavailablePage()
+            }
+            guard case .consent(let consent) = interaction.record.pending, let session else {
                 return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
             }
             let user = ledger.configuration.users[session.userID]?.email ?? session.userID
@@ -109,7 +114,13 @@ extension AuthorizationServer {
         case .rejected(let response): return response
         case .found(let loaded): interaction = loaded
         }
-        guard case .consent(let consent) = interaction.record.pending, let session = currentSession(request, now: settings.clock()) else {
+        let session: SessionSnapshot?
+        do {
+            session = try currentSession(request, now: settings.clock())
+        } catch {
+            return unavailablePage()
+        }
+        guard case .consent(let consent) = interaction.record.pending, let session else {
             return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
         }
         let answer = ConsentAnswered(
@@ -175,7 +186,13 @@ extension AuthorizationServer {
     /// `GET /logout`: ends the SSO session of this browser (recorded, so the session stops working
     /// everywhere it was presented) and clears its cookie.
     func logout(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        if let session = currentSession(request, now: settings.clock()) {
+        let current: SessionSnapshot?
+        do {
+            current = try currentSession(request, now: settings.clock())
+        } catch {
+            return unavailablePage()
+        }
+        if let session = current {
             let event = LoggedOut(sessionHash: session.sessionHash, userID: session.userID, clientIP: context.clientIP)
             do {
                 try await record { try $0.append(.loggedOut(event)) }
@@ -194,9 +211,14 @@ extension AuthorizationServer {
         page(Pages.callback(parameters: FormEncoding.parse(request.uri.query ?? "").map { ($0.name, $0.value) }, issuer: issuer))
     }
 
-    /// `GET /healthz`.
+    /// `GET /healthz`: 200 when the journal can be read, 503 when it cannot.
     func health() -> Response {
-        json(["status": "ok", "journal_sequence": ledger.journal.head.sequence])
+        do {
+            let head = try ledger.journal.read { try $0.head }
+            return json(["status": "ok", "journal_sequence": head.sequence])
+        } catch {
+            return json(["status": "unavailable", "reason": "the journal cannot be read"], status: .serviceUnavailable)
+        }
     }
 
     /// `GET /.well-known/openid-configuration`: what this server really supports today.

@@ -256,7 +256,7 @@ struct AuthorizationPolicyTests {
             clientID: "web-app", redirectURI: Self.redirectURI, userID: "auth0|alice", scopes: ["openid", "profile", "read:messages"],
             audience: Self.audience, organizationID: nil, nonce: "n-0S6_WzA2Mj", codeChallenge: Self.codeChallenge,
             codeChallengeMethod: "S256", dpopJKT: Self.dpopJKT, authTime: session.authTime, expiresAt: now.adding(seconds: Self.codeTTL),
-            invitation: nil)
+            invitation: nil, redirectURIGiven: true)
         #expect(decision == AuthorizationDecision(outcome: .issueCode(expected, delivery: delivery), rule: "authorized"))
 
         guard case .issueCode(let grant, _) = decision.outcome else { return }

@@ -206,7 +206,6 @@ struct TenantFileTests {
 
     @Test(
         "a YAML document that is a scalar or null, not a mapping, is refused with an error",
-        .disabled("TenantFile.decode crashes: JSONSerialization.data(withJSONObject:) traps on a non-container top level"),
         arguments: ["just a string\n", "~\n", "42\n"])
     func scalarDocument(yaml: String) {
         #expect(throws: TenantFileError.self) { try TenantFile.parse(yaml: yaml) }

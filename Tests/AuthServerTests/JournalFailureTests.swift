@@ -158,9 +158,7 @@ struct JournalFailureTests {
             #expect(resumed.location == nil)
             #expect(resumed.status.code >= 400)
             #expect(!resumed.body.contains("name=\"code\""))
-            await withKnownIssue("resume reads the interaction with try? and answers 400 'expired' instead of 503 when the journal is unavailable") {
-                #expect(resumed.status == .serviceUnavailable)
-            }
+            #expect(resumed.status == .serviceUnavailable)
         }
         let events = try authEvents(harness)
         #expect(issuedCodes(events).isEmpty)
@@ -182,9 +180,7 @@ struct JournalFailureTests {
             #expect(posted.status.code >= 400)
             #expect(posted.headers[.setCookie] == nil)
             #expect(browser.cookies["al_session"] == nil)
-            await withKnownIssue("POST /login reads the interaction with try? and answers 400 'expired' instead of 503 when the journal is unavailable") {
-                #expect(posted.status == .serviceUnavailable)
-            }
+            #expect(posted.status == .serviceUnavailable)
         }
         let events = try authEvents(harness)
         #expect(events.map(\.1.eventType.name) == ["auth.authorize.requested", "auth.authorize.decided", "auth.interaction.opened"])

@@ -126,12 +126,16 @@ public struct CodeGrant: Codable, Sendable, Equatable {
     public var expiresAt: LedgerTimestamp
     /// Invitation spent by this authorization, if any.
     public var invitation: String?
+    /// Whether the request named the redirect URI (then the token request must name the same one;
+    /// RFC 6749 §4.1.3). `nil` in grants recorded before this field existed means it did.
+    public var redirectURIGiven: Bool?
 
     enum CodingKeys: String, CodingKey {
         case clientID = "client_id", redirectURI = "redirect_uri", userID = "user_id", scopes, audience
         case organizationID = "organization_id", nonce
         case codeChallenge = "code_challenge", codeChallengeMethod = "code_challenge_method"
         case dpopJKT = "dpop_jkt", authTime = "auth_time", expiresAt = "expires_at", invitation
+        case redirectURIGiven = "redirect_uri_given"
     }
 }
 

@@ -62,7 +62,8 @@ public enum AuthorizationPolicy {
             codeChallenge: draft.parameters["code_challenge"],
             codeChallengeMethod: draft.parameters["code_challenge"] == nil ? nil : (draft.parameters["code_challenge_method"] ?? "plain"),
             dpopJKT: draft.parameters["dpop_jkt"], authTime: draft.authTime!,
-            expiresAt: input.now.adding(seconds: settings.codeTTLSeconds), invitation: draft.invitation?.ticket)
+            expiresAt: input.now.adding(seconds: settings.codeTTLSeconds), invitation: draft.invitation?.ticket,
+            redirectURIGiven: input.parameters["redirect_uri"] != nil)
         if draft.responseTypes != ["code"] {
             return AuthorizationDecision(
                 outcome: .issueTokens(grant, responseTypes: draft.responseTypes.sorted(), delivery: draft.delivery), rule: "authorized")

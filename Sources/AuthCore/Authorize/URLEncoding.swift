@@ -74,10 +74,14 @@ public enum FormEncoding {
 
 /// Redirect URIs: what may be registered, and how a request's is matched (exactly, RFC 9700 §4.1.3).
 public enum RedirectURI {
-    /// An absolute URI with a scheme and no fragment (RFC 6749 §3.1.2).
+    /// Schemes that would run code or read local data in the browser (RFC 9700 §4.1.3 advises against them).
+    static let forbiddenSchemes: Set<String> = ["javascript", "data", "vbscript", "file", "blob"]
+
+    /// An absolute URI with a scheme and no fragment (RFC 6749 §3.1.2), not a script or data scheme.
     public static func isRegistrable(_ uri: String) -> Bool {
         guard !uri.contains("#"), let colon = uri.firstIndex(of: ":"), colon != uri.startIndex else { return false }
         let scheme = uri[..<colon]
+        guard !forbiddenSchemes.contains(scheme.lowercased()) else { return false }
         guard scheme.first!.isLetter, scheme.allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) else { return false }
         return !uri.contains(where: { $0.isWhitespace })
     }

@@ -70,6 +70,17 @@ public struct TenantPlanner: Sendable {
         let clientIDs = Set(desired.clients.map(\.clientID))
         func fail(_ reason: String) -> TenantFileError { .invalid(reason) }
         guard !desired.tenant.issuer.isEmpty else { throw fail("tenant.issuer is empty") }
+        // Each id once: a repeated one would flip between its two definitions on every apply.
+        func unique(_ ids: [String], _ what: String) throws(TenantFileError) {
+            var seen: Set<String> = []
+            for id in ids where !seen.insert(id).inserted { throw fail("\(what) '\(id)' is defined more than once") }
+        }
+        try unique(desired.apis.map(\.identifier), "api")
+        try unique(desired.clients.map(\.clientID), "client")
+        try unique(desired.connections.map(\.name), "connection")
+        try unique(desired.connections.flatMap { $0.users.map(\.userID) }, "user")
+        try unique(desired.organizations.map(\.id), "organization")
+        try unique(desired.organizations.flatMap { $0.invitations.map(\.ticket) }, "invitation")
         for (index, client) in desired.clients.enumerated() {
             for name in client.connections where !connectionNames.contains(name) {
                 throw fail("clients[\(index)] names unknown connection '\(name)'")

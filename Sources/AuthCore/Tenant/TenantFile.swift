@@ -42,6 +42,7 @@ public enum TenantFile {
     }
 
     private static func decode(_ value: Any) throws(TenantFileError) -> TenantConfiguration {
+        guard value is [String: Any] else { throw .invalid("the top level must be a mapping with tenant, apis, clients, ...") }
         try TenantSchema.check(value)
         do {
             let data = try JSONSerialization.data(withJSONObject: value)

@@ -103,7 +103,8 @@ public enum TokenPolicy {
             return .rejected(TokenError(.invalidGrant, "The authorization code was issued to another client."))
         }
         guard record.grant.expiresAt > now else { return .rejected(TokenError(.invalidGrant, "The authorization code has expired.")) }
-        guard redirectURI == grant.redirectURI else {
+        let mustMatch = grant.redirectURIGiven ?? true
+        guard redirectURI == grant.redirectURI || (!mustMatch && redirectURI == nil) else {
             return .rejected(TokenError(.invalidGrant, "redirect_uri does not match the authorization request."))
         }
         if let error = checkPKCE(verifier: codeVerifier, challenge: grant.codeChallenge, method: grant.codeChallengeMethod) {
