@@ -168,6 +168,9 @@ public struct SnapshotStore: ProjectionStore {
     /// The code with this hash.
     public func code(_ hash: String) throws -> CodeRecord? { try value(CodeRecord.self, .codes, hash) }
 
+    /// The access token with this id (`jti`).
+    public func token(_ id: String) throws -> TokenRecord? { try value(TokenRecord.self, .tokens, id) }
+
     /// Every consent `userID` has given `clientID`, keyed as ``AuthorizationInput/consents`` expects.
     public func consents(userID: String, clientID: String) throws -> [String: [String]] {
         let prefix = "\(userID)\u{1F}\(clientID)\u{1F}"

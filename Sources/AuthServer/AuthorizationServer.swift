@@ -78,6 +78,9 @@ public final class AuthorizationServer: Sendable {
         router.get("/.well-known/jwks.json") { _, _ in self.jwks() }
         router.get("/metrics") { _, _ in self.metricsPage() }
         router.post("/oauth/token") { request, context in await self.token(request, context) }
+        router.post("/oauth/revoke") { request, context in await self.revoke(request, context) }
+        router.get("/userinfo") { request, context in await self.userinfo(request, context) }
+        router.post("/userinfo") { request, context in await self.userinfo(request, context) }
         return router
     }
 

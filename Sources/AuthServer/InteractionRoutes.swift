@@ -24,13 +24,11 @@ extension AuthorizationServer {
 
     /// `POST /login`: checks the password (Argon2id), records the attempt, starts a new session.
     func login(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        guard let form = await formFields(request, context) else {
-            return errorPage(.invalidRequest, "The login form could not be read.", status: .contentTooLarge)
-        }
+        let form: [String: String]
         let interaction: ResumedInteraction
-        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        switch await postedInteraction(request, context) {
         case .rejected(let response): return response
-        case .found(let loaded): interaction = loaded
+        case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
         guard case .login(let connection, _) = interaction.record.pending, interaction.record.progress.authenticatedAt == nil else {
             // Already logged in for this interaction (a re-posted form): no second session.
@@ -106,13 +104,11 @@ extension AuthorizationServer {
 
     /// `POST /consent` with `action=accept|deny`.
     func consent(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        guard let form = await formFields(request, context) else {
-            return errorPage(.invalidRequest, "The consent form could not be read.", status: .contentTooLarge)
-        }
+        let form: [String: String]
         let interaction: ResumedInteraction
-        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        switch await postedInteraction(request, context) {
         case .rejected(let response): return response
-        case .found(let loaded): interaction = loaded
+        case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
         let session: SessionSnapshot?
         do {
@@ -160,13 +156,11 @@ extension AuthorizationServer {
 
     /// `POST /organization` with the chosen `organization`.
     func chooseOrganization(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        guard let form = await formFields(request, context) else {
-            return errorPage(.invalidRequest, "The form could not be read.", status: .contentTooLarge)
-        }
+        let form: [String: String]
         let interaction: ResumedInteraction
-        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        switch await postedInteraction(request, context) {
         case .rejected(let response): return response
-        case .found(let loaded): interaction = loaded
+        case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
         guard case .chooseOrganization(let ids) = interaction.record.pending, let chosen = form["organization"], ids.contains(chosen) else {
             return errorPage(.invalidRequest, "Choose one of the organizations offered.")
@@ -179,6 +173,18 @@ extension AuthorizationServer {
             return unavailablePage()
         }
         return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+    }
+
+    /// A page's form post: its fields and the interaction it belongs to, checked (binding cookie and CSRF
+    /// field), or the response to send instead.
+    func postedInteraction(_ request: Request, _ context: AuthRequestContext) async -> PostedInteraction {
+        guard let form = await formFields(request, context) else {
+            return .rejected(errorPage(.invalidRequest, "The form could not be read (at most 64 KiB).", status: .contentTooLarge))
+        }
+        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        case .rejected(let response): return .rejected(response)
+        case .found(let interaction): return .posted(form, interaction)
+        }
     }
 
     // MARK: Other endpoints
@@ -230,6 +236,8 @@ extension AuthorizationServer {
             "authorization_endpoint": base + "authorize",
             "jwks_uri": base + ".well-known/jwks.json",
             "token_endpoint": base + "oauth/token",
+            "userinfo_endpoint": base + "userinfo",
+            "revocation_endpoint": base + "oauth/revoke",
             "response_types_supported": ["code", "token", "id_token", "id_token token"],
             "response_modes_supported": ["query", "fragment", "form_post"],
             "grant_types_supported": ["authorization_code", "implicit"],
@@ -253,4 +261,10 @@ extension AuthorizationServer {
     func clientName(_ interaction: ResumedInteraction) -> String {
         interaction.record.parameters["client_id"].flatMap { ledger.configuration.clients[$0]?.name } ?? "the application"
     }
+}
+
+/// See ``AuthorizationServer/postedInteraction(_:_:)``.
+enum PostedInteraction {
+    case posted([String: String], ResumedInteraction)
+    case rejected(Response)
 }

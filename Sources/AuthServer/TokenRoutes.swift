@@ -20,24 +20,15 @@ extension AuthorizationServer {
         let clientIP = context.clientIP
 
         // Client authentication (RFC 6749 §2.3.1).
-        let credentials: ClientCredentials
-        switch clientCredentials(request, form) {
-        case .success(let found): credentials = found
-        case .failure(let error): return await rejectToken(error, grantType: grantType, clientID: nil, codeHash: nil, clientIP: clientIP, basic: true)
+        let client: RegisteredClient
+        switch authenticateClient(request, form) {
+        case .success(let authenticated): client = authenticated
+        case .failure(let error):
+            return await rejectToken(
+                error, grantType: grantType, clientID: form["client_id"], codeHash: nil, clientIP: clientIP,
+                basic: request.headers[.authorization] != nil)
         }
         let configuration = ledger.configuration
-        let registered = configuration.clients[credentials.clientID]
-        if let error = TokenPolicy.checkAuthenticationMethod(credentials, client: registered) {
-            return await rejectToken(error, grantType: grantType, clientID: credentials.clientID, codeHash: nil, clientIP: clientIP,
-                                     basic: credentials.method == .clientSecretBasic)
-        }
-        if let hash = registered?.secretHash {
-            guard let secret = credentials.secret, settings.hasher.verify(secret, against: hash) else {
-                return await rejectToken(TokenError(.invalidClient, "Client authentication failed."), grantType: grantType,
-                                         clientID: credentials.clientID, codeHash: nil, clientIP: clientIP, basic: credentials.method == .clientSecretBasic)
-            }
-        }
-        let client = registered!
 
         guard let grantType else {
             return await rejectToken(TokenError(.invalidRequest, "Missing grant_type."), grantType: nil, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
@@ -114,6 +105,25 @@ extension AuthorizationServer {
         ]
         if let idToken = minted.idToken { body["id_token"] = idToken }
         return json(body)
+    }
+
+    /// Authenticates the client as it is registered: the method must be its registered one, and a secret
+    /// must verify against its Argon2id hash.
+    func authenticateClient(_ request: Request, _ form: [String: String]) -> Result<RegisteredClient, TokenError> {
+        let credentials: ClientCredentials
+        switch clientCredentials(request, form) {
+        case .success(let found): credentials = found
+        case .failure(let error): return .failure(error)
+        }
+        let registered = ledger.configuration.clients[credentials.clientID]
+        if let error = TokenPolicy.checkAuthenticationMethod(credentials, client: registered) { return .failure(error) }
+        let client = registered!
+        if let hash = client.secretHash {
+            guard let secret = credentials.secret, settings.hasher.verify(secret, against: hash) else {
+                return .failure(TokenError(.invalidClient, "Client authentication failed."))
+            }
+        }
+        return .success(client)
     }
 
     /// Client credentials from HTTP Basic (form-urlencoded parts, RFC 6749 §2.3.1) or from the form.

@@ -266,6 +266,23 @@ public struct CodeReplayed: Codable, Sendable, Equatable {
     }
 }
 
+/// `auth.token.revoked`: a client revoked one of its tokens (RFC 7009).
+public struct TokenRevoked: Codable, Sendable, Equatable {
+    public var tokenID: String
+    public var clientID: String
+    public var clientIP: String?
+
+    public init(tokenID: String, clientID: String, clientIP: String?) {
+        self.tokenID = tokenID
+        self.clientID = clientID
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tokenID = "token_id", clientID = "client_id", clientIP = "client_ip"
+    }
+}
+
 /// A pending interaction: an authorization request waiting for a page (login, consent, organization).
 /// Kept by hash of its id; bound to the browser that started it (CSRF protection).
 public struct InteractionRecord: Codable, Sendable, Equatable {
@@ -330,6 +347,7 @@ public enum AuthEvent: Sendable, Equatable {
     case tokenIssued(TokenIssued)
     case tokenRejected(TokenRejected)
     case codeReplayed(CodeReplayed)
+    case tokenRevoked(TokenRevoked)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -345,6 +363,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let tokenIssuedType: EventType = "auth.token.issued"
     public static let tokenRejectedType: EventType = "auth.token.rejected"
     public static let codeReplayedType: EventType = "auth.code.replayed"
+    public static let tokenRevokedType: EventType = "auth.token.revoked"
 
     public var eventType: EventType {
         switch self {
@@ -363,6 +382,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenIssued: Self.tokenIssuedType
         case .tokenRejected: Self.tokenRejectedType
         case .codeReplayed: Self.codeReplayedType
+        case .tokenRevoked: Self.tokenRevokedType
         }
     }
 
@@ -383,6 +403,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenIssued(let value): try PayloadCoding.encode(value)
         case .tokenRejected(let value): try PayloadCoding.encode(value)
         case .codeReplayed(let value): try PayloadCoding.encode(value)
+        case .tokenRevoked(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -407,6 +428,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.tokenIssuedType: self = .tokenIssued(try PayloadCoding.decode(TokenIssued.self, from: payload))
         case Self.tokenRejectedType: self = .tokenRejected(try PayloadCoding.decode(TokenRejected.self, from: payload))
         case Self.codeReplayedType: self = .codeReplayed(try PayloadCoding.decode(CodeReplayed.self, from: payload))
+        case Self.tokenRevokedType: self = .tokenRevoked(try PayloadCoding.decode(TokenRevoked.self, from: payload))
         default: return nil
         }
     }

@@ -125,17 +125,21 @@ public enum AuthProjection {
                 code.status = .revoked
                 try store.put(.codes, replay.codeHash, try PayloadCoding.encode(code))
             }
-            for id in replay.revokedTokenIDs {
-                guard let bytes = try store.get(.tokens, id) else { continue }
-                var token = try PayloadCoding.decode(TokenRecord.self, from: bytes)
-                token.status = .revoked
-                try store.put(.tokens, id, try PayloadCoding.encode(token))
-            }
+            for id in replay.revokedTokenIDs { try revokeToken(id, in: store) }
+        case .tokenRevoked(let revoked):
+            try revokeToken(revoked.tokenID, in: store)
         case .loggedOut(let logout):
             try store.delete(.sessions, logout.sessionHash)
         case .organizationChosen(let chosen):
             try updateInteraction(chosen.interaction, in: store) { $0.progress.organizationID = chosen.organizationID }
         }
+    }
+
+    static func revokeToken(_ id: String, in store: some ProjectionStore) throws {
+        guard let bytes = try store.get(.tokens, id) else { return }
+        var token = try PayloadCoding.decode(TokenRecord.self, from: bytes)
+        token.status = .revoked
+        try store.put(.tokens, id, try PayloadCoding.encode(token))
     }
 
     static func codeRecord(_ hash: String, in store: some ProjectionStore) throws -> CodeRecord? {

@@ -211,7 +211,7 @@ final class Browser: @unchecked Sendable {
         try await send(uri, method: .post, body: FormEncoding.encode(form), headers: headers)
     }
 
-    private func send(_ uri: String, method: HTTPRequest.Method, body: String?, headers extra: HTTPFields = [:]) async throws -> Page {
+    func send(_ uri: String, method: HTTPRequest.Method, body: String? = nil, headers extra: HTTPFields = [:]) async throws -> Page {
         var headers = extra
         if !cookies.isEmpty {
             headers[.cookie] = cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")

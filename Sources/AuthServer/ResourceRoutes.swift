@@ -1,0 +1,90 @@
+import AuthCore
+import AuthJournal
+import AuthTokens
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+
+extension AuthorizationServer {
+    /// `GET /userinfo` (OIDC Core §5.3): the claims of the user a valid, unrevoked access token names.
+    func userinfo(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") else {
+            return bearerError(nil, "An access token is required (Authorization: Bearer).")
+        }
+        let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let claims: AccessTokenClaims
+        do {
+            claims = try await tokenKeys.verify(token, as: AccessTokenClaims.self)
+        } catch {
+            return bearerError("invalid_token", "The access token is not valid.")
+        }
+        let now = settings.clock()
+        guard claims.iss == issuer, claims.exp > now.secondsSinceEpoch else {
+            return bearerError("invalid_token", "The access token has expired or was issued by another server.")
+        }
+        let record: TokenRecord?
+        do {
+            record = try ledger.read { try $0.token(claims.jti) }
+        } catch {
+            return json(["error": "temporarily_unavailable"], status: .serviceUnavailable)
+        }
+        guard record?.status == .active else {
+            return bearerError("invalid_token", "The access token has been revoked.")
+        }
+        let scopes = claims.scope.split(separator: " ")
+        guard scopes.contains("openid") else {
+            return bearerError("insufficient_scope", "The access token was not issued with the openid scope.", status: .forbidden)
+        }
+        var body: [String: Any] = ["sub": claims.sub]
+        if scopes.contains("email"), let user = ledger.configuration.users[claims.sub] {
+            body["email"] = user.email
+            body["email_verified"] = false
+        }
+        if let organization = claims.orgID { body["org_id"] = organization }
+        return json(body)
+    }
+
+    /// `POST /oauth/revoke` (RFC 7009): a client revokes one of its access tokens. Always 200 for a
+    /// token that is unknown or not the client's (so nothing is revealed), after client authentication.
+    func revoke(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        guard let form = await formFields(request, context) else {
+            return tokenError(TokenError(.invalidRequest, "The request body is not a form of at most 64 KiB."))
+        }
+        let client: RegisteredClient
+        switch authenticateClient(request, form) {
+        case .failure(let error): return tokenError(error, basicChallenge: error.code == .invalidClient && request.headers[.authorization] != nil)
+        case .success(let authenticated): client = authenticated
+        }
+        guard let token = form["token"], !token.isEmpty else {
+            return tokenError(TokenError(.invalidRequest, "Missing token."))
+        }
+        if let hint = form["token_type_hint"], hint != "access_token", hint != "refresh_token" {
+            return json(["error": "unsupported_token_type", "error_description": "Unknown token_type_hint \(hint)."], status: .badRequest)
+        }
+        guard let claims = try? await tokenKeys.verify(token, as: AccessTokenClaims.self), claims.clientID == client.clientID else {
+            return json([String: String]())
+        }
+        let revoked = TokenRevoked(tokenID: claims.jti, clientID: client.clientID, clientIP: context.clientIP)
+        do {
+            try await record { recorder in
+                guard let current = try recorder.store.get(.tokens, claims.jti),
+                    try PayloadCoding.decode(TokenRecord.self, from: current).status == .active
+                else { return }
+                try recorder.append(.tokenRevoked(revoked))
+            }
+        } catch {
+            return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
+        }
+        return json([String: String]())
+    }
+
+    /// RFC 6750 §3 error, with its `WWW-Authenticate: Bearer` challenge.
+    func bearerError(_ code: String?, _ description: String, status: HTTPResponse.Status = .unauthorized) -> Response {
+        var response = json(code.map { ["error": $0, "error_description": description] } ?? [:], status: status)
+        var challenge = "Bearer realm=\"authledger\""
+        if let code { challenge += ", error=\"\(code)\", error_description=\"\(description)\"" }
+        response.headers[.wwwAuthenticate] = challenge
+        return response
+    }
+}
