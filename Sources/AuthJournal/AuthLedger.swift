@@ -168,6 +168,19 @@ public struct SnapshotStore: ProjectionStore {
     /// The code with this hash.
     public func code(_ hash: String) throws -> CodeRecord? { try value(CodeRecord.self, .codes, hash) }
 
+    /// The refresh token with this hash, and its family.
+    public func refresh(_ hash: String) throws -> (RefreshRecord, RefreshFamilyRecord)? {
+        guard let record = try value(RefreshRecord.self, .refreshTokens, hash),
+            let family = try value(RefreshFamilyRecord.self, .refreshFamilies, record.issued.family)
+        else { return nil }
+        return (record, family)
+    }
+
+    /// Whether the refresh family exists and is revoked.
+    public func isFamilyRevoked(_ family: String) throws -> Bool {
+        try value(RefreshFamilyRecord.self, .refreshFamilies, family)?.revoked ?? false
+    }
+
     /// The access token with this id (`jti`).
     public func token(_ id: String) throws -> TokenRecord? { try value(TokenRecord.self, .tokens, id) }
 

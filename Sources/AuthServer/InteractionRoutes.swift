@@ -240,7 +240,7 @@ extension AuthorizationServer {
             "revocation_endpoint": base + "oauth/revoke",
             "response_types_supported": ["code", "token", "id_token", "id_token token"],
             "response_modes_supported": ["query", "fragment", "form_post"],
-            "grant_types_supported": ["authorization_code", "implicit"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "implicit"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],

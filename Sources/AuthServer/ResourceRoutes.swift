@@ -23,13 +23,16 @@ extension AuthorizationServer {
         guard claims.iss == issuer, claims.exp > now.secondsSinceEpoch else {
             return bearerError("invalid_token", "The access token has expired or was issued by another server.")
         }
-        let record: TokenRecord?
+        let active: Bool
         do {
-            record = try ledger.read { try $0.token(claims.jti) }
+            active = try ledger.read { store in
+                guard let record = try store.token(claims.jti), record.status == .active else { return false }
+                return try !(record.refreshFamily.map(store.isFamilyRevoked) ?? false)
+            }
         } catch {
             return json(["error": "temporarily_unavailable"], status: .serviceUnavailable)
         }
-        guard record?.status == .active else {
+        guard active else {
             return bearerError("invalid_token", "The access token has been revoked.")
         }
         let scopes = claims.scope.split(separator: " ")
@@ -61,6 +64,18 @@ extension AuthorizationServer {
         }
         if let hint = form["token_type_hint"], hint != "access_token", hint != "refresh_token" {
             return json(["error": "unsupported_token_type", "error_description": "Unknown token_type_hint \(hint)."], status: .badRequest)
+        }
+        // A refresh token revokes its whole family (RFC 7009 §2.1 lets it take the access tokens along).
+        if let (refresh, family) = try? ledger.read({ try $0.refresh(OpaqueToken.hash(token)) }) {
+            guard refresh.issued.clientID == client.clientID, !family.revoked else { return json([String: String]()) }
+            let revocation = RefreshFamilyRevoked(
+                family: refresh.issued.family, reason: .revocation, presentedHash: OpaqueToken.hash(token), clientID: client.clientID)
+            do {
+                try await record { try $0.append(.refreshFamilyRevoked(revocation)) }
+            } catch {
+                return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
+            }
+            return json([String: String]())
         }
         guard let claims = try? await tokenKeys.verify(token, as: AccessTokenClaims.self), claims.clientID == client.clientID else {
             return json([String: String]())

@@ -7,19 +7,18 @@ import Hummingbird
 import LedgerCore
 
 extension AuthorizationServer {
-    /// `POST /oauth/token` (RFC 6749 §4.1.3, RFC 7636): the authorization code grant.
+    /// `POST /oauth/token`: the authorization code grant (RFC 6749 §4.1.3, RFC 7636) and the refresh token
+    /// grant (RFC 6749 §6, rotating).
     ///
-    /// Every issuance and every rejection is recorded. A code is redeemed at most once: its status is read
-    /// again inside the journal transaction that records the issuance, so of concurrent redemptions exactly
-    /// one wins; presenting a redeemed code again revokes the tokens it issued.
+    /// Every issuance and every rejection is recorded. Tokens are signed first and sent only once their
+    /// issuance is durable; codes and refresh tokens are checked again inside the recording transaction,
+    /// so that of concurrent uses exactly one wins, and a second use revokes what the first issued.
     func token(_ request: Request, _ context: AuthRequestContext) async -> Response {
         guard let form = await formFields(request, context) else {
             return tokenError(TokenError(.invalidRequest, "The request body is not a form of at most 64 KiB."))
         }
         let grantType = form["grant_type"]
         let clientIP = context.clientIP
-
-        // Client authentication (RFC 6749 §2.3.1).
         let client: RegisteredClient
         switch authenticateClient(request, form) {
         case .success(let authenticated): client = authenticated
@@ -28,29 +27,41 @@ extension AuthorizationServer {
                 error, grantType: grantType, clientID: form["client_id"], codeHash: nil, clientIP: clientIP,
                 basic: request.headers[.authorization] != nil)
         }
-        let configuration = ledger.configuration
-
-        guard let grantType else {
+        switch grantType {
+        case nil:
             return await rejectToken(TokenError(.invalidRequest, "Missing grant_type."), grantType: nil, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
-        }
-        guard grantType == "authorization_code" else {
-            return await rejectToken(TokenError(.unsupportedGrantType, "Unsupported grant_type: \(grantType)."), grantType: grantType,
+        case "authorization_code", "refresh_token":
+            guard client.grantTypes.contains(grantType!) else {
+                return await rejectToken(TokenError(.unauthorizedClient, "The client may not use the \(grantType!) grant."), grantType: grantType,
+                                         clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+            }
+            return grantType == "authorization_code"
+                ? await redeemCode(form, client: client, clientIP: clientIP)
+                : await redeemRefreshToken(form, client: client, clientIP: clientIP)
+        case let other?:
+            return await rejectToken(TokenError(.unsupportedGrantType, "Unsupported grant_type: \(other)."), grantType: other,
                                      clientID: client.clientID, codeHash: nil, clientIP: clientIP)
         }
-        guard client.grantTypes.contains("authorization_code") else {
-            return await rejectToken(TokenError(.unauthorizedClient, "The client may not use the authorization_code grant."), grantType: grantType,
-                                     clientID: client.clientID, codeHash: nil, clientIP: clientIP)
-        }
+    }
+
+    /// `grant_type=authorization_code`.
+    private func redeemCode(_ form: [String: String], client: RegisteredClient, clientIP: String?) async -> Response {
+        let grantType = "authorization_code"
         guard let code = form["code"], !code.isEmpty else {
             return await rejectToken(TokenError(.invalidRequest, "Missing code."), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
         }
         let codeHash = OpaqueToken.hash(code)
         let now = settings.clock()
-        let codeRecord = try? ledger.read { try $0.code(codeHash) }
-        let redemption = TokenPolicy.checkRedemption(
-            record: codeRecord, clientID: client.clientID, redirectURI: form["redirect_uri"], codeVerifier: form["code_verifier"], now: now)
+        let codeRecord: CodeRecord?
+        do {
+            codeRecord = try ledger.read { try $0.code(codeHash) }
+        } catch {
+            return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
+        }
         let grant: CodeGrant
-        switch redemption {
+        switch TokenPolicy.checkRedemption(
+            record: codeRecord, clientID: client.clientID, redirectURI: form["redirect_uri"], codeVerifier: form["code_verifier"], now: now)
+        {
         case .rejected(let error):
             return await rejectToken(error, grantType: grantType, clientID: client.clientID, codeHash: codeHash, clientIP: clientIP)
         case .replayed(let error):
@@ -58,52 +69,128 @@ extension AuthorizationServer {
         case .valid(let valid):
             grant = valid
         }
+        let configuration = ledger.configuration
+        let tokenGrant = TokenRequestGrant(
+            clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email, scopes: grant.scopes,
+            audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime, dpopJKT: nil)
+        // offline_access survives the scope rule only where the API allows refresh tokens.
+        let refresh = grant.scopes.contains("offline_access") ? OpaqueToken.generate() : nil
+        let refreshHash = refresh.map(OpaqueToken.hash)
+        return await issue(
+            tokenGrant, grantType: grantType, client: client, codeHash: codeHash, refresh: refresh,
+            refreshIssued: refreshHash.map {
+                RefreshIssued(
+                    tokenHash: $0, family: $0, parentHash: nil, clientID: client.clientID, userID: grant.userID, scopes: grant.scopes,
+                    audience: grant.audience, organizationID: grant.organizationID, authTime: grant.authTime,
+                    expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds))
+            }, now: now, clientIP: clientIP
+        ) { store in
+            // Another redemption may have won meanwhile.
+            try store.get(.codes, codeHash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }?.status == .issued
+        } lost: { recorder in
+            try self.recordReplay(&recorder, codeHash: codeHash, clientID: client.clientID, clientIP: clientIP,
+                                  error: TokenError(.invalidGrant, "The authorization code has already been used."))
+        }
+    }
 
-        // Sign first (outside the writer); the tokens leave only if the redemption is recorded.
+    /// `grant_type=refresh_token`: rotates the refresh token; a rotated one presented again revokes its family.
+    private func redeemRefreshToken(_ form: [String: String], client: RegisteredClient, clientIP: String?) async -> Response {
+        let grantType = "refresh_token"
+        guard let presented = form["refresh_token"], !presented.isEmpty else {
+            return await rejectToken(TokenError(.invalidRequest, "Missing refresh_token."), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+        }
+        let presentedHash = OpaqueToken.hash(presented)
+        let now = settings.clock()
+        let stored: (RefreshRecord, RefreshFamilyRecord)?
+        do {
+            stored = try ledger.read { try $0.refresh(presentedHash) }
+        } catch {
+            return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
+        }
+        let previous: RefreshIssued
+        let scopes: [String]
+        switch TokenPolicy.checkRefresh(record: stored?.0, family: stored?.1, clientID: client.clientID, requestedScope: form["scope"], now: now) {
+        case .rejected(let error):
+            return await rejectToken(error, grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+        case .reused(let error):
+            let family = stored!.0.issued.family
+            do {
+                try await record { recorder in
+                    try recorder.append(.refreshFamilyRevoked(RefreshFamilyRevoked(family: family, reason: .reuse, presentedHash: presentedHash, clientID: client.clientID)))
+                    try recorder.append(.tokenRejected(TokenRejected(grantType: grantType, clientID: client.clientID, error: error, codeHash: nil, clientIP: clientIP)))
+                }
+            } catch {
+                return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
+            }
+            return tokenError(error)
+        case .valid(let issued, let narrowed):
+            previous = issued
+            scopes = narrowed
+        }
+        let configuration = ledger.configuration
+        let tokenGrant = TokenRequestGrant(
+            clientID: previous.clientID, userID: previous.userID, email: configuration.users[previous.userID]?.email, scopes: scopes,
+            audience: previous.audience, organizationID: previous.organizationID, nonce: nil, authTime: previous.authTime, dpopJKT: nil)
+        let next = OpaqueToken.generate()
+        var rotated = previous
+        rotated.tokenHash = OpaqueToken.hash(next)
+        rotated.parentHash = presentedHash
+        return await issue(
+            tokenGrant, grantType: grantType, client: client, codeHash: nil, refresh: next, refreshIssued: rotated, now: now, clientIP: clientIP
+        ) { store in
+            let record = try store.get(.refreshTokens, presentedHash).map { try PayloadCoding.decode(RefreshRecord.self, from: $0) }
+            let family = try store.get(.refreshFamilies, previous.family).map { try PayloadCoding.decode(RefreshFamilyRecord.self, from: $0) }
+            return record?.status == .active && family?.revoked == false
+        } lost: { recorder in
+            // A concurrent use rotated it first: this is a reuse.
+            try recorder.append(.refreshFamilyRevoked(RefreshFamilyRevoked(family: previous.family, reason: .reuse, presentedHash: presentedHash, clientID: client.clientID)))
+            try recorder.append(.tokenRejected(TokenRejected(grantType: grantType, clientID: client.clientID,
+                                                             error: TokenError(.invalidGrant, "The refresh token was already used."), codeHash: nil, clientIP: clientIP)))
+        }
+    }
+
+    /// Mints the tokens, then records their issuance if `stillValid` holds inside the transaction (else
+    /// records what `lost` appends and refuses), and answers.
+    private func issue(
+        _ grant: TokenRequestGrant, grantType: String, client: RegisteredClient, codeHash: String?, refresh: String?,
+        refreshIssued: RefreshIssued?, now: LedgerTimestamp, clientIP: String?,
+        stillValid: @escaping @Sendable (TransactionStore) throws -> Bool,
+        lost: @escaping @Sendable (inout AuthRecorder) throws -> Void
+    ) async -> Response {
+        let configuration = ledger.configuration
         let minted: MintedTokens
         do {
-            minted = try await minter.mint(
-                TokenRequestGrant(
-                    clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email, scopes: grant.scopes,
-                    audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime,
-                    dpopJKT: nil),
-                api: grant.audience.flatMap { configuration.apis[$0] }, now: now, includeIDToken: true)
+            minted = try await minter.mint(grant, api: grant.audience.flatMap { configuration.apis[$0] }, now: now, includeIDToken: true)
         } catch {
             return tokenError(TokenError(.serverError, "Tokens could not be signed."))
         }
         let issued = TokenIssued(
             grantType: grantType, clientID: client.clientID, userID: grant.userID, codeHash: codeHash, decisionSequence: nil,
             accessTokenID: minted.accessTokenID, idTokenID: minted.idTokenID, scopes: grant.scopes, audience: grant.audience,
-            organizationID: grant.organizationID, expiresAt: minted.expiresAt, clientIP: clientIP)
+            organizationID: grant.organizationID, expiresAt: minted.expiresAt, clientIP: clientIP, refreshFamily: refreshIssued?.family)
         let won: Bool
         do {
             won = try await record { recorder in
-                // Read the code again inside the transaction: another redemption may have won meanwhile.
-                let current = try recorder.store.get(.codes, codeHash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }
-                guard current?.status == .issued else {
-                    let replay = CodeReplayed(codeHash: codeHash, clientID: client.clientID, revokedTokenIDs: current?.tokenIDs ?? [])
-                    try recorder.append(.codeReplayed(replay))
-                    try recorder.append(
-                        .tokenRejected(
-                            TokenRejected(grantType: grantType, clientID: client.clientID,
-                                          error: TokenError(.invalidGrant, "The authorization code has already been used."),
-                                          codeHash: codeHash, clientIP: clientIP)))
+                guard try stillValid(recorder.store) else {
+                    try lost(&recorder)
                     return false
                 }
                 try recorder.append(.tokenIssued(issued))
+                if let refreshIssued { try recorder.append(.refreshIssued(refreshIssued)) }
                 return true
             }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now; nothing was issued."))
         }
         guard won else {
-            return tokenError(TokenError(.invalidGrant, "The authorization code has already been used; tokens issued from it are revoked."))
+            return tokenError(TokenError(.invalidGrant, "The grant has already been used; what it issued is revoked."))
         }
         var body: [String: Any] = [
             "access_token": minted.accessToken, "token_type": minted.tokenType, "expires_in": minted.expiresIn,
             "scope": grant.scopes.joined(separator: " "),
         ]
         if let idToken = minted.idToken { body["id_token"] = idToken }
+        if let refresh { body["refresh_token"] = refresh }
         return json(body)
     }
 
@@ -169,15 +256,23 @@ extension AuthorizationServer {
     func replayed(codeHash: String, error: TokenError, clientID: String, clientIP: String?) async -> Response {
         do {
             try await record { recorder in
-                let current = try recorder.store.get(.codes, codeHash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }
-                try recorder.append(.codeReplayed(CodeReplayed(codeHash: codeHash, clientID: clientID, revokedTokenIDs: current?.tokenIDs ?? [])))
-                try recorder.append(
-                    .tokenRejected(TokenRejected(grantType: "authorization_code", clientID: clientID, error: error, codeHash: codeHash, clientIP: clientIP)))
+                try self.recordReplay(&recorder, codeHash: codeHash, clientID: clientID, clientIP: clientIP, error: error)
             }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
         }
         return tokenError(error)
+    }
+
+    /// The events of a code replay: the code and its access tokens revoked, its refresh family revoked.
+    func recordReplay(_ recorder: inout AuthRecorder, codeHash: String, clientID: String, clientIP: String?, error: TokenError) throws {
+        let current = try recorder.store.get(.codes, codeHash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }
+        try recorder.append(.codeReplayed(CodeReplayed(codeHash: codeHash, clientID: clientID, revokedTokenIDs: current?.tokenIDs ?? [])))
+        if let family = current?.refreshFamily {
+            try recorder.append(.refreshFamilyRevoked(RefreshFamilyRevoked(family: family, reason: .codeReplay, presentedHash: nil, clientID: clientID)))
+        }
+        try recorder.append(
+            .tokenRejected(TokenRejected(grantType: "authorization_code", clientID: clientID, error: error, codeHash: codeHash, clientIP: clientIP)))
     }
 
     /// RFC 6749 §5.2: JSON, `no-store` (set for every response by the middleware), 401 with a Basic

@@ -202,11 +202,20 @@ public struct TokenIssued: Codable, Sendable, Equatable {
     public var organizationID: String?
     public var expiresAt: LedgerTimestamp
     public var clientIP: String?
+    /// The refresh token family the grant belongs to, if `offline_access` was granted.
+    public var refreshFamily: String?
+    /// The DPoP key thumbprint the tokens are bound to (RFC 9449), and the proof's `jti`.
+    public var dpopJKT: String?
+    public var dpopProofID: String?
 
     public init(
         grantType: String, clientID: String, userID: String, codeHash: String?, decisionSequence: UInt64?, accessTokenID: String?,
-        idTokenID: String?, scopes: [String], audience: String?, organizationID: String?, expiresAt: LedgerTimestamp, clientIP: String?
+        idTokenID: String?, scopes: [String], audience: String?, organizationID: String?, expiresAt: LedgerTimestamp, clientIP: String?,
+        refreshFamily: String? = nil, dpopJKT: String? = nil, dpopProofID: String? = nil
     ) {
+        self.refreshFamily = refreshFamily
+        self.dpopJKT = dpopJKT
+        self.dpopProofID = dpopProofID
         self.grantType = grantType
         self.clientID = clientID
         self.userID = userID
@@ -225,6 +234,7 @@ public struct TokenIssued: Codable, Sendable, Equatable {
         case grantType = "grant_type", clientID = "client_id", userID = "user_id", codeHash = "code_hash"
         case decisionSequence = "decision_sequence", accessTokenID = "access_token_id", idTokenID = "id_token_id"
         case scopes, audience, organizationID = "organization_id", expiresAt = "expires_at", clientIP = "client_ip"
+        case refreshFamily = "refresh_family", dpopJKT = "dpop_jkt", dpopProofID = "dpop_proof_id"
     }
 }
 
@@ -280,6 +290,67 @@ public struct TokenRevoked: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case tokenID = "token_id", clientID = "client_id", clientIP = "client_ip"
+    }
+}
+
+/// `auth.refresh.issued`: a refresh token (by hash) joined a family — the first one of a grant, or the
+/// rotation of `parentHash`, which stops working.
+public struct RefreshIssued: Codable, Sendable, Equatable {
+    public var tokenHash: String
+    public var family: String
+    public var parentHash: String?
+    public var clientID: String
+    public var userID: String
+    public var scopes: [String]
+    public var audience: String?
+    public var organizationID: String?
+    public var authTime: LedgerTimestamp
+    public var expiresAt: LedgerTimestamp
+
+    public init(
+        tokenHash: String, family: String, parentHash: String?, clientID: String, userID: String, scopes: [String], audience: String?,
+        organizationID: String?, authTime: LedgerTimestamp, expiresAt: LedgerTimestamp
+    ) {
+        self.tokenHash = tokenHash
+        self.family = family
+        self.parentHash = parentHash
+        self.clientID = clientID
+        self.userID = userID
+        self.scopes = scopes
+        self.audience = audience
+        self.organizationID = organizationID
+        self.authTime = authTime
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tokenHash = "token_hash", family, parentHash = "parent_hash", clientID = "client_id", userID = "user_id", scopes, audience
+        case organizationID = "organization_id", authTime = "auth_time", expiresAt = "expires_at"
+    }
+}
+
+/// `auth.refresh.family.revoked`: a refresh token family is revoked — its refresh tokens and the access
+/// tokens issued from it — because a rotated token was reused, the code it came from was replayed, or the
+/// client revoked it.
+public struct RefreshFamilyRevoked: Codable, Sendable, Equatable {
+    public enum Reason: String, Codable, Sendable {
+        case reuse, codeReplay = "code_replay", revocation
+    }
+
+    public var family: String
+    public var reason: Reason
+    public var presentedHash: String?
+    public var clientID: String?
+
+    public init(family: String, reason: Reason, presentedHash: String?, clientID: String?) {
+        self.family = family
+        self.reason = reason
+        self.presentedHash = presentedHash
+        self.clientID = clientID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case family, reason, presentedHash = "presented_hash", clientID = "client_id"
     }
 }
 
@@ -348,6 +419,8 @@ public enum AuthEvent: Sendable, Equatable {
     case tokenRejected(TokenRejected)
     case codeReplayed(CodeReplayed)
     case tokenRevoked(TokenRevoked)
+    case refreshIssued(RefreshIssued)
+    case refreshFamilyRevoked(RefreshFamilyRevoked)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -364,6 +437,8 @@ public enum AuthEvent: Sendable, Equatable {
     public static let tokenRejectedType: EventType = "auth.token.rejected"
     public static let codeReplayedType: EventType = "auth.code.replayed"
     public static let tokenRevokedType: EventType = "auth.token.revoked"
+    public static let refreshIssuedType: EventType = "auth.refresh.issued"
+    public static let refreshFamilyRevokedType: EventType = "auth.refresh.family.revoked"
 
     public var eventType: EventType {
         switch self {
@@ -383,6 +458,8 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenRejected: Self.tokenRejectedType
         case .codeReplayed: Self.codeReplayedType
         case .tokenRevoked: Self.tokenRevokedType
+        case .refreshIssued: Self.refreshIssuedType
+        case .refreshFamilyRevoked: Self.refreshFamilyRevokedType
         }
     }
 
@@ -404,6 +481,8 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenRejected(let value): try PayloadCoding.encode(value)
         case .codeReplayed(let value): try PayloadCoding.encode(value)
         case .tokenRevoked(let value): try PayloadCoding.encode(value)
+        case .refreshIssued(let value): try PayloadCoding.encode(value)
+        case .refreshFamilyRevoked(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -429,6 +508,9 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.tokenRejectedType: self = .tokenRejected(try PayloadCoding.decode(TokenRejected.self, from: payload))
         case Self.codeReplayedType: self = .codeReplayed(try PayloadCoding.decode(CodeReplayed.self, from: payload))
         case Self.tokenRevokedType: self = .tokenRevoked(try PayloadCoding.decode(TokenRevoked.self, from: payload))
+        case Self.refreshIssuedType: self = .refreshIssued(try PayloadCoding.decode(RefreshIssued.self, from: payload))
+        case Self.refreshFamilyRevokedType:
+            self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))
         default: return nil
         }
     }

@@ -22,6 +22,29 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case interactions
     /// token id (`jti`) → ``TokenRecord``.
     case tokens
+    /// refresh token hash → ``RefreshRecord``.
+    case refreshTokens = "refresh"
+    /// refresh family → ``RefreshFamilyRecord``.
+    case refreshFamilies = "refresh_families"
+    /// DPoP proof `jti` → the time it was used (RFC 9449 §11.1 replay protection).
+    case dpopProofs = "dpop_proofs"
+}
+
+/// A refresh token, by hash.
+public struct RefreshRecord: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable {
+        case active, rotated
+    }
+
+    public var issued: RefreshIssued
+    public var status: Status
+}
+
+/// A family of refresh tokens: one grant, rotated over time.
+public struct RefreshFamilyRecord: Codable, Sendable, Equatable {
+    public var revoked: Bool
+    /// The refresh token currently valid in the family.
+    public var current: String
 }
 
 /// What the server knows about an issued access token.
@@ -35,9 +58,12 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var expiresAt: LedgerTimestamp
     public var codeHash: String?
     public var status: Status
+    /// The refresh family the token was issued in: revoking the family revokes the token.
+    public var refreshFamily: String?
 
     enum CodingKeys: String, CodingKey {
         case clientID = "client_id", userID = "user_id", expiresAt = "expires_at", codeHash = "code_hash", status
+        case refreshFamily = "refresh_family"
     }
 }
 
@@ -52,11 +78,14 @@ public struct CodeRecord: Codable, Sendable, Equatable {
     public var issuedSequence: UInt64
     /// Tokens issued from the code (revoked if the code is replayed).
     public var tokenIDs: [String]?
+    /// The refresh family started by the redemption, if any (revoked when the code is replayed).
+    public var refreshFamily: String?
 
     enum CodingKeys: String, CodingKey {
         case grant, status
         case issuedSequence = "issued_sequence"
         case tokenIDs = "token_ids"
+        case refreshFamily = "refresh_family"
     }
 }
 
@@ -91,7 +120,7 @@ public enum AuthProjection {
         case .interactionOpened(let opened):
             try store.put(.interactions, opened.interaction, try PayloadCoding.encode(opened.record))
         case .codeIssued(let issued):
-            let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence, tokenIDs: nil)
+            let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence, tokenIDs: nil, refreshFamily: nil)
             try store.put(.codes, issued.codeHash, try PayloadCoding.encode(record))
         case .loginSucceeded(let login):
             try store.put(.sessions, login.session.sessionHash, try PayloadCoding.encode(login.session))
@@ -110,13 +139,32 @@ public enum AuthProjection {
         case .tokenIssued(let issued):
             if let id = issued.accessTokenID {
                 let record = TokenRecord(
-                    clientID: issued.clientID, userID: issued.userID, expiresAt: issued.expiresAt, codeHash: issued.codeHash, status: .active)
+                    clientID: issued.clientID, userID: issued.userID, expiresAt: issued.expiresAt, codeHash: issued.codeHash, status: .active,
+                    refreshFamily: issued.refreshFamily)
                 try store.put(.tokens, id, try PayloadCoding.encode(record))
             }
             if let codeHash = issued.codeHash, var code = try codeRecord(codeHash, in: store) {
                 code.status = .redeemed
                 code.tokenIDs = [issued.accessTokenID].compactMap { $0 }
+                code.refreshFamily = issued.refreshFamily
                 try store.put(.codes, codeHash, try PayloadCoding.encode(code))
+            }
+            if let proof = issued.dpopProofID {
+                try store.put(.dpopProofs, proof, Array(sequence.bigEndianBytes))
+            }
+        case .refreshIssued(let refresh):
+            try store.put(.refreshTokens, refresh.tokenHash, try PayloadCoding.encode(RefreshRecord(issued: refresh, status: .active)))
+            if let parent = refresh.parentHash, let bytes = try store.get(.refreshTokens, parent) {
+                var record = try PayloadCoding.decode(RefreshRecord.self, from: bytes)
+                record.status = .rotated
+                try store.put(.refreshTokens, parent, try PayloadCoding.encode(record))
+            }
+            try store.put(.refreshFamilies, refresh.family, try PayloadCoding.encode(RefreshFamilyRecord(revoked: false, current: refresh.tokenHash)))
+        case .refreshFamilyRevoked(let revoked):
+            if let bytes = try store.get(.refreshFamilies, revoked.family) {
+                var family = try PayloadCoding.decode(RefreshFamilyRecord.self, from: bytes)
+                family.revoked = true
+                try store.put(.refreshFamilies, revoked.family, try PayloadCoding.encode(family))
             }
         case .tokenRejected:
             break

@@ -121,3 +121,42 @@ public enum CodeRedemption: Sendable, Equatable {
     /// The code was used before: reject, and revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.5).
     case replayed(TokenError)
 }
+
+extension TokenPolicy {
+    /// How long a refresh token family lives from its first token (an absolute lifetime, as Auth0's).
+    public static let refreshLifetimeSeconds = 30 * 86_400
+
+    /// Whether a refresh token may be used: known, issued to this client, its family not revoked, not
+    /// expired, and not already rotated — a rotated token presented again is a reuse, and the whole
+    /// family must be revoked (RFC 9700 §4.14.2).
+    public static func checkRefresh(
+        record: RefreshRecord?, family: RefreshFamilyRecord?, clientID: String, requestedScope: String?, now: LedgerTimestamp
+    ) -> RefreshRedemption {
+        guard let record, let family else { return .rejected(TokenError(.invalidGrant, "Unknown refresh token.")) }
+        guard record.issued.clientID == clientID else {
+            return .rejected(TokenError(.invalidGrant, "The refresh token was issued to another client."))
+        }
+        guard !family.revoked else { return .rejected(TokenError(.invalidGrant, "The refresh token has been revoked.")) }
+        guard record.status == .active else {
+            return .reused(TokenError(.invalidGrant, "The refresh token was already used; its family is revoked."))
+        }
+        guard record.issued.expiresAt > now else { return .rejected(TokenError(.invalidGrant, "The refresh token has expired.")) }
+        var scopes = record.issued.scopes
+        if let requestedScope {
+            let requested = requestedScope.split(separator: " ").map(String.init)
+            guard Set(requested).isSubset(of: Set(scopes)) else {
+                return .rejected(TokenError(.invalidScope, "A refresh can only narrow the granted scopes."))
+            }
+            scopes = scopes.filter { requested.contains($0) }
+        }
+        return .valid(record.issued, scopes: scopes)
+    }
+}
+
+/// The answer to a refresh token request.
+public enum RefreshRedemption: Sendable, Equatable {
+    case valid(RefreshIssued, scopes: [String])
+    case rejected(TokenError)
+    /// A rotated refresh token was presented again: revoke its family.
+    case reused(TokenError)
+}

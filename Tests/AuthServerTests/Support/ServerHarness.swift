@@ -34,6 +34,7 @@ let testTenantYAML = """
         client_secret: s3cret
         token_endpoint_auth_method: client_secret_basic
         redirect_uris: [https://client.test/callback]
+        grant_types: [authorization_code, refresh_token]
         first_party: false
         connections: [Username-Password-Authentication]
         organization_usage: allow
