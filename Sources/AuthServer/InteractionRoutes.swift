@@ -1,5 +1,6 @@
 import AuthCore
 import AuthJournal
+import AuthTokens
 import Foundation
 import Hummingbird
 import LedgerCore
@@ -242,6 +243,7 @@ extension AuthorizationServer {
             "response_modes_supported": ["query", "fragment", "form_post"],
             "grant_types_supported": ["authorization_code", "refresh_token", "implicit"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "dpop_signing_alg_values_supported": DPoPVerifier.algorithms,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],

@@ -27,6 +27,19 @@ extension AuthorizationServer {
                 error, grantType: grantType, clientID: form["client_id"], codeHash: nil, clientIP: clientIP,
                 basic: request.headers[.authorization] != nil)
         }
+        // DPoP (RFC 9449): at most one proof, checked before anything is redeemed.
+        var proof: DPoPProof?
+        let proofs = request.headers[values: HTTPField.Name("DPoP")!]
+        if proofs.count > 1 {
+            return await rejectToken(TokenError(.invalidDPoPProof, "Send one DPoP proof."), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+        }
+        if let presented = proofs.first {
+            do {
+                proof = try await DPoPVerifier.verify(presented, method: "POST", url: issuer + "oauth/token", now: settings.clock())
+            } catch {
+                return await rejectToken(TokenError(.invalidDPoPProof, error.description), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+            }
+        }
         switch grantType {
         case nil:
             return await rejectToken(TokenError(.invalidRequest, "Missing grant_type."), grantType: nil, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
@@ -36,8 +49,8 @@ extension AuthorizationServer {
                                          clientID: client.clientID, codeHash: nil, clientIP: clientIP)
             }
             return grantType == "authorization_code"
-                ? await redeemCode(form, client: client, clientIP: clientIP)
-                : await redeemRefreshToken(form, client: client, clientIP: clientIP)
+                ? await redeemCode(form, client: client, proof: proof, clientIP: clientIP)
+                : await redeemRefreshToken(form, client: client, proof: proof, clientIP: clientIP)
         case let other?:
             return await rejectToken(TokenError(.unsupportedGrantType, "Unsupported grant_type: \(other)."), grantType: other,
                                      clientID: client.clientID, codeHash: nil, clientIP: clientIP)
@@ -45,7 +58,7 @@ extension AuthorizationServer {
     }
 
     /// `grant_type=authorization_code`.
-    private func redeemCode(_ form: [String: String], client: RegisteredClient, clientIP: String?) async -> Response {
+    private func redeemCode(_ form: [String: String], client: RegisteredClient, proof: DPoPProof?, clientIP: String?) async -> Response {
         let grantType = "authorization_code"
         guard let code = form["code"], !code.isEmpty else {
             return await rejectToken(TokenError(.invalidRequest, "Missing code."), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
@@ -69,10 +82,16 @@ extension AuthorizationServer {
         case .valid(let valid):
             grant = valid
         }
+        // A code bound with dpop_jkt is redeemed only with a proof by that key (RFC 9449 §10).
+        if let bound = grant.dpopJKT, proof?.thumbprint != bound {
+            let reason = proof == nil ? "The code is bound to a DPoP key: send a DPoP proof." : "The DPoP proof's key is not the one the code is bound to."
+            return await rejectToken(TokenError(.invalidGrant, reason), grantType: grantType, clientID: client.clientID, codeHash: codeHash, clientIP: clientIP)
+        }
         let configuration = ledger.configuration
         let tokenGrant = TokenRequestGrant(
             clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email, scopes: grant.scopes,
-            audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime, dpopJKT: nil)
+            audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime,
+            dpopJKT: proof?.thumbprint)
         // offline_access survives the scope rule only where the API allows refresh tokens.
         let refresh = grant.scopes.contains("offline_access") ? OpaqueToken.generate() : nil
         let refreshHash = refresh.map(OpaqueToken.hash)
@@ -82,8 +101,8 @@ extension AuthorizationServer {
                 RefreshIssued(
                     tokenHash: $0, family: $0, parentHash: nil, clientID: client.clientID, userID: grant.userID, scopes: grant.scopes,
                     audience: grant.audience, organizationID: grant.organizationID, authTime: grant.authTime,
-                    expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds))
-            }, now: now, clientIP: clientIP
+                    expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds), dpopJKT: proof?.thumbprint)
+            }, proof: proof, now: now, clientIP: clientIP
         ) { store in
             // Another redemption may have won meanwhile.
             try store.get(.codes, codeHash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }?.status == .issued
@@ -94,7 +113,7 @@ extension AuthorizationServer {
     }
 
     /// `grant_type=refresh_token`: rotates the refresh token; a rotated one presented again revokes its family.
-    private func redeemRefreshToken(_ form: [String: String], client: RegisteredClient, clientIP: String?) async -> Response {
+    private func redeemRefreshToken(_ form: [String: String], client: RegisteredClient, proof: DPoPProof?, clientIP: String?) async -> Response {
         let grantType = "refresh_token"
         guard let presented = form["refresh_token"], !presented.isEmpty else {
             return await rejectToken(TokenError(.invalidRequest, "Missing refresh_token."), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
@@ -127,16 +146,24 @@ extension AuthorizationServer {
             previous = issued
             scopes = narrowed
         }
+        // A family bound to a DPoP key is refreshed only with a proof by that key (RFC 9449 §5).
+        if let bound = previous.dpopJKT, proof?.thumbprint != bound {
+            return await rejectToken(TokenError(.invalidGrant, "The refresh token is bound to a DPoP key: send a proof by that key."),
+                                     grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+        }
         let configuration = ledger.configuration
         let tokenGrant = TokenRequestGrant(
             clientID: previous.clientID, userID: previous.userID, email: configuration.users[previous.userID]?.email, scopes: scopes,
-            audience: previous.audience, organizationID: previous.organizationID, nonce: nil, authTime: previous.authTime, dpopJKT: nil)
+            audience: previous.audience, organizationID: previous.organizationID, nonce: nil, authTime: previous.authTime,
+            dpopJKT: proof?.thumbprint)
         let next = OpaqueToken.generate()
         var rotated = previous
         rotated.tokenHash = OpaqueToken.hash(next)
         rotated.parentHash = presentedHash
+        rotated.dpopJKT = previous.dpopJKT ?? proof?.thumbprint
         return await issue(
-            tokenGrant, grantType: grantType, client: client, codeHash: nil, refresh: next, refreshIssued: rotated, now: now, clientIP: clientIP
+            tokenGrant, grantType: grantType, client: client, codeHash: nil, refresh: next, refreshIssued: rotated, proof: proof, now: now,
+            clientIP: clientIP
         ) { store in
             let record = try store.get(.refreshTokens, presentedHash).map { try PayloadCoding.decode(RefreshRecord.self, from: $0) }
             let family = try store.get(.refreshFamilies, previous.family).map { try PayloadCoding.decode(RefreshFamilyRecord.self, from: $0) }
@@ -153,7 +180,7 @@ extension AuthorizationServer {
     /// records what `lost` appends and refuses), and answers.
     private func issue(
         _ grant: TokenRequestGrant, grantType: String, client: RegisteredClient, codeHash: String?, refresh: String?,
-        refreshIssued: RefreshIssued?, now: LedgerTimestamp, clientIP: String?,
+        refreshIssued: RefreshIssued?, proof: DPoPProof?, now: LedgerTimestamp, clientIP: String?,
         stillValid: @escaping @Sendable (TransactionStore) throws -> Bool,
         lost: @escaping @Sendable (inout AuthRecorder) throws -> Void
     ) async -> Response {
@@ -167,10 +194,13 @@ extension AuthorizationServer {
         let issued = TokenIssued(
             grantType: grantType, clientID: client.clientID, userID: grant.userID, codeHash: codeHash, decisionSequence: nil,
             accessTokenID: minted.accessTokenID, idTokenID: minted.idTokenID, scopes: grant.scopes, audience: grant.audience,
-            organizationID: grant.organizationID, expiresAt: minted.expiresAt, clientIP: clientIP, refreshFamily: refreshIssued?.family)
+            organizationID: grant.organizationID, expiresAt: minted.expiresAt, clientIP: clientIP, refreshFamily: refreshIssued?.family,
+            dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID)
         let won: Bool
         do {
             won = try await record { recorder in
+                // A DPoP proof is good for one request (RFC 9449 §11.1).
+                if let proof, try recorder.store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }
                 guard try stillValid(recorder.store) else {
                     try lost(&recorder)
                     return false
@@ -179,6 +209,9 @@ extension AuthorizationServer {
                 if let refreshIssued { try recorder.append(.refreshIssued(refreshIssued)) }
                 return true
             }
+        } catch is DPoPReplay {
+            return await rejectToken(TokenError(.invalidDPoPProof, "The DPoP proof was used before."), grantType: grantType,
+                                     clientID: client.clientID, codeHash: codeHash, clientIP: clientIP)
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now; nothing was issued."))
         }
@@ -286,3 +319,6 @@ extension AuthorizationServer {
         return response
     }
 }
+
+/// A DPoP proof `jti` that was already used.
+struct DPoPReplay: Error {}

@@ -97,12 +97,9 @@ public final class TokenKeyRing: Sendable {
         return TokenKeyRing(keys: keys, collection: collection)
     }
 
-    /// RFC 7638: SHA-256 over the required members in lexicographic order, without whitespace.
-    /// Hand-written because jwt-kit 5 has no JWK thumbprint; the members are base64url strings, so no
-    /// JSON escaping can arise.
+    /// The RFC 7638 thumbprint of one of our own public keys (see ``JWKThumbprint``).
     static func thumbprint(_ jwk: [String: String], members: [String]) -> String {
-        let json = "{" + members.map { "\"\($0)\":\"\(jwk[$0]!)\"" }.joined(separator: ",") + "}"
-        return Base64URL.encode(SHA256Digest.hash(Array(json.utf8)).bytes)
+        (try? JWKThumbprint.make(jwk, members: members)) ?? ""
     }
 
     /// The key used for `algorithm`.

@@ -306,11 +306,14 @@ public struct RefreshIssued: Codable, Sendable, Equatable {
     public var organizationID: String?
     public var authTime: LedgerTimestamp
     public var expiresAt: LedgerTimestamp
+    /// The DPoP key the family is bound to (RFC 9449 §5): refreshing needs a proof by the same key.
+    public var dpopJKT: String?
 
     public init(
         tokenHash: String, family: String, parentHash: String?, clientID: String, userID: String, scopes: [String], audience: String?,
-        organizationID: String?, authTime: LedgerTimestamp, expiresAt: LedgerTimestamp
+        organizationID: String?, authTime: LedgerTimestamp, expiresAt: LedgerTimestamp, dpopJKT: String? = nil
     ) {
+        self.dpopJKT = dpopJKT
         self.tokenHash = tokenHash
         self.family = family
         self.parentHash = parentHash
@@ -325,7 +328,7 @@ public struct RefreshIssued: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case tokenHash = "token_hash", family, parentHash = "parent_hash", clientID = "client_id", userID = "user_id", scopes, audience
-        case organizationID = "organization_id", authTime = "auth_time", expiresAt = "expires_at"
+        case organizationID = "organization_id", authTime = "auth_time", expiresAt = "expires_at", dpopJKT = "dpop_jkt"
     }
 }
 

@@ -11,6 +11,7 @@ public struct TokenError: Error, Sendable, Equatable, Codable {
         case invalidScope = "invalid_scope"
         case serverError = "server_error"
         case temporarilyUnavailable = "temporarily_unavailable"
+        case invalidDPoPProof = "invalid_dpop_proof"
     }
 
     public var code: Code
