@@ -3,6 +3,8 @@ import Foundation
 import LedgerCommandSupport
 import LedgerCore
 import LedgerLMDB
+import AuthCore
+import AuthTokens
 
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,12 +37,20 @@ struct KeysCommand: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rotate the signing key: a key-rotation event signed by the old key, then the new key in the key file.",
-            discussion: "The server must be stopped: a journal has one writer at a time.")
+            abstract: "Rotate the journal signing key (a key-rotation event signed by the old key), or with --tokens the token signing keys.",
+            discussion: """
+                The server must be stopped: a journal has one writer at a time. With --tokens, new RS256 and EdDSA token keys                 take over and the old ones stay in the JWKS until every token they signed has expired.
+                """)
         @OptionGroup var journalOptions: JournalOptions
         @OptionGroup var writerOptions: JournalWriterOptions
+        @Flag(help: "Rotate the token signing keys (<journal>.tokenkeys) instead of the journal signing key.")
+        var tokens = false
 
         func run() async throws {
+            if tokens {
+                try await rotateTokenKeys()
+                return
+            }
             let journal = try writerOptions.openJournal(journalOptions.journal)
             let old = journal.activeKeyID
             let new: KeyID
@@ -56,6 +66,31 @@ struct KeysCommand: AsyncParsableCommand {
         }
     }
 
+}
+
+extension KeysCommand.Rotate {
+    func rotateTokenKeys() async throws {
+        let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
+        let path = tokenKeyPath(journalOptions.journal)
+        do {
+            let ring = try await TokenKeyRing.loadOrCreate(path: path)
+            // Retired keys stay published as long as the longest-lived token they may have signed.
+            let retention = max(36_000, ledger.configuration.apis.values.map(\.tokenTTLSeconds).max() ?? 86_400)
+            let rotated = try await ring.rotated(now: Journal.systemClock(), retentionSeconds: retention)
+            let event = TokenKeysRotated(
+                activeKeyIDs: rotated.keys.filter { $0.retiredAt == nil }.map(\.kid),
+                retiredKeyIDs: rotated.keys.filter { $0.retiredAt != nil }.map(\.kid))
+            try await ledger.record { try $0.append(.tokenKeysRotated(event)) }
+            await ledger.journal.close()
+            print("token signing keys rotated: active \(event.activeKeyIDs.joined(separator: ", "))")
+        } catch {
+            await ledger.journal.close()
+            throw CommandExit.badInput("token key rotation failed: \(error)")
+        }
+    }
+}
+
+extension KeysCommand {
     struct ExportPublic: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "export-public",

@@ -14,3 +14,8 @@ extension JournalWriterOptions {
         }
     }
 }
+
+/// Where the token signing keys live: `<journal>.tokenkeys`, beside the journal.
+func tokenKeyPath(_ journal: String) -> String {
+    (journal.hasSuffix("/") ? String(journal.dropLast()) : journal) + ".tokenkeys"
+}

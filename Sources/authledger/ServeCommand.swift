@@ -49,13 +49,13 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var settings = AuthServerSettings()
         settings.issuerOverride = issuer
-        let tokenKeyPath = (journalOptions.journal.hasSuffix("/") ? String(journalOptions.journal.dropLast()) : journalOptions.journal) + ".tokenkeys"
+        let keyPath = tokenKeyPath(journalOptions.journal)
         let tokenKeys: TokenKeyRing
         do {
-            tokenKeys = try await TokenKeyRing.loadOrCreate(path: tokenKeyPath)
+            tokenKeys = try await TokenKeyRing.loadOrCreate(path: keyPath)
         } catch {
             await ledger.journal.close()
-            throw CommandExit.badInput("token signing keys \(tokenKeyPath): \(error)")
+            throw CommandExit.badInput("token signing keys \(keyPath): \(error)")
         }
         let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
         let issuerURL = issuer ?? ledger.configuration.settings?.issuer ?? defaultIssuer

@@ -357,6 +357,22 @@ public struct RefreshFamilyRevoked: Codable, Sendable, Equatable {
     }
 }
 
+/// `auth.token_keys.rotated`: new token signing keys took over; the retired ones stay in the JWKS until
+/// their tokens expire.
+public struct TokenKeysRotated: Codable, Sendable, Equatable {
+    public var activeKeyIDs: [String]
+    public var retiredKeyIDs: [String]
+
+    public init(activeKeyIDs: [String], retiredKeyIDs: [String]) {
+        self.activeKeyIDs = activeKeyIDs
+        self.retiredKeyIDs = retiredKeyIDs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case activeKeyIDs = "active_key_ids", retiredKeyIDs = "retired_key_ids"
+    }
+}
+
 /// A pending interaction: an authorization request waiting for a page (login, consent, organization).
 /// Kept by hash of its id; bound to the browser that started it (CSRF protection).
 public struct InteractionRecord: Codable, Sendable, Equatable {
@@ -424,6 +440,7 @@ public enum AuthEvent: Sendable, Equatable {
     case tokenRevoked(TokenRevoked)
     case refreshIssued(RefreshIssued)
     case refreshFamilyRevoked(RefreshFamilyRevoked)
+    case tokenKeysRotated(TokenKeysRotated)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -442,6 +459,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let tokenRevokedType: EventType = "auth.token.revoked"
     public static let refreshIssuedType: EventType = "auth.refresh.issued"
     public static let refreshFamilyRevokedType: EventType = "auth.refresh.family.revoked"
+    public static let tokenKeysRotatedType: EventType = "auth.token_keys.rotated"
 
     public var eventType: EventType {
         switch self {
@@ -463,6 +481,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenRevoked: Self.tokenRevokedType
         case .refreshIssued: Self.refreshIssuedType
         case .refreshFamilyRevoked: Self.refreshFamilyRevokedType
+        case .tokenKeysRotated: Self.tokenKeysRotatedType
         }
     }
 
@@ -486,6 +505,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenRevoked(let value): try PayloadCoding.encode(value)
         case .refreshIssued(let value): try PayloadCoding.encode(value)
         case .refreshFamilyRevoked(let value): try PayloadCoding.encode(value)
+        case .tokenKeysRotated(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -512,6 +532,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.codeReplayedType: self = .codeReplayed(try PayloadCoding.decode(CodeReplayed.self, from: payload))
         case Self.tokenRevokedType: self = .tokenRevoked(try PayloadCoding.decode(TokenRevoked.self, from: payload))
         case Self.refreshIssuedType: self = .refreshIssued(try PayloadCoding.decode(RefreshIssued.self, from: payload))
+        case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try PayloadCoding.decode(TokenKeysRotated.self, from: payload))
         case Self.refreshFamilyRevokedType:
             self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))
         default: return nil

@@ -166,7 +166,7 @@ public enum AuthProjection {
                 family.revoked = true
                 try store.put(.refreshFamilies, revoked.family, try PayloadCoding.encode(family))
             }
-        case .tokenRejected:
+        case .tokenRejected, .tokenKeysRotated:
             break
         case .codeReplayed(let replay):
             if var code = try codeRecord(replay.codeHash, in: store) {
