@@ -137,6 +137,11 @@ struct TokenEndpointTests {
             let code = try await Self.code(browser)
             let mismatch = try await Self.exchange(browser, code: code, redirect: "https://client.test/other")
             #expect(jsonObject(mismatch)["error"] as? String == "invalid_grant")
+            let otherClient = try await browser.post(
+                "/oauth/token", form: [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://client.test/callback")],
+                headers: basic("first-party", "s3cret"))
+            #expect(jsonObject(otherClient)["error"] as? String == "invalid_grant")
+            #expect(jsonObject(otherClient)["error_description"] as? String == "The authorization code was issued to another client.")
             let unknown = try await Self.exchange(browser, code: "not-a-code")
             #expect(jsonObject(unknown)["error"] as? String == "invalid_grant")
             let grant = try await browser.post("/oauth/token", form: [("grant_type", "password")], headers: basic("web-app", "s3cret"))

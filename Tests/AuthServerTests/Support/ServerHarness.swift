@@ -134,8 +134,13 @@ final class ServerHarness: Sendable {
             try await body(Browser(client: client))
         }
         await ledger.journal.close()
-        let report = try JournalReader(directory: directory + "/journal").verify(trust: .genesisKey)
+        let reader = try JournalReader(directory: directory + "/journal", projections: AuthLedger.projections)
+        defer { reader.close() }
+        let report = try reader.verify(trust: .genesisKey)
         if case .failure(let failure) = report { Issue.record("journal does not verify: \(failure)") }
+        // The projections the server used are exactly what the events alone give.
+        let differences = ProjectionRebuild.compare(rebuilt: try ProjectionRebuild.rebuild(from: reader), live: try ProjectionRebuild.live(from: reader))
+        if !differences.isEmpty { Issue.record("projections differ from a rebuild: \(differences.prefix(5))") }
     }
 
     /// Every event in the journal, decoded, after ``run(_:)``.
