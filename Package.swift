@@ -88,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "authledger-replay",
             dependencies: [
-                "LedgerLMDB",
+                "LedgerLMDB", "AuthJournal", "AuthCore",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "AuthServerTests",
             dependencies: [
-                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB",
+                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB", "authledger-replay",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,59 @@
+import AuthCore
+import Foundation
+import Testing
+
+@testable import LedgerLMDB
+
+@Suite("authledger-replay rebuild --check on a journal the server wrote")
+struct RebuildCommandTests {
+    static let products: URL = {
+        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL]
+        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("authledger-replay").path) } ?? candidates[0]
+    }()
+
+    static func replay(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = products.appendingPathComponent("authledger-replay")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    @Test("rebuilt projections match the live ones; a rewritten projection entry is reported and exits 1")
+    func rewrittenProjection() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let code = try await TokenEndpointTests.code(browser)
+            #expect(try await TokenEndpointTests.exchange(browser, code: code).status == .ok)
+        }
+        let journal = harness.directory + "/journal"
+        let clean = try Self.replay(["rebuild", "--check", "--journal", journal])
+        #expect(clean.0 == 0)
+        #expect(clean.1.contains("live projections match the events"))
+
+        // An attacker resets a redeemed code to "issued" in the projection, to redeem it again.
+        let environment = try LMDBEnvironment(path: journal, options: .init())
+        let transaction = try environment.beginWriteTransaction()
+        let codes = try environment.openDatabase("p.auth.codes", in: transaction, create: false)
+        var target: ([UInt8], [UInt8])?
+        try transaction.forEach(in: codes) { key, value in
+            target = (key, value)
+            return false
+        }
+        let (key, value) = try #require(target)
+        let forged = String(decoding: value, as: UTF8.self).replacingOccurrences(of: "\"redeemed\"", with: "\"issued\"")
+        #expect(forged != String(decoding: value, as: UTF8.self))
+        try transaction.put(Array(forged.utf8), for: key, in: codes)
+        try transaction.commit()
+        environment.close()
+
+        let tampered = try Self.replay(["rebuild", "--check", "--journal", journal])
+        #expect(tampered.0 == 1)
+        #expect(tampered.1.contains("difference: codes"))
+    }
+}
