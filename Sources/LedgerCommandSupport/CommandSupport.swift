@@ -86,3 +86,47 @@ public struct JournalWriterOptions: ParsableArguments {
         }
     }
 }
+
+/// A point in a journal, as the replay commands take it: RFC 3339 time or `#N` (a sequence number).
+public enum JournalPoint: Sendable, Equatable {
+    case time(LedgerTimestamp)
+    case sequence(UInt64)
+
+    public init?(_ text: String) {
+        if text.hasPrefix("#"), let sequence = UInt64(text.dropFirst()) {
+            self = .sequence(sequence)
+        } else if let time = LedgerTimestamp(rfc3339: text) {
+            self = .time(time)
+        } else {
+            return nil
+        }
+    }
+
+    /// The sequence range `from...to` covers (times resolved by binary search; `to` is inclusive), or
+    /// `nil` when it covers no event.
+    public static func range(from: String?, to: String?, in reader: JournalReader) throws -> ClosedRange<UInt64>? {
+        func parse(_ text: String?, _ name: String) throws -> JournalPoint? {
+            guard let text else { return nil }
+            guard let point = JournalPoint(text) else { throw CommandExit.badInput("--\(name) \(text) is neither RFC 3339 nor #N") }
+            return point
+        }
+        let start = try parse(from, "from")
+        let end = try parse(to, "to")
+        return try reader.read { snapshot in
+            let head = try snapshot.head.sequence
+            let lower: UInt64 =
+                switch start {
+                case nil: 1
+                case .sequence(let sequence): sequence
+                case .time(let time): try snapshot.firstSequence(atOrAfter: time)
+                }
+            let upper: UInt64 =
+                switch end {
+                case nil: head
+                case .sequence(let sequence): min(sequence, head)
+                case .time(let time): try snapshot.firstSequence(atOrAfter: time.adding(microseconds: 1)) - 1
+                }
+            return lower <= upper ? lower...upper : nil
+        }
+    }
+}

@@ -134,6 +134,11 @@ extension LedgerTimestamp: Codable {
         try container.encode(rfc3339)
     }
 
+    /// This time plus `microseconds`.
+    public func adding(microseconds delta: Int64) -> LedgerTimestamp {
+        LedgerTimestamp(microsecondsSinceEpoch: microseconds + delta)
+    }
+
     /// This time plus `seconds`.
     public func adding(seconds: Int) -> LedgerTimestamp {
         LedgerTimestamp(microsecondsSinceEpoch: microseconds + Int64(seconds) * 1_000_000)

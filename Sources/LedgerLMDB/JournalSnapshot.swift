@@ -147,3 +147,18 @@ public struct ProjectionTable {
         try transaction.forEach(in: database, from: start, body)
     }
 }
+
+extension JournalSnapshot {
+    /// The first sequence number whose event time is at or after `time` (head + 1 if none): a binary
+    /// search, since event times never decrease.
+    public func firstSequence(atOrAfter time: LedgerTimestamp) throws -> UInt64 {
+        var low: UInt64 = 1
+        var high = try head.sequence + 1
+        while low < high {
+            let middle = low + (high - low) / 2
+            guard let event = try event(middle) else { throw JournalError.corrupt("event #\(middle) is missing") }
+            if event.timestamp < time { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}

@@ -1,0 +1,92 @@
+import AuthCore
+import LedgerCore
+import LedgerLMDB
+
+/// A recorded authorization decision, with what it was decided against.
+public struct RecordedDecision: Sendable {
+    public var sequence: UInt64
+    public var timestamp: LedgerTimestamp
+    public var decided: AuthorizeDecided
+    /// The configuration in force when it was decided (as of `decided.configurationVersion`).
+    public var configuration: ConfigurationState
+}
+
+/// Walks the journal in order, keeping the configuration as it was at every point, and hands each
+/// recorded decision to the caller together with the configuration it was decided against.
+///
+/// Configuration changes are rare and small, so every version is kept: a decision names the version it
+/// saw, which may be older than the newest by the time the decision was committed.
+public enum DecisionHistory {
+    /// Calls `body` for every `auth.authorize.decided` event with sequence in `range`, in order.
+    public static func forEachDecision(
+        in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max,
+        _ body: (RecordedDecision, ConfigurationState) throws -> Void
+    ) throws {
+        var current = ConfigurationState()
+        var versions: [UInt64: ConfigurationState] = [0: current]
+        try reader.read { snapshot in
+            try snapshot.forEachEvent { envelope in
+                guard envelope.sequence <= range.upperBound else { return false }
+                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                switch event {
+                case .configuration(let change):
+                    current.apply(change, at: envelope.sequence)
+                    versions[envelope.sequence] = current
+                case .invitationAccepted(let accepted):
+                    current.acceptInvitation(ticket: accepted.ticket, userID: accepted.userID, at: envelope.sequence)
+                    versions[envelope.sequence] = current
+                case .authorizeDecided(let decided) where range.contains(envelope.sequence):
+                    let configuration = versions[decided.configurationVersion] ?? current
+                    try body(
+                        RecordedDecision(
+                            sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided, configuration: configuration),
+                        current)
+                default:
+                    break
+                }
+                return true
+            }
+        }
+    }
+
+    /// The decision at `sequence`, or `nil` if that event is not a decision.
+    public static func decision(at sequence: UInt64, in reader: JournalReader) throws -> RecordedDecision? {
+        var found: RecordedDecision?
+        try forEachDecision(in: reader, range: sequence...sequence) { decision, _ in found = decision }
+        return found
+    }
+
+    /// The events after `decision` that concern what it issued: the code's redemption, replay and
+    /// revocations, the tokens, and the interaction's continuation.
+    public static func consequences(of decision: RecordedDecision, in reader: JournalReader) throws -> [(UInt64, AuthEvent)] {
+        var codeHash: String?
+        var related: [(UInt64, AuthEvent)] = []
+        var families: Set<String> = []
+        try reader.read { snapshot in
+            try snapshot.forEachEvent(from: decision.sequence + 1) { envelope in
+                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                switch event {
+                case .codeIssued(let issued) where issued.decisionSequence == decision.sequence:
+                    codeHash = issued.codeHash
+                    related.append((envelope.sequence, event))
+                case .tokenIssued(let issued) where (issued.codeHash != nil && issued.codeHash == codeHash)
+                    || issued.decisionSequence == decision.sequence || (issued.refreshFamily.map(families.contains) ?? false):
+                    if let family = issued.refreshFamily { families.insert(family) }
+                    related.append((envelope.sequence, event))
+                case .tokenRejected(let rejected) where rejected.codeHash != nil && rejected.codeHash == codeHash:
+                    related.append((envelope.sequence, event))
+                case .codeReplayed(let replay) where replay.codeHash == codeHash:
+                    related.append((envelope.sequence, event))
+                case .refreshFamilyRevoked(let revoked) where families.contains(revoked.family):
+                    related.append((envelope.sequence, event))
+                case .interactionOpened(let opened) where opened.decisionSequence == decision.sequence:
+                    related.append((envelope.sequence, event))
+                default:
+                    break
+                }
+                return true
+            }
+        }
+        return related
+    }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import AuthCore
+import AuthJournal
+import Foundation
+import LedgerCommandSupport
+import LedgerCore
+import LedgerLMDB
+
+/// `authledger-replay explain SEQ`: one decision, with everything it was decided against.
+struct ExplainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Explain one authorization decision: the request, the state it met, the rule that decided, what followed.")
+
+    @OptionGroup var journalOptions: JournalOptions
+    @Argument(help: "Sequence number of an auth.authorize.decided (or auth.authorize.requested) event.") var sequence: UInt64
+    @Option(help: "Output format.") var format: OutputFormat = .text
+
+    func run() async throws {
+        let reader = try openReader(journalOptions.journal)
+        let found: RecordedDecision?
+        do {
+            // A request's sequence leads to its decision, the next event of the same commit.
+            found = try DecisionHistory.decision(at: sequence, in: reader) ?? DecisionHistory.decision(at: sequence + 1, in: reader)
+        } catch {
+            throw CommandExit.badInput("cannot read the journal: \(error)")
+        }
+        guard let decision = found, decision.decided.requestSequence == sequence || decision.sequence == sequence else {
+            throw CommandExit.badInput("event #\(sequence) is not an authorization request or decision")
+        }
+        let consequences = try DecisionHistory.consequences(of: decision, in: reader)
+        let recomputed = AuthorizationPolicy.decide(decision.decided.input, configuration: decision.configuration)
+        switch format {
+        case .jsonl:
+            var object: [String: Any] = [
+                "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "request_sequence": decision.decided.requestSequence,
+                "rule": decision.decided.decision.rule, "outcome": decision.decided.decision.outcome.name,
+                "configuration_version": decision.decided.configurationVersion,
+                "replay_agrees": recomputed == decision.decided.decision,
+                "followed_by": consequences.map { ["sequence": $0.0, "type": $0.1.eventType.name] },
+            ]
+            if let input = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.encode(decision.decided.input))) {
+                object["input"] = input
+            }
+            printJSONLine(object)
+        case .text:
+            print(Explanation.render(decision, recomputed: recomputed, consequences: consequences))
+        }
+    }
+}
+
+/// The human-readable explanation of a decision.
+enum Explanation {
+    static func render(_ decision: RecordedDecision, recomputed: AuthorizationDecision, consequences: [(UInt64, AuthEvent)]) -> String {
+        let decided = decision.decided
+        let input = decided.input
+        var lines: [String] = []
+        lines.append("Decision #\(decision.sequence) at \(decision.timestamp.rfc3339) (request #\(decided.requestSequence))")
+        lines.append("")
+        lines.append("Request as received:")
+        for (name, value) in input.parameters.values.sorted(by: { $0.key < $1.key }) { lines.append("  \(name) = \(value)") }
+        if !input.parameters.repeated.isEmpty { lines.append("  repeated: \(input.parameters.repeated.joined(separator: ", "))") }
+        lines.append("")
+        lines.append("State it met (decided at \(input.now.rfc3339)):")
+        if let session = input.session {
+            lines.append("  session: user \(session.userID), connection \(session.connection), authenticated \(session.authTime.rfc3339), expires \(session.expiresAt.rfc3339)")
+        } else {
+            lines.append("  session: none")
+        }
+        if input.consents.isEmpty {
+            lines.append("  consents of that user for the client: none")
+        } else {
+            for (key, scopes) in input.consents.sorted(by: { $0.key < $1.key }) {
+                let audience = key.split(separator: "\u{1F}", omittingEmptySubsequences: false).last.map(String.init) ?? ""
+                lines.append("  consent for audience '\(audience)': \(scopes.joined(separator: " "))")
+            }
+        }
+        let progress = input.progress
+        if progress != .fresh {
+            lines.append(
+                "  in this interaction: logged in \(progress.authenticatedAt?.rfc3339 ?? "no"), consent \(progress.consent?.rawValue ?? "not asked"), organization \(progress.organizationID ?? "none")")
+        }
+        lines.append("  configuration version #\(decided.configurationVersion)")
+        let configuration = decision.configuration
+        if let clientID = input.parameters["client_id"], let client = configuration.clients[clientID] {
+            lines.append(
+                "  client \(client.clientID) (\(client.appType.rawValue), \(client.firstParty ? "first" : "third") party): redirect URIs \(client.redirectURIs.joined(separator: ", ")); connections \(client.connections.joined(separator: ", ")); grants \(client.grantTypes.joined(separator: ", ")); organizations \(client.organizationUsage.rawValue)")
+        } else {
+            lines.append("  client: not registered")
+        }
+        if let audience = input.parameters["audience"] ?? configuration.settings?.defaultAudience, let api = configuration.apis[audience] {
+            lines.append("  API \(api.identifier): scopes \(api.scopes.joined(separator: " ")); offline access \(api.allowOfflineAccess); skip consent for first party \(api.skipConsentForFirstParty)")
+        }
+        lines.append("")
+        lines.append("Rule that decided: \(decided.decision.rule)")
+        lines.append("Outcome: \(describe(decided.decision.outcome))")
+        lines.append("Replay: \(recomputed == decided.decision ? "the same decision function gives the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))")")
+        lines.append("")
+        lines.append("What followed:")
+        if consequences.isEmpty { lines.append("  nothing") }
+        for (sequence, event) in consequences { lines.append("  #\(sequence) \(summary(event))") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describe(_ outcome: AuthorizationOutcome) -> String {
+        switch outcome {
+        case .errorPage(let error, let description): "error page \(error.rawValue): \(description)"
+        case .errorRedirect(let error, let description, let delivery): "redirect to \(delivery.redirectURI) with \(error.rawValue): \(description)"
+        case .login(let connection, _): "login page (\(connection))"
+        case .consent(let request): "consent page for \(request.scopes.joined(separator: " "))"
+        case .chooseOrganization(let choices): "organization picker (\(choices.joined(separator: ", ")))"
+        case .issueCode(let grant, let delivery): "code issued to \(grant.clientID) for \(grant.userID), scopes \(grant.scopes.joined(separator: " ")), to \(delivery.redirectURI)"
+        case .issueTokens(let grant, let types, _): "tokens (\(types.joined(separator: " "))) issued to \(grant.clientID) for \(grant.userID)"
+        }
+    }
+
+    static func summary(_ event: AuthEvent) -> String {
+        switch event {
+        case .codeIssued(let issued): "code issued (hash \(issued.codeHash.prefix(12))…), expires \(issued.grant.expiresAt.rfc3339)"
+        case .tokenIssued(let issued): "tokens issued by \(issued.grantType) to \(issued.clientID)\(issued.refreshFamily.map { " (refresh family \($0.prefix(12))…)" } ?? "")"
+        case .tokenRejected(let rejected): "token request rejected: \(rejected.error.code.rawValue) \(rejected.error.description)"
+        case .codeReplayed(let replay): "code presented again: replay; \(replay.revokedTokenIDs.count) tokens revoked"
+        case .refreshFamilyRevoked(let revoked): "refresh family revoked (\(revoked.reason.rawValue))"
+        case .interactionOpened: "interaction opened (the browser was sent to a page)"
+        default: event.eventType.name
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import AuthCore
+import AuthJournal
+import Foundation
+import LedgerCommandSupport
+import LedgerCore
+import LedgerLMDB
+
+/// `authledger-replay replay [--from T] [--to T] [--tenant FILE]`.
+struct ReplayDecisionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Re-decide every recorded authorization request with the server's own decision function.",
+        discussion: """
+            Each request is decided again against the state recorded with it and the configuration in force at its \
+            moment; any decision that comes out differently is reported (exit 1). With --tenant, the configuration \
+            of that file is used instead: the report lists the decisions that would have changed, and how (exit 0).
+            """)
+
+    @OptionGroup var journalOptions: JournalOptions
+    @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
+    @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
+    @Option(help: ArgumentHelp("What if this tenant file had been in force?", valueName: "file")) var tenant: String?
+    @Option(help: "Output format.") var format: OutputFormat = .text
+
+    /// Secrets do not take part in decisions, so the what-if configuration is built without hashing.
+    struct NoHashing: SecretHasher {
+        func hash(_ secret: String) -> String { "" }
+        func verify(_ secret: String, against hash: String) -> Bool { true }
+    }
+
+    func run() async throws {
+        let reader = try openReader(journalOptions.journal)
+        var whatIf: ConfigurationState?
+        if let tenant {
+            do {
+                let events = try TenantPlanner(hasher: NoHashing()).plan(try TenantFile.load(path: tenant), against: ConfigurationState())
+                var state = ConfigurationState()
+                for (index, event) in events.enumerated() { state.apply(event, at: UInt64(index + 1)) }
+                whatIf = state
+            } catch {
+                throw CommandExit.badInput("\(error)")
+            }
+        }
+        guard let range = try JournalPoint.range(from: from, to: to, in: reader) else {
+            if format == .text { print("no events in that range") }
+            return
+        }
+        var total = 0
+        var changed: [String: Int] = [:]
+        var differences = 0
+        do {
+            try DecisionHistory.forEachDecision(in: reader, range: range) { decision, _ in
+                total += 1
+                let recorded = decision.decided.decision
+                let recomputed = AuthorizationPolicy.decide(decision.decided.input, configuration: whatIf ?? decision.configuration)
+                guard recomputed != recorded else { return }
+                differences += 1
+                changed["\(recorded.outcome.name) -> \(recomputed.outcome.name) (\(recomputed.rule))", default: 0] += 1
+                switch format {
+                case .text:
+                    print("#\(decision.sequence) \(decision.timestamp.rfc3339) client \(decision.decided.input.parameters["client_id"] ?? "-"): recorded \(recorded.outcome.name) by \(recorded.rule); \(whatIf == nil ? "recomputed" : "would be") \(recomputed.outcome.name) by \(recomputed.rule)")
+                case .jsonl:
+                    printJSONLine([
+                        "sequence": decision.sequence, "time": decision.timestamp.rfc3339,
+                        "client_id": decision.decided.input.parameters["client_id"] ?? "",
+                        "recorded": ["outcome": recorded.outcome.name, "rule": recorded.rule],
+                        "recomputed": ["outcome": recomputed.outcome.name, "rule": recomputed.rule],
+                    ])
+                }
+            }
+        } catch {
+            throw CommandExit.badInput("cannot read the journal: \(error)")
+        }
+        switch format {
+        case .text:
+            print("\(total) decisions re-decided in #\(range.lowerBound)…#\(range.upperBound); \(differences) \(whatIf == nil ? "differ from the record" : "would change")")
+            for (change, count) in changed.sorted(by: { $0.key < $1.key }) { print("  \(count) × \(change)") }
+        case .jsonl:
+            printJSONLine(["decisions": total, "differences": differences, "what_if": whatIf != nil])
+        }
+        if whatIf == nil && differences > 0 {
+            throw CommandExit.checkFailed("\(differences) decisions differ when re-decided")
+        }
+    }
+}

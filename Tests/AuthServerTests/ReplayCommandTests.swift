@@ -1,0 +1,58 @@
+import AuthCore
+import Foundation
+import Testing
+
+@Suite("authledger-replay explain and replay on a journal the server wrote")
+struct ReplayCommandTests {
+    @Test("replay re-decides every request identically; explain shows the request, the state, the rule and what followed")
+    func replayAndExplain() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let code = try await TokenEndpointTests.code(browser)
+            #expect(try await TokenEndpointTests.exchange(browser, code: code).status == .ok)
+            _ = try await TokenEndpointTests.exchange(browser, code: code)
+            _ = try await browser.get("/authorize?" + FormEncoding.encode([("client_id", "web-app"), ("redirect_uri", "https://evil.test/")]))
+        }
+        let journal = harness.directory + "/journal"
+        let replay = try RebuildCommandTests.replay(["replay", "--journal", journal])
+        #expect(replay.0 == 0)
+        #expect(replay.1.contains("0 differ from the record"))
+
+        let events = try harness.events()
+        let issuedDecision = try #require(events.first { event in
+            if case .codeIssued = event.1 { true } else { false }
+        }.map { event -> UInt64 in
+            if case .codeIssued(let issued) = event.1 { issued.decisionSequence } else { 0 }
+        })
+        let explained = try RebuildCommandTests.replay(["explain", String(issuedDecision), "--journal", journal])
+        #expect(explained.0 == 0)
+        #expect(explained.1.contains("Rule that decided: authorized"))
+        #expect(explained.1.contains("client_id = web-app"))
+        #expect(explained.1.contains("session: user auth0|alice"))
+        #expect(explained.1.contains("code presented again: replay"))
+        #expect(explained.1.contains("the same decision function gives the same outcome today"))
+
+        let notADecision = try RebuildCommandTests.replay(["explain", "1", "--journal", journal])
+        #expect(notADecision.0 == 2)
+    }
+
+    @Test("replay --tenant: had web-app been a public client, its code requests without PKCE would have been refused")
+    func whatIf() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            _ = try await browser.authorize(webAppParameters())
+            _ = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters(state: "again")))
+        }
+        let tenant = testTenantYAML.replacingOccurrences(
+            of: "    app_type: regular_web\n    client_secret: s3cret\n    token_endpoint_auth_method: client_secret_basic\n",
+            with: "    app_type: spa\n    token_endpoint_auth_method: none\n")
+        #expect(tenant != testTenantYAML)
+        let path = harness.directory + "/what-if.yaml"
+        try tenant.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try RebuildCommandTests.replay(["replay", "--journal", harness.directory + "/journal", "--tenant", path])
+        #expect(result.0 == 0)
+        #expect(result.1.contains("would change"))
+        #expect(result.1.contains("code_issued -> error:invalid_request (pkce)"))
+        #expect(!result.1.contains(" 0 would change"))
+    }
+}
