@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Independent verifier for AuthLedger compliance bundles (authledger-replay export).
+
+Written from docs/journal-format.md alone, with the `cryptography` package for Ed25519 and hashlib
+for SHA-256; it shares no code with the Swift implementation.
+
+    tools/verify_bundle.py BUNDLE_DIR [--pin KEYS_FILE]
+
+Checks: the checkpoint's signed-note signature by a key of the bundle (or of --pin, the keys an
+auditor obtained independently); for every event, the strict record encoding, its Ed25519 signature
+by the key its key id names, that its sequence matches, and its RFC 9162 inclusion proof against the
+checkpoint's root. Records left out for personal-data reasons are checked by leaf hash (inclusion only).
+Prints one line per problem and a summary; exits 0 when everything verifies, 1 otherwise, 2 on unusable input.
+"""
+import base64
+import csv
+import hashlib
+import json
+import os
+import struct
+import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+PREFIX = b"AuthLedger/event/v1\n"
+
+
+class Problem(Exception):
+    pass
+
+
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+def parse_verifier_keys(text):
+    """signed-note verifier keys: name+hash+base64(0x01 || key) -> list of (name, keyhash, key bytes)."""
+    keys = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, keyhash, encoded = line.split("+", 2)
+        raw = base64.b64decode(encoded, validate=True)
+        if len(raw) != 33 or raw[0] != 1:
+            raise Problem("not an Ed25519 verifier key: %s" % line)
+        key = raw[1:]
+        expected = sha256(name.encode() + b"\n" + b"\x01" + key)[:4].hex()
+        if expected != keyhash:
+            raise Problem("verifier key hash does not match: %s" % line)
+        keys.append((name, bytes.fromhex(keyhash), key))
+    return keys
+
+
+def journal_key_id(key):
+    return sha256(b"AuthLedger/key/v1\n" + key)[:8]
+
+
+def verify_checkpoint(text, keys):
+    body, _, signatures = text.rpartition("\n\n")
+    body += "\n"
+    lines = body.split("\n")
+    if len(lines) != 5 or not lines[3].startswith("time "):
+        raise Problem("checkpoint body is not origin, size, root, time")
+    origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2], validate=True)
+    for line in signatures.strip("\n").split("\n"):
+        if not line.startswith("\u2014 "):
+            raise Problem("malformed signature line in checkpoint")
+        name, encoded = line[2:].split(" ", 1)
+        raw = base64.b64decode(encoded, validate=True)
+        for key_name, keyhash, key in keys:
+            if key_name == name == origin and keyhash == raw[:4]:
+                try:
+                    Ed25519PublicKey.from_public_bytes(key).verify(raw[4:], body.encode())
+                    return origin, size, root
+                except InvalidSignature:
+                    pass
+    raise Problem("the checkpoint has no valid signature by the given keys")
+
+
+def decode_record(record):
+    """Strict decoding per docs/journal-format.md section 1."""
+    if not record.startswith(PREFIX):
+        raise Problem("record does not start with the AuthLedger/event/v1 prefix")
+    offset = len(PREFIX)
+
+    def take(count):
+        nonlocal offset
+        if offset + count > len(record):
+            raise Problem("record is truncated")
+        chunk = record[offset:offset + count]
+        offset += count
+        return chunk
+
+    sequence, = struct.unpack(">Q", take(8))
+    take(8)  # time
+    take(32)  # previous hash
+    content_start = offset
+    take(16)  # journal id
+    type_length = take(1)[0]
+    take(type_length)
+    take(2)  # schema version
+    key_id = take(8)
+    payload_length, = struct.unpack(">I", take(4))
+    take(payload_length)
+    content = record[content_start:offset]
+    signature = take(64)
+    if offset != len(record):
+        raise Problem("record has bytes after its signature")
+    return sequence, key_id, PREFIX + content, signature
+
+
+def verify_inclusion(leaf_hash, index, size, proof, root):
+    """RFC 9162 section 2.1.3.2."""
+    if index >= size:
+        return False
+    fn, sn, result = index, size - 1, leaf_hash
+    for node in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            result = sha256(b"\x01" + node + result)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            result = sha256(b"\x01" + result + node)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and result == root
+
+
+def load_events(bundle, manifest):
+    path = os.path.join(bundle, manifest["event_file"])
+    if manifest["event_format"] == "csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                yield {
+                    "sequence": int(row["sequence"]), "record": row["record"] or None, "leaf_hash": row["leaf_hash"],
+                    "proof": row["proof"].split(" ") if row["proof"] else [],
+                }
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if manifest["event_format"] == "ocsf":
+                entry = entry["unmapped"]["authledger"]
+            yield entry
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    bundle = argv[1]
+    pin = argv[argv.index("--pin") + 1] if "--pin" in argv else None
+    try:
+        with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        with open(pin or os.path.join(bundle, "keys.txt"), encoding="utf-8") as handle:
+            keys = parse_verifier_keys(handle.read())
+        with open(os.path.join(bundle, "checkpoint.txt"), encoding="utf-8") as handle:
+            checkpoint_text = handle.read()
+    except (OSError, ValueError, KeyError, Problem) as error:
+        print("unusable bundle: %s" % error)
+        return 2
+
+    problems = []
+    try:
+        origin, size, root = verify_checkpoint(checkpoint_text, keys)
+    except (Problem, ValueError) as error:
+        print("checkpoint: %s" % error)
+        return 1
+    by_id = {journal_key_id(key): key for _, _, key in keys}
+    count = signed = 0
+    for entry in load_events(bundle, manifest):
+        count += 1
+        sequence = int(entry["sequence"])
+        try:
+            if entry.get("record"):
+                record = base64.b64decode(entry["record"], validate=True)
+                recorded_sequence, key_id, signed_bytes, signature = decode_record(record)
+                if recorded_sequence != sequence:
+                    raise Problem("the record says #%d" % recorded_sequence)
+                key = by_id.get(key_id)
+                if key is None:
+                    raise Problem("signed by unknown key %s" % key_id.hex())
+                try:
+                    Ed25519PublicKey.from_public_bytes(key).verify(signature, signed_bytes)
+                except InvalidSignature:
+                    raise Problem("signature does not verify")
+                signed += 1
+                leaf = sha256(b"\x00" + record)
+                if entry.get("leaf_hash") and base64.b64decode(entry["leaf_hash"]) != leaf:
+                    raise Problem("leaf hash does not match the record")
+            else:
+                leaf = base64.b64decode(entry["leaf_hash"], validate=True)
+            proof = [base64.b64decode(node, validate=True) for node in entry["proof"]]
+            if not verify_inclusion(leaf, sequence - 1, size, proof, root):
+                raise Problem("inclusion proof does not lead to the checkpoint root")
+        except (Problem, ValueError, KeyError) as error:
+            problems.append("event #%d: %s" % (sequence, error))
+    if count != manifest.get("events"):
+        problems.append("the manifest lists %s events, the bundle holds %d" % (manifest.get("events"), count))
+    for problem in problems:
+        print(problem)
+    print("%s: %d events, %d signatures checked, checkpoint of %d events for %s%s" % (
+        "FAILED" if problems else "verified", count, signed, size, origin,
+        "" if signed == count else " (records omitted: inclusion checked by leaf hash only)"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
