@@ -12,8 +12,12 @@ struct RebuildCommandTests {
     }()
 
     static func replay(_ arguments: [String]) throws -> (Int32, String) {
+        try run("authledger-replay", arguments)
+    }
+
+    static func run(_ product: String, _ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
-        process.executableURL = products.appendingPathComponent("authledger-replay")
+        process.executableURL = products.appendingPathComponent(product)
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe

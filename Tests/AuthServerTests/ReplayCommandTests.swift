@@ -55,4 +55,26 @@ struct ReplayCommandTests {
         #expect(result.1.contains("code_issued -> error:invalid_request (pkce)"))
         #expect(!result.1.contains(" 0 would change"))
     }
+
+    @Test("consent revoke withdraws a consent (the next authorization asks again); consent --at shows it as it was")
+    func consentHistory() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            _ = try await browser.authorize(webAppParameters())
+        }
+        let journal = harness.directory + "/journal"
+        let before = try harness.events().last!.0
+        let now = try RebuildCommandTests.replay(["consent", "--user", "auth0|alice", "--journal", journal])
+        #expect(now.1.contains("auth0|alice → web-app: openid profile"))
+        let revoke = try RebuildCommandTests.run("authledger", ["consent", "revoke", "--user", "auth0|alice", "--client", "web-app", "--journal", journal])
+        #expect(revoke.0 == 0)
+        #expect(revoke.1.contains("revoked 1 consent"))
+        let after = try RebuildCommandTests.replay(["consent", "--user", "auth0|alice", "--journal", journal])
+        #expect(after.1.contains("no consents"))
+        let past = try RebuildCommandTests.replay(["consent", "--user", "auth0|alice", "--at", "#\(before)", "--journal", journal])
+        #expect(past.1.contains("auth0|alice → web-app: openid profile"))
+        let again = try RebuildCommandTests.run("authledger", ["consent", "revoke", "--user", "auth0|alice", "--client", "web-app", "--journal", journal])
+        #expect(again.0 == 2, "nothing left to revoke")
+        #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
+    }
 }

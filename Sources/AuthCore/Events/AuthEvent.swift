@@ -373,6 +373,26 @@ public struct TokenKeysRotated: Codable, Sendable, Equatable {
     }
 }
 
+/// `auth.consent.revoked`: an administrator withdrew a user's consent for a client (one audience, or all).
+public struct ConsentRevoked: Codable, Sendable, Equatable {
+    public var userID: String
+    public var clientID: String
+    /// `nil`: every audience.
+    public var audience: String?
+    public var revokedKeys: [String]
+
+    public init(userID: String, clientID: String, audience: String?, revokedKeys: [String]) {
+        self.userID = userID
+        self.clientID = clientID
+        self.audience = audience
+        self.revokedKeys = revokedKeys
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id", clientID = "client_id", audience, revokedKeys = "revoked_keys"
+    }
+}
+
 /// A pending interaction: an authorization request waiting for a page (login, consent, organization).
 /// Kept by hash of its id; bound to the browser that started it (CSRF protection).
 public struct InteractionRecord: Codable, Sendable, Equatable {
@@ -441,6 +461,7 @@ public enum AuthEvent: Sendable, Equatable {
     case refreshIssued(RefreshIssued)
     case refreshFamilyRevoked(RefreshFamilyRevoked)
     case tokenKeysRotated(TokenKeysRotated)
+    case consentRevoked(ConsentRevoked)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -460,6 +481,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let refreshIssuedType: EventType = "auth.refresh.issued"
     public static let refreshFamilyRevokedType: EventType = "auth.refresh.family.revoked"
     public static let tokenKeysRotatedType: EventType = "auth.token_keys.rotated"
+    public static let consentRevokedType: EventType = "auth.consent.revoked"
 
     public var eventType: EventType {
         switch self {
@@ -482,6 +504,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .refreshIssued: Self.refreshIssuedType
         case .refreshFamilyRevoked: Self.refreshFamilyRevokedType
         case .tokenKeysRotated: Self.tokenKeysRotatedType
+        case .consentRevoked: Self.consentRevokedType
         }
     }
 
@@ -506,6 +529,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .refreshIssued(let value): try PayloadCoding.encode(value)
         case .refreshFamilyRevoked(let value): try PayloadCoding.encode(value)
         case .tokenKeysRotated(let value): try PayloadCoding.encode(value)
+        case .consentRevoked(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -532,6 +556,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.codeReplayedType: self = .codeReplayed(try PayloadCoding.decode(CodeReplayed.self, from: payload))
         case Self.tokenRevokedType: self = .tokenRevoked(try PayloadCoding.decode(TokenRevoked.self, from: payload))
         case Self.refreshIssuedType: self = .refreshIssued(try PayloadCoding.decode(RefreshIssued.self, from: payload))
+        case Self.consentRevokedType: self = .consentRevoked(try PayloadCoding.decode(ConsentRevoked.self, from: payload))
         case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try PayloadCoding.decode(TokenKeysRotated.self, from: payload))
         case Self.refreshFamilyRevokedType:
             self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))

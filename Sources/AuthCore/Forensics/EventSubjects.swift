@@ -76,6 +76,9 @@ public struct EventSubjects: Sendable, Equatable {
             revoked.clientID.map { clients.insert($0) }
         case .tokenKeysRotated:
             break
+        case .consentRevoked(let revoked):
+            users.insert(revoked.userID)
+            clients.insert(revoked.clientID)
         }
     }
 }

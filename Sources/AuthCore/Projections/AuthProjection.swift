@@ -134,6 +134,9 @@ public enum AuthProjection {
             for scope in answer.scopes where !granted.contains(scope) { granted.append(scope) }
             try store.put(.consents, key, try PayloadCoding.encode(granted))
             try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .granted }
+        case .consentRevoked(let revoked):
+            // The keys are recorded in the event, so the projection change needs no search.
+            for key in revoked.revokedKeys { try store.delete(.consents, key) }
         case .consentDenied(let answer):
             try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .denied }
         case .tokenIssued(let issued):

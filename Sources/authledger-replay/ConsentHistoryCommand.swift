@@ -1,0 +1,60 @@
+import ArgumentParser
+import AuthCore
+import Foundation
+import LedgerCommandSupport
+import LedgerCore
+import LedgerLMDB
+
+/// `authledger-replay consent --user ID [--at T]`: a user's consents as they stood at any moment.
+struct ConsentHistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consent", abstract: "A user's consent state at any past moment (by default: now).")
+
+    @OptionGroup var journalOptions: JournalOptions
+    @Option(help: "The user id.") var user: String
+    @Option(help: "The moment: RFC 3339 or #sequence.") var at: String?
+    @Option(help: "Output format.") var format: OutputFormat = .text
+
+    func run() async throws {
+        let reader = try openReader(journalOptions.journal)
+        guard let range = try JournalPoint.range(from: nil, to: at, in: reader) else {
+            if format == .text { print("\(user): no consents (the journal is empty at that moment)") }
+            return
+        }
+        var consents: [String: (scopes: [String], since: UInt64)] = [:]
+        do {
+            try reader.read { snapshot in
+                try snapshot.forEachEvent { envelope in
+                    guard envelope.sequence <= range.upperBound else { return false }
+                    guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                    switch event {
+                    case .consentGranted(let answer) where answer.userID == user:
+                        let key = ConsentKey.make(clientID: answer.clientID, audience: answer.audience)
+                        var scopes = consents[key]?.scopes ?? []
+                        for scope in answer.scopes where !scopes.contains(scope) { scopes.append(scope) }
+                        consents[key] = (scopes, envelope.sequence)
+                    case .consentRevoked(let revoked) where revoked.userID == user:
+                        for key in revoked.revokedKeys { consents[String(key.dropFirst(user.count + 1))] = nil }
+                    default:
+                        break
+                    }
+                    return true
+                }
+            }
+        } catch {
+            throw CommandExit.badInput("cannot read the journal: \(error)")
+        }
+        let moment = at ?? "now"
+        if consents.isEmpty, format == .text { print("\(user): no consents at \(moment)") }
+        for (key, value) in consents.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+            let (client, audience) = (parts[0], parts.count > 1 ? parts[1] : "")
+            switch format {
+            case .text:
+                print("\(user) → \(client)\(audience.isEmpty ? "" : " for \(audience)"): \(value.scopes.joined(separator: " ")) (since #\(value.since))")
+            case .jsonl:
+                printJSONLine(["user_id": user, "client_id": client, "audience": audience, "scopes": value.scopes, "since_sequence": value.since, "at": moment])
+            }
+        }
+    }
+}

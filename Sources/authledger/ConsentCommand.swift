@@ -1,0 +1,50 @@
+import ArgumentParser
+import AuthCore
+import AuthJournal
+import LedgerCommandSupport
+
+struct ConsentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consent", abstract: "Manage users' consents.", subcommands: [Revoke.self])
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Withdraw a user's consent for a client (for one audience, or all); the next authorization asks again.",
+            discussion: "The server must be stopped: a journal has one writer at a time.")
+
+        @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var writerOptions: JournalWriterOptions
+        @Option(help: "The user id.") var user: String
+        @Option(help: "The client id.") var client: String
+        @Option(help: "Only this audience (default: every audience).") var audience: String?
+
+        func run() async throws {
+            let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
+            let prefix = "\(user)\u{1F}\(client)\u{1F}"
+            let keys: [String]
+            do {
+                keys = try ledger.read { store in
+                    try store.entries(.consents, prefix: prefix).map(\.0).filter { key in
+                        audience.map { key == AuthProjection.consentKey(userID: user, clientID: client, audience: $0) } ?? true
+                    }
+                }
+            } catch {
+                await ledger.journal.close()
+                throw CommandExit.badInput("cannot read consents: \(error)")
+            }
+            guard !keys.isEmpty else {
+                await ledger.journal.close()
+                throw CommandExit.badInput("user \(user) has no consent for client \(client)\(audience.map { " and audience \($0)" } ?? "")")
+            }
+            let event = ConsentRevoked(userID: user, clientID: client, audience: audience, revokedKeys: keys)
+            do {
+                try await ledger.record { try $0.append(.consentRevoked(event)) }
+            } catch {
+                await ledger.journal.close()
+                throw CommandExit.badInput("cannot record the revocation: \(error)")
+            }
+            await ledger.journal.close()
+            print("revoked \(keys.count) consent\(keys.count == 1 ? "" : "s") of \(user) for \(client)")
+        }
+    }
+}
