@@ -135,6 +135,11 @@ public struct TransactionStore: ProjectionStore {
 public struct SnapshotStore: ProjectionStore {
     let snapshot: JournalSnapshot
 
+    /// Projections of `snapshot` (opened with ``AuthLedger/projections``).
+    public init(snapshot: JournalSnapshot) {
+        self.snapshot = snapshot
+    }
+
     public func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? {
         try snapshot.projection(tableName(table)).get(Array(key.utf8))
     }
@@ -167,6 +172,12 @@ public struct SnapshotStore: ProjectionStore {
 
     /// The code with this hash.
     public func code(_ hash: String) throws -> CodeRecord? { try value(CodeRecord.self, .codes, hash) }
+
+    /// The sequence numbers the timeline index holds for `value` of `kind`, in order.
+    public func sequences(_ kind: IndexKind, _ value: String) throws -> [UInt64] {
+        let prefix = kind.prefix(value)
+        return try entries(.index, prefix: prefix).compactMap { UInt64($0.0.dropFirst(prefix.count), radix: 16) }
+    }
 
     /// The refresh token with this hash, and its family.
     public func refresh(_ hash: String) throws -> (RefreshRecord, RefreshFamilyRecord)? {

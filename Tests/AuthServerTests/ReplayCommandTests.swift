@@ -77,4 +77,35 @@ struct ReplayCommandTests {
         #expect(again.0 == 2, "nothing left to revoke")
         #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
     }
+
+    @Test("timeline: by user, by raw code (hashed for lookup), by client within a range, from the indexes")
+    func timeline() async throws {
+        let harness = try await ServerHarness()
+        let box = CodeBox()
+        try await harness.run { browser in
+            let code = try await TokenEndpointTests.code(browser)
+            box.code = code
+            _ = try await TokenEndpointTests.exchange(browser, code: code)
+            _ = try await TokenEndpointTests.exchange(browser, code: code)
+            _ = try await Browser(client: browser.client).authorize(webAppParameters(), username: "bob@example.com", password: "wrong")
+        }
+        let journal = harness.directory + "/journal"
+        let byUser = try RebuildCommandTests.replay(["timeline", "--user", "auth0|alice", "--journal", journal])
+        #expect(byUser.0 == 0)
+        #expect(byUser.1.contains("auth.login.succeeded"))
+        #expect(byUser.1.contains("auth.code.issued"))
+        #expect(!byUser.1.contains("bob@example.com"))
+
+        let byCode = try RebuildCommandTests.replay(["timeline", "--code", box.code!, "--journal", journal])
+        let lines = byCode.1.split(separator: "\n")
+        #expect(lines.map { $0.split(separator: " ")[2] } == ["auth.code.issued", "auth.token.issued", "auth.code.replayed", "auth.token.rejected"])
+
+        let failures = try RebuildCommandTests.replay(["timeline", "--user", "bob@example.com", "--journal", journal])
+        #expect(failures.1.contains("login failed for bob@example.com (wrong_password)"))
+
+        let first = try #require(lines.first.map { String($0.split(separator: " ")[0]) })
+        let ranged = try RebuildCommandTests.replay(["timeline", "--client", "web-app", "--from", first, "--journal", journal])
+        #expect(ranged.1.split(separator: "\n").allSatisfy { UInt64($0.split(separator: " ")[0].dropFirst())! >= UInt64(first.dropFirst())! })
+        #expect(try RebuildCommandTests.replay(["timeline", "--from", "yesterday", "--journal", journal]).0 == 2)
+    }
 }

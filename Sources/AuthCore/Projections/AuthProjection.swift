@@ -28,6 +28,22 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case refreshFamilies = "refresh_families"
     /// DPoP proof `jti` → the time it was used (RFC 9449 §11.1 replay protection).
     case dpopProofs = "dpop_proofs"
+    /// Secondary indexes for the timeline: `kind ␟ value ␟ sequence (16 hex digits)` → nothing.
+    case index
+}
+
+/// What the timeline index is keyed by.
+public enum IndexKind: String, CaseIterable, Sendable {
+    case user = "u", client = "c", code = "k", session = "s", address = "i"
+
+    /// The index key prefix for `value`.
+    public func prefix(_ value: String) -> String { "\(rawValue)\u{1F}\(value)\u{1F}" }
+
+    /// The index key of `value` at `sequence`.
+    public func key(_ value: String, sequence: UInt64) -> String {
+        let hex = String(sequence, radix: 16)
+        return prefix(value) + String(repeating: "0", count: 16 - hex.count) + hex
+    }
 }
 
 /// A refresh token, by hash.
@@ -99,6 +115,7 @@ public enum AuthProjection {
     }
 
     public static func apply(_ event: AuthEvent, sequence: UInt64, to store: some ProjectionStore) throws {
+        try index(event, sequence: sequence, in: store)
         switch event {
         case .configuration(let change):
             var state = try configuration(in: store)
@@ -183,6 +200,20 @@ public enum AuthProjection {
             try store.delete(.sessions, logout.sessionHash)
         case .organizationChosen(let chosen):
             try updateInteraction(chosen.interaction, in: store) { $0.progress.organizationID = chosen.organizationID }
+        }
+    }
+
+    /// Adds the event to the timeline indexes of everything it concerns.
+    static func index(_ event: AuthEvent, sequence: UInt64, in store: some ProjectionStore) throws {
+        let subjects = EventSubjects(event)
+        let entries: [(IndexKind, Set<String>)] = [
+            (.user, subjects.users), (.client, subjects.clients), (.code, subjects.codeHashes), (.session, subjects.sessionHashes),
+            (.address, subjects.addresses),
+        ]
+        for (kind, values) in entries {
+            for value in values where !value.isEmpty && value.utf8.count <= 256 {
+                try store.put(.index, kind.key(value, sequence: sequence), [])
+            }
         }
     }
 

@@ -1,0 +1,101 @@
+import ArgumentParser
+import AuthCore
+import AuthJournal
+import Foundation
+import LedgerCommandSupport
+import LedgerCore
+import LedgerLMDB
+
+/// `authledger-replay timeline`: the events that concern a user, client, code, session or address, in order.
+struct TimelineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "timeline",
+        abstract: "The events concerning a user, client, code, session or IP address, in order, from the secondary indexes.",
+        discussion: "Codes and session ids are hashed before lookup (only hashes are in the journal). Filters combine (AND).")
+
+    @OptionGroup var journalOptions: JournalOptions
+    @Option(help: "User id.") var user: String?
+    @Option(help: "Client id.") var client: String?
+    @Option(help: "An authorization code, as the client received it.") var code: String?
+    @Option(help: "A session id, as in the al_session cookie.") var session: String?
+    @Option(help: "Client IP address.") var ip: String?
+    @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
+    @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
+    @Option(help: "Output format.") var format: OutputFormat = .text
+
+    func run() async throws {
+        let reader: JournalReader
+        do {
+            reader = try JournalReader(directory: journalOptions.journal, projections: AuthLedger.projections)
+        } catch {
+            throw CommandExit.badInput("\(error)")
+        }
+        guard let range = try JournalPoint.range(from: from, to: to, in: reader) else { return }
+        let filters: [(IndexKind, String)] = [
+            user.map { (.user, $0) }, client.map { (.client, $0) }, code.map { (.code, OpaqueToken.hash($0)) },
+            session.map { (.session, OpaqueToken.hash($0)) }, ip.map { (.address, $0) },
+        ].compactMap { $0 }
+        do {
+            try reader.read { snapshot in
+                let store = SnapshotStore(snapshot: snapshot)
+                var selected: [UInt64]?
+                for (kind, value) in filters {
+                    let sequences = try store.sequences(kind, value).filter { range.contains($0) }
+                    selected = selected.map { current in
+                        let wanted = Set(sequences)
+                        return current.filter { wanted.contains($0) }
+                    } ?? sequences
+                }
+                let emit: (EventEnvelope) throws -> Void = { envelope in
+                    let event = try AuthEvent(type: envelope.type, payload: envelope.payload)
+                    switch format {
+                    case .text:
+                        print("#\(envelope.sequence) \(envelope.timestamp.rfc3339) \(envelope.type.name)\(event.map { "  " + TimelineText.describe($0) } ?? "")")
+                    case .jsonl:
+                        let payload = (try? JSONSerialization.jsonObject(with: Data(envelope.payload))) ?? NSNull()
+                        printJSONLine(["sequence": envelope.sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name, "payload": payload])
+                    }
+                }
+                if let selected {
+                    for sequence in selected {
+                        if let envelope = try snapshot.event(sequence) { try emit(envelope) }
+                    }
+                } else {
+                    try snapshot.forEachEvent(from: range.lowerBound) { envelope in
+                        guard envelope.sequence <= range.upperBound else { return false }
+                        try emit(envelope)
+                        return true
+                    }
+                }
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw CommandExit.badInput("cannot read the journal: \(error)")
+        }
+    }
+}
+
+/// One line per event, for people.
+enum TimelineText {
+    static func describe(_ event: AuthEvent) -> String {
+        switch event {
+        case .authorizeRequested(let requested):
+            "client \(requested.parameters["client_id"] ?? "-") from \(requested.clientIP ?? "-")"
+        case .authorizeDecided(let decided):
+            "\(decided.decision.outcome.name) by rule \(decided.decision.rule)\(decided.input.session.map { " for \($0.userID)" } ?? "")"
+        case .loginSucceeded(let login): "\(login.userID) logged in from \(login.clientIP ?? "-")"
+        case .loginFailed(let failure): "login failed for \(failure.username) (\(failure.reason.rawValue)) from \(failure.clientIP ?? "-")"
+        case .consentGranted(let answer): "\(answer.userID) consented to \(answer.clientID): \(answer.scopes.joined(separator: " "))"
+        case .consentDenied(let answer): "\(answer.userID) denied consent to \(answer.clientID)"
+        case .consentRevoked(let revoked): "consent of \(revoked.userID) for \(revoked.clientID) revoked"
+        case .codeIssued(let issued): "code \(issued.codeHash.prefix(12))… for \(issued.grant.userID) to \(issued.grant.clientID)"
+        case .tokenIssued(let issued): "tokens (\(issued.grantType)) for \(issued.userID) to \(issued.clientID)"
+        case .tokenRejected(let rejected): "token request by \(rejected.clientID ?? "-") rejected: \(rejected.error.code.rawValue)"
+        case .codeReplayed(let replay): "code \(replay.codeHash.prefix(12))… replayed; \(replay.revokedTokenIDs.count) tokens revoked"
+        case .refreshFamilyRevoked(let revoked): "refresh family revoked (\(revoked.reason.rawValue))"
+        case .loggedOut(let logout): "\(logout.userID) logged out"
+        default: ""
+        }
+    }
+}
