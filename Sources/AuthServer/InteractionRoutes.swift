@@ -45,7 +45,7 @@ extension AuthorizationServer {
         guard let user, passwordMatches else {
             let failure = LoginFailed(
                 username: username, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
-                interaction: interaction.hash, clientIP: context.clientIP)
+                interaction: interaction.hash, clientIP: context.clientIP, userID: user?.userID)
             do {
                 try await record { try $0.append(.loginFailed(failure)) }
             } catch {

@@ -100,8 +100,11 @@ public struct LoginFailed: Codable, Sendable, Equatable {
     public var reason: Reason
     public var interaction: String?
     public var clientIP: String?
+    /// The user the username named, when it named one (so a brute force shows on that user's timeline).
+    public var userID: String?
 
-    public init(username: String, connection: String, reason: Reason, interaction: String?, clientIP: String?) {
+    public init(username: String, connection: String, reason: Reason, interaction: String?, clientIP: String?, userID: String? = nil) {
+        self.userID = userID
         self.username = username
         self.connection = connection
         self.reason = reason
@@ -112,6 +115,7 @@ public struct LoginFailed: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case username, connection, reason, interaction
         case clientIP = "client_ip"
+        case userID = "user_id"
     }
 }
 

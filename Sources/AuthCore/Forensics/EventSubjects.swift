@@ -42,6 +42,7 @@ public struct EventSubjects: Sendable, Equatable {
             login.clientIP.map { addresses.insert($0) }
         case .loginFailed(let failure):
             users.insert(failure.username)
+            failure.userID.map { users.insert($0) }
             failure.clientIP.map { addresses.insert($0) }
         case .consentGranted(let answer), .consentDenied(let answer):
             users.insert(answer.userID)

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+/// The committed fixture journal (tools/make-fixture): a brute-force burst on bob, bob's password then
+/// guessed, alice's stolen code replayed, alice's consent revoked.
+@Suite("The replay commands on the committed fixture journal journals/fixture-incident")
+struct FixtureJournalTests {
+    /// A private copy of the fixture (opening a journal creates its lock file; the repository stays clean).
+    static func fixtureCopy() throws -> (journal: String, pub: String, facts: [String: Any], cleanup: () -> Void) {
+        let root = InteropTests.root.appendingPathComponent("journals")
+        let directory = FileManager.default.temporaryDirectory.path + "/authledger-fixture-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory + "/journal", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: root.appendingPathComponent("fixture-incident/data.mdb").path, toPath: directory + "/journal/data.mdb")
+        let facts = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("fixture-incident.facts.json"))) as! [String: Any]
+        return (directory + "/journal", root.appendingPathComponent("fixture-incident.pub").path, facts,
+                { try? FileManager.default.removeItem(atPath: directory) })
+    }
+
+    @Test("it verifies against its pinned key, its projections rebuild exactly, and every decision re-decides the same")
+    func integrity() throws {
+        let fixture = try Self.fixtureCopy()
+        defer { fixture.cleanup() }
+        let verify = try RebuildCommandTests.replay(["verify", "--journal", fixture.journal, "--public-key", fixture.pub])
+        #expect(verify.0 == 0, "\(verify.1)")
+        #expect(verify.1.contains("(pinned)"))
+        #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", fixture.journal]).0 == 0)
+        let replay = try RebuildCommandTests.replay(["replay", "--journal", fixture.journal])
+        #expect(replay.0 == 0)
+        #expect(replay.1.contains("0 differ from the record"))
+    }
+
+    @Test("the investigation: the brute-force burst, the guessed login, the replayed code, the revoked consent")
+    func investigation() throws {
+        let fixture = try Self.fixtureCopy()
+        defer { fixture.cleanup() }
+        let bob = try RebuildCommandTests.replay(["timeline", "--user", "auth0|bob", "--journal", fixture.journal]).1
+        #expect(bob.components(separatedBy: "login failed for bob@example.com (wrong_password)").count - 1 == 12)
+        #expect(bob.contains("auth0|bob logged in"))
+
+        let code = try #require(fixture.facts["stolen_code"] as? String)
+        let stolen = try RebuildCommandTests.replay(["timeline", "--code", code, "--journal", fixture.journal]).1
+        let types = stolen.split(separator: "\n").map { String($0.split(separator: " ")[2]) }
+        #expect(types == ["auth.code.issued", "auth.token.issued", "auth.code.replayed", "auth.token.rejected"])
+
+        let decision = try #require(stolen.split(separator: "\n").first.map { UInt64($0.split(separator: " ")[0].dropFirst())! - 1 })
+        let explained = try RebuildCommandTests.replay(["explain", String(decision), "--journal", fixture.journal]).1
+        #expect(explained.contains("Rule that decided: authorized"))
+        #expect(explained.contains("code presented again: replay; 1 tokens revoked"))
+
+        let consentNow = try RebuildCommandTests.replay(["consent", "--user", "auth0|alice", "--journal", fixture.journal]).1
+        #expect(consentNow.contains("no consents"))
+        let consentBefore = try RebuildCommandTests.replay(["consent", "--user", "auth0|alice", "--at", "#\(decision)", "--journal", fixture.journal]).1
+        #expect(consentBefore.contains("auth0|alice → web-app"))
+    }
+
+    @Test("an OCSF export of alice's events verifies with the independent verifier against the pinned key")
+    func export() throws {
+        let fixture = try Self.fixtureCopy()
+        defer { fixture.cleanup() }
+        let bundle = fixture.journal + "-bundle"
+        let export = try RebuildCommandTests.replay([
+            "export", "--journal", fixture.journal, "--format", "ocsf", "--user", "auth0|alice", "--out", bundle,
+        ])
+        #expect(export.0 == 0)
+        let verified = try ExportTests.verifyBundle(bundle, pin: fixture.pub)
+        #expect(verified.0 == 0, "\(verified.1)")
+        let text = try String(contentsOfFile: bundle + "/events.ocsf.jsonl", encoding: .utf8)
+        #expect(text.contains("\"class_uid\":3002"), "logins map to OCSF Authentication")
+    }
+}
