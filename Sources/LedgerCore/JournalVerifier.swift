@@ -54,6 +54,14 @@ public struct JournalVerifier: Sendable {
     /// Checks the record stored under sequence key `storedKey`, which must be the next one.
     /// - Throws: the first problem found, with the sequence number it concerns.
     public mutating func verify(storedKey: UInt64, record: [UInt8]) throws(VerificationFailure) {
+        let pending = try verifyDeferringSignature(storedKey: storedKey, record: record)
+        guard pending.isValid() else { throw VerificationFailure(sequence: pending.sequence, problem: .badSignature) }
+    }
+
+    /// Checks everything about the record except its Ed25519 signature, which it returns for the caller to
+    /// check — in parallel with others' (the sequence of checks stays as ``verify(storedKey:record:)``'s: the
+    /// caller reports whichever failure has the lower sequence number).
+    public mutating func verifyDeferringSignature(storedKey: UInt64, record: [UInt8]) throws(VerificationFailure) -> DeferredSignature {
         let expected = count + 1
         guard storedKey >= expected else {
             throw VerificationFailure(sequence: expected, problem: .unexpectedRecord(storedKey: storedKey))
@@ -76,14 +84,21 @@ public struct JournalVerifier: Sendable {
         guard envelope.timestamp >= lastTime else {
             throw VerificationFailure(sequence: expected, problem: .timeWentBackwards(previous: lastTime, found: envelope.timestamp))
         }
-        try checkSigner(of: envelope)
+        let key = try signer(of: envelope)
+        if envelope.type == .genesis || envelope.type == .keyRotated {
+            // The key chain changes here: check the signature before trusting the payload.
+            guard envelope.hasValidSignature(by: key) else {
+                throw VerificationFailure(sequence: expected, problem: .badSignature)
+            }
+        }
         try applyLedgerEvent(envelope)
 
         count = expected
-        lastHash = envelope.eventHash
+        lastHash = SHA256Digest.hash(record)
         lastTime = envelope.timestamp
         frontier.append(MerkleHashing.leafHash(record))
         try checkCheckpoints(upTo: count)
+        return DeferredSignature(sequence: expected, key: key, message: envelope.content.signingBytes, signature: envelope.signature)
     }
 
     /// Ends verification: checks that no checkpoint claims more events than were read, that a signed
@@ -108,7 +123,8 @@ public struct JournalVerifier: Sendable {
             origin: genesis?.origin, pinned: { if case .pinned = trust { true } else { false } }())
     }
 
-    private mutating func checkSigner(of envelope: EventEnvelope) throws(VerificationFailure) {
+    /// The key that must have signed `envelope` (its id is checked; the signature is the caller's to check).
+    private mutating func signer(of envelope: EventEnvelope) throws(VerificationFailure) -> Ed25519PublicKey {
         let key: Ed25519PublicKey
         if envelope.sequence == 1 {
             guard envelope.type == .genesis, let payload = try? PayloadCoding.decode(GenesisPayload.self, from: envelope.payload),
@@ -127,9 +143,7 @@ public struct JournalVerifier: Sendable {
         guard envelope.keyID == key.keyID else {
             throw VerificationFailure(sequence: envelope.sequence, problem: .wrongKey(expected: key.keyID, found: envelope.keyID))
         }
-        guard envelope.hasValidSignature(by: key) else {
-            throw VerificationFailure(sequence: envelope.sequence, problem: .badSignature)
-        }
+        return key
     }
 
     private mutating func applyLedgerEvent(_ envelope: EventEnvelope) throws(VerificationFailure) {
@@ -174,6 +188,18 @@ public struct JournalVerifier: Sendable {
             nextCheckpoint += 1
         }
     }
+}
+
+/// An event signature whose check ``JournalVerifier/verifyDeferringSignature(storedKey:record:)`` left to
+/// the caller.
+public struct DeferredSignature: Sendable {
+    public let sequence: UInt64
+    let key: Ed25519PublicKey
+    let message: [UInt8]
+    let signature: [UInt8]
+
+    /// Whether the signature is valid.
+    public func isValid() -> Bool { key.isValidSignature(signature, for: message) }
 }
 
 /// What a successful verification established.

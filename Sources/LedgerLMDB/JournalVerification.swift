@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 
 extension JournalReader {
@@ -7,7 +8,7 @@ extension JournalReader {
     /// - Returns: the report, or the first failure with the sequence number it concerns.
     /// - Throws: only when the journal cannot be read at all.
     public func verify(
-        trust: JournalVerifier.Trust, witnessed: [(SignedCheckpoint, String)] = []
+        trust: JournalVerifier.Trust, witnessed: [(SignedCheckpoint, String)] = [], progress: ((UInt64) -> Void)? = nil
     ) throws -> Result<VerificationReport, VerificationFailure> {
         try read { snapshot in
             var checkpoints: [(SignedCheckpoint, JournalVerifier.CheckpointSource)] = []
@@ -24,6 +25,15 @@ extension JournalReader {
             var verifier = JournalVerifier(trust: trust, checkpoints: checkpoints)
             var failure: VerificationFailure?
             var expected: UInt64 = 1
+            var pending: [DeferredSignature] = []
+            pending.reserveCapacity(Self.signatureBatch)
+            // Signatures are checked a batch at a time on every core; everything else in order. The first
+            // failure reported is the one with the lowest sequence number, as if checked one by one.
+            func checkPending() {
+                guard let bad = Self.firstInvalid(pending) else { pending.removeAll(keepingCapacity: true); return }
+                if bad < (failure?.sequence ?? .max) { failure = VerificationFailure(sequence: bad, problem: .badSignature) }
+                pending.removeAll(keepingCapacity: true)
+            }
             // Every key of the events database, from the very first: a record stored under a key that is
             // not a sequence number is as much a finding as a bad record.
             try snapshot.transaction.forEach(in: snapshot.layout.events) { key, record in
@@ -31,14 +41,20 @@ extension JournalReader {
                     guard let storedKey = UInt64(bigEndianBytes: key) else {
                         throw VerificationFailure(sequence: expected, problem: .malformedStorageKey)
                     }
-                    try verifier.verify(storedKey: storedKey, record: record)
+                    pending.append(try verifier.verifyDeferringSignature(storedKey: storedKey, record: record))
                     expected += 1
+                    progress?(expected - 1)
+                    if pending.count == Self.signatureBatch {
+                        checkPending()
+                        if failure != nil { return false }
+                    }
                     return true
                 } catch {
                     failure = error
                     return false
                 }
             }
+            checkPending()
             if failure == nil {
                 do throws(VerificationFailure) {
                     let report = try verifier.finish()
@@ -53,6 +69,29 @@ extension JournalReader {
             }
             return .failure(failure!)
         }
+    }
+
+    static let signatureBatch = 4096
+
+    /// The lowest sequence number among `signatures` whose signature is invalid, checking on every core.
+    static func firstInvalid(_ signatures: [DeferredSignature]) -> UInt64? {
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, signatures.count / 64))
+        let results = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: workers)
+        results.initialize(repeating: .max)
+        defer { results.deallocate() }
+        nonisolated(unsafe) let shared = results
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var index = worker
+            while index < signatures.count {
+                if !signatures[index].isValid() {
+                    shared[worker] = signatures[index].sequence
+                    return
+                }
+                index += workers
+            }
+        }
+        let first = results.min()!
+        return first == .max ? nil : first
     }
 
     /// The journal's key chain as the journal's own index records it, oldest first: the genesis key and
