@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "authledger-bench",
             dependencies: [
-                "LedgerLMDB",
+                "LedgerLMDB", "AuthCore", "AuthJournal",
                 "LedgerCommandSupport",
                 "CLMDB",
                 "CSodium",

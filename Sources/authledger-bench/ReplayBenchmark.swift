@@ -1,0 +1,103 @@
+import ArgumentParser
+import AuthCore
+import AuthJournal
+import CSodium
+import Foundation
+import LedgerCommandSupport
+import LedgerCore
+import LedgerLMDB
+
+/// `authledger-bench replay`: full verification and projection rebuild over a journal of authorization
+/// events, beside the raw libsodium verify rate of all cores measured in the same run.
+struct ReplayBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay", abstract: "verify and rebuild throughput over a generated journal, beside the raw verify rate.")
+
+    @Option(help: ArgumentHelp("Scratch directory (removed afterwards).", valueName: "dir"))
+    var scratch: String = NSTemporaryDirectory() + "authledger-replay-bench-\(getpid())"
+    @Option(help: "Events in the generated journal.") var events: Int = 1_000_000
+    @Option(help: "Seconds for the raw verify baseline.") var seconds: Double = 3
+
+    func run() async throws {
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let rawVerify = Baselines.verifyRate(threads: cores, seconds: seconds)
+
+        // A journal of login failures (JSON payloads, indexed by user and address), written through the
+        // authorization server's own recording path, many events per commit.
+        var configuration = Journal.Configuration(directory: scratch + "/journal")
+        configuration.initialMapSize = 4 << 30
+        let ledger = try AuthLedger.open(configuration)
+        let perCommit = 200
+        let writers = 16
+        let commits = max(1, events / perCommit)
+        let generation = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    for commit in stride(from: writer, to: commits, by: writers) {
+                        try await ledger.record { recorder in
+                            for index in 0..<perCommit {
+                                let n = commit * perCommit + index
+                                try recorder.append(
+                                    .loginFailed(LoginFailed(
+                                        username: "user\(n % 5000)@example.com", connection: "Username-Password-Authentication",
+                                        reason: .wrongPassword, interaction: nil, clientIP: "10.0.\(n % 250).\(n % 200)")))
+                            }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let written = Int(ledger.journal.head.sequence)
+        let generationRate = Double(written) / Date().timeIntervalSince(generation)
+        await ledger.journal.close()
+
+        let reader = try JournalReader(directory: scratch + "/journal", projections: AuthLedger.projections)
+        var start = Date()
+        guard case .success = try reader.verify(trust: .genesisKey) else { throw BenchError("the generated journal does not verify") }
+        let verifyRate = Double(written) / Date().timeIntervalSince(start)
+        start = Date()
+        _ = try ProjectionRebuild.rebuild(from: reader)
+        let rebuildRate = Double(written) / Date().timeIntervalSince(start)
+        reader.close()
+
+        print("Replay benchmark: \(cores) cores, \(written) events")
+        print("")
+        print("| measurement | events/s | vs raw verify, all cores |")
+        print("|---|---:|---:|")
+        print("| raw Ed25519 verify, all cores | \(Int(rawVerify)) | 1.00 |")
+        print("| authledger-replay verify (signatures, chain, Merkle, checkpoints) | \(Int(verifyRate)) | \(String(format: "%.2f", verifyRate / rawVerify)) |")
+        print("| authledger-replay rebuild (every projection, no signature checks) | \(Int(rebuildRate)) | – |")
+        print("| (generating the journal through the server's recording path) | \(Int(generationRate)) | – |")
+    }
+}
+
+extension Baselines {
+    /// Ed25519 verifications per second over a 256-byte message, on `threads` threads.
+    static func verifyRate(threads: Int, seconds: Double) -> Double {
+        _ = sodium_init()
+        var publicKey = [UInt8](repeating: 0, count: Int(crypto_sign_PUBLICKEYBYTES))
+        var secretKey = [UInt8](repeating: 0, count: Int(crypto_sign_SECRETKEYBYTES))
+        crypto_sign_keypair(&publicKey, &secretKey)
+        let message = [UInt8](repeating: 7, count: 256)
+        var signature = [UInt8](repeating: 0, count: Int(crypto_sign_BYTES))
+        crypto_sign_detached(&signature, nil, message, UInt64(message.count), secretKey)
+        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
+        counts.initialize(repeating: 0)
+        defer { counts.deallocate() }
+        nonisolated(unsafe) let shared = counts
+        let (key, signed) = (publicKey, signature)
+        let deadline = Date().addingTimeInterval(seconds)
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            var done = 0
+            while Date() < deadline {
+                for _ in 0..<64 { _ = crypto_sign_verify_detached(signed, message, UInt64(message.count), key) }
+                done += 64
+            }
+            shared[worker] = done
+        }
+        return Double(counts.reduce(0, +)) / seconds
+    }
+}
