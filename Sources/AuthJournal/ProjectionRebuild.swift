@@ -9,10 +9,11 @@ public enum ProjectionRebuild {
     public typealias Tables = [AuthTable: [String: [UInt8]]]
 
     /// Folds every authorization event of the journal into fresh, in-memory projections.
-    public static func rebuild(from reader: JournalReader) throws -> Tables {
+    public static func rebuild(from reader: JournalReader, progress: ((UInt64) -> Void)? = nil) throws -> Tables {
         let store = MemoryStore()
         try reader.read { snapshot in
             try snapshot.forEachEvent { envelope in
+                progress?(envelope.sequence)
                 if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
                     try AuthProjection.apply(event, sequence: envelope.sequence, to: store)
                 }

@@ -130,3 +130,26 @@ public enum JournalPoint: Sendable, Equatable {
         }
     }
 }
+
+/// Progress on long runs: a self-overwriting line on a terminal, nothing when stderr is not one
+/// (logs and pipes get only the final result).
+public struct ProgressLine: Sendable {
+    let label: String
+    let enabled = isatty(STDERR_FILENO) == 1
+
+    public init(_ label: String) {
+        self.label = label
+    }
+
+    /// Reports `count` every 10,000 items.
+    public func update(_ count: UInt64) {
+        guard enabled, count % 10_000 == 0 else { return }
+        FileHandle.standardError.write(Data("\r\(label) \(count) events…".utf8))
+    }
+
+    /// Clears the line.
+    public func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

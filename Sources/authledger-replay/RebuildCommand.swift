@@ -26,7 +26,9 @@ struct RebuildCommand: AsyncParsableCommand {
         let rebuilt: ProjectionRebuild.Tables
         let live: ProjectionRebuild.Tables
         do {
-            rebuilt = try ProjectionRebuild.rebuild(from: reader)
+            let progress = ProgressLine("rebuilding from")
+            rebuilt = try ProjectionRebuild.rebuild(from: reader, progress: progress.update)
+            progress.finish()
             live = check ? try ProjectionRebuild.live(from: reader) : [:]
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")

@@ -50,7 +50,9 @@ struct VerifyCommand: AsyncParsableCommand {
         let reader = try openReader(journalOptions.journal)
         let result: Result<VerificationReport, VerificationFailure>
         do {
-            result = try reader.verify(trust: trust, witnessed: witnessed)
+            let progress = ProgressLine("verifying")
+            result = try reader.verify(trust: trust, witnessed: witnessed, progress: progress.update)
+            progress.finish()
         } catch {
             throw CommandExit.badInput("cannot read journal: \(error)")
         }
