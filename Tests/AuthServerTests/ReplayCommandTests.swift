@@ -108,4 +108,25 @@ struct ReplayCommandTests {
         #expect(ranged.1.split(separator: "\n").allSatisfy { UInt64($0.split(separator: " ")[0].dropFirst())! >= UInt64(first.dropFirst())! })
         #expect(try RebuildCommandTests.replay(["timeline", "--from", "yesterday", "--journal", journal]).0 == 2)
     }
+
+    @Test("the replay commands read a journal while the server keeps writing to it")
+    func whileServing() async throws {
+        let harness = try await ServerHarness()
+        let journal = harness.directory + "/journal"
+        try await harness.run { browser in
+            let code = try await TokenEndpointTests.code(browser)
+            _ = try await TokenEndpointTests.exchange(browser, code: code)
+            // The server is still running (and its journal open for writing) while another process reads.
+            async let more: Void = {
+                for index in 0..<10 { _ = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters(state: "live-\(index)"))) }
+            }()
+            let verify = try RebuildCommandTests.replay(["verify", "--journal", journal])
+            #expect(verify.0 == 0, "\(verify.1)")
+            let rebuild = try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal])
+            #expect(rebuild.0 == 0, "\(rebuild.1)")
+            let timeline = try RebuildCommandTests.replay(["timeline", "--user", "auth0|alice", "--journal", journal])
+            #expect(timeline.1.contains("auth.token.issued"))
+            try await more
+        }
+    }
 }
