@@ -29,7 +29,12 @@ public enum ProjectionRebuild {
             var tables: Tables = [:]
             for table in AuthTable.allCases {
                 var entries: [String: [UInt8]] = [:]
-                try snapshot.projection("auth.\(table.rawValue)").forEach { key, value in
+                // A journal written before a table existed simply has none of its entries.
+                guard let projection = try? snapshot.projection("auth.\(table.rawValue)") else {
+                    tables[table] = [:]
+                    continue
+                }
+                try projection.forEach { key, value in
                     entries[String(decoding: key, as: UTF8.self)] = value
                     return true
                 }

@@ -17,6 +17,8 @@ public struct AuthServerSettings: Sendable {
     public var hasher: any SecretHasher = Argon2idHasher.interactive
     /// How long a login/consent page stays valid.
     public var interactionTTLSeconds = 600
+    /// Password guessing limits.
+    public var loginThrottle = LoginThrottle()
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 

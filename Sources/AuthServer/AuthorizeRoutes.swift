@@ -33,9 +33,21 @@ struct ResumedInteraction {
 }
 
 extension AuthorizationServer {
+    /// The longest `/authorize` query accepted, and the most parameters in it.
+    static let maximumQueryLength = 8 * 1024
+    static let maximumParameterCount = 64
+
     /// `GET /authorize`.
     func authorize(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        await runAuthorization(AuthorizeParameters(query: request.uri.query ?? ""), resuming: nil, request, context)
+        let query = request.uri.query ?? ""
+        // Oversized requests are refused before anything is parsed or recorded.
+        guard query.utf8.count <= Self.maximumQueryLength else {
+            return errorPage(.invalidRequest, "The request is too long (at most \(Self.maximumQueryLength) bytes of parameters).", status: .uriTooLong)
+        }
+        guard query.utf8.lazy.filter({ $0 == UInt8(ascii: "&") }).count < Self.maximumParameterCount else {
+            return errorPage(.invalidRequest, "The request has too many parameters (at most \(Self.maximumParameterCount)).")
+        }
+        return await runAuthorization(AuthorizeParameters(query: query), resuming: nil, request, context)
     }
 
     /// `GET /authorize/resume?state=…`: where the login, consent and organization pages send the browser back.

@@ -39,13 +39,43 @@ extension AuthorizationServer {
         let password = form["password"] ?? ""
         let now = settings.clock()
         let user = ledger.configuration.user(named: username, in: connection)
+
+        // Password guessing: refuse, without checking the password, once the recent failures for this
+        // username or address reach the limit (the refusal is recorded too).
+        let throttled: Bool
+        do {
+            let failures = try ledger.read { store in
+                try LoginThrottle.keys(username: username, address: context.clientIP).map { key in
+                    try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
+                }
+            }
+            throttled = settings.loginThrottle.isThrottled(failures: failures, now: now)
+        } catch {
+            return unavailablePage()
+        }
+        if throttled {
+            let refusal = LoginFailed(
+                username: username, connection: connection, reason: .throttled, interaction: interaction.hash, clientIP: context.clientIP,
+                userID: user?.userID, at: now)
+            do {
+                try await record { try $0.append(.loginFailed(refusal)) }
+            } catch {
+                return unavailablePage()
+            }
+            metrics.login(succeeded: false)
+            return page(
+                Pages.login(
+                    interaction: interaction.id, csrf: form["csrf"] ?? "", clientName: clientName(interaction), connection: connection,
+                    loginHint: username, error: "Too many failed attempts. Wait a few minutes and try again."),
+                status: .tooManyRequests)
+        }
         // The same Argon2id work whether or not the user exists, so timing does not reveal accounts.
         let passwordMatches = settings.hasher.verify(password, against: user?.passwordHash ?? decoyPasswordHash) && user != nil
 
         guard let user, passwordMatches else {
             let failure = LoginFailed(
                 username: username, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
-                interaction: interaction.hash, clientIP: context.clientIP, userID: user?.userID)
+                interaction: interaction.hash, clientIP: context.clientIP, userID: user?.userID, at: now)
             do {
                 try await record { try $0.append(.loginFailed(failure)) }
             } catch {

@@ -93,6 +93,8 @@ public struct LoginFailed: Codable, Sendable, Equatable {
     public enum Reason: String, Codable, Sendable {
         case unknownUser = "unknown_user"
         case wrongPassword = "wrong_password"
+        /// Refused without checking the password: too many recent failures for this username or address.
+        case throttled
     }
 
     public var username: String
@@ -102,9 +104,15 @@ public struct LoginFailed: Codable, Sendable, Equatable {
     public var clientIP: String?
     /// The user the username named, when it named one (so a brute force shows on that user's timeline).
     public var userID: String?
+    /// When it happened (the decision time), for the throttle's window.
+    public var at: LedgerTimestamp?
 
-    public init(username: String, connection: String, reason: Reason, interaction: String?, clientIP: String?, userID: String? = nil) {
+    public init(
+        username: String, connection: String, reason: Reason, interaction: String?, clientIP: String?, userID: String? = nil,
+        at: LedgerTimestamp? = nil
+    ) {
         self.userID = userID
+        self.at = at
         self.username = username
         self.connection = connection
         self.reason = reason
@@ -116,6 +124,7 @@ public struct LoginFailed: Codable, Sendable, Equatable {
         case username, connection, reason, interaction
         case clientIP = "client_ip"
         case userID = "user_id"
+        case at
     }
 }
 

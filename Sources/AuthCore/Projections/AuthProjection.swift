@@ -30,6 +30,8 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case dpopProofs = "dpop_proofs"
     /// Secondary indexes for the timeline: `kind ␟ value ␟ sequence (16 hex digits)` → nothing.
     case index
+    /// `u ␟ username` and `i ␟ address` → recent failed-login times (``LoginThrottle``).
+    case loginFailures = "login_failures"
 }
 
 /// What the timeline index is keyed by.
@@ -142,8 +144,13 @@ public enum AuthProjection {
         case .loginSucceeded(let login):
             try store.put(.sessions, login.session.sessionHash, try PayloadCoding.encode(login.session))
             try updateInteraction(login.interaction, in: store) { $0.progress.authenticatedAt = login.session.authTime }
-        case .loginFailed:
-            break
+        case .loginFailed(let failure):
+            // Throttled attempts are not counted again, or a locked-out account could never recover.
+            guard let at = failure.at, failure.reason != .throttled else { break }
+            for key in LoginThrottle.keys(username: failure.username, address: failure.clientIP) {
+                let recent = try store.get(.loginFailures, key).map { try PayloadCoding.decode([LedgerTimestamp].self, from: $0) } ?? []
+                try store.put(.loginFailures, key, try PayloadCoding.encode(LoginThrottle.remember(at, in: recent)))
+            }
         case .consentGranted(let answer):
             let key = consentKey(userID: answer.userID, clientID: answer.clientID, audience: answer.audience)
             let existing = try store.get(.consents, key).map { try PayloadCoding.decode([String].self, from: $0) } ?? []

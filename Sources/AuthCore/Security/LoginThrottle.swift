@@ -1,0 +1,33 @@
+import LedgerCore
+
+/// Password guessing limits: after `limit` failed logins for one username, or from one address, within
+/// `window`, further attempts are refused without checking the password until the window has passed.
+/// Pure: the failure times come from the `login_failures` projection, the time is an input.
+public struct LoginThrottle: Sendable, Equatable {
+    public var limit: Int
+    public var windowSeconds: Int
+
+    public init(limit: Int = 10, windowSeconds: Int = 900) {
+        self.limit = limit
+        self.windowSeconds = windowSeconds
+    }
+
+    /// The failures kept per key (more than any limit needs).
+    static let kept = 50
+
+    /// The projection keys for a username (case-insensitively) and an address.
+    public static func keys(username: String, address: String?) -> [String] {
+        ["u\u{1F}" + username.lowercased()] + (address.map { ["i\u{1F}" + $0] } ?? [])
+    }
+
+    /// `recent` with `time` added, oldest dropped beyond ``kept``.
+    public static func remember(_ time: LedgerTimestamp, in recent: [LedgerTimestamp]) -> [LedgerTimestamp] {
+        Array((recent + [time]).suffix(kept))
+    }
+
+    /// Whether attempts must be refused now, given the recorded failures of each key.
+    public func isThrottled(failures: [[LedgerTimestamp]], now: LedgerTimestamp) -> Bool {
+        let since = now.adding(seconds: -windowSeconds)
+        return failures.contains { list in list.filter { $0 > since }.count >= limit }
+    }
+}

@@ -1,0 +1,66 @@
+import AuthCore
+import Foundation
+import HTTPTypes
+import Testing
+
+@testable import AuthServer
+
+@Suite("Login brute force is throttled, and every refusal is recorded")
+struct LoginThrottleTests {
+    /// Posts one login for `username` from a fresh interaction; returns the response.
+    static func attempt(_ browser: Browser, _ username: String, _ password: String) async throws -> Page {
+        let fresh = Browser(client: browser.client)
+        let start = try await fresh.get("/authorize?" + FormEncoding.encode(webAppParameters()))
+        let form = try await fresh.get(try #require(start.location))
+        return try await fresh.post(
+            "/login", form: [("state", form.hidden("state") ?? ""), ("csrf", form.hidden("csrf") ?? ""), ("username", username), ("password", password)])
+    }
+
+    @Test("after 10 failures for an account, even the right password is refused (429) until the window has passed")
+    func accountThrottle() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            for attempt in 0..<10 {
+                #expect(try await Self.attempt(browser, "bob@example.com", "guess-\(attempt)").status == .unauthorized)
+            }
+            let refused = try await Self.attempt(browser, "bob@example.com", "hunter2 hunter2")
+            #expect(refused.status == .tooManyRequests)
+            #expect(refused.body.contains("Too many failed attempts"))
+            #expect(refused.headers[.setCookie] == nil, "no session")
+            harness.clock.advance(seconds: 901)
+            let later = try await Self.attempt(browser, "bob@example.com", "hunter2 hunter2")
+            #expect(later.status == .found)
+            #expect(later.location?.hasPrefix("/authorize/resume") == true)
+        }
+        let failures = try harness.events().compactMap { if case .loginFailed(let value) = $0.1 { value } else { nil } }
+        #expect(failures.map(\.reason).filter { $0 == .wrongPassword }.count == 10)
+        #expect(failures.map(\.reason).filter { $0 == .throttled }.count == 1)
+        #expect(failures.allSatisfy { $0.userID == "auth0|bob" })
+    }
+
+    @Test("failures from one address throttle that address for other usernames too")
+    func addressThrottle() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            for attempt in 0..<10 {
+                _ = try await Self.attempt(browser, "nobody-\(attempt)@example.com", "x")
+            }
+            #expect(try await Self.attempt(browser, "alice@example.com", "correct horse battery staple").status == .tooManyRequests)
+        }
+    }
+
+    @Test("an oversized or over-long /authorize is refused with a page, recorded nowhere")
+    func oversizedRequests() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let long = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters([("state", String(repeating: "x", count: 9000))])))
+            #expect(long.status == .uriTooLong)
+            #expect(long.location == nil)
+            let many = (0..<80).map { ("p\($0)", "v") }
+            let crowded = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters(many)))
+            #expect(crowded.status == .badRequest)
+            #expect(crowded.location == nil)
+        }
+        #expect(try harness.events().allSatisfy { if case .authorizeRequested = $0.1 { false } else { true } })
+    }
+}
