@@ -10,8 +10,17 @@ public enum ProjectionRebuild {
 
     /// Folds every authorization event of the journal into fresh, in-memory projections.
     public static func rebuild(from reader: JournalReader, progress: ((UInt64) -> Void)? = nil) throws -> Tables {
+        try reader.read { try rebuild(from: $0, progress: progress) }
+    }
+
+    /// The rebuilt and the live projections, both from one snapshot (so a server writing meanwhile
+    /// cannot make them differ).
+    public static func rebuiltAndLive(from reader: JournalReader, progress: ((UInt64) -> Void)? = nil) throws -> (Tables, Tables) {
+        try reader.read { snapshot in (try rebuild(from: snapshot, progress: progress), try live(from: snapshot)) }
+    }
+
+    static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?) throws -> Tables {
         let store = MemoryStore()
-        try reader.read { snapshot in
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
                 if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
@@ -19,14 +28,16 @@ public enum ProjectionRebuild {
                 }
                 return true
             }
-        }
         return store.tables
     }
 
     /// The live projection tables of the journal.
     public static func live(from reader: JournalReader) throws -> Tables {
-        try reader.read { snapshot in
-            var tables: Tables = [:]
+        try reader.read { try live(from: $0) }
+    }
+
+    static func live(from snapshot: JournalSnapshot) throws -> Tables {
+        var tables: Tables = [:]
             for table in AuthTable.allCases {
                 var entries: [String: [UInt8]] = [:]
                 // A journal written before a table existed simply has none of its entries.
@@ -41,7 +52,6 @@ public enum ProjectionRebuild {
                 tables[table] = entries
             }
             return tables
-        }
     }
 
     /// One difference between rebuilt and live projections.

@@ -53,7 +53,8 @@ public final class AuthorizationServer: Sendable {
 
     /// The issuer identifier: `--issuer`, else the tenant's.
     var issuer: String {
-        settings.issuerOverride ?? ledger.configuration.settings?.issuer ?? "http://127.0.0.1:8080/"
+        let value = settings.issuerOverride ?? ledger.configuration.settings?.issuer ?? "http://127.0.0.1:8080/"
+        return value.hasSuffix("/") ? value : value + "/"
     }
 
     var secureCookies: Bool { issuer.hasPrefix("https://") }
@@ -186,7 +187,7 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
     static let contentSecurityPolicy: String = {
         func hash(_ text: String) -> String { "'sha256-\(SHA256Digest.hash(Array(text.utf8)).base64)'" }
         return "default-src 'none'; style-src \(hash(PageLayout.style)); script-src \(hash(Pages.formPostScript)); "
-            + "form-action *; frame-ancestors 'none'; base-uri 'none'"
+            + "frame-ancestors 'none'; base-uri 'none'"
     }()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

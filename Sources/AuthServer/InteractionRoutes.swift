@@ -35,17 +35,27 @@ extension AuthorizationServer {
             // Already logged in for this interaction (a re-posted form): no second session.
             return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
         }
-        let username = String((form["username"] ?? "").prefix(256))
+        let username = form["username"] ?? ""
         let password = form["password"] ?? ""
+        guard username.utf8.count <= 256, password.utf8.count <= 1024 else {
+            return page(
+                Pages.login(
+                    interaction: interaction.id, csrf: form["csrf"] ?? "", clientName: clientName(interaction), connection: connection,
+                    loginHint: nil, error: "The email or password is too long."),
+                status: .badRequest)
+        }
         let now = settings.clock()
         let user = ledger.configuration.user(named: username, in: connection)
+        // What a failure records as the username: the name typed when it named an account; otherwise a hash
+        // (an unknown "username" is often a mistyped password, which must not be kept).
+        let recordedUsername = user == nil ? "sha256:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex : username
 
         // Password guessing: refuse, without checking the password, once the recent failures for this
         // username or address reach the limit (the refusal is recorded too).
         let throttled: Bool
         do {
             let failures = try ledger.read { store in
-                try LoginThrottle.keys(username: username, address: context.clientIP).map { key in
+                try LoginThrottle.keys(userID: user?.userID, username: username, address: context.clientIP).map { key in
                     try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
                 }
             }
@@ -55,7 +65,7 @@ extension AuthorizationServer {
         }
         if throttled {
             let refusal = LoginFailed(
-                username: username, connection: connection, reason: .throttled, interaction: interaction.hash, clientIP: context.clientIP,
+                username: recordedUsername, connection: connection, reason: .throttled, interaction: interaction.hash, clientIP: context.clientIP,
                 userID: user?.userID, at: now)
             do {
                 try await record { try $0.append(.loginFailed(refusal)) }
@@ -74,7 +84,7 @@ extension AuthorizationServer {
 
         guard let user, passwordMatches else {
             let failure = LoginFailed(
-                username: username, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
+                username: recordedUsername, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
                 interaction: interaction.hash, clientIP: context.clientIP, userID: user?.userID, at: now)
             do {
                 try await record { try $0.append(.loginFailed(failure)) }

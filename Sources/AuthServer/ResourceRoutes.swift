@@ -9,10 +9,15 @@ import LedgerCore
 extension AuthorizationServer {
     /// `GET /userinfo` (OIDC Core §5.3): the claims of the user a valid, unrevoked access token names.
     func userinfo(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") else {
-            return bearerError(nil, "An access token is required (Authorization: Bearer).")
+        guard let authorization = request.headers[.authorization] else {
+            return bearerError(nil, "An access token is required (Authorization: Bearer or DPoP).")
         }
-        let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let lowered = authorization.lowercased()
+        let isDPoP = lowered.hasPrefix("dpop ")
+        guard isDPoP || lowered.hasPrefix("bearer ") else {
+            return bearerError("invalid_request", "Use the Bearer or DPoP authorization scheme.", status: .badRequest)
+        }
+        let token = String(authorization.dropFirst(isDPoP ? 5 : 7)).trimmingCharacters(in: .whitespaces)
         let claims: AccessTokenClaims
         do {
             claims = try await tokenKeys.verify(token, as: AccessTokenClaims.self)
@@ -20,6 +25,24 @@ extension AuthorizationServer {
             return bearerError("invalid_token", "The access token is not valid.")
         }
         let now = settings.clock()
+        // RFC 9449 §7: a DPoP-bound token only with the DPoP scheme and a proof by its key, for this request.
+        if let jkt = claims.cnf?.jkt {
+            let proofs = request.headers[values: HTTPField.Name("DPoP")!]
+            guard isDPoP, proofs.count == 1 else {
+                return bearerError("invalid_token", "This access token is bound to a DPoP key: present it with a DPoP proof.")
+            }
+            do {
+                let proof = try await DPoPVerifier.verify(proofs[0], method: request.method.rawValue, url: issuer + "userinfo", now: now)
+                let expectedHash = Base64URL.encode(SHA256Digest.hash(Array(token.utf8)).bytes)
+                guard proof.thumbprint == jkt, proof.accessTokenHash == expectedHash else {
+                    return bearerError("invalid_token", "The DPoP proof is not by the token's key, or not for this token.")
+                }
+            } catch {
+                return bearerError("invalid_dpop_proof", error.description)
+            }
+        } else if isDPoP {
+            return bearerError("invalid_token", "This access token is not DPoP-bound: use the Bearer scheme.")
+        }
         guard claims.iss == issuer, claims.exp > now.secondsSinceEpoch else {
             return bearerError("invalid_token", "The access token has expired or was issued by another server.")
         }
@@ -66,7 +89,13 @@ extension AuthorizationServer {
             return json(["error": "unsupported_token_type", "error_description": "Unknown token_type_hint \(hint)."], status: .badRequest)
         }
         // A refresh token revokes its whole family (RFC 7009 §2.1 lets it take the access tokens along).
-        if let (refresh, family) = try? ledger.read({ try $0.refresh(OpaqueToken.hash(token)) }) {
+        let storedRefresh: (RefreshRecord, RefreshFamilyRecord)?
+        do {
+            storedRefresh = try ledger.read { try $0.refresh(OpaqueToken.hash(token)) }
+        } catch {
+            return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
+        }
+        if let (refresh, family) = storedRefresh {
             guard refresh.issued.clientID == client.clientID, !family.revoked else { return json([String: String]()) }
             let revocation = RefreshFamilyRevoked(
                 family: refresh.issued.family, reason: .revocation, presentedHash: OpaqueToken.hash(token), clientID: client.clientID)

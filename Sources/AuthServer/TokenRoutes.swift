@@ -276,7 +276,10 @@ extension AuthorizationServer {
     func rejectToken(
         _ error: TokenError, grantType: String?, clientID: String?, codeHash: String?, clientIP: String?, basic: Bool = false
     ) async -> Response {
-        let rejected = TokenRejected(grantType: grantType, clientID: clientID, error: error, codeHash: codeHash, clientIP: clientIP)
+        // Request fields are recorded only up to a length: the journal is not a place to store an attacker's megabytes.
+        let rejected = TokenRejected(
+            grantType: grantType.map { String($0.prefix(64)) }, clientID: clientID.map { String($0.prefix(256)) }, error: error,
+            codeHash: codeHash, clientIP: clientIP)
         do {
             try await record { try $0.append(.tokenRejected(rejected)) }
         } catch {

@@ -27,6 +27,8 @@ public struct DPoPClaims: JWTPayload, Equatable {
 public struct DPoPProof: Sendable, Equatable {
     public var thumbprint: String
     public var proofID: String
+    /// The proof's `ath`: base64url SHA-256 of the access token it accompanies (resource requests).
+    public var accessTokenHash: String?
 }
 
 /// Why a DPoP proof was refused (`invalid_dpop_proof`, RFC 9449 §7.1).
@@ -92,11 +94,12 @@ public enum DPoPVerifier {
         }
         guard claims.htm == method else { throw DPoPError("The DPoP proof's htm is not \(method).") }
         guard normalized(claims.htu) == normalized(url) else { throw DPoPError("The DPoP proof's htu is not \(url).") }
-        guard abs(claims.iat - now.secondsSinceEpoch) <= windowSeconds else {
+        let (age, overflow) = now.secondsSinceEpoch.subtractingReportingOverflow(claims.iat)
+        guard !overflow, age.magnitude <= UInt64(windowSeconds) else {
             throw DPoPError("The DPoP proof's iat is outside the accepted window.")
         }
         guard !claims.jti.isEmpty, claims.jti.utf8.count <= 256 else { throw DPoPError("The DPoP proof needs a jti.") }
-        return DPoPProof(thumbprint: thumbprint, proofID: claims.jti)
+        return DPoPProof(thumbprint: thumbprint, proofID: claims.jti, accessTokenHash: claims.ath)
     }
 
     private static func member(_ jwk: [String: Any], _ name: String) throws(DPoPError) -> String {

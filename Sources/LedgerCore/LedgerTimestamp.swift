@@ -134,13 +134,15 @@ extension LedgerTimestamp: Codable {
         try container.encode(rfc3339)
     }
 
-    /// This time plus `microseconds`.
+    /// This time plus `microseconds`, saturating at the ends of the range instead of overflowing.
     public func adding(microseconds delta: Int64) -> LedgerTimestamp {
-        LedgerTimestamp(microsecondsSinceEpoch: microseconds + delta)
+        let (sum, overflow) = microseconds.addingReportingOverflow(delta)
+        return LedgerTimestamp(microsecondsSinceEpoch: overflow ? (delta > 0 ? .max : .min) : sum)
     }
 
-    /// This time plus `seconds`.
+    /// This time plus `seconds`, saturating at the ends of the range instead of overflowing.
     public func adding(seconds: Int) -> LedgerTimestamp {
-        LedgerTimestamp(microsecondsSinceEpoch: microseconds + Int64(seconds) * 1_000_000)
+        let (product, overflow) = Int64(clamping: seconds).multipliedReportingOverflow(by: 1_000_000)
+        return adding(microseconds: overflow ? (seconds > 0 ? .max : .min) : product)
     }
 }

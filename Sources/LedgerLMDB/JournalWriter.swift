@@ -299,8 +299,9 @@ final class JournalWriter: @unchecked Sendable {
             return .success(value)
         } catch {
             child.abort()
-            if let storage = error as? LMDBError { throw storage }
-            if case .storage(let storage) = error as? JournalError { throw storage }
+            // A key or value too large is the request's fault: it fails alone, the batch goes on.
+            if let storage = error as? LMDBError, !storage.isBadSize { throw storage }
+            if case .storage(let storage) = error as? JournalError, !storage.isBadSize { throw storage }
             return .failure(error)
         }
     }

@@ -169,6 +169,10 @@ struct NonceRule: AuthorizationRule {
         if draft.responseTypes.contains("id_token") && draft.parameters["nonce"] == nil {
             return draft.redirectError(.invalidRequest, "The nonce parameter is required when response_type includes id_token.")
         }
+        let scopes = (draft.parameters["scope"] ?? "").split(separator: " ")
+        if draft.responseTypes.contains("id_token") && !scopes.contains("openid") {
+            return draft.redirectError(.invalidRequest, "response_type id_token requires the openid scope.")
+        }
         return nil
     }
 }
@@ -317,6 +321,9 @@ struct InvitationRule: AuthorizationRule {
         guard let organization = draft.organization else {
             return draft.redirectError(.invalidRequest, "An invitation requires the organization parameter.")
         }
+        guard draft.responseTypes == ["code"] else {
+            return draft.redirectError(.invalidRequest, "Invitations are accepted in the authorization code flow only.")
+        }
         guard let invitation = draft.configuration.invitations[ticket], invitation.organizationID == organization.id,
             invitation.clientID == draft.client.clientID
         else {
@@ -355,8 +362,8 @@ struct AuthenticationRule: AuthorizationRule {
         var needsLogin = usable == nil
         if prompts.contains("login") && !fresh { needsLogin = true }
         if let maxAgeText = draft.parameters["max_age"] {
-            guard let maxAge = Int(maxAgeText), maxAge >= 0 else {
-                return draft.redirectError(.invalidRequest, "max_age must be a non-negative integer.")
+            guard let maxAge = Int(maxAgeText), (0...315_360_000).contains(maxAge) else {
+                return draft.redirectError(.invalidRequest, "max_age must be a number of seconds from 0 to 315360000 (ten years).")
             }
             if let session = usable, session.authTime.adding(seconds: maxAge) < input.now, !fresh { needsLogin = true }
         }
@@ -420,8 +427,10 @@ struct ConsentRule: AuthorizationRule {
         }
         let skippable = draft.client.firstParty && (draft.api?.skipConsentForFirstParty ?? true)
         if skippable && !prompts.contains("consent") { return nil }
-        let granted = Set(input.consents[ConsentKey.make(clientID: draft.client.clientID, audience: draft.audience)] ?? [])
-        if !prompts.contains("consent") && Set(draft.scopes).isSubset(of: granted) && !granted.isEmpty || (draft.scopes.isEmpty && !prompts.contains("consent") && !granted.isEmpty) {
+        // A stored consent (even one for no scopes) that covers every requested scope answers the question.
+        if let stored = input.consents[ConsentKey.make(clientID: draft.client.clientID, audience: draft.audience)],
+            !prompts.contains("consent"), Set(draft.scopes).isSubset(of: Set(stored))
+        {
             return nil
         }
         if prompts.contains("none") {

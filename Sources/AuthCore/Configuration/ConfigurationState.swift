@@ -91,6 +91,6 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
 
     /// The organization with this id, or else with this name.
     public func organization(idOrName: String) -> OrganizationRecord? {
-        organizations[idOrName] ?? organizations.values.first { $0.name == idOrName }
+        organizations[idOrName] ?? organizations.values.filter { $0.name == idOrName }.min { $0.id < $1.id }
     }
 }

@@ -70,6 +70,9 @@ public struct TenantPlanner: Sendable {
         let clientIDs = Set(desired.clients.map(\.clientID))
         func fail(_ reason: String) -> TenantFileError { .invalid(reason) }
         guard !desired.tenant.issuer.isEmpty else { throw fail("tenant.issuer is empty") }
+        guard desired.tenant.issuer.hasSuffix("/") else {
+            throw fail("tenant.issuer must end with / (endpoints are resolved against it), e.g. \(desired.tenant.issuer)/")
+        }
         // Each id once: a repeated one would flip between its two definitions on every apply.
         func unique(_ ids: [String], _ what: String) throws(TenantFileError) {
             var seen: Set<String> = []
@@ -80,6 +83,7 @@ public struct TenantPlanner: Sendable {
         try unique(desired.connections.map(\.name), "connection")
         try unique(desired.connections.flatMap { $0.users.map(\.userID) }, "user")
         try unique(desired.organizations.map(\.id), "organization")
+        try unique(desired.organizations.map(\.name), "organization name")
         try unique(desired.organizations.flatMap { $0.invitations.map(\.ticket) }, "invitation")
         for (index, client) in desired.clients.enumerated() {
             for name in client.connections where !connectionNames.contains(name) {

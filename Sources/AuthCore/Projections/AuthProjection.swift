@@ -147,7 +147,7 @@ public enum AuthProjection {
         case .loginFailed(let failure):
             // Throttled attempts are not counted again, or a locked-out account could never recover.
             guard let at = failure.at, failure.reason != .throttled else { break }
-            for key in LoginThrottle.keys(username: failure.username, address: failure.clientIP) {
+            for key in LoginThrottle.keys(userID: failure.userID, username: failure.username, address: failure.clientIP) {
                 let recent = try store.get(.loginFailures, key).map { try PayloadCoding.decode([LedgerTimestamp].self, from: $0) } ?? []
                 try store.put(.loginFailures, key, try PayloadCoding.encode(LoginThrottle.remember(at, in: recent)))
             }

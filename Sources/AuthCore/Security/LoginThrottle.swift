@@ -15,9 +15,11 @@ public struct LoginThrottle: Sendable, Equatable {
     /// The failures kept per key (more than any limit needs).
     static let kept = 50
 
-    /// The projection keys for a username (case-insensitively) and an address.
-    public static func keys(username: String, address: String?) -> [String] {
-        ["u\u{1F}" + username.lowercased()] + (address.map { ["i\u{1F}" + $0] } ?? [])
+    /// The projection keys for an attempt: the account (the user it named, or a hash of the name typed,
+    /// case-insensitively, so any alias of one account shares its budget and keys stay short) and the address.
+    public static func keys(userID: String?, username: String, address: String?) -> [String] {
+        let account = userID.map { "u\u{1F}" + $0 } ?? "n\u{1F}" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex
+        return [account] + (address.map { ["i\u{1F}" + String($0.prefix(64))] } ?? [])
     }
 
     /// `recent` with `time` added, oldest dropped beyond ``kept``.

@@ -17,6 +17,8 @@ public struct LMDBError: Error, Equatable, CustomStringConvertible {
     public var isMapFull: Bool { code == MDB_MAP_FULL }
     /// Another process grew the map: adopt the new size and retry.
     public var isMapResized: Bool { code == MDB_MAP_RESIZED }
+    /// A key or value is larger than LMDB allows (a request's own fault, not the store's).
+    public var isBadSize: Bool { code == MDB_BAD_VALSIZE }
     /// All reader slots are taken.
     public var isReadersFull: Bool { code == MDB_READERS_FULL }
 
