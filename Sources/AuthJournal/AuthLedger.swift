@@ -151,7 +151,8 @@ public struct SnapshotStore: ProjectionStore {
     public func entries(_ table: AuthTable, prefix: String) throws -> [(String, [UInt8])] {
         var result: [(String, [UInt8])] = []
         let start = Array(prefix.utf8)
-        try snapshot.projection(tableName(table)).forEach(from: start) { key, value in
+        // LMDB has no zero-length keys: an empty prefix starts at the first entry.
+        try snapshot.projection(tableName(table)).forEach(from: start.isEmpty ? nil : start) { key, value in
             guard key.starts(with: start) else { return false }
             result.append((String(decoding: key, as: UTF8.self), value))
             return true

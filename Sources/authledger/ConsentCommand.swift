@@ -2,6 +2,7 @@ import ArgumentParser
 import AuthCore
 import AuthJournal
 import LedgerCommandSupport
+import LedgerCore
 
 struct ConsentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,11 +23,23 @@ struct ConsentCommand: AsyncParsableCommand {
             let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
             let prefix = "\(user)\u{1F}\(client)\u{1F}"
             let keys: [String]
+            let families: [String]
             do {
-                keys = try ledger.read { store in
-                    try store.entries(.consents, prefix: prefix).map(\.0).filter { key in
+                (keys, families) = try ledger.read { store in
+                    let keys = try store.entries(.consents, prefix: prefix).map(\.0).filter { key in
                         audience.map { key == AuthProjection.consentKey(userID: user, clientID: client, audience: $0) } ?? true
                     }
+                    // Refresh tokens granted under that consent stop working too.
+                    var families: Set<String> = []
+                    for (_, value) in try store.entries(.refreshTokens, prefix: "") {
+                        let record = try PayloadCoding.decode(RefreshRecord.self, from: value)
+                        let issued = record.issued
+                        guard issued.userID == user, issued.clientID == client, audience == nil || issued.audience == audience,
+                            try !store.isFamilyRevoked(issued.family)
+                        else { continue }
+                        families.insert(issued.family)
+                    }
+                    return (keys, families.sorted())
                 }
             } catch {
                 await ledger.journal.close()
@@ -37,14 +50,21 @@ struct ConsentCommand: AsyncParsableCommand {
                 throw CommandExit.badInput("user \(user) has no consent for client \(client)\(audience.map { " and audience \($0)" } ?? "")")
             }
             let event = ConsentRevoked(userID: user, clientID: client, audience: audience, revokedKeys: keys)
+            let clientID = client
             do {
-                try await ledger.record { try $0.append(.consentRevoked(event)) }
+                try await ledger.record { recorder in
+                    try recorder.append(.consentRevoked(event))
+                    for family in families {
+                        try recorder.append(
+                            .refreshFamilyRevoked(RefreshFamilyRevoked(family: family, reason: .revocation, presentedHash: nil, clientID: clientID)))
+                    }
+                }
             } catch {
                 await ledger.journal.close()
                 throw CommandExit.badInput("cannot record the revocation: \(error)")
             }
             await ledger.journal.close()
-            print("revoked \(keys.count) consent\(keys.count == 1 ? "" : "s") of \(user) for \(client)")
+            print("revoked \(keys.count) consent\(keys.count == 1 ? "" : "s") of \(user) for \(client), and \(families.count) refresh token famil\(families.count == 1 ? "y" : "ies")")
         }
     }
 }

@@ -114,4 +114,20 @@ struct RefreshTokenTests {
             #expect(tokens["access_token"] != nil)
         }
     }
+
+    @Test("revoking a consent also revokes the refresh tokens granted under it")
+    func consentRevocation() async throws {
+        let harness = try await ServerHarness()
+        let box = CodeBox()
+        try await harness.run { browser in
+            box.code = try #require(try await Self.offlineTokens(browser)["refresh_token"] as? String)
+        }
+        let journal = harness.directory + "/journal"
+        let revoke = try RebuildCommandTests.run("authledger", ["consent", "revoke", "--user", "auth0|alice", "--client", "web-app", "--journal", journal])
+        #expect(revoke.0 == 0)
+        #expect(revoke.1.contains("and 1 refresh token family"))
+        let reasons = try harness.events().compactMap { if case .refreshFamilyRevoked(let value) = $0.1 { value.reason } else { nil } }
+        #expect(reasons == [.revocation])
+        #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
+    }
 }
