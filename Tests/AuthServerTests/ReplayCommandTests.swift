@@ -129,4 +129,38 @@ struct ReplayCommandTests {
             try await more
         }
     }
+
+    @Test("tail --follow streams events as the server commits them, as JSON lines with their sequence numbers")
+    func tailFollow() async throws {
+        let harness = try await ServerHarness()
+        let journal = harness.directory + "/journal"
+        let lines = LineCollector()
+        try await harness.run { browser in
+            let process = Process()
+            process.executableURL = RebuildCommandTests.products.appendingPathComponent("authledger-replay")
+            process.arguments = ["tail", "--follow", "--interval", "50", "--journal", journal]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await browser.authorize(webAppParameters())
+            for _ in 0..<100 where !lines.text.contains("auth.code.issued") {
+                lines.append(pipe.fileHandleForReading.availableData)
+            }
+            process.terminate()
+            process.waitUntilExit()
+        }
+        let parsed = lines.text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let types = parsed.compactMap { $0["type"] as? String }
+        #expect(types.first == "auth.authorize.requested", "only events committed after tail started")
+        #expect(types.contains("auth.login.succeeded"))
+        #expect(types.contains("auth.code.issued"))
+        let sequences = parsed.compactMap { $0["sequence"] as? Int }
+        #expect(sequences == Array(sequences.first!...sequences.last!), "in order, without gaps")
+    }
+}
+
+final class LineCollector: @unchecked Sendable {
+    private(set) var text = ""
+    func append(_ data: Data) { text += String(decoding: data, as: UTF8.self) }
 }
