@@ -9,6 +9,10 @@ public struct EventSubjects: Sendable, Equatable {
 
     public init() {}
 
+    private static func insert(_ value: String?, into set: inout Set<String>) {
+        if let value { set.insert(value) }
+    }
+
     public init(_ event: AuthEvent) {
         switch event {
         case .configuration(let change):
@@ -20,10 +24,10 @@ public struct EventSubjects: Sendable, Equatable {
             default: break
             }
         case .authorizeRequested(let requested):
-            requested.parameters["client_id"].map { clients.insert($0) }
-            requested.clientIP.map { addresses.insert($0) }
+            Self.insert(requested.parameters["client_id"], into: &clients)
+            Self.insert(requested.clientIP, into: &addresses)
         case .authorizeDecided(let decided):
-            decided.input.parameters["client_id"].map { clients.insert($0) }
+            Self.insert(decided.input.parameters["client_id"], into: &clients)
             if let session = decided.input.session {
                 users.insert(session.userID)
                 sessionHashes.insert(session.sessionHash)
@@ -31,7 +35,7 @@ public struct EventSubjects: Sendable, Equatable {
             if case .issueCode(let grant, _) = decided.decision.outcome { users.insert(grant.userID) }
             if case .issueTokens(let grant, _, _) = decided.decision.outcome { users.insert(grant.userID) }
         case .interactionOpened(let opened):
-            opened.record.parameters["client_id"].map { clients.insert($0) }
+            Self.insert(opened.record.parameters["client_id"], into: &clients)
         case .codeIssued(let issued):
             users.insert(issued.grant.userID)
             clients.insert(issued.grant.clientID)
@@ -39,11 +43,11 @@ public struct EventSubjects: Sendable, Equatable {
         case .loginSucceeded(let login):
             users.insert(login.userID)
             sessionHashes.insert(login.session.sessionHash)
-            login.clientIP.map { addresses.insert($0) }
+            Self.insert(login.clientIP, into: &addresses)
         case .loginFailed(let failure):
             users.insert(failure.username)
-            failure.userID.map { users.insert($0) }
-            failure.clientIP.map { addresses.insert($0) }
+            Self.insert(failure.userID, into: &users)
+            Self.insert(failure.clientIP, into: &addresses)
         case .consentGranted(let answer), .consentDenied(let answer):
             users.insert(answer.userID)
             clients.insert(answer.clientID)
@@ -54,27 +58,27 @@ public struct EventSubjects: Sendable, Equatable {
         case .loggedOut(let logout):
             users.insert(logout.userID)
             sessionHashes.insert(logout.sessionHash)
-            logout.clientIP.map { addresses.insert($0) }
+            Self.insert(logout.clientIP, into: &addresses)
         case .tokenIssued(let issued):
             users.insert(issued.userID)
             clients.insert(issued.clientID)
-            issued.codeHash.map { codeHashes.insert($0) }
-            issued.clientIP.map { addresses.insert($0) }
+            Self.insert(issued.codeHash, into: &codeHashes)
+            Self.insert(issued.clientIP, into: &addresses)
         case .tokenRejected(let rejected):
-            rejected.clientID.map { clients.insert($0) }
-            rejected.codeHash.map { codeHashes.insert($0) }
-            rejected.clientIP.map { addresses.insert($0) }
+            Self.insert(rejected.clientID, into: &clients)
+            Self.insert(rejected.codeHash, into: &codeHashes)
+            Self.insert(rejected.clientIP, into: &addresses)
         case .codeReplayed(let replay):
             codeHashes.insert(replay.codeHash)
-            replay.clientID.map { clients.insert($0) }
+            Self.insert(replay.clientID, into: &clients)
         case .tokenRevoked(let revoked):
             clients.insert(revoked.clientID)
-            revoked.clientIP.map { addresses.insert($0) }
+            Self.insert(revoked.clientIP, into: &addresses)
         case .refreshIssued(let refresh):
             users.insert(refresh.userID)
             clients.insert(refresh.clientID)
         case .refreshFamilyRevoked(let revoked):
-            revoked.clientID.map { clients.insert($0) }
+            Self.insert(revoked.clientID, into: &clients)
         case .tokenKeysRotated:
             break
         case .consentRevoked(let revoked):
