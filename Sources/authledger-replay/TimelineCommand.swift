@@ -16,8 +16,9 @@ struct TimelineCommand: AsyncParsableCommand {
     @OptionGroup var journalOptions: JournalOptions
     @Option(help: "User id.") var user: String?
     @Option(help: "Client id.") var client: String?
-    @Option(help: "An authorization code, as the client received it.") var code: String?
-    @Option(help: "A session id, as in the al_session cookie.") var session: String?
+    @Option(help: "An authorization code, as the client received it (write --code=VALUE: a code may start with '-').")
+    var code: String?
+    @Option(help: "A session id, as in the al_session cookie (write --session=VALUE).") var session: String?
     @Option(help: "Client IP address.") var ip: String?
     @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?

@@ -41,7 +41,7 @@ struct FixtureJournalTests {
         #expect(!bob.contains("auth0|bob logged in"))
 
         let code = try #require(fixture.facts["stolen_code"] as? String)
-        let stolen = try RebuildCommandTests.replay(["timeline", "--code", code, "--journal", fixture.journal]).1
+        let stolen = try RebuildCommandTests.replay(["timeline", "--code=\(code)", "--journal", fixture.journal]).1
         let types = stolen.split(separator: "\n").map { String($0.split(separator: " ")[2]) }
         #expect(types == ["auth.code.issued", "auth.token.issued", "auth.code.replayed", "auth.token.rejected"])
 

@@ -96,7 +96,7 @@ struct ReplayCommandTests {
         #expect(byUser.1.contains("auth.code.issued"))
         #expect(!byUser.1.contains("bob@example.com"))
 
-        let byCode = try RebuildCommandTests.replay(["timeline", "--code", box.code!, "--journal", journal])
+        let byCode = try RebuildCommandTests.replay(["timeline", "--code=\(box.code!)", "--journal", journal])
         let lines = byCode.1.split(separator: "\n")
         #expect(lines.map { $0.split(separator: " ")[2] } == ["auth.code.issued", "auth.token.issued", "auth.code.replayed", "auth.token.rejected"])
 
