@@ -33,6 +33,8 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "authledger")
         logger.logLevel = .info
         let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
+        // Endpoints are resolved against the issuer, so it always ends with "/".
+        let issuer = self.issuer.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
         let defaultIssuer = issuer ?? "http://\(host):\(port)/"
         do {
             if let tenant {
