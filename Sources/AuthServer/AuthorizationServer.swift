@@ -19,6 +19,8 @@ public struct AuthServerSettings: Sendable {
     public var interactionTTLSeconds = 600
     /// Password guessing limits.
     public var loginThrottle = LoginThrottle()
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed (`serve --trusted-proxy`).
+    public var trustedProxies: Set<String> = []
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 
@@ -168,6 +170,16 @@ public final class AuthorizationServer: Sendable {
     func setCookie(_ response: inout Response, name: String, value: String, maxAge: Int?) {
         response.setCookie(
             Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: secureCookies, httpOnly: true, sameSite: .lax))
+    }
+
+    /// The client's address: the TCP peer, or — when the peer is a trusted proxy — the rightmost address
+    /// of `X-Forwarded-For` that is not itself a trusted proxy (what the login throttle and events use).
+    func clientAddress(_ request: Request, _ context: AuthRequestContext) -> String? {
+        guard let peer = context.clientIP, settings.trustedProxies.contains(peer),
+            let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!]
+        else { return context.clientIP }
+        let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return hops.reversed().first { !settings.trustedProxies.contains($0) }.map { String($0.prefix(64)) } ?? peer
     }
 
     /// The SSO session the browser presents, if it is known and not expired.

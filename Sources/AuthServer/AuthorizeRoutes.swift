@@ -10,11 +10,13 @@ import LedgerCore
 enum AuthorizationConflict: Error, CustomStringConvertible {
     case interactionCompleted
     case invitationSpent
+    case sessionEnded
 
     var description: String {
         switch self {
         case .interactionCompleted: "This authorization has already been completed. Return to the application and start again."
         case .invitationSpent: "The invitation has already been used."
+        case .sessionEnded: "The session ended while this request was decided. Return to the application and log in again."
         }
     }
 }
@@ -116,10 +118,10 @@ extension AuthorizationServer {
             }
         }
         let implicitIssued = implicitTokens
-        let clientIP = context.clientIP
+        let clientIP = clientAddress(request, context)
         let interactionHash = interactionID.map(OpaqueToken.hash)
         let requested = AuthorizeRequested(
-            parameters: parameters, clientIP: context.clientIP, userAgent: request.headers[.userAgent], interaction: interaction?.hash)
+            parameters: parameters, clientIP: clientAddress(request, context), userAgent: request.headers[.userAgent], interaction: interaction?.hash)
         let codeHash = code.map(OpaqueToken.hash)
         let version = configuration.version
         let openedRecord = opened
@@ -130,6 +132,10 @@ extension AuthorizationServer {
                 // invitation must not have been spent by a concurrent request.
                 if let resumedHash, try recorder.store.get(.interactions, resumedHash) == nil {
                     throw AuthorizationConflict.interactionCompleted
+                }
+                // A logout committed since the session was read ends the authorization too.
+                if let session = input.session, decision.outcome.issues, try recorder.store.get(.sessions, session.sessionHash) == nil {
+                    throw AuthorizationConflict.sessionEnded
                 }
                 if case .issueCode(let grant, _) = decision.outcome, let ticket = grant.invitation,
                     try AuthProjection.configuration(in: recorder.store).spentInvitations.contains(ticket)

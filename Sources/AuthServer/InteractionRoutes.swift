@@ -55,7 +55,7 @@ extension AuthorizationServer {
         let throttled: Bool
         do {
             let failures = try ledger.read { store in
-                try LoginThrottle.keys(userID: user?.userID, username: username, address: context.clientIP).map { key in
+                try LoginThrottle.keys(userID: user?.userID, username: username, address: clientAddress(request, context)).map { key in
                     try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
                 }
             }
@@ -65,7 +65,7 @@ extension AuthorizationServer {
         }
         if throttled {
             let refusal = LoginFailed(
-                username: recordedUsername, connection: connection, reason: .throttled, interaction: interaction.hash, clientIP: context.clientIP,
+                username: recordedUsername, connection: connection, reason: .throttled, interaction: interaction.hash, clientIP: clientAddress(request, context),
                 userID: user?.userID, at: now)
             do {
                 try await record { try $0.append(.loginFailed(refusal)) }
@@ -85,7 +85,7 @@ extension AuthorizationServer {
         guard let user, passwordMatches else {
             let failure = LoginFailed(
                 username: recordedUsername, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
-                interaction: interaction.hash, clientIP: context.clientIP, userID: user?.userID, at: now)
+                interaction: interaction.hash, clientIP: clientAddress(request, context), userID: user?.userID, at: now)
             do {
                 try await record { try $0.append(.loginFailed(failure)) }
             } catch {
@@ -107,7 +107,7 @@ extension AuthorizationServer {
             sessionHash: OpaqueToken.hash(sessionID), userID: user.userID, connection: connection, authTime: now,
             expiresAt: now.adding(seconds: ttl))
         let success = LoginSucceeded(
-            userID: user.userID, connection: connection, session: session, interaction: interaction.hash, clientIP: context.clientIP)
+            userID: user.userID, connection: connection, session: session, interaction: interaction.hash, clientIP: clientAddress(request, context))
         do {
             try await record { try $0.append(.loginSucceeded(success)) }
         } catch {
@@ -240,7 +240,7 @@ extension AuthorizationServer {
             return unavailablePage()
         }
         if let session = current {
-            let event = LoggedOut(sessionHash: session.sessionHash, userID: session.userID, clientIP: context.clientIP)
+            let event = LoggedOut(sessionHash: session.sessionHash, userID: session.userID, clientIP: clientAddress(request, context))
             do {
                 try await record { try $0.append(.loggedOut(event)) }
             } catch {

@@ -109,7 +109,7 @@ extension AuthorizationServer {
         guard let claims = try? await tokenKeys.verify(token, as: AccessTokenClaims.self), claims.clientID == client.clientID else {
             return json([String: String]())
         }
-        let revoked = TokenRevoked(tokenID: claims.jti, clientID: client.clientID, clientIP: context.clientIP)
+        let revoked = TokenRevoked(tokenID: claims.jti, clientID: client.clientID, clientIP: clientAddress(request, context))
         do {
             try await record { recorder in
                 guard let current = try recorder.store.get(.tokens, claims.jti),

@@ -18,7 +18,7 @@ extension AuthorizationServer {
             return tokenError(TokenError(.invalidRequest, "The request body is not a form of at most 64 KiB."))
         }
         let grantType = form["grant_type"]
-        let clientIP = context.clientIP
+        let clientIP = clientAddress(request, context)
         let client: RegisteredClient
         switch authenticateClient(request, form) {
         case .success(let authenticated): client = authenticated

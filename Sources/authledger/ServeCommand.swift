@@ -28,6 +28,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Issuer URL (default: the tenant's, or http://HOST:PORT/ for the demo).", valueName: "url"))
     var issuer: String?
     @OptionGroup var writerOptions: JournalWriterOptions
+    @Option(
+        name: .customLong("trusted-proxy"),
+        help: ArgumentHelp("A reverse proxy whose X-Forwarded-For is believed for the client address (repeatable).", valueName: "addr"))
+    var trustedProxies: [String] = []
 
     func run() async throws {
         var logger = Logger(label: "authledger")
@@ -51,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var settings = AuthServerSettings()
         settings.issuerOverride = issuer
+        settings.trustedProxies = Set(trustedProxies)
         let keyPath = tokenKeyPath(journalOptions.journal)
         let tokenKeys: TokenKeyRing
         do {

@@ -8,8 +8,9 @@ import Testing
 @Suite("Login brute force is throttled, and every refusal is recorded")
 struct LoginThrottleTests {
     /// Posts one login for `username` from a fresh interaction; returns the response.
-    static func attempt(_ browser: Browser, _ username: String, _ password: String) async throws -> Page {
+    static func attempt(_ browser: Browser, _ username: String, _ password: String, from address: String? = nil) async throws -> Page {
         let fresh = Browser(client: browser.client)
+        if let address { fresh.defaultHeaders[HTTPField.Name("X-Forwarded-For")!] = address }
         let start = try await fresh.get("/authorize?" + FormEncoding.encode(webAppParameters()))
         let form = try await fresh.get(try #require(start.location))
         return try await fresh.post(
@@ -62,5 +63,29 @@ struct LoginThrottleTests {
             #expect(crowded.location == nil)
         }
         #expect(try harness.events().allSatisfy { if case .authorizeRequested = $0.1 { false } else { true } })
+    }
+
+    @Test("behind a trusted proxy, X-Forwarded-For is the address: one client's burst does not lock out the others")
+    func trustedProxy() async throws {
+        let harness = try await ServerHarness { $0.trustedProxies = ["127.0.0.1"] }
+        try await harness.run { browser in
+            for attempt in 0..<10 {
+                _ = try await Self.attempt(browser, "nobody-\(attempt)@example.com", "x", from: "203.0.113.7")
+            }
+            #expect(try await Self.attempt(browser, "alice@example.com", "correct horse battery staple", from: "203.0.113.7").status == .tooManyRequests)
+            #expect(try await Self.attempt(browser, "alice@example.com", "correct horse battery staple", from: "198.51.100.2").status == .found)
+        }
+        let addresses = Set(try harness.events().compactMap { if case .loginFailed(let value) = $0.1 { value.clientIP } else { nil } })
+        #expect(addresses == ["203.0.113.7"])
+    }
+
+    @Test("X-Forwarded-For from an untrusted peer is ignored")
+    func untrustedProxy() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            _ = try await Self.attempt(browser, "bob@example.com", "wrong", from: "203.0.113.9")
+        }
+        let failure = try #require(harness.events().compactMap { if case .loginFailed(let value) = $0.1 { value } else { nil } }.first)
+        #expect(failure.clientIP == "127.0.0.1")
     }
 }

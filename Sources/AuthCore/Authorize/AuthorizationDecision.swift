@@ -156,6 +156,14 @@ public enum AuthorizationOutcome: Codable, Sendable, Equatable {
     /// Authorized, implicit flow: mint the tokens the response types ask for and return them in the fragment.
     case issueTokens(CodeGrant, responseTypes: [String], delivery: ResponseDelivery)
 
+    /// Whether the outcome hands out a code or tokens.
+    public var issues: Bool {
+        switch self {
+        case .issueCode, .issueTokens: true
+        default: false
+        }
+    }
+
     /// A short name for metrics and timelines.
     public var name: String {
         switch self {

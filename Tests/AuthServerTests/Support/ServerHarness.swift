@@ -111,7 +111,10 @@ final class ServerHarness: Sendable {
     let server: AuthorizationServer
     let clock = TestClock()
 
-    init(tenant yaml: String = testTenantYAML, issuer: String? = nil) async throws {
+    init(
+        tenant yaml: String = testTenantYAML, issuer: String? = nil,
+        configure: (inout AuthServerSettings) -> Void = { _ in }
+    ) async throws {
         directory = FileManager.default.temporaryDirectory.path + "/authledger-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
@@ -120,6 +123,7 @@ final class ServerHarness: Sendable {
         settings.hasher = Argon2idHasher.minimal
         settings.clock = clock.read
         settings.issuerOverride = issuer
+        configure(&settings)
         var logger = Logger(label: "authledger-test")
         logger.logLevel = .warning
         let tokenKeys = try await TokenKeyRing.loadOrCreate(path: directory + "/journal.tokenkeys")
@@ -204,6 +208,8 @@ struct Page: Sendable {
 final class Browser: @unchecked Sendable {
     let client: any TestClientProtocol
     var cookies: [String: String] = [:]
+    /// Headers sent with every request (e.g. X-Forwarded-For, as a proxy in front would add).
+    var defaultHeaders = HTTPFields()
 
     init(client: any TestClientProtocol) {
         self.client = client
@@ -219,6 +225,7 @@ final class Browser: @unchecked Sendable {
 
     func send(_ uri: String, method: HTTPRequest.Method, body: String? = nil, headers extra: HTTPFields = [:]) async throws -> Page {
         var headers = extra
+        for field in defaultHeaders { headers.append(field) }
         if !cookies.isEmpty {
             headers[.cookie] = cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
         }
