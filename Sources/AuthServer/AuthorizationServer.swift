@@ -8,6 +8,7 @@ import LedgerCore
 import LedgerLMDB
 import Logging
 import NIOCore
+import Synchronization
 
 /// Settings of the HTTP server that are not tenant configuration.
 public struct AuthServerSettings: Sendable {
@@ -39,6 +40,7 @@ public final class AuthorizationServer: Sendable {
     /// A real Argon2id hash checked when a login names an unknown user, so both cases take the same time.
     let decoyPasswordHash: String
     let metrics = ServerMetrics()
+    let verifiedSecrets = VerifiedSecretCache()
 
     static let sessionCookie = "al_session"
     static let bindingCookie = "al_bind"
@@ -211,5 +213,26 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
         response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
         response.headers[HTTPField.Name("Content-Security-Policy")!] = Self.contentSecurityPolicy
         return response
+    }
+}
+
+/// Client secrets that passed Argon2id verification, remembered as SHA-256 digests for the stored hash they
+/// matched, so that a client's every token request does not cost a 64 MiB Argon2id run.
+///
+/// Only successes are remembered; a changed secret hash (a new tenant file) misses the cache, and a wrong
+/// secret always goes to Argon2id. Comparisons are constant-time.
+final class VerifiedSecretCache: Sendable {
+    private let entries = Mutex<[String: [UInt8]]>([:])
+    private let limit = 10_000
+
+    func verify(_ secret: String, against hash: String, hasher: any SecretHasher) -> Bool {
+        let digest = SHA256Digest.hash(Array(hash.utf8) + [0] + Array(secret.utf8)).bytes
+        if let known = entries.withLock({ $0[hash] }), constantTimeEquals(known, digest) { return true }
+        guard hasher.verify(secret, against: hash) else { return false }
+        entries.withLock { cache in
+            if cache.count >= limit { cache.removeAll() }
+            cache[hash] = digest
+        }
+        return true
     }
 }

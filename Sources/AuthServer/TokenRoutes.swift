@@ -239,7 +239,7 @@ extension AuthorizationServer {
         if let error = TokenPolicy.checkAuthenticationMethod(credentials, client: registered) { return .failure(error) }
         let client = registered!
         if let hash = client.secretHash {
-            guard let secret = credentials.secret, settings.hasher.verify(secret, against: hash) else {
+            guard let secret = credentials.secret, verifiedSecrets.verify(secret, against: hash, hasher: settings.hasher) else {
                 return .failure(TokenError(.invalidClient, "Client authentication failed."))
             }
         }
