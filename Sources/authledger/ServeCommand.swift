@@ -28,13 +28,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Issuer URL (default: the tenant's, or http://HOST:PORT/ for the demo).", valueName: "url"))
     var issuer: String?
     @OptionGroup var writerOptions: JournalWriterOptions
+    @Option(name: .customLong("log-format"), help: "Log lines as text, or as JSON objects (for log collectors).")
+    var logFormat: LogFormat = .text
     @Option(
         name: .customLong("trusted-proxy"),
         help: ArgumentHelp("A reverse proxy whose X-Forwarded-For is believed for the client address (repeatable).", valueName: "addr"))
     var trustedProxies: [String] = []
 
     func run() async throws {
-        var logger = Logger(label: "authledger")
+        var logger =
+            logFormat == .json
+            ? Logger(label: "authledger", factory: { JSONLogHandler(label: $0) }) : Logger(label: "authledger")
         logger.logLevel = .info
         let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
         // Endpoints are resolved against the issuer, so it always ends with "/".
@@ -91,4 +95,8 @@ struct ServeCommand: AsyncParsableCommand {
 private func say(_ line: String) {
     print(line)
     fflush(nil)
+}
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
 }
