@@ -96,11 +96,11 @@ public final class Journal: Sendable {
             do {
                 layout = try JournalLayout.open(
                     in: environment, transaction: transaction, projections: configuration.projections, create: true)
-                try transaction.commit()
             } catch {
                 transaction.abort()
                 throw error
             }
+            try transaction.commit()
             let reader = JournalReader(environment: environment, layout: layout, directory: directory)
             let stored = try reader.read { snapshot in
                 (try snapshot.head, try snapshot.journalID, try snapshot.activeKey)

@@ -277,8 +277,9 @@ final class JournalWriter: @unchecked Sendable {
             }
         }
 
-        try transaction.commit()
+        // Committing ends the transaction either way (LMDB frees it when the commit fails): never abort after.
         finished = true
+        try transaction.commit()
         return Outcome(
             results: results, head: newHead, frontier: newFrontier, signingKey: context.cursor.signingKey,
             checkpoint: checkpoint, witnessRequested: checkpointRequested)
@@ -291,12 +292,9 @@ final class JournalWriter: @unchecked Sendable {
     ) throws -> Result<any Sendable, any Error> {
         let child = try environment.beginWriteTransaction(parent: context.transaction)
         var nested = JournalWriteTransaction(transaction: child, layout: layout, cursor: context.cursor)
+        let value: any Sendable
         do {
-            let value = try body(&nested)
-            try child.commit()
-            context.cursor = nested.cursor
-            context.records += nested.records
-            return .success(value)
+            value = try body(&nested)
         } catch {
             child.abort()
             // A key or value too large is the request's fault: it fails alone, the batch goes on.
@@ -304,6 +302,11 @@ final class JournalWriter: @unchecked Sendable {
             if case .storage(let storage) = error as? JournalError, !storage.isBadSize { throw storage }
             return .failure(error)
         }
+        // Committing a nested transaction ends it either way; a failure here is the batch's.
+        try child.commit()
+        context.cursor = nested.cursor
+        context.records += nested.records
+        return .success(value)
     }
 }
 

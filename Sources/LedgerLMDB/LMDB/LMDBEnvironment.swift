@@ -119,14 +119,15 @@ final class LMDBEnvironment: @unchecked Sendable {
         var txn: OpaquePointer?
         try LMDBError.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "beginning read transaction")
         let transaction = LMDBTransaction(handle: txn!, readOnly: true)
+        let result: R
         do {
-            let result = try body(transaction)
-            try transaction.commit()
-            return result
+            result = try body(transaction)
         } catch {
             transaction.abort()
             throw error
         }
+        try transaction.commit()
+        return result
     }
 
     /// Begins a write transaction (or a nested one inside `parent`). The caller commits or aborts it.

@@ -6,6 +6,8 @@ struct LMDBTransaction {
     let handle: OpaquePointer
     let readOnly: Bool
 
+    /// Commits. Whether it succeeds or fails, the handle is gone afterwards (LMDB frees a transaction whose
+    /// commit fails), so it must not be aborted after this call.
     func commit() throws(LMDBError) {
         try LMDBError.check(mdb_txn_commit(handle), "committing transaction")
     }

@@ -112,10 +112,10 @@ final class ServerHarness: Sendable {
     let clock = TestClock()
 
     init(
-        tenant yaml: String = testTenantYAML, issuer: String? = nil,
+        tenant yaml: String = testTenantYAML, issuer: String? = nil, under base: String? = nil,
         configure: (inout AuthServerSettings) -> Void = { _ in }
     ) async throws {
-        directory = FileManager.default.temporaryDirectory.path + "/authledger-server-\(UUID().uuidString.prefix(8))"
+        directory = (base ?? FileManager.default.temporaryDirectory.path) + "/authledger-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
         try await ledger.applyTenant(try TenantFile.parse(yaml: yaml), hasher: Argon2idHasher.minimal)

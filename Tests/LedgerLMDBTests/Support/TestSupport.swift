@@ -50,11 +50,11 @@ func withRawLMDB(_ directory: String, _ body: (LMDBTransaction, JournalLayout) t
     let layout = try JournalLayout.open(in: environment, transaction: transaction, projections: [], create: false)
     do {
         try body(transaction, layout)
-        try transaction.commit()
     } catch {
         transaction.abort()
         throw error
     }
+    try transaction.commit()
 }
 
 /// Flips one bit of every occurrence of `marker` in the journal's `data.mdb`, by plain file I/O.
