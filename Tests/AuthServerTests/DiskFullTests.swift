@@ -43,7 +43,7 @@ final class SmallFilesystem: Sendable {
     func unmount() {
         let umount = Process()
         umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-        umount.arguments = [path]
+        umount.arguments = ["-l", path]  // lazy: detach now even if a file is still open
         try? umount.run()
         umount.waitUntilExit()
         try? FileManager.default.removeItem(atPath: path)
