@@ -160,11 +160,6 @@ public struct SnapshotStore: ProjectionStore {
         return result
     }
 
-    /// A decoded projection value.
-    public func value<T: Decodable>(_ type: T.Type, _ table: AuthTable, _ key: String) throws -> T? {
-        try get(table, key).map { try PayloadCoding.decode(type, from: $0) }
-    }
-
     /// The session with this hash.
     public func session(_ hash: String) throws -> SessionSnapshot? { try value(SessionSnapshot.self, .sessions, hash) }
 

@@ -112,9 +112,7 @@ extension AuthorizationServer {
         let revoked = TokenRevoked(tokenID: claims.jti, clientID: client.clientID, clientIP: clientAddress(request, context))
         do {
             try await record { recorder in
-                guard let current = try recorder.store.get(.tokens, claims.jti),
-                    try PayloadCoding.decode(TokenRecord.self, from: current).status == .active
-                else { return }
+                guard try recorder.store.value(TokenRecord.self, .tokens, claims.jti)?.status == .active else { return }
                 try recorder.append(.tokenRevoked(revoked))
             }
         } catch {

@@ -105,7 +105,7 @@ extension AuthorizationServer {
             }, proof: proof, now: now, clientIP: clientIP
         ) { store in
             // Another redemption may have won meanwhile.
-            try store.get(.codes, codeHash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }?.status == .issued
+            try store.value(CodeRecord.self, .codes, codeHash)?.status == .issued
         } lost: { recorder in
             try self.recordReplay(&recorder, codeHash: codeHash, clientID: client.clientID, clientIP: clientIP,
                                   error: TokenError(.invalidGrant, "The authorization code has already been used."))
@@ -165,8 +165,8 @@ extension AuthorizationServer {
             tokenGrant, grantType: grantType, client: client, codeHash: nil, refresh: next, refreshIssued: rotated, proof: proof, now: now,
             clientIP: clientIP
         ) { store in
-            let record = try store.get(.refreshTokens, presentedHash).map { try PayloadCoding.decode(RefreshRecord.self, from: $0) }
-            let family = try store.get(.refreshFamilies, previous.family).map { try PayloadCoding.decode(RefreshFamilyRecord.self, from: $0) }
+            let record = try store.value(RefreshRecord.self, .refreshTokens, presentedHash)
+            let family = try store.value(RefreshFamilyRecord.self, .refreshFamilies, previous.family)
             return record?.status == .active && family?.revoked == false
         } lost: { recorder in
             // A concurrent use rotated it first: this is a reuse.
@@ -302,7 +302,7 @@ extension AuthorizationServer {
 
     /// The events of a code replay: the code and its access tokens revoked, its refresh family revoked.
     func recordReplay(_ recorder: inout AuthRecorder, codeHash: String, clientID: String, clientIP: String?, error: TokenError) throws {
-        let current = try recorder.store.get(.codes, codeHash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }
+        let current = try recorder.store.value(CodeRecord.self, .codes, codeHash)
         try recorder.append(.codeReplayed(CodeReplayed(codeHash: codeHash, clientID: clientID, revokedTokenIDs: current?.tokenIDs ?? [])))
         if let family = current?.refreshFamily {
             try recorder.append(.refreshFamilyRevoked(RefreshFamilyRevoked(family: family, reason: .codeReplay, presentedHash: nil, clientID: clientID)))

@@ -1,3 +1,5 @@
+import LedgerCore
+
 /// Works out which configuration events make the current configuration match a tenant file.
 ///
 /// Only differences become events, so applying the same file twice appends nothing. Secrets are
@@ -110,7 +112,7 @@ public struct TenantPlanner: Sendable {
                 guard clientIDs.contains(invitation.clientID) else {
                     throw fail("invitation '\(invitation.ticket)' names unknown client '\(invitation.clientID)'")
                 }
-                guard LedgerTimestampParsing.parse(invitation.expiresAt) != nil else {
+                guard LedgerTimestamp(rfc3339: invitation.expiresAt) != nil else {
                     throw fail("invitation '\(invitation.ticket)' has expires_at '\(invitation.expiresAt)', which is not RFC 3339")
                 }
             }
@@ -119,10 +121,4 @@ public struct TenantPlanner: Sendable {
             throw fail("tenant.default_audience '\(audience)' is not one of the apis")
         }
     }
-}
-
-import LedgerCore
-
-enum LedgerTimestampParsing {
-    static func parse(_ text: String) -> LedgerTimestamp? { LedgerTimestamp(rfc3339: text) }
 }

@@ -8,6 +8,21 @@ public protocol ProjectionStore {
     func delete(_ table: AuthTable, _ key: String) throws
 }
 
+extension ProjectionStore {
+    /// The value stored under `key` in `table`, decoded as `type`; `nil` when there is none.
+    public func value<T: Decodable>(_ type: T.Type, _ table: AuthTable, _ key: String) throws -> T? {
+        try get(table, key).map { try PayloadCoding.decode(type, from: $0) }
+    }
+
+    /// Applies `change` to the value stored under `key` in `table` and stores the result;
+    /// does nothing when there is no such value.
+    public func update<T: Codable>(_ type: T.Type, _ table: AuthTable, _ key: String, _ change: (inout T) -> Void) throws {
+        guard var stored = try value(type, table, key) else { return }
+        change(&stored)
+        try put(table, key, try PayloadCoding.encode(stored))
+    }
+}
+
 /// The projection tables of the authorization server.
 public enum AuthTable: String, CaseIterable, Sendable {
     /// `state` → the whole ``ConfigurationState`` (it changes rarely and is read whole).
@@ -148,12 +163,12 @@ public enum AuthProjection {
             // Throttled attempts are not counted again, or a locked-out account could never recover.
             guard let at = failure.at, failure.reason != .throttled else { break }
             for key in LoginThrottle.keys(userID: failure.userID, username: failure.username, address: failure.clientIP) {
-                let recent = try store.get(.loginFailures, key).map { try PayloadCoding.decode([LedgerTimestamp].self, from: $0) } ?? []
+                let recent = try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
                 try store.put(.loginFailures, key, try PayloadCoding.encode(LoginThrottle.remember(at, in: recent)))
             }
         case .consentGranted(let answer):
             let key = consentKey(userID: answer.userID, clientID: answer.clientID, audience: answer.audience)
-            let existing = try store.get(.consents, key).map { try PayloadCoding.decode([String].self, from: $0) } ?? []
+            let existing = try store.value([String].self, .consents, key) ?? []
             var granted = existing
             for scope in answer.scopes where !granted.contains(scope) { granted.append(scope) }
             try store.put(.consents, key, try PayloadCoding.encode(granted))
@@ -181,18 +196,12 @@ public enum AuthProjection {
             }
         case .refreshIssued(let refresh):
             try store.put(.refreshTokens, refresh.tokenHash, try PayloadCoding.encode(RefreshRecord(issued: refresh, status: .active)))
-            if let parent = refresh.parentHash, let bytes = try store.get(.refreshTokens, parent) {
-                var record = try PayloadCoding.decode(RefreshRecord.self, from: bytes)
-                record.status = .rotated
-                try store.put(.refreshTokens, parent, try PayloadCoding.encode(record))
+            if let parent = refresh.parentHash {
+                try store.update(RefreshRecord.self, .refreshTokens, parent) { $0.status = .rotated }
             }
             try store.put(.refreshFamilies, refresh.family, try PayloadCoding.encode(RefreshFamilyRecord(revoked: false, current: refresh.tokenHash)))
         case .refreshFamilyRevoked(let revoked):
-            if let bytes = try store.get(.refreshFamilies, revoked.family) {
-                var family = try PayloadCoding.decode(RefreshFamilyRecord.self, from: bytes)
-                family.revoked = true
-                try store.put(.refreshFamilies, revoked.family, try PayloadCoding.encode(family))
-            }
+            try store.update(RefreshFamilyRecord.self, .refreshFamilies, revoked.family) { $0.revoked = true }
         case .tokenRejected, .tokenKeysRotated:
             break
         case .codeReplayed(let replay):
@@ -225,28 +234,22 @@ public enum AuthProjection {
     }
 
     static func revokeToken(_ id: String, in store: some ProjectionStore) throws {
-        guard let bytes = try store.get(.tokens, id) else { return }
-        var token = try PayloadCoding.decode(TokenRecord.self, from: bytes)
-        token.status = .revoked
-        try store.put(.tokens, id, try PayloadCoding.encode(token))
+        try store.update(TokenRecord.self, .tokens, id) { $0.status = .revoked }
     }
 
     static func codeRecord(_ hash: String, in store: some ProjectionStore) throws -> CodeRecord? {
-        try store.get(.codes, hash).map { try PayloadCoding.decode(CodeRecord.self, from: $0) }
+        try store.value(CodeRecord.self, .codes, hash)
     }
 
     /// The configuration as the projection holds it.
     public static func configuration(in store: some ProjectionStore) throws -> ConfigurationState {
-        guard let bytes = try store.get(.configuration, configurationKey) else { return ConfigurationState() }
-        return try PayloadCoding.decode(ConfigurationState.self, from: bytes)
+        try store.value(ConfigurationState.self, .configuration, configurationKey) ?? ConfigurationState()
     }
 
     private static func updateInteraction(
         _ interaction: String?, in store: some ProjectionStore, _ change: (inout InteractionRecord) -> Void
     ) throws {
-        guard let interaction, let bytes = try store.get(.interactions, interaction) else { return }
-        var record = try PayloadCoding.decode(InteractionRecord.self, from: bytes)
-        change(&record)
-        try store.put(.interactions, interaction, try PayloadCoding.encode(record))
+        guard let interaction else { return }
+        try store.update(InteractionRecord.self, .interactions, interaction, change)
     }
 }
