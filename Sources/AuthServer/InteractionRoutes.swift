@@ -126,14 +126,10 @@ extension AuthorizationServer {
         switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
-            let session: SessionSnapshot?
-            do {
-                session = try currentSession(request, now: settings.clock())
-            } catch {
-                return unavailablePage()
-            }
-            guard case .consent(let consent) = interaction.record.pending, let session else {
-                return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+            let (consent, session): (ConsentRequest, SessionSnapshot)
+            switch pendingConsent(request, interaction) {
+            case .rejected(let response): return response
+            case .pending(let pending, let current): (consent, session) = (pending, current)
             }
             let user = ledger.configuration.users[session.userID]?.email ?? session.userID
             return page(
@@ -151,14 +147,10 @@ extension AuthorizationServer {
         case .rejected(let response): return response
         case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
-        let session: SessionSnapshot?
-        do {
-            session = try currentSession(request, now: settings.clock())
-        } catch {
-            return unavailablePage()
-        }
-        guard case .consent(let consent) = interaction.record.pending, let session else {
-            return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
+        let (consent, session): (ConsentRequest, SessionSnapshot)
+        switch pendingConsent(request, interaction) {
+        case .rejected(let response): return response
+        case .pending(let pending, let current): (consent, session) = (pending, current)
         }
         let answer = ConsentAnswered(
             userID: session.userID, clientID: consent.clientID, audience: consent.audience, scopes: consent.scopes,
@@ -300,6 +292,21 @@ extension AuthorizationServer {
         json(["keys": tokenKeys.jwks])
     }
 
+    /// The consent `interaction` waits for and the signed-in session answering it; otherwise the
+    /// response to send instead (no session or no pending consent: back to `/authorize/resume`).
+    func pendingConsent(_ request: Request, _ interaction: ResumedInteraction) -> PendingConsent {
+        let session: SessionSnapshot?
+        do {
+            session = try currentSession(request, now: settings.clock())
+        } catch {
+            return .rejected(unavailablePage())
+        }
+        guard case .consent(let consent) = interaction.record.pending, let session else {
+            return .rejected(redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))"))
+        }
+        return .pending(consent, session)
+    }
+
     func clientName(_ interaction: ResumedInteraction) -> String {
         interaction.record.parameters["client_id"].flatMap { ledger.configuration.clients[$0]?.name } ?? "the application"
     }
@@ -308,5 +315,11 @@ extension AuthorizationServer {
 /// See ``AuthorizationServer/postedInteraction(_:_:)``.
 enum PostedInteraction {
     case posted([String: String], ResumedInteraction)
+    case rejected(Response)
+}
+
+/// See ``AuthorizationServer/pendingConsent(_:_:)``.
+enum PendingConsent {
+    case pending(ConsentRequest, SessionSnapshot)
     case rejected(Response)
 }
