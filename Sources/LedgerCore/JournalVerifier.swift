@@ -84,14 +84,14 @@ public struct JournalVerifier: Sendable {
         guard envelope.timestamp >= lastTime else {
             throw VerificationFailure(sequence: expected, problem: .timeWentBackwards(previous: lastTime, found: envelope.timestamp))
         }
-        let key = try signer(of: envelope)
+        let (key, genesisPayload) = try signer(of: envelope)
         if envelope.type == .genesis || envelope.type == .keyRotated {
             // The key chain changes here: check the signature before trusting the payload.
             guard envelope.hasValidSignature(by: key) else {
                 throw VerificationFailure(sequence: expected, problem: .badSignature)
             }
         }
-        try applyLedgerEvent(envelope)
+        try applyLedgerEvent(envelope, signedBy: key, genesis: genesisPayload)
 
         count = expected
         lastHash = SHA256Digest.hash(record)
@@ -123,15 +123,20 @@ public struct JournalVerifier: Sendable {
             origin: genesis?.origin, pinned: { if case .pinned = trust { true } else { false } }())
     }
 
-    /// The key that must have signed `envelope` (its id is checked; the signature is the caller's to check).
-    private mutating func signer(of envelope: EventEnvelope) throws(VerificationFailure) -> Ed25519PublicKey {
+    /// The key that must have signed `envelope` (its id is checked; the signature is the caller's to check),
+    /// and for event #1 the genesis payload that names that key.
+    private mutating func signer(
+        of envelope: EventEnvelope
+    ) throws(VerificationFailure) -> (key: Ed25519PublicKey, genesis: GenesisPayload?) {
         let key: Ed25519PublicKey
+        var genesisPayload: GenesisPayload?
         if envelope.sequence == 1 {
             guard envelope.type == .genesis, let payload = try? PayloadCoding.decode(GenesisPayload.self, from: envelope.payload),
                 let bytes = Base64.decode(payload.publicKey), let genesisKey = Ed25519PublicKey(bytes: bytes),
                 payload.origin == "authledger/\(payload.journalID)", Hex.decode(payload.journalID) == envelope.content.journalID
             else { throw VerificationFailure(sequence: 1, problem: .badGenesis) }
             key = genesisKey
+            genesisPayload = payload
             journalID = envelope.content.journalID
         } else {
             guard let active = keyChain.last else { throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis) }
@@ -143,16 +148,20 @@ public struct JournalVerifier: Sendable {
         guard envelope.keyID == key.keyID else {
             throw VerificationFailure(sequence: envelope.sequence, problem: .wrongKey(expected: key.keyID, found: envelope.keyID))
         }
-        return key
+        return (key, genesisPayload)
     }
 
-    private mutating func applyLedgerEvent(_ envelope: EventEnvelope) throws(VerificationFailure) {
+    /// Applies a signature-checked ledger event to the key chain; `genesis` is what ``signer(of:)`` decoded.
+    private mutating func applyLedgerEvent(
+        _ envelope: EventEnvelope, signedBy key: Ed25519PublicKey, genesis genesisPayload: GenesisPayload?
+    ) throws(VerificationFailure) {
         switch envelope.type {
         case .genesis:
-            guard envelope.sequence == 1 else { throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis) }
-            let payload = try? PayloadCoding.decode(GenesisPayload.self, from: envelope.payload)
-            genesis = payload
-            keyChain = [Ed25519PublicKey(bytes: Base64.decode(payload!.publicKey)!)!]
+            guard envelope.sequence == 1, let genesisPayload else {
+                throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis)
+            }
+            genesis = genesisPayload
+            keyChain = [key]
         case .keyRotated:
             guard let genesis, let previous = keyChain.last,
                 let payload = try? PayloadCoding.decode(KeyRotationPayload.self, from: envelope.payload),
