@@ -54,13 +54,17 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        // HTML with every value escaped: the server's pages and the incident report.
+        .target(name: "PageMarkup"),
+        // The incident report: counts and anomalies from a stretch of the journal, drawn as one HTML page.
+        .target(name: "IncidentReport", dependencies: ["AuthCore", "LedgerCore", "PageMarkup"]),
         // AuthLedger's state in the journal: event appends and the projections the server reads.
         .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerLMDB"]),
         // The HTTP server: Hummingbird routes, pages, cookies. Decisions come from AuthCore.
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthJournal", "AuthTokens",
+                "AuthCore", "AuthJournal", "AuthTokens", "PageMarkup",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "authledger-replay",
             dependencies: [
-                "LedgerLMDB", "AuthJournal", "AuthCore",
+                "LedgerLMDB", "AuthJournal", "AuthCore", "IncidentReport",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -108,6 +112,7 @@ let package = Package(
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "LedgerCore"]),
+        .testTarget(name: "IncidentReportTests", dependencies: ["IncidentReport", "AuthCore", "LedgerCore"]),
         .testTarget(
             name: "AuthServerTests",
             dependencies: [

@@ -8,6 +8,7 @@ import LedgerCore
 import LedgerLMDB
 import Logging
 import NIOCore
+import PageMarkup
 import Synchronization
 
 /// Settings of the HTTP server that are not tenant configuration.

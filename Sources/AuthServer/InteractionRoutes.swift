@@ -4,6 +4,7 @@ import AuthTokens
 import Foundation
 import Hummingbird
 import LedgerCore
+import PageMarkup
 
 extension AuthorizationServer {
     // MARK: Login

@@ -5,6 +5,9 @@ struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authledger-replay",
         abstract: "Forensics over an AuthLedger journal: verify it, and reconstruct what it records.",
-        subcommands: [VerifyCommand.self, RebuildCommand.self, ExplainCommand.self, ReplayDecisionsCommand.self, ExportCommand.self, ConsentHistoryCommand.self, TimelineCommand.self, TailCommand.self]
+        subcommands: [
+            VerifyCommand.self, RebuildCommand.self, ExplainCommand.self, ReplayDecisionsCommand.self, ExportCommand.self,
+            ConsentHistoryCommand.self, TimelineCommand.self, TailCommand.self, ReportCommand.self,
+        ]
     )
 }

@@ -56,6 +56,35 @@ struct FixtureJournalTests {
         #expect(consentBefore.contains("auth0|alice → web-app"))
     }
 
+    @Test("report --html: one self-contained page with the burst on bob, the replayed code and the decision to explain")
+    func report() throws {
+        let fixture = try Self.fixtureCopy()
+        defer { fixture.cleanup() }
+        let out = fixture.journal + "-report.html"
+        let result = try RebuildCommandTests.replay(["report", "--html", out, "--journal", fixture.journal])
+        #expect(result.0 == 0, "\(result.1)")
+        let page = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(page.contains("Verified: 78 events"))
+        #expect(page.components(separatedBy: "<svg ").count - 1 == 5)
+        #expect(!page.contains("<script") && !page.contains("href=\"http") && !page.contains("src=\""))
+        #expect(page.contains("13 failed logins for user auth0|bob"))
+        #expect(page.contains("Anomalies (3)"))
+        let code = try #require(fixture.facts["stolen_code"] as? String)
+        let stolen = try RebuildCommandTests.replay(["timeline", "--code=\(code)", "--journal", fixture.journal]).1
+        let decision = try #require(stolen.split(separator: "\n").first.map { UInt64($0.split(separator: " ")[0].dropFirst())! - 1 })
+        #expect(page.contains("authledger-replay explain \(decision) --journal"), "the code replay links to the decision that issued the code")
+
+        let late = try RebuildCommandTests.replay(["report", "--html", out + "2", "--from", "#76", "--journal", fixture.journal])
+        #expect(late.0 == 0)
+        let latePage = try String(contentsOfFile: out + "2", encoding: .utf8)
+        #expect(latePage.contains("events #76 to #78 (3 events)"))
+        #expect(latePage.contains("Anomalies (1)"), "only the replay is inside the range")
+
+        #expect(try RebuildCommandTests.replay(["report", "--html", out, "--from", "#500", "--journal", fixture.journal]).0 == 2)
+        #expect(try RebuildCommandTests.replay(["report", "--html", out, "--buckets", "0", "--journal", fixture.journal]).0 != 0)
+        #expect(try RebuildCommandTests.replay(["report", "--html", "/nonexistent/dir/r.html", "--journal", fixture.journal]).0 == 2)
+    }
+
     @Test("an OCSF export of alice's events verifies with the independent verifier against the pinned key")
     func export() throws {
         let fixture = try Self.fixtureCopy()

@@ -1,4 +1,5 @@
 import AuthCore
+import PageMarkup
 
 /// The HTML pages of the authorization flow. Every value is escaped; forms carry the interaction
 /// handle (`state`) and the CSRF token (`csrf`) as hidden fields that the page itself sets.

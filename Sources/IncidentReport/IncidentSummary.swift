@@ -1,0 +1,233 @@
+import AuthCore
+import LedgerCore
+
+/// What a responder wants from a stretch of the journal, counted in one pass: decisions over time by
+/// outcome, failed logins by user and address, codes issued, redeemed and replayed, consent given and
+/// withdrawn, and the anomalies worth a closer look.
+///
+/// Pure: events in, counts out. ``record(sequence:timestamp:event:)`` is called for each event of the
+/// range in order; the time buckets are fixed up front from the range's first and last timestamps.
+public struct IncidentSummary: Sendable {
+    /// How a stretch of time is cut into the buckets of the charts.
+    public struct Buckets: Sendable, Equatable {
+        public let start: LedgerTimestamp
+        /// Microseconds per bucket: whole seconds, at least one.
+        public let width: Int64
+        public let count: Int
+
+        /// `count` equal buckets of whole seconds covering `start...end`, fewer when the range is shorter
+        /// than `count` seconds.
+        public init(start: LedgerTimestamp, end: LedgerTimestamp, count: Int) {
+            self.start = start
+            let span = max(0, end.microseconds - start.microseconds) + 1
+            let spanSeconds = (span + 999_999) / 1_000_000
+            let count = Int(min(Int64(max(1, count)), spanSeconds))
+            self.count = count
+            width = (spanSeconds + Int64(count) - 1) / Int64(count) * 1_000_000
+        }
+
+        /// The bucket `timestamp` falls in, clamped to the first and last.
+        public func index(of timestamp: LedgerTimestamp) -> Int {
+            let offset = (timestamp.microseconds - start.microseconds) / width
+            return Int(min(max(0, offset), Int64(count - 1)))
+        }
+
+        /// When bucket `index` starts.
+        public func start(of index: Int) -> LedgerTimestamp {
+            LedgerTimestamp(microsecondsSinceEpoch: start.microseconds + Int64(index) * width)
+        }
+    }
+
+    /// Counts per bucket for a few named series (for example issued, redeemed, replayed).
+    public struct Series: Sendable, Equatable {
+        public let names: [String]
+        /// `counts[series][bucket]`.
+        public private(set) var counts: [[Int]]
+
+        init(names: [String], buckets: Int) {
+            self.names = names
+            counts = Array(repeating: Array(repeating: 0, count: buckets), count: names.count)
+        }
+
+        mutating func add(_ series: Int, at bucket: Int) { counts[series][bucket] += 1 }
+
+        /// The total of one series over all buckets.
+        public func total(_ series: Int) -> Int { counts[series].reduce(0, +) }
+    }
+
+    /// Something a responder should look at, with where to start.
+    public struct Anomaly: Sendable, Equatable {
+        public enum Kind: String, Sendable {
+            case codeReplay = "code replay"
+            case refreshReuse = "refresh token reuse"
+            case bruteForce = "failed-login burst"
+        }
+
+        public var kind: Kind
+        /// The event that shows it (for a burst, its first failure).
+        public var sequence: UInt64
+        public var time: LedgerTimestamp
+        /// For a burst, the last failure.
+        public var lastSequence: UInt64
+        /// How many events it spans (for a burst, its failures).
+        public var occurrences = 1
+        /// A sentence for the table.
+        public var summary: String
+        /// The authorization decision at the root of it, for `authledger-replay explain`; `nil` when that
+        /// decision is outside the report's range or there is none.
+        public var decisionSequence: UInt64?
+        /// The `timeline` filter that shows the surrounding events: `--user`, `--ip` or `--client`, and its value.
+        public var timelineFlag: String
+        public var timelineValue: String
+
+        /// The arguments of `authledger-replay timeline` for this anomaly: the filter, over the burst, or
+        /// from the root decision to the event.
+        public var timelineArguments: [String] {
+            let start = kind == .bruteForce ? sequence : decisionSequence
+            return [timelineFlag, timelineValue] + (start.map { ["--from", "#\($0)"] } ?? []) + ["--to", "#\(lastSequence)"]
+        }
+    }
+
+    /// When a run of failed logins for one account or from one address is called a burst.
+    public struct BurstRule: Sendable, Equatable {
+        public var failures: Int
+        public var window: Int64
+
+        /// `failures` within `windowSeconds`.
+        public init(failures: Int, windowSeconds: Int64) {
+            self.failures = failures
+            window = windowSeconds * 1_000_000
+        }
+
+        /// Five failures within ten minutes: half the server's throttle (ten in fifteen minutes), so a
+        /// burst shows before the throttle stops it.
+        public static let standard = BurstRule(failures: 5, windowSeconds: 600)
+    }
+
+    public static let decisionSeries = ["issued", "login or consent asked", "refused"]
+    public static let codeSeries = ["issued", "redeemed", "replayed"]
+    public static let consentSeries = ["granted", "denied", "revoked"]
+
+    public let buckets: Buckets
+    public let burstRule: BurstRule
+    public private(set) var events = 0
+    public private(set) var firstSequence: UInt64?
+    public private(set) var lastSequence: UInt64?
+    public private(set) var decisions: Series
+    /// Decisions by outcome name (`code_issued`, `login`, `error:invalid_request`, …).
+    public private(set) var outcomes: [String: Int] = [:]
+    public private(set) var codes: Series
+    public private(set) var consent: Series
+    public private(set) var failedLoginsByUser: [String: Int] = [:]
+    public private(set) var failedLoginsByAddress: [String: Int] = [:]
+    public private(set) var anomalies: [Anomaly] = []
+
+    private var decisionOfCode: [String: UInt64] = [:]
+    private var decisionOfFamily: [String: UInt64] = [:]
+    private var decisionOfInteraction: [String: UInt64] = [:]
+    private var openBursts: [String: BurstTracker] = [:]
+
+    /// A run of failures for one subject: the recent ones (within the window) and the anomaly it became.
+    private struct BurstTracker: Sendable {
+        var recent: [(sequence: UInt64, time: LedgerTimestamp)] = []
+        var anomaly: Int?
+    }
+
+    public init(buckets: Buckets, burstRule: BurstRule = .standard) {
+        self.buckets = buckets
+        self.burstRule = burstRule
+        decisions = Series(names: Self.decisionSeries, buckets: buckets.count)
+        codes = Series(names: Self.codeSeries, buckets: buckets.count)
+        consent = Series(names: Self.consentSeries, buckets: buckets.count)
+    }
+
+    /// Counts one event. Events must come in journal order.
+    public mutating func record(sequence: UInt64, timestamp: LedgerTimestamp, event: AuthEvent?) {
+        events += 1
+        firstSequence = firstSequence ?? sequence
+        lastSequence = sequence
+        guard let event else { return }
+        let bucket = buckets.index(of: timestamp)
+        switch event {
+        case .authorizeDecided(let decided):
+            let outcome = decided.decision.outcome
+            outcomes[outcome.name, default: 0] += 1
+            switch outcome {
+            case .issueCode, .issueTokens: decisions.add(0, at: bucket)
+            case .login, .consent, .chooseOrganization: decisions.add(1, at: bucket)
+            case .errorPage, .errorRedirect: decisions.add(2, at: bucket)
+            }
+        case .interactionOpened(let opened):
+            decisionOfInteraction[opened.interaction] = opened.decisionSequence
+        case .codeIssued(let issued):
+            codes.add(0, at: bucket)
+            decisionOfCode[issued.codeHash] = issued.decisionSequence
+        case .tokenIssued(let issued):
+            if issued.codeHash != nil { codes.add(1, at: bucket) }
+            if let family = issued.refreshFamily, let decision = issued.decisionSequence ?? issued.codeHash.flatMap({ decisionOfCode[$0] }) {
+                decisionOfFamily[family] = decision
+            }
+        case .codeReplayed(let replay):
+            codes.add(2, at: bucket)
+            anomalies.append(
+                Anomaly(
+                    kind: .codeReplay, sequence: sequence, time: timestamp, lastSequence: sequence,
+                    summary: "code \(replay.codeHash.prefix(12))… presented again by \(replay.clientID ?? "an unknown client"); "
+                        + "\(replay.revokedTokenIDs.count) token(s) revoked",
+                    decisionSequence: decisionOfCode[replay.codeHash],
+                    timelineFlag: "--client", timelineValue: replay.clientID ?? "-"))
+        case .refreshFamilyRevoked(let revoked) where revoked.reason == .reuse:
+            anomalies.append(
+                Anomaly(
+                    kind: .refreshReuse, sequence: sequence, time: timestamp, lastSequence: sequence,
+                    summary: "a rotated refresh token of family \(revoked.family.prefix(12))… was used again by "
+                        + "\(revoked.clientID ?? "an unknown client"); the family is revoked",
+                    decisionSequence: decisionOfFamily[revoked.family],
+                    timelineFlag: "--client", timelineValue: revoked.clientID ?? "-"))
+        case .consentGranted: consent.add(0, at: bucket)
+        case .consentDenied: consent.add(1, at: bucket)
+        case .consentRevoked: consent.add(2, at: bucket)
+        case .loginFailed(let failure):
+            let user = failure.userID ?? failure.username
+            failedLoginsByUser[user, default: 0] += 1
+            let decision = failure.interaction.flatMap { decisionOfInteraction[$0] }
+            trackBurst("user", user, flag: "--user", sequence, timestamp, decision)
+            if let address = failure.clientIP {
+                failedLoginsByAddress[address, default: 0] += 1
+                trackBurst("address", address, flag: "--ip", sequence, timestamp, decision)
+            }
+        default:
+            break
+        }
+    }
+
+    /// Adds a failure to its subject's run; at `burstRule.failures` within the window the run becomes an
+    /// anomaly, which later failures inside the window extend rather than repeat.
+    private mutating func trackBurst(
+        _ kind: String, _ subject: String, flag: String, _ sequence: UInt64, _ time: LedgerTimestamp, _ decision: UInt64?
+    ) {
+        let key = kind + " " + subject
+        var tracker = openBursts[key] ?? BurstTracker()
+        tracker.recent.removeAll { time.microseconds - $0.time.microseconds > burstRule.window }
+        if tracker.recent.isEmpty { tracker.anomaly = nil }
+        tracker.recent.append((sequence, time))
+        if let index = tracker.anomaly {
+            anomalies[index].lastSequence = sequence
+            anomalies[index].occurrences += 1
+            anomalies[index].summary = Self.burstSummary(anomalies[index].occurrences, kind, subject)
+        } else if tracker.recent.count >= burstRule.failures, let first = tracker.recent.first {
+            tracker.anomaly = anomalies.count
+            var burst = Anomaly(
+                kind: .bruteForce, sequence: first.sequence, time: first.time, lastSequence: sequence,
+                summary: Self.burstSummary(tracker.recent.count, kind, subject), decisionSequence: decision,
+                timelineFlag: flag, timelineValue: subject)
+            burst.occurrences = tracker.recent.count
+            anomalies.append(burst)
+        }
+        openBursts[key] = tracker
+    }
+
+    private static func burstSummary(_ count: Int, _ kind: String, _ subject: String) -> String {
+        "\(count) failed logins for \(kind) \(subject)"
+    }
+}

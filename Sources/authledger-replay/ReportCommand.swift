@@ -1,0 +1,84 @@
+import ArgumentParser
+import AuthCore
+import Foundation
+import IncidentReport
+import LedgerCommandSupport
+import LedgerCore
+import LedgerLMDB
+
+/// `authledger-replay report --html OUT.html`: a self-contained page for a responder — charts of
+/// decisions, failed logins, codes and consent over time, and the anomalies with the commands that
+/// explain them.
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write an incident report: one self-contained HTML page (inline SVG charts, no script, no network).",
+        discussion: """
+            The page shows authorization decisions over time by outcome, failed logins by account and by address, \
+            codes issued, redeemed and replayed, consent granted, denied and revoked, and a table of anomalies \
+            (code replays, refresh token reuse, bursts of failed logins) each with its explain and timeline commands. \
+            The journal is verified first; the page says whether it verified.
+            """)
+
+    @OptionGroup var journalOptions: JournalOptions
+    @Option(help: ArgumentHelp("The HTML file to write.", valueName: "file")) var html: String
+    @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
+    @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
+    @Option(help: "Number of time buckets in the charts (1–500).") var buckets: Int = 48
+
+    func validate() throws {
+        guard (1...500).contains(buckets) else { throw ValidationError("--buckets must be between 1 and 500") }
+    }
+
+    func run() async throws {
+        let reader = try openReader(journalOptions.journal)
+        let verification: (text: String, ok: Bool, origin: String?)
+        do {
+            switch try reader.verify(trust: .genesisKey) {
+            case .success(let report):
+                verification = (
+                    "\(report.eventCount) events: signatures, hash chain, Merkle root, \(report.checkpointsVerified) checkpoints "
+                        + "(genesis key trusted on first use; run verify --public-key to pin it)",
+                    true, report.origin
+                )
+            case .failure(let failure):
+                verification = ("verification failed at \(failure)", false, nil)
+            }
+        } catch {
+            throw CommandExit.badInput("cannot read the journal: \(error)")
+        }
+        guard let range = try JournalPoint.range(from: from, to: to, in: reader) else {
+            throw CommandExit.badInput("no event in the range")
+        }
+        let page: String
+        do {
+            page = try reader.read { snapshot in
+                guard let first = try snapshot.event(range.lowerBound), let last = try snapshot.event(range.upperBound) else {
+                    throw CommandExit.badInput("no event in the range")
+                }
+                var summary = IncidentSummary(buckets: .init(start: first.timestamp, end: last.timestamp, count: buckets))
+                try snapshot.forEachEvent(from: range.lowerBound) { envelope in
+                    guard envelope.sequence <= range.upperBound else { return false }
+                    summary.record(
+                        sequence: envelope.sequence, timestamp: envelope.timestamp,
+                        event: try AuthEvent(type: envelope.type, payload: envelope.payload))
+                    return true
+                }
+                let context = IncidentReportPage.Context(
+                    journal: journalOptions.journal, origin: verification.origin ?? "unverified", verification: verification.text,
+                    verified: verification.ok, from: first.timestamp, to: last.timestamp, generatedAt: Journal.systemClock())
+                return IncidentReportPage.render(summary, context: context)
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw CommandExit.badInput("cannot read the journal: \(error)")
+        }
+        do {
+            try page.write(toFile: html, atomically: true, encoding: .utf8)
+        } catch {
+            throw CommandExit.badInput("cannot write \(html): \(error.localizedDescription)")
+        }
+        print("report: \(html) (events #\(range.lowerBound)–#\(range.upperBound)\(verification.ok ? "" : "; the journal did NOT verify"))")
+    }
+}
