@@ -321,6 +321,36 @@ struct JournalTests {
         survivor.waitUntilExit()
     }
 
+    @Test("reader slots exhausted: a read fails with readers-full while live readers hold them, and succeeds once a holder dies")
+    func readerSlotExhaustion() async throws {
+        let directory = TemporaryDirectory()
+        do {
+            let journal = try openJournal(directory.journal)
+            try await journal.append(testDraft("one"))
+            await journal.close()
+        }
+        // The lock file's reader table is sized by whoever creates it: recreate it with two slots.
+        try FileManager.default.removeItem(atPath: directory.journal + "/lock.mdb")
+        let environment = try LMDBEnvironment(path: directory.journal, options: .init(maxReaders: 2))
+        let first = try startHoldingReader(directory.journal)
+        let second = try startHoldingReader(directory.journal)
+        defer {
+            kill(second.processIdentifier, SIGKILL)
+            second.waitUntilExit()
+        }
+        do {
+            try environment.withReadTransaction { _ in }
+            Issue.record("a read began although both reader slots are held by live processes")
+        } catch let error as LMDBError {
+            #expect(error.isReadersFull, "\(error)")
+        }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        // The dead holder's slot is reclaimed on demand, without reopening anything.
+        let read = try environment.withReadTransaction { _ in true }
+        #expect(read)
+    }
+
     private func startHoldingReader(_ journal: String) throws -> Process {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("authledger-bench")

@@ -95,12 +95,21 @@ final class LMDBEnvironment: @unchecked Sendable {
     }
 
     /// Runs `body` in a read transaction: a consistent snapshot that no writer blocks or changes.
+    ///
+    /// When every reader slot is taken, the slots of dead processes are reclaimed and the read is tried
+    /// again; if live readers hold them all, it fails with `MDB_READERS_FULL` (``LMDBError/isReadersFull``)
+    /// rather than waiting.
     func withReadTransaction<R>(_ body: (LMDBTransaction) throws -> R) throws -> R {
+        var reclaimedReaders = false
         while true {
             let result: R? = try resizeLock.withReadLock {
                 guard !closed else { throw JournalError.closed }
                 var txn: OpaquePointer?
-                let code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+                var code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+                if code == MDB_READERS_FULL, !reclaimedReaders {
+                    reclaimedReaders = true
+                    if try clearStaleReaders() > 0 { code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn) }
+                }
                 if code == MDB_MAP_RESIZED { return nil }
                 try LMDBError.check(code, "beginning read transaction")
                 let transaction = LMDBTransaction(handle: txn!, readOnly: true)
