@@ -58,6 +58,10 @@ public final class TokenKeyRing: Sendable {
     /// Loads the key file at `path`, creating it with fresh keys when it does not exist.
     public static func loadOrCreate(path: String) async throws -> TokenKeyRing {
         if let data = FileManager.default.contents(atPath: path) {
+            var status = stat()
+            if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+                throw TokenKeyError.notPrivate(path, mode: status.st_mode & 0o777)
+            }
             let stored = try JSONDecoder().decode(StoredFile.self, from: data)
             return try await make(stored.keys, path: path)
         }
@@ -176,11 +180,15 @@ public final class TokenKeyRing: Sendable {
 public enum TokenKeyError: Error, CustomStringConvertible {
     case cannotWrite(String)
     case malformed
+    /// The file is open to group or others; signing keys must be mode 0600.
+    case notPrivate(String, mode: mode_t)
 
     public var description: String {
         switch self {
         case .cannotWrite(let path): "token key file \(path) cannot be written"
         case .malformed: "token key file is malformed (a key does not match its kid)"
+        case .notPrivate(let path, let mode):
+            "token key file \(path) is open to group or others (mode \(String(mode, radix: 8))); it must be mode 0600: chmod 600 \(path)"
         }
     }
 }

@@ -30,6 +30,24 @@ struct TokenKeyTests {
         }
     }
 
+    @Test("a token key file open to group or others is refused, naming the fix")
+    func exposedTokenKeysAreRefused() async throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/authledger-tokenkeys-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/journal.tokenkeys"
+        _ = try await TokenKeyRing.loadOrCreate(path: path)
+        #expect(chmod(path, 0o644) == 0)
+        do {
+            _ = try await TokenKeyRing.loadOrCreate(path: path)
+            Issue.record("loaded a world-readable token key file")
+        } catch let error as TokenKeyError {
+            #expect("\(error)".contains("mode 644") && "\(error)".contains("chmod 600"), "\(error)")
+        }
+        #expect(chmod(path, 0o600) == 0)
+        _ = try await TokenKeyRing.loadOrCreate(path: path)
+    }
+
     @Test("rotation: new tokens use the new keys, the old keys stay published and verify old tokens, then expire from the file")
     func rotation() async throws {
         let directory = FileManager.default.temporaryDirectory.path + "/authledger-tokenkeys-\(UUID().uuidString.prefix(8))"

@@ -224,6 +224,24 @@ struct JournalTests {
         }
     }
 
+    @Test("a signing key file open to group or others is refused, naming the fix; at 0600 it opens", arguments: [0o644, 0o640, 0o604, 0o660])
+    func exposedKeyIsRefused(mode: Int) async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        await journal.close()
+        let keyPath = directory.journal + ".key"
+        #expect(try FileManager.default.attributesOfItem(atPath: keyPath)[.posixPermissions] as? NSNumber == 0o600)
+        #expect(chmod(keyPath, mode_t(mode)) == 0)
+        do {
+            _ = try openJournal(directory.journal)
+            Issue.record("opened with a key file of mode \(String(mode, radix: 8))")
+        } catch let error as JournalError {
+            #expect("\(error)".contains("mode \(String(mode, radix: 8))") && "\(error)".contains("chmod 600"), "\(error)")
+        }
+        #expect(chmod(keyPath, 0o600) == 0)
+        await (try openJournal(directory.journal)).close()
+    }
+
     @Test("every commit is sealed by a checkpoint; the witness gets one every interval, on demand and at close")
     func checkpointsAndWitness() async throws {
         let directory = TemporaryDirectory()
