@@ -278,7 +278,8 @@ extension AuthorizationServer {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "dpop_signing_alg_values_supported": DPoPVerifier.algorithms,
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
+            // ID tokens are always RS256 (OIDC Core §15.1); EdDSA signs access tokens for APIs that ask for it.
+            "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "code_challenge_methods_supported": allowPlain ? ["S256", "plain"] : ["S256"],
             "prompt_values_supported": ["none", "login", "consent"],

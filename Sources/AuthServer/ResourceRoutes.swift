@@ -29,16 +29,16 @@ extension AuthorizationServer {
         if let jkt = claims.cnf?.jkt {
             let proofs = request.headers[values: HTTPField.Name("DPoP")!]
             guard isDPoP, proofs.count == 1 else {
-                return bearerError("invalid_token", "This access token is bound to a DPoP key: present it with a DPoP proof.")
+                return bearerError("invalid_token", "This access token is bound to a DPoP key: present it with a DPoP proof.", scheme: .dpop)
             }
             do {
                 let proof = try await DPoPVerifier.verify(proofs[0], method: request.method.rawValue, url: issuer + "userinfo", now: now)
                 let expectedHash = Base64URL.encode(SHA256Digest.hash(Array(token.utf8)).bytes)
                 guard proof.thumbprint == jkt, proof.accessTokenHash == expectedHash else {
-                    return bearerError("invalid_token", "The DPoP proof is not by the token's key, or not for this token.")
+                    return bearerError("invalid_token", "The DPoP proof is not by the token's key, or not for this token.", scheme: .dpop)
                 }
             } catch {
-                return bearerError("invalid_dpop_proof", error.description)
+                return bearerError("invalid_dpop_proof", error.description, scheme: .dpop)
             }
         } else if isDPoP {
             return bearerError("invalid_token", "This access token is not DPoP-bound: use the Bearer scheme.")
@@ -53,7 +53,9 @@ extension AuthorizationServer {
                 return try !(record.refreshFamily.map(store.isFamilyRevoked) ?? false)
             }
         } catch {
-            return json(["error": "temporarily_unavailable"], status: .serviceUnavailable)
+            return json(
+                ["error": "temporarily_unavailable", "error_description": "The server cannot read its journal right now."],
+                status: .serviceUnavailable)
         }
         guard active else {
             return bearerError("invalid_token", "The access token has been revoked.")
@@ -85,9 +87,8 @@ extension AuthorizationServer {
         guard let token = form["token"], !token.isEmpty else {
             return tokenError(TokenError(.invalidRequest, "Missing token."))
         }
-        if let hint = form["token_type_hint"], hint != "access_token", hint != "refresh_token" {
-            return json(["error": "unsupported_token_type", "error_description": "Unknown token_type_hint \(hint)."], status: .badRequest)
-        }
+        // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are looked up whatever it says, and an
+        // unknown hint is no error.
         // A refresh token revokes its whole family (RFC 7009 §2.1 lets it take the access tokens along).
         let storedRefresh: (RefreshRecord, RefreshFamilyRecord)?
         do {
@@ -121,11 +122,24 @@ extension AuthorizationServer {
         return json([String: String]())
     }
 
-    /// RFC 6750 §3 error, with its `WWW-Authenticate: Bearer` challenge.
-    func bearerError(_ code: String?, _ description: String, status: HTTPResponse.Status = .unauthorized) -> Response {
+    /// The authentication scheme a resource error challenges with.
+    enum ChallengeScheme: String {
+        /// RFC 6750 §3.
+        case bearer = "Bearer"
+        /// RFC 9449 §7.1, for DPoP-bound tokens; it names the proof algorithms accepted.
+        case dpop = "DPoP"
+    }
+
+    /// An RFC 6750 §3 (or RFC 9449 §7.1) error, with its `WWW-Authenticate` challenge.
+    func bearerError(
+        _ code: String?, _ description: String, status: HTTPResponse.Status = .unauthorized, scheme: ChallengeScheme = .bearer
+    ) -> Response {
         var response = json(code.map { ["error": $0, "error_description": description] } ?? [:], status: status)
-        var challenge = "Bearer realm=\"authledger\""
-        if let code { challenge += ", error=\"\(code)\", error_description=\"\(description)\"" }
+        var challenge = "\(scheme.rawValue) realm=\"authledger\""
+        if scheme == .dpop { challenge += ", algs=\"\(DPoPVerifier.algorithms.joined(separator: " "))\"" }
+        // A quoted-string cannot hold a raw quote or backslash (RFC 9110 §5.6.4); the description loses them.
+        let quoted = String(description.unicodeScalars.filter { $0 != "\"" && $0 != "\\" && $0.value >= 0x20 })
+        if let code { challenge += ", error=\"\(code)\", error_description=\"\(quoted)\"" }
         response.headers[.wwwAuthenticate] = challenge
         return response
     }

@@ -72,7 +72,11 @@ struct HostileInputTests {
             let token = try #require(tokens["access_token"] as? String)
             var bearer = HTTPFields()
             bearer[.authorization] = "Bearer " + token
-            #expect(try await browser.send("/userinfo", method: .get, headers: bearer).status == .unauthorized)
+            let asBearer = try await browser.send("/userinfo", method: .get, headers: bearer)
+            #expect(asBearer.status == .unauthorized)
+            // RFC 9449 §7.1: the challenge for a DPoP-bound token is DPoP's, naming the proof algorithms.
+            let challenge = try #require(asBearer.headers[.wwwAuthenticate])
+            #expect(challenge.hasPrefix("DPoP ") && challenge.contains("algs=\"ES256 ") && challenge.contains("error=\"invalid_token\""), "\(challenge)")
 
             let ath = Base64URL.encode(SHA256Digest.hash(Array(token.utf8)).bytes)
             let keys = await JWTKeyCollection().add(ecdsa: client.key)

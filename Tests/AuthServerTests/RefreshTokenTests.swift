@@ -94,7 +94,8 @@ struct RefreshTokenTests {
             #expect(jsonObject(try await Self.refresh(browser, refresh))["error"] as? String == "invalid_grant")
 
             let other = try #require(try await Self.offlineTokens(browser)["refresh_token"] as? String)
-            let revoke = try await browser.post("/oauth/revoke", form: [("token", other), ("token_type_hint", "refresh_token")],
+            // The hint is only a hint (RFC 7009 §2.1): a wrong or unknown one still revokes the token.
+            let revoke = try await browser.post("/oauth/revoke", form: [("token", other), ("token_type_hint", "id_token")],
                                                 headers: basic("web-app", "s3cret"))
             #expect(revoke.status == .ok)
             #expect(jsonObject(try await Self.refresh(browser, other))["error"] as? String == "invalid_grant")
