@@ -74,7 +74,8 @@ struct ServeCommand: AsyncParsableCommand {
         if ledger.configuration.clients[DemoTenant.clientID] != nil {
             let redirect = FormEncoding.encode(issuerURL + "callback")
             say("authledger: demo: open \(issuerURL)authorize?response_type=code&client_id=\(DemoTenant.clientID)&redirect_uri=\(redirect)&scope=openid%20profile&state=xyz")
-            say("authledger: demo user \(DemoTenant.username) / \(DemoTenant.password)")
+            // The demo password is public (README, --help) but still never printed: no password in any output.
+            say("authledger: demo user \(DemoTenant.username) (password: see the README or authledger serve --help)")
         }
         let host = self.host
         let application = server.application(host: host, port: port) { bound in

@@ -95,7 +95,11 @@ let testTenantYAML = """
 /// A clock tests can move. It starts at the real time, so that tokens it stamps are valid for outside
 /// verifiers too.
 final class TestClock: Sendable {
-    private let now = Mutex(Journal.systemClock())
+    private let now: Mutex<LedgerTimestamp>
+
+    init(at start: LedgerTimestamp = Journal.systemClock()) {
+        now = Mutex(start)
+    }
 
     var read: @Sendable () -> LedgerTimestamp { { [self] in now.withLock { $0 } } }
 
@@ -109,7 +113,7 @@ final class ServerHarness: Sendable {
     let directory: String
     let ledger: AuthLedger
     let server: AuthorizationServer
-    let clock = TestClock()
+    let clock: TestClock
 
     init(
         tenant yaml: String = testTenantYAML, issuer: String? = nil, under base: String? = nil,
@@ -119,6 +123,22 @@ final class ServerHarness: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
         try await ledger.applyTenant(try TenantFile.parse(yaml: yaml), hasher: Argon2idHasher.minimal)
+        clock = TestClock()
+        server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: issuer, configure: configure)
+    }
+
+    /// A new server on the journal `previous` wrote, as after a restart (`previous.run` has closed it).
+    /// Its clock carries on from the previous server's.
+    init(restarting previous: ServerHarness) async throws {
+        directory = previous.directory
+        ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
+        clock = TestClock(at: previous.clock.read())
+        server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: nil, configure: { _ in })
+    }
+
+    private static func server(
+        ledger: AuthLedger, directory: String, clock: TestClock, issuer: String?, configure: (inout AuthServerSettings) -> Void
+    ) async throws -> AuthorizationServer {
         var settings = AuthServerSettings()
         settings.hasher = Argon2idHasher.minimal
         settings.clock = clock.read
@@ -127,7 +147,7 @@ final class ServerHarness: Sendable {
         var logger = Logger(label: "authledger-test")
         logger.logLevel = .warning
         let tokenKeys = try await TokenKeyRing.loadOrCreate(path: directory + "/journal.tokenkeys")
-        server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
+        return AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
     }
 
     /// Runs `body` with a browser talking to the server over a real socket, then closes the journal and
