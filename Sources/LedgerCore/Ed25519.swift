@@ -60,7 +60,8 @@ public struct KeyID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
 /// An Ed25519 signing key: the 32-byte seed and the key pair libsodium derives from it.
 ///
-/// The seed is the only secret that needs storing; ``JournalKeyFile`` keeps it on disk with mode 0600.
+/// The seed is the only secret that needs storing; LedgerLMDB's `JournalKeyFile` keeps it on disk with
+/// mode 0600.
 public struct Ed25519SigningKey: Sendable {
     /// The 32-byte seed. Secret.
     public let seed: [UInt8]

@@ -59,7 +59,7 @@ struct JournalLayout {
 public struct JournalHead: Sendable, Equatable {
     /// The last event's sequence number, which is also the Merkle tree size; 0 when empty.
     public var sequence: UInt64
-    /// The last event's ``EventEnvelope/eventHash``.
+    /// The last event's hash (`EventEnvelope.eventHash`: SHA-256 of its record).
     public var lastHash: SHA256Digest
     /// The last event's time.
     public var lastTime: LedgerTimestamp

@@ -10,7 +10,9 @@ public final class JournalReader: Sendable {
     public let directory: String
 
     /// Opens the journal in `directory` for reading.
-    /// - Parameter projections: projection tables to make readable; ones the journal lacks are skipped.
+    /// - Parameters:
+    ///   - directory: the journal directory (the one holding `data.mdb`).
+    ///   - projections: projection tables to make readable; ones the journal lacks are skipped.
     public convenience init(directory: String, projections: [String] = []) throws(JournalError) {
         guard FileManager.default.fileExists(atPath: directory + "/data.mdb") else {
             throw .directory(path: directory, reason: "holds no journal (no data.mdb)")

@@ -13,7 +13,7 @@ public struct EventDraft: Sendable, Equatable {
         self.payload = payload
     }
 
-    /// A draft whose payload is `value` encoded with ``PayloadCoding``.
+    /// A draft whose payload is `value` encoded with `PayloadCoding` (JSON with sorted keys).
     public init(type: EventType, schemaVersion: UInt16 = 1, encoding value: some Encodable) throws {
         self.init(type: type, schemaVersion: schemaVersion, payload: try PayloadCoding.encode(value))
     }
@@ -110,7 +110,8 @@ public struct JournalWriteTransaction {
         return AppendedEvent(sequence: envelope.sequence, timestamp: envelope.timestamp, eventHash: cursor.lastHash)
     }
 
-    /// Appends an event, signing it here on the writer (prefer ``append(_:)-prepared``).
+    /// Appends an event, signing it here on the writer. Prefer appending a ``PreparedEvent`` made
+    /// beforehand with ``Journal/prepare(_:)``, so that signing happens outside the writer.
     @discardableResult
     public mutating func append(_ draft: EventDraft) throws -> AppendedEvent {
         try append(try PreparedEvent(draft: draft, journalID: cursor.journalID, key: cursor.signingKey))
