@@ -17,6 +17,9 @@ public struct AuthServerSettings: Sendable {
     public var issuerOverride: String?
     /// Password and secret hashing.
     public var hasher: any SecretHasher = Argon2idHasher.interactive
+    /// How many password or client-secret checks may run or wait at once; beyond that the server
+    /// answers 503 at once (``SecretVerifier``).
+    public var secretCheckCapacity = 4 * System.coreCount
     /// How long a login/consent page stays valid.
     public var interactionTTLSeconds = 600
     /// Password guessing limits.
@@ -41,7 +44,7 @@ public final class AuthorizationServer: Sendable {
     /// A real Argon2id hash checked when a login names an unknown user, so both cases take the same time.
     let decoyPasswordHash: String
     let metrics = ServerMetrics()
-    let verifiedSecrets = VerifiedSecretCache()
+    let secrets: SecretVerifier
 
     static let sessionCookie = "al_session"
     static let bindingCookie = "al_bind"
@@ -54,6 +57,7 @@ public final class AuthorizationServer: Sendable {
         self.settings = settings
         self.logger = logger
         self.decoyPasswordHash = settings.hasher.hash("decoy password that no user has")
+        self.secrets = SecretVerifier(hasher: settings.hasher, capacity: settings.secretCheckCapacity)
     }
 
     /// The issuer identifier: `--issuer`, else the tenant's.
@@ -151,15 +155,30 @@ public final class AuthorizationServer: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// The form fields of a urlencoded POST body (first value of each name), or `nil` if it is not one.
-    func formFields(_ request: Request, _ context: AuthRequestContext) async -> [String: String]? {
-        var request = request
-        guard let buffer = try? await request.collectBody(upTo: context.maxUploadSize) else { return nil }
-        var fields: [String: String] = [:]
-        for (name, value) in FormEncoding.parse(String(buffer: buffer)) where fields[name] == nil {
-            fields[name] = value
+    /// Why a POST body was not taken as a form.
+    enum FormRefusal: Error {
+        /// Larger than ``AuthRequestContext/maxUploadSize``, or unreadable.
+        case unreadable
+        /// A parameter appears more than once (RFC 6749 §3.2 forbids it: which value would count?).
+        case repeated(String)
+
+        var description: String {
+            switch self {
+            case .unreadable: "The request body is not a form of at most 64 KiB."
+            case .repeated(let name): "The parameter \(String(name.prefix(64))) is repeated."
+            }
         }
-        return fields
+    }
+
+    /// The fields of a urlencoded POST body, each name at most once.
+    func formFields(_ request: Request, _ context: AuthRequestContext) async -> Result<[String: String], FormRefusal> {
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: context.maxUploadSize) else { return .failure(.unreadable) }
+        var fields: [String: String] = [:]
+        for (name, value) in FormEncoding.parse(String(buffer: buffer)) {
+            guard fields.updateValue(value, forKey: name) == nil else { return .failure(.repeated(name)) }
+        }
+        return .success(fields)
     }
 
     func queryValue(_ request: Request, _ name: String) -> String? {
@@ -214,26 +233,5 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
         response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
         response.headers[HTTPField.Name("Content-Security-Policy")!] = Self.contentSecurityPolicy
         return response
-    }
-}
-
-/// Client secrets that passed Argon2id verification, remembered as SHA-256 digests for the stored hash they
-/// matched, so that a client's every token request does not cost a 64 MiB Argon2id run.
-///
-/// Only successes are remembered; a changed secret hash (a new tenant file) misses the cache, and a wrong
-/// secret always goes to Argon2id. Comparisons are constant-time.
-final class VerifiedSecretCache: Sendable {
-    private let entries = Mutex<[String: [UInt8]]>([:])
-    private let limit = 10_000
-
-    func verify(_ secret: String, against hash: String, hasher: any SecretHasher) -> Bool {
-        let digest = SHA256Digest.hash(Array(hash.utf8) + [0] + Array(secret.utf8)).bytes
-        if let known = entries.withLock({ $0[hash] }), constantTimeEquals(known, digest) { return true }
-        guard hasher.verify(secret, against: hash) else { return false }
-        entries.withLock { cache in
-            if cache.count >= limit { cache.removeAll() }
-            cache[hash] = digest
-        }
-        return true
     }
 }

@@ -81,7 +81,12 @@ extension AuthorizationServer {
                 status: .tooManyRequests)
         }
         // The same Argon2id work whether or not the user exists, so timing does not reveal accounts.
-        let passwordMatches = settings.hasher.verify(password, against: user?.passwordHash ?? decoyPasswordHash) && user != nil
+        let passwordMatches: Bool
+        do {
+            passwordMatches = try await secrets.verify(password, against: user?.passwordHash ?? decoyPasswordHash) && user != nil
+        } catch {
+            return unavailablePage()
+        }
 
         guard let user, passwordMatches else {
             let failure = LoginFailed(
@@ -212,8 +217,13 @@ extension AuthorizationServer {
     /// A page's form post: its fields and the interaction it belongs to, checked (binding cookie and CSRF
     /// field), or the response to send instead.
     func postedInteraction(_ request: Request, _ context: AuthRequestContext) async -> PostedInteraction {
-        guard let form = await formFields(request, context) else {
+        let form: [String: String]
+        switch await formFields(request, context) {
+        case .success(let fields): form = fields
+        case .failure(.unreadable):
             return .rejected(errorPage(.invalidRequest, "The form could not be read (at most 64 KiB).", status: .contentTooLarge))
+        case .failure(let refusal):
+            return .rejected(errorPage(.invalidRequest, refusal.description))
         }
         switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
         case .rejected(let response): return .rejected(response)

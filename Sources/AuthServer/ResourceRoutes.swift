@@ -76,11 +76,13 @@ extension AuthorizationServer {
     /// `POST /oauth/revoke` (RFC 7009): a client revokes one of its access tokens. Always 200 for a
     /// token that is unknown or not the client's (so nothing is revealed), after client authentication.
     func revoke(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        guard let form = await formFields(request, context) else {
-            return tokenError(TokenError(.invalidRequest, "The request body is not a form of at most 64 KiB."))
+        let form: [String: String]
+        switch await formFields(request, context) {
+        case .success(let fields): form = fields
+        case .failure(let refusal): return tokenError(TokenError(.invalidRequest, refusal.description))
         }
         let client: RegisteredClient
-        switch authenticateClient(request, form) {
+        switch await authenticateClient(request, form) {
         case .failure(let error): return tokenError(error, basicChallenge: error.code == .invalidClient && request.headers[.authorization] != nil)
         case .success(let authenticated): client = authenticated
         }

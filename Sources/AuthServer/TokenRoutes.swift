@@ -14,13 +14,15 @@ extension AuthorizationServer {
     /// issuance is durable; codes and refresh tokens are checked again inside the recording transaction,
     /// so that of concurrent uses exactly one wins, and a second use revokes what the first issued.
     func token(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        guard let form = await formFields(request, context) else {
-            return tokenError(TokenError(.invalidRequest, "The request body is not a form of at most 64 KiB."))
+        let form: [String: String]
+        switch await formFields(request, context) {
+        case .success(let fields): form = fields
+        case .failure(let refusal): return tokenError(TokenError(.invalidRequest, refusal.description))
         }
         let grantType = form["grant_type"]
         let clientIP = clientAddress(request, context)
         let client: RegisteredClient
-        switch authenticateClient(request, form) {
+        switch await authenticateClient(request, form) {
         case .success(let authenticated): client = authenticated
         case .failure(let error):
             return await rejectToken(
@@ -229,7 +231,7 @@ extension AuthorizationServer {
 
     /// Authenticates the client as it is registered: the method must be its registered one, and a secret
     /// must verify against its Argon2id hash.
-    func authenticateClient(_ request: Request, _ form: [String: String]) -> Result<RegisteredClient, TokenError> {
+    func authenticateClient(_ request: Request, _ form: [String: String]) async -> Result<RegisteredClient, TokenError> {
         let credentials: ClientCredentials
         switch clientCredentials(request, form) {
         case .success(let found): credentials = found
@@ -239,8 +241,12 @@ extension AuthorizationServer {
         if let error = TokenPolicy.checkAuthenticationMethod(credentials, client: registered) { return .failure(error) }
         let client = registered!
         if let hash = client.secretHash {
-            guard let secret = credentials.secret, verifiedSecrets.verify(secret, against: hash, hasher: settings.hasher) else {
-                return .failure(TokenError(.invalidClient, "Client authentication failed."))
+            let failed = TokenError(.invalidClient, "Client authentication failed.")
+            guard let secret = credentials.secret else { return .failure(failed) }
+            do {
+                guard try await secrets.verifyClientSecret(secret, against: hash) else { return .failure(failed) }
+            } catch {
+                return .failure(TokenError(.temporarilyUnavailable, "Too many credential checks are in progress; try again shortly."))
             }
         }
         return .success(client)

@@ -173,7 +173,23 @@ public final class TokenKeyRing: Sendable {
 
     /// Verifies a token signed by one of these keys, active or retired (for tests and `/userinfo`).
     public func verify<Payload: JWTPayload>(_ token: String, as type: Payload.Type) async throws -> Payload {
-        try await collection.verify(token, as: type)
+        guard Self.isCanonical(token) else { throw TokenKeyError.nonCanonical }
+        return try await collection.verify(token, as: type)
+    }
+
+    /// Whether `token` is a JWS in its one canonical spelling: three base64url segments without padding,
+    /// each exactly the encoding of the bytes it decodes to.
+    ///
+    /// JWTKit's decoder also accepts `=` padding and non-zero spare bits in a segment's last character,
+    /// so one token would have several spellings — and anything keyed by the token's text (a cache, a
+    /// deny list, a log search) would miss all but one.
+    static func isCanonical(_ token: String) -> Bool {
+        let segments = token.split(separator: ".", omittingEmptySubsequences: false)
+        return segments.count == 3
+            && segments.allSatisfy { segment in
+                guard let bytes = Base64URL.decode(String(segment)) else { return false }
+                return Base64URL.encode(bytes).utf8.elementsEqual(segment.utf8)
+            }
     }
 }
 
@@ -182,11 +198,14 @@ public enum TokenKeyError: Error, CustomStringConvertible {
     case malformed
     /// The file is open to group or others; signing keys must be mode 0600.
     case notPrivate(String, mode: mode_t)
+    /// A token that is not in its canonical spelling (padding, or spare bits set).
+    case nonCanonical
 
     public var description: String {
         switch self {
         case .cannotWrite(let path): "token key file \(path) cannot be written"
         case .malformed: "token key file is malformed (a key does not match its kid)"
+        case .nonCanonical: "the token is not a canonical JWS (base64url without padding or spare bits)"
         case .notPrivate(let path, let mode):
             "token key file \(path) is open to group or others (mode \(String(mode, radix: 8))); it must be mode 0600: chmod 600 \(path)"
         }

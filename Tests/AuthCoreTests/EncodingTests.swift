@@ -166,6 +166,16 @@ struct EncodingTests {
         #expect(!RedirectURI.matches("https://client.test/callback", []))
     }
 
+    @Test("matches compares bytes, not Unicode canonical equivalence (which Swift's == applies)")
+    func matchesBytesNotCanonicalEquivalence() {
+        // GREEK QUESTION MARK, KELVIN SIGN, GREEK VARIA decompose to ; K ` — equal to ==, not in a URL.
+        let registered = ["https://client.example/cb;K`x", "https://client.example/caf\u{E9}"]
+        #expect("https://client.example/cb\u{37E}\u{212A}\u{1FEF}x" == registered[0], "Swift's == would let it through")
+        #expect(!RedirectURI.matches("https://client.example/cb\u{37E}\u{212A}\u{1FEF}x", registered))
+        #expect(!RedirectURI.matches("https://client.example/cafe\u{301}", registered), "decomposed é")
+        #expect(RedirectURI.matches("https://client.example/caf\u{E9}", registered))
+    }
+
     @Test("appending adds a query, extends an existing query, or sets the fragment")
     func appending() {
         let parameters = [("code", "abc"), ("state", "s t&u")]

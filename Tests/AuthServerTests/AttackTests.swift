@@ -28,6 +28,36 @@ struct AttackTests {
         #expect(issued.isEmpty)
     }
 
+    @Test("parameter pollution (RFC 6749 §3.2): a repeated parameter at the token endpoint is invalid_request, and nothing is issued")
+    func repeatedTokenParameters() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let code = try await TokenEndpointTests.code(browser)
+            let repeats: [[(String, String)]] = [
+                [("grant_type", "authorization_code"), ("grant_type", "authorization_code")],
+                [("code", code), ("code", "another")],
+                [("redirect_uri", "https://client.test/callback"), ("redirect_uri", "https://evil.test/")],
+                [("client_id", "web-app"), ("client_id", "spa")],
+            ]
+            for extra in repeats {
+                var form: [(String, String)] = [
+                    ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://client.test/callback"),
+                ]
+                form.removeAll { field in extra.contains { $0.0 == field.0 } }
+                let refused = try await browser.post("/oauth/token", form: form + extra, headers: basic("web-app", "s3cret"))
+                #expect(refused.status == .badRequest, "\(extra[0].0)")
+                #expect(jsonObject(refused)["error"] as? String == "invalid_request")
+                #expect((jsonObject(refused)["error_description"] as? String)?.contains("is repeated") == true)
+            }
+            // The code was never consumed by the refused requests.
+            #expect(try await TokenEndpointTests.exchange(browser, code: code).status == .ok)
+            let revoke = try await browser.post("/oauth/revoke", form: [("token", "a"), ("token", "b")], headers: basic("web-app", "s3cret"))
+            #expect(jsonObject(revoke)["error"] as? String == "invalid_request")
+        }
+        let issued = try harness.events().filter { if case .tokenIssued = $0.1 { true } else { false } }
+        #expect(issued.count == 1)
+    }
+
     @Test("PKCE downgrade (§4.8): a code bound to an S256 challenge is refused with the challenge as a plain verifier, or with none")
     func pkceDowngrade() async throws {
         let harness = try await ServerHarness()

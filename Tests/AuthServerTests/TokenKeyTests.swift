@@ -30,6 +30,27 @@ struct TokenKeyTests {
         }
     }
 
+    @Test("a token verifies only in its canonical spelling: not with padding, not with spare bits set")
+    func canonicalSpellingOnly() async throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/authledger-tokenkeys-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ring = try await TokenKeyRing.loadOrCreate(path: directory + "/journal.tokenkeys")
+        let now = Journal.systemClock()
+        let grant = TokenRequestGrant(
+            clientID: "web-app", userID: "auth0|alice", email: nil, scopes: ["openid"], audience: nil, organizationID: nil, nonce: nil,
+            authTime: now)
+        let token = try await TokenMinter(keys: ring, issuer: "https://auth.test/").mint(grant, api: nil, now: now, includeIDToken: false).accessToken
+        _ = try await ring.verify(token, as: AccessTokenClaims.self)
+        // An RS256 signature is 256 bytes: its last base64url character carries 2 bits and 4 spare ones.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let last = try #require(alphabet.firstIndex(of: token.last!))
+        let spareBitsSet = String(token.dropLast()) + String(alphabet[last % 16 == 15 ? last - 1 : last + 1])
+        for variant in [spareBitsSet, token + "=", token + "==", token + "."] {
+            await #expect(throws: (any Error).self, "\(variant.suffix(4))") { try await ring.verify(variant, as: AccessTokenClaims.self) }
+        }
+    }
+
     @Test("a token key file open to group or others is refused, naming the fix")
     func exposedTokenKeysAreRefused() async throws {
         let directory = FileManager.default.temporaryDirectory.path + "/authledger-tokenkeys-\(UUID().uuidString.prefix(8))"

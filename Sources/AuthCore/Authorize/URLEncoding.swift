@@ -86,9 +86,15 @@ public enum RedirectURI {
         return !uri.contains(where: { $0.isWhitespace })
     }
 
-    /// Exact string comparison: no normalisation of case, slashes, ports, or encoding.
+    /// Exact comparison of the UTF-8 bytes: no normalisation of case, slashes, ports, encoding — or of
+    /// Unicode, which Swift's `==` would apply (a KELVIN SIGN equals a `K` to `==`, but not in a URL).
     public static func matches(_ requested: String, _ registered: [String]) -> Bool {
-        registered.contains(requested)
+        registered.contains { sameBytes($0, requested) }
+    }
+
+    /// Whether two strings are the same UTF-8 bytes (Swift's `==` compares canonical equivalence).
+    public static func sameBytes(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8)
     }
 
     /// `uri` with `parameters` added to its query or, for `fragment`, as its fragment.

@@ -105,7 +105,7 @@ public enum TokenPolicy {
         }
         guard record.grant.expiresAt > now else { return .rejected(TokenError(.invalidGrant, "The authorization code has expired.")) }
         let mustMatch = grant.redirectURIGiven ?? true
-        guard redirectURI == grant.redirectURI || (!mustMatch && redirectURI == nil) else {
+        guard redirectURI.map({ RedirectURI.sameBytes($0, grant.redirectURI) }) ?? !mustMatch else {
             return .rejected(TokenError(.invalidGrant, "redirect_uri does not match the authorization request."))
         }
         if let error = checkPKCE(verifier: codeVerifier, challenge: grant.codeChallenge, method: grant.codeChallengeMethod) {

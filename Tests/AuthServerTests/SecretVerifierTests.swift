@@ -1,0 +1,100 @@
+import AuthCore
+import Foundation
+import NIOPosix
+import Synchronization
+import Testing
+
+@testable import AuthServer
+
+/// A hasher whose verifications wait for the test to let them through, then delegate to real Argon2id.
+final class GatedHasher: SecretHasher {
+    private let gate = DispatchSemaphore(value: 0)
+    private let started = Mutex(0)
+    private let real = Argon2idHasher.minimal
+
+    var entered: Int { started.withLock { $0 } }
+
+    func hash(_ secret: String) -> String { real.hash(secret) }
+
+    func verify(_ secret: String, against hash: String) -> Bool {
+        started.withLock { $0 += 1 }
+        gate.wait()
+        return real.verify(secret, against: hash)
+    }
+
+    func release(_ count: Int = 1) {
+        for _ in 0..<count { gate.signal() }
+    }
+
+    /// Waits (up to 10 s) until `count` verifications have started.
+    func waitUntilEntered(_ count: Int) async throws {
+        for _ in 0..<1000 where entered < count { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(entered >= count, "only \(entered) of \(count) checks started")
+    }
+}
+
+@Suite("SecretVerifier: Argon2id off the request threads, with a bound")
+struct SecretVerifierTests {
+    @Test("beyond its capacity a check is refused at once; when a slot frees, checks are admitted again")
+    func bounded() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let hasher = GatedHasher()
+        let verifier = SecretVerifier(hasher: hasher, capacity: 2, pool: pool)
+        let hash = hasher.hash("right")
+        async let first = verifier.verify("right", against: hash)
+        async let second = verifier.verify("wrong", against: hash)
+        try await hasher.waitUntilEntered(2)
+        await #expect(throws: SecretVerifier.Overloaded.self) { try await verifier.verify("right", against: hash) }
+        hasher.release(2)
+        #expect(try await first)
+        #expect(try await !second)
+        hasher.release()
+        #expect(try await verifier.verify("right", against: hash), "admitted again once the slots were free")
+        try await pool.shutdownGracefully()
+    }
+
+    @Test("a client secret that verified once is answered from the cache, without a pool slot; a wrong one never is")
+    func clientSecretCache() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let hasher = GatedHasher()
+        let verifier = SecretVerifier(hasher: hasher, capacity: 1, pool: pool)
+        let hash = hasher.hash("s3cret")
+        hasher.release()
+        #expect(try await verifier.verifyClientSecret("s3cret", against: hash))
+        #expect(hasher.entered == 1)
+        #expect(try await verifier.verifyClientSecret("s3cret", against: hash))
+        #expect(hasher.entered == 1, "the second check came from the cache")
+        hasher.release()
+        #expect(try await !verifier.verifyClientSecret("s3cre", against: hash))
+        #expect(hasher.entered == 2)
+        try await pool.shutdownGracefully()
+    }
+
+    @Test("logins beyond the capacity get a 503 page at once, and nothing is recorded for them")
+    func loginOverload() async throws {
+        let hasher = GatedHasher()
+        let harness = try await ServerHarness { settings in
+            settings.hasher = hasher
+            settings.secretCheckCapacity = 1
+        }
+        try await harness.run { browser in
+            // Another check holds the only slot (the test client has one connection, so it cannot be a
+            // second request in flight).
+            async let held = harness.server.secrets.verify("x", against: hasher.hash("x"))
+            try await hasher.waitUntilEntered(1)
+            let refused = try await LoginThrottleTests.attempt(browser, "bob@example.com", "hunter2 hunter2")
+            #expect(refused.status == .serviceUnavailable)
+            hasher.release()
+            #expect(try await held)
+            hasher.release()
+            let admitted = try await LoginThrottleTests.attempt(browser, "alice@example.com", "correct horse battery staple")
+            #expect(admitted.status == .found, "once the slot is free the login goes through")
+        }
+        let logins = try harness.events().filter { if case .loginSucceeded = $0.1 { true } else { false } }
+        let failures = try harness.events().filter { if case .loginFailed = $0.1 { true } else { false } }
+        #expect(logins.count == 1)
+        #expect(failures.isEmpty, "a refused check is not a failed login")
+    }
+}
