@@ -225,7 +225,13 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
     }()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var response = try await next(request, context)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            // Errors the router throws (404 for an unknown path or method) get the headers too.
+            response = try error.response(from: request, context: context)
+        }
         response.headers[.cacheControl] = "no-store"
         response.headers[HTTPField.Name("Pragma")!] = "no-cache"
         response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"

@@ -96,6 +96,12 @@ struct AuthorizeFlowTests {
             let cookie = page.headers[.setCookie] ?? ""
             #expect(cookie.contains("HttpOnly"))
             #expect(cookie.contains("SameSite=Lax"))
+            // Answers the router gives itself (unknown path, unknown method) carry the same headers.
+            for missing in [try await browser.get("/no-such-page"), try await browser.send("/healthz", method: .delete)] {
+                #expect(missing.status == .notFound)
+                #expect(missing.headers[.cacheControl] == "no-store")
+                #expect(missing.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+            }
         }
     }
 }
