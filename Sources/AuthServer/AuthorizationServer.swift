@@ -45,6 +45,7 @@ public final class AuthorizationServer: Sendable {
     let decoyPasswordHash: String
     let metrics = ServerMetrics()
     let secrets: SecretVerifier
+    let userinfoProofs = DPoPProofCache()
 
     static let sessionCookie = "al_session"
     static let bindingCookie = "al_bind"

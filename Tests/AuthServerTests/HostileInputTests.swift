@@ -62,7 +62,7 @@ struct HostileInputTests {
         #expect(try harness.journalBytes().range(of: Data("my secret password".utf8)) == nil)
     }
 
-    @Test("a DPoP-bound access token works at userinfo only with the DPoP scheme and a proof by its key for it")
+    @Test("a DPoP-bound access token works at userinfo only with the DPoP scheme and a fresh proof by its key for it")
     func dpopBoundUserinfo() async throws {
         let harness = try await ServerHarness()
         let client = DPoPClient()
@@ -93,6 +93,9 @@ struct HostileInputTests {
             let info = try await browser.send("/userinfo", method: .get, headers: dpop)
             #expect(info.status == .ok, "\(info.body)")
             #expect(jsonObject(info)["sub"] as? String == "auth0|alice")
+            let replayed = try await browser.send("/userinfo", method: .get, headers: dpop)
+            #expect(replayed.status == .unauthorized, "a DPoP proof works once at /userinfo too")
+            #expect(jsonObject(replayed)["error"] as? String == "invalid_dpop_proof")
 
             var stranger = dpop
             stranger[HTTPField.Name("DPoP")!] = try await DPoPClient().proof(htu: "https://auth.test/userinfo", htm: "GET")
