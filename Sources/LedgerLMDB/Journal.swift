@@ -96,6 +96,7 @@ public final class Journal: Sendable {
             do {
                 layout = try JournalLayout.open(
                     in: environment, transaction: transaction, projections: configuration.projections, create: true)
+                try layout.checkFormat(in: transaction)
             } catch {
                 transaction.abort()
                 throw error

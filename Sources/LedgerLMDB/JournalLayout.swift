@@ -43,6 +43,13 @@ struct JournalLayout {
             projections: tables)
     }
 
+    /// Refuses a journal written in another format version (a journal still empty has none yet).
+    func checkFormat(in transaction: LMDBTransaction) throws -> Void {
+        guard let stored = try transaction.get(MetaKey.format, in: meta) else { return }
+        let version = String(decoding: stored, as: UTF8.self)
+        guard version == Self.formatVersion else { throw JournalError.unsupportedFormat(String(version.prefix(32))) }
+    }
+
     /// A perfect subtree is keyed by the index of its last leaf, then its level, so every append
     /// writes keys in increasing order (and LMDB only ever touches the tail page).
     static func merkleKey(level: Int, index: UInt64) -> [UInt8] {

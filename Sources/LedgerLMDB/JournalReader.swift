@@ -31,6 +31,7 @@ public final class JournalReader: Sendable {
             if !options.noLock { try environment.clearStaleReaders() }
             layout = try environment.openDatabasesForReading { transaction in
                 var base = try JournalLayout.open(in: environment, transaction: transaction, projections: [], create: false)
+                try base.checkFormat(in: transaction)
                 var tables: [String: LMDBDatabase] = [:]
                 for name in projections {
                     if let table = try? environment.openDatabase("p.\(name)", in: transaction, create: false) {
@@ -44,6 +45,8 @@ public final class JournalReader: Sendable {
             }
         } catch let error as LMDBError {
             throw .storage(error)
+        } catch let error as JournalError {
+            throw error
         } catch {
             throw .corrupt("\(error)")
         }

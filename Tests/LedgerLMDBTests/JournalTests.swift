@@ -369,6 +369,36 @@ struct JournalTests {
         #expect(read)
     }
 
+    @Test("a journal of another format version is refused, by the writer and by readers, naming the version")
+    func unsupportedFormatIsRefused() async throws {
+        let directory = TemporaryDirectory()
+        do {
+            let journal = try openJournal(directory.journal)
+            await journal.close()
+        }
+        do {
+            var options = LMDBEnvironment.Options()
+            options.maxDatabases = 8
+            let environment = try LMDBEnvironment(path: directory.journal, options: options)
+            let transaction = try environment.beginWriteTransaction()
+            let meta = try environment.openDatabase("meta", in: transaction, create: false)
+            try transaction.put(Array("9".utf8), for: JournalLayout.MetaKey.format, in: meta)
+            try transaction.commit()
+            environment.close()
+        }
+        for open in [{ _ = try openJournal(directory.journal) }, { _ = try JournalReader(directory: directory.journal) }] as [() throws -> Void] {
+            do {
+                try open()
+                Issue.record("a format 9 journal was opened")
+            } catch let error as JournalError {
+                guard case .unsupportedFormat("9") = error else {
+                    Issue.record("unexpected error \(error)")
+                    continue
+                }
+            }
+        }
+    }
+
     private func startHoldingReader(_ journal: String) throws -> Process {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("authledger-bench")
