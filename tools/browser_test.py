@@ -29,14 +29,12 @@ stopped and the browser always closed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import queue
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,15 +43,13 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
+from authledger_e2e import DEMO_USER_ID, PASSWORD, USERNAME, Server, binaries, free_port, install_missing, run_replay
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
-# The demo tenant (Sources/AuthCore/Tenant/DemoTenant.swift); the README names the user only by email.
-DEMO_USER_ID = "auth0|demo"
-DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "correct horse battery staple"
 # The port the README's examples use; the test runs on a free port and substitutes it.
 README_PORT = "8080"
 # Events the walk-through must leave in the journal for the demo user.
@@ -92,35 +88,18 @@ def ensure_packages() -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def import_selenium():
-    """Imports selenium, installing it from PyPI first when it is missing."""
-    try:
-        return importlib.import_module("selenium")
-    except ImportError:
-        say("setup: pip install selenium")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "selenium"], check=True)
-        importlib.invalidate_caches()
-        return importlib.import_module("selenium")
-
-
 # MARK: - The server
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`authledger serve` as a child process; its output is collected line by line from both streams."""
+class CapturedServer(Server):
+    """`authledger serve` as a child process, started at once; its output is collected line by line from
+    both streams."""
 
     def __init__(self, binary: Path, journal: Path, port: int, workdir: Path):
+        super().__init__(binary, journal, port, cwd=workdir)
         self.lines: list[tuple[str, str]] = []  # (stream, line)
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        self.process = subprocess.Popen(
-            [str(binary), "serve", "--journal", str(journal), "--port", str(port)],
-            cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.start()
         self._readers = [
             threading.Thread(target=self._read, args=(name, stream), daemon=True)
             for name, stream in (("stdout", self.process.stdout), ("stderr", self.process.stderr))
@@ -167,21 +146,11 @@ class Server:
 
     def interrupt(self, timeout: float = 20) -> int:
         """Ctrl-C: SIGINT, then waits; SIGKILL (and a failure) if it does not stop in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise CheckFailed("server", f"did not stop within {timeout:.0f} s of SIGINT (killed)")
+        if not self.stop(signal.SIGINT, timeout):
+            raise CheckFailed("server", f"did not stop within {timeout:.0f} s of SIGINT (killed)")
         for reader in self._readers:
             reader.join(timeout=5)
         return self.process.returncode
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 # MARK: - The README
@@ -453,8 +422,8 @@ def check_login_page(browser: Browser, origin: str, artifacts: Path) -> None:
         f"{' (email autofocused)' if autofocused else ''}, no third-party assets (login.png)")
 
     email.clear()
-    email.send_keys(DEMO_EMAIL)
-    password.send_keys(DEMO_PASSWORD)
+    email.send_keys(USERNAME)
+    password.send_keys(PASSWORD)
     submit.click()
 
 
@@ -534,10 +503,9 @@ def exchange_code(readme: dict, port: int, code: str) -> dict:
 
 
 def check_timeline(replay: Path, journal: Path) -> list[str]:
-    command = [str(replay), "timeline", "--journal", str(journal), "--user", DEMO_USER_ID]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    result = run_replay(replay, ["timeline", "--journal", journal, "--user", DEMO_USER_ID], timeout=60)
     if result.returncode != 0:
-        raise CheckFailed("timeline", f"{shlex.join(command)} exited {result.returncode}: {result.stderr.strip()}")
+        raise CheckFailed("timeline", f"{shlex.join(result.command)} exited {result.returncode}: {result.stderr.strip()}")
     missing = [event for event in EXPECTED_EVENTS if event not in result.stdout]
     if missing:
         raise CheckFailed("timeline", f"missing {', '.join(missing)} for {DEMO_USER_ID}; it printed:\n{result.stdout}")
@@ -545,9 +513,9 @@ def check_timeline(replay: Path, journal: Path) -> list[str]:
 
 
 def start_server(authledger: Path, journal: Path, port: int, workdir: Path, readme: dict, first: bool,
-                 servers: list[Server]) -> tuple[Server, str]:
+                 servers: list[CapturedServer]) -> tuple[CapturedServer, str]:
     """Starts the server and checks its demo URL against the README's; `servers` gets it at once (for clean-up)."""
-    server = Server(authledger, journal, port, workdir)
+    server = CapturedServer(authledger, journal, port, workdir)
     servers.append(server)
     stream, match = server.wait_for(r"authledger: demo: open (\S+)")
     server.wait_for(r"authledger: listening on ")
@@ -577,10 +545,9 @@ def check_sso(browser: Browser, origin: str, issuer: str, demo_url: str, page: s
 
 
 def walk_through(args: argparse.Namespace, workdir: Path, artifacts: Path, browser: Browser,
-                 servers: list[Server]) -> int:
+                 servers: list[CapturedServer]) -> int:
     """The README walk-through, steps 1–5, the timeline and a restart; returns the number of screenshots."""
-    bin_dir = Path(args.bin).resolve()
-    authledger, replay = bin_dir / "authledger", bin_dir / "authledger-replay"
+    authledger, replay = (Path(path) for path in binaries(args.bin))
     for binary in (authledger, replay):
         if not os.access(binary, os.X_OK):
             raise CheckFailed("setup", f"{binary} is not an executable "
@@ -677,11 +644,11 @@ def main() -> int:
 
     try:
         ensure_packages()
-        import_selenium()
+        install_missing([("selenium", "selenium")], announce=True)
     except (subprocess.CalledProcessError, ImportError) as error:
         print(f"browser: FAILED — setup: {error}", file=sys.stderr)
         return 1
-    servers: list[Server] = []
+    servers: list[CapturedServer] = []
     browser = None
     with tempfile.TemporaryDirectory(prefix="authledger-browser-") as temporary:
         workdir = Path(temporary)

@@ -11,10 +11,8 @@ access token a client received still works at /userinfo. Prints one line per cyc
 'N passed, N failed' at the end; exits 1 on any failure.
 """
 import argparse
-import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +23,8 @@ import time
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import requests
+
+from authledger_e2e import Server, ServerStartError, binaries, check_journal, log_in_and_consent
 
 TENANT = """tenant:
   issuer: http://127.0.0.1:{port}/
@@ -48,24 +48,11 @@ connections:
 REDIRECT = "https://client.example/callback"
 
 
-def hidden(page, name):
-    return re.search(r'name="%s" value="([^"]*)"' % name, page).group(1)
-
-
 def get_code(base, session, state):
     query = urlencode({"response_type": "code", "client_id": "web-app", "redirect_uri": REDIRECT, "scope": "openid", "state": state})
     response = session.get(urljoin(base, "authorize?" + query), allow_redirects=False, timeout=5)
-    for _ in range(6):
-        location = response.headers.get("Location", "")
-        if response.status_code != 302 or location.startswith(REDIRECT):
-            break
-        if location.startswith("/login"):
-            page = session.get(urljoin(base, location), timeout=5).text
-            response = session.post(urljoin(base, "login"), data={
-                "state": hidden(page, "state"), "csrf": hidden(page, "csrf"),
-                "username": "alice@example.com", "password": "correct horse battery staple"}, allow_redirects=False, timeout=5)
-        else:
-            response = session.get(urljoin(base, location), allow_redirects=False, timeout=5)
+    response = log_in_and_consent(session, base, response, REDIRECT, username="alice@example.com",
+                                  password="correct horse battery staple", timeout=5, limit=6)
     return parse_qs(urlparse(response.headers["Location"]).query)["code"][0]
 
 
@@ -102,19 +89,6 @@ class Client(threading.Thread):
                 return
 
 
-def wait_healthy(base, process):
-    for _ in range(300):
-        if process.poll() is not None:
-            raise SystemExit("the server exited: %s" % process.returncode)
-        try:
-            if requests.get(urljoin(base, "healthz"), timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("the server did not come up")
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
@@ -125,20 +99,22 @@ def main():
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="authledger-crash-")
     journal = os.path.join(workdir, "journal")
-    base = "http://127.0.0.1:%d/" % args.port
     tenant = os.path.join(workdir, "tenant.yaml")
     with open(tenant, "w") as handle:
         handle.write(TENANT.format(port=args.port))
-    authledger = os.path.join(args.bin, "authledger")
-    replay = os.path.join(args.bin, "authledger-replay")
+    authledger, replay = binaries(args.bin)
     subprocess.run([authledger, "tenant", "apply", tenant, "--journal", journal], check=True, capture_output=True)
 
     passed = failed = 0
     pending_codes, spent_codes, tokens = [], [], []
     for cycle in range(1, args.cycles + 1):
-        log = open(os.path.join(workdir, "serve-%d.log" % cycle), "w")
-        server = subprocess.Popen([authledger, "serve", "--journal", journal, "--port", str(args.port)], stdout=log, stderr=log)
-        wait_healthy(base, server)
+        server = Server(authledger, journal, args.port, log_path=os.path.join(workdir, "serve-%d.log" % cycle))
+        try:
+            server.start_healthy(timeout=15)
+        except ServerStartError as error:
+            server.kill()
+            raise SystemExit(str(error))
+        base = server.base
         problems = []
         # What the previous life of the server acknowledged must still hold.
         for code in pending_codes:
@@ -164,19 +140,16 @@ def main():
         for client in clients:
             client.start()
         time.sleep(random.uniform(0.3, 1.2))
-        server.send_signal(signal.SIGKILL)
-        server.wait()
-        log.close()
+        server.stop(signal.SIGKILL)
         for client in clients:
             client.join(timeout=10)
             pending_codes += client.unredeemed
             spent_codes += client.redeemed
             tokens += client.tokens
 
-        for command in (["verify"], ["rebuild", "--check"]):
-            result = subprocess.run([replay] + command + ["--journal", journal], capture_output=True, text=True)
+        for _, result in check_journal(replay, journal):
             if result.returncode != 0:
-                problems.append("%s failed after SIGKILL: %s%s" % (command[0], result.stdout[-300:], result.stderr[-300:]))
+                problems.append("%s failed after SIGKILL: %s%s" % (result.arguments[0], result.stdout[-300:], result.stderr[-300:]))
         status = "ok" if not problems else "FAILED: " + "; ".join(problems)
         print("cycle %d: killed after %d codes, %d redemptions: %s" % (
             cycle, sum(len(c.unredeemed) + len(c.redeemed) for c in clients), sum(len(c.redeemed) for c in clients), status))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Property-based fuzzing of a running `authledger serve`, over a real socket, with Hypothesis.
 
-    python3 tools/fuzz_http.py --bin .build/debug [--examples 2000] [--seed S] [--strict] [--workdir DIR]
+    python3 tools/fuzz_http.py --bin .build/debug [--examples 2000] [--seed S] [--workdir DIR]
 
 Starts `authledger serve` on an empty journal (so the demo tenant applies: client demo-app / demo-secret,
 user demo@example.com) on a free port, logs in and consents once to obtain a real SSO session, a browser
@@ -28,18 +28,21 @@ Every response must satisfy:
     HTTP/2 preface, TLS bytes, obsolete folding) gets 400;
   * tokens are issued only for the exact valid code / refresh token and client credentials; a code is
     redeemed once; a refresh never widens the scopes; an answered consent interaction issues nothing
-    when resumed again; /userinfo answers 200 only for the issued access token.
+    when resumed again;
+  * a POST /oauth/token form with a repeated parameter (RFC 6749 §3.2: MUST NOT be included more than
+    once) gets 400 `invalid_request` ("The parameter X is repeated.") and issues nothing: the code or
+    refresh token it carried still works afterwards;
+  * /userinfo answers 200 only for the issued access token, and 401 `invalid_token` for that token in a
+    non-canonical spelling (`=` padding, or changed unused low bits in the signature's last character:
+    RFC 7515 base64url has neither).
+
+Redirect URIs are compared byte for byte, not by Unicode canonical equivalence; the demo tenant's one
+registered URI (`http://127.0.0.1:PORT/callback`) has no canonically equivalent other spelling (only
+`K`, `;` and a backquote have one among ASCII characters), so the fuzzer cannot tell the two apart.
 
 Afterwards the server is stopped and `authledger-replay verify` and `rebuild --check` must pass on the
 journal. Exits 0 when every property held, 1 otherwise. Runs are reproducible: Hypothesis is derandomized
 (or seeded with --seed) and its example database is off; its working files go to the temporary directory.
-
-Known deviations (reported, and counted as failures only with --strict):
-  * token-repeat: POST /oauth/token accepts repeated parameters (first value wins) where RFC 6749 §3.2
-    says they MUST NOT be included more than once (§5.2: `invalid_request`).
-  * jwt-malleable: /userinfo accepts an access token whose signature segment carries `=` padding or
-    changed unused low bits in its last character (RFC 7515 base64url has neither): the same token
-    (same jti) under another spelling.
 """
 import argparse
 import base64
@@ -52,40 +55,19 @@ import re
 import select
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from urllib.parse import quote, quote_plus, unquote_to_bytes, urlsplit
 
-REQUIRED = ("hypothesis", "requests")
+from authledger_e2e import (AUDIENCE, CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, PASSWORD, USERNAME, Server, ServerStartError,
+                            binaries, check_journal, consent_fields, demo_redirect_uri, hidden_field, install_missing,
+                            login_fields)
 
-
-def ensure_packages():
-    """Installs hypothesis and requests with pip when they are missing."""
-    missing = []
-    for name in REQUIRED:
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
-    if not missing:
-        return
-    command = [sys.executable, "-m", "pip", "install", "--quiet"] + missing
-    if subprocess.run(command).returncode != 0:
-        subprocess.run(command + ["--break-system-packages"], check=True)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Constants of the demo tenant (Sources/AuthCore/Tenant/DemoTenant.swift)
-
-CLIENT_ID = "demo-app"
-CLIENT_SECRET = "demo-secret"
-USERNAME = "demo@example.com"
-PASSWORD = "correct horse battery staple"
-AUDIENCE = "https://api.example.com"
 OWN_PAGES = re.compile(r"^/(login|consent|organization|authorize/resume)\?state=[A-Za-z0-9_-]{1,64}$")
 ONE_MB = 1 << 20
+FORM_LIMIT = 64 * 1024  # a larger form body is refused as unreadable before its fields are looked at
 REQUEST_TIMEOUT = 15.0
 OVERSIZE_STATUSES = {400, 413, 414, 431}
 HEADER_LIMIT = 128 * 1024  # request line and headers larger than this must be refused
@@ -112,14 +94,6 @@ PAYLOADS = [
 
 class PropertyFailure(AssertionError):
     """A property of the server did not hold for a request."""
-
-
-class KnownDeviation(Exception):
-    """A documented deviation (see the module docstring): reported; a failure only with --strict."""
-
-    def __init__(self, key, message):
-        super().__init__(message)
-        self.key = key
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -328,6 +302,11 @@ def server_parse(raw):
     return pairs
 
 
+def encode_fields(fields):
+    """A dict of fields as a form body, every name and value percent-encoded."""
+    return encode_pairs([(name, value, "pct") for name, value in fields.items()])
+
+
 def first_values(pairs):
     values = {}
     for name, value in pairs:
@@ -336,12 +315,15 @@ def first_values(pairs):
 
 
 def repeated_names(pairs):
-    counts = collections.Counter(name for name, _ in pairs)
+    """The names that occur more than once. Names are compared as Swift compares strings (by Unicode
+    canonical equivalence: `é` and `e` + U+0301 are the same name), as the server's form parsing does."""
+    counts = collections.Counter(unicodedata.normalize("NFC", name) for name, _ in pairs)
     return {name for name, count in counts.items() if count > 1}
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The server process
+# Swift's CharacterSet.whitespaces (tab and the Unicode space separators), trimmed from a presented token.
+SWIFT_WHITESPACE = "\t \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+
 
 def same_jws(presented, issued):
     """Whether `presented` is `issued` with only its signature's encoding changed (padding, unused low bits)."""
@@ -356,73 +338,8 @@ def same_jws(presented, issued):
             and decode(presented_parts[2]) == decode(issued_parts[2]))
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """`authledger serve` on an empty journal, on a free port."""
-
-    def __init__(self, binary, journal, log_path):
-        self.binary, self.journal, self.log_path = binary, journal, log_path
-        self.process = None
-        self.port = None
-
-    def start(self, requests_module):
-        for _ in range(5):
-            self.port = free_port()
-            log = open(self.log_path, "a")
-            self.process = subprocess.Popen(
-                [self.binary, "serve", "--journal", self.journal, "--port", str(self.port)], stdout=log, stderr=log)
-            log.close()
-            if self._wait_healthy(requests_module):
-                return
-            if self.process.poll() is None:
-                raise SystemExit("fuzz: the server did not become healthy; see %s" % self.log_path)
-        raise SystemExit("fuzz: could not start the server; see %s" % self.log_path)
-
-    def _wait_healthy(self, requests_module):
-        for _ in range(600):
-            if self.process.poll() is not None:
-                return False  # e.g. the port was taken meanwhile: try another
-            try:
-                if requests_module.get(self.base + "healthz", timeout=1).status_code == 200:
-                    return self.process.poll() is None
-            except requests_module.RequestException:
-                pass
-            time.sleep(0.05)
-        return False
-
-    @property
-    def base(self):
-        return "http://127.0.0.1:%d/" % self.port
-
-    @property
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self):
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The fuzzer: sends requests, checks the universal properties, keeps the statistics
-
-def hidden_field(page, name):
-    match = re.search(r'name="%s" value="([^"]*)"' % re.escape(name), page)
-    return html.unescape(match.group(1)) if match else None
-
 
 class Jar:
     """Cookies of one browser."""
@@ -448,12 +365,11 @@ class Fuzzer:
     def __init__(self, server):
         self.server = server
         self.port = server.port
-        self.registered = "http://127.0.0.1:%d/callback" % server.port
+        self.registered = demo_redirect_uri(server.base)
         self.issuer = server.base
         self.inputs = collections.Counter()      # fuzzed requests per endpoint
         self.examples = collections.Counter()    # Hypothesis examples per strategy
         self.statuses = collections.defaultdict(collections.Counter)
-        self.deviations = collections.defaultdict(list)
         self.marker_number = 0
         self.html_responses = 0
         self.escaped_reflections = 0
@@ -568,7 +484,7 @@ class Fuzzer:
 
     def check_alive(self):
         if not self.server.alive:
-            raise PropertyFailure("the server process exited with %s" % self.server.process.returncode)
+            raise PropertyFailure("the server process exited with %s" % self.server.returncode)
         try:
             response = http_request(self.port, "GET", "/healthz", timeout=10)
         except NoResponse as error:
@@ -591,12 +507,10 @@ class Fuzzer:
                 return response
             page = self.send("GET", location, jar=jar, fuzzed=False)
             if location.startswith("/login"):
-                form = encode_pairs([("state", hidden_field(page.text, "state"), "pct"), ("csrf", hidden_field(page.text, "csrf"), "pct"),
-                                     ("username", USERNAME, "pct"), ("password", PASSWORD, "pct")])
+                form = encode_fields(login_fields(page.text))
                 response = self.send("POST", "/login", body=form, jar=jar, fuzzed=False)
             elif location.startswith("/consent") and page.status == 200:
-                form = encode_pairs([("state", hidden_field(page.text, "state"), "pct"), ("csrf", hidden_field(page.text, "csrf"), "pct"),
-                                     ("action", "accept" if accept else "deny", "pct")])
+                form = encode_fields(consent_fields(page.text, "accept" if accept else "deny"))
                 response = self.send("POST", "/consent", body=form, jar=jar, fuzzed=False)
             else:
                 response = page
@@ -632,10 +546,6 @@ class Fuzzer:
         self.fresh_code(scope="openid profile offline_access read:messages", audience=AUDIENCE)
         tokens = self.exchange(self.fresh_code())
         self.access_token = tokens["access_token"]
-
-    def deviation(self, key, message):
-        self.deviations[key].append(message)
-        raise KnownDeviation(key, message)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -816,8 +726,7 @@ def build_tests(fuzzer, st):
             page = fuzzer.send("GET", location, jar=jar)
             if location.startswith("/consent") and page.status == 200 and data.draw(st.booleans(), label="answer consent"):
                 answer = data.draw(st.sampled_from(["accept", "deny"]), label="answer")
-                form = encode_pairs([("state", hidden_field(page.text, "state"), "pct"), ("csrf", hidden_field(page.text, "csrf"), "pct"),
-                                     ("action", answer, "pct")])
+                form = encode_fields(consent_fields(page.text, answer))
                 final = fuzzer.drive(jar, fuzzer.send("POST", "/consent", body=form, jar=jar))
                 check_authorize(final, query)
 
@@ -868,11 +777,11 @@ def build_tests(fuzzer, st):
         pairs = mutate_form(data, base, form_names) if data.draw(st.integers(0, 4), label="mutate") else [(n, v, "pct") for n, v in base]
         body = encode_pairs(pairs)
         response = fuzzer.send("POST", "/login", body=body, headers=cookie_headers(data, jar))
-        expect_oversize(response, len(body) > 64 * 1024, "POST /login")
+        expect_oversize(response, len(body) > FORM_LIMIT, "POST /login")
         if response.status == 302:
             fields = first_values(server_parse(body))
             if (fields.get("state"), fields.get("csrf")) != (state, csrf) or fields.get("password") != PASSWORD \
-                    or fields.get("username", "").lower() != USERNAME and fields.get("username") != "auth0|demo":
+                    or fields.get("username", "").lower() != USERNAME and fields.get("username") != DEMO_USER_ID:
                 raise PropertyFailure("POST /login succeeded without the right state, csrf and credentials: %r -> %s" % (
                     body[:300], response.header("location")))
             fuzzer.drive(jar, response)
@@ -888,7 +797,7 @@ def build_tests(fuzzer, st):
         body = encode_pairs(pairs)
         headers, cookies = cookie_choice(data, jar)
         response = fuzzer.send("POST", "/consent", body=body, headers=headers, jar=jar)
-        expect_oversize(response, len(body) > 64 * 1024, "POST /consent")
+        expect_oversize(response, len(body) > FORM_LIMIT, "POST /consent")
         if response.status == 302:
             fields = first_values(server_parse(body))
             if (fields.get("state"), fields.get("csrf")) != (state, csrf):
@@ -919,10 +828,12 @@ def build_tests(fuzzer, st):
             ("DPoP", "a.b.c"), ("DPoP", "eyJhbGciOiJub25lIn0.e30."), ("Content-Type", "application/json"),
             ("Content-Type", "multipart/form-data; boundary=x"), ("Authorization", "Basic " + "A" * 5000)]), max_size=2), label="headers")
         response = fuzzer.send("POST", "/oauth/token", headers=headers, body=body)
-        expect_oversize(response, len(body) > 64 * 1024, "POST /oauth/token")
+        expect_oversize(response, len(body) > FORM_LIMIT, "POST /oauth/token")
         if response.status == 200:
             raise PropertyFailure("POST /oauth/token issued tokens for a random request: %r" % body[:300])
         expect_json_error(response, "POST /oauth/token")
+        if repeated_names(server_parse(body)) and len(body) <= FORM_LIMIT:
+            expect_repeat_refused(response, body)
 
     def token_code(data):
         code = fuzzer.fresh_code()
@@ -936,8 +847,12 @@ def build_tests(fuzzer, st):
                                      max_size=1), label="headers")
         body = encode_pairs(pairs)
         response = fuzzer.send("POST", "/oauth/token", headers=headers, body=body)
-        expect_oversize(response, len(body) > 64 * 1024, "POST /oauth/token")
+        expect_oversize(response, len(body) > FORM_LIMIT, "POST /oauth/token")
         parsed = server_parse(body)
+        if repeated_names(parsed) and len(body) <= FORM_LIMIT:
+            expect_repeat_refused(response, body)
+            expect_still_valid(dict(base), "the code", body)
+            return
         fields = first_values(parsed)
         exact = (fields.get("grant_type") == "authorization_code" and fields.get("client_id") == CLIENT_ID
                  and fields.get("client_secret") == CLIENT_SECRET and fields.get("redirect_uri") == reg
@@ -949,13 +864,9 @@ def build_tests(fuzzer, st):
             replay = fuzzer.send("POST", "/oauth/token", headers=headers, body=body)
             if replay.status == 200:
                 raise PropertyFailure("a code was redeemed twice: %r" % body[:400])
-            repeated = repeated_names(parsed) & {"grant_type", "client_id", "client_secret", "redirect_uri", "code", "code_verifier",
-                                                 "refresh_token", "scope"}
-            if repeated:
-                fuzzer.deviation("token-repeat", "POST /oauth/token 200 with repeated %s: %r" % (sorted(repeated), body[:300]))
         else:
             expect_json_error(response, "POST /oauth/token")
-            if exact and not repeated_names(parsed) and len(body) <= 64 * 1024:
+            if exact and len(body) <= FORM_LIMIT:
                 raise PropertyFailure("a valid code exchange (extra unknown parameters only) was refused: %d %s\n  body: %r" % (
                     response.status, response.text[:300], body[:500]))
 
@@ -969,6 +880,10 @@ def build_tests(fuzzer, st):
         pairs = mutate_form(data, base, form_names) if data.draw(st.integers(0, 3), label="mutate") else [(n, v, "pct") for n, v in base]
         body = encode_pairs(pairs)
         response = fuzzer.send("POST", "/oauth/token", body=body)
+        if repeated_names(server_parse(body)) and len(body) <= FORM_LIMIT:
+            expect_repeat_refused(response, body)
+            expect_still_valid(dict(base[:4]), "the refresh token", body)
+            return
         if response.status == 200:
             fields = first_values(server_parse(body))
             if (fields.get("grant_type"), fields.get("client_id"), fields.get("client_secret"), fields.get("refresh_token")) != \
@@ -977,9 +892,6 @@ def build_tests(fuzzer, st):
             scopes = set(json.loads(response.body).get("scope", "").split(" ")) - {""}
             if not scopes <= granted:
                 raise PropertyFailure("a refresh widened the scopes %s to %s: %r" % (sorted(granted), sorted(scopes), body[:400]))
-            repeated = repeated_names(server_parse(body)) & {"grant_type", "client_id", "client_secret", "refresh_token", "scope"}
-            if repeated:
-                fuzzer.deviation("token-repeat", "POST /oauth/token (refresh) 200 with repeated %s: %r" % (sorted(repeated), body[:300]))
         else:
             expect_json_error(response, "POST /oauth/token")
 
@@ -998,7 +910,7 @@ def build_tests(fuzzer, st):
         pairs = mutate_form(data, base, form_names) if data.draw(st.integers(0, 2), label="mutate") else [(n, v, "pct") for n, v in base]
         body = encode_pairs(pairs)
         response = fuzzer.send("POST", "/oauth/revoke", body=body)
-        expect_oversize(response, len(body) > 64 * 1024, "POST /oauth/revoke")
+        expect_oversize(response, len(body) > FORM_LIMIT, "POST /oauth/revoke")
         if response.status != 200:
             expect_json_error(response, "POST /oauth/revoke")
 
@@ -1041,17 +953,21 @@ def build_tests(fuzzer, st):
         if method == "POST" and data.draw(st.booleans(), label="token in the form too"):
             body = encode_pairs([("access_token", fuzzer.access_token, "pct")])
         response = fuzzer.send(method, "/userinfo", headers=headers, body=body)
+        presented = authorization.decode("utf-8", "replace")
+        bearer = len(headers) == 1 and presented.lower().startswith("bearer ")
+        token = presented[7:].strip(SWIFT_WHITESPACE)  # as the server reads it
         if response.status == 200:
-            presented = authorization.decode("utf-8", "replace")
-            token = presented[7:].strip(" ")
-            if len(headers) == 1 and not (presented.lower().startswith("bearer ") and token == fuzzer.access_token):
-                message = "/userinfo answered 200 for a token that is not the one issued (%s)\n  issued:    …%s\n  presented: …%s" % (
-                    variant, fuzzer.access_token[-40:], token[-40:])
-                if same_jws(token, fuzzer.access_token):
-                    fuzzer.deviation("jwt-malleable", message)
-                raise PropertyFailure(message)
+            if len(headers) == 1 and not (bearer and token == fuzzer.access_token):
+                raise PropertyFailure("/userinfo answered 200 for a token that is not the one issued (%s)\n  issued:    …%s\n  presented: …%s" % (
+                    variant, fuzzer.access_token[-40:], token[-40:]))
         elif response.status not in (400, 401, 403, 431):
             raise PropertyFailure("/userinfo answered %d for Authorization %r" % (response.status, authorization[:200]))
+        if bearer and token != fuzzer.access_token and same_jws(token, fuzzer.access_token):
+            challenge = response.header("www-authenticate") or ""
+            if response.status != 401 or 'error="invalid_token"' not in challenge:
+                raise PropertyFailure("/userinfo answered %d %r for the issued token in a non-canonical spelling (%s), expected 401 "
+                                      "invalid_token\n  issued:    …%s\n  presented: …%s" % (
+                                          response.status, challenge, variant, fuzzer.access_token[-40:], token[-40:]))
 
     # -- other paths, methods, headers, raw bytes -------------------------------------------------------
 
@@ -1091,6 +1007,27 @@ def build_tests(fuzzer, st):
         if oversized and response.status not in OVERSIZE_STATUSES:
             raise PropertyFailure("%s: oversized input answered %d (expected one of %s)" % (
                 endpoint, response.status, sorted(OVERSIZE_STATUSES)))
+
+    def expect_repeat_refused(response, body):
+        """A /oauth/token form with a repeated parameter: 400 invalid_request naming one as repeated, and no token."""
+        try:
+            answer = json.loads(response.body)
+        except ValueError:
+            answer = None
+        if not (response.status == 400 and isinstance(answer, dict) and answer.get("error") == "invalid_request"
+                and re.fullmatch(r"The parameter .* is repeated\.", answer.get("error_description") or "", re.S)
+                and set(answer) <= {"error", "error_description"}):
+            raise PropertyFailure("POST /oauth/token with repeated %s answered %d %s (expected 400 invalid_request \"The parameter … "
+                                  "is repeated.\" and nothing issued)\n  body: %r" % (
+                                      sorted(repeated_names(server_parse(body))), response.status, response.text[:300], body[:400]))
+
+    def expect_still_valid(form, what, refused_body):
+        """After a request with repeated parameters was refused, `form` (the valid request for the same code or
+        refresh token) still gets tokens: the refused one issued nothing and spent nothing."""
+        response = fuzzer.send("POST", "/oauth/token", body=encode_fields(form), fuzzed=False)
+        if response.status != 200:
+            raise PropertyFailure("%s no longer worked after a request with repeated parameters was refused: %d %s\n  refused body: %r" % (
+                what, response.status, response.text[:300], refused_body[:400]))
 
     def expect_json_error(response, endpoint):
         if not 400 <= response.status < 500 and response.status != 503:
@@ -1181,25 +1118,13 @@ def fixed_cases(fuzzer):
 
 # ---------------------------------------------------------------------------------------------------------
 
-def make_example(fuzzer, name, body, strict):
+def make_example(fuzzer, name, body):
     """The Hypothesis test body of one strategy: the example, then the liveness check."""
     def example(data):
         fuzzer.examples[name] += 1
-        try:
-            body(data)
-        except KnownDeviation:
-            if strict:
-                raise
+        body(data)
         fuzzer.check_alive()
     return example
-
-
-def run_replay(replay, journal):
-    results = []
-    for command in (["verify"], ["rebuild", "--check"]):
-        result = subprocess.run([replay] + command + ["--journal", journal], capture_output=True, text=True, timeout=300)
-        results.append((" ".join(command), result.returncode, (result.stdout + result.stderr).strip()))
-    return results
 
 
 def main():
@@ -1207,7 +1132,6 @@ def main():
     parser.add_argument("--bin", required=True, help="directory holding authledger and authledger-replay")
     parser.add_argument("--examples", type=int, default=2000, help="generated examples in all (default 2000, about a minute)")
     parser.add_argument("--seed", type=int, help="Hypothesis seed (default: derandomized, the same every run)")
-    parser.add_argument("--strict", action="store_true", help="count known deviations as failures")
     parser.add_argument("--workdir", help="keep the journal and logs here (default: a temporary directory, removed)")
     args = parser.parse_args()
 
@@ -1215,23 +1139,25 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     # Hypothesis keeps caches under its storage directory: never the repository's working directory.
     os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(workdir, "hypothesis")
-    ensure_packages()
+    install_missing([("hypothesis", "hypothesis")])
     import hypothesis
-    import requests
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import strategies as st
 
-    binary = os.path.join(args.bin, "authledger")
-    replay = os.path.join(args.bin, "authledger-replay")
+    binary, replay = binaries(args.bin)
     for path in (binary, replay):
         if not os.access(path, os.X_OK):
             raise SystemExit("fuzz: %s is not an executable" % path)
     journal = os.path.join(workdir, "j")
     if os.path.exists(journal) and os.listdir(journal):
         raise SystemExit("fuzz: %s is not empty (the demo tenant needs an empty journal)" % journal)
-    server = Server(binary, journal, os.path.join(workdir, "serve.log"))
+    server = Server(binary, journal, log_path=os.path.join(workdir, "serve.log"))
     started = time.monotonic()
-    server.start(requests)
+    try:
+        server.start_healthy(timeout=30, attempts=5)  # a free port may be taken before the server binds it
+    except ServerStartError as error:
+        server.kill()
+        raise SystemExit("fuzz: %s; see %s" % (error, server.log_path))
     fuzzer = Fuzzer(server)
     failures = []
     try:
@@ -1250,12 +1176,12 @@ def main():
                 max_examples=budget, deadline=None, database=None, derandomize=args.seed is None,
                 suppress_health_check=list(HealthCheck), verbosity=Verbosity.normal, report_multiple_bugs=False,
                 phases=[Phase.explicit, Phase.generate, Phase.shrink], print_blob=False,
-            )(given(st.data())(make_example(fuzzer, name, body, args.strict)))
+            )(given(st.data())(make_example(fuzzer, name, body)))
             if args.seed is not None:
                 configured = hypothesis.seed(args.seed)(configured)
             try:
                 configured()
-            except (PropertyFailure, KnownDeviation, hypothesis.errors.HypothesisException) as failure:
+            except (PropertyFailure, hypothesis.errors.HypothesisException) as failure:
                 # Hypothesis attaches the (shrunk) falsifying example's draws as notes.
                 text = "\n".join([str(failure)] + list(getattr(failure, "__notes__", [])))
                 failures.append((name, text))
@@ -1269,13 +1195,13 @@ def main():
                     break
     finally:
         alive_at_end = server.alive
-        exit_code = server.stop()
+        server.stop(timeout=20)
     if not alive_at_end:
-        failures.append(("server", "the server was not running at the end (exit %s); see %s" % (exit_code, server.log_path)))
-    replay_results = run_replay(replay, journal)
-    for command, code, output in replay_results:
-        if code != 0:
-            failures.append(("replay", "authledger-replay %s exited %d: %s" % (command, code, output[-800:])))
+        failures.append(("server", "the server was not running at the end (exit %s); see %s" % (server.returncode, server.log_path)))
+    replay_results = check_journal(replay, journal, timeout=300)
+    for label, result in replay_results:
+        if result.returncode != 0:
+            failures.append(("replay", "authledger-replay %s exited %d: %s" % (label, result.returncode, result.output[-800:])))
     elapsed = time.monotonic() - started
 
     print("\nexamples per strategy:")
@@ -1291,19 +1217,14 @@ def main():
     print("HTML responses: %d, %d of them reflecting an injected marker (escaped)" % (
         fuzzer.html_responses, fuzzer.escaped_reflections))
     print("statuses seen: %s" % ", ".join("%d:%d" % item for item in sorted(all_statuses.items())))
-    for command, code, output in replay_results:
-        print("authledger-replay %s: exit %d: %s" % (command, code, output.splitlines()[0] if output else ""))
-    if fuzzer.deviations:
-        print("known deviations%s:" % (" (failures: --strict)" if args.strict else " (not counted; --strict counts them)"))
-        for key, messages in fuzzer.deviations.items():
-            example = re.sub(r"\s*\n\s*", " | ", messages[0])
-            print("  %s: %d examples, e.g. %s" % (key, len(messages), example[:400]))
+    for label, result in replay_results:
+        print("authledger-replay %s: exit %d: %s" % (label, result.returncode, result.output.splitlines()[0] if result.output else ""))
     if failures:
         print("\nfailures:")
         for name, text in failures:
             print("  [%s] %s" % (name, text.splitlines()[0][:300]))
     total_inputs = sum(fuzzer.inputs.values())
-    verified = all(code == 0 for _, code, _ in replay_results)
+    verified = all(result.returncode == 0 for _, result in replay_results)
     print("runtime: %.0f s" % elapsed)
     print("fuzz: %d inputs, %d failures, journal %s" % (total_inputs, len(failures), "verified" if verified else "NOT verified"))
     if not args.workdir:

@@ -18,25 +18,20 @@ fsync and fdatasync fail with EIO, as a failing device would make them. The test
 import argparse
 import json
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-try:
-    import requests
-except ImportError:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "requests"], check=True)
-    import requests
+from authledger_e2e import CLIENT_ID, CLIENT_SECRET, Server, ServerStartError, binaries, check_journal, install_missing
+from authledger_e2e import demo_redirect_uri, log_in_and_consent, run_replay
+
+install_missing([("requests", "requests")])
+import requests  # noqa: E402 - installed just above when missing
 
 SHIM_SOURCE = Path(__file__).resolve().parent / "faults" / "eio.c"
-USER, PASSWORD = "demo@example.com", "correct horse battery staple"
-CLIENT, SECRET = "demo-app", "demo-secret"
 FAULTY_ATTEMPTS = 12
 
 
@@ -45,48 +40,21 @@ def fail(message):
     sys.exit(1)
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def hidden(page, name):
-    match = re.search(r'name="%s" value="([^"]*)"' % name, page)
-    if not match:
-        fail("no hidden field %s in the page" % name)
-    return match.group(1)
-
-
 class Client:
     """The demo client and its user's browser."""
 
     def __init__(self, base):
         self.base = base
-        self.redirect = base + "callback"
+        self.redirect = demo_redirect_uri(base)
         self.browser = requests.Session()
         self.codes = []
         self.grants = 0
 
     def authorize(self):
         """GET /authorize, logging in and consenting when asked; the final response."""
-        query = {"response_type": "code", "client_id": CLIENT, "redirect_uri": self.redirect, "scope": "openid", "state": "io"}
+        query = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": self.redirect, "scope": "openid", "state": "io"}
         response = self.browser.get(self.base + "authorize", params=query, allow_redirects=False, timeout=10)
-        for _ in range(6):
-            location = response.headers.get("Location", "")
-            if response.status_code != 302 or location.startswith(self.redirect):
-                return response
-            if location.startswith(("/login", "/consent")):
-                page = self.browser.get(urljoin(self.base, location), timeout=10).text
-                form = {"state": hidden(page, "state"), "csrf": hidden(page, "csrf")}
-                if location.startswith("/login"):
-                    form.update(username=USER, password=PASSWORD)
-                else:
-                    form.update(action="accept")
-                response = self.browser.post(urljoin(self.base, urlsplit(location).path), data=form, allow_redirects=False, timeout=10)
-            else:
-                response = self.browser.get(urljoin(self.base, location), allow_redirects=False, timeout=10)
-        fail("the flow did not end")
+        return log_in_and_consent(self.browser, self.base, response, self.redirect, timeout=10)
 
     @staticmethod
     def code_of(response):
@@ -103,43 +71,29 @@ class Client:
 
     def redeem(self, code):
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect,
-                "client_id": CLIENT, "client_secret": SECRET}
+                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
         response = requests.post(self.base + "oauth/token", data=form, timeout=10)
         if response.status_code == 200:
             self.grants += 1
         return response
 
 
-def replay(binary, *arguments):
-    result = subprocess.run([binary, *arguments], capture_output=True, text=True)
-    return result.returncode, result.stdout + result.stderr
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", required=True, help="directory holding authledger and authledger-replay")
     args = parser.parse_args()
-    binaries = Path(args.bin).resolve()
+    authledger, replay = binaries(args.bin)
     work = Path(tempfile.mkdtemp(prefix="authledger-iofault-"))
     shim, trigger, journal = work / "eio.so", work / "device-failing", work / "journal"
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(SHIM_SOURCE), "-ldl"], check=True)
-    port = free_port()
     environment = {**os.environ, "LD_PRELOAD": str(shim), "AUTHLEDGER_FAULT_FILE": str(trigger)}
-    log = open(work / "server.log", "w")
-    server = subprocess.Popen(
-        [str(binaries / "authledger"), "serve", "--journal", str(journal), "--port", str(port)],
-        env=environment, stdout=log, stderr=subprocess.STDOUT)
-    base = "http://127.0.0.1:%d/" % port
+    server = Server(authledger, journal, log_path=work / "server.log", env=environment)
     try:
-        for _ in range(400):
-            try:
-                if requests.get(base + "healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
-        else:
-            fail("the server did not start")
-        client = Client(base)
+        try:
+            server.start_healthy()
+        except ServerStartError as error:
+            fail(str(error))
+        client = Client(server.base)
 
         # 1. Healthy.
         if client.redeem(client.new_code()).status_code != 200:
@@ -184,23 +138,16 @@ def main():
     finally:
         if trigger.exists():
             trigger.unlink()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.stop(timeout=30)
 
     # 4. The journal: intact, and holding exactly what the client received.
-    replay_bin = str(binaries / "authledger-replay")
-    for arguments in (("verify",), ("rebuild", "--check")):
-        status, output = replay(replay_bin, *arguments, "--journal", str(journal))
-        if status != 0:
-            fail("%s: exit %d: %s" % (" ".join(arguments), status, output[-500:]))
-    status, output = replay(replay_bin, "timeline", "--client", CLIENT, "--format", "jsonl", "--journal", str(journal))
-    if status != 0:
-        fail("timeline: exit %d" % status)
-    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    for label, result in check_journal(replay, str(journal)):
+        if result.returncode != 0:
+            fail("%s: exit %d: %s" % (label, result.returncode, result.output[-500:]))
+    timeline = run_replay(replay, ["timeline", "--client", CLIENT_ID, "--format", "jsonl", "--journal", str(journal)])
+    if timeline.returncode != 0:
+        fail("timeline: exit %d" % timeline.returncode)
+    events = [json.loads(line) for line in timeline.stdout.splitlines() if line.startswith("{")]
     issued = [event for event in events if event["type"] == "auth.code.issued"]
     granted = [event for event in events if event["type"] == "auth.token.issued"]
     if len(issued) != len(client.codes) or len(granted) != client.grants:

@@ -52,9 +52,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,11 +60,9 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import requests
 
-CLIENT_ID = "demo-app"
-CLIENT_SECRET = "demo-secret"
-USERNAME = "demo@example.com"
-PASSWORD = "correct horse battery staple"
-AUDIENCE = "https://api.example.com"
+from authledger_e2e import (AUDIENCE, CLIENT_ID, CLIENT_SECRET, PASSWORD, Server, ServerStartError, b64url, binaries,
+                            check_journal, demo_redirect_uri, hidden_field, log_in_and_consent, pkce_pair, run_replay)
+
 SCOPE = "openid profile offline_access"
 TIMEOUT = 30
 
@@ -90,27 +85,13 @@ SECRET_RUN = re.compile(rb"[A-Za-z0-9_.-]{16,}")
 COOKIE_KINDS = {"al_session": "SSO session cookie", "al_bind": "CSRF token (al_bind cookie)"}
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def sha256_hex(text):
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def jwt_claims(token):
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-def hidden(page, name):
-    return re.search(r'name="%s" value="([^"]*)"' % name, page).group(1)
 
 
 def short(response):
@@ -128,7 +109,7 @@ class Worker:
 
     def __init__(self, base, number):
         self.base, self.number = base, number
-        self.redirect = base + "callback"
+        self.redirect = demo_redirect_uri(base)
         self.session = requests.Session()
         self.count = 0
         self.pending = []  # (code, verifier), newest last
@@ -157,12 +138,12 @@ class Worker:
     # -- helpers
 
     def authorize_query(self, **changes):
-        verifier = b64url(os.urandom(32))
+        verifier, challenge = pkce_pair()
         state = "w%d-%d" % (self.number, self.count)
         self.count += 1
         parameters = {
             "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": self.redirect, "scope": SCOPE, "audience": AUDIENCE,
-            "state": state, "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()), "code_challenge_method": "S256",
+            "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
         }
         parameters.update(changes)
         return urlencode({k: v for k, v in parameters.items() if v is not None}), verifier, state
@@ -206,29 +187,15 @@ class Worker:
 
     # -- set-up: log in and consent once, as a browser would
 
+    def keep_page_secrets(self, page):
+        """The hidden values of a login or consent page: the interaction id and the CSRF token."""
+        self.keep_secret("login interaction id", hidden_field(page, "state"))
+        self.keep_secret(COOKIE_KINDS["al_bind"], hidden_field(page, "csrf"))
+
     def log_in(self):
         query, verifier, state = self.authorize_query()
         response = self.session.get(urljoin(self.base, "authorize?" + query), allow_redirects=False, timeout=TIMEOUT)
-        for _ in range(8):
-            location = response.headers.get("Location", "")
-            if response.status_code != 302 or location.startswith(self.redirect):
-                break
-            if location.startswith("/login"):
-                page = self.session.get(urljoin(self.base, location), timeout=TIMEOUT).text
-                self.keep_secret("login interaction id", hidden(page, "state"))
-                self.keep_secret(COOKIE_KINDS["al_bind"], hidden(page, "csrf"))
-                response = self.session.post(urljoin(self.base, "login"), data={
-                    "state": hidden(page, "state"), "csrf": hidden(page, "csrf"), "username": USERNAME, "password": PASSWORD},
-                    allow_redirects=False, timeout=TIMEOUT)
-            elif location.startswith("/consent"):
-                page = self.session.get(urljoin(self.base, location), timeout=TIMEOUT).text
-                self.keep_secret("login interaction id", hidden(page, "state"))
-                self.keep_secret(COOKIE_KINDS["al_bind"], hidden(page, "csrf"))
-                response = self.session.post(urljoin(self.base, "consent"), data={
-                    "state": hidden(page, "state"), "csrf": hidden(page, "csrf"), "action": "accept"},
-                    allow_redirects=False, timeout=TIMEOUT)
-            else:
-                response = self.session.get(urljoin(self.base, location), allow_redirects=False, timeout=TIMEOUT)
+        response = log_in_and_consent(self.session, self.base, response, self.redirect, timeout=TIMEOUT, on_page=self.keep_page_secrets)
         code, problem = self.code_from(response, state)
         if problem:
             raise RuntimeError("login and consent did not end at the callback: " + problem)
@@ -393,30 +360,12 @@ def percentile(ordered, fraction):
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def wait_healthy(base, process):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("load: the server exited at start with status %s" % process.returncode)
-        try:
-            if requests.get(urljoin(base, "healthz"), timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("load: the server did not answer /healthz within 60 s")
-
-
 def stop_server(server, out_path, err_path):
     """SIGTERM; returns the problems (it must exit 0 and close the journal) and the head it closed at."""
     problems = []
-    server.send_signal(signal.SIGTERM)
-    try:
-        status = server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+    if not server.stop(timeout=60):
         return ["the server did not exit within 60 s of SIGTERM (killed)"], None
+    status = server.returncode
     with open(out_path, errors="replace") as handle:
         out = handle.read()
     with open(err_path, errors="replace") as handle:
@@ -442,17 +391,12 @@ def is_error_line(line):
     return bool(re.search(r"\b(error|critical|fatal)\b", line, re.I))
 
 
-def run_replay(replay, arguments):
-    result = subprocess.run([replay] + arguments, capture_output=True, text=True)
-    return result.returncode, (result.stdout + result.stderr).strip()
-
-
 def export_journal(replay, journal, work):
     """`authledger-replay export --format jsonl` into work/export; returns the bundle directory."""
     out = os.path.join(work, "export")
-    status, output = run_replay(replay, ["export", "--journal", journal, "--format", "jsonl", "--out", out])
-    if status != 0:
-        raise RuntimeError("export failed (%d): %s" % (status, output[-500:]))
+    result = run_replay(replay, ["export", "--journal", journal, "--format", "jsonl", "--out", out])
+    if result.returncode != 0:
+        raise RuntimeError("export failed (%d): %s" % (result.returncode, result.output[-500:]))
     return out
 
 
@@ -613,21 +557,21 @@ def main():
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (journal, export, server logs)")
     args = parser.parse_args()
-    authledger = os.path.abspath(os.path.join(args.bin, "authledger"))
-    replay = os.path.abspath(os.path.join(args.bin, "authledger-replay"))
+    authledger, replay = binaries(args.bin)
     work = tempfile.mkdtemp(prefix="authledger-load-")
     journal = os.path.join(work, "j")
     out_path, err_path = os.path.join(work, "serve.out"), os.path.join(work, "serve.err")
-    port = free_port()
-    base = "http://127.0.0.1:%d/" % port
-
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        server = subprocess.Popen([authledger, "serve", "--journal", journal, "--port", str(port), "--log-format", "json"],
-                                  stdout=out, stderr=err, env=dict(os.environ, LOG_LEVEL="trace"))
+    server = Server(authledger, journal, log_path=out_path, err_path=err_path, extra_args=["--log-format", "json"],
+                    env=dict(os.environ, LOG_LEVEL="trace"))
+    server.start()
+    base = server.base
     problems = []
     closed_at = None
     try:
-        wait_healthy(base, server)
+        try:
+            server.wait_healthy(timeout=60)
+        except ServerStartError as error:
+            raise SystemExit("load: %s" % error)
         context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(args.workers + 1)
         results_queue = context.Queue()
@@ -654,7 +598,7 @@ def main():
                 problems.append("worker %d could not log in: %s" % (result["number"], result["setup_problem"].strip()))
         results = [result for result in results if "setup_problem" not in result]
     finally:
-        if server.poll() is None:
+        if server.alive:
             found, closed_at = stop_server(server, out_path, err_path)
             problems += found
 
@@ -703,12 +647,11 @@ def main():
     if closed_at is not None:
         print("server: stopped with SIGTERM, exit status %d, journal closed at #%d" % (server.returncode, closed_at))
     checks = []
-    for label, command in (("verify", ["verify"]), ("rebuild --check", ["rebuild", "--check"])):
-        status, output = run_replay(replay, command + ["--journal", journal])
-        lines = output.splitlines() or [""]
-        print("%s: exit %d: %s" % (label, status, lines[0] if label == "verify" else lines[-1]))
-        if status != 0:
-            problems.append("%s failed (exit %d): %s" % (label, status, output[-800:]))
+    for label, result in check_journal(replay, journal):
+        lines = result.output.splitlines() or [""]
+        print("%s: exit %d: %s" % (label, result.returncode, lines[0] if label == "verify" else lines[-1]))
+        if result.returncode != 0:
+            problems.append("%s failed (exit %d): %s" % (label, result.returncode, result.output[-800:]))
         else:
             checks.append(label)
     bundle = None

@@ -21,14 +21,10 @@ either way. openapi-core, requests and cryptography (for the DPoP proofs) are in
 missing.
 """
 import argparse
-import base64
 import hashlib
-import importlib.util
 import json
 import os
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,16 +32,12 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
+from authledger_e2e import (AUDIENCE, CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, PASSWORD, USERNAME, Server, ServerStartError,
+                            b64url, binaries, demo_redirect_uri, install_missing, pkce_pair)
+
 REQUIREMENTS = [("requests", "requests"), ("openapi_core", "openapi-core"), ("cryptography", "cryptography")]
 
-
-def install_missing():
-    missing = [package for module, package in REQUIREMENTS if importlib.util.find_spec(module) is None]
-    if missing:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
-
-
-install_missing()
+install_missing(REQUIREMENTS)
 
 import requests  # noqa: E402
 import yaml  # noqa: E402  (a dependency of openapi-core)
@@ -55,20 +47,11 @@ from openapi_core import OpenAPI  # noqa: E402
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse  # noqa: E402
 from openapi_core.exceptions import OpenAPIError  # noqa: E402
 
-CLIENT_ID = "demo-app"
-CLIENT_SECRET = "demo-secret"
-USERNAME = "demo@example.com"
-PASSWORD = "correct horse battery staple"
-AUDIENCE = "https://api.example.com"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 class Failure(Exception):
     """A step whose outcome makes the rest of the run meaningless."""
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def describe(error):
@@ -238,7 +221,7 @@ class Scenario:
     def __init__(self, checker, base):
         self.checker = checker
         self.base = base
-        self.redirect = base + "callback"
+        self.redirect = demo_redirect_uri(base)
         self.client = Agent(checker)
 
     def authorize_url(self, **parameters):
@@ -310,8 +293,7 @@ class Scenario:
 
     def first_authorization(self, browser):
         """Login, consent and code, with every page's error cases on the way; returns the code and PKCE verifier."""
-        verifier = secrets.token_urlsafe(48)
-        challenge = b64url(hashlib.sha256(verifier.encode()).digest())
+        verifier, challenge = pkce_pair(48)
         url = self.authorize_url(
             scope="openid profile email offline_access", audience=AUDIENCE, state="flow-1", nonce="nonce-1",
             code_challenge=challenge, code_challenge_method="S256")
@@ -364,7 +346,7 @@ class Scenario:
                 raise Failure(f"POST /oauth/token: no {name} for the scope {tokens.get('scope')!r}")
         expect_equal("token_type", tokens["token_type"], "Bearer")
         claims = self.userinfo(200, tokens["access_token"])
-        expect_equal("userinfo", (claims.get("sub"), claims.get("email")), ("auth0|demo", USERNAME))
+        expect_equal("userinfo", (claims.get("sub"), claims.get("email")), (DEMO_USER_ID, USERNAME))
         self.userinfo(200, tokens["access_token"], method="POST")
 
         refreshed = self.token(200, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
@@ -455,39 +437,9 @@ class Scenario:
         raise Failure("POST /login: no 429 after 12 wrong passwords")
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_healthy(base, process):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise Failure(f"authledger serve exited with {process.returncode}")
-        try:
-            if requests.get(base + "healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise Failure("authledger serve did not answer /healthz within 60 s")
-
-
 def tail(path, lines=15):
     with open(path, errors="replace") as handle:
         return "".join(handle.readlines()[-lines:]).rstrip()
-
-
-def stop(process):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def main():
@@ -495,30 +447,28 @@ def main():
     parser.add_argument("--bin", required=True, help="directory holding the authledger executable")
     parser.add_argument("--spec", help="the OpenAPI document (default: docs/openapi.yaml)", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "openapi.yaml"))
     args = parser.parse_args()
-    executable = os.path.join(args.bin, "authledger")
+    executable, _ = binaries(args.bin)
     if not os.access(executable, os.X_OK):
         print(f"openapi: no authledger executable in {args.bin}", file=sys.stderr)
         return 2
 
     with tempfile.TemporaryDirectory(prefix="authledger-openapi-") as workdir:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}/"
         log_path = os.path.join(workdir, "serve.log")
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                [executable, "serve", "--journal", os.path.join(workdir, "j"), "--port", str(port)], stdout=log, stderr=log)
+        server = Server(executable, os.path.join(workdir, "j"), log_path=log_path)
+        server.start()
+        base = server.base
         checker = Checker(args.spec, base)
         try:
-            wait_healthy(base, process)
+            server.wait_healthy(timeout=60, interval=0.1)
             Scenario(checker, base).run()
-        except (Failure, requests.RequestException) as failure:
+        except (Failure, ServerStartError, requests.RequestException) as failure:
             checker.problem(f"stopped: {failure}")
             checker.problem(f"server log (last lines):\n{tail(log_path)}")
         else:
             for method, path in checker.uncovered():
                 checker.problem(f"{method} {path}: documented but never exercised")
         finally:
-            stop(process)
+            server.stop(timeout=10)
 
     for problem, count in checker.problems.items():
         print(f"openapi: {problem}" + (f" ({count} times)" if count > 1 else ""))
