@@ -12,7 +12,9 @@ import Synchronization
 /// `temporarily_unavailable` — rather than queuing without bound.
 ///
 /// Client secrets that verified are remembered (see ``VerifiedSecretCache``), so a client's every token
-/// request does not pay for Argon2id, and these answers need no pool slot.
+/// request does not pay for Argon2id, and these answers need no pool slot. Concurrent checks of the same
+/// client secret share one Argon2id run: a client that opens many connections at once (after a restart,
+/// with a cold cache) costs one slot, not one per connection.
 final class SecretVerifier: Sendable {
     /// Too many checks are running or waiting.
     struct Overloaded: Error {}
@@ -23,6 +25,8 @@ final class SecretVerifier: Sendable {
     private let pool: NIOThreadPool
     private let admitted = Mutex(0)
     private let verifiedClientSecrets = VerifiedSecretCache()
+    /// Client-secret checks running now, by the digest of hash and secret (see ``VerifiedSecretCache``).
+    private let clientSecretChecks = Mutex<[[UInt8]: Task<Bool, any Error>]>([:])
 
     init(hasher: any SecretHasher, capacity: Int, pool: NIOThreadPool = .singleton) {
         self.hasher = hasher
@@ -48,12 +52,28 @@ final class SecretVerifier: Sendable {
         }
     }
 
-    /// Like ``verify(_:against:)``, answered from the cache of secrets that verified before when it can.
+    /// Like ``verify(_:against:)``, answered from the cache of secrets that verified before when it can,
+    /// and sharing the run of an identical check already in progress.
     func verifyClientSecret(_ secret: String, against hash: String) async throws(Overloaded) -> Bool {
         if verifiedClientSecrets.contains(secret, for: hash) { return true }
-        guard try await verify(secret, against: hash) else { return false }
-        verifiedClientSecrets.remember(secret, for: hash)
-        return true
+        let key = VerifiedSecretCache.digest(secret, hash)
+        let check = clientSecretChecks.withLock { running in
+            if let shared = running[key] { return shared }
+            // Unstructured on purpose: the check belongs to every caller waiting for it, not to the first.
+            let check = Task { [self] in
+                defer { _ = clientSecretChecks.withLock { $0.removeValue(forKey: key) } }
+                let matches = try await verify(secret, against: hash)
+                if matches { verifiedClientSecrets.remember(secret, for: hash) }
+                return matches
+            }
+            running[key] = check
+            return check
+        }
+        do {
+            return try await check.value
+        } catch {
+            throw Overloaded()
+        }
     }
 }
 
@@ -66,7 +86,7 @@ final class VerifiedSecretCache: Sendable {
     private let entries = Mutex<[String: [UInt8]]>([:])
     private let limit = 10_000
 
-    private static func digest(_ secret: String, _ hash: String) -> [UInt8] {
+    static func digest(_ secret: String, _ hash: String) -> [UInt8] {
         SHA256Digest.hash(Array(hash.utf8) + [0] + Array(secret.utf8)).bytes
     }
 

@@ -4,7 +4,7 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authledger-bench",
-        abstract: "Load generators for AuthLedger: the ledger benchmark and the crash-test appender.",
-        subcommands: [LedgerBenchmark.self, ReplayBenchmark.self, AppendLoad.self, HoldReader.self]
+        abstract: "Load generators for AuthLedger: the benchmarks, their baselines, the journal filler and the crash-test appender.",
+        subcommands: [LedgerBenchmark.self, ReplayBenchmark.self, RSABaseline.self, FillJournal.self, AppendLoad.self, HoldReader.self]
     )
 }

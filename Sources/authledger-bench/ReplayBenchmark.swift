@@ -28,28 +28,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
         var configuration = Journal.Configuration(directory: scratch + "/journal")
         configuration.initialMapSize = 4 << 30
         let ledger = try AuthLedger.open(configuration)
-        let perCommit = 200
-        let writers = 16
-        let commits = max(1, events / perCommit)
         let generation = Date()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for writer in 0..<writers {
-                group.addTask {
-                    for commit in stride(from: writer, to: commits, by: writers) {
-                        try await ledger.record { recorder in
-                            for index in 0..<perCommit {
-                                let n = commit * perCommit + index
-                                try recorder.append(
-                                    .loginFailed(LoginFailed(
-                                        username: "user\(n % 5000)@example.com", connection: "Username-Password-Authentication",
-                                        reason: .wrongPassword, interaction: nil, clientIP: "10.0.\(n % 250).\(n % 200)")))
-                            }
-                        }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)
         let written = Int(ledger.journal.head.sequence)
         let generationRate = Double(written) / Date().timeIntervalSince(generation)
         await ledger.journal.close()

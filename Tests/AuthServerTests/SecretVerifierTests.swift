@@ -72,6 +72,26 @@ struct SecretVerifierTests {
         try await pool.shutdownGracefully()
     }
 
+    @Test("many concurrent checks of one client secret share one Argon2id run and one slot")
+    func concurrentChecksShareOneRun() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let hasher = GatedHasher()
+        let verifier = SecretVerifier(hasher: hasher, capacity: 1, pool: pool)
+        let hash = hasher.hash("s3cret")
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<16 { group.addTask { try await verifier.verifyClientSecret("s3cret", against: hash) } }
+            try await hasher.waitUntilEntered(1)
+            try await Task.sleep(for: .milliseconds(50))
+            hasher.release()
+            var results: [Bool] = []
+            for try await matched in group { results.append(matched) }
+            #expect(results == Array(repeating: true, count: 16), "none refused as overloaded")
+        }
+        #expect(hasher.entered == 1, "one Argon2id run for all sixteen")
+        try await pool.shutdownGracefully()
+    }
+
     @Test("logins beyond the capacity get a 503 page at once, and nothing is recorded for them")
     func loginOverload() async throws {
         let hasher = GatedHasher()

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import LedgerCommandSupport
+import _CryptoExtras
+
+/// `authledger-bench rsa-baseline`: raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second with
+/// swift-crypto's `_RSA.Signing.PrivateKey` — the primitive behind the server's RS256 tokens (jwt-kit's
+/// `Insecure.RSA.PrivateKey` is backed by it, see `TokenKeyRing`) — on all cores and on one, as the
+/// baseline of the RS256 token exchange (`tools/http/bench.py`).
+struct RSABaseline: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rsa-baseline",
+        abstract: "Raw RSA-2048 PKCS#1 v1.5 SHA-256 signing rate (swift-crypto _RSA) on all cores and on one.")
+
+    @Option(help: "Seconds per measurement.") var seconds: Double = 3
+    @Option(help: "Output format (jsonl: one JSON object).") var format: OutputFormat = .jsonl
+
+    func run() async throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let all = try Baselines.rsaSigningRate(threads: cores, seconds: seconds)
+        let one = try Baselines.rsaSigningRate(threads: 1, seconds: seconds)
+        switch format {
+        case .jsonl:
+            printJSONLine([
+                "measure": "rsa2048_pkcs1v15_sha256_sign", "cores": cores, "seconds": seconds,
+                "signatures_per_second_all_cores": all, "signatures_per_second_one_core": one,
+            ])
+        case .text:
+            print("RSA-2048 PKCS#1 v1.5 SHA-256 signing (swift-crypto _RSA): \(Int(all))/s on \(cores) cores, \(Int(one))/s on 1 core")
+        }
+    }
+}
+
+extension Baselines {
+    /// RSA-2048 PKCS#1 v1.5 signatures per second over the SHA-256 digest of a JWT-sized (400-byte)
+    /// signing input, on `threads` threads sharing one key, as the server's threads share its token key.
+    static func rsaSigningRate(threads: Int, seconds: Double) throws -> Double {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
+        counts.initialize(repeating: 0)
+        defer { counts.deallocate() }
+        let failures = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
+        failures.initialize(repeating: 0)
+        defer { failures.deallocate() }
+        nonisolated(unsafe) let (shared, failed) = (counts, failures)
+        let start = Date()
+        let deadline = start.addingTimeInterval(seconds)
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            var message = [UInt8](repeating: UInt8(truncatingIfNeeded: worker), count: 400)
+            var done = 0
+            while Date() < deadline {
+                for _ in 0..<8 {
+                    message[0] &+= 1
+                    do {
+                        _ = try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
+                    } catch {
+                        failed[worker] += 1
+                    }
+                }
+                done += 8
+            }
+            shared[worker] = done
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        guard failures.reduce(0, +) == 0 else { throw BenchError("RSA signing failed") }
+        return Double(counts.reduce(0, +)) / elapsed
+    }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The goals of the performance issue, met or not, from the output of `tools/bench` (all five rows).
+
+    tools/bench_summary.py LOG
+
+Reads the tables the benchmarks printed (ledger, replay, http, open) and prints one summary table. Every
+ratio is to a baseline measured in the same run; a figure a benchmark did not print is "not measured".
+"""
+import re
+import sys
+
+
+def table_rows(text):
+    """Every markdown table row, as {label: [cells after the label]} (the first row with a label wins)."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("|---"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows.setdefault(cells[0], cells[1:])
+    return rows
+
+
+def number(cell):
+    match = re.search(r"-?[\d.]+", cell or "")
+    return float(match.group(0)) if match else None
+
+
+def find(rows, prefix, column=0):
+    for label, cells in rows.items():
+        if label.startswith(prefix) and len(cells) > column:
+            return number(cells[column])
+    return None
+
+
+def ratio(value, base):
+    return value / base if value is not None and base else None
+
+
+def main():
+    text = open(sys.argv[1]).read()
+    rows = table_rows(text)
+    health = find(rows, "GET /healthz (baseline)")
+    authorize = find(rows, "GET /authorize, logged in and consented")
+    eddsa = find(rows, "POST /oauth/token, code exchange (EdDSA")
+    rs256 = find(rows, "POST /oauth/token, code exchange (RS256")
+    rsa_all = find(rows, "raw RSA-2048 signing, all cores")
+    sign_all = find(rows, "raw Ed25519 signing, all cores")
+    fsync = find(rows, "raw LMDB, one fsync per event")
+    appends64 = find(rows, "journal, durable appends, 64 appenders")
+    raw_verify = find(rows, "raw Ed25519 verify, all cores")
+    verify = find(rows, "authledger-replay verify")
+    rebuild = find(rows, "authledger-replay rebuild")
+    rss = re.search(r"peak RSS of the server: (\d+) MB", text)
+    rss = float(rss.group(1)) if rss else None
+    flow_bytes = re.search(r"journal growth: about (\d+) bytes per authorize-and-token flow", text)
+    flow_bytes = float(flow_bytes.group(1)) if flow_bytes else None
+    open_events = find(rows, "serve on the large journal, data.mdb evicted", 0)
+    open_cold = find(rows, "serve on the large journal, data.mdb evicted", 2)
+    open_small = find(rows, "baseline: serve on a journal", 2)
+
+    # (row, measurement, baseline, value, unit, goal text, met?)
+    summary = [
+        ("1", "GET /authorize, logged in and consented", "GET /healthz", ratio(authorize, health), "x", ">= 0.35x", lambda v: v >= 0.35),
+        ("2a", "POST /oauth/token, EdDSA access token only (no ID token)", "GET /healthz", ratio(eddsa, health), "x", ">= 0.25x",
+         lambda v: v >= 0.25),
+        ("2b", "POST /oauth/token, RS256 access + ID token", "half of raw RSA-2048 signing, all cores", ratio(rs256, rsa_all and rsa_all / 2),
+         "x", ">= 0.40x", lambda v: v >= 0.40),
+        ("3", "journal, durable appends, 64 appenders", "raw Ed25519 signing, all cores", ratio(appends64, sign_all), "x", ">= 0.5x",
+         lambda v: v >= 0.5),
+        ("3", "journal, durable appends, 64 appenders", "raw LMDB, one fsync per event", ratio(appends64, fsync), "x", ">= 20x",
+         lambda v: v >= 20),
+        ("4", "authledger-replay verify", "raw Ed25519 verify, all cores", ratio(verify, raw_verify), "x", ">= 0.7x", lambda v: v >= 0.7),
+        ("4", "authledger-replay rebuild", "–", rebuild, " events/s", ">= 300000 events/s", lambda v: v >= 300_000),
+        ("5", "peak RSS of the server during rows 1 and 2", "–", rss, " MB", "< 150 MB", lambda v: v < 150),
+        ("5", "journal bytes per authorize-and-token flow", "–", flow_bytes, " bytes", "< 2048 bytes", lambda v: v < 2048),
+        ("5", "launch to first GET /authorize, %s-event journal, cold page cache" % ("%d" % open_events if open_events else "10M"),
+         "small journal: %s" % ("%.3f s" % open_small if open_small is not None else "–"), open_cold, " s", "< 1 s",
+         lambda v: v < 1 and (open_events or 0) >= 10_000_000),
+    ]
+    print("Summary: the goals of the performance issue (ratios to baselines measured in this run)")
+    print("")
+    print("| row | measurement | baseline | measured | goal | met |")
+    print("|---|---|---|---:|---|---|")
+    for row, name, base, value, unit, goal, met in summary:
+        if value is None:
+            shown, verdict = "not measured", "–"
+        else:
+            shown = ("%.2f" % value if unit == "x" and value < 10 else "%.1f" % value if unit in ("x",) else
+                     "%.3f" % value if unit == " s" else "%d" % round(value)) + unit
+            verdict = "yes" if met(value) else "no"
+        print("| %s | %s | %s | %s | %s | %s |" % (row, name, base, shown, goal, verdict))
+    if open_events is not None and open_events < 10_000_000:
+        print("")
+        print("Row 5 (open): the journal held %d events, fewer than 10,000,000: not met by definition." % open_events)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
