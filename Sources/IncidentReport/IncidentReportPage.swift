@@ -11,8 +11,9 @@ public enum IncidentReportPage {
         public var journal: String
         /// The journal's origin (its checkpoint name).
         public var origin: String
-        /// The verifier's one-line result, and whether the journal verified.
+        /// The verifier's one-line result.
         public var verification: String
+        /// Whether the journal verified (pinned or not: ``verification`` says which).
         public var verified: Bool
         /// The first and last timestamps of the range.
         public var from: LedgerTimestamp
@@ -20,6 +21,7 @@ public enum IncidentReportPage {
         /// When the report was written (given by the caller: the page has no clock).
         public var generatedAt: LedgerTimestamp
 
+        /// The context of a report; see the properties.
         public init(
             journal: String, origin: String, verification: String, verified: Bool, from: LedgerTimestamp, to: LedgerTimestamp,
             generatedAt: LedgerTimestamp
@@ -94,7 +96,7 @@ public enum IncidentReportPage {
         html.raw("</time>. Written <time>")
         html.value(context.generatedAt.rfc3339)
         html.raw("</time>.</p>\n<p class=\"\(context.verified ? "ok" : "bad")\">")
-        html.value((context.verified ? "Verified: " : "NOT VERIFIED: ") + context.verification)
+        html.value(context.verification)
         html.raw("</p>\n")
     }
 
@@ -148,30 +150,15 @@ public enum IncidentReportPage {
             html.raw("</td><td>")
             if let decision = anomaly.decisionSequence {
                 html.raw("<code>")
-                html.value(ShellWords.command(["authledger-replay", "explain", String(decision), "--journal", journal]))
+                html.value(ShellWords.command(["authledger-replay", "explain", String(decision), "--journal=" + journal]))
                 html.raw("</code><br>")
             }
             html.raw("<code>")
             html.value(
                 ShellWords.command(
-                    ["authledger-replay", "timeline"] + anomaly.timelineArguments + ["--journal", journal]))
+                    ["authledger-replay", "timeline"] + anomaly.timelineArguments + ["--journal=" + journal]))
             html.raw("</code></td></tr>\n")
         }
         html.raw("</table>\n")
-    }
-}
-
-/// Commands a responder can paste into a POSIX shell.
-enum ShellWords {
-    /// The words joined with spaces, each single-quoted unless it is plainly safe.
-    static func command(_ words: [String]) -> String {
-        words.map(quote).joined(separator: " ")
-    }
-
-    static func quote(_ word: String) -> String {
-        let safe = !word.isEmpty && word.unicodeScalars.allSatisfy { scalar in
-            (scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar))) || "-_./:=@,+".unicodeScalars.contains(scalar)
-        }
-        return safe ? word : "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
     }
 }

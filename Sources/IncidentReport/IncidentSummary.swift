@@ -10,36 +10,44 @@ import LedgerCore
 public struct IncidentSummary: Sendable {
     /// How a stretch of time is cut into the buckets of the charts.
     public struct Buckets: Sendable, Equatable {
+        /// When the first bucket starts.
         public let start: LedgerTimestamp
         /// Microseconds per bucket: whole seconds, at least one.
         public let width: Int64
+        /// How many buckets there are (at least one).
         public let count: Int
 
         /// `count` equal buckets of whole seconds covering `start...end`, fewer when the range is shorter
-        /// than `count` seconds.
+        /// than `count` seconds. Any timestamps are accepted (a journal that does not verify may hold
+        /// absurd ones): the arithmetic saturates instead of overflowing.
         public init(start: LedgerTimestamp, end: LedgerTimestamp, count: Int) {
             self.start = start
-            let span = max(0, end.microseconds - start.microseconds) + 1
-            let spanSeconds = (span + 999_999) / 1_000_000
+            let (difference, overflow) = end.microseconds.subtractingReportingOverflow(start.microseconds)
+            let spanSeconds = overflow ? Int64.max / 1_000_000 : max(0, difference) / 1_000_000 + 1
             let count = Int(min(Int64(max(1, count)), spanSeconds))
             self.count = count
-            width = (spanSeconds + Int64(count) - 1) / Int64(count) * 1_000_000
+            let seconds = spanSeconds / Int64(count) + (spanSeconds % Int64(count) == 0 ? 0 : 1)
+            width = seconds.multipliedReportingOverflow(by: 1_000_000).overflow ? Int64.max : seconds * 1_000_000
         }
 
         /// The bucket `timestamp` falls in, clamped to the first and last.
         public func index(of timestamp: LedgerTimestamp) -> Int {
-            let offset = (timestamp.microseconds - start.microseconds) / width
-            return Int(min(max(0, offset), Int64(count - 1)))
+            let (difference, overflow) = timestamp.microseconds.subtractingReportingOverflow(start.microseconds)
+            guard !overflow else { return timestamp < start ? 0 : count - 1 }
+            return Int(min(max(0, difference / width), Int64(count - 1)))
         }
 
         /// When bucket `index` starts.
         public func start(of index: Int) -> LedgerTimestamp {
-            LedgerTimestamp(microsecondsSinceEpoch: start.microseconds + Int64(index) * width)
+            let (offset, overflow) = Int64(index).multipliedReportingOverflow(by: width)
+            let (time, late) = start.microseconds.addingReportingOverflow(offset)
+            return LedgerTimestamp(microsecondsSinceEpoch: overflow || late ? Int64.max : time)
         }
     }
 
     /// Counts per bucket for a few named series (for example issued, redeemed, replayed).
     public struct Series: Sendable, Equatable {
+        /// The series' names, in drawing order.
         public let names: [String]
         /// `counts[series][bucket]`.
         public private(set) var counts: [[Int]]
@@ -57,12 +65,14 @@ public struct IncidentSummary: Sendable {
 
     /// Something a responder should look at, with where to start.
     public struct Anomaly: Sendable, Equatable {
+        /// What kind of anomaly; the raw value is how the report names it.
         public enum Kind: String, Sendable {
             case codeReplay = "code replay"
             case refreshReuse = "refresh token reuse"
             case bruteForce = "failed-login burst"
         }
 
+        /// What kind of anomaly it is.
         public var kind: Kind
         /// The event that shows it (for a burst, its first failure).
         public var sequence: UInt64
@@ -76,27 +86,29 @@ public struct IncidentSummary: Sendable {
         /// The authorization decision at the root of it, for `authledger-replay explain`; `nil` when that
         /// decision is outside the report's range or there is none.
         public var decisionSequence: UInt64?
-        /// The `timeline` filter that shows the surrounding events: `--user`, `--ip` or `--client`, and its value.
-        public var timelineFlag: String
-        public var timelineValue: String
+        /// The `timeline` filter that shows the surrounding events, such as `--user=auth0|bob`; `nil` when
+        /// the anomaly names no one (an unknown client).
+        public var timelineFilter: String?
 
-        /// The arguments of `authledger-replay timeline` for this anomaly: the filter, over the burst, or
-        /// from the root decision to the event.
+        /// The arguments of `authledger-replay timeline` for this anomaly, each one word: the filter, over
+        /// the burst, or from the root decision to the event.
         public var timelineArguments: [String] {
             let start = kind == .bruteForce ? sequence : decisionSequence
-            return [timelineFlag, timelineValue] + (start.map { ["--from", "#\($0)"] } ?? []) + ["--to", "#\(lastSequence)"]
+            return (timelineFilter.map { [$0] } ?? []) + (start.map { ["--from=#\($0)"] } ?? []) + ["--to=#\(lastSequence)"]
         }
     }
 
     /// When a run of failed logins for one account or from one address is called a burst.
     public struct BurstRule: Sendable, Equatable {
+        /// Failures that make a burst…
         public var failures: Int
-        public var window: Int64
+        /// …within this many microseconds.
+        public var windowMicroseconds: Int64
 
         /// `failures` within `windowSeconds`.
         public init(failures: Int, windowSeconds: Int64) {
             self.failures = failures
-            window = windowSeconds * 1_000_000
+            windowMicroseconds = windowSeconds * 1_000_000
         }
 
         /// Five failures within ten minutes: half the server's throttle (ten in fifteen minutes), so a
@@ -104,22 +116,34 @@ public struct IncidentSummary: Sendable {
         public static let standard = BurstRule(failures: 5, windowSeconds: 600)
     }
 
+    /// The series of ``decisions``: codes or tokens issued, a page asked for, an error.
     public static let decisionSeries = ["issued", "login or consent asked", "refused"]
+    /// The series of ``codes``.
     public static let codeSeries = ["issued", "redeemed", "replayed"]
+    /// The series of ``consent``.
     public static let consentSeries = ["granted", "denied", "revoked"]
 
+    /// The time buckets of every series.
     public let buckets: Buckets
+    /// When failed logins count as a burst.
     public let burstRule: BurstRule
+    /// How many events were recorded, and the first and last of them.
     public private(set) var events = 0
     public private(set) var firstSequence: UInt64?
     public private(set) var lastSequence: UInt64?
+    /// Authorization decisions per bucket, by ``decisionSeries``.
     public private(set) var decisions: Series
     /// Decisions by outcome name (`code_issued`, `login`, `error:invalid_request`, …).
     public private(set) var outcomes: [String: Int] = [:]
+    /// Codes per bucket, by ``codeSeries``.
     public private(set) var codes: Series
+    /// Consent answers and revocations per bucket, by ``consentSeries``.
     public private(set) var consent: Series
+    /// Failed logins by the user they named (or the name typed, when it named none)…
     public private(set) var failedLoginsByUser: [String: Int] = [:]
+    /// …and by client address.
     public private(set) var failedLoginsByAddress: [String: Int] = [:]
+    /// What a responder should look at, in journal order.
     public private(set) var anomalies: [Anomaly] = []
 
     private var decisionOfCode: [String: UInt64] = [:]
@@ -175,7 +199,7 @@ public struct IncidentSummary: Sendable {
                     summary: "code \(replay.codeHash.prefix(12))… presented again by \(replay.clientID ?? "an unknown client"); "
                         + "\(replay.revokedTokenIDs.count) token(s) revoked",
                     decisionSequence: decisionOfCode[replay.codeHash],
-                    timelineFlag: "--client", timelineValue: replay.clientID ?? "-"))
+                    timelineFilter: replay.clientID.map { "--client=" + $0 }))
         case .refreshFamilyRevoked(let revoked) where revoked.reason == .reuse:
             anomalies.append(
                 Anomaly(
@@ -183,7 +207,7 @@ public struct IncidentSummary: Sendable {
                     summary: "a rotated refresh token of family \(revoked.family.prefix(12))… was used again by "
                         + "\(revoked.clientID ?? "an unknown client"); the family is revoked",
                     decisionSequence: decisionOfFamily[revoked.family],
-                    timelineFlag: "--client", timelineValue: revoked.clientID ?? "-"))
+                    timelineFilter: revoked.clientID.map { "--client=" + $0 }))
         case .consentGranted: consent.add(0, at: bucket)
         case .consentDenied: consent.add(1, at: bucket)
         case .consentRevoked: consent.add(2, at: bucket)
@@ -191,10 +215,10 @@ public struct IncidentSummary: Sendable {
             let user = failure.userID ?? failure.username
             failedLoginsByUser[user, default: 0] += 1
             let decision = failure.interaction.flatMap { decisionOfInteraction[$0] }
-            trackBurst("user", user, flag: "--user", sequence, timestamp, decision)
+            trackBurst("user", user, filter: "--user=" + user, sequence, timestamp, decision)
             if let address = failure.clientIP {
                 failedLoginsByAddress[address, default: 0] += 1
-                trackBurst("address", address, flag: "--ip", sequence, timestamp, decision)
+                trackBurst("address", address, filter: "--ip=" + address, sequence, timestamp, decision)
             }
         default:
             break
@@ -204,11 +228,11 @@ public struct IncidentSummary: Sendable {
     /// Adds a failure to its subject's run; at `burstRule.failures` within the window the run becomes an
     /// anomaly, which later failures inside the window extend rather than repeat.
     private mutating func trackBurst(
-        _ kind: String, _ subject: String, flag: String, _ sequence: UInt64, _ time: LedgerTimestamp, _ decision: UInt64?
+        _ kind: String, _ subject: String, filter: String, _ sequence: UInt64, _ time: LedgerTimestamp, _ decision: UInt64?
     ) {
         let key = kind + " " + subject
         var tracker = openBursts[key] ?? BurstTracker()
-        tracker.recent.removeAll { time.microseconds - $0.time.microseconds > burstRule.window }
+        tracker.recent.removeAll { time.microseconds - $0.time.microseconds > burstRule.windowMicroseconds }
         if tracker.recent.isEmpty { tracker.anomaly = nil }
         tracker.recent.append((sequence, time))
         if let index = tracker.anomaly {
@@ -220,7 +244,7 @@ public struct IncidentSummary: Sendable {
             var burst = Anomaly(
                 kind: .bruteForce, sequence: first.sequence, time: first.time, lastSequence: sequence,
                 summary: Self.burstSummary(tracker.recent.count, kind, subject), decisionSequence: decision,
-                timelineFlag: flag, timelineValue: subject)
+                timelineFilter: filter)
             burst.occurrences = tracker.recent.count
             anomalies.append(burst)
         }

@@ -17,7 +17,8 @@ struct ReportCommand: AsyncParsableCommand {
             The page shows authorization decisions over time by outcome, failed logins by account and by address, \
             codes issued, redeemed and replayed, consent granted, denied and revoked, and a table of anomalies \
             (code replays, refresh token reuse, bursts of failed logins) each with its explain and timeline commands. \
-            The journal is verified first; the page says whether it verified.
+            The journal is verified first, against --public-key when given, and the page says how it verified; \
+            the report is written even when it does not, and the command then exits 1.
             """)
 
     @OptionGroup var journalOptions: JournalOptions
@@ -25,30 +26,48 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
     @Option(help: "Number of time buckets in the charts (1–500).") var buckets: Int = 48
-
-    func validate() throws {
-        guard (1...500).contains(buckets) else { throw ValidationError("--buckets must be between 1 and 500") }
-    }
+    @Option(
+        name: .customLong("public-key"),
+        help: ArgumentHelp("Pinned keys: signed-note verifier keys, one per line (from `authledger keys export-public`).", valueName: "file"))
+    var publicKey: String?
 
     func run() async throws {
+        guard (1...500).contains(buckets) else { throw CommandExit.badInput("--buckets must be between 1 and 500") }
+        let trust: JournalVerifier.Trust
+        if let publicKey {
+            do {
+                trust = .pinned(try readVerifierKeys(path: publicKey).map(\.publicKey))
+            } catch {
+                throw CommandExit.badInput("cannot read pinned keys from \(publicKey): \(error)")
+            }
+        } else {
+            trust = .genesisKey
+        }
         let reader = try openReader(journalOptions.journal)
-        let verification: (text: String, ok: Bool, origin: String?)
+        let verification: (text: String, ok: Bool, origin: String?, verifiedEvents: UInt64?)
         do {
-            switch try reader.verify(trust: .genesisKey) {
+            switch try reader.verify(trust: trust) {
             case .success(let report):
+                let what = "\(report.eventCount) events: signatures, hash chain, Merkle root, \(report.checkpointsVerified) checkpoints"
                 verification = (
-                    "\(report.eventCount) events: signatures, hash chain, Merkle root, \(report.checkpointsVerified) checkpoints "
-                        + "(genesis key trusted on first use; run verify --public-key to pin it)",
-                    true, report.origin
+                    report.pinned
+                        ? "Verified against the pinned key: \(what)"
+                        : "Self-consistent, not pinned: \(what); the journal's own genesis key was trusted (pass --public-key to pin it)",
+                    true, report.origin, report.eventCount
                 )
             case .failure(let failure):
-                verification = ("verification failed at \(failure)", false, nil)
+                verification = ("NOT VERIFIED: verification failed at \(failure)", false, nil, nil)
             }
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
-        guard let range = try JournalPoint.range(from: from, to: to, in: reader) else {
+        // A server may still be appending: the report covers what was verified, and no more.
+        guard var range = try JournalPoint.range(from: from, to: to, in: reader) else {
             throw CommandExit.badInput("no event in the range")
+        }
+        if let verifiedEvents = verification.verifiedEvents {
+            guard range.lowerBound <= verifiedEvents else { throw CommandExit.badInput("no verified event in the range") }
+            range = range.lowerBound...min(range.upperBound, verifiedEvents)
         }
         let page: String
         do {
@@ -79,6 +98,7 @@ struct ReportCommand: AsyncParsableCommand {
         } catch {
             throw CommandExit.badInput("cannot write \(html): \(error.localizedDescription)")
         }
-        print("report: \(html) (events #\(range.lowerBound)–#\(range.upperBound)\(verification.ok ? "" : "; the journal did NOT verify"))")
+        print("report: \(html) (events #\(range.lowerBound)–#\(range.upperBound))")
+        guard verification.ok else { throw CommandExit.checkFailed("the journal did not verify; the report says so at the top") }
     }
 }

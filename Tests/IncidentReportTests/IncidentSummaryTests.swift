@@ -1,4 +1,5 @@
 import AuthCore
+import Foundation
 import LedgerCore
 import Testing
 
@@ -18,6 +19,18 @@ struct IncidentSummaryTests {
 
     static func summary(over seconds: Int64 = 3600, buckets: Int = 12) -> IncidentSummary {
         IncidentSummary(buckets: .init(start: start, end: at(seconds), count: buckets))
+    }
+
+    @Test("absurd timestamps (a tampered journal) give buckets, not an arithmetic overflow")
+    func absurdTimestamps() {
+        let wide = IncidentSummary.Buckets(
+            start: LedgerTimestamp(microsecondsSinceEpoch: .min), end: LedgerTimestamp(microsecondsSinceEpoch: .max), count: 48)
+        #expect(wide.count == 48)
+        #expect(wide.index(of: LedgerTimestamp(microsecondsSinceEpoch: .max)) == 47)
+        #expect(wide.index(of: LedgerTimestamp(microsecondsSinceEpoch: .min)) == 0)
+        _ = wide.start(of: 47)
+        let backwards = IncidentSummary.Buckets(start: Self.at(100), end: Self.at(0), count: 10)
+        #expect(backwards.count == 1)
     }
 
     @Test("buckets cut the range into equal parts of at least a second and clamp times outside it")
@@ -49,7 +62,7 @@ struct IncidentSummaryTests {
         #expect(burst.lastSequence == 16)
         #expect(burst.occurrences == 7)
         #expect(burst.summary == "7 failed logins for user auth0|bob")
-        #expect(burst.timelineArguments == ["--user", "auth0|bob", "--from", "#10", "--to", "#16"])
+        #expect(burst.timelineArguments == ["--user=auth0|bob", "--from=#10", "--to=#16"])
         #expect(summary.failedLoginsByUser == ["auth0|bob": 7])
         #expect(summary.failedLoginsByAddress.count == 7)
     }
@@ -74,7 +87,7 @@ struct IncidentSummaryTests {
             summary.record(sequence: UInt64(index + 1), timestamp: Self.at(Int64(index)), event: Self.failure("user\(index)", from: "198.51.100.7"))
         }
         #expect(summary.anomalies.map(\.summary) == ["5 failed logins for address 198.51.100.7"])
-        #expect(summary.anomalies.first?.timelineArguments.prefix(2) == ["--ip", "198.51.100.7"])
+        #expect(summary.anomalies.first?.timelineArguments.first == "--ip=198.51.100.7")
     }
 
     @Test("a replayed code and a reused refresh token are anomalies; unknown roots have no explain target")
@@ -89,8 +102,10 @@ struct IncidentSummaryTests {
             event: .refreshFamilyRevoked(RefreshFamilyRevoked(family: "fam-2", reason: .revocation, presentedHash: nil, clientID: "web-app")))
         #expect(summary.anomalies.map(\.kind) == [.codeReplay, .refreshReuse])
         #expect(summary.anomalies.allSatisfy { $0.decisionSequence == nil })
-        #expect(summary.anomalies[0].timelineArguments == ["--client", "web-app", "--to", "#5"])
-        #expect(summary.codes.total(2) == 1)
+        #expect(summary.anomalies[0].timelineArguments == ["--client=web-app", "--to=#5"])
+        summary.record(sequence: 8, timestamp: Self.at(40), event: .codeReplayed(CodeReplayed(codeHash: "ff", clientID: nil, revokedTokenIDs: [])))
+        #expect(summary.anomalies.last?.timelineArguments == ["--to=#8"], "no filter that would match nothing when the client is unknown")
+        #expect(summary.codes.total(2) == 2)
     }
 
     @Test("consent granted, denied and revoked are counted in their buckets")
@@ -120,7 +135,7 @@ struct IncidentReportPageTests {
                 event: IncidentSummaryTests.failure("<script>alert(1)</script>", from: "\"><img src=x>"))
         }
         let context = IncidentReportPage.Context(
-            journal: "/tmp/j's journal", origin: "authledger.test/j", verification: "5 events", verified: true,
+            journal: "/tmp/j's journal", origin: "authledger.test/j", verification: "Verified against the pinned key: 5 events", verified: true,
             from: IncidentSummaryTests.start, to: IncidentSummaryTests.at(3600), generatedAt: IncidentSummaryTests.at(7200))
         let page = IncidentReportPage.render(summary, context: context)
         #expect(page.hasPrefix("<!doctype html>"))
@@ -130,27 +145,48 @@ struct IncidentReportPageTests {
         #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
         #expect(page.contains("id=\"anomaly-1\"") && page.contains("id=\"anomaly-2\""), "one anchor per anomaly, even when two start at one event")
         #expect(!page.contains("href=\"http"))
-        #expect(page.contains("Verified: 5 events"))
+        #expect(page.contains("<p class=\"ok\">Verified against the pinned key: 5 events</p>"))
         // The burst's timeline command quotes the journal path for the shell, and the page escapes it.
-        #expect(page.contains("--journal &#39;/tmp/j&#39;\\&#39;&#39;s journal&#39;"))
+        #expect(page.contains("&#39;--journal=/tmp/j&#39;\\&#39;&#39;s journal&#39;"))
     }
 
     @Test("an unverified journal is said so at the top")
     func unverified() {
         let context = IncidentReportPage.Context(
-            journal: "j", origin: "unverified", verification: "verification failed at #3", verified: false,
+            journal: "j", origin: "unverified", verification: "NOT VERIFIED: verification failed at #3", verified: false,
             from: IncidentSummaryTests.start, to: IncidentSummaryTests.start, generatedAt: IncidentSummaryTests.start)
         let page = IncidentReportPage.render(IncidentSummaryTests.summary(), context: context)
         #expect(page.contains("<p class=\"bad\">NOT VERIFIED: verification failed at #3</p>"))
         #expect(page.contains("Anomalies (0)"))
     }
 
-    @Test("shell words: plain words stay, anything else is single-quoted")
+    @Test("shell words: plain words stay, printable ASCII is single-quoted, anything else is ANSI-C quoted with escapes")
     func shellWords() {
-        #expect(ShellWords.command(["explain", "73", "--journal", "/tmp/incident"]) == "explain 73 --journal /tmp/incident")
-        #expect(ShellWords.quote("auth0|bob") == "'auth0|bob'")
+        #expect(ShellWords.command(["explain", "73", "--journal=/tmp/incident"]) == "explain 73 --journal=/tmp/incident")
+        #expect(ShellWords.quote("--user=auth0|bob") == "'--user=auth0|bob'")
         #expect(ShellWords.quote("it's") == "'it'\\''s'")
         #expect(ShellWords.quote("") == "''")
         #expect(ShellWords.quote("#12") == "'#12'", "a # starting a word begins a shell comment")
+        #expect(ShellWords.quote("=cmd") == "'=cmd'", "zsh expands a word starting with =")
+        // A quote followed by a combining mark is one Character but two scalars: it must still be escaped.
+        #expect(ShellWords.quote("x'\u{301};id;'\u{301}") == "$'x\\'\\xcc\\x81;id;\\'\\xcc\\x81'")
+        #expect(ShellWords.quote("a\nb") == "$'a\\x0ab'", "a newline is shown, not pasted")
+        #expect(ShellWords.quote("\u{202E}evil") == "$'\\xe2\\x80\\xaeevil'", "a bidi override is shown, not live")
+        #expect(ShellWords.quote("back\\slash\u{1}") == "$'back\\\\slash\\x01'")
+    }
+
+    @Test("the quoted words are read back unchanged by a real shell", arguments: [
+        "plain", "--user=auth0|bob", "it's", "x'\u{301};id;'\u{301}", "a\nb", "\u{202E}evil", "$(id)", "`id`", "back\\slash", "caf\u{E9}",
+    ])
+    func shellRoundTrip(word: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "printf '%s' " + ShellWords.quote(word)]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(String(decoding: data, as: UTF8.self) == word)
     }
 }
