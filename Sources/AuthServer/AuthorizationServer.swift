@@ -166,7 +166,7 @@ public final class AuthorizationServer: Sendable {
         var description: String {
             switch self {
             case .unreadable: "The request body is not a form of at most 64 KiB."
-            case .repeated(let name): "The parameter \(String(name.prefix(64))) is repeated."
+            case .repeated(let name): "The parameter \(String(decoding: name.utf8.prefix(64), as: UTF8.self)) is repeated."
             }
         }
     }

@@ -5,7 +5,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import LedgerCore
-import Synchronization
 
 extension AuthorizationServer {
     /// `GET /userinfo` (OIDC Core §5.3): the claims of the user a valid, unrevoked access token names.
@@ -33,12 +32,13 @@ extension AuthorizationServer {
                 return bearerError("invalid_token", "This access token is bound to a DPoP key: present it with a DPoP proof.", scheme: .dpop)
             }
             do {
-                let proof = try await DPoPVerifier.verify(proofs[0], method: request.method.rawValue, url: issuer + "userinfo", now: now)
+                let proof = try await DPoPVerifier.verify(
+                    proofs[0], method: request.method.rawValue, url: issuer + "userinfo", now: now, windowSeconds: DPoPProofCache.window)
                 let expectedHash = Base64URL.encode(SHA256Digest.hash(Array(token.utf8)).bytes)
                 guard proof.thumbprint == jkt, proof.accessTokenHash == expectedHash else {
                     return bearerError("invalid_token", "The DPoP proof is not by the token's key, or not for this token.", scheme: .dpop)
                 }
-                guard userinfoProofs.firstUse(of: proof, now: now) else {
+                guard userinfoProofs.firstUse(thumbprint: proof.thumbprint, proofID: proof.proofID, now: now) else {
                     return bearerError("invalid_dpop_proof", "This DPoP proof was already used.", scheme: .dpop)
                 }
             } catch {
@@ -148,30 +148,5 @@ extension AuthorizationServer {
         if let code { challenge += ", error=\"\(code)\", error_description=\"\(quoted)\"" }
         response.headers[.wwwAuthenticate] = challenge
         return response
-    }
-}
-
-/// The DPoP proofs presented at `/userinfo`, remembered while they could still be accepted, so that each
-/// works once (RFC 9449 §11.1).
-///
-/// In memory, not in the journal: `/userinfo` changes nothing and records nothing, and a proof is only
-/// accepted within ``window`` seconds of its `iat`. (At the token endpoint, where proofs issue tokens,
-/// their `jti`s are recorded in the journal instead.) After a restart a proof captured in the last
-/// minute could be presented once more; it still needs the access token and yields only its claims.
-final class DPoPProofCache: Sendable {
-    /// Seconds either side of a proof's `iat` within which it is accepted (``DPoPVerifier``'s default).
-    static let window: Int64 = 60
-    private let expiries = Mutex<[String: Int64]>([:])
-
-    /// Whether this is the first time `proof` is presented (and remembers it if so).
-    func firstUse(of proof: DPoPProof, now: LedgerTimestamp) -> Bool {
-        let key = proof.thumbprint + " " + proof.proofID
-        let seconds = now.secondsSinceEpoch
-        return expiries.withLock { expiries in
-            if expiries.count >= 10_000 { expiries = expiries.filter { $0.value > seconds } }
-            if let expiry = expiries[key], expiry > seconds { return false }
-            expiries[key] = seconds + 2 * Self.window
-            return true
-        }
     }
 }

@@ -24,6 +24,9 @@ extension AuthorizationServer {
         let client: RegisteredClient
         switch await authenticateClient(request, form) {
         case .success(let authenticated): client = authenticated
+        case .failure(let error) where error.code == .temporarilyUnavailable:
+            // Overloaded, not refused: nothing to record (recording every one would turn a flood into commits).
+            return tokenError(error)
         case .failure(let error):
             return await rejectToken(
                 error, grantType: grantType, clientID: form["client_id"], codeHash: nil, clientIP: clientIP,

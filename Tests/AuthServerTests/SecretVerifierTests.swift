@@ -1,5 +1,6 @@
 import AuthCore
 import Foundation
+import LedgerCore
 import NIOPosix
 import Synchronization
 import Testing
@@ -116,5 +117,56 @@ struct SecretVerifierTests {
         let failures = try harness.events().filter { if case .loginFailed = $0.1 { true } else { false } }
         #expect(logins.count == 1)
         #expect(failures.isEmpty, "a refused check is not a failed login")
+    }
+}
+
+extension SecretVerifierTests {
+    @Test("client authentication beyond the capacity: 503 temporarily_unavailable at once, and nothing recorded for it")
+    func tokenEndpointOverload() async throws {
+        let hasher = GatedHasher()
+        let harness = try await ServerHarness { settings in
+            settings.hasher = hasher
+            settings.secretCheckCapacity = 1
+        }
+        try await harness.run { browser in
+            async let held = harness.server.secrets.verify("x", against: hasher.hash("x"))
+            try await hasher.waitUntilEntered(1)
+            let refused = try await TokenEndpointTests.exchange(browser, code: "some-code")
+            #expect(refused.status == .serviceUnavailable)
+            #expect(jsonObject(refused)["error"] as? String == "temporarily_unavailable")
+            hasher.release()
+            #expect(try await held)
+        }
+        let rejections = try harness.events().filter { if case .tokenRejected = $0.1 { true } else { false } }
+        #expect(rejections.isEmpty, "an overloaded check is not a rejection")
+    }
+}
+
+@Suite("DPoPProofCache: each /userinfo proof works once, in bounded memory")
+struct DPoPProofCacheTests {
+    static let start = LedgerTimestamp(microsecondsSinceEpoch: 1_800_000_000_000_000)
+
+    @Test("a proof is accepted once and refused while it could still be valid; other keys' ids are separate")
+    func once() {
+        let cache = DPoPProofCache()
+        #expect(cache.firstUse(thumbprint: "k1", proofID: "p", now: Self.start))
+        #expect(!cache.firstUse(thumbprint: "k1", proofID: "p", now: Self.start.adding(seconds: 1)))
+        #expect(cache.firstUse(thumbprint: "k2", proofID: "p", now: Self.start.adding(seconds: 1)))
+        // Remembered for at least two windows (a proof is accepted up to one window either side of its iat)…
+        for later in [60, 119, 121, 200, 239] {
+            #expect(!cache.firstUse(thumbprint: "k1", proofID: "p", now: Self.start.adding(seconds: later)), "\(later) s later")
+        }
+        // …then forgotten, when the verifier refuses it for its age anyway.
+        #expect(cache.firstUse(thumbprint: "k1", proofID: "p", now: Self.start.adding(seconds: 481)))
+    }
+
+    @Test("beyond its capacity new proofs are refused, not remembered at the cost of older ones")
+    func capacity() {
+        let cache = DPoPProofCache(capacity: 2)
+        #expect(cache.firstUse(thumbprint: "k", proofID: "1", now: Self.start))
+        #expect(cache.firstUse(thumbprint: "k", proofID: "2", now: Self.start))
+        #expect(!cache.firstUse(thumbprint: "k", proofID: "3", now: Self.start))
+        #expect(!cache.firstUse(thumbprint: "k", proofID: "1", now: Self.start))
+        #expect(cache.firstUse(thumbprint: "k", proofID: "3", now: Self.start.adding(seconds: 121)), "a new generation has room")
     }
 }
