@@ -46,6 +46,7 @@ public final class AuthorizationServer: Sendable {
     let metrics = ServerMetrics()
     let secrets: SecretVerifier
     let userinfoProofs = DPoPProofCache()
+    let pendingLogins = PendingLoginAttempts()
 
     static let sessionCookie = "al_session"
     static let bindingCookie = "al_bind"

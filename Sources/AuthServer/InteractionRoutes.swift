@@ -52,19 +52,20 @@ extension AuthorizationServer {
         let recordedUsername = user == nil ? "sha256:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex : username
 
         // Password guessing: refuse, without checking the password, once the recent failures for this
-        // username or address reach the limit (the refusal is recorded too).
-        let throttled: Bool
+        // username or address, with the attempts still in progress, reach the limit (the refusal is
+        // recorded too).
+        let throttleKeys = LoginThrottle.keys(userID: user?.userID, username: username, address: clientAddress(request, context))
+        let admitted: Bool
         do {
             let failures = try ledger.read { store in
-                try LoginThrottle.keys(userID: user?.userID, username: username, address: clientAddress(request, context)).map { key in
-                    try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
-                }
+                try throttleKeys.map { key in try store.value([LedgerTimestamp].self, .loginFailures, key) ?? [] }
             }
-            throttled = settings.loginThrottle.isThrottled(failures: failures, now: now)
+            admitted = pendingLogins.admit(throttleKeys, failures: failures, throttle: settings.loginThrottle, now: now)
         } catch {
             return unavailablePage()
         }
-        if throttled {
+        defer { if admitted { pendingLogins.settle(throttleKeys) } }
+        if !admitted {
             let refusal = LoginFailed(
                 username: recordedUsername, connection: connection, reason: .throttled, interaction: interaction.hash, clientIP: clientAddress(request, context),
                 userID: user?.userID, at: now)

@@ -1,6 +1,7 @@
 import AuthCore
 import Foundation
 import HTTPTypes
+import LedgerCore
 import Testing
 
 @testable import AuthServer
@@ -87,5 +88,22 @@ struct LoginThrottleTests {
         }
         let failure = try #require(harness.events().compactMap { if case .loginFailed(let value) = $0.1 { value } else { nil } }.first)
         #expect(failure.clientIP == "127.0.0.1")
+    }
+}
+
+@Suite("PendingLoginAttempts: attempts in progress count against the throttle")
+struct PendingLoginAttemptsTests {
+    @Test("with two failures recorded and a limit of three, one attempt is admitted at a time per key")
+    func inProgressCounts() {
+        let now = LedgerTimestamp(microsecondsSinceEpoch: 1_800_000_000_000_000)
+        let throttle = LoginThrottle(limit: 3, windowSeconds: 900)
+        let pending = PendingLoginAttempts()
+        let failures: [[LedgerTimestamp]] = [[now, now], []]
+        #expect(pending.admit(["u", "i"], failures: failures, throttle: throttle, now: now))
+        #expect(!pending.admit(["u", "i"], failures: failures, throttle: throttle, now: now), "the first is still in progress")
+        #expect(pending.admit(["other", "i"], failures: [[], []], throttle: throttle, now: now), "another account from that address")
+        pending.settle(["u", "i"])
+        #expect(pending.admit(["u", "i"], failures: failures, throttle: throttle, now: now), "admitted again once it settled")
+        #expect(!pending.admit(["u", "i"], failures: [[now, now, now], []], throttle: throttle, now: now), "recorded failures alone")
     }
 }

@@ -27,9 +27,12 @@ public struct LoginThrottle: Sendable, Equatable {
         Array((recent + [time]).suffix(kept))
     }
 
-    /// Whether attempts must be refused now, given the recorded failures of each key.
-    public func isThrottled(failures: [[LedgerTimestamp]], now: LedgerTimestamp) -> Bool {
+    /// Whether attempts must be refused now, given the recorded failures of each key and, for each key,
+    /// the attempts still in progress (checked but not yet recorded), which count as failures.
+    public func isThrottled(failures: [[LedgerTimestamp]], pending: [Int] = [], now: LedgerTimestamp) -> Bool {
         let since = now.adding(seconds: -windowSeconds)
-        return failures.contains { list in list.filter { $0 > since }.count >= limit }
+        return failures.indices.contains { index in
+            failures[index].filter { $0 > since }.count + (index < pending.count ? pending[index] : 0) >= limit
+        }
     }
 }
