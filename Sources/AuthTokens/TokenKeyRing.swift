@@ -57,12 +57,8 @@ public final class TokenKeyRing: Sendable {
 
     /// Loads the key file at `path`, creating it with fresh keys when it does not exist.
     public static func loadOrCreate(path: String) async throws -> TokenKeyRing {
-        if let data = FileManager.default.contents(atPath: path) {
-            var status = stat()
-            if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
-                throw TokenKeyError.notPrivate(path, mode: status.st_mode & 0o777)
-            }
-            let stored = try JSONDecoder().decode(StoredFile.self, from: data)
+        if let bytes = try readKeyFile(path) {
+            let stored = try JSONDecoder().decode(StoredFile.self, from: Data(bytes))
             return try await make(stored.keys, path: path)
         }
         let stored = try freshKeys()
@@ -74,8 +70,8 @@ public final class TokenKeyRing: Sendable {
     /// for `retention` seconds (the longest lifetime of a token they may have signed); keys retired longer
     /// ago are dropped. The file is replaced atomically. Returns the ring with the new keys.
     public func rotated(now: LedgerTimestamp, retentionSeconds: Int) async throws -> TokenKeyRing {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        var stored = try JSONDecoder().decode(StoredFile.self, from: data).keys
+        guard let bytes = try Self.readKeyFile(path) else { throw TokenKeyError.unreadable(path, reason: "does not exist") }
+        var stored = try JSONDecoder().decode(StoredFile.self, from: Data(bytes)).keys
         stored = stored.compactMap { key in
             var key = key
             if key.retiredAt == nil { key.retiredAt = now }
@@ -84,6 +80,19 @@ public final class TokenKeyRing: Sendable {
         stored = try Self.freshKeys() + stored
         try Self.write(StoredFile(keys: stored), to: path, replacing: true)
         return try await Self.make(stored, path: path)
+    }
+
+    /// The key file's bytes (see LedgerCore's `PrivateKeyFile`), or `nil` when there is none.
+    private static func readKeyFile(_ path: String) throws(TokenKeyError) -> [UInt8]? {
+        do {
+            return try PrivateKeyFile.read(path)
+        } catch .missing {
+            return nil
+        } catch .exposed(let mode) {
+            throw .notPrivate(path, mode: mode_t(mode))
+        } catch {
+            throw .unreadable(path, reason: "\(error)")
+        }
     }
 
     private static func freshKeys() throws -> [StoredKey] {
@@ -200,14 +209,17 @@ public enum TokenKeyError: Error, CustomStringConvertible {
     case notPrivate(String, mode: mode_t)
     /// A token that is not in its canonical spelling (padding, or spare bits set).
     case nonCanonical
+    /// The key file could not be read, or is not a regular file of this user.
+    case unreadable(String, reason: String)
 
     public var description: String {
         switch self {
         case .cannotWrite(let path): "token key file \(path) cannot be written"
         case .malformed: "token key file is malformed (a key does not match its kid)"
         case .nonCanonical: "the token is not a canonical JWS (base64url without padding or spare bits)"
+        case .unreadable(let path, let reason): "token key file \(path) \(reason)"
         case .notPrivate(let path, let mode):
-            "token key file \(path) is open to group or others (mode \(String(mode, radix: 8))); it must be mode 0600: chmod 600 \(path)"
+            "token key file \(path) is open to group or others (mode \(String(mode, radix: 8))); it must be mode 0600: chmod 600 '\(path)'"
         }
     }
 }

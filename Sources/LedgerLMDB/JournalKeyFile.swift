@@ -39,20 +39,17 @@ public struct JournalKeyFile: Sendable {
         try Self.write(key, to: path)
     }
 
-    /// Reads the key at `path`, refusing a file that anyone but its owner may read or write.
+    /// Reads the key at `path` (see LedgerCore's `PrivateKeyFile`: a regular file of this user, mode 0600).
     static func load(from path: String) throws(JournalError) -> Ed25519SigningKey {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw .keyFile(path: path, reason: "cannot be read")
+        let bytes: [UInt8]
+        do {
+            bytes = try PrivateKeyFile.read(path)
+        } catch .exposed(let mode) {
+            throw .keyFile(path: path, reason: "\(PrivateKeyFile.Refusal.exposed(mode: mode)): chmod 600 '\(path)'")
+        } catch {
+            throw .keyFile(path: path, reason: "\(error)")
         }
-        var status = stat()
-        guard stat(path, &status) == 0 else { throw .keyFile(path: path, reason: "cannot be read") }
-        let mode = status.st_mode & 0o777
-        guard mode & 0o077 == 0 else {
-            throw .keyFile(
-                path: path,
-                reason: "is open to group or others (mode \(String(mode, radix: 8))); a signing key must be mode 0600: chmod 600 \(path)")
-        }
-        let lines = text.split(separator: "\n")
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
         guard lines.count == 2, lines[0] == header, let seed = Base64.decode(String(lines[1])),
             let key = Ed25519SigningKey(seed: seed)
         else { throw .keyFile(path: path, reason: "is not an AuthLedger signing key file") }

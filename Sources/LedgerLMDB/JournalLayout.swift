@@ -43,11 +43,23 @@ struct JournalLayout {
             projections: tables)
     }
 
-    /// Refuses a journal written in another format version (a journal still empty has none yet).
-    func checkFormat(in transaction: LMDBTransaction) throws -> Void {
-        guard let stored = try transaction.get(MetaKey.format, in: meta) else { return }
-        let version = String(decoding: stored, as: UTF8.self)
-        guard version == Self.formatVersion else { throw JournalError.unsupportedFormat(String(version.prefix(32))) }
+    /// Refuses a journal written in another format version, or holding events but no version at all (a
+    /// journal still empty has none yet).
+    func checkFormat(in transaction: LMDBTransaction) throws(JournalError) {
+        do {
+            guard let stored = try transaction.get(MetaKey.format, in: meta) else {
+                guard try transaction.last(in: events) == nil else { throw JournalError.unsupportedFormat("none") }
+                return
+            }
+            let version = String(decoding: stored.prefix(32), as: UTF8.self)
+            guard version == Self.formatVersion else { throw JournalError.unsupportedFormat(version) }
+        } catch let error as LMDBError {
+            throw .storage(error)
+        } catch let error as JournalError {
+            throw error
+        } catch {
+            throw .corrupt("\(error)")
+        }
     }
 
     /// A perfect subtree is keyed by the index of its last leaf, then its level, so every append

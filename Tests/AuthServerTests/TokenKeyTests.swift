@@ -1,11 +1,11 @@
 import AuthCore
-import AuthTokens
 import Foundation
 import LedgerCore
 import LedgerLMDB
 import Testing
 
 @testable import AuthServer
+@testable import AuthTokens
 
 @Suite("Token signing keys: EdDSA where the API asks, rotation that keeps old keys until their tokens expire")
 struct TokenKeyTests {
@@ -46,8 +46,10 @@ struct TokenKeyTests {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
         let last = try #require(alphabet.firstIndex(of: token.last!))
         let spareBitsSet = String(token.dropLast()) + String(alphabet[last % 16 == 15 ? last - 1 : last + 1])
-        for variant in [spareBitsSet, token + "=", token + "==", token + "."] {
-            await #expect(throws: (any Error).self, "\(variant.suffix(4))") { try await ring.verify(variant, as: AccessTokenClaims.self) }
+        #expect(TokenKeyRing.isCanonical(token))
+        for variant in [spareBitsSet, token + "=", token + "==", token + ".", "a.b", token.replacingOccurrences(of: ".", with: "..")] {
+            #expect(!TokenKeyRing.isCanonical(variant), "\(variant.suffix(4))")
+            await #expect(throws: TokenKeyError.self, "\(variant.suffix(4))") { try await ring.verify(variant, as: AccessTokenClaims.self) }
         }
     }
 

@@ -351,6 +351,10 @@ struct JournalTests {
         try FileManager.default.removeItem(atPath: directory.journal + "/lock.mdb")
         let environment = try LMDBEnvironment(path: directory.journal, options: .init(maxReaders: 2))
         let first = try startHoldingReader(directory.journal)
+        defer {
+            kill(first.processIdentifier, SIGKILL)
+            first.waitUntilExit()
+        }
         let second = try startHoldingReader(directory.journal)
         defer {
             kill(second.processIdentifier, SIGKILL)
@@ -386,12 +390,29 @@ struct JournalTests {
             try transaction.commit()
             environment.close()
         }
-        for open in [{ _ = try openJournal(directory.journal) }, { _ = try JournalReader(directory: directory.journal) }] as [() throws -> Void] {
+        try expectUnsupportedFormat("9", in: directory.journal)
+
+        // A journal that holds events but no format version at all is refused too.
+        do {
+            var options = LMDBEnvironment.Options()
+            options.maxDatabases = 8
+            let environment = try LMDBEnvironment(path: directory.journal, options: options)
+            let transaction = try environment.beginWriteTransaction()
+            let meta = try environment.openDatabase("meta", in: transaction, create: false)
+            _ = try transaction.delete(JournalLayout.MetaKey.format, in: meta)
+            try transaction.commit()
+            environment.close()
+        }
+        try expectUnsupportedFormat("none", in: directory.journal)
+    }
+
+    private func expectUnsupportedFormat(_ version: String, in journal: String) throws {
+        for open in [{ _ = try openJournal(journal) }, { _ = try JournalReader(directory: journal) }] as [() throws -> Void] {
             do {
                 try open()
                 Issue.record("a format 9 journal was opened")
             } catch let error as JournalError {
-                guard case .unsupportedFormat("9") = error else {
+                guard case .unsupportedFormat(version) = error else {
                     Issue.record("unexpected error \(error)")
                     continue
                 }

@@ -108,7 +108,9 @@ final class LMDBEnvironment: @unchecked Sendable {
                 var code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
                 if code == MDB_READERS_FULL, !reclaimedReaders {
                     reclaimedReaders = true
-                    if try clearStaleReaders() > 0 { code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn) }
+                    // Tried again even when this call cleared nothing: another process may just have.
+                    try clearStaleReaders()
+                    code = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
                 }
                 if code == MDB_MAP_RESIZED { return nil }
                 try LMDBError.check(code, "beginning read transaction")
