@@ -46,20 +46,20 @@ struct JournalLayout {
     /// Refuses a journal written in another format version, or holding events but no version at all (a
     /// journal still empty has none yet).
     func checkFormat(in transaction: LMDBTransaction) throws(JournalError) {
+        let stored: [UInt8]?
+        let empty: Bool
         do {
-            guard let stored = try transaction.get(MetaKey.format, in: meta) else {
-                guard try transaction.last(in: events) == nil else { throw JournalError.unsupportedFormat("none") }
-                return
-            }
-            let version = String(decoding: stored.prefix(32), as: UTF8.self)
-            guard version == Self.formatVersion else { throw JournalError.unsupportedFormat(version) }
-        } catch let error as LMDBError {
-            throw .storage(error)
-        } catch let error as JournalError {
-            throw error
+            stored = try transaction.get(MetaKey.format, in: meta)
+            empty = try transaction.last(in: events) == nil
         } catch {
-            throw .corrupt("\(error)")
+            throw .storage(error)
         }
+        guard let stored else {
+            if empty { return }
+            throw .unsupportedFormat("none")
+        }
+        let version = String(decoding: stored.prefix(32), as: UTF8.self)
+        guard version == Self.formatVersion else { throw .unsupportedFormat(version) }
     }
 
     /// A perfect subtree is keyed by the index of its last leaf, then its level, so every append

@@ -380,30 +380,32 @@ struct JournalTests {
             let journal = try openJournal(directory.journal)
             await journal.close()
         }
-        do {
-            var options = LMDBEnvironment.Options()
-            options.maxDatabases = 8
-            let environment = try LMDBEnvironment(path: directory.journal, options: options)
-            let transaction = try environment.beginWriteTransaction()
-            let meta = try environment.openDatabase("meta", in: transaction, create: false)
+        try editMeta(of: directory.journal) { transaction, meta in
             try transaction.put(Array("9".utf8), for: JournalLayout.MetaKey.format, in: meta)
-            try transaction.commit()
-            environment.close()
         }
         try expectUnsupportedFormat("9", in: directory.journal)
 
         // A journal that holds events but no format version at all is refused too.
-        do {
-            var options = LMDBEnvironment.Options()
-            options.maxDatabases = 8
-            let environment = try LMDBEnvironment(path: directory.journal, options: options)
-            let transaction = try environment.beginWriteTransaction()
-            let meta = try environment.openDatabase("meta", in: transaction, create: false)
+        try editMeta(of: directory.journal) { transaction, meta in
             _ = try transaction.delete(JournalLayout.MetaKey.format, in: meta)
-            try transaction.commit()
-            environment.close()
         }
         try expectUnsupportedFormat("none", in: directory.journal)
+    }
+
+    /// Changes the `meta` table of a closed journal directly in LMDB, as a tamperer or an old version would.
+    private func editMeta(of journal: String, _ edit: (LMDBTransaction, LMDBDatabase) throws -> Void) throws {
+        var options = LMDBEnvironment.Options()
+        options.maxDatabases = 8
+        let environment = try LMDBEnvironment(path: journal, options: options)
+        defer { environment.close() }
+        let transaction = try environment.beginWriteTransaction()
+        do {
+            try edit(transaction, try environment.openDatabase("meta", in: transaction, create: false))
+        } catch {
+            transaction.abort()
+            throw error
+        }
+        try transaction.commit()
     }
 
     private func expectUnsupportedFormat(_ version: String, in journal: String) throws {
