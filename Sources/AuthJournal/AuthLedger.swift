@@ -13,8 +13,8 @@ public final class AuthLedger: Sendable {
     public let journal: Journal
     private let cachedConfiguration: Mutex<ConfigurationState>
 
-    /// The projection tables a journal must be opened with.
-    public static let projections = AuthTable.allCases.map { "auth.\($0.rawValue)" }
+    /// The projection tables a journal must be opened with (and the table of their version).
+    public static let projections = AuthTable.allCases.map { "auth.\($0.rawValue)" } + [ProjectionVersion.table]
 
     public init(journal: Journal) throws {
         self.journal = journal
@@ -24,11 +24,19 @@ public final class AuthLedger: Sendable {
         cachedConfiguration = Mutex(configuration)
     }
 
-    /// Opens (or creates) the journal with the authorization server's projections.
-    public static func open(_ configuration: Journal.Configuration) throws -> AuthLedger {
+    /// Opens (or creates) the journal with the authorization server's projections, rebuilding them from
+    /// the events first when another version of ``AuthProjection`` wrote them (``ProjectionVersion``).
+    public static func open(_ configuration: Journal.Configuration) async throws -> AuthLedger {
         var configuration = configuration
         configuration.projections = Array(Set(configuration.projections + projections)).sorted()
-        return try AuthLedger(journal: Journal.open(configuration))
+        let journal = try Journal.open(configuration)
+        do {
+            try await ProjectionVersion.upgrade(journal)
+            return try AuthLedger(journal: journal)
+        } catch {
+            await journal.close()
+            throw error
+        }
     }
 
     /// The configuration in force now.

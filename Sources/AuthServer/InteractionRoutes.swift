@@ -52,13 +52,13 @@ extension AuthorizationServer {
         let recordedUsername = user == nil ? "sha256:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex : username
 
         // Password guessing: refuse, without checking the password, once the recent failures for this
-        // username or address, with the attempts still in progress, reach the limit (the refusal is
-        // recorded too).
-        let throttleKeys = LoginThrottle.keys(userID: user?.userID, username: username, address: clientAddress(request, context))
+        // account from this address, for this address, or for this account from everywhere — with the
+        // attempts still in progress — reach their limits (the refusal is recorded too).
+        let throttleKeys = settings.loginThrottle.keys(userID: user?.userID, username: username, address: clientAddress(request, context))
         let admitted: Bool
         do {
             let failures = try ledger.read { store in
-                try throttleKeys.map { key in try store.value([LedgerTimestamp].self, .loginFailures, key) ?? [] }
+                try throttleKeys.map { key in try store.value([LedgerTimestamp].self, .loginFailures, key.name) ?? [] }
             }
             admitted = pendingLogins.admit(throttleKeys, failures: failures, throttle: settings.loginThrottle, now: now)
         } catch {

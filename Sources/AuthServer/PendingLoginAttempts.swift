@@ -13,20 +13,21 @@ final class PendingLoginAttempts: Sendable {
 
     /// Admits an attempt for `keys` unless `throttle` refuses it, counting what is in progress; when
     /// admitted, the attempt is pending until ``settle(_:)`` is called with the same keys.
-    func admit(_ keys: [String], failures: [[LedgerTimestamp]], throttle: LoginThrottle, now: LedgerTimestamp) -> Bool {
+    func admit(_ keys: [LoginThrottle.Key], failures: [[LedgerTimestamp]], throttle: LoginThrottle, now: LedgerTimestamp) -> Bool {
         counts.withLock { counts in
-            guard !throttle.isThrottled(failures: failures, pending: keys.map { counts[$0, default: 0] }, now: now) else { return false }
-            for key in keys { counts[key, default: 0] += 1 }
+            let pending = keys.map { counts[$0.name, default: 0] }
+            guard !throttle.isThrottled(keys, failures: failures, pending: pending, now: now) else { return false }
+            for key in keys { counts[key.name, default: 0] += 1 }
             return true
         }
     }
 
     /// Ends an admitted attempt (its outcome is recorded, or it failed before it could be).
-    func settle(_ keys: [String]) {
+    func settle(_ keys: [LoginThrottle.Key]) {
         counts.withLock { counts in
             for key in keys {
-                let remaining = counts[key, default: 1] - 1
-                counts[key] = remaining > 0 ? remaining : nil
+                let remaining = counts[key.name, default: 1] - 1
+                counts[key.name] = remaining > 0 ? remaining : nil
             }
         }
     }

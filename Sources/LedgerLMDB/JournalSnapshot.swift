@@ -146,6 +146,11 @@ public struct ProjectionTable {
     public func forEach(from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         try transaction.forEach(in: database, from: start, body)
     }
+
+    /// Removes every entry, as when a projection is rebuilt from the events.
+    public func removeAll() throws {
+        try transaction.empty(database)
+    }
 }
 
 extension JournalSnapshot {

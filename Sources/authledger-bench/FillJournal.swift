@@ -30,7 +30,7 @@ struct FillJournal: AsyncParsableCommand {
         var configuration = Journal.Configuration(directory: journal)
         // Room for the whole run at once (it doubles when full anyway); LMDB only reserves address space.
         configuration.initialMapSize = max(1 << 30, events &* 2048)
-        let ledger = try AuthLedger.open(configuration)
+        let ledger = try await AuthLedger.open(configuration)
         guard ledger.configuration.settings != nil else {
             await ledger.journal.close()
             throw BenchError("\(journal) holds no tenant: start `authledger serve --journal \(journal)` on it once first")

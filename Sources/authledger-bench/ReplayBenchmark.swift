@@ -27,7 +27,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         // authorization server's own recording path, many events per commit.
         var configuration = Journal.Configuration(directory: scratch + "/journal")
         configuration.initialMapSize = 4 << 30
-        let ledger = try AuthLedger.open(configuration)
+        let ledger = try await AuthLedger.open(configuration)
         let generation = Date()
         try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)
         let written = Int(ledger.journal.head.sequence)

@@ -41,6 +41,17 @@ struct RebuildCommand: AsyncParsableCommand {
             }
         }
         guard check else { return }
+        let version: Int?
+        do {
+            version = try reader.read { try ProjectionVersion.stored(in: $0) }
+        } catch {
+            throw CommandExit.badInput("cannot read the journal: \(error)")
+        }
+        guard version == ProjectionVersion.current else {
+            throw CommandExit.checkFailed(
+                "the live projections are \(version.map { "version \($0)" } ?? "from before projection versions"); this tool folds "
+                    + "version \(ProjectionVersion.current): the server rebuilds them from the events when it next opens the journal")
+        }
         let differences = ProjectionRebuild.compare(rebuilt: rebuilt, live: live)
         for difference in differences {
             switch format {

@@ -70,7 +70,7 @@ struct KeysCommand: AsyncParsableCommand {
 
 extension KeysCommand.Rotate {
     func rotateTokenKeys() async throws {
-        let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
+        let ledger = try await writerOptions.openAuthLedger(journalOptions.journal)
         let path = tokenKeyPath(journalOptions.journal)
         do {
             let ring = try await TokenKeyRing.loadOrCreate(path: path)

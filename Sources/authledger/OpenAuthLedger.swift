@@ -3,12 +3,13 @@ import LedgerCommandSupport
 import LedgerLMDB
 
 extension JournalWriterOptions {
-    /// Opens the journal with the authorization server's projections, turning failure into exit 2.
-    func openAuthLedger(_ directory: String) throws -> AuthLedger {
+    /// Opens the journal with the authorization server's projections (rebuilt first when they are of
+    /// another version), turning failure into exit 2.
+    func openAuthLedger(_ directory: String) async throws -> AuthLedger {
         var configuration = Journal.Configuration(directory: directory, keyFile: key)
         configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
         do {
-            return try AuthLedger.open(configuration)
+            return try await AuthLedger.open(configuration)
         } catch {
             throw CommandExit.badInput("\(error)")
         }

@@ -40,7 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
             logFormat == .json
             ? Logger(label: "authledger", factory: { JSONLogHandler(label: $0) }) : Logger(label: "authledger")
         logger.logLevel = .info
-        let ledger = try writerOptions.openAuthLedger(journalOptions.journal)
+        let ledger = try await writerOptions.openAuthLedger(journalOptions.journal)
         // Endpoints are resolved against the issuer, so it always ends with "/".
         let issuer = self.issuer.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
         let defaultIssuer = issuer ?? "http://\(host):\(port)/"

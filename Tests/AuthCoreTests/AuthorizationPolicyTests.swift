@@ -372,3 +372,34 @@ struct AuthorizationPolicyTests {
         #expect(AuthorizationPolicy.decide(input, configuration: withoutClient).rule == "client.registered")
     }
 }
+
+@Suite("LoginThrottle: per account and address, per address, and per account from everywhere")
+struct LoginThrottleRuleTests {
+    static let now = LedgerTimestamp(microsecondsSinceEpoch: 1_800_000_000_000_000)
+    let throttle = LoginThrottle()
+
+    func failures(_ account: Int, _ pair: Int, _ address: Int) -> [[LedgerTimestamp]] {
+        [account, pair, address].map { Array(repeating: Self.now.adding(seconds: -60), count: $0) }
+    }
+
+    @Test("keys: the account, the account from this address, the address; the account alone without an address")
+    func keys() {
+        let keys = throttle.keys(userID: "auth0|bob", username: "bob@example.com", address: "203.0.113.9")
+        #expect(keys.map(\.name) == ["u\u{1F}auth0|bob", "p\u{1F}auth0|bob\u{1F}203.0.113.9", "i\u{1F}203.0.113.9"])
+        #expect(keys.map(\.limit) == [100, 10, 10])
+        #expect(throttle.keys(userID: "auth0|bob", username: "bob", address: nil) == [LoginThrottle.Key(name: "u\u{1F}auth0|bob", limit: 10)])
+        let unknown = LoginThrottle.keyNames(userID: nil, username: "Nobody@Example.com", address: nil)
+        #expect(unknown == LoginThrottle.keyNames(userID: nil, username: "nobody@example.com", address: nil), "case-insensitive")
+        #expect(!unknown[0].contains("nobody"), "an unknown name is kept only as a hash")
+    }
+
+    @Test("ten failures from one address refuse that pair and that address, not the account from elsewhere")
+    func noLockoutFromOneAddress() {
+        let keys = throttle.keys(userID: "auth0|bob", username: "bob", address: "203.0.113.9")
+        #expect(throttle.isThrottled(keys, failures: failures(10, 10, 10), now: Self.now))
+        let elsewhere = throttle.keys(userID: "auth0|bob", username: "bob", address: "198.51.100.4")
+        #expect(!throttle.isThrottled(elsewhere, failures: failures(10, 0, 0), now: Self.now), "bob from his own address")
+        #expect(throttle.isThrottled(elsewhere, failures: failures(100, 0, 0), now: Self.now), "a guess spread over many addresses")
+        #expect(!throttle.isThrottled(keys, failures: failures(10, 10, 10), now: Self.now.adding(seconds: 900)), "the window passed")
+    }
+}

@@ -80,6 +80,21 @@ struct LoginThrottleTests {
         #expect(addresses == ["203.0.113.7"])
     }
 
+    @Test("no account lockout: ten wrong passwords for bob from one address do not keep bob out from his own")
+    func noAccountLockout() async throws {
+        let harness = try await ServerHarness { $0.trustedProxies = ["127.0.0.1"] }
+        try await harness.run { browser in
+            for attempt in 0..<10 {
+                let failed = try await Self.attempt(browser, "bob@example.com", "guess-\(attempt)", from: "203.0.113.7")
+                #expect(failed.status == .unauthorized)
+            }
+            let guesser = try await Self.attempt(browser, "bob@example.com", "hunter2 hunter2", from: "203.0.113.7")
+            #expect(guesser.status == .tooManyRequests, "the guessing address is refused even the right password")
+            let owner = try await Self.attempt(browser, "bob@example.com", "hunter2 hunter2", from: "198.51.100.2")
+            #expect(owner.status == .found, "bob from his own address logs in")
+        }
+    }
+
     @Test("X-Forwarded-For from an untrusted peer is ignored")
     func untrustedProxy() async throws {
         let harness = try await ServerHarness()
@@ -96,14 +111,18 @@ struct PendingLoginAttemptsTests {
     @Test("with two failures recorded and a limit of three, one attempt is admitted at a time per key")
     func inProgressCounts() {
         let now = LedgerTimestamp(microsecondsSinceEpoch: 1_800_000_000_000_000)
-        let throttle = LoginThrottle(limit: 3, windowSeconds: 900)
+        let throttle = LoginThrottle(limit: 3, accountLimit: 30, windowSeconds: 900)
         let pending = PendingLoginAttempts()
-        let failures: [[LedgerTimestamp]] = [[now, now], []]
-        #expect(pending.admit(["u", "i"], failures: failures, throttle: throttle, now: now))
-        #expect(!pending.admit(["u", "i"], failures: failures, throttle: throttle, now: now), "the first is still in progress")
-        #expect(pending.admit(["other", "i"], failures: [[], []], throttle: throttle, now: now), "another account from that address")
-        pending.settle(["u", "i"])
-        #expect(pending.admit(["u", "i"], failures: failures, throttle: throttle, now: now), "admitted again once it settled")
-        #expect(!pending.admit(["u", "i"], failures: [[now, now, now], []], throttle: throttle, now: now), "recorded failures alone")
+        let bob = throttle.keys(userID: "auth0|bob", username: "bob", address: "198.51.100.1")
+        let failures: [[LedgerTimestamp]] = [[now, now], [now, now], [now, now]]
+        #expect(pending.admit(bob, failures: failures, throttle: throttle, now: now))
+        #expect(!pending.admit(bob, failures: failures, throttle: throttle, now: now), "the first is still in progress")
+        let carol = throttle.keys(userID: "auth0|carol", username: "carol", address: "198.51.100.1")
+        #expect(pending.admit(carol, failures: [[], [], []], throttle: throttle, now: now), "another account from that address")
+        #expect(!pending.admit(bob, failures: failures, throttle: throttle, now: now), "carol's attempt counts for the address")
+        pending.settle(bob)
+        pending.settle(carol)
+        #expect(pending.admit(bob, failures: failures, throttle: throttle, now: now), "admitted again once both settled")
+        #expect(!pending.admit(bob, failures: [[], [now, now, now], []], throttle: throttle, now: now), "recorded failures alone")
     }
 }

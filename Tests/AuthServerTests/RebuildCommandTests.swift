@@ -1,4 +1,5 @@
 import AuthCore
+import AuthJournal
 import Foundation
 import Testing
 
@@ -59,5 +60,44 @@ struct RebuildCommandTests {
         let tampered = try Self.replay(["rebuild", "--check", "--journal", journal])
         #expect(tampered.0 == 1)
         #expect(tampered.1.contains("difference: codes"))
+    }
+}
+
+@Suite("Projection versions: projections of another version are rebuilt from the events when the journal is opened")
+struct ProjectionVersionTests {
+    @Test("a journal without the current version is reported by rebuild --check, and rebuilt exactly at the next open")
+    func rebuiltAtOpen() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            _ = try await LoginThrottleTests.attempt(browser, "bob@example.com", "wrong")
+            _ = try await TokenEndpointTests.exchange(browser, code: try await TokenEndpointTests.code(browser))
+        }
+        let journal = harness.directory + "/journal"
+        // As an older server would have left it: no version, and an entry the current projection would not write.
+        do {
+            var configuration = Journal.Configuration(directory: journal)
+            configuration.projections = AuthLedger.projections
+            let raw = try Journal.open(configuration)
+            try await raw.transact { transaction in
+                try transaction.projection(ProjectionVersion.table).removeAll()
+                try transaction.projection("auth.login_failures").put([0], for: Array("n\u{1F}old-style-key".utf8))
+            }
+            await raw.close()
+        }
+        let stale = try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal])
+        #expect(stale.0 == 1)
+
+        let ledger = try await AuthLedger.open(Journal.Configuration(directory: journal))
+        #expect(try ledger.journal.read { try ProjectionVersion.stored(in: $0) } == ProjectionVersion.current)
+        #expect(try ledger.read { try $0.get(.loginFailures, "n\u{1F}old-style-key") } == nil, "emptied and folded again")
+        #expect(ledger.configuration.clients["web-app"] != nil, "the configuration is read after the rebuild")
+        await ledger.journal.close()
+        let checked = try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal])
+        #expect(checked.0 == 0, "\(checked.1)")
+        var configuration = Journal.Configuration(directory: journal)
+        configuration.projections = AuthLedger.projections
+        let reopened = try Journal.open(configuration)
+        #expect(try await !ProjectionVersion.upgrade(reopened), "nothing to do the second time")
+        await reopened.close()
     }
 }

@@ -45,7 +45,7 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case dpopProofs = "dpop_proofs"
     /// Secondary indexes for the timeline: `kind ␟ value ␟ sequence (16 hex digits)` → nothing.
     case index
-    /// `u ␟ username` and `i ␟ address` → recent failed-login times (``LoginThrottle``).
+    /// `u ␟ account`, `p ␟ account ␟ address` and `i ␟ address` → recent failed-login times (``LoginThrottle``).
     case loginFailures = "login_failures"
 }
 
@@ -162,7 +162,7 @@ public enum AuthProjection {
         case .loginFailed(let failure):
             // Throttled attempts are not counted again, or a locked-out account could never recover.
             guard let at = failure.at, failure.reason != .throttled else { break }
-            for key in LoginThrottle.keys(userID: failure.userID, username: failure.username, address: failure.clientIP) {
+            for key in LoginThrottle.keyNames(userID: failure.userID, username: failure.username, address: failure.clientIP) {
                 let recent = try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
                 try store.put(.loginFailures, key, try PayloadCoding.encode(LoginThrottle.remember(at, in: recent)))
             }

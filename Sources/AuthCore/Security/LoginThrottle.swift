@@ -1,25 +1,55 @@
 import LedgerCore
 
-/// Password guessing limits: after `limit` failed logins for one username, or from one address, within
-/// `window`, further attempts are refused without checking the password until the window has passed.
+/// Password guessing limits, modelled on Auth0's brute-force protection: after `limit` failed logins for
+/// one account **from one address** within `window`, that pair is refused; one address is refused after
+/// `limit` failures across accounts; one account, from every address together, only after
+/// `accountLimit`. So a guesser at one address cannot lock the account's owner out from another.
+///
 /// Pure: the failure times come from the `login_failures` projection, the time is an input.
 public struct LoginThrottle: Sendable, Equatable {
+    /// Failures per account and address, and per address.
     public var limit: Int
+    /// Failures per account from all addresses together (a guess spread over many addresses).
+    public var accountLimit: Int
     public var windowSeconds: Int
 
-    public init(limit: Int = 10, windowSeconds: Int = 900) {
+    public init(limit: Int = 10, accountLimit: Int = 100, windowSeconds: Int = 900) {
         self.limit = limit
+        self.accountLimit = accountLimit
         self.windowSeconds = windowSeconds
     }
 
     /// The failures kept per key (more than any limit needs).
-    static let kept = 50
+    static let kept = 100
 
-    /// The projection keys for an attempt: the account (the user it named, or a hash of the name typed,
-    /// case-insensitively, so any alias of one account shares its budget and keys stay short) and the address.
-    public static func keys(userID: String?, username: String, address: String?) -> [String] {
-        let account = userID.map { "u\u{1F}" + $0 } ?? "n\u{1F}" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex
-        return [account] + (address.map { ["i\u{1F}" + String($0.prefix(64))] } ?? [])
+    /// A projection key that counts failures, and how many it allows.
+    public struct Key: Sendable, Equatable {
+        /// The key in the `login_failures` projection.
+        public var name: String
+        /// The failures within the window at which attempts are refused.
+        public var limit: Int
+
+        public init(name: String, limit: Int) {
+            self.name = name
+            self.limit = limit
+        }
+    }
+
+    /// The projection keys an attempt's failure is counted under: the account (the user it named, or a
+    /// hash of the name typed, case-insensitively, so any alias of one account shares its budget and keys
+    /// stay short), the account from this address, and the address.
+    public static func keyNames(userID: String?, username: String, address: String?) -> [String] {
+        let account = userID ?? "n:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex
+        guard let address = address.map({ String($0.prefix(64)) }) else { return ["u\u{1F}" + account] }
+        return ["u\u{1F}" + account, "p\u{1F}" + account + "\u{1F}" + address, "i\u{1F}" + address]
+    }
+
+    /// ``keyNames(userID:username:address:)`` with the limit of each. Without an address, the account
+    /// alone has the per-pair limit.
+    public func keys(userID: String?, username: String, address: String?) -> [Key] {
+        let names = Self.keyNames(userID: userID, username: username, address: address)
+        guard names.count == 3 else { return [Key(name: names[0], limit: limit)] }
+        return [Key(name: names[0], limit: accountLimit), Key(name: names[1], limit: limit), Key(name: names[2], limit: limit)]
     }
 
     /// `recent` with `time` added, oldest dropped beyond ``kept``.
@@ -29,10 +59,11 @@ public struct LoginThrottle: Sendable, Equatable {
 
     /// Whether attempts must be refused now, given the recorded failures of each key and, for each key,
     /// the attempts still in progress (checked but not yet recorded), which count as failures.
-    public func isThrottled(failures: [[LedgerTimestamp]], pending: [Int] = [], now: LedgerTimestamp) -> Bool {
+    public func isThrottled(_ keys: [Key], failures: [[LedgerTimestamp]], pending: [Int] = [], now: LedgerTimestamp) -> Bool {
         let since = now.adding(seconds: -windowSeconds)
-        return failures.indices.contains { index in
-            failures[index].filter { $0 > since }.count + (index < pending.count ? pending[index] : 0) >= limit
+        return keys.indices.contains { index in
+            let recorded = index < failures.count ? failures[index].filter { $0 > since }.count : 0
+            return recorded + (index < pending.count ? pending[index] : 0) >= keys[index].limit
         }
     }
 }

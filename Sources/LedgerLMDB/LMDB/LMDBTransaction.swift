@@ -41,6 +41,11 @@ struct LMDBTransaction {
         try LMDBError.check(code, "writing \(database.name)")
     }
 
+    /// Removes every entry of `database` (which stays open).
+    func empty(_ database: LMDBDatabase) throws(LMDBError) {
+        try LMDBError.check(mdb_drop(handle, database.dbi, 0), "emptying \(database.name)")
+    }
+
     /// Deletes `key`; returns whether it was there.
     @discardableResult
     func delete(_ key: [UInt8], in database: LMDBDatabase) throws(LMDBError) -> Bool {

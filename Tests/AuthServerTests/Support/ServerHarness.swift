@@ -121,7 +121,7 @@ final class ServerHarness: Sendable {
     ) async throws {
         directory = (base ?? FileManager.default.temporaryDirectory.path) + "/authledger-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
+        ledger = try await AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
         try await ledger.applyTenant(try TenantFile.parse(yaml: yaml), hasher: Argon2idHasher.minimal)
         clock = TestClock()
         server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: issuer, configure: configure)
@@ -131,7 +131,7 @@ final class ServerHarness: Sendable {
     /// Its clock carries on from the previous server's.
     init(restarting previous: ServerHarness) async throws {
         directory = previous.directory
-        ledger = try AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
+        ledger = try await AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
         clock = TestClock(at: previous.clock.read())
         server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: nil, configure: { _ in })
     }

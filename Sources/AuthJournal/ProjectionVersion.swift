@@ -1,0 +1,56 @@
+import AuthCore
+import LedgerCore
+import LedgerLMDB
+
+/// Which version of ``AuthProjection`` wrote a journal's projection tables, and the rebuild that brings
+/// them to the current one.
+///
+/// Projections are a pure function of the events, so when that function changes (a new table, new keys),
+/// a journal opened for writing has its projections emptied and folded again from its events — in
+/// batches of commits, the version written last, so that a crash part-way leaves no version and the
+/// next open starts the rebuild over. Readers (the replay tool) only report a version that is not
+/// current: they never write.
+public enum ProjectionVersion {
+    /// The current version. 2: login failures also counted per account and address (``LoginThrottle``).
+    public static let current = 2
+    /// The table that holds the version (outside ``AuthTable``: it is not a function of the events).
+    public static let table = "auth.projection_version"
+    static let key = Array("version".utf8)
+
+    /// The version stored in a snapshot: `nil` when none is (a journal from before versions, or one
+    /// whose rebuild did not finish).
+    public static func stored(in snapshot: JournalSnapshot) throws -> Int? {
+        guard let projection = try? snapshot.projection(table), let value = try projection.get(key) else { return nil }
+        return Int(String(decoding: value, as: UTF8.self))
+    }
+
+    /// Rebuilds every projection of `journal` from its events unless they are at ``current``; returns
+    /// whether it did. `eventsPerCommit` bounds each write transaction.
+    @discardableResult
+    public static func upgrade(_ journal: Journal, eventsPerCommit: UInt64 = 20_000) async throws -> Bool {
+        let (version, head) = try journal.read { snapshot in (try stored(in: snapshot), try snapshot.head.sequence) }
+        guard version != current else { return false }
+        try await journal.transact { transaction in
+            for name in AuthLedger.projections { try transaction.projection(name).removeAll() }
+        }
+        var next: UInt64 = 1
+        while next <= head {
+            let first = next
+            let last = min(head, first + eventsPerCommit - 1)
+            try await journal.transact { transaction in
+                let store = TransactionStore(transaction: transaction)
+                for sequence in first...last {
+                    guard let envelope = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
+                    if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
+                        try AuthProjection.apply(event, sequence: sequence, to: store)
+                    }
+                }
+            }
+            next = last + 1
+        }
+        try await journal.transact { transaction in
+            try transaction.projection(table).put(Array(String(current).utf8), for: key)
+        }
+        return true
+    }
+}
