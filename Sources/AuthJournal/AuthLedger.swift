@@ -16,10 +16,15 @@ public final class AuthLedger: Sendable {
     /// The projection tables a journal must be opened with (and the table of their version).
     public static let projections = AuthTable.allCases.map { "auth.\($0.rawValue)" } + [ProjectionVersion.table]
 
+    /// Serves from `journal`, whose projections must be at ``ProjectionVersion/current`` (``open(_:)``
+    /// brings them there).
     public init(journal: Journal) throws {
         self.journal = journal
         let configuration = try journal.read { snapshot in
-            try AuthProjection.configuration(in: SnapshotStore(snapshot: snapshot))
+            guard try ProjectionVersion.stored(in: snapshot) == ProjectionVersion.current else {
+                throw JournalError.unsupportedFormat("projections of another version: open the journal with AuthLedger.open")
+            }
+            return try AuthProjection.configuration(in: SnapshotStore(snapshot: snapshot))
         }
         cachedConfiguration = Mutex(configuration)
     }

@@ -13,10 +13,14 @@ public enum ProjectionRebuild {
         try reader.read { try rebuild(from: $0, progress: progress) }
     }
 
-    /// The rebuilt and the live projections, both from one snapshot (so a server writing meanwhile
-    /// cannot make them differ).
-    public static func rebuiltAndLive(from reader: JournalReader, progress: ((UInt64) -> Void)? = nil) throws -> (Tables, Tables) {
-        try reader.read { snapshot in (try rebuild(from: snapshot, progress: progress), try live(from: snapshot)) }
+    /// The rebuilt and the live projections and the live projections' version, all from one snapshot
+    /// (so a server writing meanwhile cannot make them differ).
+    public static func rebuiltAndLive(
+        from reader: JournalReader, progress: ((UInt64) -> Void)? = nil
+    ) throws -> (rebuilt: Tables, live: Tables, liveVersion: Int?) {
+        try reader.read { snapshot in
+            (try rebuild(from: snapshot, progress: progress), try live(from: snapshot), try ProjectionVersion.stored(in: snapshot))
+        }
     }
 
     static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?) throws -> Tables {

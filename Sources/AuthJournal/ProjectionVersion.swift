@@ -17,6 +17,15 @@ public enum ProjectionVersion {
     public static let table = "auth.projection_version"
     static let key = Array("version".utf8)
 
+    /// The journal's projections were written by a newer AuthLedger, which may fold events this one does
+    /// not know: it must not rebuild or write them.
+    public struct NewerVersion: Error, CustomStringConvertible {
+        public var stored: Int
+        public var description: String {
+            "the journal's projections are version \(stored), newer than this AuthLedger's (\(ProjectionVersion.current)): use a newer release"
+        }
+    }
+
     /// The version stored in a snapshot: `nil` when none is (a journal from before versions, or one
     /// whose rebuild did not finish).
     public static func stored(in snapshot: JournalSnapshot) throws -> Int? {
@@ -30,6 +39,7 @@ public enum ProjectionVersion {
     public static func upgrade(_ journal: Journal, eventsPerCommit: UInt64 = 20_000) async throws -> Bool {
         let (version, head) = try journal.read { snapshot in (try stored(in: snapshot), try snapshot.head.sequence) }
         guard version != current else { return false }
+        if let version, version > current { throw NewerVersion(stored: version) }
         try await journal.transact { transaction in
             for name in AuthLedger.projections { try transaction.projection(name).removeAll() }
         }

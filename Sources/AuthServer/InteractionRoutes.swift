@@ -54,13 +54,14 @@ extension AuthorizationServer {
         // Password guessing: refuse, without checking the password, once the recent failures for this
         // account from this address, for this address, or for this account from everywhere — with the
         // attempts still in progress — reach their limits (the refusal is recorded too).
-        let throttleKeys = settings.loginThrottle.keys(userID: user?.userID, username: username, address: clientAddress(request, context))
+        let throttleKeys = settings.loginThrottle.keys(userID: user?.userID, username: recordedUsername, address: clientAddress(request, context))
         let admitted: Bool
         do {
-            let failures = try ledger.read { store in
-                try throttleKeys.map { key in try store.value([LedgerTimestamp].self, .loginFailures, key.name) ?? [] }
+            admitted = try pendingLogins.admit(throttleKeys, throttle: settings.loginThrottle, now: now) {
+                try ledger.read { store in
+                    try throttleKeys.map { key in try store.value([LedgerTimestamp].self, .loginFailures, key.name) ?? [] }
+                }
             }
-            admitted = pendingLogins.admit(throttleKeys, failures: failures, throttle: settings.loginThrottle, now: now)
         } catch {
             return unavailablePage()
         }

@@ -12,9 +12,14 @@ final class PendingLoginAttempts: Sendable {
     private let counts = Mutex<[String: Int]>([:])
 
     /// Admits an attempt for `keys` unless `throttle` refuses it, counting what is in progress; when
-    /// admitted, the attempt is pending until ``settle(_:)`` is called with the same keys.
-    func admit(_ keys: [LoginThrottle.Key], failures: [[LedgerTimestamp]], throttle: LoginThrottle, now: LedgerTimestamp) -> Bool {
-        counts.withLock { counts in
+    /// admitted, the attempt is pending until ``settle(_:)`` is called with the same keys. The recorded
+    /// failures are read (`failures`, a few projection lookups) under the same lock, so that an attempt
+    /// that records its failure and settles meanwhile is counted one way or the other.
+    func admit(
+        _ keys: [LoginThrottle.Key], throttle: LoginThrottle, now: LedgerTimestamp, failures readFailures: () throws -> [[LedgerTimestamp]]
+    ) throws -> Bool {
+        try counts.withLock { counts in
+            let failures = try readFailures()
             let pending = keys.map { counts[$0.name, default: 0] }
             guard !throttle.isThrottled(keys, failures: failures, pending: pending, now: now) else { return false }
             for key in keys { counts[key.name, default: 0] += 1 }

@@ -13,7 +13,8 @@ private let systemRead = Darwin.read
 /// The file is opened without following a symbolic link, checked on the open descriptor — a regular
 /// file, owned by the user the process runs as, with no permission for group or others — and read from
 /// that same descriptor, so what is checked is what is read. (This is the one place LedgerCore touches a
-/// file: both key files, in two modules, need exactly this.)
+/// file: both key files, in two modules, need exactly this.) Only the last path component is protected
+/// from links; the directories above it are the operator's to keep private.
 public enum PrivateKeyFile {
     /// Why a key file was not read.
     public enum Refusal: Error, Equatable, CustomStringConvertible {
@@ -41,7 +42,11 @@ public enum PrivateKeyFile {
 
     /// The file's bytes, if it passes the checks.
     public static func read(_ path: String) throws(Refusal) -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO planted at the path must not block the open; fstat refuses it next.
+        var descriptor: Int32
+        repeat {
+            descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        } while descriptor < 0 && errno == EINTR
         guard descriptor >= 0 else {
             let error = errno
             throw error == ENOENT ? .missing : .unreadable(String(cString: strerror(error)))
@@ -50,6 +55,7 @@ public enum PrivateKeyFile {
         var status = stat()
         guard fstat(descriptor, &status) == 0 else { throw .unreadable(String(cString: strerror(errno))) }
         guard status.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile }
+        guard status.st_size <= 1 << 20 else { throw .unreadable("larger than 1 MiB") }
         guard status.st_uid == geteuid() else { throw .foreignOwner(uid: UInt32(status.st_uid)) }
         guard status.st_mode & 0o077 == 0 else { throw .exposed(mode: UInt32(status.st_mode & 0o777)) }
         var bytes: [UInt8] = []
@@ -62,7 +68,7 @@ public enum PrivateKeyFile {
             }
             if count == 0 { return bytes }
             bytes += chunk[..<count]
-            guard bytes.count <= 1 << 20 else { throw .unreadable("larger than 1 MiB") }
+            guard bytes.count <= 1 << 20 else { throw .unreadable("larger than 1 MiB") }  // it grew while being read
         }
     }
 }

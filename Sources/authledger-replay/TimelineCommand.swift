@@ -39,6 +39,12 @@ struct TimelineCommand: AsyncParsableCommand {
         do {
             try reader.read { snapshot in
                 let store = SnapshotStore(snapshot: snapshot)
+                if !filters.isEmpty, try ProjectionVersion.stored(in: snapshot) != ProjectionVersion.current {
+                    // The filters read the index projection, which may be incomplete until a server rebuilds it.
+                    throw CommandExit.badInput(
+                        "the journal's projections are of another version, so its indexes may be incomplete; "
+                            + "run without filters (every event), or open it once with a server of this version")
+                }
                 var selected: [UInt64]?
                 for (kind, value) in filters {
                     let sequences = try store.sequences(kind, value).filter { range.contains($0) }

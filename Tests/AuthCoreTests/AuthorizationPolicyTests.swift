@@ -386,19 +386,23 @@ struct LoginThrottleRuleTests {
     func keys() {
         let keys = throttle.keys(userID: "auth0|bob", username: "bob@example.com", address: "203.0.113.9")
         #expect(keys.map(\.name) == ["u\u{1F}auth0|bob", "p\u{1F}auth0|bob\u{1F}203.0.113.9", "i\u{1F}203.0.113.9"])
-        #expect(keys.map(\.limit) == [100, 10, 10])
-        #expect(throttle.keys(userID: "auth0|bob", username: "bob", address: nil) == [LoginThrottle.Key(name: "u\u{1F}auth0|bob", limit: 10)])
+        #expect(keys.map(\.limit) == [100, 10, 100])
+        #expect(throttle.keys(userID: "auth0|bob", username: "bob", address: nil) == [LoginThrottle.Key(name: "u\u{1F}auth0|bob", limit: 100)])
+        #expect(LoginThrottle(limit: 500, addressLimit: 500, accountLimit: 500).accountLimit == LoginThrottle.kept, "no limit above what is kept")
         let unknown = LoginThrottle.keyNames(userID: nil, username: "Nobody@Example.com", address: nil)
         #expect(unknown == LoginThrottle.keyNames(userID: nil, username: "nobody@example.com", address: nil), "case-insensitive")
         #expect(!unknown[0].contains("nobody"), "an unknown name is kept only as a hash")
     }
 
-    @Test("ten failures from one address refuse that pair and that address, not the account from elsewhere")
+    @Test("ten failures from one address refuse that pair, not the account from elsewhere nor the address for others")
     func noLockoutFromOneAddress() {
         let keys = throttle.keys(userID: "auth0|bob", username: "bob", address: "203.0.113.9")
         #expect(throttle.isThrottled(keys, failures: failures(10, 10, 10), now: Self.now))
         let elsewhere = throttle.keys(userID: "auth0|bob", username: "bob", address: "198.51.100.4")
         #expect(!throttle.isThrottled(elsewhere, failures: failures(10, 0, 0), now: Self.now), "bob from his own address")
+        let neighbour = throttle.keys(userID: "auth0|carol", username: "carol", address: "203.0.113.9")
+        #expect(!throttle.isThrottled(neighbour, failures: failures(0, 0, 10), now: Self.now), "carol behind the same address")
+        #expect(throttle.isThrottled(neighbour, failures: failures(0, 0, 100), now: Self.now), "an address guessing across accounts")
         #expect(throttle.isThrottled(elsewhere, failures: failures(100, 0, 0), now: Self.now), "a guess spread over many addresses")
         #expect(!throttle.isThrottled(keys, failures: failures(10, 10, 10), now: Self.now.adding(seconds: 900)), "the window passed")
     }

@@ -18,7 +18,7 @@ struct LoginThrottleTests {
             "/login", form: [("state", form.hidden("state") ?? ""), ("csrf", form.hidden("csrf") ?? ""), ("username", username), ("password", password)])
     }
 
-    @Test("after 10 failures for an account, even the right password is refused (429) until the window has passed")
+    @Test("after 10 failures for an account from one address, even the right password is refused there (429) until the window has passed")
     func accountThrottle() async throws {
         let harness = try await ServerHarness()
         try await harness.run { browser in
@@ -40,9 +40,9 @@ struct LoginThrottleTests {
         #expect(failures.allSatisfy { $0.userID == "auth0|bob" })
     }
 
-    @Test("failures from one address throttle that address for other usernames too")
+    @Test("failures from one address throttle that address for other usernames too (at its address limit)")
     func addressThrottle() async throws {
-        let harness = try await ServerHarness()
+        let harness = try await ServerHarness { $0.loginThrottle = LoginThrottle(limit: 10, addressLimit: 10) }
         try await harness.run { browser in
             for attempt in 0..<10 {
                 _ = try await Self.attempt(browser, "nobody-\(attempt)@example.com", "x")
@@ -68,7 +68,10 @@ struct LoginThrottleTests {
 
     @Test("behind a trusted proxy, X-Forwarded-For is the address: one client's burst does not lock out the others")
     func trustedProxy() async throws {
-        let harness = try await ServerHarness { $0.trustedProxies = ["127.0.0.1"] }
+        let harness = try await ServerHarness {
+            $0.trustedProxies = ["127.0.0.1"]
+            $0.loginThrottle = LoginThrottle(limit: 10, addressLimit: 10)
+        }
         try await harness.run { browser in
             for attempt in 0..<10 {
                 _ = try await Self.attempt(browser, "nobody-\(attempt)@example.com", "x", from: "203.0.113.7")
@@ -95,6 +98,24 @@ struct LoginThrottleTests {
         }
     }
 
+    @Test("an unknown name is throttled exactly like a real account, so the limits reveal no accounts")
+    func unknownNamesThrottledAlike() async throws {
+        let harness = try await ServerHarness {
+            $0.trustedProxies = ["127.0.0.1"]
+            $0.loginThrottle = LoginThrottle(limit: 10, addressLimit: 100, accountLimit: 5)
+        }
+        try await harness.run { browser in
+            for name in ["bob@example.com", "ghost@example.com"] {
+                for attempt in 0..<5 {
+                    let failed = try await Self.attempt(browser, name, "guess-\(attempt)", from: "203.0.113.\(attempt + 1)")
+                    #expect(failed.status == .unauthorized)
+                }
+                let sixth = try await Self.attempt(browser, name, "guess", from: "198.51.100.9")
+                #expect(sixth.status == .tooManyRequests, "\(name): the account limit, from a new address")
+            }
+        }
+    }
+
     @Test("X-Forwarded-For from an untrusted peer is ignored")
     func untrustedProxy() async throws {
         let harness = try await ServerHarness()
@@ -109,20 +130,23 @@ struct LoginThrottleTests {
 @Suite("PendingLoginAttempts: attempts in progress count against the throttle")
 struct PendingLoginAttemptsTests {
     @Test("with two failures recorded and a limit of three, one attempt is admitted at a time per key")
-    func inProgressCounts() {
+    func inProgressCounts() throws {
         let now = LedgerTimestamp(microsecondsSinceEpoch: 1_800_000_000_000_000)
-        let throttle = LoginThrottle(limit: 3, accountLimit: 30, windowSeconds: 900)
+        let throttle = LoginThrottle(limit: 3, addressLimit: 3, accountLimit: 30, windowSeconds: 900)
         let pending = PendingLoginAttempts()
+        func admit(_ keys: [LoginThrottle.Key], _ failures: [[LedgerTimestamp]]) throws -> Bool {
+            try pending.admit(keys, throttle: throttle, now: now) { failures }
+        }
         let bob = throttle.keys(userID: "auth0|bob", username: "bob", address: "198.51.100.1")
         let failures: [[LedgerTimestamp]] = [[now, now], [now, now], [now, now]]
-        #expect(pending.admit(bob, failures: failures, throttle: throttle, now: now))
-        #expect(!pending.admit(bob, failures: failures, throttle: throttle, now: now), "the first is still in progress")
+        #expect(try admit(bob, failures))
+        #expect(try !admit(bob, failures), "the first is still in progress")
         let carol = throttle.keys(userID: "auth0|carol", username: "carol", address: "198.51.100.1")
-        #expect(pending.admit(carol, failures: [[], [], []], throttle: throttle, now: now), "another account from that address")
-        #expect(!pending.admit(bob, failures: failures, throttle: throttle, now: now), "carol's attempt counts for the address")
+        #expect(try admit(carol, [[], [], []]), "another account from that address")
+        #expect(try !admit(bob, failures), "carol's attempt counts for the address")
         pending.settle(bob)
         pending.settle(carol)
-        #expect(pending.admit(bob, failures: failures, throttle: throttle, now: now), "admitted again once both settled")
-        #expect(!pending.admit(bob, failures: [[], [now, now, now], []], throttle: throttle, now: now), "recorded failures alone")
+        #expect(try admit(bob, failures), "admitted again once both settled")
+        #expect(try !admit(bob, [[], [now, now, now], []]), "recorded failures alone")
     }
 }

@@ -16,13 +16,14 @@ struct RebuildCommandTests {
         try run("authledger-replay", arguments)
     }
 
-    static func run(_ product: String, _ arguments: [String]) throws -> (Int32, String) {
+    /// Runs `product` with `arguments`: its exit status and its standard output (and error, with `stderr`).
+    static func run(_ product: String, _ arguments: [String], stderr: Bool = false) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = products.appendingPathComponent(product)
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        process.standardError = stderr ? pipe : FileHandle.nullDevice
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -84,13 +85,31 @@ struct ProjectionVersionTests {
             }
             await raw.close()
         }
-        let stale = try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal])
+        let stale = try RebuildCommandTests.run("authledger-replay", ["rebuild", "--check", "--journal", journal], stderr: true)
         #expect(stale.0 == 1)
+        #expect(stale.1.contains("of no recorded version"), "\(stale.1)")
+        #expect(stale.1.contains("difference: login_failures"), "the differences are listed all the same")
+        #expect(try RebuildCommandTests.replay(["timeline", "--user", "auth0|bob", "--journal", journal]).0 == 2, "filtered timelines refuse stale indexes")
+        // As a rebuild interrupted right after emptying would leave it: every table empty, no version.
+        do {
+            var configuration = Journal.Configuration(directory: journal)
+            configuration.projections = AuthLedger.projections
+            let raw = try Journal.open(configuration)
+            try await raw.transact { transaction in
+                for name in AuthLedger.projections { try transaction.projection(name).removeAll() }
+            }
+            #expect(try await ProjectionVersion.upgrade(raw, eventsPerCommit: 1), "one event per commit: many batches")
+            try await raw.transact { transaction in
+                for name in AuthLedger.projections { try transaction.projection(name).removeAll() }
+                try transaction.projection("auth.login_failures").put([0], for: Array("n\u{1F}old-style-key".utf8))
+            }
+            await raw.close()
+        }
 
         let ledger = try await AuthLedger.open(Journal.Configuration(directory: journal))
         #expect(try ledger.journal.read { try ProjectionVersion.stored(in: $0) } == ProjectionVersion.current)
         #expect(try ledger.read { try $0.get(.loginFailures, "n\u{1F}old-style-key") } == nil, "emptied and folded again")
-        #expect(ledger.configuration.clients["web-app"] != nil, "the configuration is read after the rebuild")
+        #expect(ledger.configuration.clients["web-app"] != nil, "the configuration is read after the rebuild (its table was emptied)")
         await ledger.journal.close()
         let checked = try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal])
         #expect(checked.0 == 0, "\(checked.1)")
@@ -99,5 +118,22 @@ struct ProjectionVersionTests {
         let reopened = try Journal.open(configuration)
         #expect(try await !ProjectionVersion.upgrade(reopened), "nothing to do the second time")
         await reopened.close()
+    }
+}
+
+extension ProjectionVersionTests {
+    @Test("projections of a newer version are refused, not rebuilt by an older AuthLedger")
+    func newerVersionRefused() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { _ in }
+        let journal = harness.directory + "/journal"
+        var configuration = Journal.Configuration(directory: journal)
+        configuration.projections = AuthLedger.projections
+        let raw = try Journal.open(configuration)
+        try await raw.transact { transaction in
+            try transaction.projection(ProjectionVersion.table).put(Array("\(ProjectionVersion.current + 1)".utf8), for: Array("version".utf8))
+        }
+        await raw.close()
+        await #expect(throws: ProjectionVersion.NewerVersion.self) { _ = try await AuthLedger.open(Journal.Configuration(directory: journal)) }
     }
 }

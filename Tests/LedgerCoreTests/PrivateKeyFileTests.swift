@@ -34,6 +34,9 @@ struct PrivateKeyFileTests {
         let target = try directory.file("target", "x", mode: 0o600)
         try FileManager.default.createSymbolicLink(atPath: directory.path + "/link", withDestinationPath: target)
         #expect(throws: PrivateKeyFile.Refusal.self) { try PrivateKeyFile.read(directory.path + "/link") }
+        // A FIFO planted at the path is refused at once, not waited on.
+        #expect(mkfifo(directory.path + "/fifo", 0o600) == 0)
+        #expect(throws: PrivateKeyFile.Refusal.notRegularFile) { try PrivateKeyFile.read(directory.path + "/fifo") }
         try FileManager.default.createDirectory(atPath: directory.path + "/dir", withIntermediateDirectories: false)
         #expect(chmod(directory.path + "/dir", 0o700) == 0)
         #expect(throws: PrivateKeyFile.Refusal.notRegularFile) { try PrivateKeyFile.read(directory.path + "/dir") }

@@ -1,26 +1,32 @@
 import LedgerCore
 
-/// Password guessing limits, modelled on Auth0's brute-force protection: after `limit` failed logins for
-/// one account **from one address** within `window`, that pair is refused; one address is refused after
-/// `limit` failures across accounts; one account, from every address together, only after
-/// `accountLimit`. So a guesser at one address cannot lock the account's owner out from another.
+/// Password guessing limits, modelled on Auth0's brute-force protection and suspicious-IP throttling:
+/// after `limit` failed logins for one account **from one address** within `window`, that pair is
+/// refused; one address is refused after `addressLimit` failures across accounts; one account, from every
+/// address together, only after `accountLimit`. So a guesser at one address cannot lock the account's
+/// owner out from another, and a shared address (an office, a carrier NAT) is not refused for one user's
+/// mistakes.
 ///
 /// Pure: the failure times come from the `login_failures` projection, the time is an input.
 public struct LoginThrottle: Sendable, Equatable {
-    /// Failures per account and address, and per address.
+    /// Failures per account and address.
     public var limit: Int
+    /// Failures per address, across accounts.
+    public var addressLimit: Int
     /// Failures per account from all addresses together (a guess spread over many addresses).
     public var accountLimit: Int
     public var windowSeconds: Int
 
-    public init(limit: Int = 10, accountLimit: Int = 100, windowSeconds: Int = 900) {
-        self.limit = limit
-        self.accountLimit = accountLimit
+    /// Limits above ``kept`` are lowered to it: no more failures are kept per key.
+    public init(limit: Int = 10, addressLimit: Int = 100, accountLimit: Int = 100, windowSeconds: Int = 900) {
+        self.limit = min(limit, Self.kept)
+        self.addressLimit = min(addressLimit, Self.kept)
+        self.accountLimit = min(accountLimit, Self.kept)
         self.windowSeconds = windowSeconds
     }
 
-    /// The failures kept per key (more than any limit needs).
-    static let kept = 100
+    /// The failures kept per key (the highest limit there can be).
+    public static let kept = 100
 
     /// A projection key that counts failures, and how many it allows.
     public struct Key: Sendable, Equatable {
@@ -36,8 +42,9 @@ public struct LoginThrottle: Sendable, Equatable {
     }
 
     /// The projection keys an attempt's failure is counted under: the account (the user it named, or a
-    /// hash of the name typed, case-insensitively, so any alias of one account shares its budget and keys
-    /// stay short), the account from this address, and the address.
+    /// hash of the name as recorded, case-insensitively, so any alias of one account shares its budget and
+    /// keys stay short), the account from this address, and the address. The check and the projection
+    /// must pass the same `username`: the one the `auth.login.failed` event records.
     public static func keyNames(userID: String?, username: String, address: String?) -> [String] {
         let account = userID ?? "n:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex
         guard let address = address.map({ String($0.prefix(64)) }) else { return ["u\u{1F}" + account] }
@@ -48,8 +55,8 @@ public struct LoginThrottle: Sendable, Equatable {
     /// alone has the per-pair limit.
     public func keys(userID: String?, username: String, address: String?) -> [Key] {
         let names = Self.keyNames(userID: userID, username: username, address: address)
-        guard names.count == 3 else { return [Key(name: names[0], limit: limit)] }
-        return [Key(name: names[0], limit: accountLimit), Key(name: names[1], limit: limit), Key(name: names[2], limit: limit)]
+        guard names.count == 3 else { return [Key(name: names[0], limit: accountLimit)] }
+        return [Key(name: names[0], limit: accountLimit), Key(name: names[1], limit: limit), Key(name: names[2], limit: addressLimit)]
     }
 
     /// `recent` with `time` added, oldest dropped beyond ``kept``.
