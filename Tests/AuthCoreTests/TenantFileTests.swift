@@ -109,6 +109,14 @@ struct TenantFileTests {
         #expect(error?.description.contains(path) == true, "the message names the key")
     }
 
+    @Test("a user_id with a control character, empty or over 200 bytes is refused, naming the field",
+          arguments: ["\"auth0|ali\\u001Fce\"", "\"\"", "\"" + String(repeating: "a", count: 201) + "\""])
+    func userIDIsChecked(userID: String) throws {
+        let yaml = try Fixtures.mutatedYAML(replacing: "user_id: auth0|alice", with: "user_id: \(userID)")
+        let error = #expect(throws: TenantFileError.self) { try TenantFile.parse(yaml: yaml) }
+        #expect(error?.description.contains("user_id") == true, "\(String(describing: error))")
+    }
+
     @Test("an unknown top-level key is named as itself")
     func unknownTopLevelKey() throws {
         let error = #expect(throws: TenantFileError.self) { try TenantFile.parse(yaml: Fixtures.exampleYAML + "foo: 1\n") }

@@ -239,6 +239,24 @@ public struct UserDefinition: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case userID = "user_id", email, password
     }
+
+    /// The longest `user_id`, in UTF-8 bytes: it becomes part of projection keys, which LMDB limits.
+    public static let maximumUserIDBytes = 200
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        userID = try container.decode(String.self, forKey: .userID)
+        email = try container.decode(String.self, forKey: .email)
+        password = try container.decode(String.self, forKey: .password)
+        // Ids are keys (throttle, consent, index): no control characters, which separate key parts.
+        guard (1...Self.maximumUserIDBytes).contains(userID.utf8.count),
+            !userID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .userID, in: container,
+                debugDescription: "a user_id must be 1 to \(Self.maximumUserIDBytes) bytes with no control characters")
+        }
+    }
 }
 
 /// An organization and its members and invitations.
