@@ -84,7 +84,7 @@ public struct IncidentSummary: Sendable {
         /// A sentence for the table.
         public var summary: String
         /// The authorization decision at the root of it, for `authledger-replay explain`; `nil` when that
-        /// decision is outside the report's range or there is none.
+        /// decision is outside the report's range, too far back (see `RecentRoots`), or there is none.
         public var decisionSequence: UInt64?
         /// The `timeline` filter that shows the surrounding events, such as `--user=auth0|bob`; `nil` when
         /// the anomaly names no one (an unknown client).
@@ -146,9 +146,29 @@ public struct IncidentSummary: Sendable {
     /// What a responder should look at, in journal order.
     public private(set) var anomalies: [Anomaly] = []
 
-    private var decisionOfCode: [String: UInt64] = [:]
-    private var decisionOfFamily: [String: UInt64] = [:]
-    private var decisionOfInteraction: [String: UInt64] = [:]
+    private var decisionOfCode = RecentRoots()
+    private var decisionOfFamily = RecentRoots()
+    private var decisionOfInteraction = RecentRoots()
+
+    /// The root decisions of the most recent codes, refresh families or interactions: between `limit` and
+    /// twice that many, in two generations, so that a report over a whole large journal stays bounded.
+    /// An anomaly whose root is older than that gets no `explain` link, only its timeline.
+    struct RecentRoots: Sendable {
+        static let limit = 250_000
+        private var current: [String: UInt64] = [:]
+        private var previous: [String: UInt64] = [:]
+
+        subscript(key: String) -> UInt64? {
+            get { current[key] ?? previous[key] }
+            set {
+                if current.count >= Self.limit {
+                    previous = current
+                    current = [:]
+                }
+                current[key] = newValue
+            }
+        }
+    }
     private var openBursts: [String: BurstTracker] = [:]
 
     /// A run of failures for one subject: the recent ones (within the window) and the anomaly it became.

@@ -394,6 +394,18 @@ struct LoginThrottleRuleTests {
         #expect(!unknown[0].contains("nobody"), "an unknown name is kept only as a hash")
     }
 
+    @Test("an IPv6 address counts as its /64; an IPv4-mapped one as its IPv4 address; other text as itself, cut")
+    func networks() {
+        #expect(LoginThrottle.network(of: "2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64")
+        #expect(LoginThrottle.network(of: "2001:db8:1:2:ffff::1") == "2001:db8:1:2::/64", "same /64, same count")
+        #expect(LoginThrottle.network(of: "::ffff:203.0.113.9") == "203.0.113.9")
+        #expect(LoginThrottle.network(of: "203.0.113.9") == "203.0.113.9")
+        #expect(LoginThrottle.network(of: String(repeating: "x", count: 100)) == String(repeating: "x", count: 64))
+        let a = LoginThrottle.keyNames(userID: "auth0|bob", username: "bob", address: "2001:db8:1:2::a")
+        let b = LoginThrottle.keyNames(userID: "auth0|bob", username: "bob", address: "2001:db8:1:2::b")
+        #expect(a == b)
+    }
+
     @Test("ten failures from one address refuse that pair, not the account from elsewhere nor the address for others")
     func noLockoutFromOneAddress() {
         let keys = throttle.keys(userID: "auth0|bob", username: "bob", address: "203.0.113.9")

@@ -108,6 +108,19 @@ struct IncidentSummaryTests {
         #expect(summary.codes.total(2) == 2)
     }
 
+    @Test("root decisions are remembered for the most recent limit to twice-limit keys, and no more")
+    func recentRootsAreBounded() {
+        var roots = IncidentSummary.RecentRoots()
+        let limit = IncidentSummary.RecentRoots.limit
+        for index in 0..<limit { roots["k\(index)"] = UInt64(index) }
+        roots["next"] = 1
+        #expect(roots["k0"] == 0, "the previous generation is still consulted")
+        #expect(roots["next"] == 1)
+        for index in 0..<limit { roots["m\(index)"] = UInt64(index) }
+        #expect(roots["k0"] == nil, "two generations later, forgotten")
+        #expect(roots["m0"] == 0)
+    }
+
     @Test("consent granted, denied and revoked are counted in their buckets")
     func consent() {
         var summary = Self.summary(over: 3599, buckets: 12)

@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 
 /// Password guessing limits, modelled on Auth0's brute-force protection and suspicious-IP throttling:
@@ -47,8 +48,20 @@ public struct LoginThrottle: Sendable, Equatable {
     /// must pass the same `username`: the one the `auth.login.failed` event records.
     public static func keyNames(userID: String?, username: String, address: String?) -> [String] {
         let account = userID ?? "n:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex
-        guard let address = address.map({ String($0.prefix(64)) }) else { return ["u\u{1F}" + account] }
+        guard let address = address.map(Self.network) else { return ["u\u{1F}" + account] }
         return ["u\u{1F}" + account, "p\u{1F}" + account + "\u{1F}" + address, "i\u{1F}" + address]
+    }
+
+    /// What one address counts as: an IPv4 address itself (also when written IPv4-mapped, `::ffff:a.b.c.d`);
+    /// for IPv6 its /64, which one host can rotate through at will; anything else, its first 64 bytes.
+    public static func network(of address: String) -> String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return String(address.prefix(64)) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+            return bytes[12...].map(String.init).joined(separator: ".")
+        }
+        let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return groups.joined(separator: ":") + "::/64"
     }
 
     /// ``keyNames(userID:username:address:)`` with the limit of each. Without an address, the account
