@@ -54,12 +54,34 @@ public func readVerifierKeys(path: String) throws -> [NoteVerifierKey] {
     }
 }
 
-/// Opens a journal read-only, turning failure into exit 2 with the reason.
-public func openReader(_ directory: String) throws -> JournalReader {
+/// Opens a journal read-only, with the projection tables `projections` readable, turning failure into
+/// exit 2 with the reason.
+public func openReader(_ directory: String, projections: [String] = []) throws -> JournalReader {
     do {
-        return try JournalReader(directory: directory)
+        return try JournalReader(directory: directory, projections: projections)
     } catch {
         throw CommandExit.badInput("\(error)")
+    }
+}
+
+/// `--public-key FILE`: the keys an auditor pins, or trust on first use without it.
+public struct PinnedKeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("public-key"),
+        help: ArgumentHelp("Pinned keys: signed-note verifier keys, one per line (from `authledger keys export-public`).", valueName: "file"))
+    public var publicKey: String?
+
+    public init() {}
+
+    /// The trust to verify with: the pinned keys, or the journal's own genesis key; exit 2 when the file
+    /// cannot be read.
+    public func trust() throws -> JournalVerifier.Trust {
+        guard let publicKey else { return .genesisKey }
+        do {
+            return .pinned(try readVerifierKeys(path: publicKey).map(\.publicKey))
+        } catch {
+            throw CommandExit.badInput("cannot read pinned keys from \(publicKey): \(error)")
+        }
     }
 }
 

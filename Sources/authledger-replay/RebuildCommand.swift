@@ -17,12 +17,7 @@ struct RebuildCommand: AsyncParsableCommand {
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
-        let reader: JournalReader
-        do {
-            reader = try JournalReader(directory: journalOptions.journal, projections: AuthLedger.projections)
-        } catch {
-            throw CommandExit.badInput("\(error)")
-        }
+        let reader = try openReader(journalOptions.journal, projections: AuthLedger.projections)
         let rebuilt: ProjectionRebuild.Tables
         let live: ProjectionRebuild.Tables
         let liveVersion: Int?

@@ -26,23 +26,11 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
     @Option(help: "Number of time buckets in the charts (1–500).") var buckets: Int = 48
-    @Option(
-        name: .customLong("public-key"),
-        help: ArgumentHelp("Pinned keys: signed-note verifier keys, one per line (from `authledger keys export-public`).", valueName: "file"))
-    var publicKey: String?
+    @OptionGroup var pinnedKeys: PinnedKeyOptions
 
     func run() async throws {
         guard (1...500).contains(buckets) else { throw CommandExit.badInput("--buckets must be between 1 and 500") }
-        let trust: JournalVerifier.Trust
-        if let publicKey {
-            do {
-                trust = .pinned(try readVerifierKeys(path: publicKey).map(\.publicKey))
-            } catch {
-                throw CommandExit.badInput("cannot read pinned keys from \(publicKey): \(error)")
-            }
-        } else {
-            trust = .genesisKey
-        }
+        let trust = try pinnedKeys.trust()
         let reader = try openReader(journalOptions.journal)
         let verification: (text: String, ok: Bool, origin: String?, verifiedEvents: UInt64?)
         do {

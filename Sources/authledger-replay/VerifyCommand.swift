@@ -18,10 +18,7 @@ struct VerifyCommand: AsyncParsableCommand {
 
     @OptionGroup var journalOptions: JournalOptions
 
-    @Option(
-        name: .customLong("public-key"),
-        help: ArgumentHelp("Pinned keys: signed-note verifier keys, one per line (from `authledger keys export-public`).", valueName: "file"))
-    var publicKey: String?
+    @OptionGroup var pinnedKeys: PinnedKeyOptions
 
     @Option(help: ArgumentHelp("A checkpoint log witnessed outside the journal (`serve --checkpoint-log`).", valueName: "file"))
     var checkpoints: String?
@@ -29,16 +26,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
-        let trust: JournalVerifier.Trust
-        if let publicKey {
-            do {
-                trust = .pinned(try readVerifierKeys(path: publicKey).map(\.publicKey))
-            } catch {
-                throw CommandExit.badInput("cannot read pinned keys from \(publicKey): \(error)")
-            }
-        } else {
-            trust = .genesisKey
-        }
+        let trust = try pinnedKeys.trust()
         var witnessed: [(SignedCheckpoint, String)] = []
         if let checkpoints {
             do {
