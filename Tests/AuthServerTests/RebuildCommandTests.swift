@@ -66,6 +66,13 @@ struct RebuildCommandTests {
 
 @Suite("Projection versions: projections of another version are rebuilt from the events when the journal is opened")
 struct ProjectionVersionTests {
+    /// The journal with the server's projection tables, as `Journal.open` gives it: no upgrade.
+    static func openWithoutUpgrade(_ journal: String) throws -> Journal {
+        var configuration = Journal.Configuration(directory: journal)
+        configuration.projections = AuthLedger.projections
+        return try Journal.open(configuration)
+    }
+
     @Test("a journal without the current version is reported by rebuild --check, and rebuilt exactly at the next open")
     func rebuiltAtOpen() async throws {
         let harness = try await ServerHarness()
@@ -76,9 +83,7 @@ struct ProjectionVersionTests {
         let journal = harness.directory + "/journal"
         // As an older server would have left it: no version, and an entry the current projection would not write.
         do {
-            var configuration = Journal.Configuration(directory: journal)
-            configuration.projections = AuthLedger.projections
-            let raw = try Journal.open(configuration)
+            let raw = try Self.openWithoutUpgrade(journal)
             try await raw.transact { transaction in
                 try transaction.projection(ProjectionVersion.table).removeAll()
                 try transaction.projection("auth.login_failures").put([0], for: Array("n\u{1F}old-style-key".utf8))
@@ -92,9 +97,7 @@ struct ProjectionVersionTests {
         #expect(try RebuildCommandTests.replay(["timeline", "--user", "auth0|bob", "--journal", journal]).0 == 2, "filtered timelines refuse stale indexes")
         // As a rebuild interrupted right after emptying would leave it: every table empty, no version.
         do {
-            var configuration = Journal.Configuration(directory: journal)
-            configuration.projections = AuthLedger.projections
-            let raw = try Journal.open(configuration)
+            let raw = try Self.openWithoutUpgrade(journal)
             try await raw.transact { transaction in
                 for name in AuthLedger.projections { try transaction.projection(name).removeAll() }
             }
@@ -113,9 +116,7 @@ struct ProjectionVersionTests {
         await ledger.journal.close()
         let checked = try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal])
         #expect(checked.0 == 0, "\(checked.1)")
-        var configuration = Journal.Configuration(directory: journal)
-        configuration.projections = AuthLedger.projections
-        let reopened = try Journal.open(configuration)
+        let reopened = try Self.openWithoutUpgrade(journal)
         #expect(try await !ProjectionVersion.upgrade(reopened), "nothing to do the second time")
         await reopened.close()
     }
@@ -127,9 +128,7 @@ extension ProjectionVersionTests {
         let harness = try await ServerHarness()
         try await harness.run { _ in }
         let journal = harness.directory + "/journal"
-        var configuration = Journal.Configuration(directory: journal)
-        configuration.projections = AuthLedger.projections
-        let raw = try Journal.open(configuration)
+        let raw = try Self.openWithoutUpgrade(journal)
         try await raw.transact { transaction in
             try transaction.projection(ProjectionVersion.table).put(Array("\(ProjectionVersion.current + 1)".utf8), for: Array("version".utf8))
         }

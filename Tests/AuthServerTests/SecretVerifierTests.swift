@@ -93,22 +93,33 @@ struct SecretVerifierTests {
         try await pool.shutdownGracefully()
     }
 
-    @Test("logins beyond the capacity get a 503 page at once, and nothing is recorded for them")
-    func loginOverload() async throws {
+    /// A server whose password and secret checks go through a gated hasher, with room for one check.
+    static func serverWithOneSlot() async throws -> (ServerHarness, GatedHasher) {
         let hasher = GatedHasher()
         let harness = try await ServerHarness { settings in
             settings.hasher = hasher
             settings.secretCheckCapacity = 1
         }
+        return (harness, hasher)
+    }
+
+    /// Takes the server's only slot with a check that waits at the hasher's gate (the test client has one
+    /// connection, so it cannot be a second request in flight); releasing the gate frees the slot.
+    static func holdOnlySlot(of harness: ServerHarness, _ hasher: GatedHasher) async throws -> Task<Bool, any Error> {
+        let held = Task { try await harness.server.secrets.verify("x", against: hasher.hash("x")) }
+        try await hasher.waitUntilEntered(1)
+        return held
+    }
+
+    @Test("logins beyond the capacity get a 503 page at once, and nothing is recorded for them")
+    func loginOverload() async throws {
+        let (harness, hasher) = try await Self.serverWithOneSlot()
         try await harness.run { browser in
-            // Another check holds the only slot (the test client has one connection, so it cannot be a
-            // second request in flight).
-            async let held = harness.server.secrets.verify("x", against: hasher.hash("x"))
-            try await hasher.waitUntilEntered(1)
+            let held = try await Self.holdOnlySlot(of: harness, hasher)
             let refused = try await LoginThrottleTests.attempt(browser, "bob@example.com", "hunter2 hunter2")
             #expect(refused.status == .serviceUnavailable)
             hasher.release()
-            #expect(try await held)
+            #expect(try await held.value)
             hasher.release()
             let admitted = try await LoginThrottleTests.attempt(browser, "alice@example.com", "correct horse battery staple")
             #expect(admitted.status == .found, "once the slot is free the login goes through")
@@ -123,19 +134,14 @@ struct SecretVerifierTests {
 extension SecretVerifierTests {
     @Test("client authentication beyond the capacity: 503 temporarily_unavailable at once, and nothing recorded for it")
     func tokenEndpointOverload() async throws {
-        let hasher = GatedHasher()
-        let harness = try await ServerHarness { settings in
-            settings.hasher = hasher
-            settings.secretCheckCapacity = 1
-        }
+        let (harness, hasher) = try await Self.serverWithOneSlot()
         try await harness.run { browser in
-            async let held = harness.server.secrets.verify("x", against: hasher.hash("x"))
-            try await hasher.waitUntilEntered(1)
+            let held = try await Self.holdOnlySlot(of: harness, hasher)
             let refused = try await TokenEndpointTests.exchange(browser, code: "some-code")
             #expect(refused.status == .serviceUnavailable)
             #expect(jsonObject(refused)["error"] as? String == "temporarily_unavailable")
             hasher.release()
-            #expect(try await held)
+            #expect(try await held.value)
         }
         let rejections = try harness.events().filter { if case .tokenRejected = $0.1 { true } else { false } }
         #expect(rejections.isEmpty, "an overloaded check is not a rejection")
