@@ -6,32 +6,53 @@ import Foundation
 ///
 /// These call libsodium and LMDB directly, not through the journal, because they are the baselines.
 enum Baselines {
+    /// Operations per second on `threads` threads for `seconds`: each thread makes its own operation
+    /// with `makeOperation(thread)`, then runs it in batches of `batch` (so the clock is read rarely)
+    /// until the time is up. A throwing operation fails the measurement.
+    static func rate(
+        threads: Int, seconds: Double, batch: Int, _ makeOperation: @Sendable (Int) -> () throws -> Void
+    ) throws -> Double {
+        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
+        counts.initialize(repeating: 0)
+        defer { counts.deallocate() }
+        let failures = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
+        failures.initialize(repeating: 0)
+        defer { failures.deallocate() }
+        // Each thread writes only its own slot, and they are read after concurrentPerform returns.
+        nonisolated(unsafe) let (shared, failed) = (counts, failures)
+        let start = Date()
+        let deadline = start.addingTimeInterval(seconds)
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            let operation = makeOperation(thread)
+            var done = 0
+            while Date() < deadline {
+                for _ in 0..<batch {
+                    do { try operation() } catch { failed[thread] += 1 }
+                }
+                done += batch
+            }
+            shared[thread] = done
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        guard failures.reduce(0, +) == 0 else { throw BenchError("a baseline operation failed") }
+        return Double(counts.reduce(0, +)) / elapsed
+    }
+
     /// Ed25519 signatures per second over a `messageSize`-byte message, on `threads` threads.
-    static func signingRate(threads: Int, seconds: Double, messageSize: Int = 256) -> Double {
+    static func signingRate(threads: Int, seconds: Double, messageSize: Int = 256) throws -> Double {
         _ = sodium_init()
         var publicKey = [UInt8](repeating: 0, count: Int(crypto_sign_PUBLICKEYBYTES))
         var secretKey = [UInt8](repeating: 0, count: Int(crypto_sign_SECRETKEYBYTES))
         crypto_sign_keypair(&publicKey, &secretKey)
-        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
-        counts.initialize(repeating: 0)
-        defer { counts.deallocate() }
-        nonisolated(unsafe) let shared = counts
         let key = secretKey
-        let deadline = Date().addingTimeInterval(seconds)
-        DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            var message = [UInt8](repeating: UInt8(worker), count: messageSize)
+        return try rate(threads: threads, seconds: seconds, batch: 64) { thread in
+            var message = [UInt8](repeating: UInt8(truncatingIfNeeded: thread), count: messageSize)
             var signature = [UInt8](repeating: 0, count: Int(crypto_sign_BYTES))
-            var done = 0
-            while Date() < deadline {
-                for _ in 0..<64 {
-                    message[0] &+= 1
-                    crypto_sign_detached(&signature, nil, message, UInt64(message.count), key)
-                }
-                done += 64
+            return {
+                message[0] &+= 1
+                crypto_sign_detached(&signature, nil, message, UInt64(message.count), key)
             }
-            shared[worker] = done
         }
-        return Double(counts.reduce(0, +)) / seconds
     }
 
     /// LMDB commits per second when every event is its own write transaction (one fsync per event).

@@ -23,8 +23,8 @@ struct LedgerBenchmark: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
 
-        let signAll = baselines ? Baselines.signingRate(threads: cores, seconds: seconds) : .nan
-        let signOne = baselines ? Baselines.signingRate(threads: 1, seconds: seconds) : .nan
+        let signAll = baselines ? try Baselines.signingRate(threads: cores, seconds: seconds) : .nan
+        let signOne = baselines ? try Baselines.signingRate(threads: 1, seconds: seconds) : .nan
         let fsyncRate = baselines ? try Baselines.oneFsyncPerEventRate(directory: scratch + "/baseline", seconds: seconds) : .nan
 
         var rows: [(String, Double, Double)] = []

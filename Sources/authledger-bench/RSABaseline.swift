@@ -37,33 +37,12 @@ extension Baselines {
     /// signing input, on `threads` threads sharing one key, as the server's threads share its token key.
     static func rsaSigningRate(threads: Int, seconds: Double) throws -> Double {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
-        counts.initialize(repeating: 0)
-        defer { counts.deallocate() }
-        let failures = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
-        failures.initialize(repeating: 0)
-        defer { failures.deallocate() }
-        nonisolated(unsafe) let (shared, failed) = (counts, failures)
-        let start = Date()
-        let deadline = start.addingTimeInterval(seconds)
-        DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            var message = [UInt8](repeating: UInt8(truncatingIfNeeded: worker), count: 400)
-            var done = 0
-            while Date() < deadline {
-                for _ in 0..<8 {
-                    message[0] &+= 1
-                    do {
-                        _ = try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
-                    } catch {
-                        failed[worker] += 1
-                    }
-                }
-                done += 8
+        return try rate(threads: threads, seconds: seconds, batch: 8) { thread in
+            var message = [UInt8](repeating: UInt8(truncatingIfNeeded: thread), count: 400)
+            return {
+                message[0] &+= 1
+                _ = try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
             }
-            shared[worker] = done
         }
-        let elapsed = Date().timeIntervalSince(start)
-        guard failures.reduce(0, +) == 0 else { throw BenchError("RSA signing failed") }
-        return Double(counts.reduce(0, +)) / elapsed
     }
 }

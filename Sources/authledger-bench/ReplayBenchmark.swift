@@ -21,7 +21,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
     func run() async throws {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let rawVerify = Baselines.verifyRate(threads: cores, seconds: seconds)
+        let rawVerify = try Baselines.verifyRate(threads: cores, seconds: seconds)
 
         // A journal of login failures (JSON payloads, indexed by user and address), written through the
         // authorization server's own recording path, many events per commit.
@@ -56,7 +56,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
 
 extension Baselines {
     /// Ed25519 verifications per second over a 256-byte message, on `threads` threads.
-    static func verifyRate(threads: Int, seconds: Double) -> Double {
+    static func verifyRate(threads: Int, seconds: Double) throws -> Double {
         _ = sodium_init()
         var publicKey = [UInt8](repeating: 0, count: Int(crypto_sign_PUBLICKEYBYTES))
         var secretKey = [UInt8](repeating: 0, count: Int(crypto_sign_SECRETKEYBYTES))
@@ -64,20 +64,9 @@ extension Baselines {
         let message = [UInt8](repeating: 7, count: 256)
         var signature = [UInt8](repeating: 0, count: Int(crypto_sign_BYTES))
         crypto_sign_detached(&signature, nil, message, UInt64(message.count), secretKey)
-        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
-        counts.initialize(repeating: 0)
-        defer { counts.deallocate() }
-        nonisolated(unsafe) let shared = counts
         let (key, signed) = (publicKey, signature)
-        let deadline = Date().addingTimeInterval(seconds)
-        DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            var done = 0
-            while Date() < deadline {
-                for _ in 0..<64 { _ = crypto_sign_verify_detached(signed, message, UInt64(message.count), key) }
-                done += 64
-            }
-            shared[worker] = done
+        return try rate(threads: threads, seconds: seconds, batch: 64) { _ in
+            { _ = crypto_sign_verify_detached(signed, message, UInt64(message.count), key) }
         }
-        return Double(counts.reduce(0, +)) / seconds
     }
 }
