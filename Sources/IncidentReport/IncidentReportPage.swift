@@ -49,10 +49,7 @@ public enum IncidentReportPage {
 
     /// The whole page.
     public static func render(_ summary: IncidentSummary, context: Context) -> String {
-        var html = HTML("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
-        html.raw("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>")
-        html.value("AuthLedger incident report: \(context.origin)")
-        html.raw("</title>\n<style>\(style)</style>\n</head>\n<body>\n<main>\n<h1>Incident report</h1>\n")
+        var html = HTML("<h1>Incident report</h1>\n")
         header(&html, summary, context)
 
         section(&html, "Authorization decisions over time, by outcome")
@@ -76,8 +73,7 @@ public enum IncidentReportPage {
         totals(&html, summary.consent, caption: "Consent")
 
         anomalies(&html, summary.anomalies, journal: context.journal)
-        html.raw("</main>\n</body>\n</html>\n")
-        return html.text
+        return HTML.document(title: "AuthLedger incident report: \(context.origin)", style: style, body: html)
     }
 
     private static func header(_ html: inout HTML, _ summary: IncidentSummary, _ context: Context) {

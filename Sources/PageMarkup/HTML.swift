@@ -34,6 +34,18 @@ public struct HTML: Sendable {
     /// Appends an escaped value.
     public mutating func value(_ value: String) { text += Self.escape(value) }
 
+    /// A whole page: the document frame (language, charset, viewport, `title`, the inline `style`) around
+    /// `body` in a `<main>`. No script and no external asset come from the frame.
+    public static func document(title: String, style: String, body: HTML) -> String {
+        var html = HTML("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+        html.raw("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>")
+        html.value(title)
+        html.raw("</title>\n<style>\(style)</style>\n</head>\n<body>\n<main>\n")
+        html.raw(body.text)
+        html.raw("</main>\n</body>\n</html>\n")
+        return html.text
+    }
+
     /// `<input type="hidden" name=… value=…>`.
     public mutating func hidden(_ name: String, _ value: String) {
         raw("<input type=\"hidden\" name=\"\(Self.escape(name))\" value=\"\(Self.escape(value))\">\n")

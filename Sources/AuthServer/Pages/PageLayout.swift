@@ -11,12 +11,6 @@ enum PageLayout {
         """
 
     static func page(title: String, body: HTML) -> String {
-        var html = HTML("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
-        html.raw("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>")
-        html.value(title)
-        html.raw("</title>\n<style>\(style)</style>\n</head>\n<body>\n<main>\n")
-        html.raw(body.text)
-        html.raw("</main>\n</body>\n</html>\n")
-        return html.text
+        HTML.document(title: title, style: style, body: body)
     }
 }
