@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         // The signed journal, embeddable by other Swift programs.
-        .library(name: "Ledger", targets: ["LedgerCore", "LedgerLMDB"]),
+        .library(name: "Ledger", targets: ["LedgerCore", "LedgerJournal", "LedgerLMDB"]),
         .executable(name: "authledger", targets: ["authledger"]),
         .executable(name: "authledger-replay", targets: ["authledger-replay"]),
         .executable(name: "authledger-bench", targets: ["authledger-bench"]),
@@ -39,8 +39,11 @@ let package = Package(
 
         // Pure ledger core: envelope, canonical encoding, signing, Merkle tree, checkpoints, verification.
         .target(name: "LedgerCore", dependencies: ["CSodium"]),
-        // The journal on LMDB: group-committed appends, projections, snapshots, keys on disk.
-        .target(name: "LedgerLMDB", dependencies: ["LedgerCore", "CLMDB"]),
+        // The journal: group-committed appends, projections, snapshots, verification, keys on disk; kept in a
+        // JournalStorage.
+        .target(name: "LedgerJournal", dependencies: ["LedgerCore"]),
+        // The embedded store: the journal in an LMDB environment, one writing process.
+        .target(name: "LedgerLMDB", dependencies: ["LedgerJournal", "CLMDB"]),
 
         // Pure authorization logic: tenant model, configuration events, the authorize decision and its rules.
         .target(
@@ -62,7 +65,7 @@ let package = Package(
         // The incident report: counts and anomalies from a stretch of the journal, drawn as one HTML page.
         .target(name: "IncidentReport", dependencies: ["AuthCore", "LedgerCore", "PageMarkup"]),
         // AuthLedger's state in the journal: event appends and the projections the server reads.
-        .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerLMDB"]),
+        .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerJournal", "LedgerLMDB"]),
         // The HTTP server: Hummingbird routes, pages, cookies. Decisions come from AuthCore.
         .target(
             name: "AuthServer",
@@ -133,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LedgerLMDBTests",
-            dependencies: ["LedgerLMDB", "authledger-bench", "authledger", "authledger-replay"]
+            dependencies: ["LedgerJournal", "LedgerLMDB", "authledger-bench", "authledger", "authledger-replay"]
         ),
     ]
 )

@@ -1,6 +1,7 @@
 import AuthCore
 import Foundation
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 import Synchronization
 

@@ -1,5 +1,6 @@
 import AuthCore
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// Projections rebuilt from the events alone, and compared with the live ones (`authledger-replay

@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 import Logging
 import NIOCore

@@ -1,4 +1,5 @@
 import AuthCore
+import LedgerJournal
 import LedgerLMDB
 import Prometheus
 

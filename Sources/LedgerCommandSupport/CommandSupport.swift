@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// Options every AuthLedger command shares.

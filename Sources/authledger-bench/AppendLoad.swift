@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-bench append-load`: appends from many tasks until killed, printing `ack <seq> <marker>`

@@ -2,6 +2,7 @@ import ArgumentParser
 import AuthJournal
 import Foundation
 import LedgerCommandSupport
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-bench fill`: appends generated authorization events to an existing journal, through the

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LedgerCommandSupport
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-bench ledger`: durable group-committed append throughput beside the raw baselines.

@@ -5,6 +5,7 @@ import CSodium
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-bench replay`: full verification and projection rebuild over a journal of authorization

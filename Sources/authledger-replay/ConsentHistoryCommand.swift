@@ -3,6 +3,7 @@ import AuthCore
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay consent --user ID [--at T]`: a user's consents as they stood at any moment.

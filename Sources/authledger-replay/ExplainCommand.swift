@@ -4,6 +4,7 @@ import AuthJournal
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay explain SEQ`: one decision, with everything it was decided against.

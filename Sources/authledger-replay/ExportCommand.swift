@@ -3,6 +3,7 @@ import AuthCore
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay export`: a compliance bundle that a third party can verify offline

@@ -3,6 +3,7 @@ import AuthCore
 import AuthJournal
 import Foundation
 import LedgerCommandSupport
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay rebuild [--check]`: every projection rebuilt from the events alone.

@@ -4,6 +4,7 @@ import AuthJournal
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay replay [--from T] [--to T] [--tenant FILE]`.

@@ -4,6 +4,7 @@ import Foundation
 import IncidentReport
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay report --html OUT.html`: a self-contained page for a responder — charts of

@@ -3,6 +3,7 @@ import AuthCore
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay tail [--follow] [--from #N] --format jsonl|ocsf`: events as they are committed, for

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// `authledger-replay verify`: every signature, the hash chain, the Merkle tree and every checkpoint.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 import AuthCore
 import AuthTokens

@@ -1,5 +1,6 @@
 import AuthJournal
 import LedgerCommandSupport
+import LedgerJournal
 import LedgerLMDB
 
 extension JournalWriterOptions {

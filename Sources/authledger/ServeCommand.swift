@@ -6,6 +6,7 @@ import AuthTokens
 import Foundation
 import Hummingbird
 import LedgerCommandSupport
+import LedgerJournal
 import LedgerLMDB
 import Logging
 

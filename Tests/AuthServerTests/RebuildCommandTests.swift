@@ -3,6 +3,7 @@ import AuthJournal
 import Foundation
 import Testing
 
+@testable import LedgerJournal
 @testable import LedgerLMDB
 
 @Suite("authledger-replay rebuild --check on a journal the server wrote")

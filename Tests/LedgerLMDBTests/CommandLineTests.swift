@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import Testing
+@testable import LedgerJournal
 @testable import LedgerLMDB
 
 /// The real `authledger` and `authledger-replay` executables, run as a user or an auditor would, against

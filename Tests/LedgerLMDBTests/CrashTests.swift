@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import Testing
 
+@testable import LedgerJournal
 @testable import LedgerLMDB
 
 @Suite("Crash safety: SIGKILL under load loses nothing acknowledged")

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import Testing
+@testable import LedgerJournal
 @testable import LedgerLMDB
 
 /// Tampering with a closed journal's real LMDB file, as an attacker with file access would, is found by
@@ -411,7 +412,7 @@ private func requireFailure(
 }
 
 /// The record stored under `sequence`; fails the test if there is none.
-private func storedRecord(_ sequence: UInt64, _ transaction: LMDBTransaction, _ layout: JournalLayout) throws -> [UInt8] {
+private func storedRecord(_ sequence: UInt64, _ transaction: any StorageWriteTransaction, _ layout: JournalLayout) throws -> [UInt8] {
     let record = try transaction.get(sequence.bigEndianBytes, in: layout.events)
     return try #require(record, "event #\(sequence) is not stored")
 }

@@ -1,5 +1,6 @@
 import CLMDB
 import Foundation
+import LedgerJournal
 
 /// An LMDB environment: one directory holding `data.mdb` and `lock.mdb`.
 ///

@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 import Logging
 import NIOCore

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import LedgerCore
+@testable import LedgerJournal
 @testable import LedgerLMDB
 
 /// A fresh directory under the system temporary directory, removed when the value is released.
@@ -44,10 +45,11 @@ func openJournal(
 
 /// Edits the journal's LMDB file directly, as an attacker with file access would (the journal must be
 /// closed): raw LMDB operations on the `events`, `checkpoints` and `meta` databases.
-func withRawLMDB(_ directory: String, _ body: (LMDBTransaction, JournalLayout) throws -> Void) throws {
-    let environment = try LMDBEnvironment(path: directory, options: .init())
-    let transaction = try environment.beginWriteTransaction()
-    let layout = try JournalLayout.open(in: environment, transaction: transaction, projections: [], create: false)
+func withRawLMDB(_ directory: String, _ body: (any StorageWriteTransaction, JournalLayout) throws -> Void) throws {
+    let storage = try LMDBStorage(writingTo: directory, initialMapSize: 64 << 20, tables: 0)
+    defer { storage.close() }
+    let layout = try JournalLayout.open(in: storage, projections: [], create: false)
+    let transaction = try storage.beginWrite()
     do {
         try body(transaction, layout)
     } catch {

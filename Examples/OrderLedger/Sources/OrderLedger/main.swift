@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerJournal
 import LedgerLMDB
 
 /// The example's domain events.

@@ -8,7 +8,7 @@ import Synchronization
 /// The state below the queue is touched only by the writer thread (and by `Journal.init` before the
 /// thread starts), which is why the type is `@unchecked Sendable`.
 final class JournalWriter: @unchecked Sendable {
-    private let environment: LMDBEnvironment
+    private let storage: any JournalStorage
     private let layout: JournalLayout
     private let configuration: Journal.Configuration
     private let journalID: String
@@ -32,10 +32,10 @@ final class JournalWriter: @unchecked Sendable {
     private let counters = Mutex(JournalStatistics())
 
     init(
-        environment: LMDBEnvironment, layout: JournalLayout, configuration: Journal.Configuration, journalID: String,
+        storage: any JournalStorage, layout: JournalLayout, configuration: Journal.Configuration, journalID: String,
         head: JournalHead, frontier: MerkleFrontier, signingKey: Ed25519SigningKey
     ) {
-        self.environment = environment
+        self.storage = storage
         self.layout = layout
         self.configuration = configuration
         self.journalID = journalID
@@ -116,9 +116,9 @@ final class JournalWriter: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Commits one batch, retrying it with a larger map when LMDB reports the map full.
+    /// Commits one batch, retrying it when the store can fix what made it fail (LMDB grows a full map).
     private func process(_ batch: [WriteRequest]) {
-        var growths = 0
+        var retries = 0
         while true {
             do {
                 let outcome = try commit(batch)
@@ -130,7 +130,7 @@ final class JournalWriter: @unchecked Sendable {
                 counters.withLock {
                     $0.batchesCommitted += 1
                     $0.requestsCommitted += batch.count
-                    $0.mapGrowths += growths
+                    $0.storageRetries += retries
                     $0.largestBatch = max($0.largestBatch, batch.count)
                 }
                 for (request, result) in zip(batch, outcome.results) { request.complete(result) }
@@ -138,15 +138,9 @@ final class JournalWriter: @unchecked Sendable {
                     witnessIfDue(checkpoint, requested: outcome.witnessRequested)
                 }
                 return
-            } catch let error as LMDBError where error.isMapFull && growths < 40 {
-                growths += 1
-                do {
-                    try environment.grow(to: environment.mapSize * 2)
-                } catch {
-                    fail(batch, with: .storage(error))
-                    return
-                }
-            } catch let error as LMDBError {
+            } catch where retries < 40 && storage.recover(from: error) {
+                retries += 1
+            } catch let error as any StorageFailure {
                 fail(batch, with: .storage(error))
                 return
             } catch let error as JournalError {
@@ -193,9 +187,10 @@ final class JournalWriter: @unchecked Sendable {
     /// with a signed checkpoint of the new tree, and commits. Throws only storage errors; a request's own
     /// error becomes its result.
     private func commit(_ batch: [WriteRequest]) throws -> Outcome {
-        let transaction = try environment.beginWriteTransaction()
+        let transaction = try storage.beginWrite()
         var finished = false
         defer { if !finished { transaction.abort() } }
+        if storage.isShared { try catchUp(transaction) }
 
         let now = max(configuration.clock(), head.lastTime)
         var context = JournalWriteTransaction(
@@ -230,6 +225,10 @@ final class JournalWriter: @unchecked Sendable {
             case .rotate(let newKey):
                 results.append(try runNested(&context) { try $0.rotate(to: newKey, journalID: journalID) })
             case .genesis:
+                guard head.sequence == 0 else {
+                    results.append(.failure(JournalError.createdConcurrently))
+                    continue
+                }
                 let payload = GenesisPayload(journalID: journalID, publicKey: signingKey.publicKey)
                 try transaction.put(Array(JournalLayout.formatVersion.utf8), for: JournalLayout.MetaKey.format, in: layout.meta)
                 try transaction.put(Array(journalID.utf8), for: JournalLayout.MetaKey.journalID, in: layout.meta)
@@ -243,12 +242,12 @@ final class JournalWriter: @unchecked Sendable {
         }
 
         var newFrontier = frontier
-        var nodeError: LMDBError?
+        var nodeError: (any Error)?
         for (sequence, record) in context.records {
             try transaction.put(record, for: sequence.bigEndianBytes, in: layout.events, append: true)
             newFrontier.append(MerkleHashing.leafHash(record)) { level, index, hash in
                 guard nodeError == nil else { return }
-                do throws(LMDBError) {
+                do {
                     try transaction.put(
                         hash.bytes, for: JournalLayout.merkleKey(level: level, index: index), in: layout.merkle, append: true)
                 } catch {
@@ -285,12 +284,29 @@ final class JournalWriter: @unchecked Sendable {
             checkpoint: checkpoint, witnessRequested: checkpointRequested)
     }
 
+    /// On shared storage, takes the journal lock and moves this writer's view of the journal's end to
+    /// where the other processes left it: head, Merkle frontier, and the key that must sign.
+    private func catchUp(_ transaction: any StorageWriteTransaction) throws {
+        try transaction.lockJournal()
+        let stored = try JournalHead.read(from: transaction, layout: layout)
+        guard stored != head else { return }
+        if stored.sequence < head.sequence { throw JournalError.corrupt("the shared journal is shorter than this writer last saw it") }
+        frontier = try MerkleFrontier(size: stored.sequence, nodes: StoredMerkleNodes(transaction: transaction, layout: layout))
+        head = stored
+        published.withLock { $0.0 = stored }
+        if let active = try transaction.get(JournalLayout.MetaKey.activeKey, in: layout.meta).flatMap(Ed25519PublicKey.init(bytes:)),
+            active != signingKey.publicKey
+        {
+            throw JournalError.signingKeyMismatch(keyFile: signingKey.keyID, journal: active.keyID)
+        }
+    }
+
     /// Runs `body` in a nested transaction; keeps its changes if it returns, discards them if it throws.
     /// Storage errors abort the whole batch (rethrown); any other error is the request's result.
     private func runNested(
         _ context: inout JournalWriteTransaction, _ body: (inout JournalWriteTransaction) throws -> any Sendable
     ) throws -> Result<any Sendable, any Error> {
-        let child = try environment.beginWriteTransaction(parent: context.transaction)
+        let child = try context.transaction.beginNested()
         var nested = JournalWriteTransaction(transaction: child, layout: layout, cursor: context.cursor)
         let value: any Sendable
         do {
@@ -298,8 +314,10 @@ final class JournalWriter: @unchecked Sendable {
         } catch {
             child.abort()
             // A key or value too large is the request's fault: it fails alone, the batch goes on.
-            if let storage = error as? LMDBError, !storage.isBadSize { throw storage }
-            if case .storage(let storage) = error as? JournalError, !storage.isBadSize { throw storage }
+            if let failure = error as? any StorageFailure, !failure.isRequestFault { throw failure }
+            if case .storage(let failure) = error as? JournalError, (failure as? any StorageFailure)?.isRequestFault != true {
+                throw failure
+            }
             return .failure(error)
         }
         // Committing a nested transaction ends it either way; a failure here is the batch's.
@@ -320,6 +338,6 @@ public struct JournalStatistics: Sendable, Equatable {
     public var largestBatch = 0
     /// Batches that failed with a storage error and were not committed.
     public var batchesFailed = 0
-    /// Times the LMDB map was grown because it was full.
-    public var mapGrowths = 0
+    /// Batches tried again after the store fixed what made them fail (LMDB's map grown when full).
+    public var storageRetries = 0
 }

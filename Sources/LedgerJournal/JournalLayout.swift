@@ -1,22 +1,23 @@
 import LedgerCore
 
-/// How a journal is laid out in LMDB (documented in docs/journal-format.md):
+/// How a journal is laid out in its store's tables (documented in docs/journal-format.md):
 ///
-/// | database      | key                              | value                                   |
+/// | table         | key                              | value                                   |
 /// |---------------|----------------------------------|-----------------------------------------|
 /// | `events`      | sequence, 8 bytes big-endian     | the event record (signed bytes + signature) |
 /// | `merkle`      | last leaf (8 bytes) + level (1)  | root of that perfect subtree (32 bytes) |
 /// | `checkpoints` | tree size, 8 bytes big-endian    | signed note text                        |
-/// | `meta`        | ASCII name                       | journal head, identity, active key      |
+/// | `meta`        | ASCII name                       | journal identity, format, active key, key history |
 /// | `p.<name>`    | chosen by the projection         | chosen by the projection                |
-struct JournalLayout {
-    let events: LMDBDatabase
-    let merkle: LMDBDatabase
-    let checkpoints: LMDBDatabase
-    let meta: LMDBDatabase
-    let projections: [String: LMDBDatabase]
+struct JournalLayout: Sendable {
+    let events: StorageTable
+    let merkle: StorageTable
+    let checkpoints: StorageTable
+    let meta: StorageTable
+    let projections: [String: StorageTable]
 
     static let formatVersion = "1"
+    static let baseTables = ["events", "merkle", "checkpoints", "meta"]
 
     enum MetaKey {
         static let format = Array("format".utf8)
@@ -28,38 +29,32 @@ struct JournalLayout {
         static func keyHistory(_ sequence: UInt64) -> [UInt8] { keyHistoryPrefix + sequence.bigEndianBytes }
     }
 
-    static func open(
-        in environment: LMDBEnvironment, transaction: LMDBTransaction, projections: [String], create: Bool
-    ) throws(LMDBError) -> JournalLayout {
-        var tables: [String: LMDBDatabase] = [:]
-        for name in projections {
-            tables[name] = try environment.openDatabase("p.\(name)", in: transaction, create: create)
+    /// Opens the journal's tables in `storage`. When reading (`create` false), projections the journal
+    /// lacks are left out; a journal without its base tables is refused.
+    static func open(in storage: any JournalStorage, projections: [String], create: Bool) throws -> JournalLayout {
+        let tables = try storage.openTables(baseTables + projections.map { "p.\($0)" }, create: create)
+        func base(_ name: String) throws(JournalError) -> StorageTable {
+            guard let table = tables[name] else { throw .directory(path: storage.location, reason: "holds no journal (no \(name) table)") }
+            return table
         }
+        var projectionTables: [String: StorageTable] = [:]
+        for name in projections { projectionTables[name] = tables["p.\(name)"] }
         return JournalLayout(
-            events: try environment.openDatabase("events", in: transaction, create: create),
-            merkle: try environment.openDatabase("merkle", in: transaction, create: create),
-            checkpoints: try environment.openDatabase("checkpoints", in: transaction, create: create),
-            meta: try environment.openDatabase("meta", in: transaction, create: create),
-            projections: tables)
+            events: try base("events"), merkle: try base("merkle"), checkpoints: try base("checkpoints"),
+            meta: try base("meta"), projections: projectionTables)
     }
 
     /// Refuses a journal written in another format version, or holding events but no version at all (a
     /// journal still empty has none yet).
-    func checkFormat(in transaction: LMDBTransaction) throws(JournalError) {
-        let stored: [UInt8]?
-        let empty: Bool
-        do {
-            stored = try transaction.get(MetaKey.format, in: meta)
-            empty = try transaction.last(in: events) == nil
-        } catch {
-            throw .storage(error)
-        }
+    func checkFormat(in transaction: any StorageReadTransaction) throws {
+        let stored = try transaction.get(MetaKey.format, in: meta)
+        let empty = try transaction.last(in: events) == nil
         guard let stored else {
             if empty { return }
-            throw .unsupportedFormat("none")
+            throw JournalError.unsupportedFormat("none")
         }
         let version = String(decoding: stored.prefix(32), as: UTF8.self)
-        guard version == Self.formatVersion else { throw .unsupportedFormat(version) }
+        guard version == Self.formatVersion else { throw JournalError.unsupportedFormat(version) }
     }
 
     /// A perfect subtree is keyed by the index of its last leaf, then its level, so every append
@@ -68,7 +63,7 @@ struct JournalLayout {
         ((index + 1) << UInt64(level) - 1).bigEndianBytes + [UInt8(level)]
     }
 
-    func projection(_ name: String) throws(JournalError) -> LMDBDatabase {
+    func projection(_ name: String) throws(JournalError) -> StorageTable {
         guard let table = projections[name] else { throw .unknownProjection(name) }
         return table
     }
@@ -86,6 +81,15 @@ public struct JournalHead: Sendable, Equatable {
     static let empty = JournalHead(
         sequence: 0, lastHash: .zero, lastTime: LedgerTimestamp(microsecondsSinceEpoch: 0))
 
+    /// The head as `transaction` sees it, read from the last stored record (the head is derived, never
+    /// stored separately, so it cannot disagree with the events).
+    static func read(from transaction: any StorageReadTransaction, layout: JournalLayout) throws -> JournalHead {
+        guard let (key, record) = try transaction.last(in: layout.events) else { return .empty }
+        guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("last event key is malformed") }
+        let envelope = try EventEnvelope(record: record)
+        return JournalHead(sequence: sequence, lastHash: SHA256Digest.hash(record), lastTime: envelope.timestamp)
+    }
+
     init(sequence: UInt64, lastHash: SHA256Digest, lastTime: LedgerTimestamp) {
         self.sequence = sequence
         self.lastHash = lastHash
@@ -93,9 +97,9 @@ public struct JournalHead: Sendable, Equatable {
     }
 }
 
-/// Perfect-subtree hashes read from the `merkle` database.
+/// Perfect-subtree hashes read from the `merkle` table.
 struct StoredMerkleNodes: MerkleNodeSource {
-    let transaction: LMDBTransaction
+    let transaction: any StorageReadTransaction
     let layout: JournalLayout
 
     func perfectSubtreeHash(level: Int, index: UInt64) throws -> SHA256Digest {

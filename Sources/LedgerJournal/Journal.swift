@@ -2,15 +2,16 @@ import Foundation
 import LedgerCore
 import Synchronization
 
-/// An append-only, Ed25519-signed, hash-chained, Merkle-committed event journal stored in LMDB.
+/// An append-only, Ed25519-signed, hash-chained, Merkle-committed event journal, kept in a
+/// ``JournalStorage`` (LMDB embedded in this process, or PostgreSQL shared by several).
 ///
 /// - Many concurrent callers append; one writer thread commits. Requests that arrive while a batch is
-///   being committed form the next batch: one LMDB write transaction and one fsync for all of them.
+///   being committed form the next batch: one write transaction and one durable commit for all of them.
 ///   Each caller resumes only after its batch is durable.
 /// - Events are signed by their callers (in parallel, on every core), then chained, stamped and written
 ///   in order by the writer, which seals every batch with a signed checkpoint of the new Merkle tree.
 /// - ``transact(_:)`` lets a caller update projection tables in the same transaction as its events.
-/// - Reads (``read(_:)``) are LMDB snapshots and run concurrently with the writer.
+/// - Reads (``read(_:)``) are snapshots of the store and run concurrently with the writer.
 /// - Signed checkpoints (C2SP tlog-checkpoint) are written with every batch; every
 ///   ``Configuration/witnessInterval`` events, on demand (``checkpoint()``) and on ``close()`` one is also
 ///   handed to an optional witness outside the journal.
@@ -19,13 +20,14 @@ import Synchronization
 public final class Journal: Sendable {
     /// How to open a journal.
     public struct Configuration: Sendable {
-        /// The journal directory (created with mode 0700 when missing).
+        /// The journal directory of an LMDB journal (created with mode 0700 when missing); empty for a
+        /// journal in a database.
         public var directory: String
         /// The signing key file; by default `<directory>.key`, beside the journal.
         public var keyFile: String
         /// Projection tables that ``transact(_:)`` bodies and snapshots may use.
         public var projections: [String] = []
-        /// LMDB map size to start with; it doubles whenever it fills.
+        /// LMDB's map size to start with; it doubles whenever it fills.
         public var initialMapSize: Int = 256 << 20
         /// The witness is handed a checkpoint whenever this many events have been appended since the
         /// last one it got (and on ``Journal/checkpoint()`` and ``Journal/close()``).
@@ -41,6 +43,12 @@ public final class Journal: Sendable {
             let trimmed = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
             self.directory = trimmed
             self.keyFile = keyFile ?? trimmed + ".key"
+        }
+
+        /// A journal kept in a database, signed with the key in `keyFile`.
+        public init(keyFile: String) {
+            self.directory = ""
+            self.keyFile = keyFile
         }
     }
 
@@ -61,94 +69,83 @@ public final class Journal: Sendable {
 
     private let writer: JournalWriter
     private let keyFile: JournalKeyFile
-    private let writerLock: WriterLock
 
-    /// Opens the journal, creating it (with a genesis event, a first checkpoint and, if needed, a new
-    /// signing key) when the directory holds none.
-    public static func open(_ configuration: Configuration) throws(JournalError) -> Journal {
-        try Journal(configuration: configuration)
+    /// Opens the journal in `storage`, creating it (with a genesis event, a first checkpoint and, if
+    /// needed, a new signing key) when the store holds none. The journal owns `storage` from then on and
+    /// closes it in ``close()``.
+    ///
+    /// On shared storage several processes may open the same journal and append to it together; they
+    /// must all sign with the journal's active key (the same key file).
+    public static func open(_ configuration: Configuration, storage: any JournalStorage) throws(JournalError) -> Journal {
+        do {
+            return try Journal(configuration: configuration, storage: storage)
+        } catch {
+            storage.close()
+            throw error
+        }
     }
 
-    private init(configuration: Configuration) throws(JournalError) {
-        let directory = configuration.directory
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            do {
-                try FileManager.default.createDirectory(
-                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            } catch {
-                throw .directory(path: directory, reason: "cannot be created: \(error.localizedDescription)")
-            }
-        } else if !isDirectory.boolValue {
-            throw .directory(path: directory, reason: "is not a directory")
-        }
-
+    private init(configuration: Configuration, storage: any JournalStorage) throws(JournalError) {
         let keyFile = JournalKeyFile(path: configuration.keyFile)
-        let writerLock = try WriterLock(directory: directory)
         do {
-            var options = LMDBEnvironment.Options()
-            options.mapSize = configuration.initialMapSize
-            options.maxDatabases = UInt32(8 + configuration.projections.count)
-            let environment = try LMDBEnvironment(path: directory, options: options)
-            try environment.clearStaleReaders()
-            let transaction = try environment.beginWriteTransaction()
-            let layout: JournalLayout
-            do {
-                layout = try JournalLayout.open(
-                    in: environment, transaction: transaction, projections: configuration.projections, create: true)
-                try layout.checkFormat(in: transaction)
-            } catch {
-                transaction.abort()
-                throw error
-            }
-            try transaction.commit()
-            let reader = JournalReader(environment: environment, layout: layout, directory: directory)
-            let stored = try reader.read { snapshot in
-                (try snapshot.head, try snapshot.journalID, try snapshot.activeKey)
-            }
-            let (head, storedID, activeKey) = stored
-
-            let signingKey: Ed25519SigningKey
-            let journalID: String
-            if head.sequence == 0 {
-                // A new journal: use the key file if one is there, else make one.
-                if keyFile.exists {
-                    signingKey = try keyFile.load()
+            let layout = try JournalLayout.open(in: storage, projections: configuration.projections, create: true)
+            let reader = JournalReader(storage: storage, layout: layout)
+            // On shared storage another process may create the journal between our look and our genesis:
+            // the genesis is then refused under the journal lock, and the journal it created is opened.
+            var attempt = 0
+            while true {
+                attempt += 1
+                let (head, storedID, activeKey) = try reader.read { snapshot in
+                    try layout.checkFormat(in: snapshot.transaction)
+                    return (try snapshot.head, try snapshot.journalID, try snapshot.activeKey)
+                }
+                let signingKey: Ed25519SigningKey
+                let journalID: String
+                if head.sequence == 0 {
+                    // A new journal: use the key file if one is there, else make one.
+                    if keyFile.exists {
+                        signingKey = try keyFile.load()
+                    } else {
+                        signingKey = Ed25519SigningKey.generate()
+                        try keyFile.create(signingKey)
+                    }
+                    journalID = Hex.encode(SecureRandom.bytes(16))
                 } else {
-                    signingKey = Ed25519SigningKey.generate()
-                    try keyFile.create(signingKey)
+                    guard let storedID, let activeKey else { throw JournalError.corrupt("journal has events but no identity") }
+                    try Self.finishInterruptedRotation(keyFile: keyFile, activeKey: activeKey)
+                    guard keyFile.exists else {
+                        throw JournalError.keyFile(path: keyFile.path, reason: "is missing; the journal's active key is \(activeKey.keyID)")
+                    }
+                    signingKey = try keyFile.load()
+                    guard signingKey.publicKey == activeKey else {
+                        throw JournalError.signingKeyMismatch(keyFile: signingKey.keyID, journal: activeKey.keyID)
+                    }
+                    journalID = storedID
                 }
-                journalID = Hex.encode(SecureRandom.bytes(16))
-            } else {
-                guard let storedID, let activeKey else { throw JournalError.corrupt("journal has events but no identity") }
-                try Self.finishInterruptedRotation(keyFile: keyFile, activeKey: activeKey)
-                guard keyFile.exists else {
-                    throw JournalError.keyFile(path: keyFile.path, reason: "is missing; the journal's active key is \(activeKey.keyID)")
+                let frontier = try reader.read { snapshot in
+                    try MerkleFrontier(size: head.sequence, nodes: StoredMerkleNodes(transaction: snapshot.transaction, layout: layout))
                 }
-                signingKey = try keyFile.load()
-                guard signingKey.publicKey == activeKey else {
-                    throw JournalError.signingKeyMismatch(keyFile: signingKey.keyID, journal: activeKey.keyID)
+                let writer = JournalWriter(
+                    storage: storage, layout: layout, configuration: configuration, journalID: journalID,
+                    head: head, frontier: frontier, signingKey: signingKey)
+                if head.sequence == 0 {
+                    do {
+                        try writer.writeGenesis()
+                    } catch JournalError.createdConcurrently where attempt == 1 {
+                        continue
+                    }
                 }
-                journalID = storedID
+                self.writer = writer
+                self.reader = reader
+                self.journalID = journalID
+                self.journalIDBytes = Hex.decode(journalID) ?? []
+                self.keyFile = keyFile
+                writer.start()
+                return
             }
-            let frontier = try reader.read { snapshot in
-                try MerkleFrontier(size: head.sequence, nodes: StoredMerkleNodes(transaction: snapshot.transaction, layout: layout))
-            }
-            self.writer = JournalWriter(
-                environment: environment, layout: layout, configuration: configuration, journalID: journalID,
-                head: head, frontier: frontier, signingKey: signingKey)
-            self.reader = reader
-            self.journalID = journalID
-            self.journalIDBytes = Hex.decode(journalID) ?? []
-            self.keyFile = keyFile
-            self.writerLock = writerLock
-            if head.sequence == 0 {
-                try writer.writeGenesis()
-            }
-            writer.start()
         } catch let error as JournalError {
             throw error
-        } catch let error as LMDBError {
+        } catch let error as any StorageFailure {
             throw .storage(error)
         } catch {
             throw .corrupt("\(error)")
@@ -234,7 +231,6 @@ public final class Journal: Sendable {
     public func close() async {
         await writer.stop()
         reader.close()
-        writerLock.release()
     }
 
     private func submit(_ work: WriteWork) async throws -> any Sendable {
@@ -257,32 +253,3 @@ struct WriteRequest: Sendable {
     let complete: @Sendable (Result<any Sendable, any Error>) -> Void
 }
 
-/// An exclusive `flock` on `<journal>/writer.lock`, held while a ``Journal`` is open: two writers would
-/// each extend the hash chain from their own idea of its end, so a second one is refused at open.
-final class WriterLock: Sendable {
-    private let descriptor: Mutex<Int32>
-    let path: String
-
-    init(directory: String) throws(JournalError) {
-        path = directory + "/writer.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .directory(path: directory, reason: "cannot create writer.lock: \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            Foundation.close(fd)
-            throw .lockedByAnotherWriter(path: path)
-        }
-        descriptor = Mutex(fd)
-    }
-
-    func release() {
-        descriptor.withLock { fd in
-            if fd >= 0 {
-                flock(fd, LOCK_UN)
-                Foundation.close(fd)
-                fd = -1
-            }
-        }
-    }
-
-    deinit { release() }
-}

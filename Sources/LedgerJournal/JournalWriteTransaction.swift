@@ -82,7 +82,7 @@ struct ChainCursor {
 }
 
 /// What a ``Journal/transact(_:)`` body works with: it appends events and reads and writes projection
-/// tables, all in the one LMDB write transaction that makes them durable together.
+/// tables, all in the one write transaction that makes them durable together.
 ///
 /// The body runs on the journal's writer thread, inside a nested transaction of the batch: if it throws,
 /// its events and projection changes are discarded and the rest of the batch is unaffected. It may be
@@ -90,7 +90,7 @@ struct ChainCursor {
 /// outside this transaction. Keep it short: every other append waits for it. Append events prepared
 /// beforehand with ``Journal/prepare(_:)`` so that their signing happens outside the writer.
 public struct JournalWriteTransaction {
-    let transaction: LMDBTransaction
+    let transaction: any StorageWriteTransaction
     let layout: JournalLayout
     var cursor: ChainCursor
     var records: [(sequence: UInt64, record: [UInt8])] = []

@@ -2,8 +2,9 @@ import LedgerCore
 
 /// What went wrong opening, writing or reading a journal.
 public enum JournalError: Error, CustomStringConvertible {
-    /// The LMDB store failed (disk full, I/O error, ...). Nothing from the failed batch was written.
-    case storage(LMDBError)
+    /// The store failed (disk full, I/O error, database unreachable, ...). Nothing from the failed batch
+    /// was written.
+    case storage(any Error)
     /// The journal directory could not be created or opened.
     case directory(path: String, reason: String)
     /// The signing key file is missing, unreadable or malformed.
@@ -24,6 +25,8 @@ public enum JournalError: Error, CustomStringConvertible {
     case lockedByAnotherWriter(path: String)
     /// The journal is read-only.
     case readOnly
+    /// Another process created the journal in the shared store first (opening it again opens theirs).
+    case createdConcurrently
 
     public var description: String {
         switch self {
@@ -40,6 +43,7 @@ public enum JournalError: Error, CustomStringConvertible {
         case .lockedByAnotherWriter(let path):
             "journal is already open for writing by another process (lock \(path) is held); stop it first"
         case .readOnly: "journal is open read-only"
+        case .createdConcurrently: "another process created the journal at the same time"
         }
     }
 }

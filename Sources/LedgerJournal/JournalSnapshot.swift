@@ -1,22 +1,17 @@
 import LedgerCore
 
-/// A consistent, read-only view of the journal at one moment (an LMDB read transaction).
+/// A consistent, read-only view of the journal at one moment (a read transaction of its store).
 ///
 /// Valid only inside the closure that receives it (``JournalReader/read(_:)``). Concurrent appends
 /// neither block it nor change what it sees.
 public struct JournalSnapshot {
-    let transaction: LMDBTransaction
+    let transaction: any StorageReadTransaction
     let layout: JournalLayout
 
     /// The last event in this snapshot, read from the last stored record (the head is derived, never
     /// stored separately, so it cannot disagree with the events).
     public var head: JournalHead {
-        get throws {
-            guard let (key, record) = try transaction.last(in: layout.events) else { return .empty }
-            guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("last event key is malformed") }
-            let envelope = try EventEnvelope(record: record)
-            return JournalHead(sequence: sequence, lastHash: SHA256Digest.hash(record), lastTime: envelope.timestamp)
-        }
+        get throws { try JournalHead.read(from: transaction, layout: layout) }
     }
 
     /// The journal's identity (from its genesis), or `nil` for a journal that has none yet.
@@ -65,7 +60,7 @@ public struct JournalSnapshot {
     /// Every checkpoint stored in the journal, by tree size.
     public func checkpoints() throws -> [SignedCheckpoint] {
         var result: [SignedCheckpoint] = []
-        try transaction.forEach(in: layout.checkpoints) { _, value in
+        try transaction.forEach(in: layout.checkpoints, from: nil) { _, value in
             result.append(try SignedCheckpoint(text: String(decoding: value, as: UTF8.self)))
             return true
         }
@@ -110,8 +105,8 @@ public struct JournalSnapshot {
 
 /// Reads one projection table.
 public struct ProjectionReader {
-    let transaction: LMDBTransaction
-    let database: LMDBDatabase
+    let transaction: any StorageReadTransaction
+    let database: StorageTable
 
     public func get(_ key: [UInt8]) throws -> [UInt8]? {
         try transaction.get(key, in: database)
@@ -127,15 +122,15 @@ public struct ProjectionReader {
 
 /// Reads and writes one projection table inside a journal write transaction.
 public struct ProjectionTable {
-    let transaction: LMDBTransaction
-    let database: LMDBDatabase
+    let transaction: any StorageWriteTransaction
+    let database: StorageTable
 
     public func get(_ key: [UInt8]) throws -> [UInt8]? {
         try transaction.get(key, in: database)
     }
 
     public func put(_ value: [UInt8], for key: [UInt8]) throws {
-        try transaction.put(value, for: key, in: database)
+        try transaction.put(value, for: key, in: database, append: false)
     }
 
     @discardableResult
@@ -149,7 +144,7 @@ public struct ProjectionTable {
 
     /// Removes every entry, as when a projection is rebuilt from the events.
     public func removeAll() throws {
-        try transaction.empty(database)
+        try transaction.removeAll(in: database)
     }
 }
 
