@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // `swift package generate-documentation`: the DocC documentation of the Ledger library (tools/docs).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -44,6 +45,17 @@ let package = Package(
         .target(name: "LedgerJournal", dependencies: ["LedgerCore"]),
         // The embedded store: the journal in an LMDB environment, one writing process.
         .target(name: "LedgerLMDB", dependencies: ["LedgerJournal", "CLMDB"]),
+        // The shared store: the journal in PostgreSQL, appended to by many processes (postgres-nio).
+        .target(
+            name: "LedgerPostgres",
+            dependencies: [
+                "LedgerJournal",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // Pure authorization logic: tenant model, configuration events, the authorize decision and its rules.
         .target(
@@ -84,7 +96,7 @@ let package = Package(
         .target(
             name: "LedgerCommandSupport",
             dependencies: [
-                "LedgerLMDB",
+                "LedgerJournal", "LedgerLMDB", "LedgerPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -93,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "authledger",
             dependencies: [
-                "LedgerLMDB", "AuthCore", "AuthJournal", "AuthServer", "AuthTokens",
+                "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "AuthCore", "AuthJournal", "AuthServer", "AuthTokens",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -13,6 +13,7 @@ import Synchronization
 public final class AuthLedger: Sendable {
     public let journal: Journal
     private let cachedConfiguration: Mutex<ConfigurationState>
+    private let lastConfigurationRead = Mutex(ContinuousClock.now)
 
     /// The projection tables a journal must be opened with (and the table of their version).
     public static let projections = AuthTable.allCases.map { "auth.\($0.rawValue)" } + [ProjectionVersion.table]
@@ -33,9 +34,17 @@ public final class AuthLedger: Sendable {
     /// Opens (or creates) the journal with the authorization server's projections, rebuilding them from
     /// the events first when another version of ``AuthProjection`` wrote them (``ProjectionVersion``).
     public static func open(_ configuration: Journal.Configuration) async throws -> AuthLedger {
-        var configuration = configuration
-        configuration.projections = Array(Set(configuration.projections + projections)).sorted()
-        let journal = try Journal.open(configuration)
+        let configuration = withProjections(configuration)
+        let storage = try LMDBStorage(
+            writingTo: configuration.directory, initialMapSize: configuration.initialMapSize, tables: configuration.projections.count)
+        return try await open(configuration, storage: storage)
+    }
+
+    /// Opens (or creates) the journal in `storage`, as ``open(_:)`` does the LMDB journal of a directory.
+    /// On shared storage (PostgreSQL) several servers open the same journal and serve from the same
+    /// projections.
+    public static func open(_ configuration: Journal.Configuration, storage: any JournalStorage) async throws -> AuthLedger {
+        let journal = try Journal.open(withProjections(configuration), storage: storage)
         do {
             try await ProjectionVersion.upgrade(journal)
             return try AuthLedger(journal: journal)
@@ -45,8 +54,33 @@ public final class AuthLedger: Sendable {
         }
     }
 
-    /// The configuration in force now.
-    public var configuration: ConfigurationState { cachedConfiguration.withLock { $0 } }
+    private static func withProjections(_ configuration: Journal.Configuration) -> Journal.Configuration {
+        var configuration = configuration
+        configuration.projections = Array(Set(configuration.projections + projections)).sorted()
+        return configuration
+    }
+
+    /// How long a server on shared storage serves a configuration before reading it again: another
+    /// server may have changed it (a tenant applied, an invitation accepted).
+    public static let sharedConfigurationLifetime: Duration = .seconds(1)
+
+    /// The configuration in force now. On shared storage it is read again from the projections once it
+    /// is older than ``sharedConfigurationLifetime``.
+    public var configuration: ConfigurationState {
+        if journal.isShared, lastConfigurationRead.withLock({ $0.duration(to: .now) }) > Self.sharedConfigurationLifetime {
+            try? refreshConfiguration()
+        }
+        return cachedConfiguration.withLock { $0 }
+    }
+
+    /// Reads the configuration from the projections, keeping it if it is newer than the one in memory.
+    public func refreshConfiguration() throws {
+        let stored = try read { try AuthProjection.configuration(in: $0) }
+        lastConfigurationRead.withLock { $0 = .now }
+        cachedConfiguration.withLock { current in
+            if stored.version >= current.version { current = stored }
+        }
+    }
 
     /// Appends the events `body` produces, with their projection updates, durably and atomically, and
     /// returns what `body` returns. `body` runs on the journal's writer: keep it short and pure.
@@ -86,6 +120,8 @@ public final class AuthLedger: Sendable {
                 }
                 return events
             } catch is ConfigurationChanged {
+                // Changed meanwhile, here or (on shared storage) by another server: plan again against it.
+                try refreshConfiguration()
                 continue
             }
         }

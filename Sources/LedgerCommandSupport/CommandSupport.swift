@@ -3,13 +3,43 @@ import Foundation
 import LedgerCore
 import LedgerJournal
 import LedgerLMDB
+import LedgerPostgres
 
-/// Options every AuthLedger command shares.
+/// Options every AuthLedger command shares: where the journal is.
 public struct JournalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The journal directory.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The journal directory (with --store: where its key files are named from).", valueName: "dir"))
     public var journal: String = ProcessInfo.processInfo.environment["AUTHLEDGER_JOURNAL"] ?? "journals/dev"
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Keep the journal in PostgreSQL instead: postgres://USER@HOST:PORT/DATABASE (password from PGPASSWORD). Many servers may share it.",
+            valueName: "url"))
+    public var store: String?
+
     public init() {}
+
+    /// `--store`, or else `AUTHLEDGER_STORE`.
+    private var storeURL: String? { store ?? ProcessInfo.processInfo.environment["AUTHLEDGER_STORE"] }
+
+    /// Where the journal is, for messages: the directory, or the database without its password.
+    public var location: String {
+        guard let store = storeURL else { return journal }
+        return (try? PostgresAddress(url: store).description) ?? store
+    }
+
+    /// The journal's store, opened for reading (`tables` projection tables) or writing.
+    public func openStorage(writing: Bool, tables: Int, initialMapSize: Int = Journal.Configuration(directory: "").initialMapSize) throws(JournalError)
+        -> any JournalStorage
+    {
+        if let store = storeURL {
+            return try PostgresStorage(address: try PostgresAddress(url: store))
+        }
+        if writing {
+            return try LMDBStorage(writingTo: journal, initialMapSize: initialMapSize, tables: tables)
+        }
+        return try LMDBStorage(readingFrom: journal, tables: tables)
+    }
 }
 
 /// Output formats: human-readable text, or one JSON object per line.
@@ -57,9 +87,9 @@ public func readVerifierKeys(path: String) throws -> [NoteVerifierKey] {
 
 /// Opens a journal read-only, with the projection tables `projections` readable, turning failure into
 /// exit 2 with the reason.
-public func openReader(_ directory: String, projections: [String] = []) throws -> JournalReader {
+public func openReader(_ options: JournalOptions, projections: [String] = []) throws -> JournalReader {
     do {
-        return try JournalReader(directory: directory, projections: projections)
+        return try JournalReader(storage: try options.openStorage(writing: false, tables: projections.count), projections: projections)
     } catch {
         throw CommandExit.badInput("\(error)")
     }
@@ -88,7 +118,7 @@ public struct PinnedKeyOptions: ParsableArguments {
 
 /// Options of the commands that write to a journal: its signing key and its checkpoint witness.
 public struct JournalWriterOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Journal signing key file (default: <journal>.key).", valueName: "file"))
+    @Option(help: ArgumentHelp("Journal signing key file (default: <journal>.key). Servers sharing a --store share it.", valueName: "file"))
     public var key: String?
 
     @Option(
@@ -98,12 +128,20 @@ public struct JournalWriterOptions: ParsableArguments {
 
     public init() {}
 
-    /// Opens `directory` for writing (creating it when empty), turning failure into exit 2 with the reason.
-    public func openJournal(_ directory: String) throws -> Journal {
-        var configuration = Journal.Configuration(directory: directory, keyFile: key)
+    /// How to open the journal of `options` for writing, with `projections`.
+    public func configuration(_ options: JournalOptions, projections: [String] = []) -> Journal.Configuration {
+        var configuration = Journal.Configuration(directory: options.journal, keyFile: key)
+        configuration.projections = projections
         configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
+        return configuration
+    }
+
+    /// Opens the journal of `options` for writing (creating it when empty), turning failure into exit 2
+    /// with the reason.
+    public func openJournal(_ options: JournalOptions) throws -> Journal {
+        let configuration = configuration(options)
         do {
-            return try Journal.open(configuration)
+            return try Journal.open(configuration, storage: try options.openStorage(writing: true, tables: 0))
         } catch {
             throw CommandExit.badInput("\(error)")
         }

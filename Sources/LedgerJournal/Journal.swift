@@ -163,8 +163,12 @@ public final class Journal: Sendable {
         }
     }
 
-    /// The last committed event.
+    /// The last event this process committed or saw (on shared storage, other processes may have
+    /// appended since).
     public var head: JournalHead { writer.publishedHead }
+
+    /// Whether other processes append to this journal too (shared storage).
+    public var isShared: Bool { reader.storage.isShared }
 
     /// Counters of the writer since the journal was opened.
     public var statistics: JournalStatistics { writer.statistics }

@@ -10,13 +10,20 @@ public final class JournalReader: Sendable {
     /// Where the journal is (a directory, or a database address without its password).
     public var location: String { storage.location }
 
-    /// Reads the journal in `storage`.
+    /// Reads the journal in `storage`, which the reader owns from then on (``close()`` closes it, and so
+    /// does a failure here).
     /// - Parameters:
     ///   - storage: the store holding the journal.
     ///   - projections: projection tables to make readable; ones the journal lacks are skipped.
     public convenience init(storage: any JournalStorage, projections: [String] = []) throws {
-        let layout = try JournalLayout.open(in: storage, projections: projections, create: false)
-        try storage.read { try layout.checkFormat(in: $0) }
+        let layout: JournalLayout
+        do {
+            layout = try JournalLayout.open(in: storage, projections: projections, create: false)
+            try storage.read { try layout.checkFormat(in: $0) }
+        } catch {
+            storage.close()
+            throw error
+        }
         self.init(storage: storage, layout: layout)
     }
 

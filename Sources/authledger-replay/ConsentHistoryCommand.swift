@@ -17,7 +17,7 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
-        let reader = try openReader(journalOptions.journal)
+        let reader = try openReader(journalOptions)
         guard let range = try JournalPoint.range(from: nil, to: at, in: reader) else {
             if format == .text { print("\(user): no consents (the journal is empty at that moment)") }
             return

@@ -18,7 +18,7 @@ struct ExplainCommand: AsyncParsableCommand {
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
-        let reader = try openReader(journalOptions.journal)
+        let reader = try openReader(journalOptions)
         let found: RecordedDecision?
         do {
             // A request's sequence leads to its decision, the next event of the same commit.

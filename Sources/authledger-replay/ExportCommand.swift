@@ -42,7 +42,7 @@ struct ExportCommand: AsyncParsableCommand {
     ]
 
     func run() async throws {
-        let reader = try openReader(journalOptions.journal)
+        let reader = try openReader(journalOptions)
         let report: VerificationReport
         switch try reader.verify(trust: .genesisKey) {
         case .success(let verified): report = verified

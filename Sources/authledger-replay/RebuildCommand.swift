@@ -18,7 +18,7 @@ struct RebuildCommand: AsyncParsableCommand {
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
-        let reader = try openReader(journalOptions.journal, projections: AuthLedger.projections)
+        let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         let rebuilt: ProjectionRebuild.Tables
         let live: ProjectionRebuild.Tables
         let liveVersion: Int?

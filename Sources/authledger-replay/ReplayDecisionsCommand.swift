@@ -31,7 +31,7 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let reader = try openReader(journalOptions.journal)
+        let reader = try openReader(journalOptions)
         var whatIf: ConfigurationState?
         if let tenant {
             do {

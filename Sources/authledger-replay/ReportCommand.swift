@@ -32,7 +32,7 @@ struct ReportCommand: AsyncParsableCommand {
     func run() async throws {
         guard (1...500).contains(buckets) else { throw CommandExit.badInput("--buckets must be between 1 and 500") }
         let trust = try pinnedKeys.trust()
-        let reader = try openReader(journalOptions.journal)
+        let reader = try openReader(journalOptions)
         let verification: (text: String, ok: Bool, origin: String?, verifiedEvents: UInt64?)
         do {
             switch try reader.verify(trust: trust) {

@@ -26,7 +26,7 @@ struct TailCommand: AsyncParsableCommand {
     @Option(help: "With --follow, how often to look for new events, in milliseconds.") var interval: Int = 200
 
     func run() async throws {
-        let reader = try openReader(journalOptions.journal)
+        let reader = try openReader(journalOptions)
         var next: UInt64
         if let from {
             guard let value = UInt64(from.hasPrefix("#") ? String(from.dropFirst()) : from), value >= 1 else {

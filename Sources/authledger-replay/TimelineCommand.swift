@@ -26,7 +26,7 @@ struct TimelineCommand: AsyncParsableCommand {
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
-        let reader = try openReader(journalOptions.journal, projections: AuthLedger.projections)
+        let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         guard let range = try JournalPoint.range(from: from, to: to, in: reader) else { return }
         let filters: [(IndexKind, String)] = [
             user.map { (.user, $0) }, client.map { (.client, $0) }, code.map { (.code, OpaqueToken.hash($0)) },

@@ -36,7 +36,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 throw CommandExit.badInput("cannot read checkpoint log \(checkpoints): \(error)")
             }
         }
-        let reader = try openReader(journalOptions.journal)
+        let reader = try openReader(journalOptions)
         let result: Result<VerificationReport, VerificationFailure>
         do {
             let progress = ProgressLine("verifying")

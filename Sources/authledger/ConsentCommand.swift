@@ -20,7 +20,7 @@ struct ConsentCommand: AsyncParsableCommand {
         @Option(help: "Only this audience (default: every audience).") var audience: String?
 
         func run() async throws {
-            let ledger = try await writerOptions.openAuthLedger(journalOptions.journal)
+            let ledger = try await writerOptions.openAuthLedger(journalOptions)
             let prefix = "\(user)\u{1F}\(client)\u{1F}"
             let keys: [String]
             let families: [String]

@@ -18,7 +18,7 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: "Output format.") var format: OutputFormat = .text
 
         func run() async throws {
-            let reader = try openReader(journalOptions.journal)
+            let reader = try openReader(journalOptions)
             let (active, origin) = try reader.read { (try $0.activeKey, try $0.origin) }
             guard let active, let origin else { throw CommandExit.badInput("journal has no genesis event yet") }
             for (sequence, key) in try reader.keyHistory() {
@@ -52,7 +52,7 @@ struct KeysCommand: AsyncParsableCommand {
                 try await rotateTokenKeys()
                 return
             }
-            let journal = try writerOptions.openJournal(journalOptions.journal)
+            let journal = try writerOptions.openJournal(journalOptions)
             let old = journal.activeKeyID
             let new: KeyID
             do {
@@ -71,7 +71,7 @@ struct KeysCommand: AsyncParsableCommand {
 
 extension KeysCommand.Rotate {
     func rotateTokenKeys() async throws {
-        let ledger = try await writerOptions.openAuthLedger(journalOptions.journal)
+        let ledger = try await writerOptions.openAuthLedger(journalOptions)
         let path = tokenKeyPath(journalOptions.journal)
         do {
             let ring = try await TokenKeyRing.loadOrCreate(path: path)
@@ -101,7 +101,7 @@ extension KeysCommand {
 
         func run() async throws {
             // Export the key chain as verification establishes it from the signed events, not from an index.
-            let reader = try openReader(journalOptions.journal)
+            let reader = try openReader(journalOptions)
             let report: VerificationReport
             switch try reader.verify(trust: .genesisKey) {
             case .success(let verified): report = verified

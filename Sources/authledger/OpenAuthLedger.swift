@@ -6,11 +6,11 @@ import LedgerLMDB
 extension JournalWriterOptions {
     /// Opens the journal with the authorization server's projections (rebuilt first when they are of
     /// another version), turning failure into exit 2.
-    func openAuthLedger(_ directory: String) async throws -> AuthLedger {
-        var configuration = Journal.Configuration(directory: directory, keyFile: key)
-        configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
+    func openAuthLedger(_ options: JournalOptions) async throws -> AuthLedger {
+        let configuration = configuration(options, projections: AuthLedger.projections)
         do {
-            return try await AuthLedger.open(configuration)
+            return try await AuthLedger.open(
+                configuration, storage: try options.openStorage(writing: true, tables: configuration.projections.count))
         } catch {
             throw CommandExit.badInput("\(error)")
         }

@@ -18,6 +18,10 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             With an empty journal and no --tenant, the built-in demo tenant is applied (client demo-app, \
             user demo@example.com / "correct horse battery staple") so the flow can be tried at once in a browser.
+
+            With --store postgres://..., any number of servers share one journal in PostgreSQL. They must \
+            share the journal signing key (--key, default <journal>.key) and the token signing keys \
+            (<journal>.tokenkeys): give them the same --journal, or copy both files (mode 0600).
             """)
 
     @OptionGroup var journalOptions: JournalOptions
@@ -41,7 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
             logFormat == .json
             ? Logger(label: "authledger", factory: { JSONLogHandler(label: $0) }) : Logger(label: "authledger")
         logger.logLevel = .info
-        let ledger = try await writerOptions.openAuthLedger(journalOptions.journal)
+        let ledger = try await writerOptions.openAuthLedger(journalOptions)
         // Endpoints are resolved against the issuer, so it always ends with "/".
         let issuer = self.issuer.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
         let defaultIssuer = issuer ?? "http://\(host):\(port)/"
@@ -71,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
         let issuerURL = issuer ?? ledger.configuration.settings?.issuer ?? defaultIssuer
-        say("authledger: journal \(journalOptions.journal) at #\(ledger.journal.head.sequence), key \(ledger.journal.activeKeyID)")
+        say("authledger: journal \(journalOptions.location) at #\(ledger.journal.head.sequence), key \(ledger.journal.activeKeyID)")
         if ledger.configuration.clients[DemoTenant.clientID] != nil {
             let redirect = FormEncoding.encode(issuerURL + "callback")
             say("authledger: demo: open \(issuerURL)authorize?response_type=code&client_id=\(DemoTenant.clientID)&redirect_uri=\(redirect)&scope=openid%20profile&state=xyz")

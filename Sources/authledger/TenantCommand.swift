@@ -24,7 +24,7 @@ struct TenantCommand: AsyncParsableCommand {
             } catch {
                 throw CommandExit.badInput("\(error)")
             }
-            let ledger = try await writerOptions.openAuthLedger(journalOptions.journal)
+            let ledger = try await writerOptions.openAuthLedger(journalOptions)
             let events: [ConfigurationEvent]
             do {
                 events = try await ledger.applyTenant(configuration, hasher: Argon2idHasher.interactive)

@@ -1,0 +1,55 @@
+import Foundation
+import LedgerJournal
+
+/// Where a PostgreSQL journal is: a `postgres://` (or `postgresql://`) URL, as libpq spells it.
+///
+/// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, or with `?host=/run/postgresql` for the server's Unix
+/// socket in that directory. The password may also come from `PGPASSWORD`, so that it stays out of
+/// process listings. One database holds one journal.
+public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    /// The directory of the server's Unix socket (`.s.PGSQL.<port>` in it), when connecting through one.
+    public var socketDirectory: String?
+    public var user: String
+    public var password: String?
+    public var database: String
+
+    /// Parses `url`; throws ``JournalError/directory(path:reason:)`` naming what is wrong with it.
+    public init(url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(JournalError) {
+        guard let components = URLComponents(string: url),
+            let scheme = components.scheme, scheme == "postgres" || scheme == "postgresql"
+        else { throw .directory(path: Self.redacted(url), reason: "is not a postgres:// URL") }
+        let socket = components.queryItems?.first { $0.name == "host" }?.value
+        guard let host = components.host.flatMap({ $0.isEmpty ? nil : $0 }) ?? (socket == nil ? nil : "localhost") else {
+            throw .directory(path: Self.redacted(url), reason: "names no host (postgres://USER@HOST:PORT/DATABASE)")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty else {
+            throw .directory(path: Self.redacted(url), reason: "names no database (postgres://USER@HOST:PORT/DATABASE)")
+        }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.socketDirectory = socket
+        self.user = components.user.flatMap { $0.removingPercentEncoding } ?? environment["PGUSER"] ?? environment["USER"] ?? "postgres"
+        self.password = components.password.flatMap { $0.removingPercentEncoding } ?? environment["PGPASSWORD"]
+        self.database = database.removingPercentEncoding ?? database
+    }
+
+    /// The URL without its password: what messages and logs may show.
+    public var description: String {
+        let socket = socketDirectory.map { "?host=\($0)" } ?? ""
+        return "postgres://\(user)@\(host):\(port)/\(database)\(socket)"
+    }
+
+    /// Whether `text` names a PostgreSQL journal rather than a directory.
+    public static func isURL(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    private static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? "postgres://***"
+    }
+}

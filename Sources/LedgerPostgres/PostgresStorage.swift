@@ -1,0 +1,218 @@
+import Foundation
+import LedgerJournal
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import Synchronization
+
+/// A journal kept in PostgreSQL, shared by every process that opens it: several `authledger serve`
+/// nodes append to one journal, and their batches form one hash chain.
+///
+/// The journal's tables are one PostgreSQL table, `authledger_entries (tbl, key, value)`, whose `bytea`
+/// keys PostgreSQL orders bytewise, exactly as LMDB does. Every batch of every node runs in one
+/// PostgreSQL transaction that first takes the journal's advisory lock (``PostgresTransaction/lockJournal()``),
+/// so batches from all nodes are serialized and each one sees everything committed before it: a code
+/// issued at one node is redeemed exactly once at any node.
+///
+/// The journal code above the storage protocol is synchronous (a batch's bodies decide in microseconds on
+/// the writer thread), so this store waits for each PostgreSQL reply on the calling thread. Its
+/// connections run on an event loop of their own, never one of the caller's, so that waiting cannot
+/// deadlock. Writes are pipelined: they are sent without waiting, and their replies are collected before
+/// the next read and at commit.
+public final class PostgresStorage: JournalStorage {
+    /// Where the journal is.
+    public let address: PostgresAddress
+    private let group: MultiThreadedEventLoopGroup
+    private let configuration: PostgresConnection.Configuration
+    private let logger: Logger
+    private let idle = Mutex<(connections: [PostgresConnection], closed: Bool)>(([], false))
+    private let nextConnectionID = Atomic<Int>(1)
+
+    /// Idle connections kept for reuse; more are opened when needed and closed when given back.
+    static let maximumIdleConnections = 8
+    /// The key of the journal's advisory lock (`pg_advisory_xact_lock`): "AuthLedg" in ASCII.
+    static let journalLockKey: Int64 = 0x4175_7468_4C65_6467
+
+    public var location: String { address.description }
+    public var isShared: Bool { true }
+
+    /// Connects to the database at `address` (the connection is checked now, so that a wrong address or
+    /// password is reported at start-up).
+    public init(address: PostgresAddress, logger: Logger = Logger(label: "authledger.postgres")) throws(JournalError) {
+        self.address = address
+        self.logger = logger
+        var configuration: PostgresConnection.Configuration
+        if let directory = address.socketDirectory {
+            configuration = .init(
+                unixSocketPath: "\(directory)/.s.PGSQL.\(address.port)", username: address.user,
+                password: address.password, database: address.database)
+        } else {
+            configuration = .init(
+                host: address.host, port: address.port, username: address.user, password: address.password,
+                database: address.database, tls: .disable)
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        self.configuration = configuration
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            give(back: try connect())
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw .storage(error)
+        }
+    }
+
+    /// Opens the tables. Creating makes the journal's one PostgreSQL table if the database has none yet
+    /// (under the journal lock, since several nodes may start at once); reading requires it.
+    public func openTables(_ names: [String], create: Bool) throws -> [String: StorageTable] {
+        try withConnection { session in
+            if create {
+                try session.run("BEGIN")
+                do {
+                    try session.run("SELECT pg_advisory_xact_lock(\(Self.journalLockKey))")
+                    try session.run(
+                        """
+                        CREATE TABLE IF NOT EXISTS authledger_entries (
+                            tbl text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (tbl, key))
+                        """)
+                    try session.run("COMMIT")
+                } catch {
+                    _ = try? session.run("ROLLBACK")
+                    throw error
+                }
+            } else {
+                let rows = try session.run("SELECT to_regclass('authledger_entries') IS NOT NULL")
+                guard try rows.first?.decode(Bool.self) == true else {
+                    throw JournalError.directory(path: location, reason: "holds no journal (no authledger_entries table)")
+                }
+            }
+        }
+        return Dictionary(uniqueKeysWithValues: names.map { ($0, StorageTable(name: $0)) })
+    }
+
+    public func read<R>(_ body: (any StorageReadTransaction) throws -> R) throws -> R {
+        let session = try PostgresSession(connection: try take(), logger: logger)
+        let transaction = PostgresTransaction(storage: self, session: session)
+        session.send("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        do {
+            let result = try body(transaction)
+            try session.run("COMMIT")
+            give(back: session.connection)
+            return result
+        } catch {
+            transaction.abort()
+            throw error
+        }
+    }
+
+    public func beginWrite() throws -> any StorageWriteTransaction {
+        let session = try PostgresSession(connection: try take(), logger: logger)
+        session.send("BEGIN")
+        return PostgresTransaction(storage: self, session: session)
+    }
+
+    /// Nothing to fix here: a failed batch is failed (the server answers 503 and the next batch tries
+    /// again with a new connection).
+    public func recover(from error: any Error) -> Bool { false }
+
+    public func close() {
+        let connections = takeAllIdle()
+        for connection in connections { try? connection.close().wait() }
+        try? group.syncShutdownGracefully()
+    }
+
+    deinit {
+        // A store dropped without close(): let its connections and event loop go without waiting.
+        // Each connection is kept alive until it has closed (postgres-nio asserts that one is closed first).
+        for connection in takeAllIdle() { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+        group.shutdownGracefully { _ in }
+    }
+
+    private func takeAllIdle() -> [PostgresConnection] {
+        idle.withLock { state in
+            state.closed = true
+            defer { state.connections = [] }
+            return state.connections
+        }
+    }
+
+    /// An idle connection, or a new one.
+    func take() throws -> PostgresConnection {
+        let reused: PostgresConnection?? = idle.withLock { state in
+            if state.closed { return .some(nil) }
+            return state.connections.popLast().map { .some($0) } ?? nil
+        }
+        switch reused {
+        case .some(.some(let connection)) where !connection.isClosed: return connection
+        case .some(.none): throw JournalError.closed
+        default: return try connect()
+        }
+    }
+
+    /// Returns `connection` for reuse, or closes it if it is broken or enough are idle.
+    func give(back connection: PostgresConnection) {
+        let kept = idle.withLock { state in
+            guard !state.closed, !connection.isClosed, state.connections.count < Self.maximumIdleConnections else { return false }
+            state.connections.append(connection)
+            return true
+        }
+        if !kept { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+    }
+
+    private func connect() throws -> PostgresConnection {
+        do {
+            return try PostgresConnection.connect(
+                on: group.next(), configuration: configuration,
+                id: nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger
+            ).wait()
+        } catch {
+            throw PostgresStorageError(error, doing: "connecting to \(location)")
+        }
+    }
+
+    private func withConnection<R>(_ body: (PostgresSession) throws -> R) throws -> R {
+        let session = try PostgresSession(connection: try take(), logger: logger)
+        do {
+            let result = try body(session)
+            give(back: session.connection)
+            return result
+        } catch {
+            give(back: session.connection)
+            throw error
+        }
+    }
+}
+
+/// A failure of PostgreSQL or of the connection to it, with the server's own message.
+public struct PostgresStorageError: StorageFailure, CustomStringConvertible {
+    /// What was being done.
+    public let operation: String
+    /// The server's message, or what went wrong with the connection.
+    public let message: String
+    /// The SQLSTATE code, when the server sent one.
+    public let sqlState: String?
+
+    public var isRequestFault: Bool { false }
+
+    init(_ error: any Error, doing operation: String) {
+        self.operation = operation
+        if let error = error as? PSQLError {
+            message = error.serverInfo?[.message] ?? "\(error.code)\(error.underlying.map { ": \($0)" } ?? "")"
+            sqlState = error.serverInfo?[.sqlState]
+        } else {
+            message = "\(error)"
+            sqlState = nil
+        }
+    }
+
+    init(message: String, doing operation: String) {
+        self.operation = operation
+        self.message = message
+        self.sqlState = nil
+    }
+
+    public var description: String {
+        "PostgreSQL, \(operation): \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "")"
+    }
+}

@@ -1,0 +1,190 @@
+import LedgerJournal
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// One connection's queries, waited for on the calling thread, with writes pipelined: ``send(_:)``
+/// returns at once, and the replies of everything sent are collected by ``flush()`` (which every read
+/// does first), so a batch of writes costs one round trip rather than one each.
+final class PostgresSession {
+    let connection: PostgresConnection
+    let logger: Logger
+    private var pending: [EventLoopFuture<PostgresQueryResult>] = []
+    /// A failure among replies already collected, reported by the next ``flush()``.
+    private var deferredError: (any Error)?
+
+    /// Writes sent before the session waits for their replies, which bounds what is held in memory.
+    static let maximumPending = 256
+
+    init(connection: PostgresConnection, logger: Logger) throws {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Sends `query` without waiting for its reply.
+    func send(_ query: PostgresQuery) {
+        pending.append(connection.query(query, logger: logger))
+        if pending.count >= Self.maximumPending {
+            do { try flush() } catch { deferredError = deferredError ?? error }
+        }
+    }
+
+    /// Waits for the replies of everything sent; throws the first failure among them.
+    func flush() throws {
+        let futures = pending
+        pending = []
+        var firstError = deferredError
+        deferredError = nil
+        for future in futures {
+            do {
+                _ = try future.wait()
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let failure = firstError as? PostgresStorageError { throw failure }
+        if let firstError { throw PostgresStorageError(firstError, doing: "writing") }
+    }
+
+    /// Waits for the replies of everything sent, ignoring failures (they belong to work being undone).
+    func discardPending() {
+        let futures = pending
+        pending = []
+        deferredError = nil
+        for future in futures { _ = try? future.wait() }
+    }
+
+    /// Runs `query` after everything sent, and returns its rows.
+    @discardableResult
+    func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        try flush()
+        do {
+            return try connection.query(query, logger: logger).wait()
+        } catch {
+            throw PostgresStorageError(error, doing: "querying")
+        }
+    }
+}
+
+/// A PostgreSQL transaction seen through the store protocol: the journal's read snapshots (`REPEATABLE
+/// READ, READ ONLY`) and its batches (`READ COMMITTED` under the journal lock, nested requests as
+/// savepoints).
+final class PostgresTransaction: StorageWriteTransaction {
+    private let storage: PostgresStorage
+    private let session: PostgresSession
+    /// 0 for the transaction itself, n for the n-th nested savepoint.
+    private let depth: Int
+    private var ended = false
+
+    /// Rows fetched per query while iterating a table.
+    static let pageSize = 512
+
+    init(storage: PostgresStorage, session: PostgresSession, depth: Int = 0) {
+        self.storage = storage
+        self.session = session
+        self.depth = depth
+    }
+
+    func get(_ key: [UInt8], in table: StorageTable) throws -> [UInt8]? {
+        let rows = try session.run("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
+        return try rows.first.map { try bytes($0.decode(ByteBuffer.self)) }
+    }
+
+    func forEach(in table: StorageTable, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        // Pages in key order; each page is fetched whole before `body` sees it, so `body` may query too.
+        var query: PostgresQuery =
+            "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key >= \(ByteBuffer(bytes: start ?? [])) ORDER BY key LIMIT \(Self.pageSize)"
+        while true {
+            let rows = try session.run(query)
+            var lastKey: [UInt8] = []
+            for row in rows {
+                let (key, value) = try row.decode((ByteBuffer, ByteBuffer).self)
+                lastKey = bytes(key)
+                guard try body(lastKey, bytes(value)) else { return }
+            }
+            guard rows.count == Self.pageSize else { return }
+            query = "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key > \(ByteBuffer(bytes: lastKey)) ORDER BY key LIMIT \(Self.pageSize)"
+        }
+    }
+
+    func last(in table: StorageTable) throws -> ([UInt8], [UInt8])? {
+        let rows = try session.run("SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) ORDER BY key DESC LIMIT 1")
+        return try rows.first.map { row in
+            let (key, value) = try row.decode((ByteBuffer, ByteBuffer).self)
+            return (bytes(key), bytes(value))
+        }
+    }
+
+    func count(in table: StorageTable) throws -> Int {
+        let rows = try session.run("SELECT count(*) FROM authledger_entries WHERE tbl = \(table.name)")
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
+    }
+
+    func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable, append: Bool) throws {
+        session.send(
+            """
+            INSERT INTO authledger_entries (tbl, key, value) VALUES (\(table.name), \(ByteBuffer(bytes: key)), \(ByteBuffer(bytes: value)))
+            ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
+            """)
+    }
+
+    @discardableResult
+    func delete(_ key: [UInt8], in table: StorageTable) throws -> Bool {
+        let rows = try session.run("DELETE FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key)) RETURNING 1")
+        return rows.count > 0
+    }
+
+    func removeAll(in table: StorageTable) throws {
+        session.send("DELETE FROM authledger_entries WHERE tbl = \(table.name)")
+    }
+
+    func beginNested() throws -> any StorageWriteTransaction {
+        // This transaction's own writes are settled first, so that their failures stay its own.
+        try session.flush()
+        session.send("SAVEPOINT \(unescaped: savepoint(depth + 1))")
+        return PostgresTransaction(storage: storage, session: session, depth: depth + 1)
+    }
+
+    func lockJournal() throws {
+        try session.run("SELECT pg_advisory_xact_lock(\(PostgresStorage.journalLockKey))")
+    }
+
+    func commit() throws {
+        guard !ended else { return }
+        ended = true
+        if depth > 0 {
+            session.send("RELEASE SAVEPOINT \(unescaped: savepoint(depth))")
+            return
+        }
+        do {
+            // COMMIT of a transaction that failed is answered ROLLBACK, not an error.
+            let reply = try session.run("COMMIT")
+            guard reply.metadata.command == "COMMIT" else {
+                throw PostgresStorageError(message: "the transaction was rolled back by the server", doing: "committing")
+            }
+        } catch {
+            // The transaction is over either way; a connection that failed is not reused.
+            _ = try? session.run("ROLLBACK")
+            storage.give(back: session.connection)
+            throw error
+        }
+        storage.give(back: session.connection)
+    }
+
+    func abort() {
+        guard !ended else { return }
+        ended = true
+        session.discardPending()
+        if depth > 0 {
+            // If even this fails, the whole transaction is broken, and its commit will say so.
+            _ = try? session.run("ROLLBACK TO SAVEPOINT \(unescaped: savepoint(depth))")
+            return
+        }
+        _ = try? session.run("ROLLBACK")
+        storage.give(back: session.connection)
+    }
+
+    private func savepoint(_ depth: Int) -> String { "request_\(depth)" }
+
+    private func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
+}

@@ -1,0 +1,490 @@
+#!/usr/bin/env python3
+"""Several `authledger serve` nodes on one PostgreSQL journal: they act as one authorization server.
+
+    python3 tools/cluster_test.py --bin .build/debug [--keep]
+
+Starts a private PostgreSQL (tools/postgres, in a scratch directory, on a free port) and three nodes A, B
+and C on it that share one journal signing key and one set of token signing keys (the same --journal base
+name). The first node applies the demo tenant, so every node serves it with node A's issuer and redirect
+URI. Then it checks, each check printed as PASS or FAIL:
+
+1. cross-node flow: a flow started at A (/authorize), logged in and consented at B, its code exchanged at
+   C (200, access and ID token) and the access token accepted by A's /userinfo: an interaction, a code
+   and a token minted at one node are valid at every other one;
+2. shared SSO and consent: a second /authorize at C with the same browser goes straight back to the client
+   with a code, without login or consent page: B's session and consent are seen by C;
+3. concurrent redemption: one code posted to the token endpoint of all three nodes at once, several times
+   each, behind a barrier: exactly one 200, every other answer 400 invalid_grant (repeated for a few codes):
+   the nodes' batches are serialized on the shared journal, so a code is redeemed once cluster-wide;
+4. node killed mid-traffic: clients run full flows at B and B is killed with SIGKILL among them; every code
+   B returned must be redeemable exactly once at A (what B acknowledged was committed to PostgreSQL), and
+   B, restarted, serves again;
+5. PostgreSQL unavailable: with PostgreSQL stopped, /authorize answers 503 (or sends the browser back with
+   error=temporarily_unavailable), the token endpoint never answers 200 nor a 5xx other than 503, and no
+   node exits; with PostgreSQL started again, every node completes flows again within 10 s without a
+   restart, and a code refused during the outage is still redeemable, once;
+6. the shared journal: after the nodes stop, `authledger-replay verify`, `rebuild --check` and `replay`
+   (re-deciding every recorded request) exit 0 on it.
+
+Prints one line per check, the tail of the node logs when one fails, a summary line (flows, redemptions,
+journal head), and exits 1 when any check fails. The scratch directory (node logs, PostgreSQL) is removed
+unless --keep is given or a check failed.
+"""
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from authledger_e2e import CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, Server, ServerStartError, binaries, demo_redirect_uri
+from authledger_e2e import free_port, install_missing, log_in_and_consent, pkce_pair, run_replay
+
+install_missing([("requests", "requests")])
+import requests  # noqa: E402 - installed just above when missing
+
+POSTGRES = Path(__file__).resolve().parent / "postgres"
+TIMEOUT = 10  # seconds, every HTTP request
+SCOPE = "openid profile email"
+RECOVERY_SECONDS = 10
+
+
+class CheckFailed(Exception):
+    """A check's expectation did not hold (the message says which)."""
+
+
+def expect(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
+def short(response):
+    """A response in one line: status, Location or body."""
+    if response.status_code in (301, 302, 303, 307, 308):
+        return "%d -> %s" % (response.status_code, response.headers.get("Location", "")[:160])
+    return "%d %s" % (response.status_code, " ".join(response.text.split())[:200])
+
+
+def error_of(response):
+    """The `error` member of a JSON answer, or None."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
+
+
+def new_session():
+    """A browser: cookies for 127.0.0.1 are sent to every port, so to every node. Never through a proxy."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+class Tally:
+    """What the run did, for the summary line."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.flows = 0  # codes received
+        self.redemptions = 0  # token answers 200
+        self.refusals = 0  # token answers 400 invalid_grant
+
+    def add(self, **counts):
+        with self.lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
+
+
+class Cluster:
+    def __init__(self, authledger, replay, work):
+        self.authledger, self.replay, self.work = authledger, replay, work
+        self.pg_dir = work / "pg"
+        self.pg_port = free_port()
+        self.store = None
+        self.keys = work / "journal"  # the key files: journal.key, journal.tokenkeys
+        self.nodes = {}
+        self.tally = Tally()
+        self.browser = new_session()  # the demo user's browser, logged in by check 1
+        self.redirect = None
+
+    # -- PostgreSQL
+
+    def postgres(self, command):
+        arguments = [str(POSTGRES), command, str(self.pg_dir)] + ([str(self.pg_port)] if command == "start" else [])
+        result = subprocess.run(arguments, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise CheckFailed("tools/postgres %s failed (exit %d): %s" % (command, result.returncode, (result.stdout + result.stderr)[-500:]))
+        return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+
+    # -- the nodes
+
+    def start_nodes(self):
+        for name in "ABC":
+            self.nodes[name] = Server(self.authledger, self.keys, free_port(), log_path=self.work / ("node-%s.log" % name),
+                                      extra_args=["--store", self.store])
+        self.nodes["A"].start_healthy(timeout=60)  # creates the key files and applies the demo tenant
+        self.nodes["B"].start()
+        self.nodes["C"].start()
+        self.nodes["B"].wait_healthy(timeout=60)
+        self.nodes["C"].wait_healthy(timeout=60)
+        self.redirect = demo_redirect_uri(self.nodes["A"].base)
+
+    @property
+    def issuer(self):
+        return self.nodes["A"].base
+
+    def log_tail(self, name, lines=15):
+        path = self.nodes[name].log_path if name in self.nodes else self.pg_dir / "server.log"
+        try:
+            text = Path(path).read_text(errors="replace").splitlines()
+        except OSError as error:
+            return ["(no log: %s)" % error]
+        return text[-lines:]
+
+    # -- the client
+
+    def authorize(self, session, node, state=None):
+        """GET /authorize at `node` (redirects not followed): (response, code_verifier, state)."""
+        verifier, challenge = pkce_pair()
+        state = state or secrets.token_urlsafe(8)
+        query = urlencode({"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": self.redirect, "scope": SCOPE,
+                           "state": state, "code_challenge": challenge, "code_challenge_method": "S256"})
+        response = session.get(node.base + "authorize?" + query, allow_redirects=False, timeout=TIMEOUT)
+        return response, verifier, state
+
+    def code_of(self, response, state=None):
+        """The code of a 302 to the redirect URI (checking state and iss when `state` is given), or None."""
+        location = response.headers.get("Location", "")
+        if response.status_code != 302 or not location.startswith(self.redirect):
+            return None
+        query = parse_qs(urlsplit(location).query)
+        if state is not None and (query.get("state") != [state] or query.get("iss") != [self.issuer]):
+            raise CheckFailed("callback with the wrong state or iss (expected iss %s): %s" % (self.issuer, location[:200]))
+        code = query.get("code", [None])[0]
+        if code:
+            self.tally.add(flows=1)
+        return code
+
+    def flow(self, session, start, finish=None):
+        """/authorize at `start`, login and consent (when asked) at `finish`: (final response, code or None, verifier)."""
+        response, verifier, state = self.authorize(session, start)
+        response = log_in_and_consent(session, (finish or start).base, response, self.redirect, timeout=TIMEOUT)
+        return response, self.code_of(response, state), verifier
+
+    def sso_code(self, node):
+        """A code for the logged-in browser at `node`, logging in first when needed: (code, verifier)."""
+        response, code, verifier = self.flow(self.browser, node)
+        expect(code, "no code at node %s for the demo user: %s" % (self.name_of(node), short(response)))
+        return code, verifier
+
+    def redeem(self, node, code, verifier, session=None):
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect, "code_verifier": verifier,
+                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        response = (session or requests).post(node.base + "oauth/token", data=form, timeout=TIMEOUT,
+                                              **({} if session else {"proxies": {"http": None, "https": None}}))
+        if response.status_code == 200:
+            self.tally.add(redemptions=1)
+        elif response.status_code == 400 and error_of(response) == "invalid_grant":
+            self.tally.add(refusals=1)
+        return response
+
+    def name_of(self, node):
+        return next((name for name, candidate in self.nodes.items() if candidate is node), "?")
+
+    # -- the checks; each returns a one-line detail, or raises CheckFailed
+
+    def check_cross_node_flow(self):
+        a, b, c = self.nodes["A"], self.nodes["B"], self.nodes["C"]
+        response, verifier, state = self.authorize(self.browser, a)
+        location = response.headers.get("Location", "")
+        expect(response.status_code == 302 and location.startswith("/login"),
+               "A's /authorize did not send a new browser to the login page: %s" % short(response))
+        pages = []
+        response = log_in_and_consent(self.browser, b.base, response, self.redirect, timeout=TIMEOUT,
+                                      on_page=lambda page: pages.append("consent" if 'name="action"' in page else "login"))
+        code = self.code_of(response, state)
+        expect(code, "login and consent at B did not end at the callback with a code: %s" % short(response))
+        tokens = self.redeem(c, code, verifier)
+        expect(tokens.status_code == 200, "C's token endpoint refused the code B issued: %s" % short(tokens))
+        body = tokens.json()
+        expect(body.get("access_token") and body.get("id_token"), "C's token answer lacks access_token or id_token: %s" % short(tokens))
+        userinfo = requests.get(a.base + "userinfo", headers={"Authorization": "Bearer " + body["access_token"]}, timeout=TIMEOUT,
+                                proxies={"http": None, "https": None})
+        expect(userinfo.status_code == 200, "A's /userinfo refused C's access token: %s" % short(userinfo))
+        expect(userinfo.json().get("sub") == DEMO_USER_ID, "A's /userinfo answered the wrong subject: %s" % short(userinfo))
+        return "authorize@A -> %s@B -> code -> token@C 200 (access + ID token) -> userinfo@A 200 sub=%s" % (
+            " -> ".join(pages) or "no pages", DEMO_USER_ID)
+
+    def check_shared_session(self):
+        c, b = self.nodes["C"], self.nodes["B"]
+        response, verifier, state = self.authorize(self.browser, c)
+        code = self.code_of(response, state)
+        expect(code, "C did not answer with a code straight away (expected SSO + recorded consent from B): %s" % short(response))
+        tokens = self.redeem(b, code, verifier)
+        expect(tokens.status_code == 200, "B refused the code C issued by SSO: %s" % short(tokens))
+        return "authorize@C answered 302 to the callback with a code (no login, no consent page); redeemed at B: 200"
+
+    def check_concurrent_redemption(self, codes, per_node):
+        names = [name for name in "ABC" for _ in range(per_node)]
+        outcomes = []
+        for round_number in range(codes):
+            code, verifier = self.sso_code(self.nodes["ABC"[round_number % 3]])
+            sessions = [new_session() for _ in names]
+            for name, session in zip(names, sessions):  # open the connections first, so that the posts race
+                session.get(self.nodes[name].base + "healthz", timeout=TIMEOUT)
+            barrier = threading.Barrier(len(names))
+            answers = [None] * len(names)
+
+            def post(index):
+                try:
+                    barrier.wait(timeout=TIMEOUT)
+                    answers[index] = self.redeem(self.nodes[names[index]], code, verifier, session=sessions[index])
+                except Exception as error:  # noqa: BLE001 - reported below
+                    answers[index] = error
+
+            threads = [threading.Thread(target=post, args=(index,)) for index in range(len(names))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=3 * TIMEOUT)
+            winners = [names[i] for i, answer in enumerate(answers) if isinstance(answer, requests.Response) and answer.status_code == 200]
+            others = [(names[i], answer) for i, answer in enumerate(answers)
+                      if not (isinstance(answer, requests.Response) and answer.status_code == 200)]
+            wrong = [(name, answer) for name, answer in others
+                     if not (isinstance(answer, requests.Response) and answer.status_code == 400 and error_of(answer) == "invalid_grant")]
+            described = ", ".join("%s: %s" % (name, short(answer) if isinstance(answer, requests.Response) else repr(answer))
+                                  for name, answer in wrong)
+            expect(len(winners) == 1, "code %d: %d answers 200 (at %s) of %d concurrent redemptions; others: %s" % (
+                round_number + 1, len(winners), ",".join(winners) or "none", len(names), described or "all 400 invalid_grant"))
+            expect(not wrong, "code %d: answers other than 400 invalid_grant: %s" % (round_number + 1, described))
+            outcomes.append(winners[0])
+        return "%d codes x %d concurrent posts (%d per node): exactly one 200 each (won at %s), the rest 400 invalid_grant" % (
+            codes, len(names), per_node, ",".join(outcomes))
+
+    def check_node_killed(self, clients):
+        a, b = self.nodes["A"], self.nodes["B"]
+        acknowledged, lock, stop = [], threading.Lock(), threading.Event()
+        errors = []
+
+        def client(number):
+            while not stop.is_set():
+                try:
+                    response, code, verifier = self.flow(new_session(), b)
+                except (requests.RequestException, OSError) as error:  # B went away under us
+                    errors.append(type(error).__name__)
+                    return
+                if code:
+                    with lock:
+                        acknowledged.append((code, verifier))
+                elif b.alive:
+                    errors.append("client %d: flow without a code while B was alive: %s" % (number, short(response)))
+                    return
+
+        threads = [threading.Thread(target=client, args=(number,), daemon=True) for number in range(clients)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while len(acknowledged) < 4 * clients and time.monotonic() < deadline and all(t.is_alive() for t in threads):
+            time.sleep(0.02)
+        time.sleep(0.05 + 0.2 * secrets.randbelow(100) / 100)  # land the kill at a random point of the flows
+        with lock:
+            before = len(acknowledged)
+        b.kill()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=3 * TIMEOUT)
+        expect(not any(thread.is_alive() for thread in threads), "a client thread hung after B was killed")
+        problems = [error for error in errors if error.startswith("client")]
+        expect(not problems, "; ".join(problems))
+        expect(acknowledged, "B handed out no code before it was killed")
+
+        for code, verifier in acknowledged:
+            first = self.redeem(a, code, verifier)
+            expect(first.status_code == 200, "a code B had returned (one of %d) is not redeemable at A: %s" % (len(acknowledged), short(first)))
+            second = self.redeem(a, code, verifier)
+            expect(second.status_code == 400 and error_of(second) == "invalid_grant",
+                   "a code B had returned was redeemed at A twice, or refused wrongly the second time: %s" % short(second))
+        for name in "AC":
+            expect(self.nodes[name].alive, "node %s exited when B was killed" % name)
+
+        b.start_healthy(timeout=60)
+        response, code, verifier = self.flow(new_session(), b)
+        expect(code, "B, restarted, did not complete a full flow: %s" % short(response))
+        tokens = self.redeem(b, code, verifier)
+        expect(tokens.status_code == 200, "B, restarted, refused its own fresh code: %s" % short(tokens))
+        return ("%d clients; B killed (SIGKILL) after %d codes (%d when the kill landed); all %d redeemed exactly once at A; "
+                "%d flows were cut short; B restarted, /healthz and a full flow OK" % (
+                    clients, before, len(acknowledged), len(acknowledged), len(errors)))
+
+    def check_postgres_down(self):
+        a, b, c = self.nodes["A"], self.nodes["B"], self.nodes["C"]
+        kept_code, kept_verifier = self.sso_code(a)  # issued, never redeemed before the outage
+        self.postgres("stop")
+        seen = {}
+
+        def note(what, response):
+            seen[what] = short(response)
+
+        try:
+            # /authorize: a logged-in browser (which would otherwise get a code) at A and B, a new browser at A.
+            for node, session, label in ((a, self.browser, "SSO browser@A"), (b, self.browser, "SSO browser@B"),
+                                         (a, new_session(), "new browser@A")):
+                response, _, state = self.authorize(session, node)
+                location = response.headers.get("Location", "")
+                if response.status_code == 302 and location.startswith("/login"):
+                    response = log_in_and_consent(session, node.base, response, self.redirect, timeout=TIMEOUT)
+                    location = response.headers.get("Location", "")
+                note(label, response)
+                expect(self.code_of(response) is None, "%s: a code was issued while PostgreSQL was down: %s" % (label, short(response)))
+                unavailable = response.status_code == 503 or (
+                    response.status_code == 302 and location.startswith(self.redirect) and "error=temporarily_unavailable" in location)
+                expect(unavailable, "%s: /authorize answered neither 503 nor error=temporarily_unavailable: %s" % (label, short(response)))
+            # The token endpoint with a real, unredeemed code, at A and C.
+            for node in (a, c):
+                label = "token@%s" % self.name_of(node)
+                response = self.redeem(node, kept_code, kept_verifier)
+                note(label, response)
+                expect(response.status_code != 200, "%s: the code was redeemed while PostgreSQL was down" % label)
+                expect(response.status_code == 503 or (response.status_code == 400 and error_of(response) == "temporarily_unavailable"),
+                       "%s: expected 503 or 400 temporarily_unavailable: %s" % (label, short(response)))
+            health = {name: requests.get(node.base + "healthz", timeout=TIMEOUT, proxies={"http": None, "https": None}).status_code
+                      for name, node in self.nodes.items()}
+            for name, node in self.nodes.items():
+                expect(node.alive, "node %s exited while PostgreSQL was down (status %s)" % (name, node.returncode))
+        finally:
+            self.postgres("start")
+        started = time.monotonic()
+
+        recovered = {}
+        for name in "AB":
+            last = None
+            while True:
+                try:
+                    response, code, verifier = self.flow(new_session(), self.nodes[name])
+                    last = short(response)
+                    if code and self.redeem(self.nodes[name], code, verifier).status_code == 200:
+                        break
+                except requests.RequestException as error:
+                    last = repr(error)
+                expect(time.monotonic() - started < RECOVERY_SECONDS,
+                       "node %s did not complete a flow within %d s of PostgreSQL starting again; last: %s" % (name, RECOVERY_SECONDS, last))
+                time.sleep(0.2)
+            recovered[name] = time.monotonic() - started
+        first = self.redeem(c, kept_code, kept_verifier)
+        expect(first.status_code == 200, "the code refused during the outage is not redeemable after recovery: %s" % short(first))
+        second = self.redeem(a, kept_code, kept_verifier)
+        expect(second.status_code == 400, "the code refused during the outage was redeemed twice: %s" % short(second))
+        for name, node in self.nodes.items():
+            expect(node.alive, "node %s exited after PostgreSQL came back" % name)
+        return "down: %s; healthz %s; nodes alive. Up again: flows OK at A after %.1f s, at B after %.1f s; kept code redeemed once" % (
+            "; ".join("%s %s" % item for item in seen.items()),
+            ",".join("%s=%d" % item for item in health.items()), recovered["A"], recovered["B"])
+
+    def check_journal(self):
+        stopped = {name: node.stop(timeout=30) for name, node in self.nodes.items()}
+        statuses = {name: node.returncode for name, node in self.nodes.items()}
+        expect(all(stopped.values()), "nodes that did not stop within 30 s of SIGTERM (killed): %s" % [n for n, ok in stopped.items() if not ok])
+        store = ["--store", self.store, "--journal", str(self.keys)]
+        results = {}
+        for label, arguments in (("verify", ["verify"]), ("rebuild --check", ["rebuild", "--check"]), ("replay", ["replay"])):
+            result = run_replay(self.replay, arguments + store, timeout=120)
+            results[label] = result
+            expect(result.returncode == 0, "authledger-replay %s --store exited %d: %s" % (label, result.returncode, result.output[-800:]))
+        self.verify_output = results["verify"].output
+        replay_summary = results["replay"].output.splitlines()[-1] if results["replay"].output else ""
+        return "nodes stopped by SIGTERM (exit %s); verify, rebuild --check and replay exit 0 (replay: %s)" % (
+            ",".join("%s=%s" % item for item in statuses.items()), replay_summary[:160])
+
+
+def journal_head(verify_output):
+    """The head sequence number as `authledger-replay verify` reports it, or '?'."""
+    for pattern in (r"head\D{0,20}#?(\d+)", r"(\d+)\s+events", r"#(\d+)"):
+        match = re.search(pattern, verify_output, re.IGNORECASE)
+        if match:
+            return match.group(1)
+    return "?"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bin", required=True, help="directory holding authledger and authledger-replay")
+    parser.add_argument("--codes", type=int, default=5, help="codes redeemed concurrently in check 3 (default 5)")
+    parser.add_argument("--per-node", type=int, default=2, help="concurrent redemptions of each code per node (default 2)")
+    parser.add_argument("--clients", type=int, default=3, help="client threads running flows at B when it is killed (default 3)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, PostgreSQL data)")
+    args = parser.parse_args()
+    authledger, replay = binaries(args.bin)
+    for path in (authledger, replay):
+        if not os.access(path, os.X_OK):
+            sys.exit("cluster: no executable %s" % path)
+
+    began = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="authledger-cluster-"))
+    os.chmod(work, 0o755)  # as root, PostgreSQL runs as `postgres` and must reach work/pg
+    cluster = Cluster(authledger, replay, work)
+    results = []
+    try:
+        try:
+            cluster.store = cluster.postgres("start")
+            print("cluster: PostgreSQL at %s (%s)" % (cluster.store, cluster.pg_dir), flush=True)
+            cluster.start_nodes()
+        except (CheckFailed, ServerStartError, subprocess.SubprocessError, OSError) as error:
+            print("cluster: FAILED to start: %s" % error)
+            for name in cluster.nodes:
+                print("  node %s log:\n    %s" % (name, "\n    ".join(cluster.log_tail(name))))
+            return 1
+        print("cluster: nodes %s" % ", ".join("%s=%s" % (name, node.base) for name, node in cluster.nodes.items()), flush=True)
+
+        checks = [
+            ("1 cross-node flow", cluster.check_cross_node_flow),
+            ("2 shared SSO session and consent", cluster.check_shared_session),
+            ("3 concurrent redemption across nodes", lambda: cluster.check_concurrent_redemption(args.codes, args.per_node)),
+            ("4 node killed mid-traffic", lambda: cluster.check_node_killed(args.clients)),
+            ("5 PostgreSQL unavailable", cluster.check_postgres_down),
+            ("6 shared journal verifies", cluster.check_journal),
+        ]
+        for name, check in checks:
+            started = time.monotonic()
+            try:
+                detail = check()
+                results.append((name, True))
+                print("PASS %s (%.1f s): %s" % (name, time.monotonic() - started, detail), flush=True)
+            except Exception as error:  # noqa: BLE001 - every failure is reported, then the next check runs
+                results.append((name, False))
+                message = str(error) if isinstance(error, CheckFailed) else "%s\n%s" % (repr(error), traceback.format_exc().rstrip())
+                print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, message), flush=True)
+                for node in cluster.nodes:
+                    print("  node %s log (last lines):\n    %s" % (node, "\n    ".join(cluster.log_tail(node))))
+                if name.startswith("5"):
+                    print("  PostgreSQL log (last lines):\n    %s" % "\n    ".join(cluster.log_tail("pg")))
+    finally:
+        for node in cluster.nodes.values():
+            node.kill()
+        try:
+            cluster.postgres("stop")
+        except (CheckFailed, subprocess.SubprocessError, OSError) as error:
+            print("cluster: could not stop PostgreSQL: %s" % error)
+
+    failed = [name for name, ok in results if not ok]
+    tally = cluster.tally
+    head = journal_head(getattr(cluster, "verify_output", ""))
+    print("summary: %d flows (codes received), %d redemptions (200), %d refused as invalid_grant; journal head #%s; %.1f s" % (
+        tally.flows, tally.redemptions, tally.refusals, head, time.monotonic() - began))
+    if failed or args.keep:
+        print("cluster: scratch directory kept: %s" % work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    print("cluster: %d passed, %d failed%s" % (len(results) - len(failed), len(failed), (": " + ", ".join(failed)) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
