@@ -147,6 +147,15 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "LedgerPostgresTests",
+            dependencies: [
+                "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "LedgerCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "LedgerLMDBTests",
             dependencies: ["LedgerJournal", "LedgerLMDB", "authledger-bench", "authledger", "authledger-replay"]
         ),

@@ -34,6 +34,7 @@ import argparse
 import os
 import re
 import secrets
+import signal
 import shutil
 import subprocess
 import sys
@@ -66,10 +67,26 @@ def expect(condition, message):
 
 
 def short(response):
-    """A response in one line: status, Location or body."""
+    """A response in one line: status, and Location, the title of an HTML page, or the body."""
     if response.status_code in (301, 302, 303, 307, 308):
         return "%d -> %s" % (response.status_code, response.headers.get("Location", "")[:160])
+    if response.headers.get("Content-Type", "").startswith("text/html"):
+        title = re.search(r"<title>(.*?)</title>", response.text, re.DOTALL | re.IGNORECASE)
+        heading = re.search(r"<p[^>]*>(.*?)</p>", response.text, re.DOTALL | re.IGNORECASE)
+        return "%d HTML page %r%s" % (response.status_code, title.group(1).strip() if title else "?",
+                                     (" (%s)" % re.sub(r"<[^>]+>", "", heading.group(1)).strip()[:120]) if heading else "")
     return "%d %s" % (response.status_code, " ".join(response.text.split())[:200])
+
+
+def describe_exit(result):
+    """How an `authledger-replay` run ended, with its last output line and the first line of its stderr."""
+    status = "killed by %s" % signal.Signals(-result.returncode).name if result.returncode < 0 else \
+        "exited %d (signal %s)" % (result.returncode, signal.Signals(result.returncode - 128).name) if result.returncode > 128 else \
+        "exited %d" % result.returncode
+    stdout = result.stdout.strip().splitlines()
+    stderr = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return "%s; stdout: %s; stderr: %s" % (status, stdout[-1][:200] if stdout else "(nothing)",
+                                           " | ".join(stderr[:2])[:300] if stderr else "(nothing)")
 
 
 def error_of(response):
@@ -320,9 +337,9 @@ class Cluster:
         expect(code, "B, restarted, did not complete a full flow: %s" % short(response))
         tokens = self.redeem(b, code, verifier)
         expect(tokens.status_code == 200, "B, restarted, refused its own fresh code: %s" % short(tokens))
-        return ("%d clients; B killed (SIGKILL) after %d codes (%d when the kill landed); all %d redeemed exactly once at A; "
-                "%d flows were cut short; B restarted, /healthz and a full flow OK" % (
-                    clients, before, len(acknowledged), len(acknowledged), len(errors)))
+        return ("%d clients ran full flows at B; B killed (SIGKILL) with %d codes handed out (%d when the kill was sent), "
+                "%d flows cut short; every code redeemed exactly once at A (200, then 400); B restarted: /healthz and a full flow OK" % (
+                    clients, len(acknowledged), before, len(errors)))
 
     def check_postgres_down(self):
         a, b, c = self.nodes["A"], self.nodes["B"], self.nodes["C"]
@@ -390,23 +407,24 @@ class Cluster:
 
     def check_journal(self):
         stopped = {name: node.stop(timeout=30) for name, node in self.nodes.items()}
-        statuses = {name: node.returncode for name, node in self.nodes.items()}
+        statuses = ",".join("%s=%s" % (name, node.returncode) for name, node in self.nodes.items())
         expect(all(stopped.values()), "nodes that did not stop within 30 s of SIGTERM (killed): %s" % [n for n, ok in stopped.items() if not ok])
+        expect(all(node.returncode == 0 for node in self.nodes.values()), "nodes did not exit 0 on SIGTERM: %s" % statuses)
         store = ["--store", self.store, "--journal", str(self.keys)]
         results = {}
         for label, arguments in (("verify", ["verify"]), ("rebuild --check", ["rebuild", "--check"]), ("replay", ["replay"])):
-            result = run_replay(self.replay, arguments + store, timeout=120)
-            results[label] = result
-            expect(result.returncode == 0, "authledger-replay %s --store exited %d: %s" % (label, result.returncode, result.output[-800:]))
-        self.verify_output = results["verify"].output
-        replay_summary = results["replay"].output.splitlines()[-1] if results["replay"].output else ""
-        return "nodes stopped by SIGTERM (exit %s); verify, rebuild --check and replay exit 0 (replay: %s)" % (
-            ",".join("%s=%s" % item for item in statuses.items()), replay_summary[:160])
+            results[label] = run_replay(self.replay, arguments + store, timeout=120)
+        self.verify_output = results["verify"].stdout
+        failed = ["authledger-replay %s --store: %s" % (label, describe_exit(result)) for label, result in results.items() if result.returncode != 0]
+        expect(not failed, "\n    ".join([""] + failed))
+        replay_summary = results["replay"].stdout.strip().splitlines()[-1] if results["replay"].stdout.strip() else ""
+        return "nodes stopped by SIGTERM (exit %s); verify, rebuild --check and replay exit 0 (verify: %s; replay: %s)" % (
+            statuses, self.verify_output.strip().splitlines()[0][:120] if self.verify_output.strip() else "", replay_summary[:160])
 
 
 def journal_head(verify_output):
     """The head sequence number as `authledger-replay verify` reports it, or '?'."""
-    for pattern in (r"head\D{0,20}#?(\d+)", r"(\d+)\s+events", r"#(\d+)"):
+    for pattern in (r"verified (\d+) events", r"head\D{0,20}#?(\d+)"):
         match = re.search(pattern, verify_output, re.IGNORECASE)
         if match:
             return match.group(1)
@@ -476,6 +494,10 @@ def main():
     failed = [name for name, ok in results if not ok]
     tally = cluster.tally
     head = journal_head(getattr(cluster, "verify_output", ""))
+    if head == "?":  # verify did not report: the last sequence number a node logged when it closed the journal
+        closed = [int(number) for name in cluster.nodes for line in cluster.log_tail(name, 5)
+                  for number in re.findall(r"journal closed at #(\d+)", line)]
+        head = "%d (from the node logs; verify reported none)" % max(closed) if closed else "?"
     print("summary: %d flows (codes received), %d redemptions (200), %d refused as invalid_grant; journal head #%s; %.1f s" % (
         tally.flows, tally.redemptions, tally.refusals, head, time.monotonic() - began))
     if failed or args.keep:

@@ -1,0 +1,222 @@
+import Foundation
+import LedgerCore
+import LedgerJournal
+import LedgerLMDB
+import LedgerPostgres
+import Logging
+import NIOPosix
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// The PostgreSQL server these tests run against: `AUTHLEDGER_TEST_POSTGRES` (tools/test starts a private
+/// one and sets it). Without it the suite is skipped.
+let testServer = ProcessInfo.processInfo.environment["AUTHLEDGER_TEST_POSTGRES"]
+
+@Suite(
+    "PostgreSQL: several journals on one database form one chain",
+    .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"),
+    .serialized)
+struct SharedJournalTests {
+    @Test("two writers on one database append concurrently: one gap-free chain that verifies, every event once")
+    func twoWritersOneChain() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let nodeA = try database.openJournal(key: key.path)
+        let nodeB = try database.openJournal(key: key.path)
+        #expect(nodeA.journalID == nodeB.journalID)
+
+        let receipts = try await withThrowingTaskGroup(of: [(String, UInt64)].self) { group in
+            for (name, journal) in [("a", nodeA), ("b", nodeB)] {
+                for task in 0..<4 {
+                    group.addTask {
+                        var sequences: [(String, UInt64)] = []
+                        for index in 0..<25 {
+                            let marker = "\(name)-\(task)-\(index)"
+                            sequences.append((marker, try await journal.append(draft(marker)).sequence))
+                        }
+                        return sequences
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        await nodeA.close()
+        await nodeB.close()
+
+        #expect(receipts.count == 200)
+        #expect(Set(receipts.map(\.1)).count == 200)
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
+        let report = try reader.verify(trust: .genesisKey).get()
+        #expect(report.eventCount == 201)
+        // Every receipt names the event that carries its marker.
+        try reader.read { snapshot in
+            for (marker, sequence) in receipts {
+                let event = try #require(try snapshot.event(sequence))
+                #expect(event.payload == draft(marker).payload)
+            }
+        }
+    }
+
+    @Test("a claim made in a projection at one writer is seen by the other: exactly one of many concurrent claims wins")
+    func exactlyOnceAcrossWriters() async throws {
+        struct AlreadyClaimed: Error {}
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let writers = try (0..<3).map { _ in try database.openJournal(key: key.path, projections: ["claims"]) }
+        for round in 0..<5 {
+            let claim = Array("code-\(round)".utf8)
+            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for writer in writers {
+                    for _ in 0..<3 {
+                        group.addTask {
+                            do {
+                                try await writer.transact { transaction in
+                                    let claims = try transaction.projection("claims")
+                                    guard try claims.get(claim) == nil else { throw AlreadyClaimed() }
+                                    try claims.put([1], for: claim)
+                                    try transaction.append(draft("claimed \(round)"))
+                                }
+                                return true
+                            } catch is AlreadyClaimed {
+                                return false
+                            }
+                        }
+                    }
+                }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(wins == 1, "round \(round): \(wins) claims won")
+        }
+        for writer in writers { await writer.close() }
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
+        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 6)
+    }
+
+    @Test("a second writer that starts on the same empty database at the same time joins the first one's journal")
+    func concurrentCreation() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let journals = try await withThrowingTaskGroup(of: Journal.self) { group in
+            for _ in 0..<3 { group.addTask { try database.openJournal(key: key.path) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(journals.map(\.journalID)).count == 1)
+        for journal in journals { await journal.close() }
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
+        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 1)
+    }
+
+    @Test("a writer with another key is refused, and appends nothing")
+    func otherKeyRefused() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let first = try database.openJournal(key: key.path)
+        try await first.append(draft("first"))
+        let otherKey = TemporaryKey()
+        #expect(throws: JournalError.self) { try database.openJournal(key: otherKey.path) }
+        await first.close()
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
+        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 2)
+    }
+
+    @Test("LMDB to PostgreSQL and back: every stored byte is the same, and the copy is refused into a journal")
+    func copyRoundTrip() async throws {
+        let directory = NSTemporaryDirectory() + "authledger-pg-copy-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = Journal.Configuration(directory: directory + "/source")
+        configuration.projections = ["orders"]
+        let source = try Journal.open(configuration)
+        for index in 0..<300 {
+            try await source.transact { transaction in
+                try transaction.projection("orders").put(Array("placed".utf8), for: Array("order-\(index)".utf8))
+                try transaction.append(draft("order \(index)"))
+            }
+        }
+        await source.close()
+
+        let database = try await TestDatabase()
+        let lmdb = try JournalReader(directory: directory + "/source", projections: ["orders"])
+        defer { lmdb.close() }
+        let report = try lmdb.copy(to: try database.storage(), projections: ["orders"])
+        #expect(report.head == 301)
+        #expect(throws: JournalError.self) { try lmdb.copy(to: try database.storage(), projections: ["orders"]) }
+
+        let postgres = try JournalReader(storage: try database.storage(), projections: ["orders"])
+        defer { postgres.close() }
+        let back = try LMDBStorage(writingTo: directory + "/back", initialMapSize: 8 << 20, tables: 1)
+        _ = try postgres.copy(to: back, projections: ["orders"])
+        back.close()
+        let returned = try JournalReader(directory: directory + "/back", projections: ["orders"])
+        defer { returned.close() }
+        for reader in [postgres, returned] {
+            #expect(try dump(reader) == (try dump(lmdb)))
+            #expect(try reader.verify(trust: .genesisKey).get().rootHash == (try lmdb.verify(trust: .genesisKey).get().rootHash))
+        }
+    }
+}
+
+/// Every event record, checkpoint and projection entry, as stored.
+private func dump(_ reader: JournalReader) throws -> [[UInt8]] {
+    try reader.read { snapshot in
+        var entries: [[UInt8]] = []
+        try snapshot.forEachRecord { sequence, record in
+            entries.append(sequence.bigEndianBytes + record)
+            return true
+        }
+        entries += try snapshot.checkpoints().map { Array($0.text.utf8) }
+        try snapshot.projection("orders").forEach { key, value in
+            entries.append(key + [0] + value)
+            return true
+        }
+        return entries
+    }
+}
+
+private func draft(_ marker: String) -> EventDraft {
+    EventDraft(type: "test.event", payload: Array("{\"marker\":\"\(marker)\"}".utf8))
+}
+
+/// A signing key file path in a fresh temporary directory (the file is created by the first journal).
+final class TemporaryKey: Sendable {
+    let directory = NSTemporaryDirectory() + "authledger-pg-key-\(UUID().uuidString.prefix(8))"
+    var path: String { directory + "/journal.key" }
+
+    init() {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+/// A new, empty database on the test server, for one test.
+struct TestDatabase: Sendable {
+    let address: PostgresAddress
+
+    init() async throws {
+        let server = try PostgresAddress(url: try #require(testServer))
+        let name = "authledger_test_\(UUID().uuidString.prefix(8).lowercased())"
+        var configuration = PostgresConnection.Configuration(
+            host: server.host, port: server.port, username: server.user, password: server.password, database: server.database,
+            tls: .disable)
+        configuration.options.connectTimeout = .seconds(5)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "test"))
+        try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "test"))
+        try await connection.close()
+        var address = server
+        address.database = name
+        self.address = address
+    }
+
+    func storage() throws -> PostgresStorage { try PostgresStorage(address: address) }
+
+    func openJournal(key: String, projections: [String] = []) throws -> Journal {
+        var configuration = Journal.Configuration(keyFile: key)
+        configuration.projections = projections
+        return try Journal.open(configuration, storage: try storage())
+    }
+}
