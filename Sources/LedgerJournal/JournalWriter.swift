@@ -285,15 +285,26 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     /// On shared storage, takes the journal lock and moves this writer's view of the journal's end to
-    /// where the other processes left it: head, Merkle frontier, and the key that must sign.
+    /// where the other processes left it: the events appended since this writer's last batch are read
+    /// (one query per page of them) and their leaves added to the Merkle frontier; the key that must
+    /// sign is checked.
     private func catchUp(_ transaction: any StorageWriteTransaction) throws {
         try transaction.lockJournal()
-        let stored = try JournalHead.read(from: transaction, layout: layout)
-        guard stored != head else { return }
-        if stored.sequence < head.sequence { throw JournalError.corrupt("the shared journal is shorter than this writer last saw it") }
-        frontier = try MerkleFrontier(size: stored.sequence, nodes: StoredMerkleNodes(transaction: transaction, layout: layout))
-        head = stored
-        published.withLock { $0.0 = stored }
+        var caughtUp = head
+        var caughtUpFrontier = frontier
+        try transaction.forEach(in: layout.events, from: (head.sequence + 1).bigEndianBytes) { key, record in
+            guard UInt64(bigEndianBytes: key) == caughtUp.sequence + 1 else {
+                throw JournalError.corrupt("the shared journal has a gap or a stray key after #\(caughtUp.sequence)")
+            }
+            caughtUpFrontier.append(MerkleHashing.leafHash(record))
+            caughtUp = JournalHead(
+                sequence: caughtUp.sequence + 1, lastHash: SHA256Digest.hash(record), lastTime: try EventEnvelope(record: record).timestamp)
+            return true
+        }
+        guard caughtUp.sequence != head.sequence else { return }
+        head = caughtUp
+        frontier = caughtUpFrontier
+        published.withLock { $0.0 = caughtUp }
         if let active = try transaction.get(JournalLayout.MetaKey.activeKey, in: layout.meta).flatMap(Ed25519PublicKey.init(bytes:)),
             active != signingKey.publicKey
         {
