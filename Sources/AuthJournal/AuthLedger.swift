@@ -131,6 +131,18 @@ public final class AuthLedger: Sendable {
     public func read<R>(_ body: (SnapshotStore) throws -> R) throws -> R {
         try journal.read { snapshot in try body(SnapshotStore(snapshot: snapshot)) }
     }
+
+    /// Reads projections from one consistent snapshot, as ``read(_:)`` does, for request handlers: on
+    /// shared storage a read waits for the database, so it runs on a thread of its own rather than one of
+    /// the few that run every task (an LMDB read is a memory-mapped lookup, and runs in place).
+    public func query<R: Sendable>(_ body: @escaping @Sendable (SnapshotStore) throws -> R) async throws -> R {
+        guard journal.isShared else { return try read(body) }
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try self.read(body) })
+            }
+        }
+    }
 }
 
 /// What ``AuthLedger/record(_:)`` bodies use: append typed events; read projections as they stand in

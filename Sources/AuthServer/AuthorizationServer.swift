@@ -209,9 +209,9 @@ public final class AuthorizationServer: Sendable {
 
     /// The SSO session the browser presents, if it is known and not expired.
     /// - Throws: when the journal cannot be read (the caller answers 503, never "not logged in").
-    func currentSession(_ request: Request, now: LedgerTimestamp) throws -> SessionSnapshot? {
+    func currentSession(_ request: Request, now: LedgerTimestamp) async throws -> SessionSnapshot? {
         guard let id = cookie(request, Self.sessionCookie), !id.isEmpty, id.utf8.count <= 64 else { return nil }
-        guard let session = try ledger.read({ try $0.session(OpaqueToken.hash(id)) }), session.expiresAt > now else { return nil }
+        guard let session = try await ledger.query({ try $0.session(OpaqueToken.hash(id)) }), session.expiresAt > now else { return nil }
         return session
     }
 }

@@ -54,7 +54,7 @@ extension AuthorizationServer {
 
     /// `GET /authorize/resume?state=…`: where the login, consent and organization pages send the browser back.
     func resume(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction): return await runAuthorization(interaction.record.parameters, resuming: interaction, request, context)
         }
@@ -69,9 +69,9 @@ extension AuthorizationServer {
         let session: SessionSnapshot?
         var consents: [String: [String]] = [:]
         do {
-            session = try currentSession(request, now: now)
+            session = try await currentSession(request, now: now)
             if let session, let clientID = parameters["client_id"] {
-                consents = try ledger.read { try $0.consents(userID: session.userID, clientID: clientID) }
+                consents = try await ledger.query { try $0.consents(userID: session.userID, clientID: clientID) }
             }
         } catch {
             logger.error("journal read failed", metadata: ["error": "\(error)"])
@@ -247,12 +247,12 @@ extension AuthorizationServer {
 
     /// Loads the interaction named by `id` and checks that this browser started it: the binding cookie must
     /// match the interaction, and, for form posts, the `csrf` field must equal the cookie.
-    func loadInteraction(_ request: Request, id: String?, csrf: String?, requireCSRF: Bool = false) -> InteractionLookup {
+    func loadInteraction(_ request: Request, id: String?, csrf: String?, requireCSRF: Bool = false) async -> InteractionLookup {
         let expired = errorPage(.invalidRequest, "This login page has expired or is not valid. Return to the application and start again.")
         guard let id, !id.isEmpty, id.utf8.count <= 64 else { return .rejected(expired) }
         let stored: InteractionRecord?
         do {
-            stored = try ledger.read { try $0.interaction(OpaqueToken.hash(id)) }
+            stored = try await ledger.query { try $0.interaction(OpaqueToken.hash(id)) }
         } catch {
             return .rejected(unavailablePage())
         }

@@ -11,7 +11,7 @@ extension AuthorizationServer {
 
     /// `GET /login?state=…`.
     func loginPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
             guard case .login(let connection, let hint) = interaction.record.pending else {
@@ -131,11 +131,11 @@ extension AuthorizationServer {
 
     /// `GET /consent?state=…`.
     func consentPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
             let (consent, session): (ConsentRequest, SessionSnapshot)
-            switch pendingConsent(request, interaction) {
+            switch await pendingConsent(request, interaction) {
             case .rejected(let response): return response
             case .pending(let pending, let current): (consent, session) = (pending, current)
             }
@@ -156,7 +156,7 @@ extension AuthorizationServer {
         case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
         let (consent, session): (ConsentRequest, SessionSnapshot)
-        switch pendingConsent(request, interaction) {
+        switch await pendingConsent(request, interaction) {
         case .rejected(let response): return response
         case .pending(let pending, let current): (consent, session) = (pending, current)
         }
@@ -181,7 +181,7 @@ extension AuthorizationServer {
 
     /// `GET /organization?state=…`: the organization picker.
     func organizationPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
             guard case .chooseOrganization(let ids) = interaction.record.pending else {
@@ -227,7 +227,7 @@ extension AuthorizationServer {
         case .failure(let refusal):
             return .rejected(errorPage(.invalidRequest, refusal.description))
         }
-        switch loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        switch await loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
         case .rejected(let response): return .rejected(response)
         case .found(let interaction): return .posted(form, interaction)
         }
@@ -240,7 +240,7 @@ extension AuthorizationServer {
     func logout(_ request: Request, _ context: AuthRequestContext) async -> Response {
         let current: SessionSnapshot?
         do {
-            current = try currentSession(request, now: settings.clock())
+            current = try await currentSession(request, now: settings.clock())
         } catch {
             return unavailablePage()
         }
@@ -308,10 +308,10 @@ extension AuthorizationServer {
 
     /// The consent `interaction` waits for and the signed-in session answering it; otherwise the
     /// response to send instead (no session or no pending consent: back to `/authorize/resume`).
-    func pendingConsent(_ request: Request, _ interaction: ResumedInteraction) -> PendingConsent {
+    func pendingConsent(_ request: Request, _ interaction: ResumedInteraction) async -> PendingConsent {
         let session: SessionSnapshot?
         do {
-            session = try currentSession(request, now: settings.clock())
+            session = try await currentSession(request, now: settings.clock())
         } catch {
             return .rejected(unavailablePage())
         }

@@ -52,7 +52,7 @@ extension AuthorizationServer {
         }
         let active: Bool
         do {
-            active = try ledger.read { store in
+            active = try await ledger.query { store in
                 guard let record = try store.token(claims.jti), record.status == .active else { return false }
                 return try !(record.refreshFamily.map(store.isFamilyRevoked) ?? false)
             }
@@ -98,7 +98,7 @@ extension AuthorizationServer {
         // A refresh token revokes its whole family (RFC 7009 §2.1 lets it take the access tokens along).
         let storedRefresh: (RefreshRecord, RefreshFamilyRecord)?
         do {
-            storedRefresh = try ledger.read { try $0.refresh(OpaqueToken.hash(token)) }
+            storedRefresh = try await ledger.query { try $0.refresh(OpaqueToken.hash(token)) }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
         }

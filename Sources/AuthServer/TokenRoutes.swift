@@ -72,7 +72,7 @@ extension AuthorizationServer {
         let now = settings.clock()
         let codeRecord: CodeRecord?
         do {
-            codeRecord = try ledger.read { try $0.code(codeHash) }
+            codeRecord = try await ledger.query { try $0.code(codeHash) }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
         }
@@ -127,7 +127,7 @@ extension AuthorizationServer {
         let now = settings.clock()
         let stored: (RefreshRecord, RefreshFamilyRecord)?
         do {
-            stored = try ledger.read { try $0.refresh(presentedHash) }
+            stored = try await ledger.query { try $0.refresh(presentedHash) }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
         }
