@@ -53,7 +53,7 @@ struct JournalCommand: ParsableCommand {
             guard after.eventCount == before.eventCount, after.rootHash == before.rootHash else {
                 throw CommandExit.checkFailed("the copy differs from the source: \(after.eventCount) events, root \(after.rootHash)")
             }
-            print("copied \(report.entries) entries: journal \(before.origin ?? "?") at #\(report.head), root \(after.rootHash)")
+            print("copied \(report.entries) entries: journal \(before.origin ?? "?") at #\(report.head), Merkle root \(after.rootHash.base64); the copy verifies")
         }
 
         private static func options(_ place: String) throws -> JournalOptions {

@@ -64,33 +64,38 @@ def hidden(page, name):
     return re.search(r'name="%s" value="([^"]*)"' % name, page).group(1)
 
 
-def login(session, scope="openid", audience=None):
-    """Logs in (unless the session is) and consents (unless already); returns the /authorize query and a code."""
+def login(session, scope="openid", audience=None, base=BASE):
+    """Logs in (unless the session is) and consents (unless already) at the server at `base`; returns the
+    /authorize query and a code."""
     parameters = {"response_type": "code", "client_id": "demo-app", "redirect_uri": REDIRECT, "scope": scope, "state": "s"}
     if audience:
         parameters["audience"] = audience
     query = urlencode(parameters)
-    response = session.get(BASE + "authorize?" + query, allow_redirects=False)
+    response = session.get(base + "authorize?" + query, allow_redirects=False)
     for _ in range(6):
         location = response.headers["Location"]
         if location.startswith(REDIRECT):
             return query, parse_qs(urlparse(location).query)["code"][0]
         if location.startswith("/login"):
-            page = session.get(urljoin(BASE, location)).text
-            response = session.post(BASE + "login", data={"state": hidden(page, "state"), "csrf": hidden(page, "csrf"),
+            page = session.get(urljoin(base, location)).text
+            response = session.post(base + "login", data={"state": hidden(page, "state"), "csrf": hidden(page, "csrf"),
                                                            "username": "demo@example.com", "password": "correct horse battery staple"}, allow_redirects=False)
         elif location.startswith("/consent"):
-            page = session.get(urljoin(BASE, location)).text
-            response = session.post(BASE + "consent", data={"state": hidden(page, "state"), "csrf": hidden(page, "csrf"), "action": "accept"},
+            page = session.get(urljoin(base, location)).text
+            response = session.post(base + "consent", data={"state": hidden(page, "state"), "csrf": hidden(page, "csrf"), "action": "accept"},
                                     allow_redirects=False)
         else:
-            response = session.get(urljoin(BASE, location), allow_redirects=False)
+            response = session.get(urljoin(base, location), allow_redirects=False)
     raise SystemExit("login failed")
 
 
 def wrk(arguments, environment=None):
     result = subprocess.run(["wrk"] + arguments, capture_output=True, text=True, env={**os.environ, **(environment or {})})
-    output = result.stdout
+    return parse_wrk(result.stdout)
+
+
+def parse_wrk(output):
+    """(requests/s, p99 latency in ms, non-2xx/3xx responses, requests) from wrk's output."""
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)] if p99 else float("nan")
@@ -99,12 +104,12 @@ def wrk(arguments, environment=None):
     return rate, p99_ms, int(non2xx.group(1)) if non2xx else 0, int(requests_done.group(1)) if requests_done else 0
 
 
-def issue_codes(query, cookie, args, path, count, rate):
-    """About `count` codes from GET /authorize under wrk (codes.lua; `rate`: the /authorize rate measured),
-    interleaved in the order they were issued."""
+def issue_codes(query, cookie, args, path, count, rate, base=BASE):
+    """About `count` codes from GET /authorize at the server at `base` under wrk (codes.lua; `rate`: the
+    /authorize rate measured), interleaved in the order they were issued."""
     per_thread = int(math.ceil(count / args.threads))
     wrk(["-t", str(args.threads), "-c", str(args.connections), "-d", "%ds" % int(math.ceil(count / max(1, rate) * 1.2 + 1)),
-         "-s", os.path.join(os.path.dirname(__file__), "codes.lua"), "-H", "Cookie: " + cookie, BASE + "authorize?" + query],
+         "-s", os.path.join(os.path.dirname(__file__), "codes.lua"), "-H", "Cookie: " + cookie, base + "authorize?" + query],
         {"CODES_FILE": path, "CODES_PER_THREAD": str(per_thread)})
     per_thread = []
     index = 0
@@ -119,9 +124,9 @@ def issue_codes(query, cookie, args, path, count, rate):
     return len(codes)
 
 
-def exchange(code):
-    """One code exchange; returns the JSON response."""
-    return requests.post(BASE + "oauth/token", data={"grant_type": "authorization_code", "client_id": "demo-app",
+def exchange(code, base=BASE):
+    """One code exchange at the server at `base`; returns the JSON response."""
+    return requests.post(base + "oauth/token", data={"grant_type": "authorization_code", "client_id": "demo-app",
                                                      "client_secret": "demo-secret", "redirect_uri": REDIRECT, "code": code}).json()
 
 
