@@ -33,4 +33,7 @@ extension EventType {
     public static let genesis: EventType = "ledger.genesis"
     /// A signing-key rotation, signed by the outgoing key.
     public static let keyRotated: EventType = "ledger.key.rotated"
+    /// Another signing key joins the journal's signers (a node of a cluster with a key of its own),
+    /// signed by a key already among them (``KeyAdditionPayload``).
+    public static let keyAdded: EventType = "ledger.key.added"
 }

@@ -36,7 +36,10 @@ public struct JournalVerifier: Sendable {
     private var lastHash = SHA256Digest.zero
     private var lastTime = LedgerTimestamp(microsecondsSinceEpoch: .min)
     private var frontier = MerkleFrontier()
+    /// Every key the journal introduced, in order (genesis, rotations, additions).
     private var keyChain: [Ed25519PublicKey] = []
+    /// The keys that may sign the next event: the genesis key, or what rotations and additions made of it.
+    private var signers: [Ed25519PublicKey] = []
     private var genesis: GenesisPayload?
     private var journalID: [UInt8] = []
     private var checkpointsVerified = 0
@@ -85,7 +88,7 @@ public struct JournalVerifier: Sendable {
             throw VerificationFailure(sequence: expected, problem: .timeWentBackwards(previous: lastTime, found: envelope.timestamp))
         }
         let (key, genesisPayload) = try signer(of: envelope)
-        if envelope.type == .genesis || envelope.type == .keyRotated {
+        if envelope.type == .genesis || envelope.type == .keyRotated || envelope.type == .keyAdded {
             // The key chain changes here: check the signature before trusting the payload.
             guard envelope.hasValidSignature(by: key) else {
                 throw VerificationFailure(sequence: expected, problem: .badSignature)
@@ -139,8 +142,9 @@ public struct JournalVerifier: Sendable {
             genesisPayload = payload
             journalID = envelope.content.journalID
         } else {
-            guard let active = keyChain.last else { throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis) }
-            key = active
+            guard let first = signers.first else { throw VerificationFailure(sequence: envelope.sequence, problem: .badGenesis) }
+            // Any of the signers may sign (one per cluster node); with one signer, only it.
+            key = signers.first { $0.keyID == envelope.keyID } ?? first
         }
         guard envelope.content.journalID == journalID else {
             throw VerificationFailure(sequence: envelope.sequence, problem: .foreignEvent)
@@ -162,16 +166,33 @@ public struct JournalVerifier: Sendable {
             }
             genesis = genesisPayload
             keyChain = [key]
+            signers = [key]
         case .keyRotated:
-            guard let genesis, let previous = keyChain.last,
+            // Signed by the outgoing key (the signer), which the incoming key replaces among the signers.
+            let previous = key
+            guard let genesis,
                 let payload = try? PayloadCoding.decode(KeyRotationPayload.self, from: envelope.payload),
                 payload.previousKeyID == previous.keyID.hex,
                 let newBytes = Base64.decode(payload.newPublicKey), let newKey = Ed25519PublicKey(bytes: newBytes),
+                !keyChain.contains(newKey),
                 let proof = Base64.decode(payload.newKeySignature),
                 newKey.isValidSignature(
                     proof, for: KeyRotationPayload.statement(journalID: genesis.journalID, previousKeyID: previous.keyID, newKey: newKey))
             else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyRotation) }
             keyChain.append(newKey)
+            signers = signers.map { $0 == previous ? newKey : $0 }
+        case .keyAdded:
+            // Signed by a signer, which vouches for the new key; the new key proves it is held.
+            guard let genesis,
+                let payload = try? PayloadCoding.decode(KeyAdditionPayload.self, from: envelope.payload),
+                payload.addedBy == key.keyID.hex,
+                let newBytes = Base64.decode(payload.newPublicKey), let newKey = Ed25519PublicKey(bytes: newBytes),
+                !keyChain.contains(newKey), !signers.contains(where: { $0.keyID == newKey.keyID }),
+                let proof = Base64.decode(payload.newKeySignature),
+                newKey.isValidSignature(proof, for: KeyAdditionPayload.statement(journalID: genesis.journalID, addedBy: key.keyID, newKey: newKey))
+            else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyAddition) }
+            keyChain.append(newKey)
+            signers.append(newKey)
         default:
             break
         }
@@ -255,6 +276,9 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         case foreignEvent
         case truncated(checkpointSize: UInt64, source: JournalVerifier.CheckpointSource, journalSize: UInt64)
         case untrustedKeyChain([KeyID])
+        /// A key addition event that is not signed by a signer, names another signer, or whose new key
+        /// did not sign the addition (or is already in the chain).
+        case badKeyAddition
     }
 
     public var description: String {
@@ -272,6 +296,7 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
             case .wrongKey(let expected, let found): "signed with key \(found), but the active key is \(expected)"
             case .badSignature: "signature does not verify"
             case .badKeyRotation: "invalid key rotation"
+            case .badKeyAddition: "invalid key addition"
             case .checkpointOriginMismatch(let source): "\(source) names another journal"
             case .checkpointSignatureInvalid(let source): "\(source) at this size has no valid signature by the journal's keys"
             case .checkpointRootMismatch(let source, let size):

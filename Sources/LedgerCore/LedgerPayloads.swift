@@ -50,6 +50,33 @@ public struct KeyRotationPayload: Codable, Sendable, Equatable {
     }
 }
 
+/// Payload of ``EventType/keyAdded`` (schema version 1): a key joins the journal's signers beside the
+/// ones already there, as when a cluster node with a key of its own joins. The event is signed by a key
+/// already among the signers (`addedBy`); the payload carries the new key's signature over
+/// ``statement(journalID:addedBy:newKey:)``, so the new key is vouched for by a signer and proves it is
+/// held, and a key pinned anywhere in the chain anchors it.
+public struct KeyAdditionPayload: Codable, Sendable, Equatable {
+    public var addedBy: String
+    public var newPublicKey: String
+    public var newKeySignature: String
+
+    enum CodingKeys: String, CodingKey {
+        case addedBy = "added_by", newPublicKey = "new_public_key", newKeySignature = "new_key_signature"
+    }
+
+    public init(journalID: String, addedBy: KeyID, newKey: Ed25519SigningKey) {
+        self.addedBy = addedBy.hex
+        self.newPublicKey = Base64.encode(newKey.publicKey.bytes)
+        self.newKeySignature = Base64.encode(
+            newKey.signature(for: Self.statement(journalID: journalID, addedBy: addedBy, newKey: newKey.publicKey)))
+    }
+
+    /// `"AuthLedger/key-addition/v1\n" || journal id (UTF-8 hex) || "\n" || signer's key id (8 bytes) || new public key`.
+    public static func statement(journalID: String, addedBy: KeyID, newKey: Ed25519PublicKey) -> [UInt8] {
+        Array("AuthLedger/key-addition/v1\n".utf8) + Array(journalID.utf8) + [0x0a] + addedBy.bytes + newKey.bytes
+    }
+}
+
 /// The JSON encoding of AuthLedger's own payloads: sorted keys, no escaped slashes, so that the
 /// same value gives the same bytes from the same build. (Verification never re-encodes: it checks
 /// the stored bytes, so the encoding only has to be stable, not canonical across versions.)

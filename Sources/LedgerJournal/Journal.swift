@@ -95,9 +95,9 @@ public final class Journal: Sendable {
             var attempt = 0
             while true {
                 attempt += 1
-                let (head, storedID, activeKey) = try reader.read { snapshot in
+                let (head, storedID, signers) = try reader.read { snapshot in
                     try layout.checkFormat(in: snapshot.transaction)
-                    return (try snapshot.head, try snapshot.journalID, try snapshot.activeKey)
+                    return (try snapshot.head, try snapshot.journalID, try snapshot.signers)
                 }
                 let signingKey: Ed25519SigningKey
                 let journalID: String
@@ -111,13 +111,15 @@ public final class Journal: Sendable {
                     }
                     journalID = Hex.encode(SecureRandom.bytes(16))
                 } else {
-                    guard let storedID, let activeKey else { throw JournalError.corrupt("journal has events but no identity") }
-                    try Self.finishInterruptedRotation(keyFile: keyFile, activeKey: activeKey)
+                    guard let storedID, let activeKey = signers.first else {
+                        throw JournalError.corrupt("journal has events but no identity")
+                    }
+                    try Self.finishInterruptedRotation(keyFile: keyFile, signers: signers)
                     guard keyFile.exists else {
                         throw JournalError.keyFile(path: keyFile.path, reason: "is missing; the journal's active key is \(activeKey.keyID)")
                     }
                     signingKey = try keyFile.load()
-                    guard signingKey.publicKey == activeKey else {
+                    guard signers.contains(signingKey.publicKey) else {
                         throw JournalError.signingKeyMismatch(keyFile: signingKey.keyID, journal: activeKey.keyID)
                     }
                     journalID = storedID
@@ -154,9 +156,12 @@ public final class Journal: Sendable {
 
     /// A rotation that crashed between committing its event and renaming the key file is finished here;
     /// one that crashed before committing is abandoned.
-    private static func finishInterruptedRotation(keyFile: JournalKeyFile, activeKey: Ed25519PublicKey) throws(JournalError) {
+    private static func finishInterruptedRotation(keyFile: JournalKeyFile, signers: [Ed25519PublicKey]) throws(JournalError) {
         guard FileManager.default.fileExists(atPath: keyFile.stagingPath) else { return }
-        if let staged = try? JournalKeyFile.load(from: keyFile.stagingPath), staged.publicKey == activeKey {
+        // Committed: the staged key signs and the key file's key no longer does.
+        if let staged = try? JournalKeyFile.load(from: keyFile.stagingPath), signers.contains(staged.publicKey),
+            (try? keyFile.load()).map({ !signers.contains($0.publicKey) }) ?? true
+        {
             try keyFile.promoteStagedKey()
         } else {
             keyFile.discardStagedKey()
@@ -225,6 +230,15 @@ public final class Journal: Sendable {
         return newKey.keyID
     }
 
+    /// Adds `newKey` to the keys that may sign this journal: a `ledger.key.added` event signed by this
+    /// journal's key, carrying `newKey`'s signature as proof that it is held. A cluster node can then open
+    /// the journal with `newKey` as its own key, and verification follows the addition.
+    /// - Returns: the sequence number of the addition.
+    @discardableResult
+    public func addSigner(_ newKey: Ed25519SigningKey) async throws -> UInt64 {
+        try await submit(.addSigner(newKey)) as! UInt64
+    }
+
     /// Runs `body` against a consistent snapshot of the journal.
     public func read<R>(_ body: (JournalSnapshot) throws -> R) throws -> R {
         try reader.read(body)
@@ -249,6 +263,7 @@ enum WriteWork: Sendable {
     case transact(@Sendable (inout JournalWriteTransaction) throws -> any Sendable)
     case checkpoint
     case rotate(Ed25519SigningKey)
+    case addSigner(Ed25519SigningKey)
     case genesis
 }
 

@@ -27,6 +27,26 @@ struct JournalLayout: Sendable {
         static let keyHistoryPrefix = Array("key.".utf8)
 
         static func keyHistory(_ sequence: UInt64) -> [UInt8] { keyHistoryPrefix + sequence.bigEndianBytes }
+        /// `signer.` + key id (8 bytes) → the public key of each key that may sign new events. Journals
+        /// written before keys could be added have none: their one signer is `active_key`.
+        static let signerPrefix = Array("signer.".utf8)
+
+        static func signer(_ id: KeyID) -> [UInt8] { signerPrefix + id.bytes }
+    }
+
+    /// The keys that may sign new events, as the journal's index records them (the signed events are
+    /// what verification follows): every key added beside the genesis key, after rotations.
+    func signers(in transaction: any StorageReadTransaction) throws -> [Ed25519PublicKey] {
+        var keys: [Ed25519PublicKey] = []
+        try transaction.forEach(in: meta, from: MetaKey.signerPrefix) { name, value in
+            guard name.starts(with: MetaKey.signerPrefix) else { return false }
+            if let key = Ed25519PublicKey(bytes: value) { keys.append(key) }
+            return true
+        }
+        if keys.isEmpty, let active = try transaction.get(MetaKey.activeKey, in: meta).flatMap(Ed25519PublicKey.init(bytes:)) {
+            return [active]
+        }
+        return keys
     }
 
     /// Opens the journal's tables in `storage`. When reading (`create` false), projections the journal

@@ -33,6 +33,12 @@ public struct JournalSnapshot {
         }
     }
 
+    /// The keys that may sign new events: the active key, and every key added beside it (one per cluster
+    /// node that signs with its own).
+    public var signers: [Ed25519PublicKey] {
+        get throws { try layout.signers(in: transaction) }
+    }
+
     /// The stored record of event `sequence`, exactly as written.
     public func record(_ sequence: UInt64) throws -> [UInt8]? {
         try transaction.get(sequence.bigEndianBytes, in: layout.events)

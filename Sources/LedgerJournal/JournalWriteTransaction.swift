@@ -128,10 +128,34 @@ public struct JournalWriteTransaction {
     }
 
     mutating func rotate(to newKey: Ed25519SigningKey, journalID: String) throws {
-        let payload = KeyRotationPayload(journalID: journalID, previousKeyID: cursor.signingKey.keyID, newKey: newKey)
+        let old = cursor.signingKey.publicKey
+        let payload = KeyRotationPayload(journalID: journalID, previousKeyID: old.keyID, newKey: newKey)
         let rotation = try append(EventDraft(type: .keyRotated, encoding: payload))
         cursor.signingKey = newKey
-        try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.activeKey, in: layout.meta)
-        try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.keyHistory(rotation.sequence), in: layout.meta)
+        let meta = layout.meta
+        if try transaction.get(JournalLayout.MetaKey.activeKey, in: meta) == old.bytes {
+            try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.activeKey, in: meta)
+        }
+        try transaction.delete(JournalLayout.MetaKey.signer(old.keyID), in: meta)
+        try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.signer(newKey.keyID), in: meta)
+        try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.keyHistory(rotation.sequence), in: meta)
+    }
+
+    /// Appends a `ledger.key.added` event signed by this writer's key, after which `newKey` may sign too.
+    mutating func addSigner(_ newKey: Ed25519SigningKey, journalID: String) throws -> UInt64 {
+        let signers = try layout.signers(in: transaction)
+        guard !signers.contains(where: { $0.keyID == newKey.keyID }) else {
+            throw JournalError.invalidEvent("key \(newKey.keyID) already signs this journal")
+        }
+        let meta = layout.meta
+        if try transaction.get(JournalLayout.MetaKey.signer(cursor.signingKey.keyID), in: meta) == nil {
+            // A journal from before keys could be added: its one signer is recorded first.
+            try transaction.put(cursor.signingKey.publicKey.bytes, for: JournalLayout.MetaKey.signer(cursor.signingKey.keyID), in: meta)
+        }
+        let payload = KeyAdditionPayload(journalID: journalID, addedBy: cursor.signingKey.keyID, newKey: newKey)
+        let addition = try append(EventDraft(type: .keyAdded, encoding: payload))
+        try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.signer(newKey.keyID), in: meta)
+        try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.keyHistory(addition.sequence), in: meta)
+        return addition.sequence
     }
 }

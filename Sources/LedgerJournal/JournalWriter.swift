@@ -224,6 +224,8 @@ final class JournalWriter: @unchecked Sendable {
                 results.append(try runNested(&context) { try body(&$0) })
             case .rotate(let newKey):
                 results.append(try runNested(&context) { try $0.rotate(to: newKey, journalID: journalID) })
+            case .addSigner(let newKey):
+                results.append(try runNested(&context) { try $0.addSigner(newKey, journalID: journalID) })
             case .genesis:
                 guard head.sequence == 0 else {
                     results.append(.failure(JournalError.createdConcurrently))
@@ -234,6 +236,7 @@ final class JournalWriter: @unchecked Sendable {
                 try transaction.put(Array(journalID.utf8), for: JournalLayout.MetaKey.journalID, in: layout.meta)
                 try transaction.put(signingKey.publicKey.bytes, for: JournalLayout.MetaKey.activeKey, in: layout.meta)
                 try transaction.put(signingKey.publicKey.bytes, for: JournalLayout.MetaKey.keyHistory(1), in: layout.meta)
+                try transaction.put(signingKey.publicKey.bytes, for: JournalLayout.MetaKey.signer(signingKey.keyID), in: layout.meta)
                 results.append(.success(try context.append(EventDraft(type: .genesis, encoding: payload))))
             case .checkpoint:
                 checkpointRequested = true
@@ -287,7 +290,7 @@ final class JournalWriter: @unchecked Sendable {
     /// On shared storage, takes the journal lock and moves this writer's view of the journal's end to
     /// where the other processes left it: the events appended since this writer's last batch are read
     /// (one query per page of them) and their leaves added to the Merkle frontier; the key that must
-    /// sign is checked.
+    /// sign is still among the signers.
     private func catchUp(_ transaction: any StorageWriteTransaction) throws {
         try transaction.lockJournal()
         var caughtUp = head
@@ -305,9 +308,9 @@ final class JournalWriter: @unchecked Sendable {
         head = caughtUp
         frontier = caughtUpFrontier
         published.withLock { $0.0 = caughtUp }
-        if let active = try transaction.get(JournalLayout.MetaKey.activeKey, in: layout.meta).flatMap(Ed25519PublicKey.init(bytes:)),
-            active != signingKey.publicKey
-        {
+        let signers = try layout.signers(in: transaction)
+        if !signers.contains(signingKey.publicKey), let active = signers.first {
+            // Rotated away by another process: this one must be restarted with the new key file.
             throw JournalError.signingKeyMismatch(keyFile: signingKey.keyID, journal: active.keyID)
         }
     }

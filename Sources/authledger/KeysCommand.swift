@@ -10,7 +10,7 @@ import AuthTokens
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Show, rotate and export the journal's signing keys.",
-        subcommands: [Show.self, Rotate.self, ExportPublic.self])
+        subcommands: [Show.self, Rotate.self, Add.self, ExportPublic.self])
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show the active signing key and the key history.")
@@ -19,16 +19,17 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let reader = try openReader(journalOptions)
-            let (active, origin) = try reader.read { (try $0.activeKey, try $0.origin) }
-            guard let active, let origin else { throw CommandExit.badInput("journal has no genesis event yet") }
+            let (signers, origin) = try reader.read { (try $0.signers, try $0.origin) }
+            guard !signers.isEmpty, let origin else { throw CommandExit.badInput("journal has no genesis event yet") }
             for (sequence, key) in try reader.keyHistory() {
                 let verifier = NoteVerifierKey(name: origin, publicKey: key)
+                let active = signers.contains(key)
                 switch format {
                 case .text:
-                    print("\(key.keyID)\(key == active ? " (active)" : "")  introduced at #\(sequence)  \(verifier)")
+                    print("\(key.keyID)\(active ? " (active)" : "")  introduced at #\(sequence)  \(verifier)")
                 case .jsonl:
                     printJSONLine([
-                        "key_id": key.keyID.hex, "active": key == active, "introduced_at": sequence,
+                        "key_id": key.keyID.hex, "active": active, "introduced_at": sequence,
                         "verifier_key": verifier.description, "public_key": Base64.encode(key.bytes),
                     ])
                 }
@@ -40,7 +41,9 @@ struct KeysCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rotate the journal signing key (a key-rotation event signed by the old key), or with --tokens the token signing keys.",
             discussion: """
-                The server must be stopped: a journal has one writer at a time. With --tokens, new RS256 and EdDSA token keys                 take over and the old ones stay in the JWKS until every token they signed has expired.
+                The server must be stopped: an LMDB journal has one writer at a time (on a --store journal, the \
+                other nodes must be restarted with the new key file). With --tokens, new RS256 and EdDSA token \
+                keys take over and the old ones stay in the JWKS until every token they signed has expired.
                 """)
         @OptionGroup var journalOptions: JournalOptions
         @OptionGroup var writerOptions: JournalWriterOptions
@@ -67,6 +70,48 @@ struct KeysCommand: AsyncParsableCommand {
         }
     }
 
+}
+
+extension KeysCommand {
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let another key sign the journal (a ledger.key.added event signed by --key): a cluster node's own key.",
+            discussion: """
+                FILE gets a new key (mode 0600) unless it holds one already; the journal records it as a signer \
+                with an event signed by the journal key in --key (default <journal>.key) and the new key's proof \
+                that it is held. Start the node with --key FILE. On a --store journal this can run while the \
+                other nodes serve; an LMDB journal's server must be stopped.
+                """)
+        @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var writerOptions: JournalWriterOptions
+        @Argument(help: ArgumentHelp("The new signer's key file.", valueName: "file")) var newKey: String
+
+        func run() async throws {
+            let file = JournalKeyFile(path: newKey)
+            let key: Ed25519SigningKey
+            do {
+                if file.exists {
+                    key = try file.load()
+                } else {
+                    key = Ed25519SigningKey.generate()
+                    try file.create(key)
+                }
+            } catch {
+                throw CommandExit.badInput("\(error)")
+            }
+            let journal = try writerOptions.openJournal(journalOptions)
+            let sequence: UInt64
+            do {
+                sequence = try await journal.addSigner(key)
+                _ = try await journal.checkpoint()
+            } catch {
+                await journal.close()
+                throw CommandExit.badInput("adding the key failed: \(error)")
+            }
+            await journal.close()
+            print("key \(key.keyID) signs the journal from #\(sequence) on (added by \(journal.activeKeyID)); start its node with --key \(newKey)")
+        }
+    }
 }
 
 extension KeysCommand.Rotate {
