@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""The goals of the performance issue, met or not, from the output of `tools/bench` (all five rows).
+"""The goals of the performance issue, met or not, from the output of `tools/bench` (all five rows), and
+the cluster figures, which have no goal (reported only).
 
     tools/bench_summary.py LOG
 
-Reads the tables the benchmarks printed (ledger, replay, http, open) and prints one summary table. Every
-ratio is to a baseline measured in the same run; a figure a benchmark did not print is "not measured".
+Reads the tables the benchmarks printed (ledger, replay, http, open) and the "cluster: " lines of
+tools/http/cluster_bench.py, and prints one summary table. Every ratio is to a baseline measured in the same
+run; a figure a benchmark did not print is "not measured".
 """
 import re
 import sys
@@ -30,6 +32,16 @@ def find(rows, prefix, column=0):
         if label.startswith(prefix) and len(cells) > column:
             return number(cells[column])
     return None
+
+
+def cluster_rows(text):
+    """The cluster benchmark's rates, as {(endpoint, configuration): ratio to GET /healthz on its LMDB node}, in
+    the order printed, and its bottleneck lines."""
+    rates = {}
+    for match in re.finditer(r"^cluster: (/\S+)\s+((?:LMDB|PG) \d+ nodes?)\s+\d+/s\s+([\d.]+)x healthz", text, re.MULTILINE):
+        rates.setdefault((match.group(1), match.group(2)), float(match.group(3)))
+    bottlenecks = re.findall(r"^cluster: bottleneck: (.*)$", text, re.MULTILINE)
+    return rates, bottlenecks
 
 
 def ratio(value, base):
@@ -77,6 +89,14 @@ def main():
          "small journal: %s" % ("%.3f s" % open_small if open_small is not None else "–"), open_cold, " s", "< 1 s",
          lambda v: v < 1 and (open_events or 0) >= 10_000_000),
     ]
+    cluster, bottlenecks = cluster_rows(text)
+    configurations = ["LMDB 1 node", "PG 1 node", "PG 2 nodes", "PG 3 nodes"]
+    configurations += sorted({configuration for _, configuration in cluster} - set(configurations))
+    for endpoint, name in (("/authorize", "GET /authorize, logged in and consented"), ("/oauth/token", "POST /oauth/token, EdDSA access token")):
+        for configuration in configurations:
+            summary.append(("cluster", "%s, %s" % (name, configuration), "GET /healthz, LMDB node", cluster.get((endpoint, configuration)),
+                            "x", "–", None))
+
     print("Summary: the goals of the performance issue (ratios to baselines measured in this run)")
     print("")
     print("| row | measurement | baseline | measured | goal | met |")
@@ -87,11 +107,16 @@ def main():
         else:
             shown = ("%.2f" % value if unit == "x" and value < 10 else "%.1f" % value if unit in ("x",) else
                      "%.3f" % value if unit == " s" else "%d" % round(value)) + unit
-            verdict = "yes" if met(value) else "no"
+            verdict = "reported" if met is None else "yes" if met(value) else "no"
         print("| %s | %s | %s | %s | %s | %s |" % (row, name, base, shown, goal, verdict))
     if open_events is not None and open_events < 10_000_000:
         print("")
         print("Row 5 (open): the journal held %d events, fewer than 10,000,000: not met by definition." % open_events)
+    if bottlenecks:
+        print("")
+        print("Cluster bottlenecks (tools/http/cluster_bench.py):")
+        for line in bottlenecks:
+            print("- " + line)
     return 0
 
 

@@ -124,6 +124,42 @@ struct SharedJournalTests {
         #expect(try reader.verify(trust: .genesisKey).get().eventCount == 2)
     }
 
+    @Test("each writer signs with a key of its own, added by the first: one chain, every event by its writer's key")
+    func keyPerWriter() async throws {
+        let database = try await TestDatabase()
+        let first = TemporaryKey()
+        let nodeA = try database.openJournal(key: first.path)
+        var keys: [TemporaryKey] = []
+        for _ in 0..<2 {
+            let key = TemporaryKey()
+            let signing = Ed25519SigningKey.generate()
+            try JournalKeyFile(path: key.path).create(signing)
+            try await nodeA.addSigner(signing)
+            keys.append(key)
+        }
+        let nodes = [nodeA] + (try keys.map { try database.openJournal(key: $0.path) })
+        #expect(Set(nodes.map(\.activeKeyID)).count == 3)
+        let written = try await withThrowingTaskGroup(of: [(UInt64, KeyID)].self) { group in
+            for node in nodes {
+                group.addTask {
+                    var sequences: [(UInt64, KeyID)] = []
+                    for index in 0..<20 { sequences.append((try await node.append(draft("\(node.activeKeyID) \(index)")).sequence, node.activeKeyID)) }
+                    return sequences
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        for node in nodes { await node.close() }
+        let genesisKey = try JournalKeyFile(path: first.path).load().publicKey
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
+        let report = try reader.verify(trust: .pinned([genesisKey])).get()
+        #expect(report.eventCount == 63)
+        #expect(Set(report.keyIDs) == Set(nodes.map(\.activeKeyID)))
+        let signedBy = try reader.read { snapshot in try written.map { try snapshot.event($0.0)?.keyID } }
+        #expect(signedBy == written.map(\.1))
+    }
+
     @Test("LMDB to PostgreSQL and back: every stored byte is the same, and the copy is refused into a journal")
     func copyRoundTrip() async throws {
         let directory = NSTemporaryDirectory() + "authledger-pg-copy-\(UUID().uuidString.prefix(8))"

@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""Cluster benchmark: /authorize and /oauth/token throughput with 1, 2 and 3 `authledger serve` nodes on one
+PostgreSQL journal, beside the LMDB single node, all as ratios to GET /healthz on the LMDB node in the same run.
+
+    tools/http/cluster_bench.py --bin .build/release [--seconds 10] [--connections 32] [--threads 2] [--nodes 1,2,3]
+
+The requests are those of tools/http/bench.py (whose functions this script uses): GET /authorize for a
+logged-in user who already consented (session cookie; every request runs the full decision, issues a code
+and makes its events durable before the 302), and POST /oauth/token redeeming pre-issued codes for an
+EdDSA access token (bench.py's row 2a). Each measurement lasts --seconds with --connections in all.
+
+1. LMDB single node (embedded journal, the default): GET /healthz (the baseline of every ratio), then
+   /authorize, then /oauth/token.
+2. For 1, 2 and 3 nodes on a fresh PostgreSQL cluster each (tools/postgres start, in a scratch directory, on
+   a free port; the first node applies the tenant and is healthy before the others start; all share the key
+   files of one --journal base): /authorize with one wrk per node at once, the connections split between
+   them, rates summed; then codes issued through every node, interleaved and dealt out again so that each
+   node redeems codes issued at the others too, and /oauth/token the same way.
+
+During every run the script measures the CPU time of each process (/proc/PID/stat: the nodes; PostgreSQL:
+the postmaster, its backends and the backends it reaped; the load generator: wrk and this script; what is
+left of the machine's busy time is "other", named by process), and for PostgreSQL runs samples
+pg_stat_activity and pg_locks every 50 ms (from one psql session, its backend left out of the CPU figures):
+how often the journal's advisory lock is held, how many backends wait for it (wait_event_type Lock,
+wait_event advisory), what its holder is doing (running in PostgreSQL, or idle in transaction: waiting for
+its node's next query); and it counts the journal's events and the database's connections before and after
+(events per second; events per request: an /authorize appends 3, an exchange 1, and requests still in
+flight when wrk stops add a little). From those figures, not from assumptions, each PostgreSQL run names
+its bottleneck (the first that holds, then any other that also does; see bottleneck()):
+  1. the journal lock, contended: held in at least 90% of the samples with at least 0.5 backends waiting
+     for it on average (the batches of all nodes are serialized under it: more nodes add nothing);
+  2. the machine, its cores at least 90% busy with the benchmark's own processes;
+  3. the journal lock, uncontended but held in at least 90% of the samples (one node's batches back to back);
+  4. the machine, at least 90% busy with other processes taking part (a disturbed run: a WARNING says so);
+  5. else whichever of the authledger nodes and PostgreSQL used more CPU.
+A last line names the bottleneck of the largest configuration beside its rate relative to one node.
+
+Every line of the results starts with "cluster: " (tools/bench_summary.py reads them):
+  cluster: healthz       LMDB 1 node   <rate>/s  1.00x healthz
+  cluster: /authorize    <LMDB 1 node | PG n node(s)>  <rate>/s  <ratio>x healthz  ...
+  cluster: /oauth/token  ...
+  cluster: cpu / cluster: postgres / cluster: bottleneck / cluster: log  (details of each run)
+
+The issuer of the tenant is bench.py's BASE (a name only here: the nodes listen on free ports).
+"""
+import argparse
+import concurrent.futures
+import glob
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from urllib.parse import quote
+
+import requests
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from bench import EDDSA_API, REDIRECT, exchange, issue_codes, jwt_alg, login, parse_wrk, tenant  # noqa: E402
+import bench  # noqa: E402
+
+POSTGRES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "postgres")
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SAMPLE_SECONDS = 0.05
+RESERVED_PORTS = {55432, bench.PORT}
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that is free now (never 55432, which another session's PostgreSQL uses)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+def processes():
+    """Every process now: {pid: (name, ppid, utime + stime, cutime + cstime)}, times in clock ticks."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                line = handle.read()
+        except OSError:
+            continue
+        fields = line[line.rindex(")") + 2:].split()  # fields[0] is field 3 (state) of proc(5)
+        name = line[line.index("(") + 1:line.rindex(")")].split("/")[0]  # kworker/u8:2 -> kworker
+        table[int(entry)] = (name, int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+    return table
+
+
+def descendants(table, roots):
+    """The roots and every process below them."""
+    found, frontier = set(roots), set(roots)
+    while frontier:
+        frontier = {pid for pid, row in table.items() if row[1] in frontier} - found
+        found |= frontier
+    return found
+
+
+def machine_ticks():
+    """(busy, interrupts, total) ticks of all cores, from /proc/stat (idle and iowait are not busy)."""
+    with open("/proc/stat") as handle:
+        values = [int(value) for value in handle.readline().split()[1:]]
+    total = sum(values[:8])  # user nice system idle iowait irq softirq steal (guest time is within user)
+    return total - values[3] - values[4], values[5] + values[6], total
+
+
+def own_and_children_seconds():
+    """CPU seconds of this script and of its reaped children (the wrk processes)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+class CPUMeter:
+    """CPU used over a run, in cores: by each node; by PostgreSQL (the postmaster, its live children but
+    `exclude`, and the children it reaped: its cutime + cstime); by the load generator (this script and
+    its reaped children: the wrk processes); by the whole machine (/proc/stat); and what is left, "other",
+    with the other processes that used most of it by name (kernel threads included; interrupt time apart)."""
+
+    def __init__(self, node_pids, postmaster=None, exclude=()):
+        self.node_pids, self.postmaster, self.exclude = node_pids, postmaster, set(exclude)
+
+    def snapshot(self):
+        table = processes()
+        postgres = 0
+        if self.postmaster in table:
+            postgres = table[self.postmaster][2] + table[self.postmaster][3]
+            postgres += sum(row[2] for pid, row in table.items() if row[1] == self.postmaster and pid not in self.exclude)
+        ours = descendants(table, [os.getpid()] + self.node_pids + ([self.postmaster] if self.postmaster else []))
+        return {"time": time.monotonic(), "nodes": [table[pid][2] if pid in table else 0 for pid in self.node_pids],
+                "postgres": postgres, "load": own_and_children_seconds(), "machine": machine_ticks(),
+                "others": {pid: (row[0], row[2]) for pid, row in table.items() if pid not in ours}}
+
+    def start(self):
+        self.before = self.snapshot()
+
+    def stop(self):
+        after = self.snapshot()
+        before = self.before
+        wall = after["time"] - before["time"]
+        nodes = [(b - a) / CLOCK_TICKS / wall for a, b in zip(before["nodes"], after["nodes"])]
+        busy = after["machine"][0] - before["machine"][0]
+        total = after["machine"][2] - before["machine"][2]
+        cores = os.cpu_count() or 1
+        machine = busy / max(1, total) * cores
+        result = {"wall": wall, "cores": cores, "nodes": nodes, "nodes_total": sum(nodes),
+                  "postgres": (after["postgres"] - before["postgres"]) / CLOCK_TICKS / wall,
+                  "load": (after["load"] - before["load"]) / wall, "machine": machine,
+                  "interrupts": (after["machine"][1] - before["machine"][1]) / max(1, total) * cores}
+        result["other"] = max(0.0, machine - result["nodes_total"] - result["postgres"] - result["load"])
+        by_name = {}
+        for pid, (name, ticks) in after["others"].items():
+            earlier = before["others"].get(pid)
+            used = ticks - (earlier[1] if earlier and earlier[0] == name else 0)
+            by_name[name] = by_name.get(name, 0) + used / CLOCK_TICKS / wall
+        result["other_names"] = sorted(((name, value) for name, value in by_name.items() if value >= 0.01), key=lambda item: -item[1])
+        return result
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------------
+
+def psql_command(port):
+    """psql on the private cluster (the version's own binary; as root through `runuser -u postgres`, as
+    tools/postgres does)."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), key=lambda path: [int(part) if part.isdigit() else part
+                                                                                      for part in re.split(r"(\d+)", path)])
+    command = [candidates[-1] if candidates else "psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "authledger",
+               "-qtAX", "-F", "|"]
+    return (["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + command
+
+
+def psql(port, sql):
+    result = subprocess.run(psql_command(port) + ["-c", sql], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit("psql failed: %s" % result.stderr.strip())
+    return [line.split("|") for line in result.stdout.splitlines() if line]
+
+
+def journal_counts(port):
+    """(events, all entries) in the journal's table, and the connections (sessions) the database has had."""
+    row = psql(port, "SELECT count(*) FILTER (WHERE tbl = 'events'), count(*), "
+                     "(SELECT sessions FROM pg_stat_database WHERE datname = 'authledger') FROM authledger_entries")[0]
+    return int(row[0]), int(row[1]), int(row[2] or 0)
+
+
+SAMPLE = """SELECT 'activity', coalesce(state, ''), coalesce(wait_event_type, ''), coalesce(wait_event, ''), count(*)
+  FROM pg_stat_activity WHERE datname = 'authledger' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+  GROUP BY 2, 3, 4
+UNION ALL
+SELECT 'holder', coalesce(a.state, ''), coalesce(a.wait_event_type, ''), coalesce(a.wait_event, ''), count(*)
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted
+  GROUP BY 2, 3, 4"""
+
+
+class PostgresSampler(threading.Thread):
+    """Samples the journal's backends every SAMPLE_SECONDS from one psql session: what each is doing or
+    waiting for, and who holds the journal's advisory lock."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.process = subprocess.Popen(psql_command(port), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.backend = int(self.query("SELECT pg_backend_pid()")[0][0])
+        self.halt = threading.Event()
+        self.samples = self.held = 0
+        self.activity, self.holder = {}, {}
+
+    def query(self, sql):
+        self.process.stdin.write(sql + ";\n\\echo __end__\n")
+        self.process.stdin.flush()
+        rows = []
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("psql ended")
+            line = line.rstrip("\n")
+            if line == "__end__":
+                return rows
+            if line:
+                rows.append(line.split("|"))
+
+    def run(self):
+        while not self.halt.wait(SAMPLE_SECONDS):
+            try:
+                rows = self.query(SAMPLE)
+            except (OSError, RuntimeError):
+                return
+            self.samples += 1
+            held = False
+            for kind, state, event_type, event, count in rows:
+                what = (state, event_type + (":" + event if event else ""))
+                table = self.activity if kind == "activity" else self.holder
+                table[what] = table.get(what, 0) + int(count)
+                held = held or kind == "holder"
+            self.held += held
+
+    def finish(self):
+        self.halt.set()
+        if self.is_alive():
+            self.join()
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self.process.wait()
+        samples = max(1, self.samples)
+        waiting = sum(count for (state, wait), count in self.activity.items() if wait == "Lock:advisory")
+        return {"samples": self.samples, "held": self.held / samples, "waiters": waiting / samples,
+                "activity": {what: count / samples for what, count in self.activity.items()},
+                "holder": {what: count / samples for what, count in self.holder.items()}}
+
+
+def start_postgres(directory, port):
+    result = subprocess.run([POSTGRES, "start", directory, str(port)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit("tools/postgres start failed (%d): %s" % (result.returncode, (result.stdout + result.stderr)[-800:]))
+    with open(os.path.join(directory, "data", "postmaster.pid")) as handle:
+        postmaster = int(handle.readline())
+    return result.stdout.strip().splitlines()[-1], postmaster
+
+
+def stop_postgres(directory):
+    subprocess.run([POSTGRES, "stop", directory], capture_output=True)
+
+
+# --- nodes and wrk ---------------------------------------------------------------------------------------------
+
+class Node:
+    def __init__(self, bin_dir, arguments, log_path):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d/" % self.port
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen([os.path.join(bin_dir, "authledger"), "serve", "--port", str(self.port)] + arguments,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, seconds=180):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit("node on port %d exited with status %d:\n%s" % (self.port, self.process.returncode, self.tail()))
+            try:
+                if requests.get(self.base + "healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise SystemExit("node on port %d did not answer GET /healthz in %d s:\n%s" % (self.port, seconds, self.tail()))
+
+    def tail(self, lines=20):
+        with open(self.log_path, errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def run_wrk(arguments, environment=None):
+    """bench.py's wrk measurement, keeping socket errors too: (rate, p99 ms, non-2xx/3xx, requests, socket errors)."""
+    output = subprocess.run(["wrk"] + arguments, capture_output=True, text=True, env={**os.environ, **(environment or {})}).stdout
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return parse_wrk(output) + (sum(int(value) for value in errors.groups()) if errors else 0,)
+
+
+def split(total, parts):
+    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
+
+
+def concurrently(calls):
+    """Runs the calls at once (one thread each); returns their results in order."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
+
+
+class Cluster:
+    """The nodes of one configuration and what is measured on them."""
+
+    def __init__(self, args, nodes, label, postgres=None):
+        self.args, self.nodes, self.label, self.postgres = args, nodes, label, postgres  # postgres: (port, postmaster)
+        count = len(nodes)
+        self.connections = split(args.connections, count)
+        self.threads = [max(1, min(connections, args.threads // count)) for connections in self.connections]
+
+    def measure(self, per_node_arguments, environments=None):
+        """One wrk per node at once for --seconds, with CPU (and PostgreSQL) measured around them."""
+        environments = environments or [None] * len(self.nodes)
+        counts_before = journal_counts(self.postgres[0]) if self.postgres else None
+        sampler = PostgresSampler(self.postgres[0]) if self.postgres else None
+        meter = CPUMeter([node.process.pid for node in self.nodes], self.postgres and self.postgres[1],
+                         [sampler.backend] if sampler else [])
+        try:
+            if sampler:
+                sampler.start()
+            meter.start()
+            runs = concurrently([lambda index=index: run_wrk(
+                ["-t", str(self.threads[index]), "-c", str(self.connections[index]), "-d", "%ds" % self.args.seconds, "--latency"]
+                + per_node_arguments[index], environments[index]) for index in range(len(self.nodes))])
+            cpu = meter.stop()
+        finally:
+            sampled = sampler.finish() if sampler else None
+        result = {"rate": sum(run[0] for run in runs), "per_node": [run[0] for run in runs], "p99": max(run[1] for run in runs),
+                  "non2xx": sum(run[2] for run in runs), "requests": sum(run[3] for run in runs),
+                  "socket_errors": sum(run[4] for run in runs), "per_node_requests": [run[3] for run in runs], "cpu": cpu}
+        if sampler:
+            result["postgres"] = sampled
+            time.sleep(1.5)  # requests still in flight when wrk stopped; statistics are flushed within a second
+            counts_after = journal_counts(self.postgres[0])
+            result["events"] = counts_after[0] - counts_before[0]
+            result["entries"] = counts_after[1] - counts_before[1]
+            result["sessions"] = counts_after[2] - counts_before[2] - 2  # less the sampler's and that of the count before
+        return result
+
+    def run(self, session):
+        """Logs in at the first node, warms every node, then measures /authorize and /oauth/token (EdDSA)."""
+        first = self.nodes[0].base
+        query, _ = login(session, base=first)
+        eddsa_query, _ = login(session, scope="read:messages", audience=EDDSA_API, base=first)
+        # Each node checks the client's secret with Argon2id once (a bounded pool: beyond it, 503) and then
+        # remembers it: one exchange at every node first, so the token runs measure exchanges. The code
+        # is issued at the first node and redeemed at another: the shared journal at work.
+        for node in self.nodes:
+            tokens = exchange(login(session, scope="read:messages", audience=EDDSA_API, base=first)[1], base=node.base)
+            assert jwt_alg(tokens["access_token"]) == "EdDSA" and "id_token" not in tokens, tokens
+        cookie = "; ".join("%s=%s" % (c.name, c.value) for c in session.cookies)
+        results = {}
+        if self.postgres is None:
+            results["healthz"] = self.measure_healthz()
+        results["authorize"] = self.measure([["-H", "Cookie: " + cookie, node.base + "authorize?" + query] for node in self.nodes])
+
+        # Codes for the token run, issued at every node at once (codes.lua), as many as the run can use and
+        # no more than the /authorize rate gives in about 30 s (a code lives 60 s).
+        rate = results["authorize"]["rate"]
+        wanted = rate * self.args.seconds * 1.6 + min(500, rate * 10)
+        work = os.path.dirname(self.nodes[0].log_path)
+        paths = [os.path.join(work, "codes-issued-%d.txt" % index) for index in range(len(self.nodes))]
+        concurrently([lambda index=index: issue_codes(
+            eddsa_query, cookie, argparse.Namespace(threads=self.threads[index], connections=self.connections[index]), paths[index],
+            count=wanted / len(self.nodes), rate=max(1.0, results["authorize"]["per_node"][index]), base=self.nodes[index].base)
+            for index in range(len(self.nodes))])
+        issued = []
+        for path in paths:
+            with open(path) as handle:
+                issued.append(handle.read().split())
+        # Interleaved in issue order, then dealt out: node i redeems codes issued at every node.
+        merged = [code for row in zip(*issued) for code in row]
+        shortest = min(len(codes) for codes in issued)
+        merged += [code for codes in issued for code in codes[shortest:]]
+        redeem = []
+        for index in range(len(self.nodes)):
+            path = os.path.join(work, "codes-redeem-%d.txt" % index)
+            with open(path, "w") as handle:
+                handle.write("\n".join(merged[index::len(self.nodes)]) + "\n")
+            redeem.append(path)
+        token_script = os.path.join(SCRIPTS, "token.lua")
+        results["token"] = self.measure(
+            [["-s", token_script, node.base + "oauth/token"] for node in self.nodes],
+            [{"CODES_FILE": redeem[index], "REDIRECT_URI": quote(REDIRECT, safe=""), "WRK_THREADS": str(self.threads[index])}
+             for index in range(len(self.nodes))])
+        results["token"]["codes"] = len(merged)
+        results["token"]["codes_per_node"] = [len(merged[index::len(self.nodes)]) for index in range(len(self.nodes))]
+        return results
+
+    def measure_healthz(self):
+        """GET /healthz on the (single) node with all the connections and threads: the baseline."""
+        node = self.nodes[0]
+        run = run_wrk(["-t", str(self.args.threads), "-c", str(self.args.connections), "-d", "%ds" % self.args.seconds, "--latency",
+                       node.base + "healthz"])
+        return {"rate": run[0], "per_node": [run[0]], "p99": run[1], "non2xx": run[2], "requests": run[3], "socket_errors": run[4]}
+
+
+def log_findings(path, pattern=r"^\S+ (warning|error|critical) |fatal"):
+    """Lines of a log at level warning or above (a node's, swift-log text: '<time> <level> <label>: ...';
+    PostgreSQL's with its own pattern)."""
+    findings = []
+    if os.path.exists(path):
+        with open(path, errors="replace") as handle:
+            for line in handle:
+                if re.search(pattern, line, re.IGNORECASE):
+                    findings.append(line.rstrip("\n"))
+    return findings
+
+
+# --- the benchmark -----------------------------------------------------------------------------------------
+
+def lmdb_configuration(args, work):
+    directory = os.path.join(work, "lmdb")
+    os.makedirs(directory)
+    tenant_file = os.path.join(directory, "tenant.json")
+    with open(tenant_file, "w") as handle:
+        json.dump(tenant(bench.BASE), handle)
+    node = Node(args.bin, ["--journal", os.path.join(directory, "journal"), "--tenant", tenant_file], os.path.join(directory, "node-0.log"))
+    try:
+        node.wait_healthy()
+        results = Cluster(args, [node], "LMDB 1 node").run(requests.Session())
+    finally:
+        node.stop()
+    results["logs"] = [log_findings(node.log_path)]
+    return results
+
+
+def postgres_configuration(args, work, count):
+    directory = os.path.join(work, "pg-%d" % count)
+    os.makedirs(directory)
+    tenant_file = os.path.join(directory, "tenant.json")
+    with open(tenant_file, "w") as handle:
+        json.dump(tenant(bench.BASE), handle)
+    pg_dir = os.path.join(directory, "postgres")
+    pg_port = free_port()
+    nodes = []
+    try:
+        store, postmaster = start_postgres(pg_dir, pg_port)
+        journal = os.path.join(directory, "journal")  # names the shared key files journal.key, journal.tokenkeys
+        for index in range(count):
+            # The first node applies the tenant and makes the key files; the others start once it is healthy.
+            nodes.append(Node(args.bin, ["--store", store, "--journal", journal] + (["--tenant", tenant_file] if index == 0 else []),
+                              os.path.join(directory, "node-%d.log" % index)))
+            if index == 0:
+                nodes[0].wait_healthy()
+        for node in nodes[1:]:
+            node.wait_healthy()
+        label = "PG %d node%s" % (count, "" if count == 1 else "s")
+        results = Cluster(args, nodes, label, postgres=(pg_port, postmaster)).run(requests.Session())
+    finally:
+        for node in nodes:
+            node.stop()
+        stop_postgres(pg_dir)
+    results["logs"] = [log_findings(node.log_path) for node in nodes]
+    results["postgres_log"] = log_findings(os.path.join(pg_dir, "server.log"), r"\b(ERROR|FATAL|PANIC|WARNING):")
+    return results
+
+
+def describe(table, limit=3):
+    """'state wait 0.52, ...' for the largest averages of a sampled table."""
+    items = sorted(table.items(), key=lambda item: -item[1])[:limit]
+    return ", ".join("%s%s %.2f" % (state or "-", " (" + wait + ")" if wait else "", value) for (state, wait), value in items) or "none"
+
+
+def bottleneck(run):
+    """(name, evidence): what limits the run, from its measured figures, the first of these that holds (any
+    other that also holds follows, after "then"):
+      1. the journal lock, contended: held in at least 90% of the samples while at least 0.5 backends wait
+         for it on average (nodes queue for the lock: more nodes cannot add throughput);
+      2. the machine, saturated by the benchmark's own processes (nodes, PostgreSQL, wrk: at least 90% of
+         the cores);
+      3. the journal lock, uncontended but always held (one node's batches back to back);
+      4. the machine, at least 90% busy with other processes taking part (a disturbed run);
+      5. whichever of the authledger nodes and PostgreSQL used more CPU."""
+    cpu, pg = run["cpu"], run["postgres"]
+    cores = cpu["cores"]
+    own = cpu["nodes_total"] + cpu["postgres"] + cpu["load"]
+    users = sorted([("authledger nodes", cpu["nodes_total"]), ("PostgreSQL", cpu["postgres"]), ("wrk", cpu["load"]),
+                    ("other processes", cpu["other"])], key=lambda item: -item[1])
+    evidence = "machine %.2f of %d cores busy (%s); journal lock held in %.0f%% of samples, %.2f backends waiting for it on average" % (
+        cpu["machine"], cores, ", ".join("%s %.2f" % user for user in users), pg["held"] * 100, pg["waiters"])
+    waiting_for_node = sum(value for (state, wait), value in pg["holder"].items() if wait == "Client:ClientRead" or state == "idle in transaction")
+    holder = ("its holder was waiting for its node's next query (idle in transaction or ClientRead) in %.0f%% of the samples, "
+              "busy in PostgreSQL in %.0f%%" % (waiting_for_node * 100, max(0.0, pg["held"] - waiting_for_node) * 100))
+    rules = [
+        (pg["held"] >= 0.9 and pg["waiters"] >= 0.5, "the journal lock (contended: the batches of all nodes are serialized under it; %s)" % holder),
+        (own >= 0.9 * cores, "the %d-core machine (saturated by the benchmark's own processes, most by %s)" % (
+            cores, [user for user in users if user[0] != "other processes"][0][0])),
+        (pg["held"] >= 0.9 and pg["waiters"] < 0.5, "the journal lock (uncontended but always held: one writer's batches back to back; %s)" % holder),
+        (cpu["machine"] >= 0.9 * cores and own < 0.9 * cores, "the %d-core machine (saturated, with other processes using %.2f cores: a disturbed run)" % (
+            cores, cpu["other"])),
+    ]
+    holding = [name for condition, name in rules if condition]
+    if not holding:
+        holding.append("%s (neither the machine nor the journal lock saturated)" % (
+            "authledger node CPU" if cpu["nodes_total"] >= cpu["postgres"] else "PostgreSQL CPU"))
+    return holding[0] + "".join("; then " + other for other in holding[1:]), evidence
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default=".build/release")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32, help="in all, split between the nodes")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads in all, split between the nodes (at least one each)")
+    parser.add_argument("--nodes", default="1,2,3", help="the PostgreSQL configurations (numbers of nodes)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (node logs, code files)")
+    args = parser.parse_args()
+    args.bin = os.path.abspath(args.bin)
+    counts = [int(count) for count in args.nodes.split(",")]
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing (tools/bench installs it)")
+
+    work = tempfile.mkdtemp(prefix="authledger-cluster-bench-")
+    os.chmod(work, 0o755)  # as root, PostgreSQL runs as `postgres` and must reach work/pg-N/postgres
+    results = {}
+    try:
+        results["LMDB 1 node"] = lmdb_configuration(args, work)
+        for count in counts:
+            results["PG %d node%s" % (count, "" if count == 1 else "s")] = postgres_configuration(args, work, count)
+    finally:
+        if args.keep:
+            print("scratch directory kept: %s" % work, file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    lmdb = results["LMDB 1 node"]
+    health = lmdb["healthz"]["rate"]
+    pg_one = results.get("PG 1 node")
+    print("Cluster benchmark: %d connections in all (split between the nodes), %d wrk threads in all, %d s each, %d cores; "
+          "ratios to GET /healthz on the LMDB node" % (args.connections, args.threads, args.seconds, os.cpu_count() or 1))
+    print("")
+    print("cluster: %-13s %-12s %7d/s  1.00x healthz  (p99 %.2f ms, non-2xx/3xx %d, socket errors %d)" % (
+        "healthz", "LMDB 1 node", health, lmdb["healthz"]["p99"], lmdb["healthz"]["non2xx"], lmdb["healthz"]["socket_errors"]))
+    for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
+        for label, result in results.items():
+            run = result[key]
+            extra = []
+            if label != "LMDB 1 node":
+                extra.append("%.2fx LMDB" % (run["rate"] / lmdb[key]["rate"]))
+                if pg_one and label != "PG 1 node":
+                    extra.append("%.2fx PG 1 node" % (run["rate"] / pg_one[key]["rate"]))
+            details = ["per node %s" % " + ".join("%d" % rate for rate in run["per_node"])] if len(run["per_node"]) > 1 else []
+            details += ["p99 %.2f ms" % run["p99"], "non-2xx/3xx %d" % run["non2xx"], "socket errors %d" % run["socket_errors"]]
+            if "events" in run:
+                details.append("%.0f events/s, %.2f per request" % (run["events"] / run["cpu"]["wall"], run["events"] / max(1, run["requests"])))
+            print("cluster: %-13s %-12s %7d/s  %.2fx healthz%s  (%s)" % (
+                endpoint, label, run["rate"], run["rate"] / health, "".join("  " + item for item in extra), ", ".join(details)))
+    print("")
+    for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
+        for label, result in results.items():
+            cpu, rate = result[key]["cpu"], result[key]["rate"]
+            others = ", ".join("%s %.2f" % item for item in cpu["other_names"][:3] + [("interrupts", cpu["interrupts"])])
+            print("cluster: cpu %s %s: nodes %.2f cores (%s), PostgreSQL %.2f, wrk and this script %.2f, other %.2f (%s); machine %.2f of %d busy; "
+                  "CPU per request: nodes %.2f ms, PostgreSQL %.2f ms" % (
+                      endpoint, label, cpu["nodes_total"], " + ".join("%.2f" % value for value in cpu["nodes"]), cpu["postgres"], cpu["load"],
+                      cpu["other"], others, cpu["machine"], cpu["cores"], cpu["nodes_total"] * 1000 / max(1, rate),
+                      cpu["postgres"] * 1000 / max(1, rate)))
+    for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
+        for label, result in results.items():
+            pg = result[key].get("postgres")
+            if pg:
+                run = result[key]
+                print("cluster: postgres %s %s: %.0f events/s, %.0f net table rows/s, %d new connections; %d samples: lock held %.0f%%, "
+                      "waiting for it %.2f; backends on average: %s; lock holder: %s" % (
+                          endpoint, label, run["events"] / run["cpu"]["wall"], run["entries"] / run["cpu"]["wall"], run["sessions"],
+                          pg["samples"], pg["held"] * 100, pg["waiters"], describe(pg["activity"], 5), describe(pg["holder"])))
+    print("")
+    for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
+        for label, result in results.items():
+            if "postgres" in result[key]:
+                name, evidence = bottleneck(result[key])
+                print("cluster: bottleneck: %s %s: %s — %s" % (endpoint, label, name, evidence))
+    pg_labels = [label for label in results if label.startswith("PG ")]
+    if pg_one and len(pg_labels) > 1:
+        largest = pg_labels[-1]
+        names = []
+        for key in ("authorize", "token"):
+            name = bottleneck(results[largest][key])[0].split(" (")[0]
+            if name not in names:
+                names.append(name)
+        print("cluster: bottleneck: overall: %s give %s the rate of PG 1 node; %s: %s" % (
+            largest, " and ".join("%.2fx (%s)" % (results[largest][key]["rate"] / pg_one[key]["rate"], endpoint)
+                                  for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token"))),
+            largest, " (/authorize), ".join(names) + (" (/oauth/token)" if len(names) > 1 else "")))
+    warnings = []
+    for label, result in results.items():
+        run = result["token"]
+        if run["non2xx"] or run["socket_errors"]:
+            warnings.append("%s /oauth/token: %d non-2xx and %d socket errors in %d requests (%d codes issued): that row is not valid" % (
+                label, run["non2xx"], run["socket_errors"], run["requests"], run["codes"]))
+        elif any(done > codes for done, codes in zip(run["per_node_requests"], run["codes_per_node"])):
+            warnings.append("%s /oauth/token: more exchanges than codes at a node: that row is not valid" % label)
+        if result["authorize"]["non2xx"] or result["authorize"]["socket_errors"]:
+            warnings.append("%s /authorize: %d non-2xx and %d socket errors: that row is not valid" % (
+                label, result["authorize"]["non2xx"], result["authorize"]["socket_errors"]))
+        for index, findings in enumerate(result["logs"]):
+            if findings:
+                print("cluster: log: %s node %d: %d lines at warning or above, first: %s" % (label, index, len(findings), findings[0][:300]))
+        if result.get("postgres_log"):
+            print("cluster: log: %s PostgreSQL: %d lines ERROR, FATAL, PANIC or WARNING, first: %s" % (
+                label, len(result["postgres_log"]), result["postgres_log"][0][:300]))
+    worst = max((result[key]["cpu"] for result in results.values() for key in ("authorize", "token")), key=lambda cpu: cpu["other"])
+    if worst["other"] >= 0.25:
+        warnings.append("other processes used up to %.2f cores (on average over a run: %s) while it was measured: every figure is "
+                        "disturbed, rerun on a quiet machine" % (worst["other"], ", ".join("%s %.2f" % item for item in worst["other_names"][:3])))
+    for warning in warnings:
+        print("WARNING: %s" % warning)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
