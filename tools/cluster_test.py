@@ -4,9 +4,10 @@
     python3 tools/cluster_test.py --bin .build/debug [--keep]
 
 Starts a private PostgreSQL (tools/postgres, in a scratch directory, on a free port) and three nodes A, B
-and C on it that share one journal signing key and one set of token signing keys (the same --journal base
-name). The first node applies the demo tenant, so every node serves it with node A's issuer and redirect
-URI. Then it checks, each check printed as PASS or FAIL:
+and C on it. Each node signs the journal with a key of its own: A creates the journal with its key, and
+`authledger keys add` (signed by A's key) adds B's and C's before they start with `--key`. They share one
+set of token signing keys (the same --journal base name). The first node applies the demo tenant, so every
+node serves it with node A's issuer and redirect URI. Then it checks, each check printed as PASS or FAIL:
 
 1. cross-node flow: a flow started at A (/authorize), logged in and consented at B, its code exchanged at
    C (200, access and ID token) and the access token accepted by A's /userinfo: an interaction, a code
@@ -23,8 +24,8 @@ URI. Then it checks, each check printed as PASS or FAIL:
    error=temporarily_unavailable), the token endpoint never answers 200 nor a 5xx other than 503, and no
    node exits; with PostgreSQL started again, every node completes flows again within 10 s without a
    restart, and a code refused during the outage is still redeemable, once;
-6. the shared journal: after the nodes stop, `authledger-replay verify`, `rebuild --check` and `replay`
-   (re-deciding every recorded request) exit 0 on it.
+6. the shared journal: after the nodes stop, `authledger-replay verify` (pinned to A's key, naming the three
+   node keys), `rebuild --check` and `replay` (re-deciding every recorded request) exit 0 on it.
 
 Prints one line per check, the tail of the node logs when one fails, a summary line (flows, redemptions,
 journal head), and exits 1 when any check fails. The scratch directory (node logs, PostgreSQL) is removed
@@ -143,11 +144,21 @@ class Cluster:
 
     # -- the nodes
 
+    def node_key(self, name):
+        """Node `name`'s journal signing key file: A's is the journal's own (<journal>.key)."""
+        return Path(str(self.keys) + ".key") if name == "A" else self.work / ("node-%s.key" % name)
+
     def start_nodes(self):
         for name in "ABC":
             self.nodes[name] = Server(self.authledger, self.keys, free_port(), log_path=self.work / ("node-%s.log" % name),
-                                      extra_args=["--store", self.store])
+                                      extra_args=["--store", self.store, "--key", str(self.node_key(name))])
         self.nodes["A"].start_healthy(timeout=60)  # creates the key files and applies the demo tenant
+        for name in "BC":
+            # A key of the node's own, added to the journal's signers by A's key, while A serves.
+            added = subprocess.run([str(self.authledger), "keys", "add", "--store", self.store, "--journal", str(self.keys),
+                                    str(self.node_key(name))], capture_output=True, text=True, timeout=60)
+            if added.returncode != 0:
+                raise CheckFailed("authledger keys add for node %s failed: %s" % (name, (added.stdout + added.stderr)[-500:]))
         self.nodes["B"].start()
         self.nodes["C"].start()
         self.nodes["B"].wait_healthy(timeout=60)
@@ -411,12 +422,20 @@ class Cluster:
         expect(all(stopped.values()), "nodes that did not stop within 30 s of SIGTERM (killed): %s" % [n for n, ok in stopped.items() if not ok])
         expect(all(node.returncode == 0 for node in self.nodes.values()), "nodes did not exit 0 on SIGTERM: %s" % statuses)
         store = ["--store", self.store, "--journal", str(self.keys)]
+        pinned = self.work / "pinned.keys"
+        exported = subprocess.run([str(self.authledger), "keys", "export-public"] + store, capture_output=True, text=True, timeout=60)
+        expect(exported.returncode == 0, "keys export-public --store: %s" % (exported.stdout + exported.stderr)[-300:])
+        pinned.write_text(exported.stdout.splitlines()[0] + "\n")  # the genesis key (A's) alone
         results = {}
-        for label, arguments in (("verify", ["verify"]), ("rebuild --check", ["rebuild", "--check"]), ("replay", ["replay"])):
+        for label, arguments in (("verify", ["verify", "--public-key", str(pinned)]), ("rebuild --check", ["rebuild", "--check"]),
+                                 ("replay", ["replay"])):
             results[label] = run_replay(self.replay, arguments + store, timeout=120)
         self.verify_output = results["verify"].stdout
         failed = ["authledger-replay %s --store: %s" % (label, describe_exit(result)) for label, result in results.items() if result.returncode != 0]
         expect(not failed, "\n    ".join([""] + failed))
+        keys_line = next((line for line in self.verify_output.splitlines() if line.startswith("keys:")), "")
+        expect(len(re.findall(r"\b[0-9a-f]{16}\b", keys_line)) == 3 and "pinned" in keys_line,
+               "verify should name three node keys, pinned to A's: %r" % keys_line)
         replay_summary = results["replay"].stdout.strip().splitlines()[-1] if results["replay"].stdout.strip() else ""
         return "nodes stopped by SIGTERM (exit %s); verify, rebuild --check and replay exit 0 (verify: %s; replay: %s)" % (
             statuses, self.verify_output.strip().splitlines()[0][:120] if self.verify_output.strip() else "", replay_summary[:160])

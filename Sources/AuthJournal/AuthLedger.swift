@@ -67,8 +67,14 @@ public final class AuthLedger: Sendable {
     /// The configuration in force now. On shared storage it is read again from the projections once it
     /// is older than ``sharedConfigurationLifetime``.
     public var configuration: ConfigurationState {
-        if journal.isShared, lastConfigurationRead.withLock({ $0.duration(to: .now) }) > Self.sharedConfigurationLifetime {
-            try? refreshConfiguration()
+        if journal.isShared {
+            // One caller claims the refresh; the others serve the configuration they have meanwhile.
+            let due = lastConfigurationRead.withLock { last in
+                guard last.duration(to: .now) > Self.sharedConfigurationLifetime else { return false }
+                last = .now
+                return true
+            }
+            if due { try? refreshConfiguration() }
         }
         return cachedConfiguration.withLock { $0 }
     }

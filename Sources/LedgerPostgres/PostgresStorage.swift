@@ -97,7 +97,9 @@ public final class PostgresStorage: JournalStorage {
         session.send("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         do {
             let result = try body(transaction)
-            try session.run("COMMIT")
+            // A read-only transaction has nothing to make durable: its end is sent, not waited for (the
+            // next query on this connection runs after it, and fails if the connection broke).
+            session.send("COMMIT")
             give(back: session.connection)
             return result
         } catch {

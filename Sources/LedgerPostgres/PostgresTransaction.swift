@@ -54,12 +54,15 @@ final class PostgresSession {
         for future in futures { _ = try? future.wait() }
     }
 
-    /// Runs `query` after everything sent, and returns its rows.
+    /// Runs `query` after everything sent, and returns its rows. The query is sent at once, behind the
+    /// writes still in flight, so that a read costs one round trip however many writes precede it
+    /// (PostgreSQL answers in order; if an earlier write failed, that failure is the one reported).
     @discardableResult
     func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        let reply = connection.query(query, logger: logger)
         try flush()
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try reply.wait()
         } catch {
             throw PostgresStorageError(error, doing: "querying")
         }
@@ -139,14 +142,16 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     func beginNested() throws -> any StorageWriteTransaction {
-        // This transaction's own writes are settled first, so that their failures stay its own.
-        try session.flush()
+        // Not waited for: a failed write before it aborts the whole PostgreSQL transaction anyway, and
+        // the next read reports it (as the batch's failure, which it is).
         session.send("SAVEPOINT \(unescaped: savepoint(depth + 1))")
         return PostgresTransaction(storage: storage, session: session, depth: depth + 1)
     }
 
+    /// Sent, not waited for: the writer's next query (reading what other writers appended) runs after the
+    /// lock is granted, and waiting for both costs one round trip.
     func lockJournal() throws {
-        try session.run("SELECT pg_advisory_xact_lock(\(PostgresStorage.journalLockKey))")
+        session.send("SELECT pg_advisory_xact_lock(\(PostgresStorage.journalLockKey))")
     }
 
     func commit() throws {
