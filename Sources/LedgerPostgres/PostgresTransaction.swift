@@ -6,10 +6,16 @@ import PostgresNIO
 /// One connection's queries, waited for on the calling thread, with writes pipelined: ``send(_:)``
 /// returns at once, and the replies of everything sent are collected by ``flush()`` (which every read
 /// does first), so a batch of writes costs one round trip rather than one each.
+///
+/// Upserts are staged (``stage(_:_:_:)``) and go out together as one multi-row `INSERT … SELECT FROM
+/// unnest(…)` before the next other statement: a batch writes tens of rows per request (records, Merkle
+/// nodes, projections), and one statement for all of them costs both ends far less than one each.
 final class PostgresSession {
     let connection: PostgresConnection
     let logger: Logger
     private var pending: [EventLoopFuture<PostgresQueryResult>] = []
+    /// Upserts not sent yet, the last value per key (one statement cannot upsert one row twice).
+    private var staged: [StagedKey: [UInt8]] = [:]
     /// A failure among replies already collected, reported by the next ``flush()``.
     private var deferredError: (any Error)?
 
@@ -21,16 +27,61 @@ final class PostgresSession {
         self.logger = logger
     }
 
-    /// Sends `query` without waiting for its reply.
+    private struct StagedKey: Hashable {
+        let table: String
+        let key: [UInt8]
+    }
+
+    /// Staged upserts sent at once, which bounds what is held in memory.
+    static let maximumStaged = 2048
+
+    /// Stages an upsert of `value` under `key` in `table`, sent with the next statement.
+    func stage(_ table: String, _ key: [UInt8], _ value: [UInt8]) {
+        staged[StagedKey(table: table, key: key)] = value
+        if staged.count >= Self.maximumStaged { sendStaged() }
+    }
+
+    /// Forgets the staged upserts (the nested transaction that made them is being undone).
+    func discardStaged() {
+        staged = [:]
+    }
+
+    /// Sends the staged upserts as one statement, without waiting for its reply.
+    private func sendStaged() {
+        guard !staged.isEmpty else { return }
+        var tables: [String] = []
+        var keys: [ByteBuffer] = []
+        var values: [ByteBuffer] = []
+        tables.reserveCapacity(staged.count)
+        keys.reserveCapacity(staged.count)
+        values.reserveCapacity(staged.count)
+        for (entry, value) in staged {
+            tables.append(entry.table)
+            keys.append(ByteBuffer(bytes: entry.key))
+            values.append(ByteBuffer(bytes: value))
+        }
+        staged = [:]
+        pending.append(
+            connection.query(
+                """
+                INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
+                ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
+                """, logger: logger))
+    }
+
+    /// Sends `query` (after the staged upserts) without waiting for its reply.
     func send(_ query: PostgresQuery) {
+        sendStaged()
         pending.append(connection.query(query, logger: logger))
         if pending.count >= Self.maximumPending {
             do { try flush() } catch { deferredError = deferredError ?? error }
         }
     }
 
-    /// Waits for the replies of everything sent; throws the first failure among them.
+    /// Sends what is staged and waits for the replies of everything sent; throws the first failure among
+    /// them.
     func flush() throws {
+        sendStaged()
         let futures = pending
         pending = []
         var firstError = deferredError
@@ -59,6 +110,7 @@ final class PostgresSession {
     /// (PostgreSQL answers in order; if an earlier write failed, that failure is the one reported).
     @discardableResult
     func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        sendStaged()
         let reply = connection.query(query, logger: logger)
         try flush()
         do {
@@ -124,11 +176,7 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable, append: Bool) throws {
-        session.send(
-            """
-            INSERT INTO authledger_entries (tbl, key, value) VALUES (\(table.name), \(ByteBuffer(bytes: key)), \(ByteBuffer(bytes: value)))
-            ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
-            """)
+        session.stage(table.name, key, value)
     }
 
     @discardableResult
@@ -179,6 +227,7 @@ final class PostgresTransaction: StorageWriteTransaction {
     func abort() {
         guard !ended else { return }
         ended = true
+        session.discardStaged()
         session.discardPending()
         if depth > 0 {
             // If even this fails, the whole transaction is broken, and its commit will say so.
