@@ -6,7 +6,19 @@ import LedgerJournal
 /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, or with `?host=/run/postgresql` for the server's Unix
 /// socket in that directory. The password may also come from `PGPASSWORD`, so that it stays out of
 /// process listings. One database holds one journal.
+///
+/// TLS as libpq's `sslmode` says (`?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`): `disable`,
+/// `prefer` (the default: TLS when the server offers it, unverified), `require` (TLS, unverified),
+/// `verify-ca` (the server's certificate chains to `sslrootcert`, or the system's roots), `verify-full`
+/// (that, and it names the host). Between machines, use `verify-full`.
 public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
+    /// How the connection is encrypted and the server authenticated (libpq's `sslmode`).
+    public enum TLSMode: String, Sendable, Equatable, CaseIterable {
+        case disable, prefer, require
+        case verifyCA = "verify-ca"
+        case verifyFull = "verify-full"
+    }
+
     public var host: String
     public var port: Int
     /// The directory of the server's Unix socket (`.s.PGSQL.<port>` in it), when connecting through one.
@@ -14,6 +26,10 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
     public var user: String
     public var password: String?
     public var database: String
+    /// TLS (`sslmode`); over a Unix socket there is none.
+    public var tlsMode: TLSMode
+    /// The certificates to verify the server's with (`sslrootcert`, PEM); the system's when `nil`.
+    public var rootCertificates: String?
 
     /// Parses `url`; throws ``JournalError/directory(path:reason:)`` naming what is wrong with it.
     public init(url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(JournalError) {
@@ -34,12 +50,19 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
         self.user = components.user.flatMap { $0.removingPercentEncoding } ?? environment["PGUSER"] ?? environment["USER"] ?? "postgres"
         self.password = components.password.flatMap { $0.removingPercentEncoding } ?? environment["PGPASSWORD"]
         self.database = database.removingPercentEncoding ?? database
+        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? TLSMode.prefer.rawValue
+        guard let tlsMode = TLSMode(rawValue: mode) else {
+            throw .directory(
+                path: Self.redacted(url), reason: "has sslmode=\(mode); use one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.tlsMode = socket == nil ? tlsMode : .disable
+        self.rootCertificates = components.queryItems?.first { $0.name == "sslrootcert" }?.value
     }
 
     /// The URL without its password: what messages and logs may show.
     public var description: String {
-        let socket = socketDirectory.map { "?host=\($0)" } ?? ""
-        return "postgres://\(user)@\(host):\(port)/\(database)\(socket)"
+        let query = socketDirectory.map { "?host=\($0)" } ?? (tlsMode == .prefer ? "" : "?sslmode=\(tlsMode.rawValue)")
+        return "postgres://\(user)@\(host):\(port)/\(database)\(query)"
     }
 
     /// Whether `text` names a PostgreSQL journal rather than a directory.

@@ -3,6 +3,7 @@ import LedgerJournal
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 import Synchronization
 
@@ -50,7 +51,7 @@ public final class PostgresStorage: JournalStorage {
         } else {
             configuration = .init(
                 host: address.host, port: address.port, username: address.user, password: address.password,
-                database: address.database, tls: .disable)
+                database: address.database, tls: try Self.tls(for: address))
         }
         configuration.options.connectTimeout = .seconds(5)
         self.configuration = configuration
@@ -60,6 +61,24 @@ public final class PostgresStorage: JournalStorage {
         } catch {
             try? group.syncShutdownGracefully()
             throw .storage(error)
+        }
+    }
+
+    /// The TLS of a connection to `address`, as its `sslmode` asks.
+    private static func tls(for address: PostgresAddress) throws(JournalError) -> PostgresConnection.Configuration.TLS {
+        guard address.tlsMode != .disable else { return .disable }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        switch address.tlsMode {
+        case .disable, .prefer, .require: tls.certificateVerification = .none
+        case .verifyCA: tls.certificateVerification = .noHostnameVerification
+        case .verifyFull: tls.certificateVerification = .fullVerification
+        }
+        if let roots = address.rootCertificates { tls.trustRoots = .file(roots) }
+        do {
+            let context = try NIOSSLContext(configuration: tls)
+            return address.tlsMode == .prefer ? .prefer(context) : .require(context)
+        } catch {
+            throw .directory(path: address.description, reason: "TLS cannot be set up: \(error)")
         }
     }
 

@@ -256,3 +256,66 @@ struct TestDatabase: Sendable {
         return try Journal.open(configuration, storage: try storage())
     }
 }
+
+/// The scratch CA that signed the test server's certificate (tools/postgres writes it as DIR/ca.crt).
+let testServerCA = ProcessInfo.processInfo.environment["AUTHLEDGER_TEST_POSTGRES_CA"]
+
+@Suite(
+    "PostgreSQL over TLS: sslmode as libpq spells it",
+    .enabled(if: testServer != nil && testServerCA != nil, "AUTHLEDGER_TEST_POSTGRES(_CA) name no TLS-enabled server"),
+    .serialized)
+struct PostgresTLSTests {
+    @Test("verify-full against the server's CA connects over TLS, and the journal works")
+    func verifiedConnection() async throws {
+        let database = try await TestDatabase()
+        let before = try await database.encryptedConnections()
+        var address = database.address
+        address.tlsMode = .verifyFull
+        address.rootCertificates = testServerCA
+        let key = TemporaryKey()
+        var configuration = Journal.Configuration(keyFile: key.path)
+        configuration.projections = []
+        let journal = try Journal.open(configuration, storage: try PostgresStorage(address: address))
+        try await journal.append(draft("over TLS"))
+        #expect(try await database.encryptedConnections() > before)
+        await journal.close()
+        let parsed = try PostgresAddress(url: "\(testServer!)?sslmode=verify-full&sslrootcert=\(testServerCA!)")
+        #expect(parsed.tlsMode == .verifyFull && parsed.rootCertificates == testServerCA)
+        #expect(parsed.description.hasSuffix("?sslmode=verify-full"))
+    }
+
+    @Test("verify-full refuses a server whose certificate does not chain to the trusted roots, and accepts it by name with its CA")
+    func unverifiedServerRefused() async throws {
+        let database = try await TestDatabase()
+        var address = database.address
+        address.tlsMode = .verifyFull
+        address.rootCertificates = nil  // the system's roots: the scratch CA is not among them
+        #expect(throws: JournalError.self) { try PostgresStorage(address: address) }
+        // With the server's CA, by either name its certificate carries.
+        address.rootCertificates = testServerCA
+        address.host = "localhost"
+        let byName = try PostgresStorage(address: address)
+        byName.close()
+    }
+
+    @Test("a bad sslmode is refused with the modes it accepts")
+    func badMode() {
+        #expect(throws: JournalError.self) { try PostgresAddress(url: "postgres://u@h/db?sslmode=allow-maybe") }
+    }
+}
+
+extension TestDatabase {
+    /// Connections to the server that use TLS, as PostgreSQL counts them.
+    func encryptedConnections() async throws -> Int {
+        let server = try PostgresAddress(url: try #require(testServer))
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(
+                host: server.host, port: server.port, username: server.user, password: server.password, database: server.database,
+                tls: .disable),
+            id: 2, logger: Logger(label: "test"))
+        defer { Task { try? await connection.close() } }
+        let rows = try await connection.query("SELECT count(*) FROM pg_stat_ssl WHERE ssl", logger: Logger(label: "test"))
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+}
