@@ -18,6 +18,7 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = try openReader(journalOptions)
+        defer { reader.close() }
         guard let range = try JournalPoint.range(from: nil, to: at, in: reader) else {
             if format == .text { print("\(user): no consents (the journal is empty at that moment)") }
             return

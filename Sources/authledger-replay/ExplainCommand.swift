@@ -19,6 +19,7 @@ struct ExplainCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = try openReader(journalOptions)
+        defer { reader.close() }
         let found: RecordedDecision?
         do {
             // A request's sequence leads to its decision, the next event of the same commit.

@@ -43,6 +43,7 @@ struct ExportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = try openReader(journalOptions)
+        defer { reader.close() }
         let report: VerificationReport
         switch try reader.verify(trust: .genesisKey) {
         case .success(let verified): report = verified

@@ -19,6 +19,7 @@ struct RebuildCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = try openReader(journalOptions, projections: AuthLedger.projections)
+        defer { reader.close() }
         let rebuilt: ProjectionRebuild.Tables
         let live: ProjectionRebuild.Tables
         let liveVersion: Int?

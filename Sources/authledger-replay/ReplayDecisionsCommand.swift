@@ -32,6 +32,7 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = try openReader(journalOptions)
+        defer { reader.close() }
         var whatIf: ConfigurationState?
         if let tenant {
             do {

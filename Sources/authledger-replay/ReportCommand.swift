@@ -33,6 +33,7 @@ struct ReportCommand: AsyncParsableCommand {
         guard (1...500).contains(buckets) else { throw CommandExit.badInput("--buckets must be between 1 and 500") }
         let trust = try pinnedKeys.trust()
         let reader = try openReader(journalOptions)
+        defer { reader.close() }
         let verification: (text: String, ok: Bool, origin: String?, verifiedEvents: UInt64?)
         do {
             switch try reader.verify(trust: trust) {

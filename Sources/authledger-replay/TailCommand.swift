@@ -27,6 +27,7 @@ struct TailCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = try openReader(journalOptions)
+        defer { reader.close() }
         var next: UInt64
         if let from {
             guard let value = UInt64(from.hasPrefix("#") ? String(from.dropFirst()) : from), value >= 1 else {

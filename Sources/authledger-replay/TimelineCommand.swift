@@ -27,6 +27,7 @@ struct TimelineCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = try openReader(journalOptions, projections: AuthLedger.projections)
+        defer { reader.close() }
         guard let range = try JournalPoint.range(from: from, to: to, in: reader) else { return }
         let filters: [(IndexKind, String)] = [
             user.map { (.user, $0) }, client.map { (.client, $0) }, code.map { (.code, OpaqueToken.hash($0)) },

@@ -37,6 +37,7 @@ struct VerifyCommand: AsyncParsableCommand {
             }
         }
         let reader = try openReader(journalOptions)
+        defer { reader.close() }
         let result: Result<VerificationReport, VerificationFailure>
         do {
             let progress = ProgressLine("verifying")

@@ -19,6 +19,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let reader = try openReader(journalOptions)
+            defer { reader.close() }
             let (signers, origin) = try reader.read { (try $0.signers, try $0.origin) }
             guard !signers.isEmpty, let origin else { throw CommandExit.badInput("journal has no genesis event yet") }
             for (sequence, key) in try reader.keyHistory() {
@@ -147,6 +148,7 @@ extension KeysCommand {
         func run() async throws {
             // Export the key chain as verification establishes it from the signed events, not from an index.
             let reader = try openReader(journalOptions)
+            defer { reader.close() }
             let report: VerificationReport
             switch try reader.verify(trust: .genesisKey) {
             case .success(let verified): report = verified
