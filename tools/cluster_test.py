@@ -5,13 +5,15 @@
 
 Starts a private PostgreSQL (tools/postgres, in a scratch directory, on a free port) and three nodes A, B
 and C on it. Each node signs the journal with a key of its own: A creates the journal with its key, and
-`authledger keys add` (signed by A's key) adds B's and C's before they start with `--key`. They share one
-set of token signing keys (the same --journal base name). The first node applies the demo tenant, so every
+`authledger keys add` (signed by A's key) adds B's and C's before they start with `--key`. A and B share
+one set of token signing keys (the same --journal base name); C signs tokens with its own
+(`--token-keys`), which it publishes in the journal for A and B to list and accept. The first node applies the demo tenant, so every
 node serves it with node A's issuer and redirect URI. Then it checks, each check printed as PASS or FAIL:
 
 1. cross-node flow: a flow started at A (/authorize), logged in and consented at B, its code exchanged at
-   C (200, access and ID token) and the access token accepted by A's /userinfo: an interaction, a code
-   and a token minted at one node are valid at every other one;
+   C (200, access and ID token) and the access token — signed by C's own token key — accepted by A's
+   /userinfo and listed in A's JWKS: an interaction, a code and a token minted at one node are valid at
+   every other one;
 2. shared SSO and consent: a second /authorize at C with the same browser goes straight back to the client
    with a code, without login or consent page: B's session and consent are seen by C;
 3. concurrent redemption: one code posted to the token endpoint of all three nodes at once, several times
@@ -32,6 +34,8 @@ journal head), and exits 1 when any check fails. The scratch directory (node log
 unless --keep is given or a check failed.
 """
 import argparse
+import base64
+import json
 import os
 import re
 import secrets
@@ -151,7 +155,8 @@ class Cluster:
     def start_nodes(self):
         for name in "ABC":
             self.nodes[name] = Server(self.authledger, self.keys, free_port(), log_path=self.work / ("node-%s.log" % name),
-                                      extra_args=["--store", self.store, "--key", str(self.node_key(name))])
+                                      extra_args=["--store", self.store, "--key", str(self.node_key(name))]
+                                      + (["--token-keys", str(self.work / "node-C.tokenkeys")] if name == "C" else []))
         self.nodes["A"].start_healthy(timeout=60)  # creates the key files and applies the demo tenant
         for name in "BC":
             # A key of the node's own, added to the journal's signers by A's key, while A serves.
@@ -248,6 +253,11 @@ class Cluster:
                                 proxies={"http": None, "https": None})
         expect(userinfo.status_code == 200, "A's /userinfo refused C's access token: %s" % short(userinfo))
         expect(userinfo.json().get("sub") == DEMO_USER_ID, "A's /userinfo answered the wrong subject: %s" % short(userinfo))
+        header = json.loads(base64.urlsafe_b64decode(body["access_token"].split(".")[0] + "=="))
+        kids_at_a = [key.get("kid") for key in requests.get(a.base + ".well-known/jwks.json", timeout=TIMEOUT).json()["keys"]]
+        kids_at_c = [key.get("kid") for key in requests.get(c.base + ".well-known/jwks.json", timeout=TIMEOUT).json()["keys"]]
+        expect(header.get("kid") in kids_at_a, "A's JWKS does not list the key C signed with (%s): %s" % (header.get("kid"), kids_at_a))
+        expect(sorted(kids_at_a) == sorted(kids_at_c), "A and C publish different JWKS: %s / %s" % (kids_at_a, kids_at_c))
         return "authorize@A -> %s@B -> code -> token@C 200 (access + ID token) -> userinfo@A 200 sub=%s" % (
             " -> ".join(pages) or "no pages", DEMO_USER_ID)
 

@@ -47,6 +47,7 @@ public final class AuthorizationServer: Sendable {
     let metrics = ServerMetrics()
     let secrets: SecretVerifier
     let userinfoProofs = DPoPProofCache()
+    let clusterKeys = ClusterTokenKeys()
     let pendingLogins = PendingLoginAttempts()
 
     static let sessionCookie = "al_session"
@@ -90,7 +91,7 @@ public final class AuthorizationServer: Sendable {
         router.get("/callback") { request, context in self.callback(request, context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }
-        router.get("/.well-known/jwks.json") { _, _ in self.jwks() }
+        router.get("/.well-known/jwks.json") { _, _ in await self.jwks() }
         router.get("/metrics") { _, _ in self.metricsPage() }
         router.post("/oauth/token") { request, context in await self.token(request, context) }
         router.post("/oauth/revoke") { request, context in await self.revoke(request, context) }

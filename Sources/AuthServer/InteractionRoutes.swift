@@ -302,8 +302,10 @@ extension AuthorizationServer {
     }
 
     /// `GET /.well-known/jwks.json`: the public token signing keys.
-    func jwks() -> Response {
-        json(["keys": tokenKeys.jwks])
+    func jwks() async -> Response {
+        // Every node's keys: this one's, and those the other nodes of a cluster published in the journal.
+        try? await clusterKeys.refresh(ledger: ledger, own: tokenKeys)
+        return json(["keys": tokenKeys.jwks + clusterKeys.peers.jwks])
     }
 
     /// The consent `interaction` waits for and the signed-in session answering it; otherwise the

@@ -20,7 +20,7 @@ extension AuthorizationServer {
         let token = String(authorization.dropFirst(isDPoP ? 5 : 7)).trimmingCharacters(in: .whitespaces)
         let claims: AccessTokenClaims
         do {
-            claims = try await tokenKeys.verify(token, as: AccessTokenClaims.self)
+            claims = try await verifyAccessToken(token)
         } catch {
             return bearerError("invalid_token", "The access token is not valid.")
         }
@@ -113,7 +113,7 @@ extension AuthorizationServer {
             }
             return json([String: String]())
         }
-        guard let claims = try? await tokenKeys.verify(token, as: AccessTokenClaims.self), claims.clientID == client.clientID else {
+        guard let claims = try? await verifyAccessToken(token), claims.clientID == client.clientID else {
             return json([String: String]())
         }
         let revoked = TokenRevoked(tokenID: claims.jti, clientID: client.clientID, clientIP: clientAddress(request, context))

@@ -48,8 +48,9 @@ struct KeysCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var journalOptions: JournalOptions
         @OptionGroup var writerOptions: JournalWriterOptions
-        @Flag(help: "Rotate the token signing keys (<journal>.tokenkeys) instead of the journal signing key.")
+        @Flag(help: "Rotate the token signing keys (--token-keys, default <journal>.tokenkeys) instead of the journal signing key.")
         var tokens = false
+        @OptionGroup var tokenKeyOptions: TokenKeyOptions
 
         func run() async throws {
             if tokens {
@@ -118,7 +119,7 @@ extension KeysCommand {
 extension KeysCommand.Rotate {
     func rotateTokenKeys() async throws {
         let ledger = try await writerOptions.openAuthLedger(journalOptions)
-        let path = tokenKeyPath(journalOptions.journal)
+        let path = tokenKeyOptions.path(journalOptions)
         do {
             let ring = try await TokenKeyRing.loadOrCreate(path: path)
             // Retired keys stay published as long as the longest-lived token they may have signed.
@@ -127,7 +128,12 @@ extension KeysCommand.Rotate {
             let event = TokenKeysRotated(
                 activeKeyIDs: rotated.keys.filter { $0.retiredAt == nil }.map(\.kid),
                 retiredKeyIDs: rotated.keys.filter { $0.retiredAt != nil }.map(\.kid))
-            try await ledger.record { try $0.append(.tokenKeysRotated(event)) }
+            // Published with the rotation, so the other nodes of a cluster accept the new keys' tokens.
+            let published = TokenKeysPublished(node: ledger.journal.activeKeyID.hex, keys: rotated.jwks)
+            try await ledger.record { recorder in
+                try recorder.append(.tokenKeysRotated(event))
+                try recorder.append(.tokenKeysPublished(published))
+            }
             await ledger.journal.close()
             print("token signing keys rotated: active \(event.activeKeyIDs.joined(separator: ", "))")
         } catch {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import AuthJournal
 import LedgerCommandSupport
 import LedgerJournal
@@ -20,4 +21,15 @@ extension JournalWriterOptions {
 /// Where the token signing keys live: `<journal>.tokenkeys`, beside the journal.
 func tokenKeyPath(_ journal: String) -> String {
     (journal.hasSuffix("/") ? String(journal.dropLast()) : journal) + ".tokenkeys"
+}
+
+/// `--token-keys FILE`: the token signing key file of this node.
+struct TokenKeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("token-keys"),
+        help: ArgumentHelp("Token signing key file (default: <journal>.tokenkeys). Each node of a cluster may have its own.", valueName: "file"))
+    var tokenKeys: String?
+
+    /// The key file: `--token-keys`, else `<journal>.tokenkeys`.
+    func path(_ options: JournalOptions) -> String { tokenKeys ?? tokenKeyPath(options.journal) }
 }

@@ -20,8 +20,9 @@ struct ServeCommand: AsyncParsableCommand {
             user demo@example.com / "correct horse battery staple") so the flow can be tried at once in a browser.
 
             With --store postgres://..., any number of servers share one journal in PostgreSQL. They must \
-            share the journal signing key (--key, default <journal>.key) and the token signing keys \
-            (<journal>.tokenkeys): give them the same --journal, or copy both files (mode 0600).
+            sign the journal with keys of their own (authledger keys add, then --key) and tokens with the same \
+            or their own token keys (--token-keys, default <journal>.tokenkeys); every node publishes its \
+            token keys in the journal, and lists and accepts every node's.
             """)
 
     @OptionGroup var journalOptions: JournalOptions
@@ -33,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Issuer URL (default: the tenant's, or http://HOST:PORT/ for the demo).", valueName: "url"))
     var issuer: String?
     @OptionGroup var writerOptions: JournalWriterOptions
+    @OptionGroup var tokenKeyOptions: TokenKeyOptions
     @Option(name: .customLong("log-format"), help: "Log lines as text, or as JSON objects (for log collectors).")
     var logFormat: LogFormat = .text
     @Option(
@@ -65,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = AuthServerSettings()
         settings.issuerOverride = issuer
         settings.trustedProxies = Set(trustedProxies)
-        let keyPath = tokenKeyPath(journalOptions.journal)
+        let keyPath = tokenKeyOptions.path(journalOptions)
         let tokenKeys: TokenKeyRing
         do {
             tokenKeys = try await TokenKeyRing.loadOrCreate(path: keyPath)
@@ -74,6 +76,13 @@ struct ServeCommand: AsyncParsableCommand {
             throw CommandExit.badInput("token signing keys \(keyPath): \(error)")
         }
         let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
+        do {
+            // The other nodes of a cluster list these keys in their JWKS and accept the tokens they sign.
+            try await server.publishTokenKeys()
+        } catch {
+            await ledger.journal.close()
+            throw CommandExit.badInput("token signing keys could not be published in the journal: \(error)")
+        }
         let issuerURL = issuer ?? ledger.configuration.settings?.issuer ?? defaultIssuer
         say("authledger: journal \(journalOptions.location) at #\(ledger.journal.head.sequence), key \(ledger.journal.activeKeyID)")
         if ledger.configuration.clients[DemoTenant.clientID] != nil {

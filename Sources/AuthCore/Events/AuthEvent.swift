@@ -370,6 +370,21 @@ public struct RefreshFamilyRevoked: Codable, Sendable, Equatable {
     }
 }
 
+/// `auth.token_keys.published`: the public token signing keys of one server node (its JWKS: active keys and
+/// retired ones whose tokens may still be valid), so that every node of a cluster publishes and accepts
+/// the tokens of every other. Each publication replaces the node's previous one.
+public struct TokenKeysPublished: Codable, Sendable, Equatable {
+    /// The node: the id of the journal key it signs with (each node has its own).
+    public var node: String
+    /// Its public JWKs, as its JWKS serves them.
+    public var keys: [[String: String]]
+
+    public init(node: String, keys: [[String: String]]) {
+        self.node = node
+        self.keys = keys
+    }
+}
+
 /// `auth.token_keys.rotated`: new token signing keys took over; the retired ones stay in the JWKS until
 /// their tokens expire.
 public struct TokenKeysRotated: Codable, Sendable, Equatable {
@@ -474,6 +489,7 @@ public enum AuthEvent: Sendable, Equatable {
     case refreshIssued(RefreshIssued)
     case refreshFamilyRevoked(RefreshFamilyRevoked)
     case tokenKeysRotated(TokenKeysRotated)
+    case tokenKeysPublished(TokenKeysPublished)
     case consentRevoked(ConsentRevoked)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
@@ -494,6 +510,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let refreshIssuedType: EventType = "auth.refresh.issued"
     public static let refreshFamilyRevokedType: EventType = "auth.refresh.family.revoked"
     public static let tokenKeysRotatedType: EventType = "auth.token_keys.rotated"
+    public static let tokenKeysPublishedType: EventType = "auth.token_keys.published"
     public static let consentRevokedType: EventType = "auth.consent.revoked"
 
     public var eventType: EventType {
@@ -517,6 +534,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .refreshIssued: Self.refreshIssuedType
         case .refreshFamilyRevoked: Self.refreshFamilyRevokedType
         case .tokenKeysRotated: Self.tokenKeysRotatedType
+        case .tokenKeysPublished: Self.tokenKeysPublishedType
         case .consentRevoked: Self.consentRevokedType
         }
     }
@@ -542,6 +560,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .refreshIssued(let value): try PayloadCoding.encode(value)
         case .refreshFamilyRevoked(let value): try PayloadCoding.encode(value)
         case .tokenKeysRotated(let value): try PayloadCoding.encode(value)
+        case .tokenKeysPublished(let value): try PayloadCoding.encode(value)
         case .consentRevoked(let value): try PayloadCoding.encode(value)
         }
     }
@@ -571,6 +590,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.refreshIssuedType: self = .refreshIssued(try PayloadCoding.decode(RefreshIssued.self, from: payload))
         case Self.consentRevokedType: self = .consentRevoked(try PayloadCoding.decode(ConsentRevoked.self, from: payload))
         case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try PayloadCoding.decode(TokenKeysRotated.self, from: payload))
+        case Self.tokenKeysPublishedType: self = .tokenKeysPublished(try PayloadCoding.decode(TokenKeysPublished.self, from: payload))
         case Self.refreshFamilyRevokedType:
             self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))
         default: return nil

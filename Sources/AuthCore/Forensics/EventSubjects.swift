@@ -79,7 +79,7 @@ public struct EventSubjects: Sendable, Equatable {
             clients.insert(refresh.clientID)
         case .refreshFamilyRevoked(let revoked):
             Self.insert(revoked.clientID, into: &clients)
-        case .tokenKeysRotated:
+        case .tokenKeysRotated, .tokenKeysPublished:
             break
         case .consentRevoked(let revoked):
             users.insert(revoked.userID)

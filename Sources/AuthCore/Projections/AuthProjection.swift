@@ -47,6 +47,9 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case index
     /// `u ␟ account`, `p ␟ account ␟ address` and `i ␟ address` → recent failed-login times (``LoginThrottle``).
     case loginFailures = "login_failures"
+    /// node (its journal key id) → its published public token keys (``TokenKeysPublished``), for the JWKS
+    /// of a cluster.
+    case tokenKeys = "token_keys"
 }
 
 /// What the timeline index is keyed by.
@@ -204,6 +207,8 @@ public enum AuthProjection {
             try store.update(RefreshFamilyRecord.self, .refreshFamilies, revoked.family) { $0.revoked = true }
         case .tokenRejected, .tokenKeysRotated:
             break
+        case .tokenKeysPublished(let published):
+            try store.put(.tokenKeys, published.node, try PayloadCoding.encode(published.keys))
         case .codeReplayed(let replay):
             if var code = try codeRecord(replay.codeHash, in: store) {
                 code.status = .revoked
