@@ -35,13 +35,39 @@ public enum ProjectionVersion {
         return Int(String(decoding: value, as: UTF8.self))
     }
 
+    /// A journal on shared storage whose projections need a rebuild while other servers may be using
+    /// them: rebuilding under them would lose what they append meanwhile, so it is left to an operator
+    /// who has stopped them (`authledger journal rebuild-projections`).
+    public struct RebuildNeeded: Error, CustomStringConvertible {
+        public var stored: Int?
+        public var description: String {
+            "the shared journal's projections are version \(stored.map(String.init) ?? "none"), not \(ProjectionVersion.current): "
+                + "stop every server on it, then run `authledger journal rebuild-projections` with this release"
+        }
+    }
+
     /// Rebuilds every projection of `journal` from its events unless they are at ``current``; returns
     /// whether it did. `eventsPerCommit` bounds each write transaction.
+    ///
+    /// On shared storage a rebuild is refused (``RebuildNeeded``) unless `allowOnSharedStorage`: the
+    /// caller must know that no other server uses the journal. A new shared journal (nothing but its
+    /// genesis) only gets its version, decided under the journal lock.
     @discardableResult
-    public static func upgrade(_ journal: Journal, eventsPerCommit: UInt64 = 20_000) async throws -> Bool {
+    public static func upgrade(_ journal: Journal, eventsPerCommit: UInt64 = 20_000, allowOnSharedStorage: Bool = false) async throws -> Bool {
         let (version, head) = try journal.read { snapshot in (try stored(in: snapshot), try snapshot.head.sequence) }
         guard version != current else { return false }
         if let version, version > current { throw NewerVersion(stored: version) }
+        if journal.isShared, !allowOnSharedStorage {
+            // Decided in one batch, under the lock: another server may be creating the journal right now.
+            let recorded = try await journal.transact { transaction -> Bool in
+                let now = try transaction.projection(table).get(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+                if now == current { return false }
+                guard now == nil, transaction.nextSequence <= 2 else { throw RebuildNeeded(stored: now) }
+                try transaction.projection(table).put(Array(String(current).utf8), for: key)
+                return true
+            }
+            return recorded
+        }
         try await journal.transact { transaction in
             for name in AuthLedger.projections { try transaction.projection(name).removeAll() }
         }

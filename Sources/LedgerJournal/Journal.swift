@@ -74,8 +74,8 @@ public final class Journal: Sendable {
     /// needed, a new signing key) when the store holds none. The journal owns `storage` from then on and
     /// closes it in ``close()``.
     ///
-    /// On shared storage several processes may open the same journal and append to it together; they
-    /// must all sign with the journal's active key (the same key file).
+    /// On shared storage several processes may open the same journal and append to it together, each
+    /// with a key that is among the journal's signers (``addSigner(_:)``).
     public static func open(_ configuration: Configuration, storage: any JournalStorage) throws(JournalError) -> Journal {
         do {
             return try Journal(configuration: configuration, storage: storage)
@@ -222,6 +222,10 @@ public final class Journal: Sendable {
         try JournalKeyFile.write(newKey, to: keyFile.stagingPath)
         do {
             _ = try await submit(.rotate(newKey))
+        } catch JournalError.storage(let failure) {
+            // The store failed: the rotation may have committed (a connection lost after COMMIT), so the
+            // staged key is kept; the next open promotes it if the journal names it, or discards it.
+            throw JournalError.storage(failure)
         } catch {
             keyFile.discardStagedKey()
             throw error

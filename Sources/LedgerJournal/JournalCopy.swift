@@ -20,13 +20,17 @@ extension JournalReader {
     public func copy(to destination: any JournalStorage, projections: [String]) throws -> CopyReport {
         let target = try JournalLayout.open(in: destination, projections: projections, create: true)
         let source = try JournalLayout.open(in: storage, projections: projections, create: false)
-        guard try destination.read({ try $0.last(in: target.events) }) == nil else {
-            throw JournalError.directory(path: destination.location, reason: "already holds a journal; copy only into an empty one")
-        }
         let transaction = try destination.beginWrite()
         var committed = false
         defer { if !committed { transaction.abort() } }
+        // Checked under the journal lock: a writer starting on the destination meanwhile waits for the
+        // copy, then finds a journal there and joins it.
         try transaction.lockJournal()
+        for table in [target.events, target.meta] + Array(target.projections.values) {
+            guard try transaction.last(in: table) == nil else {
+                throw JournalError.directory(path: destination.location, reason: "already holds a journal; copy only into an empty one")
+            }
+        }
         let (head, entries) = try storage.read { snapshot in
             var entries = 0
             var pairs = [(source.events, target.events), (source.merkle, target.merkle), (source.checkpoints, target.checkpoints), (source.meta, target.meta)]

@@ -147,7 +147,15 @@ public struct JournalWriteTransaction {
         guard !signers.contains(where: { $0.keyID == newKey.keyID }) else {
             throw JournalError.invalidEvent("key \(newKey.keyID) already signs this journal")
         }
+        // Nor a key the chain ever had (a rotated-away key): verification refuses to bring one back.
         let meta = layout.meta
+        var inHistory = false
+        try transaction.forEach(in: meta, from: JournalLayout.MetaKey.keyHistoryPrefix) { name, value in
+            guard name.starts(with: JournalLayout.MetaKey.keyHistoryPrefix) else { return false }
+            inHistory = value == newKey.publicKey.bytes
+            return !inHistory
+        }
+        guard !inHistory else { throw JournalError.invalidEvent("key \(newKey.keyID) already was in this journal's key chain") }
         if try transaction.get(JournalLayout.MetaKey.signer(cursor.signingKey.keyID), in: meta) == nil {
             // A journal from before keys could be added: its one signer is recorded first.
             try transaction.put(cursor.signingKey.publicKey.bytes, for: JournalLayout.MetaKey.signer(cursor.signingKey.keyID), in: meta)

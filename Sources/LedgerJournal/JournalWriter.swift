@@ -295,7 +295,17 @@ final class JournalWriter: @unchecked Sendable {
         try transaction.lockJournal()
         var caughtUp = head
         var caughtUpFrontier = frontier
-        try transaction.forEach(in: layout.events, from: (head.sequence + 1).bigEndianBytes) { key, record in
+        var sawHead = head.sequence == 0
+        // From this writer's last event itself: it must still be there, unchanged (a restore or a failover
+        // that lost commits would otherwise be chained over).
+        try transaction.forEach(in: layout.events, from: max(head.sequence, 1).bigEndianBytes) { key, record in
+            if head.sequence > 0, UInt64(bigEndianBytes: key) == head.sequence {
+                guard SHA256Digest.hash(record) == head.lastHash else {
+                    throw JournalError.corrupt("event #\(head.sequence) is not the one this writer appended or saw; the store lost or replaced commits")
+                }
+                sawHead = true
+                return true
+            }
             guard UInt64(bigEndianBytes: key) == caughtUp.sequence + 1 else {
                 throw JournalError.corrupt("the shared journal has a gap or a stray key after #\(caughtUp.sequence)")
             }
@@ -304,6 +314,7 @@ final class JournalWriter: @unchecked Sendable {
                 sequence: caughtUp.sequence + 1, lastHash: SHA256Digest.hash(record), lastTime: try EventEnvelope(record: record).timestamp)
             return true
         }
+        guard sawHead else { throw JournalError.corrupt("event #\(head.sequence) is gone from the shared journal; the store lost commits") }
         guard caughtUp.sequence != head.sequence else { return }
         head = caughtUp
         frontier = caughtUpFrontier

@@ -47,9 +47,10 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
         self.host = host
         self.port = components.port ?? 5432
         self.socketDirectory = socket
-        self.user = components.user.flatMap { $0.removingPercentEncoding } ?? environment["PGUSER"] ?? environment["USER"] ?? "postgres"
-        self.password = components.password.flatMap { $0.removingPercentEncoding } ?? environment["PGPASSWORD"]
-        self.database = database.removingPercentEncoding ?? database
+        // URLComponents decodes user, password and path already; decoding again would turn "%2540" into "@".
+        self.user = components.user ?? environment["PGUSER"] ?? environment["USER"] ?? "postgres"
+        self.password = components.password ?? environment["PGPASSWORD"]
+        self.database = database
         let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? TLSMode.prefer.rawValue
         guard let tlsMode = TLSMode(rawValue: mode) else {
             throw .directory(
@@ -70,9 +71,10 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
         text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
     }
 
+    /// `url` without anything that may be a password: whatever stands between `://` and the last `@`
+    /// (a URL that does not even parse may still carry one).
     private static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? "postgres://***"
+        guard let scheme = url.range(of: "://"), let at = url.lastIndex(of: "@"), at > scheme.upperBound else { return url }
+        return String(url[..<scheme.upperBound]) + "***" + String(url[at...])
     }
 }

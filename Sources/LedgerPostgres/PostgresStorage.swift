@@ -54,6 +54,11 @@ public final class PostgresStorage: JournalStorage {
                 database: address.database, tls: try Self.tls(for: address))
         }
         configuration.options.connectTimeout = .seconds(5)
+        // A node that dies holding the journal lock loses it within 30 s, and a writer waits no longer than
+        // that for it: the cluster answers 503 rather than hanging.
+        configuration.options.additionalStartupParameters = [
+            ("idle_in_transaction_session_timeout", "30s"), ("lock_timeout", "30s"),
+        ]
         self.configuration = configuration
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {

@@ -16,6 +16,9 @@ final class PostgresSession {
     private var pending: [EventLoopFuture<PostgresQueryResult>] = []
     /// Upserts not sent yet, the last value per key (one statement cannot upsert one row twice).
     private var staged: [StagedKey: [UInt8]] = [:]
+    /// Appends not sent yet (records, Merkle nodes, checkpoints): plain inserts, so that writing a key
+    /// twice fails the batch instead of replacing history.
+    private var stagedAppends: [(StagedKey, [UInt8])] = []
     /// A failure among replies already collected, reported by the next ``flush()``.
     private var deferredError: (any Error)?
 
@@ -35,38 +38,63 @@ final class PostgresSession {
     /// Staged upserts sent at once, which bounds what is held in memory.
     static let maximumStaged = 2048
 
-    /// Stages an upsert of `value` under `key` in `table`, sent with the next statement.
-    func stage(_ table: String, _ key: [UInt8], _ value: [UInt8]) {
-        staged[StagedKey(table: table, key: key)] = value
-        if staged.count >= Self.maximumStaged { sendStaged() }
+    /// Stages a write of `value` under `key` in `table`, sent with the next statement: an insert that
+    /// must not meet an existing key when `append`, else an upsert.
+    func stage(_ table: String, _ key: [UInt8], _ value: [UInt8], append: Bool) {
+        if append {
+            stagedAppends.append((StagedKey(table: table, key: key), value))
+        } else {
+            staged[StagedKey(table: table, key: key)] = value
+        }
+        if staged.count + stagedAppends.count >= Self.maximumStaged {
+            sendStaged()
+            if pending.count >= Self.maximumPending {
+                do { try flush() } catch { deferredError = deferredError ?? error }
+            }
+        }
     }
 
-    /// Forgets the staged upserts (the nested transaction that made them is being undone).
+    /// Forgets the staged writes (the nested transaction that made them is being undone).
     func discardStaged() {
         staged = [:]
+        stagedAppends = []
     }
 
     /// Sends the staged upserts as one statement, without waiting for its reply.
     private func sendStaged() {
-        guard !staged.isEmpty else { return }
+        if !stagedAppends.isEmpty {
+            let (tables, keys, values) = Self.columns(stagedAppends)
+            stagedAppends = []
+            pending.append(
+                connection.query(
+                    "INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])",
+                    logger: logger))
+        }
+        if !staged.isEmpty {
+            let (tables, keys, values) = Self.columns(staged.map { ($0.key, $0.value) })
+            staged = [:]
+            pending.append(
+                connection.query(
+                    """
+                    INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
+                    ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
+                    """, logger: logger))
+        }
+    }
+
+    private static func columns(_ rows: [(StagedKey, [UInt8])]) -> ([String], [ByteBuffer], [ByteBuffer]) {
         var tables: [String] = []
         var keys: [ByteBuffer] = []
         var values: [ByteBuffer] = []
-        tables.reserveCapacity(staged.count)
-        keys.reserveCapacity(staged.count)
-        values.reserveCapacity(staged.count)
-        for (entry, value) in staged {
+        tables.reserveCapacity(rows.count)
+        keys.reserveCapacity(rows.count)
+        values.reserveCapacity(rows.count)
+        for (entry, value) in rows {
             tables.append(entry.table)
             keys.append(ByteBuffer(bytes: entry.key))
             values.append(ByteBuffer(bytes: value))
         }
-        staged = [:]
-        pending.append(
-            connection.query(
-                """
-                INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
-                ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
-                """, logger: logger))
+        return (tables, keys, values)
     }
 
     /// Sends `query` (after the staged upserts) without waiting for its reply.
@@ -78,10 +106,27 @@ final class PostgresSession {
         }
     }
 
+    /// How long a reply may take before the connection is given up as dead (a half-open connection to a
+    /// database host that is gone would otherwise be waited on forever, holding up every request).
+    static let replyDeadline: TimeAmount = .seconds(60)
+
+    /// Runs `body`, which waits for replies; if they take longer than ``replyDeadline``, the connection is
+    /// closed, which fails them.
+    private func withinDeadline<R>(_ body: () throws -> R) rethrows -> R {
+        let connection = self.connection
+        let deadline = connection.eventLoop.scheduleTask(in: Self.replyDeadline) { connection.close().whenComplete { _ in } }
+        defer { deadline.cancel() }
+        return try body()
+    }
+
     /// Sends what is staged and waits for the replies of everything sent; throws the first failure among
     /// them.
     func flush() throws {
         sendStaged()
+        try withinDeadline { try collectReplies() }
+    }
+
+    private func collectReplies() throws {
         let futures = pending
         pending = []
         var firstError = deferredError
@@ -97,12 +142,27 @@ final class PostgresSession {
         if let firstError { throw PostgresStorageError(firstError, doing: "writing") }
     }
 
+    private var savepoints = 0
+
+    /// A savepoint number not used before in this session.
+    func nextSavepoint() -> Int {
+        savepoints += 1
+        return savepoints
+    }
+
+    /// Waits for the replies of everything sent, keeping the first failure for the next ``flush()``.
+    func keepFailures() {
+        do { try flush() } catch { deferredError = deferredError ?? error }
+    }
+
     /// Waits for the replies of everything sent, ignoring failures (they belong to work being undone).
     func discardPending() {
         let futures = pending
         pending = []
         deferredError = nil
-        for future in futures { _ = try? future.wait() }
+        withinDeadline {
+            for future in futures { _ = try? future.wait() }
+        }
     }
 
     /// Runs `query` after everything sent, and returns its rows. The query is sent at once, behind the
@@ -112,11 +172,13 @@ final class PostgresSession {
     func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
         sendStaged()
         let reply = connection.query(query, logger: logger)
-        try flush()
-        do {
-            return try reply.wait()
-        } catch {
-            throw PostgresStorageError(error, doing: "querying")
+        return try withinDeadline {
+            try collectReplies()
+            do {
+                return try reply.wait()
+            } catch {
+                throw PostgresStorageError(error, doing: "querying")
+            }
         }
     }
 }
@@ -127,8 +189,11 @@ final class PostgresSession {
 final class PostgresTransaction: StorageWriteTransaction {
     private let storage: PostgresStorage
     private let session: PostgresSession
-    /// 0 for the transaction itself, n for the n-th nested savepoint.
+    /// 0 for the transaction itself, more for one nested in it.
     private let depth: Int
+    /// The savepoint of a nested transaction: named once per session, so that rolling back to it can
+    /// never reach another request's savepoint.
+    private let savepoint: String
     private var ended = false
 
     /// Rows fetched per query while iterating a table.
@@ -138,6 +203,7 @@ final class PostgresTransaction: StorageWriteTransaction {
         self.storage = storage
         self.session = session
         self.depth = depth
+        self.savepoint = depth > 0 ? "request_\(session.nextSavepoint())" : ""
     }
 
     func get(_ key: [UInt8], in table: StorageTable) throws -> [UInt8]? {
@@ -176,7 +242,7 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable, append: Bool) throws {
-        session.stage(table.name, key, value)
+        session.stage(table.name, key, value, append: append)
     }
 
     @discardableResult
@@ -192,8 +258,9 @@ final class PostgresTransaction: StorageWriteTransaction {
     func beginNested() throws -> any StorageWriteTransaction {
         // Not waited for: a failed write before it aborts the whole PostgreSQL transaction anyway, and
         // the next read reports it (as the batch's failure, which it is).
-        session.send("SAVEPOINT \(unescaped: savepoint(depth + 1))")
-        return PostgresTransaction(storage: storage, session: session, depth: depth + 1)
+        let nested = PostgresTransaction(storage: storage, session: session, depth: depth + 1)
+        session.send("SAVEPOINT \(unescaped: nested.savepoint)")
+        return nested
     }
 
     /// Sent, not waited for: the writer's next query (reading what other writers appended) runs after the
@@ -206,7 +273,7 @@ final class PostgresTransaction: StorageWriteTransaction {
         guard !ended else { return }
         ended = true
         if depth > 0 {
-            session.send("RELEASE SAVEPOINT \(unescaped: savepoint(depth))")
+            session.send("RELEASE SAVEPOINT \(unescaped: savepoint)")
             return
         }
         do {
@@ -228,17 +295,17 @@ final class PostgresTransaction: StorageWriteTransaction {
         guard !ended else { return }
         ended = true
         session.discardStaged()
-        session.discardPending()
         if depth > 0 {
-            // If even this fails, the whole transaction is broken, and its commit will say so.
-            _ = try? session.run("ROLLBACK TO SAVEPOINT \(unescaped: savepoint(depth))")
+            // What failed before this request's savepoint stays the batch's failure (kept for the next
+            // flush): rolling back to the savepoint must not make a broken transaction look whole.
+            session.keepFailures()
+            _ = try? session.run("ROLLBACK TO SAVEPOINT \(unescaped: savepoint)")
             return
         }
+        session.discardPending()
         _ = try? session.run("ROLLBACK")
         storage.give(back: session.connection)
     }
-
-    private func savepoint(_ depth: Int) -> String { "request_\(depth)" }
 
     private func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
 }

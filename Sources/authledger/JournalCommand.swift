@@ -10,7 +10,39 @@ import LedgerPostgres
 /// `authledger journal`: whole-journal operations.
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "journal", abstract: "Move a journal between stores.", subcommands: [Copy.self])
+        commandName: "journal", abstract: "Move a journal between stores; rebuild a shared journal's projections.",
+        subcommands: [Copy.self, RebuildProjections.self])
+
+    struct RebuildProjections: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rebuild-projections",
+            abstract: "Rebuild every projection from the events (a shared journal after an upgrade). Stop every server on it first.",
+            discussion: """
+                A server opening an LMDB journal rebuilds projections of another version itself. On a --store \
+                journal it refuses, because servers still running would keep writing into projections being \
+                rebuilt: stop them all, run this once, and start them with the new release.
+                """)
+        @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var writerOptions: JournalWriterOptions
+
+        func run() async throws {
+            let configuration = writerOptions.configuration(journalOptions, projections: AuthLedger.projections)
+            let journal: Journal
+            do {
+                journal = try Journal.open(configuration, storage: try journalOptions.openStorage(writing: true, tables: configuration.projections.count))
+            } catch {
+                throw CommandExit.badInput("\(error)")
+            }
+            do {
+                let rebuilt = try await ProjectionVersion.upgrade(journal, allowOnSharedStorage: true)
+                await journal.close()
+                print(rebuilt ? "projections rebuilt from the events: version \(ProjectionVersion.current)" : "projections already at version \(ProjectionVersion.current)")
+            } catch {
+                await journal.close()
+                throw CommandExit.badInput("rebuild failed: \(error)")
+            }
+        }
+    }
 
     struct Copy: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -50,8 +82,10 @@ struct JournalCommand: ParsableCommand {
             let copy = try openReader(try Self.options(to), projections: projections)
             defer { copy.close() }
             let after = try Self.verified(copy, label: "copy \(try Self.options(to).location)")
-            guard after.eventCount == before.eventCount, after.rootHash == before.rootHash else {
-                throw CommandExit.checkFailed("the copy differs from the source: \(after.eventCount) events, root \(after.rootHash)")
+            // The source may have grown since it was verified (a live journal): compare at the copied size.
+            let sourceRoot = try source.read { try $0.rootHash(treeSize: report.head) }
+            guard report.head >= before.eventCount, after.eventCount == report.head, after.rootHash == sourceRoot else {
+                throw CommandExit.checkFailed("the copy differs from the source: \(after.eventCount) events, root \(after.rootHash.base64)")
             }
             print("copied \(report.entries) entries: journal \(before.origin ?? "?") at #\(report.head), Merkle root \(after.rootHash.base64); the copy verifies")
         }

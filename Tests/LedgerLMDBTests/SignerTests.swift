@@ -61,6 +61,17 @@ struct SignerTests {
         }
     }
 
+    @Test("a key the chain ever had (rotated away) cannot be added back: the writer refuses what verification would")
+    func rotatedKeyNotAddedBack() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        let original = try JournalKeyFile(path: directory.journal + ".key").load()
+        _ = try await journal.rotateSigningKey()
+        await #expect(throws: JournalError.self) { try await journal.addSigner(original) }
+        await journal.close()
+        #expect(try JournalReader(directory: directory.journal).verify(trust: .genesisKey).get().keyIDs.count == 2)
+    }
+
     @Test("rotating an added key replaces it alone: the other signer still signs, the old node key no longer does")
     func rotateAddedKey() async throws {
         let directory = TemporaryDirectory()

@@ -1,4 +1,5 @@
 import Foundation
+import AuthJournal
 import LedgerCore
 import LedgerJournal
 import LedgerLMDB
@@ -160,6 +161,17 @@ struct SharedJournalTests {
         #expect(signedBy == written.map(\.1))
     }
 
+    @Test("a writer whose last event is gone from the database (a restore, a failover that lost commits) stops appending")
+    func lostCommitDetected() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let journal = try database.openJournal(key: key.path)
+        let last = try await journal.append(draft("will be lost"))
+        try await database.execute("DELETE FROM authledger_entries WHERE tbl = 'events' AND key = '\\x\(Hex.encode(last.sequence.bigEndianBytes))'::bytea")
+        await #expect(throws: JournalError.self) { try await journal.append(draft("would chain over a lost event")) }
+        await journal.close()
+    }
+
     @Test("LMDB to PostgreSQL and back: every stored byte is the same, and the copy is refused into a journal")
     func copyRoundTrip() async throws {
         let directory = NSTemporaryDirectory() + "authledger-pg-copy-\(UUID().uuidString.prefix(8))"
@@ -305,6 +317,17 @@ struct PostgresTLSTests {
 }
 
 extension TestDatabase {
+    /// Runs `sql` on this test's database, as someone with direct access to it would.
+    func execute(_ sql: String) async throws {
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(
+                host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
+                tls: .disable),
+            id: 3, logger: Logger(label: "test"))
+        try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test"))
+        try await connection.close()
+    }
+
     /// Connections to the server that use TLS, as PostgreSQL counts them.
     func encryptedConnections() async throws -> Int {
         let server = try PostgresAddress(url: try #require(testServer))
@@ -317,5 +340,35 @@ extension TestDatabase {
         let rows = try await connection.query("SELECT count(*) FROM pg_stat_ssl WHERE ssl", logger: Logger(label: "test"))
         for try await count in rows.decode(Int64.self) { return Int(count) }
         return 0
+    }
+}
+
+@Suite(
+    "PostgreSQL: projections of another version are not rebuilt under running servers",
+    .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+struct SharedProjectionVersionTests {
+    @Test("a server refuses a shared journal whose projections need a rebuild; rebuild-projections (servers stopped) does it")
+    func rebuildRefusedUnderServers() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let configuration = Journal.Configuration(keyFile: key.path)
+        var ledger = try await AuthLedger.open(configuration, storage: try database.storage())
+        try await ledger.journal.append(draft("something beyond the genesis"))
+        // As if an older release had written the projections.
+        try await ledger.journal.transact { transaction in
+            try transaction.projection(ProjectionVersion.table).put(Array("2".utf8), for: Array("version".utf8))
+        }
+        await ledger.journal.close()
+
+        await #expect(throws: ProjectionVersion.RebuildNeeded.self) {
+            _ = try await AuthLedger.open(configuration, storage: try database.storage())
+        }
+        var withProjections = configuration
+        withProjections.projections = AuthLedger.projections
+        let journal = try Journal.open(withProjections, storage: try database.storage())
+        #expect(try await ProjectionVersion.upgrade(journal, allowOnSharedStorage: true))
+        await journal.close()
+        ledger = try await AuthLedger.open(configuration, storage: try database.storage())
+        await ledger.journal.close()
     }
 }
