@@ -118,7 +118,7 @@ public struct PinnedKeyOptions: ParsableArguments {
 
 /// Options of the commands that write to a journal: its signing key and its checkpoint witness.
 public struct JournalWriterOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Journal signing key file (default: <journal>.key). Servers sharing a --store share it.", valueName: "file"))
+    @Option(help: ArgumentHelp("Journal signing key file (default: <journal>.key). Each server on a --store journal may have its own (authledger keys add).", valueName: "file"))
     public var key: String?
 
     @Option(

@@ -3,13 +3,14 @@ import LedgerCore
 /// What went wrong opening, writing or reading a journal.
 public enum JournalError: Error, CustomStringConvertible {
     /// The store failed (disk full, I/O error, database unreachable, ...). Nothing from the failed batch
-    /// was written.
+    /// was written — unless the connection to a database was lost after its commit was sent, when the
+    /// outcome is unknown (what was recorded stays consistent either way; the caller just does not know).
     case storage(any Error)
     /// The journal directory could not be created or opened.
     case directory(path: String, reason: String)
     /// The signing key file is missing, unreadable or malformed.
     case keyFile(path: String, reason: String)
-    /// The key file's key is not the journal's active signing key.
+    /// The key file's key is not among the keys that sign the journal.
     case signingKeyMismatch(keyFile: KeyID, journal: KeyID)
     /// The journal was written by an incompatible format version.
     case unsupportedFormat(String)
@@ -34,7 +35,7 @@ public enum JournalError: Error, CustomStringConvertible {
         case .directory(let path, let reason): "journal directory \(path) \(reason)"
         case .keyFile(let path, let reason): "signing key file \(path) \(reason)"
         case .signingKeyMismatch(let file, let journal):
-            "signing key file holds key \(file), but the journal's active key is \(journal)"
+            "signing key file holds key \(file), which does not sign this journal (its signers include \(journal)); add it with `authledger keys add`, or use a signer's key file"
         case .unsupportedFormat(let version): "journal format \(version) is not supported"
         case .corrupt(let reason): "journal is inconsistent: \(reason)"
         case .unknownProjection(let name): "projection \(name) was not declared when the journal was opened"

@@ -8,7 +8,8 @@ import LedgerJournal
 /// process listings. One database holds one journal.
 ///
 /// TLS as libpq's `sslmode` says (`?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`): `disable`,
-/// `prefer` (the default: TLS when the server offers it, unverified), `require` (TLS, unverified),
+/// `prefer` (the default: TLS when the server offers it, unverified), `require` (TLS, unverified unless
+/// `sslrootcert` is given),
 /// `verify-ca` (the server's certificate chains to `sslrootcert`, or the system's roots), `verify-full`
 /// (that, and it names the host). Between machines, use `verify-full`.
 public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {

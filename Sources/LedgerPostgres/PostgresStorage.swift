@@ -74,6 +74,8 @@ public final class PostgresStorage: JournalStorage {
         guard address.tlsMode != .disable else { return .disable }
         var tls = TLSConfiguration.makeClientConfiguration()
         switch address.tlsMode {
+        // As libpq: `require` with a root certificate given verifies the chain, as `verify-ca` does.
+        case .require where address.rootCertificates != nil: tls.certificateVerification = .noHostnameVerification
         case .disable, .prefer, .require: tls.certificateVerification = .none
         case .verifyCA: tls.certificateVerification = .noHostnameVerification
         case .verifyFull: tls.certificateVerification = .fullVerification
