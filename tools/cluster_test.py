@@ -19,9 +19,9 @@ node serves it with node A's issuer and redirect URI. Then it checks, each check
 3. concurrent redemption: one code posted to the token endpoint of all three nodes at once, several times
    each, behind a barrier: exactly one 200, every other answer 400 invalid_grant (repeated for a few codes):
    the nodes' batches are serialized on the shared journal, so a code is redeemed once cluster-wide;
-4. node killed mid-traffic: clients run full flows at B and B is killed with SIGKILL among them; every code
-   B returned must be redeemable exactly once at A (what B acknowledged was committed to PostgreSQL), and
-   B, restarted, serves again;
+4. nodes killed mid-traffic: clients run full flows at B (then C, in turn, --kills times) and it is killed
+   with SIGKILL among them; every code the victim returned must be redeemable exactly once at A (what it
+   acknowledged was committed to PostgreSQL), and the victim, restarted, serves again;
 5. PostgreSQL unavailable: with PostgreSQL stopped, /authorize answers 503 (or sends the browser back with
    error=temporarily_unavailable), the token endpoint never answers 200 nor a 5xx other than 503, and no
    node exits; with PostgreSQL started again, every node completes flows again within 10 s without a
@@ -307,8 +307,15 @@ class Cluster:
         return "%d codes x %d concurrent posts (%d per node): exactly one 200 each (won at %s), the rest 400 invalid_grant" % (
             codes, len(names), per_node, ",".join(outcomes))
 
-    def check_node_killed(self, clients):
-        a, b = self.nodes["A"], self.nodes["B"]
+    def check_node_killed(self, clients, cycles):
+        """SIGKILL under traffic `cycles` times, B and C in turn; every code the victim handed out is
+        redeemed exactly once at A."""
+        summaries = [self.kill_once("BC"[cycle % 2], clients) for cycle in range(cycles)]
+        return "%d kills (B and C in turn), %d clients each: codes handed out before each kill %s, all redeemed exactly once at A; %s" % (
+            cycles, clients, "/".join(str(count) for count, _ in summaries), summaries[-1][1])
+
+    def kill_once(self, victim, clients):
+        a, b = self.nodes["A"], self.nodes[victim]
         acknowledged, lock, stop = [], threading.Lock(), threading.Event()
         errors = []
 
@@ -316,14 +323,14 @@ class Cluster:
             while not stop.is_set():
                 try:
                     response, code, verifier = self.flow(new_session(), b)
-                except (requests.RequestException, OSError) as error:  # B went away under us
+                except (requests.RequestException, OSError) as error:  # the victim went away under us
                     errors.append(type(error).__name__)
                     return
                 if code:
                     with lock:
                         acknowledged.append((code, verifier))
                 elif b.alive:
-                    errors.append("client %d: flow without a code while B was alive: %s" % (number, short(response)))
+                    errors.append("client %d: flow without a code while %s was alive: %s" % (number, victim, short(response)))
                     return
 
         threads = [threading.Thread(target=client, args=(number,), daemon=True) for number in range(clients)]
@@ -342,25 +349,24 @@ class Cluster:
         expect(not any(thread.is_alive() for thread in threads), "a client thread hung after B was killed")
         problems = [error for error in errors if error.startswith("client")]
         expect(not problems, "; ".join(problems))
-        expect(acknowledged, "B handed out no code before it was killed")
+        expect(acknowledged, "%s handed out no code before it was killed" % victim)
 
         for code, verifier in acknowledged:
             first = self.redeem(a, code, verifier)
-            expect(first.status_code == 200, "a code B had returned (one of %d) is not redeemable at A: %s" % (len(acknowledged), short(first)))
+            expect(first.status_code == 200, "a code %s had returned (one of %d) is not redeemable at A: %s" % (victim, len(acknowledged), short(first)))
             second = self.redeem(a, code, verifier)
             expect(second.status_code == 400 and error_of(second) == "invalid_grant",
-                   "a code B had returned was redeemed at A twice, or refused wrongly the second time: %s" % short(second))
-        for name in "AC":
-            expect(self.nodes[name].alive, "node %s exited when B was killed" % name)
+                   "a code %s had returned was redeemed at A twice, or refused wrongly the second time: %s" % (victim, short(second)))
+        for name in "ABC":
+            if name != victim:
+                expect(self.nodes[name].alive, "node %s exited when %s was killed" % (name, victim))
 
         b.start_healthy(timeout=60)
         response, code, verifier = self.flow(new_session(), b)
-        expect(code, "B, restarted, did not complete a full flow: %s" % short(response))
+        expect(code, "%s, restarted, did not complete a full flow: %s" % (victim, short(response)))
         tokens = self.redeem(b, code, verifier)
-        expect(tokens.status_code == 200, "B, restarted, refused its own fresh code: %s" % short(tokens))
-        return ("%d clients ran full flows at B; B killed (SIGKILL) with %d codes handed out (%d when the kill was sent), "
-                "%d flows cut short; every code redeemed exactly once at A (200, then 400); B restarted: /healthz and a full flow OK" % (
-                    clients, len(acknowledged), before, len(errors)))
+        expect(tokens.status_code == 200, "%s, restarted, refused its own fresh code: %s" % (victim, short(tokens)))
+        return len(acknowledged), "the victim restarted each time: /healthz and a full flow OK (%d flows cut short by the last kill)" % len(errors)
 
     def check_postgres_down(self):
         a, b, c = self.nodes["A"], self.nodes["B"], self.nodes["C"]
@@ -465,6 +471,7 @@ def main():
     parser.add_argument("--bin", required=True, help="directory holding authledger and authledger-replay")
     parser.add_argument("--codes", type=int, default=5, help="codes redeemed concurrently in check 3 (default 5)")
     parser.add_argument("--per-node", type=int, default=2, help="concurrent redemptions of each code per node (default 2)")
+    parser.add_argument("--kills", type=int, default=4, help="SIGKILLs under traffic in check 4, B and C in turn (default 4)")
     parser.add_argument("--clients", type=int, default=3, help="client threads running flows at B when it is killed (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, PostgreSQL data)")
     args = parser.parse_args()
@@ -494,7 +501,7 @@ def main():
             ("1 cross-node flow", cluster.check_cross_node_flow),
             ("2 shared SSO session and consent", cluster.check_shared_session),
             ("3 concurrent redemption across nodes", lambda: cluster.check_concurrent_redemption(args.codes, args.per_node)),
-            ("4 node killed mid-traffic", lambda: cluster.check_node_killed(args.clients)),
+            ("4 nodes killed mid-traffic", lambda: cluster.check_node_killed(args.clients, args.kills)),
             ("5 PostgreSQL unavailable", cluster.check_postgres_down),
             ("6 shared journal verifies", cluster.check_journal),
         ]
