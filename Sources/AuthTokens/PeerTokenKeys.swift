@@ -28,12 +28,16 @@ public final class PeerTokenKeys: Sendable {
     public func knows(_ kid: String) -> Bool { loaded.withLock { $0.kids.contains(kid) } }
 
     /// Replaces the peers' keys with `jwks` (RS256 and EdDSA public JWKs, each with its `kid`). Keys of
-    /// another type, or without a `kid`, are skipped.
+    /// another type or algorithm, private ones, or ones without a `kid` are skipped.
     public func replace(with jwks: [[String: String]]) async {
         let collection = JWTKeyCollection()
         var accepted: [[String: String]] = []
         for member in jwks {
-            guard member["kid"] != nil, let alg = member["alg"], TokenAlgorithm(rawValue: alg) != nil,
+            // Only the public key types this server signs with, each with its own algorithm: never a
+            // symmetric ("oct") key, whose "public" value would be an HMAC secret anyone could read.
+            guard member["kid"] != nil, let alg = member["alg"].flatMap(TokenAlgorithm.init(rawValue:)),
+                alg == .rs256 ? (member["kty"] == "RSA" && member["d"] == nil)
+                    : (member["kty"] == "OKP" && member["crv"] == "Ed25519" && member["d"] == nil),
                 let data = try? JSONSerialization.data(withJSONObject: member), let jwk = try? JSONDecoder().decode(JWK.self, from: data),
                 (try? await collection.add(jwk: jwk)) != nil
             else { continue }
