@@ -46,6 +46,17 @@ public enum ProjectionVersion {
         }
     }
 
+    /// Whether any event of the journal is one the projections fold (a new journal holds only its genesis
+    /// and key events, whoever created it: a server, or `authledger keys add`).
+    static func holdsAuthorizationEvents(_ transaction: JournalWriteTransaction) throws -> Bool {
+        guard transaction.nextSequence > 1 else { return false }
+        for sequence in 1..<transaction.nextSequence {
+            guard let event = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
+            if !event.type.name.hasPrefix("ledger.") { return true }
+        }
+        return false
+    }
+
     /// Rebuilds every projection of `journal` from its events unless they are at ``current``; returns
     /// whether it did. `eventsPerCommit` bounds each write transaction.
     ///
@@ -62,7 +73,7 @@ public enum ProjectionVersion {
             let recorded = try await journal.transact { transaction -> Bool in
                 let now = try transaction.projection(table).get(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
                 if now == current { return false }
-                guard now == nil, transaction.nextSequence <= 2 else { throw RebuildNeeded(stored: now) }
+                guard now == nil, try !holdsAuthorizationEvents(transaction) else { throw RebuildNeeded(stored: now) }
                 try transaction.projection(table).put(Array(String(current).utf8), for: key)
                 return true
             }

@@ -53,7 +53,12 @@ extension AuthorizationServer {
         let active: Bool
         do {
             active = try await ledger.query { store in
-                guard let record = try store.token(claims.jti), record.status == .active else { return false }
+                // The signature says a signing key vouches for the token; the journal says what was issued.
+                // Both must agree, so that a key alone (a retired one, another node's) cannot mint more than
+                // the journal recorded: same user, same client, no longer life.
+                guard let record = try store.token(claims.jti), record.status == .active, record.userID == claims.sub,
+                    record.clientID == claims.clientID, claims.exp <= record.expiresAt.secondsSinceEpoch, now < record.expiresAt
+                else { return false }
                 return try !(record.refreshFamily.map(store.isFamilyRevoked) ?? false)
             }
         } catch {

@@ -211,6 +211,8 @@ public enum TokenKeyError: Error, CustomStringConvertible {
     case nonCanonical
     /// The key file could not be read, or is not a regular file of this user.
     case unreadable(String, reason: String)
+    /// A token signed with a key that is neither this node's nor one a node of its cluster published.
+    case unknownKey(String)
 
     public var description: String {
         switch self {
@@ -218,6 +220,7 @@ public enum TokenKeyError: Error, CustomStringConvertible {
         case .malformed: "token key file is malformed (a key does not match its kid)"
         case .nonCanonical: "the token is not a canonical JWS (base64url without padding or spare bits)"
         case .unreadable(let path, let reason): "token key file \(path) \(reason)"
+        case .unknownKey(let kid): "the token is signed with an unknown key (kid \(kid))"
         case .notPrivate(let path, let mode):
             "token key file \(path) is open to group or others (mode \(String(mode, radix: 8))); it must be mode 0600: chmod 600 '\(path)'"
         }

@@ -75,7 +75,12 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
     /// `url` without anything that may be a password: whatever stands between `://` and the last `@`
     /// (a URL that does not even parse may still carry one).
     private static func redacted(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url.lastIndex(of: "@"), at > scheme.upperBound else { return url }
-        return String(url[..<scheme.upperBound]) + "***" + String(url[at...])
+        guard let scheme = url.range(of: "://") else { return "postgres://***" }
+        if let at = url.lastIndex(of: "@"), at > scheme.upperBound {
+            return String(url[..<scheme.upperBound]) + "***" + String(url[at...])
+        }
+        // No user part: but "user:password" without "@" reads as host and port, so hide that too.
+        let rest = url[scheme.upperBound...]
+        return String(url[..<scheme.upperBound]) + "***" + String(rest[(rest.firstIndex(of: "/") ?? rest.endIndex)...])
     }
 }

@@ -30,6 +30,9 @@ public final class PostgresStorage: JournalStorage {
     private let idle = Mutex<(connections: [PostgresConnection], closed: Bool)>(([], false))
     private let nextConnectionID = Atomic<Int>(1)
 
+    /// How long a write transaction may sit idle (its writer gone) before PostgreSQL ends it.
+    static let idleWriterSeconds = 30
+
     /// Idle connections kept for reuse; more are opened when needed and closed when given back.
     static let maximumIdleConnections = 8
     /// The key of the journal's advisory lock (`pg_advisory_xact_lock`): "AuthLedg" in ASCII.
@@ -54,11 +57,6 @@ public final class PostgresStorage: JournalStorage {
                 database: address.database, tls: try Self.tls(for: address))
         }
         configuration.options.connectTimeout = .seconds(5)
-        // A node that dies holding the journal lock loses it within 30 s, and a writer waits no longer than
-        // that for it: the cluster answers 503 rather than hanging.
-        configuration.options.additionalStartupParameters = [
-            ("idle_in_transaction_session_timeout", "30s"), ("lock_timeout", "30s"),
-        ]
         self.configuration = configuration
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
@@ -137,6 +135,10 @@ public final class PostgresStorage: JournalStorage {
     public func beginWrite() throws -> any StorageWriteTransaction {
         let session = try PostgresSession(connection: try take(), logger: logger)
         session.send("BEGIN")
+        // A writer that dies (or is cut off) inside its batch holds the journal lock: PostgreSQL ends the
+        // transaction once it has been idle that long, and the other writers go on. Only write
+        // transactions: a reader may pause between pages as long as its consumer likes.
+        session.send("SET LOCAL idle_in_transaction_session_timeout = '\(unescaped: String(Self.idleWriterSeconds))s'")
         return PostgresTransaction(storage: self, session: session)
     }
 

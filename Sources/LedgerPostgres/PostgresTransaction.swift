@@ -150,9 +150,19 @@ final class PostgresSession {
         return savepoints
     }
 
-    /// Waits for the replies of everything sent, keeping the first failure for the next ``flush()``.
-    func keepFailures() {
-        do { try flush() } catch { deferredError = deferredError ?? error }
+    /// Waits for the replies of everything sent; returns the first failure among them (and forgets it).
+    func takeFailure() -> (any Error)? {
+        do {
+            try flush()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Keeps `failure` for the next ``flush()`` to throw.
+    func keep(_ failure: any Error) {
+        deferredError = deferredError ?? failure
     }
 
     /// Waits for the replies of everything sent, ignoring failures (they belong to work being undone).
@@ -298,8 +308,9 @@ final class PostgresTransaction: StorageWriteTransaction {
         if depth > 0 {
             // What failed before this request's savepoint stays the batch's failure (kept for the next
             // flush): rolling back to the savepoint must not make a broken transaction look whole.
-            session.keepFailures()
+            let earlier = session.takeFailure()
             _ = try? session.run("ROLLBACK TO SAVEPOINT \(unescaped: savepoint)")
+            if let earlier { session.keep(earlier) }
             return
         }
         session.discardPending()

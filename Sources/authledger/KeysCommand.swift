@@ -129,7 +129,8 @@ extension KeysCommand.Rotate {
                 activeKeyIDs: rotated.keys.filter { $0.retiredAt == nil }.map(\.kid),
                 retiredKeyIDs: rotated.keys.filter { $0.retiredAt != nil }.map(\.kid))
             // Published with the rotation, so the other nodes of a cluster accept the new keys' tokens.
-            let published = TokenKeysPublished(node: ledger.journal.activeKeyID.hex, keys: rotated.jwks)
+            let dropped = Set(ring.keys.map(\.kid)).subtracting(rotated.keys.map(\.kid)).sorted()
+            let published = TokenKeysPublished(node: ledger.journal.activeKeyID.hex, keys: rotated.jwks, dropped: dropped)
             try await ledger.record { recorder in
                 try recorder.append(.tokenKeysRotated(event))
                 try recorder.append(.tokenKeysPublished(published))

@@ -61,6 +61,51 @@ struct ClusterTokenKeyTests {
         }
     }
 
+    @Test("a token must match its record: a signing key cannot give a recorded token another user or a longer life")
+    func tokenMustMatchItsRecord() async throws {
+        let harness = try await ServerHarness()
+        let (peer, peerDirectory) = try await Self.ring("peer")
+        defer { try? FileManager.default.removeItem(atPath: peerDirectory) }
+        try await harness.ledger.record { try $0.append(.tokenKeysPublished(TokenKeysPublished(node: "peer-node", keys: peer.jwks))) }
+        let issuer = harness.server.issuer
+        let genuine = try await Self.token(peer, issuer: issuer, ledger: harness.ledger)
+        let claims = try await peer.verify(genuine, as: AccessTokenClaims.self)
+        try await harness.run { browser in
+            #expect(try await browser.send("/userinfo", method: .get, headers: ResourceEndpointTests.bearer(genuine)).status == .ok)
+            var otherUser = claims
+            otherUser.sub = "auth0|bob"
+            var longer = claims
+            longer.exp += 86_400
+            for forged in [otherUser, longer] {
+                let token = try await peer.sign(forged, algorithm: .rs256, type: "at+jwt")
+                let answer = try await browser.send("/userinfo", method: .get, headers: ResourceEndpointTests.bearer(token))
+                #expect(answer.status == .unauthorized)
+            }
+            var unrecordedClaims = claims
+            unrecordedClaims.jti = "never-recorded"
+            let unrecorded = try await peer.sign(unrecordedClaims, algorithm: .rs256, type: "at+jwt")
+            #expect(try await browser.send("/userinfo", method: .get, headers: ResourceEndpointTests.bearer(unrecorded)).status == .unauthorized)
+        }
+    }
+
+    @Test("keys a node dropped leave every JWKS, and their tokens are refused")
+    func droppedKeysLeave() async throws {
+        let harness = try await ServerHarness()
+        let (peer, peerDirectory) = try await Self.ring("peer")
+        defer { try? FileManager.default.removeItem(atPath: peerDirectory) }
+        try await harness.ledger.record { try $0.append(.tokenKeysPublished(TokenKeysPublished(node: "peer-node", keys: peer.jwks))) }
+        let token = try await Self.token(peer, issuer: harness.server.issuer, ledger: harness.ledger)
+        try await harness.ledger.record {
+            try $0.append(.tokenKeysPublished(TokenKeysPublished(node: "peer-node", keys: [], dropped: peer.keys.map(\.kid))))
+        }
+        try await Task.sleep(for: .milliseconds(1100))  // past the published keys' cache lifetime
+        try await harness.run { browser in
+            let kids = (jsonObject(try await browser.get("/.well-known/jwks.json"))["keys"] as? [[String: String]] ?? []).compactMap { $0["kid"] }
+            #expect(Set(kids).isDisjoint(with: peer.keys.map(\.kid)))
+            #expect(try await browser.send("/userinfo", method: .get, headers: ResourceEndpointTests.bearer(token)).status == .unauthorized)
+        }
+    }
+
     @Test("a node publishes its keys once: publishing unchanged keys again appends nothing, and its own keys are not listed twice")
     func publishOnce() async throws {
         let harness = try await ServerHarness()

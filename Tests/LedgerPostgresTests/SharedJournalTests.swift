@@ -371,4 +371,16 @@ struct SharedProjectionVersionTests {
         ledger = try await AuthLedger.open(configuration, storage: try database.storage())
         await ledger.journal.close()
     }
+
+    @Test("a journal created by `keys add` (genesis and a key, no projections yet) is opened by a server without a rebuild")
+    func createdByKeysAdd() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let journal = try database.openJournal(key: key.path)
+        try await journal.addSigner(.generate())
+        await journal.close()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
+        #expect(try ledger.journal.read { try ProjectionVersion.stored(in: $0) } == ProjectionVersion.current)
+        await ledger.journal.close()
+    }
 }

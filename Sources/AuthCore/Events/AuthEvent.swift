@@ -370,18 +370,21 @@ public struct RefreshFamilyRevoked: Codable, Sendable, Equatable {
     }
 }
 
-/// `auth.token_keys.published`: the public token signing keys of one server node (its JWKS: active keys and
-/// retired ones whose tokens may still be valid), so that every node of a cluster publishes and accepts
-/// the tokens of every other. Each publication replaces the node's previous one.
+/// `auth.token_keys.published`: public token signing keys of one server node (its JWKS: active keys and
+/// retired ones whose tokens may still be valid), so that every node of a cluster lists them and accepts
+/// the tokens they sign; and the keys that node no longer has, which every node stops listing.
 public struct TokenKeysPublished: Codable, Sendable, Equatable {
-    /// The node: the id of the journal key it signs with (each node has its own).
+    /// The node that published them (the id of the journal key it signs with), for the record.
     public var node: String
     /// Its public JWKs, as its JWKS serves them.
     public var keys: [[String: String]]
+    /// The `kid`s of keys it dropped (retired longer ago than any token they signed can live).
+    public var dropped: [String]?
 
-    public init(node: String, keys: [[String: String]]) {
+    public init(node: String, keys: [[String: String]], dropped: [String]? = nil) {
         self.node = node
         self.keys = keys
+        self.dropped = dropped
     }
 }
 

@@ -47,8 +47,7 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case index
     /// `u ␟ account`, `p ␟ account ␟ address` and `i ␟ address` → recent failed-login times (``LoginThrottle``).
     case loginFailures = "login_failures"
-    /// node (its journal key id) → its published public token keys (``TokenKeysPublished``), for the JWKS
-    /// of a cluster.
+    /// `kid` → a public token key some node published (``TokenKeysPublished``), for the JWKS of a cluster.
     case tokenKeys = "token_keys"
 }
 
@@ -208,7 +207,10 @@ public enum AuthProjection {
         case .tokenRejected, .tokenKeysRotated:
             break
         case .tokenKeysPublished(let published):
-            try store.put(.tokenKeys, published.node, try PayloadCoding.encode(published.keys))
+            for key in published.keys {
+                if let kid = key["kid"] { try store.put(.tokenKeys, kid, try PayloadCoding.encode(key)) }
+            }
+            for kid in published.dropped ?? [] { try store.delete(.tokenKeys, kid) }
         case .codeReplayed(let replay):
             if var code = try codeRecord(replay.codeHash, in: store) {
                 code.status = .revoked
