@@ -36,4 +36,7 @@ extension EventType {
     /// Another signing key joins the journal's signers (a node of a cluster with a key of its own),
     /// signed by a key already among them (``KeyAdditionPayload``).
     public static let keyAdded: EventType = "ledger.key.added"
+    /// A signing key leaves the journal's signers (a decommissioned node), signed by another signer
+    /// (``KeyRemovalPayload``).
+    public static let keyRemoved: EventType = "ledger.key.removed"
 }

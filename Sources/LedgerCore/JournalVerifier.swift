@@ -88,7 +88,7 @@ public struct JournalVerifier: Sendable {
             throw VerificationFailure(sequence: expected, problem: .timeWentBackwards(previous: lastTime, found: envelope.timestamp))
         }
         let (key, genesisPayload) = try signer(of: envelope)
-        if envelope.type == .genesis || envelope.type == .keyRotated || envelope.type == .keyAdded {
+        if envelope.type == .genesis || envelope.type == .keyRotated || envelope.type == .keyAdded || envelope.type == .keyRemoved {
             // The key chain changes here: check the signature before trusting the payload.
             guard envelope.hasValidSignature(by: key) else {
                 throw VerificationFailure(sequence: expected, problem: .badSignature)
@@ -193,6 +193,13 @@ public struct JournalVerifier: Sendable {
             else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyAddition) }
             keyChain.append(newKey)
             signers.append(newKey)
+        case .keyRemoved:
+            // Signed by a signer, removing another one; at least one signer stays.
+            guard let payload = try? PayloadCoding.decode(KeyRemovalPayload.self, from: envelope.payload),
+                payload.removedBy == key.keyID.hex, payload.removedKeyID != key.keyID.hex,
+                signers.contains(where: { $0.keyID.hex == payload.removedKeyID })
+            else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyRemoval) }
+            signers.removeAll { $0.keyID.hex == payload.removedKeyID }
         default:
             break
         }
@@ -279,6 +286,8 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         /// A key addition event that is not signed by a signer, names another signer, or whose new key
         /// did not sign the addition (or is already in the chain).
         case badKeyAddition
+        /// A key removal event not signed by a signer, removing its own signer, or naming no signer.
+        case badKeyRemoval
     }
 
     public var description: String {
@@ -297,6 +306,7 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
             case .badSignature: "signature does not verify"
             case .badKeyRotation: "invalid key rotation"
             case .badKeyAddition: "invalid key addition"
+            case .badKeyRemoval: "invalid key removal"
             case .checkpointOriginMismatch(let source): "\(source) names another journal"
             case .checkpointSignatureInvalid(let source): "\(source) at this size has no valid signature by the journal's keys"
             case .checkpointRootMismatch(let source, let size):

@@ -77,6 +77,23 @@ public struct KeyAdditionPayload: Codable, Sendable, Equatable {
     }
 }
 
+/// Payload of ``EventType/keyRemoved`` (schema version 1): a key stops signing the journal (a cluster
+/// node decommissioned, or its key file lost). The event is signed by another signer, `removedBy`; the
+/// last signer cannot be removed. Events signed by the removed key after this one are refused.
+public struct KeyRemovalPayload: Codable, Sendable, Equatable {
+    public var removedKeyID: String
+    public var removedBy: String
+
+    enum CodingKeys: String, CodingKey {
+        case removedKeyID = "removed_key_id", removedBy = "removed_by"
+    }
+
+    public init(removedKeyID: KeyID, removedBy: KeyID) {
+        self.removedKeyID = removedKeyID.hex
+        self.removedBy = removedBy.hex
+    }
+}
+
 /// The JSON encoding of AuthLedger's own payloads: sorted keys, no escaped slashes, so that the
 /// same value gives the same bytes from the same build. (Verification never re-encodes: it checks
 /// the stored bytes, so the encoding only has to be stable, not canonical across versions.)

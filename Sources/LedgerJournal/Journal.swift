@@ -243,6 +243,15 @@ public final class Journal: Sendable {
         try await submit(.addSigner(newKey)) as! UInt64
     }
 
+    /// Removes the key `keyID` from the keys that may sign this journal: a `ledger.key.removed` event
+    /// signed by this journal's key (which must be another signer). A node still running with the removed
+    /// key can append nothing more: on shared storage its next batch is refused.
+    /// - Returns: the sequence number of the removal.
+    @discardableResult
+    public func removeSigner(_ keyID: KeyID) async throws -> UInt64 {
+        try await submit(.removeSigner(keyID)) as! UInt64
+    }
+
     /// Runs `body` against a consistent snapshot of the journal.
     public func read<R>(_ body: (JournalSnapshot) throws -> R) throws -> R {
         try reader.read(body)
@@ -268,6 +277,7 @@ enum WriteWork: Sendable {
     case checkpoint
     case rotate(Ed25519SigningKey)
     case addSigner(Ed25519SigningKey)
+    case removeSigner(KeyID)
     case genesis
 }
 

@@ -166,4 +166,26 @@ public struct JournalWriteTransaction {
         try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.keyHistory(addition.sequence), in: meta)
         return addition.sequence
     }
+
+    /// Appends a `ledger.key.removed` event signed by this writer's key, after which the key `removed`
+    /// signs no more. A writer cannot remove its own key (another signer must).
+    mutating func removeSigner(_ removed: KeyID) throws -> UInt64 {
+        let signers = try layout.signers(in: transaction)
+        guard let key = signers.first(where: { $0.keyID == removed }) else {
+            throw JournalError.invalidEvent("key \(removed) does not sign this journal")
+        }
+        guard removed != cursor.signingKey.keyID else {
+            throw JournalError.invalidEvent("a key cannot remove itself: remove \(removed) with another signer's key file")
+        }
+        let meta = layout.meta
+        if try transaction.get(JournalLayout.MetaKey.signer(cursor.signingKey.keyID), in: meta) == nil {
+            try transaction.put(cursor.signingKey.publicKey.bytes, for: JournalLayout.MetaKey.signer(cursor.signingKey.keyID), in: meta)
+        }
+        let removal = try append(EventDraft(type: .keyRemoved, encoding: KeyRemovalPayload(removedKeyID: removed, removedBy: cursor.signingKey.keyID)))
+        try transaction.delete(JournalLayout.MetaKey.signer(removed), in: meta)
+        if try transaction.get(JournalLayout.MetaKey.activeKey, in: meta) == key.bytes {
+            try transaction.put(cursor.signingKey.publicKey.bytes, for: JournalLayout.MetaKey.activeKey, in: meta)
+        }
+        return removal.sequence
+    }
 }

@@ -226,6 +226,8 @@ final class JournalWriter: @unchecked Sendable {
                 results.append(try runNested(&context) { try $0.rotate(to: newKey, journalID: journalID) })
             case .addSigner(let newKey):
                 results.append(try runNested(&context) { try $0.addSigner(newKey, journalID: journalID) })
+            case .removeSigner(let keyID):
+                results.append(try runNested(&context) { try $0.removeSigner(keyID) })
             case .genesis:
                 guard head.sequence == 0 else {
                     results.append(.failure(JournalError.createdConcurrently))

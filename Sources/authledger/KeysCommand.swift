@@ -10,7 +10,7 @@ import AuthTokens
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Show, rotate and export the journal's signing keys.",
-        subcommands: [Show.self, Rotate.self, Add.self, ExportPublic.self])
+        subcommands: [Show.self, Rotate.self, Add.self, Remove.self, ExportPublic.self])
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show the active signing key and the key history.")
@@ -112,6 +112,38 @@ extension KeysCommand {
             }
             await journal.close()
             print("key \(key.keyID) signs the journal from #\(sequence) on (added by \(journal.activeKeyID)); start its node with --key \(newKey)")
+        }
+    }
+}
+
+extension KeysCommand {
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop a key from signing the journal (a decommissioned node): a ledger.key.removed event signed by --key, another signer.",
+            discussion: """
+                KEYID is the key's id as `authledger keys show` prints it. The key signing the removal (--key, \
+                default <journal>.key) must be another signer; the last signer cannot be removed. A node still \
+                running with the removed key can append nothing more. Destroy the removed key file afterwards.
+                """)
+        @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var writerOptions: JournalWriterOptions
+        @Argument(help: ArgumentHelp("The id of the key to remove (16 hex digits).", valueName: "keyid")) var keyID: String
+
+        func run() async throws {
+            guard let bytes = Hex.decode(keyID), let id = KeyID(bytes: bytes) else {
+                throw CommandExit.badInput("\(keyID) is not a key id (16 hex digits, as `authledger keys show` prints)")
+            }
+            let journal = try writerOptions.openJournal(journalOptions)
+            let sequence: UInt64
+            do {
+                sequence = try await journal.removeSigner(id)
+                _ = try await journal.checkpoint()
+            } catch {
+                await journal.close()
+                throw CommandExit.badInput("removing the key failed: \(error)")
+            }
+            await journal.close()
+            print("key \(id) no longer signs the journal from #\(sequence) on (removed by \(journal.activeKeyID))")
         }
     }
 }

@@ -46,6 +46,40 @@ struct SignerTests {
         #expect(try JournalReader(directory: directory.journal).verify(trust: .genesisKey).get().eventCount == byNode.sequence + 1)
     }
 
+    @Test("a removed key can neither open the journal nor sign: the removal verifies, a later event by the removed key does not")
+    func removedKeyStops() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        let genesisKey = try JournalKeyFile(path: directory.journal + ".key").load()
+        let nodeKey = Ed25519SigningKey.generate()
+        try await journal.addSigner(nodeKey)
+        await #expect(throws: JournalError.self) { try await journal.removeSigner(genesisKey.keyID) }  // not itself
+        let removal = try await journal.removeSigner(nodeKey.keyID)
+        try await journal.append(testDraft("after the removal"))
+        await journal.close()
+        let nodeKeyPath = directory.path + "/node.key"
+        try JournalKeyFile(path: nodeKeyPath).create(nodeKey)
+        #expect(throws: JournalError.self) { try Journal.open(Journal.Configuration(directory: directory.journal, keyFile: nodeKeyPath)) }
+        #expect(try JournalReader(directory: directory.journal).read { try $0.signers } == [genesisKey.publicKey])
+        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([genesisKey.publicKey])).get().eventCount == removal + 1)
+
+        // The removed node's key signs the event after the removal: refused there.
+        try withRawLMDB(directory.journal) { transaction, layout in
+            let sequence = removal + 1
+            let record = try #require(try transaction.get(sequence.bigEndianBytes, in: layout.events))
+            let envelope = try EventEnvelope(record: record)
+            var content = envelope.content
+            content.keyID = nodeKey.keyID
+            let resigned = EventEnvelope(
+                sequence: envelope.sequence, timestamp: envelope.timestamp, previousHash: envelope.previousHash, content: content,
+                signature: content.signature(with: nodeKey))
+            try transaction.put(resigned.record, for: sequence.bigEndianBytes, in: layout.events)
+        }
+        let failure = try #require(try JournalReader(directory: directory.journal).verify(trust: .genesisKey).failure)
+        #expect(failure.sequence == removal + 1)
+        #expect("\(failure)".contains(nodeKey.keyID.hex), "refused for its key: \(failure)")
+    }
+
     @Test("a key that was never added cannot open the journal, nor can one added twice be added again")
     func unknownKeyRefused() async throws {
         let directory = TemporaryDirectory()

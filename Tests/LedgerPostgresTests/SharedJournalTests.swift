@@ -172,6 +172,27 @@ struct SharedJournalTests {
         await journal.close()
     }
 
+    @Test("a node whose key another node removed appends nothing more, while it is still running")
+    func removedNodeFenced() async throws {
+        let database = try await TestDatabase()
+        let first = TemporaryKey()
+        let nodeA = try database.openJournal(key: first.path)
+        let second = TemporaryKey()
+        let nodeKey = Ed25519SigningKey.generate()
+        try JournalKeyFile(path: second.path).create(nodeKey)
+        try await nodeA.addSigner(nodeKey)
+        let nodeB = try database.openJournal(key: second.path)
+        try await nodeB.append(draft("B, still a signer"))
+        try await nodeA.removeSigner(nodeKey.keyID)
+        await #expect(throws: JournalError.self) { try await nodeB.append(draft("B, removed")) }
+        try await nodeA.append(draft("A goes on"))
+        await nodeA.close()
+        await nodeB.close()
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
+        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 5)
+    }
+
     @Test("LMDB to PostgreSQL and back: every stored byte is the same, and the copy is refused into a journal")
     func copyRoundTrip() async throws {
         let directory = NSTemporaryDirectory() + "authledger-pg-copy-\(UUID().uuidString.prefix(8))"
