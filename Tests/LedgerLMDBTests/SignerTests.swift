@@ -64,17 +64,7 @@ struct SignerTests {
         #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([genesisKey.publicKey])).get().eventCount == removal + 1)
 
         // The removed node's key signs the event after the removal: refused there.
-        try withRawLMDB(directory.journal) { transaction, layout in
-            let sequence = removal + 1
-            let record = try #require(try transaction.get(sequence.bigEndianBytes, in: layout.events))
-            let envelope = try EventEnvelope(record: record)
-            var content = envelope.content
-            content.keyID = nodeKey.keyID
-            let resigned = EventEnvelope(
-                sequence: envelope.sequence, timestamp: envelope.timestamp, previousHash: envelope.previousHash, content: content,
-                signature: content.signature(with: nodeKey))
-            try transaction.put(resigned.record, for: sequence.bigEndianBytes, in: layout.events)
-        }
+        try resign(directory.journal, sequence: removal + 1, with: nodeKey)
         let failure = try #require(try JournalReader(directory: directory.journal).verify(trust: .genesisKey).failure)
         #expect(failure.sequence == removal + 1)
         #expect("\(failure)".contains(nodeKey.keyID.hex), "refused for its key: \(failure)")
@@ -163,18 +153,24 @@ struct SignerTests {
         await journal.close()
         let outsider = Ed25519SigningKey.generate()
         // Re-sign event #2 with a key the journal never added (the record keeps its place in the chain).
-        try withRawLMDB(directory.journal) { transaction, layout in
-            let record = try #require(try transaction.get(UInt64(2).bigEndianBytes, in: layout.events))
-            let envelope = try EventEnvelope(record: record)
-            var content = envelope.content
-            content.keyID = outsider.keyID
-            let resigned = EventEnvelope(
-                sequence: envelope.sequence, timestamp: envelope.timestamp, previousHash: envelope.previousHash, content: content,
-                signature: content.signature(with: outsider))
-            try transaction.put(resigned.record, for: UInt64(2).bigEndianBytes, in: layout.events)
-        }
+        try resign(directory.journal, sequence: 2, with: outsider)
         let failure = try #require(try JournalReader(directory: directory.journal).verify(trust: .genesisKey).failure)
         #expect(failure.sequence == 2)
+    }
+}
+
+/// Signs the stored event `sequence` again with `key`, in place, as someone holding that key and the
+/// files would (its place in the chain, its content and time unchanged).
+private func resign(_ journal: String, sequence: UInt64, with key: Ed25519SigningKey) throws {
+    try withRawLMDB(journal) { transaction, layout in
+        let record = try #require(try transaction.get(sequence.bigEndianBytes, in: layout.events))
+        let envelope = try EventEnvelope(record: record)
+        var content = envelope.content
+        content.keyID = key.keyID
+        let resigned = EventEnvelope(
+            sequence: envelope.sequence, timestamp: envelope.timestamp, previousHash: envelope.previousHash, content: content,
+            signature: content.signature(with: key))
+        try transaction.put(resigned.record, for: sequence.bigEndianBytes, in: layout.events)
     }
 }
 
