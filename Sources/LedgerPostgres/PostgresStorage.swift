@@ -35,6 +35,14 @@ public final class PostgresStorage: JournalStorage {
 
     /// Idle connections kept for reuse; more are opened when needed and closed when given back.
     static let maximumIdleConnections = 8
+    /// The most connections one store has at once by default (its writer and its readers): size
+    /// PostgreSQL's `max_connections` for this times the nodes. A taker beyond it waits for one to be
+    /// given back.
+    public static let defaultMaximumConnections = 24
+    private let maximumConnections: Int
+    /// How long a taker waits for a connection before the request fails (503).
+    private let connectionWait: DispatchTimeInterval
+    private let inUse: DispatchSemaphore
     /// The key of the journal's advisory lock (`pg_advisory_xact_lock`): "AuthLedg" in ASCII.
     static let journalLockKey: Int64 = 0x4175_7468_4C65_6467
 
@@ -43,9 +51,18 @@ public final class PostgresStorage: JournalStorage {
 
     /// Connects to the database at `address` (the connection is checked now, so that a wrong address or
     /// password is reported at start-up).
-    public init(address: PostgresAddress, logger: Logger = Logger(label: "authledger.postgres")) throws(JournalError) {
+    /// - Parameters:
+    ///   - maximumConnections: the most connections in use at once; more takers wait up to
+    ///     `connectionWait` for one, then fail.
+    public init(
+        address: PostgresAddress, maximumConnections: Int = defaultMaximumConnections, connectionWait: DispatchTimeInterval = .seconds(30),
+        logger: Logger = Logger(label: "authledger.postgres")
+    ) throws(JournalError) {
         self.address = address
         self.logger = logger
+        self.maximumConnections = max(1, maximumConnections)
+        self.connectionWait = connectionWait
+        self.inUse = DispatchSemaphore(value: max(1, maximumConnections))
         var configuration: PostgresConnection.Configuration
         if let directory = address.socketDirectory {
             configuration = .init(
@@ -60,7 +77,7 @@ public final class PostgresStorage: JournalStorage {
         self.configuration = configuration
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
-            give(back: try connect())
+            give(back: try take())
         } catch {
             try? group.syncShutdownGracefully()
             throw .storage(error)
@@ -167,16 +184,26 @@ public final class PostgresStorage: JournalStorage {
         }
     }
 
-    /// An idle connection, or a new one.
+    /// An idle connection, or a new one, once fewer than ``maximumConnections`` are in use. Every
+    /// connection taken is handed to ``give(back:)`` exactly once.
     func take() throws -> PostgresConnection {
-        let reused: PostgresConnection?? = idle.withLock { state in
-            if state.closed { return .some(nil) }
-            return state.connections.popLast().map { .some($0) } ?? nil
+        guard inUse.wait(timeout: .now() + connectionWait) == .success else {
+            throw PostgresStorageError(
+                message: "all \(maximumConnections) connections stayed busy for \(connectionWait)", doing: "waiting for a connection")
         }
-        switch reused {
-        case .some(.some(let connection)) where !connection.isClosed: return connection
-        case .some(.none): throw JournalError.closed
-        default: return try connect()
+        do {
+            let reused: PostgresConnection?? = idle.withLock { state in
+                if state.closed { return .some(nil) }
+                return state.connections.popLast().map { .some($0) } ?? nil
+            }
+            switch reused {
+            case .some(.some(let connection)) where !connection.isClosed: return connection
+            case .some(.none): throw JournalError.closed
+            default: return try connect()
+            }
+        } catch {
+            inUse.signal()
+            throw error
         }
     }
 
@@ -188,6 +215,7 @@ public final class PostgresStorage: JournalStorage {
             return true
         }
         if !kept { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+        inUse.signal()
     }
 
     private func connect() throws -> PostgresConnection {

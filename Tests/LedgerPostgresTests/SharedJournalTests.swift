@@ -193,6 +193,22 @@ struct SharedJournalTests {
         #expect(try reader.verify(trust: .genesisKey).get().eventCount == 5)
     }
 
+    @Test("a store uses at most its maximum of connections: a taker beyond it waits, then fails cleanly; one given back serves it")
+    func connectionCap() async throws {
+        let database = try await TestDatabase()
+        let storage = try PostgresStorage(address: database.address, maximumConnections: 2, connectionWait: .milliseconds(300))
+        defer { storage.close() }
+        _ = try storage.openTables(["events"], create: true)
+        let first = try storage.beginWrite()
+        let second = try storage.beginWrite()
+        #expect(throws: PostgresStorageError.self) { try storage.beginWrite() }
+        second.abort()
+        let third = try storage.beginWrite()
+        third.abort()
+        first.abort()
+        #expect(try storage.read { _ in true })
+    }
+
     @Test("LMDB to PostgreSQL and back: every stored byte is the same, and the copy is refused into a journal")
     func copyRoundTrip() async throws {
         let directory = NSTemporaryDirectory() + "authledger-pg-copy-\(UUID().uuidString.prefix(8))"
@@ -349,7 +365,7 @@ extension TestDatabase {
         try await connection.close()
     }
 
-    /// Connections to the server that use TLS, as PostgreSQL counts them.
+    /// Connections to this test's database that use TLS, as PostgreSQL counts them.
     func encryptedConnections() async throws -> Int {
         let server = try PostgresAddress(url: try #require(testServer))
         let connection = try await PostgresConnection.connect(
@@ -358,7 +374,9 @@ extension TestDatabase {
                 tls: .disable),
             id: 2, logger: Logger(label: "test"))
         defer { Task { try? await connection.close() } }
-        let rows = try await connection.query("SELECT count(*) FROM pg_stat_ssl WHERE ssl", logger: Logger(label: "test"))
+        // Only this test's database: other tests open and close connections meanwhile.
+        let rows = try await connection.query(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND datname = \(address.database)", logger: Logger(label: "test"))
         for try await count in rows.decode(Int64.self) { return Int(count) }
         return 0
     }
