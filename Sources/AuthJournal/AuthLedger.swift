@@ -34,10 +34,7 @@ public final class AuthLedger: Sendable {
     /// Opens (or creates) the journal with the authorization server's projections, rebuilding them from
     /// the events first when another version of ``AuthProjection`` wrote them (``ProjectionVersion``).
     public static func open(_ configuration: Journal.Configuration) async throws -> AuthLedger {
-        let configuration = withProjections(configuration)
-        let storage = try LMDBStorage(
-            writingTo: configuration.directory, initialMapSize: configuration.initialMapSize, tables: configuration.projections.count)
-        return try await open(configuration, storage: storage)
+        try await open(configuration, storage: try LMDBStorage(writing: withProjections(configuration)))
     }
 
     /// Opens (or creates) the journal in `storage`, as ``open(_:)`` does the LMDB journal of a directory.

@@ -28,16 +28,15 @@ public struct JournalOptions: ParsableArguments {
         return (try? PostgresAddress(url: store).description) ?? store
     }
 
-    /// The journal's store, opened for reading (`tables` projection tables) or writing.
-    public func openStorage(writing: Bool, tables: Int, initialMapSize: Int = Journal.Configuration(directory: "").initialMapSize) throws(JournalError)
-        -> any JournalStorage
-    {
-        if let store = storeURL {
-            return try PostgresStorage(address: try PostgresAddress(url: store))
-        }
-        if writing {
-            return try LMDBStorage(writingTo: journal, initialMapSize: initialMapSize, tables: tables)
-        }
+    /// The journal's store, opened for writing the journal `configuration` describes (its projections).
+    public func openStorage(writing configuration: Journal.Configuration) throws(JournalError) -> any JournalStorage {
+        if let store = storeURL { return try PostgresStorage(address: try PostgresAddress(url: store)) }
+        return try LMDBStorage(writing: configuration)
+    }
+
+    /// The journal's store, opened for reading, with `tables` projection tables.
+    public func openStorage(readingTables tables: Int) throws(JournalError) -> any JournalStorage {
+        if let store = storeURL { return try PostgresStorage(address: try PostgresAddress(url: store)) }
         return try LMDBStorage(readingFrom: journal, tables: tables)
     }
 }
@@ -89,7 +88,7 @@ public func readVerifierKeys(path: String) throws -> [NoteVerifierKey] {
 /// exit 2 with the reason.
 public func openReader(_ options: JournalOptions, projections: [String] = []) throws -> JournalReader {
     do {
-        return try JournalReader(storage: try options.openStorage(writing: false, tables: projections.count), projections: projections)
+        return try JournalReader(storage: try options.openStorage(readingTables: projections.count), projections: projections)
     } catch {
         throw CommandExit.badInput("\(error)")
     }
@@ -136,14 +135,30 @@ public struct JournalWriterOptions: ParsableArguments {
         return configuration
     }
 
-    /// Opens the journal of `options` for writing (creating it when empty), turning failure into exit 2
-    /// with the reason.
-    public func openJournal(_ options: JournalOptions) throws -> Journal {
-        let configuration = configuration(options)
+    /// Opens the journal of `options` for writing (creating it when empty), with `projections`, turning
+    /// failure into exit 2 with the reason.
+    public func openJournal(_ options: JournalOptions, projections: [String] = []) throws -> Journal {
+        let configuration = configuration(options, projections: projections)
         do {
-            return try Journal.open(configuration, storage: try options.openStorage(writing: true, tables: 0))
+            return try Journal.open(configuration, storage: try options.openStorage(writing: configuration))
         } catch {
             throw CommandExit.badInput("\(error)")
+        }
+    }
+
+    /// Opens the journal of `options` for writing, runs `change` on it and closes it; a failure of
+    /// `change` closes it too and is exit 2, saying that `what` failed.
+    public func withJournal<R>(
+        _ options: JournalOptions, projections: [String] = [], failing what: String, _ change: (Journal) async throws -> R
+    ) async throws -> R {
+        let journal = try openJournal(options, projections: projections)
+        do {
+            let result = try await change(journal)
+            await journal.close()
+            return result
+        } catch {
+            await journal.close()
+            throw CommandExit.badInput("\(what) failed: \(error)")
         }
     }
 }

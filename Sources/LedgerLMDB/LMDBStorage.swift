@@ -47,6 +47,13 @@ public final class LMDBStorage: JournalStorage {
         self.writerLock = writerLock
     }
 
+    /// Opens (or creates) the LMDB journal that `configuration` describes for writing: its directory, its
+    /// first map size, room for its projections.
+    public convenience init(writing configuration: Journal.Configuration) throws(JournalError) {
+        try self.init(
+            writingTo: configuration.directory, initialMapSize: configuration.initialMapSize, tables: configuration.projections.count)
+    }
+
     /// Opens the journal in `directory` for reading, alongside a running writer or on read-only media.
     public init(readingFrom directory: String, tables: Int) throws(JournalError) {
         guard FileManager.default.fileExists(atPath: directory + "/data.mdb") else {
@@ -177,10 +184,7 @@ struct LMDBStorageTransaction: StorageWriteTransaction {
 extension Journal {
     /// Opens (or creates) the LMDB journal in the configuration's `directory` for writing.
     public static func open(_ configuration: Configuration) throws(JournalError) -> Journal {
-        let storage = try LMDBStorage(
-            writingTo: configuration.directory, initialMapSize: configuration.initialMapSize,
-            tables: configuration.projections.count)
-        return try open(configuration, storage: storage)
+        try open(configuration, storage: try LMDBStorage(writing: configuration))
     }
 }
 

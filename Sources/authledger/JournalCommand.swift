@@ -26,21 +26,10 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var writerOptions: JournalWriterOptions
 
         func run() async throws {
-            let configuration = writerOptions.configuration(journalOptions, projections: AuthLedger.projections)
-            let journal: Journal
-            do {
-                journal = try Journal.open(configuration, storage: try journalOptions.openStorage(writing: true, tables: configuration.projections.count))
-            } catch {
-                throw CommandExit.badInput("\(error)")
+            let rebuilt = try await writerOptions.withJournal(journalOptions, projections: AuthLedger.projections, failing: "rebuild") {
+                try await ProjectionVersion.upgrade($0, allowOnSharedStorage: true)
             }
-            do {
-                let rebuilt = try await ProjectionVersion.upgrade(journal, allowOnSharedStorage: true)
-                await journal.close()
-                print(rebuilt ? "projections rebuilt from the events: version \(ProjectionVersion.current)" : "projections already at version \(ProjectionVersion.current)")
-            } catch {
-                await journal.close()
-                throw CommandExit.badInput("rebuild failed: \(error)")
-            }
+            print(rebuilt ? "projections rebuilt from the events: version \(ProjectionVersion.current)" : "projections already at version \(ProjectionVersion.current)")
         }
     }
 
@@ -67,7 +56,9 @@ struct JournalCommand: ParsableCommand {
             let before = try Self.verified(source, label: "source \(try Self.options(from).location)")
             let destination: any JournalStorage
             do {
-                destination = try Self.options(to).openStorage(writing: true, tables: projections.count)
+                var configuration = Journal.Configuration(directory: try Self.options(to).journal)
+                configuration.projections = projections
+                destination = try Self.options(to).openStorage(writing: configuration)
             } catch {
                 throw CommandExit.badInput("\(error)")
             }

@@ -57,17 +57,12 @@ struct KeysCommand: AsyncParsableCommand {
                 try await rotateTokenKeys()
                 return
             }
-            let journal = try writerOptions.openJournal(journalOptions)
-            let old = journal.activeKeyID
-            let new: KeyID
-            do {
-                new = try await journal.rotateSigningKey()
+            let (old, new) = try await writerOptions.withJournal(journalOptions, failing: "rotation") { journal in
+                let old = journal.activeKeyID
+                let new = try await journal.rotateSigningKey()
                 _ = try await journal.checkpoint()
-            } catch {
-                await journal.close()
-                throw CommandExit.badInput("rotation failed: \(error)")
+                return (old, new)
             }
-            await journal.close()
             print("rotated signing key \(old) -> \(new)")
         }
     }
@@ -101,17 +96,12 @@ extension KeysCommand {
             } catch {
                 throw CommandExit.badInput("\(error)")
             }
-            let journal = try writerOptions.openJournal(journalOptions)
-            let sequence: UInt64
-            do {
-                sequence = try await journal.addSigner(key)
+            let (sequence, signer) = try await writerOptions.withJournal(journalOptions, failing: "adding the key") { journal in
+                let sequence = try await journal.addSigner(key)
                 _ = try await journal.checkpoint()
-            } catch {
-                await journal.close()
-                throw CommandExit.badInput("adding the key failed: \(error)")
+                return (sequence, journal.activeKeyID)
             }
-            await journal.close()
-            print("key \(key.keyID) signs the journal from #\(sequence) on (added by \(journal.activeKeyID)); start its node with --key \(newKey)")
+            print("key \(key.keyID) signs the journal from #\(sequence) on (added by \(signer)); start its node with --key \(newKey)")
         }
     }
 }
@@ -133,17 +123,12 @@ extension KeysCommand {
             guard let bytes = Hex.decode(keyID), let id = KeyID(bytes: bytes) else {
                 throw CommandExit.badInput("\(keyID) is not a key id (16 hex digits, as `authledger keys show` prints)")
             }
-            let journal = try writerOptions.openJournal(journalOptions)
-            let sequence: UInt64
-            do {
-                sequence = try await journal.removeSigner(id)
+            let (sequence, signer) = try await writerOptions.withJournal(journalOptions, failing: "removing the key") { journal in
+                let sequence = try await journal.removeSigner(id)
                 _ = try await journal.checkpoint()
-            } catch {
-                await journal.close()
-                throw CommandExit.badInput("removing the key failed: \(error)")
+                return (sequence, journal.activeKeyID)
             }
-            await journal.close()
-            print("key \(id) no longer signs the journal from #\(sequence) on (removed by \(journal.activeKeyID))")
+            print("key \(id) no longer signs the journal from #\(sequence) on (removed by \(signer))")
         }
     }
 }

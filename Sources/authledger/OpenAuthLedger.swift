@@ -10,8 +10,7 @@ extension JournalWriterOptions {
     func openAuthLedger(_ options: JournalOptions) async throws -> AuthLedger {
         let configuration = configuration(options, projections: AuthLedger.projections)
         do {
-            return try await AuthLedger.open(
-                configuration, storage: try options.openStorage(writing: true, tables: configuration.projections.count))
+            return try await AuthLedger.open(configuration, storage: try options.openStorage(writing: configuration))
         } catch {
             throw CommandExit.badInput("\(error)")
         }
