@@ -133,7 +133,7 @@ public final class PostgresStorage: JournalStorage {
     }
 
     public func read<R>(_ body: (any StorageReadTransaction) throws -> R) throws -> R {
-        let session = try PostgresSession(connection: try take(), logger: logger)
+        let session = PostgresSession(connection: try take(), logger: logger)
         let transaction = PostgresTransaction(storage: self, session: session)
         session.send("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         do {
@@ -150,7 +150,7 @@ public final class PostgresStorage: JournalStorage {
     }
 
     public func beginWrite() throws -> any StorageWriteTransaction {
-        let session = try PostgresSession(connection: try take(), logger: logger)
+        let session = PostgresSession(connection: try take(), logger: logger)
         session.send("BEGIN")
         // A writer that dies (or is cut off) inside its batch holds the journal lock: PostgreSQL ends the
         // transaction once it has been idle that long, and the other writers go on. Only write
@@ -230,15 +230,9 @@ public final class PostgresStorage: JournalStorage {
     }
 
     private func withConnection<R>(_ body: (PostgresSession) throws -> R) throws -> R {
-        let session = try PostgresSession(connection: try take(), logger: logger)
-        do {
-            let result = try body(session)
-            give(back: session.connection)
-            return result
-        } catch {
-            give(back: session.connection)
-            throw error
-        }
+        let session = PostgresSession(connection: try take(), logger: logger)
+        defer { give(back: session.connection) }
+        return try body(session)
     }
 }
 

@@ -25,7 +25,7 @@ final class PostgresSession {
     /// Writes sent before the session waits for their replies, which bounds what is held in memory.
     static let maximumPending = 256
 
-    init(connection: PostgresConnection, logger: Logger) throws {
+    init(connection: PostgresConnection, logger: Logger) {
         self.connection = connection
         self.logger = logger
     }

@@ -91,9 +91,7 @@ struct SharedJournalTests {
             #expect(wins == 1, "round \(round): \(wins) claims won")
         }
         for writer in writers { await writer.close() }
-        let reader = try JournalReader(storage: try database.storage())
-        defer { reader.close() }
-        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 6)
+        #expect(try database.verified().eventCount == 6)
     }
 
     @Test("a second writer that starts on the same empty database at the same time joins the first one's journal")
@@ -106,9 +104,7 @@ struct SharedJournalTests {
         }
         #expect(Set(journals.map(\.journalID)).count == 1)
         for journal in journals { await journal.close() }
-        let reader = try JournalReader(storage: try database.storage())
-        defer { reader.close() }
-        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 1)
+        #expect(try database.verified().eventCount == 1)
     }
 
     @Test("a writer with another key is refused, and appends nothing")
@@ -120,9 +116,7 @@ struct SharedJournalTests {
         let otherKey = TemporaryKey()
         #expect(throws: JournalError.self) { try database.openJournal(key: otherKey.path) }
         await first.close()
-        let reader = try JournalReader(storage: try database.storage())
-        defer { reader.close() }
-        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 2)
+        #expect(try database.verified().eventCount == 2)
     }
 
     @Test("each writer signs with a key of its own, added by the first: one chain, every event by its writer's key")
@@ -152,11 +146,11 @@ struct SharedJournalTests {
         }
         for node in nodes { await node.close() }
         let genesisKey = try JournalKeyFile(path: first.path).load().publicKey
-        let reader = try JournalReader(storage: try database.storage())
-        defer { reader.close() }
-        let report = try reader.verify(trust: .pinned([genesisKey])).get()
+        let report = try database.verified(trust: .pinned([genesisKey]))
         #expect(report.eventCount == 63)
         #expect(Set(report.keyIDs) == Set(nodes.map(\.activeKeyID)))
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
         let signedBy = try reader.read { snapshot in try written.map { try snapshot.event($0.0)?.keyID } }
         #expect(signedBy == written.map(\.1))
     }
@@ -188,9 +182,7 @@ struct SharedJournalTests {
         try await nodeA.append(draft("A goes on"))
         await nodeA.close()
         await nodeB.close()
-        let reader = try JournalReader(storage: try database.storage())
-        defer { reader.close() }
-        #expect(try reader.verify(trust: .genesisKey).get().eventCount == 5)
+        #expect(try database.verified().eventCount == 5)
     }
 
     @Test("a store uses at most its maximum of connections: a taker beyond it waits, then fails cleanly; one given back serves it")
@@ -298,6 +290,13 @@ struct TestDatabase: Sendable {
     }
 
     func storage() throws -> PostgresStorage { try PostgresStorage(address: address) }
+
+    /// The report of verifying this database's journal with `trust` (a failure throws).
+    func verified(trust: JournalVerifier.Trust = .genesisKey) throws -> VerificationReport {
+        let reader = try JournalReader(storage: try storage())
+        defer { reader.close() }
+        return try reader.verify(trust: trust).get()
+    }
 
     func openJournal(key: String, projections: [String] = []) throws -> Journal {
         var configuration = Journal.Configuration(keyFile: key)
