@@ -27,7 +27,8 @@ node serves it with node A's issuer and redirect URI. Then it checks, each check
    node exits; with PostgreSQL started again, every node completes flows again within 10 s without a
    restart, and a code refused during the outage is still redeemable, once;
 6. the shared journal: after the nodes stop, `authledger-replay verify` (pinned to A's key, naming the three
-   node keys), `rebuild --check` and `replay` (re-deciding every recorded request) exit 0 on it.
+   node keys), `rebuild --check` and `replay` (re-deciding every recorded request) exit 0 on it; and
+   `authledger journal copy` to an LMDB directory gives a journal that verifies to the same events and root.
 
 Prints one line per check, the tail of the node logs when one fails, a summary line (flows, redemptions,
 journal head), and exits 1 when any check fails. The scratch directory (node logs, PostgreSQL) is removed
@@ -453,8 +454,21 @@ class Cluster:
         expect(len(re.findall(r"\b[0-9a-f]{16}\b", keys_line)) == 3 and "pinned" in keys_line,
                "verify should name three node keys, pinned to A's: %r" % keys_line)
         replay_summary = results["replay"].stdout.strip().splitlines()[-1] if results["replay"].stdout.strip() else ""
-        return "nodes stopped by SIGTERM (exit %s); verify, rebuild --check and replay exit 0 (verify: %s; replay: %s)" % (
-            statuses, self.verify_output.strip().splitlines()[0][:120] if self.verify_output.strip() else "", replay_summary[:160])
+
+        # The shared journal copied out to an LMDB directory: the same events and root, and its projections.
+        copy = self.work / "copy"
+        copied = subprocess.run([str(self.authledger), "journal", "copy", "--from", self.store, "--to", str(copy)],
+                                capture_output=True, text=True, timeout=120)
+        expect(copied.returncode == 0, "journal copy --from the store: %s" % (copied.stdout + copied.stderr)[-300:])
+        local = {label: run_replay(self.replay, arguments + ["--journal", str(copy)], timeout=120)
+                 for label, arguments in (("verify", ["verify", "--public-key", str(pinned)]), ("rebuild --check", ["rebuild", "--check"]))}
+        failed = ["authledger-replay %s on the copy: %s" % (label, describe_exit(result)) for label, result in local.items() if result.returncode != 0]
+        expect(not failed, "\n    ".join([""] + failed))
+        expect(local["verify"].stdout.splitlines()[:1] == self.verify_output.splitlines()[:1],
+               "the copy verifies differently: %r / %r" % (local["verify"].stdout.splitlines()[:1], self.verify_output.splitlines()[:1]))
+        return ("nodes stopped by SIGTERM (exit %s); verify, rebuild --check and replay exit 0 (verify: %s; replay: %s); "
+                "journal copy to LMDB: same events and root, projections rebuild" % (
+                    statuses, self.verify_output.strip().splitlines()[0][:120] if self.verify_output.strip() else "", replay_summary[:160]))
 
 
 def journal_head(verify_output):
