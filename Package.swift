@@ -141,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "AuthServerTests",
             dependencies: [
-                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB", "authledger-replay",
+                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB", "LedgerCommandSupport", "authledger-replay",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

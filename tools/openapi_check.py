@@ -420,9 +420,14 @@ class Scenario:
         browser.follow(to_client, 200)
 
     def logout(self, browser):
-        browser.get("logout", 200)
+        """GET /logout asks for confirmation and changes nothing; a forged POST is refused; the form's POST logs out."""
+        confirm = browser.get("logout", 200)
+        if not browser.session.cookies.get("al_session"):
+            raise Failure("GET /logout without id_token_hint ended the session (it must ask first)")
+        browser.post("logout", 403, data={"csrf": "forged"})
+        browser.submit(confirm, 200)
         if browser.session.cookies.get("al_session"):
-            raise Failure("GET /logout: the al_session cookie was not cleared")
+            raise Failure("POST /logout: the al_session cookie was not cleared")
         to_client = browser.get(self.authorize_url(scope="openid", prompt="none", state="after-logout"), 302)
         expect_equal("after logout", query_of(to_client.headers["Location"]).get("error"), "login_required")
 

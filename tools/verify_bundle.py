@@ -10,6 +10,12 @@ Checks: the checkpoint's signed-note signature by a key of the bundle (or of --p
 auditor obtained independently); for every event, the strict record encoding, its Ed25519 signature
 by the key its key id names, that its sequence matches, and its RFC 9162 inclusion proof against the
 checkpoint's root. Records left out for personal-data reasons are checked by leaf hash (inclusion only).
+
+Keys are trusted only within their tenure (docs/journal-format.md, "Key tenures"): a key line may end in
+"#first-#last" (or "#first-" for a key still signing), and then an event must lie in that range and a
+checkpoint of size N must satisfy first <= N + 1 and N <= last. A retired key that leaks can therefore
+sign nothing after its retirement that this verifier accepts. A key line without a tenure (pin files of
+earlier releases) is trusted for any sequence number.
 Prints one line per problem and a summary; exits 0 when everything verifies, 1 otherwise, 2 on unusable input.
 """
 import base64
@@ -34,13 +40,31 @@ def sha256(data):
     return hashlib.sha256(data).digest()
 
 
+def parse_tenure(text):
+    """'#first-#last' or '#first-' -> (first, last or None)."""
+    first, sep, last = text.partition("-")
+    if not sep or not first.startswith("#") or (last and not last.startswith("#")):
+        raise Problem("not a key tenure (#first-#last or #first-): %s" % text)
+    first = int(first[1:])
+    last = int(last[1:]) if last else None
+    if first < 1 or (last is not None and last + 1 < first):
+        raise Problem("not a key tenure: %s" % text)
+    return first, last
+
+
 def parse_verifier_keys(text):
-    """signed-note verifier keys: name+hash+base64(0x01 || key) -> list of (name, keyhash, key bytes)."""
+    """Pinned keys: signed-note verifier keys, name+hash+base64(0x01 || key), each optionally followed by a
+    tenure -> list of (name, keyhash, key bytes, tenure or None)."""
     keys = []
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
+        fields = line.split()
+        if len(fields) > 2:
+            raise Problem("a pinned key is a verifier key and an optional tenure: %s" % line)
+        tenure = parse_tenure(fields[1]) if len(fields) == 2 else None
+        line = fields[0]
         name, keyhash, encoded = line.split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
         if len(raw) != 33 or raw[0] != 1:
@@ -49,8 +73,25 @@ def parse_verifier_keys(text):
         expected = sha256(name.encode() + b"\n" + b"\x01" + key)[:4].hex()
         if expected != keyhash:
             raise Problem("verifier key hash does not match: %s" % line)
-        keys.append((name, bytes.fromhex(keyhash), key))
+        keys.append((name, bytes.fromhex(keyhash), key, tenure))
     return keys
+
+
+def event_allowed(tenure, sequence):
+    """Whether a key of this tenure may sign event `sequence` (None: no tenure pinned, any)."""
+    if tenure is None:
+        return True
+    first, last = tenure
+    return sequence >= first and (last is None or sequence <= last)
+
+
+def checkpoint_allowed(tenure, size):
+    """Whether a key of this tenure may sign a checkpoint of `size` events: it signed event `size`, or
+    signs event `size` + 1 (a batch that rotates to a key is sealed by the new key)."""
+    if tenure is None:
+        return True
+    first, last = tenure
+    return first <= size + 1 and (last is None or size <= last)
 
 
 def journal_key_id(key):
@@ -64,18 +105,23 @@ def verify_checkpoint(text, keys):
     if len(lines) != 5 or not lines[3].startswith("time "):
         raise Problem("checkpoint body is not origin, size, root, time")
     origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2], validate=True)
+    outside = False
     for line in signatures.strip("\n").split("\n"):
         if not line.startswith("\u2014 "):
             raise Problem("malformed signature line in checkpoint")
         name, encoded = line[2:].split(" ", 1)
         raw = base64.b64decode(encoded, validate=True)
-        for key_name, keyhash, key in keys:
+        for key_name, keyhash, key, tenure in keys:
             if key_name == name == origin and keyhash == raw[:4]:
                 try:
                     Ed25519PublicKey.from_public_bytes(key).verify(raw[4:], body.encode())
-                    return origin, size, root
                 except InvalidSignature:
-                    pass
+                    continue
+                if checkpoint_allowed(tenure, size):
+                    return origin, size, root
+                outside = True
+    if outside:
+        raise Problem("the checkpoint of %d events is signed by a key outside its tenure (retired or not yet introduced)" % size)
     raise Problem("the checkpoint has no valid signature by the given keys")
 
 
@@ -174,7 +220,7 @@ def main(argv):
     except (Problem, ValueError) as error:
         print("checkpoint: %s" % error)
         return 1
-    by_id = {journal_key_id(key): key for _, _, key in keys}
+    by_id = {journal_key_id(key): (key, tenure) for _, _, key, tenure in keys}
     count = signed = 0
     for entry in load_events(bundle, manifest):
         count += 1
@@ -185,9 +231,12 @@ def main(argv):
                 recorded_sequence, key_id, signed_bytes, signature = decode_record(record)
                 if recorded_sequence != sequence:
                     raise Problem("the record says #%d" % recorded_sequence)
-                key = by_id.get(key_id)
+                key, tenure = by_id.get(key_id, (None, None))
                 if key is None:
                     raise Problem("signed by unknown key %s" % key_id.hex())
+                if not event_allowed(tenure, sequence):
+                    raise Problem("signed by key %s outside its tenure #%d-%s" % (
+                        key_id.hex(), tenure[0], "" if tenure[1] is None else "#%d" % tenure[1]))
                 try:
                     Ed25519PublicKey.from_public_bytes(key).verify(signature, signed_bytes)
                 except InvalidSignature:

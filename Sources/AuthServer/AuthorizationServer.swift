@@ -40,6 +40,8 @@ public struct AuthServerSettings: Sendable {
 public final class AuthorizationServer: Sendable {
     public let ledger: AuthLedger
     public let tokenKeys: TokenKeyRing
+    /// The journal's data key: pseudonyms of what is recorded only to be compared or counted.
+    let dataKey: DataKey
     let settings: AuthServerSettings
     let logger: Logger
     /// A real Argon2id hash checked when a login names an unknown user, so both cases take the same time.
@@ -54,10 +56,12 @@ public final class AuthorizationServer: Sendable {
     static let bindingCookie = "al_bind"
 
     public init(
-        ledger: AuthLedger, tokenKeys: TokenKeyRing, settings: AuthServerSettings, logger: Logger = Logger(label: "authledger")
+        ledger: AuthLedger, tokenKeys: TokenKeyRing, dataKey: DataKey, settings: AuthServerSettings,
+        logger: Logger = Logger(label: "authledger")
     ) {
         self.ledger = ledger
         self.tokenKeys = tokenKeys
+        self.dataKey = dataKey
         self.settings = settings
         self.logger = logger
         self.decoyPasswordHash = settings.hasher.hash("decoy password that no user has")
@@ -79,6 +83,7 @@ public final class AuthorizationServer: Sendable {
     public func router() -> Router<AuthRequestContext> {
         let router = Router(context: AuthRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
+        router.add(middleware: HeaderLimitsMiddleware())
         router.get("/authorize") { request, context in await self.authorize(request, context) }
         router.get("/authorize/resume") { request, context in await self.resume(request, context) }
         router.get("/login") { request, context in await self.loginPage(request, context) }
@@ -87,7 +92,8 @@ public final class AuthorizationServer: Sendable {
         router.post("/consent") { request, context in await self.consent(request, context) }
         router.get("/organization") { request, context in await self.organizationPage(request, context) }
         router.post("/organization") { request, context in await self.chooseOrganization(request, context) }
-        router.get("/logout") { request, context in await self.logout(request, context) }
+        router.get("/logout") { request, context in await self.logoutPage(request, context) }
+        router.post("/logout") { request, context in await self.logout(request, context) }
         router.get("/callback") { request, context in self.callback(request, context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }
@@ -161,6 +167,13 @@ public final class AuthorizationServer: Sendable {
 
     /// Why a POST body was not taken as a form.
     enum FormRefusal: Error {
+        /// The form fields the server's endpoints read.
+        static let formFieldNames: Set<String> = [
+            "grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier", "refresh_token", "scope", "token",
+            "token_type_hint", "access_token", "state", "csrf", "username", "password", "action", "organization", "audience", "resource",
+            "id_token_hint", "post_logout_redirect_uri",
+        ]
+
         /// Larger than ``AuthRequestContext/maxUploadSize``, or unreadable.
         case unreadable
         /// A parameter appears more than once (RFC 6749 §3.2 forbids it: which value would count?).
@@ -169,7 +182,8 @@ public final class AuthorizationServer: Sendable {
         var description: String {
             switch self {
             case .unreadable: "The request body is not a form of at most 64 KiB."
-            case .repeated(let name): "The parameter \(String(decoding: name.utf8.prefix(64), as: UTF8.self)) is repeated."
+            // A name this server reads is named back; any other is not (no request text in an error_description).
+            case .repeated(let name): Self.formFieldNames.contains(name) ? "The parameter \(name) is repeated." : "A parameter is repeated."
             }
         }
     }
@@ -205,7 +219,7 @@ public final class AuthorizationServer: Sendable {
             let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!]
         else { return context.clientIP }
         let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        return hops.reversed().first { !settings.trustedProxies.contains($0) }.map { String($0.prefix(64)) } ?? peer
+        return hops.reversed().first { !settings.trustedProxies.contains($0) }.map { RecordedText.bounded($0, bytes: 64) } ?? peer
     }
 
     /// The SSO session the browser presents, if it is known and not expired.

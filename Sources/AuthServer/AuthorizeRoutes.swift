@@ -89,11 +89,8 @@ extension AuthorizationServer {
         switch decision.outcome {
         case .login, .consent, .chooseOrganization:
             interactionID = interactionID ?? OpaqueToken.generate()
-            let binding = validBinding(request) ?? {
-                let fresh = OpaqueToken.generate()
-                newBinding = fresh
-                return fresh
-            }()
+            let (binding, isNew) = browserBinding(request)
+            if isNew { newBinding = binding }
             opened = InteractionRecord(
                 parameters: parameters, progress: input.progress, bindingHash: OpaqueToken.hash(binding),
                 expiresAt: now.adding(seconds: settings.interactionTTLSeconds), pending: decision.outcome)
@@ -121,7 +118,8 @@ extension AuthorizationServer {
         let clientIP = clientAddress(request, context)
         let interactionHash = interactionID.map(OpaqueToken.hash)
         let requested = AuthorizeRequested(
-            parameters: parameters, clientIP: clientAddress(request, context), userAgent: request.headers[.userAgent], interaction: interaction?.hash)
+            parameters: parameters, clientIP: clientAddress(request, context),
+            userAgent: request.headers[.userAgent].map { RecordedText.bounded($0, bytes: RecordedText.userAgentBytes) }, interaction: interaction?.hash)
         let codeHash = code.map(OpaqueToken.hash)
         let version = configuration.version
         let openedRecord = opened
@@ -226,7 +224,7 @@ extension AuthorizationServer {
 
     /// Sends parameters back to the client as its response mode asks, with `state` and `iss` (RFC 9207).
     func deliver(_ parameters: [(String, String)], via delivery: ResponseDelivery) -> Response {
-        var all = parameters
+        var all = parameters.map { name, value in (name, name == "error_description" ? OAuthErrorDescription.sanitized(value) : value) }
         if let state = delivery.state { all.append(("state", state)) }
         all.append(("iss", issuer))
         switch delivery.mode {
@@ -235,6 +233,11 @@ extension AuthorizationServer {
         case .formPost:
             return page(Pages.formPost(action: delivery.redirectURI, fields: all))
         }
+    }
+
+    /// The browser's binding token: its cookie's, or a new one (`isNew`: the response must set the cookie).
+    func browserBinding(_ request: Request) -> (value: String, isNew: Bool) {
+        validBinding(request).map { ($0, false) } ?? (OpaqueToken.generate(), true)
     }
 
     /// The browser-binding token from its cookie, if it looks like one we issue.

@@ -55,14 +55,20 @@ extension AuthorizationServer {
     /// Verifies an access token minted by this node or by another node of the cluster (a key this node
     /// does not know, even after reading the published keys again, is refused).
     func verifyAccessToken(_ token: String) async throws -> AccessTokenClaims {
+        try await verifyToken(token, as: AccessTokenClaims.self)
+    }
+
+    /// Verifies a token signed by this node or by another node of the cluster, as `Payload` (the signature
+    /// only: the caller checks the claims).
+    func verifyToken<Payload: JWTPayload>(_ token: String, as type: Payload.Type) async throws -> Payload {
         guard let kid = PeerTokenKeys.keyID(of: token), !tokenKeys.keys.contains(where: { $0.kid == kid }) else {
-            return try await tokenKeys.verify(token, as: AccessTokenClaims.self)
+            return try await tokenKeys.verify(token, as: type)
         }
         if !clusterKeys.peers.knows(kid) {
             try? await clusterKeys.refresh(ledger: ledger, own: tokenKeys, force: true)
         }
         guard clusterKeys.peers.knows(kid) else { throw TokenKeyError.unknownKey(kid) }
-        return try await clusterKeys.peers.verify(token, as: AccessTokenClaims.self)
+        return try await clusterKeys.peers.verify(token, as: type)
     }
 
     /// Publishes this node's public token keys in the journal unless every one of them is published

@@ -47,9 +47,11 @@ extension AuthorizationServer {
         }
         let now = settings.clock()
         let user = ledger.configuration.user(named: username, in: connection)
-        // What a failure records as the username: the name typed when it named an account; otherwise a hash
-        // (an unknown "username" is often a mistyped password, which must not be kept).
-        let recordedUsername = user == nil ? "sha256:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex : username
+        // What a failure records as the username: the name typed when it named an account; otherwise a keyed
+        // pseudonym under the journal's data key (an unknown "username" is often a password typed in the wrong
+        // field: an unsalted hash of it would fall to a word list in seconds, this one cannot be checked at all
+        // without the key). Equal names, in any case, still count against one throttle budget.
+        let recordedUsername = user == nil ? dataKey.pseudonym(username.lowercased(), domain: "login-name") : username
 
         // Password guessing: refuse, without checking the password, once the recent failures for this
         // account from this address, for this address, or for this account from everywhere — with the
@@ -235,25 +237,64 @@ extension AuthorizationServer {
 
     // MARK: Other endpoints
 
-    /// `GET /logout`: ends the SSO session of this browser (recorded, so the session stops working
-    /// everywhere it was presented) and clears its cookie.
+    /// `GET /logout`: asks the user to confirm, with a CSRF-bound form that posts to `/logout` — unless a valid
+    /// `id_token_hint` of this session's user is given (OIDC RP-Initiated Logout §2), which ends the session
+    /// at once. A plain link from another site therefore cannot log anyone out (`SameSite=Lax` cookies ride
+    /// along on a top-level GET).
+    func logoutPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        await withPresentedSession(request) { session in
+            if let hint = queryValue(request, "id_token_hint"), await isIDTokenHint(hint, of: session) {
+                return await endSession(session, request, context)
+            }
+            let (binding, isNew) = browserBinding(request)
+            var response = page(Pages.logoutConfirmation(csrf: binding))
+            if isNew { setCookie(&response, name: Self.bindingCookie, value: binding, maxAge: nil) }
+            return response
+        }
+    }
+
+    /// `POST /logout` from the confirmation page: the `csrf` field must equal this browser's binding cookie.
     func logout(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        let form: [String: String]
+        switch await formFields(request, context) {
+        case .success(let fields): form = fields
+        case .failure(let refusal): return errorPage(.invalidRequest, refusal.description)
+        }
+        guard let binding = validBinding(request), let csrf = form["csrf"], constantTimeEquals(Array(csrf.utf8), Array(binding.utf8)) else {
+            return errorPage(.accessDenied, "The form could not be verified (CSRF check failed). Nothing was changed.", status: .forbidden)
+        }
+        return await withPresentedSession(request) { session in await endSession(session, request, context) }
+    }
+
+    /// `body` with the session the browser presents; a "Not logged in" page without one, 503 when the
+    /// journal cannot be read.
+    func withPresentedSession(_ request: Request, _ body: (SessionSnapshot) async -> Response) async -> Response {
         let current: SessionSnapshot?
         do {
             current = try await currentSession(request, now: settings.clock())
         } catch {
             return unavailablePage()
         }
-        if let session = current {
-            let event = LoggedOut(sessionHash: session.sessionHash, userID: session.userID, clientIP: clientAddress(request, context))
-            do {
-                try await record { try $0.append(.loggedOut(event)) }
-            } catch {
-                return unavailablePage()
-            }
+        guard let session = current else { return page(Pages.loggedOut(wasLoggedIn: false)) }
+        return await body(session)
+    }
+
+    /// Whether `hint` is an ID token this server signed (its own keys or a cluster peer's), for this issuer,
+    /// naming the session's user. An expired hint is fine (OIDC RP-Initiated Logout §2).
+    func isIDTokenHint(_ hint: String, of session: SessionSnapshot) async -> Bool {
+        guard hint.utf8.count <= 8 * 1024, let claims = try? await verifyToken(hint, as: IDTokenClaims.self) else { return false }
+        return claims.iss == issuer && constantTimeEquals(Array(claims.sub.utf8), Array(session.userID.utf8))
+    }
+
+    /// Ends `session` (recorded, so the session stops working everywhere it was presented) and clears its cookie.
+    func endSession(_ session: SessionSnapshot, _ request: Request, _ context: AuthRequestContext) async -> Response {
+        let event = LoggedOut(sessionHash: session.sessionHash, userID: session.userID, clientIP: clientAddress(request, context))
+        do {
+            try await record { try $0.append(.loggedOut(event)) }
+        } catch {
+            return unavailablePage()
         }
-        let body = HTML("<h1>Logged out</h1>\n<p>You are logged out of this browser.</p>\n")
-        var response = page(PageLayout.page(title: "Logged out", body: body))
+        var response = page(Pages.loggedOut(wasLoggedIn: true))
         setCookie(&response, name: Self.sessionCookie, value: "", maxAge: 0)
         return response
     }

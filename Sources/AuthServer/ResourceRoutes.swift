@@ -145,12 +145,12 @@ extension AuthorizationServer {
     func bearerError(
         _ code: String?, _ description: String, status: HTTPResponse.Status = .unauthorized, scheme: ChallengeScheme = .bearer
     ) -> Response {
+        let description = OAuthErrorDescription.sanitized(description)
         var response = json(code.map { ["error": $0, "error_description": description] } ?? [:], status: status)
         var challenge = "\(scheme.rawValue) realm=\"authledger\""
         if scheme == .dpop { challenge += ", algs=\"\(DPoPVerifier.algorithms.joined(separator: " "))\"" }
-        // A quoted-string cannot hold a raw quote or backslash (RFC 9110 §5.6.4); the description loses them.
-        let quoted = String(description.unicodeScalars.filter { $0 != "\"" && $0 != "\\" && $0.value >= 0x20 })
-        if let code { challenge += ", error=\"\(code)\", error_description=\"\(quoted)\"" }
+        // Sanitized, it holds no quote or backslash, so it fits a quoted-string (RFC 9110 §5.6.4) as it is.
+        if let code { challenge += ", error=\"\(code)\", error_description=\"\(description)\"" }
         response.headers[.wwwAuthenticate] = challenge
         return response
     }

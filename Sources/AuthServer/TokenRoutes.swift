@@ -57,7 +57,7 @@ extension AuthorizationServer {
                 ? await redeemCode(form, client: client, proof: proof, clientIP: clientIP)
                 : await redeemRefreshToken(form, client: client, proof: proof, clientIP: clientIP)
         case let other?:
-            return await rejectToken(TokenError(.unsupportedGrantType, "Unsupported grant_type: \(other)."), grantType: other,
+            return await rejectToken(TokenError(.unsupportedGrantType, "Unsupported grant_type."), grantType: other,
                                      clientID: client.clientID, codeHash: nil, clientIP: clientIP)
         }
     }
@@ -287,7 +287,8 @@ extension AuthorizationServer {
     ) async -> Response {
         // Request fields are recorded only up to a length: the journal is not a place to store an attacker's megabytes.
         let rejected = TokenRejected(
-            grantType: grantType.map { String($0.prefix(64)) }, clientID: clientID.map { String($0.prefix(256)) }, error: error,
+            grantType: grantType.map { RecordedText.bounded($0, bytes: 64) }, clientID: clientID.map { RecordedText.bounded($0, bytes: RecordedText.identifierBytes) },
+            error: error,
             codeHash: codeHash, clientIP: clientIP)
         do {
             try await record { try $0.append(.tokenRejected(rejected)) }
@@ -323,7 +324,7 @@ extension AuthorizationServer {
     /// RFC 6749 §5.2: JSON, `no-store` (set for every response by the middleware), 401 with a Basic
     /// challenge for failed Basic authentication.
     func tokenError(_ error: TokenError, basicChallenge: Bool = false) -> Response {
-        var response = json(["error": error.code.rawValue, "error_description": error.description],
+        var response = json(["error": error.code.rawValue, "error_description": OAuthErrorDescription.sanitized(error.description)],
                             status: HTTPResponse.Status(code: error.httpStatus))
         if basicChallenge {
             response.headers[.wwwAuthenticate] = "Basic realm=\"token\", charset=\"UTF-8\""

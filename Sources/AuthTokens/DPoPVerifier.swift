@@ -65,7 +65,7 @@ public enum DPoPVerifier {
         case "EC": thumbprint = try JWKThumbprint.make(jwk, members: ["crv", "kty", "x", "y"])
         case "RSA": thumbprint = try JWKThumbprint.make(jwk, members: ["e", "kty", "n"])
         case "OKP": thumbprint = try JWKThumbprint.make(jwk, members: ["crv", "kty", "x"])
-        default: throw DPoPError("Unsupported jwk key type \(kty).")
+        default: throw DPoPError("Unsupported jwk key type.")
         }
         let keys = JWTKeyCollection()
         do {
@@ -79,7 +79,7 @@ public enum DPoPVerifier {
             case ("EdDSA", "OKP", "Ed25519"):
                 await keys.add(eddsa: try EdDSA.PublicKey(x: try member(jwk, "x"), curve: .ed25519))
             default:
-                throw DPoPError("The DPoP proof's alg \(alg) does not fit its \(kty) jwk.")
+                throw DPoPError("The DPoP proof's alg does not fit its jwk.")
             }
         } catch let error as DPoPError {
             throw error

@@ -63,7 +63,8 @@ public enum CommandExit {
 
     public static func printError(_ line: String) {
         let program = (CommandLine.arguments.first as NSString?)?.lastPathComponent ?? "authledger"
-        FileHandle.standardError.write(Data("\(program): \(line)\n".utf8))
+        // One line, whatever the reason quotes from the journal or the command line.
+        FileHandle.standardError.write(Data("\(program): \(TerminalText.escape(line))\n".utf8))
     }
 }
 
@@ -74,14 +75,22 @@ public func printJSONLine(_ object: [String: Any]) {
     print(String(decoding: data, as: UTF8.self))
 }
 
-/// Reads signed-note verifier keys (`name+hash+base64`), one per line; blank lines and `#` comments are skipped.
-public func readVerifierKeys(path: String) throws -> [NoteVerifierKey] {
+/// Reads pinned keys: signed-note verifier keys (`name+hash+base64`), each optionally followed by its
+/// tenure (`#first-#last`, `#first-`), one per line; blank lines and `#` comments are skipped.
+public func readPinnedKeys(path: String) throws -> [PinnedKey] {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     return try text.split(separator: "\n").compactMap { line in
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { return nil }
-        return try NoteVerifierKey(parsing: trimmed)
+        return try PinnedKey(parsing: trimmed)
     }
+}
+
+/// The lines of a pin file for a verified journal: each key of its chain with its tenure, as
+/// `authledger keys export-public` and a compliance bundle's `keys.txt` write them.
+public func pinnedKeyLines(_ report: VerificationReport, origin: String) -> String {
+    zip(report.keys, report.tenures).map { PinnedKey(NoteVerifierKey(name: origin, publicKey: $0), tenure: $1).description }
+        .joined(separator: "\n") + "\n"
 }
 
 /// Opens a journal read-only, with the projection tables `projections` readable, turning failure into
@@ -98,7 +107,8 @@ public func openReader(_ options: JournalOptions, projections: [String] = []) th
 public struct PinnedKeyOptions: ParsableArguments {
     @Option(
         name: .customLong("public-key"),
-        help: ArgumentHelp("Pinned keys: signed-note verifier keys, one per line (from `authledger keys export-public`).", valueName: "file"))
+        help: ArgumentHelp(
+            "Pinned keys: signed-note verifier keys with their tenures, one per line (from `authledger keys export-public`).", valueName: "file"))
     public var publicKey: String?
 
     public init() {}
@@ -108,7 +118,7 @@ public struct PinnedKeyOptions: ParsableArguments {
     public func trust() throws -> JournalVerifier.Trust {
         guard let publicKey else { return .genesisKey }
         do {
-            return .pinned(try readVerifierKeys(path: publicKey).map(\.publicKey))
+            return .pinned(try readPinnedKeys(path: publicKey))
         } catch {
             throw CommandExit.badInput("cannot read pinned keys from \(publicKey): \(error)")
         }
@@ -227,5 +237,38 @@ public struct ProgressLine: Sendable {
     public func finish() {
         guard enabled else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+/// `--data-key FILE`: the journal's data key (default `<journal>.datakey`; see LedgerCore's `DataKey`).
+public struct DataKeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("data-key"),
+        help: ArgumentHelp("The journal's data key file (default: <journal>.datakey). Every server of a journal needs the same one.", valueName: "file"))
+    public var dataKey: String?
+
+    public init() {}
+
+    /// The key file: `--data-key`, else `<journal>.datakey`.
+    public func file(_ options: JournalOptions) -> JournalDataKeyFile {
+        dataKey.map(JournalDataKeyFile.init(path:)) ?? JournalDataKeyFile(journal: options.journal)
+    }
+
+    /// Reads the data key, creating it when there is none; exit 2 with the reason when it cannot.
+    public func loadOrCreate(_ options: JournalOptions) throws -> DataKey {
+        do {
+            return try file(options).loadOrCreate()
+        } catch {
+            throw CommandExit.badInput("\(error)")
+        }
+    }
+
+    /// Reads the data key, which must exist; exit 2 saying why `purpose` needs it otherwise.
+    public func load(_ options: JournalOptions, for purpose: String) throws -> DataKey {
+        do {
+            return try file(options).load()
+        } catch {
+            throw CommandExit.badInput("\(purpose) needs the journal's data key: \(error)")
+        }
     }
 }

@@ -11,8 +11,11 @@ public struct JournalVerifier: Sendable {
     public enum Trust: Sendable {
         /// Trust on first use: the key named by the genesis event, and every key it rotates to.
         case genesisKey
-        /// Only a key chain that contains one of these keys (an auditor's pinned keys).
-        case pinned([Ed25519PublicKey])
+        /// Only a key chain that contains one of these keys (an auditor's pinned keys), each trusted only
+        /// within its pinned tenure, if it has one. Up to the last sequence number the pinned tenures
+        /// speak of (the pins' horizon), every event and checkpoint must be signed by a pinned key within
+        /// its tenure; beyond it, keys the verified chain introduced are trusted as the chain says.
+        case pinned([PinnedKey])
     }
 
     /// Where a checkpoint came from.
@@ -29,6 +32,10 @@ public struct JournalVerifier: Sendable {
     }
 
     private let trust: Trust
+    /// The pinned keys and their tenures (`nil`: pinned without one), when pinned.
+    private let pins: [Ed25519PublicKey: KeyTenure?]
+    /// The last sequence number a pinned tenure speaks of (its last, or the first of an open one); 0 if none.
+    private let pinHorizon: UInt64
     private var checkpoints: [(SignedCheckpoint, CheckpointSource)]
     private var nextCheckpoint = 0
 
@@ -38,6 +45,8 @@ public struct JournalVerifier: Sendable {
     private var frontier = MerkleFrontier()
     /// Every key the journal introduced, in order (genesis, rotations, additions).
     private var keyChain: [Ed25519PublicKey] = []
+    /// The tenure of each key of ``keyChain`` (same order), as far as the events read so far tell it.
+    private var tenures: [KeyTenure] = []
     /// The keys that may sign the next event: the genesis key, or what rotations and additions made of it.
     private var signers: [Ed25519PublicKey] = []
     private var genesis: GenesisPayload?
@@ -52,6 +61,20 @@ public struct JournalVerifier: Sendable {
     public init(trust: Trust, checkpoints: [(SignedCheckpoint, CheckpointSource)]) {
         self.trust = trust
         self.checkpoints = checkpoints.sorted { $0.0.checkpoint.treeSize < $1.0.checkpoint.treeSize }
+        var pins: [Ed25519PublicKey: KeyTenure?] = [:]
+        if case .pinned(let pinned) = trust {
+            for pin in pinned { pins[pin.key] = pin.tenure }
+        }
+        self.pins = pins
+        self.pinHorizon = pins.values.compactMap { $0.map { $0.last ?? $0.first } }.max() ?? 0
+    }
+
+    /// Whether the pins let `key` sign at `position` (an event, or a checkpoint's size), `allows` saying
+    /// what its pinned tenure allows there. Without pins: yes (the chain decides).
+    private func pinsAllow(_ key: Ed25519PublicKey, at position: UInt64, _ allows: (KeyTenure) -> Bool) -> Bool {
+        guard case .pinned = trust else { return true }
+        if let pinned = pins[key] { return pinned.map(allows) ?? true }
+        return position > pinHorizon
     }
 
     /// Checks the record stored under sequence key `storedKey`, which must be the next one.
@@ -88,6 +111,9 @@ public struct JournalVerifier: Sendable {
             throw VerificationFailure(sequence: expected, problem: .timeWentBackwards(previous: lastTime, found: envelope.timestamp))
         }
         let (key, genesisPayload) = try signer(of: envelope)
+        guard pinsAllow(key, at: expected, { $0.allowsEvent(expected) }) else {
+            throw VerificationFailure(sequence: expected, problem: .outsidePinnedTenure(key.keyID))
+        }
         if envelope.type == .genesis || envelope.type == .keyRotated || envelope.type == .keyAdded || envelope.type == .keyRemoved {
             // The key chain changes here: check the signature before trusting the payload.
             guard envelope.hasValidSignature(by: key) else {
@@ -117,12 +143,12 @@ public struct JournalVerifier: Sendable {
         if count > provenSize {
             throw VerificationFailure(sequence: provenSize + 1, problem: .notCoveredByCheckpoint(journalSize: count))
         }
-        if count > 0, case .pinned(let pinned) = trust, !keyChain.contains(where: pinned.contains) {
+        if count > 0, case .pinned = trust, !keyChain.contains(where: { pins[$0] != nil }) {
             throw VerificationFailure(sequence: 1, problem: .untrustedKeyChain(keyChain.map(\.keyID)))
         }
         return VerificationReport(
             eventCount: count, rootHash: frontier.root, lastEventHash: lastHash,
-            keys: keyChain, checkpointsVerified: checkpointsVerified,
+            keys: keyChain, tenures: tenures, checkpointsVerified: checkpointsVerified,
             origin: genesis?.origin, pinned: { if case .pinned = trust { true } else { false } }())
     }
 
@@ -166,6 +192,7 @@ public struct JournalVerifier: Sendable {
             }
             genesis = genesisPayload
             keyChain = [key]
+            tenures = [KeyTenure(first: 1)]
             signers = [key]
         case .keyRotated:
             // Signed by the outgoing key (the signer), which the incoming key replaces among the signers.
@@ -180,6 +207,8 @@ public struct JournalVerifier: Sendable {
                     proof, for: KeyRotationPayload.statement(journalID: genesis.journalID, previousKeyID: previous.keyID, newKey: newKey))
             else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyRotation) }
             keyChain.append(newKey)
+            tenures.append(KeyTenure(first: envelope.sequence + 1))
+            closeTenure(of: previous, at: envelope.sequence)
             signers = signers.map { $0 == previous ? newKey : $0 }
         case .keyAdded:
             // Signed by a signer, which vouches for the new key; the new key proves it is held.
@@ -192,6 +221,7 @@ public struct JournalVerifier: Sendable {
                 newKey.isValidSignature(proof, for: KeyAdditionPayload.statement(journalID: genesis.journalID, addedBy: key.keyID, newKey: newKey))
             else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyAddition) }
             keyChain.append(newKey)
+            tenures.append(KeyTenure(first: envelope.sequence + 1))
             signers.append(newKey)
         case .keyRemoved:
             // Signed by a signer, removing another one; at least one signer stays.
@@ -199,10 +229,19 @@ public struct JournalVerifier: Sendable {
                 payload.removedBy == key.keyID.hex, payload.removedKeyID != key.keyID.hex,
                 signers.contains(where: { $0.keyID.hex == payload.removedKeyID })
             else { throw VerificationFailure(sequence: envelope.sequence, problem: .badKeyRemoval) }
+            if let removed = signers.first(where: { $0.keyID.hex == payload.removedKeyID }) {
+                closeTenure(of: removed, at: envelope.sequence - 1)
+            }
             signers.removeAll { $0.keyID.hex == payload.removedKeyID }
         default:
             break
         }
+    }
+
+    /// Ends the tenure of `key` at `last`, the last sequence number it may sign.
+    private mutating func closeTenure(of key: Ed25519PublicKey, at last: UInt64) {
+        guard let index = keyChain.firstIndex(of: key) else { return }
+        tenures[index].last = last
     }
 
     private mutating func checkCheckpoints(upTo size: UInt64) throws(VerificationFailure) {
@@ -213,7 +252,14 @@ public struct JournalVerifier: Sendable {
             guard checkpoint.origin == genesis?.origin else {
                 throw VerificationFailure(sequence: at, problem: .checkpointOriginMismatch(source: source))
             }
-            guard signed.verify(with: keyChain) != nil else {
+            // Only a key whose tenure covers this size may have signed it (and, pinned, its pinned tenure).
+            let entitled = keyChain.indices.filter { index in
+                tenures[index].allowsCheckpoint(size: at) && pinsAllow(keyChain[index], at: at, { $0.allowsCheckpoint(size: at) })
+            }.map { keyChain[$0] }
+            guard signed.verify(with: entitled) != nil else {
+                if let outsider = signed.verify(with: keyChain) {
+                    throw VerificationFailure(sequence: at, problem: .checkpointSignedOutsideTenure(source: source, key: outsider.keyID))
+                }
                 throw VerificationFailure(sequence: at, problem: .checkpointSignatureInvalid(source: source))
             }
             guard checkpoint.rootHash == frontier.root, checkpoint.treeSize == size else {
@@ -246,6 +292,8 @@ public struct VerificationReport: Sendable, Equatable {
     public var lastEventHash: SHA256Digest
     /// The verified key chain, oldest first.
     public var keys: [Ed25519PublicKey]
+    /// The tenure of each key of ``keys`` (same order): the sequence numbers it may sign.
+    public var tenures: [KeyTenure]
     public var keyIDs: [KeyID] { keys.map(\.keyID) }
     public var checkpointsVerified: Int
     public var origin: String?
@@ -288,6 +336,12 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         case badKeyAddition
         /// A key removal event not signed by a signer, removing its own signer, or naming no signer.
         case badKeyRemoval
+        /// Signed by a key the pins do not trust here: outside its pinned tenure, or not pinned at a
+        /// sequence number the pins speak of.
+        case outsidePinnedTenure(KeyID)
+        /// A checkpoint signed by a key of the chain, but not one entitled to sign at its size (a retired
+        /// or removed key, or one not yet introduced).
+        case checkpointSignedOutsideTenure(source: JournalVerifier.CheckpointSource, key: KeyID)
     }
 
     public var description: String {
@@ -307,6 +361,9 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
             case .badKeyRotation: "invalid key rotation"
             case .badKeyAddition: "invalid key addition"
             case .badKeyRemoval: "invalid key removal"
+            case .outsidePinnedTenure(let key): "signed by key \(key), which the pinned keys do not trust here (outside its pinned tenure, or not pinned)"
+            case .checkpointSignedOutsideTenure(let source, let key):
+                "\(source) at this size is signed by key \(key), which could not sign at this size (retired, removed or not yet introduced)"
             case .checkpointOriginMismatch(let source): "\(source) names another journal"
             case .checkpointSignatureInvalid(let source): "\(source) at this size has no valid signature by the journal's keys"
             case .checkpointRootMismatch(let source, let size):

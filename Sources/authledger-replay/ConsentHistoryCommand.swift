@@ -20,7 +20,7 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
         let reader = try openReader(journalOptions)
         defer { reader.close() }
         guard let range = try JournalPoint.range(from: nil, to: at, in: reader) else {
-            if format == .text { print("\(user): no consents (the journal is empty at that moment)") }
+            if format == .text { printText("\(user): no consents (the journal is empty at that moment)") }
             return
         }
         var consents: [String: (scopes: [String], since: UInt64)] = [:]
@@ -47,13 +47,13 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
         let moment = at ?? "now"
-        if consents.isEmpty, format == .text { print("\(user): no consents at \(moment)") }
+        if consents.isEmpty, format == .text { printText("\(user): no consents at \(moment)") }
         for (key, value) in consents.sorted(by: { $0.key < $1.key }) {
             let parts = key.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
             let (client, audience) = (parts[0], parts.count > 1 ? parts[1] : "")
             switch format {
             case .text:
-                print("\(user) → \(client)\(audience.isEmpty ? "" : " for \(audience)"): \(value.scopes.joined(separator: " ")) (since #\(value.since))")
+                printText("\(user) → \(client)\(audience.isEmpty ? "" : " for \(audience)"): \(value.scopes.joined(separator: " ")) (since #\(value.since))")
             case .jsonl:
                 printJSONLine(["user_id": user, "client_id": client, "audience": audience, "scopes": value.scopes, "since_sequence": value.since, "at": moment])
             }

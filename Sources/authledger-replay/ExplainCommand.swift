@@ -38,7 +38,7 @@ struct ExplainCommand: AsyncParsableCommand {
                 "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "request_sequence": decision.decided.requestSequence,
                 "rule": decision.decided.decision.rule, "outcome": decision.decided.decision.outcome.name,
                 "configuration_version": decision.decided.configurationVersion,
-                "replay_agrees": recomputed == decision.decided.decision,
+                "replay_agrees": recomputed.isSameDecision(as: decision.decided.decision),
                 "followed_by": consequences.map { ["sequence": $0.0, "type": $0.1.eventType.name] },
             ]
             if let input = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.encode(decision.decided.input))) {
@@ -46,17 +46,17 @@ struct ExplainCommand: AsyncParsableCommand {
             }
             printJSONLine(object)
         case .text:
-            print(Explanation.render(decision, recomputed: recomputed, consequences: consequences))
+            printText(Explanation.render(decision, recomputed: recomputed, consequences: consequences))
         }
     }
 }
 
 /// The human-readable explanation of a decision.
 enum Explanation {
-    static func render(_ decision: RecordedDecision, recomputed: AuthorizationDecision, consequences: [(UInt64, AuthEvent)]) -> String {
+    static func render(_ decision: RecordedDecision, recomputed: AuthorizationDecision, consequences: [(UInt64, AuthEvent)]) -> TerminalText {
         let decided = decision.decided
         let input = decided.input
-        var lines: [String] = []
+        var lines: [TerminalText] = []
         lines.append("Decision #\(decision.sequence) at \(decision.timestamp.rfc3339) (request #\(decided.requestSequence))")
         lines.append("")
         lines.append("Request as received:")
@@ -96,15 +96,15 @@ enum Explanation {
         lines.append("")
         lines.append("Rule that decided: \(decided.decision.rule)")
         lines.append("Outcome: \(describe(decided.decision.outcome))")
-        lines.append("Replay: \(recomputed == decided.decision ? "the same decision function gives the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))")")
+        lines.append("Replay: \(recomputed.isSameDecision(as: decided.decision) ? "the same decision function gives the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))")")
         lines.append("")
         lines.append("What followed:")
         if consequences.isEmpty { lines.append("  nothing") }
         for (sequence, event) in consequences { lines.append("  #\(sequence) \(summary(event))") }
-        return lines.joined(separator: "\n")
+        return TerminalText.joined(lines, separator: "\n")
     }
 
-    static func describe(_ outcome: AuthorizationOutcome) -> String {
+    static func describe(_ outcome: AuthorizationOutcome) -> TerminalText {
         switch outcome {
         case .errorPage(let error, let description): "error page \(error.rawValue): \(description)"
         case .errorRedirect(let error, let description, let delivery): "redirect to \(delivery.redirectURI) with \(error.rawValue): \(description)"
@@ -116,7 +116,7 @@ enum Explanation {
         }
     }
 
-    static func summary(_ event: AuthEvent) -> String {
+    static func summary(_ event: AuthEvent) -> TerminalText {
         switch event {
         case .codeIssued(let issued): "code issued (hash \(issued.codeHash.prefix(12))…), expires \(issued.grant.expiresAt.rfc3339)"
         case .tokenIssued(let issued): "tokens issued by \(issued.grantType) to \(issued.clientID)\(issued.refreshFamily.map { " (refresh family \($0.prefix(12))…)" } ?? "")"
@@ -124,7 +124,7 @@ enum Explanation {
         case .codeReplayed(let replay): "code presented again: replay; \(replay.revokedTokenIDs.count) tokens revoked"
         case .refreshFamilyRevoked(let revoked): "refresh family revoked (\(revoked.reason.rawValue))"
         case .interactionOpened: "interaction opened (the browser was sent to a page)"
-        default: event.eventType.name
+        default: "\(event.eventType.name)"
         }
     }
 }

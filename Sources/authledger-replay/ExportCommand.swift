@@ -35,13 +35,19 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
     @Option(help: "Only events concerning this user id.") var user: String?
     @Option(help: "Only events concerning this client id.") var client: String?
-    @Option(name: .customLong("personal-data"), help: "Keep personal data, hash it, or omit it.") var personalData: PersonalData = .keep
+    @Option(
+        name: .customLong("personal-data"),
+        help: "Keep personal data, replace it with keyed pseudonyms (needs the journal's data key), or omit it.")
+    var personalData: PersonalData = .keep
+    @OptionGroup var dataKeyOptions: DataKeyOptions
 
     static let personalKeys: Set<String> = [
         "user_id", "username", "email", "client_ip", "user_agent", "login_hint", "password_hash", "secret_hash",
     ]
 
     func run() async throws {
+        // Pseudonyms are keyed: a plain hash of an email or an IPv4 address is reversed by trying them all.
+        let dataKey = personalData == .hash ? try dataKeyOptions.load(journalOptions, for: "--personal-data hash") : nil
         let reader = try openReader(journalOptions)
         defer { reader.close() }
         let report: VerificationReport
@@ -75,7 +81,7 @@ struct ExportCommand: AsyncParsableCommand {
                     let proof = try snapshot.inclusionProof(sequence: sequence, treeSize: treeSize).hashes.map(\.base64)
                     let leaf = MerkleHashing.leafHash(record).base64
                     let keepRecord = personalData == .keep
-                    let payload = redacted(envelope.payload)
+                    let payload = redacted(envelope.payload, pseudonyms: dataKey)
                     var entry: [String: Any] = [
                         "sequence": sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name,
                         "schema_version": Int(envelope.schemaVersion), "key_id": envelope.keyID.hex, "leaf_hash": leaf, "proof": proof,
@@ -106,7 +112,7 @@ struct ExportCommand: AsyncParsableCommand {
         case .ocsf: (eventFile, eventText) = ("events.ocsf.jsonl", lines.map { $0 + "\n" }.joined())
         case .csv: (eventFile, eventText) = ("events.csv", csvRows.map { $0.map(Self.csvField).joined(separator: ",") + "\r\n" }.joined())
         }
-        let keys = report.keys.map { NoteVerifierKey(name: origin, publicKey: $0).description }.joined(separator: "\n") + "\n"
+        let keys = pinnedKeyLines(report, origin: origin)
         let manifest: [String: Any] = [
             "format": "authledger-bundle-v1", "origin": origin, "events": count, "event_file": eventFile, "event_format": format.rawValue,
             "checkpoint_tree_size": checkpoint.checkpoint.treeSize, "personal_data": personalData.rawValue,
@@ -121,12 +127,12 @@ struct ExportCommand: AsyncParsableCommand {
         } catch {
             throw CommandExit.badInput("cannot write the bundle: \(error.localizedDescription)")
         }
-        print("exported \(count) events to \(out) (checkpoint of \(checkpoint.checkpoint.treeSize) events)")
+        printText("exported \(count) events to \(out) (checkpoint of \(checkpoint.checkpoint.treeSize) events)")
     }
 
     /// The payload as JSON, with personal fields hashed or removed as asked; `nil` when omitted entirely
     /// is not needed (non-personal fields stay).
-    private func redacted(_ payload: [UInt8]) -> Any? {
+    private func redacted(_ payload: [UInt8], pseudonyms dataKey: DataKey?) -> Any? {
         guard let value = try? JSONSerialization.jsonObject(with: Data(payload)) else { return Base64.encode(payload) }
         guard personalData != .keep else { return value }
         func walk(_ value: Any) -> Any? {
@@ -134,7 +140,7 @@ struct ExportCommand: AsyncParsableCommand {
                 var result: [String: Any] = [:]
                 for (key, item) in object {
                     if Self.personalKeys.contains(key), let text = item as? String {
-                        if personalData == .hash { result[key] = "sha256:" + SHA256Digest.hash(Array(text.utf8)).hex }
+                        if let dataKey { result[key] = dataKey.pseudonym(text, domain: "export") }
                     } else if let walked = walk(item) {
                         result[key] = walked
                     }

@@ -38,7 +38,7 @@ struct RebuildCommand: AsyncParsableCommand {
         for table in AuthTable.allCases {
             let count = rebuilt[table]?.count ?? 0
             switch format {
-            case .text: print("\(table.rawValue): \(count) entries")
+            case .text: printText("\(table.rawValue): \(count) entries")
             case .jsonl: printJSONLine(["table": table.rawValue, "entries": count])
             }
         }
@@ -47,7 +47,7 @@ struct RebuildCommand: AsyncParsableCommand {
         let differences = ProjectionRebuild.compare(rebuilt: rebuilt, live: live)
         for difference in differences {
             switch format {
-            case .text: print("difference: \(difference)")
+            case .text: printText("difference: \(difference)")
             case .jsonl: printJSONLine(["table": difference.table.rawValue, "key": difference.key, "difference": difference.description])
             }
         }
@@ -59,7 +59,7 @@ struct RebuildCommand: AsyncParsableCommand {
                     + "differences beyond what the version change explains are worth investigating first")
         }
         if differences.isEmpty {
-            if format == .text { print("live projections match the events") }
+            if format == .text { printText("live projections match the events") }
         } else {
             throw CommandExit.checkFailed("\(differences.count) projection entries differ from what the events give")
         }

@@ -45,7 +45,7 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
             }
         }
         guard let range = try JournalPoint.range(from: from, to: to, in: reader) else {
-            if format == .text { print("no events in that range") }
+            if format == .text { printText("no events in that range") }
             return
         }
         var total = 0
@@ -56,12 +56,12 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
                 total += 1
                 let recorded = decision.decided.decision
                 let recomputed = AuthorizationPolicy.decide(decision.decided.input, configuration: whatIf ?? decision.configuration)
-                guard recomputed != recorded else { return }
+                guard !recomputed.isSameDecision(as: recorded) else { return }
                 differences += 1
                 changed["\(recorded.outcome.name) -> \(recomputed.outcome.name) (\(recomputed.rule))", default: 0] += 1
                 switch format {
                 case .text:
-                    print("#\(decision.sequence) \(decision.timestamp.rfc3339) client \(decision.decided.input.parameters["client_id"] ?? "-"): recorded \(recorded.outcome.name) by \(recorded.rule); \(whatIf == nil ? "recomputed" : "would be") \(recomputed.outcome.name) by \(recomputed.rule)")
+                    printText("#\(decision.sequence) \(decision.timestamp.rfc3339) client \(decision.decided.input.parameters["client_id"] ?? "-"): recorded \(recorded.outcome.name) by \(recorded.rule); \(whatIf == nil ? "recomputed" : "would be") \(recomputed.outcome.name) by \(recomputed.rule)")
                 case .jsonl:
                     printJSONLine([
                         "sequence": decision.sequence, "time": decision.timestamp.rfc3339,
@@ -76,8 +76,8 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
         }
         switch format {
         case .text:
-            print("\(total) decisions re-decided in #\(range.lowerBound)…#\(range.upperBound); \(differences) \(whatIf == nil ? "differ from the record" : "would change")")
-            for (change, count) in changed.sorted(by: { $0.key < $1.key }) { print("  \(count) × \(change)") }
+            printText("\(total) decisions re-decided in #\(range.lowerBound)…#\(range.upperBound); \(differences) \(whatIf == nil ? "differ from the record" : "would change")")
+            for (change, count) in changed.sorted(by: { $0.key < $1.key }) { printText("  \(count) × \(change)") }
         case .jsonl:
             printJSONLine(["decisions": total, "differences": differences, "what_if": whatIf != nil])
         }

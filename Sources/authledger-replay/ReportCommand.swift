@@ -88,7 +88,7 @@ struct ReportCommand: AsyncParsableCommand {
         } catch {
             throw CommandExit.badInput("cannot write \(html): \(error.localizedDescription)")
         }
-        print("report: \(html) (events #\(range.lowerBound)–#\(range.upperBound))")
+        printText("report: \(html) (events #\(range.lowerBound)–#\(range.upperBound))")
         guard verification.ok else { throw CommandExit.checkFailed("the journal did not verify; the report says so at the top") }
     }
 }

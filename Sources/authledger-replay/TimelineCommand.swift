@@ -54,7 +54,9 @@ struct TimelineCommand: AsyncParsableCommand {
                     let event = try AuthEvent(type: envelope.type, payload: envelope.payload)
                     switch format {
                     case .text:
-                        print("#\(envelope.sequence) \(envelope.timestamp.rfc3339) \(envelope.type.name)\(event.map { "  " + TimelineText.describe($0) } ?? "")")
+                        // Every recorded value is escaped: one event, one line, whatever a request put in it.
+                        let detail: TerminalText = event.map { "  \(TimelineText.describe($0))" } ?? ""
+                        printText("#\(envelope.sequence) \(envelope.timestamp.rfc3339) \(envelope.type.name)\(detail)")
                     case .jsonl:
                         let payload = (try? JSONSerialization.jsonObject(with: Data(envelope.payload))) ?? NSNull()
                         printJSONLine(["sequence": envelope.sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name, "payload": payload])
@@ -82,7 +84,7 @@ struct TimelineCommand: AsyncParsableCommand {
 
 /// One line per event, for people.
 enum TimelineText {
-    static func describe(_ event: AuthEvent) -> String {
+    static func describe(_ event: AuthEvent) -> TerminalText {
         switch event {
         case .authorizeRequested(let requested):
             "client \(requested.parameters["client_id"] ?? "-") from \(requested.clientIP ?? "-")"

@@ -50,9 +50,9 @@ struct VerifyCommand: AsyncParsableCommand {
         case .success(let report):
             switch format {
             case .text:
-                print("verified \(report.eventCount) events: signatures, hash chain, Merkle root \(report.rootHash.base64)")
-                print("checkpoints verified: \(report.checkpointsVerified) (\(witnessed.count) witnessed outside the journal)")
-                print("keys: \(report.keyIDs.map(\.hex).joined(separator: ", ")) (\(report.pinned ? "pinned" : "trusted on first use; pass --public-key to pin"))")
+                printText("verified \(report.eventCount) events: signatures, hash chain, Merkle root \(report.rootHash.base64)")
+                printText("checkpoints verified: \(report.checkpointsVerified) (\(witnessed.count) witnessed outside the journal)")
+                printText("keys: \(report.keyIDs.map(\.hex).joined(separator: ", ")) (\(report.pinned ? "pinned" : "trusted on first use; pass --public-key to pin"))")
             case .jsonl:
                 printJSONLine([
                     "ok": true, "events": report.eventCount, "root": report.rootHash.base64,

@@ -64,7 +64,7 @@ struct ConsentCommand: AsyncParsableCommand {
                 throw CommandExit.badInput("cannot record the revocation: \(error)")
             }
             await ledger.journal.close()
-            print("revoked \(keys.count) consent\(keys.count == 1 ? "" : "s") of \(user) for \(client), and \(families.count) refresh token famil\(families.count == 1 ? "y" : "ies")")
+            printText("revoked \(keys.count) consent\(keys.count == 1 ? "" : "s") of \(user) for \(client), and \(families.count) refresh token famil\(families.count == 1 ? "y" : "ies")")
         }
     }
 }

@@ -29,7 +29,7 @@ struct JournalCommand: ParsableCommand {
             let rebuilt = try await writerOptions.withJournal(journalOptions, projections: AuthLedger.projections, failing: "rebuild") {
                 try await ProjectionVersion.upgrade($0, allowOnSharedStorage: true)
             }
-            print(rebuilt ? "projections rebuilt from the events: version \(ProjectionVersion.current)" : "projections already at version \(ProjectionVersion.current)")
+            printText(rebuilt ? "projections rebuilt from the events: version \(ProjectionVersion.current)" : "projections already at version \(ProjectionVersion.current)")
         }
     }
 
@@ -78,7 +78,7 @@ struct JournalCommand: ParsableCommand {
             guard report.head >= before.eventCount, after.eventCount == report.head, after.rootHash == sourceRoot else {
                 throw CommandExit.checkFailed("the copy differs from the source: \(after.eventCount) events, root \(after.rootHash.base64)")
             }
-            print("copied \(report.entries) entries: journal \(before.origin ?? "?") at #\(report.head), Merkle root \(after.rootHash.base64); the copy verifies")
+            printText("copied \(report.entries) entries: journal \(before.origin ?? "?") at #\(report.head), Merkle root \(after.rootHash.base64); the copy verifies")
         }
 
         private static func options(_ place: String) throws -> JournalOptions {

@@ -27,7 +27,7 @@ struct KeysCommand: AsyncParsableCommand {
                 let active = signers.contains(key)
                 switch format {
                 case .text:
-                    print("\(key.keyID)\(active ? " (active)" : "")  introduced at #\(sequence)  \(verifier)")
+                    printText("\(key.keyID)\(active ? " (active)" : "")  introduced at #\(sequence)  \(verifier)")
                 case .jsonl:
                     printJSONLine([
                         "key_id": key.keyID.hex, "active": active, "introduced_at": sequence,
@@ -63,7 +63,7 @@ struct KeysCommand: AsyncParsableCommand {
                 _ = try await journal.checkpoint()
                 return (old, new)
             }
-            print("rotated signing key \(old) -> \(new)")
+            printText("rotated signing key \(old) -> \(new)")
         }
     }
 
@@ -101,7 +101,7 @@ extension KeysCommand {
                 _ = try await journal.checkpoint()
                 return (sequence, journal.activeKeyID)
             }
-            print("key \(key.keyID) signs the journal from #\(sequence) on (added by \(signer)); start its node with --key \(newKey)")
+            printText("key \(key.keyID) signs the journal from #\(sequence) on (added by \(signer)); start its node with --key \(newKey)")
         }
     }
 }
@@ -128,7 +128,7 @@ extension KeysCommand {
                 _ = try await journal.checkpoint()
                 return (sequence, journal.activeKeyID)
             }
-            print("key \(id) no longer signs the journal from #\(sequence) on (removed by \(signer))")
+            printText("key \(id) no longer signs the journal from #\(sequence) on (removed by \(signer))")
         }
     }
 }
@@ -153,7 +153,7 @@ extension KeysCommand.Rotate {
                 try recorder.append(.tokenKeysPublished(published))
             }
             await ledger.journal.close()
-            print("token signing keys rotated: active \(event.activeKeyIDs.joined(separator: ", "))")
+            printText("token signing keys rotated: active \(event.activeKeyIDs.joined(separator: ", "))")
         } catch {
             await ledger.journal.close()
             throw CommandExit.badInput("token key rotation failed: \(error)")
@@ -179,8 +179,8 @@ extension KeysCommand {
             case .failure(let failure): throw CommandExit.checkFailed("journal does not verify, refusing to export its keys: \(failure)")
             }
             guard let origin = report.origin else { throw CommandExit.badInput("journal has no genesis event yet") }
-            let lines = report.keys.map { NoteVerifierKey(name: origin, publicKey: $0).description }
-            let text = lines.joined(separator: "\n") + "\n"
+            // Each key with its tenure: a retired key that leaks cannot then vouch for anything after it.
+            let text = pinnedKeyLines(report, origin: origin)
             if let out {
                 do {
                     try text.write(toFile: out, atomically: true, encoding: .utf8)

@@ -6,6 +6,7 @@ import AuthTokens
 import Foundation
 import Hummingbird
 import LedgerCommandSupport
+import LedgerCore
 import LedgerJournal
 import LedgerLMDB
 import Logging
@@ -35,6 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
     var issuer: String?
     @OptionGroup var writerOptions: JournalWriterOptions
     @OptionGroup var tokenKeyOptions: TokenKeyOptions
+    @OptionGroup var dataKeyOptions: DataKeyOptions
     @Option(name: .customLong("log-format"), help: "Log lines as text, or as JSON objects (for log collectors).")
     var logFormat: LogFormat = .text
     @Option(
@@ -45,7 +47,8 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var logger =
             logFormat == .json
-            ? Logger(label: "authledger", factory: { JSONLogHandler(label: $0) }) : Logger(label: "authledger")
+            ? Logger(label: "authledger", factory: { JSONLogHandler(label: $0) })
+            : Logger(label: "authledger", factory: { TextLogHandler(label: $0) })
         logger.logLevel = .info
         let ledger = try await writerOptions.openAuthLedger(journalOptions)
         // Endpoints are resolved against the issuer, so it always ends with "/".
@@ -75,7 +78,14 @@ struct ServeCommand: AsyncParsableCommand {
             await ledger.journal.close()
             throw CommandExit.badInput("token signing keys \(keyPath): \(error)")
         }
-        let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
+        let dataKey: DataKey
+        do {
+            dataKey = try dataKeyOptions.loadOrCreate(journalOptions)
+        } catch {
+            await ledger.journal.close()
+            throw error
+        }
+        let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, dataKey: dataKey, settings: settings, logger: logger)
         do {
             // The other nodes of a cluster list these keys in their JWKS and accept the tokens they sign.
             try await server.publishTokenKeys()

@@ -35,8 +35,8 @@ struct TenantCommand: AsyncParsableCommand {
             await ledger.journal.close()
             switch format {
             case .text:
-                print("\(events.count) configuration changes appended")
-                for event in events { print("  \(event.eventType)") }
+                printText("\(events.count) configuration changes appended")
+                for event in events { printText("  \(event.eventType)") }
             case .jsonl:
                 for event in events { printJSONLine(["event": event.eventType.name]) }
                 printJSONLine(["changes": events.count])

@@ -419,3 +419,33 @@ struct LoginThrottleRuleTests {
         #expect(!throttle.isThrottled(keys, failures: failures(10, 10, 10), now: Self.now.adding(seconds: 900)), "the window passed")
     }
 }
+
+@Suite("AuthorizationDecision.isSameDecision: replay compares what was decided, not the wording")
+struct DecisionComparisonTests {
+    static let delivery = ResponseDelivery(redirectURI: "https://client.test/callback", mode: .query, state: "s")
+
+    @Test("an error recorded with an older wording is the same decision; another code, rule or delivery is not")
+    func wordingAside() {
+        let recorded = AuthorizationDecision(
+            outcome: .errorRedirect(error: .invalidScope, description: "Scope foo is not defined.", delivery: Self.delivery), rule: "scope.defined")
+        let today = AuthorizationDecision(
+            outcome: .errorRedirect(error: .invalidScope, description: "A requested scope is not defined.", delivery: Self.delivery),
+            rule: "scope.defined")
+        #expect(today.isSameDecision(as: recorded))
+        #expect(today != recorded)
+        var otherCode = today
+        otherCode.outcome = .errorRedirect(error: .invalidRequest, description: "A requested scope is not defined.", delivery: Self.delivery)
+        #expect(!otherCode.isSameDecision(as: recorded))
+        var otherRule = today
+        otherRule.rule = "audience.known"
+        #expect(!otherRule.isSameDecision(as: recorded))
+        var otherDelivery = today
+        otherDelivery.outcome = .errorRedirect(
+            error: .invalidScope, description: "x", delivery: ResponseDelivery(redirectURI: "https://client.test/callback", mode: .fragment, state: "s"))
+        #expect(!otherDelivery.isSameDecision(as: recorded))
+        let page = AuthorizationDecision(outcome: .errorPage(error: .invalidRequest, description: "Unknown client: x."), rule: "client.registered")
+        #expect(page.isSameDecision(as: AuthorizationDecision(outcome: .errorPage(error: .invalidRequest, description: "Unknown client."), rule: "client.registered")))
+        #expect(!page.isSameDecision(as: today))
+    }
+}
+

@@ -28,6 +28,141 @@ struct AttackTests {
         #expect(issued.isEmpty)
     }
 
+    @Test("a leaked, already-used code presented by another client is invalid_grant and revokes nothing of the client it was issued to")
+    func usedCodeByAnotherClient() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let page = try await browser.authorize(
+                webAppParameters([("audience", "https://api.example.com")], scope: "openid offline_access read:messages"))
+            let code = try #require(page.redirectParameters["code"])
+            let tokens = jsonObject(try await TokenEndpointTests.exchange(browser, code: code))
+            let refresh = try #require(tokens["refresh_token"] as? String)
+            let access = try #require(tokens["access_token"] as? String)
+            // The public client spa (no secret needed) and the confidential first-party both present the used code.
+            let byPublic = try await browser.post(
+                "/oauth/token",
+                form: [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://client.test/callback"), ("client_id", "spa")])
+            #expect(jsonObject(byPublic)["error"] as? String == "invalid_grant")
+            let byConfidential = try await browser.post(
+                "/oauth/token", form: [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://client.test/callback")],
+                headers: basic("first-party", "s3cret"))
+            #expect(jsonObject(byConfidential)["error"] as? String == "invalid_grant")
+            // web-app's tokens and refresh family still work.
+            var bearer = HTTPFields()
+            bearer[.authorization] = "Bearer " + access
+            #expect(try await browser.send("/userinfo", method: .get, headers: bearer).status == .ok)
+            #expect(try await RefreshTokenTests.refresh(browser, refresh).status == .ok)
+        }
+        let events = try harness.events().map(\.1)
+        #expect(!events.contains { if case .codeReplayed = $0 { true } else { false } }, "no replay recorded")
+        #expect(!events.contains { if case .refreshFamilyRevoked = $0 { true } else { false } }, "no family revoked")
+        let rejected = events.compactMap { if case .tokenRejected(let value) = $0 { value } else { nil } }
+        #expect(rejected.map(\.clientID) == ["spa", "first-party"])
+    }
+
+    /// Wording an attacker would like a real client's error page to show: quotes, a newline, bidi controls.
+    static let hostileWording = "Your account is locked.\n\"Call\" +1-555-0100 \u{202E}now\u{202C} \\ \u{1B}[2J"
+
+    /// Whether `description` is within RFC 6749 §4.1.2.1's character set and holds none of the hostile text.
+    static func expectSafeDescription(_ description: String?, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard let description else {
+            Issue.record("\(what): no error_description", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(description.unicodeScalars.allSatisfy(OAuthErrorDescription.isAllowed), "\(what): \(description)", sourceLocation: sourceLocation)
+        #expect(!description.contains("locked") && !description.contains("555"), "\(what) echoes the request: \(description)",
+                sourceLocation: sourceLocation)
+        #expect(description.utf8.count <= OAuthErrorDescription.maximumLength, sourceLocation: sourceLocation)
+    }
+
+    @Test("error_description never carries request text (RFC 6749 §4.1.2.1): /authorize redirects, /oauth/token, /userinfo")
+    func noRequestTextInErrorDescriptions() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            // /authorize: each value reaches a rule that refuses it with a redirect to the real client.
+            let refusals: [(String, [(String, String)])] = [
+                ("scope", webAppParameters(scope: "openid " + Self.hostileWording)),
+                ("audience", webAppParameters([("audience", Self.hostileWording)])),
+                ("response_type", webAppParameters().map { $0.0 == "response_type" ? ($0.0, Self.hostileWording) : $0 }),
+                ("response_mode", webAppParameters([("response_mode", Self.hostileWording)])),
+                ("connection", webAppParameters([("connection", Self.hostileWording)])),
+                ("organization", webAppParameters([("organization", Self.hostileWording)])),
+                ("code_challenge_method", webAppParameters([("code_challenge", tokenTestChallenge), ("code_challenge_method", Self.hostileWording)])),
+            ]
+            for (name, parameters) in refusals {
+                let page = try await browser.get("/authorize?" + FormEncoding.encode(parameters))
+                #expect(page.status == .found, "\(name)")
+                #expect(page.location?.hasPrefix("https://client.test/callback") == true, "\(name)")
+                Self.expectSafeDescription(page.redirectParameters["error_description"], "/authorize \(name)")
+            }
+            // /oauth/token: an unknown grant type, and a DPoP proof whose header names a made-up key type.
+            let grant = try await browser.post("/oauth/token", form: [("grant_type", Self.hostileWording)], headers: basic("web-app", "s3cret"))
+            #expect(jsonObject(grant)["error"] as? String == "unsupported_grant_type")
+            Self.expectSafeDescription(jsonObject(grant)["error_description"] as? String, "/oauth/token grant_type")
+            let header = Base64URL.encode(Array(#"{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"Your account is locked. Call 555"}}"#.utf8))
+            var proof = basic("web-app", "s3cret")
+            proof[HTTPField.Name("DPoP")!] = header + "." + Base64URL.encode(Array("{}".utf8)) + ".c2ln"
+            let dpop = try await browser.post("/oauth/token", form: [("grant_type", "authorization_code"), ("code", "x")], headers: proof)
+            #expect(jsonObject(dpop)["error"] as? String == "invalid_dpop_proof")
+            Self.expectSafeDescription(jsonObject(dpop)["error_description"] as? String, "/oauth/token DPoP")
+            let repeated = try await browser.post(
+                "/oauth/token", form: [("grant_type", "refresh_token"), ("Call_555_now", "a"), ("Call_555_now", "b")], headers: basic("web-app", "s3cret"))
+            #expect(jsonObject(repeated)["error"] as? String == "invalid_request")
+            Self.expectSafeDescription(jsonObject(repeated)["error_description"] as? String, "/oauth/token repeated")
+        }
+    }
+
+    @Test("forced logout: GET /logout only asks; the session ends by the CSRF-bound form, or with an id_token_hint of its own user")
+    func forcedLogout() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            func loggedIn() async throws -> Bool {
+                let page = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters([("prompt", "none")])))
+                return page.redirectParameters["code"] != nil
+            }
+            let code = try await TokenEndpointTests.code(browser)
+            let aliceIDToken = try #require(jsonObject(try await TokenEndpointTests.exchange(browser, code: code))["id_token"] as? String)
+            // A cross-site link: a top-level GET with the session cookie. It asks, and changes nothing.
+            let asked = try await browser.get("/logout")
+            #expect(asked.status == .ok)
+            #expect(asked.body.contains("action=\"/logout\""))
+            #expect(try await loggedIn())
+            // A cross-site form post cannot know the CSRF token.
+            #expect(try await browser.post("/logout", form: [("csrf", "forged")]).status == .forbidden)
+            #expect(try await browser.post("/logout", form: []).status == .forbidden)
+            #expect(try await loggedIn())
+            // A hint that is not an ID token of this server for this user: asked again, nothing changed.
+            let bobBrowser = Browser(client: browser.client)
+            let bobCode = try #require(
+                try await bobBrowser.authorize(webAppParameters(), username: "bob@example.com", password: "hunter2 hunter2").redirectParameters["code"])
+            let bobIDToken = try #require(jsonObject(try await TokenEndpointTests.exchange(bobBrowser, code: bobCode))["id_token"] as? String)
+            let tampered = String(aliceIDToken.dropLast(2)) + (aliceIDToken.hasSuffix("AA") ? "BA" : "AA")
+            for hint in [bobIDToken, tampered, "not-a-jwt"] {
+                let page = try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", hint)]))
+                #expect(page.body.contains("action=\"/logout\""), "asked")
+                #expect(try await loggedIn())
+            }
+            // Alice's own ID token, even once expired (10 hours), ends her session — a new one, after logging in again.
+            harness.clock.advance(seconds: 11 * 3600)
+            #expect(!(try await loggedIn()))
+            #expect(try await browser.authorize(webAppParameters()).redirectParameters["code"] != nil)
+            #expect(try await loggedIn())
+            let hinted = try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", aliceIDToken)]))
+            #expect(hinted.body.contains("Logged out"))
+            #expect(browser.cookies["al_session"] == nil)
+            #expect(!(try await loggedIn()))
+            // The confirmation form itself logs out.
+            _ = try await bobBrowser.authorize(webAppParameters(), username: "bob@example.com", password: "hunter2 hunter2")
+            #expect(try await bobBrowser.get("/authorize?" + FormEncoding.encode(webAppParameters([("prompt", "none")]))).redirectParameters["code"] != nil)
+            let confirm = try await bobBrowser.get("/logout")
+            let done = try await bobBrowser.post("/logout", form: [("csrf", try #require(confirm.hidden("csrf")))])
+            #expect(done.status == .ok && done.body.contains("Logged out"))
+            #expect(try await bobBrowser.get("/authorize?" + FormEncoding.encode(webAppParameters([("prompt", "none")]))).redirectParameters["error"] == "login_required")
+        }
+        let logouts = try harness.events().compactMap { if case .loggedOut(let value) = $0.1 { value.userID } else { nil } }
+        #expect(logouts == ["auth0|alice", "auth0|bob"])
+    }
+
     @Test("parameter pollution (RFC 6749 §3.2): a repeated parameter at the token endpoint is invalid_request, and nothing is issued")
     func repeatedTokenParameters() async throws {
         let harness = try await ServerHarness()

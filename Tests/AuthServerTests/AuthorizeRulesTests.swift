@@ -2,6 +2,7 @@ import AuthCore
 import Foundation
 import HTTPTypes
 import LedgerCore
+import LedgerJournal
 import Testing
 
 @testable import AuthServer
@@ -294,10 +295,10 @@ struct AuthorizeRedirectErrorTests {
         .init(
             "unknown response_type (errors for a non-code response_type go in the fragment)",
             setting("response_type", "foo", in: webAppParameters()), error: "unsupported_response_type",
-            description: "Unsupported response_type: foo.", rule: "response_type.supported", fragment: true),
+            description: "Unsupported response_type.", rule: "response_type.supported", fragment: true),
         .init(
             "response_type=token for web-app, which is not allowed implicit", setting("response_type", "token", in: webAppParameters()),
-            error: "unauthorized_client", description: "The client is not allowed the implicit grant (response_type token).",
+            error: "unauthorized_client", description: "The client is not allowed the implicit grant.",
             rule: "response_type.supported", fragment: true),
         .init(
             "tokens are never returned in the query", implicitAppParameters("token", [("response_mode", "query")]),
@@ -305,7 +306,7 @@ struct AuthorizeRedirectErrorTests {
             description: "Tokens must not be returned in the query (response_mode=query).", rule: "response_type.supported"),
         .init(
             "unsupported response_mode", webAppParameters([("response_mode", "web_message")]), error: "invalid_request",
-            description: "Unsupported response_mode: web_message.", rule: "response_type.supported"),
+            description: "Unsupported response_mode.", rule: "response_type.supported"),
         // Repeated parameters (RFC 6749 §3.1)
         .init(
             "scope twice", webAppParameters([("scope", "email")]), error: "invalid_request",
@@ -318,24 +319,24 @@ struct AuthorizeRedirectErrorTests {
             description: "The prompt parameter is repeated.", rule: "parameters.not_repeated"),
         // Scopes, audience, resource, connection
         .init(
-            "unknown scope", webAppParameters(scope: "openid foo"), error: "invalid_scope", description: "Scope foo is not defined.",
+            "unknown scope", webAppParameters(scope: "openid foo"), error: "invalid_scope", description: "A requested scope is not defined.",
             rule: "scope.defined"),
         .init(
             "a scope the API does not define", webAppParameters([("audience", "https://api.example.com")], scope: "openid read:nope"),
-            error: "invalid_scope", description: "Scope read:nope is not defined by https://api.example.com.", rule: "scope.defined"),
+            error: "invalid_scope", description: "A requested scope is not defined by the API.", rule: "scope.defined"),
         .init(
             "unknown audience", webAppParameters([("audience", "https://nope.example")]), error: "access_denied",
-            description: "Service not found: https://nope.example.", rule: "audience.known"),
+            description: "Service not found.", rule: "audience.known"),
         .init(
             "unknown resource (compatibility profile)", webAppParameters([("resource", "https://nope.example")]), error: "access_denied",
-            description: "Service not found: https://nope.example.", rule: "audience.known"),
+            description: "Service not found.", rule: "audience.known"),
         .init(
             "audience and resource naming different APIs",
             webAppParameters([("audience", "https://api.example.com"), ("resource", "https://other.example")]), error: "invalid_request",
             description: "audience and resource name different APIs.", rule: "audience.known"),
         .init(
             "connection not enabled for the client", webAppParameters([("connection", "google-oauth2")]), error: "invalid_request",
-            description: "The connection google-oauth2 is not enabled for this client.", rule: "connection.enabled"),
+            description: "The requested connection is not enabled for this client.", rule: "connection.enabled"),
         // prompt and max_age
         .init(
             "prompt=none without a session", webAppParameters([("prompt", "none")]), error: "login_required",
@@ -382,7 +383,7 @@ struct AuthorizeRedirectErrorTests {
         .init(
             "unknown code_challenge_method", spaParameters([("code_challenge", pkceChallenge), ("code_challenge_method", "S512")]),
             redirectURI: "https://spa.test/callback", error: "invalid_request",
-            description: "Unsupported code_challenge_method: S512 (use S256).", rule: "pkce"),
+            description: "Unsupported code_challenge_method (use S256).", rule: "pkce"),
         .init(
             "a confidential client's malformed challenge is refused too",
             webAppParameters([("code_challenge", "short"), ("code_challenge_method", "S256")]), error: "invalid_request",
@@ -390,23 +391,23 @@ struct AuthorizeRedirectErrorTests {
         // dpop_jkt
         .init(
             "dpop_jkt too short", webAppParameters([("dpop_jkt", "abc")]), error: "invalid_request",
-            description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10).", rule: "dpop_jkt.format"),
+            description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 10).", rule: "dpop_jkt.format"),
         .init(
             "dpop_jkt of 43 characters outside base64url", webAppParameters([("dpop_jkt", String(repeating: "*", count: 43))]),
-            error: "invalid_request", description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10).",
+            error: "invalid_request", description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 10).",
             rule: "dpop_jkt.format"),
         .init(
             "dpop_jkt of 33 bytes", webAppParameters([("dpop_jkt", Base64URL.encode([UInt8](repeating: 7, count: 33)))]),
-            error: "invalid_request", description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10).",
+            error: "invalid_request", description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 10).",
             rule: "dpop_jkt.format"),
         .init(
             "dpop_jkt in padded standard base64",
             webAppParameters([("dpop_jkt", SHA256Digest.hash(Array("jwk".utf8)).base64)]), error: "invalid_request",
-            description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10).", rule: "dpop_jkt.format"),
+            description: "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 10).", rule: "dpop_jkt.format"),
         // Organizations and invitations
         .init(
             "unknown organization", orgAppParameters([("organization", "org_nope")]), redirectURI: "https://org.test/callback",
-            error: "invalid_request", description: "Organization not found: org_nope.", rule: "organization.allowed"),
+            error: "invalid_request", description: "Organization not found.", rule: "organization.allowed"),
         .init(
             "organization for a client whose organization_usage is deny", firstPartyParameters([("organization", "org_acme")]),
             redirectURI: "https://first.test/callback", error: "invalid_request",
@@ -506,7 +507,7 @@ struct AuthorizeRedirectErrorTests {
         try await harness.run { browser in
             let page = try await browser.get(authorizePath(webAppParameters([("resource", apiIdentifier)], scope: "openid read:messages")))
             expectRedirectError(
-                page, to: webCallback, error: "invalid_scope", description: "Scope read:messages is not defined.", state: "st-123")
+                page, to: webCallback, error: "invalid_scope", description: "A requested scope is not defined.", state: "st-123")
         }
         let journal = try RecordedFlow(harness)
         #expect(journal.decisions.map(\.decision.rule) == ["scope.defined"])
@@ -804,7 +805,8 @@ struct LoginRulesTests {
         let failure = try #require(journal.loginsFailed.first)
         #expect(journal.loginsFailed.count == 1)
         #expect(failure.reason == .unknownUser)
-        #expect(failure.username == "sha256:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex, "unknown names are kept only as hashes")
+        let dataKey = try JournalDataKeyFile(journal: harness.directory + "/journal").load()
+        #expect(failure.username == dataKey.pseudonym(username.lowercased(), domain: "login-name"), "unknown names are kept only as keyed pseudonyms")
     }
 
     @Test("every successful login sets a new session id (no session fixation), even over a planted cookie")
@@ -931,7 +933,7 @@ struct AuthorizeReflectionTests {
             #expect(!location.contains("\""))
             // The same for an error redirect.
             let error = try await browser.get(authorizePath(webAppParameters(scope: "openid nope", state: xssState)))
-            expectRedirectError(error, to: webCallback, error: "invalid_scope", description: "Scope nope is not defined.", state: xssState)
+            expectRedirectError(error, to: webCallback, error: "invalid_scope", description: "A requested scope is not defined.", state: xssState)
             #expect(!(error.location ?? "").contains("<"))
         }
     }

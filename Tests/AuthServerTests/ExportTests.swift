@@ -1,5 +1,8 @@
 import AuthCore
 import Foundation
+import LedgerCore
+import LedgerJournal
+import LedgerLMDB
 import Testing
 
 @Suite("authledger-replay export, checked by the independent Python verifier (tools/verify_bundle.py)")
@@ -74,6 +77,17 @@ struct ExportTests {
         #expect(!text.contains("alice@example.com"))
         #expect(!text.contains("auth0|alice"))
         #expect(!text.contains("\"record\""))
+        // Keyed pseudonyms (the journal's data key), not plain hashes that a list of addresses or emails reverses.
+        #expect(text.contains("hmac-sha256:"))
+        #expect(!text.contains(SHA256Digest.hash(Array("alice@example.com".utf8)).hex))
+        #expect(!text.contains(SHA256Digest.hash(Array("auth0|alice".utf8)).hex))
+        // Without the data key there is nothing to key them with: refused, nothing written.
+        let withoutKey = try RebuildCommandTests.replay([
+            "export", "--journal", harness.directory + "/journal", "--format", "jsonl", "--out", harness.directory + "/bundle-nokey",
+            "--personal-data", "hash", "--data-key", harness.directory + "/missing.datakey",
+        ])
+        #expect(withoutKey.0 == 2)
+        #expect(!FileManager.default.fileExists(atPath: harness.directory + "/bundle-nokey"))
 
         let other = try await ServerHarness()
         try await other.run { _ in }
@@ -82,5 +96,55 @@ struct ExportTests {
         #expect(exported.0 == 0)
         try FileManager.default.copyItem(atPath: other.directory + "/b/keys.txt", toPath: foreignKeys)
         #expect(try Self.verifyBundle(bundle, pin: foreignKeys).0 == 1)
+    }
+
+    @Test("a bundle forged with a retired key after its rotation — an event and the checkpoint — is refused against the exported pins")
+    func retiredKeyBundle() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            _ = try await browser.authorize(webAppParameters())
+        }
+        let journalPath = harness.directory + "/journal"
+        let oldKey = try JournalKeyFile(path: journalPath + ".key").load()
+        let journal = try Journal.open(Journal.Configuration(directory: journalPath))
+        _ = try await journal.rotateSigningKey()
+        try await journal.append(EventDraft(type: "test.after_rotation", payload: Array(#"{"n":1}"#.utf8)))
+        await journal.close()
+
+        let bundle = harness.directory + "/bundle-rotated"
+        #expect(try RebuildCommandTests.replay(["export", "--journal", journalPath, "--format", "jsonl", "--out", bundle]).0 == 0)
+        let pins = harness.directory + "/auditor.pub"
+        #expect(try RebuildCommandTests.run("authledger", ["keys", "export-public", "--journal", journalPath, "--out", pins]).0 == 0)
+        let pinLines = try String(contentsOfFile: pins, encoding: .utf8).split(separator: "\n")
+        #expect(pinLines.count == 2)
+        #expect(pinLines[0].contains(" #1-#"), "the retired key, with its closed tenure")
+        #expect(pinLines[1].hasSuffix("-"), "the active key, open")
+        #expect(try Self.verifyBundle(bundle, pin: pins).0 == 0)
+
+        // The checkpoint, re-signed by the retired key.
+        let checkpointPath = bundle + "/checkpoint.txt"
+        let genuineCheckpoint = try String(contentsOfFile: checkpointPath, encoding: .utf8)
+        let forgedCheckpoint = try SignedCheckpoint(text: genuineCheckpoint).checkpoint.signed(with: oldKey)
+        try forgedCheckpoint.text.write(toFile: checkpointPath, atomically: true, encoding: .utf8)
+        let refusedCheckpoint = try Self.verifyBundle(bundle, pin: pins)
+        #expect(refusedCheckpoint.0 == 1)
+        #expect(refusedCheckpoint.1.contains("outside its tenure"), "\(refusedCheckpoint.1)")
+        try genuineCheckpoint.write(toFile: checkpointPath, atomically: true, encoding: .utf8)
+
+        // The last event (after the rotation), re-signed by the retired key.
+        let eventsPath = bundle + "/events.jsonl"
+        var lines = try String(contentsOfFile: eventsPath, encoding: .utf8).split(separator: "\n").map(String.init)
+        var last = try #require(try JSONSerialization.jsonObject(with: Data(lines[lines.count - 1].utf8)) as? [String: Any])
+        let recordText = try #require(last["record"] as? String)
+        let recordBytes = try #require(Data(base64Encoded: recordText))
+        var envelope = try EventEnvelope(record: Array(recordBytes))
+        envelope.content.keyID = oldKey.keyID
+        envelope.signature = envelope.content.signature(with: oldKey)
+        last["record"] = Data(envelope.record).base64EncodedString()
+        lines[lines.count - 1] = String(decoding: try JSONSerialization.data(withJSONObject: last, options: [.sortedKeys]), as: UTF8.self)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: eventsPath, atomically: true, encoding: .utf8)
+        let refusedEvent = try Self.verifyBundle(bundle, pin: pins)
+        #expect(refusedEvent.0 == 1)
+        #expect(refusedEvent.1.contains("outside its tenure"), "\(refusedEvent.1)")
     }
 }

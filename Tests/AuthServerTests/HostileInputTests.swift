@@ -4,6 +4,8 @@ import Foundation
 import HTTPTypes
 import JWTKit
 import LedgerCore
+import LedgerJournal
+import LedgerLMDB
 import Testing
 
 @testable import AuthServer
@@ -11,6 +13,73 @@ import Testing
 /// Findings of a security review, each pinned by a test.
 @Suite("Hostile inputs and binding rules found in review")
 struct HostileInputTests {
+    /// The size of each event's record, by sequence.
+    static func recordSizes(_ harness: ServerHarness) throws -> [UInt64: Int] {
+        let reader = try JournalReader(directory: harness.directory + "/journal")
+        defer { reader.close() }
+        var sizes: [UInt64: Int] = [:]
+        try reader.read { snapshot in
+            try snapshot.forEachRecord { sequence, record in
+                sizes[sequence] = record.count
+                return true
+            }
+        }
+        return sizes
+    }
+
+    @Test("an oversized header is refused with 431 before anything is recorded; a stored User-Agent is bounded")
+    func oversizedHeaders() async throws {
+        let harness = try await ServerHarness()
+        let before = try Self.recordSizes(harness).count
+        try await harness.run { browser in
+            var huge = HTTPFields()
+            huge[.userAgent] = String(repeating: "A", count: 70 * 1024)
+            for uri in ["/authorize?" + FormEncoding.encode(webAppParameters()), "/login", "/oauth/token", "/userinfo", "/nowhere"] {
+                let page = try await browser.send(uri, method: uri == "/oauth/token" ? .post : .get, headers: huge)
+                #expect(page.status.code == 431, "\(uri)")
+                #expect(page.headers[.cacheControl] == "no-store", "the security headers too")
+            }
+            // Many fields, each small, past the total.
+            var many = HTTPFields()
+            for index in 0..<40 { many[HTTPField.Name("X-Filler-\(index)")!] = String(repeating: "f", count: 500) }
+            #expect(try await browser.send("/authorize?" + FormEncoding.encode(webAppParameters()), method: .get, headers: many).status.code == 431)
+        }
+        #expect(try Self.recordSizes(harness).count == before, "nothing recorded")
+
+        let bounded = try await ServerHarness()
+        try await bounded.run { browser in
+            var long = HTTPFields()
+            long[.userAgent] = String(repeating: "é", count: 3000)  // 6,000 bytes: under the field limit
+            _ = try await browser.send("/authorize?" + FormEncoding.encode(webAppParameters()), method: .get, headers: long)
+        }
+        let requested = try bounded.events().compactMap { if case .authorizeRequested(let value) = $0.1 { value } else { nil } }
+        let agent = try #require(requested.first?.userAgent)
+        #expect(agent.utf8.count <= RecordedText.userAgentBytes)
+        #expect(agent.hasPrefix("éé") && agent.unicodeScalars.allSatisfy { $0 == "é" }, "cut between characters")
+    }
+
+    @Test("the most an unauthenticated /authorize request can add to the journal is bounded")
+    func boundedEventSize() async throws {
+        let harness = try await ServerHarness()
+        let before = try Self.recordSizes(harness)
+        try await harness.run { browser in
+            // The largest query accepted, in one parameter that every event of the request keeps (state), plus
+            // the largest header field accepted as the User-Agent; the request opens a login page (three events).
+            var parameters = webAppParameters(state: "")
+            let room = AuthorizationServer.maximumQueryLength - FormEncoding.encode(parameters).utf8.count - 1
+            parameters = webAppParameters(state: String(repeating: "s", count: room))
+            var headers = HTTPFields()
+            headers[.userAgent] = String(repeating: "U", count: 8 * 1024 - 16)
+            let page = try await browser.send("/authorize?" + FormEncoding.encode(parameters), method: .get, headers: headers)
+            #expect(page.status == .found)
+            #expect(page.location?.hasPrefix("/login") == true)
+        }
+        let added = try Self.recordSizes(harness).filter { before[$0.key] == nil }.map(\.value)
+        #expect(added.count == 3)
+        #expect(added.allSatisfy { $0 <= 12 * 1024 }, "each event: \(added)")
+        #expect(added.reduce(0, +) <= 32 * 1024, "the request: \(added.reduce(0, +)) bytes")
+    }
+
     @Test("a huge max_age is refused, not an arithmetic overflow")
     func hugeMaxAge() async throws {
         let harness = try await ServerHarness()
@@ -51,15 +120,31 @@ struct HostileInputTests {
         #expect(try harness.events().allSatisfy { if case .loginFailed = $0.1 { false } else { true } })
     }
 
-    @Test("an unknown username is recorded only as a hash (it may be a mistyped password)")
-    func unknownUsernameHashed() async throws {
+    @Test("an unknown username (often a password in the wrong field) is recorded only as a pseudonym keyed by the data key, never an unsalted hash")
+    func unknownUsernameKeyed() async throws {
         let harness = try await ServerHarness()
+        let typed = ["My Secret Password", "my secret password", "correct horse battery staple!"]
         try await harness.run { browser in
-            _ = try await LoginThrottleTests.attempt(browser, "my secret password", "x")
+            for name in typed { _ = try await LoginThrottleTests.attempt(browser, name, "x") }
         }
-        let failure = try #require(harness.events().compactMap { if case .loginFailed(let value) = $0.1 { value } else { nil } }.first)
-        #expect(failure.username.hasPrefix("sha256:"))
-        #expect(try harness.journalBytes().range(of: Data("my secret password".utf8)) == nil)
+        let failures = try harness.events().compactMap { if case .loginFailed(let value) = $0.1 { value } else { nil } }
+        #expect(failures.count == 3)
+        #expect(failures.allSatisfy { $0.username.hasPrefix(DataKey.pseudonymPrefix) })
+        #expect(failures[0].username == failures[1].username, "one name in any case: one pseudonym, one throttle budget")
+        #expect(failures[0].username != failures[2].username)
+        // What a word list would try: the unsalted SHA-256 of the typed text (as earlier releases recorded), anywhere.
+        let bytes = try harness.journalBytes()
+        for name in typed {
+            #expect(bytes.range(of: Data(name.utf8)) == nil)
+            #expect(bytes.range(of: Data(SHA256Digest.hash(Array(name.lowercased().utf8)).hex.utf8)) == nil)
+            #expect(bytes.range(of: Data(SHA256Digest.hash(Array(name.utf8)).hex.utf8)) == nil)
+        }
+        // Another data key gives other pseudonyms: without the key, a guess cannot be checked.
+        let key = try JournalDataKeyFile(journal: harness.directory + "/journal").load()
+        #expect(key.pseudonym("my secret password", domain: "login-name") == failures[1].username)
+        #expect(DataKey.generate().pseudonym("my secret password", domain: "login-name") != failures[1].username)
+        let mode = try FileManager.default.attributesOfItem(atPath: harness.directory + "/journal.datakey")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
     }
 
     @Test("a DPoP-bound access token works at userinfo only with the DPoP scheme and a fresh proof by its key for it")

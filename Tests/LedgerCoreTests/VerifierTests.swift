@@ -159,9 +159,9 @@ struct VerifierTests {
         ledger.rotate()
         ledger.append("after")
         ledger.seal()
-        let report = try ledger.verify(trust: .pinned([oldKey.publicKey])).get()
+        let report = try ledger.verify(trust: .pinned([PinnedKey(oldKey.publicKey)])).get()
         #expect(report.keyIDs == [oldKey.keyID, ledger.key.keyID])
-        #expect(try ledger.verify(trust: .pinned([ledger.key.publicKey])).get().pinned)
+        #expect(try ledger.verify(trust: .pinned([PinnedKey(ledger.key.publicKey)])).get().pinned)
 
         var stale = ledger
         var envelope = try EventEnvelope(record: stale.records[4])
@@ -177,7 +177,7 @@ struct VerifierTests {
     func pinnedMismatch() {
         let ledger = sealedLedger()
         let stranger = Ed25519SigningKey(seed: Array(repeating: 99, count: 32))!
-        let result = failure(ledger.verify(trust: .pinned([stranger.publicKey])))
+        let result = failure(ledger.verify(trust: .pinned([PinnedKey(stranger.publicKey)])))
         #expect(result?.sequence == 1)
         guard case .untrustedKeyChain = result?.problem else { Issue.record("got \(String(describing: result))"); return }
     }

@@ -318,7 +318,7 @@ struct JournalTests {
         #expect(journal.activeKeyID == rotated)
         try await journal.append(testDraft("after-rotation"))
         await journal.close()
-        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([oldKey.publicKey])).get().keyIDs == [original, rotated])
+        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([PinnedKey(oldKey.publicKey)])).get().keyIDs == [original, rotated])
     }
 
     @Test("stale reader slots left by a killed process are cleared at open")

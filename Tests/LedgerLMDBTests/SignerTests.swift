@@ -31,7 +31,7 @@ struct SignerTests {
         #expect(Set(signers) == [genesisKey.publicKey, nodeKey.publicKey])
         let reader = try JournalReader(directory: directory.journal)
         defer { reader.close() }
-        let report = try reader.verify(trust: .pinned([genesisKey.publicKey])).get()
+        let report = try reader.verify(trust: .pinned([PinnedKey(genesisKey.publicKey)])).get()
         #expect(report.keyIDs == [genesisKey.keyID, nodeKey.keyID])
         let (added, signed) = try reader.read { (try $0.event(addition), try $0.event(byNode.sequence)) }
         #expect(added?.type == .keyAdded)
@@ -61,7 +61,7 @@ struct SignerTests {
         try JournalKeyFile(path: nodeKeyPath).create(nodeKey)
         #expect(throws: JournalError.self) { try Journal.open(Journal.Configuration(directory: directory.journal, keyFile: nodeKeyPath)) }
         #expect(try JournalReader(directory: directory.journal).read { try $0.signers } == [genesisKey.publicKey])
-        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([genesisKey.publicKey])).get().eventCount == removal + 1)
+        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([PinnedKey(genesisKey.publicKey)])).get().eventCount == removal + 1)
 
         // The removed node's key signs the event after the removal: refused there.
         try resign(directory.journal, sequence: removal + 1, with: nodeKey)
@@ -115,7 +115,7 @@ struct SignerTests {
         journal = try openJournal(directory.journal)
         try await journal.append(testDraft("genesis key after the node's rotation"))
         await journal.close()
-        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([genesisKey.publicKey])).get().keyIDs
+        #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([PinnedKey(genesisKey.publicKey)])).get().keyIDs
             == [genesisKey.keyID, nodeKey.keyID, rotated])
     }
 

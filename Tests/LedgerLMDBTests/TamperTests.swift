@@ -37,7 +37,7 @@ struct TamperTests {
         #expect(firstType == EventType.genesis)
         #expect(report.rootHash == storedRoot)  // the root recomputed from the records is the stored tree's
 
-        let pinned = try requireReport(temp.journal, trust: .pinned([built.genesisKey]))
+        let pinned = try requireReport(temp.journal, trust: .pinned([PinnedKey(built.genesisKey)]))
         #expect(pinned.pinned)
         #expect(pinned.eventCount == 21)
     }
@@ -231,7 +231,7 @@ struct TamperTests {
         let fake = try await buildJournal(forged.journal)
         #expect(fake.genesisKey != real.genesisKey)
 
-        let failure = try requireFailure(forged.journal, trust: .pinned([real.genesisKey]))
+        let failure = try requireFailure(forged.journal, trust: .pinned([PinnedKey(real.genesisKey)]))
         #expect(failure.sequence == 1)
         switch failure.problem {
         case .untrustedKeyChain(let keys): #expect(keys == [fake.genesisKey.keyID])
@@ -244,7 +244,7 @@ struct TamperTests {
         #expect(tofu.eventCount == 21)
         #expect(tofu.keyIDs == [fake.genesisKey.keyID])
 
-        let genuine = try requireReport(original.journal, trust: .pinned([real.genesisKey]))
+        let genuine = try requireReport(original.journal, trust: .pinned([PinnedKey(real.genesisKey)]))
         #expect(genuine.pinned)
         #expect(genuine.eventCount == 21)
     }
@@ -316,12 +316,12 @@ struct TamperTests {
         #expect(tofu.eventCount == 22)
         #expect(tofu.keyIDs == [original.keyID, rotated.keyID])
         for key in [original, rotated] {
-            let pinned = try requireReport(temp.journal, trust: .pinned([key]))
+            let pinned = try requireReport(temp.journal, trust: .pinned([PinnedKey(key)]))
             #expect(pinned.pinned)
             #expect(pinned.eventCount == 22)
         }
         // Pinning is really checked here: an unrelated key is refused.
-        let unrelated = try requireFailure(temp.journal, trust: .pinned([Ed25519SigningKey.generate().publicKey]))
+        let unrelated = try requireFailure(temp.journal, trust: .pinned([PinnedKey(Ed25519SigningKey.generate().publicKey)]))
         #expect(unrelated.sequence == 1)
 
         // Corrupt the incoming key in the rotation event's stored record.
@@ -341,6 +341,79 @@ struct TamperTests {
 private let markerCount = 20
 
 /// "evt-001" ... "evt-020".
+/// A retired key that leaks: whatever it signs after its retirement must be refused (issue: key trust in
+/// verification). The attacker holds the old key and the journal's files, not the new key.
+@Suite("A retired key is trusted only within its tenure")
+struct RetiredKeyTests {
+    @Test("a checkpoint signed by the retired key after the rotation is refused, in the journal and from a witness")
+    func checkpointAfterRetirement() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        for index in 0..<3 { try await journal.append(testDraft(marker(index))) }
+        let oldKey = try JournalKeyFile(path: directory.journal + ".key").load()
+        _ = try await journal.rotateSigningKey()
+        for index in 3..<6 { try await journal.append(testDraft(marker(index))) }
+        await journal.close()
+        let report = try requireReport(directory.journal)
+        #expect(report.tenures.count == 2)
+        let rotation = try #require(report.tenures.first?.last)
+        #expect(report.tenures == [KeyTenure(first: 1, last: rotation), KeyTenure(first: rotation + 1)])
+
+        // The latest checkpoint's body, re-signed by the retired key: same root, same size, wrong signer.
+        let genuine = try #require(try JournalReader(directory: directory.journal).read { try $0.latestCheckpoint() })
+        #expect(genuine.checkpoint.treeSize > rotation)
+        let forged = genuine.checkpoint.signed(with: oldKey)
+        let fromWitness = try requireFailure(directory.journal, witnessed: [(forged, "witness.log")])
+        #expect(fromWitness.sequence == genuine.checkpoint.treeSize)
+        #expect(fromWitness.problem == .checkpointSignedOutsideTenure(source: .witness("witness.log"), key: oldKey.keyID))
+        // Stored in the journal instead of the genuine one.
+        try withRawLMDB(directory.journal) { transaction, layout in
+            try transaction.put(Array(forged.text.utf8), for: genuine.checkpoint.treeSize.bigEndianBytes, in: layout.checkpoints)
+        }
+        let stored = try requireFailure(directory.journal)
+        #expect(stored.problem == .checkpointSignedOutsideTenure(source: .journal, key: oldKey.keyID))
+        // A checkpoint from before the rotation, by the old key, is still good.
+        #expect(KeyTenure(first: 1, last: rotation).allowsCheckpoint(size: rotation))
+    }
+
+    @Test("a history rewritten by the retired key, never rotating, is refused against pinned tenures; a bare pin cannot tell")
+    func rewrittenHistory() async throws {
+        let directory = TemporaryDirectory()
+        var journal = try openJournal(directory.journal)
+        for index in 0..<3 { try await journal.append(testDraft(marker(index))) }
+        await journal.close()
+        // The attacker's copy of the journal and of the old key, taken before the rotation.
+        let forgedDirectory = TemporaryDirectory("forged")
+        try FileManager.default.removeItem(atPath: forgedDirectory.path)
+        try FileManager.default.copyItem(atPath: directory.path, toPath: forgedDirectory.path)
+        journal = try openJournal(directory.journal)
+        _ = try await journal.rotateSigningKey()
+        for index in 3..<6 { try await journal.append(testDraft(marker(index))) }
+        await journal.close()
+        let genuine = try requireReport(directory.journal)
+        let origin = try #require(genuine.origin)
+        let pins = zip(genuine.keys, genuine.tenures).map { PinnedKey(NoteVerifierKey(name: origin, publicKey: $0), tenure: $1) }
+        let rotation = try #require(genuine.tenures[0].last)
+
+        // The old key goes on signing, as if it had never been retired.
+        let forgedJournal = try openJournal(forgedDirectory.journal)
+        for index in 0..<6 { try await forgedJournal.append(testDraft("forged-\(index)")) }
+        await forgedJournal.close()
+        #expect(try requireReport(directory.journal, trust: .pinned(pins)).eventCount == genuine.eventCount, "the genuine journal verifies")
+        let refused = try requireFailure(forgedDirectory.journal, trust: .pinned(pins))
+        #expect(refused.sequence == rotation + 1)
+        #expect(refused.problem == .outsidePinnedTenure(genuine.keys[0].keyID))
+        // Pinning only the current key (with its tenure) refuses it too: the old key is not pinned before #rotation+1.
+        #expect(try requireFailure(forgedDirectory.journal, trust: .pinned([pins[1]])).sequence == 1)
+        // Pin files of earlier releases (keys without tenures) cannot tell; that is why tenures are exported now.
+        _ = try requireReport(forgedDirectory.journal, trust: .pinned(pins.map { PinnedKey($0.verifierKey) }))
+        // The pin file format round-trips.
+        #expect(try pins.map { try PinnedKey(parsing: $0.description) } == pins)
+        #expect(pins[0].description.hasSuffix(" #1-#\(rotation)"))
+        #expect(pins[1].description.hasSuffix(" #\(rotation + 1)-"))
+    }
+}
+
 private func marker(_ index: Int) -> String {
     let digits = String(index)
     return "evt-" + String(repeating: "0", count: max(0, 3 - digits.count)) + digits

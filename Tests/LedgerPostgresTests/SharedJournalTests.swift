@@ -146,7 +146,7 @@ struct SharedJournalTests {
         }
         for node in nodes { await node.close() }
         let genesisKey = try JournalKeyFile(path: first.path).load().publicKey
-        let report = try database.verified(trust: .pinned([genesisKey]))
+        let report = try database.verified(trust: .pinned([PinnedKey(genesisKey)]))
         #expect(report.eventCount == 63)
         #expect(Set(report.keyIDs) == Set(nodes.map(\.activeKeyID)))
         let reader = try JournalReader(storage: try database.storage())

@@ -189,3 +189,24 @@ public struct AuthorizationDecision: Codable, Sendable, Equatable {
         self.rule = rule
     }
 }
+
+extension AuthorizationDecision {
+    /// Whether `other` is the same decision: the same rule and the same outcome — error code, delivery, grant,
+    /// pages — with the wording of error descriptions set aside. Wording is presentation, which a release may
+    /// change (descriptions stopped echoing request values, for one), so a journal recorded by an earlier
+    /// release still replays without differences; what was decided must match exactly.
+    public func isSameDecision(as other: AuthorizationDecision) -> Bool {
+        rule == other.rule && outcome.withoutWording == other.outcome.withoutWording
+    }
+}
+
+extension AuthorizationOutcome {
+    /// The outcome with error descriptions emptied (see ``AuthorizationDecision/isSameDecision(as:)``).
+    var withoutWording: AuthorizationOutcome {
+        switch self {
+        case .errorPage(let error, _): .errorPage(error: error, description: "")
+        case .errorRedirect(let error, _, let delivery): .errorRedirect(error: error, description: "", delivery: delivery)
+        default: self
+        }
+    }
+}

@@ -85,7 +85,7 @@ struct ClientRule: AuthorizationRule {
             return .errorPage(error: .invalidRequest, description: "Missing required parameter: client_id.")
         }
         guard let client = draft.configuration.clients[clientID] else {
-            return .errorPage(error: .invalidRequest, description: "Unknown client: \(clientID).")
+            return .errorPage(error: .invalidRequest, description: "Unknown client.")
         }
         draft.client = client
         return nil
@@ -144,15 +144,15 @@ struct ResponseTypeRule: AuthorizationRule {
         }
         let types = Set(raw.split(separator: " ").map(String.init))
         guard Self.supported.contains(types) else {
-            return draft.redirectError(.unsupportedResponseType, "Unsupported response_type: \(raw).")
+            return draft.redirectError(.unsupportedResponseType, "Unsupported response_type.")
         }
         if let mode = draft.parameters["response_mode"], ResponseDelivery.Mode(rawValue: mode) == nil {
-            return draft.redirectError(.invalidRequest, "Unsupported response_mode: \(mode).")
+            return draft.redirectError(.invalidRequest, "Unsupported response_mode.")
         }
         draft.responseTypes = types
         if types != ["code"] {
             guard draft.client.allowsImplicit else {
-                return draft.redirectError(.unauthorizedClient, "The client is not allowed the implicit grant (response_type \(raw)).")
+                return draft.redirectError(.unauthorizedClient, "The client is not allowed the implicit grant.")
             }
             if draft.parameters["response_mode"] == "query" {
                 return draft.redirectError(.invalidRequest, "Tokens must not be returned in the query (response_mode=query).")
@@ -203,7 +203,7 @@ struct PKCERule: AuthorizationRule {
         }
         let resolved = method ?? "plain"
         guard resolved == "S256" || resolved == "plain" else {
-            return draft.redirectError(.invalidRequest, "Unsupported code_challenge_method: \(resolved) (use S256).")
+            return draft.redirectError(.invalidRequest, "Unsupported code_challenge_method (use S256).")
         }
         if resolved == "plain" && !draft.settings.allowPlainPKCE {
             return draft.redirectError(.invalidRequest, "code_challenge_method plain is not allowed on this tenant; use S256.")
@@ -224,7 +224,7 @@ struct DPoPThumbprintRule: AuthorizationRule {
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
         guard let jkt = draft.parameters["dpop_jkt"] else { return nil }
         guard jkt.utf8.count == 43, Base64URL.decode(jkt)?.count == 32 else {
-            return draft.redirectError(.invalidRequest, "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10).")
+            return draft.redirectError(.invalidRequest, "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 10).")
         }
         return nil
     }
@@ -244,7 +244,7 @@ struct AudienceRule: AuthorizationRule {
         audience = audience ?? draft.settings.defaultAudience
         if let audience {
             guard let api = draft.configuration.apis[audience] else {
-                return draft.redirectError(.accessDenied, "Service not found: \(audience).")
+                return draft.redirectError(.accessDenied, "Service not found.")
             }
             draft.api = api
         }
@@ -260,9 +260,8 @@ struct ScopeRule: AuthorizationRule {
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
         let requested = (draft.parameters["scope"] ?? "").split(separator: " ").map(String.init)
         let defined = Self.standard.union(draft.api?.scopes ?? [])
-        if let unknown = requested.first(where: { !defined.contains($0) }) {
-            return draft.redirectError(
-                .invalidScope, "Scope \(unknown) is not defined\(draft.api.map { " by \($0.identifier)" } ?? "").")
+        if requested.contains(where: { !defined.contains($0) }) {
+            return draft.redirectError(.invalidScope, draft.api == nil ? "A requested scope is not defined." : "A requested scope is not defined by the API.")
         }
         var scopes: [String] = []
         for scope in requested where !scopes.contains(scope) {
@@ -281,7 +280,7 @@ struct ConnectionRule: AuthorizationRule {
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
         if let requested = draft.parameters["connection"] {
             guard draft.client.connections.contains(requested), draft.configuration.connections[requested] != nil else {
-                return draft.redirectError(.invalidRequest, "The connection \(requested) is not enabled for this client.")
+                return draft.redirectError(.invalidRequest, "The requested connection is not enabled for this client.")
             }
             draft.connection = requested
         } else if let first = draft.client.connections.first(where: { draft.configuration.connections[$0] != nil }) {
@@ -303,7 +302,7 @@ struct OrganizationRule: AuthorizationRule {
             return draft.redirectError(.invalidRequest, "The client does not use organizations (organization_usage deny).")
         }
         guard let organization = draft.configuration.organization(idOrName: requested) else {
-            return draft.redirectError(.invalidRequest, "Organization not found: \(requested).")
+            return draft.redirectError(.invalidRequest, "Organization not found.")
         }
         if !organization.connections.isEmpty && !organization.connections.contains(draft.connection) {
             return draft.redirectError(.invalidRequest, "The connection \(draft.connection!) is not enabled for organization \(organization.name).")

@@ -87,21 +87,25 @@ public enum TokenPolicy {
         }
     }
 
-    /// Whether an authorization code may be redeemed: it exists, was not redeemed, has not expired, was issued
-    /// to this client for this redirect URI, and PKCE holds. A code that was already redeemed is a replay.
+    /// Whether an authorization code may be redeemed: it exists, was issued to this client, was not redeemed,
+    /// has not expired, names this redirect URI, and PKCE holds. A code that was already redeemed is a replay
+    /// only when its own client presents it again.
     public static func checkRedemption(
         record: CodeRecord?, clientID: String, redirectURI: String?, codeVerifier: String?, now: LedgerTimestamp
     ) -> CodeRedemption {
         guard let record else { return .rejected(TokenError(.invalidGrant, "Unknown authorization code.")) }
+        let grant = record.grant
+        // The client binding first (RFC 6749 §4.1.3): a code presented by a client it was not issued to is
+        // refused and changes nothing — were the replay check first, any client holding a leaked, used code
+        // could revoke the real client's tokens and refresh family.
+        guard grant.clientID == clientID else {
+            return .rejected(TokenError(.invalidGrant, "The authorization code was issued to another client."))
+        }
         switch record.status {
         case .redeemed, .revoked:
             return .replayed(TokenError(.invalidGrant, "The authorization code has already been used; tokens issued from it are revoked."))
         case .issued:
             break
-        }
-        let grant = record.grant
-        guard grant.clientID == clientID else {
-            return .rejected(TokenError(.invalidGrant, "The authorization code was issued to another client."))
         }
         guard record.grant.expiresAt > now else { return .rejected(TokenError(.invalidGrant, "The authorization code has expired.")) }
         let mustMatch = grant.redirectURIGiven ?? true

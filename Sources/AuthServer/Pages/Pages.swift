@@ -75,6 +75,24 @@ enum Pages {
         return PageLayout.page(title: "Choose an organization", body: body)
     }
 
+    /// The logout confirmation (OIDC RP-Initiated Logout §2: without a valid `id_token_hint`, ask the user):
+    /// one CSRF-bound form, so that a link from another site cannot end the session.
+    static func logoutConfirmation(csrf: String) -> String {
+        var body = HTML("<h1>Log out?</h1>\n<p>Do you want to log out of this browser's session?</p>\n")
+        body.raw("<form method=\"post\" action=\"/logout\">\n")
+        body.hidden("csrf", csrf)
+        body.raw("<button type=\"submit\" autofocus>Log out</button>\n</form>\n")
+        return PageLayout.page(title: "Log out", body: body)
+    }
+
+    static func loggedOut(wasLoggedIn: Bool) -> String {
+        let body = HTML(
+            wasLoggedIn
+                ? "<h1>Logged out</h1>\n<p>You are logged out of this browser.</p>\n"
+                : "<h1>Not logged in</h1>\n<p>This browser has no session to end.</p>\n")
+        return PageLayout.page(title: wasLoggedIn ? "Logged out" : "Not logged in", body: body)
+    }
+
     static func error(_ error: String, description: String) -> String {
         var body = HTML("<h1>Something went wrong</h1>\n<p class=\"error\"><code>")
         body.value(error)

@@ -117,7 +117,7 @@ final class ServerHarness: Sendable {
     let clock: TestClock
 
     init(
-        tenant yaml: String = testTenantYAML, issuer: String? = nil, under base: String? = nil,
+        tenant yaml: String = testTenantYAML, issuer: String? = nil, under base: String? = nil, logger: Logger? = nil,
         configure: (inout AuthServerSettings) -> Void = { _ in }
     ) async throws {
         directory = (base ?? FileManager.default.temporaryDirectory.path) + "/authledger-server-\(UUID().uuidString.prefix(8))"
@@ -125,7 +125,7 @@ final class ServerHarness: Sendable {
         ledger = try await AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
         try await ledger.applyTenant(try TenantFile.parse(yaml: yaml), hasher: Argon2idHasher.minimal)
         clock = TestClock()
-        server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: issuer, configure: configure)
+        server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: issuer, logger: logger, configure: configure)
     }
 
     /// A new server on the journal `previous` wrote, as after a restart (`previous.run` has closed it).
@@ -134,21 +134,23 @@ final class ServerHarness: Sendable {
         directory = previous.directory
         ledger = try await AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
         clock = TestClock(at: previous.clock.read())
-        server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: nil, configure: { _ in })
+        server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: nil, logger: nil, configure: { _ in })
     }
 
     private static func server(
-        ledger: AuthLedger, directory: String, clock: TestClock, issuer: String?, configure: (inout AuthServerSettings) -> Void
+        ledger: AuthLedger, directory: String, clock: TestClock, issuer: String?, logger: Logger?,
+        configure: (inout AuthServerSettings) -> Void
     ) async throws -> AuthorizationServer {
         var settings = AuthServerSettings()
         settings.hasher = Argon2idHasher.minimal
         settings.clock = clock.read
         settings.issuerOverride = issuer
         configure(&settings)
-        var logger = Logger(label: "authledger-test")
-        logger.logLevel = .warning
+        var quiet = Logger(label: "authledger-test")
+        quiet.logLevel = .warning
         let tokenKeys = try await TokenKeyRing.loadOrCreate(path: directory + "/journal.tokenkeys")
-        return AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, settings: settings, logger: logger)
+        let dataKey = try JournalDataKeyFile(journal: directory + "/journal").loadOrCreate()
+        return AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, dataKey: dataKey, settings: settings, logger: logger ?? quiet)
     }
 
     /// Runs `body` with a browser talking to the server over a real socket, then closes the journal and
@@ -192,6 +194,7 @@ final class ServerHarness: Sendable {
     deinit {
         try? FileManager.default.removeItem(atPath: directory)
         try? FileManager.default.removeItem(atPath: directory + "/journal.key")
+        try? FileManager.default.removeItem(atPath: directory + "/journal.datakey")
     }
 }
 
@@ -254,7 +257,7 @@ final class Browser: @unchecked Sendable {
         let response = try await client.execute(
             uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
         for field in response.headers where field.name == .setCookie {
-            let pair = field.value.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            let pair = field.value.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard pair.count == 2 else { continue }
             if field.value.contains("Max-Age=0") { cookies[String(pair[0])] = nil } else { cookies[String(pair[0])] = String(pair[1]) }
         }

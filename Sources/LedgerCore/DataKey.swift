@@ -1,0 +1,62 @@
+import CSodium
+
+/// The journal's data key: a 32-byte secret kept beside the signing key (`<journal>.datakey`, mode 0600),
+/// never in the journal, so that a copy of the journal — an export, a backup of the store, an auditor's
+/// copy — holds nothing it can undo.
+///
+/// Today it keys the pseudonyms of values that are recorded only to be compared or counted: a login
+/// name typed for no known account (often a password typed in the wrong field) is kept as
+/// `hmac-sha256:<hex>`, not as an unsalted hash that a word list reverses in seconds. Each use has a
+/// subkey of its own, derived with libsodium's `crypto_kdf` (BLAKE2b), so later uses (wrapping the keys of
+/// data subjects) never share key material with this one.
+public struct DataKey: Sendable, Equatable {
+    /// The key's length in bytes.
+    public static let length = 32
+
+    let bytes: [UInt8]
+
+    /// A key from its bytes, or `nil` if they are not ``length`` long.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == Self.length else { return nil }
+        self.bytes = bytes
+    }
+
+    /// A new random key.
+    public static func generate() -> DataKey {
+        DataKey(bytes: SecureRandom.bytes(length))!
+    }
+
+    /// The key's bytes, for its file.
+    public var rawBytes: [UInt8] { bytes }
+
+    /// What a subkey is for: its `crypto_kdf` subkey id. Never reuse an id for another purpose.
+    public enum Purpose: UInt64, Sendable {
+        /// Pseudonyms of values kept only to be compared or counted.
+        case pseudonyms = 1
+    }
+
+    /// The subkey for `purpose` (`crypto_kdf_derive_from_key`, context `AuthLdgr`).
+    func subkey(_ purpose: Purpose) -> [UInt8] {
+        _ = Sodium.ready
+        var subkey = [UInt8](repeating: 0, count: 32)
+        let context = Array("AuthLdgr".utf8).map { CChar(bitPattern: $0) }
+        let status = crypto_kdf_derive_from_key(&subkey, subkey.count, purpose.rawValue, context, bytes)
+        precondition(status == 0, "crypto_kdf_derive_from_key failed")
+        return subkey
+    }
+
+    /// A keyed pseudonym of `value`: `hmac-sha256:` and the hex of HMAC-SHA-256 under the pseudonym subkey
+    /// over `domain`, a newline and `value`. Equal values in one domain give equal pseudonyms, so they can
+    /// still be counted and compared; without the key, no guess can be checked against one.
+    public func pseudonym(_ value: String, domain: String) -> String {
+        let key = subkey(.pseudonyms)
+        let message = Array(domain.utf8) + [0x0A] + Array(value.utf8)
+        var mac = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
+        let status = crypto_auth_hmacsha256(&mac, message, UInt64(message.count), key)
+        precondition(status == 0, "crypto_auth_hmacsha256 failed")
+        return Self.pseudonymPrefix + Hex.encode(mac)
+    }
+
+    /// How a keyed pseudonym starts.
+    public static let pseudonymPrefix = "hmac-sha256:"
+}
