@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "LedgerPostgresTests",
             dependencies: [
-                "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "LedgerCore", "AuthJournal",
+                "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "LedgerCore", "AuthCore", "AuthJournal",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -194,6 +194,12 @@ public struct TransactionStore: ProjectionStore {
     public func delete(_ table: AuthTable, _ key: String) throws {
         try transaction.projection(tableName(table)).delete(Array(key.utf8))
     }
+
+    public func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
+        try transaction.projection(tableName(table)).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
+            try body(String(decoding: key, as: UTF8.self), value)
+        }
+    }
 }
 
 /// Projection tables in a read snapshot (writes are refused).
@@ -211,6 +217,12 @@ public struct SnapshotStore: ProjectionStore {
 
     public func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws { throw JournalError.readOnly }
     public func delete(_ table: AuthTable, _ key: String) throws { throw JournalError.readOnly }
+
+    public func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
+        try snapshot.projection(tableName(table)).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
+            try body(String(decoding: key, as: UTF8.self), value)
+        }
+    }
 
     /// Every entry of `table` whose key starts with `prefix`.
     public func entries(_ table: AuthTable, prefix: String) throws -> [(String, [UInt8])] {

@@ -27,6 +27,8 @@ public struct AuthServerSettings: Sendable {
     public var loginThrottle = LoginThrottle()
     /// Addresses of reverse proxies whose `X-Forwarded-For` is believed (`serve --trusted-proxy`).
     public var trustedProxies: Set<String> = []
+    /// How often expired projection entries are pruned (``AuthLedger/pruneProjections(now:batchSize:dryRun:)``).
+    public var pruneIntervalSeconds = 3600
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 
@@ -117,6 +119,27 @@ public final class AuthorizationServer: Sendable {
     }
 
     // MARK: - Shared helpers
+
+    /// Prunes expired projection entries now, and then every ``AuthServerSettings/pruneIntervalSeconds``,
+    /// until the task is cancelled (`authledger serve` runs it beside the HTTP server). A failed run is
+    /// logged and tried again at the next interval.
+    public func pruneProjectionsPeriodically() async {
+        while !Task.isCancelled {
+            do {
+                let report = try await ledger.pruneProjections(now: settings.clock())
+                if report.total > 0 {
+                    logger.info("pruned expired projection entries", metadata: ["entries": "\(report.total)", "events": "\(report.events)"])
+                }
+            } catch {
+                logger.warning("pruning expired projection entries failed; trying again later", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await Task.sleep(for: .seconds(settings.pruneIntervalSeconds))
+            } catch {
+                return  // cancelled: the server is stopping
+            }
+        }
+    }
 
     /// Appends events through the ledger, timing the durable append for `/metrics`.
     @discardableResult

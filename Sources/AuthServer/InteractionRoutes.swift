@@ -280,10 +280,13 @@ extension AuthorizationServer {
     }
 
     /// Whether `hint` is an ID token this server signed (its own keys or a cluster peer's), for this issuer,
-    /// naming the session's user. An expired hint is fine (OIDC RP-Initiated Logout §2).
+    /// issued in this very session: its user, and its `auth_time` the session's login. An expired hint is
+    /// fine (OIDC RP-Initiated Logout §2); an ID token of an earlier session of the same user is not, or any
+    /// client that ever received one could end every later session with a link.
     func isIDTokenHint(_ hint: String, of session: SessionSnapshot) async -> Bool {
         guard hint.utf8.count <= 8 * 1024, let claims = try? await verifyToken(hint, as: IDTokenClaims.self) else { return false }
         return claims.iss == issuer && constantTimeEquals(Array(claims.sub.utf8), Array(session.userID.utf8))
+            && claims.authTime == session.authTime.secondsSinceEpoch
     }
 
     /// Ends `session` (recorded, so the session stops working everywhere it was presented) and clears its cookie.
@@ -301,7 +304,11 @@ extension AuthorizationServer {
 
     /// `GET /callback`: the demo client's redirect URI.
     func callback(_ request: Request, _ context: AuthRequestContext) -> Response {
-        page(Pages.callback(parameters: FormEncoding.parse(request.uri.query ?? "").map { ($0.name, $0.value) }, issuer: issuer))
+        // Only while the demo client is configured: otherwise this origin would show any text a link carries.
+        guard ledger.configuration.clients[DemoTenant.clientID] != nil else {
+            return errorPage(.invalidRequest, "There is no demo client on this server.", status: .notFound)
+        }
+        return page(Pages.callback(parameters: FormEncoding.parse(request.uri.query ?? "").map { ($0.name, $0.value) }, issuer: issuer))
     }
 
     /// `GET /healthz`: 200 when the journal can be read, 503 when it cannot.

@@ -78,7 +78,8 @@ extension AuthorizationServer {
         }
         let grant: CodeGrant
         switch TokenPolicy.checkRedemption(
-            record: codeRecord, clientID: client.clientID, redirectURI: form["redirect_uri"], codeVerifier: form["code_verifier"], now: now)
+            record: codeRecord, clientID: client.clientID, redirectURI: form["redirect_uri"], codeVerifier: form["code_verifier"],
+            dpopThumbprint: proof?.thumbprint, now: now)
         {
         case .rejected(let error):
             return await rejectToken(error, grantType: grantType, clientID: client.clientID, codeHash: codeHash, clientIP: clientIP)
@@ -86,11 +87,6 @@ extension AuthorizationServer {
             return await replayed(codeHash: codeHash, error: error, clientID: client.clientID, clientIP: clientIP)
         case .valid(let valid):
             grant = valid
-        }
-        // A code bound with dpop_jkt is redeemed only with a proof by that key (RFC 9449 §10).
-        if let bound = grant.dpopJKT, proof?.thumbprint != bound {
-            let reason = proof == nil ? "The code is bound to a DPoP key: send a DPoP proof." : "The DPoP proof's key is not the one the code is bound to."
-            return await rejectToken(TokenError(.invalidGrant, reason), grantType: grantType, clientID: client.clientID, codeHash: codeHash, clientIP: clientIP)
         }
         let configuration = ledger.configuration
         let tokenGrant = TokenRequestGrant(

@@ -22,6 +22,9 @@ public struct JournalOptions: ParsableArguments {
     /// `--store`, or else `AUTHLEDGER_STORE`.
     private var storeURL: String? { store ?? ProcessInfo.processInfo.environment["AUTHLEDGER_STORE"] }
 
+    /// Whether the journal is in PostgreSQL (`--store` or `AUTHLEDGER_STORE`), shared by many servers.
+    public var isShared: Bool { storeURL != nil }
+
     /// Where the journal is, for messages: the directory, or the database without its password.
     public var location: String {
         guard let store = storeURL else { return journal }

@@ -146,6 +146,12 @@ public struct JournalVerifier: Sendable {
         if count > 0, case .pinned = trust, !keyChain.contains(where: { pins[$0] != nil }) {
             throw VerificationFailure(sequence: 1, problem: .untrustedKeyChain(keyChain.map(\.keyID)))
         }
+        // The pins say how far the journal reached when they were taken: a journal that ends before a pinned
+        // tenure does was cut short (a leaked retired key could otherwise rewrite its own tenure and stop there).
+        let reaches = pins.compactMap { key, pinned in pinned.map { (key: key.keyID, reached: $0.last ?? ($0.first - 1)) } }
+        if let furthest = reaches.max(by: { ($0.reached, $1.key) < ($1.reached, $0.key) }), count < furthest.reached {
+            throw VerificationFailure(sequence: count + 1, problem: .endsBeforePinnedTenure(furthest.key, reached: furthest.reached))
+        }
         return VerificationReport(
             eventCount: count, rootHash: frontier.root, lastEventHash: lastHash,
             keys: keyChain, tenures: tenures, checkpointsVerified: checkpointsVerified,
@@ -342,6 +348,8 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         /// A checkpoint signed by a key of the chain, but not one entitled to sign at its size (a retired
         /// or removed key, or one not yet introduced).
         case checkpointSignedOutsideTenure(source: JournalVerifier.CheckpointSource, key: KeyID)
+        /// The journal ends before a pinned tenure says it reached (truncated, or rolled back).
+        case endsBeforePinnedTenure(KeyID, reached: UInt64)
     }
 
     public var description: String {
@@ -362,6 +370,8 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
             case .badKeyAddition: "invalid key addition"
             case .badKeyRemoval: "invalid key removal"
             case .outsidePinnedTenure(let key): "signed by key \(key), which the pinned keys do not trust here (outside its pinned tenure, or not pinned)"
+            case .endsBeforePinnedTenure(let key, let reached):
+                "missing: the pinned tenure of key \(key) reaches #\(reached), but the journal ends at #\(sequence - 1) (truncated or rolled back)"
             case .checkpointSignedOutsideTenure(let source, let key):
                 "\(source) at this size is signed by key \(key), which could not sign at this size (retired, removed or not yet introduced)"
             case .checkpointOriginMismatch(let source): "\(source) names another journal"

@@ -38,7 +38,7 @@ public struct KeyTenure: Sendable, Equatable, CustomStringConvertible {
         if parts[1].isEmpty {
             self.init(first: first)
         } else {
-            guard parts[1].hasPrefix("#"), let last = UInt64(parts[1].dropFirst()), last + 1 >= first else { return nil }
+            guard parts[1].hasPrefix("#"), let last = UInt64(parts[1].dropFirst()), last >= first - 1 else { return nil }
             self.init(first: first, last: last)
         }
     }

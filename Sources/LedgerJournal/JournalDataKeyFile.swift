@@ -1,7 +1,7 @@
 import Foundation
 import LedgerCore
 
-/// The journal's data key on disk (see LedgerCore's ``DataKey``): by default `<journal>.datakey` beside
+/// The journal's data key on disk (see LedgerCore's `DataKey`): by default `<journal>.datakey` beside
 /// the signing key, mode 0600, never inside the journal.
 ///
 /// ```
@@ -21,9 +21,11 @@ public struct JournalDataKeyFile: Sendable {
         self.path = path
     }
 
-    /// The default file of the journal at `journal`: `<journal>.datakey`.
+    /// The default file of the journal at `journal`: `<journal>.datakey` beside the directory (a trailing
+    /// slash is dropped, as for the signing key, so the key never lands inside the journal's directory).
     public init(journal: String) {
-        self.init(path: journal + ".datakey")
+        let trimmed = journal.hasSuffix("/") && journal.count > 1 ? String(journal.dropLast()) : journal
+        self.init(path: trimmed + ".datakey")
     }
 
     /// Reads the key (a regular file of this user, mode 0600; see LedgerCore's `PrivateKeyFile`).

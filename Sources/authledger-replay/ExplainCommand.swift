@@ -96,7 +96,11 @@ enum Explanation {
         lines.append("")
         lines.append("Rule that decided: \(decided.decision.rule)")
         lines.append("Outcome: \(describe(decided.decision.outcome))")
-        lines.append("Replay: \(recomputed.isSameDecision(as: decided.decision) ? "the same decision function gives the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))")")
+        let replay: TerminalText =
+            recomputed.isSameDecision(as: decided.decision)
+            ? "the same decision function gives the same outcome today"
+            : "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))"
+        lines.append("Replay: \(replay)")
         lines.append("")
         lines.append("What followed:")
         if consequences.isEmpty { lines.append("  nothing") }

@@ -101,6 +101,7 @@ enum TimelineText {
         case .codeReplayed(let replay): "code \(replay.codeHash.prefix(12))… replayed; \(replay.revokedTokenIDs.count) tokens revoked"
         case .refreshFamilyRevoked(let revoked): "refresh family revoked (\(revoked.reason.rawValue))"
         case .loggedOut(let logout): "\(logout.userID) logged out"
+        case .projectionsPruned(let pruned): "\(pruned.removed) expired \(pruned.table) entries pruned"
         default: ""
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuthCore
 import AuthJournal
 import Foundation
 import LedgerCommandSupport
@@ -10,8 +11,43 @@ import LedgerPostgres
 /// `authledger journal`: whole-journal operations.
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "journal", abstract: "Move a journal between stores; rebuild a shared journal's projections.",
-        subcommands: [Copy.self, RebuildProjections.self])
+        commandName: "journal", abstract: "Move a journal between stores; rebuild a shared journal's projections; prune expired entries.",
+        subcommands: [Copy.self, RebuildProjections.self, Prune.self])
+
+    struct Prune: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove expired entries from the projections (codes, sessions, interactions, tokens, refresh tokens, DPoP proofs, failed logins).",
+            discussion: """
+                Each commit removes at most 1,000 entries of one table and is recorded as one \
+                auth.projections.pruned event naming the table, the key range and the time, so that a rebuild \
+                removes the same entries. A running server does this every hour by itself; this command is for a \
+                journal without one, or to see what would go (--dry-run). Safe beside running servers.
+                """)
+        @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var writerOptions: JournalWriterOptions
+        @Flag(name: .customLong("dry-run"), help: "Only count the expired entries; change nothing.") var dryRun = false
+        @Option(help: "Output format.") var format: OutputFormat = .text
+
+        func run() async throws {
+            let ledger = try await writerOptions.openAuthLedger(journalOptions)
+            let report: PruningReport
+            do {
+                report = try await ledger.pruneProjections(now: Journal.systemClock(), dryRun: dryRun)
+            } catch {
+                await ledger.journal.close()
+                throw CommandExit.badInput("pruning failed: \(error)")
+            }
+            await ledger.journal.close()
+            let counts = ProjectionPruning.tables.map { ($0.rawValue, report.removed[$0] ?? 0) }
+            switch format {
+            case .text:
+                for (table, count) in counts where count > 0 { printText("\(table): \(count) expired entries") }
+                printText(dryRun ? "\(report.total) expired entries would be pruned" : "\(report.total) expired entries pruned in \(report.events) commits")
+            case .jsonl:
+                printJSONLine(["dry_run": dryRun, "events": report.events, "removed": Dictionary(uniqueKeysWithValues: counts)])
+            }
+        }
+    }
 
     struct RebuildProjections: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -37,6 +37,10 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var writerOptions: JournalWriterOptions
     @OptionGroup var tokenKeyOptions: TokenKeyOptions
     @OptionGroup var dataKeyOptions: DataKeyOptions
+    @Flag(
+        name: .customLong("create-data-key"),
+        help: "On a --store journal that other servers already use, create the data key if there is none (once, on one node; copy it to the others).")
+    var createDataKey = false
     @Option(name: .customLong("log-format"), help: "Log lines as text, or as JSON objects (for log collectors).")
     var logFormat: LogFormat = .text
     @Option(
@@ -51,6 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
             : Logger(label: "authledger", factory: { TextLogHandler(label: $0) })
         logger.logLevel = .info
         let ledger = try await writerOptions.openAuthLedger(journalOptions)
+        // Every server of a shared journal needs the same data key: a node joining one must not make its own.
+        let joinsSharedJournal = journalOptions.isShared && ledger.configuration.settings != nil
         // Endpoints are resolved against the issuer, so it always ends with "/".
         let issuer = self.issuer.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
         let defaultIssuer = issuer ?? "http://\(host):\(port)/"
@@ -80,6 +86,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let dataKey: DataKey
         do {
+            let file = dataKeyOptions.file(journalOptions)
+            if joinsSharedJournal && !createDataKey && !FileManager.default.fileExists(atPath: file.path) {
+                throw CommandExit.badInput(
+                    "the journal's data key \(file.path) is missing: every server of a shared journal needs the same one; "
+                        + "copy it from the server that created the journal (or, if none has one yet, start one server with --create-data-key)")
+            }
             dataKey = try dataKeyOptions.loadOrCreate(journalOptions)
         } catch {
             await ledger.journal.close()
@@ -106,7 +118,13 @@ struct ServeCommand: AsyncParsableCommand {
             say("authledger: listening on http://\(host):\(bound)/")
         }
         do {
-            try await application.runService()
+            // Expired projection entries are pruned beside the server; it stops when the server does.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await application.runService() }
+                group.addTask { await server.pruneProjectionsPeriodically() }
+                try await group.next()
+                group.cancelAll()
+            }
         } catch {
             await ledger.journal.close()
             throw CommandExit.badInput("server failed: \(error)")
@@ -117,8 +135,8 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 /// Prints a line and flushes it at once, so that a log collecting the server's output sees it live.
-private func say(_ line: String) {
-    print(line)
+private func say(_ line: TerminalText) {
+    printText(line)
     fflush(nil)
 }
 

@@ -13,6 +13,9 @@ final class MemoryProjectionStore: ProjectionStore {
     func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? { tables[table]?[key] }
     func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws { tables[table, default: [:]][key] = value }
     func delete(_ table: AuthTable, _ key: String) throws { tables[table]?[key] = nil }
+    func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
+        try MemoryProjectionOrder.forEach(tables[table] ?? [:], from: start, body)
+    }
 
     func decode<T: Decodable>(_ type: T.Type, _ table: AuthTable, _ key: String) throws -> T? {
         try get(table, key).map { try PayloadCoding.decode(type, from: $0) }

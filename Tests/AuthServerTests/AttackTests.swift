@@ -112,55 +112,86 @@ struct AttackTests {
         }
     }
 
-    @Test("forced logout: GET /logout only asks; the session ends by the CSRF-bound form, or with an id_token_hint of its own user")
+    @Test("forced logout: GET /logout only asks; the session ends by the CSRF-bound form, or with an id_token_hint of this very session")
     func forcedLogout() async throws {
-        let harness = try await ServerHarness()
+        // Sessions of a day, so that an ID token (10 hours) can expire while its session lives on.
+        let harness = try await ServerHarness(tenant: testTenantYAML.replacingOccurrences(of: "session_ttl_seconds: 3600", with: "session_ttl_seconds: 86400"))
         try await harness.run { browser in
-            func loggedIn() async throws -> Bool {
+            func loggedIn(_ browser: Browser) async throws -> Bool {
                 let page = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters([("prompt", "none")])))
                 return page.redirectParameters["code"] != nil
             }
+            func asks(_ page: Page) -> Bool { page.status == .ok && page.body.contains("action=\"/logout\"") }
             let code = try await TokenEndpointTests.code(browser)
             let aliceIDToken = try #require(jsonObject(try await TokenEndpointTests.exchange(browser, code: code))["id_token"] as? String)
             // A cross-site link: a top-level GET with the session cookie. It asks, and changes nothing.
-            let asked = try await browser.get("/logout")
-            #expect(asked.status == .ok)
-            #expect(asked.body.contains("action=\"/logout\""))
-            #expect(try await loggedIn())
+            #expect(asks(try await browser.get("/logout")))
+            #expect(try await loggedIn(browser))
             // A cross-site form post cannot know the CSRF token.
             #expect(try await browser.post("/logout", form: [("csrf", "forged")]).status == .forbidden)
             #expect(try await browser.post("/logout", form: []).status == .forbidden)
-            #expect(try await loggedIn())
-            // A hint that is not an ID token of this server for this user: asked again, nothing changed.
+            #expect(try await loggedIn(browser))
+            // Hints that are not an ID token of this server for this session: asked again, nothing changed.
             let bobBrowser = Browser(client: browser.client)
             let bobCode = try #require(
                 try await bobBrowser.authorize(webAppParameters(), username: "bob@example.com", password: "hunter2 hunter2").redirectParameters["code"])
             let bobIDToken = try #require(jsonObject(try await TokenEndpointTests.exchange(bobBrowser, code: bobCode))["id_token"] as? String)
             let tampered = String(aliceIDToken.dropLast(2)) + (aliceIDToken.hasSuffix("AA") ? "BA" : "AA")
             for hint in [bobIDToken, tampered, "not-a-jwt"] {
-                let page = try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", hint)]))
-                #expect(page.body.contains("action=\"/logout\""), "asked")
-                #expect(try await loggedIn())
+                #expect(asks(try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", hint)]))))
+                #expect(try await loggedIn(browser))
             }
-            // Alice's own ID token, even once expired (10 hours), ends her session — a new one, after logging in again.
+            // Alice's ID token of this session does not end another, later session of hers.
+            harness.clock.advance(seconds: 5)
+            let laterSession = Browser(client: browser.client)
+            #expect(try await laterSession.authorize(webAppParameters()).redirectParameters["code"] != nil)
+            #expect(asks(try await laterSession.get("/logout?" + FormEncoding.encode([("id_token_hint", aliceIDToken)]))))
+            #expect(try await loggedIn(laterSession))
+            // It ends its own session at once, even once expired (after 10 hours).
             harness.clock.advance(seconds: 11 * 3600)
-            #expect(!(try await loggedIn()))
-            #expect(try await browser.authorize(webAppParameters()).redirectParameters["code"] != nil)
-            #expect(try await loggedIn())
             let hinted = try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", aliceIDToken)]))
             #expect(hinted.body.contains("Logged out"))
             #expect(browser.cookies["al_session"] == nil)
-            #expect(!(try await loggedIn()))
+            #expect(!(try await loggedIn(browser)))
+            #expect(try await loggedIn(laterSession), "the other session lives on")
             // The confirmation form itself logs out.
-            _ = try await bobBrowser.authorize(webAppParameters(), username: "bob@example.com", password: "hunter2 hunter2")
-            #expect(try await bobBrowser.get("/authorize?" + FormEncoding.encode(webAppParameters([("prompt", "none")]))).redirectParameters["code"] != nil)
             let confirm = try await bobBrowser.get("/logout")
             let done = try await bobBrowser.post("/logout", form: [("csrf", try #require(confirm.hidden("csrf")))])
             #expect(done.status == .ok && done.body.contains("Logged out"))
-            #expect(try await bobBrowser.get("/authorize?" + FormEncoding.encode(webAppParameters([("prompt", "none")]))).redirectParameters["error"] == "login_required")
+            #expect(!(try await loggedIn(bobBrowser)))
         }
         let logouts = try harness.events().compactMap { if case .loggedOut(let value) = $0.1 { value.userID } else { nil } }
         #expect(logouts == ["auth0|alice", "auth0|bob"])
+    }
+
+    @Test("a public client's used code presented without its PKCE verifier changes nothing; with it, it is a replay that revokes")
+    func usedPublicCodeWithoutVerifier() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let parameters = spaPKCEParameters()
+            let code = try #require(try await browser.authorize(parameters).redirectParameters["code"])
+            func redeem(verifier: String?) async throws -> Page {
+                var form: [(String, String)] = [
+                    ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://spa.test/callback"), ("client_id", "spa"),
+                ]
+                if let verifier { form.append(("code_verifier", verifier)) }
+                return try await browser.post("/oauth/token", form: form)
+            }
+            let tokens = jsonObject(try await redeem(verifier: tokenTestVerifier))
+            let access = try #require(tokens["access_token"] as? String)
+            var bearer = HTTPFields()
+            bearer[.authorization] = "Bearer " + access
+            // Anyone can send spa's client_id: without the verifier the used code is just refused.
+            for verifier in [nil, tokenTestVerifier + "x"] {
+                #expect(jsonObject(try await redeem(verifier: verifier))["error"] as? String == "invalid_grant")
+            }
+            #expect(try await browser.send("/userinfo", method: .get, headers: bearer).status == .ok, "nothing revoked")
+            // The client itself presenting it again, verifier and all, is a replay: what it issued is revoked.
+            #expect(jsonObject(try await redeem(verifier: tokenTestVerifier))["error"] as? String == "invalid_grant")
+            #expect(try await browser.send("/userinfo", method: .get, headers: bearer).status == .unauthorized)
+        }
+        let replays = try harness.events().filter { if case .codeReplayed = $0.1 { true } else { false } }
+        #expect(replays.count == 1)
     }
 
     @Test("parameter pollution (RFC 6749 §3.2): a repeated parameter at the token endpoint is invalid_request, and nothing is issued")
@@ -197,10 +228,7 @@ struct AttackTests {
     func pkceDowngrade() async throws {
         let harness = try await ServerHarness()
         try await harness.run { browser in
-            let parameters: [(String, String)] = [
-                ("response_type", "code"), ("client_id", "spa"), ("redirect_uri", "https://spa.test/callback"), ("scope", "openid"),
-                ("code_challenge", tokenTestChallenge), ("code_challenge_method", "S256"), ("state", "s"),
-            ]
+            let parameters = spaPKCEParameters()
             for verifier in [tokenTestChallenge, nil] {
                 let code = try #require(try await browser.authorize(parameters).redirectParameters["code"])
                 var form: [(String, String)] = [

@@ -160,10 +160,7 @@ struct TokenEndpointTests {
     func pkce() async throws {
         let harness = try await ServerHarness()
         try await harness.run { browser in
-            let spa: [(String, String)] = [
-                ("response_type", "code"), ("client_id", "spa"), ("redirect_uri", "https://spa.test/callback"), ("scope", "openid"),
-                ("code_challenge", tokenTestChallenge), ("code_challenge_method", "S256"), ("state", "s"),
-            ]
+            let spa = spaPKCEParameters()
             func spaCode() async throws -> String {
                 try #require(try await browser.authorize(spa).redirectParameters["code"])
             }

@@ -395,6 +395,14 @@ struct RetiredKeyTests {
         let pins = zip(genuine.keys, genuine.tenures).map { PinnedKey(NoteVerifierKey(name: origin, publicKey: $0), tenure: $1) }
         let rotation = try #require(genuine.tenures[0].last)
 
+        // Cut short where the old key's tenure ended (the rotation gone): the pins say the journal reached further.
+        let truncated = try requireFailure(forgedDirectory.journal, trust: .pinned(pins))
+        guard case .endsBeforePinnedTenure(_, let reached) = truncated.problem else {
+            Issue.record("expected the journal to be found cut short, got \(truncated)")
+            return
+        }
+        #expect(reached == rotation)
+        #expect(truncated.sequence == rotation)
         // The old key goes on signing, as if it had never been retired.
         let forgedJournal = try openJournal(forgedDirectory.journal)
         for index in 0..<6 { try await forgedJournal.append(testDraft("forged-\(index)")) }

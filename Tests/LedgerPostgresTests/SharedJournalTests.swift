@@ -1,4 +1,5 @@
 import Foundation
+import AuthCore
 import AuthJournal
 import LedgerCore
 import LedgerJournal
@@ -420,5 +421,45 @@ struct SharedProjectionVersionTests {
         let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
         #expect(try ledger.journal.read { try ProjectionVersion.stored(in: $0) } == ProjectionVersion.current)
         await ledger.journal.close()
+    }
+}
+
+@Suite(
+    "PostgreSQL: expired projection entries are pruned on a shared journal, and a rebuild agrees",
+    .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+struct SharedPruningTests {
+    @Test("failed logins and sessions past their time are pruned in bounded commits; live ones stay; rebuilt equals live")
+    func pruneShared() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
+        let now = Journal.systemClock()
+        try await ledger.record { recorder in
+            for index in 0..<5 {
+                try recorder.append(
+                    .loginFailed(
+                        LoginFailed(
+                            username: "hmac-sha256:\(index)", connection: "db", reason: .unknownUser, interaction: nil,
+                            clientIP: "198.51.100.\(index)", at: now.adding(seconds: -2 * 86_400))))
+            }
+            let session = SessionSnapshot(
+                sessionHash: "live-session", userID: "auth0|alice", connection: "db", authTime: now, expiresAt: now.adding(seconds: 3600))
+            try recorder.append(.loginSucceeded(LoginSucceeded(userID: "auth0|alice", connection: "db", session: session, interaction: nil, clientIP: nil)))
+        }
+        let report = try await ledger.pruneProjections(now: now, batchSize: 4)
+        #expect(report.removed[.loginFailures] == 15, "5 failures, each under its account, account-and-address and address keys")
+        #expect(report.events == 4, "commits of at most 4")
+        let left = try ledger.read { store in
+            (try store.entries(.loginFailures, prefix: "").count, try store.session("live-session") != nil)
+        }
+        #expect(left.0 == 0)
+        #expect(left.1, "a live session stays")
+        await ledger.journal.close()
+
+        let reader = try JournalReader(storage: try database.storage(), projections: AuthLedger.projections)
+        defer { reader.close() }
+        let (rebuilt, live, _) = try ProjectionRebuild.rebuiltAndLive(from: reader)
+        #expect(ProjectionRebuild.compare(rebuilt: rebuilt, live: live).isEmpty)
+        _ = try database.verified()
     }
 }

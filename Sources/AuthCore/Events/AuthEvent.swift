@@ -494,6 +494,7 @@ public enum AuthEvent: Sendable, Equatable {
     case tokenKeysRotated(TokenKeysRotated)
     case tokenKeysPublished(TokenKeysPublished)
     case consentRevoked(ConsentRevoked)
+    case projectionsPruned(ProjectionsPruned)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -515,6 +516,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let tokenKeysRotatedType: EventType = "auth.token_keys.rotated"
     public static let tokenKeysPublishedType: EventType = "auth.token_keys.published"
     public static let consentRevokedType: EventType = "auth.consent.revoked"
+    public static let projectionsPrunedType: EventType = "auth.projections.pruned"
 
     public var eventType: EventType {
         switch self {
@@ -539,6 +541,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenKeysRotated: Self.tokenKeysRotatedType
         case .tokenKeysPublished: Self.tokenKeysPublishedType
         case .consentRevoked: Self.consentRevokedType
+        case .projectionsPruned: Self.projectionsPrunedType
         }
     }
 
@@ -565,6 +568,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenKeysRotated(let value): try PayloadCoding.encode(value)
         case .tokenKeysPublished(let value): try PayloadCoding.encode(value)
         case .consentRevoked(let value): try PayloadCoding.encode(value)
+        case .projectionsPruned(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -592,6 +596,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.tokenRevokedType: self = .tokenRevoked(try PayloadCoding.decode(TokenRevoked.self, from: payload))
         case Self.refreshIssuedType: self = .refreshIssued(try PayloadCoding.decode(RefreshIssued.self, from: payload))
         case Self.consentRevokedType: self = .consentRevoked(try PayloadCoding.decode(ConsentRevoked.self, from: payload))
+        case Self.projectionsPrunedType: self = .projectionsPruned(try PayloadCoding.decode(ProjectionsPruned.self, from: payload))
         case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try PayloadCoding.decode(TokenKeysRotated.self, from: payload))
         case Self.tokenKeysPublishedType: self = .tokenKeysPublished(try PayloadCoding.decode(TokenKeysPublished.self, from: payload))
         case Self.refreshFamilyRevokedType:

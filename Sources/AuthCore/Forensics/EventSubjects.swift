@@ -79,7 +79,7 @@ public struct EventSubjects: Sendable, Equatable {
             clients.insert(refresh.clientID)
         case .refreshFamilyRevoked(let revoked):
             Self.insert(revoked.clientID, into: &clients)
-        case .tokenKeysRotated, .tokenKeysPublished:
+        case .tokenKeysRotated, .tokenKeysPublished, .projectionsPruned:
             break
         case .consentRevoked(let revoked):
             users.insert(revoked.userID)

@@ -6,6 +6,9 @@ public protocol ProjectionStore {
     func get(_ table: AuthTable, _ key: String) throws -> [UInt8]?
     func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws
     func delete(_ table: AuthTable, _ key: String) throws
+    /// Calls `body` with the entries of `table` from `start` on, in bytewise key order, until it returns
+    /// `false`. `body` must not change the table (collect, then change).
+    func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws
 }
 
 extension ProjectionStore {
@@ -206,6 +209,8 @@ public enum AuthProjection {
             try store.update(RefreshFamilyRecord.self, .refreshFamilies, revoked.family) { $0.revoked = true }
         case .tokenRejected, .tokenKeysRotated:
             break
+        case .projectionsPruned(let pruned):
+            try ProjectionPruning.apply(pruned, to: store)
         case .tokenKeysPublished(let published):
             for key in published.keys {
                 if let kid = key["kid"] { try store.put(.tokenKeys, kid, try PayloadCoding.encode(key)) }

@@ -87,27 +87,24 @@ public enum TokenPolicy {
         }
     }
 
-    /// Whether an authorization code may be redeemed: it exists, was issued to this client, was not redeemed,
-    /// has not expired, names this redirect URI, and PKCE holds. A code that was already redeemed is a replay
-    /// only when its own client presents it again.
+    /// Whether an authorization code may be redeemed: it exists, was issued to this client, names this
+    /// redirect URI, PKCE holds, the DPoP key is the one it is bound to, it was not redeemed, and it has not
+    /// expired. A code that was already redeemed is a replay only when the request shows everything a
+    /// redemption of it must show: its own client, its redirect URI, its PKCE verifier and its DPoP key.
+    ///
+    /// The client binding and the proofs come first (RFC 6749 §4.1.3): a code presented by a client it was
+    /// not issued to — or, for a public client, whose `client_id` anyone can send, without the verifier —
+    /// is refused and changes nothing. Were the replay check first, anyone holding a leaked, used code
+    /// could revoke the real client's tokens and refresh family.
     public static func checkRedemption(
-        record: CodeRecord?, clientID: String, redirectURI: String?, codeVerifier: String?, now: LedgerTimestamp
+        record: CodeRecord?, clientID: String, redirectURI: String?, codeVerifier: String?, dpopThumbprint: String? = nil,
+        now: LedgerTimestamp
     ) -> CodeRedemption {
         guard let record else { return .rejected(TokenError(.invalidGrant, "Unknown authorization code.")) }
         let grant = record.grant
-        // The client binding first (RFC 6749 §4.1.3): a code presented by a client it was not issued to is
-        // refused and changes nothing — were the replay check first, any client holding a leaked, used code
-        // could revoke the real client's tokens and refresh family.
         guard grant.clientID == clientID else {
             return .rejected(TokenError(.invalidGrant, "The authorization code was issued to another client."))
         }
-        switch record.status {
-        case .redeemed, .revoked:
-            return .replayed(TokenError(.invalidGrant, "The authorization code has already been used; tokens issued from it are revoked."))
-        case .issued:
-            break
-        }
-        guard record.grant.expiresAt > now else { return .rejected(TokenError(.invalidGrant, "The authorization code has expired.")) }
         let mustMatch = grant.redirectURIGiven ?? true
         guard redirectURI.map({ RedirectURI.sameBytes($0, grant.redirectURI) }) ?? !mustMatch else {
             return .rejected(TokenError(.invalidGrant, "redirect_uri does not match the authorization request."))
@@ -115,6 +112,18 @@ public enum TokenPolicy {
         if let error = checkPKCE(verifier: codeVerifier, challenge: grant.codeChallenge, method: grant.codeChallengeMethod) {
             return .rejected(error)
         }
+        // A code bound with dpop_jkt is redeemed only with a proof by that key (RFC 9449 §10).
+        if let bound = grant.dpopJKT, dpopThumbprint != bound {
+            let reason = dpopThumbprint == nil ? "The code is bound to a DPoP key: send a DPoP proof." : "The DPoP proof's key is not the one the code is bound to."
+            return .rejected(TokenError(.invalidGrant, reason))
+        }
+        switch record.status {
+        case .redeemed, .revoked:
+            return .replayed(TokenError(.invalidGrant, "The authorization code has already been used; tokens issued from it are revoked."))
+        case .issued:
+            break
+        }
+        guard grant.expiresAt > now else { return .rejected(TokenError(.invalidGrant, "The authorization code has expired.")) }
         return .valid(grant)
     }
 }

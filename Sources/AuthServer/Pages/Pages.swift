@@ -123,7 +123,7 @@ enum Pages {
             body.raw("<p class=\"error\">Authorization failed: <code>")
             body.value(error)
             body.raw("</code></p>\n<p>")
-            body.value(values["error_description"] ?? "")
+            body.value(OAuthErrorDescription.sanitized(values["error_description"] ?? ""))
             body.raw("</p>\n")
         } else if let code = values["code"] {
             body.raw("<p>The authorization server sent this code back to the demo app:</p>\n<p><code id=\"code\">")

@@ -290,6 +290,14 @@ final class Browser: @unchecked Sendable {
     }
 }
 
+/// A code request of the public client `spa`, with an S256 PKCE challenge of ``tokenTestVerifier``.
+func spaPKCEParameters() -> [(String, String)] {
+    [
+        ("response_type", "code"), ("client_id", "spa"), ("redirect_uri", "https://spa.test/callback"), ("scope", "openid"),
+        ("code_challenge", tokenTestChallenge), ("code_challenge_method", "S256"), ("state", "s"),
+    ]
+}
+
 /// Standard parameters for the `web-app` client.
 func webAppParameters(_ extra: [(String, String)] = [], scope: String = "openid profile", state: String = "st-123") -> [(String, String)] {
     [("response_type", "code"), ("client_id", "web-app"), ("redirect_uri", "https://client.test/callback"), ("scope", scope), ("state", state)]
