@@ -8,16 +8,21 @@ import LedgerCore
 /// | `merkle`      | last leaf (8 bytes) + level (1)  | root of that perfect subtree (32 bytes) |
 /// | `checkpoints` | tree size, 8 bytes big-endian    | signed note text                        |
 /// | `meta`        | ASCII name                       | journal identity, format, active key, key history |
+/// | `subject_keys`| data subject id (UTF-8)          | the subject's key, wrapped under the journal's data key |
 /// | `p.<name>`    | chosen by the projection         | chosen by the projection                |
 struct JournalLayout: Sendable {
     let events: StorageTable
     let merkle: StorageTable
     let checkpoints: StorageTable
     let meta: StorageTable
+    /// The keys of data subjects; `nil` in a journal opened for reading that has never had one.
+    let subjectKeys: StorageTable?
     let projections: [String: StorageTable]
 
     static let formatVersion = "1"
     static let baseTables = ["events", "merkle", "checkpoints", "meta"]
+    /// Kept outside the base tables: journals written before subject keys existed have no such table.
+    static let subjectKeysTable = "subject_keys"
 
     enum MetaKey {
         static let format = Array("format".utf8)
@@ -52,7 +57,7 @@ struct JournalLayout: Sendable {
     /// Opens the journal's tables in `storage`. When reading (`create` false), projections the journal
     /// lacks are left out; a journal without its base tables is refused.
     static func open(in storage: any JournalStorage, projections: [String], create: Bool) throws -> JournalLayout {
-        let tables = try storage.openTables(baseTables + projections.map { "p.\($0)" }, create: create)
+        let tables = try storage.openTables(baseTables + [subjectKeysTable] + projections.map { "p.\($0)" }, create: create)
         func base(_ name: String) throws(JournalError) -> StorageTable {
             guard let table = tables[name] else { throw .directory(path: storage.location, reason: "holds no journal (no \(name) table)") }
             return table
@@ -61,7 +66,7 @@ struct JournalLayout: Sendable {
         for name in projections { projectionTables[name] = tables["p.\(name)"] }
         return JournalLayout(
             events: try base("events"), merkle: try base("merkle"), checkpoints: try base("checkpoints"),
-            meta: try base("meta"), projections: projectionTables)
+            meta: try base("meta"), subjectKeys: tables[subjectKeysTable], projections: projectionTables)
     }
 
     /// Refuses a journal written in another format version, or holding events but no version at all (a

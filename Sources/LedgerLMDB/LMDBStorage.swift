@@ -10,6 +10,10 @@ import LedgerJournal
 /// One process writes at a time: a writable store holds an exclusive lock on `<directory>/writer.lock`,
 /// since two writers would each extend the hash chain from their own idea of its end.
 public final class LMDBStorage: JournalStorage {
+    /// The journal's own tables besides its projections (`events`, `merkle`, `checkpoints`, `meta`,
+    /// `subject_keys`), with room to spare for tables a later release adds.
+    static let baseTableCount = 8
+
     let environment: LMDBEnvironment
     private let writerLock: WriterLock?
 
@@ -37,7 +41,7 @@ public final class LMDBStorage: JournalStorage {
         do {
             var options = LMDBEnvironment.Options()
             options.mapSize = initialMapSize
-            options.maxDatabases = UInt32(4 + tables)
+            options.maxDatabases = UInt32(Self.baseTableCount + tables)
             environment = try LMDBEnvironment(path: directory, options: options)
             try environment.clearStaleReaders()
         } catch {
@@ -61,7 +65,7 @@ public final class LMDBStorage: JournalStorage {
         }
         do {
             var options = LMDBEnvironment.Options()
-            options.maxDatabases = UInt32(4 + tables)
+            options.maxDatabases = UInt32(Self.baseTableCount + tables)
             if access(directory, W_OK) != 0 {
                 // A copy on read-only media: no writer can be running, and no lock file can be written.
                 options.readOnly = true

@@ -463,3 +463,23 @@ struct SharedPruningTests {
         _ = try database.verified()
     }
 }
+
+@Suite(
+    "PostgreSQL: subject keys are kept wrapped in the shared store, and destroyed",
+    .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+struct SharedSubjectKeyTests {
+    @Test("two writers on one database see one key per subject; destroying it is seen by both")
+    func sharedKeys() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let dataKey = DataKey.generate()
+        let first = try database.openJournal(key: key.path)
+        let second = try database.openJournal(key: key.path)
+        let made = try await first.transact { try $0.subjectKey(for: "u:auth0|alice", dataKey: dataKey) }
+        #expect(try await second.transact { try $0.subjectKey(for: "u:auth0|alice", dataKey: dataKey) } == made)
+        #expect(try await second.transact { try $0.destroySubjectKey("u:auth0|alice") })
+        #expect(try first.read { try $0.subjectKey("u:auth0|alice", dataKey: dataKey) } == nil)
+        await first.close()
+        await second.close()
+    }
+}

@@ -33,6 +33,8 @@ public struct DataKey: Sendable, Equatable {
     public enum Purpose: UInt64, Sendable {
         /// Pseudonyms of values kept only to be compared or counted.
         case pseudonyms = 1
+        /// Wrapping the keys of data subjects (``SubjectKey``) where the journal's store keeps them.
+        case subjectKeys = 2
     }
 
     /// The subkey for `purpose` (`crypto_kdf_derive_from_key`, context `AuthLdgr`).
@@ -59,4 +61,44 @@ public struct DataKey: Sendable, Equatable {
 
     /// How a keyed pseudonym starts.
     public static let pseudonymPrefix = "hmac-sha256:"
+
+    /// `key` wrapped for storage: a 24-byte nonce, then XChaCha20-Poly1305 under the subject-key subkey of
+    /// the key's id and bytes, authenticated with `AuthLedger/subject-key/v1` LF `subject` — so a wrapped
+    /// key cannot be moved to another subject, and without the data key (never in the journal) a copy of
+    /// the store opens nothing.
+    public func wrap(_ key: SubjectKey, subject: String) -> [UInt8] {
+        _ = Sodium.ready
+        let nonce = SecureRandom.bytes(Int(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES))
+        let plaintext = key.id + key.bytes
+        let associated = Self.wrapContext(subject)
+        var ciphertext = [UInt8](repeating: 0, count: plaintext.count + Int(crypto_aead_xchacha20poly1305_ietf_ABYTES))
+        var length: UInt64 = 0
+        let status = crypto_aead_xchacha20poly1305_ietf_encrypt(
+            &ciphertext, &length, plaintext, UInt64(plaintext.count), associated, UInt64(associated.count), nil, nonce, subkey(.subjectKeys))
+        precondition(status == 0, "crypto_aead_xchacha20poly1305_ietf_encrypt failed")
+        return nonce + ciphertext.prefix(Int(length))
+    }
+
+    /// The subject key `wrapped` holds, or `nil` when it does not open for `subject` under this data key
+    /// (another journal's data key, another subject's entry, or altered).
+    public func unwrap(_ wrapped: [UInt8], subject: String) -> SubjectKey? {
+        _ = Sodium.ready
+        let nonceLength = Int(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
+        guard wrapped.count == nonceLength + SubjectKey.idLength + SubjectKey.length + Int(crypto_aead_xchacha20poly1305_ietf_ABYTES) else {
+            return nil
+        }
+        let nonce = Array(wrapped.prefix(nonceLength))
+        let ciphertext = Array(wrapped.dropFirst(nonceLength))
+        let associated = Self.wrapContext(subject)
+        var plaintext = [UInt8](repeating: 0, count: ciphertext.count)
+        var length: UInt64 = 0
+        let status = crypto_aead_xchacha20poly1305_ietf_decrypt(
+            &plaintext, &length, nil, ciphertext, UInt64(ciphertext.count), associated, UInt64(associated.count), nonce, subkey(.subjectKeys))
+        guard status == 0, Int(length) == SubjectKey.idLength + SubjectKey.length else { return nil }
+        return SubjectKey(id: Array(plaintext.prefix(SubjectKey.idLength)), bytes: Array(plaintext[SubjectKey.idLength..<Int(length)]))
+    }
+
+    static func wrapContext(_ subject: String) -> [UInt8] {
+        Array("AuthLedger/subject-key/v1\n\(subject)".utf8)
+    }
 }

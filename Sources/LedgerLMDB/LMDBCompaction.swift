@@ -1,0 +1,70 @@
+import CLMDB
+import Foundation
+import LedgerJournal
+
+extension LMDBStorage {
+    /// What ``compact(directory:)`` did: the size of `data.mdb` before and after.
+    public struct Compaction: Sendable, Equatable {
+        public var bytesBefore: Int
+        public var bytesAfter: Int
+    }
+
+    /// Rewrites the journal in `directory` without the pages LMDB has freed, and replaces its `data.mdb`
+    /// with the result: what was deleted — a destroyed subject key above all — is then no longer anywhere
+    /// in the file. (LMDB never overwrites a page in place: a deleted entry's bytes stay in a freed page
+    /// until a later write happens to reuse it.)
+    ///
+    /// Takes the journal's writer lock, so no server may be writing. A reader that has the journal open
+    /// meanwhile keeps reading the old file (its pages stay valid until it closes) and sees new events
+    /// only once it opens the journal again. The old file's blocks are released to the filesystem; a
+    /// filesystem snapshot, a backup or the device itself may still hold them.
+    /// - Throws: ``JournalError/lockedByAnotherWriter(path:)`` while a writer has the journal open.
+    @discardableResult
+    public static func compact(directory: String) throws(JournalError) -> Compaction {
+        let dataPath = directory + "/data.mdb"
+        guard FileManager.default.fileExists(atPath: dataPath) else {
+            throw .directory(path: directory, reason: "holds no journal (no data.mdb)")
+        }
+        let lock = try WriterLock(directory: directory)
+        defer { lock.release() }
+        let staging = directory + "/compacting"
+        try? FileManager.default.removeItem(atPath: staging)
+        guard mkdir(staging, 0o700) == 0 else {
+            throw .directory(path: directory, reason: "cannot create \(staging): \(String(cString: strerror(errno)))")
+        }
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let before = Self.fileSize(dataPath)
+        do {
+            var options = LMDBEnvironment.Options()
+            options.maxDatabases = UInt32(baseTableCount + 64)
+            let environment = try LMDBEnvironment(path: directory, options: options)
+            defer { environment.close() }
+            try LMDBError.check(mdb_env_copy2(environment.handle, staging, UInt32(MDB_CP_COMPACT)), "mdb_env_copy2 (compact)")
+        } catch {
+            throw .storage(error)
+        }
+        let copy = staging + "/data.mdb"
+        let fd = open(copy, O_RDONLY)
+        guard fd >= 0, fsync(fd) == 0 else {
+            if fd >= 0 { Foundation.close(fd) }
+            throw .directory(path: directory, reason: "cannot sync the compacted copy: \(String(cString: strerror(errno)))")
+        }
+        Foundation.close(fd)
+        guard rename(copy, dataPath) == 0 else {
+            throw .directory(path: directory, reason: "cannot replace data.mdb: \(String(cString: strerror(errno)))")
+        }
+        // The lock file describes the old file's transactions: the next process to open the journal makes
+        // a new one (processes still reading the old file keep theirs).
+        unlink(directory + "/lock.mdb")
+        let directoryFD = open(directory, O_RDONLY)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            Foundation.close(directoryFD)
+        }
+        return Compaction(bytesBefore: before, bytesAfter: Self.fileSize(dataPath))
+    }
+
+    private static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+}
