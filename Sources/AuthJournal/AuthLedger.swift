@@ -13,6 +13,15 @@ import Synchronization
 public final class AuthLedger: Sendable {
     public let journal: Journal
     private let cachedConfiguration: Mutex<ConfigurationState>
+    private let sealingKey = Mutex<DataKey?>(nil)
+
+    /// The journal's data key, with which appended events have their personal values sealed (see
+    /// ``PersonalData``). Without one, appending an event that holds personal values fails: they are
+    /// never stored in clear.
+    public var dataKey: DataKey? {
+        get { sealingKey.withLock { $0 } }
+        set { sealingKey.withLock { $0 = newValue } }
+    }
     private let lastConfigurationRead = Mutex(ContinuousClock.now)
 
     /// The projection tables a journal must be opened with (and the table of their version).
@@ -90,7 +99,7 @@ public final class AuthLedger: Sendable {
     @discardableResult
     public func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
         let (result, configuration) = try await journal.transact { transaction in
-            var recorder = AuthRecorder(transaction: transaction)
+            var recorder = AuthRecorder(transaction: transaction, dataKey: self.dataKey)
             let result = try body(&recorder)
             let configuration = recorder.changedConfiguration ? try AuthProjection.configuration(in: recorder.store) : nil
             transaction = recorder.transaction
@@ -153,9 +162,11 @@ public final class AuthLedger: Sendable {
 public struct AuthRecorder {
     var transaction: JournalWriteTransaction
     var changedConfiguration = false
+    let dataKey: DataKey?
 
-    init(transaction: JournalWriteTransaction) {
+    init(transaction: JournalWriteTransaction, dataKey: DataKey?) {
         self.transaction = transaction
+        self.dataKey = dataKey
     }
 
     /// Projections inside the transaction.
@@ -165,10 +176,28 @@ public struct AuthRecorder {
     public var timestamp: LedgerTimestamp { transaction.timestamp }
 
     /// Appends `event` and applies it to the projections; returns its sequence number.
+    ///
+    /// Its personal values are sealed first, under the key of their data subject (made in this
+    /// transaction if the subject has none): the journal never holds them in clear. The projections are
+    /// then updated from the event as stored — sealed values unread, as a rebuild will see them.
     @discardableResult
     public mutating func append(_ event: AuthEvent) throws -> UInt64 {
-        let appended = try transaction.append(EventDraft(type: event.eventType, payload: try event.payload()))
-        try AuthProjection.apply(event, sequence: appended.sequence, to: store)
+        var payload = try event.payload()
+        var schemaVersion: UInt16 = 1
+        var stored = event
+        if PersonalData.fields[event.eventType] != nil {
+            let transaction = self.transaction
+            let sealed = try PersonalData.seal(payload, type: event.eventType, time: transaction.timestamp, dataKey: dataKey) {
+                subject, dataKey in try transaction.subjectKey(for: subject, dataKey: dataKey)
+            }
+            if let sealed {
+                payload = sealed
+                schemaVersion = PersonalData.sealedSchemaVersion
+                stored = try AuthEvent(type: event.eventType, payload: sealed) ?? event
+            }
+        }
+        let appended = try transaction.append(EventDraft(type: event.eventType, schemaVersion: schemaVersion, payload: payload))
+        try AuthProjection.apply(stored, sequence: appended.sequence, to: store)
         switch event {
         case .configuration, .invitationAccepted: changedConfiguration = true
         default: break
@@ -278,3 +307,4 @@ public struct SnapshotStore: ProjectionStore {
         return result
     }
 }
+

@@ -64,6 +64,8 @@ public final class AuthorizationServer: Sendable {
         self.ledger = ledger
         self.tokenKeys = tokenKeys
         self.dataKey = dataKey
+        // The events it records are sealed with it: personal values never reach the journal in clear.
+        ledger.dataKey = dataKey
         self.settings = settings
         self.logger = logger
         self.decoyPasswordHash = settings.hasher.hash("decoy password that no user has")

@@ -117,9 +117,11 @@ extension AuthorizationServer {
         let implicitIssued = implicitTokens
         let clientIP = clientAddress(request, context)
         let interactionHash = interactionID.map(OpaqueToken.hash)
-        let requested = AuthorizeRequested(
+        var requestEvent = AuthorizeRequested(
             parameters: parameters, clientIP: clientAddress(request, context),
             userAgent: request.headers[.userAgent].map { RecordedText.bounded($0, bytes: RecordedText.userAgentBytes) }, interaction: interaction?.hash)
+        requestEvent.userID = session?.userID  // whose personal data the request's address and user agent are
+        let requested = requestEvent
         let codeHash = code.map(OpaqueToken.hash)
         let version = configuration.version
         let openedRecord = opened

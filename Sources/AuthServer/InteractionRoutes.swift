@@ -56,7 +56,10 @@ extension AuthorizationServer {
         // Password guessing: refuse, without checking the password, once the recent failures for this
         // account from this address, for this address, or for this account from everywhere — with the
         // attempts still in progress — reach their limits (the refusal is recorded too).
-        let throttleKeys = settings.loginThrottle.keys(userID: user?.userID, username: recordedUsername, address: clientAddress(request, context))
+        // Counted as the projection counts the recorded failures: the address by the keyed pseudonym of its network.
+        let throttleKeys = settings.loginThrottle.keys(
+            userID: user?.userID, username: recordedUsername,
+            network: clientAddress(request, context).map { PersonalData.networkKey($0, dataKey: dataKey) })
         let admitted: Bool
         do {
             admitted = try pendingLogins.admit(throttleKeys, throttle: settings.loginThrottle, now: now) {

@@ -266,6 +266,18 @@ public struct DataKeyOptions: ParsableArguments {
         }
     }
 
+    /// The data key if its file exists (sealed personal values are then shown opened), `nil` if it does
+    /// not; exit 2 when it exists but cannot be read.
+    public func loadIfPresent(_ options: JournalOptions) throws -> DataKey? {
+        let file = file(options)
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        do {
+            return try file.load()
+        } catch {
+            throw CommandExit.badInput("\(error)")
+        }
+    }
+
     /// Reads the data key, which must exist; exit 2 saying why `purpose` needs it otherwise.
     public func load(_ options: JournalOptions, for purpose: String) throws -> DataKey {
         do {

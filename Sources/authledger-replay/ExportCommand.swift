@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuthCore
+import AuthJournal
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
@@ -68,6 +69,7 @@ struct ExportCommand: AsyncParsableCommand {
         let checkpoint: SignedCheckpoint = try reader.read { snapshot in
             guard let latest = try snapshot.latestCheckpoint() else { throw CommandExit.badInput("the journal has no checkpoint") }
             let treeSize = latest.checkpoint.treeSize
+            let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
             if let range {
                 try snapshot.forEachRecord(from: range.lowerBound) { sequence, record in
                     guard sequence <= min(range.upperBound, treeSize) else { return false }
@@ -81,7 +83,12 @@ struct ExportCommand: AsyncParsableCommand {
                     let proof = try snapshot.inclusionProof(sequence: sequence, treeSize: treeSize).hashes.map(\.base64)
                     let leaf = MerkleHashing.leafHash(record).base64
                     let keepRecord = personalData == .keep
-                    let payload = redacted(envelope.payload, pseudonyms: dataKey)
+                    // Hashed or omitted personal data is read opened (with the data key), so that a sealed value is
+                    // pseudonymised or dropped like a clear one; kept, it stays as stored (sealed).
+                    let readable = personalData == .keep
+                        ? envelope.payload
+                        : try AuthCore.PersonalData.open(envelope.payload, type: envelope.type, opener: opener.opener)
+                    let payload = redacted(readable, pseudonyms: dataKey)
                     var entry: [String: Any] = [
                         "sequence": sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name,
                         "schema_version": Int(envelope.schemaVersion), "key_id": envelope.keyID.hex, "leaf_hash": leaf, "proof": proof,
@@ -140,7 +147,11 @@ struct ExportCommand: AsyncParsableCommand {
                 var result: [String: Any] = [:]
                 for (key, item) in object {
                     if Self.personalKeys.contains(key), let text = item as? String {
-                        if let dataKey { result[key] = dataKey.pseudonym(text, domain: "export") }
+                        if AuthCore.PersonalData.isMarker(text) {
+                            result[key] = text  // erased or unreadable: nothing to hash
+                        } else if let dataKey {
+                            result[key] = dataKey.pseudonym(text, domain: "export")
+                        }
                     } else if let walked = walk(item) {
                         result[key] = walked
                     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuthCore
+import AuthJournal
 import Foundation
 import IncidentReport
 import LedgerCommandSupport
@@ -28,6 +29,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
     @Option(help: "Number of time buckets in the charts (1–500).") var buckets: Int = 48
     @OptionGroup var pinnedKeys: PinnedKeyOptions
+    @OptionGroup var dataKeyOptions: DataKeyOptions
 
     func run() async throws {
         guard (1...500).contains(buckets) else { throw CommandExit.badInput("--buckets must be between 1 and 500") }
@@ -59,6 +61,7 @@ struct ReportCommand: AsyncParsableCommand {
             guard range.lowerBound <= verifiedEvents else { throw CommandExit.badInput("no verified event in the range") }
             range = range.lowerBound...min(range.upperBound, verifiedEvents)
         }
+        let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
         let page: String
         do {
             page = try reader.read { snapshot in
@@ -66,11 +69,10 @@ struct ReportCommand: AsyncParsableCommand {
                     throw CommandExit.badInput("no event in the range")
                 }
                 var summary = IncidentSummary(buckets: .init(start: first.timestamp, end: last.timestamp, count: buckets))
+                let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
                 try snapshot.forEachEvent(from: range.lowerBound) { envelope in
                     guard envelope.sequence <= range.upperBound else { return false }
-                    summary.record(
-                        sequence: envelope.sequence, timestamp: envelope.timestamp,
-                        event: try AuthEvent(type: envelope.type, payload: envelope.payload))
+                    summary.record(sequence: envelope.sequence, timestamp: envelope.timestamp, event: try opener.event(envelope))
                     return true
                 }
                 let context = IncidentReportPage.Context(

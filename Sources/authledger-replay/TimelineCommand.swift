@@ -24,14 +24,19 @@ struct TimelineCommand: AsyncParsableCommand {
     @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
     @Option(help: "Output format.") var format: OutputFormat = .text
+    @OptionGroup var dataKeyOptions: DataKeyOptions
 
     func run() async throws {
         let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         defer { reader.close() }
         guard let range = try JournalPoint.range(from: from, to: to, in: reader) else { return }
-        let filters: [(IndexKind, String)] = [
-            user.map { (.user, $0) }, client.map { (.client, $0) }, code.map { (.code, OpaqueToken.hash($0)) },
-            session.map { (.session, OpaqueToken.hash($0)) }, ip.map { (.address, $0) },
+        // With the data key, sealed personal values are shown opened, and --ip finds sealed events too (by
+        // the keyed pseudonym of the address that they are indexed under).
+        let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
+        let filters: [(IndexKind, [String])] = [
+            user.map { (.user, [$0]) }, client.map { (.client, [$0]) }, code.map { (.code, [OpaqueToken.hash($0)]) },
+            session.map { (.session, [OpaqueToken.hash($0)]) },
+            ip.map { (.address, [$0] + (dataKey.map { [PersonalData.addressKey(ip!, dataKey: $0)] } ?? [])) },
         ].compactMap { $0 }
         do {
             try reader.read { snapshot in
@@ -43,15 +48,16 @@ struct TimelineCommand: AsyncParsableCommand {
                             + "run without filters (every event), or open it once with a server of this version")
                 }
                 var selected: [UInt64]?
-                for (kind, value) in filters {
-                    let sequences = try store.sequences(kind, value).filter { range.contains($0) }
+                for (kind, values) in filters {
+                    let sequences = try Set(values.flatMap { try store.sequences(kind, $0) }).filter { range.contains($0) }.sorted()
                     selected = selected.map { current in
                         let wanted = Set(sequences)
                         return current.filter { wanted.contains($0) }
                     } ?? sequences
                 }
+                let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
                 let emit: (EventEnvelope) throws -> Void = { envelope in
-                    let event = try AuthEvent(type: envelope.type, payload: envelope.payload)
+                    let event = try opener.event(envelope)
                     switch format {
                     case .text:
                         // Every recorded value is escaped: one event, one line, whatever a request put in it.

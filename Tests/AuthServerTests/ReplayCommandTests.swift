@@ -100,8 +100,12 @@ struct ReplayCommandTests {
         let lines = byCode.1.split(separator: "\n")
         #expect(lines.map { $0.split(separator: " ")[2] } == ["auth.code.issued", "auth.token.issued", "auth.code.replayed", "auth.token.rejected"])
 
-        let failures = try RebuildCommandTests.replay(["timeline", "--user", "bob@example.com", "--journal", journal])
+        // The typed name is sealed under bob's key: the timeline opens it with the data key, and shows it
+        // sealed without (the lookup is by user id; a typed name is not an index key any more).
+        let failures = try RebuildCommandTests.replay(["timeline", "--user", "auth0|bob", "--journal", journal])
         #expect(failures.1.contains("login failed for bob@example.com (wrong_password)"))
+        let sealed = try RebuildCommandTests.replay(["timeline", "--user", "auth0|bob", "--journal", journal, "--data-key", journal + ".none"])
+        #expect(sealed.1.contains("login failed for [sealed] (wrong_password) from [sealed]"))
 
         let first = try #require(lines.first.map { String($0.split(separator: " ")[0]) })
         let ranged = try RebuildCommandTests.replay(["timeline", "--client", "web-app", "--from", first, "--journal", journal])

@@ -433,6 +433,7 @@ struct SharedPruningTests {
         let database = try await TestDatabase()
         let key = TemporaryKey()
         let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
+        ledger.dataKey = DataKey.generate()  // the failures' addresses are sealed
         let now = Journal.systemClock()
         try await ledger.record { recorder in
             for index in 0..<5 {

@@ -7,6 +7,10 @@ public struct AuthorizeRequested: Codable, Sendable, Equatable {
     public var userAgent: String?
     /// Hash of the interaction this request resumes, if it comes back from the login or consent page.
     public var interaction: String?
+    /// The user of the SSO session the request came with: the data subject of its personal values.
+    public var userID: String?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
 
     public init(parameters: AuthorizeParameters, clientIP: String?, userAgent: String?, interaction: String?) {
         self.parameters = parameters
@@ -17,7 +21,7 @@ public struct AuthorizeRequested: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case parameters, interaction
-        case clientIP = "client_ip", userAgent = "user_agent"
+        case clientIP = "client_ip", userAgent = "user_agent", userID = "user_id", clientIPKey = "client_ip_key"
     }
 }
 
@@ -73,6 +77,8 @@ public struct LoginSucceeded: Codable, Sendable, Equatable {
     public var session: SessionSnapshot
     public var interaction: String?
     public var clientIP: String?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
 
     public init(userID: String, connection: String, session: SessionSnapshot, interaction: String?, clientIP: String?) {
         self.userID = userID
@@ -84,7 +90,7 @@ public struct LoginSucceeded: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id", connection, session, interaction
-        case clientIP = "client_ip"
+        case clientIP = "client_ip", clientIPKey = "client_ip_key"
     }
 }
 
@@ -106,6 +112,11 @@ public struct LoginFailed: Codable, Sendable, Equatable {
     public var userID: String?
     /// When it happened (the decision time), for the throttle's window.
     public var at: LedgerTimestamp?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
+    /// A keyed pseudonym of the address's network (``LoginThrottle/network(of:)``), what the throttle
+    /// counts once the address itself is sealed.
+    public var clientNetwork: String?
 
     public init(
         username: String, connection: String, reason: Reason, interaction: String?, clientIP: String?, userID: String? = nil,
@@ -125,6 +136,7 @@ public struct LoginFailed: Codable, Sendable, Equatable {
         case clientIP = "client_ip"
         case userID = "user_id"
         case at
+        case clientIPKey = "client_ip_key", clientNetwork = "client_network"
     }
 }
 
@@ -189,6 +201,8 @@ public struct LoggedOut: Codable, Sendable, Equatable {
     public var sessionHash: String
     public var userID: String
     public var clientIP: String?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
 
     public init(sessionHash: String, userID: String, clientIP: String?) {
         self.sessionHash = sessionHash
@@ -197,7 +211,7 @@ public struct LoggedOut: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case sessionHash = "session_hash", userID = "user_id", clientIP = "client_ip"
+        case sessionHash = "session_hash", userID = "user_id", clientIP = "client_ip", clientIPKey = "client_ip_key"
     }
 }
 
@@ -220,6 +234,8 @@ public struct TokenIssued: Codable, Sendable, Equatable {
     /// The DPoP key thumbprint the tokens are bound to (RFC 9449), and the proof's `jti`.
     public var dpopJKT: String?
     public var dpopProofID: String?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
 
     public init(
         grantType: String, clientID: String, userID: String, codeHash: String?, decisionSequence: UInt64?, accessTokenID: String?,
@@ -248,6 +264,7 @@ public struct TokenIssued: Codable, Sendable, Equatable {
         case decisionSequence = "decision_sequence", accessTokenID = "access_token_id", idTokenID = "id_token_id"
         case scopes, audience, organizationID = "organization_id", expiresAt = "expires_at", clientIP = "client_ip"
         case refreshFamily = "refresh_family", dpopJKT = "dpop_jkt", dpopProofID = "dpop_proof_id"
+        case clientIPKey = "client_ip_key"
     }
 }
 
@@ -258,6 +275,8 @@ public struct TokenRejected: Codable, Sendable, Equatable {
     public var error: TokenError
     public var codeHash: String?
     public var clientIP: String?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
 
     public init(grantType: String?, clientID: String?, error: TokenError, codeHash: String?, clientIP: String?) {
         self.grantType = grantType
@@ -269,6 +288,7 @@ public struct TokenRejected: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case grantType = "grant_type", clientID = "client_id", error, codeHash = "code_hash", clientIP = "client_ip"
+        case clientIPKey = "client_ip_key"
     }
 }
 
@@ -294,6 +314,8 @@ public struct TokenRevoked: Codable, Sendable, Equatable {
     public var tokenID: String
     public var clientID: String
     public var clientIP: String?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
 
     public init(tokenID: String, clientID: String, clientIP: String?) {
         self.tokenID = tokenID
@@ -302,7 +324,7 @@ public struct TokenRevoked: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tokenID = "token_id", clientID = "client_id", clientIP = "client_ip"
+        case tokenID = "token_id", clientID = "client_id", clientIP = "client_ip", clientIPKey = "client_ip_key"
     }
 }
 
@@ -572,8 +594,11 @@ public enum AuthEvent: Sendable, Equatable {
         }
     }
 
-    /// Decodes a journal event; `nil` for event types that are not the authorization server's.
-    public init?(type: EventType, payload: [UInt8]) throws {
+    /// Decodes a journal event; `nil` for event types that are not the authorization server's. Sealed
+    /// personal values are opened with `opener`, or shown as ``PersonalData/sealed`` without one (see
+    /// ``PersonalData``).
+    public init?(type: EventType, payload stored: [UInt8], opener: PersonalData.Opener? = nil) throws {
+        let payload = try PersonalData.open(stored, type: type, opener: opener)
         if let configuration = try ConfigurationEvent(type: type, payload: payload) {
             self = .configuration(configuration)
             return

@@ -10,7 +10,13 @@ public struct EventSubjects: Sendable, Equatable {
     public init() {}
 
     private static func insert(_ value: String?, into set: inout Set<String>) {
-        if let value { set.insert(value) }
+        if let value, !PersonalData.isMarker(value) { set.insert(value) }
+    }
+
+    /// A client address as the index keeps it: the keyed pseudonym of a sealed event, the address itself
+    /// in an older one.
+    private static func address(_ value: String?, key: String?) -> String? {
+        key ?? value
     }
 
     public init(_ event: AuthEvent) {
@@ -25,7 +31,8 @@ public struct EventSubjects: Sendable, Equatable {
             }
         case .authorizeRequested(let requested):
             Self.insert(requested.parameters["client_id"], into: &clients)
-            Self.insert(requested.clientIP, into: &addresses)
+            Self.insert(requested.userID, into: &users)
+            Self.insert(Self.address(requested.clientIP, key: requested.clientIPKey), into: &addresses)
         case .authorizeDecided(let decided):
             Self.insert(decided.input.parameters["client_id"], into: &clients)
             if let session = decided.input.session {
@@ -43,11 +50,11 @@ public struct EventSubjects: Sendable, Equatable {
         case .loginSucceeded(let login):
             users.insert(login.userID)
             sessionHashes.insert(login.session.sessionHash)
-            Self.insert(login.clientIP, into: &addresses)
+            Self.insert(Self.address(login.clientIP, key: login.clientIPKey), into: &addresses)
         case .loginFailed(let failure):
-            users.insert(failure.username)
+            Self.insert(failure.username, into: &users)
             Self.insert(failure.userID, into: &users)
-            Self.insert(failure.clientIP, into: &addresses)
+            Self.insert(Self.address(failure.clientIP, key: failure.clientIPKey), into: &addresses)
         case .consentGranted(let answer), .consentDenied(let answer):
             users.insert(answer.userID)
             clients.insert(answer.clientID)
@@ -58,22 +65,22 @@ public struct EventSubjects: Sendable, Equatable {
         case .loggedOut(let logout):
             users.insert(logout.userID)
             sessionHashes.insert(logout.sessionHash)
-            Self.insert(logout.clientIP, into: &addresses)
+            Self.insert(Self.address(logout.clientIP, key: logout.clientIPKey), into: &addresses)
         case .tokenIssued(let issued):
             users.insert(issued.userID)
             clients.insert(issued.clientID)
             Self.insert(issued.codeHash, into: &codeHashes)
-            Self.insert(issued.clientIP, into: &addresses)
+            Self.insert(Self.address(issued.clientIP, key: issued.clientIPKey), into: &addresses)
         case .tokenRejected(let rejected):
             Self.insert(rejected.clientID, into: &clients)
             Self.insert(rejected.codeHash, into: &codeHashes)
-            Self.insert(rejected.clientIP, into: &addresses)
+            Self.insert(Self.address(rejected.clientIP, key: rejected.clientIPKey), into: &addresses)
         case .codeReplayed(let replay):
             codeHashes.insert(replay.codeHash)
             Self.insert(replay.clientID, into: &clients)
         case .tokenRevoked(let revoked):
             clients.insert(revoked.clientID)
-            Self.insert(revoked.clientIP, into: &addresses)
+            Self.insert(Self.address(revoked.clientIP, key: revoked.clientIPKey), into: &addresses)
         case .refreshIssued(let refresh):
             users.insert(refresh.userID)
             clients.insert(refresh.clientID)

@@ -167,7 +167,9 @@ public enum AuthProjection {
         case .loginFailed(let failure):
             // Throttled attempts are not counted again, or a locked-out account could never recover.
             guard let at = failure.at, failure.reason != .throttled else { break }
-            for key in LoginThrottle.keyNames(userID: failure.userID, username: failure.username, address: failure.clientIP) {
+            // A sealed event's address is counted by the keyed pseudonym of its network; an older one's by itself.
+            let network = failure.clientNetwork ?? failure.clientIP.flatMap { PersonalData.isMarker($0) ? nil : LoginThrottle.network(of: $0) }
+            for key in LoginThrottle.keyNames(userID: failure.userID, username: failure.username, network: network) {
                 let recent = try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
                 try store.put(.loginFailures, key, try PayloadCoding.encode(LoginThrottle.remember(at, in: recent)))
             }

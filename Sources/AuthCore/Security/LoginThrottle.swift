@@ -47,9 +47,15 @@ public struct LoginThrottle: Sendable, Equatable {
     /// keys stay short), the account from this address, and the address. The check and the projection
     /// must pass the same `username`: the one the `auth.login.failed` event records.
     public static func keyNames(userID: String?, username: String, address: String?) -> [String] {
+        keyNames(userID: userID, username: username, network: address.map(Self.network))
+    }
+
+    /// ``keyNames(userID:username:address:)`` for an address already reduced to what it counts as: its
+    /// ``network(of:)``, or a keyed pseudonym of that (what sealed events record, `client_network`).
+    public static func keyNames(userID: String?, username: String, network: String?) -> [String] {
         let account = userID ?? "n:" + SHA256Digest.hash(Array(username.lowercased().utf8)).hex
-        guard let address = address.map(Self.network) else { return ["u\u{1F}" + account] }
-        return ["u\u{1F}" + account, "p\u{1F}" + account + "\u{1F}" + address, "i\u{1F}" + address]
+        guard let network else { return ["u\u{1F}" + account] }
+        return ["u\u{1F}" + account, "p\u{1F}" + account + "\u{1F}" + network, "i\u{1F}" + network]
     }
 
     /// What one address counts as: an IPv4 address itself (also when written IPv4-mapped, `::ffff:a.b.c.d`);
@@ -67,7 +73,12 @@ public struct LoginThrottle: Sendable, Equatable {
     /// ``keyNames(userID:username:address:)`` with the limit of each. Without an address, the account
     /// alone has the per-pair limit.
     public func keys(userID: String?, username: String, address: String?) -> [Key] {
-        let names = Self.keyNames(userID: userID, username: username, address: address)
+        keys(userID: userID, username: username, network: address.map(Self.network))
+    }
+
+    /// ``keys(userID:username:address:)`` for an address already reduced to what it counts as.
+    public func keys(userID: String?, username: String, network: String?) -> [Key] {
+        let names = Self.keyNames(userID: userID, username: username, network: network)
         guard names.count == 3 else { return [Key(name: names[0], limit: accountLimit)] }
         return [Key(name: names[0], limit: accountLimit), Key(name: names[1], limit: limit), Key(name: names[2], limit: addressLimit)]
     }

@@ -170,14 +170,17 @@ final class ServerHarness: Sendable {
         if !differences.isEmpty { Issue.record("projections differ from a rebuild: \(differences.prefix(5))") }
     }
 
-    /// Every event in the journal, decoded, after ``run(_:)``.
-    func events() throws -> [(UInt64, AuthEvent)] {
+    /// Every event in the journal, decoded, after ``run(_:)``: personal values opened with the journal's
+    /// data key (as an investigator with the key sees them), or only sealed when `opened` is false.
+    func events(opened: Bool = true) throws -> [(UInt64, AuthEvent)] {
         let reader = try JournalReader(directory: directory + "/journal")
         defer { reader.close() }
+        let dataKey = opened ? try JournalDataKeyFile(journal: directory + "/journal").load() : nil
         var events: [(UInt64, AuthEvent)] = []
         try reader.read { snapshot in
+            let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
             try snapshot.forEachEvent { envelope in
-                if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
+                if let event = try opener.event(envelope) {
                     events.append((envelope.sequence, event))
                 }
                 return true
