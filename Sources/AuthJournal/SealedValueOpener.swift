@@ -47,3 +47,64 @@ public final class SealedValueOpener {
         try AuthEvent(type: envelope.type, payload: envelope.payload, opener: opener)
     }
 }
+
+extension AuthLedger {
+    /// Erases the personal data of user `userID`: destroys the key of their subject (`u:<user id>`) and
+    /// appends `privacy.subject.erased`, in one commit — a crash leaves either both or neither. Every value
+    /// sealed under the key reads as ``PersonalData/erased`` from then on; every event still verifies.
+    /// Erasing again destroys nothing more and is recorded again.
+    ///
+    /// The old key's bytes may remain in space the store freed (see `LMDBStorage.compact`).
+    /// - Returns: the event recorded.
+    @discardableResult
+    public func eraseSubject(userID: String, reason: String?) async throws -> SubjectErased {
+        try await record { recorder in
+            let destroyed = try recorder.destroySubjectKey(PersonalData.subject(userID: userID, time: recorder.timestamp))
+            let erased = SubjectErased(userID: userID, keysDestroyed: destroyed ? 1 : 0, reason: reason)
+            try recorder.append(.subjectErased(erased))
+            return erased
+        }
+    }
+}
+
+extension AuthRecorder {
+    /// Destroys the key of data subject `subject` in this transaction (see ``AuthLedger/eraseSubject(userID:reason:)``).
+    mutating func destroySubjectKey(_ subject: String) throws -> Bool {
+        try transaction.destroySubjectKey(subject)
+    }
+}
+
+/// What ``AuthLedger/applyRetention(now:dryRun:)`` forgot (or, dry, would forget).
+public struct RetentionReport: Sendable, Equatable {
+    /// The days before which anonymous subjects are past the period (`nil`: no period set).
+    public var before: String?
+    /// The subjects whose keys were (or would be) destroyed.
+    public var subjects: [String]
+}
+
+extension AuthLedger {
+    /// Forgets the personal data of anonymous subjects past the tenant's `retention.personal_data_days`:
+    /// destroys their keys and appends `privacy.retention.applied` (counted, not named), in one commit.
+    /// Nothing when no period is set or nothing is past it.
+    /// - Parameter dryRun: only say what would be forgotten.
+    @discardableResult
+    public func applyRetention(now: LedgerTimestamp, dryRun: Bool = false) async throws -> RetentionReport {
+        guard let retention = configuration.retention, let days = retention.personalDataDays else {
+            return RetentionReport(before: nil, subjects: [])
+        }
+        let candidates = try await query { store in try store.snapshot.subjects(withPrefix: "a:") }
+        guard let (before, expired) = retention.expiredAnonymousSubjects(candidates, now: now) else {
+            return RetentionReport(before: nil, subjects: [])
+        }
+        guard !dryRun, !expired.isEmpty else { return RetentionReport(before: before, subjects: expired) }
+        let destroyed = try await record { recorder in
+            var destroyed: [String] = []
+            for subject in expired where try recorder.destroySubjectKey(subject) { destroyed.append(subject) }
+            if !destroyed.isEmpty {
+                try recorder.append(.retentionApplied(RetentionApplied(personalDataDays: days, before: before, subjectsForgotten: destroyed.count)))
+            }
+            return destroyed
+        }
+        return RetentionReport(before: before, subjects: destroyed)
+    }
+}

@@ -122,7 +122,8 @@ public final class AuthorizationServer: Sendable {
 
     // MARK: - Shared helpers
 
-    /// Prunes expired projection entries now, and then every ``AuthServerSettings/pruneIntervalSeconds``,
+    /// Prunes expired projection entries and applies the retention period now, and then every
+    /// ``AuthServerSettings/pruneIntervalSeconds``,
     /// until the task is cancelled (`authledger serve` runs it beside the HTTP server). A failed run is
     /// logged and tried again at the next interval.
     public func pruneProjectionsPeriodically() async {
@@ -131,6 +132,11 @@ public final class AuthorizationServer: Sendable {
                 let report = try await ledger.pruneProjections(now: settings.clock())
                 if report.total > 0 {
                     logger.info("pruned expired projection entries", metadata: ["entries": "\(report.total)", "events": "\(report.events)"])
+                }
+                // The tenant's retention period: anonymous subjects' personal data is forgotten a day at a time.
+                let forgotten = try await ledger.applyRetention(now: settings.clock())
+                if !forgotten.subjects.isEmpty {
+                    logger.info("forgot the personal data of anonymous subjects", metadata: ["subjects": "\(forgotten.subjects.count)"])
                 }
             } catch {
                 logger.warning("pruning expired projection entries failed; trying again later", metadata: ["error": "\(error)"])

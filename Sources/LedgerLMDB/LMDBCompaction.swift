@@ -18,7 +18,7 @@ extension LMDBStorage {
     /// meanwhile keeps reading the old file (its pages stay valid until it closes) and sees new events
     /// only once it opens the journal again. The old file's blocks are released to the filesystem; a
     /// filesystem snapshot, a backup or the device itself may still hold them.
-    /// - Throws: ``JournalError/lockedByAnotherWriter(path:)`` while a writer has the journal open.
+    /// - Throws: `JournalError.lockedByAnotherWriter` while a writer has the journal open.
     @discardableResult
     public static func compact(directory: String) throws(JournalError) -> Compaction {
         let dataPath = directory + "/data.mdb"

@@ -108,6 +108,10 @@ enum TimelineText {
         case .refreshFamilyRevoked(let revoked): "refresh family revoked (\(revoked.reason.rawValue))"
         case .loggedOut(let logout): "\(logout.userID) logged out"
         case .projectionsPruned(let pruned): "\(pruned.removed) expired \(pruned.table) entries pruned"
+        case .retentionApplied(let applied):
+            "personal data of \(applied.subjectsForgotten) anonymous subjects before \(applied.before) forgotten (\(applied.personalDataDays) days)"
+        case .subjectErased(let erased):
+            "personal data of \(erased.userID) erased (\(erased.keysDestroyed) key destroyed)\(erased.reason.map { ": \($0)" } ?? "")"
         default: ""
         }
     }

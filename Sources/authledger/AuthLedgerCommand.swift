@@ -5,6 +5,6 @@ struct AuthLedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authledger",
         abstract: "AuthLedger: an OAuth 2.0 / OpenID Connect server whose every decision is a signed journal event.",
-        subcommands: [ServeCommand.self, TenantCommand.self, KeysCommand.self, ConsentCommand.self, JournalCommand.self]
+        subcommands: [ServeCommand.self, TenantCommand.self, KeysCommand.self, ConsentCommand.self, SubjectCommand.self, JournalCommand.self]
     )
 }

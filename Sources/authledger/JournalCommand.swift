@@ -12,7 +12,50 @@ import LedgerPostgres
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal", abstract: "Move a journal between stores; rebuild a shared journal's projections; prune expired entries.",
-        subcommands: [Copy.self, RebuildProjections.self, Prune.self])
+        subcommands: [Copy.self, RebuildProjections.self, Prune.self, Retention.self])
+
+    struct Retention: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the tenant's retention period to personal data.", subcommands: [Apply.self])
+
+        struct Apply: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Forget the personal data of anonymous subjects older than retention.personal_data_days.",
+                discussion: """
+                    Destroys the keys of the anonymous subjects (one per day: the addresses and user agents of requests \
+                    without a session, of failed logins for unknown names, of refused token requests) of the days past the \
+                    period, and records privacy.retention.applied with how many, in one commit. On LMDB the journal is then \
+                    compacted (stop the server first). A running server does this by itself every hour, without compacting.
+                    """)
+            @OptionGroup var journalOptions: JournalOptions
+            @OptionGroup var writerOptions: JournalWriterOptions
+            @Flag(name: .customLong("dry-run"), help: "Only say what would be forgotten.") var dryRun = false
+            @Option(help: "Output format.") var format: OutputFormat = .text
+
+            func run() async throws {
+                let report = try await writerOptions.withAuthLedger(journalOptions, failing: "retention (nothing forgotten)") {
+                    try await $0.applyRetention(now: Journal.systemClock(), dryRun: dryRun)
+                }
+                if !dryRun, !report.subjects.isEmpty, !journalOptions.isShared {
+                    do {
+                        try LMDBStorage.compact(directory: journalOptions.journal)
+                    } catch {
+                        throw CommandExit.badInput("the keys are destroyed and recorded, but compaction failed (run again): \(error)")
+                    }
+                }
+                switch format {
+                case .text:
+                    guard let before = report.before else {
+                        printText("no retention period is set (tenant file: retention.personal_data_days)")
+                        return
+                    }
+                    printText("\(report.subjects.count) anonymous subjects before \(before) \(dryRun ? "would be" : "were") forgotten")
+                case .jsonl:
+                    printJSONLine(["dry_run": dryRun, "before": report.before ?? "", "subjects_forgotten": report.subjects.count])
+                }
+            }
+        }
+    }
 
     struct Prune: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -29,15 +72,9 @@ struct JournalCommand: ParsableCommand {
         @Option(help: "Output format.") var format: OutputFormat = .text
 
         func run() async throws {
-            let ledger = try await writerOptions.openAuthLedger(journalOptions)
-            let report: PruningReport
-            do {
-                report = try await ledger.pruneProjections(now: Journal.systemClock(), dryRun: dryRun)
-            } catch {
-                await ledger.journal.close()
-                throw CommandExit.badInput("pruning failed: \(error)")
+            let report = try await writerOptions.withAuthLedger(journalOptions, failing: "pruning") {
+                try await $0.pruneProjections(now: Journal.systemClock(), dryRun: dryRun)
             }
-            await ledger.journal.close()
             let counts = ProjectionPruning.tables.map { ($0.rawValue, report.removed[$0] ?? 0) }
             switch format {
             case .text:

@@ -15,6 +15,20 @@ extension JournalWriterOptions {
             throw CommandExit.badInput("\(error)")
         }
     }
+
+    /// Opens the authorization server's journal, runs `change` on it and closes it; a failure of `change`
+    /// closes it too and is exit 2, saying that `what` failed.
+    func withAuthLedger<R>(_ options: JournalOptions, failing what: String, _ change: (AuthLedger) async throws -> R) async throws -> R {
+        let ledger = try await openAuthLedger(options)
+        do {
+            let result = try await change(ledger)
+            await ledger.journal.close()
+            return result
+        } catch {
+            await ledger.journal.close()
+            throw CommandExit.badInput("\(what) failed: \(error)")
+        }
+    }
 }
 
 /// Where the token signing keys live: `<journal>.tokenkeys`, beside the journal.

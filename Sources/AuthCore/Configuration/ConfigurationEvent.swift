@@ -12,6 +12,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
     case organizationSet(OrganizationRecord)
     case memberAdded(MembershipRecord)
     case invitationSet(InvitationRecord)
+    case retentionSet(RetentionSettings)
 
     /// The journal event type of each case.
     public var eventType: EventType {
@@ -24,6 +25,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
         case .organizationSet: Self.organizationSetType
         case .memberAdded: Self.memberAddedType
         case .invitationSet: Self.invitationSetType
+        case .retentionSet: Self.retentionSetType
         }
     }
 
@@ -35,6 +37,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
     public static let organizationSetType: EventType = "config.organization.set"
     public static let memberAddedType: EventType = "config.organization.member.added"
     public static let invitationSetType: EventType = "config.invitation.set"
+    public static let retentionSetType: EventType = "config.retention.set"
 
     /// The JSON payload (schema version 1).
     public func payload() throws -> [UInt8] {
@@ -47,6 +50,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
         case .organizationSet(let value): try PayloadCoding.encode(value)
         case .memberAdded(let value): try PayloadCoding.encode(value)
         case .invitationSet(let value): try PayloadCoding.encode(value)
+        case .retentionSet(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -61,6 +65,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
         case Self.organizationSetType: self = .organizationSet(try PayloadCoding.decode(OrganizationRecord.self, from: payload))
         case Self.memberAddedType: self = .memberAdded(try PayloadCoding.decode(MembershipRecord.self, from: payload))
         case Self.invitationSetType: self = .invitationSet(try PayloadCoding.decode(InvitationRecord.self, from: payload))
+        case Self.retentionSetType: self = .retentionSet(try PayloadCoding.decode(RetentionSettings.self, from: payload))
         default: return nil
         }
     }

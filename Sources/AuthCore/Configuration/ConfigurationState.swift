@@ -18,13 +18,15 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
     public var spentInvitations: Set<String> = []
     /// Sequence number of the last configuration event folded in (0: none).
     public var version: UInt64 = 0
+    /// How long personal data is kept (`nil`: no period set).
+    public var retention: RetentionSettings?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case settings, apis, connections, clients, users, organizations, members, invitations
         case spentInvitations = "spent_invitations"
-        case version
+        case version, retention
     }
 
     public init(from decoder: any Decoder) throws {
@@ -38,6 +40,7 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
         members = try container.decode([String: [String]].self, forKey: .members).mapValues(Set.init)
         invitations = try container.decode([String: InvitationRecord].self, forKey: .invitations)
         spentInvitations = Set(try container.decode([String].self, forKey: .spentInvitations))
+        retention = try container.decodeIfPresent(RetentionSettings.self, forKey: .retention)
         version = try container.decode(UInt64.self, forKey: .version)
     }
 
@@ -55,12 +58,14 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
         try container.encode(invitations, forKey: .invitations)
         try container.encode(spentInvitations.sorted(), forKey: .spentInvitations)
         try container.encode(version, forKey: .version)
+        try container.encodeIfPresent(retention, forKey: .retention)  // absent in journals from before retention
     }
 
     /// Folds one configuration event, recorded at `sequence`.
     public mutating func apply(_ event: ConfigurationEvent, at sequence: UInt64) {
         switch event {
         case .tenantSet(let settings): self.settings = settings
+        case .retentionSet(let retention): self.retention = retention
         case .apiSet(let api): apis[api.identifier] = api
         case .connectionSet(let connection): connections[connection.name] = connection
         case .clientSet(let client): clients[client.clientID] = client

@@ -16,6 +16,7 @@ public struct TenantPlanner: Sendable {
         try validate(desired)
         var events: [ConfigurationEvent] = []
         if current.settings != desired.tenant { events.append(.tenantSet(desired.tenant)) }
+        if let retention = desired.retention, current.retention != retention { events.append(.retentionSet(retention)) }
         for api in desired.apis where current.apis[api.identifier] != api {
             events.append(.apiSet(api))
         }
@@ -72,6 +73,9 @@ public struct TenantPlanner: Sendable {
         let clientIDs = Set(desired.clients.map(\.clientID))
         func fail(_ reason: String) -> TenantFileError { .invalid(reason) }
         guard !desired.tenant.issuer.isEmpty else { throw fail("tenant.issuer is empty") }
+        for (name, days) in [("personal_data_days", desired.retention?.personalDataDays), ("events_days", desired.retention?.eventsDays)] {
+            if let days, !(1...36_500).contains(days) { throw fail("retention.\(name) must be from 1 to 36500 days") }
+        }
         guard desired.tenant.issuer.hasSuffix("/") else {
             throw fail("tenant.issuer must end with / (endpoints are resolved against it), e.g. \(desired.tenant.issuer)/")
         }

@@ -517,6 +517,8 @@ public enum AuthEvent: Sendable, Equatable {
     case tokenKeysPublished(TokenKeysPublished)
     case consentRevoked(ConsentRevoked)
     case projectionsPruned(ProjectionsPruned)
+    case subjectErased(SubjectErased)
+    case retentionApplied(RetentionApplied)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -539,6 +541,8 @@ public enum AuthEvent: Sendable, Equatable {
     public static let tokenKeysPublishedType: EventType = "auth.token_keys.published"
     public static let consentRevokedType: EventType = "auth.consent.revoked"
     public static let projectionsPrunedType: EventType = "auth.projections.pruned"
+    public static let subjectErasedType: EventType = "privacy.subject.erased"
+    public static let retentionAppliedType: EventType = "privacy.retention.applied"
 
     public var eventType: EventType {
         switch self {
@@ -564,6 +568,8 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenKeysPublished: Self.tokenKeysPublishedType
         case .consentRevoked: Self.consentRevokedType
         case .projectionsPruned: Self.projectionsPrunedType
+        case .subjectErased: Self.subjectErasedType
+        case .retentionApplied: Self.retentionAppliedType
         }
     }
 
@@ -591,6 +597,8 @@ public enum AuthEvent: Sendable, Equatable {
         case .tokenKeysPublished(let value): try PayloadCoding.encode(value)
         case .consentRevoked(let value): try PayloadCoding.encode(value)
         case .projectionsPruned(let value): try PayloadCoding.encode(value)
+        case .subjectErased(let value): try PayloadCoding.encode(value)
+        case .retentionApplied(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -622,6 +630,8 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.refreshIssuedType: self = .refreshIssued(try PayloadCoding.decode(RefreshIssued.self, from: payload))
         case Self.consentRevokedType: self = .consentRevoked(try PayloadCoding.decode(ConsentRevoked.self, from: payload))
         case Self.projectionsPrunedType: self = .projectionsPruned(try PayloadCoding.decode(ProjectionsPruned.self, from: payload))
+        case Self.subjectErasedType: self = .subjectErased(try PayloadCoding.decode(SubjectErased.self, from: payload))
+        case Self.retentionAppliedType: self = .retentionApplied(try PayloadCoding.decode(RetentionApplied.self, from: payload))
         case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try PayloadCoding.decode(TokenKeysRotated.self, from: payload))
         case Self.tokenKeysPublishedType: self = .tokenKeysPublished(try PayloadCoding.decode(TokenKeysPublished.self, from: payload))
         case Self.refreshFamilyRevokedType:

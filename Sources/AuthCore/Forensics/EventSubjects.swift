@@ -88,6 +88,10 @@ public struct EventSubjects: Sendable, Equatable {
             Self.insert(revoked.clientID, into: &clients)
         case .tokenKeysRotated, .tokenKeysPublished, .projectionsPruned:
             break
+        case .subjectErased(let erased):
+            users.insert(erased.userID)
+        case .retentionApplied:
+            break
         case .consentRevoked(let revoked):
             users.insert(revoked.userID)
             clients.insert(revoked.clientID)

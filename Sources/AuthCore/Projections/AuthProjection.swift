@@ -213,6 +213,8 @@ public enum AuthProjection {
             break
         case .projectionsPruned(let pruned):
             try ProjectionPruning.apply(pruned, to: store)
+        case .subjectErased, .retentionApplied:
+            break  // keys are gone from the store; no projection holds a sealed value
         case .tokenKeysPublished(let published):
             for key in published.keys {
                 if let kid = key["kid"] { try store.put(.tokenKeys, kid, try PayloadCoding.encode(key)) }

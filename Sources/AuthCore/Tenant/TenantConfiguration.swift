@@ -6,20 +6,23 @@ public struct TenantConfiguration: Codable, Sendable, Equatable {
     public var clients: [ClientDefinition]
     public var connections: [ConnectionDefinition]
     public var organizations: [OrganizationDefinition]
+    /// How long personal data is kept (optional).
+    public var retention: RetentionSettings?
 
     public init(
         tenant: TenantSettings, apis: [APIDefinition] = [], clients: [ClientDefinition] = [],
-        connections: [ConnectionDefinition] = [], organizations: [OrganizationDefinition] = []
+        connections: [ConnectionDefinition] = [], organizations: [OrganizationDefinition] = [], retention: RetentionSettings? = nil
     ) {
         self.tenant = tenant
         self.apis = apis
         self.clients = clients
         self.connections = connections
         self.organizations = organizations
+        self.retention = retention
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case tenant, apis, clients, connections, organizations
+        case tenant, apis, clients, connections, organizations, retention
     }
 
     public init(from decoder: any Decoder) throws {
@@ -29,6 +32,7 @@ public struct TenantConfiguration: Codable, Sendable, Equatable {
         clients = try container.decodeIfPresent([ClientDefinition].self, forKey: .clients) ?? []
         connections = try container.decodeIfPresent([ConnectionDefinition].self, forKey: .connections) ?? []
         organizations = try container.decodeIfPresent([OrganizationDefinition].self, forKey: .organizations) ?? []
+        retention = try container.decodeIfPresent(RetentionSettings.self, forKey: .retention)
     }
 }
 

@@ -113,6 +113,7 @@ enum TenantSchema {
         TenantConfiguration.CodingKeys.self,
         [
             "tenant": keys(TenantSettings.CodingKeys.self),
+            "retention": keys(RetentionSettings.CodingKeys.self),
             "apis": .array(keys(APIDefinition.CodingKeys.self)),
             "clients": .array(keys(ClientDefinition.CodingKeys.self)),
             "connections": .array(keys(ConnectionDefinition.CodingKeys.self, ["users": .array(keys(UserDefinition.CodingKeys.self))])),
