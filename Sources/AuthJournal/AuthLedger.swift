@@ -289,9 +289,11 @@ public struct SnapshotStore: ProjectionStore {
         return (record, family)
     }
 
-    /// Whether the refresh family exists and is revoked.
+    /// Whether the refresh family is revoked — or gone: a family is pruned only once its lifetime is over
+    /// (``ProjectionPruning``), and an access token of a pruned family must not outlive a revocation it can
+    /// no longer be checked against, so a missing family counts as revoked (fail closed).
     public func isFamilyRevoked(_ family: String) throws -> Bool {
-        try value(RefreshFamilyRecord.self, .refreshFamilies, family)?.revoked ?? false
+        try value(RefreshFamilyRecord.self, .refreshFamilies, family)?.revoked ?? true
     }
 
     /// The access token with this id (`jti`).

@@ -133,13 +133,17 @@ public final class AuthorizationServer: Sendable {
                 if report.total > 0 {
                     logger.info("pruned expired projection entries", metadata: ["entries": "\(report.total)", "events": "\(report.events)"])
                 }
+            } catch {
+                logger.warning("pruning expired projection entries failed; trying again later", metadata: ["error": "\(error)"])
+            }
+            do {
                 // The tenant's retention period: anonymous subjects' personal data is forgotten a day at a time.
                 let forgotten = try await ledger.applyRetention(now: settings.clock())
                 if !forgotten.subjects.isEmpty {
                     logger.info("forgot the personal data of anonymous subjects", metadata: ["subjects": "\(forgotten.subjects.count)"])
                 }
             } catch {
-                logger.warning("pruning expired projection entries failed; trying again later", metadata: ["error": "\(error)"])
+                logger.warning("applying the retention period failed; trying again later", metadata: ["error": "\(error)"])
             }
             do {
                 try await Task.sleep(for: .seconds(settings.pruneIntervalSeconds))

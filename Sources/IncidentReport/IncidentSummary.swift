@@ -236,7 +236,10 @@ public struct IncidentSummary: Sendable {
             failedLoginsByUser[user, default: 0] += 1
             let decision = failure.interaction.flatMap { decisionOfInteraction[$0] }
             trackBurst("user", user, filter: "--user=" + user, sequence, timestamp, decision)
-            if let address = failure.clientIP {
+            // A sealed address that cannot be opened here (no data key, or erased) is grouped by its keyed
+            // pseudonym, so that different addresses are never one "attacker".
+            let address = failure.clientIP.flatMap { PersonalData.isMarker($0) ? failure.clientIPKey.map { "address " + $0.suffix(12) } : $0 }
+            if let address {
                 failedLoginsByAddress[address, default: 0] += 1
                 trackBurst("address", address, filter: "--ip=" + address, sequence, timestamp, decision)
             }

@@ -14,11 +14,12 @@ extension LMDBStorage {
     /// in the file. (LMDB never overwrites a page in place: a deleted entry's bytes stay in a freed page
     /// until a later write happens to reuse it.)
     ///
-    /// Takes the journal's writer lock, so no server may be writing. A reader that has the journal open
-    /// meanwhile keeps reading the old file (its pages stay valid until it closes) and sees new events
-    /// only once it opens the journal again. The old file's blocks are released to the filesystem; a
-    /// filesystem snapshot, a backup or the device itself may still hold them.
-    /// - Throws: `JournalError.lockedByAnotherWriter` while a writer has the journal open.
+    /// Takes the journal's writer lock, and refuses while any other process has the journal open (a reader
+    /// too: it would go on pairing the old lock file with the new data file). The new file is mode 0600.
+    /// The old file's blocks are released to the filesystem; a filesystem snapshot, a backup or the device
+    /// itself may still hold them.
+    /// - Throws: `JournalError.lockedByAnotherWriter` while a writer has the journal open;
+    ///   `JournalError.directory` while another process reads it.
     @discardableResult
     public static func compact(directory: String) throws(JournalError) -> Compaction {
         let dataPath = directory + "/data.mdb"
@@ -27,6 +28,21 @@ extension LMDBStorage {
         }
         let lock = try WriterLock(directory: directory)
         defer { lock.release() }
+        // No other process may have the journal open, readers included: every process with the environment
+        // open holds a shared lock on lock.mdb's first byte (LMDB's own rule), so an exclusive one fails.
+        let lockFile = open(directory + "/lock.mdb", O_RDWR | O_CLOEXEC)
+        if lockFile >= 0 {
+            var exclusive = flock()
+            exclusive.l_type = Int16(F_WRLCK)
+            exclusive.l_whence = Int16(SEEK_SET)
+            exclusive.l_start = 0
+            exclusive.l_len = 1
+            guard fcntl(lockFile, F_SETLK, &exclusive) == 0 else {
+                Foundation.close(lockFile)
+                throw .directory(path: directory, reason: "is open in another process (a reader): close it, then compact")
+            }
+        }
+        defer { if lockFile >= 0 { Foundation.close(lockFile) } }
         let staging = directory + "/compacting"
         try? FileManager.default.removeItem(atPath: staging)
         guard mkdir(staging, 0o700) == 0 else {
@@ -45,7 +61,7 @@ extension LMDBStorage {
         }
         let copy = staging + "/data.mdb"
         let fd = open(copy, O_RDONLY)
-        guard fd >= 0, fsync(fd) == 0 else {
+        guard fd >= 0, fchmod(fd, 0o600) == 0, fsync(fd) == 0 else {
             if fd >= 0 { Foundation.close(fd) }
             throw .directory(path: directory, reason: "cannot sync the compacted copy: \(String(cString: strerror(errno)))")
         }

@@ -44,6 +44,7 @@ struct ExportCommand: AsyncParsableCommand {
 
     static let personalKeys: Set<String> = [
         "user_id", "username", "email", "client_ip", "user_agent", "login_hint", "password_hash", "secret_hash",
+        "client_ip_key", "client_network",
     ]
 
     func run() async throws {

@@ -64,7 +64,9 @@ struct TimelineCommand: AsyncParsableCommand {
                         let detail: TerminalText = event.map { "  \(TimelineText.describe($0))" } ?? ""
                         printText("#\(envelope.sequence) \(envelope.timestamp.rfc3339) \(envelope.type.name)\(detail)")
                     case .jsonl:
-                        let payload = (try? JSONSerialization.jsonObject(with: Data(envelope.payload))) ?? NSNull()
+                        // Sealed values opened as in the text output (or shown as markers).
+                        let opened = (try? PersonalData.open(envelope.payload, type: envelope.type, opener: opener.opener)) ?? envelope.payload
+                        let payload = (try? JSONSerialization.jsonObject(with: Data(opened))) ?? NSNull()
                         printJSONLine(["sequence": envelope.sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name, "payload": payload])
                     }
                 }

@@ -114,7 +114,8 @@ struct JournalCommand: ParsableCommand {
                 key-history entry is carried over exactly, so the copy verifies as the source does and \
                 proofs made from either agree. The projections are copied too (authledger-replay rebuild \
                 --check confirms them). The destination must hold no journal yet. The key files are not \
-                part of a journal: copy <journal>.key and <journal>.tokenkeys yourself (mode 0600).
+                part of a journal: copy <journal>.key, <journal>.tokenkeys and <journal>.datakey yourself (mode 0600; \
+                without the data key, the sealed personal data of the copy cannot be read, and its server will not start).
                 """)
 
         @Option(help: ArgumentHelp("The journal to copy: a directory or postgres://USER@HOST:PORT/DATABASE.", valueName: "dir|url"))

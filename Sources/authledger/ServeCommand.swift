@@ -92,7 +92,16 @@ struct ServeCommand: AsyncParsableCommand {
                     "the journal's data key \(file.path) is missing: every server of a shared journal needs the same one; "
                         + "copy it from the server that created the journal (or, if none has one yet, start one server with --create-data-key)")
             }
+            // A journal that already sealed data under a data key must get that one back: a new key would make
+            // every existing subject key unreadable (and every append for their subjects fail).
+            let subjects = try ledger.journal.read { try $0.subjects(withPrefix: "") }
+            if !subjects.isEmpty && !FileManager.default.fileExists(atPath: file.path) {
+                throw CommandExit.badInput("the journal's data key \(file.path) is missing, and the journal holds data sealed under it: restore the file")
+            }
             dataKey = try dataKeyOptions.loadOrCreate(journalOptions)
+            if let subject = subjects.first, (try? ledger.journal.read { try $0.subjectKey(subject, dataKey: dataKey) }) == nil {
+                throw CommandExit.badInput("the data key \(file.path) does not open this journal's subject keys (another journal's data key?)")
+            }
         } catch {
             await ledger.journal.close()
             throw error

@@ -80,6 +80,8 @@ struct PruningTests {
             #expect(after[.tokens] == 0 && after[.refreshTokens] == 0 && after[.refreshFamilies] == 0 && after[.loginFailures] == 0)
             // The fresh session still works; an old code is simply unknown now.
             #expect(try await browserLater.get("/authorize?" + FormEncoding.encode(webAppParameters([("prompt", "none")]))).redirectParameters["code"] != nil)
+            // A family that is gone counts as revoked: an access token of it cannot outlive a revocation.
+            #expect(try harness.ledger.read { try $0.isFamilyRevoked("pruned-or-never-recorded") })
             // A second run finds nothing more.
             #expect(try await harness.ledger.pruneProjections(now: harness.clock.read()).events == 0)
         }

@@ -65,8 +65,21 @@ struct SubjectKeyStoreTests {
             if case JournalError.lockedByAnotherWriter = error { true } else { false }
         }
         await journal.close()
+        // Nor while another process reads it (a follower that would go on with the old lock file).
+        let follower = Process()
+        follower.executableURL = productsDirectory.appendingPathComponent("authledger-replay")
+        follower.arguments = ["tail", "--follow", "--journal", directory.journal]
+        follower.standardOutput = FileHandle.nullDevice
+        follower.standardError = FileHandle.nullDevice
+        try follower.run()
+        try await Task.sleep(for: .milliseconds(700))
+        #expect(throws: JournalError.self) { try LMDBStorage.compact(directory: directory.journal) }
+        follower.terminate()
+        follower.waitUntilExit()
         try LMDBStorage.compact(directory: directory.journal)
         #expect(try Data(contentsOf: URL(fileURLWithPath: file)).range(of: Data(wrapped)) == nil, "no freed page holds it")
+        let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "the new data.mdb is private like the old one")
         #expect(try JournalReader(directory: directory.journal).verify(trust: .genesisKey).get().eventCount == 21)
         journal = try openJournal(directory.journal)
         try await journal.append(testDraft("after compaction"))
