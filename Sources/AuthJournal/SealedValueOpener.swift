@@ -39,6 +39,15 @@ public final class SealedValueOpener {
         }
     }
 
+    /// The index keys under which sealed events of `address` are found: its pseudonym under the key of every
+    /// subject that still has one (none without the data key; none for an erased subject).
+    public func addressKeys(_ address: String) throws -> [String] {
+        guard let dataKey else { return [] }
+        return try snapshot.subjects(withPrefix: "").compactMap { subject in
+            try? snapshot.subjectKey(subject, dataKey: dataKey)?.pseudonym(address, domain: "address")
+        }
+    }
+
     /// ``open(_:context:)`` as a ``PersonalData/Opener``.
     public var opener: PersonalData.Opener { { [self] sealed, context in open(sealed, context: context) } }
 

@@ -30,16 +30,18 @@ struct TimelineCommand: AsyncParsableCommand {
         let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         defer { reader.close() }
         guard let range = try JournalPoint.range(from: from, to: to, in: reader) else { return }
-        // With the data key, sealed personal values are shown opened, and --ip finds sealed events too (by
-        // the keyed pseudonym of the address that they are indexed under).
+        // With the data key, sealed personal values are shown opened, and --ip finds sealed events too: by the
+        // pseudonym of the address under each subject's key that still exists (an erased subject's is gone).
         let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
-        let filters: [(IndexKind, [String])] = [
-            user.map { (.user, [$0]) }, client.map { (.client, [$0]) }, code.map { (.code, [OpaqueToken.hash($0)]) },
-            session.map { (.session, [OpaqueToken.hash($0)]) },
-            ip.map { (.address, [$0] + (dataKey.map { [PersonalData.addressKey(ip!, dataKey: $0)] } ?? [])) },
-        ].compactMap { $0 }
+        let ip = self.ip
         do {
             try reader.read { snapshot in
+                let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+                let filters: [(IndexKind, [String])] = [
+                    user.map { (.user, [$0]) }, client.map { (.client, [$0]) }, code.map { (.code, [OpaqueToken.hash($0)]) },
+                    session.map { (.session, [OpaqueToken.hash($0)]) },
+                    try ip.map { (.address, [$0] + (try opener.addressKeys($0))) },
+                ].compactMap { $0 }
                 let store = SnapshotStore(snapshot: snapshot)
                 if !filters.isEmpty, try ProjectionVersion.stored(in: snapshot) != ProjectionVersion.current {
                     // The filters read the index projection, which may be incomplete until a server rebuilds it.
@@ -55,7 +57,6 @@ struct TimelineCommand: AsyncParsableCommand {
                         return current.filter { wanted.contains($0) }
                     } ?? sequences
                 }
-                let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
                 let emit: (EventEnvelope) throws -> Void = { envelope in
                     let event = try opener.event(envelope)
                     switch format {

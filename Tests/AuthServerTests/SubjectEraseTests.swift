@@ -27,6 +27,8 @@ struct SubjectEraseTests {
     func eraseAlice() async throws {
         let harness = try await Self.journalWithTwoUsers()
         let journal = harness.directory + "/journal"
+        let byAddress = try RebuildCommandTests.replay(["timeline", "--ip", "203.0.113.10", "--journal", journal])
+        #expect(byAddress.1.contains("auth.login.succeeded"), "found by the address's pseudonym under alice's key")
         let erase = try RebuildCommandTests.run("authledger", ["subject", "erase", "--user", "auth0|alice", "--reason", "GDPR Art. 17 request", "--journal", journal])
         #expect(erase.0 == 0, "\(erase.1)")
         #expect(erase.1.contains("1 key destroyed"))
@@ -53,6 +55,9 @@ struct SubjectEraseTests {
         #expect(timeline.1.contains("logged in from [erased]"))
         #expect(timeline.1.contains("privacy.subject.erased  personal data of auth0|alice erased (1 key destroyed): GDPR Art. 17 request"))
         #expect(!timeline.1.contains("203.0.113.10"))
+        // Her address's pseudonyms died with her key: the address finds none of her events any more.
+        let afterwards = try RebuildCommandTests.replay(["timeline", "--ip", "203.0.113.10", "--journal", journal])
+        #expect(!afterwards.1.contains("auth.login.succeeded") && !afterwards.1.contains("auth.token.issued"))
         let bundle = harness.directory + "/alice-bundle"
         #expect(try RebuildCommandTests.replay(["export", "--journal", journal, "--format", "jsonl", "--user", "auth0|alice", "--out", bundle]).0 == 0)
         #expect(try ExportTests.verifyBundle(bundle).0 == 0)

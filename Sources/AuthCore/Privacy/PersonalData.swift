@@ -49,8 +49,8 @@ public enum PersonalData {
 
     /// `payload` with the personal fields of `type` sealed under their subject's key, or `nil` when it has
     /// none to seal. `key` gives (or makes) the key of a subject. A client address also leaves its keyed
-    /// pseudonyms (under `dataKey`): `client_ip_key` for the timeline's index, and for failed logins
-    /// `client_network`, which the throttle counts.
+    /// pseudonyms: `client_ip_key` under the subject's key, for the timeline's index (it dies with the key),
+    /// and for failed logins `client_network` under `dataKey`, which the throttle counts across subjects.
     /// - Throws: ``Unsealable`` when there are values to seal and no data key.
     public static func seal(
         _ payload: [UInt8], type: EventType, time: LedgerTimestamp, dataKey: DataKey?, key: (String, DataKey) throws -> SubjectKey
@@ -61,23 +61,19 @@ public enum PersonalData {
         let present = names.filter { object[$0] is String && ($0 != "username" || object["user_id"] is String) }
         guard !present.isEmpty else { return nil }
         guard let dataKey else { throw Unsealable(type: type.name) }
-        if let address = object["client_ip"] as? String {
-            object["client_ip_key"] = addressKey(address, dataKey: dataKey)
-            if type == AuthEvent.loginFailedType { object["client_network"] = networkKey(address, dataKey: dataKey) }
+        if let address = object["client_ip"] as? String, type == AuthEvent.loginFailedType {
+            object["client_network"] = networkKey(address, dataKey: dataKey)
         }
         let subject = subject(userID: object["user_id"] as? String, time: time)
         let subjectKey = try key(subject, dataKey)
+        // The timeline's index finds the address by a pseudonym under the subject's own key: it dies with it.
+        if let address = object["client_ip"] as? String { object["client_ip_key"] = subjectKey.pseudonym(address, domain: "address") }
         for name in present {
             let value = object[name] as! String
             let sealed = subjectKey.seal(Array(value.utf8), subject: subject, context: context(type: type, field: name))
             object[name] = try JSONSerialization.jsonObject(with: Data(try PayloadCoding.encode(sealed)))
         }
         return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
-    }
-
-    /// The keyed pseudonym of a client address: what the timeline's `--ip` index holds for sealed events.
-    public static func addressKey(_ address: String, dataKey: DataKey) -> String {
-        dataKey.pseudonym(address, domain: "address")
     }
 
     /// The keyed pseudonym of an address's network (an IPv6 /64): what the login throttle counts.

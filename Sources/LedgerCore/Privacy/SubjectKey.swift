@@ -43,6 +43,20 @@ public struct SubjectKey: Sendable, Equatable {
         return SealedValue(subject: subject, keyID: id, nonce: nonce, ciphertext: Array(ciphertext.prefix(Int(length))))
     }
 
+    /// A keyed pseudonym of `value` under this subject's key: `hmac-sha256:` and the hex of HMAC-SHA-256,
+    /// keyed with the key's `crypto_kdf` subkey 1 (context `AuthSubj`), over `domain` LF `value`. It can be
+    /// found again only while the key exists: once the subject is erased, no guess can be tested against it.
+    public func pseudonym(_ value: String, domain: String) -> String {
+        _ = Sodium.ready
+        var subkey = [UInt8](repeating: 0, count: 32)
+        let context = Array("AuthSubj".utf8).map { CChar(bitPattern: $0) }
+        precondition(crypto_kdf_derive_from_key(&subkey, subkey.count, 1, context, bytes) == 0, "crypto_kdf_derive_from_key failed")
+        let message = Array(domain.utf8) + [0x0A] + Array(value.utf8)
+        var mac = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
+        precondition(crypto_auth_hmacsha256(&mac, message, UInt64(message.count), subkey) == 0, "crypto_auth_hmacsha256 failed")
+        return DataKey.pseudonymPrefix + Hex.encode(mac)
+    }
+
     /// Opens `sealed` (sealed under this key for `context`).
     /// - Throws: ``SealedValue/OpenError/otherKey`` when it was sealed under another key of the subject (a
     ///   destroyed one); ``SealedValue/OpenError/forged`` when it does not authenticate (altered, or moved to
