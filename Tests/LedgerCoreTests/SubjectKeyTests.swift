@@ -37,6 +37,17 @@ struct SubjectKeyTests {
         #expect(throws: (any Error).self) { try PayloadCoding.decode(SealedValue.self, from: Array(text.replacingOccurrences(of: #""key":""#, with: #""key":"zz"#).utf8)) }
     }
 
+    @Test("a subject's pseudonym of a value is stable under its key, differs under another key or domain, and reveals nothing")
+    func pseudonyms() {
+        let first = key.pseudonym("203.0.113.10", domain: "address")
+        #expect(first == key.pseudonym("203.0.113.10", domain: "address"))
+        #expect(first.hasPrefix(DataKey.pseudonymPrefix) && first.count == DataKey.pseudonymPrefix.count + 64)
+        #expect(first != SubjectKey.generate().pseudonym("203.0.113.10", domain: "address"), "dies with the key")
+        #expect(first != key.pseudonym("203.0.113.10", domain: "network"))
+        #expect(first != key.pseudonym("203.0.113.11", domain: "address"))
+        #expect(!first.contains("203"))
+    }
+
     @Test("a wrapped key opens only with its data key and for its subject")
     func wrapping() {
         let dataKey = DataKey.generate()
