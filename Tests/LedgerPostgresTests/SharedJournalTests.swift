@@ -484,3 +484,43 @@ struct SharedSubjectKeyTests {
         await second.close()
     }
 }
+
+@Suite(
+    "PostgreSQL: a user's sealed personal data is erased on a shared journal",
+    .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+struct SharedErasureTests {
+    @Test("an address sealed under alice's key reads [erased] after eraseSubject; the journal verifies and rebuilds; bob's stays")
+    func eraseShared() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let dataKey = DataKey.generate()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
+        ledger.dataKey = dataKey
+        let now = Journal.systemClock()
+        try await ledger.record { recorder in
+            for (user, address) in [("auth0|alice", "203.0.113.10"), ("auth0|bob", "198.51.100.20")] {
+                let session = SessionSnapshot(sessionHash: "s-" + user, userID: user, connection: "db", authTime: now, expiresAt: now.adding(seconds: 3600))
+                try recorder.append(.loginSucceeded(LoginSucceeded(userID: user, connection: "db", session: session, interaction: nil, clientIP: address)))
+            }
+        }
+        #expect(try await ledger.eraseSubject(userID: "auth0|alice", reason: "test").keysDestroyed == 1)
+        #expect(try await ledger.eraseSubject(userID: "auth0|alice", reason: nil).keysDestroyed == 0)
+        await ledger.journal.close()
+
+        let reader = try JournalReader(storage: try database.storage(), projections: AuthLedger.projections)
+        defer { reader.close() }
+        let addresses = try reader.read { snapshot -> [String: String] in
+            let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+            var addresses: [String: String] = [:]
+            try snapshot.forEachEvent { envelope in
+                if case .loginSucceeded(let login) = try opener.event(envelope) { addresses[login.userID] = login.clientIP }
+                return true
+            }
+            return addresses
+        }
+        #expect(addresses == ["auth0|alice": PersonalData.erased, "auth0|bob": "198.51.100.20"])
+        let (rebuilt, live, _) = try ProjectionRebuild.rebuiltAndLive(from: reader)
+        #expect(ProjectionRebuild.compare(rebuilt: rebuilt, live: live).isEmpty)
+        _ = try database.verified()
+    }
+}
