@@ -25,12 +25,9 @@ public struct TextLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {
-        var text = "\(ISO8601DateFormatter().string(from: Date())) \(level) \(TerminalText.escape(label)): \(TerminalText.escape(message.description))"
-        let all = metadata.merging(explicit ?? [:], uniquingKeysWith: { $1 })
+    public func log(event: LogEvent) {
+        var text = "\(ISO8601DateFormatter().string(from: Date())) \(event.level) \(TerminalText.escape(label)): \(TerminalText.escape(event.message.description))"
+        let all = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
         for (key, value) in all.sorted(by: { $0.key < $1.key }) {
             text += " \(TerminalText.escape(key))=\(TerminalText.escape(value.description))"
         }
