@@ -68,7 +68,7 @@ extension AuthLedger {
     @discardableResult
     public func eraseSubject(userID: String, reason: String?) async throws -> SubjectErased {
         try await record { recorder in
-            let destroyed = try recorder.destroySubjectKey(PersonalData.subject(userID: userID, time: recorder.timestamp))
+            let destroyed = try recorder.destroySubjectKey(PersonalData.userSubject(userID))
             let erased = SubjectErased(userID: userID, keysDestroyed: destroyed ? 1 : 0, reason: reason)
             try recorder.append(.subjectErased(erased))
             return erased

@@ -27,8 +27,9 @@ public struct AuthServerSettings: Sendable {
     public var loginThrottle = LoginThrottle()
     /// Addresses of reverse proxies whose `X-Forwarded-For` is believed (`serve --trusted-proxy`).
     public var trustedProxies: Set<String> = []
-    /// How often expired projection entries are pruned (``AuthLedger/pruneProjections(now:batchSize:dryRun:)``).
-    public var pruneIntervalSeconds = 3600
+    /// How often the journal's upkeep runs: pruning expired projection entries
+    /// (``AuthLedger/pruneProjections(now:batchSize:dryRun:)``) and applying the retention period.
+    public var maintenanceIntervalSeconds = 3600
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 
@@ -123,10 +124,9 @@ public final class AuthorizationServer: Sendable {
     // MARK: - Shared helpers
 
     /// Prunes expired projection entries and applies the retention period now, and then every
-    /// ``AuthServerSettings/pruneIntervalSeconds``,
-    /// until the task is cancelled (`authledger serve` runs it beside the HTTP server). A failed run is
-    /// logged and tried again at the next interval.
-    public func pruneProjectionsPeriodically() async {
+    /// ``AuthServerSettings/maintenanceIntervalSeconds``, until the task is cancelled (`authledger serve`
+    /// runs it beside the HTTP server). A failed step is logged and tried again at the next interval.
+    public func runMaintenancePeriodically() async {
         while !Task.isCancelled {
             do {
                 let report = try await ledger.pruneProjections(now: settings.clock())
@@ -146,7 +146,7 @@ public final class AuthorizationServer: Sendable {
                 logger.warning("applying the retention period failed; trying again later", metadata: ["error": "\(error)"])
             }
             do {
-                try await Task.sleep(for: .seconds(settings.pruneIntervalSeconds))
+                try await Task.sleep(for: .seconds(settings.maintenanceIntervalSeconds))
             } catch {
                 return  // cancelled: the server is stopping
             }

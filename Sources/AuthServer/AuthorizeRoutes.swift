@@ -118,7 +118,7 @@ extension AuthorizationServer {
         let clientIP = clientAddress(request, context)
         let interactionHash = interactionID.map(OpaqueToken.hash)
         var requestEvent = AuthorizeRequested(
-            parameters: parameters, clientIP: clientAddress(request, context),
+            parameters: parameters, clientIP: clientIP,
             userAgent: request.headers[.userAgent].map { RecordedText.bounded($0, bytes: RecordedText.userAgentBytes) }, interaction: interaction?.hash)
         requestEvent.userID = session?.userID  // whose personal data the request's address and user agent are
         let requested = requestEvent
@@ -242,6 +242,12 @@ extension AuthorizationServer {
         validBinding(request).map { ($0, false) } ?? (OpaqueToken.generate(), true)
     }
 
+    /// Whether a form's `csrf` field is this browser's binding token (compared in constant time).
+    func isCSRFToken(_ csrf: String?, of binding: String) -> Bool {
+        guard let csrf else { return false }
+        return constantTimeEquals(Array(csrf.utf8), Array(binding.utf8))
+    }
+
     /// The browser-binding token from its cookie, if it looks like one we issue.
     func validBinding(_ request: Request) -> String? {
         guard let value = cookie(request, Self.bindingCookie), value.utf8.count == 43, Base64URL.decode(value)?.count == 32 else {
@@ -270,7 +276,7 @@ extension AuthorizationServer {
             return .rejected(errorPage(.accessDenied, "This page was opened in another browser. Start again from the application.", status: .forbidden))
         }
         if requireCSRF {
-            guard let csrf, constantTimeEquals(Array(csrf.utf8), Array(binding.utf8)) else {
+            guard isCSRFToken(csrf, of: binding) else {
                 return .rejected(errorPage(.accessDenied, "The form could not be verified (CSRF check failed).", status: .forbidden))
             }
         }

@@ -263,7 +263,7 @@ extension AuthorizationServer {
         case .success(let fields): form = fields
         case .failure(let refusal): return errorPage(.invalidRequest, refusal.description)
         }
-        guard let binding = validBinding(request), let csrf = form["csrf"], constantTimeEquals(Array(csrf.utf8), Array(binding.utf8)) else {
+        guard let binding = validBinding(request), isCSRFToken(form["csrf"], of: binding) else {
             return errorPage(.accessDenied, "The form could not be verified (CSRF check failed). Nothing was changed.", status: .forbidden)
         }
         return await withPresentedSession(request) { session in await endSession(session, request, context) }

@@ -23,11 +23,6 @@ public struct TerminalText: Sendable, Equatable, ExpressibleByStringInterpolatio
         description = stringInterpolation.text
     }
 
-    /// `value` escaped, as an interpolation would be.
-    public init(escaping value: String) {
-        description = Self.escape(value)
-    }
-
     /// Joins lines of text with `separator` (a literal, kept as it is).
     public static func joined(_ parts: [TerminalText], separator: String) -> TerminalText {
         var joined = TerminalText(stringLiteral: "")

@@ -36,12 +36,8 @@ struct JournalCommand: ParsableCommand {
                 let report = try await writerOptions.withAuthLedger(journalOptions, failing: "retention (nothing forgotten)") {
                     try await $0.applyRetention(now: Journal.systemClock(), dryRun: dryRun)
                 }
-                if !dryRun, !report.subjects.isEmpty, !journalOptions.isShared {
-                    do {
-                        try LMDBStorage.compact(directory: journalOptions.journal)
-                    } catch {
-                        throw CommandExit.badInput("the keys are destroyed and recorded, but compaction failed (run again): \(error)")
-                    }
+                if !dryRun, !report.subjects.isEmpty {
+                    _ = try journalOptions.compactAfterForgetting("the keys are destroyed and recorded")
                 }
                 switch format {
                 case .text:

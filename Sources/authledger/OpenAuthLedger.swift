@@ -46,3 +46,17 @@ struct TokenKeyOptions: ParsableArguments {
     /// The key file: `--token-keys`, else `<journal>.tokenkeys`.
     func path(_ options: JournalOptions) -> String { tokenKeys ?? tokenKeyPath(options.journal) }
 }
+
+extension JournalOptions {
+    /// After keys were destroyed and recorded: an LMDB journal is compacted, so that no freed page of its
+    /// file still holds them (`nil` for a PostgreSQL one, which this does not rewrite). A failure is exit 2,
+    /// saying that what `done` says was done stands and the command may simply be run again.
+    func compactAfterForgetting(_ done: String) throws -> LMDBStorage.Compaction? {
+        guard !isShared else { return nil }
+        do {
+            return try LMDBStorage.compact(directory: journal)
+        } catch {
+            throw CommandExit.badInput("\(done), but compaction failed (run the command again): \(error)")
+        }
+    }
+}

@@ -86,22 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let dataKey: DataKey
         do {
-            let file = dataKeyOptions.file(journalOptions)
-            if joinsSharedJournal && !createDataKey && !FileManager.default.fileExists(atPath: file.path) {
-                throw CommandExit.badInput(
-                    "the journal's data key \(file.path) is missing: every server of a shared journal needs the same one; "
-                        + "copy it from the server that created the journal (or, if none has one yet, start one server with --create-data-key)")
-            }
-            // A journal that already sealed data under a data key must get that one back: a new key would make
-            // every existing subject key unreadable (and every append for their subjects fail).
-            let subjects = try ledger.journal.read { try $0.subjects(withPrefix: "") }
-            if !subjects.isEmpty && !FileManager.default.fileExists(atPath: file.path) {
-                throw CommandExit.badInput("the journal's data key \(file.path) is missing, and the journal holds data sealed under it: restore the file")
-            }
-            dataKey = try dataKeyOptions.loadOrCreate(journalOptions)
-            if let subject = subjects.first, (try? ledger.journal.read { try $0.subjectKey(subject, dataKey: dataKey) }) == nil {
-                throw CommandExit.badInput("the data key \(file.path) does not open this journal's subject keys (another journal's data key?)")
-            }
+            dataKey = try journalDataKey(for: ledger, joiningSharedJournal: joinsSharedJournal)
         } catch {
             await ledger.journal.close()
             throw error
@@ -127,10 +112,10 @@ struct ServeCommand: AsyncParsableCommand {
             say("authledger: listening on http://\(host):\(bound)/")
         }
         do {
-            // Expired projection entries are pruned beside the server; it stops when the server does.
+            // The journal's upkeep (pruning, retention) runs beside the server; it stops when the server does.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await application.runService() }
-                group.addTask { await server.pruneProjectionsPeriodically() }
+                group.addTask { await server.runMaintenancePeriodically() }
                 try await group.next()
                 group.cancelAll()
             }
@@ -140,6 +125,32 @@ struct ServeCommand: AsyncParsableCommand {
         }
         await ledger.journal.close()
         say("authledger: journal closed at #\(ledger.journal.head.sequence)")
+    }
+}
+
+extension ServeCommand {
+    /// The journal's data key: read, or made when the journal has none yet. Refused when it is missing for a
+    /// node joining a shared journal (every node needs the same one), or for a journal that already sealed
+    /// data under it, and when it does not open the journal's subject keys: a new or foreign key would make
+    /// every existing subject key unreadable (and every append for their subjects fail).
+    func journalDataKey(for ledger: AuthLedger, joiningSharedJournal: Bool) throws -> DataKey {
+        let file = dataKeyOptions.file(journalOptions)
+        let subjects = try ledger.journal.read { try $0.subjects(withPrefix: "") }
+        if !FileManager.default.fileExists(atPath: file.path) {
+            if joiningSharedJournal && !createDataKey {
+                throw CommandExit.badInput(
+                    "the journal's data key \(file.path) is missing: every server of a shared journal needs the same one; "
+                        + "copy it from the server that created the journal (or, if none has one yet, start one server with --create-data-key)")
+            }
+            if !subjects.isEmpty {
+                throw CommandExit.badInput("the journal's data key \(file.path) is missing, and the journal holds data sealed under it: restore the file")
+            }
+        }
+        let dataKey = try dataKeyOptions.loadOrCreate(journalOptions)
+        if let subject = subjects.first, (try? ledger.journal.read { try $0.subjectKey(subject, dataKey: dataKey) }) == nil {
+            throw CommandExit.badInput("the data key \(file.path) does not open this journal's subject keys (another journal's data key?)")
+        }
+        return dataKey
     }
 }
 

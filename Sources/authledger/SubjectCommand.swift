@@ -34,14 +34,7 @@ struct SubjectCommand: ParsableCommand {
             let erased = try await writerOptions.withAuthLedger(journalOptions, failing: "erasure (nothing changed)") {
                 try await $0.eraseSubject(userID: user, reason: reason)
             }
-            var compacted: LMDBStorage.Compaction?
-            if !journalOptions.isShared {
-                do {
-                    compacted = try LMDBStorage.compact(directory: journalOptions.journal)
-                } catch {
-                    throw CommandExit.badInput("the key is destroyed and the erasure recorded, but compaction failed (run `authledger subject erase` again): \(error)")
-                }
-            }
+            let compacted = try journalOptions.compactAfterForgetting("the key is destroyed and the erasure recorded")
             switch format {
             case .text:
                 printText("erased \(erased.subject): \(erased.keysDestroyed) key destroyed; privacy.subject.erased recorded")

@@ -38,9 +38,12 @@ public enum PersonalData {
     /// The data subject of an event's personal values: the user it names (`user_id`), or, for what belongs
     /// to no known user, the anonymous subject of its day (UTC), whose key a retention period destroys.
     public static func subject(userID: String?, time: LedgerTimestamp) -> String {
-        if let userID, !userID.isEmpty { return "u:" + userID }
+        if let userID, !userID.isEmpty { return userSubject(userID) }
         return "a:" + String(time.rfc3339.prefix(10))
     }
+
+    /// The data subject of user `userID`: `u:<user id>`.
+    public static func userSubject(_ userID: String) -> String { "u:" + userID }
 
     /// The sealing context of `field` in events of `type`: the associated data binds a sealed value to it.
     public static func context(type: EventType, field: String) -> String {
@@ -61,13 +64,13 @@ public enum PersonalData {
         let present = names.filter { object[$0] is String && ($0 != "username" || object["user_id"] is String) }
         guard !present.isEmpty else { return nil }
         guard let dataKey else { throw Unsealable(type: type.name) }
-        if let address = object["client_ip"] as? String, type == AuthEvent.loginFailedType {
-            object["client_network"] = networkKey(address, dataKey: dataKey)
-        }
         let subject = subject(userID: object["user_id"] as? String, time: time)
         let subjectKey = try key(subject, dataKey)
-        // The timeline's index finds the address by a pseudonym under the subject's own key: it dies with it.
-        if let address = object["client_ip"] as? String { object["client_ip_key"] = subjectKey.pseudonym(address, domain: "address") }
+        if let address = object["client_ip"] as? String {
+            // The timeline's index finds the address by a pseudonym under the subject's own key: it dies with it.
+            object["client_ip_key"] = subjectKey.pseudonym(address, domain: "address")
+            if type == AuthEvent.loginFailedType { object["client_network"] = networkKey(address, dataKey: dataKey) }
+        }
         for name in present {
             let value = object[name] as! String
             let sealed = subjectKey.seal(Array(value.utf8), subject: subject, context: context(type: type, field: name))
@@ -125,8 +128,6 @@ public enum PersonalData {
 extension [UInt8] {
     /// Whether the bytes contain `"sealed":1` (a cheap test before parsing a payload for sealed values).
     fileprivate var containsSealedMarker: Bool {
-        let marker = Array(#""sealed":1"#.utf8)
-        guard count >= marker.count else { return false }
-        return indices.dropLast(marker.count - 1).contains { self[$0..<($0 + marker.count)].elementsEqual(marker) }
+        Data(self).range(of: Data(#""sealed":1"#.utf8)) != nil
     }
 }

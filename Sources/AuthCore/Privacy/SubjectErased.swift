@@ -13,7 +13,7 @@ public struct SubjectErased: Codable, Sendable, Equatable {
     public var reason: String?
 
     public init(userID: String, keysDestroyed: Int, reason: String?) {
-        self.subject = PersonalData.subject(userID: userID, time: .init(microsecondsSinceEpoch: 0))
+        self.subject = PersonalData.userSubject(userID)
         self.userID = userID
         self.keysDestroyed = keysDestroyed
         self.reason = reason.map { RecordedText.bounded($0, bytes: 256) }

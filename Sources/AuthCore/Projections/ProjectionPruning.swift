@@ -76,8 +76,7 @@ public enum ProjectionPruning {
             guard let current = try store.value(RefreshRecord.self, .refreshTokens, family.current) else { return true }
             return current.issued.expiresAt <= time
         case .dpopProofs:
-            guard let beforeSequence, value.count == 8 else { return false }
-            let used = value.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard let beforeSequence, let used = UInt64(bigEndianBytes: value) else { return false }
             return used < beforeSequence
         case .loginFailures:
             guard let failures = try? PayloadCoding.decode([LedgerTimestamp].self, from: value) else { return false }

@@ -39,24 +39,14 @@ public struct DataKey: Sendable, Equatable {
 
     /// The subkey for `purpose` (`crypto_kdf_derive_from_key`, context `AuthLdgr`).
     func subkey(_ purpose: Purpose) -> [UInt8] {
-        _ = Sodium.ready
-        var subkey = [UInt8](repeating: 0, count: 32)
-        let context = Array("AuthLdgr".utf8).map { CChar(bitPattern: $0) }
-        let status = crypto_kdf_derive_from_key(&subkey, subkey.count, purpose.rawValue, context, bytes)
-        precondition(status == 0, "crypto_kdf_derive_from_key failed")
-        return subkey
+        KeyDerivation.subkey(of: bytes, id: purpose.rawValue, context: "AuthLdgr")
     }
 
     /// A keyed pseudonym of `value`: `hmac-sha256:` and the hex of HMAC-SHA-256 under the pseudonym subkey
     /// over `domain`, a newline and `value`. Equal values in one domain give equal pseudonyms, so they can
     /// still be counted and compared; without the key, no guess can be checked against one.
     public func pseudonym(_ value: String, domain: String) -> String {
-        let key = subkey(.pseudonyms)
-        let message = Array(domain.utf8) + [0x0A] + Array(value.utf8)
-        var mac = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
-        let status = crypto_auth_hmacsha256(&mac, message, UInt64(message.count), key)
-        precondition(status == 0, "crypto_auth_hmacsha256 failed")
-        return Self.pseudonymPrefix + Hex.encode(mac)
+        KeyDerivation.pseudonym(value, domain: domain, key: subkey(.pseudonyms))
     }
 
     /// How a keyed pseudonym starts.

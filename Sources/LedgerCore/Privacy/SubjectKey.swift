@@ -47,14 +47,7 @@ public struct SubjectKey: Sendable, Equatable {
     /// keyed with the key's `crypto_kdf` subkey 1 (context `AuthSubj`), over `domain` LF `value`. It can be
     /// found again only while the key exists: once the subject is erased, no guess can be tested against it.
     public func pseudonym(_ value: String, domain: String) -> String {
-        _ = Sodium.ready
-        var subkey = [UInt8](repeating: 0, count: 32)
-        let context = Array("AuthSubj".utf8).map { CChar(bitPattern: $0) }
-        precondition(crypto_kdf_derive_from_key(&subkey, subkey.count, 1, context, bytes) == 0, "crypto_kdf_derive_from_key failed")
-        let message = Array(domain.utf8) + [0x0A] + Array(value.utf8)
-        var mac = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
-        precondition(crypto_auth_hmacsha256(&mac, message, UInt64(message.count), subkey) == 0, "crypto_auth_hmacsha256 failed")
-        return DataKey.pseudonymPrefix + Hex.encode(mac)
+        KeyDerivation.pseudonym(value, domain: domain, key: KeyDerivation.subkey(of: bytes, id: 1, context: "AuthSubj"))
     }
 
     /// Opens `sealed` (sealed under this key for `context`).
