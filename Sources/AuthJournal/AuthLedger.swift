@@ -16,11 +16,18 @@ public final class AuthLedger: Sendable {
     private let sealingKey = Mutex<DataKey?>(nil)
 
     /// The journal's data key, with which appended events have their personal values sealed (see
-    /// ``PersonalData``). Without one, appending an event that holds personal values fails: they are
-    /// never stored in clear.
+    /// ``PersonalData``) and the configuration's are opened. Without one, appending an event that holds
+    /// personal values fails (they are never stored in clear), and the configuration's email addresses
+    /// read as unavailable.
     public var dataKey: DataKey? {
         get { sealingKey.withLock { $0 } }
-        set { sealingKey.withLock { $0 = newValue } }
+        set {
+            sealingKey.withLock { $0 = newValue }
+            // Open the configuration's personal values with it.
+            if let configuration = try? read({ try $0.openedConfiguration(dataKey: newValue) }) {
+                cachedConfiguration.withLock { $0 = configuration }
+            }
+        }
     }
     private let lastConfigurationRead = Mutex(ContinuousClock.now)
 
@@ -35,7 +42,7 @@ public final class AuthLedger: Sendable {
             guard try ProjectionVersion.stored(in: snapshot) == ProjectionVersion.current else {
                 throw JournalError.unsupportedFormat("projections of another version: open the journal with AuthLedger.open")
             }
-            return try AuthProjection.configuration(in: SnapshotStore(snapshot: snapshot))
+            return try SnapshotStore(snapshot: snapshot).openedConfiguration(dataKey: nil)
         }
         cachedConfiguration = Mutex(configuration)
     }
@@ -70,7 +77,7 @@ public final class AuthLedger: Sendable {
     /// server may have changed it (a tenant applied, an invitation accepted).
     public static let sharedConfigurationLifetime: Duration = .seconds(1)
 
-    /// The configuration in force now. On shared storage it is read again from the projections once it
+    /// The configuration in force now, its personal values opened with ``dataKey``. On shared storage it is read again from the projections once it
     /// is older than ``sharedConfigurationLifetime``.
     public var configuration: ConfigurationState {
         if journal.isShared {
@@ -87,7 +94,8 @@ public final class AuthLedger: Sendable {
 
     /// Reads the configuration from the projections, keeping it if it is newer than the one in memory.
     public func refreshConfiguration() throws {
-        let stored = try read { try AuthProjection.configuration(in: $0) }
+        let dataKey = self.dataKey
+        let stored = try read { try $0.openedConfiguration(dataKey: dataKey) }
         lastConfigurationRead.withLock { $0 = .now }
         cachedConfiguration.withLock { current in
             if stored.version >= current.version { current = stored }
@@ -98,18 +106,15 @@ public final class AuthLedger: Sendable {
     /// returns what `body` returns. `body` runs on the journal's writer: keep it short and pure.
     @discardableResult
     public func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
-        let (result, configuration) = try await journal.transact { transaction in
+        let (result, changedConfiguration) = try await journal.transact { transaction in
             var recorder = AuthRecorder(transaction: transaction, dataKey: self.dataKey)
             let result = try body(&recorder)
-            let configuration = recorder.changedConfiguration ? try AuthProjection.configuration(in: recorder.store) : nil
             transaction = recorder.transaction
-            return (result, configuration)
+            return (result, recorder.changedConfiguration)
         }
-        if let configuration {
-            cachedConfiguration.withLock { current in
-                if configuration.version >= current.version { current = configuration }
-            }
-        }
+        // The projection holds the new configuration's personal values sealed: read it back committed, and
+        // open them there (configuration changes are rare).
+        if changedConfiguration { try refreshConfiguration() }
         return result
     }
 
@@ -185,14 +190,14 @@ public struct AuthRecorder {
         var payload = try event.payload()
         var schemaVersion: UInt16 = 1
         var stored = event
-        if PersonalData.fields[event.eventType] != nil {
+        if let personalVersion = PersonalData.schemaVersion(of: event.eventType) {
+            schemaVersion = personalVersion
             let transaction = self.transaction
             let sealed = try PersonalData.seal(payload, type: event.eventType, time: transaction.timestamp, dataKey: dataKey) {
                 subject, dataKey in try transaction.subjectKey(for: subject, dataKey: dataKey)
             }
             if let sealed {
                 payload = sealed
-                schemaVersion = PersonalData.sealedSchemaVersion
                 stored = try AuthEvent(type: event.eventType, payload: sealed) ?? event
             }
         }
@@ -264,6 +269,24 @@ public struct SnapshotStore: ProjectionStore {
             return true
         }
         return result
+    }
+
+    /// The configuration as the projection holds it, with its personal values opened with `dataKey` as far
+    /// as the subjects' keys allow (``PersonalText/erased`` where one was destroyed; ``PersonalText/unavailable``
+    /// without a data key).
+    public func openedConfiguration(dataKey: DataKey?) throws -> ConfigurationState {
+        guard let stored = try get(.configuration, AuthProjection.configurationKey) else { return ConfigurationState() }
+        let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+        let opened = try PersonalData.open(stored, contextType: AuthProjection.configurationEventType, opener: opener.opener)
+        return try PayloadCoding.decode(ConfigurationState.self, from: opened)
+    }
+
+    /// The interaction with this hash, its `login_hint` opened with `dataKey` (see ``openedConfiguration(dataKey:)``).
+    public func interaction(_ hash: String, dataKey: DataKey?) throws -> InteractionRecord? {
+        guard let stored = try get(.interactions, hash) else { return nil }
+        let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+        let opened = try PersonalData.open(stored, contextType: { _ in AuthEvent.interactionOpenedType }, opener: opener.opener)
+        return try PayloadCoding.decode(InteractionRecord.self, from: opened)
     }
 
     /// The session with this hash.

@@ -19,16 +19,21 @@ public struct RecordedDecision: Sendable {
 /// saw, which may be older than the newest by the time the decision was committed.
 public enum DecisionHistory {
     /// Calls `body` for every `auth.authorize.decided` event with sequence in `range`, in order.
+    ///
+    /// Personal values — in the decision's input and in the configuration — are opened with `dataKey` as far
+    /// as their subjects' keys allow, and otherwise read as ``PersonalText/erased`` or
+    /// ``PersonalText/unavailable`` (see ``AuthorizationInput/withheldPersonalValues(in:)``).
     public static func forEachDecision(
-        in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max,
+        in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max, dataKey: DataKey? = nil,
         _ body: (RecordedDecision, ConfigurationState) throws -> Void
     ) throws {
         var current = ConfigurationState()
         var versions: [UInt64: ConfigurationState] = [0: current]
         try reader.read { snapshot in
+            let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
             try snapshot.forEachEvent { envelope in
                 guard envelope.sequence <= range.upperBound else { return false }
-                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                guard let event = try opener.event(envelope) else { return true }
                 switch event {
                 case .configuration(let change):
                     current.apply(change, at: envelope.sequence)
@@ -51,9 +56,9 @@ public enum DecisionHistory {
     }
 
     /// The decision at `sequence`, or `nil` if that event is not a decision.
-    public static func decision(at sequence: UInt64, in reader: JournalReader) throws -> RecordedDecision? {
+    public static func decision(at sequence: UInt64, in reader: JournalReader, dataKey: DataKey? = nil) throws -> RecordedDecision? {
         var found: RecordedDecision?
-        try forEachDecision(in: reader, range: sequence...sequence) { decision, _ in found = decision }
+        try forEachDecision(in: reader, range: sequence...sequence, dataKey: dataKey) { decision, _ in found = decision }
         return found
     }
 

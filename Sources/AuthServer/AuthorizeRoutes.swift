@@ -105,7 +105,7 @@ extension AuthorizationServer {
             do {
                 implicitTokens = try await minter.mint(
                     TokenRequestGrant(
-                        clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email, scopes: grant.scopes,
+                        clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email.value, scopes: grant.scopes,
                         audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime),
                     api: grant.audience.flatMap { configuration.apis[$0] }, now: now, includeAccessToken: types.contains("token"),
                     includeIDToken: types.contains("id_token"))
@@ -263,7 +263,8 @@ extension AuthorizationServer {
         guard let id, !id.isEmpty, id.utf8.count <= 64 else { return .rejected(expired) }
         let stored: InteractionRecord?
         do {
-            stored = try await ledger.query { try $0.interaction(OpaqueToken.hash(id)) }
+            let dataKey = ledger.dataKey
+            stored = try await ledger.query { try $0.interaction(OpaqueToken.hash(id), dataKey: dataKey) }
         } catch {
             return .rejected(unavailablePage())
         }

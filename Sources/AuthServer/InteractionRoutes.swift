@@ -20,7 +20,7 @@ extension AuthorizationServer {
             return page(
                 Pages.login(
                     interaction: interaction.id, csrf: validBinding(request)!, clientName: clientName(interaction), connection: connection,
-                    loginHint: hint, error: nil))
+                    loginHint: hint?.value, error: nil))
         }
     }
 
@@ -144,7 +144,7 @@ extension AuthorizationServer {
             case .rejected(let response): return response
             case .pending(let pending, let current): (consent, session) = (pending, current)
             }
-            let user = ledger.configuration.users[session.userID]?.email ?? session.userID
+            let user = ledger.configuration.users[session.userID]?.email.value ?? session.userID
             return page(
                 Pages.consent(
                     interaction: interaction.id, csrf: validBinding(request)!, clientName: clientName(interaction), user: user,

@@ -75,7 +75,7 @@ extension AuthorizationServer {
         }
         var body: [String: Any] = ["sub": claims.sub]
         if scopes.contains("email"), let user = ledger.configuration.users[claims.sub] {
-            body["email"] = user.email
+            body["email"] = user.email.value
             body["email_verified"] = false
         }
         if let organization = claims.orgID { body["org_id"] = organization }

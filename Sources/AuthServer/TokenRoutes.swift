@@ -90,7 +90,7 @@ extension AuthorizationServer {
         }
         let configuration = ledger.configuration
         let tokenGrant = TokenRequestGrant(
-            clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email, scopes: grant.scopes,
+            clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email.value, scopes: grant.scopes,
             audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime,
             dpopJKT: proof?.thumbprint)
         // offline_access survives the scope rule only where the API allows refresh tokens.
@@ -154,7 +154,7 @@ extension AuthorizationServer {
         }
         let configuration = ledger.configuration
         let tokenGrant = TokenRequestGrant(
-            clientID: previous.clientID, userID: previous.userID, email: configuration.users[previous.userID]?.email, scopes: scopes,
+            clientID: previous.clientID, userID: previous.userID, email: configuration.users[previous.userID]?.email.value, scopes: scopes,
             audience: previous.audience, organizationID: previous.organizationID, nonce: nil, authTime: previous.authTime,
             dpopJKT: proof?.thumbprint)
         let next = OpaqueToken.generate()

@@ -2,6 +2,7 @@ import ArgumentParser
 import AuthJournal
 import Foundation
 import LedgerCommandSupport
+import LedgerCore
 import LedgerJournal
 import LedgerLMDB
 
@@ -32,6 +33,8 @@ struct FillJournal: AsyncParsableCommand {
         // Room for the whole run at once (it doubles when full anyway); LMDB only reserves address space.
         configuration.initialMapSize = max(1 << 30, events &* 2048)
         let ledger = try await AuthLedger.open(configuration)
+        // The failures' addresses are sealed with the journal's data key, as the server seals them.
+        ledger.dataKey = try JournalDataKeyFile(journal: journal).loadOrCreate()
         guard ledger.configuration.settings != nil else {
             await ledger.journal.close()
             throw BenchError("\(journal) holds no tenant: start `authledger serve --journal \(journal)` on it once first")

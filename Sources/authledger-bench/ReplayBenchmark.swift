@@ -29,6 +29,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         var configuration = Journal.Configuration(directory: scratch + "/journal")
         configuration.initialMapSize = 4 << 30
         let ledger = try await AuthLedger.open(configuration)
+        ledger.dataKey = DataKey.generate()  // the failures' addresses are sealed, as the server seals them
         let generation = Date()
         try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)
         let written = Int(ledger.journal.head.sequence)

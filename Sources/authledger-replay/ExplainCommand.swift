@@ -14,16 +14,19 @@ struct ExplainCommand: AsyncParsableCommand {
         abstract: "Explain one authorization decision: the request, the state it met, the rule that decided, what followed.")
 
     @OptionGroup var journalOptions: JournalOptions
+    @OptionGroup var dataKeyOptions: DataKeyOptions
     @Argument(help: "Sequence number of an auth.authorize.decided (or auth.authorize.requested) event.") var sequence: UInt64
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
+        let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
         let reader = try openReader(journalOptions)
         defer { reader.close() }
         let found: RecordedDecision?
         do {
             // A request's sequence leads to its decision, the next event of the same commit.
-            found = try DecisionHistory.decision(at: sequence, in: reader) ?? DecisionHistory.decision(at: sequence + 1, in: reader)
+            found = try DecisionHistory.decision(at: sequence, in: reader, dataKey: dataKey)
+                ?? DecisionHistory.decision(at: sequence + 1, in: reader, dataKey: dataKey)
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
@@ -39,6 +42,8 @@ struct ExplainCommand: AsyncParsableCommand {
                 "rule": decision.decided.decision.rule, "outcome": decision.decided.decision.outcome.name,
                 "configuration_version": decision.decided.configurationVersion,
                 "replay_agrees": recomputed.isSameDecision(as: decision.decided.decision),
+                "re_decidable": recomputed.isSameDecision(as: decision.decided.decision)
+                    || decision.decided.input.withheldPersonalValues(in: decision.configuration) == nil,
                 "followed_by": consequences.map { ["sequence": $0.0, "type": $0.1.eventType.name] },
             ]
             if let input = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.encode(decision.decided.input))) {
@@ -60,7 +65,9 @@ enum Explanation {
         lines.append("Decision #\(decision.sequence) at \(decision.timestamp.rfc3339) (request #\(decided.requestSequence))")
         lines.append("")
         lines.append("Request as received:")
-        for (name, value) in input.parameters.values.sorted(by: { $0.key < $1.key }) { lines.append("  \(name) = \(value)") }
+        var parameters = input.parameters.values.mapValues(\.description)
+        parameters["login_hint"] = input.parameters.loginHint?.description
+        for (name, value) in parameters.sorted(by: { $0.key < $1.key }) { lines.append("  \(name) = \(value)") }
         if !input.parameters.repeated.isEmpty { lines.append("  repeated: \(input.parameters.repeated.joined(separator: ", "))") }
         lines.append("")
         lines.append("State it met (decided at \(input.now.rfc3339)):")
@@ -97,9 +104,13 @@ enum Explanation {
         lines.append("Rule that decided: \(decided.decision.rule)")
         lines.append("Outcome: \(describe(decided.decision.outcome))")
         let replay: TerminalText =
-            recomputed.isSameDecision(as: decided.decision)
-            ? "the same decision function gives the same outcome today"
-            : "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))"
+            if recomputed.isSameDecision(as: decided.decision) {
+                "the same decision function gives the same outcome today"
+            } else if let withheld = input.withheldPersonalValues(in: configuration) {
+                "not re-decidable: inputs \(withheld == .erased ? "erased" : "sealed (no data key)") (today: \(recomputed.rule) -> \(describe(recomputed.outcome)))"
+            } else {
+                "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))"
+            }
         lines.append("Replay: \(replay)")
         lines.append("")
         lines.append("What followed:")

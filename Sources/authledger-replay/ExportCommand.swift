@@ -43,7 +43,7 @@ struct ExportCommand: AsyncParsableCommand {
     @OptionGroup var dataKeyOptions: DataKeyOptions
 
     static let personalKeys: Set<String> = [
-        "user_id", "username", "email", "client_ip", "user_agent", "login_hint", "password_hash", "secret_hash",
+        "user_id", "username", "email", "client_ip", "user_agent", "login_hint", "loginHint", "password_hash", "secret_hash",
         "client_ip_key", "client_network",
     ]
 

@@ -14,11 +14,15 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
         abstract: "Re-decide every recorded authorization request with the server's own decision function.",
         discussion: """
             Each request is decided again against the state recorded with it and the configuration in force at its \
-            moment; any decision that comes out differently is reported (exit 1). With --tenant, the configuration \
-            of that file is used instead: the report lists the decisions that would have changed, and how (exit 0).
+            moment; any decision that comes out differently is reported (exit 1). A decision that read personal \
+            data since erased (or sealed, without the data key) is re-decided on what remains; if it comes out \
+            differently it is reported as not re-decidable, which is not a difference. With --tenant, the \
+            configuration of that file is used instead: the report lists the decisions that would have changed, \
+            and how (exit 0).
             """)
 
     @OptionGroup var journalOptions: JournalOptions
+    @OptionGroup var dataKeyOptions: DataKeyOptions
     @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
     @Option(help: ArgumentHelp("What if this tenant file had been in force?", valueName: "file")) var tenant: String?
@@ -31,6 +35,7 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
         let reader = try openReader(journalOptions)
         defer { reader.close() }
         var whatIf: ConfigurationState?
@@ -51,12 +56,23 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
         var total = 0
         var changed: [String: Int] = [:]
         var differences = 0
+        var notReDecidable = 0
         do {
-            try DecisionHistory.forEachDecision(in: reader, range: range) { decision, _ in
+            try DecisionHistory.forEachDecision(in: reader, range: range, dataKey: dataKey) { decision, _ in
                 total += 1
                 let recorded = decision.decided.decision
-                let recomputed = AuthorizationPolicy.decide(decision.decided.input, configuration: whatIf ?? decision.configuration)
+                let configuration = whatIf ?? decision.configuration
+                let recomputed = AuthorizationPolicy.decide(decision.decided.input, configuration: configuration)
                 guard !recomputed.isSameDecision(as: recorded) else { return }
+                if let withheld = decision.decided.input.withheldPersonalValues(in: configuration) {
+                    notReDecidable += 1
+                    let reason = withheld == .erased ? "inputs erased" : "inputs sealed (no data key)"
+                    switch format {
+                    case .text: printText("#\(decision.sequence) \(decision.timestamp.rfc3339): not re-decidable: \(reason)")
+                    case .jsonl: printJSONLine(["sequence": decision.sequence, "time": decision.timestamp.rfc3339, "not_re_decidable": reason])
+                    }
+                    return
+                }
                 differences += 1
                 changed["\(recorded.outcome.name) -> \(recomputed.outcome.name) (\(recomputed.rule))", default: 0] += 1
                 switch format {
@@ -76,10 +92,11 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
         }
         switch format {
         case .text:
-            printText("\(total) decisions re-decided in #\(range.lowerBound)…#\(range.upperBound); \(differences) \(whatIf == nil ? "differ from the record" : "would change")")
+            let withheld = notReDecidable > 0 ? "; \(notReDecidable) not re-decidable (inputs erased)" : ""
+            printText("\(total) decisions re-decided in #\(range.lowerBound)…#\(range.upperBound); \(differences) \(whatIf == nil ? "differ from the record" : "would change")\(withheld)")
             for (change, count) in changed.sorted(by: { $0.key < $1.key }) { printText("  \(count) × \(change)") }
         case .jsonl:
-            printJSONLine(["decisions": total, "differences": differences, "what_if": whatIf != nil])
+            printJSONLine(["decisions": total, "differences": differences, "not_re_decidable": notReDecidable, "what_if": whatIf != nil])
         }
         if whatIf == nil && differences > 0 {
             throw CommandExit.checkFailed("\(differences) decisions differ when re-decided")

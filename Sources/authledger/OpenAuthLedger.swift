@@ -1,6 +1,8 @@
 import ArgumentParser
 import AuthJournal
+import Foundation
 import LedgerCommandSupport
+import LedgerCore
 import LedgerJournal
 import LedgerLMDB
 
@@ -28,6 +30,35 @@ extension JournalWriterOptions {
             await ledger.journal.close()
             throw CommandExit.badInput("\(what) failed: \(error)")
         }
+    }
+}
+
+extension DataKeyOptions {
+    /// The journal's data key: read, or made when the journal has none yet. Refused when it is missing for a
+    /// node joining a shared journal (every node needs the same one; `createOnSharedJournal` makes it there,
+    /// once), or for a journal that already sealed data under it, and when it does not open the journal's
+    /// subject keys: a new or foreign key would make every existing subject key unreadable (and every
+    /// append for their subjects fail).
+    func journalDataKey(
+        for ledger: AuthLedger, _ options: JournalOptions, joiningSharedJournal: Bool, createOnSharedJournal: Bool = false
+    ) throws -> DataKey {
+        let file = file(options)
+        let subjects = try ledger.journal.read { try $0.subjects(withPrefix: "") }
+        if !FileManager.default.fileExists(atPath: file.path) {
+            if joiningSharedJournal && !createOnSharedJournal {
+                throw CommandExit.badInput(
+                    "the journal's data key \(file.path) is missing: every server of a shared journal needs the same one; "
+                        + "copy it from the server that created the journal (or, if none has one yet, start one server with --create-data-key)")
+            }
+            if !subjects.isEmpty {
+                throw CommandExit.badInput("the journal's data key \(file.path) is missing, and the journal holds data sealed under it: restore the file")
+            }
+        }
+        let dataKey = try loadOrCreate(options)
+        if let subject = subjects.first, (try? ledger.journal.read { try $0.subjectKey(subject, dataKey: dataKey) }) == nil {
+            throw CommandExit.badInput("the data key \(file.path) does not open this journal's subject keys (another journal's data key?)")
+        }
+        return dataKey
     }
 }
 

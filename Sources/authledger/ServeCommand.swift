@@ -60,6 +60,16 @@ struct ServeCommand: AsyncParsableCommand {
         // Endpoints are resolved against the issuer, so it always ends with "/".
         let issuer = self.issuer.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
         let defaultIssuer = issuer ?? "http://\(host):\(port)/"
+        // The data key comes first: the tenant's email addresses are sealed with it.
+        let dataKey: DataKey
+        do {
+            dataKey = try dataKeyOptions.journalDataKey(
+                for: ledger, journalOptions, joiningSharedJournal: joinsSharedJournal, createOnSharedJournal: createDataKey)
+            ledger.dataKey = dataKey
+        } catch {
+            await ledger.journal.close()
+            throw error
+        }
         do {
             if let tenant {
                 let configuration = try TenantFile.load(path: tenant)
@@ -83,13 +93,6 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             await ledger.journal.close()
             throw CommandExit.badInput("token signing keys \(keyPath): \(error)")
-        }
-        let dataKey: DataKey
-        do {
-            dataKey = try journalDataKey(for: ledger, joiningSharedJournal: joinsSharedJournal)
-        } catch {
-            await ledger.journal.close()
-            throw error
         }
         let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, dataKey: dataKey, settings: settings, logger: logger)
         do {
@@ -125,32 +128,6 @@ struct ServeCommand: AsyncParsableCommand {
         }
         await ledger.journal.close()
         say("authledger: journal closed at #\(ledger.journal.head.sequence)")
-    }
-}
-
-extension ServeCommand {
-    /// The journal's data key: read, or made when the journal has none yet. Refused when it is missing for a
-    /// node joining a shared journal (every node needs the same one), or for a journal that already sealed
-    /// data under it, and when it does not open the journal's subject keys: a new or foreign key would make
-    /// every existing subject key unreadable (and every append for their subjects fail).
-    func journalDataKey(for ledger: AuthLedger, joiningSharedJournal: Bool) throws -> DataKey {
-        let file = dataKeyOptions.file(journalOptions)
-        let subjects = try ledger.journal.read { try $0.subjects(withPrefix: "") }
-        if !FileManager.default.fileExists(atPath: file.path) {
-            if joiningSharedJournal && !createDataKey {
-                throw CommandExit.badInput(
-                    "the journal's data key \(file.path) is missing: every server of a shared journal needs the same one; "
-                        + "copy it from the server that created the journal (or, if none has one yet, start one server with --create-data-key)")
-            }
-            if !subjects.isEmpty {
-                throw CommandExit.badInput("the journal's data key \(file.path) is missing, and the journal holds data sealed under it: restore the file")
-            }
-        }
-        let dataKey = try dataKeyOptions.loadOrCreate(journalOptions)
-        if let subject = subjects.first, (try? ledger.journal.read { try $0.subjectKey(subject, dataKey: dataKey) }) == nil {
-            throw CommandExit.badInput("the data key \(file.path) does not open this journal's subject keys (another journal's data key?)")
-        }
-        return dataKey
     }
 }
 

@@ -14,6 +14,7 @@ struct TenantCommand: AsyncParsableCommand {
 
         @OptionGroup var journalOptions: JournalOptions
         @OptionGroup var writerOptions: JournalWriterOptions
+        @OptionGroup var dataKeyOptions: DataKeyOptions
         @Argument(help: ArgumentHelp("Tenant file, YAML (.yaml, .yml) or JSON (.json).", valueName: "file")) var file: String
         @Option(help: "Output format.") var format: OutputFormat = .text
 
@@ -27,6 +28,9 @@ struct TenantCommand: AsyncParsableCommand {
             let ledger = try await writerOptions.openAuthLedger(journalOptions)
             let events: [ConfigurationEvent]
             do {
+                // Email addresses are sealed with the journal's data key (made here for a new journal).
+                ledger.dataKey = try dataKeyOptions.journalDataKey(
+                    for: ledger, journalOptions, joiningSharedJournal: journalOptions.isShared && ledger.configuration.settings != nil)
                 events = try await ledger.applyTenant(configuration, hasher: Argon2idHasher.interactive)
             } catch {
                 await ledger.journal.close()

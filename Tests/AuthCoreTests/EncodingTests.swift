@@ -113,11 +113,25 @@ struct EncodingTests {
         #expect(parameters["nonce"] == nil)
     }
 
+    @Test("login_hint is kept apart from the other values; both layouts decode; it encodes sealed as an object")
+    func loginHintLayouts() throws {
+        let before = try PayloadCoding.decode(
+            AuthorizeParameters.self, from: Array(#"{"repeated":[],"values":{"client_id":"c","login_hint":"a@example.com"}}"#.utf8))
+        #expect(before.values == ["client_id": "c"] && before.loginHint == .clear("a@example.com"))
+        let now = try PayloadCoding.decode(AuthorizeParameters.self, from: try PayloadCoding.encode(before))
+        #expect(now == before)
+        #expect(String(decoding: try PayloadCoding.encode(before), as: UTF8.self).contains(#""login_hint":"a@example.com""#))
+        #expect(now.query == "client_id=c&login_hint=a%40example.com")
+        let marker = try PayloadCoding.decode(AuthorizeParameters.self, from: Array(#"{"repeated":[],"values":{},"login_hint":"[erased]"}"#.utf8))
+        #expect(marker.loginHint == .erased && marker["login_hint"] == nil, "a marker is never taken for a value")
+    }
+
     @Test("AuthorizeParameters decodes its values and every known name is recognised")
     func decodedValues() {
         let query = AuthorizeParameters.known.sorted().map { "\($0)=v+\($0)" }.joined(separator: "&")
         let parameters = AuthorizeParameters(query: query)
-        #expect(parameters.values.count == AuthorizeParameters.known.count)
+        #expect(parameters.values.count == AuthorizeParameters.known.count - 1, "login_hint is kept apart")
+        #expect(parameters.loginHint == .clear("v login_hint"))
         for name in AuthorizeParameters.known { #expect(parameters[name] == "v \(name)") }
         #expect(AuthorizeParameters(query: "redirect_uri=https%3A%2F%2Fclient.test%2Fcb")["redirect_uri"] == "https://client.test/cb")
     }

@@ -193,8 +193,11 @@ struct TenantPlannerTests {
         tenant.connections[0].users.append(UserDefinition(userID: "auth0|bob", email: "bob@example.com", password: "pw-bob"))
         tenant.organizations[0].members.append("auth0|bob")
         let events = try planner.plan(tenant, against: state)
-        #expect(events.map(\.kind) == ["config.user.set", "config.organization.member.added"])
-        #expect(events.last == .memberAdded(MembershipRecord(organizationID: "org_acme", userID: "auth0|bob")))
+        // bob's invitation is set again: its address now belongs to him (his data subject).
+        #expect(events.map(\.kind) == ["config.user.set", "config.organization.member.added", "config.invitation.set"])
+        #expect(events[1] == .memberAdded(MembershipRecord(organizationID: "org_acme", userID: "auth0|bob")))
+        guard case .invitationSet(let invitation)? = events.last else { return }
+        #expect(invitation.userID == "auth0|bob" && invitation.email == "bob@example.com")
 
         // A file that no longer mentions the API changes nothing about it.
         var smaller = try Fixtures.example()

@@ -7,15 +7,34 @@ import Testing
 @Suite("The replay commands on the committed fixture journal journals/fixture-incident")
 struct FixtureJournalTests {
     /// A private copy of the fixture (opening a journal creates its lock file; the repository stays clean).
-    static func fixtureCopy() throws -> (journal: String, pub: String, facts: [String: Any], cleanup: () -> Void) {
+    /// A copy of a committed fixture journal (with its data key beside it, when it has one), its pinned key,
+    /// and its facts.
+    static func fixtureCopy(_ name: String = "fixture-incident") throws -> (journal: String, pub: String, facts: [String: Any], cleanup: () -> Void) {
         let root = InteropTests.root.appendingPathComponent("journals")
         let directory = FileManager.default.temporaryDirectory.path + "/authledger-fixture-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory + "/journal", withIntermediateDirectories: true)
         try FileManager.default.copyItem(
-            atPath: root.appendingPathComponent("fixture-incident/data.mdb").path, toPath: directory + "/journal/data.mdb")
-        let facts = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("fixture-incident.facts.json"))) as! [String: Any]
-        return (directory + "/journal", root.appendingPathComponent("fixture-incident.pub").path, facts,
+            atPath: root.appendingPathComponent("\(name)/data.mdb").path, toPath: directory + "/journal/data.mdb")
+        let dataKey = root.appendingPathComponent("\(name).datakey").path
+        if FileManager.default.fileExists(atPath: dataKey) {
+            try FileManager.default.copyItem(atPath: dataKey, toPath: directory + "/journal.datakey")
+        }
+        let factsFile = root.appendingPathComponent("\(name).facts.json")
+        let facts = (try? JSONSerialization.jsonObject(with: Data(contentsOf: factsFile))) as? [String: Any] ?? [:]
+        return (directory + "/journal", root.appendingPathComponent("\(name).pub").path, facts,
                 { try? FileManager.default.removeItem(atPath: directory) })
+    }
+
+    @Test("a journal an earlier release wrote (personal data in clear, older projections) still verifies, replays and reads")
+    func earlierRelease() throws {
+        let fixture = try Self.fixtureCopy("fixture-incident-v1")
+        defer { fixture.cleanup() }
+        let verify = try RebuildCommandTests.replay(["verify", "--journal", fixture.journal, "--public-key", fixture.pub])
+        #expect(verify.0 == 0, "\(verify.1)")
+        let replay = try RebuildCommandTests.replay(["replay", "--journal", fixture.journal])
+        #expect(replay.0 == 0 && replay.1.contains("0 differ from the record"), "\(replay.1)")
+        let timeline = try RebuildCommandTests.replay(["timeline", "--journal", fixture.journal]).1
+        #expect(timeline.contains("login failed for bob@example.com (wrong_password)"), "clear values of old events read as they are")
     }
 
     @Test("it verifies against its pinned key, its projections rebuild exactly, and every decision re-decides the same")
@@ -64,7 +83,7 @@ struct FixtureJournalTests {
         let result = try RebuildCommandTests.replay(["report", "--html", out, "--journal", fixture.journal])
         #expect(result.0 == 0, "\(result.1)")
         let page = try String(contentsOfFile: out, encoding: .utf8)
-        #expect(page.contains("Self-consistent, not pinned: 78 events"))
+        #expect(page.contains("Self-consistent, not pinned: 79 events"))
         #expect(page.components(separatedBy: "<svg ").count - 1 == 5)
         #expect(!page.contains("<script") && !page.contains("href=\"http") && !page.contains("src=\""))
         #expect(page.contains("13 failed logins for user auth0|bob"))
@@ -76,12 +95,12 @@ struct FixtureJournalTests {
 
         let pinned = try RebuildCommandTests.replay(["report", "--html", out + "3", "--public-key", fixture.pub, "--journal", fixture.journal])
         #expect(pinned.0 == 0)
-        #expect(try String(contentsOfFile: out + "3", encoding: .utf8).contains("Verified against the pinned key: 78 events"))
+        #expect(try String(contentsOfFile: out + "3", encoding: .utf8).contains("Verified against the pinned key: 79 events"))
 
-        let late = try RebuildCommandTests.replay(["report", "--html", out + "2", "--from", "#76", "--journal", fixture.journal])
+        let late = try RebuildCommandTests.replay(["report", "--html", out + "2", "--from", "#77", "--journal", fixture.journal])
         #expect(late.0 == 0)
         let latePage = try String(contentsOfFile: out + "2", encoding: .utf8)
-        #expect(latePage.contains("events #76 to #78 (3 events)"))
+        #expect(latePage.contains("events #77 to #79 (3 events)"))
         #expect(latePage.contains("Anomalies (1)"), "only the replay is inside the range")
 
         #expect(try RebuildCommandTests.replay(["report", "--html", out, "--from", "#500", "--journal", fixture.journal]).0 == 2)

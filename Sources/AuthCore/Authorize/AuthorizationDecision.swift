@@ -146,7 +146,7 @@ public enum AuthorizationOutcome: Codable, Sendable, Equatable {
     /// An error returned to the client's redirect URI.
     case errorRedirect(error: OAuthErrorCode, description: String, delivery: ResponseDelivery)
     /// The user must log in with `connection`.
-    case login(connection: String, loginHint: String?)
+    case login(connection: String, loginHint: PersonalText?)
     /// The user must answer a consent request.
     case consent(ConsentRequest)
     /// The user must choose one of these organizations.
@@ -208,5 +208,28 @@ extension AuthorizationOutcome {
         case .errorRedirect(let error, _, let delivery): .errorRedirect(error: error, description: "", delivery: delivery)
         default: self
         }
+    }
+}
+
+/// Personal values a decision can read that are not known in clear where it is re-decided.
+public enum WithheldInputs: Sendable, Equatable {
+    /// At least one was erased (its subject's key destroyed).
+    case erased
+    /// At least one is sealed and was read without the journal's data key (and none erased).
+    case sealed
+}
+
+extension AuthorizationInput {
+    /// Whether a personal value this decision can read is withheld: the `login_hint`, the session user's
+    /// email address, the invitation's email address (compared with each other). A decision re-decided
+    /// without them may come out differently without anything being wrong: it is "not re-decidable: inputs
+    /// erased", never a difference. `nil` when every such value is known.
+    public func withheldPersonalValues(in configuration: ConfigurationState) -> WithheldInputs? {
+        var values: [PersonalText] = []
+        if let hint = parameters.loginHint { values.append(hint) }
+        if let userID = session?.userID, let user = configuration.users[userID] { values.append(user.email) }
+        if let ticket = parameters["invitation"], let invitation = configuration.invitations[ticket] { values.append(invitation.email) }
+        if values.contains(.erased) { return .erased }
+        return values.contains(where: \.isWithheld) ? .sealed : nil
     }
 }

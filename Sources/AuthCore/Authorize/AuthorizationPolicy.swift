@@ -347,7 +347,7 @@ struct AuthenticationRule: AuthorizationRule {
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
         let input = draft.input
         let prompts = Set((draft.parameters["prompt"] ?? "").split(separator: " ").map(String.init))
-        let loginHint = draft.parameters["login_hint"]
+        let loginHint = draft.parameters.loginHint.flatMap { $0.value?.isEmpty == true ? nil : $0 }
         let fresh = input.progress.authenticatedAt != nil
         var usable: SessionSnapshot?
         if let session = input.session, session.expiresAt > input.now, session.connection == draft.connection,
@@ -398,7 +398,7 @@ struct MembershipRule: AuthorizationRule {
             return .chooseOrganization(choices)
         }
         if let invitation = draft.invitation {
-            guard invitation.email.lowercased() == user.email.lowercased() else {
+            guard invitation.email.matchesIgnoringCase(user.email) else {
                 return draft.redirectError(.accessDenied, "The invitation was issued to another email address.")
             }
             return nil

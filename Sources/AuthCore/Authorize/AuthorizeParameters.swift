@@ -8,12 +8,17 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
         "max_age", "login_hint",
     ]
 
-    /// First value of each known parameter.
+    /// First value of each known parameter, except `login_hint`.
     public var values: [String: String]
     /// Known parameters that appeared more than once, sorted.
     public var repeated: [String]
+    /// `login_hint`: personal data (an email address, usually), so it is kept apart from the other values
+    /// and sealed in the journal (``PersonalText``).
+    public var loginHint: PersonalText?
 
     public init(values: [String: String], repeated: [String] = []) {
+        var values = values
+        loginHint = values.removeValue(forKey: Self.loginHintName).map(PersonalText.clear)
         self.values = values
         self.repeated = repeated
     }
@@ -28,13 +33,34 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
         self.init(values: values, repeated: repeated.sorted())
     }
 
+    private static let loginHintName = "login_hint"
+
+    /// The value of parameter `name`, if it was given and is not empty (`login_hint` only when known in clear).
     public subscript(_ name: String) -> String? {
-        guard let value = values[name], !value.isEmpty else { return nil }
+        guard let value = name == Self.loginHintName ? loginHint?.value : values[name], !value.isEmpty else { return nil }
         return value
     }
 
-    /// The parameters as a query string (sorted, for stable events and tests).
+    /// The parameters as a query string (sorted, for stable events and tests; `login_hint` when known).
     public var query: String {
-        FormEncoding.encode(values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        var all = values
+        all[Self.loginHintName] = loginHint?.value
+        return FormEncoding.encode(all.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case values, repeated
+        case loginHint = "login_hint"
+    }
+
+    /// Reads both layouts: `login_hint` beside `values` (sealed or not), and, in events recorded before
+    /// it was sealed (`auth.authorize.requested` schema 1 and 2), among them.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        var values = try container.decode([String: String].self, forKey: .values)
+        repeated = try container.decode([String].self, forKey: .repeated)
+        loginHint = try container.decodeIfPresent(PersonalText.self, forKey: .loginHint)
+            ?? values.removeValue(forKey: Self.loginHintName).map(PersonalText.clear)
+        self.values = values
     }
 }

@@ -55,7 +55,8 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
 /// A user of a database connection.
 public struct RegisteredUser: Codable, Sendable, Equatable {
     public var userID: String
-    public var email: String
+    /// Sealed in the journal and its projections; opened by whoever holds the data key.
+    public var email: PersonalText
     public var connection: String
     /// Argon2id hash of the password.
     public var passwordHash: String
@@ -65,7 +66,7 @@ public struct RegisteredUser: Codable, Sendable, Equatable {
         case passwordHash = "password_hash"
     }
 
-    public init(userID: String, email: String, connection: String, passwordHash: String) {
+    public init(userID: String, email: PersonalText, connection: String, passwordHash: String) {
         self.userID = userID
         self.email = email
         self.connection = connection
@@ -84,12 +85,17 @@ public struct OrganizationRecord: Codable, Sendable, Equatable {
 public struct InvitationRecord: Codable, Sendable, Equatable {
     public var ticket: String
     public var organizationID: String
-    public var email: String
+    /// Sealed in the journal and its projections; opened by whoever holds the data key.
+    public var email: PersonalText
     public var clientID: String
     public var expiresAt: LedgerTimestampText
+    /// The user whose email address the invitation names, when the tenant has one: the data subject of
+    /// the address, so that erasing the user erases it here too (`nil`: the anonymous subject of the day).
+    public var userID: String?
 
     enum CodingKeys: String, CodingKey {
         case ticket, email
+        case userID = "user_id"
         case organizationID = "organization_id"
         case clientID = "client_id"
         case expiresAt = "expires_at"

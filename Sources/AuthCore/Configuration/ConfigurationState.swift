@@ -86,11 +86,12 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
         version = max(version, sequence)
     }
 
-    /// The user of `connection` whose email (case-insensitively) or user id is `username`.
+    /// The user of `connection` whose email (case-insensitively) or user id is `username`. Emails are
+    /// compared only as known in clear: an erased or unopened one matches nothing.
     public func user(named username: String, in connection: String) -> RegisteredUser? {
-        let wanted = username.lowercased()
+        let wanted = PersonalText.clear(username)
         return users.values.first {
-            $0.connection == connection && ($0.email.lowercased() == wanted || $0.userID == username)
+            $0.connection == connection && ($0.email.matchesIgnoringCase(wanted) || $0.userID == username)
         }
     }
 

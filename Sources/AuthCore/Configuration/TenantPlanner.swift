@@ -27,11 +27,11 @@ public struct TenantPlanner: Sendable {
                 let existing = current.users[user.userID]
                 let unchanged =
                     existing.map {
-                        $0.email == user.email && $0.connection == connection.name && hasher.verify(user.password, against: $0.passwordHash)
+                        $0.email == .clear(user.email) && $0.connection == connection.name && hasher.verify(user.password, against: $0.passwordHash)
                     } ?? false
                 if !unchanged {
                     events.append(
-                        .userSet(RegisteredUser(userID: user.userID, email: user.email, connection: connection.name, passwordHash: hasher.hash(user.password))))
+                        .userSet(RegisteredUser(userID: user.userID, email: .clear(user.email), connection: connection.name, passwordHash: hasher.hash(user.password))))
                 }
             }
         }
@@ -49,6 +49,11 @@ public struct TenantPlanner: Sendable {
             let record = RegisteredClient(client, secretHash: secretHash)
             if existing != record { events.append(.clientSet(record)) }
         }
+        // An invitation's address belongs to the user who has it, if any (its data subject).
+        var userIDsByEmail: [String: String] = [:]
+        for connection in desired.connections {
+            for user in connection.users { userIDsByEmail[user.email.lowercased()] = userIDsByEmail[user.email.lowercased()] ?? user.userID }
+        }
         for organization in desired.organizations {
             let record = OrganizationRecord(id: organization.id, name: organization.name, connections: organization.connections)
             if current.organizations[organization.id] != record { events.append(.organizationSet(record)) }
@@ -58,8 +63,8 @@ public struct TenantPlanner: Sendable {
             }
             for invitation in organization.invitations {
                 let record = InvitationRecord(
-                    ticket: invitation.ticket, organizationID: organization.id, email: invitation.email,
-                    clientID: invitation.clientID, expiresAt: invitation.expiresAt)
+                    ticket: invitation.ticket, organizationID: organization.id, email: .clear(invitation.email),
+                    clientID: invitation.clientID, expiresAt: invitation.expiresAt, userID: userIDsByEmail[invitation.email.lowercased()])
                 if current.invitations[invitation.ticket] != record { events.append(.invitationSet(record)) }
             }
         }

@@ -20,7 +20,8 @@ public enum PersonalData {
     /// Whether `value` is one of the markers rather than a recorded value.
     public static func isMarker(_ value: String) -> Bool { value == erased || value == sealed }
 
-    /// The personal fields of each event type that has any (top-level payload keys holding strings).
+    /// The personal fields of each event type that has any, as top-level payload members holding strings.
+    /// Decoded without an opener they read as ``sealed``.
     public static let fields: [EventType: [String]] = [
         AuthEvent.authorizeRequestedType: ["client_ip", "user_agent"],
         AuthEvent.loginSucceededType: ["client_ip"],
@@ -31,9 +32,30 @@ public enum PersonalData {
         AuthEvent.tokenRevokedType: ["client_ip"],
     ]
 
-    /// The schema version of a type's payload once its personal fields are sealed objects (version 1 holds
-    /// them as strings).
-    public static let sealedSchemaVersion: UInt16 = 2
+    /// The members holding a ``PersonalText``, at any depth of the payload, of each event type that has
+    /// any. Decoded without an opener they stay sealed — so the projections folded from the event hold them
+    /// sealed too, and whoever reads a projection opens them (``open(_:contextType:opener:)``).
+    public static let texts: [EventType: Set<String>] = [
+        AuthEvent.authorizeRequestedType: [loginHintMember],
+        AuthEvent.authorizeDecidedType: [loginHintMember, "loginHint"],
+        AuthEvent.interactionOpenedType: [loginHintMember, "loginHint"],
+        ConfigurationEvent.userSetType: ["email"],
+        ConfigurationEvent.invitationSetType: ["email"],
+    ]
+
+    /// A request's `login_hint` names someone the server does not know yet: it is sealed under the
+    /// anonymous subject of its day, which the retention period ends.
+    static let loginHintMember = "login_hint"
+
+    /// The schema version of each type that holds personal values, in this release (version 1 held them
+    /// in clear; `auth.authorize.requested` version 2 kept `login_hint` in clear among the parameters).
+    public static func schemaVersion(of type: EventType) -> UInt16? {
+        switch type {
+        case AuthEvent.authorizeRequestedType: 3
+        case _ where fields[type] != nil || texts[type] != nil: 2
+        default: nil
+        }
+    }
 
     /// The data subject of an event's personal values: the user it names (`user_id`), or, for what belongs
     /// to no known user, the anonymous subject of its day (UTC), whose key a retention period destroys.
@@ -45,12 +67,13 @@ public enum PersonalData {
     /// The data subject of user `userID`: `u:<user id>`.
     public static func userSubject(_ userID: String) -> String { "u:" + userID }
 
-    /// The sealing context of `field` in events of `type`: the associated data binds a sealed value to it.
+    /// The sealing context of a value held by member `field` in events of `type`: the associated data binds
+    /// a sealed value to it.
     public static func context(type: EventType, field: String) -> String {
         type.name + "\n" + field
     }
 
-    /// `payload` with the personal fields of `type` sealed under their subject's key, or `nil` when it has
+    /// `payload` with the personal values of `type` sealed under their subject's key, or `nil` when it has
     /// none to seal. `key` gives (or makes) the key of a subject. A client address also leaves its keyed
     /// pseudonyms: `client_ip_key` under the subject's key, for the timeline's index (it dies with the key),
     /// and for failed logins `client_network` under `dataKey`, which the throttle counts across subjects.
@@ -58,23 +81,30 @@ public enum PersonalData {
     public static func seal(
         _ payload: [UInt8], type: EventType, time: LedgerTimestamp, dataKey: DataKey?, key: (String, DataKey) throws -> SubjectKey
     ) throws -> [UInt8]? {
-        guard let names = fields[type], var object = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] else { return nil }
+        let names = fields[type] ?? [], textNames = texts[type] ?? []
+        guard !names.isEmpty || !textNames.isEmpty, var object = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any]
+        else { return nil }
         // A failed login's `username` is sealed when it named an account; for an unknown name the server
         // records only its keyed pseudonym (never the typed text), which the throttle counts.
         let present = names.filter { object[$0] is String && ($0 != "username" || object["user_id"] is String) }
-        guard !present.isEmpty else { return nil }
+        let hasTexts = JSONWalk.contains(object, members: textNames)
+        guard !present.isEmpty || hasTexts else { return nil }
         guard let dataKey else { throw Unsealable(type: type.name) }
-        let subject = subject(userID: object["user_id"] as? String, time: time)
-        let subjectKey = try key(subject, dataKey)
+        let eventSubject = subject(userID: object["user_id"] as? String, time: time)
+        func sealed(_ value: String, member: String) throws -> Any {
+            let subject = member == loginHintMember || member == "loginHint" ? subject(userID: nil, time: time) : eventSubject
+            let sealed = try key(subject, dataKey).seal(Array(value.utf8), subject: subject, context: context(type: type, field: member))
+            return try JSONSerialization.jsonObject(with: Data(try PayloadCoding.encode(sealed)))
+        }
         if let address = object["client_ip"] as? String {
             // The timeline's index finds the address by a pseudonym under the subject's own key: it dies with it.
-            object["client_ip_key"] = subjectKey.pseudonym(address, domain: "address")
+            object["client_ip_key"] = try key(eventSubject, dataKey).pseudonym(address, domain: "address")
             if type == AuthEvent.loginFailedType { object["client_network"] = networkKey(address, dataKey: dataKey) }
         }
-        for name in present {
-            let value = object[name] as! String
-            let sealed = subjectKey.seal(Array(value.utf8), subject: subject, context: context(type: type, field: name))
-            object[name] = try JSONSerialization.jsonObject(with: Data(try PayloadCoding.encode(sealed)))
+        for name in present { object[name] = try sealed(object[name] as! String, member: name) }
+        if hasTexts {
+            object = try JSONWalk.replacingStrings(in: object, members: textNames) { member, value in try sealed(value, member: member) }
+                as! [String: Any]
         }
         return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
     }
@@ -103,25 +133,92 @@ public enum PersonalData {
     /// Opens sealed values: given one and its context, the value or why not.
     public typealias Opener = (SealedValue, String) -> Opened
 
-    /// `payload` with every sealed personal field of `type` replaced by what `opener` gives (a marker when
-    /// it gives none, or without an opener); `payload` itself when it holds no sealed value.
+    /// `payload` (an event of `type`) with its sealed values replaced by what `opener` gives, or by a marker
+    /// when it gives none. Without an opener only the top-level ``fields`` are replaced (by ``sealed``); the
+    /// ``texts`` stay sealed, as ``PersonalText/sealed(_:)``. `payload` itself when it holds no sealed value.
     public static func open(_ payload: [UInt8], type: EventType, opener: Opener?) throws -> [UInt8] {
-        guard let names = fields[type], payload.containsSealedMarker,
-            var object = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any]
-        else { return payload }
-        var changed = false
-        for name in names {
-            guard let dictionary = object[name] as? [String: Any] else { continue }
-            let sealed = try PayloadCoding.decode(SealedValue.self, from: Array(try JSONSerialization.data(withJSONObject: dictionary)))
-            switch opener?(sealed, context(type: type, field: name)) ?? .unavailable {
-            case .value(let value): object[name] = value
-            case .erased: object[name] = erased
-            case .unavailable: object[name] = Self.sealed
-            }
-            changed = true
+        guard let opener else {
+            guard let names = fields[type] else { return payload }
+            return try replacingSealed(in: payload, members: Set(names), topLevelOnly: true) { _, _ in .unavailable }
         }
-        guard changed else { return payload }
-        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+        return try open(payload, contextType: { _ in type }, opener: opener)
+    }
+
+    /// `record` — an event payload or a projection folded from events — with every sealed value, at any
+    /// depth, replaced by what `opener` gives (its text or a marker). `contextType` names the event type
+    /// that sealed a value found under a path of member names (a projection holds values of several types).
+    public static func open(_ record: [UInt8], contextType: ([String]) -> EventType, opener: Opener) throws -> [UInt8] {
+        try replacingSealed(in: record, members: nil, topLevelOnly: false) { path, sealed in
+            opener(sealed, context(type: contextType(path), field: path.last ?? ""))
+        }
+    }
+
+    private static func replacingSealed(
+        in record: [UInt8], members: Set<String>?, topLevelOnly: Bool, _ open: ([String], SealedValue) -> Opened
+    ) throws -> [UInt8] {
+        guard record.containsSealedMarker, let object = try? JSONSerialization.jsonObject(with: Data(record)) else { return record }
+        var changed = false
+        let opened = try JSONWalk.replacingSealed(in: object, path: [], members: members, topLevelOnly: topLevelOnly) { path, dictionary in
+            let sealed = try PayloadCoding.decode(SealedValue.self, from: Array(try JSONSerialization.data(withJSONObject: dictionary)))
+            changed = true
+            switch open(path, sealed) {
+            case .value(let value): return value
+            case .erased: return erased
+            case .unavailable: return Self.sealed
+            }
+        }
+        guard changed else { return record }
+        return Array(try JSONSerialization.data(withJSONObject: opened, options: [.sortedKeys, .withoutEscapingSlashes]))
+    }
+}
+
+/// Walks parsed JSON (`JSONSerialization` objects) to find and replace members by name.
+private enum JSONWalk {
+    /// Whether a member named one of `members` holds a string anywhere in `value`.
+    static func contains(_ value: Any, members: Set<String>) -> Bool {
+        if let object = value as? [String: Any] {
+            return object.contains { members.contains($0.key) && $0.value is String || contains($0.value, members: members) }
+        }
+        if let array = value as? [Any] { return array.contains { contains($0, members: members) } }
+        return false
+    }
+
+    /// `value` with every string held by a member named one of `members`, at any depth, replaced.
+    static func replacingStrings(in value: Any, members: Set<String>, _ body: (String, String) throws -> Any) rethrows -> Any {
+        if var object = value as? [String: Any] {
+            for (name, member) in object {
+                if members.contains(name), let text = member as? String {
+                    object[name] = try body(name, text)
+                } else {
+                    object[name] = try replacingStrings(in: member, members: members, body)
+                }
+            }
+            return object
+        }
+        if let array = value as? [Any] { return try array.map { try replacingStrings(in: $0, members: members, body) } }
+        return value
+    }
+
+    /// `value` with every sealed value (an object with `"sealed": 1`) replaced by what `body` gives for it
+    /// and its path of member names; only under `members` when given, only at the top level when asked.
+    static func replacingSealed(
+        in value: Any, path: [String], members: Set<String>?, topLevelOnly: Bool, _ body: ([String], [String: Any]) throws -> Any
+    ) rethrows -> Any {
+        if var object = value as? [String: Any] {
+            for (name, member) in object {
+                let memberPath = path + [name]
+                if let dictionary = member as? [String: Any], (dictionary["sealed"] as? Int) == 1, members?.contains(name) ?? true {
+                    object[name] = try body(memberPath, dictionary)
+                } else if !topLevelOnly {
+                    object[name] = try replacingSealed(in: member, path: memberPath, members: members, topLevelOnly: false, body)
+                }
+            }
+            return object
+        }
+        if let array = value as? [Any], !topLevelOnly {
+            return try array.map { try replacingSealed(in: $0, path: path, members: members, topLevelOnly: false, body) }
+        }
+        return value
     }
 }
 

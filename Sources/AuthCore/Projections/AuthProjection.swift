@@ -257,7 +257,14 @@ public enum AuthProjection {
         try store.value(CodeRecord.self, .codes, hash)
     }
 
-    /// The configuration as the projection holds it.
+    /// The event type that sealed a personal value found in the configuration projection under `path`
+    /// (member names from the top): users come from `config.user.set`, invitations from `config.invitation.set`.
+    public static func configurationEventType(_ path: [String]) -> EventType {
+        path.first == "invitations" ? ConfigurationEvent.invitationSetType : ConfigurationEvent.userSetType
+    }
+
+    /// The configuration as the projection holds it: personal values sealed (see
+    /// `SnapshotStore.openedConfiguration(dataKey:)` for them opened).
     public static func configuration(in store: some ProjectionStore) throws -> ConfigurationState {
         try store.value(ConfigurationState.self, .configuration, configurationKey) ?? ConfigurationState()
     }

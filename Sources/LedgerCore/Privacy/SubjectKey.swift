@@ -73,7 +73,7 @@ public struct SubjectKey: Sendable, Equatable {
 
 /// A personal value sealed under its subject's key (``SubjectKey/seal(_:subject:context:)``): what a journal
 /// keeps instead of the value. In JSON: `{"ct":"<base64>","key":"<16 hex>","nonce":"<base64>","sealed":1,"subject":"<id>"}`.
-public struct SealedValue: Codable, Sendable, Equatable {
+public struct SealedValue: Codable, Sendable, Hashable {
     /// Whose value it is: the subject whose key sealed it.
     public var subject: String
     /// The id of the subject key that sealed it.

@@ -123,6 +123,7 @@ final class ServerHarness: Sendable {
         directory = (base ?? FileManager.default.temporaryDirectory.path) + "/authledger-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         ledger = try await AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
+        ledger.dataKey = try JournalDataKeyFile(journal: directory + "/journal").loadOrCreate()
         try await ledger.applyTenant(try TenantFile.parse(yaml: yaml), hasher: Argon2idHasher.minimal)
         clock = TestClock()
         server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: issuer, logger: logger, configure: configure)
