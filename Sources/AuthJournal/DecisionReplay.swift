@@ -27,10 +27,12 @@ public enum DecisionHistory {
         in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max, dataKey: DataKey? = nil,
         _ body: (RecordedDecision, ConfigurationState) throws -> Void
     ) throws {
-        var current = ConfigurationState()
-        var versions: [UInt64: ConfigurationState] = [0: current]
         try reader.read { snapshot in
             let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+            // After archived events, the configuration starts as they left it.
+            var current = try ArchivedState.configuration(in: snapshot, opener: opener.opener)
+            var versions: [UInt64: ConfigurationState] = [0: ConfigurationState()]
+            versions[current.version] = current
             try snapshot.forEachEvent { envelope in
                 guard envelope.sequence <= range.upperBound else { return false }
                 guard let event = try opener.event(envelope) else { return true }

@@ -9,7 +9,8 @@ public enum ProjectionRebuild {
     /// Every projection table, as table → key → value bytes.
     public typealias Tables = [AuthTable: [String: [UInt8]]]
 
-    /// Folds every authorization event of the journal into fresh, in-memory projections.
+    /// Folds every authorization event of the journal into fresh, in-memory projections (after archived
+    /// events, into the projections they left).
     public static func rebuild(from reader: JournalReader, progress: ((UInt64) -> Void)? = nil) throws -> Tables {
         try reader.read { try rebuild(from: $0, progress: progress) }
     }
@@ -26,6 +27,8 @@ public enum ProjectionRebuild {
 
     static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?) throws -> Tables {
         let store = MemoryStore()
+        // A journal whose oldest events were archived starts from the projections they left.
+        store.tables = try ArchivedState.start(in: snapshot)
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
                 if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {

@@ -17,7 +17,8 @@ public final class SealedValueOpener {
 
     /// What `sealed` holds, or why it cannot be read.
     public func open(_ sealed: SealedValue, context: String) -> PersonalData.Opened {
-        guard let dataKey else { return .unavailable }
+        // Without the data key, or in an archive (its subjects' keys are kept in the journal): unreadable here.
+        guard let dataKey, snapshot.holdsSubjectKeys else { return .unavailable }
         let key: SubjectKey?
         if let cached = keys[sealed.subject] {
             key = cached

@@ -205,8 +205,8 @@ public enum JournalPoint: Sendable, Equatable {
             let head = try snapshot.head.sequence
             let lower: UInt64 =
                 switch start {
-                case nil: 1
-                case .sequence(let sequence): sequence
+                case nil: try snapshot.firstSequence
+                case .sequence(let sequence): max(sequence, try snapshot.firstSequence)
                 case .time(let time): try snapshot.firstSequence(atOrAfter: time)
                 }
             let upper: UInt64 =

@@ -54,6 +54,8 @@ public struct JournalVerifier: Sendable {
     private var checkpointsVerified = 0
     /// The largest tree size proven by a verified checkpoint so far.
     private var provenSize: UInt64 = 0
+    /// The size of the archived prefix verification resumed after (0: from the genesis event).
+    private var resumedAfter: UInt64 = 0
 
     /// - Parameters:
     ///   - trust: which signing keys to accept.
@@ -67,6 +69,41 @@ public struct JournalVerifier: Sendable {
         }
         self.pins = pins
         self.pinHorizon = pins.values.compactMap { $0.map { $0.last ?? $0.first } }.max() ?? 0
+    }
+
+    /// Resumes verification after `prefix`, the verified state of a journal's archived events: the next
+    /// record must be event `prefix.size + 1`. The journal's checkpoint at `prefix.size` must be among
+    /// `checkpoints`: it is checked now (signed by a key entitled there, pinned if pinning; its root the
+    /// prefix's), and anchors everything that follows. Checkpoints of smaller sizes are the archive's and
+    /// are not looked at.
+    public init(trust: Trust, checkpoints: [(SignedCheckpoint, CheckpointSource)], resumingAfter prefix: VerifiedPrefix) throws(VerificationFailure) {
+        self.init(trust: trust, checkpoints: checkpoints.filter { $0.0.checkpoint.treeSize >= prefix.size })
+        guard let frontier = MerkleFrontier(size: prefix.size, subtreeRoots: prefix.subtreeRoots) else {
+            throw VerificationFailure(sequence: prefix.size, problem: .badArchivePrefix)
+        }
+        count = prefix.size
+        lastHash = prefix.lastHash
+        lastTime = prefix.lastTime
+        self.frontier = frontier
+        genesis = prefix.genesis
+        journalID = Hex.decode(prefix.genesis.journalID) ?? []
+        keyChain = prefix.keys
+        tenures = prefix.tenures
+        signers = prefix.signers
+        resumedAfter = prefix.size
+        guard self.checkpoints.first?.0.checkpoint.treeSize == prefix.size else {
+            throw VerificationFailure(sequence: prefix.size, problem: .badArchivePrefix)
+        }
+        try checkCheckpoints(upTo: prefix.size)
+    }
+
+    /// The state after the events verified so far, from which verification of the events after them can
+    /// resume (``init(trust:checkpoints:resumingAfter:)``); `nil` before the genesis event.
+    public var prefix: VerifiedPrefix? {
+        guard let genesis else { return nil }
+        return VerifiedPrefix(
+            size: count, lastHash: lastHash, lastTime: lastTime, subtreeRoots: frontier.subtreeRoots, genesis: genesis, keys: keyChain,
+            tenures: tenures, signers: signers)
     }
 
     /// Whether the pins let `key` sign at `position` (an event, or a checkpoint's size), `allows` saying
@@ -132,8 +169,10 @@ public struct JournalVerifier: Sendable {
 
     /// Ends verification: checks that no checkpoint claims more events than were read, that a signed
     /// checkpoint proves the position of every event, and that the key chain is trusted.
+    /// - Parameter continued: the events read are an archive, which the journal's later history continues:
+    ///   they may end before a pinned tenure does (that history must then reach it).
     /// - Returns: a summary of what was verified.
-    public mutating func finish() throws(VerificationFailure) -> VerificationReport {
+    public mutating func finish(continued: Bool = false) throws(VerificationFailure) -> VerificationReport {
         if nextCheckpoint < checkpoints.count {
             let (signed, source) = checkpoints[nextCheckpoint]
             throw VerificationFailure(
@@ -149,13 +188,14 @@ public struct JournalVerifier: Sendable {
         // The pins say how far the journal reached when they were taken: a journal that ends before a pinned
         // tenure does was cut short (a leaked retired key could otherwise rewrite its own tenure and stop there).
         let reaches = pins.compactMap { key, pinned in pinned.map { (key: key.keyID, reached: $0.last ?? ($0.first - 1)) } }
-        if let furthest = reaches.max(by: { ($0.reached, $1.key) < ($1.reached, $0.key) }), count < furthest.reached {
+        if !continued, let furthest = reaches.max(by: { ($0.reached, $1.key) < ($1.reached, $0.key) }), count < furthest.reached {
             throw VerificationFailure(sequence: count + 1, problem: .endsBeforePinnedTenure(furthest.key, reached: furthest.reached))
         }
         return VerificationReport(
             eventCount: count, rootHash: frontier.root, lastEventHash: lastHash,
             keys: keyChain, tenures: tenures, checkpointsVerified: checkpointsVerified,
-            origin: genesis?.origin, pinned: { if case .pinned = trust { true } else { false } }())
+            origin: genesis?.origin, pinned: { if case .pinned = trust { true } else { false } }(), archivedBefore: resumedAfter + 1,
+            prefix: prefix)
     }
 
     /// The key that must have signed `envelope` (its id is checked; the signature is the caller's to check),
@@ -305,6 +345,10 @@ public struct VerificationReport: Sendable, Equatable {
     public var origin: String?
     /// Whether the key chain was checked against pinned keys (rather than trusted on first use).
     public var pinned: Bool
+    /// The first event verified: 1, or the first after an archived prefix (whose events an archive holds).
+    public var archivedBefore: UInt64 = 1
+    /// The state verification ended in, from which the events after these can be verified.
+    public var prefix: VerifiedPrefix?
 }
 
 /// The first problem verification found: the sequence number it concerns, and what is wrong.
@@ -350,6 +394,11 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
         case checkpointSignedOutsideTenure(source: JournalVerifier.CheckpointSource, key: KeyID)
         /// The journal ends before a pinned tenure says it reached (truncated, or rolled back).
         case endsBeforePinnedTenure(KeyID, reached: UInt64)
+        /// The stored prefix of archived events is malformed, or has no checkpoint of its size.
+        case badArchivePrefix
+        /// An archive and the journal after it are not one history (the journal's prefix is not the state
+        /// its archive's verification ends in).
+        case archiveMismatch
     }
 
     public var description: String {
@@ -374,6 +423,8 @@ public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
                 "missing: the pinned tenure of key \(key) reaches #\(reached), but the journal ends at #\(sequence - 1) (truncated or rolled back)"
             case .checkpointSignedOutsideTenure(let source, let key):
                 "\(source) at this size is signed by key \(key), which could not sign at this size (retired, removed or not yet introduced)"
+            case .badArchivePrefix: "the prefix of archived events that ends here is malformed or has no signed checkpoint of its size"
+            case .archiveMismatch: "the archive ending here is not the history the journal after it continues (another journal, or altered)"
             case .checkpointOriginMismatch(let source): "\(source) names another journal"
             case .checkpointSignatureInvalid(let source): "\(source) at this size has no valid signature by the journal's keys"
             case .checkpointRootMismatch(let source, let size):

@@ -9,6 +9,7 @@ import LedgerCore
 /// | `checkpoints` | tree size, 8 bytes big-endian    | signed note text                        |
 /// | `meta`        | ASCII name                       | journal identity, format, active key, key history |
 /// | `subject_keys`| data subject id (UTF-8)          | the subject's key, wrapped under the journal's data key |
+/// | `archived_projections` | projection name, 0x00, key | the projections as the archived events left them |
 /// | `p.<name>`    | chosen by the projection         | chosen by the projection                |
 struct JournalLayout: Sendable {
     let events: StorageTable
@@ -17,12 +18,17 @@ struct JournalLayout: Sendable {
     let meta: StorageTable
     /// The keys of data subjects; `nil` in a journal opened for reading that has never had one.
     let subjectKeys: StorageTable?
+    /// The projections as the archived events left them; `nil` in a journal opened for reading that was
+    /// never archived.
+    let archivedProjections: StorageTable?
     let projections: [String: StorageTable]
 
     static let formatVersion = "1"
     static let baseTables = ["events", "merkle", "checkpoints", "meta"]
     /// Kept outside the base tables: journals written before subject keys existed have no such table.
     static let subjectKeysTable = "subject_keys"
+    /// Outside the base tables too, for the same reason.
+    static let archivedProjectionsTable = "archived_projections"
 
     enum MetaKey {
         static let format = Array("format".utf8)
@@ -37,6 +43,9 @@ struct JournalLayout: Sendable {
         static let signerPrefix = Array("signer.".utf8)
 
         static func signer(_ id: KeyID) -> [UInt8] { signerPrefix + id.bytes }
+        /// The verified state after the archived events (`VerifiedPrefix`, JSON), in a journal whose oldest
+        /// events were archived: its events start after it.
+        static let archivePrefix = Array("archive.prefix".utf8)
     }
 
     /// The keys that may sign new events, as the journal's index records them (the signed events are
@@ -55,9 +64,11 @@ struct JournalLayout: Sendable {
     }
 
     /// Opens the journal's tables in `storage`. When reading (`create` false), projections the journal
-    /// lacks are left out; a journal without its base tables is refused.
-    static func open(in storage: any JournalStorage, projections: [String], create: Bool) throws -> JournalLayout {
-        let tables = try storage.openTables(baseTables + [subjectKeysTable] + projections.map { "p.\($0)" }, create: create)
+    /// lacks are left out; a journal without its base tables is refused. An archive is made without
+    /// `subjectKeys` (its subjects' keys stay in the journal).
+    static func open(in storage: any JournalStorage, projections: [String], create: Bool, subjectKeys: Bool = true) throws -> JournalLayout {
+        let tables = try storage.openTables(
+            baseTables + (subjectKeys ? [subjectKeysTable] : []) + [archivedProjectionsTable] + projections.map { "p.\($0)" }, create: create)
         func base(_ name: String) throws(JournalError) -> StorageTable {
             guard let table = tables[name] else { throw .directory(path: storage.location, reason: "holds no journal (no \(name) table)") }
             return table
@@ -66,7 +77,8 @@ struct JournalLayout: Sendable {
         for name in projections { projectionTables[name] = tables["p.\(name)"] }
         return JournalLayout(
             events: try base("events"), merkle: try base("merkle"), checkpoints: try base("checkpoints"),
-            meta: try base("meta"), subjectKeys: tables[subjectKeysTable], projections: projectionTables)
+            meta: try base("meta"), subjectKeys: tables[subjectKeysTable], archivedProjections: tables[archivedProjectionsTable],
+            projections: projectionTables)
     }
 
     /// Refuses a journal written in another format version, or holding events but no version at all (a
@@ -80,6 +92,16 @@ struct JournalLayout: Sendable {
         }
         let version = String(decoding: stored.prefix(32), as: UTF8.self)
         guard version == Self.formatVersion else { throw JournalError.unsupportedFormat(version) }
+    }
+
+    /// The verified state after the archived events, if the journal's oldest events were archived.
+    func archivePrefix(in transaction: any StorageReadTransaction) throws -> VerifiedPrefix? {
+        guard let bytes = try transaction.get(MetaKey.archivePrefix, in: meta) else { return nil }
+        do {
+            return try PayloadCoding.decode(VerifiedPrefix.self, from: bytes)
+        } catch {
+            throw JournalError.corrupt("the prefix of the archived events cannot be read: \(error)")
+        }
     }
 
     /// A perfect subtree is keyed by the index of its last leaf, then its level, so every append

@@ -49,10 +49,22 @@ public struct JournalSnapshot {
         try record(sequence).map { try EventEnvelope(record: $0) }
     }
 
-    /// Visits stored records in sequence order from `start`, with the sequence key they are stored under,
-    /// until `body` returns false. Does not decode or check them.
+    /// The verified state after the archived events, when the journal's oldest events were archived
+    /// (`authledger journal archive`): its events start after ``VerifiedPrefix/size``.
+    public var archivedPrefix: VerifiedPrefix? {
+        get throws { try layout.archivePrefix(in: transaction) }
+    }
+
+    /// The first event the journal holds: 1, or the first after its archived events.
+    public var firstSequence: UInt64 {
+        get throws { (try archivedPrefix?.size ?? 0) + 1 }
+    }
+
+    /// Visits stored records in sequence order from `start` (at the earliest the first event the journal
+    /// holds: archived ones are not visited, even while their removal is unfinished), with the sequence key
+    /// they are stored under, until `body` returns false. Does not decode or check them.
     public func forEachRecord(from start: UInt64 = 1, _ body: (UInt64, [UInt8]) throws -> Bool) throws {
-        try transaction.forEach(in: layout.events, from: start.bigEndianBytes) { key, value in
+        try transaction.forEach(in: layout.events, from: max(start, try firstSequence).bigEndianBytes) { key, value in
             guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("event key of \(key.count) bytes") }
             return try body(sequence, value)
         }
@@ -61,6 +73,16 @@ public struct JournalSnapshot {
     /// Visits decoded events in order from `start` until `body` returns false.
     public func forEachEvent(from start: UInt64 = 1, _ body: (EventEnvelope) throws -> Bool) throws {
         try forEachRecord(from: start) { _, record in try body(try EventEnvelope(record: record)) }
+    }
+
+    /// The entries of projection `name` as the archived events left them (none when nothing was archived).
+    public func archivedProjection(_ name: String, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        guard let table = layout.archivedProjections else { return }
+        let prefix = Array(name.utf8) + [0]
+        try transaction.forEach(in: table, from: prefix) { key, value in
+            guard key.starts(with: prefix) else { return false }
+            return try body(Array(key.dropFirst(prefix.count)), value)
+        }
     }
 
     /// Every checkpoint stored in the journal, by tree size.
@@ -158,7 +180,7 @@ extension JournalSnapshot {
     /// The first sequence number whose event time is at or after `time` (head + 1 if none): a binary
     /// search, since event times never decrease.
     public func firstSequence(atOrAfter time: LedgerTimestamp) throws -> UInt64 {
-        var low: UInt64 = 1
+        var low = try firstSequence
         var high = try head.sequence + 1
         while low < high {
             let middle = low + (high - low) / 2

@@ -4,11 +4,15 @@ import LedgerCore
 extension JournalReader {
     /// Verifies the whole journal from a single snapshot: every record, signature and chain link in
     /// order, every checkpoint stored in the journal, and every `witnessed` checkpoint from outside it.
+    /// A journal whose oldest events were archived is verified from the state they left (its
+    /// ``JournalSnapshot/archivedPrefix``). `continued`: the journal is an archive, which the history
+    /// after it continues, so it may end before a pinned tenure does.
     ///
     /// - Returns: the report, or the first failure with the sequence number it concerns.
     /// - Throws: only when the journal cannot be read at all.
     public func verify(
-        trust: JournalVerifier.Trust, witnessed: [(SignedCheckpoint, String)] = [], progress: ((UInt64) -> Void)? = nil
+        trust: JournalVerifier.Trust, witnessed: [(SignedCheckpoint, String)] = [], continued: Bool = false,
+        progress: ((UInt64) -> Void)? = nil
     ) throws -> Result<VerificationReport, VerificationFailure> {
         try read { snapshot in
             var checkpoints: [(SignedCheckpoint, JournalVerifier.CheckpointSource)] = []
@@ -22,9 +26,21 @@ extension JournalReader {
                 return true
             }
             checkpoints += witnessed.map { ($0.0, .witness($0.1)) }
-            var verifier = JournalVerifier(trust: trust, checkpoints: checkpoints)
-            var failure: VerificationFailure?
+            var verifier: JournalVerifier
             var expected: UInt64 = 1
+            // A journal whose oldest events were archived resumes from the state they left, anchored by its
+            // signed checkpoint at the cut (the archive holds them: `verify --archive`).
+            if let prefix = try snapshot.archivedPrefix {
+                do throws(VerificationFailure) {
+                    verifier = try JournalVerifier(trust: trust, checkpoints: checkpoints, resumingAfter: prefix)
+                } catch {
+                    return .failure(error)
+                }
+                expected = prefix.size + 1
+            } else {
+                verifier = JournalVerifier(trust: trust, checkpoints: checkpoints)
+            }
+            var failure: VerificationFailure?
             var pending: [DeferredSignature] = []
             pending.reserveCapacity(Self.signatureBatch)
             // Signatures are checked a batch at a time on every core; everything else in order. The first
@@ -34,9 +50,10 @@ extension JournalReader {
                 if bad < (failure?.sequence ?? .max) { failure = VerificationFailure(sequence: bad, problem: .badSignature) }
                 pending.removeAll(keepingCapacity: true)
             }
-            // Every key of the events database, from the very first: a record stored under a key that is
-            // not a sequence number is as much a finding as a bad record.
-            try snapshot.transaction.forEach(in: snapshot.layout.events) { key, record in
+            // Every key of the events database, from the very first (after an archived prefix: from the first
+            // after it): a record stored under a key that is not a sequence number is as much a finding as a
+            // bad record.
+            try snapshot.transaction.forEach(in: snapshot.layout.events, from: expected == 1 ? nil : expected.bigEndianBytes) { key, record in
                 do throws(VerificationFailure) {
                     guard let storedKey = UInt64(bigEndianBytes: key) else {
                         throw VerificationFailure(sequence: expected, problem: .malformedStorageKey)
@@ -57,7 +74,7 @@ extension JournalReader {
             checkPending()
             if failure == nil {
                 do throws(VerificationFailure) {
-                    let report = try verifier.finish()
+                    let report = try verifier.finish(continued: continued)
                     if unreadableCheckpoint == nil { return .success(report) }
                 } catch {
                     failure = error

@@ -46,6 +46,10 @@ extension JournalWriteTransaction {
 }
 
 extension JournalSnapshot {
+    /// Whether the journal keeps subject keys at all. An archive does not: its sealed values open only
+    /// with the keys its journal keeps.
+    public var holdsSubjectKeys: Bool { layout.subjectKeys != nil }
+
     /// The key of `subject`, or `nil` when it has none (never had one, or it was destroyed).
     /// - Throws: ``JournalError/corrupt(_:)`` when the entry does not open under `dataKey`.
     public func subjectKey(_ subject: String, dataKey: DataKey) throws -> SubjectKey? {

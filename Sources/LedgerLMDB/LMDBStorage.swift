@@ -11,7 +11,7 @@ import LedgerJournal
 /// since two writers would each extend the hash chain from their own idea of its end.
 public final class LMDBStorage: JournalStorage {
     /// The journal's own tables besides its projections (`events`, `merkle`, `checkpoints`, `meta`,
-    /// `subject_keys`), with room to spare for tables a later release adds.
+    /// `subject_keys`, `archived_projections`), with room to spare for tables a later release adds.
     static let baseTableCount = 8
 
     let environment: LMDBEnvironment

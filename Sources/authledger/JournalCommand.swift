@@ -11,8 +11,53 @@ import LedgerPostgres
 /// `authledger journal`: whole-journal operations.
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "journal", abstract: "Move a journal between stores; rebuild a shared journal's projections; prune expired entries.",
-        subcommands: [Copy.self, RebuildProjections.self, Prune.self, Retention.self])
+        commandName: "journal",
+        abstract: "Move a journal between stores; archive its oldest events; rebuild a shared journal's projections; prune expired entries.",
+        subcommands: [Copy.self, Archive.self, RebuildProjections.self, Prune.self, Retention.self])
+
+    struct Archive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move the events before a time or #N into a verifiable archive, and remove them from the journal.",
+            discussion: """
+                The archive (an empty or missing directory) is a journal of its own holding the events up to the last \
+                signed checkpoint before --before, with their checkpoints, Merkle nodes and key history; it is written \
+                and verified first. The journal then records the cut (ledger.archived) and keeps what verification \
+                needs to go on from it: the verified state there, the signed checkpoint at the cut, the Merkle frontier, \
+                the key history, and the projections as the archived events left them. Its projections are untouched \
+                (consent given before the cut is still consent); a server may keep running. authledger-replay verify \
+                --archive DIR verifies archive and journal as one history. The archive holds personal data sealed, as \
+                the journal did; the subjects' keys stay in the journal, so erasure still reaches it.
+                """)
+        @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var writerOptions: JournalWriterOptions
+        @Option(help: ArgumentHelp("Archive the events before this time (RFC 3339) or #sequence.", valueName: "T")) var before: String
+        @Option(help: ArgumentHelp("The archive to write: an empty or missing directory.", valueName: "dir")) var out: String
+        @Option(help: "Output format.") var format: OutputFormat = .text
+
+        func run() async throws {
+            guard let point = JournalPoint(before) else { throw CommandExit.badInput("--before \(before) is neither RFC 3339 nor #N") }
+            if let entries = try? FileManager.default.contentsOfDirectory(atPath: out), !entries.isEmpty {
+                throw CommandExit.badInput("\(out) is not empty: write an archive into an empty or missing directory")
+            }
+            let summary = try await writerOptions.withAuthLedger(journalOptions, failing: "archival") { ledger in
+                let sequence: UInt64 =
+                    switch point {
+                    case .sequence(let sequence): sequence
+                    case .time(let time): try ledger.journal.read { try $0.firstSequence(atOrAfter: time) }
+                    }
+                return try await ledger.archive(before: sequence, to: try LMDBStorage(writing: Journal.Configuration(directory: out)))
+            }
+            switch format {
+            case .text:
+                printText("archived events #\(summary.first)…#\(summary.through) to \(out) (verified); the journal records the cut at #\(summary.recordedAt) and verifies from it")
+                printText("\(summary.removed) entries removed from the journal; LMDB reuses their pages")
+            case .jsonl:
+                printJSONLine([
+                    "first": summary.first, "through": summary.through, "recorded_at": summary.recordedAt, "removed": summary.removed, "archive": out,
+                ])
+            }
+        }
+    }
 
     struct Retention: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -8,6 +8,14 @@ public struct MerkleFrontier: Sendable, Equatable {
 
     public init() {}
 
+    /// The frontier of a tree of `size` leaves whose perfect subtrees (left to right) have these roots;
+    /// `nil` when their number does not fit the size (one per bit set in it).
+    public init?(size: UInt64, subtreeRoots: [SHA256Digest]) {
+        guard size.nonzeroBitCount == subtreeRoots.count else { return nil }
+        self.size = size
+        self.subtreeRoots = subtreeRoots
+    }
+
     /// Rebuilds the frontier of a tree of `size` leaves from its perfect subtrees.
     public init(size: UInt64, nodes: some MerkleNodeSource) throws {
         var start: UInt64 = 0

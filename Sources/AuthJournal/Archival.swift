@@ -1,0 +1,129 @@
+import AuthCore
+import LedgerCore
+import LedgerJournal
+import LedgerLMDB
+
+/// What ``AuthLedger/archive(before:to:)`` did.
+public struct ArchiveSummary: Sendable, Equatable {
+    /// The archived events: the first and the last.
+    public var first: UInt64
+    public var through: UInt64
+    /// The `ledger.archived` event appended to the live journal.
+    public var recordedAt: UInt64
+    /// Entries removed from the live journal (records, checkpoints, Merkle nodes).
+    public var removed: Int
+}
+
+/// Why archival did nothing.
+public enum ArchiveError: Error, Sendable, CustomStringConvertible {
+    /// No signed checkpoint lies after the journal's first event and before the cut asked for.
+    case nothingToArchive(before: UInt64)
+    /// The archive written does not verify, or does not end where it should: the live journal was not touched.
+    case archiveUnverified(String)
+
+    public var description: String {
+        switch self {
+        case .nothingToArchive(let before): "nothing to archive before #\(before): no signed checkpoint after the journal's first event and before it"
+        case .archiveUnverified(let reason): "the archive written does not verify (the journal was not changed): \(reason)"
+        }
+    }
+}
+
+extension AuthLedger {
+    /// Moves the events before `sequence` — up to the last signed checkpoint before it — to a new
+    /// archive in `destination` (an empty store), then removes their bodies from the journal, which keeps
+    /// verifying from the cut and serving: its projections are untouched and keep the state the archived
+    /// events made (and a copy of that state is kept for rebuilds).
+    ///
+    /// The archive is written and verified before the journal changes; the cut and `ledger.archived` are
+    /// one commit; the bodies go in bounded commits after. A crash leaves a journal that verifies and has
+    /// either not archived (run again into an empty place) or archived, with bodies possibly left, which
+    /// readers skip and the next archival (or ``finishArchival()``) removes.
+    public func archive(before sequence: UInt64, to destination: any JournalStorage) async throws -> ArchiveSummary {
+        guard let cut = try journal.read({ try $0.archiveCut(before: sequence) }) else {
+            destination.close()
+            throw ArchiveError.nothingToArchive(before: sequence)
+        }
+        let written: ArchiveReport
+        do {
+            written = try journal.read { try $0.writeArchive(through: cut, to: destination) }
+        } catch {
+            destination.close()
+            throw error
+        }
+        let archive = try JournalReader(storage: destination)
+        defer { archive.close() }
+        // Verified as it will be read, from the prefix it starts from (if the journal was archived before).
+        let prefix: VerifiedPrefix
+        switch try archive.verify(trust: .genesisKey, continued: true) {
+        case .success(let report):
+            guard let verified = report.prefix, verified.size == cut else {
+                throw ArchiveError.archiveUnverified("it ends at #\(report.eventCount), not #\(cut)")
+            }
+            prefix = verified
+        case .failure(let failure):
+            throw ArchiveError.archiveUnverified("\(failure)")
+        }
+        let projections = try ArchivedState.projections(after: archive)
+        let recorded = try await journal.recordArchive(prefix: prefix, projections: projections)
+        let removed = try await journal.removeArchivedEvents()
+        return ArchiveSummary(first: written.first, through: cut, recordedAt: recorded.sequence, removed: removed)
+    }
+
+    /// Removes what a crash left of archived events' bodies (readers skip them meanwhile). Returns how
+    /// many entries were removed.
+    @discardableResult
+    public func finishArchival() async throws -> Int {
+        try await journal.removeArchivedEvents()
+    }
+}
+
+/// The projections as archived events left them: what rebuilds and replays start from in a journal
+/// whose oldest events were archived.
+public enum ArchivedState {
+    /// The projections of `archive` (a journal, or an archive): those it starts from, with every event
+    /// it holds folded in — by the server's own fold, ``AuthProjection``.
+    public static func projections(after archive: JournalReader) throws -> ArchivedProjections.Tables {
+        let tables = try archive.read { snapshot in try ProjectionRebuild.rebuild(from: snapshot, progress: nil) }
+        return archived(tables)
+    }
+
+    /// `tables` keyed as the journal stores projections (`auth.<table>`, key bytes), entries in key order.
+    static func archived(_ tables: ProjectionRebuild.Tables) -> ArchivedProjections.Tables {
+        var result: ArchivedProjections.Tables = [:]
+        for (table, entries) in tables where !entries.isEmpty {
+            result["auth.\(table.rawValue)"] = entries.map { (Array($0.key.utf8), $0.value) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        }
+        return result
+    }
+
+    /// The projections a journal keeps as its archived events left them, as stored.
+    public static func stored(in reader: JournalReader) throws -> ArchivedProjections.Tables {
+        try reader.read { snapshot in archived(try start(in: snapshot)) }
+    }
+
+    /// The projections a snapshot's journal starts from: empty, or as its archived events left them.
+    static func start(in snapshot: JournalSnapshot) throws -> ProjectionRebuild.Tables {
+        var tables: ProjectionRebuild.Tables = [:]
+        for table in AuthTable.allCases {
+            try snapshot.archivedProjection("auth.\(table.rawValue)") { key, value in
+                tables[table, default: [:]][String(decoding: key, as: UTF8.self)] = value
+                return true
+            }
+        }
+        return tables
+    }
+
+    /// The configuration in force after the archived events of a snapshot's journal (empty when none were
+    /// archived), its personal values opened by `opener` (kept sealed without one).
+    static func configuration(in snapshot: JournalSnapshot, opener: PersonalData.Opener?) throws -> ConfigurationState {
+        var stored: [UInt8]?
+        try snapshot.archivedProjection("auth.\(AuthTable.configuration.rawValue)") { key, value in
+            if String(decoding: key, as: UTF8.self) == AuthProjection.configurationKey { stored = value }
+            return stored == nil
+        }
+        guard var bytes = stored else { return ConfigurationState() }
+        if let opener { bytes = try PersonalData.open(bytes, contextType: AuthProjection.configurationEventType, opener: opener) }
+        return try PayloadCoding.decode(ConfigurationState.self, from: bytes)
+    }
+}

@@ -1,0 +1,110 @@
+import AuthCore
+import AuthJournal
+import Foundation
+import LedgerCore
+import LedgerJournal
+import LedgerLMDB
+import Testing
+
+/// `authledger journal archive`: the oldest events move to a verifiable archive; the live journal keeps
+/// verifying from the cut, keeps the state they made, and serves.
+@Suite("Archiving a journal's oldest events")
+struct ArchiveTests {
+    /// A journal where alice logged in, consented and redeemed a code; bob failed a login after.
+    static func journal() async throws -> ServerHarness {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let code = try await TokenEndpointTests.code(browser)
+            #expect(try await TokenEndpointTests.exchange(browser, code: code).status == .ok)
+            _ = try await LoginThrottleTests.attempt(Browser(client: browser.client), "bob@example.com", "wrong", from: "198.51.100.20")
+        }
+        return harness
+    }
+
+    static func head(_ journal: String) throws -> UInt64 {
+        let reader = try JournalReader(directory: journal)
+        defer { reader.close() }
+        return try reader.read { try $0.head.sequence }
+    }
+
+    @Test("archive, then: verify from the cut, verify --archive as one history, rebuild --check, replay; the server serves alice's consent")
+    func archiveAndServe() async throws {
+        let harness = try await Self.journal()
+        let journal = harness.directory + "/journal"
+        let archive = harness.directory + "/archive-1"
+        let head = try Self.head(journal)
+        let archived = try RebuildCommandTests.run("authledger", ["journal", "archive", "--before", "#\(head)", "--out", archive, "--journal", journal])
+        #expect(archived.0 == 0, "\(archived.1)")
+        let reader = try JournalReader(directory: journal)
+        let (prefix, first, stored) = try reader.read { snapshot in
+            (try snapshot.archivedPrefix, try snapshot.firstSequence, try snapshot.record(1))
+        }
+        reader.close()
+        let cut = try #require(prefix?.size)
+        #expect(cut > head / 2 && cut < head && first == cut + 1, "archived up to the last checkpoint before #\(head): \(cut)")
+        #expect(stored == nil, "the archived bodies are gone from the journal")
+
+        let live = try RebuildCommandTests.replay(["verify", "--journal", journal])
+        #expect(live.0 == 0 && live.1.contains("events #1…#\(cut) are archived"), "\(live.1)")
+        let whole = try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive])
+        #expect(whole.0 == 0 && whole.1.contains("archive \(archive): verified events #1…#\(cut)"), "\(whole.1)")
+        #expect(try RebuildCommandTests.replay(["verify", "--journal", archive]).0 == 0, "an archive is a journal: it verifies alone")
+        #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
+        let replay = try RebuildCommandTests.replay(["replay", "--journal", journal])
+        #expect(replay.0 == 0, "\(replay.1)")
+        let timeline = try RebuildCommandTests.replay(["timeline", "--journal", journal])
+        #expect(timeline.1.hasPrefix("#\(cut + 1) "), "the timeline starts after the cut")
+        // An archive has no projections (no index): it is read whole. Its personal values stay sealed: their
+        // subjects' keys are kept in the journal (so that an erasure reaches the archive too).
+        let old = try RebuildCommandTests.replay(["timeline", "--journal", archive, "--data-key", journal + ".datakey"])
+        #expect(old.1.contains("auth0|alice logged in from [sealed]"), "\(old.1)")
+        #expect(!old.1.contains("[erased]"))
+
+        // The server keeps serving from the projections: alice's consent, given before the cut, still holds.
+        let restarted = try await ServerHarness(restarting: harness)
+        try await restarted.run { browser in
+            let page = try await browser.authorize(webAppParameters(scope: "openid profile email"), consent: "deny")
+            #expect(page.redirectParameters["code"] != nil, "no consent asked again: \(page.location ?? page.body)")
+        }
+        #expect(try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive]).0 == 0)
+        #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
+
+        // A second archive continues the first; both verify with the journal as one history.
+        let second = harness.directory + "/archive-2"
+        let again = try RebuildCommandTests.run(
+            "authledger", ["journal", "archive", "--before", "#\(try Self.head(journal))", "--out", second, "--journal", journal])
+        #expect(again.0 == 0, "\(again.1)")
+        #expect(try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive, "--archive", second]).0 == 0)
+        let skipped = try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", second])
+        #expect(skipped.0 == 1, "the second alone does not start at the genesis")
+        #expect(try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive]).0 == 1, "one archive missing")
+        #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
+        // Nothing before the first event the journal holds: nothing to archive, exit 2, nothing changed.
+        let nothing = try RebuildCommandTests.run(
+            "authledger", ["journal", "archive", "--before", "#2", "--out", harness.directory + "/archive-3", "--journal", journal])
+        #expect(nothing.0 == 2)
+    }
+
+    @Test("an altered archive, or another journal's, is refused as the journal's history")
+    func tamperedArchive() async throws {
+        let harness = try await Self.journal()
+        let journal = harness.directory + "/journal"
+        let archive = harness.directory + "/archive"
+        #expect(try RebuildCommandTests.run("authledger", ["journal", "archive", "--before", "#\(try Self.head(journal))", "--out", archive, "--journal", journal]).0 == 0)
+        // Another journal's archive: it verifies alone, not as this journal's history.
+        let other = try await Self.journal()
+        let otherJournal = other.directory + "/journal"
+        let otherArchive = other.directory + "/archive"
+        #expect(try RebuildCommandTests.run("authledger", ["journal", "archive", "--before", "#\(try Self.head(otherJournal))", "--out", otherArchive, "--journal", otherJournal]).0 == 0)
+        let foreign = try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", otherArchive])
+        #expect(foreign.0 == 1)
+        // One byte of an archived event changed: the archive no longer verifies.
+        let file = archive + "/data.mdb"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        let marker = Data("auth.login.succeeded".utf8)
+        let at = try #require(bytes.range(of: marker))
+        bytes[at.lowerBound] = UInt8(ascii: "A")
+        try bytes.write(to: URL(fileURLWithPath: file))
+        #expect(try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive]).0 == 1)
+    }
+}
