@@ -524,3 +524,49 @@ struct SharedErasureTests {
         _ = try database.verified()
     }
 }
+
+@Suite(
+    "PostgreSQL: a shared journal's oldest events archived",
+    .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+struct SharedArchiveTests {
+    @Test("archived to a directory: the bodies leave the database; the journal verifies from the cut, continues the archive, rebuilds, appends")
+    func archiveShared() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
+        ledger.dataKey = DataKey.generate()
+        let now = Journal.systemClock()
+        for round in 0..<5 {
+            try await ledger.record { recorder in
+                let user = "auth0|user\(round)"
+                let session = SessionSnapshot(sessionHash: "s-\(round)", userID: user, connection: "db", authTime: now, expiresAt: now.adding(seconds: 3600))
+                try recorder.append(.loginSucceeded(LoginSucceeded(userID: user, connection: "db", session: session, interaction: nil, clientIP: "203.0.113.\(round)")))
+            }
+        }
+        let head = ledger.journal.head.sequence
+        let directory = FileManager.default.temporaryDirectory.path + "/authledger-archive-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let summary = try await ledger.archive(before: head, to: try LMDBStorage(writing: Journal.Configuration(directory: directory)))
+        #expect(summary.first == 1 && summary.through < head && summary.removed > summary.through)
+        // The journal goes on after the cut.
+        try await ledger.record { recorder in
+            let session = SessionSnapshot(sessionHash: "s-late", userID: "auth0|late", connection: "db", authTime: now, expiresAt: now.adding(seconds: 3600))
+            try recorder.append(.loginSucceeded(LoginSucceeded(userID: "auth0|late", connection: "db", session: session, interaction: nil, clientIP: "198.51.100.9")))
+        }
+        await ledger.journal.close()
+
+        let reader = try JournalReader(storage: try database.storage(), projections: AuthLedger.projections)
+        defer { reader.close() }
+        let (prefix, first) = try reader.read { (try $0.archivedPrefix, try $0.record(1)) }
+        #expect(prefix?.size == summary.through && first == nil, "the archived bodies left the database")
+        let live = try reader.verify(trust: .genesisKey).get()
+        #expect(live.archivedBefore == summary.through + 1)
+        let archive = try JournalReader(directory: directory)
+        defer { archive.close() }
+        let archived = try archive.verify(trust: .genesisKey, continued: true).get()
+        #expect(archived.prefix == prefix, "the journal continues its archive")
+        #expect(ArchivedProjections.digest(try ArchivedState.stored(in: reader)) == ArchivedProjections.digest(try ArchivedState.projections(after: archive)))
+        let (rebuilt, current, _) = try ProjectionRebuild.rebuiltAndLive(from: reader)
+        #expect(ProjectionRebuild.compare(rebuilt: rebuilt, live: current).isEmpty)
+    }
+}
