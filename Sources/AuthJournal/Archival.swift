@@ -40,6 +40,8 @@ extension AuthLedger {
     /// either not archived (run again into an empty place) or archived, with bodies possibly left, which
     /// readers skip and the next archival (or ``finishArchival()``) removes.
     public func archive(before sequence: UInt64, to destination: any JournalStorage) async throws -> ArchiveSummary {
+        // First what a crash may have left of an earlier archival.
+        let leftover = try await finishArchival()
         guard let cut = try journal.read({ try $0.archiveCut(before: sequence) }) else {
             destination.close()
             throw ArchiveError.nothingToArchive(before: sequence)
@@ -67,7 +69,7 @@ extension AuthLedger {
         let projections = try ArchivedState.projections(after: archive)
         let recorded = try await journal.recordArchive(prefix: prefix, projections: projections)
         let removed = try await journal.removeArchivedEvents()
-        return ArchiveSummary(first: written.first, through: cut, recordedAt: recorded.sequence, removed: removed)
+        return ArchiveSummary(first: written.first, through: cut, recordedAt: recorded.sequence, removed: leftover + removed)
     }
 
     /// Removes what a crash left of archived events' bodies (readers skip them meanwhile). Returns how

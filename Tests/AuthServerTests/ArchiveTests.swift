@@ -107,4 +107,86 @@ struct ArchiveTests {
         try bytes.write(to: URL(fileURLWithPath: file))
         #expect(try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive]).0 == 1)
     }
+
+    @Test("SIGKILL in the middle of journal archive: the journal verifies and either archived or did not; a second run finishes")
+    func crashMidArchive() async throws {
+        // A journal of 6,000 events in 60 commits (one checkpoint each): writing and removing take a while.
+        let pristine = try await ServerHarness()
+        for commit in 0..<60 {
+            try await pristine.ledger.record { recorder in
+                for index in 0..<100 {
+                    try recorder.append(.loginFailed(LoginFailed(
+                        username: "someone\(index)@example.com", connection: "Username-Password-Authentication", reason: .wrongPassword,
+                        interaction: nil, clientIP: "10.0.\(commit).\(index)")))
+                }
+            }
+        }
+        try await pristine.run { _ in }
+        let source = pristine.directory + "/journal"
+        let head = try Self.head(source)
+        // How long an archival of this journal takes, uninterrupted: the kills fall inside it.
+        for suffix in ["", ".key", ".datakey"] {
+            try FileManager.default.copyItem(atPath: source + suffix, toPath: pristine.directory + "/timed" + suffix)
+        }
+        let started = ContinuousClock.now
+        let timed = try RebuildCommandTests.run(
+            "authledger", ["journal", "archive", "--before", "#\(head)", "--out", pristine.directory + "/timed-archive", "--journal", pristine.directory + "/timed"])
+        let duration = started.duration(to: .now)
+        #expect(timed.0 == 0, "\(timed.1)")
+        var outcomes: [Bool] = []
+        for round in 0..<4 {
+            let journal = pristine.directory + "/round\(round)"
+            for suffix in ["", ".key", ".datakey"] {
+                try FileManager.default.copyItem(atPath: source + suffix, toPath: journal + suffix)
+            }
+            let archive = pristine.directory + "/archive\(round)"
+            let process = Process()
+            process.executableURL = RebuildCommandTests.products.appendingPathComponent("authledger")
+            process.arguments = ["journal", "archive", "--before", "#\(head)", "--out", archive, "--journal", journal]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            if round < 2 {
+                // While the archive is written and verified, or the cut recorded.
+                try await Task.sleep(for: duration * Double.random(in: 0.2...0.9))
+            } else {
+                // As soon as the cut is recorded: while the archived bodies are being removed.
+                let deadline = ContinuousClock.now + duration * 3
+                while ContinuousClock.now < deadline {
+                    if let reader = try? JournalReader(directory: journal) {
+                        let recorded = (try? reader.read { try $0.archivedPrefix }) != nil
+                        reader.close()
+                        if recorded { break }
+                    }
+                    try await Task.sleep(for: .milliseconds(2))
+                }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+
+            let verify = try RebuildCommandTests.replay(["verify", "--journal", journal])
+            #expect(verify.0 == 0, "round \(round): \(verify.1)")
+            let reader = try JournalReader(directory: journal)
+            let prefix = try reader.read { try $0.archivedPrefix }
+            reader.close()
+            outcomes.append(prefix != nil)
+            if prefix != nil {
+                // Recorded: the archive was complete and verified before the cut was; the two are one history.
+                #expect(try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive]).0 == 0, "round \(round)")
+            }
+            // Run again (into an empty place): it removes what is left, and archives if it had not.
+            let again = try RebuildCommandTests.run("authledger", ["journal", "archive", "--before", "#\(head)", "--out", archive + "-again", "--journal", journal])
+            #expect(again.0 == (prefix == nil ? 0 : 2), "round \(round): \(again.1)")
+            let after = try JournalReader(directory: journal)
+            let (cut, leftover) = try after.read { snapshot in
+                (try snapshot.archivedPrefix?.size, try snapshot.record(1))
+            }
+            after.close()
+            #expect(cut != nil && leftover == nil, "round \(round): archived, nothing left of the archived bodies")
+            let archives = prefix == nil ? [archive + "-again"] : [archive]
+            #expect(try RebuildCommandTests.replay(["verify", "--journal", journal] + archives.flatMap { ["--archive", $0] }).0 == 0, "round \(round)")
+            #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0, "round \(round)")
+        }
+        print("crash mid-archive: \(outcomes.filter { $0 }.count) of \(outcomes.count) kills came after the cut was recorded (archival takes \(duration))")
+    }
 }
