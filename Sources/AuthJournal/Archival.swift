@@ -68,15 +68,32 @@ extension AuthLedger {
         }
         let projections = try ArchivedState.projections(after: archive)
         let recorded = try await journal.recordArchive(prefix: prefix, projections: projections)
-        let removed = try await journal.removeArchivedEvents()
+        let removed = try await finishArchival()
         return ArchiveSummary(first: written.first, through: cut, recordedAt: recorded.sequence, removed: leftover + removed)
     }
 
-    /// Removes what a crash left of archived events' bodies (readers skip them meanwhile). Returns how
-    /// many entries were removed.
+    /// Removes what is left of archived events: their bodies (which readers skip meanwhile), and their
+    /// entries in the timeline's index (an archive is read whole). Returns how many entries were removed.
     @discardableResult
-    public func finishArchival() async throws -> Int {
-        try await journal.removeArchivedEvents()
+    public func finishArchival(batch: Int = 10_000) async throws -> Int {
+        var removed = try await journal.removeArchivedEvents(batch: batch)
+        let index = "auth.\(AuthTable.index.rawValue)"
+        while true {
+            let count = try await journal.transact { transaction in
+                guard let cut = try transaction.archivedPrefix()?.size else { return 0 }
+                let table = try transaction.projection(index)
+                var doomed: [[UInt8]] = []
+                // Index keys end in the event's sequence number, 16 hex digits.
+                try table.forEach { key, _ in
+                    if let sequence = UInt64(String(decoding: key.suffix(16), as: UTF8.self), radix: 16), sequence <= cut { doomed.append(key) }
+                    return doomed.count < batch
+                }
+                for key in doomed { try table.delete(key) }
+                return doomed.count
+            }
+            removed += count
+            if count == 0 { return removed }
+        }
     }
 }
 
@@ -91,9 +108,10 @@ public enum ArchivedState {
     }
 
     /// `tables` keyed as the journal stores projections (`auth.<table>`, key bytes), entries in key order.
+    /// The timeline's index is left out: it finds events, and archived events are read in their archive.
     static func archived(_ tables: ProjectionRebuild.Tables) -> ArchivedProjections.Tables {
         var result: ArchivedProjections.Tables = [:]
-        for (table, entries) in tables where !entries.isEmpty {
+        for (table, entries) in tables where !entries.isEmpty && table != .index {
             result["auth.\(table.rawValue)"] = entries.map { (Array($0.key.utf8), $0.value) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
         }
         return result

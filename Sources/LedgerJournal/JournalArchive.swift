@@ -190,6 +190,11 @@ extension Journal {
 }
 
 extension JournalWriteTransaction {
+    /// The verified state after the archived events, when the journal's oldest events were archived.
+    public func archivedPrefix() throws -> VerifiedPrefix? {
+        try layout.archivePrefix(in: transaction)
+    }
+
     /// Removes at most `limit` entries left of the archived events (see ``Journal/removeArchivedEvents(batch:)``).
     func removeArchived(limit: Int) throws -> Int {
         guard let prefix = try layout.archivePrefix(in: transaction) else { return 0 }

@@ -1,0 +1,69 @@
+import ArgumentParser
+import AuthCore
+import AuthJournal
+import Foundation
+import LedgerCore
+import LedgerJournal
+import LedgerLMDB
+
+/// `authledger-bench sealing --journal DIR`: the CPU time the server spends sealing the personal values of
+/// one authorize-and-token flow, measured on the real events of the last flow in a journal the server
+/// wrote (`tools/bench http` runs it on its own journal, and sets it beside the CPU time of one
+/// `/authorize` measured in the same run).
+///
+/// What is timed is exactly what sealing adds to appending those events (``AuthRecorder``): finding the
+/// personal values in the payload, unwrapping the subject's key, encrypting, and decoding the stored event
+/// again for the projections.
+struct SealingBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sealing", abstract: "CPU time to seal the personal values of one authorize-and-token flow (one core).")
+
+    @Option(help: ArgumentHelp("A journal the server wrote, with its data key beside it.", valueName: "dir")) var journal: String
+    @Option(help: "Seconds to measure.") var seconds: Double = 2
+
+    func run() async throws {
+        let dataKey = try JournalDataKeyFile(journal: journal).load()
+        let reader = try JournalReader(directory: journal)
+        defer { reader.close() }
+        // The last flow: the events from the last auth.authorize.requested before the last auth.token.issued
+        // up to that token, in clear (opened), with their subjects' wrapped keys.
+        var flow: [(EventType, [UInt8], LedgerTimestamp)] = []
+        var wrapped: [String: [UInt8]] = [:]
+        try reader.read { snapshot in
+            let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+            var current: [(EventType, [UInt8], LedgerTimestamp)] = []
+            var last: [(EventType, [UInt8], LedgerTimestamp)] = []
+            try snapshot.forEachEvent { envelope in
+                if envelope.type == AuthEvent.authorizeRequestedType { current = [] }
+                current.append((envelope.type, try PersonalData.open(envelope.payload, type: envelope.type, opener: opener.opener), envelope.timestamp))
+                if envelope.type == AuthEvent.tokenIssuedType { last = current }
+                return true
+            }
+            flow = last
+            for subject in try snapshot.subjects(withPrefix: "") {
+                if let key = try snapshot.subjectKey(subject, dataKey: dataKey) { wrapped[subject] = dataKey.wrap(key, subject: subject) }
+            }
+        }
+        guard !flow.isEmpty else { throw ValidationError("\(journal) holds no authorize-and-token flow") }
+        let sealed = flow.filter { PersonalData.schemaVersion(of: $0.0) != nil }
+        func sealFlow() throws {
+            for (type, payload, time) in sealed {
+                let result = try PersonalData.seal(payload, type: type, time: time, dataKey: dataKey) { subject, dataKey in
+                    guard let stored = wrapped[subject], let key = dataKey.unwrap(stored, subject: subject) else { return SubjectKey.generate() }
+                    return key
+                }
+                if let result { _ = try AuthEvent(type: type, payload: result) }
+            }
+        }
+        try sealFlow()
+        var flows = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            for _ in 0..<16 { try sealFlow() }
+            flows += 16
+        }
+        let rate = Double(flows) / Date().timeIntervalSince(start)
+        let types = flow.map(\.0.name).joined(separator: " ")
+        print(#"{"flows_per_second_one_core": \#(Int(rate)), "events": \#(flow.count), "sealed_events": \#(sealed.count), "types": "\#(types)"}"#)
+    }
+}
