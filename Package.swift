@@ -125,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "authledger-bench",
             dependencies: [
-                "LedgerLMDB", "AuthCore", "AuthJournal",
+                "LedgerLMDB", "LedgerPostgres", "AuthCore", "AuthJournal",
                 "LedgerCommandSupport",
                 "CLMDB",
                 "CSodium",

@@ -117,6 +117,18 @@ public enum ArchivedState {
         return result
     }
 
+    /// The consents of `userID` as the archived events of a snapshot's journal left them (key as
+    /// ``AuthorizationInput/consents`` keys them → scopes); none when nothing was archived.
+    public static func consents(of userID: String, in snapshot: JournalSnapshot) throws -> [String: [String]] {
+        var consents: [String: [String]] = [:]
+        let prefix = Array("\(userID)\u{1F}".utf8)
+        try snapshot.archivedProjection("auth.\(AuthTable.consents.rawValue)") { key, value in
+            if key.starts(with: prefix) { consents[String(decoding: key.dropFirst(prefix.count), as: UTF8.self)] = try PayloadCoding.decode([String].self, from: value) }
+            return true
+        }
+        return consents
+    }
+
     /// The projections a journal keeps as its archived events left them, as stored.
     public static func stored(in reader: JournalReader) throws -> ArchivedProjections.Tables {
         try reader.read { snapshot in archived(try start(in: snapshot)) }

@@ -193,12 +193,13 @@ public struct AuthRecorder {
         if let personalVersion = PersonalData.schemaVersion(of: event.eventType) {
             schemaVersion = personalVersion
             let transaction = self.transaction
-            let sealed = try PersonalData.seal(payload, type: event.eventType, time: transaction.timestamp, dataKey: dataKey) {
+            let sealed = try PersonalData.sealed(payload, type: event.eventType, time: transaction.timestamp, dataKey: dataKey) {
                 subject, dataKey in try transaction.subjectKey(for: subject, dataKey: dataKey)
             }
             if let sealed {
-                payload = sealed
-                stored = try AuthEvent(type: event.eventType, payload: sealed) ?? event
+                payload = sealed.payload
+                // As a rebuild will read it: unopened (the same bytes `AuthEvent(type:payload:)` would make of it).
+                stored = try AuthEvent(type: event.eventType, payload: sealed.unopened) ?? event
             }
         }
         let appended = try transaction.append(EventDraft(type: event.eventType, schemaVersion: schemaVersion, payload: payload))

@@ -51,6 +51,7 @@ public enum ProjectionVersion {
     /// and key events, whoever created it: a server, or `authledger keys add`).
     static func holdsAuthorizationEvents(_ transaction: JournalWriteTransaction) throws -> Bool {
         guard transaction.nextSequence > 1 else { return false }
+        if try transaction.archivedPrefix() != nil { return true }  // it had events enough to archive
         for sequence in 1..<transaction.nextSequence {
             guard let event = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
             if !event.type.name.hasPrefix("ledger.") { return true }
@@ -80,16 +81,26 @@ public enum ProjectionVersion {
             }
             return recorded
         }
-        try await journal.transact { transaction in
+        // Emptied, then (after archival) set to what the archived events left — as the release that archived
+        // them folded them: the archive is not read here.
+        let first = try await journal.transact { transaction -> UInt64 in
             for name in AuthLedger.projections { try transaction.projection(name).removeAll() }
+            for name in AuthLedger.projections {
+                let projection = try transaction.projection(name)
+                try transaction.archivedProjection(name) { key, value in
+                    try projection.put(value, for: key)
+                    return true
+                }
+            }
+            return (try transaction.archivedPrefix()?.size ?? 0) + 1
         }
-        var next: UInt64 = 1
+        var next = first
         while next <= head {
-            let first = next
-            let last = min(head, first + eventsPerCommit - 1)
+            let start = next
+            let last = min(head, start + eventsPerCommit - 1)
             try await journal.transact { transaction in
                 let store = TransactionStore(transaction: transaction)
-                for sequence in first...last {
+                for sequence in start...last {
                     guard let envelope = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
                     if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
                         try AuthProjection.apply(event, sequence: sequence, to: store)

@@ -189,10 +189,27 @@ extension Journal {
     }
 }
 
+extension JournalLayout {
+    /// The entries of projection `name` in `archived_projections`, in key order, until `body` returns false.
+    func archivedProjection(_ name: String, in transaction: any StorageReadTransaction, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        guard let table = archivedProjections else { return }
+        let prefix = Array(name.utf8) + [0]
+        try transaction.forEach(in: table, from: prefix) { key, value in
+            guard key.starts(with: prefix) else { return false }
+            return try body(Array(key.dropFirst(prefix.count)), value)
+        }
+    }
+}
+
 extension JournalWriteTransaction {
     /// The verified state after the archived events, when the journal's oldest events were archived.
     public func archivedPrefix() throws -> VerifiedPrefix? {
         try layout.archivePrefix(in: transaction)
+    }
+
+    /// The entries of projection `name` as the archived events left them (none when nothing was archived).
+    public func archivedProjection(_ name: String, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try layout.archivedProjection(name, in: transaction, body)
     }
 
     /// Removes at most `limit` entries left of the archived events (see ``Journal/removeArchivedEvents(batch:)``).

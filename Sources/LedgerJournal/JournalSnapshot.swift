@@ -77,12 +77,7 @@ public struct JournalSnapshot {
 
     /// The entries of projection `name` as the archived events left them (none when nothing was archived).
     public func archivedProjection(_ name: String, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        guard let table = layout.archivedProjections else { return }
-        let prefix = Array(name.utf8) + [0]
-        try transaction.forEach(in: table, from: prefix) { key, value in
-            guard key.starts(with: prefix) else { return false }
-            return try body(Array(key.dropFirst(prefix.count)), value)
-        }
+        try layout.archivedProjection(name, in: transaction, body)
     }
 
     /// Every checkpoint stored in the journal, by tree size.

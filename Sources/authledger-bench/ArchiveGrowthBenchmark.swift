@@ -5,10 +5,13 @@ import Foundation
 import LedgerCore
 import LedgerJournal
 import LedgerLMDB
+import LedgerPostgres
 
-/// `authledger-bench archive-growth`: the size of an LMDB journal under steady appends, without archiving
-/// and with an archive after every round — LMDB reuses the pages archival frees, so the second stops
-/// growing once a round's events fill the space the previous round's left.
+/// `authledger-bench archive-growth`: the size of a journal under steady appends, without archiving and
+/// with an archive after every round — LMDB reuses the pages archival frees, so the second stops growing
+/// once a round's events fill the space the previous round's left. With `--store`, the same on
+/// PostgreSQL: two scratch databases on that server, their size (`pg_total_relation_size`) after a plain
+/// `VACUUM` each round (what autovacuum does), read with `psql`.
 struct ArchiveGrowthBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "archive-growth", abstract: "data.mdb size under steady appends, without and with a regular archive.")
@@ -18,6 +21,44 @@ struct ArchiveGrowthBenchmark: AsyncParsableCommand {
     @Option(help: "Rounds of appends.") var rounds: Int = 8
     @Option(help: "Events appended per round (login failures through the server's recording path, addresses sealed).")
     var events: Int = 20_000
+    @Option(help: ArgumentHelp("A PostgreSQL server (postgres://USER@HOST:PORT/DB) to measure on instead of LMDB.", valueName: "url"))
+    var store: String?
+
+    /// Runs `sql` with psql against `url`; its output, trimmed.
+    private func psql(_ url: String, _ sql: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", url, "-tAqc", sql]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("psql failed: \(sql)") }
+        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A journal's storage and a way to measure its size: the data file, or the database's table.
+    private func journal(_ directory: String, archiving: Bool) throws -> (any JournalStorage, () throws -> Int64) {
+        var configuration = Journal.Configuration(directory: directory + "/journal")
+        configuration.initialMapSize = 1 << 30
+        configuration.projections = AuthLedger.projections
+        guard let store else {
+            let storage = try LMDBStorage(writing: configuration)
+            return (storage, {
+                let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/journal/data.mdb")
+                return (attributes[.size] as? NSNumber)?.int64Value ?? 0
+            })
+        }
+        var address = try PostgresAddress(url: store)
+        address.database = "authledger_growth_\(archiving ? "archived" : "plain")_\(getpid())"
+        _ = try psql(store, "CREATE DATABASE \(address.database)")
+        let url = "postgres://\(address.user)@\(address.host):\(address.port)/\(address.database)"
+        return (try PostgresStorage(address: address), {
+            _ = try psql(url, "VACUUM authledger_entries")
+            return Int64(try psql(url, "SELECT pg_total_relation_size('authledger_entries')")) ?? 0
+        })
+    }
 
     func run() async throws {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -25,9 +66,11 @@ struct ArchiveGrowthBenchmark: AsyncParsableCommand {
         var archiveSeconds: [Double] = []
         for archiving in [false, true] {
             let directory = scratch + (archiving ? "/archiving" : "/growing")
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let (storage, size) = try journal(directory, archiving: archiving)
             var configuration = Journal.Configuration(directory: directory + "/journal")
             configuration.initialMapSize = 1 << 30
-            let ledger = try await AuthLedger.open(configuration)
+            let ledger = try await AuthLedger.open(configuration, storage: storage)
             ledger.dataKey = DataKey.generate()
             for round in 1...max(1, rounds) {
                 try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)
@@ -40,15 +83,15 @@ struct ArchiveGrowthBenchmark: AsyncParsableCommand {
                     archiveSeconds.append(Date().timeIntervalSince(start))
                     try FileManager.default.removeItem(atPath: archive)
                 }
-                let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/journal/data.mdb")
-                sizes[archiving, default: []].append((ledger.journal.head.sequence, (attributes[.size] as? NSNumber)?.int64Value ?? 0))
+                sizes[archiving, default: []].append((ledger.journal.head.sequence, try size()))
             }
             await ledger.journal.close()
         }
         let megabytes = { (bytes: Int64) in String(format: "%.1f MB", Double(bytes) / 1_048_576) }
-        print("Archive growth benchmark: \(rounds) rounds of \(events) events (sealed login failures, 200 per commit)")
+        let what = store == nil ? "data.mdb" : "PostgreSQL table"
+        print("Archive growth benchmark (\(store == nil ? "LMDB" : "PostgreSQL")): \(rounds) rounds of \(events) events (sealed login failures, 200 per commit)")
         print("")
-        print("| after round | events appended | data.mdb, never archived | data.mdb, archived after every round |")
+        print("| after round | events appended | \(what), never archived | \(what), archived after every round |")
         print("|---:|---:|---:|---:|")
         for index in 0..<max(1, rounds) {
             let (sequence, growing) = sizes[false]![index]

@@ -25,21 +25,22 @@ struct SealingBenchmark: AsyncParsableCommand {
         let dataKey = try JournalDataKeyFile(journal: journal).load()
         let reader = try JournalReader(directory: journal)
         defer { reader.close() }
-        // The last flow: the events from the last auth.authorize.requested before the last auth.token.issued
-        // up to that token, in clear (opened), with their subjects' wrapped keys.
+        // One flow, as the last events of each of its types: a request, its decision, its code, a token
+        // exchange — in clear (opened), with their subjects' wrapped keys.
+        let types = [AuthEvent.authorizeRequestedType, AuthEvent.authorizeDecidedType, AuthEvent.codeIssuedType, AuthEvent.tokenIssuedType]
         var flow: [(EventType, [UInt8], LedgerTimestamp)] = []
         var wrapped: [String: [UInt8]] = [:]
         try reader.read { snapshot in
             let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
-            var current: [(EventType, [UInt8], LedgerTimestamp)] = []
-            var last: [(EventType, [UInt8], LedgerTimestamp)] = []
+            var last: [EventType: EventEnvelope] = [:]
             try snapshot.forEachEvent { envelope in
-                if envelope.type == AuthEvent.authorizeRequestedType { current = [] }
-                current.append((envelope.type, try PersonalData.open(envelope.payload, type: envelope.type, opener: opener.opener), envelope.timestamp))
-                if envelope.type == AuthEvent.tokenIssuedType { last = current }
+                if types.contains(envelope.type) { last[envelope.type] = envelope }
                 return true
             }
-            flow = last
+            for type in types {
+                guard let envelope = last[type] else { continue }
+                flow.append((type, try PersonalData.open(envelope.payload, type: type, opener: opener.opener), envelope.timestamp))
+            }
             for subject in try snapshot.subjects(withPrefix: "") {
                 if let key = try snapshot.subjectKey(subject, dataKey: dataKey) { wrapped[subject] = dataKey.wrap(key, subject: subject) }
             }
@@ -48,11 +49,11 @@ struct SealingBenchmark: AsyncParsableCommand {
         let sealed = flow.filter { PersonalData.schemaVersion(of: $0.0) != nil }
         func sealFlow() throws {
             for (type, payload, time) in sealed {
-                let result = try PersonalData.seal(payload, type: type, time: time, dataKey: dataKey) { subject, dataKey in
+                let result = try PersonalData.sealed(payload, type: type, time: time, dataKey: dataKey) { subject, dataKey in
                     guard let stored = wrapped[subject], let key = dataKey.unwrap(stored, subject: subject) else { return SubjectKey.generate() }
                     return key
                 }
-                if let result { _ = try AuthEvent(type: type, payload: result) }
+                if let result { _ = try AuthEvent(type: type, payload: result.unopened) }
             }
         }
         try sealFlow()
@@ -63,7 +64,7 @@ struct SealingBenchmark: AsyncParsableCommand {
             flows += 16
         }
         let rate = Double(flows) / Date().timeIntervalSince(start)
-        let types = flow.map(\.0.name).joined(separator: " ")
-        print(#"{"flows_per_second_one_core": \#(Int(rate)), "events": \#(flow.count), "sealed_events": \#(sealed.count), "types": "\#(types)"}"#)
+        let names = flow.map(\.0.name).joined(separator: " ")
+        print(#"{"flows_per_second_one_core": \#(Int(rate)), "events": \#(flow.count), "sealed_events": \#(sealed.count), "types": "\#(names)"}"#)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuthCore
+import AuthJournal
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
@@ -20,12 +21,22 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
         let reader = try openReader(journalOptions)
         defer { reader.close() }
         guard let range = try JournalPoint.range(from: nil, to: at, in: reader) else {
+            let first = try reader.read { try $0.firstSequence }
+            if first > 1 {
+                throw CommandExit.badInput("that moment is before #\(first), in the journal's archive: run consent on the archive (--journal ARCHIVE)")
+            }
             if format == .text { printText("\(user): no consents (the journal is empty at that moment)") }
             return
         }
         var consents: [String: (scopes: [String], since: UInt64)] = [:]
+        var archivedThrough: UInt64 = 0
         do {
             try reader.read { snapshot in
+                // After archival, the consents start as the archived events left them.
+                archivedThrough = try snapshot.firstSequence - 1
+                if range.upperBound > archivedThrough {
+                    for (key, scopes) in try ArchivedState.consents(of: user, in: snapshot) { consents[key] = (scopes, archivedThrough) }
+                }
                 try snapshot.forEachEvent { envelope in
                     guard envelope.sequence <= range.upperBound else { return false }
                     guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
@@ -53,7 +64,8 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
             let (client, audience) = (parts[0], parts.count > 1 ? parts[1] : "")
             switch format {
             case .text:
-                printText("\(user) → \(client)\(audience.isEmpty ? "" : " for \(audience)"): \(value.scopes.joined(separator: " ")) (since #\(value.since))")
+                let since: TerminalText = value.since == archivedThrough && archivedThrough > 0 ? "by #\(value.since), archived" : "since #\(value.since)"
+                printText("\(user) → \(client)\(audience.isEmpty ? "" : " for \(audience)"): \(value.scopes.joined(separator: " ")) (\(since))")
             case .jsonl:
                 printJSONLine(["user_id": user, "client_id": client, "audience": audience, "scopes": value.scopes, "since_sequence": value.since, "at": moment])
             }

@@ -111,6 +111,9 @@ enum TimelineText {
         case .refreshFamilyRevoked(let revoked): "refresh family revoked (\(revoked.reason.rawValue))"
         case .loggedOut(let logout): "\(logout.userID) logged out"
         case .projectionsPruned(let pruned): "\(pruned.removed) expired \(pruned.table) entries pruned"
+        case .configuration(.userSet(let user)): "user \(user.userID) <\(user.email.description)> in \(user.connection)"
+        case .configuration(.invitationSet(let invitation)):
+            "invitation \(invitation.ticket) to \(invitation.organizationID) for <\(invitation.email.description)>"
         case .retentionApplied(let applied):
             "personal data of \(applied.subjectsForgotten) anonymous subjects before \(applied.before) forgotten (\(applied.personalDataDays) days)"
         case .subjectErased(let erased):

@@ -81,32 +81,51 @@ public enum PersonalData {
     public static func seal(
         _ payload: [UInt8], type: EventType, time: LedgerTimestamp, dataKey: DataKey?, key: (String, DataKey) throws -> SubjectKey
     ) throws -> [UInt8]? {
+        try sealed(payload, type: type, time: time, dataKey: dataKey, key: key)?.payload
+    }
+
+    /// A payload with its personal values sealed (``seal(_:type:time:dataKey:key:)``), and the same payload
+    /// as a reader without an opener sees it (``open(_:type:opener:)`` with none): what the projections fold.
+    public struct Sealed: Sendable {
+        public var payload: [UInt8]
+        public var unopened: [UInt8]
+    }
+
+    /// ``seal(_:type:time:dataKey:key:)``, with the payload as it reads unopened too, made from the same parse.
+    public static func sealed(
+        _ payload: [UInt8], type: EventType, time: LedgerTimestamp, dataKey: DataKey?, key: (String, DataKey) throws -> SubjectKey
+    ) throws -> Sealed? {
         let names = fields[type] ?? [], textNames = texts[type] ?? []
-        guard !names.isEmpty || !textNames.isEmpty, var object = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any]
+        // Parsing is what sealing costs most: a payload that names none of the members (a decision without
+        // a login hint, the common case) is left as it is without being parsed.
+        guard (names + textNames).contains(where: { payload.containsMember($0) }),
+            var object = try PayloadCoding.decode(JSONValue.self, from: payload).object
         else { return nil }
         // A failed login's `username` is sealed when it named an account; for an unknown name the server
         // records only its keyed pseudonym (never the typed text), which the throttle counts.
-        let present = names.filter { object[$0] is String && ($0 != "username" || object["user_id"] is String) }
-        let hasTexts = JSONWalk.contains(object, members: textNames)
+        let present = names.filter { object[$0]?.string != nil && ($0 != "username" || object["user_id"]?.string != nil) }
+        let hasTexts = JSONWalk.contains(.object(object), members: textNames)
         guard !present.isEmpty || hasTexts else { return nil }
         guard let dataKey else { throw Unsealable(type: type.name) }
-        let eventSubject = subject(userID: object["user_id"] as? String, time: time)
-        func sealed(_ value: String, member: String) throws -> Any {
+        let eventSubject = subject(userID: object["user_id"]?.string, time: time)
+        func sealed(_ value: String, member: String) throws -> JSONValue {
             let subject = member == loginHintMember || member == "loginHint" ? subject(userID: nil, time: time) : eventSubject
             let sealed = try key(subject, dataKey).seal(Array(value.utf8), subject: subject, context: context(type: type, field: member))
-            return try JSONSerialization.jsonObject(with: Data(try PayloadCoding.encode(sealed)))
+            return try PayloadCoding.decode(JSONValue.self, from: try PayloadCoding.encode(sealed))
         }
-        if let address = object["client_ip"] as? String {
+        if let address = object["client_ip"]?.string {
             // The timeline's index finds the address by a pseudonym under the subject's own key: it dies with it.
-            object["client_ip_key"] = try key(eventSubject, dataKey).pseudonym(address, domain: "address")
-            if type == AuthEvent.loginFailedType { object["client_network"] = networkKey(address, dataKey: dataKey) }
+            object["client_ip_key"] = .string(try key(eventSubject, dataKey).pseudonym(address, domain: "address"))
+            if type == AuthEvent.loginFailedType { object["client_network"] = .string(networkKey(address, dataKey: dataKey)) }
         }
-        for name in present { object[name] = try sealed(object[name] as! String, member: name) }
+        for name in present { object[name] = try sealed(object[name]!.string!, member: name) }
+        var result = JSONValue.object(object)
         if hasTexts {
-            object = try JSONWalk.replacingStrings(in: object, members: textNames) { member, value in try sealed(value, member: member) }
-                as! [String: Any]
+            result = try JSONWalk.replacingStrings(in: result, members: textNames) { member, value in try sealed(value, member: member) }
         }
-        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+        var unopened = result.object!
+        for name in present { unopened[name] = .string(Self.sealed) }
+        return Sealed(payload: try PayloadCoding.encode(result), unopened: try PayloadCoding.encode(JSONValue.object(unopened)))
     }
 
     /// The keyed pseudonym of an address's network (an IPv6 /64): what the login throttle counts.
@@ -156,69 +175,71 @@ public enum PersonalData {
     private static func replacingSealed(
         in record: [UInt8], members: Set<String>?, topLevelOnly: Bool, _ open: ([String], SealedValue) -> Opened
     ) throws -> [UInt8] {
-        guard record.containsSealedMarker, let object = try? JSONSerialization.jsonObject(with: Data(record)) else { return record }
+        guard record.containsSealedMarker, let value = try? PayloadCoding.decode(JSONValue.self, from: record) else { return record }
         var changed = false
-        let opened = try JSONWalk.replacingSealed(in: object, path: [], members: members, topLevelOnly: topLevelOnly) { path, dictionary in
-            let sealed = try PayloadCoding.decode(SealedValue.self, from: Array(try JSONSerialization.data(withJSONObject: dictionary)))
+        let opened = try JSONWalk.replacingSealed(in: value, path: [], members: members, topLevelOnly: topLevelOnly) { path, sealedValue in
+            let sealed = try PayloadCoding.decode(SealedValue.self, from: try PayloadCoding.encode(sealedValue))
             changed = true
             switch open(path, sealed) {
-            case .value(let value): return value
-            case .erased: return erased
-            case .unavailable: return Self.sealed
+            case .value(let value): return .string(value)
+            case .erased: return .string(erased)
+            case .unavailable: return .string(Self.sealed)
             }
         }
         guard changed else { return record }
-        return Array(try JSONSerialization.data(withJSONObject: opened, options: [.sortedKeys, .withoutEscapingSlashes]))
+        return try PayloadCoding.encode(opened)
     }
 }
 
-/// Walks parsed JSON (`JSONSerialization` objects) to find and replace members by name.
+/// Walks a JSON value to find and replace members by name.
 private enum JSONWalk {
     /// Whether a member named one of `members` holds a string anywhere in `value`.
-    static func contains(_ value: Any, members: Set<String>) -> Bool {
-        if let object = value as? [String: Any] {
-            return object.contains { members.contains($0.key) && $0.value is String || contains($0.value, members: members) }
+    static func contains(_ value: JSONValue, members: Set<String>) -> Bool {
+        switch value {
+        case .object(let object): object.contains { members.contains($0.key) && $0.value.string != nil || contains($0.value, members: members) }
+        case .array(let array): array.contains { contains($0, members: members) }
+        default: false
         }
-        if let array = value as? [Any] { return array.contains { contains($0, members: members) } }
-        return false
     }
 
     /// `value` with every string held by a member named one of `members`, at any depth, replaced.
-    static func replacingStrings(in value: Any, members: Set<String>, _ body: (String, String) throws -> Any) rethrows -> Any {
-        if var object = value as? [String: Any] {
+    static func replacingStrings(in value: JSONValue, members: Set<String>, _ body: (String, String) throws -> JSONValue) rethrows -> JSONValue {
+        switch value {
+        case .object(var object):
             for (name, member) in object {
-                if members.contains(name), let text = member as? String {
+                if members.contains(name), let text = member.string {
                     object[name] = try body(name, text)
                 } else {
                     object[name] = try replacingStrings(in: member, members: members, body)
                 }
             }
-            return object
+            return .object(object)
+        case .array(let array): return .array(try array.map { try replacingStrings(in: $0, members: members, body) })
+        default: return value
         }
-        if let array = value as? [Any] { return try array.map { try replacingStrings(in: $0, members: members, body) } }
-        return value
     }
 
-    /// `value` with every sealed value (an object with `"sealed": 1`) replaced by what `body` gives for it
-    /// and its path of member names; only under `members` when given, only at the top level when asked.
+    /// `value` with every sealed value replaced by what `body` gives for it and its path of member names;
+    /// only under `members` when given, only at the top level when asked.
     static func replacingSealed(
-        in value: Any, path: [String], members: Set<String>?, topLevelOnly: Bool, _ body: ([String], [String: Any]) throws -> Any
-    ) rethrows -> Any {
-        if var object = value as? [String: Any] {
+        in value: JSONValue, path: [String], members: Set<String>?, topLevelOnly: Bool, _ body: ([String], JSONValue) throws -> JSONValue
+    ) rethrows -> JSONValue {
+        switch value {
+        case .object(var object):
             for (name, member) in object {
                 let memberPath = path + [name]
-                if let dictionary = member as? [String: Any], (dictionary["sealed"] as? Int) == 1, members?.contains(name) ?? true {
-                    object[name] = try body(memberPath, dictionary)
+                if member.isSealedValue, members?.contains(name) ?? true {
+                    object[name] = try body(memberPath, member)
                 } else if !topLevelOnly {
                     object[name] = try replacingSealed(in: member, path: memberPath, members: members, topLevelOnly: false, body)
                 }
             }
-            return object
+            return .object(object)
+        case .array(let array) where !topLevelOnly:
+            return .array(try array.map { try replacingSealed(in: $0, path: path, members: members, topLevelOnly: false, body) })
+        default:
+            return value
         }
-        if let array = value as? [Any], !topLevelOnly {
-            return try array.map { try replacingSealed(in: $0, path: path, members: members, topLevelOnly: false, body) }
-        }
-        return value
     }
 }
 
@@ -226,5 +247,10 @@ extension [UInt8] {
     /// Whether the bytes contain `"sealed":1` (a cheap test before parsing a payload for sealed values).
     fileprivate var containsSealedMarker: Bool {
         Data(self).range(of: Data(#""sealed":1"#.utf8)) != nil
+    }
+
+    /// Whether the bytes contain `"name":`, as a JSON member name is written (a cheap test before parsing).
+    fileprivate func containsMember(_ name: String) -> Bool {
+        Data(self).range(of: Data("\"\(name)\":".utf8)) != nil
     }
 }
