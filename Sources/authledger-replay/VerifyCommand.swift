@@ -101,7 +101,8 @@ struct VerifyCommand: AsyncParsableCommand {
                     let how = archives.isEmpty ? "archived (verify them with --archive)" : "in the archives, verified above as one history with it"
                     printText("events #1…#\(report.archivedBefore - 1) are \(how); verifying from the signed checkpoint at #\(report.archivedBefore - 1)")
                 }
-                printText("verified \(report.eventCount) events: signatures, hash chain, Merkle root \(report.rootHash.base64)")
+                let events: TerminalText = report.archivedBefore > 1 ? "events #\(report.archivedBefore)…#\(report.eventCount)" : "\(report.eventCount) events"
+                printText("verified \(events): signatures, hash chain, Merkle root \(report.rootHash.base64)")
                 printText("checkpoints verified: \(report.checkpointsVerified) (\(witnessed.count) witnessed outside the journal)")
                 printText("keys: \(report.keyIDs.map(\.hex).joined(separator: ", ")) (\(report.pinned ? "pinned" : "trusted on first use; pass --public-key to pin"))")
             case .jsonl:
