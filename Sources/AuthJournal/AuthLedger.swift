@@ -193,10 +193,12 @@ public struct AuthRecorder {
         if let personalVersion = PersonalData.schemaVersion(of: event.eventType) {
             schemaVersion = personalVersion
             let transaction = self.transaction
-            let sealed = try PersonalData.sealed(payload, type: event.eventType, time: transaction.timestamp, dataKey: dataKey) {
-                subject, dataKey in try transaction.subjectKey(for: subject, dataKey: dataKey)
-            }
-            if let sealed {
+            let key = { (subject: String, dataKey: DataKey) in try transaction.subjectKey(for: subject, dataKey: dataKey) }
+            // The events of every flow are sealed from their typed values; the others through their JSON.
+            if let sealed = try PersonalData.sealedWithoutParsing(event, time: transaction.timestamp, dataKey: dataKey, key: key) {
+                payload = sealed.payload
+                stored = sealed.unopened
+            } else if let sealed = try PersonalData.sealed(payload, type: event.eventType, time: transaction.timestamp, dataKey: dataKey, key: key) {
                 payload = sealed.payload
                 // As a rebuild will read it: unopened (the same bytes `AuthEvent(type:payload:)` would make of it).
                 stored = try AuthEvent(type: event.eventType, payload: sealed.unopened) ?? event
