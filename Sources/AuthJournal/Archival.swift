@@ -1,4 +1,5 @@
 import AuthCore
+import Foundation
 import LedgerCore
 import LedgerJournal
 import LedgerLMDB
@@ -70,6 +71,22 @@ extension AuthLedger {
         let recorded = try await journal.recordArchive(prefix: prefix, projections: projections)
         let removed = try await finishArchival()
         return ArchiveSummary(first: written.first, through: cut, recordedAt: recorded.sequence, removed: leftover + removed)
+    }
+
+    /// Archives the events older than the tenant's `retention.events_days` (up to the last signed
+    /// checkpoint before `now` minus that period) into a new directory under `directory`, named by the
+    /// cut (`events-<first>-<last>`). Nothing when no period is set or nothing is that old.
+    public func archiveExpiredEvents(now: LedgerTimestamp, into directory: String) async throws -> (summary: ArchiveSummary, directory: String)? {
+        guard let days = configuration.retention?.eventsDays else { return nil }
+        let (first, cut) = try journal.read { snapshot in
+            (try snapshot.firstSequence, try snapshot.archiveCut(before: try snapshot.firstSequence(atOrAfter: now.adding(seconds: -days * 86_400))))
+        }
+        guard let cut else { return nil }
+        let target = directory + "/events-\(first)-\(cut)"
+        // A directory left by an archival a crash interrupted before its cut was recorded: written again.
+        try? FileManager.default.removeItem(atPath: target)
+        let summary = try await archive(before: cut + 1, to: try LMDBStorage(writing: Journal.Configuration(directory: target)))
+        return (summary, target)
     }
 
     /// Removes what is left of archived events: their bodies (which readers skip meanwhile), and their

@@ -30,6 +30,11 @@ public struct AuthServerSettings: Sendable {
     /// How often the journal's upkeep runs: pruning expired projection entries
     /// (``AuthLedger/pruneProjections(now:batchSize:dryRun:)``) and applying the retention period.
     public var maintenanceIntervalSeconds = 3600
+    /// Where the server writes archives of the events older than the tenant's `retention.events_days`
+    /// (one directory per archival, named by its cut); `nil`: it does not archive (`authledger journal
+    /// archive` does it by hand). Only for a journal of its own (LMDB): on shared storage an operator
+    /// archives, so that the nodes do not race for the same events.
+    public var archiveDirectory: String?
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 
@@ -123,33 +128,49 @@ public final class AuthorizationServer: Sendable {
 
     // MARK: - Shared helpers
 
-    /// Prunes expired projection entries and applies the retention period now, and then every
+    /// Runs the journal's upkeep (``runMaintenance()``) now, and then every
     /// ``AuthServerSettings/maintenanceIntervalSeconds``, until the task is cancelled (`authledger serve`
     /// runs it beside the HTTP server). A failed step is logged and tried again at the next interval.
     public func runMaintenancePeriodically() async {
         while !Task.isCancelled {
-            do {
-                let report = try await ledger.pruneProjections(now: settings.clock())
-                if report.total > 0 {
-                    logger.info("pruned expired projection entries", metadata: ["entries": "\(report.total)", "events": "\(report.events)"])
-                }
-            } catch {
-                logger.warning("pruning expired projection entries failed; trying again later", metadata: ["error": "\(error)"])
-            }
-            do {
-                // The tenant's retention period: anonymous subjects' personal data is forgotten a day at a time.
-                let forgotten = try await ledger.applyRetention(now: settings.clock())
-                if !forgotten.subjects.isEmpty {
-                    logger.info("forgot the personal data of anonymous subjects", metadata: ["subjects": "\(forgotten.subjects.count)"])
-                }
-            } catch {
-                logger.warning("applying the retention period failed; trying again later", metadata: ["error": "\(error)"])
-            }
+            await runMaintenance()
             do {
                 try await Task.sleep(for: .seconds(settings.maintenanceIntervalSeconds))
             } catch {
                 return  // cancelled: the server is stopping
             }
+        }
+    }
+
+    /// One round of the journal's upkeep: pruning, the retention period of personal data, and archival of
+    /// the events past `retention.events_days` (with ``AuthServerSettings/archiveDirectory``).
+    public func runMaintenance() async {
+        do {
+            let report = try await ledger.pruneProjections(now: settings.clock())
+            if report.total > 0 {
+                logger.info("pruned expired projection entries", metadata: ["entries": "\(report.total)", "events": "\(report.events)"])
+            }
+        } catch {
+            logger.warning("pruning expired projection entries failed; trying again later", metadata: ["error": "\(error)"])
+        }
+        do {
+            // The tenant's retention period: anonymous subjects' personal data is forgotten a day at a time.
+            let forgotten = try await ledger.applyRetention(now: settings.clock())
+            if !forgotten.subjects.isEmpty {
+                logger.info("forgot the personal data of anonymous subjects", metadata: ["subjects": "\(forgotten.subjects.count)"])
+            }
+        } catch {
+            logger.warning("applying the retention period failed; trying again later", metadata: ["error": "\(error)"])
+        }
+        guard let directory = settings.archiveDirectory, !ledger.journal.isShared else { return }
+        do {
+            if let archived = try await ledger.archiveExpiredEvents(now: settings.clock(), into: directory) {
+                logger.info(
+                    "archived the events past the retention period",
+                    metadata: ["first": "\(archived.summary.first)", "through": "\(archived.summary.through)", "archive": "\(archived.directory)"])
+            }
+        } catch {
+            logger.warning("archiving the events past the retention period failed; trying again later", metadata: ["error": "\(error)"])
         }
     }
 

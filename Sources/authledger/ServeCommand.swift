@@ -47,6 +47,12 @@ struct ServeCommand: AsyncParsableCommand {
         name: .customLong("trusted-proxy"),
         help: ArgumentHelp("A reverse proxy whose X-Forwarded-For is believed for the client address (repeatable).", valueName: "addr"))
     var trustedProxies: [String] = []
+    @Option(
+        name: .customLong("archive-dir"),
+        help: ArgumentHelp(
+            "Where the server archives the events older than the tenant's retention.events_days (default: <journal>.archives; LMDB journals only).",
+            valueName: "dir"))
+    var archiveDirectory: String?
 
     func run() async throws {
         var logger =
@@ -86,6 +92,10 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = AuthServerSettings()
         settings.issuerOverride = issuer
         settings.trustedProxies = Set(trustedProxies)
+        if !journalOptions.isShared {
+            let journal = journalOptions.journal.hasSuffix("/") ? String(journalOptions.journal.dropLast()) : journalOptions.journal
+            settings.archiveDirectory = archiveDirectory ?? journal + ".archives"
+        }
         let keyPath = tokenKeyOptions.path(journalOptions)
         let tokenKeys: TokenKeyRing
         do {

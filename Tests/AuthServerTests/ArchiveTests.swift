@@ -189,4 +189,31 @@ struct ArchiveTests {
         }
         print("crash mid-archive: \(outcomes.filter { $0 }.count) of \(outcomes.count) kills came after the cut was recorded (archival takes \(duration))")
     }
+
+    @Test("a running server archives the events past retention.events_days into its archive directory, and serves on")
+    func serverArchives() async throws {
+        let base = FileManager.default.temporaryDirectory.path + "/authledger-archiving-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let harness = try await ServerHarness(tenant: testTenantYAML + "\nretention:\n  events_days: 1\n") {
+            $0.archiveDirectory = base
+        }
+        try await harness.run { browser in
+            let code = try await TokenEndpointTests.code(browser)
+            #expect(try await TokenEndpointTests.exchange(browser, code: code).status == .ok)
+            await harness.server.runMaintenance()
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).isEmpty, "nothing is a day old yet")
+            harness.clock.advance(seconds: 2 * 86_400)
+            await harness.server.runMaintenance()
+            // Archived under the running server, which goes on: alice's session and consent still hold.
+            let again = try await TokenEndpointTests.code(browser, nonce: "n-2")
+            #expect(try await TokenEndpointTests.exchange(browser, code: again).status == .ok)
+        }
+        let archives = try FileManager.default.contentsOfDirectory(atPath: base)
+        #expect(archives.count == 1 && archives[0].hasPrefix("events-1-"), "\(archives)")
+        let journal = harness.directory + "/journal"
+        let whole = try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", base + "/" + archives[0]])
+        #expect(whole.0 == 0, "\(whole.1)")
+        #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
+        #expect(try RebuildCommandTests.replay(["replay", "--journal", journal]).0 == 0)
+    }
 }
