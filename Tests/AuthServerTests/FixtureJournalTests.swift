@@ -17,7 +17,9 @@ struct FixtureJournalTests {
             atPath: root.appendingPathComponent("\(name)/data.mdb").path, toPath: directory + "/journal/data.mdb")
         let dataKey = root.appendingPathComponent("\(name).datakey").path
         if FileManager.default.fileExists(atPath: dataKey) {
+            // Git keeps no file modes but the executable bit: the copy is made 0600, as a key file must be.
             try FileManager.default.copyItem(atPath: dataKey, toPath: directory + "/journal.datakey")
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/journal.datakey")
         }
         let factsFile = root.appendingPathComponent("\(name).facts.json")
         let facts = (try? JSONSerialization.jsonObject(with: Data(contentsOf: factsFile))) as? [String: Any] ?? [:]
