@@ -50,7 +50,7 @@ public struct JournalSnapshot {
     }
 
     /// The verified state after the archived events, when the journal's oldest events were archived
-    /// (`authledger journal archive`): its events start after ``VerifiedPrefix/size``.
+    /// (`authledger journal archive`): its events start after the prefix's `size`.
     public var archivedPrefix: VerifiedPrefix? {
         get throws { try layout.archivePrefix(in: transaction) }
     }
