@@ -95,6 +95,7 @@ public final class AuthorizationServer: Sendable {
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: HeaderLimitsMiddleware())
         router.get("/authorize") { request, context in await self.authorize(request, context) }
+        router.post("/authorize") { request, context in await self.authorize(request, context) }
         router.get("/authorize/resume") { request, context in await self.resume(request, context) }
         router.get("/login") { request, context in await self.loginPage(request, context) }
         router.post("/login") { request, context in await self.login(request, context) }
@@ -216,6 +217,16 @@ public final class AuthorizationServer: Sendable {
 
     func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// A JSON response of an `Encodable` value (keys sorted, slashes unescaped, as ``json(_:status:)``).
+    func json(value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data()
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -39,17 +39,41 @@ extension AuthorizationServer {
     static let maximumQueryLength = 8 * 1024
     static let maximumParameterCount = 64
 
-    /// `GET /authorize`.
+    /// `GET /authorize`, and `POST /authorize` with the same parameters in a form body (OIDC Core §3.1.2.1).
     func authorize(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        let query = request.uri.query ?? ""
+        let text: String
+        if request.method == .post {
+            var request = request
+            guard let body = try? await request.collectBody(upTo: Self.maximumQueryLength) else {
+                return errorPage(
+                    .invalidRequest, "The request is too long (at most \(Self.maximumQueryLength) bytes of parameters).", status: .contentTooLarge)
+            }
+            text = String(buffer: body)
+        } else {
+            text = request.uri.query ?? ""
+        }
         // Oversized requests are refused before anything is parsed or recorded.
-        guard query.utf8.count <= Self.maximumQueryLength else {
+        guard text.utf8.count <= Self.maximumQueryLength else {
             return errorPage(.invalidRequest, "The request is too long (at most \(Self.maximumQueryLength) bytes of parameters).", status: .uriTooLong)
         }
-        guard query.utf8.lazy.filter({ $0 == UInt8(ascii: "&") }).count < Self.maximumParameterCount else {
+        guard text.utf8.lazy.filter({ $0 == UInt8(ascii: "&") }).count < Self.maximumParameterCount else {
             return errorPage(.invalidRequest, "The request has too many parameters (at most \(Self.maximumParameterCount)).")
         }
-        return await runAuthorization(AuthorizeParameters(query: query), resuming: nil, request, context)
+        let pairs = FormEncoding.parse(text)
+        var parameters = AuthorizeParameters(pairs: pairs)
+        if let hint = pairs.first(where: { $0.name == AuthorizeParameters.idTokenHintName })?.value, !hint.isEmpty {
+            parameters.idTokenHint = await verifiedIDTokenHint(hint)
+        }
+        return await runAuthorization(parameters, resuming: nil, request, context)
+    }
+
+    /// What an `id_token_hint` is: the subject of an ID token this issuer signed (its own keys or a cluster
+    /// peer's; expired is fine, OIDC Core §3.1.2.1), or not one.
+    func verifiedIDTokenHint(_ hint: String) async -> IDTokenHint {
+        guard hint.utf8.count <= 8 * 1024, let claims = try? await verifyToken(hint, as: IDTokenClaims.self), claims.iss == issuer else {
+            return .invalid
+        }
+        return .subject(claims.sub)
     }
 
     /// `GET /authorize/resume?state=…`: where the login, consent and organization pages send the browser back.
@@ -105,8 +129,9 @@ extension AuthorizationServer {
             do {
                 implicitTokens = try await minter.mint(
                     TokenRequestGrant(
-                        clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email.value, scopes: grant.scopes,
-                        audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime),
+                        clientID: grant.clientID, userID: grant.userID, user: configuration.users[grant.userID], scopes: grant.scopes,
+                        audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime,
+                        requestedClaims: grant.claims),
                     api: grant.audience.flatMap { configuration.apis[$0] }, now: now, includeAccessToken: types.contains("token"),
                     includeIDToken: types.contains("id_token"))
             } catch {
@@ -159,7 +184,8 @@ extension AuthorizationServer {
                                 grantType: "implicit", clientID: grant.clientID, userID: grant.userID, codeHash: nil,
                                 decisionSequence: decisionSequence, accessTokenID: types.contains("token") ? tokens.accessTokenID : nil,
                                 idTokenID: tokens.idTokenID, scopes: grant.scopes, audience: grant.audience,
-                                organizationID: grant.organizationID, expiresAt: tokens.expiresAt, clientIP: clientIP)))
+                                organizationID: grant.organizationID, expiresAt: tokens.expiresAt, clientIP: clientIP,
+                                userinfoClaims: grant.claims?.userinfoNames)))
                 }
                 if case .issueCode(let grant, _) = decision.outcome, let codeHash {
                     try recorder.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionSequence: decisionSequence)))

@@ -328,6 +328,7 @@ extension AuthorizationServer {
     func discovery() -> Response {
         let base = issuer
         let allowPlain = ledger.configuration.settings?.allowPlainPKCE ?? false
+        // Every member of OIDC Discovery §3 whose default would claim more (or less) than the server does.
         return json([
             "issuer": base,
             "authorization_endpoint": base + "authorize",
@@ -339,16 +340,24 @@ extension AuthorizationServer {
             "response_modes_supported": ["query", "fragment", "form_post"],
             "grant_types_supported": ["authorization_code", "refresh_token", "implicit"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "dpop_signing_alg_values_supported": DPoPVerifier.algorithms,
             "subject_types_supported": ["public"],
             // ID tokens are always RS256 (OIDC Core §15.1); EdDSA signs access tokens for APIs that ask for it.
             "id_token_signing_alg_values_supported": ["RS256"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "userinfo_signing_alg_values_supported": [String](),
+            "scopes_supported": ["openid", "profile", "email", "address", "phone", "offline_access"],
+            "claims_supported": StandardClaims.supported,
+            "claim_types_supported": ["normal"],
+            "claims_parameter_supported": true,
             "code_challenge_methods_supported": allowPlain ? ["S256", "plain"] : ["S256"],
             "prompt_values_supported": ["none", "login", "consent"],
+            "display_values_supported": ["page"],
             "authorization_response_iss_parameter_supported": true,
-            "claims_parameter_supported": false,
             "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "require_request_uri_registration": false,
+            "frontchannel_logout_supported": false,
         ])
     }
 

@@ -7,17 +7,38 @@ import Hummingbird
 import LedgerCore
 
 extension AuthorizationServer {
-    /// `GET /userinfo` (OIDC Core §5.3): the claims of the user a valid, unrevoked access token names.
+    /// `GET /userinfo` and `POST /userinfo` (OIDC Core §5.3): the claims of the user a valid, unrevoked
+    /// access token names. The token comes in the `Authorization` header, or (POST only) as `access_token`
+    /// in a form body (RFC 6750 §2.2) — never both.
     func userinfo(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        guard let authorization = request.headers[.authorization] else {
-            return bearerError(nil, "An access token is required (Authorization: Bearer or DPoP).")
+        var bodyToken: String?
+        let isForm = request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") ?? false
+        if request.method == .post && isForm {
+            switch await formFields(request, context) {
+            case .success(let form): bodyToken = form["access_token"]
+            case .failure(let refusal): return bearerError("invalid_request", refusal.description, status: .badRequest)
+            }
         }
-        let lowered = authorization.lowercased()
-        let isDPoP = lowered.hasPrefix("dpop ")
-        guard isDPoP || lowered.hasPrefix("bearer ") else {
-            return bearerError("invalid_request", "Use the Bearer or DPoP authorization scheme.", status: .badRequest)
+        let authorization = request.headers[.authorization]
+        if authorization != nil && bodyToken != nil {
+            return bearerError("invalid_request", "Send the access token one way: in the Authorization header or in the form.", status: .badRequest)
         }
-        let token = String(authorization.dropFirst(isDPoP ? 5 : 7)).trimmingCharacters(in: .whitespaces)
+        let token: String
+        let isDPoP: Bool
+        if let bodyToken {
+            guard !bodyToken.isEmpty else { return bearerError("invalid_request", "The access_token field is empty.", status: .badRequest) }
+            (token, isDPoP) = (bodyToken, false)
+        } else {
+            guard let authorization else {
+                return bearerError(nil, "An access token is required (Authorization: Bearer or DPoP).")
+            }
+            let lowered = authorization.lowercased()
+            isDPoP = lowered.hasPrefix("dpop ")
+            guard isDPoP || lowered.hasPrefix("bearer ") else {
+                return bearerError("invalid_request", "Use the Bearer or DPoP authorization scheme.", status: .badRequest)
+            }
+            token = String(authorization.dropFirst(isDPoP ? 5 : 7)).trimmingCharacters(in: .whitespaces)
+        }
         let claims: AccessTokenClaims
         do {
             claims = try await verifyAccessToken(token)
@@ -50,36 +71,36 @@ extension AuthorizationServer {
         guard claims.iss == issuer, claims.exp > now.secondsSinceEpoch else {
             return bearerError("invalid_token", "The access token has expired or was issued by another server.")
         }
-        let active: Bool
+        let stored: TokenRecord?
         do {
-            active = try await ledger.query { store in
+            stored = try await ledger.query { store in
                 // The signature says a signing key vouches for the token; the journal says what was issued.
                 // Both must agree, so that a key alone (a retired one, another node's) cannot mint more than
                 // the journal recorded: same user, same client, no longer life.
                 guard let record = try store.token(claims.jti), record.status == .active, record.userID == claims.sub,
                     record.clientID == claims.clientID, claims.exp <= record.expiresAt.secondsSinceEpoch, now < record.expiresAt
-                else { return false }
-                return try !(record.refreshFamily.map(store.isFamilyRevoked) ?? false)
+                else { return nil }
+                return try (record.refreshFamily.map(store.isFamilyRevoked) ?? false) ? nil : record
             }
         } catch {
             return json(
                 ["error": "temporarily_unavailable", "error_description": "The server cannot read its journal right now."],
                 status: .serviceUnavailable)
         }
-        guard active else {
+        guard let record = stored else {
             return bearerError("invalid_token", "The access token has been revoked.")
         }
-        let scopes = claims.scope.split(separator: " ")
+        let scopes = claims.scope.split(separator: " ").map(String.init)
         guard scopes.contains("openid") else {
             return bearerError("insufficient_scope", "The access token was not issued with the openid scope.", status: .forbidden)
         }
-        var body: [String: Any] = ["sub": claims.sub]
-        if scopes.contains("email"), let user = ledger.configuration.users[claims.sub] {
-            body["email"] = user.email.value
-            body["email_verified"] = false
+        var body: [String: JSONValue] = [:]
+        if let user = ledger.configuration.users[claims.sub] {
+            body = StandardClaims.values(of: user, names: StandardClaims.names(scopes: scopes, requested: record.userinfoClaims ?? []))
         }
-        if let organization = claims.orgID { body["org_id"] = organization }
-        return json(body)
+        body["sub"] = .string(claims.sub)
+        if let organization = claims.orgID { body["org_id"] = .string(organization) }
+        return json(value: JSONValue.object(body))
     }
 
     /// `POST /oauth/revoke` (RFC 7009): a client revokes one of its access tokens. Always 200 for a

@@ -90,9 +90,9 @@ extension AuthorizationServer {
         }
         let configuration = ledger.configuration
         let tokenGrant = TokenRequestGrant(
-            clientID: grant.clientID, userID: grant.userID, email: configuration.users[grant.userID]?.email.value, scopes: grant.scopes,
+            clientID: grant.clientID, userID: grant.userID, user: configuration.users[grant.userID], scopes: grant.scopes,
             audience: grant.audience, organizationID: grant.organizationID, nonce: grant.nonce, authTime: grant.authTime,
-            dpopJKT: proof?.thumbprint)
+            dpopJKT: proof?.thumbprint, requestedClaims: grant.claims)
         // offline_access survives the scope rule only where the API allows refresh tokens.
         let refresh = grant.scopes.contains("offline_access") ? OpaqueToken.generate() : nil
         let refreshHash = refresh.map(OpaqueToken.hash)
@@ -102,7 +102,7 @@ extension AuthorizationServer {
                 RefreshIssued(
                     tokenHash: $0, family: $0, parentHash: nil, clientID: client.clientID, userID: grant.userID, scopes: grant.scopes,
                     audience: grant.audience, organizationID: grant.organizationID, authTime: grant.authTime,
-                    expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds), dpopJKT: proof?.thumbprint)
+                    expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds), dpopJKT: proof?.thumbprint, claims: grant.claims)
             }, proof: proof, now: now, clientIP: clientIP
         ) { store in
             // Another redemption may have won meanwhile.
@@ -154,9 +154,9 @@ extension AuthorizationServer {
         }
         let configuration = ledger.configuration
         let tokenGrant = TokenRequestGrant(
-            clientID: previous.clientID, userID: previous.userID, email: configuration.users[previous.userID]?.email.value, scopes: scopes,
+            clientID: previous.clientID, userID: previous.userID, user: configuration.users[previous.userID], scopes: scopes,
             audience: previous.audience, organizationID: previous.organizationID, nonce: nil, authTime: previous.authTime,
-            dpopJKT: proof?.thumbprint)
+            dpopJKT: proof?.thumbprint, requestedClaims: previous.claims)
         let next = OpaqueToken.generate()
         var rotated = previous
         rotated.tokenHash = OpaqueToken.hash(next)
@@ -196,7 +196,7 @@ extension AuthorizationServer {
             grantType: grantType, clientID: client.clientID, userID: grant.userID, codeHash: codeHash, decisionSequence: nil,
             accessTokenID: minted.accessTokenID, idTokenID: minted.idTokenID, scopes: grant.scopes, audience: grant.audience,
             organizationID: grant.organizationID, expiresAt: minted.expiresAt, clientIP: clientIP, refreshFamily: refreshIssued?.family,
-            dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID)
+            dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID, userinfoClaims: grant.requestedClaims?.userinfoNames)
         let won: Bool
         do {
             won = try await record { recorder in

@@ -31,7 +31,7 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
     public func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
-/// Claims of an OpenID Connect ID token (OIDC Core §2).
+/// Claims of an OpenID Connect ID token (OIDC Core §2), and the user's claims it carries (§5.4, §5.5).
 public struct IDTokenClaims: JWTPayload, Equatable {
     public var iss: String
     public var sub: String
@@ -43,13 +43,82 @@ public struct IDTokenClaims: JWTPayload, Equatable {
     public var atHash: String?
     public var azp: String
     public var orgID: String?
-    public var email: String?
+    /// The user's claims (`email`, `name`, `address`, …) by name.
+    public var userClaims: [String: JSONValue]
 
-    enum CodingKeys: String, CodingKey {
-        case iss, sub, aud, exp, iat, nonce, azp, email
+    public init(
+        iss: String, sub: String, aud: String, exp: Int64, iat: Int64, authTime: Int64, nonce: String?, atHash: String?, azp: String,
+        orgID: String?, userClaims: [String: JSONValue] = [:]
+    ) {
+        self.iss = iss
+        self.sub = sub
+        self.aud = aud
+        self.exp = exp
+        self.iat = iat
+        self.authTime = authTime
+        self.nonce = nonce
+        self.atHash = atHash
+        self.azp = azp
+        self.orgID = orgID
+        self.userClaims = userClaims
+    }
+
+    /// The email address, when the token carries it.
+    public var email: String? { userClaims["email"]?.string }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case iss, sub, aud, exp, iat, nonce, azp
         case authTime = "auth_time"
         case atHash = "at_hash"
         case orgID = "org_id"
+    }
+
+    /// Any member name: the user's claims are not known in advance.
+    struct ClaimName: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        iss = try container.decode(String.self, forKey: .iss)
+        sub = try container.decode(String.self, forKey: .sub)
+        aud = try container.decode(String.self, forKey: .aud)
+        exp = try container.decode(Int64.self, forKey: .exp)
+        iat = try container.decode(Int64.self, forKey: .iat)
+        authTime = try container.decode(Int64.self, forKey: .authTime)
+        nonce = try container.decodeIfPresent(String.self, forKey: .nonce)
+        atHash = try container.decodeIfPresent(String.self, forKey: .atHash)
+        azp = try container.decode(String.self, forKey: .azp)
+        orgID = try container.decodeIfPresent(String.self, forKey: .orgID)
+        let all = try decoder.container(keyedBy: ClaimName.self)
+        let standard = Set(CodingKeys.allCases.map(\.stringValue))
+        var userClaims: [String: JSONValue] = [:]
+        for key in all.allKeys where !standard.contains(key.stringValue) {
+            userClaims[key.stringValue] = try all.decode(JSONValue.self, forKey: key)
+        }
+        self.userClaims = userClaims
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(iss, forKey: .iss)
+        try container.encode(sub, forKey: .sub)
+        try container.encode(aud, forKey: .aud)
+        try container.encode(exp, forKey: .exp)
+        try container.encode(iat, forKey: .iat)
+        try container.encode(authTime, forKey: .authTime)
+        try container.encodeIfPresent(nonce, forKey: .nonce)
+        try container.encodeIfPresent(atHash, forKey: .atHash)
+        try container.encode(azp, forKey: .azp)
+        try container.encodeIfPresent(orgID, forKey: .orgID)
+        var all = encoder.container(keyedBy: ClaimName.self)
+        let standard = Set(CodingKeys.allCases.map(\.stringValue))
+        for (name, value) in userClaims where !standard.contains(name) {
+            try all.encode(value, forKey: ClaimName(stringValue: name))
+        }
     }
 
     public func verify(using algorithm: some JWTAlgorithm) async throws {}
@@ -59,27 +128,38 @@ public struct IDTokenClaims: JWTPayload, Equatable {
 public struct TokenRequestGrant: Sendable, Equatable {
     public var clientID: String
     public var userID: String
-    public var email: String?
+    /// The user's record (for the claims of the ID token); `nil` for a client's own token.
+    public var user: RegisteredUser?
     public var scopes: [String]
     public var audience: String?
     public var organizationID: String?
     public var nonce: String?
     public var authTime: LedgerTimestamp
     public var dpopJKT: String?
+    /// Claims asked for one by one (the `claims` parameter).
+    public var requestedClaims: RequestedClaims?
 
     public init(
-        clientID: String, userID: String, email: String?, scopes: [String], audience: String?, organizationID: String?, nonce: String?,
-        authTime: LedgerTimestamp, dpopJKT: String? = nil
+        clientID: String, userID: String, user: RegisteredUser?, scopes: [String], audience: String?, organizationID: String?, nonce: String?,
+        authTime: LedgerTimestamp, dpopJKT: String? = nil, requestedClaims: RequestedClaims? = nil
     ) {
         self.clientID = clientID
         self.userID = userID
-        self.email = email
+        self.user = user
         self.scopes = scopes
         self.audience = audience
         self.organizationID = organizationID
         self.nonce = nonce
         self.authTime = authTime
         self.dpopJKT = dpopJKT
+        self.requestedClaims = requestedClaims
+    }
+
+    /// The user's claims for the ID token: those the scopes release (as Auth0 does, in the ID token too,
+    /// so that a client needs no UserInfo call) and those asked for by name for the ID token.
+    public var idTokenUserClaims: [String: JSONValue] {
+        guard let user else { return [:] }
+        return StandardClaims.values(of: user, names: StandardClaims.names(scopes: scopes, requested: requestedClaims?.idToken ?? []))
     }
 }
 
@@ -125,7 +205,7 @@ public struct TokenMinter: Sendable {
             let claims = IDTokenClaims(
                 iss: issuer, sub: grant.userID, aud: grant.clientID, exp: iat + 36_000, iat: iat, authTime: grant.authTime.secondsSinceEpoch,
                 nonce: grant.nonce, atHash: includeAccessToken ? Self.atHash(accessToken, algorithm: .rs256) : nil, azp: grant.clientID,
-                orgID: grant.organizationID, email: grant.scopes.contains("email") ? grant.email : nil)
+                orgID: grant.organizationID, userClaims: grant.idTokenUserClaims)
             idToken = try await keys.sign(claims, algorithm: .rs256, type: "JWT")
             idTokenID = Base64URL.encode(SHA256Digest.hash(Array(idToken!.utf8)).bytes)
         }

@@ -81,7 +81,7 @@ struct AttackTests {
         try await harness.run { browser in
             // /authorize: each value reaches a rule that refuses it with a redirect to the real client.
             let refusals: [(String, [(String, String)])] = [
-                ("scope", webAppParameters(scope: "openid " + Self.hostileWording)),
+                ("scope", webAppParameters(scope: "profile " + Self.hostileWording)),
                 ("audience", webAppParameters([("audience", Self.hostileWording)])),
                 ("response_type", webAppParameters().map { $0.0 == "response_type" ? ($0.0, Self.hostileWording) : $0 }),
                 ("response_mode", webAppParameters([("response_mode", Self.hostileWording)])),
@@ -253,7 +253,7 @@ struct AttackTests {
             let success = try await browser.authorize(webAppParameters())
             #expect(success.redirectParameters["code"] != nil)
             #expect(success.redirectParameters["iss"] == "https://auth.test/")
-            let error = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters(scope: "openid no-such-scope")))
+            let error = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters(scope: "profile no-such-scope")))
             #expect(error.redirectParameters["error"] == "invalid_scope")
             #expect(error.redirectParameters["iss"] == "https://auth.test/")
             let denied = try await Browser(client: browser.client).authorize(webAppParameters(scope: "openid email"), consent: "deny")

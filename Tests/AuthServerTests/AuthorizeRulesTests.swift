@@ -176,7 +176,7 @@ fileprivate func expectErrorPage(
 }
 
 /// The journal after `harness.run`, by event kind.
-fileprivate struct RecordedFlow {
+struct RecordedFlow {
     let events: [(UInt64, AuthEvent)]
 
     init(_ harness: ServerHarness) throws {
@@ -319,7 +319,7 @@ struct AuthorizeRedirectErrorTests {
             description: "The prompt parameter is repeated.", rule: "parameters.not_repeated"),
         // Scopes, audience, resource, connection
         .init(
-            "unknown scope", webAppParameters(scope: "openid foo"), error: "invalid_scope", description: "A requested scope is not defined.",
+            "unknown scope (not an OpenID request)", webAppParameters(scope: "profile foo"), error: "invalid_scope", description: "A requested scope is not defined.",
             rule: "scope.defined"),
         .init(
             "a scope the API does not define", webAppParameters([("audience", "https://api.example.com")], scope: "openid read:nope"),
@@ -499,13 +499,13 @@ struct AuthorizeRedirectErrorTests {
         #expect(journal.consentsGranted.map(\.audience) == expectedConsentAudiences)
     }
 
-    @Test("with the audience profile, resource is ignored: the API's scopes are then unknown")
+    @Test("with the audience profile, resource is ignored: the API's scopes are then unknown (refused outside an OpenID request)")
     func resourceIgnoredUnderAudienceProfile() async throws {
         let tenant = testTenantYAML.replacingOccurrences(
             of: "resource_parameter_profile: compatibility", with: "resource_parameter_profile: audience")
         let harness = try await ServerHarness(tenant: tenant)
         try await harness.run { browser in
-            let page = try await browser.get(authorizePath(webAppParameters([("resource", apiIdentifier)], scope: "openid read:messages")))
+            let page = try await browser.get(authorizePath(webAppParameters([("resource", apiIdentifier)], scope: "profile read:messages")))
             expectRedirectError(
                 page, to: webCallback, error: "invalid_scope", description: "A requested scope is not defined.", state: "st-123")
         }
@@ -932,7 +932,7 @@ struct AuthorizeReflectionTests {
             #expect(!location.contains("<"))
             #expect(!location.contains("\""))
             // The same for an error redirect.
-            let error = try await browser.get(authorizePath(webAppParameters(scope: "openid nope", state: xssState)))
+            let error = try await browser.get(authorizePath(webAppParameters(scope: "profile nope", state: xssState)))
             expectRedirectError(error, to: webCallback, error: "invalid_scope", description: "A requested scope is not defined.", state: xssState)
             #expect(!(error.location ?? "").contains("<"))
         }
@@ -959,7 +959,7 @@ struct AuthorizeReflectionTests {
 
             // An error in form_post mode is a form too.
             let error = try await browser.get(
-                authorizePath(webAppParameters([("response_mode", "form_post")], scope: "openid nope", state: xssState)))
+                authorizePath(webAppParameters([("response_mode", "form_post")], scope: "profile nope", state: xssState)))
             #expect(error.status == .ok)
             #expect(error.location == nil)
             #expect(error.hidden("error") == "invalid_scope")

@@ -23,7 +23,7 @@ struct ClusterTokenKeyTests {
     static func token(_ ring: TokenKeyRing, issuer: String, ledger: AuthLedger) async throws -> String {
         let now = Journal.systemClock()
         let grant = TokenRequestGrant(
-            clientID: "web-app", userID: "auth0|alice", email: nil, scopes: ["openid", "email"], audience: nil, organizationID: nil,
+            clientID: "web-app", userID: "auth0|alice", user: nil, scopes: ["openid", "email"], audience: nil, organizationID: nil,
             nonce: nil, authTime: now)
         let minted = try await TokenMinter(keys: ring, issuer: issuer).mint(grant, api: nil, now: now, includeIDToken: false)
         let issued = TokenIssued(

@@ -88,7 +88,7 @@ struct JournalFailureTests {
         let harness = try await ServerHarness()
         try await harness.run { browser in
             await harness.ledger.journal.close()
-            let page = try await browser.get(failurePath(webAppParameters([("response_mode", mode)], scope: "openid nope")))
+            let page = try await browser.get(failurePath(webAppParameters([("response_mode", mode)], scope: "profile nope")))
             if mode == "form_post" {
                 #expect(page.status == .ok)
                 #expect(page.location == nil)

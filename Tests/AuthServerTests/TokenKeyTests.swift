@@ -39,7 +39,7 @@ struct TokenKeyTests {
         let ring = try await TokenKeyRing.loadOrCreate(path: directory + "/journal.tokenkeys")
         let now = Journal.systemClock()
         let grant = TokenRequestGrant(
-            clientID: "web-app", userID: "auth0|alice", email: nil, scopes: ["openid"], audience: nil, organizationID: nil, nonce: nil,
+            clientID: "web-app", userID: "auth0|alice", user: nil, scopes: ["openid"], audience: nil, organizationID: nil, nonce: nil,
             authTime: now)
         let token = try await TokenMinter(keys: ring, issuer: "https://auth.test/").mint(grant, api: nil, now: now, includeIDToken: false).accessToken
         _ = try await ring.verify(token, as: AccessTokenClaims.self)
@@ -83,7 +83,7 @@ struct TokenKeyTests {
         let now = Journal.systemClock()
         let minter = TokenMinter(keys: ring, issuer: "https://auth.test/")
         let grant = TokenRequestGrant(
-            clientID: "web-app", userID: "auth0|alice", email: nil, scopes: ["openid"], audience: nil, organizationID: nil, nonce: nil,
+            clientID: "web-app", userID: "auth0|alice", user: nil, scopes: ["openid"], audience: nil, organizationID: nil, nonce: nil,
             authTime: now)
         let old = try await minter.mint(grant, api: nil, now: now, includeIDToken: false).accessToken
         let oldKid = ring.key(for: .rs256).kid

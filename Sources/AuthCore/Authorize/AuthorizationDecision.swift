@@ -12,6 +12,11 @@ public enum OAuthErrorCode: String, Codable, Sendable {
     case interactionRequired = "interaction_required"
     case loginRequired = "login_required"
     case consentRequired = "consent_required"
+    /// OIDC Core §3.1.2.6: request objects are not supported.
+    case requestNotSupported = "request_not_supported"
+    case requestURINotSupported = "request_uri_not_supported"
+    /// RFC 9126 §4: a pushed request's `request_uri` that is unknown, expired, used or another client's.
+    case invalidRequestURI = "invalid_request_uri"
 }
 
 /// How the response goes back to the client: where, in which mode, with which `state`.
@@ -83,16 +88,35 @@ public struct AuthorizationInput: Codable, Sendable, Equatable {
     public var consents: [String: [String]]
     public var progress: InteractionProgress
     public var now: LedgerTimestamp
+    /// The version of the rule set that decided (``AuthorizationPolicy/currentVersion`` when recorded now;
+    /// 1 in decisions recorded before versions were recorded). Replay re-decides with the same version, so
+    /// a release that changes a rule still re-decides every earlier decision as it was made.
+    public var policy: Int
 
     public init(
         parameters: AuthorizeParameters, session: SessionSnapshot? = nil, consents: [String: [String]] = [:],
-        progress: InteractionProgress = .fresh, now: LedgerTimestamp
+        progress: InteractionProgress = .fresh, now: LedgerTimestamp, policy: Int = AuthorizationPolicy.currentVersion
     ) {
         self.parameters = parameters
         self.session = session
         self.consents = consents
         self.progress = progress
         self.now = now
+        self.policy = policy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case parameters, session, consents, progress, now, policy
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        parameters = try container.decode(AuthorizeParameters.self, forKey: .parameters)
+        session = try container.decodeIfPresent(SessionSnapshot.self, forKey: .session)
+        consents = try container.decode([String: [String]].self, forKey: .consents)
+        progress = try container.decode(InteractionProgress.self, forKey: .progress)
+        now = try container.decode(LedgerTimestamp.self, forKey: .now)
+        policy = try container.decodeIfPresent(Int.self, forKey: .policy) ?? 1
     }
 }
 
@@ -129,6 +153,8 @@ public struct CodeGrant: Codable, Sendable, Equatable {
     /// Whether the request named the redirect URI (then the token request must name the same one;
     /// RFC 6749 §4.1.3). `nil` in grants recorded before this field existed means it did.
     public var redirectURIGiven: Bool?
+    /// Claims asked for one by one with the `claims` parameter (OIDC Core §5.5), besides those of the scopes.
+    public var claims: RequestedClaims?
 
     enum CodingKeys: String, CodingKey {
         case clientID = "client_id", redirectURI = "redirect_uri", userID = "user_id", scopes, audience
@@ -136,6 +162,7 @@ public struct CodeGrant: Codable, Sendable, Equatable {
         case codeChallenge = "code_challenge", codeChallengeMethod = "code_challenge_method"
         case dpopJKT = "dpop_jkt", authTime = "auth_time", expiresAt = "expires_at", invitation
         case redirectURIGiven = "redirect_uri_given"
+        case claims
     }
 }
 

@@ -26,6 +26,8 @@ public struct AuthorizationDraft: Sendable {
     public var invitation: InvitationRecord?
     public var user: RegisteredUser?
     public var authTime: LedgerTimestamp?
+    /// Claims asked for with the `claims` parameter.
+    public var requestedClaims: RequestedClaims?
 
     var parameters: AuthorizeParameters { input.parameters }
 
@@ -38,10 +40,19 @@ public struct AuthorizationDraft: Sendable {
 /// The authorization decision: a pure function of the request, the state it meets, the configuration
 /// and the time. The server and `authledger-replay` run exactly this code.
 public enum AuthorizationPolicy {
+    /// The version of the rule set this release decides with, recorded in every decision's input
+    /// (``AuthorizationInput/policy``). A rule that changes what an earlier version decided asks the
+    /// version; a replay then re-decides every recorded decision by the rules it was made under.
+    ///
+    /// - 1: the first release.
+    /// - 2: `address` and `phone` are scopes; for an OpenID request without an API, scopes the server does
+    ///   not define are ignored rather than refused (OIDC Core §3.1.2.1).
+    public static let currentVersion = 2
+
     /// The rules, in the order they run.
     public static let rules: [any AuthorizationRule] = [
-        ClientRule(), RedirectURIRule(), RepeatedParameterRule(), ResponseTypeRule(), NonceRule(), PKCERule(),
-        DPoPThumbprintRule(), AudienceRule(), ScopeRule(), ConnectionRule(), OrganizationRule(), InvitationRule(),
+        ClientRule(), RedirectURIRule(), RepeatedParameterRule(), RequestObjectRule(), ResponseTypeRule(), NonceRule(), PKCERule(),
+        DPoPThumbprintRule(), AudienceRule(), ScopeRule(), ClaimsRule(), ConnectionRule(), OrganizationRule(), InvitationRule(),
         AuthenticationRule(), MembershipRule(), ConsentRule(),
     ]
 
@@ -63,7 +74,7 @@ public enum AuthorizationPolicy {
             codeChallengeMethod: draft.parameters["code_challenge"] == nil ? nil : (draft.parameters["code_challenge_method"] ?? "plain"),
             dpopJKT: draft.parameters["dpop_jkt"], authTime: draft.authTime!,
             expiresAt: input.now.adding(seconds: settings.codeTTLSeconds), invitation: draft.invitation?.ticket,
-            redirectURIGiven: input.parameters["redirect_uri"] != nil)
+            redirectURIGiven: input.parameters["redirect_uri"] != nil, claims: draft.requestedClaims)
         if draft.responseTypes != ["code"] {
             return AuthorizationDecision(
                 outcome: .issueTokens(grant, responseTypes: draft.responseTypes.sorted(), delivery: draft.delivery), rule: "authorized")
@@ -129,6 +140,23 @@ struct RepeatedParameterRule: AuthorizationRule {
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
         guard let first = draft.parameters.repeated.first else { return nil }
         return draft.redirectError(.invalidRequest, "The \(first) parameter is repeated.")
+    }
+}
+
+struct RequestObjectRule: AuthorizationRule {
+    let name = "request_object.unsupported"
+
+    /// OIDC Core §6: request objects by value or by reference are not supported (discovery says so), and
+    /// are refused rather than ignored — a client that signed its request expects it to count. A
+    /// `request_uri` of a pushed request (RFC 9126) is resolved by the server before the decision.
+    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+        if draft.parameters["request"] != nil {
+            return draft.redirectError(.requestNotSupported, "Request objects (the request parameter) are not supported.")
+        }
+        if draft.parameters["request_uri"] != nil {
+            return draft.redirectError(.requestURINotSupported, "request_uri is supported only for pushed authorization requests (/oauth/par).")
+        }
+        return nil
     }
 }
 
@@ -255,13 +283,23 @@ struct AudienceRule: AuthorizationRule {
 
 struct ScopeRule: AuthorizationRule {
     let name = "scope.defined"
-    static let standard: Set<String> = ["openid", "profile", "email", "offline_access"]
+    /// The scopes every request may ask for, by rule-set version.
+    static let standardV1: Set<String> = ["openid", "profile", "email", "offline_access"]
+    static let standard: Set<String> = ["openid", "profile", "email", "address", "phone", "offline_access"]
 
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
-        let requested = (draft.parameters["scope"] ?? "").split(separator: " ").map(String.init)
-        let defined = Self.standard.union(draft.api?.scopes ?? [])
+        let version = draft.input.policy
+        var requested = (draft.parameters["scope"] ?? "").split(separator: " ").map(String.init)
+        let defined = (version >= 2 ? Self.standard : Self.standardV1).union(draft.api?.scopes ?? [])
         if requested.contains(where: { !defined.contains($0) }) {
-            return draft.redirectError(.invalidScope, draft.api == nil ? "A requested scope is not defined." : "A requested scope is not defined by the API.")
+            // OIDC Core §3.1.2.1: scope values an OpenID request uses that the server does not understand
+            // SHOULD be ignored. With an API, the scopes are the API's: an unknown one is still an error.
+            if version >= 2 && draft.api == nil && requested.contains("openid") {
+                requested.removeAll { !defined.contains($0) }
+            } else {
+                return draft.redirectError(
+                    .invalidScope, draft.api == nil ? "A requested scope is not defined." : "A requested scope is not defined by the API.")
+            }
         }
         var scopes: [String] = []
         for scope in requested where !scopes.contains(scope) {
@@ -270,6 +308,27 @@ struct ScopeRule: AuthorizationRule {
             scopes.append(scope)
         }
         draft.scopes = scopes
+        return nil
+    }
+}
+
+struct ClaimsRule: AuthorizationRule {
+    let name = "claims.valid"
+
+    /// OIDC Core §5.5: the `claims` parameter names claims for the ID token and the UserInfo response.
+    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+        guard let text = draft.parameters["claims"] else { return nil }
+        let requested: RequestedClaims
+        do {
+            requested = try RequestedClaims.parse(text)
+        } catch {
+            return draft.redirectError(
+                .invalidRequest, "The claims parameter must be a JSON object of id_token and userinfo members (OIDC Core section 5.5).")
+        }
+        if !requested.userinfo.isEmpty && !draft.scopes.contains("openid") {
+            return draft.redirectError(.invalidRequest, "Claims for the UserInfo endpoint require the openid scope.")
+        }
+        draft.requestedClaims = requested.isEmpty ? nil : requested
         return nil
     }
 }
@@ -359,6 +418,16 @@ struct AuthenticationRule: AuthorizationRule {
             return draft.redirectError(.invalidRequest, "prompt=none cannot be combined with other prompt values.")
         }
         var needsLogin = usable == nil
+        // OIDC Core §3.1.2.1: an id_token_hint names the user the client expects. Another user's session
+        // does not answer for them: with prompt=none that is login_required; otherwise they log in.
+        switch draft.parameters.idTokenHint {
+        case .invalid:
+            return draft.redirectError(.invalidRequest, "id_token_hint is not an ID token issued by this server.")
+        case .subject(let subject):
+            if let session = usable, session.userID != subject, !fresh { needsLogin = true }
+        case nil:
+            break
+        }
         if prompts.contains("login") && !fresh { needsLogin = true }
         if let maxAgeText = draft.parameters["max_age"] {
             guard let maxAge = Int(maxAgeText), (0...315_360_000).contains(maxAge) else {

@@ -6,7 +6,13 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
         "response_type", "client_id", "redirect_uri", "scope", "state", "audience", "resource", "connection", "prompt",
         "organization", "invitation", "dpop_jkt", "code_challenge", "code_challenge_method", "nonce", "response_mode",
         "max_age", "login_hint",
+        // OIDC Core §3.1.2.1: accepted and recorded; `request` and `request_uri` are answered by a rule.
+        "display", "ui_locales", "claims_locales", "acr_values", "claims", "request", "request_uri",
     ]
+
+    /// `id_token_hint` is not among ``known``: the raw ID token (which may carry personal claims) is never
+    /// recorded. The server verifies it and records only what it found (``idTokenHint``).
+    public static let idTokenHintName = "id_token_hint"
 
     /// First value of each known parameter, except `login_hint`.
     public var values: [String: String]
@@ -15,21 +21,31 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
     /// `login_hint`: personal data (an email address, usually), so it is kept apart from the other values
     /// and sealed in the journal (``PersonalText``).
     public var loginHint: PersonalText?
+    /// What the server found the request's `id_token_hint` to be, if it had one (see ``IDTokenHint``).
+    public var idTokenHint: IDTokenHint?
 
-    public init(values: [String: String], repeated: [String] = []) {
+    public init(values: [String: String], repeated: [String] = [], idTokenHint: IDTokenHint? = nil) {
         var values = values
         loginHint = values.removeValue(forKey: Self.loginHintName).map(PersonalText.clear)
         self.values = values
         self.repeated = repeated
+        self.idTokenHint = idTokenHint
     }
 
     /// Parses a raw query string. Unknown parameters are ignored, as OAuth requires.
     public init(query: String) {
+        self.init(pairs: FormEncoding.parse(query))
+    }
+
+    /// The parameters among `pairs` (a query string's or a form body's, in order). Unknown ones are ignored.
+    public init(pairs: [(name: String, value: String)]) {
         var values: [String: String] = [:]
         var repeated: Set<String> = []
-        for (name, value) in FormEncoding.parse(query) where Self.known.contains(name) {
+        for (name, value) in pairs where Self.known.contains(name) || name == Self.idTokenHintName {
             if values[name] != nil { repeated.insert(name) } else { values[name] = value }
         }
+        // The hint itself is never kept: the server replaces it by what it verified (``IDTokenHint``).
+        values.removeValue(forKey: Self.idTokenHintName)
         self.init(values: values, repeated: repeated.sorted())
     }
 
@@ -51,6 +67,7 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case values, repeated
         case loginHint = "login_hint"
+        case idTokenHint = "id_token_hint"
     }
 
     /// Reads both layouts: `login_hint` beside `values` (sealed or not), and, in events recorded before
@@ -61,6 +78,38 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
         repeated = try container.decode([String].self, forKey: .repeated)
         loginHint = try container.decodeIfPresent(PersonalText.self, forKey: .loginHint)
             ?? values.removeValue(forKey: Self.loginHintName).map(PersonalText.clear)
+        idTokenHint = try container.decodeIfPresent(IDTokenHint.self, forKey: .idTokenHint)
         self.values = values
+    }
+}
+
+/// An `id_token_hint` (OIDC Core §3.1.2.1) as the server verified it, before the decision: the subject of an
+/// ID token this issuer signed (expired or not), or a hint that is not one. The decision compares the subject
+/// with the session's user; the token itself is never recorded.
+public enum IDTokenHint: Sendable, Equatable, Codable {
+    /// A valid ID token of this issuer, for this subject.
+    case subject(String)
+    /// Not an ID token this issuer signed (bad signature, another issuer, not a JWT).
+    case invalid
+
+    enum CodingKeys: String, CodingKey {
+        case subject = "sub", valid
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let subject = try container.decodeIfPresent(String.self, forKey: .subject) {
+            self = .subject(subject)
+        } else {
+            self = .invalid
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .subject(let subject): try container.encode(subject, forKey: .subject)
+        case .invalid: try container.encode(false, forKey: .valid)
+        }
     }
 }

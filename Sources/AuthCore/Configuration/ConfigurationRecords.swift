@@ -60,17 +60,55 @@ public struct RegisteredUser: Codable, Sendable, Equatable {
     public var connection: String
     /// Argon2id hash of the password.
     public var passwordHash: String
+    /// The user's other OIDC claims (``StandardClaims/personalClaims``) by name — each sealed like the
+    /// email address; `address` as its JSON object's text.
+    public var profile: [String: PersonalText]
+    public var emailVerified: Bool
+    public var phoneNumberVerified: Bool
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id", email, connection
         case passwordHash = "password_hash"
+        case profile = "claims"
+        case emailVerified = "email_verified"
+        case phoneNumberVerified = "phone_number_verified"
     }
 
-    public init(userID: String, email: PersonalText, connection: String, passwordHash: String) {
+    public init(
+        userID: String, email: PersonalText, connection: String, passwordHash: String, profile: [String: PersonalText] = [:],
+        emailVerified: Bool = false, phoneNumberVerified: Bool = false
+    ) {
         self.userID = userID
         self.email = email
         self.connection = connection
         self.passwordHash = passwordHash
+        self.profile = profile
+        self.emailVerified = emailVerified
+        self.phoneNumberVerified = phoneNumberVerified
+    }
+
+    /// Reads `config.user.set` of every schema version (claims and the verified flags came with version 3).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        userID = try container.decode(String.self, forKey: .userID)
+        email = try container.decode(PersonalText.self, forKey: .email)
+        connection = try container.decode(String.self, forKey: .connection)
+        passwordHash = try container.decode(String.self, forKey: .passwordHash)
+        profile = try container.decodeIfPresent([String: PersonalText].self, forKey: .profile) ?? [:]
+        emailVerified = try container.decodeIfPresent(Bool.self, forKey: .emailVerified) ?? false
+        phoneNumberVerified = try container.decodeIfPresent(Bool.self, forKey: .phoneNumberVerified) ?? false
+    }
+
+    /// Leaves out what is empty or false, so a user without claims is recorded as before they existed.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(userID, forKey: .userID)
+        try container.encode(email, forKey: .email)
+        try container.encode(connection, forKey: .connection)
+        try container.encode(passwordHash, forKey: .passwordHash)
+        if !profile.isEmpty { try container.encode(profile, forKey: .profile) }
+        if emailVerified { try container.encode(true, forKey: .emailVerified) }
+        if phoneNumberVerified { try container.encode(true, forKey: .phoneNumberVerified) }
     }
 }
 

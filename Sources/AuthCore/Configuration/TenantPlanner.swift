@@ -27,11 +27,16 @@ public struct TenantPlanner: Sendable {
                 let existing = current.users[user.userID]
                 let unchanged =
                     existing.map {
-                        $0.email == .clear(user.email) && $0.connection == connection.name && hasher.verify(user.password, against: $0.passwordHash)
+                        $0.email == .clear(user.email) && $0.connection == connection.name && $0.profile == user.profile
+                            && $0.emailVerified == user.emailVerified && $0.phoneNumberVerified == user.phoneNumberVerified
+                            && hasher.verify(user.password, against: $0.passwordHash)
                     } ?? false
                 if !unchanged {
                     events.append(
-                        .userSet(RegisteredUser(userID: user.userID, email: .clear(user.email), connection: connection.name, passwordHash: hasher.hash(user.password))))
+                        .userSet(
+                            RegisteredUser(
+                                userID: user.userID, email: .clear(user.email), connection: connection.name, passwordHash: hasher.hash(user.password),
+                                profile: user.profile, emailVerified: user.emailVerified, phoneNumberVerified: user.phoneNumberVerified)))
                 }
             }
         }

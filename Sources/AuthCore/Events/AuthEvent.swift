@@ -236,12 +236,15 @@ public struct TokenIssued: Codable, Sendable, Equatable {
     public var dpopProofID: String?
     /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
     public var clientIPKey: String?
+    /// Claims the UserInfo endpoint returns for the access token besides its scopes' (the `claims` parameter).
+    public var userinfoClaims: [String]?
 
     public init(
         grantType: String, clientID: String, userID: String, codeHash: String?, decisionSequence: UInt64?, accessTokenID: String?,
         idTokenID: String?, scopes: [String], audience: String?, organizationID: String?, expiresAt: LedgerTimestamp, clientIP: String?,
-        refreshFamily: String? = nil, dpopJKT: String? = nil, dpopProofID: String? = nil
+        refreshFamily: String? = nil, dpopJKT: String? = nil, dpopProofID: String? = nil, userinfoClaims: [String]? = nil
     ) {
+        self.userinfoClaims = userinfoClaims
         self.refreshFamily = refreshFamily
         self.dpopJKT = dpopJKT
         self.dpopProofID = dpopProofID
@@ -265,6 +268,7 @@ public struct TokenIssued: Codable, Sendable, Equatable {
         case scopes, audience, organizationID = "organization_id", expiresAt = "expires_at", clientIP = "client_ip"
         case refreshFamily = "refresh_family", dpopJKT = "dpop_jkt", dpopProofID = "dpop_proof_id"
         case clientIPKey = "client_ip_key"
+        case userinfoClaims = "userinfo_claims"
     }
 }
 
@@ -343,11 +347,14 @@ public struct RefreshIssued: Codable, Sendable, Equatable {
     public var expiresAt: LedgerTimestamp
     /// The DPoP key the family is bound to (RFC 9449 §5): refreshing needs a proof by the same key.
     public var dpopJKT: String?
+    /// Claims asked for one by one (the `claims` parameter), which the family's tokens keep carrying.
+    public var claims: RequestedClaims?
 
     public init(
         tokenHash: String, family: String, parentHash: String?, clientID: String, userID: String, scopes: [String], audience: String?,
-        organizationID: String?, authTime: LedgerTimestamp, expiresAt: LedgerTimestamp, dpopJKT: String? = nil
+        organizationID: String?, authTime: LedgerTimestamp, expiresAt: LedgerTimestamp, dpopJKT: String? = nil, claims: RequestedClaims? = nil
     ) {
+        self.claims = claims
         self.dpopJKT = dpopJKT
         self.tokenHash = tokenHash
         self.family = family
@@ -364,6 +371,7 @@ public struct RefreshIssued: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case tokenHash = "token_hash", family, parentHash = "parent_hash", clientID = "client_id", userID = "user_id", scopes, audience
         case organizationID = "organization_id", authTime = "auth_time", expiresAt = "expires_at", dpopJKT = "dpop_jkt"
+        case claims
     }
 }
 

@@ -7,7 +7,7 @@ import LedgerCore
 /// Written here rather than using Foundation's `JSONSerialization`, whose writer on Linux sorts keys with
 /// ICU collation: it took about 70% of the time sealing a flow's events took. Integers keep their exact
 /// value (sequence numbers, microsecond times); payloads hold no other numbers.
-enum JSONValue: Codable, Equatable, Sendable {
+public enum JSONValue: Codable, Equatable, Sendable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -17,11 +17,11 @@ enum JSONValue: Codable, Equatable, Sendable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    var string: String? {
+    public var string: String? {
         if case .string(let value) = self { value } else { nil }
     }
 
-    var object: [String: JSONValue]? {
+    public var object: [String: JSONValue]? {
         if case .object(let value) = self { value } else { nil }
     }
 
@@ -33,7 +33,7 @@ enum JSONValue: Codable, Equatable, Sendable {
 
     /// Tries the kinds in the order they are most common in payloads (strings, then objects), because a
     /// failed attempt throws, and throwing is what decoding costs most.
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let value = try decoder.singleValueContainer()
         if value.decodeNil() {
             self = .null
@@ -58,7 +58,7 @@ enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         switch self {
         case .null:
             var value = encoder.singleValueContainer()

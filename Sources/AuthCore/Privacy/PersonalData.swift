@@ -39,7 +39,7 @@ public enum PersonalData {
         AuthEvent.authorizeRequestedType: [loginHintMember],
         AuthEvent.authorizeDecidedType: [loginHintMember, "loginHint"],
         AuthEvent.interactionOpenedType: [loginHintMember, "loginHint"],
-        ConfigurationEvent.userSetType: ["email"],
+        ConfigurationEvent.userSetType: Set(["email"] + StandardClaims.personalClaims),
         ConfigurationEvent.invitationSetType: ["email"],
     ]
 
@@ -48,10 +48,11 @@ public enum PersonalData {
     static let loginHintMember = "login_hint"
 
     /// The schema version of each type that holds personal values, in this release (version 1 held them
-    /// in clear; `auth.authorize.requested` version 2 kept `login_hint` in clear among the parameters).
+    /// in clear; `auth.authorize.requested` version 2 kept `login_hint` in clear among the parameters;
+    /// `config.user.set` version 3 added the user's OIDC claims, sealed like the email address).
     public static func schemaVersion(of type: EventType) -> UInt16? {
         switch type {
-        case AuthEvent.authorizeRequestedType: 3
+        case AuthEvent.authorizeRequestedType, ConfigurationEvent.userSetType: 3
         case _ where fields[type] != nil || texts[type] != nil: 2
         default: nil
         }

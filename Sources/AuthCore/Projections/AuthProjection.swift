@@ -98,10 +98,13 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var status: Status
     /// The refresh family the token was issued in: revoking the family revokes the token.
     public var refreshFamily: String?
+    /// Claims the UserInfo endpoint returns for it besides its scopes' (``TokenIssued/userinfoClaims``).
+    public var userinfoClaims: [String]?
 
     enum CodingKeys: String, CodingKey {
         case clientID = "client_id", userID = "user_id", expiresAt = "expires_at", codeHash = "code_hash", status
         case refreshFamily = "refresh_family"
+        case userinfoClaims = "userinfo_claims"
     }
 }
 
@@ -189,7 +192,7 @@ public enum AuthProjection {
             if let id = issued.accessTokenID {
                 let record = TokenRecord(
                     clientID: issued.clientID, userID: issued.userID, expiresAt: issued.expiresAt, codeHash: issued.codeHash, status: .active,
-                    refreshFamily: issued.refreshFamily)
+                    refreshFamily: issued.refreshFamily, userinfoClaims: issued.userinfoClaims)
                 try store.put(.tokens, id, try PayloadCoding.encode(record))
             }
             if let codeHash = issued.codeHash, var code = try codeRecord(codeHash, in: store) {

@@ -1,3 +1,5 @@
+import LedgerCore
+
 /// A tenant file: the desired configuration of clients, APIs, connections, users and organizations
 /// (schema in SPEC.md). Secrets appear here in plain text; they are hashed before they reach an event.
 public struct TenantConfiguration: Codable, Sendable, Equatable {
@@ -227,21 +229,43 @@ public struct ConnectionDefinition: Codable, Sendable, Equatable {
     }
 }
 
-/// A user of a database connection.
+/// A user of a database connection, with optional OIDC claims (OIDC Core §5.1).
 public struct UserDefinition: Codable, Sendable, Equatable {
     public var userID: String
     public var email: String
     /// Plain text in the file; stored only as an Argon2id hash.
     public var password: String
+    public var emailVerified: Bool
+    /// String claims by name (``StandardClaims/profileClaims`` and `phone_number`).
+    public var claims: [String: String]
+    public var phoneNumberVerified: Bool
+    public var address: AddressDefinition?
 
-    public init(userID: String, email: String, password: String) {
+    public init(
+        userID: String, email: String, password: String, emailVerified: Bool = false, claims: [String: String] = [:],
+        phoneNumberVerified: Bool = false, address: AddressDefinition? = nil
+    ) {
         self.userID = userID
         self.email = email
         self.password = password
+        self.emailVerified = emailVerified
+        self.claims = claims
+        self.phoneNumberVerified = phoneNumberVerified
+        self.address = address
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case userID = "user_id", email, password
+        case emailVerified = "email_verified"
+        case name, familyName = "family_name", givenName = "given_name", middleName = "middle_name", nickname
+        case preferredUsername = "preferred_username", profile, picture, website, gender, birthdate, zoneinfo, locale
+        case phoneNumber = "phone_number", phoneNumberVerified = "phone_number_verified", address
+
+        /// The keys that hold a string claim of the same name.
+        static let stringClaims: [CodingKeys] = [
+            .name, .familyName, .givenName, .middleName, .nickname, .preferredUsername, .profile, .picture, .website, .gender, .birthdate,
+            .zoneinfo, .locale, .phoneNumber,
+        ]
     }
 
     /// The longest `user_id`, in UTF-8 bytes: it becomes part of projection keys, which LMDB limits.
@@ -252,6 +276,14 @@ public struct UserDefinition: Codable, Sendable, Equatable {
         userID = try container.decode(String.self, forKey: .userID)
         email = try container.decode(String.self, forKey: .email)
         password = try container.decode(String.self, forKey: .password)
+        emailVerified = try container.decodeIfPresent(Bool.self, forKey: .emailVerified) ?? false
+        phoneNumberVerified = try container.decodeIfPresent(Bool.self, forKey: .phoneNumberVerified) ?? false
+        address = try container.decodeIfPresent(AddressDefinition.self, forKey: .address)
+        var claims: [String: String] = [:]
+        for key in CodingKeys.stringClaims {
+            if let value = try container.decodeIfPresent(String.self, forKey: key) { claims[key.stringValue] = value }
+        }
+        self.claims = claims
         // Ids are keys (throttle, consent, index): no control characters, which separate key parts.
         guard (1...Self.maximumUserIDBytes).contains(userID.utf8.count),
             !userID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
@@ -260,6 +292,58 @@ public struct UserDefinition: Codable, Sendable, Equatable {
                 forKey: .userID, in: container,
                 debugDescription: "a user_id must be 1 to \(Self.maximumUserIDBytes) bytes with no control characters")
         }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(userID, forKey: .userID)
+        try container.encode(email, forKey: .email)
+        try container.encode(password, forKey: .password)
+        if emailVerified { try container.encode(true, forKey: .emailVerified) }
+        if phoneNumberVerified { try container.encode(true, forKey: .phoneNumberVerified) }
+        try container.encodeIfPresent(address, forKey: .address)
+        for key in CodingKeys.stringClaims {
+            try container.encodeIfPresent(claims[key.stringValue], forKey: key)
+        }
+    }
+
+    /// The personal claims as the user record holds them: in clear here, sealed once recorded.
+    public var profile: [String: PersonalText] {
+        var profile = claims.mapValues(PersonalText.clear)
+        if let address, let text = address.jsonText { profile["address"] = .clear(text) }
+        return profile
+    }
+}
+
+/// A postal address claim (OIDC Core §5.1.1).
+public struct AddressDefinition: Codable, Sendable, Equatable {
+    public var formatted: String?
+    public var streetAddress: String?
+    public var locality: String?
+    public var region: String?
+    public var postalCode: String?
+    public var country: String?
+
+    public init(
+        formatted: String? = nil, streetAddress: String? = nil, locality: String? = nil, region: String? = nil, postalCode: String? = nil,
+        country: String? = nil
+    ) {
+        self.formatted = formatted
+        self.streetAddress = streetAddress
+        self.locality = locality
+        self.region = region
+        self.postalCode = postalCode
+        self.country = country
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case formatted, locality, region, country
+        case streetAddress = "street_address", postalCode = "postal_code"
+    }
+
+    /// The claim as JSON text, members sorted (what the user record seals).
+    var jsonText: String? {
+        (try? PayloadCoding.encode(self)).map { String(decoding: $0, as: UTF8.self) }
     }
 }
 

@@ -116,7 +116,7 @@ enum TenantSchema {
             "retention": keys(RetentionSettings.CodingKeys.self),
             "apis": .array(keys(APIDefinition.CodingKeys.self)),
             "clients": .array(keys(ClientDefinition.CodingKeys.self)),
-            "connections": .array(keys(ConnectionDefinition.CodingKeys.self, ["users": .array(keys(UserDefinition.CodingKeys.self))])),
+            "connections": .array(keys(ConnectionDefinition.CodingKeys.self, ["users": .array(keys(UserDefinition.CodingKeys.self, ["address": keys(AddressDefinition.CodingKeys.self)]))])),
             "organizations": .array(
                 keys(OrganizationDefinition.CodingKeys.self, ["invitations": .array(keys(InvitationDefinition.CodingKeys.self))])),
         ])
