@@ -6,9 +6,10 @@
 DIR holds the built `authledger` executable. The script starts `authledger serve` on an empty journal in
 a temporary directory and a free port (so the built-in demo tenant applies: client demo-app with secret
 demo-secret, redirect URI http://127.0.0.1:PORT/callback), then plays a browser and a client: the full
-login -> consent -> code -> token -> userinfo -> refresh -> revoke flow, form_post, DPoP-bound tokens, a
-denied consent, logout, the login throttle, and the error cases of every endpoint. Redirects are never
-followed; the page forms are parsed and submitted as a browser would (hidden fields, CSRF token, cookies).
+login -> consent -> code -> token -> userinfo -> refresh -> revoke flow, form_post, DPoP-bound tokens,
+POST /authorize and the token in a POST /userinfo form, a denied consent, logout, the login throttle, and
+the error cases of every endpoint. Redirects are never followed; the page forms are parsed and submitted
+as a browser would (hidden fields, CSRF token, cookies).
 
 Every request and response is validated with openapi-core against the document. A request the script
 sends on purpose outside the document (a missing required parameter, a value outside an enum) must be
@@ -224,9 +225,12 @@ class Scenario:
         self.redirect = demo_redirect_uri(base)
         self.client = Agent(checker)
 
-    def authorize_url(self, **parameters):
+    def authorize_parameters(self, **parameters):
         query = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": self.redirect, **parameters}
-        return "authorize?" + urlencode({name: value for name, value in query.items() if value is not None})
+        return {name: value for name, value in query.items() if value is not None}
+
+    def authorize_url(self, **parameters):
+        return "authorize?" + urlencode(self.authorize_parameters(**parameters))
 
     def token(self, expect, request_valid=True, dpop=None, **form):
         """A token request by the demo client (client_secret_post); returns the JSON body."""
@@ -276,12 +280,28 @@ class Scenario:
         browser.get(self.authorize_url(client_id=None, scope="openid"), 400, request_valid=False)
         browser.get(self.authorize_url(state="s" * 9000), 414)
         browser.get(self.authorize_url() + "".join(f"&extra{number}=1" for number in range(64)), 400)
+        # POST /authorize (OIDC Core §3.1.2.1): the same parameters in a form body, the same answers.
+        browser.post("authorize", 400, data=self.authorize_parameters(client_id="no-such-client", scope="openid"))
+        browser.post("authorize", 400, data=self.authorize_parameters(client_id=None, scope="openid"), request_valid=False)
+        browser.post("authorize", 413, data=self.authorize_parameters(state="s" * 9000))
+        to_login = browser.post("authorize", 302, data=self.authorize_parameters(scope="openid", state="post"))
+        if not to_login.headers["Location"].startswith("/login?"):
+            raise Failure(f"POST /authorize: redirected to {to_login.headers['Location']}, not to the login page")
+        # An OpenID request without an API ignores scopes the server does not define: on to the login page.
+        to_login = browser.get(self.authorize_url(scope="openid no:such:scope", state="ignored"), 302)
+        if not to_login.headers["Location"].startswith("/login?"):
+            raise Failure(f"GET /authorize (undefined scope ignored): redirected to {to_login.headers['Location']}")
         errors = {
-            "invalid_scope": browser.get(self.authorize_url(scope="openid no:such:scope", state="e1"), 302),
+            "invalid_scope": browser.get(self.authorize_url(scope="openid no:such:scope", audience=AUDIENCE, state="e1"), 302),
             "unauthorized_client": browser.get(self.authorize_url(response_type="token", nonce="n", state="e2"), 302),
             "unsupported_response_type": browser.get(
                 self.authorize_url(response_type="bogus", state="e3"), 302, request_valid=False),
             "login_required": browser.get(self.authorize_url(scope="openid", prompt="none", state="e4"), 302),
+            "request_not_supported": browser.post(
+                "authorize", 302, data=self.authorize_parameters(scope="openid", request="eyJhbGciOiJub25lIn0.e30.", state="e5")),
+            "request_uri_not_supported": browser.get(
+                self.authorize_url(scope="openid", request_uri="https://client.example/request.jwt", state="e6"), 302),
+            "invalid_request": browser.get(self.authorize_url(scope="openid", claims="not json", state="e7"), 302),
         }
         for error, response in errors.items():
             location = response.headers["Location"]
@@ -348,6 +368,13 @@ class Scenario:
         claims = self.userinfo(200, tokens["access_token"])
         expect_equal("userinfo", (claims.get("sub"), claims.get("email")), (DEMO_USER_ID, USERNAME))
         self.userinfo(200, tokens["access_token"], method="POST")
+        # RFC 6750 §2.2: the token in a form body instead; both ways at once, or an empty one, is malformed.
+        by_form = self.client.post("userinfo", 200, data={"access_token": tokens["access_token"]}).json()
+        expect_equal("userinfo by form", by_form.get("sub"), DEMO_USER_ID)
+        both = self.client.post(
+            "userinfo", 400, data={"access_token": tokens["access_token"]}, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        expect_error(both.json(), "invalid_request")
+        expect_error(self.client.post("userinfo", 400, data={"access_token": ""}, request_valid=False).json(), "invalid_request")
 
         refreshed = self.token(200, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
         if refreshed.get("refresh_token") in (None, tokens["refresh_token"]):

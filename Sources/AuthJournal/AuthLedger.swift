@@ -292,6 +292,14 @@ public struct SnapshotStore: ProjectionStore {
         return try PayloadCoding.decode(InteractionRecord.self, from: opened)
     }
 
+    /// The pushed authorization request with this `request_uri` hash, its `login_hint` opened with `dataKey`.
+    public func pushedRequest(_ hash: String, dataKey: DataKey?) throws -> PushedRequest? {
+        guard let stored = try get(.pushedRequests, hash) else { return nil }
+        let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+        let opened = try PersonalData.open(stored, contextType: { _ in AuthEvent.pushedRequestType }, opener: opener.opener)
+        return try PayloadCoding.decode(PushedRequest.self, from: opened)
+    }
+
     /// The session with this hash.
     public func session(_ hash: String) throws -> SessionSnapshot? { try value(SessionSnapshot.self, .sessions, hash) }
 

@@ -12,6 +12,17 @@ public struct RecordedDecision: Sendable {
     public var configuration: ConfigurationState
 }
 
+/// A recorded client credentials decision, with the configuration it was decided against.
+public struct RecordedClientCredentialsDecision: Sendable {
+    public var sequence: UInt64
+    public var timestamp: LedgerTimestamp
+    public var decided: ClientCredentialsDecided
+    public var configuration: ConfigurationState
+
+    /// The decision the same rules give today, from the recorded input and configuration.
+    public var recomputed: ClientCredentialsDecision { ClientCredentialsPolicy.decide(decided.input, configuration: configuration) }
+}
+
 /// Walks the journal in order, keeping the configuration as it was at every point, and hands each
 /// recorded decision to the caller together with the configuration it was decided against.
 ///
@@ -23,8 +34,10 @@ public enum DecisionHistory {
     /// Personal values — in the decision's input and in the configuration — are opened with `dataKey` as far
     /// as their subjects' keys allow, and otherwise read as ``PersonalText/erased`` or
     /// ``PersonalText/unavailable`` (see ``AuthorizationInput/withheldPersonalValues(in:)``).
+    /// `clientCredentials`, when given, is called for every `auth.client_credentials.decided` in `range` too.
     public static func forEachDecision(
         in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max, dataKey: DataKey? = nil,
+        clientCredentials: ((RecordedClientCredentialsDecision) throws -> Void)? = nil,
         _ body: (RecordedDecision, ConfigurationState) throws -> Void
     ) throws {
         try reader.read { snapshot in
@@ -49,6 +62,11 @@ public enum DecisionHistory {
                         RecordedDecision(
                             sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided, configuration: configuration),
                         current)
+                case .clientCredentialsDecided(let decided) where range.contains(envelope.sequence):
+                    try clientCredentials?(
+                        RecordedClientCredentialsDecision(
+                            sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided,
+                            configuration: versions[decided.configurationVersion] ?? current))
                 default:
                     break
                 }
@@ -61,6 +79,13 @@ public enum DecisionHistory {
     public static func decision(at sequence: UInt64, in reader: JournalReader, dataKey: DataKey? = nil) throws -> RecordedDecision? {
         var found: RecordedDecision?
         try forEachDecision(in: reader, range: sequence...sequence, dataKey: dataKey) { decision, _ in found = decision }
+        return found
+    }
+
+    /// The client credentials decision at `sequence`, or `nil` if that event is not one.
+    public static func clientCredentialsDecision(at sequence: UInt64, in reader: JournalReader) throws -> RecordedClientCredentialsDecision? {
+        var found: RecordedClientCredentialsDecision?
+        try forEachDecision(in: reader, range: sequence...sequence, clientCredentials: { found = $0 }) { _, _ in }
         return found
     }
 

@@ -14,7 +14,9 @@ import LedgerLMDB
 public enum ProjectionVersion {
     /// The current version. 2: login failures also counted per account and address (``LoginThrottle``).
     /// 3: IPv6 addresses counted by their /64. 4: a request's `login_hint` kept apart from its other
-    /// parameters, and email addresses held sealed (``PersonalText``).
+    /// parameters, and email addresses held sealed (``PersonalText``). Tables added since (client
+    /// assertions, pushed requests) need no new version: earlier events leave them empty, and so does a
+    /// journal written before them.
     public static let current = 4
     /// The table that holds the version (outside ``AuthTable``: it is not a function of the events).
     public static let table = "auth.projection_version"

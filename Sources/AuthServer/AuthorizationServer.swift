@@ -112,6 +112,8 @@ public final class AuthorizationServer: Sendable {
         router.get("/metrics") { _, _ in self.metricsPage() }
         router.post("/oauth/token") { request, context in await self.token(request, context) }
         router.post("/oauth/revoke") { request, context in await self.revoke(request, context) }
+        router.post("/oauth/introspect") { request, context in await self.introspect(request, context) }
+        router.post("/oauth/par") { request, context in await self.pushAuthorizationRequest(request, context) }
         router.get("/userinfo") { request, context in await self.userinfo(request, context) }
         router.post("/userinfo") { request, context in await self.userinfo(request, context) }
         return router
@@ -238,7 +240,7 @@ public final class AuthorizationServer: Sendable {
         static let formFieldNames: Set<String> = [
             "grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier", "refresh_token", "scope", "token",
             "token_type_hint", "access_token", "state", "csrf", "username", "password", "action", "organization", "audience", "resource",
-            "id_token_hint", "post_logout_redirect_uri",
+            "id_token_hint", "post_logout_redirect_uri", "client_assertion", "client_assertion_type",
         ]
 
         /// Larger than ``AuthRequestContext/maxUploadSize``, or unreadable.

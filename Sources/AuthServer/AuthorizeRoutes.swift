@@ -11,12 +11,14 @@ enum AuthorizationConflict: Error, CustomStringConvertible {
     case interactionCompleted
     case invitationSpent
     case sessionEnded
+    case pushedRequestUsed
 
     var description: String {
         switch self {
         case .interactionCompleted: "This authorization has already been completed. Return to the application and start again."
         case .invitationSpent: "The invitation has already been used."
         case .sessionEnded: "The session ended while this request was decided. Return to the application and log in again."
+        case .pushedRequestUsed: "The request_uri was already used. Return to the application and start again."
         }
     }
 }
@@ -43,6 +45,11 @@ extension AuthorizationServer {
     func authorize(_ request: Request, _ context: AuthRequestContext) async -> Response {
         let text: String
         if request.method == .post {
+            guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
+                return errorPage(
+                    .invalidRequest, "POST /authorize takes its parameters as a form (application/x-www-form-urlencoded).",
+                    status: .unsupportedMediaType)
+            }
             var request = request
             guard let body = try? await request.collectBody(upTo: Self.maximumQueryLength) else {
                 return errorPage(
@@ -63,6 +70,12 @@ extension AuthorizationServer {
         var parameters = AuthorizeParameters(pairs: pairs)
         if let hint = pairs.first(where: { $0.name == AuthorizeParameters.idTokenHintName })?.value, !hint.isEmpty {
             parameters.idTokenHint = await verifiedIDTokenHint(hint)
+        }
+        do {
+            parameters = try await resolvingPushedRequest(parameters, now: settings.clock())
+        } catch {
+            logger.error("journal read failed", metadata: ["error": "\(error)"])
+            return unavailablePage()
         }
         return await runAuthorization(parameters, resuming: nil, request, context)
     }
@@ -157,6 +170,12 @@ extension AuthorizationServer {
                 // invitation must not have been spent by a concurrent request.
                 if let resumedHash, try recorder.store.get(.interactions, resumedHash) == nil {
                     throw AuthorizationConflict.interactionCompleted
+                }
+                // A pushed request is used once: a concurrent request with the same request_uri loses.
+                if resumedHash == nil, let pushed = parameters.pushedRequest, pushed.refused == nil,
+                    try recorder.store.value(PushedRequest.self, .pushedRequests, pushed.hash)?.used == true
+                {
+                    throw AuthorizationConflict.pushedRequestUsed
                 }
                 // A logout committed since the session was read ends the authorization too.
                 if let session = input.session, decision.outcome.issues, try recorder.store.get(.sessions, session.sessionHash) == nil {

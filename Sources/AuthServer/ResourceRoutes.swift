@@ -112,7 +112,7 @@ extension AuthorizationServer {
         case .failure(let refusal): return tokenError(TokenError(.invalidRequest, refusal.description))
         }
         let client: RegisteredClient
-        switch await authenticateClient(request, form) {
+        switch await authenticateClient(request, form, endpoint: "oauth/revoke") {
         case .failure(let error): return tokenError(error, basicChallenge: error.code == .invalidClient && request.headers[.authorization] != nil)
         case .success(let authenticated): client = authenticated
         }

@@ -18,6 +18,15 @@ final class ServerMetrics: Sendable {
 
     private static var decisions: MetricNameDescriptor { name("authorize", "decisions", "total", "Authorization decisions by outcome and error.") }
     private static var logins: MetricNameDescriptor { name("login", "attempts", "total", "Login attempts by result.") }
+    private static var clientCredentials: MetricNameDescriptor {
+        name("client_credentials", "decisions", "total", "Client credentials decisions by outcome and error.")
+    }
+    private static var pushedRequests: MetricNameDescriptor {
+        name("par", "requests", "total", "Pushed authorization requests by result (accepted, or the error).")
+    }
+    private static var introspections: MetricNameDescriptor {
+        name("introspection", "requests", "total", "Token introspection requests by answer (active or not).")
+    }
 
     init() {
         appendDuration = registry.makeDurationHistogram(
@@ -36,6 +45,23 @@ final class ServerMetrics: Sendable {
             }
         }()
         registry.makeCounter(descriptor: Self.decisions, labels: [("outcome", label), ("error", error)]).increment()
+    }
+
+    func clientCredentialsDecided(_ outcome: ClientCredentialsOutcome) {
+        let (label, error): (String, String) =
+            switch outcome {
+            case .issue: ("token_issued", "")
+            case .refuse(let refusal): ("error", refusal.code.rawValue)
+            }
+        registry.makeCounter(descriptor: Self.clientCredentials, labels: [("outcome", label), ("error", error)]).increment()
+    }
+
+    func pushed(error: String?) {
+        registry.makeCounter(descriptor: Self.pushedRequests, labels: [("result", error ?? "accepted")]).increment()
+    }
+
+    func introspected(active: Bool) {
+        registry.makeCounter(descriptor: Self.introspections, labels: [("active", active ? "true" : "false")]).increment()
     }
 
     func login(succeeded: Bool) {

@@ -22,7 +22,7 @@ extension AuthorizationServer {
         let grantType = form["grant_type"]
         let clientIP = clientAddress(request, context)
         let client: RegisteredClient
-        switch await authenticateClient(request, form) {
+        switch await authenticateClient(request, form, endpoint: "oauth/token") {
         case .success(let authenticated): client = authenticated
         case .failure(let error) where error.code == .temporarilyUnavailable:
             // Overloaded, not refused: nothing to record (recording every one would turn a flood into commits).
@@ -56,6 +56,8 @@ extension AuthorizationServer {
             return grantType == "authorization_code"
                 ? await redeemCode(form, client: client, proof: proof, clientIP: clientIP)
                 : await redeemRefreshToken(form, client: client, proof: proof, clientIP: clientIP)
+        case "client_credentials":
+            return await grantClientCredentials(form, client: client, proof: proof, clientIP: clientIP)
         case let other?:
             return await rejectToken(TokenError(.unsupportedGrantType, "Unsupported grant_type."), grantType: other,
                                      clientID: client.clientID, codeHash: nil, clientIP: clientIP)
@@ -111,6 +113,60 @@ extension AuthorizationServer {
             try self.recordReplay(&recorder, codeHash: codeHash, clientID: client.clientID, clientIP: clientIP,
                                   error: TokenError(.invalidGrant, "The authorization code has already been used."))
         }
+    }
+
+    /// `grant_type=client_credentials` (RFC 6749 §4.4): decided by ``ClientCredentialsPolicy`` against the
+    /// client's grants; the decision and the token it grants are recorded in one commit.
+    private func grantClientCredentials(_ form: [String: String], client: RegisteredClient, proof: DPoPProof?, clientIP: String?) async -> Response {
+        let now = settings.clock()
+        let configuration = ledger.configuration
+        let input = ClientCredentialsInput(
+            clientID: client.clientID, audience: form["audience"], resource: form["resource"], scope: form["scope"], now: now)
+        let decision = ClientCredentialsPolicy.decide(input, configuration: configuration)
+        let decided = ClientCredentialsDecided(configurationVersion: configuration.version, input: input, decision: decision, clientIP: clientIP)
+        guard case .issue(let grant) = decision.outcome else {
+            do {
+                try await record { try $0.append(.clientCredentialsDecided(decided)) }
+            } catch {
+                return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
+            }
+            metrics.clientCredentialsDecided(decision.outcome)
+            if case .refuse(let error) = decision.outcome { return tokenError(error) }
+            return tokenError(TokenError(.serverError, "No decision."))
+        }
+        let minted: MintedTokens
+        do {
+            minted = try await minter.mint(
+                TokenRequestGrant(
+                    clientID: client.clientID, userID: grant.subject, user: nil, scopes: grant.scopes, audience: grant.audience,
+                    organizationID: nil, nonce: nil, authTime: now, dpopJKT: proof?.thumbprint),
+                api: configuration.apis[grant.audience], now: now, includeIDToken: false)
+        } catch {
+            return tokenError(TokenError(.serverError, "Tokens could not be signed."))
+        }
+        let issued = TokenIssued(
+            grantType: "client_credentials", clientID: client.clientID, userID: grant.subject, codeHash: nil, decisionSequence: nil,
+            accessTokenID: minted.accessTokenID, idTokenID: nil, scopes: grant.scopes, audience: grant.audience, organizationID: nil,
+            expiresAt: minted.expiresAt, clientIP: clientIP, dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID)
+        do {
+            try await record { recorder in
+                if let proof, try recorder.store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }
+                var token = issued
+                token.decisionSequence = try recorder.append(.clientCredentialsDecided(decided))
+                try recorder.append(.tokenIssued(token))
+            }
+        } catch is DPoPReplay {
+            return await rejectToken(TokenError(.invalidDPoPProof, "The DPoP proof was used before."), grantType: "client_credentials",
+                                     clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+        } catch {
+            return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now; nothing was issued."))
+        }
+        metrics.clientCredentialsDecided(decision.outcome)
+        let body: [String: Any] = [
+            "access_token": minted.accessToken, "token_type": minted.tokenType, "expires_in": minted.expiresIn,
+            "scope": grant.scopes.joined(separator: " "),
+        ]
+        return json(body)
     }
 
     /// `grant_type=refresh_token`: rotates the refresh token; a rotated one presented again revokes its family.
@@ -228,9 +284,10 @@ extension AuthorizationServer {
         return json(body)
     }
 
-    /// Authenticates the client as it is registered: the method must be its registered one, and a secret
-    /// must verify against its Argon2id hash.
-    func authenticateClient(_ request: Request, _ form: [String: String]) async -> Result<RegisteredClient, TokenError> {
+    /// Authenticates the client as it is registered: the method must be its registered one, a secret must
+    /// verify against its Argon2id hash, and an assertion (`private_key_jwt`) must verify against its keys and
+    /// be used once — its use is recorded before the request goes on.
+    func authenticateClient(_ request: Request, _ form: [String: String], endpoint: String) async -> Result<RegisteredClient, TokenError> {
         let credentials: ClientCredentials
         switch clientCredentials(request, form) {
         case .success(let found): credentials = found
@@ -239,6 +296,9 @@ extension AuthorizationServer {
         let registered = ledger.configuration.clients[credentials.clientID]
         if let error = TokenPolicy.checkAuthenticationMethod(credentials, client: registered) { return .failure(error) }
         let client = registered!
+        if credentials.method == .privateKeyJWT {
+            return await checkAssertion(credentials.secret ?? "", of: client, endpoint: endpoint).map { client }
+        }
         if let hash = client.secretHash {
             let failed = TokenError(.invalidClient, "Client authentication failed.")
             guard let secret = credentials.secret else { return .failure(failed) }
@@ -251,8 +311,55 @@ extension AuthorizationServer {
         return .success(client)
     }
 
-    /// Client credentials from HTTP Basic (form-urlencoded parts, RFC 6749 §2.3.1) or from the form.
+    /// Verifies a `private_key_jwt` assertion (RFC 7523 §3) and records its use, refusing one used before.
+    /// Its `aud` may be the issuer identifier (RFC 7523bis), the token endpoint, or the endpoint called.
+    private func checkAssertion(_ assertion: String, of client: RegisteredClient, endpoint: String) async -> Result<Void, TokenError> {
+        let audiences: Set<String> = [issuer, String(issuer.dropLast()), issuer + "oauth/token", issuer + endpoint]
+        let verified: ClientAssertion
+        do {
+            verified = try await ClientAssertionVerifier.verify(
+                assertion, clientID: client.clientID, jwks: client.jwks, audiences: audiences, now: settings.clock())
+        } catch {
+            return .failure(TokenError(.invalidClient, error.description))
+        }
+        let used = ClientAssertionUsed(
+            clientID: client.clientID, assertion: ClientAssertionUsed.key(clientID: client.clientID, jti: verified.jti),
+            expiresAt: verified.expiresAt)
+        do {
+            try await record { recorder in
+                // Single use (RFC 7523 §3 rule 7), checked where concurrent uses cannot both pass.
+                if try recorder.store.get(.clientAssertions, used.assertion) != nil { throw AssertionReplay() }
+                try recorder.append(.clientAssertionUsed(used))
+            }
+        } catch is AssertionReplay {
+            return .failure(TokenError(.invalidClient, "The client assertion was used before (its jti must be new)."))
+        } catch {
+            return .failure(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
+        }
+        return .success(())
+    }
+
+    /// Client credentials from HTTP Basic (form-urlencoded parts, RFC 6749 §2.3.1), from a client assertion
+    /// (RFC 7523 §2.2), or from the form.
     func clientCredentials(_ request: Request, _ form: [String: String]) -> Result<ClientCredentials, TokenError> {
+        if form["client_assertion_type"] != nil || form["client_assertion"] != nil {
+            guard form["client_assertion_type"] == ClientAssertionVerifier.assertionType else {
+                return .failure(TokenError(.invalidClient, "client_assertion_type must be \(ClientAssertionVerifier.assertionType)."))
+            }
+            guard let assertion = form["client_assertion"], !assertion.isEmpty else {
+                return .failure(TokenError(.invalidClient, "Missing client_assertion."))
+            }
+            if request.headers[.authorization] != nil || form["client_secret"] != nil {
+                return .failure(TokenError(.invalidRequest, "Use one client authentication method, not two."))
+            }
+            guard let claimed = ClientAssertionVerifier.claimedClient(assertion), !claimed.isEmpty else {
+                return .failure(TokenError(.invalidClient, "The client assertion names no client (sub)."))
+            }
+            if let formID = form["client_id"], formID != claimed {
+                return .failure(TokenError(.invalidRequest, "client_id in the form differs from the client assertion's."))
+            }
+            return .success(ClientCredentials(clientID: claimed, secret: assertion, method: .privateKeyJWT))
+        }
         if let authorization = request.headers[.authorization] {
             guard authorization.lowercased().hasPrefix("basic "),
                 let decoded = Base64.decode(String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
@@ -331,3 +438,6 @@ extension AuthorizationServer {
 
 /// A DPoP proof `jti` that was already used.
 struct DPoPReplay: Error {}
+
+/// A client assertion `jti` that was already used.
+struct AssertionReplay: Error {}

@@ -201,6 +201,13 @@ public struct IncidentSummary: Sendable {
             case .login, .consent, .chooseOrganization: decisions.add(1, at: bucket)
             case .errorPage, .errorRedirect: decisions.add(2, at: bucket)
             }
+        case .clientCredentialsDecided(let decided):
+            // Machine-to-machine decisions count with the others: issued, or refused.
+            outcomes["client_credentials:" + decided.decision.outcome.name, default: 0] += 1
+            switch decided.decision.outcome {
+            case .issue: decisions.add(0, at: bucket)
+            case .refuse: decisions.add(2, at: bucket)
+            }
         case .interactionOpened(let opened):
             decisionOfInteraction[opened.interaction] = opened.decisionSequence
         case .codeIssued(let issued):

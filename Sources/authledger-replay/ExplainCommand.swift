@@ -31,6 +31,9 @@ struct ExplainCommand: AsyncParsableCommand {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
         guard let decision = found, decision.decided.requestSequence == sequence || decision.sequence == sequence else {
+            if let grant = try? DecisionHistory.clientCredentialsDecision(at: sequence, in: reader) {
+                return explain(grant)
+            }
             throw CommandExit.badInput("event #\(sequence) is not an authorization request or decision")
         }
         let consequences = try DecisionHistory.consequences(of: decision, in: reader)
@@ -52,6 +55,42 @@ struct ExplainCommand: AsyncParsableCommand {
             printJSONLine(object)
         case .text:
             printText(Explanation.render(decision, recomputed: recomputed, consequences: consequences))
+        }
+    }
+}
+
+extension ExplainCommand {
+    /// A client credentials decision: the request, the client's grants it met, the rule, the outcome.
+    func explain(_ decision: RecordedClientCredentialsDecision) {
+        let decided = decision.decided
+        let recomputed = decision.recomputed
+        let agrees = recomputed.isSameDecision(as: decided.decision)
+        switch format {
+        case .jsonl:
+            var object: [String: Any] = [
+                "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "grant_type": "client_credentials",
+                "rule": decided.decision.rule, "outcome": decided.decision.outcome.name, "configuration_version": decided.configurationVersion,
+                "replay_agrees": agrees, "re_decidable": true,
+            ]
+            if let input = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.encode(decided.input))) { object["input"] = input }
+            printJSONLine(object)
+        case .text:
+            let input = decided.input
+            var lines: [TerminalText] = ["Client credentials decision #\(decision.sequence) at \(decision.timestamp.rfc3339)", ""]
+            lines.append("Request as received: client \(input.clientID), audience \(input.audience ?? "-"), resource \(input.resource ?? "-"), scope \(input.scope ?? "-")")
+            lines.append("")
+            lines.append("State it met (decided at \(input.now.rfc3339)), configuration version #\(decided.configurationVersion):")
+            let grants = decision.configuration.clientGrants.values.filter { $0.clientID == input.clientID }.sorted { $0.audience < $1.audience }
+            if grants.isEmpty { lines.append("  client grants of \(input.clientID): none") }
+            for grant in grants { lines.append("  client grant for \(grant.audience): \(grant.scopes.joined(separator: " "))") }
+            lines.append("")
+            lines.append("Rule that decided: \(decided.decision.rule)")
+            switch decided.decision.outcome {
+            case .issue(let grant): lines.append("Outcome: access token for \(grant.audience), scopes \(grant.scopes.joined(separator: " "))")
+            case .refuse(let error): lines.append("Outcome: refused \(error.code.rawValue): \(error.description)")
+            }
+            lines.append("Replay: \(agrees ? "the same decision function gives the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(recomputed.outcome.name)")")
+            printText(TerminalText.joined(lines, separator: "\n"))
         }
     }
 }

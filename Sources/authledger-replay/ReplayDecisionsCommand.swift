@@ -58,7 +58,26 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
         var differences = 0
         var notReDecidable = 0
         do {
-            try DecisionHistory.forEachDecision(in: reader, range: range, dataKey: dataKey) { decision, _ in
+            let clientCredentials = { (decision: RecordedClientCredentialsDecision) in
+                total += 1
+                let recorded = decision.decided.decision
+                let recomputed = ClientCredentialsPolicy.decide(decision.decided.input, configuration: whatIf ?? decision.configuration)
+                guard !recomputed.isSameDecision(as: recorded) else { return }
+                differences += 1
+                changed["client_credentials \(recorded.outcome.name) -> \(recomputed.outcome.name) (\(recomputed.rule))", default: 0] += 1
+                switch format {
+                case .text:
+                    printText("#\(decision.sequence) \(decision.timestamp.rfc3339) client \(decision.decided.input.clientID) (client credentials): recorded \(recorded.outcome.name) by \(recorded.rule); \(whatIf == nil ? "recomputed" : "would be") \(recomputed.outcome.name) by \(recomputed.rule)")
+                case .jsonl:
+                    printJSONLine([
+                        "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "client_id": decision.decided.input.clientID,
+                        "grant_type": "client_credentials",
+                        "recorded": ["outcome": recorded.outcome.name, "rule": recorded.rule],
+                        "recomputed": ["outcome": recomputed.outcome.name, "rule": recomputed.rule],
+                    ])
+                }
+            }
+            try DecisionHistory.forEachDecision(in: reader, range: range, dataKey: dataKey, clientCredentials: clientCredentials) { decision, _ in
                 total += 1
                 let recorded = decision.decided.decision
                 let configuration = whatIf ?? decision.configuration

@@ -118,6 +118,14 @@ enum TimelineText {
             "personal data of \(applied.subjectsForgotten) anonymous subjects before \(applied.before) forgotten (\(applied.personalDataDays) days)"
         case .subjectErased(let erased):
             "personal data of \(erased.userID) erased (\(erased.keysDestroyed) key destroyed)\(erased.reason.map { ": \($0)" } ?? "")"
+        case .clientCredentialsDecided(let decided):
+            "client credentials for \(decided.input.clientID): \(decided.decision.outcome.name) by rule \(decided.decision.rule)"
+        case .clientAssertionUsed(let used): "\(used.clientID) authenticated with a signed assertion (private_key_jwt)"
+        case .pushedRequest(let pushed):
+            "authorization request pushed by \(pushed.clientID) from \(pushed.clientIP ?? "-"), usable until \(pushed.expiresAt.rfc3339)"
+        case .tokenIntrospected(let introspected):
+            "\(introspected.clientID) introspected \(introspected.kind.rawValue): \(introspected.active ? "active" : "inactive (\(introspected.reason ?? "-"))")"
+        case .configuration(.clientGrantSet(let grant)): "client grant: \(grant.clientID) for \(grant.audience): \(grant.scopes.joined(separator: " "))"
         default: ""
         }
     }

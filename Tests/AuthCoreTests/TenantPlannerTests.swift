@@ -242,6 +242,45 @@ struct TenantPlannerTests {
         #expect(reason.contains("'\(uri)'"))
     }
 
+    @Test("client grants: planned once, and refused for an unknown client, a public client, an unknown API or scope")
+    func clientGrants() throws {
+        var tenant = try Fixtures.example()
+        let api = tenant.apis[0]
+        tenant.clientGrants = [ClientGrantDefinition(clientID: tenant.clients[0].clientID, audience: api.identifier, scopes: [api.scopes[0]])]
+        let events = try planner.plan(tenant, against: ConfigurationState())
+        let grants = events.filter { if case .clientGrantSet = $0 { true } else { false } }
+        #expect(grants.count == 1)
+        var state = ConfigurationState()
+        for (index, event) in events.enumerated() { state.apply(event, at: UInt64(index + 1)) }
+        #expect(try planner.plan(tenant, against: state).isEmpty)
+
+        var unknownClient = tenant
+        unknownClient.clientGrants[0].clientID = "nobody"
+        #expect(try refusal(unknownClient).contains("unknown client 'nobody'"))
+        var unknownAPI = tenant
+        unknownAPI.clientGrants[0].audience = "https://nope.example"
+        #expect(try refusal(unknownAPI).contains("unknown api"))
+        var unknownScope = tenant
+        unknownScope.clientGrants[0].scopes = ["no:such:scope"]
+        #expect(try refusal(unknownScope).contains("'no:such:scope'"))
+        var publicClient = tenant
+        publicClient.clients[0].tokenEndpointAuthMethod = .none
+        publicClient.clients[0].clientSecret = nil
+        #expect(try refusal(publicClient).contains("public"))
+    }
+
+    @Test("private_key_jwt needs a jwks with keys, and no client_secret besides")
+    func privateKeyJWT() throws {
+        var tenant = try Fixtures.example()
+        tenant.clients[0].tokenEndpointAuthMethod = .privateKeyJWT
+        tenant.clients[0].clientSecret = nil
+        #expect(try refusal(tenant).contains("no jwks"))
+        tenant.clients[0].jwks = .object(["keys": .array([.object(["kty": .string("EC"), "kid": .string("k1")])])])
+        #expect(throws: Never.self) { try planner.plan(tenant, against: ConfigurationState()) }
+        tenant.clients[0].clientSecret = "also a secret"
+        #expect(try refusal(tenant).contains("one or the other"))
+    }
+
     @Test("an organization member that is not a user of the file is refused, naming the member")
     func unknownMember() throws {
         var tenant = try Fixtures.example()

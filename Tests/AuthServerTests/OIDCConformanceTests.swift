@@ -3,6 +3,7 @@ import AuthTokens
 import Foundation
 import HTTPTypes
 import LedgerCore
+import NIOCore
 import Testing
 
 @testable import AuthServer
@@ -146,6 +147,12 @@ struct OIDCConformanceTests {
             let repeated = try await browser.send(
                 "/authorize", method: .post, body: FormEncoding.encode(webAppParameters() + [("scope", "openid email")]))
             #expect(repeated.redirectParameters["error"] == "invalid_request")
+            // Parameters come as a form, nothing else.
+            var json = HTTPFields()
+            json[.contentType] = "application/json"
+            let notForm = try await browser.client.execute(
+                uri: "/authorize", method: .post, headers: json, body: ByteBuffer(string: #"{"client_id":"web-app"}"#))
+            #expect(notForm.status == .unsupportedMediaType)
             // An unknown client: a page, never a redirect.
             let unknown = try await browser.post("/authorize", form: [("client_id", "nobody"), ("response_type", "code")])
             #expect(unknown.status == .badRequest && unknown.location == nil)
@@ -200,7 +207,8 @@ struct OIDCConformanceTests {
     func requestObjects() async throws {
         let harness = try await ServerHarness()
         try await harness.run { browser in
-            let byValue = try await browser.get("/authorize?" + FormEncoding.encode(webAppParameters([("request", "eyJhbGciOiJub25lIn0.e30.")])))
+            let byValue = try await browser.get(
+                "/authorize?" + FormEncoding.encode(webAppParameters([("request", "eyJhbGciOiJub25lIn0.eyJsb2dpbl9oaW50IjoiYm9iIn0.")])))
             #expect(byValue.redirectParameters["error"] == "request_not_supported")
             #expect(byValue.redirectParameters["state"] == "st-123")
             let byReference = try await browser.get(
@@ -208,6 +216,8 @@ struct OIDCConformanceTests {
             #expect(byReference.redirectParameters["error"] == "request_uri_not_supported")
         }
         #expect(try RecordedFlow(harness).decisions.map(\.decision.rule) == ["request_object.unsupported", "request_object.unsupported"])
+        // The request object itself (it may carry personal claims) is not recorded.
+        #expect(try harness.journalBytes().range(of: Data("eyJsb2dpbl9oaW50".utf8)) == nil)
     }
 
     @Test("display, ui_locales, claims_locales and acr_values are accepted and recorded, never an error")
@@ -226,11 +236,12 @@ struct OIDCConformanceTests {
     func claimsParameter() async throws {
         let harness = try await ServerHarness(tenant: claimsTenantYAML)
         try await harness.run { browser in
-            let claims = #"{"id_token":{"name":{"essential":true},"nickname":null},"userinfo":{"phone_number":null,"address":{"essential":true}}}"#
+            let claims = #"{"id_token":{"name":{"essential":true},"nickname":null,"email":{"value":"someone.else@example.org"}},"userinfo":{"phone_number":null,"address":{"essential":true}}}"#
             let body = try await Self.tokens(browser, webAppParameters([("claims", claims)], scope: "openid"))
             let id = try await harness.server.tokenKeys.verify(try #require(body["id_token"] as? String), as: IDTokenClaims.self)
-            // nickname is asked for but alice has none: left out, no error (§5.5.1).
-            #expect(id.userClaims == ["name": .string("Alice Liddell")])
+            // nickname is asked for but alice has none: left out, no error (§5.5.1). The email requested
+            // with a value is alice's own (a value is a hint, never what is returned).
+            #expect(id.userClaims == ["name": .string("Alice Liddell"), "email": .string("alice@example.com")])
             let userinfo = jsonObject(try await browser.post("/userinfo", form: [("access_token", body["access_token"] as! String)]))
             #expect(Set(userinfo.keys) == ["sub", "phone_number", "address"])
 
@@ -239,6 +250,11 @@ struct OIDCConformanceTests {
                 #expect(page.redirectParameters["error"] == "invalid_request", "\(malformed)")
             }
         }
+        // A value in the claims request may be personal data: it is not recorded.
+        #expect(try harness.journalBytes().range(of: Data("someone.else".utf8)) == nil)
+        let recorded = try RecordedFlow(harness).decisions.compactMap { $0.input.parameters["claims"] }
+        #expect(recorded.first == #"{"id_token":{"email":null,"name":{"essential":true},"nickname":null},"userinfo":{"address":{"essential":true},"phone_number":null}}"#)
+        #expect(Set(recorded).count == 2 && recorded.last == RequestedClaims.malformed)
     }
 
     @Test("discovery says what the server does: claims, scopes, no request objects (OIDC Discovery §3)")

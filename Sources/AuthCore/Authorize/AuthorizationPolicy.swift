@@ -51,7 +51,8 @@ public enum AuthorizationPolicy {
 
     /// The rules, in the order they run.
     public static let rules: [any AuthorizationRule] = [
-        ClientRule(), RedirectURIRule(), RepeatedParameterRule(), RequestObjectRule(), ResponseTypeRule(), NonceRule(), PKCERule(),
+        ClientRule(), PushedRequestRule(), RedirectURIRule(), RepeatedParameterRule(), PushedRequestRequiredRule(), RequestObjectRule(),
+        ResponseTypeRule(), NonceRule(), PKCERule(),
         DPoPThumbprintRule(), AudienceRule(), ScopeRule(), ClaimsRule(), ConnectionRule(), OrganizationRule(), InvitationRule(),
         AuthenticationRule(), MembershipRule(), ConsentRule(),
     ]
@@ -103,6 +104,24 @@ struct ClientRule: AuthorizationRule {
     }
 }
 
+struct PushedRequestRule: AuthorizationRule {
+    let name = "pushed_request.valid"
+
+    /// RFC 9126 §4: a `request_uri` the server cannot use is an error page (the redirect URI is in the pushed
+    /// request, so it is not known to be the client's).
+    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+        guard let refused = draft.parameters.pushedRequest?.refused else { return nil }
+        let description: String =
+            switch refused {
+            case .unknown: "The request_uri is not one this server issued."
+            case .expired: "The request_uri has expired: push the request again."
+            case .used: "The request_uri was already used: push the request again."
+            case .otherClient: "The request_uri was pushed by another client."
+            }
+        return .errorPage(error: .invalidRequestURI, description: description)
+    }
+}
+
 struct RedirectURIRule: AuthorizationRule {
     let name = "redirect_uri.exact_match"
 
@@ -140,6 +159,17 @@ struct RepeatedParameterRule: AuthorizationRule {
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
         guard let first = draft.parameters.repeated.first else { return nil }
         return draft.redirectError(.invalidRequest, "The \(first) parameter is repeated.")
+    }
+}
+
+struct PushedRequestRequiredRule: AuthorizationRule {
+    let name = "pushed_request.required"
+
+    /// RFC 9126 §6: a client registered with `require_pushed_authorization_requests` sends its requests only
+    /// by reference.
+    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+        guard draft.client.requiresPushedRequests, draft.parameters.pushedRequest == nil else { return nil }
+        return draft.redirectError(.invalidRequest, "This client must push its authorization requests (/oauth/par) and send the request_uri.")
     }
 }
 

@@ -23,6 +23,8 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
     public var loginHint: PersonalText?
     /// What the server found the request's `id_token_hint` to be, if it had one (see ``IDTokenHint``).
     public var idTokenHint: IDTokenHint?
+    /// The pushed request (RFC 9126) these parameters came from, when the request named one by `request_uri`.
+    public var pushedRequest: PushedRequestReference?
 
     public init(values: [String: String], repeated: [String] = [], idTokenHint: IDTokenHint? = nil) {
         var values = values
@@ -46,10 +48,16 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
         }
         // The hint itself is never kept: the server replaces it by what it verified (``IDTokenHint``).
         values.removeValue(forKey: Self.idTokenHintName)
+        // Neither is a request object (a JWT that may carry personal claims), nor the values a `claims`
+        // request may hold: what the rules read of them is kept, and decides the same on replay.
+        if values["request"] != nil { values["request"] = Self.withheldRequestObject }
+        if let claims = values["claims"] { values["claims"] = RequestedClaims.recordedForm(of: claims) }
         self.init(values: values, repeated: repeated.sorted())
     }
 
     private static let loginHintName = "login_hint"
+    /// What stands for a request object in the recorded parameters (its presence is all the rules read).
+    public static let withheldRequestObject = "[request object]"
 
     /// The value of parameter `name`, if it was given and is not empty (`login_hint` only when known in clear).
     public subscript(_ name: String) -> String? {
@@ -68,6 +76,7 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
         case values, repeated
         case loginHint = "login_hint"
         case idTokenHint = "id_token_hint"
+        case pushedRequest = "pushed_request"
     }
 
     /// Reads both layouts: `login_hint` beside `values` (sealed or not), and, in events recorded before
@@ -79,6 +88,7 @@ public struct AuthorizeParameters: Sendable, Equatable, Codable {
         loginHint = try container.decodeIfPresent(PersonalText.self, forKey: .loginHint)
             ?? values.removeValue(forKey: Self.loginHintName).map(PersonalText.clear)
         idTokenHint = try container.decodeIfPresent(IDTokenHint.self, forKey: .idTokenHint)
+        pushedRequest = try container.decodeIfPresent(PushedRequestReference.self, forKey: .pushedRequest)
         self.values = values
     }
 }
@@ -111,5 +121,29 @@ public enum IDTokenHint: Sendable, Equatable, Codable {
         case .subject(let subject): try container.encode(subject, forKey: .subject)
         case .invalid: try container.encode(false, forKey: .valid)
         }
+    }
+}
+
+/// A `request_uri` of a pushed authorization request (RFC 9126 §4) as the server resolved it before the
+/// decision: the hash of the URI, and — when it could not be used — why. A usable one's parameters are the
+/// request's; the decision that uses it spends it.
+public struct PushedRequestReference: Codable, Sendable, Equatable {
+    public enum Refusal: String, Codable, Sendable {
+        /// Never pushed here (or pruned long ago).
+        case unknown
+        case expired
+        /// An authorization request used it already.
+        case used
+        /// Pushed by another client than the request's `client_id`.
+        case otherClient = "other_client"
+    }
+
+    /// SHA-256 of the `request_uri`, hex.
+    public var hash: String
+    public var refused: Refusal?
+
+    public init(hash: String, refused: Refusal? = nil) {
+        self.hash = hash
+        self.refused = refused
     }
 }

@@ -52,6 +52,28 @@ public struct RequestedClaims: Codable, Sendable, Equatable {
         return RequestedClaims(idToken: try names("id_token"), userinfo: try names("userinfo"))
     }
 
+    /// What a request's `claims` parameter is recorded as: the claims it names, each as `null` or with its
+    /// `essential` flag — never the `value`/`values` a client may put there (OIDC Core §5.5.1, which may be
+    /// personal data). Parsing the recorded form gives the same ``RequestedClaims`` as the original; a
+    /// parameter that does not parse is recorded as ``malformed``, which does not parse either.
+    public static func recordedForm(of text: String) -> String {
+        guard (try? parse(text)) != nil, let object = (try? PayloadCoding.decode(JSONValue.self, from: Array(text.utf8)))?.object else {
+            return malformed
+        }
+        var recorded: [String: JSONValue] = [:]
+        for member in ["id_token", "userinfo"] {
+            guard let claims = object[member]?.object else { continue }
+            recorded[member] = .object(
+                claims.mapValues { request in
+                    if case .bool(let essential)? = request.object?["essential"] { .object(["essential": .bool(essential)]) } else { .null }
+                })
+        }
+        return (try? PayloadCoding.encode(JSONValue.object(recorded))).map { String(decoding: $0, as: UTF8.self) } ?? malformed
+    }
+
+    /// The recorded form of a `claims` parameter that is not valid.
+    public static let malformed = "[malformed]"
+
     /// The UserInfo claim names, or `nil` when there are none (what a token's event records).
     public var userinfoNames: [String]? { userinfo.isEmpty ? nil : userinfo }
 

@@ -13,6 +13,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
     case memberAdded(MembershipRecord)
     case invitationSet(InvitationRecord)
     case retentionSet(RetentionSettings)
+    case clientGrantSet(ClientGrantRecord)
 
     /// The journal event type of each case.
     public var eventType: EventType {
@@ -26,6 +27,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
         case .memberAdded: Self.memberAddedType
         case .invitationSet: Self.invitationSetType
         case .retentionSet: Self.retentionSetType
+        case .clientGrantSet: Self.clientGrantSetType
         }
     }
 
@@ -38,6 +40,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
     public static let memberAddedType: EventType = "config.organization.member.added"
     public static let invitationSetType: EventType = "config.invitation.set"
     public static let retentionSetType: EventType = "config.retention.set"
+    public static let clientGrantSetType: EventType = "config.client_grant.set"
 
     /// The JSON payload (schema version 1).
     public func payload() throws -> [UInt8] {
@@ -51,6 +54,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
         case .memberAdded(let value): try PayloadCoding.encode(value)
         case .invitationSet(let value): try PayloadCoding.encode(value)
         case .retentionSet(let value): try PayloadCoding.encode(value)
+        case .clientGrantSet(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -66,6 +70,7 @@ public enum ConfigurationEvent: Sendable, Equatable {
         case Self.memberAddedType: self = .memberAdded(try PayloadCoding.decode(MembershipRecord.self, from: payload))
         case Self.invitationSetType: self = .invitationSet(try PayloadCoding.decode(InvitationRecord.self, from: payload))
         case Self.retentionSetType: self = .retentionSet(try PayloadCoding.decode(RetentionSettings.self, from: payload))
+        case Self.clientGrantSetType: self = .clientGrantSet(try PayloadCoding.decode(ClientGrantRecord.self, from: payload))
         default: return nil
         }
     }

@@ -11,8 +11,14 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
     public var firstParty: Bool
     public var connections: [String]
     public var organizationUsage: ClientDefinition.OrganizationUsage
+    /// The client's public keys, for `private_key_jwt` (absent from clients recorded without).
+    public var jwks: JSONValue?
+    /// RFC 9126 §6 (absent: `false`).
+    public var requirePushedAuthorizationRequests: Bool?
 
     enum CodingKeys: String, CodingKey {
+        case jwks
+        case requirePushedAuthorizationRequests = "require_pushed_authorization_requests"
         case clientID = "client_id", name
         case appType = "app_type"
         case secretHash = "secret_hash"
@@ -35,9 +41,15 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
         firstParty = definition.firstParty
         connections = definition.connections
         organizationUsage = definition.organizationUsage
+        jwks = definition.jwks
+        requirePushedAuthorizationRequests = definition.requirePushedAuthorizationRequests ? true : nil
     }
 
+    /// Whether authorization requests must come pushed (RFC 9126 §6).
+    public var requiresPushedRequests: Bool { requirePushedAuthorizationRequests ?? false }
+
     /// Public clients (SPAs, native apps, and any client without authentication) must use PKCE.
+    /// A client authenticating with `private_key_jwt` is confidential.
     public var isPublic: Bool {
         appType == .spa || appType == .native || tokenEndpointAuthMethod == .none
     }
@@ -157,4 +169,14 @@ public struct MembershipRecord: Codable, Sendable, Equatable {
         self.organizationID = organizationID
         self.userID = userID
     }
+}
+
+/// `config.client_grant.set` records a ``ClientGrantDefinition`` as the tenant file gives it.
+public typealias ClientGrantRecord = ClientGrantDefinition
+
+extension ClientGrantDefinition {
+    /// Its key in ``ConfigurationState/clientGrants``.
+    public var key: String { Self.key(clientID: clientID, audience: audience) }
+
+    public static func key(clientID: String, audience: String) -> String { clientID + "\u{1F}" + audience }
 }

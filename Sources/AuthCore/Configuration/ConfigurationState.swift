@@ -20,6 +20,8 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
     public var version: UInt64 = 0
     /// How long personal data is kept (`nil`: no period set).
     public var retention: RetentionSettings?
+    /// Client grants for the client credentials grant, by ``ClientGrantRecord/key``.
+    public var clientGrants: [String: ClientGrantRecord] = [:]
 
     public init() {}
 
@@ -27,6 +29,7 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
         case settings, apis, connections, clients, users, organizations, members, invitations
         case spentInvitations = "spent_invitations"
         case version, retention
+        case clientGrants = "client_grants"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -41,6 +44,7 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
         invitations = try container.decode([String: InvitationRecord].self, forKey: .invitations)
         spentInvitations = Set(try container.decode([String].self, forKey: .spentInvitations))
         retention = try container.decodeIfPresent(RetentionSettings.self, forKey: .retention)
+        clientGrants = try container.decodeIfPresent([String: ClientGrantRecord].self, forKey: .clientGrants) ?? [:]
         version = try container.decode(UInt64.self, forKey: .version)
     }
 
@@ -59,6 +63,7 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
         try container.encode(spentInvitations.sorted(), forKey: .spentInvitations)
         try container.encode(version, forKey: .version)
         try container.encodeIfPresent(retention, forKey: .retention)  // absent in journals from before retention
+        if !clientGrants.isEmpty { try container.encode(clientGrants, forKey: .clientGrants) }  // likewise
     }
 
     /// Folds one configuration event, recorded at `sequence`.
@@ -73,6 +78,7 @@ public struct ConfigurationState: Sendable, Equatable, Codable {
         case .organizationSet(let organization): organizations[organization.id] = organization
         case .memberAdded(let membership): members[membership.organizationID, default: []].insert(membership.userID)
         case .invitationSet(let invitation): invitations[invitation.ticket] = invitation
+        case .clientGrantSet(let grant): clientGrants[grant.key] = grant
         }
         version = max(version, sequence)
     }

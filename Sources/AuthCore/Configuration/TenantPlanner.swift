@@ -54,6 +54,9 @@ public struct TenantPlanner: Sendable {
             let record = RegisteredClient(client, secretHash: secretHash)
             if existing != record { events.append(.clientSet(record)) }
         }
+        for grant in desired.clientGrants {
+            if current.clientGrants[grant.key] != grant { events.append(.clientGrantSet(grant)) }
+        }
         // An invitation's address belongs to the user who has it, if any (its data subject).
         var userIDsByEmail: [String: String] = [:]
         for connection in desired.connections {
@@ -105,8 +108,18 @@ public struct TenantPlanner: Sendable {
             for name in client.connections where !connectionNames.contains(name) {
                 throw fail("clients[\(index)] names unknown connection '\(name)'")
             }
-            if client.tokenEndpointAuthMethod != .none && client.clientSecret == nil {
-                throw fail("clients[\(index)] uses \(client.tokenEndpointAuthMethod.rawValue) but has no client_secret")
+            switch client.tokenEndpointAuthMethod {
+            case .none:
+                break
+            case .privateKeyJWT:
+                guard let keys = client.jwks?.object?["keys"], case .array(let list) = keys, !list.isEmpty,
+                    list.allSatisfy({ $0.object?["kty"]?.string != nil })
+                else { throw fail("clients[\(index)] uses private_key_jwt but has no jwks with keys") }
+                if client.clientSecret != nil { throw fail("clients[\(index)] uses private_key_jwt and has a client_secret: give one or the other") }
+            case .clientSecretBasic, .clientSecretPost:
+                if client.clientSecret == nil {
+                    throw fail("clients[\(index)] uses \(client.tokenEndpointAuthMethod.rawValue) but has no client_secret")
+                }
             }
             for uri in client.redirectURIs where !RedirectURI.isRegistrable(uri) {
                 throw fail("clients[\(index)].redirect_uris has '\(uri)', which is not an absolute URI without a fragment")
@@ -129,6 +142,21 @@ public struct TenantPlanner: Sendable {
                 guard LedgerTimestamp(rfc3339: invitation.expiresAt) != nil else {
                     throw fail("invitation '\(invitation.ticket)' has expires_at '\(invitation.expiresAt)', which is not RFC 3339")
                 }
+            }
+        }
+        try unique(desired.clientGrants.map { "\($0.clientID) for \($0.audience)" }, "client grant")
+        for (index, grant) in desired.clientGrants.enumerated() {
+            guard let client = desired.clients.first(where: { $0.clientID == grant.clientID }) else {
+                throw fail("client_grants[\(index)] names unknown client '\(grant.clientID)'")
+            }
+            guard client.tokenEndpointAuthMethod != .none else {
+                throw fail("client_grants[\(index)]: client '\(grant.clientID)' is public (token_endpoint_auth_method none) and cannot use client credentials")
+            }
+            guard let api = desired.apis.first(where: { $0.identifier == grant.audience }) else {
+                throw fail("client_grants[\(index)] names unknown api '\(grant.audience)'")
+            }
+            for scope in grant.scopes where !api.scopes.contains(scope) {
+                throw fail("client_grants[\(index)] grants scope '\(scope)', which api '\(grant.audience)' does not define")
             }
         }
         if let audience = desired.tenant.defaultAudience, !desired.apis.contains(where: { $0.identifier == audience }) {

@@ -527,6 +527,10 @@ public enum AuthEvent: Sendable, Equatable {
     case projectionsPruned(ProjectionsPruned)
     case subjectErased(SubjectErased)
     case retentionApplied(RetentionApplied)
+    case clientCredentialsDecided(ClientCredentialsDecided)
+    case clientAssertionUsed(ClientAssertionUsed)
+    case pushedRequest(PushedRequest)
+    case tokenIntrospected(TokenIntrospected)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -551,6 +555,10 @@ public enum AuthEvent: Sendable, Equatable {
     public static let projectionsPrunedType: EventType = "auth.projections.pruned"
     public static let subjectErasedType: EventType = "privacy.subject.erased"
     public static let retentionAppliedType: EventType = "privacy.retention.applied"
+    public static let clientCredentialsDecidedType: EventType = "auth.client_credentials.decided"
+    public static let clientAssertionUsedType: EventType = "auth.client_assertion.used"
+    public static let pushedRequestType: EventType = "auth.par.pushed"
+    public static let tokenIntrospectedType: EventType = "auth.token.introspected"
 
     public var eventType: EventType {
         switch self {
@@ -578,6 +586,10 @@ public enum AuthEvent: Sendable, Equatable {
         case .projectionsPruned: Self.projectionsPrunedType
         case .subjectErased: Self.subjectErasedType
         case .retentionApplied: Self.retentionAppliedType
+        case .clientCredentialsDecided: Self.clientCredentialsDecidedType
+        case .clientAssertionUsed: Self.clientAssertionUsedType
+        case .pushedRequest: Self.pushedRequestType
+        case .tokenIntrospected: Self.tokenIntrospectedType
         }
     }
 
@@ -607,6 +619,10 @@ public enum AuthEvent: Sendable, Equatable {
         case .projectionsPruned(let value): try PayloadCoding.encode(value)
         case .subjectErased(let value): try PayloadCoding.encode(value)
         case .retentionApplied(let value): try PayloadCoding.encode(value)
+        case .clientCredentialsDecided(let value): try PayloadCoding.encode(value)
+        case .clientAssertionUsed(let value): try PayloadCoding.encode(value)
+        case .pushedRequest(let value): try PayloadCoding.encode(value)
+        case .tokenIntrospected(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -642,6 +658,11 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.retentionAppliedType: self = .retentionApplied(try PayloadCoding.decode(RetentionApplied.self, from: payload))
         case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try PayloadCoding.decode(TokenKeysRotated.self, from: payload))
         case Self.tokenKeysPublishedType: self = .tokenKeysPublished(try PayloadCoding.decode(TokenKeysPublished.self, from: payload))
+        case Self.clientCredentialsDecidedType:
+            self = .clientCredentialsDecided(try PayloadCoding.decode(ClientCredentialsDecided.self, from: payload))
+        case Self.clientAssertionUsedType: self = .clientAssertionUsed(try PayloadCoding.decode(ClientAssertionUsed.self, from: payload))
+        case Self.pushedRequestType: self = .pushedRequest(try PayloadCoding.decode(PushedRequest.self, from: payload))
+        case Self.tokenIntrospectedType: self = .tokenIntrospected(try PayloadCoding.decode(TokenIntrospected.self, from: payload))
         case Self.refreshFamilyRevokedType:
             self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))
         default: return nil

@@ -95,6 +95,16 @@ public struct EventSubjects: Sendable, Equatable {
         case .consentRevoked(let revoked):
             users.insert(revoked.userID)
             clients.insert(revoked.clientID)
+        case .clientCredentialsDecided(let decided):
+            clients.insert(decided.input.clientID)
+            Self.insert(Self.address(decided.clientIP, key: decided.clientIPKey), into: &addresses)
+        case .clientAssertionUsed(let used):
+            clients.insert(used.clientID)
+        case .pushedRequest(let pushed):
+            clients.insert(pushed.clientID)
+            Self.insert(Self.address(pushed.clientIP, key: pushed.clientIPKey), into: &addresses)
+        case .tokenIntrospected(let introspected):
+            clients.insert(introspected.clientID)
         }
     }
 }

@@ -30,6 +30,8 @@ public enum PersonalData {
         AuthEvent.tokenIssuedType: ["client_ip"],
         AuthEvent.tokenRejectedType: ["client_ip"],
         AuthEvent.tokenRevokedType: ["client_ip"],
+        AuthEvent.clientCredentialsDecidedType: ["client_ip"],
+        AuthEvent.pushedRequestType: ["client_ip"],
     ]
 
     /// The members holding a ``PersonalText``, at any depth of the payload, of each event type that has
@@ -39,6 +41,7 @@ public enum PersonalData {
         AuthEvent.authorizeRequestedType: [loginHintMember],
         AuthEvent.authorizeDecidedType: [loginHintMember, "loginHint"],
         AuthEvent.interactionOpenedType: [loginHintMember, "loginHint"],
+        AuthEvent.pushedRequestType: [loginHintMember],
         ConfigurationEvent.userSetType: Set(["email"] + StandardClaims.personalClaims),
         ConfigurationEvent.invitationSetType: ["email"],
     ]
@@ -53,6 +56,8 @@ public enum PersonalData {
     public static func schemaVersion(of type: EventType) -> UInt16? {
         switch type {
         case AuthEvent.authorizeRequestedType, ConfigurationEvent.userSetType: 3
+        // New in this release: sealed from their first version.
+        case AuthEvent.clientCredentialsDecidedType, AuthEvent.pushedRequestType: 1
         case _ where fields[type] != nil || texts[type] != nil: 2
         default: nil
         }

@@ -52,6 +52,10 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case loginFailures = "login_failures"
     /// `kid` → a public token key some node published (``TokenKeysPublished``), for the JWKS of a cluster.
     case tokenKeys = "token_keys"
+    /// ``ClientAssertionUsed/key(clientID:jti:)`` → when the assertion expires (RFC 7523 §3 replay protection).
+    case clientAssertions = "client_assertions"
+    /// hash of a `request_uri` → ``PushedRequest`` (RFC 9126).
+    case pushedRequests = "pushed_requests"
 }
 
 /// What the timeline index is keyed by.
@@ -153,6 +157,10 @@ public enum AuthProjection {
         case .authorizeRequested:
             break
         case .authorizeDecided(let decided):
+            // A pushed request is spent by the decision that used it.
+            if let pushed = decided.input.parameters.pushedRequest, pushed.refused == nil {
+                try store.update(PushedRequest.self, .pushedRequests, pushed.hash) { $0.used = true }
+            }
             switch decided.decision.outcome {
             case .issueCode, .issueTokens, .errorRedirect, .errorPage:
                 if let interaction = decided.interaction { try store.delete(.interactions, interaction) }
@@ -212,8 +220,17 @@ public enum AuthProjection {
             try store.put(.refreshFamilies, refresh.family, try PayloadCoding.encode(RefreshFamilyRecord(revoked: false, current: refresh.tokenHash)))
         case .refreshFamilyRevoked(let revoked):
             try store.update(RefreshFamilyRecord.self, .refreshFamilies, revoked.family) { $0.revoked = true }
-        case .tokenRejected, .tokenKeysRotated:
+        case .tokenRejected, .tokenKeysRotated, .tokenIntrospected:
             break
+        case .clientCredentialsDecided:
+            break  // its token is folded from the auth.token.issued that follows it
+        case .clientAssertionUsed(let used):
+            try store.put(.clientAssertions, used.assertion, try PayloadCoding.encode(used.expiresAt))
+        case .pushedRequest(let pushed):
+            var record = pushed
+            record.clientIP = nil  // what the authorization needs; the address stays in the event
+            record.clientIPKey = nil
+            try store.put(.pushedRequests, pushed.requestURIHash, try PayloadCoding.encode(record))
         case .projectionsPruned(let pruned):
             try ProjectionPruning.apply(pruned, to: store)
         case .subjectErased, .retentionApplied:

@@ -45,7 +45,8 @@ public struct ProjectionsPruned: Codable, Sendable, Equatable {
 public enum ProjectionPruning {
     /// The tables that are pruned, in the order a run prunes them.
     public static let tables: [AuthTable] = [
-        .interactions, .sessions, .codes, .tokens, .refreshFamilies, .refreshTokens, .dpopProofs, .loginFailures,
+        .interactions, .sessions, .codes, .tokens, .refreshFamilies, .refreshTokens, .dpopProofs, .loginFailures, .clientAssertions,
+        .pushedRequests,
     ]
 
     /// How long a failed login is remembered after it happened.
@@ -81,6 +82,10 @@ public enum ProjectionPruning {
         case .loginFailures:
             guard let failures = try? PayloadCoding.decode([LedgerTimestamp].self, from: value) else { return false }
             return (failures.max() ?? .init(microsecondsSinceEpoch: 0)).adding(seconds: loginFailureRetentionSeconds) <= time
+        case .clientAssertions:
+            return (try? PayloadCoding.decode(LedgerTimestamp.self, from: value)).map { $0 <= time } ?? false
+        case .pushedRequests:
+            return (try? PayloadCoding.decode(PushedRequest.self, from: value)).map { $0.expiresAt <= time } ?? false
         case .configuration, .consents, .index, .tokenKeys:
             return false
         }

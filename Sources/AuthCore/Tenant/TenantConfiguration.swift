@@ -10,11 +10,15 @@ public struct TenantConfiguration: Codable, Sendable, Equatable {
     public var organizations: [OrganizationDefinition]
     /// How long personal data is kept (optional).
     public var retention: RetentionSettings?
+    /// Which APIs and scopes clients may get with the client credentials grant.
+    public var clientGrants: [ClientGrantDefinition]
 
     public init(
         tenant: TenantSettings, apis: [APIDefinition] = [], clients: [ClientDefinition] = [],
-        connections: [ConnectionDefinition] = [], organizations: [OrganizationDefinition] = [], retention: RetentionSettings? = nil
+        connections: [ConnectionDefinition] = [], organizations: [OrganizationDefinition] = [], retention: RetentionSettings? = nil,
+        clientGrants: [ClientGrantDefinition] = []
     ) {
+        self.clientGrants = clientGrants
         self.tenant = tenant
         self.apis = apis
         self.clients = clients
@@ -25,6 +29,7 @@ public struct TenantConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case tenant, apis, clients, connections, organizations, retention
+        case clientGrants = "client_grants"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -35,6 +40,25 @@ public struct TenantConfiguration: Codable, Sendable, Equatable {
         connections = try container.decodeIfPresent([ConnectionDefinition].self, forKey: .connections) ?? []
         organizations = try container.decodeIfPresent([OrganizationDefinition].self, forKey: .organizations) ?? []
         retention = try container.decodeIfPresent(RetentionSettings.self, forKey: .retention)
+        clientGrants = try container.decodeIfPresent([ClientGrantDefinition].self, forKey: .clientGrants) ?? []
+    }
+}
+
+/// A client's grant to an API for the client credentials grant (Auth0's client grants): the scopes it
+/// may get in tokens for that audience.
+public struct ClientGrantDefinition: Codable, Sendable, Equatable, Hashable {
+    public var clientID: String
+    public var audience: String
+    public var scopes: [String]
+
+    public init(clientID: String, audience: String, scopes: [String]) {
+        self.clientID = clientID
+        self.audience = audience
+        self.scopes = scopes
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case clientID = "client_id", audience, scopes
     }
 }
 
@@ -140,6 +164,8 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
 
     public enum AuthMethod: String, Codable, Sendable {
         case clientSecretBasic = "client_secret_basic", clientSecretPost = "client_secret_post", none
+        /// RFC 7523 / OIDC Core §9: a JWT assertion signed by a key of the client's `jwks`.
+        case privateKeyJWT = "private_key_jwt"
     }
 
     public enum OrganizationUsage: String, Codable, Sendable {
@@ -157,12 +183,19 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
     public var firstParty: Bool
     public var connections: [String]
     public var organizationUsage: OrganizationUsage
+    /// The client's public keys (RFC 7591 `jwks`), for `private_key_jwt`: a JSON object with `keys`.
+    public var jwks: JSONValue?
+    /// RFC 9126 §6: authorization requests only by reference to a pushed request.
+    public var requirePushedAuthorizationRequests: Bool
 
     public init(
         clientID: String, name: String, appType: AppType, clientSecret: String? = nil,
         tokenEndpointAuthMethod: AuthMethod, redirectURIs: [String], grantTypes: [String] = ["authorization_code"],
-        firstParty: Bool = false, connections: [String], organizationUsage: OrganizationUsage = .deny
+        firstParty: Bool = false, connections: [String], organizationUsage: OrganizationUsage = .deny, jwks: JSONValue? = nil,
+        requirePushedAuthorizationRequests: Bool = false
     ) {
+        self.jwks = jwks
+        self.requirePushedAuthorizationRequests = requirePushedAuthorizationRequests
         self.clientID = clientID
         self.name = name
         self.appType = appType
@@ -185,10 +218,14 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
         case firstParty = "first_party"
         case connections
         case organizationUsage = "organization_usage"
+        case jwks
+        case requirePushedAuthorizationRequests = "require_pushed_authorization_requests"
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        jwks = try container.decodeIfPresent(JSONValue.self, forKey: .jwks)
+        requirePushedAuthorizationRequests = try container.decodeIfPresent(Bool.self, forKey: .requirePushedAuthorizationRequests) ?? false
         clientID = try container.decode(String.self, forKey: .clientID)
         name = try container.decodeIfPresent(String.self, forKey: .name) ?? clientID
         appType = try container.decodeIfPresent(AppType.self, forKey: .appType) ?? .regularWeb

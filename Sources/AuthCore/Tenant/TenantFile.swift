@@ -115,7 +115,8 @@ enum TenantSchema {
             "tenant": keys(TenantSettings.CodingKeys.self),
             "retention": keys(RetentionSettings.CodingKeys.self),
             "apis": .array(keys(APIDefinition.CodingKeys.self)),
-            "clients": .array(keys(ClientDefinition.CodingKeys.self)),
+            "clients": .array(keys(ClientDefinition.CodingKeys.self)),  // `jwks` is a JWK Set, checked where it is used
+            "client_grants": .array(keys(ClientGrantDefinition.CodingKeys.self)),
             "connections": .array(keys(ConnectionDefinition.CodingKeys.self, ["users": .array(keys(UserDefinition.CodingKeys.self, ["address": keys(AddressDefinition.CodingKeys.self)]))])),
             "organizations": .array(
                 keys(OrganizationDefinition.CodingKeys.self, ["invitations": .array(keys(InvitationDefinition.CodingKeys.self))])),

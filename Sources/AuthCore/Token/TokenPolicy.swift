@@ -12,6 +12,10 @@ public struct TokenError: Error, Sendable, Equatable, Codable {
         case serverError = "server_error"
         case temporarilyUnavailable = "temporarily_unavailable"
         case invalidDPoPProof = "invalid_dpop_proof"
+        /// RFC 8707 §2: the requested resource (audience) is unknown.
+        case invalidTarget = "invalid_target"
+        /// The client is not granted the API (as Auth0 answers a client credentials request without a client grant).
+        case accessDenied = "access_denied"
     }
 
     public var code: Code
@@ -26,6 +30,7 @@ public struct TokenError: Error, Sendable, Equatable, Codable {
     public var httpStatus: Int {
         switch code {
         case .invalidClient: 401
+        case .accessDenied: 403
         case .temporarilyUnavailable: 503
         case .serverError: 500
         default: 400
@@ -39,9 +44,11 @@ public struct ClientCredentials: Sendable, Equatable {
         case clientSecretBasic = "client_secret_basic"
         case clientSecretPost = "client_secret_post"
         case none
+        case privateKeyJWT = "private_key_jwt"
     }
 
     public var clientID: String
+    /// The client secret (`client_secret_basic`, `client_secret_post`) or the signed assertion (`private_key_jwt`).
     public var secret: String?
     public var method: Method
 

@@ -1,0 +1,112 @@
+import LedgerCore
+
+/// `auth.client_credentials.decided`: a client credentials request (RFC 6749 §4.4) of an authenticated
+/// client, what it was decided against, and the decision. A granted one is followed, in the same commit, by
+/// the `auth.token.issued` of its access token.
+public struct ClientCredentialsDecided: Codable, Sendable, Equatable {
+    public var configurationVersion: UInt64
+    public var input: ClientCredentialsInput
+    public var decision: ClientCredentialsDecision
+    public var clientIP: String?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
+
+    public init(configurationVersion: UInt64, input: ClientCredentialsInput, decision: ClientCredentialsDecision, clientIP: String?) {
+        self.configurationVersion = configurationVersion
+        self.input = input
+        self.decision = decision
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case configurationVersion = "configuration_version", input, decision
+        case clientIP = "client_ip", clientIPKey = "client_ip_key"
+    }
+}
+
+/// `auth.client_assertion.used`: a client authenticated with a signed assertion (`private_key_jwt`,
+/// RFC 7523). Its `jti` is kept (hashed with the client id) until the assertion expires, and an assertion
+/// presented again in that time is refused.
+public struct ClientAssertionUsed: Codable, Sendable, Equatable {
+    public var clientID: String
+    /// SHA-256 of `client_id ␟ jti`, hex.
+    public var assertion: String
+    public var expiresAt: LedgerTimestamp
+
+    public init(clientID: String, assertion: String, expiresAt: LedgerTimestamp) {
+        self.clientID = clientID
+        self.assertion = assertion
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case clientID = "client_id", assertion
+        case expiresAt = "expires_at"
+    }
+
+    /// The key of an assertion: its client and `jti`, hashed (a `jti` is the client's text).
+    public static func key(clientID: String, jti: String) -> String {
+        SHA256Digest.hash(Array((clientID + "\u{1F}" + jti).utf8)).hex
+    }
+}
+
+/// `auth.par.pushed`: a pushed authorization request (RFC 9126), accepted: its parameters, the hash of the
+/// `request_uri` it is known by, the client it is bound to and when it expires. An authorization request
+/// that uses it records its decision with ``AuthorizeParameters/pushedRequest``, which spends it.
+public struct PushedRequest: Codable, Sendable, Equatable {
+    /// SHA-256 of the `request_uri`, hex (the URI itself is a bearer reference, never recorded).
+    public var requestURIHash: String
+    public var clientID: String
+    public var parameters: AuthorizeParameters
+    public var expiresAt: LedgerTimestamp
+    public var clientIP: String?
+    /// Whether an authorization request used it (projection only).
+    public var used: Bool?
+    /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
+    public var clientIPKey: String?
+
+    public init(requestURIHash: String, clientID: String, parameters: AuthorizeParameters, expiresAt: LedgerTimestamp, clientIP: String?) {
+        self.requestURIHash = requestURIHash
+        self.clientID = clientID
+        self.parameters = parameters
+        self.expiresAt = expiresAt
+        self.clientIP = clientIP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requestURIHash = "request_uri_hash", clientID = "client_id", parameters
+        case expiresAt = "expires_at", clientIP = "client_ip", used
+        case clientIPKey = "client_ip_key"
+    }
+
+    /// The prefix of every `request_uri` the server hands out (RFC 9126 §2.2).
+    public static let uriPrefix = "urn:ietf:params:oauth:request_uri:"
+}
+
+/// `auth.token.introspected`: a resource server asked about a token (RFC 7662), and what it was told.
+public struct TokenIntrospected: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        case accessToken = "access_token", refreshToken = "refresh_token", unknown
+    }
+
+    /// The client that asked.
+    public var clientID: String
+    public var kind: Kind
+    /// The access token's `jti`, or the refresh token's hash; `nil` for a token the server never issued.
+    public var token: String?
+    public var active: Bool
+    /// Why it is not active (`revoked`, `expired`, `rotated`, `family_revoked`, `unknown`).
+    public var reason: String?
+
+    public init(clientID: String, kind: Kind, token: String?, active: Bool, reason: String?) {
+        self.clientID = clientID
+        self.kind = kind
+        self.token = token
+        self.active = active
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case clientID = "client_id", kind, token, active, reason
+    }
+}
