@@ -4,12 +4,14 @@
     python3 tools/openapi_check.py --bin DIR [--spec docs/openapi.yaml]
 
 DIR holds the built `authledger` executable. The script starts `authledger serve` on an empty journal in
-a temporary directory and a free port (so the built-in demo tenant applies: client demo-app with secret
-demo-secret, redirect URI http://127.0.0.1:PORT/callback), then plays a browser and a client: the full
+a temporary directory and a free port, with a tenant file: the built-in demo tenant (client demo-app with
+secret demo-secret, redirect URI http://127.0.0.1:PORT/callback) and a machine-to-machine client,
+reporting-service, with a client grant for the demo API. Then it plays a browser and clients: the full
 login -> consent -> code -> token -> userinfo -> refresh -> revoke flow, form_post, DPoP-bound tokens,
-POST /authorize and the token in a POST /userinfo form, a denied consent, logout, the login throttle, and
-the error cases of every endpoint. Redirects are never followed; the page forms are parsed and submitted
-as a browser would (hidden fields, CSRF token, cookies).
+POST /authorize and the token in a POST /userinfo form, client credentials, token introspection, a pushed
+authorization request and the /authorize request that uses it, a denied consent, logout, the login
+throttle, and the error cases of every endpoint. Redirects are never followed; the page forms are parsed
+and submitted as a browser would (hidden fields, CSRF token, cookies).
 
 Every request and response is validated with openapi-core against the document. A request the script
 sends on purpose outside the document (a missing required parameter, a value outside an enum) must be
@@ -34,7 +36,7 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 from authledger_e2e import (AUDIENCE, CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, PASSWORD, USERNAME, Server, ServerStartError,
-                            b64url, binaries, demo_redirect_uri, install_missing, pkce_pair)
+                            b64url, binaries, demo_redirect_uri, free_port, install_missing, pkce_pair)
 
 REQUIREMENTS = [("requests", "requests"), ("openapi_core", "openapi-core"), ("cryptography", "cryptography")]
 
@@ -49,6 +51,57 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from openapi_core.exceptions import OpenAPIError  # noqa: E402
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+# The machine-to-machine client the tenant adds to the demo tenant (client_secret_basic, the default).
+M2M_CLIENT_ID = "reporting-service"
+M2M_SECRET = "m2m-secret"
+M2M_SCOPE = "read:messages"
+
+# The demo tenant (Sources/AuthCore/Tenant/DemoTenant.swift, as authledger_e2e names it) for the issuer {base},
+# plus reporting-service and its client grant.
+TENANT = """\
+tenant:
+  issuer: {base}
+apis:
+  - identifier: {audience}
+    name: Example API
+    scopes: [read:messages, write:messages]
+    allow_offline_access: true
+    skip_consent_for_first_party: true
+clients:
+  - client_id: {client_id}
+    name: Demo App
+    app_type: regular_web
+    client_secret: {client_secret}
+    token_endpoint_auth_method: client_secret_post
+    redirect_uris: [{redirect_uri}]
+    grant_types: [authorization_code, refresh_token]
+    first_party: false
+    connections: [Username-Password-Authentication]
+  - client_id: {m2m_client_id}
+    name: Reporting Service
+    app_type: non_interactive
+    client_secret: {m2m_secret}
+    grant_types: [client_credentials]
+client_grants:
+  - client_id: {m2m_client_id}
+    audience: {audience}
+    scopes: [{m2m_scope}]
+connections:
+  - name: Username-Password-Authentication
+    users:
+      - user_id: "{user_id}"
+        email: {username}
+        password: {password}
+"""
+
+
+def write_tenant(path, base):
+    with open(path, "w") as handle:
+        handle.write(TENANT.format(
+            base=base, audience=AUDIENCE, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=demo_redirect_uri(base),
+            m2m_client_id=M2M_CLIENT_ID, m2m_secret=M2M_SECRET, m2m_scope=M2M_SCOPE, user_id=DEMO_USER_ID, username=USERNAME,
+            password=PASSWORD))
 
 
 class Failure(Exception):
@@ -242,6 +295,15 @@ class Scenario:
         data = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **form}
         return self.client.post("oauth/revoke", expect, data=data, request_valid=request_valid).json()
 
+    def machine_token(self, expect, request_valid=True, **form):
+        """A client credentials request by reporting-service (client_secret_basic); returns the JSON body."""
+        data = {"grant_type": "client_credentials", **form}
+        return self.client.post("oauth/token", expect, data=data, auth=(M2M_CLIENT_ID, M2M_SECRET), request_valid=request_valid).json()
+
+    def introspect(self, expect, token):
+        """An introspection request by reporting-service (client_secret_basic); returns the JSON body."""
+        return self.client.post("oauth/introspect", expect, data={"token": token}, auth=(M2M_CLIENT_ID, M2M_SECRET)).json()
+
     def userinfo(self, expect, token, method="GET", scheme="Bearer", dpop=None, request_valid=True):
         """A UserInfo request; returns the JSON body."""
         headers = {"Authorization": f"{scheme} {token}", **({"DPoP": dpop} if dpop else {})}
@@ -256,6 +318,8 @@ class Scenario:
         self.token_errors()
         self.revocation_errors()
         self.userinfo_errors()
+        self.client_credentials_and_introspection()
+        self.pushed_request()
         self.form_post_and_dpop(browser)
         self.scope_and_replay(browser)
         self.denied_consent(browser)
@@ -268,6 +332,8 @@ class Scenario:
         discovery = self.client.get(".well-known/openid-configuration", 200).json()
         expect_equal("discovery issuer", discovery["issuer"], self.base)
         expect_equal("token_endpoint", discovery["token_endpoint"], self.base + "oauth/token")
+        expect_equal("introspection_endpoint", discovery["introspection_endpoint"], self.base + "oauth/introspect")
+        expect_equal("pushed_authorization_request_endpoint", discovery["pushed_authorization_request_endpoint"], self.base + "oauth/par")
         keys = self.client.get(".well-known/jwks.json", 200).json()["keys"]
         expect_equal("JWKS algorithms", sorted(key["alg"] for key in keys), ["EdDSA", "RS256"])
         metrics = self.client.get("metrics", 200).text
@@ -379,10 +445,14 @@ class Scenario:
         refreshed = self.token(200, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
         if refreshed.get("refresh_token") in (None, tokens["refresh_token"]):
             raise Failure("POST /oauth/token (refresh_token): the refresh token was not rotated")
+        expect_equal("introspection of the rotated refresh token", self.introspect(200, tokens["refresh_token"]), {"active": False})
+        current = self.introspect(200, refreshed["refresh_token"])
+        expect_equal("introspection of the current refresh token", (current.get("active"), current.get("token_type")), (True, "refresh_token"))
         narrowed = self.token(400, grant_type="refresh_token", refresh_token=refreshed["refresh_token"], scope="openid admin")
         expect_error(narrowed, "invalid_scope")
 
         expect_equal("revocation", self.revoke(200, token=refreshed["access_token"], token_type_hint="access_token"), {})
+        expect_equal("introspection of a revoked access token", self.introspect(200, refreshed["access_token"]), {"active": False})
         expect_error(self.userinfo(401, refreshed["access_token"]), "invalid_token")
         expect_equal("revocation", self.revoke(200, token=refreshed["refresh_token"]), {})
         expect_error(self.token(400, grant_type="refresh_token", refresh_token=refreshed["refresh_token"]), "invalid_grant")
@@ -413,6 +483,51 @@ class Scenario:
         expect_equal("userinfo without a token", anonymous.json(), {})
         expect_error(self.userinfo(400, "x", scheme="Basic", request_valid=False), "invalid_request")
         expect_error(self.userinfo(401, "not.a.token"), "invalid_token")
+
+    def client_credentials_and_introspection(self):
+        """reporting-service gets a token for the API of its client grant (and is refused another); introspection."""
+        granted = self.machine_token(200, audience=AUDIENCE)
+        expect_equal("client_credentials scope", granted.get("scope"), M2M_SCOPE)
+        for name in ("id_token", "refresh_token"):
+            if name in granted:
+                raise Failure(f"POST /oauth/token (client_credentials): a {name} was issued")
+        expect_error(self.machine_token(400, audience="https://no-such-api.example"), "invalid_target")
+
+        answer = self.introspect(200, granted["access_token"])
+        expect_equal("introspection", (answer.get("active"), answer.get("client_id"), answer.get("sub"), answer.get("token_type")),
+                     (True, M2M_CLIENT_ID, M2M_CLIENT_ID + "@clients", "Bearer"))
+        expect_equal("introspection of a garbage token", self.introspect(200, "not-a-token"), {"active": False})
+        # The demo client authenticates with client_secret_post: it may ask too.
+        by_post = self.client.post(
+            "oauth/introspect", 200, data={"token": granted["access_token"], "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).json()
+        expect_equal("introspection by client_secret_post", by_post.get("active"), True)
+        # Without client authentication, or with a wrong secret: 401, and nothing about the token.
+        anonymous = self.client.post("oauth/introspect", 401, data={"token": granted["access_token"]}).json()
+        expect_error(anonymous, "invalid_client")
+        wrong = self.client.post("oauth/introspect", 401, data={"token": granted["access_token"]}, auth=(M2M_CLIENT_ID, "wrong"))
+        if not wrong.headers.get("WWW-Authenticate", "").startswith("Basic "):
+            raise Failure("POST /oauth/introspect: failed Basic authentication without a Basic challenge")
+
+    def pushed_request(self):
+        """PAR: the demo client pushes a request and a browser uses it, once; refused pushes and unusable request_uris."""
+        secret = {"client_secret": CLIENT_SECRET}
+        pushed = self.client.post("oauth/par", 201, data={**self.authorize_parameters(scope="openid", state="par"), **secret}).json()
+        by_reference = "authorize?" + urlencode({"client_id": CLIENT_ID, "request_uri": pushed["request_uri"]})
+        browser = Agent(self.checker)
+        to_login = browser.get(by_reference, 302)
+        if not to_login.headers["Location"].startswith("/login?"):
+            raise Failure(f"GET /authorize (pushed request): redirected to {to_login.headers['Location']}, not to the login page")
+        # The same request_uri again, or one the server never issued: an error page, never a redirect.
+        never_issued = "authorize?" + urlencode({"client_id": CLIENT_ID, "request_uri": "urn:ietf:params:oauth:request_uri:no-such"})
+        for url in (by_reference, never_issued):
+            if "invalid_request_uri" not in browser.get(url, 400).text:
+                raise Failure("GET /authorize (unusable request_uri): the error page does not name invalid_request_uri")
+
+        unregistered = self.client.post(
+            "oauth/par", 400, data={**self.authorize_parameters(scope="openid", redirect_uri="https://elsewhere.example/cb"), **secret})
+        expect_error(unregistered.json(), "invalid_request")
+        expect_error(self.client.post("oauth/par", 401, data={**self.authorize_parameters(scope="openid"), "client_secret": "wrong"}).json(),
+                     "invalid_client")
 
     def form_post_and_dpop(self, browser):
         """With a session and consent: form_post delivers the code at once; a DPoP proof binds its tokens."""
@@ -486,7 +601,11 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="authledger-openapi-") as workdir:
         log_path = os.path.join(workdir, "serve.log")
-        server = Server(executable, os.path.join(workdir, "j"), log_path=log_path)
+        # The tenant names the issuer, so the port is chosen first.
+        port = free_port()
+        tenant = os.path.join(workdir, "tenant.yaml")
+        write_tenant(tenant, f"http://127.0.0.1:{port}/")
+        server = Server(executable, os.path.join(workdir, "j"), port=port, log_path=log_path, extra_args=["--tenant", tenant])
         server.start()
         base = server.base
         checker = Checker(args.spec, base)

@@ -14,10 +14,10 @@ import LedgerLMDB
 public enum ProjectionVersion {
     /// The current version. 2: login failures also counted per account and address (``LoginThrottle``).
     /// 3: IPv6 addresses counted by their /64. 4: a request's `login_hint` kept apart from its other
-    /// parameters, and email addresses held sealed (``PersonalText``). Tables added since (client
-    /// assertions, pushed requests) need no new version: earlier events leave them empty, and so does a
-    /// journal written before them.
-    public static let current = 4
+    /// parameters, and email addresses held sealed (``PersonalText``). 5: the clients that took part in
+    /// each session (for back-channel logout), folded from earlier decisions too; and the tables of client
+    /// assertions and pushed requests (which earlier events leave empty).
+    public static let current = 5
     /// The table that holds the version (outside ``AuthTable``: it is not a function of the events).
     public static let table = "auth.projection_version"
     static let key = Array("version".utf8)

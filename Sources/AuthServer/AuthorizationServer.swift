@@ -35,6 +35,9 @@ public struct AuthServerSettings: Sendable {
     /// archive` does it by hand). Only for a journal of its own (LMDB): on shared storage an operator
     /// archives, so that the nodes do not race for the same events.
     public var archiveDirectory: String?
+    /// Back-channel logout: attempts per client, and the wait before the second (doubling after each).
+    public var backchannelAttempts = 3
+    public var backchannelRetryDelay: Duration = .seconds(1)
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 
@@ -103,8 +106,10 @@ public final class AuthorizationServer: Sendable {
         router.post("/consent") { request, context in await self.consent(request, context) }
         router.get("/organization") { request, context in await self.organizationPage(request, context) }
         router.post("/organization") { request, context in await self.chooseOrganization(request, context) }
-        router.get("/logout") { request, context in await self.logoutPage(request, context) }
-        router.post("/logout") { request, context in await self.logout(request, context) }
+        router.get("/logout") { request, context in await self.logoutRequest(request, context) }
+        router.post("/logout") { request, context in await self.logoutRequest(request, context) }
+        router.get("/oidc/logout") { request, context in await self.logoutRequest(request, context) }
+        router.post("/oidc/logout") { request, context in await self.logoutRequest(request, context) }
         router.get("/callback") { request, context in self.callback(request, context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }

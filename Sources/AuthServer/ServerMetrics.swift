@@ -64,6 +64,14 @@ final class ServerMetrics: Sendable {
         registry.makeCounter(descriptor: Self.introspections, labels: [("active", active ? "true" : "false")]).increment()
     }
 
+    private static var backchannel: MetricNameDescriptor {
+        name("logout", "backchannel_deliveries", "total", "Back-channel logout deliveries by result (after retries).")
+    }
+
+    func backchannelLogout(delivered: Bool) {
+        registry.makeCounter(descriptor: Self.backchannel, labels: [("result", delivered ? "delivered" : "failed")]).increment()
+    }
+
     func login(succeeded: Bool) {
         registry.makeCounter(descriptor: Self.logins, labels: [("result", succeeded ? "success" : "failure")]).increment()
     }

@@ -50,8 +50,8 @@ public enum ClientAssertionVerifier {
     /// The signing algorithms accepted (advertised as `token_endpoint_auth_signing_alg_values_supported`).
     public static let algorithms: [String] = ["RS256", "PS256", "ES256", "ES384", "EdDSA"]
     /// The longest an assertion may live from now: a short-lived credential, so that the journal need keep
-    /// its `jti` only briefly (RFC 7523 §3 rule 7).
-    public static let maximumLifetimeSeconds: Int64 = 600
+    /// its `jti` only briefly (RFC 7523 §3 rule 7). An hour, as FAPI 2.0 allows and Authlib's default uses.
+    public static let maximumLifetimeSeconds: Int64 = 3600
     /// Clock skew tolerated on `nbf` and `iat`.
     static let skewSeconds: Int64 = 60
 

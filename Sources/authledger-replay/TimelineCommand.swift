@@ -109,7 +109,7 @@ enum TimelineText {
         case .tokenRejected(let rejected): "token request by \(rejected.clientID ?? "-") rejected: \(rejected.error.code.rawValue)"
         case .codeReplayed(let replay): "code \(replay.codeHash.prefix(12))… replayed; \(replay.revokedTokenIDs.count) tokens revoked"
         case .refreshFamilyRevoked(let revoked): "refresh family revoked (\(revoked.reason.rawValue))"
-        case .loggedOut(let logout): "\(logout.userID) logged out"
+        case .loggedOut(let logout): "\(logout.userID) logged out\(logout.clientID.map { " (asked by \($0))" } ?? "")"
         case .projectionsPruned(let pruned): "\(pruned.removed) expired \(pruned.table) entries pruned"
         case .configuration(.userSet(let user)): "user \(user.userID) <\(user.email.description)> in \(user.connection)"
         case .configuration(.invitationSet(let invitation)):
@@ -125,6 +125,8 @@ enum TimelineText {
             "authorization request pushed by \(pushed.clientID) from \(pushed.clientIP ?? "-"), usable until \(pushed.expiresAt.rfc3339)"
         case .tokenIntrospected(let introspected):
             "\(introspected.clientID) introspected \(introspected.kind.rawValue): \(introspected.active ? "active" : "inactive (\(introspected.reason ?? "-"))")"
+        case .backchannelLogout(let delivery):
+            "back-channel logout of \(delivery.userID) to \(delivery.clientID): \(delivery.delivered ? "delivered" : "failed") after \(delivery.attempts) attempts\(delivery.status.map { " (HTTP \($0))" } ?? "")"
         case .configuration(.clientGrantSet(let grant)): "client grant: \(grant.clientID) for \(grant.audience): \(grant.scopes.joined(separator: " "))"
         default: ""
         }

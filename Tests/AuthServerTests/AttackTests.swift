@@ -129,7 +129,8 @@ struct AttackTests {
             #expect(try await loggedIn(browser))
             // A cross-site form post cannot know the CSRF token.
             #expect(try await browser.post("/logout", form: [("csrf", "forged")]).status == .forbidden)
-            #expect(try await browser.post("/logout", form: []).status == .forbidden)
+            // Without a CSRF token a POST is a logout request (RP-Initiated Logout §2): it asks too.
+            #expect(asks(try await browser.post("/logout", form: [])))
             #expect(try await loggedIn(browser))
             // Hints that are not an ID token of this server for this session: asked again, nothing changed.
             let bobBrowser = Browser(client: browser.client)
@@ -137,8 +138,12 @@ struct AttackTests {
                 try await bobBrowser.authorize(webAppParameters(), username: "bob@example.com", password: "hunter2 hunter2").redirectParameters["code"])
             let bobIDToken = try #require(jsonObject(try await TokenEndpointTests.exchange(bobBrowser, code: bobCode))["id_token"] as? String)
             let tampered = String(aliceIDToken.dropLast(2)) + (aliceIDToken.hasSuffix("AA") ? "BA" : "AA")
-            for hint in [bobIDToken, tampered, "not-a-jwt"] {
-                #expect(asks(try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", hint)]))))
+            // Another user's ID token: asked. Not an ID token of this server: refused with a page.
+            #expect(asks(try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", bobIDToken)]))))
+            #expect(try await loggedIn(browser))
+            for hint in [tampered, "not-a-jwt"] {
+                let page = try await browser.get("/logout?" + FormEncoding.encode([("id_token_hint", hint)]))
+                #expect(page.status == .badRequest && page.location == nil)
                 #expect(try await loggedIn(browser))
             }
             // Alice's ID token of this session does not end another, later session of hers.

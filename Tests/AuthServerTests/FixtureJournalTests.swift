@@ -27,9 +27,11 @@ struct FixtureJournalTests {
                 { try? FileManager.default.removeItem(atPath: directory) })
     }
 
-    @Test("a journal an earlier release wrote (personal data in clear, older projections) still verifies, replays and reads")
-    func earlierRelease() throws {
-        let fixture = try Self.fixtureCopy("fixture-incident-v1")
+    @Test(
+        "a journal an earlier release wrote (v1: personal data in clear; v2: sealed, before rule-set versions; both with older projections) still verifies, replays and reads",
+        arguments: ["fixture-incident-v1", "fixture-incident-v2"])
+    func earlierRelease(name: String) throws {
+        let fixture = try Self.fixtureCopy(name)
         defer { fixture.cleanup() }
         let verify = try RebuildCommandTests.replay(["verify", "--journal", fixture.journal, "--public-key", fixture.pub])
         #expect(verify.0 == 0, "\(verify.1)")

@@ -1,51 +1,21 @@
 import Foundation
 import Hummingbird
+import JWTKit
 import NIOCore
 import Testing
 
 @testable import AuthServer
 
-@Suite("Interoperability with a widely used OAuth client library")
+@Suite("Interoperability with a widely used OAuth client library", .serialized)
 struct InteropTests {
     /// The repository's root, found from this file's path.
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     @Test("Authlib runs a PKCE code flow end to end and verifies the ID and access tokens with the JWKS")
     func authlibCodeFlow() async throws {
-        // The port is free when chosen, but another test may take it before the server binds: try again.
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                try await runAuthlib()
-                return
-            } catch let error as IOError where attempt < 5 && error.errnoCode == EADDRINUSE {
-                continue
-            }
-        }
-    }
-
-    private func runAuthlib() async throws {
-        let port = try freeLoopbackPort()
-        let base = "http://127.0.0.1:\(port)/"
-        let harness = try await ServerHarness(issuer: base)
-        let application = harness.server.application(host: "127.0.0.1", port: port)
-        let output: String? = try await withThrowingTaskGroup(of: String?.self) { group -> String? in
-            group.addTask {
-                try await application.runService()
-                return nil
-            }
-            group.addTask {
-                try await waitUntilListening(port: port)
-                return try runInterop(base: base)
-            }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let result { return result }
-            }
-            return nil
-        }
-        await harness.ledger.journal.close()
+        let (output, harness) = try await Self.runScript(
+            "authlib_code_flow.py",
+            arguments: ["web-app", "s3cret", "https://client.test/callback", "alice@example.com", "correct horse battery staple", "client_secret_basic"])
         let line = try #require(output)
         #expect(line.contains("\"ok\": true"), "Authlib said: \(line)")
         #expect(line.contains("\"access_token_typ\": \"at+jwt\""))
@@ -54,13 +24,89 @@ struct InteropTests {
         #expect(events.contains("auth.token.issued"))
     }
 
-    private func runInterop(base: String) throws -> String {
+    @Test("Authlib: client_credentials with a secret and with private_key_jwt, introspection, and pushed authorization requests")
+    func authlibGrants() async throws {
+        // signed-service's private key, for Authlib to sign its assertions with (jwt-kit gives it as PKCS #8 PEM).
+        let signer = AssertionSigner()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("authledger-interop-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let keyFile = directory.appendingPathComponent("signed-service.pem")
+        try Data(signer.key.pemRepresentation.utf8).write(to: keyFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
+
+        let (output, harness) = try await Self.runScript(
+            "grants.py", tenant: grantsTenantYAML(signer), arguments: [keyFile.path, "--kid", signer.kid])
+        let line = try #require(output)
+        #expect(line.contains("\"ok\": true"), "Authlib said: \(line)")
+        #expect(line.contains("\"replay\": [200, 401, \"invalid_client\"]"), "the same assertion twice: \(line)")
+        let events = try harness.events().map(\.1.eventType.name)
+        for name in ["auth.client_credentials.decided", "auth.client_assertion.used", "auth.token.introspected", "auth.par.pushed"] {
+            #expect(events.contains(name), "no \(name) in the journal")
+        }
+    }
+
+    /// Starts a server for `tenant` with the issuer `http://127.0.0.1:PORT/` on a free loopback port, runs
+    /// `tools/interop/<script>` with the issuer and then `arguments`, and returns the script's standard output
+    /// (`nil` if the server stopped first) and the harness, its journal closed. The port is free when chosen,
+    /// but another test may take it before the server binds: then it tries again.
+    static func runScript(
+        _ script: String, tenant: String = testTenantYAML, arguments: [String]
+    ) async throws -> (output: String?, harness: ServerHarness) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await Self.runScriptOnce(script, tenant: tenant, arguments: arguments)
+            } catch let error as IOError where attempt < 5 && error.errnoCode == EADDRINUSE {
+                continue
+            }
+        }
+    }
+
+    private static func runScriptOnce(
+        _ script: String, tenant: String, arguments: [String]
+    ) async throws -> (output: String?, harness: ServerHarness) {
+        let port = try freeLoopbackPort()
+        let base = "http://127.0.0.1:\(port)/"
+        let harness = try await ServerHarness(tenant: tenant, issuer: base)
+        let application = harness.server.application(host: "127.0.0.1", port: port)
+        let command = [Self.root.appendingPathComponent("tools/interop/\(script)").path, base] + arguments
+        let output: String? = try await withThrowingTaskGroup(of: String?.self) { group -> String? in
+            group.addTask {
+                try await application.runService()
+                return nil
+            }
+            group.addTask {
+                try await waitUntilListening(port: port)
+                return try await Self.python(command)
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            return nil
+        }
+        await harness.ledger.journal.close()
+        return (output, harness)
+    }
+
+    /// Runs `python3` with `arguments` and returns its standard output. The wait is on a thread of its own:
+    /// blocking one of the few threads of Swift's concurrency pool could starve the server the script talks to.
+    static func python(_ arguments: [String]) async throws -> String {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Result<String, any Error>(catching: { try Self.pythonBlocking(arguments) }))
+            }
+            thread.name = "interop-python"
+            thread.start()
+        }
+    }
+
+    private static func pythonBlocking(_ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", Self.root.appendingPathComponent("tools/interop/authlib_code_flow.py").path, base, "web-app", "s3cret",
-            "https://client.test/callback", "alice@example.com", "correct horse battery staple", "client_secret_basic",
-        ]
+        process.arguments = ["python3"] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

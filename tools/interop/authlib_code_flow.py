@@ -11,7 +11,6 @@ and the tokens are verified with joserfc (Authlib's JOSE library) against the pu
 Prints one JSON line and exits 0 on success, 1 on any failure.
 """
 import json
-import re
 import sys
 from urllib.parse import urljoin
 
@@ -20,13 +19,9 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.common.security import generate_token
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from server_pages import follow_to
 
 
-def hidden(page, name):
-    match = re.search(r'name="%s" value="([^"]*)"' % re.escape(name), page)
-    if not match:
-        raise SystemExit("no hidden field %s on page" % name)
-    return match.group(1).replace("&amp;", "&")
 
 
 def main():
@@ -43,26 +38,7 @@ def main():
 
     browser = requests.Session()
     response = browser.get(url, allow_redirects=False)
-    for _ in range(8):
-        if response.status_code != 302:
-            raise SystemExit("unexpected status %d: %s" % (response.status_code, response.text[:300]))
-        location = response.headers["Location"]
-        if location.startswith(redirect_uri):
-            break
-        target = urljoin(base, location)
-        if location.startswith("/login"):
-            page = browser.get(target).text
-            response = browser.post(urljoin(base, "login"), data={
-                "state": hidden(page, "state"), "csrf": hidden(page, "csrf"),
-                "username": username, "password": password}, allow_redirects=False)
-        elif location.startswith("/consent"):
-            page = browser.get(target).text
-            response = browser.post(urljoin(base, "consent"), data={
-                "state": hidden(page, "state"), "csrf": hidden(page, "csrf"), "action": "accept"},
-                allow_redirects=False)
-        else:
-            response = browser.get(target, allow_redirects=False)
-    callback = response.headers["Location"]
+    callback = follow_to(browser, base, response, redirect_uri, username, password)
 
     # Authlib checks state, and the RFC 9207 iss is checked here.
     token = client.fetch_token(

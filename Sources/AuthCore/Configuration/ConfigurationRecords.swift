@@ -15,8 +15,14 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
     public var jwks: JSONValue?
     /// RFC 9126 §6 (absent: `false`).
     public var requirePushedAuthorizationRequests: Bool?
+    /// `post_logout_redirect_uri` values (absent: none).
+    public var allowedLogoutURLs: [String]?
+    /// Where back-channel logout tokens go (absent: none).
+    public var backchannelLogoutURI: String?
 
     enum CodingKeys: String, CodingKey {
+        case allowedLogoutURLs = "allowed_logout_urls"
+        case backchannelLogoutURI = "backchannel_logout_uri"
         case jwks
         case requirePushedAuthorizationRequests = "require_pushed_authorization_requests"
         case clientID = "client_id", name
@@ -43,6 +49,8 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
         organizationUsage = definition.organizationUsage
         jwks = definition.jwks
         requirePushedAuthorizationRequests = definition.requirePushedAuthorizationRequests ? true : nil
+        allowedLogoutURLs = definition.allowedLogoutURLs.isEmpty ? nil : definition.allowedLogoutURLs
+        backchannelLogoutURI = definition.backchannelLogoutURI
     }
 
     /// Whether authorization requests must come pushed (RFC 9126 §6).

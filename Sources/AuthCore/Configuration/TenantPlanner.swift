@@ -124,6 +124,12 @@ public struct TenantPlanner: Sendable {
             for uri in client.redirectURIs where !RedirectURI.isRegistrable(uri) {
                 throw fail("clients[\(index)].redirect_uris has '\(uri)', which is not an absolute URI without a fragment")
             }
+            for uri in client.allowedLogoutURLs where !RedirectURI.isRegistrable(uri) {
+                throw fail("clients[\(index)].allowed_logout_urls has '\(uri)', which is not an absolute URI without a fragment")
+            }
+            if let uri = client.backchannelLogoutURI, !RedirectURI.isRegistrable(uri) || !(uri.hasPrefix("https://") || uri.hasPrefix("http://")) {
+                throw fail("clients[\(index)].backchannel_logout_uri '\(uri)' is not an absolute http(s) URI without a fragment")
+            }
         }
         for connection in desired.connections where connection.strategy != "database" {
             throw fail("connection '\(connection.name)' has strategy '\(connection.strategy)'; only 'database' is supported")

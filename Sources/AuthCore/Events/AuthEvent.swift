@@ -203,15 +203,32 @@ public struct LoggedOut: Codable, Sendable, Equatable {
     public var clientIP: String?
     /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
     public var clientIPKey: String?
+    /// RP-Initiated Logout: the client that asked, the rule that let the session end, and where the browser
+    /// was sent afterwards (absent for a logout from the server's own page).
+    public var clientID: String?
+    public var rule: String?
+    public var postLogoutRedirectURI: String?
+    /// The clients whose back-channel logout endpoints are told (OIDC Back-Channel Logout 1.0).
+    public var notifiedClients: [String]?
 
-    public init(sessionHash: String, userID: String, clientIP: String?) {
+    public init(
+        sessionHash: String, userID: String, clientIP: String?, clientID: String? = nil, rule: String? = nil,
+        postLogoutRedirectURI: String? = nil, notifiedClients: [String]? = nil
+    ) {
         self.sessionHash = sessionHash
         self.userID = userID
         self.clientIP = clientIP
+        self.clientID = clientID
+        self.rule = rule
+        self.postLogoutRedirectURI = postLogoutRedirectURI
+        self.notifiedClients = notifiedClients
     }
 
     enum CodingKeys: String, CodingKey {
         case sessionHash = "session_hash", userID = "user_id", clientIP = "client_ip", clientIPKey = "client_ip_key"
+        case clientID = "client_id", rule
+        case postLogoutRedirectURI = "post_logout_redirect_uri"
+        case notifiedClients = "notified_clients"
     }
 }
 
@@ -531,6 +548,7 @@ public enum AuthEvent: Sendable, Equatable {
     case clientAssertionUsed(ClientAssertionUsed)
     case pushedRequest(PushedRequest)
     case tokenIntrospected(TokenIntrospected)
+    case backchannelLogout(BackchannelLogoutDelivery)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -559,6 +577,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let clientAssertionUsedType: EventType = "auth.client_assertion.used"
     public static let pushedRequestType: EventType = "auth.par.pushed"
     public static let tokenIntrospectedType: EventType = "auth.token.introspected"
+    public static let backchannelLogoutType: EventType = "auth.logout.backchannel"
 
     public var eventType: EventType {
         switch self {
@@ -590,6 +609,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .clientAssertionUsed: Self.clientAssertionUsedType
         case .pushedRequest: Self.pushedRequestType
         case .tokenIntrospected: Self.tokenIntrospectedType
+        case .backchannelLogout: Self.backchannelLogoutType
         }
     }
 
@@ -623,6 +643,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .clientAssertionUsed(let value): try PayloadCoding.encode(value)
         case .pushedRequest(let value): try PayloadCoding.encode(value)
         case .tokenIntrospected(let value): try PayloadCoding.encode(value)
+        case .backchannelLogout(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -663,6 +684,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.clientAssertionUsedType: self = .clientAssertionUsed(try PayloadCoding.decode(ClientAssertionUsed.self, from: payload))
         case Self.pushedRequestType: self = .pushedRequest(try PayloadCoding.decode(PushedRequest.self, from: payload))
         case Self.tokenIntrospectedType: self = .tokenIntrospected(try PayloadCoding.decode(TokenIntrospected.self, from: payload))
+        case Self.backchannelLogoutType: self = .backchannelLogout(try PayloadCoding.decode(BackchannelLogoutDelivery.self, from: payload))
         case Self.refreshFamilyRevokedType:
             self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))
         default: return nil

@@ -64,6 +64,7 @@ public struct EventSubjects: Sendable, Equatable {
             users.insert(accepted.userID)
         case .loggedOut(let logout):
             users.insert(logout.userID)
+            Self.insert(logout.clientID, into: &clients)
             sessionHashes.insert(logout.sessionHash)
             Self.insert(Self.address(logout.clientIP, key: logout.clientIPKey), into: &addresses)
         case .tokenIssued(let issued):
@@ -105,6 +106,10 @@ public struct EventSubjects: Sendable, Equatable {
             Self.insert(Self.address(pushed.clientIP, key: pushed.clientIPKey), into: &addresses)
         case .tokenIntrospected(let introspected):
             clients.insert(introspected.clientID)
+        case .backchannelLogout(let delivery):
+            clients.insert(delivery.clientID)
+            users.insert(delivery.userID)
+            sessionHashes.insert(delivery.sessionHash)
         }
     }
 }

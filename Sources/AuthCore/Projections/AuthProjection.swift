@@ -56,6 +56,9 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case clientAssertions = "client_assertions"
     /// hash of a `request_uri` → ``PushedRequest`` (RFC 9126).
     case pushedRequests = "pushed_requests"
+    /// `session hash ␟ client id` → when the session expires: the clients a session issued codes or tokens to
+    /// (back-channel logout).
+    case sessionClients = "session_clients"
 }
 
 /// What the timeline index is keyed by.
@@ -139,6 +142,11 @@ public struct CodeRecord: Codable, Sendable, Equatable {
 public enum AuthProjection {
     public static let configurationKey = "state"
 
+    /// The ``AuthTable/sessionClients`` key of a session and a client.
+    public static func sessionClientKey(_ sessionHash: String, _ clientID: String) -> String {
+        sessionHash + "\u{1F}" + clientID
+    }
+
     public static func consentKey(userID: String, clientID: String, audience: String?) -> String {
         "\(userID)\u{1F}\(ConsentKey.make(clientID: clientID, audience: audience))"
     }
@@ -160,6 +168,10 @@ public enum AuthProjection {
             // A pushed request is spent by the decision that used it.
             if let pushed = decided.input.parameters.pushedRequest, pushed.refused == nil {
                 try store.update(PushedRequest.self, .pushedRequests, pushed.hash) { $0.used = true }
+            }
+            // The clients a session hands codes or tokens to: told when it ends (back-channel logout).
+            if decided.decision.outcome.issues, let session = decided.input.session, let client = decided.input.parameters["client_id"] {
+                try store.put(.sessionClients, sessionClientKey(session.sessionHash, client), try PayloadCoding.encode(session.expiresAt))
             }
             switch decided.decision.outcome {
             case .issueCode, .issueTokens, .errorRedirect, .errorPage:
@@ -220,7 +232,7 @@ public enum AuthProjection {
             try store.put(.refreshFamilies, refresh.family, try PayloadCoding.encode(RefreshFamilyRecord(revoked: false, current: refresh.tokenHash)))
         case .refreshFamilyRevoked(let revoked):
             try store.update(RefreshFamilyRecord.self, .refreshFamilies, revoked.family) { $0.revoked = true }
-        case .tokenRejected, .tokenKeysRotated, .tokenIntrospected:
+        case .tokenRejected, .tokenKeysRotated, .tokenIntrospected, .backchannelLogout:
             break
         case .clientCredentialsDecided:
             break  // its token is folded from the auth.token.issued that follows it
@@ -250,6 +262,13 @@ public enum AuthProjection {
             try revokeToken(revoked.tokenID, in: store)
         case .loggedOut(let logout):
             try store.delete(.sessions, logout.sessionHash)
+            var clients: [String] = []
+            try store.forEach(.sessionClients, from: sessionClientKey(logout.sessionHash, "")) { key, _ in
+                guard key.hasPrefix(sessionClientKey(logout.sessionHash, "")) else { return false }
+                clients.append(key)
+                return true
+            }
+            for key in clients { try store.delete(.sessionClients, key) }
         case .organizationChosen(let chosen):
             try updateInteraction(chosen.interaction, in: store) { $0.progress.organizationID = chosen.organizationID }
         }

@@ -46,7 +46,7 @@ public enum ProjectionPruning {
     /// The tables that are pruned, in the order a run prunes them.
     public static let tables: [AuthTable] = [
         .interactions, .sessions, .codes, .tokens, .refreshFamilies, .refreshTokens, .dpopProofs, .loginFailures, .clientAssertions,
-        .pushedRequests,
+        .pushedRequests, .sessionClients,
     ]
 
     /// How long a failed login is remembered after it happened.
@@ -86,6 +86,9 @@ public enum ProjectionPruning {
             return (try? PayloadCoding.decode(LedgerTimestamp.self, from: value)).map { $0 <= time } ?? false
         case .pushedRequests:
             return (try? PayloadCoding.decode(PushedRequest.self, from: value)).map { $0.expiresAt <= time } ?? false
+        case .sessionClients:
+            // Kept as long as its session can be presented.
+            return (try? PayloadCoding.decode(LedgerTimestamp.self, from: value)).map { $0 <= time } ?? false
         case .configuration, .consents, .index, .tokenKeys:
             return false
         }

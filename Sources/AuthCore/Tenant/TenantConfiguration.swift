@@ -187,6 +187,10 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
     public var jwks: JSONValue?
     /// RFC 9126 §6: authorization requests only by reference to a pushed request.
     public var requirePushedAuthorizationRequests: Bool
+    /// Where RP-Initiated Logout may send the browser afterwards (`post_logout_redirect_uri`, matched exactly).
+    public var allowedLogoutURLs: [String]
+    /// OIDC Back-Channel Logout: where a logout token is POSTed when a session the client took part in ends.
+    public var backchannelLogoutURI: String?
 
     public init(
         clientID: String, name: String, appType: AppType, clientSecret: String? = nil,
@@ -196,6 +200,8 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
     ) {
         self.jwks = jwks
         self.requirePushedAuthorizationRequests = requirePushedAuthorizationRequests
+        self.allowedLogoutURLs = []
+        self.backchannelLogoutURI = nil
         self.clientID = clientID
         self.name = name
         self.appType = appType
@@ -220,12 +226,16 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
         case organizationUsage = "organization_usage"
         case jwks
         case requirePushedAuthorizationRequests = "require_pushed_authorization_requests"
+        case allowedLogoutURLs = "allowed_logout_urls"
+        case backchannelLogoutURI = "backchannel_logout_uri"
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         jwks = try container.decodeIfPresent(JSONValue.self, forKey: .jwks)
         requirePushedAuthorizationRequests = try container.decodeIfPresent(Bool.self, forKey: .requirePushedAuthorizationRequests) ?? false
+        allowedLogoutURLs = try container.decodeIfPresent([String].self, forKey: .allowedLogoutURLs) ?? []
+        backchannelLogoutURI = try container.decodeIfPresent(String.self, forKey: .backchannelLogoutURI)
         clientID = try container.decode(String.self, forKey: .clientID)
         name = try container.decodeIfPresent(String.self, forKey: .name) ?? clientID
         appType = try container.decodeIfPresent(AppType.self, forKey: .appType) ?? .regularWeb

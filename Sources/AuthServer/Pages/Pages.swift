@@ -77,10 +77,11 @@ enum Pages {
 
     /// The logout confirmation (OIDC RP-Initiated Logout §2: without a valid `id_token_hint`, ask the user):
     /// one CSRF-bound form, so that a link from another site cannot end the session.
-    static func logoutConfirmation(csrf: String) -> String {
+    static func logoutConfirmation(csrf: String, carried: [(String, String)] = []) -> String {
         var body = HTML("<h1>Log out?</h1>\n<p>Do you want to log out of this browser's session?</p>\n")
         body.raw("<form method=\"post\" action=\"/logout\">\n")
         body.hidden("csrf", csrf)
+        for (name, value) in carried { body.hidden(name, value) }
         body.raw("<button type=\"submit\" autofocus>Log out</button>\n</form>\n")
         return PageLayout.page(title: "Log out", body: body)
     }
