@@ -123,6 +123,7 @@ extension AuthorizationServer {
         } catch {
             return unavailablePage()
         }
+        metrics.loggedOut(rule: rule)
         if !notified.isEmpty {
             // Never on the browser's time: the deliveries run on, with retries, and record how they went.
             Task { await self.notifyBackchannel(session: session, clients: notified) }

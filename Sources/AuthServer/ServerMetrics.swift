@@ -68,6 +68,12 @@ final class ServerMetrics: Sendable {
         name("logout", "backchannel_deliveries", "total", "Back-channel logout deliveries by result (after retries).")
     }
 
+    private static var logouts: MetricNameDescriptor { name("logout", "sessions_ended", "total", "Sessions ended, by the rule that ended them.") }
+
+    func loggedOut(rule: String?) {
+        registry.makeCounter(descriptor: Self.logouts, labels: [("rule", rule ?? "logout.confirmed")]).increment()
+    }
+
     func backchannelLogout(delivered: Bool) {
         registry.makeCounter(descriptor: Self.backchannel, labels: [("result", delivered ? "delivered" : "failed")]).increment()
     }

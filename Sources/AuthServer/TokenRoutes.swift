@@ -45,6 +45,11 @@ extension AuthorizationServer {
                 return await rejectToken(TokenError(.invalidDPoPProof, error.description), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
             }
         }
+        // FAPI 2.0 §5.3.2.1: sender-constrained tokens — here, bound to a DPoP key.
+        if client.isFAPI2 && proof == nil && grantType != nil {
+            return await rejectToken(TokenError(.invalidRequest, "FAPI 2.0 clients must send a DPoP proof: their tokens are DPoP-bound."),
+                                     grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
+        }
         switch grantType {
         case nil:
             return await rejectToken(TokenError(.invalidRequest, "Missing grant_type."), grantType: nil, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
@@ -314,7 +319,9 @@ extension AuthorizationServer {
     /// Verifies a `private_key_jwt` assertion (RFC 7523 §3) and records its use, refusing one used before.
     /// Its `aud` may be the issuer identifier (RFC 7523bis), the token endpoint, or the endpoint called.
     private func checkAssertion(_ assertion: String, of client: RegisteredClient, endpoint: String) async -> Result<Void, TokenError> {
-        let audiences: Set<String> = [issuer, String(issuer.dropLast()), issuer + "oauth/token", issuer + endpoint]
+        // FAPI 2.0 §5.3.2.1: its clients' assertions name the issuer identifier alone.
+        let audiences: Set<String> =
+            client.isFAPI2 ? [issuer] : [issuer, String(issuer.dropLast()), issuer + "oauth/token", issuer + endpoint]
         let verified: ClientAssertion
         do {
             verified = try await ClientAssertionVerifier.verify(

@@ -316,6 +316,83 @@ struct GrantTests {
         #expect(events.filter { if case .pushedRequest = $0.1 { true } else { false } }.count == 3)
     }
 
+    /// The grants tenant with a FAPI 2.0 client that signs with `signer`'s key.
+    static func fapiTenant(_ signer: AssertionSigner) -> String {
+        grantsTenantYAML(signer).replacingOccurrences(
+            of: "client_grants:\n",
+            with: [
+                "  - client_id: fapi-app",
+                "    name: FAPI App",
+                "    app_type: regular_web",
+                "    token_endpoint_auth_method: private_key_jwt",
+                "    jwks: \(signer.jwksYAML)",
+                "    redirect_uris: [https://fapi.test/callback]",
+                "    first_party: true",
+                "    connections: [Username-Password-Authentication]",
+                "    profile: fapi2",
+                "client_grants:", "",
+            ].joined(separator: "\n"))
+    }
+
+    @Test("FAPI 2.0 profile: pushed requests with PKCE S256 only, private_key_jwt to the issuer, DPoP-bound tokens")
+    func fapi2() async throws {
+        let signer = AssertionSigner()
+        let harness = try await ServerHarness(tenant: Self.fapiTenant(signer))
+        let dpop = DPoPClient()
+        try await harness.run { browser in
+            func push(_ parameters: [(String, String)]) async throws -> Page {
+                try await browser.post("/oauth/par", form: parameters + signer.form(try await signer.assertion(client: "fapi-app")))
+            }
+            let base: [(String, String)] = [
+                ("response_type", "code"), ("client_id", "fapi-app"), ("redirect_uri", "https://fapi.test/callback"), ("scope", "openid"),
+                ("state", "f"), ("code_challenge", tokenTestChallenge), ("code_challenge_method", "S256"),
+            ]
+            // Refused at the push: PKCE missing or plain, the redirect URI left out, implicit.
+            for (name, parameters) in [
+                ("no PKCE", base.filter { !$0.0.hasPrefix("code_challenge") }),
+                ("plain PKCE", base.map { $0.0 == "code_challenge_method" ? ($0.0, "plain") : $0 }),
+                ("no redirect_uri", base.filter { $0.0 != "redirect_uri" }),
+                ("implicit", base.map { $0.0 == "response_type" ? ($0.0, "id_token") : $0 } + [("nonce", "n")]),
+            ] {
+                let page = try await push(parameters)
+                #expect(page.status == .badRequest, "\(name): \(page.body)")
+            }
+            // An assertion addressed to the token endpoint is not enough for a FAPI 2.0 client.
+            let misaddressed = try await browser.post(
+                "/oauth/par", form: base + signer.form(try await signer.assertion(client: "fapi-app", audience: ["https://auth.test/oauth/token"])))
+            #expect(misaddressed.status == .unauthorized)
+            // A plain authorization request is refused.
+            let plain = try await browser.get("/authorize?" + FormEncoding.encode(base))
+            #expect(plain.redirectParameters["error"] == "invalid_request")
+
+            let pushed = try await push(base)
+            #expect(pushed.status == .created, "\(pushed.body)")
+            let requestURI = try #require(jsonObject(pushed)["request_uri"] as? String)
+            let done = try await browser.authorize([("client_id", "fapi-app"), ("request_uri", requestURI)])
+            let code = try #require(done.redirectParameters["code"], "\(done.location ?? done.body)")
+            #expect(done.redirectParameters["iss"] == "https://auth.test/")
+            let exchange: [(String, String)] = [
+                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://fapi.test/callback"), ("code_verifier", tokenTestVerifier),
+            ]
+            // Without DPoP: refused (the code stays redeemable).
+            let unbound = try await browser.post("/oauth/token", form: exchange + signer.form(try await signer.assertion(client: "fapi-app")))
+            #expect(unbound.status == .badRequest)
+            var headers = HTTPFields()
+            headers[HTTPField.Name("DPoP")!] = try await dpop.proof()
+            let bound = try await browser.post(
+                "/oauth/token", form: exchange + signer.form(try await signer.assertion(client: "fapi-app")), headers: headers)
+            #expect(bound.status == .ok, "\(bound.body)")
+            #expect(jsonObject(bound)["token_type"] as? String == "DPoP")
+        }
+        // A FAPI 2.0 client with a secret is refused by the tenant file's checks.
+        let withSecret = Self.fapiTenant(signer).replacingOccurrences(
+            of: "    token_endpoint_auth_method: private_key_jwt\n    jwks: \(signer.jwksYAML)\n    redirect_uris: [https://fapi.test/callback]",
+            with: "    client_secret: s\n    redirect_uris: [https://fapi.test/callback]")
+        #expect(throws: TenantFileError.self) {
+            try TenantPlanner(hasher: Argon2idHasher.minimal).plan(try TenantFile.parse(yaml: withSecret), against: ConfigurationState())
+        }
+    }
+
     @Test("discovery lists the new endpoints, grant and authentication methods")
     func discovery() async throws {
         let harness = try await ServerHarness()
@@ -323,6 +400,8 @@ struct GrantTests {
             let metadata = jsonObject(try await browser.get("/.well-known/openid-configuration"))
             #expect(metadata["introspection_endpoint"] as? String == "https://auth.test/oauth/introspect")
             #expect(metadata["pushed_authorization_request_endpoint"] as? String == "https://auth.test/oauth/par")
+            #expect(metadata["end_session_endpoint"] as? String == "https://auth.test/oidc/logout")
+            #expect(metadata["backchannel_logout_supported"] as? Bool == true)
             #expect((metadata["grant_types_supported"] as? [String])?.contains("client_credentials") == true)
             #expect((metadata["token_endpoint_auth_methods_supported"] as? [String])?.contains("private_key_jwt") == true)
             #expect((metadata["token_endpoint_auth_signing_alg_values_supported"] as? [String])?.contains("ES256") == true)

@@ -52,7 +52,7 @@ public enum AuthorizationPolicy {
     /// The rules, in the order they run.
     public static let rules: [any AuthorizationRule] = [
         ClientRule(), PushedRequestRule(), RedirectURIRule(), RepeatedParameterRule(), PushedRequestRequiredRule(), RequestObjectRule(),
-        ResponseTypeRule(), NonceRule(), PKCERule(),
+        ResponseTypeRule(), NonceRule(), PKCERule(), FAPI2Rule(),
         DPoPThumbprintRule(), AudienceRule(), ScopeRule(), ClaimsRule(), ConnectionRule(), OrganizationRule(), InvitationRule(),
         AuthenticationRule(), MembershipRule(), ConsentRule(),
     ]
@@ -271,6 +271,26 @@ struct PKCERule: AuthorizationRule {
         }
         if resolved == "S256" && Base64URL.decode(challenge)?.count != 32 {
             return draft.redirectError(.invalidRequest, "An S256 code_challenge is the base64url SHA-256 of the verifier (43 characters).")
+        }
+        return nil
+    }
+}
+
+struct FAPI2Rule: AuthorizationRule {
+    let name = "profile.fapi2"
+
+    /// FAPI 2.0 Security Profile §5.3.1.2 for a client registered with `profile: fapi2` (pushed requests are
+    /// required by `pushed_request.required`): the code flow only, PKCE with S256, the redirect URI named.
+    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+        guard draft.client.isFAPI2 else { return nil }
+        guard draft.responseTypes == ["code"] else {
+            return draft.redirectError(.unsupportedResponseType, "FAPI 2.0 clients use response_type code only.")
+        }
+        guard draft.parameters["code_challenge"] != nil, draft.parameters["code_challenge_method"] == "S256" else {
+            return draft.redirectError(.invalidRequest, "FAPI 2.0 requires PKCE with code_challenge_method S256.")
+        }
+        guard draft.parameters["redirect_uri"] != nil else {
+            return draft.redirectError(.invalidRequest, "FAPI 2.0 requires the redirect_uri parameter.")
         }
         return nil
     }

@@ -19,8 +19,11 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
     public var allowedLogoutURLs: [String]?
     /// Where back-channel logout tokens go (absent: none).
     public var backchannelLogoutURI: String?
+    /// The security profile enforced for the client (absent: none).
+    public var profile: ClientDefinition.Profile?
 
     enum CodingKeys: String, CodingKey {
+        case profile
         case allowedLogoutURLs = "allowed_logout_urls"
         case backchannelLogoutURI = "backchannel_logout_uri"
         case jwks
@@ -51,10 +54,14 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
         requirePushedAuthorizationRequests = definition.requirePushedAuthorizationRequests ? true : nil
         allowedLogoutURLs = definition.allowedLogoutURLs.isEmpty ? nil : definition.allowedLogoutURLs
         backchannelLogoutURI = definition.backchannelLogoutURI
+        profile = definition.profile
     }
 
-    /// Whether authorization requests must come pushed (RFC 9126 §6).
-    public var requiresPushedRequests: Bool { requirePushedAuthorizationRequests ?? false }
+    /// Whether authorization requests must come pushed (RFC 9126 §6; FAPI 2.0 §5.3.1.2).
+    public var requiresPushedRequests: Bool { (requirePushedAuthorizationRequests ?? false) || isFAPI2 }
+
+    /// Whether the FAPI 2.0 Security Profile's rules apply to the client.
+    public var isFAPI2: Bool { profile == .fapi2 }
 
     /// Public clients (SPAs, native apps, and any client without authentication) must use PKCE.
     /// A client authenticating with `private_key_jwt` is confidential.

@@ -124,6 +124,14 @@ public struct TenantPlanner: Sendable {
             for uri in client.redirectURIs where !RedirectURI.isRegistrable(uri) {
                 throw fail("clients[\(index)].redirect_uris has '\(uri)', which is not an absolute URI without a fragment")
             }
+            if client.profile == .fapi2 {
+                guard client.tokenEndpointAuthMethod == .privateKeyJWT else {
+                    throw fail("clients[\(index)] has profile fapi2, which needs token_endpoint_auth_method private_key_jwt")
+                }
+                guard !client.grantTypes.contains("implicit") else {
+                    throw fail("clients[\(index)] has profile fapi2, which allows no implicit grant")
+                }
+            }
             for uri in client.allowedLogoutURLs where !RedirectURI.isRegistrable(uri) {
                 throw fail("clients[\(index)].allowed_logout_urls has '\(uri)', which is not an absolute URI without a fragment")
             }

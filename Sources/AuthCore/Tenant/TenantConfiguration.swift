@@ -172,6 +172,13 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
         case deny, allow, require
     }
 
+    /// A security profile whose rules the server enforces for the client.
+    public enum Profile: String, Codable, Sendable {
+        /// FAPI 2.0 Security Profile: pushed requests only, PKCE with S256, the code flow only, `private_key_jwt`,
+        /// DPoP-bound tokens, assertions addressed to the issuer.
+        case fapi2
+    }
+
     public var clientID: String
     public var name: String
     public var appType: AppType
@@ -191,6 +198,7 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
     public var allowedLogoutURLs: [String]
     /// OIDC Back-Channel Logout: where a logout token is POSTed when a session the client took part in ends.
     public var backchannelLogoutURI: String?
+    public var profile: Profile?
 
     public init(
         clientID: String, name: String, appType: AppType, clientSecret: String? = nil,
@@ -202,6 +210,7 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
         self.requirePushedAuthorizationRequests = requirePushedAuthorizationRequests
         self.allowedLogoutURLs = []
         self.backchannelLogoutURI = nil
+        self.profile = nil
         self.clientID = clientID
         self.name = name
         self.appType = appType
@@ -228,6 +237,7 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
         case requirePushedAuthorizationRequests = "require_pushed_authorization_requests"
         case allowedLogoutURLs = "allowed_logout_urls"
         case backchannelLogoutURI = "backchannel_logout_uri"
+        case profile
     }
 
     public init(from decoder: any Decoder) throws {
@@ -236,6 +246,7 @@ public struct ClientDefinition: Codable, Sendable, Equatable {
         requirePushedAuthorizationRequests = try container.decodeIfPresent(Bool.self, forKey: .requirePushedAuthorizationRequests) ?? false
         allowedLogoutURLs = try container.decodeIfPresent([String].self, forKey: .allowedLogoutURLs) ?? []
         backchannelLogoutURI = try container.decodeIfPresent(String.self, forKey: .backchannelLogoutURI)
+        profile = try container.decodeIfPresent(Profile.self, forKey: .profile)
         clientID = try container.decode(String.self, forKey: .clientID)
         name = try container.decodeIfPresent(String.self, forKey: .name) ?? clientID
         appType = try container.decodeIfPresent(AppType.self, forKey: .appType) ?? .regularWeb
