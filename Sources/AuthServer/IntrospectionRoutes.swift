@@ -25,8 +25,11 @@ extension AuthorizationServer {
         guard client.tokenEndpointAuthMethod != .none else {
             return tokenError(TokenError(.invalidClient, "Introspection is for authenticated (confidential) clients."))
         }
-        guard let token = form["token"], !token.isEmpty, token.utf8.count <= 16 * 1024 else {
+        guard let token = form["token"], !token.isEmpty else {
             return tokenError(TokenError(.invalidRequest, "Missing token."))
+        }
+        guard token.utf8.count <= 16 * 1024 else {
+            return tokenError(TokenError(.invalidRequest, "The token is longer than any this server issues (16 KiB)."))
         }
         let now = settings.clock()
         var answer = Introspection.inactive(.unknown, token: nil, reason: "unknown")

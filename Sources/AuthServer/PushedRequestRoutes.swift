@@ -17,9 +17,16 @@ extension AuthorizationServer {
     /// to the client. The parameters are checked by the same rules as at `/authorize` (all but those that
     /// need the user), and an accepted push is recorded (`auth.par.pushed`).
     func pushAuthorizationRequest(_ request: Request, _ context: AuthRequestContext) async -> Response {
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
+            var response = tokenError(TokenError(.invalidRequest, "A pushed request is a form (application/x-www-form-urlencoded)."))
+            response.status = .unsupportedMediaType
+            return response
+        }
         var request = request
         guard let buffer = try? await request.collectBody(upTo: Self.maximumQueryLength) else {
-            return tokenError(TokenError(.invalidRequest, "The request is too long (at most \(Self.maximumQueryLength) bytes of parameters)."))
+            var response = tokenError(TokenError(.invalidRequest, "The request is too long (at most \(Self.maximumQueryLength) bytes of parameters)."))
+            response.status = .contentTooLarge
+            return response
         }
         let pairs = FormEncoding.parse(String(buffer: buffer))
         guard pairs.count <= Self.maximumParameterCount else {

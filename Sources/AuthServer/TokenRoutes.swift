@@ -152,7 +152,9 @@ extension AuthorizationServer {
         let issued = TokenIssued(
             grantType: "client_credentials", clientID: client.clientID, userID: grant.subject, codeHash: nil, decisionSequence: nil,
             accessTokenID: minted.accessTokenID, idTokenID: nil, scopes: grant.scopes, audience: grant.audience, organizationID: nil,
-            expiresAt: minted.expiresAt, clientIP: clientIP, dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID)
+            // The address is in the decision, sealed under the day's subject; here it would be sealed under the
+            // client's (its "user"), which no retention period reaches.
+            expiresAt: minted.expiresAt, clientIP: nil, dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID)
         do {
             try await record { recorder in
                 if let proof, try recorder.store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }

@@ -27,6 +27,7 @@ public struct EventSubjects: Sendable, Equatable {
             case .userSet(let user): users.insert(user.userID)
             case .memberAdded(let membership): users.insert(membership.userID)
             case .invitationSet(let invitation): clients.insert(invitation.clientID)
+            case .clientGrantSet(let grant): clients.insert(grant.clientID)
             default: break
             }
         case .authorizeRequested(let requested):

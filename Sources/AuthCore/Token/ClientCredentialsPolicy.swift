@@ -26,6 +26,10 @@ public struct ClientCredentialsInput: Codable, Sendable, Equatable {
         self.now = now
         self.policy = policy
     }
+
+    enum CodingKeys: String, CodingKey {
+        case clientID = "client_id", audience, resource, scope, now, policy
+    }
 }
 
 /// What a client credentials request is granted: an access token for one API, with these scopes.
@@ -42,10 +46,31 @@ public struct ClientCredentialsGrant: Codable, Sendable, Equatable {
     public var subject: String { clientID + "@clients" }
 }
 
-/// The outcome of a client credentials decision.
+/// The outcome of a client credentials decision, recorded as `{"issue": grant}` or `{"refuse": error}`.
 public enum ClientCredentialsOutcome: Codable, Sendable, Equatable {
     case issue(ClientCredentialsGrant)
     case refuse(TokenError)
+
+    enum CodingKeys: String, CodingKey {
+        case issue, refuse
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let grant = try container.decodeIfPresent(ClientCredentialsGrant.self, forKey: .issue) {
+            self = .issue(grant)
+        } else {
+            self = .refuse(try container.decode(TokenError.self, forKey: .refuse))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .issue(let grant): try container.encode(grant, forKey: .issue)
+        case .refuse(let error): try container.encode(error, forKey: .refuse)
+        }
+    }
 
     public var name: String {
         switch self {
