@@ -23,6 +23,22 @@ public struct RecordedClientCredentialsDecision: Sendable {
     public var recomputed: ClientCredentialsDecision { ClientCredentialsPolicy.decide(decided.input, configuration: configuration) }
 }
 
+/// A recorded pushed authorization request, with the configuration it was checked against.
+public struct RecordedPushDecision: Sendable {
+    public var sequence: UInt64
+    public var timestamp: LedgerTimestamp
+    public var pushed: PushedRequest
+    public var configuration: ConfigurationState
+
+    /// Whether the same rules accept or refuse it today as they did (`nil` for a push recorded before its
+    /// inputs were, which cannot be checked again).
+    public func recheck(against configuration: ConfigurationState? = nil) -> (agrees: Bool, recomputed: PushRefusal?)? {
+        guard let input = pushed.input else { return nil }
+        let recomputed = AuthorizationPolicy.pushRefusal(input, configuration: configuration ?? self.configuration)
+        return (recomputed?.rule == pushed.refusal?.rule && recomputed?.error == pushed.refusal?.error, recomputed)
+    }
+}
+
 /// Walks the journal in order, keeping the configuration as it was at every point, and hands each
 /// recorded decision to the caller together with the configuration it was decided against.
 ///
@@ -34,10 +50,12 @@ public enum DecisionHistory {
     /// Personal values — in the decision's input and in the configuration — are opened with `dataKey` as far
     /// as their subjects' keys allow, and otherwise read as ``PersonalText/erased`` or
     /// ``PersonalText/unavailable`` (see ``AuthorizationInput/withheldPersonalValues(in:)``).
-    /// `clientCredentials`, when given, is called for every `auth.client_credentials.decided` in `range` too.
+    /// `clientCredentials` and `pushes`, when given, are called for every `auth.client_credentials.decided` and
+    /// `auth.par.pushed` in `range` too.
     public static func forEachDecision(
         in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max, dataKey: DataKey? = nil,
         clientCredentials: ((RecordedClientCredentialsDecision) throws -> Void)? = nil,
+        pushes: ((RecordedPushDecision) throws -> Void)? = nil,
         _ body: (RecordedDecision, ConfigurationState) throws -> Void
     ) throws {
         try reader.read { snapshot in
@@ -62,6 +80,11 @@ public enum DecisionHistory {
                         RecordedDecision(
                             sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided, configuration: configuration),
                         current)
+                case .pushedRequest(let pushed) where range.contains(envelope.sequence):
+                    try pushes?(
+                        RecordedPushDecision(
+                            sequence: envelope.sequence, timestamp: envelope.timestamp, pushed: pushed,
+                            configuration: pushed.configurationVersion.flatMap { versions[$0] } ?? current))
                 case .clientCredentialsDecided(let decided) where range.contains(envelope.sequence):
                     try clientCredentials?(
                         RecordedClientCredentialsDecision(
@@ -86,6 +109,13 @@ public enum DecisionHistory {
     public static func clientCredentialsDecision(at sequence: UInt64, in reader: JournalReader) throws -> RecordedClientCredentialsDecision? {
         var found: RecordedClientCredentialsDecision?
         try forEachDecision(in: reader, range: sequence...sequence, clientCredentials: { found = $0 }) { _, _ in }
+        return found
+    }
+
+    /// The pushed request at `sequence` (its personal values opened with `dataKey`), or `nil` if that event is not one.
+    public static func pushDecision(at sequence: UInt64, in reader: JournalReader, dataKey: DataKey? = nil) throws -> RecordedPushDecision? {
+        var found: RecordedPushDecision?
+        try forEachDecision(in: reader, range: sequence...sequence, dataKey: dataKey, pushes: { found = $0 }) { _, _ in }
         return found
     }
 

@@ -53,38 +53,24 @@ extension AuthorizationServer {
         let hash = SHA256Digest.hash(Array(requestURI.utf8)).hex
         parameters.pushedRequest = PushedRequestReference(hash: hash)
         let now = settings.clock()
-        // The same rules as /authorize decides with, before anyone has logged in: an error of a rule that
-        // looks at the request refuses the push; what depends on the user is left to the authorization.
-        let decision = AuthorizationPolicy.decide(AuthorizationInput(parameters: parameters, now: now), configuration: ledger.configuration)
-        if let refusal = Self.pushRefusal(decision) {
-            metrics.pushed(error: refusal.code)
-            return json(value: ["error": refusal.code, "error_description": OAuthErrorDescription.sanitized(refusal.description)], status: .badRequest)
-        }
+        let configuration = ledger.configuration
+        // The same rules as /authorize decides with, before anyone has logged in (recorded either way).
+        let input = AuthorizationInput(parameters: parameters, now: now)
+        let refusal = AuthorizationPolicy.pushRefusal(input, configuration: configuration)
         let pushed = PushedRequest(
             requestURIHash: hash, clientID: client.clientID, parameters: parameters,
-            expiresAt: now.adding(seconds: Self.pushedRequestLifetimeSeconds), clientIP: clientAddress(request, context))
+            expiresAt: now.adding(seconds: Self.pushedRequestLifetimeSeconds), clientIP: clientAddress(request, context), decidedAt: now,
+            policy: input.policy, configurationVersion: configuration.version, refusal: refusal)
         do {
             try await record { try $0.append(.pushedRequest(pushed)) }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
         }
-        metrics.pushed(error: nil)
-        return json(value: PushedRequestResponse(requestURI: requestURI, expiresIn: Self.pushedRequestLifetimeSeconds), status: .created)
-    }
-
-    /// The error a pushed request is refused with, or `nil` when only the user's part is left to decide.
-    static func pushRefusal(_ decision: AuthorizationDecision) -> (code: String, description: String)? {
-        let userRules: Set<String> = ["session.authenticated", "organization.membership", "consent"]
-        switch decision.outcome {
-        case .errorPage(let error, let description):
-            return (error.rawValue, description)
-        case .errorRedirect(let error, let description, _):
-            let userErrors: Set<OAuthErrorCode> = [.loginRequired, .consentRequired, .interactionRequired, .accessDenied]
-            if userRules.contains(decision.rule) && userErrors.contains(error) { return nil }
-            return (error.rawValue, description)
-        case .login, .consent, .chooseOrganization, .issueCode, .issueTokens:
-            return nil
+        metrics.pushed(error: refusal?.error)
+        if let refusal {
+            return json(value: ["error": refusal.error, "error_description": OAuthErrorDescription.sanitized(refusal.description)], status: .badRequest)
         }
+        return json(value: PushedRequestResponse(requestURI: requestURI, expiresIn: Self.pushedRequestLifetimeSeconds), status: .created)
     }
 
     /// The parameters of an authorization request that names a pushed request by `request_uri`: the pushed

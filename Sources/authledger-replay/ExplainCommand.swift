@@ -34,6 +34,9 @@ struct ExplainCommand: AsyncParsableCommand {
             if let grant = try? DecisionHistory.clientCredentialsDecision(at: sequence, in: reader) {
                 return explain(grant)
             }
+            if let push = try? DecisionHistory.pushDecision(at: sequence, in: reader, dataKey: dataKey) {
+                return explain(push)
+            }
             throw CommandExit.badInput("event #\(sequence) is not an authorization request or decision")
         }
         let consequences = try DecisionHistory.consequences(of: decision, in: reader)
@@ -90,6 +93,41 @@ extension ExplainCommand {
             case .refuse(let error): lines.append("Outcome: refused \(error.code.rawValue): \(error.description)")
             }
             lines.append("Replay: \(agrees ? "the same decision function gives the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(recomputed.outcome.name)")")
+            printText(TerminalText.joined(lines, separator: "\n"))
+        }
+    }
+}
+
+extension ExplainCommand {
+    /// A pushed authorization request: its parameters, the check they met, and what became of it.
+    func explain(_ decision: RecordedPushDecision) {
+        let pushed = decision.pushed
+        let recheck = decision.recheck()
+        let outcome = pushed.refusal.map { "refused \($0.error) by rule \($0.rule): \($0.description)" } ?? "accepted (request_uri until \(pushed.expiresAt.rfc3339))"
+        switch format {
+        case .jsonl:
+            var object: [String: Any] = [
+                "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "request": "pushed", "client_id": pushed.clientID,
+                "accepted": pushed.refusal == nil, "replay_agrees": recheck?.agrees ?? NSNull(),
+            ]
+            if let refusal = pushed.refusal { object["rule"] = refusal.rule; object["error"] = refusal.error }
+            printJSONLine(object)
+        case .text:
+            var lines: [TerminalText] = ["Pushed authorization request #\(decision.sequence) at \(decision.timestamp.rfc3339) by \(pushed.clientID)", ""]
+            lines.append("Parameters as pushed:")
+            var parameters = pushed.parameters.values.mapValues(\.description)
+            parameters["login_hint"] = pushed.parameters.loginHint?.description
+            for (name, value) in parameters.sorted(by: { $0.key < $1.key }) { lines.append("  \(name) = \(value)") }
+            lines.append("")
+            lines.append("Checked by the authorization rules (rule set \(pushed.policy.map(String.init) ?? "-"), configuration #\(pushed.configurationVersion.map(String.init) ?? "-")), before any login:")
+            lines.append("Outcome: \(outcome)")
+            let replay: TerminalText =
+                switch recheck {
+                case nil: "not re-decidable (recorded before its inputs were)"
+                case let (agrees, _)? where agrees: "the same rules give the same outcome today"
+                case let (_, recomputed)?: "DIFFERENT today: \(recomputed.map { "refused \($0.error) by \($0.rule)" } ?? "accepted")"
+                }
+            lines.append("Replay: \(replay)")
             printText(TerminalText.joined(lines, separator: "\n"))
         }
     }

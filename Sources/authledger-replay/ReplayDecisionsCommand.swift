@@ -77,7 +77,27 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
                     ])
                 }
             }
-            try DecisionHistory.forEachDecision(in: reader, range: range, dataKey: dataKey, clientCredentials: clientCredentials) { decision, _ in
+            let pushes = { (decision: RecordedPushDecision) in
+                guard let (agrees, recomputed) = decision.recheck(against: whatIf) else { return }
+                total += 1
+                guard !agrees else { return }
+                differences += 1
+                let recorded = decision.pushed.refusal.map { "refused \($0.error) (\($0.rule))" } ?? "accepted"
+                let now = recomputed.map { "refused \($0.error) (\($0.rule))" } ?? "accepted"
+                changed["pushed request \(recorded) -> \(now)", default: 0] += 1
+                switch format {
+                case .text:
+                    printText("#\(decision.sequence) \(decision.timestamp.rfc3339) client \(decision.pushed.clientID) (pushed request): recorded \(recorded); \(whatIf == nil ? "recomputed" : "would be") \(now)")
+                case .jsonl:
+                    printJSONLine([
+                        "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "client_id": decision.pushed.clientID,
+                        "request": "pushed", "recorded": recorded, "recomputed": now,
+                    ])
+                }
+            }
+            try DecisionHistory.forEachDecision(
+                in: reader, range: range, dataKey: dataKey, clientCredentials: clientCredentials, pushes: pushes
+            ) { decision, _ in
                 total += 1
                 let recorded = decision.decided.decision
                 let configuration = whatIf ?? decision.configuration

@@ -122,7 +122,8 @@ enum TimelineText {
             "client credentials for \(decided.input.clientID): \(decided.decision.outcome.name) by rule \(decided.decision.rule)"
         case .clientAssertionUsed(let used): "\(used.clientID) authenticated with a signed assertion (private_key_jwt)"
         case .pushedRequest(let pushed):
-            "authorization request pushed by \(pushed.clientID) from \(pushed.clientIP ?? "-"), usable until \(pushed.expiresAt.rfc3339)"
+            pushed.refusal.map { "authorization request pushed by \(pushed.clientID) from \(pushed.clientIP ?? "-") refused: \($0.error) by rule \($0.rule)" }
+            ?? "authorization request pushed by \(pushed.clientID) from \(pushed.clientIP ?? "-"), usable until \(pushed.expiresAt.rfc3339)"
         case .tokenIntrospected(let introspected):
             "\(introspected.clientID) introspected \(introspected.kind.rawValue): \(introspected.active ? "active" : "inactive (\(introspected.reason ?? "-"))")"
         case .backchannelLogout(let delivery):

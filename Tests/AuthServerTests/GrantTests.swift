@@ -313,7 +313,18 @@ struct GrantTests {
         #expect(decisions.map(\.decision.rule).filter { $0.hasPrefix("pushed_request") }
             == ["pushed_request.valid", "pushed_request.valid", "pushed_request.valid", "pushed_request.valid", "pushed_request.required"])
         let events = try harness.events()
-        #expect(events.filter { if case .pushedRequest = $0.1 { true } else { false } }.count == 3)
+        let pushes = events.compactMap { if case .pushedRequest(let value) = $0.1 { value } else { nil } }
+        #expect(pushes.filter { $0.refusal == nil }.count == 3)
+        #expect(pushes.compactMap(\.refusal).map(\.rule) == ["redirect_uri.exact_match", "scope.defined"])
+        // Replay checks every push again, accepted or refused, with the same outcome.
+        let reader = try JournalReader(directory: harness.directory + "/journal")
+        defer { reader.close() }
+        var rechecked = 0
+        try DecisionHistory.forEachDecision(in: reader, pushes: { push in
+            rechecked += 1
+            #expect(push.recheck()?.agrees == true)
+        }) { _, _ in }
+        #expect(rechecked == 5)
     }
 
     /// The grants tenant with a FAPI 2.0 client that signs with `signer`'s key.

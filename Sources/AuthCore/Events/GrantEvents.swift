@@ -50,9 +50,10 @@ public struct ClientAssertionUsed: Codable, Sendable, Equatable {
     }
 }
 
-/// `auth.par.pushed`: a pushed authorization request (RFC 9126), accepted: its parameters, the hash of the
-/// `request_uri` it is known by, the client it is bound to and when it expires. An authorization request
-/// that uses it records its decision with ``AuthorizeParameters/pushedRequest``, which spends it.
+/// `auth.par.pushed`: a pushed authorization request (RFC 9126) and how it was decided: its parameters, the
+/// rule-set version and time it was checked at, and — when accepted — the hash of the `request_uri` it is known
+/// by, the client it is bound to and when it expires. An authorization request that uses it records its
+/// decision with ``AuthorizeParameters/pushedRequest``, which spends it. `replay` checks it again.
 public struct PushedRequest: Codable, Sendable, Equatable {
     /// SHA-256 of the `request_uri`, hex (the URI itself is a bearer reference, never recorded).
     public var requestURIHash: String
@@ -64,23 +65,78 @@ public struct PushedRequest: Codable, Sendable, Equatable {
     public var used: Bool?
     /// A keyed pseudonym of the client address (set when the event is sealed), for the timeline's index.
     public var clientIPKey: String?
+    /// When it was checked, by which rule-set version, against which configuration.
+    public var decidedAt: LedgerTimestamp?
+    public var policy: Int?
+    public var configurationVersion: UInt64?
+    /// Why it was refused (no `request_uri` was handed out); `nil` when accepted.
+    public var refusal: PushRefusal?
 
-    public init(requestURIHash: String, clientID: String, parameters: AuthorizeParameters, expiresAt: LedgerTimestamp, clientIP: String?) {
+    public init(
+        requestURIHash: String, clientID: String, parameters: AuthorizeParameters, expiresAt: LedgerTimestamp, clientIP: String?,
+        decidedAt: LedgerTimestamp? = nil, policy: Int? = nil, configurationVersion: UInt64? = nil, refusal: PushRefusal? = nil
+    ) {
         self.requestURIHash = requestURIHash
         self.clientID = clientID
         self.parameters = parameters
         self.expiresAt = expiresAt
         self.clientIP = clientIP
+        self.decidedAt = decidedAt
+        self.policy = policy
+        self.configurationVersion = configurationVersion
+        self.refusal = refusal
     }
 
     enum CodingKeys: String, CodingKey {
         case requestURIHash = "request_uri_hash", clientID = "client_id", parameters
         case expiresAt = "expires_at", clientIP = "client_ip", used
         case clientIPKey = "client_ip_key"
+        case decidedAt = "decided_at", policy
+        case configurationVersion = "configuration_version"
+        case refusal
     }
 
     /// The prefix of every `request_uri` the server hands out (RFC 9126 §2.2).
     public static let uriPrefix = "urn:ietf:params:oauth:request_uri:"
+
+    /// The decision input it was checked with: its parameters, before anyone logged in.
+    public var input: AuthorizationInput? {
+        guard let decidedAt else { return nil }
+        return AuthorizationInput(parameters: parameters, now: decidedAt, policy: policy ?? AuthorizationPolicy.currentVersion)
+    }
+}
+
+/// Why a pushed request was refused: the rule and the error it answered with (RFC 6749 §5.2).
+public struct PushRefusal: Codable, Sendable, Equatable {
+    public var rule: String
+    public var error: String
+    public var description: String
+
+    public init(rule: String, error: String, description: String) {
+        self.rule = rule
+        self.error = error
+        self.description = description
+    }
+}
+
+extension AuthorizationPolicy {
+    /// A pushed request's check (RFC 9126 §2.1): the authorization rules run on its parameters before anyone
+    /// has logged in. An error of a rule that looks at the request refuses it; what depends on the user (login,
+    /// consent, membership) is left to the authorization that uses it. `nil`: accepted.
+    public static func pushRefusal(_ input: AuthorizationInput, configuration: ConfigurationState) -> PushRefusal? {
+        let decision = decide(input, configuration: configuration)
+        let userRules: Set<String> = ["session.authenticated", "organization.membership", "consent"]
+        switch decision.outcome {
+        case .errorPage(let error, let description):
+            return PushRefusal(rule: decision.rule, error: error.rawValue, description: description)
+        case .errorRedirect(let error, let description, _):
+            let userErrors: Set<OAuthErrorCode> = [.loginRequired, .consentRequired, .interactionRequired, .accessDenied]
+            if userRules.contains(decision.rule) && userErrors.contains(error) { return nil }
+            return PushRefusal(rule: decision.rule, error: error.rawValue, description: description)
+        case .login, .consent, .chooseOrganization, .issueCode, .issueTokens:
+            return nil
+        }
+    }
 }
 
 /// `auth.token.introspected`: a resource server asked about a token (RFC 7662), and what it was told.

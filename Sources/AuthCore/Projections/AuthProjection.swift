@@ -239,6 +239,7 @@ public enum AuthProjection {
         case .clientAssertionUsed(let used):
             try store.put(.clientAssertions, used.assertion, try PayloadCoding.encode(used.expiresAt))
         case .pushedRequest(let pushed):
+            guard pushed.refusal == nil else { break }  // refused: no request_uri was handed out
             var record = pushed
             record.clientIP = nil  // what the authorization needs; the address stays in the event
             record.clientIPKey = nil
