@@ -5,13 +5,15 @@
 
 DIR holds the built `authledger` executable. The script starts `authledger serve` on an empty journal in
 a temporary directory and a free port, with a tenant file: the built-in demo tenant (client demo-app with
-secret demo-secret, redirect URI http://127.0.0.1:PORT/callback) and a machine-to-machine client,
-reporting-service, with a client grant for the demo API. Then it plays a browser and clients: the full
-login -> consent -> code -> token -> userinfo -> refresh -> revoke flow, form_post, DPoP-bound tokens,
-POST /authorize and the token in a POST /userinfo form, client credentials, token introspection, a pushed
-authorization request and the /authorize request that uses it, a denied consent, logout, the login
-throttle, and the error cases of every endpoint. Redirects are never followed; the page forms are parsed
-and submitted as a browser would (hidden fields, CSRF token, cookies).
+secret demo-secret, redirect URI http://127.0.0.1:PORT/callback, which is also its one allowed logout URL)
+and a machine-to-machine client, reporting-service, with a client grant for the demo API. Then it plays a
+browser and clients: the full login -> consent -> code -> token -> userinfo -> refresh -> revoke flow,
+form_post, DPoP-bound tokens, POST /authorize and the token in a POST /userinfo form, client credentials,
+token introspection, a pushed authorization request and the /authorize request that uses it, a denied
+consent, RP-initiated logout at /oidc/logout and /logout (refusals, the confirmation form, an
+id_token_hint of the session), the login throttle, and the error cases of every endpoint. Redirects are
+never followed; the page forms are parsed and submitted as a browser would (hidden fields, CSRF token,
+cookies).
 
 Every request and response is validated with openapi-core against the document. A request the script
 sends on purpose outside the document (a missing required parameter, a value outside an enum) must be
@@ -58,7 +60,7 @@ M2M_SECRET = "m2m-secret"
 M2M_SCOPE = "read:messages"
 
 # The demo tenant (Sources/AuthCore/Tenant/DemoTenant.swift, as authledger_e2e names it) for the issuer {base},
-# plus reporting-service and its client grant.
+# with the demo callback as demo-app's logout URL (RP-Initiated Logout), plus reporting-service and its client grant.
 TENANT = """\
 tenant:
   issuer: {base}
@@ -75,6 +77,7 @@ clients:
     client_secret: {client_secret}
     token_endpoint_auth_method: client_secret_post
     redirect_uris: [{redirect_uri}]
+    allowed_logout_urls: [{redirect_uri}]
     grant_types: [authorization_code, refresh_token]
     first_party: false
     connections: [Username-Password-Authentication]
@@ -334,6 +337,9 @@ class Scenario:
         expect_equal("token_endpoint", discovery["token_endpoint"], self.base + "oauth/token")
         expect_equal("introspection_endpoint", discovery["introspection_endpoint"], self.base + "oauth/introspect")
         expect_equal("pushed_authorization_request_endpoint", discovery["pushed_authorization_request_endpoint"], self.base + "oauth/par")
+        expect_equal("end_session_endpoint", discovery["end_session_endpoint"], self.base + "oidc/logout")
+        expect_equal("back-channel logout", (discovery["backchannel_logout_supported"], discovery["backchannel_logout_session_supported"]),
+                     (True, False))
         keys = self.client.get(".well-known/jwks.json", 200).json()["keys"]
         expect_equal("JWKS algorithms", sorted(key["alg"] for key in keys), ["EdDSA", "RS256"])
         metrics = self.client.get("metrics", 200).text
@@ -561,17 +567,88 @@ class Scenario:
         expect_equal("denied consent", query_of(to_client.headers["Location"]).get("error"), "access_denied")
         browser.follow(to_client, 200)
 
+    def id_token(self, browser, state):
+        """An ID token of the browser's session (logging in first when it has none), from a code of the demo client."""
+        response = browser.get(self.authorize_url(scope="openid", audience=AUDIENCE, state=state), 302)
+        if response.headers["Location"].startswith("/login?"):
+            logged_in = browser.submit(browser.follow(response, 200), 302, username=USERNAME, password=PASSWORD)
+            response = browser.follow(logged_in, 302)
+        location = response.headers["Location"]
+        if not location.startswith(self.redirect + "?"):
+            raise Failure(f"GET /authorize ({state}): redirected to {location}, not to the client")
+        code = query_of(location)["code"]
+        return self.token(200, grant_type="authorization_code", code=code, redirect_uri=self.redirect)["id_token"]
+
+    def expect_logged_out(self, browser, state):
+        to_client = browser.get(self.authorize_url(scope="openid", prompt="none", state=state), 302)
+        expect_equal(f"authorization after logout ({state})", query_of(to_client.headers["Location"]).get("error"), "login_required")
+
     def logout(self, browser):
-        """GET /logout asks for confirmation and changes nothing; a forged POST is refused; the form's POST logs out."""
-        confirm = browser.get("logout", 200)
-        if not browser.session.cookies.get("al_session"):
-            raise Failure("GET /logout without id_token_hint ended the session (it must ask first)")
-        browser.post("logout", 403, data={"csrf": "forged"})
-        browser.submit(confirm, 200)
+        """RP-initiated logout at /oidc/logout and /logout: refusals are pages, never redirects; without a hint the
+        user confirms with a CSRF-bound form that carries the logout URL and state; a hint of the session ends it."""
+        logout_url = self.redirect  # demo-app's only allowed_logout_urls entry (the tenant above)
+        hint = self.id_token(browser, "hint-1")
+
+        def session_kept(what):
+            if not browser.session.cookies.get("al_session"):
+                raise Failure(f"{what}: the session ended")
+
+        refusals = {
+            "not an ID token of this server": {"id_token_hint": "not-a-jwt"},
+            "an unknown client": {"client_id": "no-such-client"},
+            "a client_id that is not the hint's audience": {"id_token_hint": hint, "client_id": M2M_CLIENT_ID},
+            "a logout URL not registered exactly": {"client_id": CLIENT_ID, "post_logout_redirect_uri": logout_url + "/"},
+            "a logout URL another client did not register": {"client_id": M2M_CLIENT_ID, "post_logout_redirect_uri": logout_url},
+            "a logout URL without a client": {"post_logout_redirect_uri": logout_url, "state": "x"},
+        }
+        for what, parameters in refusals.items():
+            refused = browser.get("oidc/logout?" + urlencode(parameters), 400)
+            if "Location" in refused.headers:
+                raise Failure(f"GET /oidc/logout ({what}): a redirect")
+            session_kept(f"GET /oidc/logout ({what})")
+
+        # Without a hint: a confirmation (here at Auth0's path) that carries the request; nothing ends yet.
+        request = {"client_id": CLIENT_ID, "post_logout_redirect_uri": logout_url, "state": "bye"}
+        confirm = browser.get("logout?" + urlencode(request), 200)
+        carried = page_form(confirm).fields
+        expect_equal("the confirmation's hidden fields", {name: carried.get(name) for name in request}, request)
+        session_kept("GET /logout without id_token_hint (it must ask first)")
+        # A POST without csrf is a logout request like the GET: it asks too.
+        page_form(browser.post("oidc/logout", 200, data=request))
+        session_kept("POST /oidc/logout without csrf (it must ask first)")
+        # A forged confirmation, or one whose logout URL was changed in the form: refused, nothing changed.
+        browser.post("logout", 403, data={**request, "csrf": "forged"})
+        browser.post("oidc/logout", 403, data={**request, "csrf": "forged"})
+        browser.submit(confirm, 400, post_logout_redirect_uri="https://elsewhere.example/logged-out")
+        session_kept("a refused confirmation")
+        done = browser.submit(confirm, 302)
+        location = done.headers["Location"]
+        if not location.startswith(logout_url + "?"):
+            raise Failure(f"POST /logout (confirmed): redirected to {location}, not to the logout URL")
+        expect_equal("state after logout", query_of(location).get("state"), "bye")
         if browser.session.cookies.get("al_session"):
             raise Failure("POST /logout: the al_session cookie was not cleared")
-        to_client = browser.get(self.authorize_url(scope="openid", prompt="none", state="after-logout"), 302)
-        expect_equal("after logout", query_of(to_client.headers["Location"]).get("error"), "login_required")
+        self.expect_logged_out(browser, "after-logout")
+        # Without a session: straight back to the client, or a "Not logged in" page.
+        expect_equal("logout without a session", query_of(browser.get("logout?" + urlencode(request), 302).headers["Location"]).get("state"),
+                     "bye")
+        browser.get("oidc/logout", 200)
+
+        # An ID token of this very session (a new login) ends it at once, here by POST.
+        hint = self.id_token(browser, "hint-2")
+        ended = browser.post("oidc/logout", 302, data={"id_token_hint": hint, "post_logout_redirect_uri": logout_url, "state": "s 2"})
+        location = ended.headers["Location"]
+        if not location.startswith(logout_url + "?"):
+            raise Failure(f"POST /oidc/logout (id_token_hint): redirected to {location}, not to the logout URL")
+        expect_equal("state after logout", query_of(location).get("state"), "s 2")
+        if browser.session.cookies.get("al_session"):
+            raise Failure("POST /oidc/logout (id_token_hint): the al_session cookie was not cleared")
+        self.expect_logged_out(browser, "after-hint-logout")
+
+        metrics = [line for line in self.client.get("metrics", 200).text.splitlines() if line.startswith("authledger_logout_sessions_ended_total")]
+        for rule in ("logout.confirmed", "logout.id_token_hint"):
+            if not any(rule in line for line in metrics):
+                raise Failure(f"GET /metrics: no authledger_logout_sessions_ended_total for {rule}")
 
     def login_throttle(self):
         """Wrong passwords until the server refuses attempts (429); last, as it throttles this address too."""

@@ -39,6 +39,19 @@ public struct RecordedPushDecision: Sendable {
     }
 }
 
+/// A recorded logout decision, with the configuration it was decided against.
+public struct RecordedLogoutDecision: Sendable {
+    public var sequence: UInt64
+    public var timestamp: LedgerTimestamp
+    public var decided: LogoutDecided
+    public var configuration: ConfigurationState
+
+    /// The decision the same rules give (against `configuration`, or the one it was decided against).
+    public func recomputed(against configuration: ConfigurationState? = nil) -> LogoutDecision {
+        LogoutPolicy.decision(decided.request, session: decided.session, configuration: configuration ?? self.configuration)
+    }
+}
+
 /// Walks the journal in order, keeping the configuration as it was at every point, and hands each
 /// recorded decision to the caller together with the configuration it was decided against.
 ///
@@ -50,12 +63,13 @@ public enum DecisionHistory {
     /// Personal values — in the decision's input and in the configuration — are opened with `dataKey` as far
     /// as their subjects' keys allow, and otherwise read as ``PersonalText/erased`` or
     /// ``PersonalText/unavailable`` (see ``AuthorizationInput/withheldPersonalValues(in:)``).
-    /// `clientCredentials` and `pushes`, when given, are called for every `auth.client_credentials.decided` and
-    /// `auth.par.pushed` in `range` too.
+    /// `clientCredentials`, `pushes` and `logouts`, when given, are called for every
+    /// `auth.client_credentials.decided`, `auth.par.pushed` and `auth.logout.decided` in `range` too.
     public static func forEachDecision(
         in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max, dataKey: DataKey? = nil,
         clientCredentials: ((RecordedClientCredentialsDecision) throws -> Void)? = nil,
         pushes: ((RecordedPushDecision) throws -> Void)? = nil,
+        logouts: ((RecordedLogoutDecision) throws -> Void)? = nil,
         _ body: (RecordedDecision, ConfigurationState) throws -> Void
     ) throws {
         try reader.read { snapshot in
@@ -80,6 +94,11 @@ public enum DecisionHistory {
                         RecordedDecision(
                             sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided, configuration: configuration),
                         current)
+                case .logoutDecided(let decided) where range.contains(envelope.sequence):
+                    try logouts?(
+                        RecordedLogoutDecision(
+                            sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided,
+                            configuration: versions[decided.configurationVersion] ?? current))
                 case .pushedRequest(let pushed) where range.contains(envelope.sequence):
                     try pushes?(
                         RecordedPushDecision(

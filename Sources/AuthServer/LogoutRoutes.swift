@@ -24,32 +24,43 @@ extension AuthorizationServer {
             }
         }
         let logout = await verifiedLogoutRequest(parameters)
-        let (_, destination) = LogoutPolicy.destination(logout, configuration: ledger.configuration)
-        let target: (client: RegisteredClient?, redirect: String?)
-        switch destination {
-        case .failure(let refusal): return errorPage(.invalidRequest, refusal.description)
-        case .success(let found): target = found
-        }
+        let configuration = ledger.configuration
         let session: SessionSnapshot?
         do {
             session = try await currentSession(request, now: settings.clock())
         } catch {
             return unavailablePage()
         }
+        // Decided by the pure rules, recorded whatever the outcome (replay decides it again).
+        let decision = LogoutPolicy.decision(logout, session: session, configuration: configuration)
+        let decided = LogoutDecided(
+            request: logout, session: session, configurationVersion: configuration.version, decision: decision,
+            clientIP: clientAddress(request, context))
         let state = parameters["state"]
-        switch LogoutPolicy.decide(logout, session: session) {
-        case .refuse(let reason):
-            return errorPage(.invalidRequest, reason)
-        case .noSession:
-            return afterLogout(redirect: target.redirect, state: state, wasLoggedIn: false)
+        let clientID = logout.hint?.clientID ?? logout.clientID
+        switch decision.outcome {
         case .endSession:
-            return await endSession(
-                session!, request, context, clientID: target.client?.clientID, rule: "logout.id_token_hint", redirect: target.redirect, state: state)
+            return await endSession(session!, request, context, clientID: clientID, rule: decision.rule, redirect: decision.redirect, state: state, decided: decided)
+        case .refused, .noSession, .confirm:
+            do {
+                try await record { try $0.append(.logoutDecided(decided)) }
+            } catch {
+                return unavailablePage()
+            }
+        }
+        switch decision.outcome {
+        case .refused:
+            if case .failure(let refusal) = LogoutPolicy.destination(logout, configuration: configuration).result {
+                return errorPage(.invalidRequest, refusal.description)
+            }
+            return errorPage(.invalidRequest, "The logout request is not valid.")
+        case .noSession, .endSession:
+            return afterLogout(redirect: decision.redirect, state: state, wasLoggedIn: false)
         case .confirm:
             let (binding, isNew) = browserBinding(request)
             var carried: [(String, String)] = []
-            if let client = target.client { carried.append(("client_id", client.clientID)) }
-            if let redirect = target.redirect { carried.append(("post_logout_redirect_uri", redirect)) }
+            if let clientID { carried.append(("client_id", clientID)) }
+            if let redirect = decision.redirect { carried.append(("post_logout_redirect_uri", redirect)) }
             if let state { carried.append(("state", state)) }
             var response = page(Pages.logoutConfirmation(csrf: binding, carried: carried))
             if isNew { setCookie(&response, name: Self.bindingCookie, value: binding, maxAge: nil) }
@@ -101,7 +112,7 @@ extension AuthorizationServer {
     /// tells the clients that took part in it over their back channels, and sends the browser on.
     func endSession(
         _ session: SessionSnapshot, _ request: Request, _ context: AuthRequestContext, clientID: String? = nil, rule: String? = nil,
-        redirect: String? = nil, state: String? = nil
+        redirect: String? = nil, state: String? = nil, decided: LogoutDecided? = nil
     ) async -> Response {
         let configuration = ledger.configuration
         let notified: [String]
@@ -119,7 +130,10 @@ extension AuthorizationServer {
             sessionHash: session.sessionHash, userID: session.userID, clientIP: clientAddress(request, context), clientID: clientID, rule: rule,
             postLogoutRedirectURI: redirect, notifiedClients: notified.isEmpty ? nil : notified)
         do {
-            try await record { try $0.append(.loggedOut(event)) }
+            try await record { recorder in
+                if let decided { try recorder.append(.logoutDecided(decided)) }
+                try recorder.append(.loggedOut(event))
+            }
         } catch {
             return unavailablePage()
         }

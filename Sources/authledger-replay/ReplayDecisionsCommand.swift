@@ -95,8 +95,26 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
                     ])
                 }
             }
+            let logouts = { (decision: RecordedLogoutDecision) in
+                total += 1
+                let recorded = decision.decided.decision
+                let recomputed = decision.recomputed(against: whatIf)
+                guard recomputed != recorded else { return }
+                differences += 1
+                changed["logout \(recorded.outcome.rawValue) -> \(recomputed.outcome.rawValue) (\(recomputed.rule))", default: 0] += 1
+                switch format {
+                case .text:
+                    printText("#\(decision.sequence) \(decision.timestamp.rfc3339) (logout request): recorded \(recorded.outcome.rawValue) by \(recorded.rule); \(whatIf == nil ? "recomputed" : "would be") \(recomputed.outcome.rawValue) by \(recomputed.rule)")
+                case .jsonl:
+                    printJSONLine([
+                        "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "request": "logout",
+                        "recorded": ["outcome": recorded.outcome.rawValue, "rule": recorded.rule],
+                        "recomputed": ["outcome": recomputed.outcome.rawValue, "rule": recomputed.rule],
+                    ])
+                }
+            }
             try DecisionHistory.forEachDecision(
-                in: reader, range: range, dataKey: dataKey, clientCredentials: clientCredentials, pushes: pushes
+                in: reader, range: range, dataKey: dataKey, clientCredentials: clientCredentials, pushes: pushes, logouts: logouts
             ) { decision, _ in
                 total += 1
                 let recorded = decision.decided.decision

@@ -126,6 +126,8 @@ enum TimelineText {
             ?? "authorization request pushed by \(pushed.clientID) from \(pushed.clientIP ?? "-"), usable until \(pushed.expiresAt.rfc3339)"
         case .tokenIntrospected(let introspected):
             "\(introspected.clientID) introspected \(introspected.kind.rawValue): \(introspected.active ? "active" : "inactive (\(introspected.reason ?? "-"))")"
+        case .logoutDecided(let decided):
+            "logout request\(decided.request.clientID.map { " from \($0)" } ?? ""): \(decided.decision.outcome.rawValue) by rule \(decided.decision.rule)\(decided.session.map { " (session of \($0.userID))" } ?? "")"
         case .backchannelLogout(let delivery):
             "back-channel logout of \(delivery.userID) to \(delivery.clientID): \(delivery.delivered ? "delivered" : "failed") after \(delivery.attempts) attempts\(delivery.status.map { " (HTTP \($0))" } ?? "")"
         case .configuration(.clientGrantSet(let grant)): "client grant: \(grant.clientID) for \(grant.audience): \(grant.scopes.joined(separator: " "))"

@@ -5,6 +5,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import LedgerCore
+import LedgerJournal
+import LedgerLMDB
 import NIOCore
 import Synchronization
 import Testing
@@ -133,8 +135,21 @@ struct LogoutTests {
                 let header = String(decoding: Base64URL.decode(String(token.split(separator: ".")[0]))!, as: UTF8.self)
                 #expect(header.contains("\"typ\":\"logout+jwt\""))
             }
-            let logouts = try harness.events().compactMap { if case .loggedOut(let value) = $0.1 { value } else { nil } }
+            let events = try harness.events()
+            let logouts = events.compactMap { if case .loggedOut(let value) = $0.1 { value } else { nil } }
             #expect(logouts.count == 1)
+            // Every logout request is a recorded decision (the refused ones too), and replay decides each the same.
+            let decided = events.compactMap { if case .logoutDecided(let value) = $0.1 { value } else { nil } }
+            #expect(decided.map(\.decision.outcome) == Array(repeating: .refused, count: 7) + [.endSession])
+            #expect(decided.last?.decision.redirect == "https://client.test/logged-out")
+            let reader = try JournalReader(directory: harness.directory + "/journal")
+            defer { reader.close() }
+            var replayed = 0
+            try DecisionHistory.forEachDecision(in: reader, logouts: { logout in
+                replayed += 1
+                #expect(logout.recomputed() == logout.decided.decision)
+            }) { _, _ in }
+            #expect(replayed == 8)
             #expect(logouts.first?.clientID == "web-app")
             #expect(logouts.first?.rule == "logout.id_token_hint")
             #expect(logouts.first?.postLogoutRedirectURI == "https://client.test/logged-out")

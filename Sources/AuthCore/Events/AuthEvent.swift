@@ -549,6 +549,7 @@ public enum AuthEvent: Sendable, Equatable {
     case pushedRequest(PushedRequest)
     case tokenIntrospected(TokenIntrospected)
     case backchannelLogout(BackchannelLogoutDelivery)
+    case logoutDecided(LogoutDecided)
 
     public static let authorizeRequestedType: EventType = "auth.authorize.requested"
     public static let authorizeDecidedType: EventType = "auth.authorize.decided"
@@ -578,6 +579,7 @@ public enum AuthEvent: Sendable, Equatable {
     public static let pushedRequestType: EventType = "auth.par.pushed"
     public static let tokenIntrospectedType: EventType = "auth.token.introspected"
     public static let backchannelLogoutType: EventType = "auth.logout.backchannel"
+    public static let logoutDecidedType: EventType = "auth.logout.decided"
 
     public var eventType: EventType {
         switch self {
@@ -610,6 +612,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .pushedRequest: Self.pushedRequestType
         case .tokenIntrospected: Self.tokenIntrospectedType
         case .backchannelLogout: Self.backchannelLogoutType
+        case .logoutDecided: Self.logoutDecidedType
         }
     }
 
@@ -644,6 +647,7 @@ public enum AuthEvent: Sendable, Equatable {
         case .pushedRequest(let value): try PayloadCoding.encode(value)
         case .tokenIntrospected(let value): try PayloadCoding.encode(value)
         case .backchannelLogout(let value): try PayloadCoding.encode(value)
+        case .logoutDecided(let value): try PayloadCoding.encode(value)
         }
     }
 
@@ -685,6 +689,7 @@ public enum AuthEvent: Sendable, Equatable {
         case Self.pushedRequestType: self = .pushedRequest(try PayloadCoding.decode(PushedRequest.self, from: payload))
         case Self.tokenIntrospectedType: self = .tokenIntrospected(try PayloadCoding.decode(TokenIntrospected.self, from: payload))
         case Self.backchannelLogoutType: self = .backchannelLogout(try PayloadCoding.decode(BackchannelLogoutDelivery.self, from: payload))
+        case Self.logoutDecidedType: self = .logoutDecided(try PayloadCoding.decode(LogoutDecided.self, from: payload))
         case Self.refreshFamilyRevokedType:
             self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))
         default: return nil

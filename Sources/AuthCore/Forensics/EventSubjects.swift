@@ -107,6 +107,13 @@ public struct EventSubjects: Sendable, Equatable {
             Self.insert(Self.address(pushed.clientIP, key: pushed.clientIPKey), into: &addresses)
         case .tokenIntrospected(let introspected):
             clients.insert(introspected.clientID)
+        case .logoutDecided(let decided):
+            Self.insert(decided.request.hint?.clientID ?? decided.request.clientID, into: &clients)
+            if let session = decided.session {
+                users.insert(session.userID)
+                sessionHashes.insert(session.sessionHash)
+            }
+            Self.insert(Self.address(decided.clientIP, key: decided.clientIPKey), into: &addresses)
         case .backchannelLogout(let delivery):
             clients.insert(delivery.clientID)
             users.insert(delivery.userID)

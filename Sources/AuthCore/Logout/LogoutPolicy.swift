@@ -88,3 +88,71 @@ public struct LogoutRefusal: Error, Sendable, Equatable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension LogoutRequest: Codable {
+    enum CodingKeys: String, CodingKey {
+        case hint
+        case invalidHint = "invalid_hint"
+        case clientID = "client_id"
+        case postLogoutRedirectURI = "post_logout_redirect_uri"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        hint = try container.decodeIfPresent(Hint.self, forKey: .hint)
+        invalidHint = try container.decodeIfPresent(Bool.self, forKey: .invalidHint) ?? false
+        clientID = try container.decodeIfPresent(String.self, forKey: .clientID)
+        postLogoutRedirectURI = try container.decodeIfPresent(String.self, forKey: .postLogoutRedirectURI)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(hint, forKey: .hint)
+        if invalidHint { try container.encode(true, forKey: .invalidHint) }
+        try container.encodeIfPresent(clientID, forKey: .clientID)
+        try container.encodeIfPresent(postLogoutRedirectURI, forKey: .postLogoutRedirectURI)
+    }
+}
+
+extension LogoutRequest.Hint: Codable {
+    enum CodingKeys: String, CodingKey {
+        case subject = "sub", clientID = "aud", authTime = "auth_time"
+    }
+}
+
+/// A logout decision as recorded: the rule that decided and the outcome, with where the browser was sent.
+public struct LogoutDecision: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable {
+        case endSession = "end_session", confirm, noSession = "no_session", refused
+    }
+
+    public var rule: String
+    public var outcome: Outcome
+    /// Where the browser goes afterwards (a registered logout URL), if anywhere.
+    public var redirect: String?
+
+    public init(rule: String, outcome: Outcome, redirect: String?) {
+        self.rule = rule
+        self.outcome = outcome
+        self.redirect = redirect
+    }
+}
+
+extension LogoutPolicy {
+    /// The whole decision on a logout request: where it may go (``destination(_:configuration:)``), then whether
+    /// the session ends, is confirmed first, or there is none. What the server records and replay re-decides.
+    public static func decision(_ request: LogoutRequest, session: SessionSnapshot?, configuration: ConfigurationState) -> LogoutDecision {
+        let (rule, destination) = self.destination(request, configuration: configuration)
+        switch destination {
+        case .failure:
+            return LogoutDecision(rule: rule, outcome: .refused, redirect: nil)
+        case .success(let target):
+            switch decide(request, session: session) {
+            case .endSession: return LogoutDecision(rule: "logout.id_token_hint", outcome: .endSession, redirect: target.redirect)
+            case .confirm: return LogoutDecision(rule: "logout.confirm", outcome: .confirm, redirect: target.redirect)
+            case .noSession: return LogoutDecision(rule: "logout.session", outcome: .noSession, redirect: target.redirect)
+            case .refuse: return LogoutDecision(rule: rule, outcome: .refused, redirect: nil)
+            }
+        }
+    }
+}

@@ -32,6 +32,7 @@ public enum PersonalData {
         AuthEvent.tokenRevokedType: ["client_ip"],
         AuthEvent.clientCredentialsDecidedType: ["client_ip"],
         AuthEvent.pushedRequestType: ["client_ip"],
+        AuthEvent.logoutDecidedType: ["client_ip"],
     ]
 
     /// The members holding a ``PersonalText``, at any depth of the payload, of each event type that has
@@ -57,7 +58,7 @@ public enum PersonalData {
         switch type {
         case AuthEvent.authorizeRequestedType, ConfigurationEvent.userSetType: 3
         // New in this release: sealed from their first version.
-        case AuthEvent.clientCredentialsDecidedType, AuthEvent.pushedRequestType: 1
+        case AuthEvent.clientCredentialsDecidedType, AuthEvent.pushedRequestType, AuthEvent.logoutDecidedType: 1
         case _ where fields[type] != nil || texts[type] != nil: 2
         default: nil
         }

@@ -232,7 +232,7 @@ public enum AuthProjection {
             try store.put(.refreshFamilies, refresh.family, try PayloadCoding.encode(RefreshFamilyRecord(revoked: false, current: refresh.tokenHash)))
         case .refreshFamilyRevoked(let revoked):
             try store.update(RefreshFamilyRecord.self, .refreshFamilies, revoked.family) { $0.revoked = true }
-        case .tokenRejected, .tokenKeysRotated, .tokenIntrospected, .backchannelLogout:
+        case .tokenRejected, .tokenKeysRotated, .tokenIntrospected, .backchannelLogout, .logoutDecided:
             break
         case .clientCredentialsDecided:
             break  // its token is folded from the auth.token.issued that follows it
