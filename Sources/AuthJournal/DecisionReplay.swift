@@ -138,6 +138,36 @@ public enum DecisionHistory {
         return found
     }
 
+    /// Calls `body` for every `auth.token.introspected` in `range` with the answer the projections as they stood
+    /// then give (``TokenIntrospected/answer(in:)``; `nil` for one recorded without its inputs). The projections
+    /// are folded from the events as the walk goes, from the archived state on.
+    public static func forEachIntrospection(
+        in reader: JournalReader, range: ClosedRange<UInt64> = 1...UInt64.max,
+        _ body: (UInt64, LedgerTimestamp, TokenIntrospected, IntrospectionAnswer?) throws -> Void
+    ) throws {
+        try reader.read { snapshot in
+            // Folding the projections costs what a rebuild does: only when there is a question to re-ask.
+            var asked = false
+            try snapshot.forEachEvent(from: range.lowerBound) { envelope in
+                guard envelope.sequence <= range.upperBound else { return false }
+                asked = envelope.type == AuthEvent.tokenIntrospectedType
+                return !asked
+            }
+            guard asked else { return }
+            let store = ProjectionRebuild.MemoryStore()
+            store.tables = try ArchivedState.start(in: snapshot)
+            try snapshot.forEachEvent { envelope in
+                guard envelope.sequence <= range.upperBound else { return false }
+                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                if case .tokenIntrospected(let introspected) = event, range.contains(envelope.sequence) {
+                    try body(envelope.sequence, envelope.timestamp, introspected, try introspected.answer(in: store))
+                }
+                try AuthProjection.apply(event, sequence: envelope.sequence, to: store)
+                return true
+            }
+        }
+    }
+
     /// The events after `decision` that concern what it issued: the code's redemption, replay and
     /// revocations, the tokens, and the interaction's continuation.
     public static func consequences(of decision: RecordedDecision, in reader: JournalReader) throws -> [(UInt64, AuthEvent)] {

@@ -32,53 +32,48 @@ extension AuthorizationServer {
             return tokenError(TokenError(.invalidRequest, "The token is longer than any this server issues (16 KiB)."))
         }
         let now = settings.clock()
-        var answer = Introspection.inactive(.unknown, token: nil, reason: "unknown")
+        var answer = Introspection.unknown(clientID: client.clientID, now: now)
         do {
             if let claims = try? await verifyAccessToken(token), claims.iss == issuer {
-                answer = try await ledger.query { try Introspection.accessToken(claims, in: $0, now: now) }
+                answer = try await ledger.query { try Introspection.accessToken(claims, asker: client.clientID, in: $0, now: now) }
             } else {
                 let hash = OpaqueToken.hash(token)
-                answer = try await ledger.query { try Introspection.refreshToken(hash, in: $0, now: now) }
+                answer = try await ledger.query { try Introspection.refreshToken(hash, asker: client.clientID, in: $0, now: now) }
             }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
         }
-        let event = TokenIntrospected(clientID: client.clientID, kind: answer.kind, token: answer.token, active: answer.active, reason: answer.reason)
+        let event = answer.event
         do {
             try await record { try $0.append(.tokenIntrospected(event)) }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
         }
-        metrics.introspected(active: answer.active)
+        metrics.introspected(active: event.active)
         return json(value: JSONValue.object(answer.body))
     }
 }
 
-/// The answer to one introspection: what the journal says of the token, as RFC 7662 §2.2 members.
+/// The answer to one introspection: the recorded question and answer (``IntrospectionPolicy``), and the
+/// RFC 7662 §2.2 members sent.
 struct Introspection {
-    var kind: TokenIntrospected.Kind
-    /// The access token's `jti` or the refresh token's hash.
-    var token: String?
-    var active: Bool
-    var reason: String?
+    var event: TokenIntrospected
     var body: [String: JSONValue]
 
-    static func inactive(_ kind: TokenIntrospected.Kind, token: String?, reason: String) -> Introspection {
-        Introspection(kind: kind, token: token, active: false, reason: reason, body: ["active": .bool(false)])
+    static func unknown(clientID: String, now: LedgerTimestamp) -> Introspection {
+        Introspection(
+            event: TokenIntrospected(clientID: clientID, kind: .unknown, token: nil, active: false, reason: "unknown", decidedAt: now),
+            body: ["active": .bool(false)])
     }
 
-    /// An access token whose signature verified: active while its record is, and not past its expiry.
-    static func accessToken(_ claims: AccessTokenClaims, in store: SnapshotStore, now: LedgerTimestamp) throws -> Introspection {
-        guard let record = try store.token(claims.jti), record.userID == claims.sub, record.clientID == claims.clientID else {
-            return inactive(.accessToken, token: claims.jti, reason: "unknown")
-        }
-        if record.status == .revoked { return inactive(.accessToken, token: claims.jti, reason: "revoked") }
-        if let family = record.refreshFamily, try store.isFamilyRevoked(family) {
-            return inactive(.accessToken, token: claims.jti, reason: "family_revoked")
-        }
-        guard now < record.expiresAt, claims.exp <= record.expiresAt.secondsSinceEpoch, claims.exp > now.secondsSinceEpoch else {
-            return inactive(.accessToken, token: claims.jti, reason: "expired")
-        }
+    /// An access token whose signature verified.
+    static func accessToken(_ claims: AccessTokenClaims, asker: String, in store: SnapshotStore, now: LedgerTimestamp) throws -> Introspection {
+        let answer = try IntrospectionPolicy.accessToken(
+            id: claims.jti, subject: claims.sub, clientID: claims.clientID, expiresAt: claims.exp, in: store, now: now)
+        let event = TokenIntrospected(
+            clientID: asker, kind: .accessToken, token: claims.jti, active: answer.active, reason: answer.reason, subject: claims.sub,
+            tokenClientID: claims.clientID, expiresAt: claims.exp, decidedAt: now)
+        guard answer.active else { return Introspection(event: event, body: ["active": .bool(false)]) }
         var body: [String: JSONValue] = [
             "active": .bool(true), "scope": .string(claims.scope), "client_id": .string(claims.clientID), "sub": .string(claims.sub),
             "aud": .string(claims.aud), "iss": .string(claims.iss), "exp": .integer(claims.exp), "iat": .integer(claims.iat),
@@ -86,21 +81,22 @@ struct Introspection {
         ]
         if let jkt = claims.cnf?.jkt { body["cnf"] = .object(["jkt": .string(jkt)]) }
         if let organization = claims.orgID { body["org_id"] = .string(organization) }
-        return Introspection(kind: .accessToken, token: claims.jti, active: true, reason: nil, body: body)
+        return Introspection(event: event, body: body)
     }
 
-    /// An opaque token: a refresh token by its hash, active while it is the current one of an unrevoked family.
-    static func refreshToken(_ hash: String, in store: SnapshotStore, now: LedgerTimestamp) throws -> Introspection {
-        guard let (record, family) = try store.refresh(hash) else { return inactive(.unknown, token: nil, reason: "unknown") }
-        if family.revoked { return inactive(.refreshToken, token: hash, reason: "family_revoked") }
-        if record.status == .rotated { return inactive(.refreshToken, token: hash, reason: "rotated") }
-        guard now < record.issued.expiresAt else { return inactive(.refreshToken, token: hash, reason: "expired") }
-        let issued = record.issued
+    /// An opaque token: a refresh token, by its hash.
+    static func refreshToken(_ hash: String, asker: String, in store: SnapshotStore, now: LedgerTimestamp) throws -> Introspection {
+        let (answer, issued) = try IntrospectionPolicy.refreshToken(hash: hash, in: store, now: now)
+        let known = answer.reason != "unknown"
+        let event = TokenIntrospected(
+            clientID: asker, kind: known ? .refreshToken : .unknown, token: known ? hash : nil, active: answer.active, reason: answer.reason,
+            decidedAt: now)
+        guard let issued, answer.active else { return Introspection(event: event, body: ["active": .bool(false)]) }
         var body: [String: JSONValue] = [
             "active": .bool(true), "scope": .string(issued.scopes.joined(separator: " ")), "client_id": .string(issued.clientID),
             "sub": .string(issued.userID), "exp": .integer(issued.expiresAt.secondsSinceEpoch), "token_type": .string("refresh_token"),
         ]
         if let audience = issued.audience { body["aud"] = .string(audience) }
-        return Introspection(kind: .refreshToken, token: hash, active: true, reason: nil, body: body)
+        return Introspection(event: event, body: body)
     }
 }

@@ -144,6 +144,25 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
                     ])
                 }
             }
+            // Introspections: asked again of the projections as they stood (a tenant file changes nothing here).
+            if whatIf == nil {
+                try DecisionHistory.forEachIntrospection(in: reader, range: range) { sequence, time, introspected, recomputed in
+                    guard let recomputed else { return }
+                    total += 1
+                    guard recomputed.active != introspected.active || recomputed.reason != introspected.reason else { return }
+                    differences += 1
+                    changed["introspection \(introspected.active) -> \(recomputed.active) (\(recomputed.reason ?? "active"))", default: 0] += 1
+                    switch format {
+                    case .text:
+                        printText("#\(sequence) \(time.rfc3339) client \(introspected.clientID) (introspection): recorded active \(introspected.active); recomputed \(recomputed.active) (\(recomputed.reason ?? "-"))")
+                    case .jsonl:
+                        printJSONLine([
+                            "sequence": sequence, "time": time.rfc3339, "client_id": introspected.clientID, "request": "introspection",
+                            "recorded": ["active": introspected.active], "recomputed": ["active": recomputed.active],
+                        ])
+                    }
+                }
+            }
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }

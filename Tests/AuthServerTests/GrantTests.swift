@@ -244,6 +244,17 @@ struct GrantTests {
         #expect(introspected.map(\.active) == [true, true, false, false, true, false, false])
         #expect(introspected.last?.reason == "family_revoked")
         #expect(introspected.allSatisfy { $0.clientID == "reporting-service" })
+        // Replay asks the projections as they stood at each question, and gets the same answers.
+        let reader = try JournalReader(directory: harness.directory + "/journal")
+        defer { reader.close() }
+        var asked = 0
+        try DecisionHistory.forEachIntrospection(in: reader) { _, _, recorded, recomputed in
+            asked += 1
+            #expect(recomputed == IntrospectionAnswer(active: recorded.active, reason: recorded.reason))
+        }
+        #expect(asked == 7)
+        let replay = try RebuildCommandTests.replay(["replay", "--journal", harness.directory + "/journal"])
+        #expect(replay.0 == 0 && replay.1.contains("0 differ from the record"), "\(replay.1)")
     }
 
     /// Pushes `parameters` as `client`; the response.

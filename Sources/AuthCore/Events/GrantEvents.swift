@@ -139,7 +139,10 @@ extension AuthorizationPolicy {
     }
 }
 
-/// `auth.token.introspected`: a resource server asked about a token (RFC 7662), and what it was told.
+/// `auth.token.introspected`: a resource server asked about a token (RFC 7662), what the question was checked
+/// against — the token's `jti`, `sub`, `client_id` and `exp` as its verified signature gave them, or the hash of an
+/// opaque one — and what it was told. `replay` asks the projections as they stood then, with
+/// ``IntrospectionPolicy``, and compares.
 public struct TokenIntrospected: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
         case accessToken = "access_token", refreshToken = "refresh_token", unknown
@@ -153,16 +156,45 @@ public struct TokenIntrospected: Codable, Sendable, Equatable {
     public var active: Bool
     /// Why it is not active (`revoked`, `expired`, `rotated`, `family_revoked`, `unknown`).
     public var reason: String?
+    /// An access token's claims the answer depends on (absent for other kinds).
+    public var subject: String?
+    public var tokenClientID: String?
+    public var expiresAt: Int64?
+    /// When it was asked (the time the answer was decided at).
+    public var decidedAt: LedgerTimestamp?
 
-    public init(clientID: String, kind: Kind, token: String?, active: Bool, reason: String?) {
+    public init(
+        clientID: String, kind: Kind, token: String?, active: Bool, reason: String?, subject: String? = nil, tokenClientID: String? = nil,
+        expiresAt: Int64? = nil, decidedAt: LedgerTimestamp? = nil
+    ) {
         self.clientID = clientID
         self.kind = kind
         self.token = token
         self.active = active
         self.reason = reason
+        self.subject = subject
+        self.tokenClientID = tokenClientID
+        self.expiresAt = expiresAt
+        self.decidedAt = decidedAt
     }
 
     enum CodingKeys: String, CodingKey {
         case clientID = "client_id", kind, token, active, reason
+        case subject = "sub", tokenClientID = "token_client_id", expiresAt = "exp", decidedAt = "decided_at"
+    }
+
+    /// The answer the projections in `store` give to the same question (`nil` when it was recorded without
+    /// its inputs).
+    public func answer(in store: some ProjectionStore) throws -> IntrospectionAnswer? {
+        guard let decidedAt else { return nil }
+        switch kind {
+        case .accessToken:
+            guard let token, let subject, let tokenClientID, let expiresAt else { return nil }
+            return try IntrospectionPolicy.accessToken(
+                id: token, subject: subject, clientID: tokenClientID, expiresAt: expiresAt, in: store, now: decidedAt)
+        case .refreshToken, .unknown:
+            guard let token else { return IntrospectionAnswer(active: false, reason: "unknown") }
+            return try IntrospectionPolicy.refreshToken(hash: token, in: store, now: decidedAt).0
+        }
     }
 }
