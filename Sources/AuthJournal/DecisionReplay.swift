@@ -131,6 +131,13 @@ public enum DecisionHistory {
         return found
     }
 
+    /// The logout decision at `sequence`, or `nil` if that event is not one.
+    public static func logoutDecision(at sequence: UInt64, in reader: JournalReader) throws -> RecordedLogoutDecision? {
+        var found: RecordedLogoutDecision?
+        try forEachDecision(in: reader, range: sequence...sequence, logouts: { found = $0 }) { _, _ in }
+        return found
+    }
+
     /// The pushed request at `sequence` (its personal values opened with `dataKey`), or `nil` if that event is not one.
     public static func pushDecision(at sequence: UInt64, in reader: JournalReader, dataKey: DataKey? = nil) throws -> RecordedPushDecision? {
         var found: RecordedPushDecision?

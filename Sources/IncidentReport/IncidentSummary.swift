@@ -208,6 +208,14 @@ public struct IncidentSummary: Sendable {
             case .issue: decisions.add(0, at: bucket)
             case .refuse: decisions.add(2, at: bucket)
             }
+        case .pushedRequest(let pushed):
+            outcomes["pushed_request:" + (pushed.refusal.map { "error:" + $0.error } ?? "accepted"), default: 0] += 1
+        case .logoutDecided(let decided):
+            outcomes["logout:" + decided.decision.outcome.rawValue, default: 0] += 1
+        case .tokenIntrospected(let introspected):
+            outcomes["introspection:" + (introspected.active ? "active" : "inactive"), default: 0] += 1
+        case .backchannelLogout(let delivery):
+            outcomes["backchannel_logout:" + (delivery.delivered ? "delivered" : "failed"), default: 0] += 1
         case .interactionOpened(let opened):
             decisionOfInteraction[opened.interaction] = opened.decisionSequence
         case .codeIssued(let issued):

@@ -37,6 +37,14 @@ struct ExplainCommand: AsyncParsableCommand {
             if let push = try? DecisionHistory.pushDecision(at: sequence, in: reader, dataKey: dataKey) {
                 return explain(push)
             }
+            if let logout = try? DecisionHistory.logoutDecision(at: sequence, in: reader) {
+                return explain(logout)
+            }
+            var question: (TokenIntrospected, IntrospectionAnswer?)?
+            try? DecisionHistory.forEachIntrospection(in: reader, range: sequence...sequence) { _, _, asked, answer in question = (asked, answer) }
+            if let (asked, answer) = question {
+                return explain(introspection: asked, at: sequence, recomputed: answer)
+            }
             throw CommandExit.badInput("event #\(sequence) is not an authorization request or decision")
         }
         let consequences = try DecisionHistory.consequences(of: decision, in: reader)
@@ -126,6 +134,60 @@ extension ExplainCommand {
                 case nil: "not re-decidable (recorded before its inputs were)"
                 case let (agrees, _)? where agrees: "the same rules give the same outcome today"
                 case let (_, recomputed)?: "DIFFERENT today: \(recomputed.map { "refused \($0.error) by \($0.rule)" } ?? "accepted")"
+                }
+            lines.append("Replay: \(replay)")
+            printText(TerminalText.joined(lines, separator: "\n"))
+        }
+    }
+}
+
+extension ExplainCommand {
+    /// A logout request: what it presented, the session it met, the rule, and what the rules give today.
+    func explain(_ decision: RecordedLogoutDecision) {
+        let decided = decision.decided
+        let recomputed = decision.recomputed()
+        switch format {
+        case .jsonl:
+            printJSONLine([
+                "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "request": "logout", "rule": decided.decision.rule,
+                "outcome": decided.decision.outcome.rawValue, "replay_agrees": recomputed == decided.decision,
+                "configuration_version": decided.configurationVersion,
+            ])
+        case .text:
+            let request = decided.request
+            var lines: [TerminalText] = ["Logout request #\(decision.sequence) at \(decision.timestamp.rfc3339)", ""]
+            let hint: String =
+                if let hint = request.hint { "of \(hint.subject) for \(hint.clientID), logged in at \(hint.authTime)" }
+                else if request.invalidHint { "not an ID token of this server" } else { "none" }
+            lines.append("Request as received: id_token_hint \(hint); client_id \(request.clientID ?? "-"); post_logout_redirect_uri \(request.postLogoutRedirectURI ?? "-")")
+            lines.append(
+                "Session it met: \(decided.session.map { "user \($0.userID), authenticated \($0.authTime.rfc3339)" } ?? "none"); configuration version #\(decided.configurationVersion)")
+            lines.append("")
+            lines.append("Rule that decided: \(decided.decision.rule)")
+            lines.append("Outcome: \(decided.decision.outcome.rawValue)\(decided.decision.redirect.map { ", then to \($0)" } ?? "")")
+            lines.append("Replay: \(recomputed == decided.decision ? "the same rules give the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(recomputed.outcome.rawValue)")")
+            printText(TerminalText.joined(lines, separator: "\n"))
+        }
+    }
+
+    /// An introspection: the question, the answer given, and the answer the projections of that moment give.
+    func explain(introspection asked: TokenIntrospected, at sequence: UInt64, recomputed: IntrospectionAnswer?) {
+        let agrees = recomputed.map { $0.active == asked.active && $0.reason == asked.reason }
+        switch format {
+        case .jsonl:
+            printJSONLine([
+                "sequence": sequence, "request": "introspection", "client_id": asked.clientID, "kind": asked.kind.rawValue,
+                "active": asked.active, "reason": asked.reason ?? "", "replay_agrees": agrees ?? NSNull(),
+            ])
+        case .text:
+            var lines: [TerminalText] = ["Introspection #\(sequence) by \(asked.clientID)", ""]
+            lines.append("Token: \(asked.kind.rawValue) \(asked.token.map { String($0.prefix(16)) + "…" } ?? "-")\(asked.subject.map { " of \($0)" } ?? "")\(asked.tokenClientID.map { " issued to \($0)" } ?? "")")
+            lines.append("Answer: \(asked.active ? "active" : "inactive (\(asked.reason ?? "-"))")")
+            let replay: TerminalText =
+                switch agrees {
+                case nil: "not re-decidable (recorded before its inputs were)"
+                case true?: "the projections of that moment give the same answer"
+                case false?: "DIFFERENT: \(recomputed!.active ? "active" : "inactive (\(recomputed!.reason ?? "-"))")"
                 }
             lines.append("Replay: \(replay)")
             printText(TerminalText.joined(lines, separator: "\n"))

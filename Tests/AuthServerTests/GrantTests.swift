@@ -255,6 +255,9 @@ struct GrantTests {
         #expect(asked == 7)
         let replay = try RebuildCommandTests.replay(["replay", "--journal", harness.directory + "/journal"])
         #expect(replay.0 == 0 && replay.1.contains("0 differ from the record"), "\(replay.1)")
+        let last = try #require(try harness.events().last { if case .tokenIntrospected = $0.1 { true } else { false } }?.0)
+        let explained = try RebuildCommandTests.replay(["explain", String(last), "--journal", harness.directory + "/journal"]).1
+        #expect(explained.contains("inactive (family_revoked)") && explained.contains("give the same answer"), "\(explained)")
     }
 
     /// Pushes `parameters` as `client`; the response.

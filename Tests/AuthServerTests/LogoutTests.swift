@@ -150,6 +150,13 @@ struct LogoutTests {
                 #expect(logout.recomputed() == logout.decided.decision)
             }) { _, _ in }
             #expect(replayed == 8)
+            // explain shows one, and replay (the command) finds no difference.
+            let last = try #require(events.last { if case .logoutDecided = $0.1 { true } else { false } }?.0)
+            let explained = try RebuildCommandTests.replay(["explain", String(last), "--journal", harness.directory + "/journal"]).1
+            #expect(explained.contains("Rule that decided: logout.id_token_hint"), "\(explained)")
+            #expect(explained.contains("the same rules give the same outcome today"))
+            let replay = try RebuildCommandTests.replay(["replay", "--journal", harness.directory + "/journal"])
+            #expect(replay.0 == 0 && replay.1.contains("0 differ from the record"), "\(replay.1)")
             #expect(logouts.first?.clientID == "web-app")
             #expect(logouts.first?.rule == "logout.id_token_hint")
             #expect(logouts.first?.postLogoutRedirectURI == "https://client.test/logged-out")
