@@ -287,3 +287,24 @@ public struct DataKeyOptions: ParsableArguments {
         }
     }
 }
+
+extension AsyncParsableCommand {
+    /// What `main()` does, with SPEC.md's exit codes: a usage error that swift-argument-parser finds itself (an
+    /// unknown option or subcommand, a missing argument, a value it cannot parse) exits 2 with a one-line reason
+    /// on stderr — not 64 with the usage text. `--help`, `--version` and the commands' own exits are unchanged.
+    public static func mainWithUsageErrorsAsTwo() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            let reason = message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "bad usage"
+            CommandExit.printError(reason + " (see --help)")
+            Foundation.exit(2)
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LedgerCommandSupport
 
 @main
 struct ReplayCommand: AsyncParsableCommand {
@@ -10,4 +11,7 @@ struct ReplayCommand: AsyncParsableCommand {
             ConsentHistoryCommand.self, TimelineCommand.self, TailCommand.self, ReportCommand.self,
         ]
     )
+
+    /// Usage errors exit 2 with a one-line reason (SPEC.md), not swift-argument-parser's 64.
+    static func main() async { await mainWithUsageErrorsAsTwo() }
 }
