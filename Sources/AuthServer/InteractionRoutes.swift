@@ -144,11 +144,14 @@ extension AuthorizationServer {
             case .rejected(let response): return response
             case .pending(let pending, let current): (consent, session) = (pending, current)
             }
-            let user = ledger.configuration.users[session.userID]?.email.value ?? session.userID
+            let configuration = ledger.configuration
+            let user = configuration.users[session.userID]?.email.value ?? session.userID
+            let api = consent.audience.flatMap { configuration.apis[$0] }
             return page(
                 Pages.consent(
                     interaction: interaction.id, csrf: validBinding(request)!, clientName: clientName(interaction), user: user,
-                    audience: consent.audience, scopes: consent.scopes))
+                    audience: api?.name ?? consent.audience, scopes: consent.scopes,
+                    describe: { api?.describe($0) ?? StandardClaims.scopeDescriptions[$0] }))
         }
     }
 

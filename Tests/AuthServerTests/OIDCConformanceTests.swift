@@ -311,3 +311,57 @@ func decisionTestConfiguration() throws -> ConfigurationState {
     for (index, event) in events.enumerated() { state.apply(event, at: UInt64(index + 1)) }
     return state
 }
+
+@Suite("The consent page says what each scope lets the client do")
+struct ConsentPageTests {
+    @Test("an API's {value, description} scopes and the standard OpenID scopes are described; hostile text is escaped")
+    func descriptions() async throws {
+        let tenant = testTenantYAML.replacingOccurrences(
+            of: "    scopes: [read:messages, write:messages]",
+            with: "    scopes: [read:messages, {value: write:messages, description: \"Send messages <script>x</script>\"}]")
+        let harness = try await ServerHarness(tenant: tenant)
+        #expect(harness.ledger.configuration.apis["https://api.example.com"]?.scopeDescriptions == ["write:messages": "Send messages <script>x</script>"])
+        try await harness.run { browser in
+            var page = try await browser.get(
+                "/authorize?" + FormEncoding.encode(webAppParameters([("audience", "https://api.example.com")], scope: "openid email write:messages read:messages offline_access")))
+            for _ in 0..<4 where page.location?.hasPrefix("/consent") != true {
+                guard let location = page.location else { break }
+                if location.hasPrefix("/login") {
+                    let form = try await browser.get(location)
+                    page = try await browser.post(
+                        "/login",
+                        form: [("state", form.hidden("state") ?? ""), ("csrf", form.hidden("csrf") ?? ""), ("username", "alice@example.com"),
+                               ("password", "correct horse battery staple")])
+                } else {
+                    page = try await browser.get(location)
+                }
+            }
+            let consent = try await browser.get(try #require(page.location))
+            #expect(consent.body.contains("Send messages &lt;script&gt;x&lt;/script&gt;"))
+            #expect(!consent.body.contains("<script>x"))
+            #expect(consent.body.contains("See your email address"))
+            #expect(consent.body.contains("Sign you in with your account"))
+            #expect(consent.body.contains("Keep access while you are away"))
+            #expect(consent.body.contains("<code>read:messages</code>"), "a scope without a description is shown by name")
+            #expect(consent.body.contains("Example API"), "the API by its name")
+        }
+    }
+
+    @Test("the SPEC example's scopes parse, in YAML and as recorded")
+    func specExample() throws {
+        let yaml = """
+            tenant: {issuer: "http://127.0.0.1:8080/"}
+            apis:
+              - identifier: https://api.example.com
+                scopes: [read:messages, {value: write:messages, description: Send messages}]
+            """
+        let api = try #require(try TenantFile.parse(yaml: yaml).apis.first)
+        #expect(api.scopes == ["read:messages", "write:messages"])
+        #expect(api.describe("write:messages") == "Send messages")
+        let recorded = try PayloadCoding.decode(APIDefinition.self, from: try PayloadCoding.encode(api))
+        #expect(recorded == api)
+        #expect(throws: TenantFileError.self) {
+            try TenantFile.parse(yaml: yaml.replacingOccurrences(of: "description: Send messages", with: "descripton: Send messages"))
+        }
+    }
+}

@@ -21,6 +21,16 @@ public enum StandardClaims {
         "phone": ["phone_number", "phone_number_verified"],
     ]
 
+    /// What the standard scopes let a client do, as the consent page says it.
+    public static let scopeDescriptions: [String: String] = [
+        "openid": "Sign you in with your account",
+        "profile": "See your profile: name, nickname, picture and the like",
+        "email": "See your email address",
+        "address": "See your postal address",
+        "phone": "See your phone number",
+        "offline_access": "Keep access while you are away (refresh tokens)",
+    ]
+
     /// Every claim the server can return about a user (what discovery lists as `claims_supported`, with
     /// the claims every ID token has).
     public static let supported: [String] =

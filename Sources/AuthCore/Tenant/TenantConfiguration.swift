@@ -118,6 +118,9 @@ public struct APIDefinition: Codable, Sendable, Equatable {
     public var identifier: String
     public var name: String
     public var scopes: [String]
+    /// What each scope lets a client do, shown on the consent page (tenant file: `{value, description}`
+    /// entries in `scopes`, as in Auth0).
+    public var scopeDescriptions: [String: String]
     public var allowOfflineAccess: Bool
     public var skipConsentForFirstParty: Bool
     public var tokenTTLSeconds: Int
@@ -125,11 +128,13 @@ public struct APIDefinition: Codable, Sendable, Equatable {
 
     public init(
         identifier: String, name: String, scopes: [String], allowOfflineAccess: Bool = false,
-        skipConsentForFirstParty: Bool = true, tokenTTLSeconds: Int = 86_400, signingAlgorithm: String = "RS256"
+        skipConsentForFirstParty: Bool = true, tokenTTLSeconds: Int = 86_400, signingAlgorithm: String = "RS256",
+        scopeDescriptions: [String: String] = [:]
     ) {
         self.identifier = identifier
         self.name = name
         self.scopes = scopes
+        self.scopeDescriptions = scopeDescriptions
         self.allowOfflineAccess = allowOfflineAccess
         self.skipConsentForFirstParty = skipConsentForFirstParty
         self.tokenTTLSeconds = tokenTTLSeconds
@@ -138,21 +143,81 @@ public struct APIDefinition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case identifier, name, scopes
+        case scopeDescriptions = "scope_descriptions"
         case allowOfflineAccess = "allow_offline_access"
         case skipConsentForFirstParty = "skip_consent_for_first_party"
         case tokenTTLSeconds = "token_ttl_seconds"
         case signingAlgorithm = "signing_alg"
     }
 
+    /// A `scopes` entry: a name, or (tenant file) `{value, description}`.
+    enum ScopeEntry: Decodable {
+        case name(String)
+        case described(value: String, description: String?)
+
+        enum Keys: String, CodingKey { case value, description }
+
+        init(from decoder: any Decoder) throws {
+            if let name = try? decoder.singleValueContainer().decode(String.self) {
+                self = .name(name)
+                return
+            }
+            let container = try decoder.container(keyedBy: Keys.self)
+            let extra = Set(try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)).subtracting(["value", "description"])
+            guard extra.isEmpty else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .value, in: container, debugDescription: "a scope entry has only value and description, not \(extra.sorted().joined(separator: ", "))")
+            }
+            self = .described(value: try container.decode(String.self, forKey: .value), description: try container.decodeIfPresent(String.self, forKey: .description))
+        }
+
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+    }
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         identifier = try container.decode(String.self, forKey: .identifier)
         name = try container.decodeIfPresent(String.self, forKey: .name) ?? identifier
-        scopes = try container.decodeIfPresent([String].self, forKey: .scopes) ?? []
+        var scopes: [String] = []
+        var descriptions = try container.decodeIfPresent([String: String].self, forKey: .scopeDescriptions) ?? [:]
+        for entry in try container.decodeIfPresent([ScopeEntry].self, forKey: .scopes) ?? [] {
+            switch entry {
+            case .name(let name): scopes.append(name)
+            case .described(let value, let description):
+                scopes.append(value)
+                if let description { descriptions[value] = description }
+            }
+        }
+        self.scopes = scopes
+        scopeDescriptions = descriptions
         allowOfflineAccess = try container.decodeIfPresent(Bool.self, forKey: .allowOfflineAccess) ?? false
         skipConsentForFirstParty = try container.decodeIfPresent(Bool.self, forKey: .skipConsentForFirstParty) ?? true
         tokenTTLSeconds = try container.decodeIfPresent(Int.self, forKey: .tokenTTLSeconds) ?? 86_400
         signingAlgorithm = try container.decodeIfPresent(String.self, forKey: .signingAlgorithm) ?? "RS256"
+    }
+
+    /// Recorded with `scopes` as names and the descriptions apart (absent when there are none, as before they existed).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(identifier, forKey: .identifier)
+        try container.encode(name, forKey: .name)
+        try container.encode(scopes, forKey: .scopes)
+        if !scopeDescriptions.isEmpty { try container.encode(scopeDescriptions, forKey: .scopeDescriptions) }
+        try container.encode(allowOfflineAccess, forKey: .allowOfflineAccess)
+        try container.encode(skipConsentForFirstParty, forKey: .skipConsentForFirstParty)
+        try container.encode(tokenTTLSeconds, forKey: .tokenTTLSeconds)
+        try container.encode(signingAlgorithm, forKey: .signingAlgorithm)
+    }
+
+    /// What a scope lets the client do, in words: the API's description, the standard one of an OpenID scope,
+    /// or `nil` (the page shows the name alone).
+    public func describe(_ scope: String) -> String? {
+        scopeDescriptions[scope] ?? StandardClaims.scopeDescriptions[scope]
     }
 }
 

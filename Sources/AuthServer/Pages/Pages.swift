@@ -29,7 +29,8 @@ enum Pages {
     }
 
     static func consent(
-        interaction: String, csrf: String, clientName: String, user: String, audience: String?, scopes: [String]
+        interaction: String, csrf: String, clientName: String, user: String, audience: String?, scopes: [String],
+        describe: (String) -> String? = { StandardClaims.scopeDescriptions[$0] }
     ) -> String {
         var body = HTML("<h1>Authorize ")
         body.value(clientName)
@@ -45,9 +46,18 @@ enum Pages {
         }
         body.raw(":</p>\n<ul>\n")
         for scope in scopes {
-            body.raw("<li><code>")
-            body.value(scope)
-            body.raw("</code></li>\n")
+            body.raw("<li>")
+            if let description = describe(scope) {
+                body.value(description)
+                body.raw(" <span class=\"muted\">(<code>")
+                body.value(scope)
+                body.raw("</code>)</span>")
+            } else {
+                body.raw("<code>")
+                body.value(scope)
+                body.raw("</code>")
+            }
+            body.raw("</li>\n")
         }
         if scopes.isEmpty { body.raw("<li>Your identity</li>\n") }
         body.raw("</ul>\n<form method=\"post\" action=\"/consent\">\n")
