@@ -71,6 +71,8 @@ FORM_LIMIT = 64 * 1024  # a larger form body is refused as unreadable before its
 REQUEST_TIMEOUT = 15.0
 OVERSIZE_STATUSES = {400, 413, 414, 431}
 HEADER_LIMIT = 128 * 1024  # request line and headers larger than this must be refused
+# The demo client registers no logout URL: /oidc/logout may redirect nowhere outside the server.
+LOGOUT_URLS = frozenset()
 
 # What must never appear raw in an HTML body: each payload below contains at least one of these.
 RAW_MARKER = re.compile(
@@ -465,7 +467,7 @@ class Fuzzer:
                 self.fail(endpoint, description, response, "HTML without the Content-Security-Policy")
             for action in re.findall(r'<form method="post" action="([^"]*)"', response.text):
                 target = html.unescape(action)
-                if target not in ("/login", "/consent", "/organization", self.registered):
+                if target not in ("/login", "/consent", "/organization", "/logout", self.registered):
                     self.fail(endpoint, description, response, "form posts to %r" % target)
 
     def check_location(self, endpoint, description, response, location):
@@ -895,6 +897,87 @@ def build_tests(fuzzer, st):
         else:
             expect_json_error(response, "POST /oauth/token")
 
+    # -- POST /authorize, /oauth/par, /oauth/introspect, /oidc/logout ------------------------------------
+
+    new_names = ["request", "request_uri", "claims", "id_token_hint", "display", "ui_locales", "claims_locales", "acr_values",
+                 "client_assertion", "client_assertion_type", "post_logout_redirect_uri", "token", "token_type_hint"]
+
+    def authorize_post(data):
+        """POST /authorize (OIDC Core §3.1.2.1): the same properties as GET, the parameters in a form body."""
+        pairs = data.draw(pairs_strategy(known + new_names), label="pairs")
+        body = encode_pairs(pairs)
+        if data.draw(st.booleans(), label="valid client first"):
+            body = encode_pairs(fuzzer.authorize_query()[:3]) + (b"&" + body if body else b"")
+        jar = fuzzer.main.copy() if data.draw(st.booleans(), label="with session") else Jar()
+        content_type = data.draw(st.sampled_from(["application/x-www-form-urlencoded"] * 4 + ["application/json", "text/plain"]),
+                                 label="content type")
+        response = fuzzer.send("POST", "/authorize", headers=[("Content-Type", content_type)] + cookie_headers(data, jar), body=body, jar=jar)
+        if content_type != "application/x-www-form-urlencoded":
+            if response.status not in (415,) + tuple(OVERSIZE_STATUSES):
+                raise PropertyFailure("POST /authorize with %s answered %d, expected 415" % (content_type, response.status))
+            return
+        check_authorize(response, body)
+        expect_oversize(response, len(body) > 8 * 1024, "POST /authorize")
+
+    def par(data):
+        """POST /oauth/par (RFC 9126): never a request_uri for a request the rules refuse or an unauthenticated client."""
+        pairs = data.draw(pairs_strategy(known + new_names), label="pairs")
+        authenticated = data.draw(st.booleans(), label="client authenticated")
+        if authenticated:
+            pairs = [("client_id", CLIENT_ID, "pct"), ("client_secret", CLIENT_SECRET, "pct")] + pairs
+        body = encode_pairs(pairs)
+        response = fuzzer.send("POST", "/oauth/par", body=body)
+        expect_oversize(response, len(body) > 8 * 1024, "POST /oauth/par")
+        if response.status == 201:
+            values = first_values(server_parse(body))
+            answer = json.loads(response.body)
+            if not str(answer.get("request_uri", "")).startswith("urn:ietf:params:oauth:request_uri:") or answer.get("expires_in") != 60:
+                raise PropertyFailure("POST /oauth/par answered 201 without a request_uri: %r" % response.body[:200])
+            if values.get("redirect_uri") not in (None, reg) or values.get("client_id") not in (None, CLIENT_ID):
+                raise PropertyFailure("POST /oauth/par accepted a redirect_uri or client_id that is not registered: %r" % body[:400])
+        elif response.status not in (413, 415):
+            expect_json_error(response, "POST /oauth/par")
+
+    def introspect(data):
+        """POST /oauth/introspect (RFC 7662): nothing said about any token to an unauthenticated caller."""
+        token = data.draw(st.one_of(text_value, st.just("<own access token>")), label="token")
+        if token == "<own access token>":
+            token = fuzzer.exchange(fuzzer.fresh_code())["access_token"]
+        base = [("token", token)]
+        authenticated = data.draw(st.booleans(), label="client authenticated")
+        if authenticated:
+            base = [("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)] + base
+        pairs = mutate_form(data, base, form_names + new_names) if data.draw(st.integers(0, 2), label="mutate") else [(n, v, "pct") for n, v in base]
+        body = encode_pairs(pairs)
+        response = fuzzer.send("POST", "/oauth/introspect", body=body)
+        expect_oversize(response, len(body) > FORM_LIMIT, "POST /oauth/introspect")
+        if response.status == 200:
+            values = first_values(server_parse(body))
+            if values.get("client_secret") != CLIENT_SECRET or values.get("client_id") != CLIENT_ID:
+                raise PropertyFailure("POST /oauth/introspect answered 200 to a caller that did not authenticate: %r" % body[:300])
+        else:
+            expect_json_error(response, "POST /oauth/introspect")
+
+    def logout(data):
+        """GET/POST /oidc/logout: never a redirect anywhere but a registered logout URL, no session ended by a GET without a hint."""
+        pairs = data.draw(pairs_strategy(["id_token_hint", "post_logout_redirect_uri", "state", "client_id", "csrf"]), label="pairs")
+        if data.draw(st.booleans(), label="registered client"):
+            pairs = [("client_id", CLIENT_ID, "pct")] + pairs
+        jar = fuzzer.main.copy() if data.draw(st.booleans(), label="with session") else Jar()
+        query = encode_pairs(pairs)
+        method = data.draw(st.sampled_from(["GET", "POST"]), label="method")
+        path = data.draw(st.sampled_from(["/oidc/logout", "/logout"]), label="path")
+        if method == "GET":
+            response = fuzzer.send("GET", path.encode() + b"?" + query, headers=cookie_headers(data, jar), jar=jar)
+            expect_oversize(response, len(query) > 8 * 1024 or query.count(b"&") >= 64, "GET " + path)
+        else:
+            response = fuzzer.send("POST", path, headers=cookie_headers(data, jar), body=query, jar=jar)
+        location = response.header("location") or ""
+        if response.status in (301, 302, 303, 307, 308) and not location.startswith("/"):
+            target = re.split(r"[?#]", location, maxsplit=1)[0]
+            if target not in LOGOUT_URLS:
+                raise PropertyFailure("%s %s redirected to %r, which is not a registered logout URL" % (method, path, location[:200]))
+
     # -- POST /oauth/revoke, /userinfo ------------------------------------------------------------------
 
     def revoke(data):
@@ -1056,6 +1139,10 @@ def build_tests(fuzzer, st):
         ("token_refresh", 5, token_refresh),
         ("revoke", 5, revoke),
         ("userinfo", 7, userinfo),
+        ("authorize_post", 6, authorize_post),
+        ("par", 5, par),
+        ("introspect", 4, introspect),
+        ("logout", 5, logout),
         ("raw", 8, raw),
     ]
 
