@@ -435,8 +435,10 @@ def check_consent_page(browser: Browser, origin: str, artifacts: Path, scopes: l
     wait_for_path(browser, page, "/consent")
     basics = check_page_basics(browser, page, origin)
     listed = [item.text.strip() for item in driver.find_elements(By.TAG_NAME, "li")]
+    # Each scope is listed by its description with its name beside it in parentheses, or by its name alone.
+    names = [item.rsplit("(", 1)[-1].rstrip(")") if item.endswith(")") else item for item in listed]
     for scope in scopes:
-        if scope not in listed:
+        if scope not in names:
             raise CheckFailed(page, f"the scope {scope!r} is not listed "
                                     f"(expected a list item per scope; found {listed})")
     buttons = {b.text.strip(): b for b in driver.find_elements(By.CSS_SELECTOR, "form button, form input[type=submit]")}
