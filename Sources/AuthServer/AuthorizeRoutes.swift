@@ -83,10 +83,17 @@ extension AuthorizationServer {
     /// What an `id_token_hint` is: the subject of an ID token this issuer signed (its own keys or a cluster
     /// peer's; expired is fine, OIDC Core §3.1.2.1), or not one.
     func verifiedIDTokenHint(_ hint: String) async -> IDTokenHint {
-        guard hint.utf8.count <= 8 * 1024, let claims = try? await verifyToken(hint, as: IDTokenClaims.self), claims.iss == issuer else {
-            return .invalid
-        }
+        guard let claims = await verifiedIDToken(hint) else { return .invalid }
         return .subject(claims.sub)
+    }
+
+    /// The claims of `text` when it is an ID token this server signed (its own keys or a cluster peer's) for
+    /// this issuer, expired or not: what `/authorize` and logout take an `id_token_hint` for.
+    func verifiedIDToken(_ text: String) async -> IDTokenClaims? {
+        guard text.utf8.count <= 8 * 1024, let claims = try? await verifyToken(text, as: IDTokenClaims.self), claims.iss == issuer else {
+            return nil
+        }
+        return claims
     }
 
     /// `GET /authorize/resume?state=…`: where the login, consent and organization pages send the browser back.

@@ -97,7 +97,7 @@ extension AuthorizationServer {
         var hint: LogoutRequest.Hint?
         var invalid = false
         if let text = parameters["id_token_hint"], !text.isEmpty {
-            if text.utf8.count <= 8 * 1024, let claims = try? await verifyToken(text, as: IDTokenClaims.self), claims.iss == issuer {
+            if let claims = await verifiedIDToken(text) {
                 hint = LogoutRequest.Hint(subject: claims.sub, clientID: claims.aud, authTime: claims.authTime)
             } else {
                 invalid = true
@@ -152,13 +152,5 @@ extension AuthorizationServer {
         guard let redirect else { return page(Pages.loggedOut(wasLoggedIn: wasLoggedIn)) }
         guard let state else { return self.redirect(to: redirect) }
         return self.redirect(to: RedirectURI.appending([("state", state)], to: redirect, inFragment: false))
-    }
-
-    /// Whether `hint` is an ID token this server signed (its own keys or a cluster peer's), for this issuer,
-    /// issued in this very session: its user, and its `auth_time` the session's login.
-    func isIDTokenHint(_ hint: String, of session: SessionSnapshot) async -> Bool {
-        guard hint.utf8.count <= 8 * 1024, let claims = try? await verifyToken(hint, as: IDTokenClaims.self) else { return false }
-        return claims.iss == issuer && constantTimeEquals(Array(claims.sub.utf8), Array(session.userID.utf8))
-            && claims.authTime == session.authTime.secondsSinceEpoch
     }
 }

@@ -38,8 +38,6 @@ public enum LogoutOutcome: Sendable, Equatable {
     case confirm
     /// Nothing to end (no session); the browser goes on.
     case noSession
-    /// A page, never a redirect: the request names a redirect the client did not register, or a bad hint.
-    case refuse(String)
 }
 
 /// The logout decision, pure: the request, the session the browser presents, the configuration.
@@ -151,7 +149,6 @@ extension LogoutPolicy {
             case .endSession: return LogoutDecision(rule: "logout.id_token_hint", outcome: .endSession, redirect: target.redirect)
             case .confirm: return LogoutDecision(rule: "logout.confirm", outcome: .confirm, redirect: target.redirect)
             case .noSession: return LogoutDecision(rule: "logout.session", outcome: .noSession, redirect: target.redirect)
-            case .refuse: return LogoutDecision(rule: rule, outcome: .refused, redirect: nil)
             }
         }
     }
