@@ -84,11 +84,18 @@ public enum ProjectionRebuild {
         for table in AuthTable.allCases {
             let left = rebuilt[table] ?? [:]
             let right = live[table] ?? [:]
-            for key in Set(left.keys).union(right.keys).sorted() where left[key] != right[key] {
+            // Compared as values: live entries may have been written by an earlier release, whose JSON
+            // encoder ordered members differently.
+            for key in Set(left.keys).union(right.keys).sorted() where !sameValue(left[key], right[key]) {
                 differences.append(Difference(table: table, key: key, rebuilt: left[key], live: right[key]))
             }
         }
         return differences
+    }
+
+    static func sameValue(_ left: [UInt8]?, _ right: [UInt8]?) -> Bool {
+        guard let left, let right else { return left == nil && right == nil }
+        return left == right || PayloadCoding.canonical(left) == PayloadCoding.canonical(right)
     }
 
     final class MemoryStore: ProjectionStore {

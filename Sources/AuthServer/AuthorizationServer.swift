@@ -38,6 +38,11 @@ public struct AuthServerSettings: Sendable {
     /// Back-channel logout: attempts per client, and the wait before the second (doubling after each).
     public var backchannelAttempts = 3
     public var backchannelRetryDelay: Duration = .seconds(1)
+    /// The file-backed resident memory (bytes) above which the server lets go of the journal's mapped
+    /// pages (``Journal/releaseResidentPages()``), checked every ``memoryCheckInterval``; `nil`: no bound.
+    /// It counts the executable's and libraries' mapped pages too (about 40 MB). `serve --max-mapped-memory`.
+    public var mappedMemoryLimit: Int? = 128 << 20
+    public var memoryCheckInterval: Duration = .seconds(1)
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 
@@ -146,6 +151,25 @@ public final class AuthorizationServer: Sendable {
                 try await Task.sleep(for: .seconds(settings.maintenanceIntervalSeconds))
             } catch {
                 return  // cancelled: the server is stopping
+            }
+        }
+    }
+
+    /// Keeps the file-backed resident memory under ``AuthServerSettings/mappedMemoryLimit``: every
+    /// ``AuthServerSettings/memoryCheckInterval`` it reads the process's `RssFile` and, above the limit,
+    /// lets go of the journal's mapped pages. Runs until the task is cancelled (`authledger serve` runs it
+    /// beside the HTTP server); without a limit, or where `/proc` has no figure, it returns at once.
+    public func boundResidentMemoryPeriodically() async {
+        guard let limit = settings.mappedMemoryLimit, ResidentMemory.current() != nil else { return }
+        while !Task.isCancelled {
+            if let resident = ResidentMemory.current(), resident.fileBacked > limit {
+                ledger.journal.releaseResidentPages()
+                metrics.releasedMappedPages()
+            }
+            do {
+                try await Task.sleep(for: settings.memoryCheckInterval)
+            } catch {
+                return
             }
         }
     }

@@ -82,6 +82,12 @@ final class ServerMetrics: Sendable {
         registry.makeCounter(descriptor: Self.logins, labels: [("result", succeeded ? "success" : "failure")]).increment()
     }
 
+    /// The journal's mapped pages were let go of (``AuthServerSettings/mappedMemoryLimit``).
+    func releasedMappedPages() {
+        registry.makeCounter(descriptor: Self.name("process", "mapped_pages_released", "total",
+            "Times the journal's mapped pages were let go of to keep file-backed resident memory under --max-mapped-memory.")).increment()
+    }
+
     func appended(after duration: Duration) {
         appendDuration.record(duration)
     }
@@ -98,6 +104,14 @@ final class ServerMetrics: Sendable {
               journal.batchesCommitted == 0 ? 0 : Double(journal.requestsCommitted) / Double(journal.batchesCommitted))
         gauge("batch_size", "max", "Most requests in one commit since start.", Double(journal.largestBatch))
         gauge("failed_commits", "", "Commits that failed (nothing from them was issued).", Double(journal.batchesFailed))
+        if let memory = ResidentMemory.current() {
+            for (kind, bytes) in [("anonymous", memory.anonymous), ("file", memory.fileBacked)] {
+                registry.makeGauge(
+                    descriptor: Self.name("process", "resident_memory", "bytes", "Resident memory by kind: anonymous (heap) or file-backed (mapped journal, libraries)."),
+                    labels: [("kind", kind)]
+                ).set(Double(bytes))
+            }
+        }
         return registry.emitToString()
     }
 }

@@ -19,7 +19,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var object: [String: Any] = [
-            "time": ISO8601DateFormatter().string(from: Date()), "level": event.level.rawValue, "label": label,
+            "time": LogTime.now(), "level": event.level.rawValue, "label": label,
             "message": event.message.description,
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[key] = value.description }

@@ -1,4 +1,6 @@
 import Foundation
+import LedgerCore
+import LedgerJournal
 import Logging
 
 /// A swift-log handler writing one human-readable line per message to stderr (`--log-format text`, the
@@ -26,11 +28,19 @@ public struct TextLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var text = "\(ISO8601DateFormatter().string(from: Date())) \(event.level) \(TerminalText.escape(label)): \(TerminalText.escape(event.message.description))"
+        var text = "\(LogTime.now()) \(event.level) \(TerminalText.escape(label)): \(TerminalText.escape(event.message.description))"
         let all = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
         for (key, value) in all.sorted(by: { $0.key < $1.key }) {
             text += " \(TerminalText.escape(key))=\(TerminalText.escape(value.description))"
         }
         write(text + "\n")
     }
+}
+
+/// The time a log line is written, in RFC 3339 (UTC, microseconds).
+///
+/// Formatted by hand (``LedgerTimestamp/rfc3339``): Foundation's `ISO8601DateFormatter` builds an ICU
+/// formatter per call, which cost about 15% of the server's CPU at one line per request.
+enum LogTime {
+    static func now() -> String { Journal.systemClock().rfc3339 }
 }

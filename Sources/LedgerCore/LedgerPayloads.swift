@@ -94,17 +94,26 @@ public struct KeyRemovalPayload: Codable, Sendable, Equatable {
     }
 }
 
-/// The JSON encoding of AuthLedger's own payloads: sorted keys, no escaped slashes, so that the
-/// same value gives the same bytes from the same build. (Verification never re-encodes: it checks
-/// the stored bytes, so the encoding only has to be stable, not canonical across versions.)
+/// The JSON encoding of AuthLedger's own payloads and projection values: ``CanonicalJSONEncoder``
+/// (members sorted, no whitespace, no escaped slashes), so that the same value gives the same bytes.
+/// Verification never re-encodes: it checks the stored bytes. Releases before 2026-12 wrote with
+/// Foundation's `JSONEncoder` (`.sortedKeys`), whose member order can differ; values written by
+/// different releases are compared through ``canonical(_:)``.
 public enum PayloadCoding {
     public static func encode(_ value: some Encodable) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(value))
+        try CanonicalJSONEncoder().encode(value)
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try JSONDecoder().decode(type, from: Data(bytes))
+    }
+
+    /// `bytes` as this release encodes the same JSON value, so that values written by different
+    /// releases compare equal when they mean the same; bytes that are not JSON are returned as they are.
+    public static func canonical(_ bytes: [UInt8]) -> [UInt8] {
+        guard let first = bytes.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\""),
+            let value = try? decode(JSONValue.self, from: bytes), let encoded = try? encode(value)
+        else { return bytes }
+        return encoded
     }
 }

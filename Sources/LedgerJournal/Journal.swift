@@ -252,6 +252,11 @@ public final class Journal: Sendable {
         try await submit(.removeSigner(keyID)) as! UInt64
     }
 
+    /// Lets go of the store's resident pages this process does not need now (``JournalStorage/releaseResidentPages()``).
+    public func releaseResidentPages() {
+        reader.storage.releaseResidentPages()
+    }
+
     /// Runs `body` against a consistent snapshot of the journal.
     public func read<R>(_ body: (JournalSnapshot) throws -> R) throws -> R {
         try reader.read(body)

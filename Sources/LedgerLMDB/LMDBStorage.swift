@@ -123,6 +123,10 @@ public final class LMDBStorage: JournalStorage {
         }
     }
 
+    public func releaseResidentPages() {
+        environment.releaseMappedPages()
+    }
+
     public func close() {
         environment.close()
         writerLock?.release()

@@ -81,7 +81,9 @@ struct VerifyCommand: AsyncParsableCommand {
                 throw CommandExit.checkFailed(
                     "the journal does not continue its archives: \(VerificationFailure(sequence: (prefix?.size ?? 0) + 1, problem: .archiveMismatch))")
             }
-            guard ArchivedProjections.digest(try ArchivedState.stored(in: reader)) == ArchivedProjections.digest(archived.1) else {
+            // Compared as values: the journal kept them as the release that archived wrote them.
+            let kept = ArchivedProjections.canonical(try ArchivedState.stored(in: reader))
+            guard ArchivedProjections.digest(kept) == ArchivedProjections.digest(ArchivedProjections.canonical(archived.1)) else {
                 throw CommandExit.checkFailed("the projections the journal kept at the cut #\(archived.0.size) are not the ones its archived events give")
             }
         }

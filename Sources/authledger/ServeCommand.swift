@@ -53,6 +53,16 @@ struct ServeCommand: AsyncParsableCommand {
             "Where the server archives the events older than the tenant's retention.events_days (default: <journal>.archives; LMDB journals only).",
             valueName: "dir"))
     var archiveDirectory: String?
+    @Option(
+        name: .customLong("max-mapped-memory"),
+        help: ArgumentHelp(
+            "File-backed resident memory (MB) above which the server lets go of the journal's mapped pages (they stay in the page cache); 0: no bound.",
+            valueName: "MB"))
+    var maxMappedMemory: Int = 128
+
+    func validate() throws {
+        guard maxMappedMemory >= 0 else { throw ValidationError("--max-mapped-memory must be 0 (no bound) or a number of megabytes") }
+    }
 
     func run() async throws {
         var logger =
@@ -92,6 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = AuthServerSettings()
         settings.issuerOverride = issuer
         settings.trustedProxies = Set(trustedProxies)
+        settings.mappedMemoryLimit = maxMappedMemory > 0 ? maxMappedMemory << 20 : nil
         if !journalOptions.isShared {
             let journal = journalOptions.journal.hasSuffix("/") ? String(journalOptions.journal.dropLast()) : journalOptions.journal
             settings.archiveDirectory = archiveDirectory ?? journal + ".archives"
@@ -129,6 +140,7 @@ struct ServeCommand: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await application.runService() }
                 group.addTask { await server.runMaintenancePeriodically() }
+                group.addTask { await server.boundResidentMemoryPeriodically() }
                 try await group.next()
                 group.cancelAll()
             }

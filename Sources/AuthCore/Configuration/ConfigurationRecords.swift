@@ -1,3 +1,4 @@
+import LedgerCore
 /// A registered client as the server knows it: its definition, with the secret replaced by its hash.
 public struct RegisteredClient: Codable, Sendable, Equatable {
     public var clientID: String

@@ -32,6 +32,16 @@ public protocol JournalStorage: AnyObject, Sendable {
 
     /// Releases the store's files or connections. Later reads and writes fail with ``JournalError/closed``.
     func close()
+
+    /// Lets go of the store's pages this process holds resident but does not need now (LMDB: its
+    /// memory map's pages, which stay in the kernel's page cache and are mapped again when read), so
+    /// that the process's resident memory does not grow with the journal. Safe while reads and writes go on.
+    func releaseResidentPages()
+}
+
+extension JournalStorage {
+    /// Stores that map nothing have nothing to release.
+    public func releaseResidentPages() {}
 }
 
 /// A table of a ``JournalStorage``, as the store opened it.

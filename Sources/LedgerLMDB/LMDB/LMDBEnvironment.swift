@@ -81,6 +81,32 @@ final class LMDBEnvironment: @unchecked Sendable {
         return info.me_mapsize
     }
 
+    /// Drops this process's page mappings of the whole map (`madvise(MADV_DONTNEED)`). LMDB maps the file
+    /// shared and read-only and writes with `pwrite`, so nothing is lost: the pages stay in the kernel's
+    /// page cache, and a later read maps them again. This bounds the file-backed resident memory that
+    /// reads of a large journal would otherwise leave mapped.
+    func releaseMappedPages() {
+        resizeLock.withReadLock {
+            guard !closed else { return }
+            // LMDB does not tell where it mapped the file (`me_mapaddr` is set only for MDB_FIXEDMAP):
+            // the kernel's list of this process's mappings does.
+            guard let resolved = realpath(path + "/data.mdb", nil) else { return }
+            let file = String(cString: resolved)
+            free(resolved)
+            // Read to the end: `String(contentsOfFile:)` stops at the size procfs reports for the file.
+            guard let handle = FileHandle(forReadingAtPath: "/proc/self/maps"), let data = try? handle.readToEnd() else { return }
+            try? handle.close()
+            let maps = String(decoding: data, as: UTF8.self)
+            for line in maps.split(separator: "\n") where line.hasSuffix(" " + file) {
+                let range = line.prefix { $0 != " " }.split(separator: "-")
+                guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start,
+                    let address = UnsafeMutableRawPointer(bitPattern: start)
+                else { continue }
+                _ = madvise(address, Int(end - start), MADV_DONTNEED)
+            }
+        }
+    }
+
     /// Grows the map to `size` bytes, waiting for this process's readers to finish first.
     func grow(to size: Int) throws(LMDBError) {
         try resizeLock.withWriteLock { () throws(LMDBError) in

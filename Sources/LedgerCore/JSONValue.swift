@@ -1,7 +1,5 @@
-import LedgerCore
-
-/// Any JSON value, decoded and encoded with the same `JSONDecoder`/`JSONEncoder` as every payload
-/// (``PayloadCoding``): what ``PersonalData`` walks to find, seal and open the personal values of a
+/// Any JSON value, decoded and encoded with the same coders as every payload (``PayloadCoding``): what
+/// `PersonalData` walks to find, seal and open the personal values of a
 /// payload whose Swift type it does not know.
 ///
 /// Written here rather than using Foundation's `JSONSerialization`, whose writer on Linux sorts keys with
@@ -26,7 +24,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
     }
 
     /// Whether this is a sealed value: an object with `"sealed": 1`.
-    var isSealedValue: Bool {
+    public var isSealedValue: Bool {
         guard case .object(let members) = self else { return false }
         return members["sealed"] == .integer(1) || members["sealed"] == .unsigned(1)
     }
