@@ -12,7 +12,8 @@
 /// Supported: the standard library's scalars, strings, arrays, dictionaries, optionals and any
 /// `Codable` type built from them. Floating-point values are written in Swift's shortest round-trip
 /// form, whole ones without a fraction (`3`, not `3.0`). `Date`, `Data` and `URL` are not special-cased
-/// (no payload holds them); non-finite numbers are refused.
+/// (no payload holds them); non-finite numbers are refused. Coding paths are not tracked (each would be an
+/// allocation per member, and no payload type reads them).
 public struct CanonicalJSONEncoder {
     public init() {}
 
@@ -26,15 +27,12 @@ public struct CanonicalJSONEncoder {
     }
 
     static func node<T: Encodable>(of value: T, codingPath: [any CodingKey]) throws -> JSONNode {
-        // The common leaves without an encoder.
-        switch value {
-        case let string as String: return .string(string)
-        case let bool as Bool: return .bool(bool)
-        case let int as Int: return .integer(Int64(int))
-        case let int as Int64: return .integer(int)
-        case let uint as UInt64: return .unsigned(uint)
-        default: break
-        }
+        // The common leaves without an encoder (metatype comparisons: cheaper than dynamic casts).
+        if T.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
+        if T.self == Bool.self { return .bool(unsafeBitCast(value, to: Bool.self)) }
+        if T.self == Int.self { return .integer(Int64(unsafeBitCast(value, to: Int.self))) }
+        if T.self == Int64.self { return .integer(unsafeBitCast(value, to: Int64.self)) }
+        if T.self == UInt64.self { return .unsigned(unsafeBitCast(value, to: UInt64.self)) }
         let encoder = NodeEncoder(codingPath: codingPath)
         try value.encode(to: encoder)
         // A value that encoded nothing is an empty object, as with Foundation.
@@ -77,9 +75,14 @@ enum JSONNode {
             output.append(UInt8(ascii: "]"))
         case .object(let box):
             output.append(UInt8(ascii: "{"))
-            let members = box.members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            // Stable, so that of a member set twice the last one is written (as a dictionary would keep it).
+            var members = box.members
+            members.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            var written = 0
             for (index, member) in members.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
+                if index + 1 < members.count, members[index + 1].key == member.key { continue }
+                if written > 0 { output.append(UInt8(ascii: ",")) }
+                written += 1
                 Self.writeString(member.key, to: &output)
                 output.append(UInt8(ascii: ":"))
                 try member.value.write(to: &output)
@@ -113,8 +116,10 @@ final class ArrayBox {
     var items: [JSONNode] = []
 }
 
+/// An object's members in the order they were encoded (sorted when written: a dictionary here cost more
+/// in hashing than the sort does).
 final class ObjectBox {
-    var members: [String: JSONNode] = [:]
+    var members: [(key: String, value: JSONNode)] = []
 }
 
 /// Where an encoder's single top-level value or container goes.
@@ -185,7 +190,7 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let box: ObjectBox
     let codingPath: [any CodingKey]
 
-    private func set(_ node: JSONNode, _ key: Key) { box.members[key.stringValue] = node }
+    private func set(_ node: JSONNode, _ key: Key) { box.members.append((key.stringValue, node)) }
 
     mutating func encodeNil(forKey key: Key) throws { set(.null, key) }
     mutating func encode(_ value: Bool, forKey key: Key) throws { set(.bool(value), key) }
@@ -203,7 +208,7 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt32, forKey key: Key) throws { set(.unsigned(UInt64(value)), key) }
     mutating func encode(_ value: UInt64, forKey key: Key) throws { set(.unsigned(value), key) }
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        set(try CanonicalJSONEncoder.node(of: value, codingPath: codingPath + [key]), key)
+        set(try CanonicalJSONEncoder.node(of: value, codingPath: codingPath), key)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -211,19 +216,19 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     ) -> KeyedEncodingContainer<NestedKey> {
         let nested = ObjectBox()
         set(.object(nested), key)
-        return KeyedEncodingContainer(KeyedNodeContainer<NestedKey>(box: nested, codingPath: codingPath + [key]))
+        return KeyedEncodingContainer(KeyedNodeContainer<NestedKey>(box: nested, codingPath: codingPath))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let nested = ArrayBox()
         set(.array(nested), key)
-        return UnkeyedNodeContainer(box: nested, codingPath: codingPath + [key])
+        return UnkeyedNodeContainer(box: nested, codingPath: codingPath)
     }
 
     mutating func superEncoder() -> any Encoder { superEncoder(forKey: Key(stringValue: "super")!) }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
-        ReferencingEncoder(codingPath: codingPath + [key]) { [box] node in box.members[key.stringValue] = node }
+        ReferencingEncoder(codingPath: codingPath) { [box] node in box.members.append((key.stringValue, node)) }
     }
 }
 
@@ -250,19 +255,19 @@ struct UnkeyedNodeContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt32) throws { add(.unsigned(UInt64(value))) }
     mutating func encode(_ value: UInt64) throws { add(.unsigned(value)) }
     mutating func encode<T: Encodable>(_ value: T) throws {
-        add(try CanonicalJSONEncoder.node(of: value, codingPath: codingPath + [IndexKey(index: box.items.count)]))
+        add(try CanonicalJSONEncoder.node(of: value, codingPath: codingPath))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let nested = ObjectBox()
-        let path = codingPath + [IndexKey(index: box.items.count)]
+        let path = codingPath
         add(.object(nested))
         return KeyedEncodingContainer(KeyedNodeContainer<NestedKey>(box: nested, codingPath: path))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let nested = ArrayBox()
-        let path = codingPath + [IndexKey(index: box.items.count)]
+        let path = codingPath
         add(.array(nested))
         return UnkeyedNodeContainer(box: nested, codingPath: path)
     }
@@ -270,7 +275,7 @@ struct UnkeyedNodeContainer: UnkeyedEncodingContainer {
     mutating func superEncoder() -> any Encoder {
         let index = box.items.count
         add(.null)
-        return ReferencingEncoder(codingPath: codingPath + [IndexKey(index: index)]) { [box] node in box.items[index] = node }
+        return ReferencingEncoder(codingPath: codingPath) { [box] node in box.items[index] = node }
     }
 }
 
@@ -292,13 +297,4 @@ final class ReferencingEncoder: Encoder {
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> { inner.container(keyedBy: type) }
     func unkeyedContainer() -> any UnkeyedEncodingContainer { inner.unkeyedContainer() }
     func singleValueContainer() -> any SingleValueEncodingContainer { inner.singleValueContainer() }
-}
-
-struct IndexKey: CodingKey {
-    let index: Int
-    var stringValue: String { String(index) }
-    var intValue: Int? { index }
-    init(index: Int) { self.index = index }
-    init?(stringValue: String) { nil }
-    init?(intValue: Int) { self.index = intValue }
 }

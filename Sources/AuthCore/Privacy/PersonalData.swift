@@ -253,11 +253,30 @@ private enum JSONWalk {
 extension [UInt8] {
     /// Whether the bytes contain `"sealed":1` (a cheap test before parsing a payload for sealed values).
     fileprivate var containsSealedMarker: Bool {
-        Data(self).range(of: Data(#""sealed":1"#.utf8)) != nil
+        contains(bytes: Array(#""sealed":1"#.utf8))
     }
 
     /// Whether the bytes contain `"name":`, as a JSON member name is written (a cheap test before parsing).
     fileprivate func containsMember(_ name: String) -> Bool {
-        Data(self).range(of: Data("\"\(name)\":".utf8)) != nil
+        contains(bytes: Array("\"\(name)\":".utf8))
+    }
+
+    /// Whether `needle` occurs in the bytes (a plain scan: `Data.range(of:)` bridged through NSData cost
+    /// more than the search).
+    private func contains(bytes needle: [UInt8]) -> Bool {
+        guard let first = needle.first, needle.count <= count else { return needle.isEmpty }
+        return withUnsafeBufferPointer { haystack in
+            var index = 0
+            let last = haystack.count - needle.count
+            while index <= last {
+                if haystack[index] == first {
+                    var matched = 1
+                    while matched < needle.count, haystack[index + matched] == needle[matched] { matched += 1 }
+                    if matched == needle.count { return true }
+                }
+                index += 1
+            }
+            return false
+        }
     }
 }
