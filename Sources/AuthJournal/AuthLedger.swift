@@ -185,32 +185,140 @@ public struct AuthRecorder {
     /// Its personal values are sealed first, under the key of their data subject (made in this
     /// transaction if the subject has none): the journal never holds them in clear. The projections are
     /// then updated from the event as stored — sealed values unread, as a rebuild will see them.
+    /// Prefer events prepared beforehand (``AuthLedger/prepare(_:)``): this encodes, seals and signs on the
+    /// journal's writer, where every other request waits.
     @discardableResult
     public mutating func append(_ event: AuthEvent) throws -> UInt64 {
+        let transaction = self.transaction
+        let encoded = try JournalEncoding.encode(event, time: transaction.timestamp, dataKey: dataKey) { subject, dataKey in
+            try transaction.subjectKey(for: subject, dataKey: dataKey)
+        }
+        let appended = try self.transaction.append(EventDraft(type: event.eventType, schemaVersion: encoded.schemaVersion, payload: encoded.payload))
+        return try fold(event, stored: encoded.stored, at: appended.sequence)
+    }
+
+    /// Appends an event prepared outside the writer (``AuthLedger/prepare(_:)``): it is only chained here,
+    /// and applied to the projections; returns its sequence number.
+    @discardableResult
+    public mutating func append(_ event: PreparedAuthEvent) throws -> UInt64 {
+        let appended = try transaction.append(event.prepared)
+        return try fold(event.event, stored: event.stored, at: appended.sequence)
+    }
+
+    /// Appends `events`: as `prepared` (``AuthLedger/prepare(_:)`` of the same events) when there is that,
+    /// else encoding, sealing and signing them here. Returns their sequence numbers.
+    @discardableResult
+    public mutating func append(_ events: [AuthEvent], preparedAs prepared: [PreparedAuthEvent]?) throws -> [UInt64] {
+        if let prepared {
+            precondition(prepared.map(\.event) == events, "prepared from other events")
+            return try prepared.map { try append($0) }
+        }
+        return try events.map { try append($0) }
+    }
+
+    private mutating func fold(_ event: AuthEvent, stored: AuthEvent, at sequence: UInt64) throws -> UInt64 {
+        try AuthProjection.apply(stored.resolved(at: sequence), sequence: sequence, to: store)
+        switch event {
+        case .configuration, .invitationAccepted: changedConfiguration = true
+        default: break
+        }
+        return sequence
+    }
+}
+
+/// An authorization event made ready for the journal outside its writer (``AuthLedger/prepare(_:)``):
+/// encoded, its personal values sealed, signed. ``AuthRecorder/append(_:)-(PreparedAuthEvent)`` then only
+/// chains it and folds it into the projections.
+public struct PreparedAuthEvent: Sendable {
+    let event: AuthEvent
+    /// As a rebuild will read it: sealed values unopened.
+    let stored: AuthEvent
+    let prepared: PreparedEvent
+}
+
+/// How an ``AuthEvent`` becomes a payload: encoded in its type's schema version, its personal values
+/// sealed under their subjects' keys.
+enum JournalEncoding {
+    struct Encoded {
+        var schemaVersion: UInt16
+        var payload: [UInt8]
+        /// The event as a rebuild will read it (sealed values unopened).
+        var stored: AuthEvent
+    }
+
+    static func encode(
+        _ event: AuthEvent, time: LedgerTimestamp, dataKey: DataKey?, key: @escaping (String, DataKey) throws -> SubjectKey
+    ) throws -> Encoded {
         var payload = try event.payload()
-        var schemaVersion: UInt16 = 1
         var stored = event
-        if let personalVersion = PersonalData.schemaVersion(of: event.eventType) {
-            schemaVersion = personalVersion
-            let transaction = self.transaction
-            let key = { (subject: String, dataKey: DataKey) in try transaction.subjectKey(for: subject, dataKey: dataKey) }
+        if PersonalData.schemaVersion(of: event.eventType) != nil {
             // The events of every flow are sealed from their typed values; the others through their JSON.
-            if let sealed = try PersonalData.sealedWithoutParsing(event, time: transaction.timestamp, dataKey: dataKey, key: key) {
+            if let sealed = try PersonalData.sealedWithoutParsing(event, time: time, dataKey: dataKey, key: key) {
                 payload = sealed.payload
                 stored = sealed.unopened
-            } else if let sealed = try PersonalData.sealed(payload, type: event.eventType, time: transaction.timestamp, dataKey: dataKey, key: key) {
+            } else if let sealed = try PersonalData.sealed(payload, type: event.eventType, time: time, dataKey: dataKey, key: key) {
                 payload = sealed.payload
                 // As a rebuild will read it: unopened (the same bytes `AuthEvent(type:payload:)` would make of it).
                 stored = try AuthEvent(type: event.eventType, payload: sealed.unopened) ?? event
             }
         }
-        let appended = try transaction.append(EventDraft(type: event.eventType, schemaVersion: schemaVersion, payload: payload))
-        try AuthProjection.apply(stored, sequence: appended.sequence, to: store)
-        switch event {
-        case .configuration, .invitationAccepted: changedConfiguration = true
-        default: break
+        return Encoded(schemaVersion: AuthEvent.schemaVersion(of: event.eventType), payload: payload, stored: stored)
+    }
+}
+
+extension AuthLedger {
+    /// Encodes, seals and signs `events` in the calling task — on every core, rather than on the journal's
+    /// one writer — for ``AuthRecorder/append(_:)-(PreparedAuthEvent)``. Returns `nil` when one of them has
+    /// a personal value of a data subject that has no key yet: keys are made only in the transaction that
+    /// stores them, so such events are appended as they are (``AuthRecorder/append(_:)-(AuthEvent)``).
+    ///
+    /// Events that refer to each other within their commit do so by offset (``AuthorizeDecided/requestOffset``),
+    /// so nothing here depends on where the writer puts them. Day subjects are chosen by the journal's time
+    /// now, which the batch's time can pass by the time it commits (a value sealed a moment before
+    /// midnight UTC may be kept with the day before's). On shared storage the subjects' keys are read from
+    /// the database on a thread of its own (as ``query(_:)`` does), outside the journal's lock.
+    public func prepare(_ events: [AuthEvent]) async throws -> [PreparedAuthEvent]? {
+        guard journal.isShared else { return try prepareNow(events) }
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try self.prepareNow(events) })
+            }
         }
-        return appended.sequence
+    }
+
+    private func prepareNow(_ events: [AuthEvent]) throws -> [PreparedAuthEvent]? {
+        struct NoSubjectKey: Error {}
+        let dataKey = self.dataKey
+        let time = journal.currentTime
+        do {
+            return try journal.read { snapshot in
+                try events.map { event in
+                    let encoded = try JournalEncoding.encode(event, time: time, dataKey: dataKey) { subject, dataKey in
+                        guard let key = try snapshot.subjectKey(subject, dataKey: dataKey) else { throw NoSubjectKey() }
+                        return key
+                    }
+                    let draft = EventDraft(type: event.eventType, schemaVersion: encoded.schemaVersion, payload: encoded.payload)
+                    return PreparedAuthEvent(event: event, stored: encoded.stored, prepared: try journal.prepare(draft))
+                }
+            }
+        } catch is NoSubjectKey {
+            return nil
+        }
+    }
+
+    /// Appends `events` in one durable commit, after `check` has passed against the projections as they
+    /// stand in that commit, and returns their sequence numbers. They are encoded, sealed and signed
+    /// before the commit (``prepare(_:)``) when they can be; the writer then only checks, chains and folds.
+    /// If `check` throws, nothing is appended and the error is rethrown here.
+    @discardableResult
+    public func record(
+        _ events: [AuthEvent], checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }
+    ) async throws -> [UInt64] {
+        let prepared = try await prepare(events)
+        return try await record { recorder in
+            try check(recorder.store)
+            return try recorder.append(events, preparedAs: prepared)
+        }
     }
 }
 

@@ -165,7 +165,7 @@ public enum DecisionHistory {
             store.tables = try ArchivedState.start(in: snapshot)
             try snapshot.forEachEvent { envelope in
                 guard envelope.sequence <= range.upperBound else { return false }
-                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
                 if case .tokenIntrospected(let introspected) = event, range.contains(envelope.sequence) {
                     try body(envelope.sequence, envelope.timestamp, introspected, try introspected.answer(in: store))
                 }
@@ -183,7 +183,7 @@ public enum DecisionHistory {
         var families: Set<String> = []
         try reader.read { snapshot in
             try snapshot.forEachEvent(from: decision.sequence + 1) { envelope in
-                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
                 switch event {
                 case .codeIssued(let issued) where issued.decisionSequence == decision.sequence:
                     codeHash = issued.codeHash

@@ -31,7 +31,7 @@ public enum ProjectionRebuild {
         store.tables = try ArchivedState.start(in: snapshot)
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
-                if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
+                if let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) {
                     try AuthProjection.apply(event, sequence: envelope.sequence, to: store)
                 }
                 return true

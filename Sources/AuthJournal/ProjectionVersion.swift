@@ -104,7 +104,7 @@ public enum ProjectionVersion {
                 let store = TransactionStore(transaction: transaction)
                 for sequence in start...last {
                     guard let envelope = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
-                    if let event = try AuthEvent(type: envelope.type, payload: envelope.payload) {
+                    if let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) {
                         try AuthProjection.apply(event, sequence: sequence, to: store)
                     }
                 }

@@ -54,7 +54,7 @@ public final class SealedValueOpener {
 
     /// Decodes the event in `envelope`, its personal values opened as far as they can be.
     public func event(_ envelope: EventEnvelope) throws -> AuthEvent? {
-        try AuthEvent(type: envelope.type, payload: envelope.payload, opener: opener)
+        try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence, opener: opener)
     }
 }
 

@@ -215,6 +215,16 @@ public final class AuthorizationServer: Sendable {
         return result
     }
 
+    /// Appends `events` in one commit once `check` passes (``AuthLedger/record(_:checking:)``: encoded,
+    /// sealed and signed before the journal's writer), timing the durable append for `/metrics`.
+    @discardableResult
+    func record(_ events: [AuthEvent], checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }) async throws -> [UInt64] {
+        let start = ContinuousClock.now
+        let sequences = try await ledger.record(events, checking: check)
+        metrics.appended(after: ContinuousClock.now - start)
+        return sequences
+    }
+
     /// `GET /metrics` in the Prometheus text format.
     func metricsPage() -> Response {
         var headers = HTTPFields()

@@ -171,54 +171,56 @@ extension AuthorizationServer {
         let version = configuration.version
         let openedRecord = opened
         let resumedHash = interaction?.hash
+        // The request, its decision and what follows, in one commit; the decision refers to the request,
+        // and what follows to the decision, by offset, so that all of them are encoded, sealed and signed
+        // here, before the journal's writer.
+        var events: [AuthEvent] = [
+            .authorizeRequested(requested),
+            .authorizeDecided(
+                AuthorizeDecided(requestOffset: 1, configurationVersion: version, input: input, decision: decision, interaction: interactionHash)),
+        ]
+        let decisionIndex = 1
+        if let openedRecord, let interactionHash {
+            events.append(
+                .interactionOpened(InteractionOpened(interaction: interactionHash, record: openedRecord, decisionOffset: UInt64(events.count - decisionIndex))))
+        }
+        if case .issueTokens(let grant, let types, _) = decision.outcome, let tokens = implicitIssued {
+            var issued = TokenIssued(
+                grantType: "implicit", clientID: grant.clientID, userID: grant.userID, codeHash: nil, decisionSequence: nil,
+                accessTokenID: types.contains("token") ? tokens.accessTokenID : nil, idTokenID: tokens.idTokenID, scopes: grant.scopes,
+                audience: grant.audience, organizationID: grant.organizationID, expiresAt: tokens.expiresAt, clientIP: clientIP,
+                userinfoClaims: grant.claims?.userinfoNames)
+            issued.decisionOffset = UInt64(events.count - decisionIndex)
+            events.append(.tokenIssued(issued))
+        }
+        if case .issueCode(let grant, _) = decision.outcome, let codeHash {
+            events.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionOffset: UInt64(events.count - decisionIndex))))
+            if let ticket = grant.invitation, let organization = grant.organizationID {
+                events.append(.invitationAccepted(InvitationAccepted(ticket: ticket, organizationID: organization, userID: grant.userID)))
+            }
+        }
+        let sessionSeen = input.session
         do {
-            try await record { recorder in
+            try await record(events) { store in
                 // Single use, checked where it cannot race: the interaction must still be open, and an
                 // invitation must not have been spent by a concurrent request.
-                if let resumedHash, try recorder.store.get(.interactions, resumedHash) == nil {
+                if let resumedHash, try store.get(.interactions, resumedHash) == nil {
                     throw AuthorizationConflict.interactionCompleted
                 }
                 // A pushed request is used once: a concurrent request with the same request_uri loses.
                 if resumedHash == nil, let pushed = parameters.pushedRequest, pushed.refused == nil,
-                    try recorder.store.value(PushedRequest.self, .pushedRequests, pushed.hash)?.used == true
+                    try store.value(PushedRequest.self, .pushedRequests, pushed.hash)?.used == true
                 {
                     throw AuthorizationConflict.pushedRequestUsed
                 }
                 // A logout committed since the session was read ends the authorization too.
-                if let session = input.session, decision.outcome.issues, try recorder.store.get(.sessions, session.sessionHash) == nil {
+                if let sessionSeen, decision.outcome.issues, try store.get(.sessions, sessionSeen.sessionHash) == nil {
                     throw AuthorizationConflict.sessionEnded
                 }
                 if case .issueCode(let grant, _) = decision.outcome, let ticket = grant.invitation,
-                    try AuthProjection.configuration(in: recorder.store).spentInvitations.contains(ticket)
+                    try AuthProjection.configuration(in: store).spentInvitations.contains(ticket)
                 {
                     throw AuthorizationConflict.invitationSpent
-                }
-                let requestSequence = try recorder.append(.authorizeRequested(requested))
-                let decisionSequence = try recorder.append(
-                    .authorizeDecided(
-                        AuthorizeDecided(
-                            requestSequence: requestSequence, configurationVersion: version, input: input, decision: decision,
-                            interaction: interactionHash)))
-                if let openedRecord, let interactionHash {
-                    try recorder.append(
-                        .interactionOpened(InteractionOpened(interaction: interactionHash, record: openedRecord, decisionSequence: decisionSequence)))
-                }
-                if case .issueTokens(let grant, let types, _) = decision.outcome, let tokens = implicitIssued {
-                    try recorder.append(
-                        .tokenIssued(
-                            TokenIssued(
-                                grantType: "implicit", clientID: grant.clientID, userID: grant.userID, codeHash: nil,
-                                decisionSequence: decisionSequence, accessTokenID: types.contains("token") ? tokens.accessTokenID : nil,
-                                idTokenID: tokens.idTokenID, scopes: grant.scopes, audience: grant.audience,
-                                organizationID: grant.organizationID, expiresAt: tokens.expiresAt, clientIP: clientIP,
-                                userinfoClaims: grant.claims?.userinfoNames)))
-                }
-                if case .issueCode(let grant, _) = decision.outcome, let codeHash {
-                    try recorder.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionSequence: decisionSequence)))
-                    if let ticket = grant.invitation, let organization = grant.organizationID {
-                        try recorder.append(
-                            .invitationAccepted(InvitationAccepted(ticket: ticket, organizationID: organization, userID: grant.userID)))
-                    }
                 }
             }
         } catch let conflict as AuthorizationConflict {

@@ -149,18 +149,16 @@ extension AuthorizationServer {
         } catch {
             return tokenError(TokenError(.serverError, "Tokens could not be signed."))
         }
-        let issued = TokenIssued(
+        var issued = TokenIssued(
             grantType: "client_credentials", clientID: client.clientID, userID: grant.subject, codeHash: nil, decisionSequence: nil,
             accessTokenID: minted.accessTokenID, idTokenID: nil, scopes: grant.scopes, audience: grant.audience, organizationID: nil,
             // The address is in the decision, sealed under the day's subject; here it would be sealed under the
             // client's (its "user"), which no retention period reaches.
             expiresAt: minted.expiresAt, clientIP: nil, dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID)
+        issued.decisionOffset = 1  // the decision just before it, in the same commit
         do {
-            try await record { recorder in
-                if let proof, try recorder.store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }
-                var token = issued
-                token.decisionSequence = try recorder.append(.clientCredentialsDecided(decided))
-                try recorder.append(.tokenIssued(token))
+            try await record([.clientCredentialsDecided(decided), .tokenIssued(issued)]) { store in
+                if let proof, try store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }
             }
         } catch is DPoPReplay {
             return await rejectToken(TokenError(.invalidDPoPProof, "The DPoP proof was used before."), grantType: "client_credentials",
@@ -260,6 +258,9 @@ extension AuthorizationServer {
             accessTokenID: minted.accessTokenID, idTokenID: minted.idTokenID, scopes: grant.scopes, audience: grant.audience,
             organizationID: grant.organizationID, expiresAt: minted.expiresAt, clientIP: clientIP, refreshFamily: refreshIssued?.family,
             dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID, userinfoClaims: grant.requestedClaims?.userinfoNames)
+        let events: [AuthEvent] = [.tokenIssued(issued)] + (refreshIssued.map { [.refreshIssued($0)] } ?? [])
+        // Encoded, sealed and signed here, before the journal's writer (or there, if a subject has no key yet).
+        let prepared = try? await ledger.prepare(events)
         let won: Bool
         do {
             won = try await record { recorder in
@@ -269,8 +270,7 @@ extension AuthorizationServer {
                     try lost(&recorder)
                     return false
                 }
-                try recorder.append(.tokenIssued(issued))
-                if let refreshIssued { try recorder.append(.refreshIssued(refreshIssued)) }
+                try recorder.append(events, preparedAs: prepared ?? nil)
                 return true
             }
         } catch is DPoPReplay {

@@ -172,6 +172,10 @@ public final class Journal: Sendable {
     /// appended since).
     public var head: JournalHead { writer.publishedHead }
 
+    /// The journal's time now: its clock, never earlier than the last event's (what the next batch
+    /// would be stamped with if it were committed now).
+    public var currentTime: LedgerTimestamp { max(writer.clockTime, writer.publishedHead.lastTime) }
+
     /// Whether other processes append to this journal too (shared storage).
     public var isShared: Bool { reader.storage.isShared }
 

@@ -48,6 +48,7 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     var publishedHead: JournalHead { published.withLock { $0.0 } }
+    var clockTime: LedgerTimestamp { configuration.clock() }
     var statistics: JournalStatistics { counters.withLock { $0 } }
     var publishedKey: Ed25519SigningKey { published.withLock { $0.1 } }
 

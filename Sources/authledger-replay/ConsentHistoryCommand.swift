@@ -39,7 +39,7 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
                 }
                 try snapshot.forEachEvent { envelope in
                     guard envelope.sequence <= range.upperBound else { return false }
-                    guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                    guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
                     switch event {
                     case .consentGranted(let answer) where answer.userID == user:
                         let key = ConsentKey.make(clientID: answer.clientID, audience: answer.audience)

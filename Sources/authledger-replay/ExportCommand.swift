@@ -76,7 +76,7 @@ struct ExportCommand: AsyncParsableCommand {
                     guard sequence <= min(range.upperBound, treeSize) else { return false }
                     let envelope = try EventEnvelope(record: record)
                     if user != nil || client != nil {
-                        guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload) else { return true }
+                        guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
                         let subjects = EventSubjects(event)
                         if let user, !subjects.users.contains(user) { return true }
                         if let client, !subjects.clients.contains(client) { return true }

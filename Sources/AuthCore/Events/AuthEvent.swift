@@ -25,10 +25,38 @@ public struct AuthorizeRequested: Codable, Sendable, Equatable {
     }
 }
 
+/// A reference from one event to an earlier one: by its sequence number (as recorded before schema
+/// versions with offsets), or by how many events before the referring one it is in the same commit.
+extension KeyedDecodingContainer {
+    func decodeReference(sequence: Key, offset: Key) throws -> (sequence: UInt64, offset: UInt64?) {
+        if let offset = try decodeIfPresent(UInt64.self, forKey: offset) {
+            return (try decodeIfPresent(UInt64.self, forKey: sequence) ?? 0, offset)
+        }
+        return (try decode(UInt64.self, forKey: sequence), nil)
+    }
+}
+
+extension KeyedEncodingContainer {
+    /// Records the offset when there is one, else the sequence number.
+    mutating func encodeReference(_ sequence: UInt64, offset: UInt64?, sequenceKey: Key, offsetKey: Key) throws {
+        if let offset {
+            try encode(offset, forKey: offsetKey)
+        } else {
+            try encode(sequence, forKey: sequenceKey)
+        }
+    }
+}
+
 /// `auth.authorize.decided`: the decision, with every input the decision function needs besides the
 /// configuration, which is named by its version (the sequence number of its last event).
 public struct AuthorizeDecided: Codable, Sendable, Equatable {
+    /// The `auth.authorize.requested` event decided on.
     public var requestSequence: UInt64
+    /// How many events before this one the request is, in the same commit (schema version 3 on): what the
+    /// payload records instead of ``requestSequence``, because it is known before the journal's writer
+    /// numbers the events, so that the caller can encode and sign them. Reading the event at its sequence
+    /// number resolves ``requestSequence`` (``AuthEvent/resolved(at:)``).
+    public var requestOffset: UInt64?
     public var configurationVersion: UInt64
     public var input: AuthorizationInput
     public var decision: AuthorizationDecision
@@ -46,9 +74,36 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         self.interaction = interaction
     }
 
+    /// A decision on the request `requestOffset` events before it in the same commit.
+    public init(
+        requestOffset: UInt64, configurationVersion: UInt64, input: AuthorizationInput, decision: AuthorizationDecision,
+        interaction: String?
+    ) {
+        self.init(requestSequence: 0, configurationVersion: configurationVersion, input: input, decision: decision, interaction: interaction)
+        self.requestOffset = requestOffset
+    }
+
     enum CodingKeys: String, CodingKey {
-        case requestSequence = "request_sequence", configurationVersion = "configuration_version"
+        case requestSequence = "request_sequence", requestOffset = "request_offset", configurationVersion = "configuration_version"
         case input, decision, interaction
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        (requestSequence, requestOffset) = try container.decodeReference(sequence: .requestSequence, offset: .requestOffset)
+        configurationVersion = try container.decode(UInt64.self, forKey: .configurationVersion)
+        input = try container.decode(AuthorizationInput.self, forKey: .input)
+        decision = try container.decode(AuthorizationDecision.self, forKey: .decision)
+        interaction = try container.decodeIfPresent(String.self, forKey: .interaction)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeReference(requestSequence, offset: requestOffset, sequenceKey: .requestSequence, offsetKey: .requestOffset)
+        try container.encode(configurationVersion, forKey: .configurationVersion)
+        try container.encode(input, forKey: .input)
+        try container.encode(decision, forKey: .decision)
+        try container.encodeIfPresent(interaction, forKey: .interaction)
     }
 }
 
@@ -56,7 +111,11 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
 public struct CodeIssued: Codable, Sendable, Equatable {
     public var codeHash: String
     public var grant: CodeGrant
+    /// The `auth.authorize.decided` event that issued it.
     public var decisionSequence: UInt64
+    /// How many events before this one the decision is, in the same commit (schema version 2 on; see
+    /// ``AuthorizeDecided/requestOffset``).
+    public var decisionOffset: UInt64?
 
     public init(codeHash: String, grant: CodeGrant, decisionSequence: UInt64) {
         self.codeHash = codeHash
@@ -64,9 +123,29 @@ public struct CodeIssued: Codable, Sendable, Equatable {
         self.decisionSequence = decisionSequence
     }
 
+    /// A code issued by the decision `decisionOffset` events before it in the same commit.
+    public init(codeHash: String, grant: CodeGrant, decisionOffset: UInt64) {
+        self.init(codeHash: codeHash, grant: grant, decisionSequence: 0)
+        self.decisionOffset = decisionOffset
+    }
+
     enum CodingKeys: String, CodingKey {
         case codeHash = "code_hash", grant
-        case decisionSequence = "decision_sequence"
+        case decisionSequence = "decision_sequence", decisionOffset = "decision_offset"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        codeHash = try container.decode(String.self, forKey: .codeHash)
+        grant = try container.decode(CodeGrant.self, forKey: .grant)
+        (decisionSequence, decisionOffset) = try container.decodeReference(sequence: .decisionSequence, offset: .decisionOffset)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(codeHash, forKey: .codeHash)
+        try container.encode(grant, forKey: .grant)
+        try container.encodeReference(decisionSequence, offset: decisionOffset, sequenceKey: .decisionSequence, offsetKey: .decisionOffset)
     }
 }
 
@@ -238,7 +317,11 @@ public struct TokenIssued: Codable, Sendable, Equatable {
     public var clientID: String
     public var userID: String
     public var codeHash: String?
+    /// The decision that issued the tokens (implicit flow, client credentials), if any.
     public var decisionSequence: UInt64?
+    /// How many events before this one that decision is, in the same commit (schema version 3 on; see
+    /// ``AuthorizeDecided/requestOffset``); `decision_sequence` is then not recorded.
+    public var decisionOffset: UInt64?
     public var accessTokenID: String?
     public var idTokenID: String?
     public var scopes: [String]
@@ -281,7 +364,8 @@ public struct TokenIssued: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case grantType = "grant_type", clientID = "client_id", userID = "user_id", codeHash = "code_hash"
-        case decisionSequence = "decision_sequence", accessTokenID = "access_token_id", idTokenID = "id_token_id"
+        case decisionSequence = "decision_sequence", decisionOffset = "decision_offset"
+        case accessTokenID = "access_token_id", idTokenID = "id_token_id"
         case scopes, audience, organizationID = "organization_id", expiresAt = "expires_at", clientIP = "client_ip"
         case refreshFamily = "refresh_family", dpopJKT = "dpop_jkt", dpopProofID = "dpop_proof_id"
         case clientIPKey = "client_ip_key"
@@ -504,17 +588,41 @@ public struct InteractionRecord: Codable, Sendable, Equatable {
 public struct InteractionOpened: Codable, Sendable, Equatable {
     public var interaction: String
     public var record: InteractionRecord
+    /// The `auth.authorize.decided` event that opened it.
     public var decisionSequence: UInt64
+    /// How many events before this one the decision is, in the same commit (schema version 3 on; see
+    /// ``AuthorizeDecided/requestOffset``).
+    public var decisionOffset: UInt64?
 
     enum CodingKeys: String, CodingKey {
         case interaction, record
-        case decisionSequence = "decision_sequence"
+        case decisionSequence = "decision_sequence", decisionOffset = "decision_offset"
     }
 
     public init(interaction: String, record: InteractionRecord, decisionSequence: UInt64) {
         self.interaction = interaction
         self.record = record
         self.decisionSequence = decisionSequence
+    }
+
+    /// An interaction opened by the decision `decisionOffset` events before it in the same commit.
+    public init(interaction: String, record: InteractionRecord, decisionOffset: UInt64) {
+        self.init(interaction: interaction, record: record, decisionSequence: 0)
+        self.decisionOffset = decisionOffset
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        interaction = try container.decode(String.self, forKey: .interaction)
+        record = try container.decode(InteractionRecord.self, forKey: .record)
+        (decisionSequence, decisionOffset) = try container.decodeReference(sequence: .decisionSequence, offset: .decisionOffset)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(interaction, forKey: .interaction)
+        try container.encode(record, forKey: .record)
+        try container.encodeReference(decisionSequence, offset: decisionOffset, sequenceKey: .decisionSequence, offsetKey: .decisionOffset)
     }
 }
 
@@ -616,7 +724,7 @@ public enum AuthEvent: Sendable, Equatable {
         }
     }
 
-    /// The JSON payload (schema version 1 for every type).
+    /// The JSON payload (in the schema version ``schemaVersion(of:)`` gives for its type).
     public func payload() throws -> [UInt8] {
         switch self {
         case .configuration(let event): try event.payload()
@@ -651,9 +759,53 @@ public enum AuthEvent: Sendable, Equatable {
         }
     }
 
+    /// The schema version this release writes events of `type` in.
+    public static func schemaVersion(of type: EventType) -> UInt16 {
+        switch type {
+        // References within the commit by offset (`request_offset`, `decision_offset`).
+        case authorizeDecidedType, interactionOpenedType, tokenIssuedType: 3
+        case codeIssuedType: 2
+        default: PersonalData.schemaVersion(of: type) ?? 1
+        }
+    }
+
+    /// The event with its references by offset to earlier events of its commit turned into sequence
+    /// numbers, now that its own is known (`sequence`). Events without such references are unchanged.
+    public func resolved(at sequence: UInt64) -> AuthEvent {
+        func back(_ offset: UInt64) -> UInt64 { offset <= sequence ? sequence - offset : 0 }
+        switch self {
+        case .authorizeDecided(var decided):
+            guard let offset = decided.requestOffset else { return self }
+            decided.requestSequence = back(offset)
+            return .authorizeDecided(decided)
+        case .codeIssued(var issued):
+            guard let offset = issued.decisionOffset else { return self }
+            issued.decisionSequence = back(offset)
+            return .codeIssued(issued)
+        case .interactionOpened(var opened):
+            guard let offset = opened.decisionOffset else { return self }
+            opened.decisionSequence = back(offset)
+            return .interactionOpened(opened)
+        case .tokenIssued(var issued):
+            guard let offset = issued.decisionOffset else { return self }
+            issued.decisionSequence = back(offset)
+            return .tokenIssued(issued)
+        default:
+            return self
+        }
+    }
+
+    /// Decodes the journal event at `sequence`, its references within its commit resolved
+    /// (``resolved(at:)``); `nil` for event types that are not the authorization server's.
+    public init?(type: EventType, payload stored: [UInt8], sequence: UInt64, opener: PersonalData.Opener? = nil) throws {
+        guard let event = try AuthEvent(type: type, payload: stored, opener: opener) else { return nil }
+        self = event.resolved(at: sequence)
+    }
+
     /// Decodes a journal event; `nil` for event types that are not the authorization server's. Sealed
     /// personal values are opened with `opener`, or shown as ``PersonalData/sealed`` without one (see
-    /// ``PersonalData``).
+    /// ``PersonalData``). References by offset stay unresolved: read events with
+    /// ``init(type:payload:sequence:opener:)``.
     public init?(type: EventType, payload stored: [UInt8], opener: PersonalData.Opener? = nil) throws {
         let payload = try PersonalData.open(stored, type: type, opener: opener)
         if let configuration = try ConfigurationEvent(type: type, payload: payload) {
