@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCore
 import Testing
 @testable import AuthServer
 
@@ -16,5 +17,23 @@ struct ResidentMemoryTests {
         guard FileManager.default.fileExists(atPath: "/proc/self/status") else { return }
         let memory = try #require(ResidentMemory.current())
         #expect(memory.anonymous > 0 && memory.fileBacked > 0)
+    }
+}
+
+@Suite("JSON responses are written by the canonical encoder")
+struct JSONResponseTests {
+    @Test("a token response's dictionary becomes the same JSON, members sorted; anything else falls back")
+    func tokenBody() throws {
+        let body: [String: Any] = [
+            "access_token": "a.b/c", "token_type": "DPoP", "expires_in": 3600, "scope": "openid", "active": true,
+            "aud": ["x", "y"], "address": ["country": "NL"] as [String: Any], "none": NSNull(),
+        ]
+        let value = try #require(AuthorizationServer.jsonValue(body))
+        let text = String(decoding: try PayloadCoding.encode(value), as: UTF8.self)
+        #expect(
+            text
+                == #"{"access_token":"a.b/c","active":true,"address":{"country":"NL"},"aud":["x","y"],"expires_in":3600,"none":null,"scope":"openid","token_type":"DPoP"}"#
+        )
+        #expect(AuthorizationServer.jsonValue(["when": Date()]) == nil)
     }
 }
