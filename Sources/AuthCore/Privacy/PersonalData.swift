@@ -165,7 +165,7 @@ public enum PersonalData {
     public static func open(_ payload: [UInt8], type: EventType, opener: Opener?) throws -> [UInt8] {
         guard let opener else {
             guard let names = fields[type] else { return payload }
-            return try replacingSealed(in: payload, members: Set(names), topLevelOnly: true) { _, _ in .unavailable }
+            return try replacingSealed(in: payload, members: Set(names), topLevelOnly: true, reading: false) { _, _ in .unavailable }
         }
         return try open(payload, contextType: { _ in type }, opener: opener)
     }
@@ -174,18 +174,19 @@ public enum PersonalData {
     /// depth, replaced by what `opener` gives (its text or a marker). `contextType` names the event type
     /// that sealed a value found under a path of member names (a projection holds values of several types).
     public static func open(_ record: [UInt8], contextType: ([String]) -> EventType, opener: Opener) throws -> [UInt8] {
-        try replacingSealed(in: record, members: nil, topLevelOnly: false) { path, sealed in
-            opener(sealed, context(type: contextType(path), field: path.last ?? ""))
+        try replacingSealed(in: record, members: nil, topLevelOnly: false, reading: true) { path, sealed in
+            opener(sealed!, context(type: contextType(path), field: path.last ?? ""))
         }
     }
 
+    /// `reading`: whether `open` reads the sealed value (a marker for every one needs no decoding of it).
     private static func replacingSealed(
-        in record: [UInt8], members: Set<String>?, topLevelOnly: Bool, _ open: ([String], SealedValue) -> Opened
+        in record: [UInt8], members: Set<String>?, topLevelOnly: Bool, reading: Bool, _ open: ([String], SealedValue?) -> Opened
     ) throws -> [UInt8] {
         guard record.containsSealedMarker, let value = try? PayloadCoding.decode(JSONValue.self, from: record) else { return record }
         var changed = false
         let opened = try JSONWalk.replacingSealed(in: value, path: [], members: members, topLevelOnly: topLevelOnly) { path, sealedValue in
-            let sealed = try PayloadCoding.decode(SealedValue.self, from: try PayloadCoding.encode(sealedValue))
+            let sealed = reading ? try PayloadCoding.decode(SealedValue.self, from: try PayloadCoding.encode(sealedValue)) : nil
             changed = true
             switch open(path, sealed) {
             case .value(let value): return .string(value)
