@@ -81,12 +81,13 @@ let package = Package(
         // The incident report: counts and anomalies from a stretch of the journal, drawn as one HTML page.
         .target(name: "IncidentReport", dependencies: ["AuthCore", "LedgerCore", "PageMarkup"]),
         // AuthLedger's state in the journal: event appends and the projections the server reads.
-        .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerJournal", "LedgerLMDB"]),
+        // No store driver: the executables (and the server, for its archives) choose LMDB or PostgreSQL.
+        .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerJournal"]),
         // The HTTP server: Hummingbird routes, pages, cookies. Decisions come from AuthCore.
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthJournal", "AuthTokens", "PageMarkup",
+                "AuthCore", "AuthJournal", "AuthTokens", "PageMarkup", "LedgerLMDB",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

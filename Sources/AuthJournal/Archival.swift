@@ -2,7 +2,6 @@ import AuthCore
 import Foundation
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// What ``AuthLedger/archive(before:to:)`` did.
 public struct ArchiveSummary: Sendable, Equatable {
@@ -75,8 +74,11 @@ extension AuthLedger {
 
     /// Archives the events older than the tenant's `retention.events_days` (up to the last signed
     /// checkpoint before `now` minus that period) into a new directory under `directory`, named by the
-    /// cut (`events-<first>-<last>`). Nothing when no period is set or nothing is that old.
-    public func archiveExpiredEvents(now: LedgerTimestamp, into directory: String) async throws -> (summary: ArchiveSummary, directory: String)? {
+    /// cut (`events-<first>-<last>`), in the store `makeStorage` opens there (an LMDB journal directory, as
+    /// `authledger journal archive` writes). Nothing when no period is set or nothing is that old.
+    public func archiveExpiredEvents(
+        now: LedgerTimestamp, into directory: String, makeStorage: (String) throws -> any JournalStorage
+    ) async throws -> (summary: ArchiveSummary, directory: String)? {
         guard let days = configuration.retention?.eventsDays else { return nil }
         let (first, cut) = try journal.read { snapshot in
             (try snapshot.firstSequence, try snapshot.archiveCut(before: try snapshot.firstSequence(atOrAfter: now.adding(seconds: -days * 86_400))))
@@ -85,7 +87,7 @@ extension AuthLedger {
         let target = directory + "/events-\(first)-\(cut)"
         // A directory left by an archival a crash interrupted before its cut was recorded: written again.
         try? FileManager.default.removeItem(atPath: target)
-        let summary = try await archive(before: cut + 1, to: try LMDBStorage(writing: Journal.Configuration(directory: target)))
+        let summary = try await archive(before: cut + 1, to: try makeStorage(target))
         return (summary, target)
     }
 

@@ -2,7 +2,6 @@ import AuthCore
 import Foundation
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 import Synchronization
 
 /// The authorization server's state in the journal: it appends ``AuthEvent``s together with their
@@ -34,7 +33,7 @@ public final class AuthLedger: Sendable {
     /// The projection tables a journal must be opened with (and the table of their version).
     public static let projections = AuthTable.allCases.map { "auth.\($0.rawValue)" } + [ProjectionVersion.table]
 
-    /// Serves from `journal`, whose projections must be at ``ProjectionVersion/current`` (``open(_:)``
+    /// Serves from `journal`, whose projections must be at ``ProjectionVersion/current`` (``open(_:storage:)``
     /// brings them there).
     public init(journal: Journal) throws {
         self.journal = journal
@@ -47,15 +46,11 @@ public final class AuthLedger: Sendable {
         cachedConfiguration = Mutex(configuration)
     }
 
-    /// Opens (or creates) the journal with the authorization server's projections, rebuilding them from
-    /// the events first when another version of ``AuthProjection`` wrote them (``ProjectionVersion``).
-    public static func open(_ configuration: Journal.Configuration) async throws -> AuthLedger {
-        try await open(configuration, storage: try LMDBStorage(writing: withProjections(configuration)))
-    }
-
-    /// Opens (or creates) the journal in `storage`, as ``open(_:)`` does the LMDB journal of a directory.
-    /// On shared storage (PostgreSQL) several servers open the same journal and serve from the same
-    /// projections.
+    /// Opens (or creates) the journal in `storage` with the authorization server's projections, rebuilding
+    /// them from the events first when another version of ``AuthProjection`` wrote them
+    /// (``ProjectionVersion``). On shared storage (PostgreSQL) several servers open the same journal and
+    /// serve from the same projections. Make `storage` for ``withProjections(_:)`` of `configuration`
+    /// (an LMDB store sizes its tables by it): `LMDBStorage(writing: AuthLedger.withProjections(configuration))`.
     public static func open(_ configuration: Journal.Configuration, storage: any JournalStorage) async throws -> AuthLedger {
         let journal = try Journal.open(withProjections(configuration), storage: storage)
         do {
@@ -67,7 +62,8 @@ public final class AuthLedger: Sendable {
         }
     }
 
-    private static func withProjections(_ configuration: Journal.Configuration) -> Journal.Configuration {
+    /// `configuration` with the authorization server's projection tables (``projections``) added.
+    public static func withProjections(_ configuration: Journal.Configuration) -> Journal.Configuration {
         var configuration = configuration
         configuration.projections = Array(Set(configuration.projections + projections)).sorted()
         return configuration
@@ -210,7 +206,7 @@ public struct AuthRecorder {
     @discardableResult
     public mutating func append(_ events: [AuthEvent], preparedAs prepared: [PreparedAuthEvent]?) throws -> [UInt64] {
         if let prepared {
-            precondition(prepared.map(\.event) == events, "prepared from other events")
+            assert(prepared.map(\.event) == events, "prepared from other events")
             return try prepared.map { try append($0) }
         }
         return try events.map { try append($0) }

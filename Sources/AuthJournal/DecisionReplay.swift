@@ -1,7 +1,6 @@
 import AuthCore
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// A recorded authorization decision, with what it was decided against.
 public struct RecordedDecision: Sendable {

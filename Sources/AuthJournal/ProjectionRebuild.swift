@@ -1,7 +1,6 @@
 import AuthCore
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// Projections rebuilt from the events alone, and compared with the live ones (`authledger-replay
 /// rebuild --check`): the proof that the projections are a pure function of the journal.

@@ -1,7 +1,6 @@
 import AuthCore
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// Which version of ``AuthProjection`` wrote a journal's projection tables, and the rebuild that brings
 /// them to the current one.

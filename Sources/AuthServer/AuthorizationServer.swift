@@ -196,7 +196,10 @@ public final class AuthorizationServer: Sendable {
         }
         guard let directory = settings.archiveDirectory, !ledger.journal.isShared else { return }
         do {
-            if let archived = try await ledger.archiveExpiredEvents(now: settings.clock(), into: directory) {
+            let archived = try await ledger.archiveExpiredEvents(now: settings.clock(), into: directory) { target in
+                try LMDBStorage(writing: Journal.Configuration(directory: target))
+            }
+            if let archived {
                 logger.info(
                     "archived the events past the retention period",
                     metadata: ["first": "\(archived.summary.first)", "through": "\(archived.summary.through)", "archive": "\(archived.directory)"])

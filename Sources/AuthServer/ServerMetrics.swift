@@ -1,6 +1,5 @@
 import AuthCore
 import LedgerJournal
-import LedgerLMDB
 import Prometheus
 
 /// The server's Prometheus metrics (`GET /metrics`): decisions by outcome, logins by result, how long

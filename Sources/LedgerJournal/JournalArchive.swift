@@ -133,7 +133,7 @@ public enum ArchivedProjections {
         return SHA256Digest.hash(bytes)
     }
 
-    /// The tables with every value as this release encodes it (``PayloadCoding/canonical(_:)``), for
+    /// The tables with every value as this release encodes it (`PayloadCoding.canonical(_:)`), for
     /// comparing projections that different releases wrote.
     public static func canonical(_ tables: Tables) -> Tables {
         tables.mapValues { entries in entries.map { ($0.0, PayloadCoding.canonical($0.1)) } }

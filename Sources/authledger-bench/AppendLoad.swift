@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-bench append-load`: appends from many tasks until killed, printing `ack <seq> <marker>`
 /// for every append the journal has acknowledged as durable. The crash test kills it with SIGKILL and

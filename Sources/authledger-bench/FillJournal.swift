@@ -32,7 +32,7 @@ struct FillJournal: AsyncParsableCommand {
         var configuration = Journal.Configuration(directory: journal)
         // Room for the whole run at once (it doubles when full anyway); LMDB only reserves address space.
         configuration.initialMapSize = max(1 << 30, events &* 2048)
-        let ledger = try await AuthLedger.open(configuration)
+        let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(writing: AuthLedger.withProjections(configuration)))
         // The failures' addresses are sealed with the journal's data key, as the server seals them.
         ledger.dataKey = try JournalDataKeyFile(journal: journal).loadOrCreate()
         guard ledger.configuration.settings != nil else {

@@ -28,7 +28,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         // authorization server's own recording path, many events per commit.
         var configuration = Journal.Configuration(directory: scratch + "/journal")
         configuration.initialMapSize = 4 << 30
-        let ledger = try await AuthLedger.open(configuration)
+        let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(writing: AuthLedger.withProjections(configuration)))
         ledger.dataKey = DataKey.generate()  // the failures' addresses are sealed, as the server seals them
         let generation = Date()
         try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)

@@ -4,7 +4,6 @@ import AuthJournal
 import Foundation
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-bench sealing --journal DIR`: the CPU time the server spends sealing the personal values of
 /// one authorize-and-token flow, measured on the real events of the last flow in a journal the server

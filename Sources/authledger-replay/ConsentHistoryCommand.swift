@@ -5,7 +5,6 @@ import Foundation
 import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay consent --user ID [--at T]`: a user's consents as they stood at any moment.
 struct ConsentHistoryCommand: AsyncParsableCommand {

@@ -5,7 +5,6 @@ import Foundation
 import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay explain SEQ`: one decision, with everything it was decided against.
 struct ExplainCommand: AsyncParsableCommand {

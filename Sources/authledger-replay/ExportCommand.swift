@@ -5,7 +5,6 @@ import Foundation
 import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay export`: a compliance bundle that a third party can verify offline
 /// (`tools/verify_bundle.py`): the selected events, the signed checkpoint they belong to, an inclusion

@@ -4,7 +4,6 @@ import AuthJournal
 import Foundation
 import LedgerCommandSupport
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay rebuild [--check]`: every projection rebuilt from the events alone.
 struct RebuildCommand: AsyncParsableCommand {

@@ -5,7 +5,6 @@ import Foundation
 import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay replay [--from T] [--to T] [--tenant FILE]`.
 struct ReplayDecisionsCommand: AsyncParsableCommand {

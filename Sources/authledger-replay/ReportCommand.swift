@@ -6,7 +6,6 @@ import IncidentReport
 import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay report --html OUT.html`: a self-contained page for a responder — charts of
 /// decisions, failed logins, codes and consent over time, and the anomalies with the commands that

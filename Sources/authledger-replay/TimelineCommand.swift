@@ -5,7 +5,6 @@ import Foundation
 import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay timeline`: the events that concern a user, client, code, session or address, in order.
 struct TimelineCommand: AsyncParsableCommand {

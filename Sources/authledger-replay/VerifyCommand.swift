@@ -4,7 +4,6 @@ import Foundation
 import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 
 /// `authledger-replay verify`: every signature, the hash chain, the Merkle tree and every checkpoint.
 struct VerifyCommand: AsyncParsableCommand {

@@ -110,7 +110,7 @@ struct ProjectionVersionTests {
             await raw.close()
         }
 
-        let ledger = try await AuthLedger.open(Journal.Configuration(directory: journal))
+        let ledger = try await AuthLedger.open(directory: journal)
         #expect(try ledger.journal.read { try ProjectionVersion.stored(in: $0) } == ProjectionVersion.current)
         #expect(try ledger.read { try $0.get(.loginFailures, "n\u{1F}old-style-key") } == nil, "emptied and folded again")
         #expect(ledger.configuration.clients["web-app"] != nil, "the configuration is read after the rebuild (its table was emptied)")
@@ -134,6 +134,6 @@ extension ProjectionVersionTests {
             try transaction.projection(ProjectionVersion.table).put(Array("\(ProjectionVersion.current + 1)".utf8), for: Array("version".utf8))
         }
         await raw.close()
-        await #expect(throws: ProjectionVersion.NewerVersion.self) { _ = try await AuthLedger.open(Journal.Configuration(directory: journal)) }
+        await #expect(throws: ProjectionVersion.NewerVersion.self) { _ = try await AuthLedger.open(directory: journal) }
     }
 }

@@ -122,7 +122,7 @@ final class ServerHarness: Sendable {
     ) async throws {
         directory = (base ?? FileManager.default.temporaryDirectory.path) + "/authledger-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        ledger = try await AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
+        ledger = try await AuthLedger.open(directory: directory + "/journal")
         ledger.dataKey = try JournalDataKeyFile(journal: directory + "/journal").loadOrCreate()
         try await ledger.applyTenant(try TenantFile.parse(yaml: yaml), hasher: Argon2idHasher.minimal)
         clock = TestClock()
@@ -133,7 +133,7 @@ final class ServerHarness: Sendable {
     /// Its clock carries on from the previous server's.
     init(restarting previous: ServerHarness) async throws {
         directory = previous.directory
-        ledger = try await AuthLedger.open(Journal.Configuration(directory: directory + "/journal"))
+        ledger = try await AuthLedger.open(directory: directory + "/journal")
         clock = TestClock(at: previous.clock.read())
         server = try await Self.server(ledger: ledger, directory: directory, clock: clock, issuer: nil, logger: nil, configure: { _ in })
     }
@@ -306,4 +306,12 @@ func spaPKCEParameters() -> [(String, String)] {
 func webAppParameters(_ extra: [(String, String)] = [], scope: String = "openid profile", state: String = "st-123") -> [(String, String)] {
     [("response_type", "code"), ("client_id", "web-app"), ("redirect_uri", "https://client.test/callback"), ("scope", scope), ("state", state)]
         + extra
+}
+
+extension AuthLedger {
+    /// The LMDB journal in `directory`, with the server's projections (as `authledger serve` opens it).
+    static func open(directory: String) async throws -> AuthLedger {
+        let configuration = Journal.Configuration(directory: directory)
+        return try await open(configuration, storage: try LMDBStorage(writing: withProjections(configuration)))
+    }
 }
