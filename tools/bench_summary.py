@@ -70,6 +70,8 @@ def main():
     open_cold = find(rows, "serve on the large journal, data.mdb evicted", 2)
     open_small = find(rows, "baseline: serve on a journal", 2)
     sealing = find(rows, "sealing the personal values of one authorize-and-token flow", 1)
+    memory = re.search(r"at the end (\d+) MB anonymous, (\d+) MB file-backed: mapped journal pages, data.mdb (\d+) MB", text)
+    anonymous, file_backed, journal_mb = (float(memory.group(i)) for i in (1, 2, 3)) if memory else (None, None, None)
 
     # (row, measurement, baseline, value, unit, goal text, met?)
     summary = [
@@ -90,6 +92,14 @@ def main():
          "small journal: %s" % ("%.3f s" % open_small if open_small is not None else "–"), open_cold, " s", "< 1 s",
          lambda v: v < 1 and (open_events or 0) >= 10_000_000),
     ]
+    # Issue #17's memory rows: the heap small; the mapped journal's pages bounded by `serve --max-mapped-memory`
+    # (128 MB by default, checked four times a second; libraries' pages count too), not by the journal's size.
+    summary.append(("17", "server RSS, anonymous, after the HTTP benchmark", "–", anonymous, " MB", "<= 64 MB", lambda v: v <= 64))
+    summary.append(("17", "server RSS, file-backed, after the HTTP benchmark (journal: %s)" % ("%d MB" % journal_mb if journal_mb else "–"),
+                    "--max-mapped-memory 128 MB", file_backed, " MB", "bounded by the setting (<= 128 MB + 64 MB of libraries and one interval's growth)",
+                    lambda v: v <= 192))
+    for name in ("one PostgreSQL node / one LMDB node, each capped at 0.3 CPU", "3 PostgreSQL nodes / 1 node, each capped at 0.3 CPU"):
+        summary.append(("17", name, "same run", None, "x", ">= 0.6x" if name.startswith("one") else ">= 2.8x", None))
     summary.append(("15", "sealing the personal values of one authorize-and-token flow (CPU)", "one GET /authorize (server CPU)",
                     sealing, "x", "< 0.10x", lambda v: v < 0.10))
     cluster, bottlenecks = cluster_rows(text)
