@@ -24,7 +24,7 @@ struct DPoPClient: Sendable {
     }
 
     func proof(
-        htu: String = "https://auth.test/oauth/token", htm: String = "POST", iat: Int64 = Int64(Date().timeIntervalSince1970),
+        htu: String = "https://auth.test/oauth/token", htm: String = "POST", iat: Int64 = TestTime.seconds(),
         jti: String = UUID().uuidString, type: String = "dpop+jwt", jwkOverride: [String: String]? = nil
     ) async throws -> String {
         let keys = await JWTKeyCollection().add(ecdsa: key)
@@ -97,7 +97,7 @@ struct DPoPTests {
             switch variant {
             case "wrong htu": proof = try await client.proof(htu: "https://auth.test/other")
             case "wrong htm": proof = try await client.proof(htm: "GET")
-            case "old iat": proof = try await client.proof(iat: Int64(Date().timeIntervalSince1970) - 3600)
+            case "old iat": proof = try await client.proof(iat: TestTime.seconds() - 3600)
             case "wrong typ": proof = try await client.proof(type: "JWT")
             case "private jwk": proof = try await client.proof(jwkOverride: client.jwk.merging(["d": "AAAA"]) { $1 })
             case "foreign jwk": proof = try await client.proof(jwkOverride: other.jwk)

@@ -24,7 +24,7 @@ struct AssertionSigner: Sendable {
 
     func assertion(
         client: String = "signed-service", audience: [String] = ["https://auth.test/"], lifetime: Int64 = 60, jti: String = UUID().uuidString,
-        kid: String? = nil, issuer: String? = nil, now: Int64 = Int64(Date().timeIntervalSince1970)
+        kid: String? = nil, issuer: String? = nil, now: Int64 = TestTime.seconds()
     ) async throws -> String {
         let keys = await JWTKeyCollection().add(ecdsa: key, kid: JWKIdentifier(string: kid ?? self.kid))
         return try await keys.sign(

@@ -170,7 +170,7 @@ struct HostileInputTests {
             header.alg = "ES256"
             header.jwk = client.jwk.mapValues { .string($0) }
             let proof = try await keys.sign(
-                DPoPClaims(jti: UUID().uuidString, htm: "GET", htu: "https://auth.test/userinfo", iat: Int64(Date().timeIntervalSince1970), ath: ath),
+                DPoPClaims(jti: UUID().uuidString, htm: "GET", htu: "https://auth.test/userinfo", iat: TestTime.seconds(), ath: ath),
                 header: header)
             var dpop = HTTPFields()
             dpop[.authorization] = "DPoP " + token

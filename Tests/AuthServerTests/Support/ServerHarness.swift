@@ -109,6 +109,19 @@ final class TestClock: Sendable {
     }
 }
 
+/// The time test clients sign with (DPoP proofs' `iat`, client assertions' `iat` and `exp`): the clock of
+/// the harness whose ``ServerHarness/run(_:)`` is running, else the wall clock. A harness's clock stands
+/// still from its creation, so proofs signed with the wall clock drift out of the server's 60-second
+/// window when the suite runs slowly (ThreadSanitizer: several minutes).
+enum TestTime {
+    @TaskLocal static var clock: TestClock?
+
+    /// Seconds since the epoch, now.
+    static func seconds() -> Int64 {
+        clock?.read().secondsSinceEpoch ?? Int64(Date().timeIntervalSince1970)
+    }
+}
+
 /// A fresh journal with the test tenant, and the server over it on a real socket.
 final class ServerHarness: Sendable {
     let directory: String
@@ -158,8 +171,11 @@ final class ServerHarness: Sendable {
     /// checks that it verifies.
     func run(_ body: @Sendable (Browser) async throws -> Void) async throws {
         let application = server.application(host: "127.0.0.1", port: 0)
-        try await application.test(.live) { client in
-            try await body(Browser(client: client))
+        // Clients sign DPoP proofs and assertions on the server's (test) clock while it runs.
+        try await TestTime.$clock.withValue(clock) {
+            try await application.test(.live) { client in
+                try await body(Browser(client: client))
+            }
         }
         await ledger.journal.close()
         let reader = try JournalReader(directory: directory + "/journal", projections: AuthLedger.projections)
