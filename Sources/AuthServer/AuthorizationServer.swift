@@ -160,9 +160,10 @@ public final class AuthorizationServer: Sendable {
     /// lets go of the journal's mapped pages. Runs until the task is cancelled (`authledger serve` runs it
     /// beside the HTTP server); without a limit, or where `/proc` has no figure, it returns at once.
     public func boundResidentMemoryPeriodically() async {
-        guard let limit = settings.mappedMemoryLimit, ResidentMemory.current() != nil else { return }
+        guard let limit = settings.mappedMemoryLimit else { return }
         while !Task.isCancelled {
-            if let resident = ResidentMemory.current(), resident.fileBacked > limit {
+            guard let resident = ResidentMemory.current() else { return }
+            if resident.fileBacked > limit {
                 ledger.journal.releaseResidentPages()
                 metrics.releasedMappedPages()
             }

@@ -270,7 +270,7 @@ extension AuthorizationServer {
                     try lost(&recorder)
                     return false
                 }
-                try recorder.append(events, preparedAs: prepared ?? nil)
+                try recorder.append(events, preparedAs: prepared)
                 return true
             }
         } catch is DPoPReplay {
