@@ -40,43 +40,61 @@ public enum Hex {
     }
 }
 
-/// Standard base64 (RFC 4648 §4, with padding), as the signed-note format uses it.
+/// Base64 (RFC 4648): the standard alphabet with padding (§4), as the signed-note format uses it, and
+/// the URL-safe alphabet without padding (§5) of JWTs, JWKs and random identifiers.
 ///
 /// libsodium's constant-time codec is used, so that decoding key material leaks nothing through timing.
 public enum Base64 {
-    /// Base64 of `bytes`, with padding.
-    public static func encode(_ bytes: [UInt8]) -> String {
-        _ = Sodium.ready
-        let length = sodium_base64_encoded_len(bytes.count, sodium_base64_VARIANT_ORIGINAL)
-        var out = [CChar](repeating: 0, count: length)
-        bytes.withUnsafeBufferPointer { input in
-            _ = sodium_bin2base64(&out, length, input.baseAddress, input.count, sodium_base64_VARIANT_ORIGINAL)
+    /// The two alphabets this codec writes and reads.
+    public enum Variant: Sendable {
+        /// `+` and `/`, padded with `=` to a multiple of four characters.
+        case standard
+        /// `-` and `_`, without padding.
+        case urlSafeUnpadded
+
+        var sodiumVariant: Int32 {
+            switch self {
+            case .standard: sodium_base64_VARIANT_ORIGINAL
+            case .urlSafeUnpadded: sodium_base64_VARIANT_URLSAFE_NO_PADDING
+            }
         }
-        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The bytes of padded standard base64 text, or `nil` if it is not exactly that.
-    public static func decode(_ text: String) -> [UInt8]? {
+    /// Base64 of `bytes` in `variant` (standard, with padding, unless told).
+    public static func encode(_ bytes: [UInt8], variant: Variant = .standard) -> String {
         _ = Sodium.ready
-        let input = Array(text.utf8)
-        var out = [UInt8](repeating: 0, count: input.count / 4 * 3 + 3)
-        var written = 0
-        var end: UnsafePointer<CChar>? = nil
-        let status = input.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                sodium_base642bin(
-                    &out, out.count, chars.baseAddress, chars.count, nil, &written, &end,
-                    sodium_base64_VARIANT_ORIGINAL)
+        let length = sodium_base64_encoded_len(bytes.count, variant.sodiumVariant)
+        // `length` counts the terminating NUL, which is not part of the text.
+        return String(unsafeUninitializedCapacity: length) { text in
+            bytes.withUnsafeBufferPointer { input in
+                text.withMemoryRebound(to: CChar.self) { chars in
+                    _ = sodium_bin2base64(chars.baseAddress!, length, input.baseAddress, input.count, variant.sodiumVariant)
+                }
             }
+            return length - 1
         }
-        guard status == 0 else { return nil }
-        // Reject trailing garbage: libsodium stops at the first invalid character when `end` is given.
-        let consumed = input.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                end.map { chars.baseAddress!.distance(to: $0) } ?? chars.count
+    }
+
+    /// The bytes of base64 text in `variant` (standard, with padding, unless told), or `nil` if it is not
+    /// exactly that: a character outside the alphabet, a wrong length or padding, or non-zero unused bits.
+    public static func decode(_ text: String, variant: Variant = .standard) -> [UInt8]? {
+        _ = Sodium.ready
+        var text = text
+        return text.withUTF8 { input in
+            var out = [UInt8](repeating: 0, count: input.count / 4 * 3 + 3)
+            var written = 0
+            var end: UnsafePointer<CChar>? = nil
+            let consumed: Int? = input.withMemoryRebound(to: CChar.self) { chars in
+                let status = sodium_base642bin(
+                    &out, out.count, chars.baseAddress, chars.count, nil, &written, &end, variant.sodiumVariant)
+                guard status == 0 else { return nil }
+                // libsodium stops at the first invalid character when `end` is given: what follows is refused.
+                guard let end, let start = chars.baseAddress else { return chars.count }
+                return start.distance(to: end)
             }
+            guard consumed == input.count else { return nil }
+            out.removeSubrange(written...)
+            return out
         }
-        guard consumed == input.count else { return nil }
-        return Array(out.prefix(written))
     }
 }

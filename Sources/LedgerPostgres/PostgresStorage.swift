@@ -33,8 +33,6 @@ public final class PostgresStorage: JournalStorage {
     /// How long a write transaction may sit idle (its writer gone) before PostgreSQL ends it.
     static let idleWriterSeconds = 30
 
-    /// Idle connections kept for reuse; more are opened when needed and closed when given back.
-    static let maximumIdleConnections = 8
     /// The most connections one store has at once by default (its writer and its readers): size
     /// PostgreSQL's `max_connections` for this times the nodes. A taker beyond it waits for one to be
     /// given back.
@@ -207,16 +205,25 @@ public final class PostgresStorage: JournalStorage {
         }
     }
 
-    /// Returns `connection` for reuse, or closes it if it is broken or enough are idle.
+    /// Returns `connection` for reuse, or closes it if it is broken or the store is closed.
+    ///
+    /// Every healthy connection is kept: the store never has more than ``maximumConnections``, in use or
+    /// idle, so keeping them all is bounded, and closing some while others are still busy made a store
+    /// under load open (TLS handshake and authentication, on both sides) and close connections at the
+    /// rate of its requests.
     func give(back connection: PostgresConnection) {
         let kept = idle.withLock { state in
-            guard !state.closed, !connection.isClosed, state.connections.count < Self.maximumIdleConnections else { return false }
+            guard !state.closed, !connection.isClosed else { return false }
             state.connections.append(connection)
             return true
         }
         if !kept { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
         inUse.signal()
     }
+
+    /// How many connections this store has opened since it was made (a pool that keeps its connections
+    /// opens at most ``maximumConnections`` while none breaks).
+    public var connectionsOpened: Int { nextConnectionID.load(ordering: .relaxed) - 1 }
 
     private func connect() throws -> PostgresConnection {
         do {

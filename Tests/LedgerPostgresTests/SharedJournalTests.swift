@@ -202,6 +202,40 @@ struct SharedJournalTests {
         #expect(try storage.read { _ in true })
     }
 
+    @Test("connections given back are kept: many concurrent readers, again and again, open no more than the maximum")
+    func connectionsReused() async throws {
+        let database = try await TestDatabase()
+        let storage = try PostgresStorage(address: database.address, maximumConnections: 12)
+        defer { storage.close() }
+        _ = try storage.openTables(["events"], create: true)
+        for _ in 0..<5 {
+            // Twelve readers at once, each on a thread of its own, holding its connection until all twelve
+            // have one.
+            let holding = Atomic<Int>(0)
+            let failures = Atomic<Int>(0)
+            let done = DispatchGroup()
+            for _ in 0..<12 {
+                done.enter()
+                Thread.detachNewThread {
+                    defer { done.leave() }
+                    do {
+                        try storage.read { _ in
+                            holding.add(1, ordering: .relaxed)
+                            while holding.load(ordering: .relaxed) < 12 { usleep(1000) }
+                        }
+                    } catch {
+                        failures.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            await withCheckedContinuation { continuation in done.notify(queue: .global()) { continuation.resume() } }
+            #expect(failures.load(ordering: .relaxed) == 0)
+        }
+        // Opened at start-up (the check), then at most twelve, however often they were taken and given back.
+        #expect(storage.connectionsOpened <= 13)
+        #expect(storage.connectionsOpened >= 12)
+    }
+
     @Test("LMDB to PostgreSQL and back: every stored byte is the same, and the copy is refused into a journal")
     func copyRoundTrip() async throws {
         let directory = NSTemporaryDirectory() + "authledger-pg-copy-\(UUID().uuidString.prefix(8))"

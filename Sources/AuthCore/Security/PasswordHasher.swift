@@ -67,16 +67,10 @@ public enum OpaqueToken {
 /// base64url without padding (RFC 4648 §5), as used in URLs, cookies and JOSE.
 public enum Base64URL {
     public static func encode(_ bytes: [UInt8]) -> String {
-        Base64.encode(bytes).replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64.encode(bytes, variant: .urlSafeUnpadded)
     }
 
     public static func decode(_ text: String) -> [UInt8]? {
-        guard text.utf8.allSatisfy({ $0 != UInt8(ascii: "+") && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "=") }) else {
-            return nil
-        }
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while standard.utf8.count % 4 != 0 { standard += "=" }
-        return Base64.decode(standard)
+        Base64.decode(text, variant: .urlSafeUnpadded)
     }
 }
