@@ -222,6 +222,17 @@ public struct AuthRecorder {
     }
 }
 
+/// The keys of data subjects, read ahead with a request's other reads (``AuthLedger/readAhead(subjects:in:)``)
+/// so that preparing its events (``AuthLedger/prepare(_:readAhead:)``) reads nothing more.
+public struct SubjectKeysReadAhead: Sendable {
+    let keys: [String: SubjectKey]
+
+    /// No key: every subject is read when the events are prepared.
+    public init() { keys = [:] }
+
+    init(keys: [String: SubjectKey]) { self.keys = keys }
+}
+
 /// An authorization event made ready for the journal outside its writer (``AuthLedger/prepare(_:)``):
 /// encoded, its personal values sealed, signed. ``AuthRecorder/append(_:)-(PreparedAuthEvent)`` then only
 /// chains it and folds it into the projections.
@@ -282,20 +293,47 @@ extension AuthLedger {
         }
     }
 
+    /// Prepares `events` as ``prepare(_:)`` does, with the keys of their data subjects taken from
+    /// `readAhead` (read with the request's other reads, ``readAhead(subjects:in:)``): no read of its own
+    /// then, and on shared storage no hop to another thread. A subject `readAhead` lacks is read as
+    /// ``prepare(_:)`` reads it.
+    /// `nil` reads every subject's key, as ``prepare(_:)`` does.
+    public func prepare(_ events: [AuthEvent], readAhead: SubjectKeysReadAhead?) async throws -> [PreparedAuthEvent]? {
+        if let readAhead, let prepared = try prepareNow(events, keys: { subject, _ in readAhead.keys[subject] }) { return prepared }
+        return try await prepare(events)
+    }
+
+    /// The keys of `subjects` that have one, read from `store` (a snapshot the request reads anyway) for
+    /// ``prepare(_:readAhead:)``. Empty when the journal seals nothing (no data key).
+    public func readAhead(subjects: [String], in store: SnapshotStore) throws -> SubjectKeysReadAhead {
+        guard let dataKey else { return SubjectKeysReadAhead() }
+        var keys: [String: SubjectKey] = [:]
+        for subject in subjects {
+            keys[subject] = try store.snapshot.subjectKey(subject, dataKey: dataKey)
+        }
+        return SubjectKeysReadAhead(keys: keys)
+    }
+
     private func prepareNow(_ events: [AuthEvent]) throws -> [PreparedAuthEvent]? {
+        try journal.read { snapshot in
+            try prepareNow(events) { subject, dataKey in try snapshot.subjectKey(subject, dataKey: dataKey) }
+        }
+    }
+
+    /// Encodes, seals and signs `events` with the subjects' keys `key` gives; `nil` when it gives none
+    /// for one of them.
+    private func prepareNow(_ events: [AuthEvent], keys key: @escaping (String, DataKey) throws -> SubjectKey?) throws -> [PreparedAuthEvent]? {
         struct NoSubjectKey: Error {}
         let dataKey = self.dataKey
         let time = journal.currentTime
         do {
-            return try journal.read { snapshot in
-                try events.map { event in
-                    let encoded = try JournalEncoding.encode(event, time: time, dataKey: dataKey) { subject, dataKey in
-                        guard let key = try snapshot.subjectKey(subject, dataKey: dataKey) else { throw NoSubjectKey() }
-                        return key
-                    }
-                    let draft = EventDraft(type: event.eventType, schemaVersion: encoded.schemaVersion, payload: encoded.payload)
-                    return PreparedAuthEvent(event: event, stored: encoded.stored, prepared: try journal.prepare(draft))
+            return try events.map { event in
+                let encoded = try JournalEncoding.encode(event, time: time, dataKey: dataKey) { subject, dataKey in
+                    guard let found = try key(subject, dataKey) else { throw NoSubjectKey() }
+                    return found
                 }
+                let draft = EventDraft(type: event.eventType, schemaVersion: encoded.schemaVersion, payload: encoded.payload)
+                return PreparedAuthEvent(event: event, stored: encoded.stored, prepared: try journal.prepare(draft))
             }
         } catch is NoSubjectKey {
             return nil
@@ -308,9 +346,10 @@ extension AuthLedger {
     /// If `check` throws, nothing is appended and the error is rethrown here.
     @discardableResult
     public func record(
-        _ events: [AuthEvent], checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }
+        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil,
+        checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }
     ) async throws -> [UInt64] {
-        let prepared = try await prepare(events)
+        let prepared = try await prepare(events, readAhead: readAhead)
         return try await record { recorder in
             try check(recorder.store)
             return try recorder.append(events, preparedAs: prepared)

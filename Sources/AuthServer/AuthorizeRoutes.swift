@@ -112,11 +112,18 @@ extension AuthorizationServer {
         let configuration = ledger.configuration
         let session: SessionSnapshot?
         var consents: [String: [String]] = [:]
+        var readAhead: SubjectKeysReadAhead?
         do {
-            session = try await currentSession(request, now: now)
-            if let session, let clientID = parameters["client_id"] {
-                consents = try await ledger.query { try $0.consents(userID: session.userID, clientID: clientID) }
+            let clientID = parameters["client_id"]
+            let ledger = self.ledger
+            // The user's consents, and the key their personal values are sealed under, from the session's snapshot.
+            let found = try await currentSession(request, now: now) { store, session in
+                (consents: try clientID.map { try store.consents(userID: session.userID, clientID: $0) } ?? [:],
+                 keys: try ledger.readAhead(subjects: [PersonalData.userSubject(session.userID)], in: store))
             }
+            session = found?.session
+            consents = found?.extra.consents ?? [:]
+            readAhead = found?.extra.keys
         } catch {
             logger.error("journal read failed", metadata: ["error": "\(error)"])
             return unavailablePage()
@@ -201,7 +208,7 @@ extension AuthorizationServer {
         }
         let sessionSeen = input.session
         do {
-            try await record(events) { store in
+            try await record(events, readAhead: readAhead) { store in
                 // Single use, checked where it cannot race: the interaction must still be open, and an
                 // invitation must not have been spent by a concurrent request.
                 if let resumedHash, try store.get(.interactions, resumedHash) == nil {

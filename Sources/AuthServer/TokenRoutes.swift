@@ -78,8 +78,14 @@ extension AuthorizationServer {
         let codeHash = OpaqueToken.hash(code)
         let now = settings.clock()
         let codeRecord: CodeRecord?
+        let readAhead: SubjectKeysReadAhead?
         do {
-            codeRecord = try await ledger.query { try $0.code(codeHash) }
+            let ledger = self.ledger
+            // With the code, the key its user's personal values are sealed under (one read for both).
+            (codeRecord, readAhead) = try await ledger.query { store in
+                let record = try store.code(codeHash)
+                return (record, try record.map { try ledger.readAhead(subjects: [PersonalData.userSubject($0.grant.userID)], in: store) })
+            }
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
         }
@@ -110,7 +116,7 @@ extension AuthorizationServer {
                     tokenHash: $0, family: $0, parentHash: nil, clientID: client.clientID, userID: grant.userID, scopes: grant.scopes,
                     audience: grant.audience, organizationID: grant.organizationID, authTime: grant.authTime,
                     expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds), dpopJKT: proof?.thumbprint, claims: grant.claims)
-            }, proof: proof, now: now, clientIP: clientIP
+            }, proof: proof, now: now, clientIP: clientIP, readAhead: readAhead
         ) { store in
             // Another redemption may have won meanwhile.
             try store.value(CodeRecord.self, .codes, codeHash)?.status == .issued
@@ -242,7 +248,7 @@ extension AuthorizationServer {
     /// records what `lost` appends and refuses), and answers.
     private func issue(
         _ grant: TokenRequestGrant, grantType: String, client: RegisteredClient, codeHash: String?, refresh: String?,
-        refreshIssued: RefreshIssued?, proof: DPoPProof?, now: LedgerTimestamp, clientIP: String?,
+        refreshIssued: RefreshIssued?, proof: DPoPProof?, now: LedgerTimestamp, clientIP: String?, readAhead: SubjectKeysReadAhead? = nil,
         stillValid: @escaping @Sendable (TransactionStore) throws -> Bool,
         lost: @escaping @Sendable (inout AuthRecorder) throws -> Void
     ) async -> Response {
@@ -260,7 +266,7 @@ extension AuthorizationServer {
             dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID, userinfoClaims: grant.requestedClaims?.userinfoNames)
         let events: [AuthEvent] = [.tokenIssued(issued)] + (refreshIssued.map { [.refreshIssued($0)] } ?? [])
         // Encoded, sealed and signed here, before the journal's writer (or there, if a subject has no key yet).
-        let prepared = try? await ledger.prepare(events)
+        let prepared = try? await ledger.prepare(events, readAhead: readAhead)
         let won: Bool
         do {
             won = try await record { recorder in

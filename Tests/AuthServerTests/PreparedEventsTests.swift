@@ -69,4 +69,36 @@ struct PreparedEventsTests {
         let failures = events.filter { $0.0 == first[0] || $0.0 == second[0] }.map(\.1)
         #expect(failures.count == 2 && failures[0] == failures[1], "the writer's and the prepared encoding read back the same")
     }
+
+    @Test("a subject's key read ahead with a request's other reads prepares its events; without it (or before the subject has one) preparing reads it, and all read back the same")
+    func readAhead() async throws {
+        let harness = try await ServerHarness()
+        let ledger = harness.ledger
+        let carol = PersonalData.userSubject("auth0|carol")
+        let failed = AuthEvent.loginFailed(
+            LoginFailed(
+                username: "carol@example.com", connection: "Username-Password-Authentication", reason: .wrongPassword, interaction: nil,
+                clientIP: "203.0.113.10", userID: "auth0|carol"))
+        // No key yet: nothing to read ahead, and preparing (which then reads) finds none either.
+        let none = try ledger.read { try ledger.readAhead(subjects: [carol], in: $0) }
+        #expect(try await ledger.prepare([failed], readAhead: none) == nil)
+        let first = try await ledger.record([failed], readAhead: none)
+
+        // Read ahead: prepared from it. Read ahead for someone else: prepared by reading carol's key.
+        let ahead = try ledger.read { try ledger.readAhead(subjects: [carol], in: $0) }
+        let elsewhere = try ledger.read { try ledger.readAhead(subjects: [PersonalData.userSubject("auth0|nobody")], in: $0) }
+        #expect(try await ledger.prepare([failed], readAhead: ahead) != nil)
+        #expect(try await ledger.prepare([failed], readAhead: elsewhere) != nil)
+        let second = try await ledger.record([failed], readAhead: ahead)
+        let third = try await ledger.record([failed], readAhead: elsewhere)
+        #expect(second[0] == first[0] + 1 && third[0] == second[0] + 1)
+        await ledger.journal.close()
+
+        // All three sealed under carol's one key: opened, they read back the same, with her address.
+        let events = try harness.events()
+        let recorded = events.filter { [first[0], second[0], third[0]].contains($0.0) }.map(\.1)
+        #expect(recorded.count == 3 && recorded.allSatisfy { $0 == recorded[0] })
+        guard case .loginFailed(let read) = recorded[0] else { Issue.record("not a failed login: \(recorded[0])"); return }
+        #expect(read.clientIP == "203.0.113.10" && read.userID == "auth0|carol")
+    }
 }

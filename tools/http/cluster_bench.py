@@ -3,6 +3,7 @@
 PostgreSQL journal, beside the LMDB single node, all as ratios to GET /healthz on the LMDB node in the same run.
 
     tools/http/cluster_bench.py --bin .build/release [--seconds 10] [--connections 32] [--threads 2] [--nodes 1,2,3]
+                                [--cpu-quota CORES]
 
 The requests are those of tools/http/bench.py (whose functions this script uses): GET /authorize for a
 logged-in user who already consented (session cookie; every request runs the full decision, issues a code
@@ -34,6 +35,14 @@ its bottleneck (the first that holds, then any other that also does; see bottlen
   4. the machine, at least 90% busy with other processes taking part (a disturbed run: a WARNING says so);
   5. else whichever of the authledger nodes and PostgreSQL used more CPU.
 A last line names the bottleneck of the largest configuration beside its rate relative to one node.
+
+With --cpu-quota CORES (for example 0.3), every node runs in a cgroup of its own (cgroup v1, the cpu
+controller: cpu.cfs_quota_us = CORES x cpu.cfs_period_us), so each node has the CPU share of a small separate
+machine while PostgreSQL, wrk and this script stay uncapped: the honest way to model separate machines on one
+box (needs root and /sys/fs/cgroup/cpu). The results lines then start with "cluster-capped: " instead, and
+two more lines give the ratios the performance issue sets goals for, per endpoint:
+  cluster-capped: ratio /authorize  PG 1 node / LMDB 1 node  <ratio>x  (each node capped at CORES CPU)
+  cluster-capped: ratio /authorize  PG 3 nodes / PG 1 node  <ratio>x  ...
 
 Every line of the results starts with "cluster: " (tools/bench_summary.py reads them):
   cluster: healthz       LMDB 1 node   <rate>/s  1.00x healthz
@@ -80,6 +89,63 @@ def free_port():
             port = probe.getsockname()[1]
         if port not in RESERVED_PORTS:
             return port
+
+
+# --- CPU caps ------------------------------------------------------------------------------------------------
+
+CGROUP_CPU = "/sys/fs/cgroup/cpu"
+
+
+class CPUCage:
+    """One cgroup v1 `cpu` group per node, each capped at `cores` CPUs (cpu.cfs_quota_us over a 100 ms
+    period), under a parent group named after this script's process; removed by close()."""
+
+    PERIOD_US = 100_000
+
+    def __init__(self, cores):
+        if not os.path.isfile(os.path.join(CGROUP_CPU, "cpu.cfs_quota_us")):
+            raise SystemExit("--cpu-quota needs the cgroup v1 cpu controller at %s (and root)" % CGROUP_CPU)
+        self.cores = cores
+        self.parent = os.path.join(CGROUP_CPU, "authledger-cluster-bench-%d" % os.getpid())
+        os.makedirs(self.parent, exist_ok=True)
+        self.groups = []
+
+    def group(self, name):
+        """A new capped group; returns the function that moves the calling process into it (a preexec_fn:
+        the node is capped from its first instruction, its threads with it)."""
+        path = os.path.join(self.parent, name)
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "cpu.cfs_period_us"), "w") as handle:
+            handle.write(str(self.PERIOD_US))
+        with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as handle:
+            handle.write(str(int(self.cores * self.PERIOD_US)))
+        self.groups.append(path)
+
+        def join():
+            with open(os.path.join(path, "cgroup.procs"), "w") as handle:
+                handle.write("0")  # 0: the writing process
+
+        return join
+
+    def throttled_seconds(self):
+        """{group name: seconds its processes were held back by the quota} (cpu.stat throttled_time)."""
+        result = {}
+        for path in self.groups:
+            try:
+                with open(os.path.join(path, "cpu.stat")) as handle:
+                    stat = dict(line.split() for line in handle if line.strip())
+                result[os.path.basename(path)] = int(stat.get("throttled_time", 0)) / 1e9
+            except OSError:
+                pass
+        return result
+
+    def close(self):
+        """Removes the groups (their processes have exited by then; a group still in use is left)."""
+        for path in self.groups + [self.parent]:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
 
 
 # --- processes -------------------------------------------------------------------------------------------
@@ -282,13 +348,14 @@ def stop_postgres(directory):
 # --- nodes and wrk ---------------------------------------------------------------------------------------------
 
 class Node:
-    def __init__(self, bin_dir, arguments, log_path):
+    def __init__(self, bin_dir, arguments, log_path, cage=None):
         self.port = free_port()
         self.base = "http://127.0.0.1:%d/" % self.port
         self.log_path = log_path
         self.log = open(log_path, "w")
+        join = cage.group(os.path.splitext(os.path.basename(os.path.dirname(log_path)) + "-" + os.path.basename(log_path))[0]) if cage else None
         self.process = subprocess.Popen([os.path.join(bin_dir, "authledger"), "serve", "--port", str(self.port)] + arguments,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+                                        stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=join)
 
     def wait_healthy(self, seconds=180):
         deadline = time.monotonic() + seconds
@@ -451,7 +518,8 @@ def lmdb_configuration(args, work):
     tenant_file = os.path.join(directory, "tenant.json")
     with open(tenant_file, "w") as handle:
         json.dump(tenant(bench.BASE), handle)
-    node = Node(args.bin, ["--journal", os.path.join(directory, "journal"), "--tenant", tenant_file], os.path.join(directory, "node-0.log"))
+    node = Node(args.bin, ["--journal", os.path.join(directory, "journal"), "--tenant", tenant_file], os.path.join(directory, "node-0.log"),
+                args.cage)
     try:
         node.wait_healthy()
         results = Cluster(args, [node], "LMDB 1 node").run(requests.Session())
@@ -476,7 +544,7 @@ def postgres_configuration(args, work, count):
         for index in range(count):
             # The first node applies the tenant and makes the key files; the others start once it is healthy.
             nodes.append(Node(args.bin, ["--store", store, "--journal", journal] + (["--tenant", tenant_file] if index == 0 else []),
-                              os.path.join(directory, "node-%d.log" % index)))
+                              os.path.join(directory, "node-%d.log" % index), args.cage))
             if index == 0:
                 nodes[0].wait_healthy()
         for node in nodes[1:]:
@@ -498,7 +566,7 @@ def describe(table, limit=3):
     return ", ".join("%s%s %.2f" % (state or "-", " (" + wait + ")" if wait else "", value) for (state, wait), value in items) or "none"
 
 
-def bottleneck(run):
+def bottleneck(run, cap=None):
     """(name, evidence): what limits the run, from its measured figures, the first of these that holds (any
     other that also holds follows, after "then"):
       1. the journal lock, contended: held in at least 90% of the samples while at least 0.5 backends wait
@@ -507,7 +575,9 @@ def bottleneck(run):
          the cores);
       3. the journal lock, uncontended but always held (one node's batches back to back);
       4. the machine, at least 90% busy with other processes taking part (a disturbed run);
-      5. whichever of the authledger nodes and PostgreSQL used more CPU."""
+      5. whichever of the authledger nodes and PostgreSQL used more CPU.
+    With every node capped at `cap` CPUs (--cpu-quota), nodes that each used at least 90% of their cap come
+    second: the cap, standing for a small machine per node."""
     cpu, pg = run["cpu"], run["postgres"]
     cores = cpu["cores"]
     own = cpu["nodes_total"] + cpu["postgres"] + cpu["load"]
@@ -520,6 +590,8 @@ def bottleneck(run):
               "busy in PostgreSQL in %.0f%%" % (waiting_for_node * 100, max(0.0, pg["held"] - waiting_for_node) * 100))
     rules = [
         (pg["held"] >= 0.9 and pg["waiters"] >= 0.5, "the journal lock (contended: the batches of all nodes are serialized under it; %s)" % holder),
+        (bool(cap) and min(cpu["nodes"]) >= 0.9 * (cap or 0), "the nodes' CPU cap (%.2f each; they used %s)" % (
+            cap or 0, " + ".join("%.2f" % value for value in cpu["nodes"]))),
         (own >= 0.9 * cores, "the %d-core machine (saturated by the benchmark's own processes, most by %s)" % (
             cores, [user for user in users if user[0] != "other processes"][0][0])),
         (pg["held"] >= 0.9 and pg["waiters"] < 0.5, "the journal lock (uncontended but always held: one writer's batches back to back; %s)" % holder),
@@ -541,7 +613,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="wrk threads in all, split between the nodes (at least one each)")
     parser.add_argument("--nodes", default="1,2,3", help="the PostgreSQL configurations (numbers of nodes)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (node logs, code files)")
+    parser.add_argument("--cpu-quota", type=float, default=None, metavar="CORES",
+                        help="cap every node at CORES CPUs, each in its own cgroup (PostgreSQL and wrk uncapped)")
     args = parser.parse_args()
+    tag = "cluster-capped:" if args.cpu_quota else "cluster:"
     args.bin = os.path.abspath(args.bin)
     counts = [int(count) for count in args.nodes.split(",")]
     if shutil.which("wrk") is None:
@@ -550,11 +625,15 @@ def main():
     work = tempfile.mkdtemp(prefix="authledger-cluster-bench-")
     os.chmod(work, 0o755)  # as root, PostgreSQL runs as `postgres` and must reach work/pg-N/postgres
     results = {}
+    args.cage = CPUCage(args.cpu_quota) if args.cpu_quota else None
     try:
         results["LMDB 1 node"] = lmdb_configuration(args, work)
         for count in counts:
             results["PG %d node%s" % (count, "" if count == 1 else "s")] = postgres_configuration(args, work, count)
     finally:
+        throttled = args.cage.throttled_seconds() if args.cage else {}
+        if args.cage:
+            args.cage.close()
         if args.keep:
             print("scratch directory kept: %s" % work, file=sys.stderr)
         else:
@@ -566,7 +645,12 @@ def main():
     print("Cluster benchmark: %d connections in all (split between the nodes), %d wrk threads in all, %d s each, %d cores; "
           "ratios to GET /healthz on the LMDB node" % (args.connections, args.threads, args.seconds, os.cpu_count() or 1))
     print("")
-    print("cluster: %-13s %-12s %7d/s  1.00x healthz  (p99 %.2f ms, non-2xx/3xx %d, socket errors %d)" % (
+    if args.cpu_quota:
+        print("Every node capped at %.2f CPU in a cgroup of its own (cpu.cfs_quota_us); PostgreSQL, wrk and this script uncapped. "
+              "Seconds each node was held back by its cap: %s" % (
+                  args.cpu_quota, ", ".join("%s %.1f" % item for item in sorted(throttled.items())) or "none"))
+        print("")
+    print(tag + " %-13s %-12s %7d/s  1.00x healthz  (p99 %.2f ms, non-2xx/3xx %d, socket errors %d)" % (
         "healthz", "LMDB 1 node", health, lmdb["healthz"]["p99"], lmdb["healthz"]["non2xx"], lmdb["healthz"]["socket_errors"]))
     for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
         for label, result in results.items():
@@ -580,14 +664,24 @@ def main():
             details += ["p99 %.2f ms" % run["p99"], "non-2xx/3xx %d" % run["non2xx"], "socket errors %d" % run["socket_errors"]]
             if "events" in run:
                 details.append("%.0f events/s, %.2f per request" % (run["events"] / run["cpu"]["wall"], run["events"] / max(1, run["requests"])))
-            print("cluster: %-13s %-12s %7d/s  %.2fx healthz%s  (%s)" % (
+            print(tag + " %-13s %-12s %7d/s  %.2fx healthz%s  (%s)" % (
                 endpoint, label, run["rate"], run["rate"] / health, "".join("  " + item for item in extra), ", ".join(details)))
+    if args.cpu_quota:
+        print("")
+        pg_largest = [label for label in results if label.startswith("PG ")][-1:]
+        for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
+            pairs = [("PG 1 node", "LMDB 1 node")] + ([(pg_largest[0], "PG 1 node")] if pg_largest and pg_largest[0] != "PG 1 node" else [])
+            for numerator, denominator in pairs:
+                if numerator in results and denominator in results:
+                    print(tag + " ratio %-13s %s / %s  %.2fx  (each node capped at %.2f CPU)" % (
+                        endpoint, numerator, denominator, results[numerator][key]["rate"] / max(1, results[denominator][key]["rate"]),
+                        args.cpu_quota))
     print("")
     for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
         for label, result in results.items():
             cpu, rate = result[key]["cpu"], result[key]["rate"]
             others = ", ".join("%s %.2f" % item for item in cpu["other_names"][:3] + [("interrupts", cpu["interrupts"])])
-            print("cluster: cpu %s %s: nodes %.2f cores (%s), PostgreSQL %.2f, wrk and this script %.2f, other %.2f (%s); machine %.2f of %d busy; "
+            print(tag + " cpu %s %s: nodes %.2f cores (%s), PostgreSQL %.2f, wrk and this script %.2f, other %.2f (%s); machine %.2f of %d busy; "
                   "CPU per request: nodes %.2f ms, PostgreSQL %.2f ms" % (
                       endpoint, label, cpu["nodes_total"], " + ".join("%.2f" % value for value in cpu["nodes"]), cpu["postgres"], cpu["load"],
                       cpu["other"], others, cpu["machine"], cpu["cores"], cpu["nodes_total"] * 1000 / max(1, rate),
@@ -597,7 +691,7 @@ def main():
             pg = result[key].get("postgres")
             if pg:
                 run = result[key]
-                print("cluster: postgres %s %s: %.0f events/s, %.0f net table rows/s, %d new connections; %d samples: lock held %.0f%%, "
+                print(tag + " postgres %s %s: %.0f events/s, %.0f net table rows/s, %d new connections; %d samples: lock held %.0f%%, "
                       "waiting for it %.2f; backends on average: %s; lock holder: %s" % (
                           endpoint, label, run["events"] / run["cpu"]["wall"], run["entries"] / run["cpu"]["wall"], run["sessions"],
                           pg["samples"], pg["held"] * 100, pg["waiters"], describe(pg["activity"], 5), describe(pg["holder"])))
@@ -605,17 +699,17 @@ def main():
     for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
         for label, result in results.items():
             if "postgres" in result[key]:
-                name, evidence = bottleneck(result[key])
-                print("cluster: bottleneck: %s %s: %s — %s" % (endpoint, label, name, evidence))
+                name, evidence = bottleneck(result[key], args.cpu_quota)
+                print(tag + " bottleneck: %s %s: %s — %s" % (endpoint, label, name, evidence))
     pg_labels = [label for label in results if label.startswith("PG ")]
     if pg_one and len(pg_labels) > 1:
         largest = pg_labels[-1]
         names = []
         for key in ("authorize", "token"):
-            name = bottleneck(results[largest][key])[0].split(" (")[0]
+            name = bottleneck(results[largest][key], args.cpu_quota)[0].split(" (")[0]
             if name not in names:
                 names.append(name)
-        print("cluster: bottleneck: overall: %s give %s the rate of PG 1 node; %s: %s" % (
+        print(tag + " bottleneck: overall: %s give %s the rate of PG 1 node; %s: %s" % (
             largest, " and ".join("%.2fx (%s)" % (results[largest][key]["rate"] / pg_one[key]["rate"], endpoint)
                                   for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token"))),
             largest, " (/authorize), ".join(names) + (" (/oauth/token)" if len(names) > 1 else "")))
@@ -632,9 +726,9 @@ def main():
                 label, result["authorize"]["non2xx"], result["authorize"]["socket_errors"]))
         for index, findings in enumerate(result["logs"]):
             if findings:
-                print("cluster: log: %s node %d: %d lines at warning or above, first: %s" % (label, index, len(findings), findings[0][:300]))
+                print(tag + " log: %s node %d: %d lines at warning or above, first: %s" % (label, index, len(findings), findings[0][:300]))
         if result.get("postgres_log"):
-            print("cluster: log: %s PostgreSQL: %d lines ERROR, FATAL, PANIC or WARNING, first: %s" % (
+            print(tag + " log: %s PostgreSQL: %d lines ERROR, FATAL, PANIC or WARNING, first: %s" % (
                 label, len(result["postgres_log"]), result["postgres_log"][0][:300]))
     worst = max((result[key]["cpu"] for result in results.values() for key in ("authorize", "token")), key=lambda cpu: cpu["other"])
     if worst["other"] >= 0.25:
