@@ -5,20 +5,28 @@ import PostgresNIO
 
 /// One connection's queries, waited for on the calling thread, with writes pipelined: ``send(_:)``
 /// returns at once, and the replies of everything sent are collected by ``flush()`` (which every read
-/// does first), so a batch of writes costs one round trip rather than one each.
+/// of a range does first), so a batch of writes costs one round trip rather than one each.
 ///
-/// Upserts are staged (``stage(_:_:_:)``) and go out together as one multi-row `INSERT … SELECT FROM
-/// unnest(…)` before the next other statement: a batch writes tens of rows per request (records, Merkle
-/// nodes, projections), and one statement for all of them costs both ends far less than one each.
+/// Upserts are staged (``stage(_:_:_:append:)``) and go out together as one multi-row `INSERT … SELECT
+/// FROM unnest(…)` when a statement needs them on the server: a batch writes tens of rows per request
+/// (records, Merkle nodes, projections), and one statement for all of them costs both ends far less than
+/// one each.
+///
+/// Writes are staged in layers, one per open transaction level: the batch's transaction, then each
+/// request's nested one. A nested level's `SAVEPOINT` is sent only when something of it must reach the
+/// server before it ends (its staged writes, ahead of a range read; a delete): most requests only read
+/// single keys and stage writes, so they end without a savepoint — committed by merging their layer into
+/// the one below, undone by dropping it — and their writes go out with the batch's. A single-key read
+/// is answered from the stage when the key was written there, else by the server (which has every
+/// write sent so far, and no staged write of that key, so the answer is the same).
 final class PostgresSession {
     let connection: PostgresConnection
     let logger: Logger
     private var pending: [EventLoopFuture<PostgresQueryResult>] = []
-    /// Upserts not sent yet, the last value per key (one statement cannot upsert one row twice).
-    private var staged: [StagedKey: [UInt8]] = [:]
-    /// Appends not sent yet (records, Merkle nodes, checkpoints): plain inserts, so that writing a key
-    /// twice fails the batch instead of replacing history.
-    private var stagedAppends: [(StagedKey, [UInt8])] = []
+    /// The staged writes of each open level, the batch's transaction first.
+    private var layers: [StagedLayer] = [StagedLayer(savepoint: nil)]
+    /// How many writes are staged in all layers.
+    private var stagedCount = 0
     /// A failure among replies already collected, reported by the next ``flush()``.
     private var deferredError: (any Error)?
 
@@ -35,18 +43,36 @@ final class PostgresSession {
         let key: [UInt8]
     }
 
-    /// Staged upserts sent at once, which bounds what is held in memory.
+    /// What one transaction level has written and not sent.
+    private struct StagedLayer {
+        /// The level's savepoint (`nil` for the batch's transaction), and whether it was sent.
+        let savepoint: String?
+        var savepointSent = false
+        /// Upserts, the last value per key (one statement cannot upsert one row twice).
+        var upserts: [StagedKey: [UInt8]] = [:]
+        /// Appends (records, Merkle nodes, checkpoints): plain inserts, so that writing a key twice fails
+        /// the batch instead of replacing history.
+        var appends: [(StagedKey, [UInt8])] = []
+
+        init(savepoint: String?) { self.savepoint = savepoint }
+
+        var isEmpty: Bool { upserts.isEmpty && appends.isEmpty }
+    }
+
+    /// Staged writes sent at once, which bounds what is held in memory.
     static let maximumStaged = 2048
 
-    /// Stages a write of `value` under `key` in `table`, sent with the next statement: an insert that
-    /// must not meet an existing key when `append`, else an upsert.
+    /// Stages a write of `value` under `key` in `table` at the innermost level, sent when needed: an
+    /// insert that must not meet an existing key when `append`, else an upsert.
     func stage(_ table: String, _ key: [UInt8], _ value: [UInt8], append: Bool) {
+        let entry = StagedKey(table: table, key: key)
         if append {
-            stagedAppends.append((StagedKey(table: table, key: key), value))
+            layers[layers.count - 1].appends.append((entry, value))
         } else {
-            staged[StagedKey(table: table, key: key)] = value
+            layers[layers.count - 1].upserts[entry] = value
         }
-        if staged.count + stagedAppends.count >= Self.maximumStaged {
+        stagedCount += 1
+        if stagedCount >= Self.maximumStaged {
             sendStaged()
             if pending.count >= Self.maximumPending {
                 do { try flush() } catch { deferredError = deferredError ?? error }
@@ -54,32 +80,84 @@ final class PostgresSession {
         }
     }
 
-    /// Forgets the staged writes (the nested transaction that made them is being undone).
-    func discardStaged() {
-        staged = [:]
-        stagedAppends = []
+    /// The value staged for `key` in `table` at any open level, the innermost first; `nil` when none is.
+    func stagedValue(_ table: String, _ key: [UInt8]) -> [UInt8]? {
+        let entry = StagedKey(table: table, key: key)
+        for layer in layers.reversed() {
+            if let value = layer.upserts[entry] { return value }
+            if let (_, value) = layer.appends.last(where: { $0.0 == entry }) { return value }
+        }
+        return nil
     }
 
-    /// Sends the staged upserts as one statement, without waiting for its reply.
-    private func sendStaged() {
-        if !stagedAppends.isEmpty {
-            let (tables, keys, values) = Self.columns(stagedAppends)
-            stagedAppends = []
-            pending.append(
-                connection.query(
-                    "INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])",
-                    logger: logger))
+    /// Opens a nested level whose savepoint is `savepoint`; nothing is sent yet.
+    func beginLevel(savepoint: String) {
+        layers.append(StagedLayer(savepoint: savepoint))
+    }
+
+    /// Ends the innermost nested level, keeping its writes: they join the level below (and its savepoint,
+    /// if it was sent, is released).
+    func commitLevel() {
+        precondition(layers.count > 1, "no nested level is open")
+        let layer = layers.removeLast()
+        if let savepoint = layer.savepoint, layer.savepointSent {
+            // Its writes staged since the savepoint stay staged: they are the enclosing level's now.
+            pending.append(connection.query("RELEASE SAVEPOINT \(unescaped: savepoint)", logger: logger))
         }
-        if !staged.isEmpty {
-            let (tables, keys, values) = Self.columns(staged.map { ($0.key, $0.value) })
-            staged = [:]
-            pending.append(
-                connection.query(
-                    """
-                    INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
-                    ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
-                    """, logger: logger))
+        for (key, value) in layer.upserts { layers[layers.count - 1].upserts[key] = value }
+        // An append after an upsert of the same key keeps failing as it must: both are sent in that order.
+        layers[layers.count - 1].appends += layer.appends
+    }
+
+    /// Ends the innermost nested level, undoing its writes; returns whether the server had to be told
+    /// (its savepoint had been sent), in which case the caller rolls back to it.
+    func abortLevel() -> (savepoint: String, sent: Bool) {
+        precondition(layers.count > 1, "no nested level is open")
+        let layer = layers.removeLast()
+        stagedCount -= layer.upserts.count + layer.appends.count
+        return (layer.savepoint ?? "", layer.savepointSent)
+    }
+
+    /// Forgets every staged write (the transaction is being rolled back).
+    func discardStaged() {
+        layers = [StagedLayer(savepoint: nil)]
+        stagedCount = 0
+    }
+
+    /// Sends the staged writes of every level, each level's after its savepoint (sent now if it was not),
+    /// without waiting for their replies. With `throughInnermost`, every open level's savepoint is sent
+    /// even without writes: a statement that changes the server's rows follows, and must be undoable
+    /// with its level.
+    private func sendStaged(throughInnermost: Bool = false) {
+        guard stagedCount > 0 || throughInnermost else { return }
+        let lastWithWrites = layers.lastIndex { !$0.isEmpty } ?? 0
+        let through = throughInnermost ? layers.count - 1 : lastWithWrites
+        for index in layers.indices where index <= through {
+            if let savepoint = layers[index].savepoint, !layers[index].savepointSent {
+                pending.append(connection.query("SAVEPOINT \(unescaped: savepoint)", logger: logger))
+                layers[index].savepointSent = true
+            }
+            let layer = layers[index]
+            if !layer.appends.isEmpty {
+                let (tables, keys, values) = Self.columns(layer.appends)
+                pending.append(
+                    connection.query(
+                        "INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])",
+                        logger: logger))
+            }
+            if !layer.upserts.isEmpty {
+                let (tables, keys, values) = Self.columns(layer.upserts.map { ($0.key, $0.value) })
+                pending.append(
+                    connection.query(
+                        """
+                        INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
+                        ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
+                        """, logger: logger))
+            }
+            layers[index].appends = []
+            layers[index].upserts = [:]
         }
+        stagedCount = 0
     }
 
     private static func columns(_ rows: [(StagedKey, [UInt8])]) -> ([String], [ByteBuffer], [ByteBuffer]) {
@@ -97,9 +175,34 @@ final class PostgresSession {
         return (tables, keys, values)
     }
 
-    /// Sends `query` (after the staged upserts) without waiting for its reply.
+    /// Sends `query`, which changes rows, behind every staged write and every open level's savepoint,
+    /// without waiting for its reply.
+    func sendWrite(_ query: PostgresQuery) {
+        sendStaged(throughInnermost: true)
+        sendNow(query)
+    }
+
+    /// Runs `query`, which changes rows, behind every staged write and every open level's savepoint, and
+    /// returns its rows.
+    @discardableResult
+    func runWrite(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        sendStaged(throughInnermost: true)
+        return try run(query)
+    }
+
+    /// Runs `query`, a read of one key that is not staged, at once: the writes still staged cannot change
+    /// its answer, so they stay staged.
+    func runKeyRead(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        try runAfterPending(query)
+    }
+
+    /// Sends `query` (after the staged writes) without waiting for its reply.
     func send(_ query: PostgresQuery) {
         sendStaged()
+        sendNow(query)
+    }
+
+    private func sendNow(_ query: PostgresQuery) {
         pending.append(connection.query(query, logger: logger))
         if pending.count >= Self.maximumPending {
             do { try flush() } catch { deferredError = deferredError ?? error }
@@ -151,9 +254,10 @@ final class PostgresSession {
     }
 
     /// Waits for the replies of everything sent; returns the first failure among them (and forgets it).
+    /// What is staged stays staged.
     func takeFailure() -> (any Error)? {
         do {
-            try flush()
+            try withinDeadline { try collectReplies() }
             return nil
         } catch {
             return error
@@ -181,6 +285,11 @@ final class PostgresSession {
     @discardableResult
     func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
         sendStaged()
+        return try runAfterPending(query)
+    }
+
+    /// Runs `query` behind what was sent (not what is staged), and returns its rows.
+    func runAfterPending(_ query: PostgresQuery) throws -> PostgresQueryResult {
         let reply = connection.query(query, logger: logger)
         return try withinDeadline {
             try collectReplies()
@@ -217,7 +326,8 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     func get(_ key: [UInt8], in table: StorageTable) throws -> [UInt8]? {
-        let rows = try session.run("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
+        if let staged = session.stagedValue(table.name, key) { return staged }
+        let rows = try session.runKeyRead("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
         return try rows.first.map { try bytes($0.decode(ByteBuffer.self)) }
     }
 
@@ -257,19 +367,20 @@ final class PostgresTransaction: StorageWriteTransaction {
 
     @discardableResult
     func delete(_ key: [UInt8], in table: StorageTable) throws -> Bool {
-        let rows = try session.run("DELETE FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key)) RETURNING 1")
+        let rows = try session.runWrite("DELETE FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key)) RETURNING 1")
         return rows.count > 0
     }
 
     func removeAll(in table: StorageTable) throws {
-        session.send("DELETE FROM authledger_entries WHERE tbl = \(table.name)")
+        session.sendWrite("DELETE FROM authledger_entries WHERE tbl = \(table.name)")
     }
 
     func beginNested() throws -> any StorageWriteTransaction {
-        // Not waited for: a failed write before it aborts the whole PostgreSQL transaction anyway, and
+        // Its SAVEPOINT is sent only if something of it must reach the server before it ends (see
+        // PostgresSession); a failed write before it aborts the whole PostgreSQL transaction anyway, and
         // the next read reports it (as the batch's failure, which it is).
         let nested = PostgresTransaction(storage: storage, session: session, depth: depth + 1)
-        session.send("SAVEPOINT \(unescaped: nested.savepoint)")
+        session.beginLevel(savepoint: nested.savepoint)
         return nested
     }
 
@@ -283,7 +394,7 @@ final class PostgresTransaction: StorageWriteTransaction {
         guard !ended else { return }
         ended = true
         if depth > 0 {
-            session.send("RELEASE SAVEPOINT \(unescaped: savepoint)")
+            session.commitLevel()
             return
         }
         do {
@@ -304,15 +415,18 @@ final class PostgresTransaction: StorageWriteTransaction {
     func abort() {
         guard !ended else { return }
         ended = true
-        session.discardStaged()
         if depth > 0 {
+            // Its staged writes go; the server is told only if its savepoint was sent.
+            let level = session.abortLevel()
+            guard level.sent else { return }
             // What failed before this request's savepoint stays the batch's failure (kept for the next
             // flush): rolling back to the savepoint must not make a broken transaction look whole.
             let earlier = session.takeFailure()
-            _ = try? session.run("ROLLBACK TO SAVEPOINT \(unescaped: savepoint)")
+            _ = try? session.runAfterPending("ROLLBACK TO SAVEPOINT \(unescaped: level.savepoint)")
             if let earlier { session.keep(earlier) }
             return
         }
+        session.discardStaged()
         session.discardPending()
         _ = try? session.run("ROLLBACK")
         storage.give(back: session.connection)

@@ -1,0 +1,111 @@
+import Foundation
+import LedgerJournal
+import LedgerLMDB
+import LedgerPostgres
+import Testing
+
+/// What a batch's requests (nested transactions) may rely on, checked on both stores with the same code:
+/// a request's writes are seen by itself and by the batch once it commits, and are gone when it aborts,
+/// whatever it did in between (single-key reads, range reads, deletes, requests nested in it).
+@Suite("Nested transactions: the same semantics on LMDB and PostgreSQL")
+struct NestedTransactionTests {
+    @Test("LMDB")
+    func lmdb() throws {
+        let directory = NSTemporaryDirectory() + "authledger-nested-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let storage = try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 1)
+        defer { storage.close() }
+        try checkNestedSemantics(storage)
+    }
+
+    @Test("PostgreSQL (savepoints sent only when needed)", .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+    func postgres() async throws {
+        let database = try await TestDatabase()
+        let storage = try database.storage()
+        defer { storage.close() }
+        try checkNestedSemantics(storage)
+    }
+}
+
+private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+private func contents(_ transaction: any StorageReadTransaction, _ table: StorageTable) throws -> [String: String] {
+    var found: [String: String] = [:]
+    try transaction.forEach(in: table) { key, value in
+        found[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+        return true
+    }
+    return found
+}
+
+private func checkNestedSemantics(_ storage: any JournalStorage) throws {
+    let table = try #require(try storage.openTables(["t"], create: true)["t"])
+    let batch = try storage.beginWrite()
+    try batch.put(bytes("base"), for: bytes("base"), in: table)
+    try batch.put(bytes("doomed"), for: bytes("doomed"), in: table)
+
+    // Writes and commits: its writes are the batch's.
+    let kept = try batch.beginNested()
+    try kept.put(bytes("a"), for: bytes("a"), in: table)
+    #expect(try kept.get(bytes("a"), in: table) == bytes("a"))
+    #expect(try kept.get(bytes("base"), in: table) == bytes("base"), "the batch's own writes, seen from a request")
+    try kept.commit()
+    #expect(try batch.get(bytes("a"), in: table) == bytes("a"))
+
+    // Writes, reads its own writes by key, aborts: nothing of it stays (no savepoint was needed).
+    let undone = try batch.beginNested()
+    try undone.put(bytes("b"), for: bytes("b"), in: table)
+    try undone.put(bytes("changed"), for: bytes("a"), in: table)
+    #expect(try undone.get(bytes("a"), in: table) == bytes("changed"))
+    #expect(try undone.get(bytes("nothing"), in: table) == nil)
+    undone.abort()
+    #expect(try batch.get(bytes("a"), in: table) == bytes("a"))
+    #expect(try batch.get(bytes("b"), in: table) == nil)
+
+    // Writes, reads a range (its writes must reach the server first), aborts.
+    let ranged = try batch.beginNested()
+    try ranged.put(bytes("c"), for: bytes("c"), in: table)
+    #expect(try contents(ranged, table) == ["a": "a", "base": "base", "c": "c", "doomed": "doomed"])
+    #expect(try ranged.count(in: table) == 4)
+    ranged.abort()
+    #expect(try contents(batch, table) == ["a": "a", "base": "base", "doomed": "doomed"])
+
+    // Deletes (a change on the server at once), aborts: the row is back.
+    let deleting = try batch.beginNested()
+    try deleting.put(bytes("d"), for: bytes("d"), in: table)
+    #expect(try deleting.delete(bytes("base"), in: table))
+    #expect(try deleting.get(bytes("base"), in: table) == nil)
+    deleting.abort()
+    #expect(try batch.get(bytes("base"), in: table) == bytes("base"))
+    #expect(try batch.get(bytes("d"), in: table) == nil)
+
+    // Deletes and commits: gone.
+    let deleted = try batch.beginNested()
+    #expect(try deleted.delete(bytes("doomed"), in: table))
+    try deleted.commit()
+    #expect(try batch.get(bytes("doomed"), in: table) == nil)
+
+    // A request nested in a request: its writes follow its parent's fate.
+    let outer = try batch.beginNested()
+    try outer.put(bytes("outer"), for: bytes("outer"), in: table)
+    let inner = try outer.beginNested()
+    try inner.put(bytes("inner"), for: bytes("inner"), in: table)
+    try inner.commit()
+    #expect(try outer.get(bytes("inner"), in: table) == bytes("inner"))
+    outer.abort()
+    #expect(try batch.get(bytes("inner"), in: table) == nil && batch.get(bytes("outer"), in: table) == nil)
+
+    // An inner request undone inside an outer one that is kept, after a range read sent the outer's savepoint.
+    let keeper = try batch.beginNested()
+    try keeper.put(bytes("kept"), for: bytes("kept"), in: table)
+    let dropped = try keeper.beginNested()
+    try dropped.put(bytes("dropped"), for: bytes("dropped"), in: table)
+    _ = try contents(dropped, table)
+    dropped.abort()
+    try keeper.put(bytes("after"), for: bytes("after"), in: table)
+    try keeper.commit()
+
+    try batch.commit()
+    let stored = try storage.read { try contents($0, table) }
+    #expect(stored == ["a": "a", "after": "after", "base": "base", "kept": "kept"])
+}
