@@ -48,6 +48,8 @@ let package = Package(
         .target(name: "LedgerJournal", dependencies: ["LedgerCore"]),
         // The embedded store: the journal in an LMDB environment, one writing process.
         .target(name: "LedgerLMDB", dependencies: ["LedgerJournal", "CLMDB"]),
+        // A store in memory, for unit tests of the layers above the store (never a journal's home).
+        .target(name: "LedgerMemory", dependencies: ["LedgerJournal"]),
         // The shared store: the journal in PostgreSQL, appended to by many processes (postgres-nio).
         .target(
             name: "LedgerPostgres",
@@ -157,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "LedgerPostgresTests",
             dependencies: [
-                "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "LedgerCore", "AuthCore", "AuthJournal",
+                "LedgerJournal", "LedgerLMDB", "LedgerMemory", "LedgerPostgres", "LedgerCore", "AuthCore", "AuthJournal",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,16 +1,27 @@
 import Foundation
 import LedgerJournal
 import LedgerLMDB
+import LedgerMemory
 import LedgerPostgres
 import Testing
 
-/// What a batch's requests (nested transactions) may rely on, checked on both stores with the same code:
-/// a request's writes are seen by itself and by the batch once it commits, and are gone when it aborts,
-/// whatever it did in between (single-key reads, range reads, deletes, requests nested in it).
-@Suite("Nested transactions: the same semantics on LMDB and PostgreSQL")
-struct NestedTransactionTests {
-    @Test("LMDB")
-    func lmdb() throws {
+/// The storage contract the journal relies on, checked with the same code on every store: in memory
+/// (what unit tests of the layers above may use instead of a real store), LMDB and PostgreSQL.
+///
+/// Nested transactions (a batch's requests): a request's writes are seen by itself and by the batch once
+/// it commits, and are gone when it aborts, whatever it did in between (single-key reads, range reads,
+/// deletes, requests nested in it). The journal: concurrent appends make one chain that verifies.
+@Suite("Every store keeps the storage contract: in memory, LMDB, PostgreSQL")
+struct StoreContractTests {
+    @Test("nested transactions, in memory")
+    func nestedInMemory() throws {
+        let storage = InMemoryJournalStorage()
+        defer { storage.close() }
+        try checkNestedSemantics(storage)
+    }
+
+    @Test("nested transactions, LMDB")
+    func nestedLMDB() throws {
         let directory = NSTemporaryDirectory() + "authledger-nested-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let storage = try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 1)
@@ -18,13 +29,71 @@ struct NestedTransactionTests {
         try checkNestedSemantics(storage)
     }
 
-    @Test("PostgreSQL (savepoints sent only when needed)", .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
-    func postgres() async throws {
+    @Test("nested transactions, PostgreSQL (savepoints sent only when needed)", .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+    func nestedPostgres() async throws {
         let database = try await TestDatabase()
         let storage = try database.storage()
         defer { storage.close() }
         try checkNestedSemantics(storage)
     }
+
+    @Test("the journal in memory: concurrent appends, one chain that verifies, every event where its receipt says")
+    func journalInMemory() async throws {
+        let key = TemporaryKey()
+        try await checkJournal(storage: InMemoryJournalStorage(), keyFile: key.path)
+    }
+
+    @Test("the journal on LMDB: concurrent appends, one chain that verifies, every event where its receipt says")
+    func journalLMDB() async throws {
+        let key = TemporaryKey()
+        let directory = NSTemporaryDirectory() + "authledger-contract-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await checkJournal(storage: try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 0), keyFile: key.path)
+    }
+
+    @Test("the journal on PostgreSQL: concurrent appends, one chain that verifies, every event where its receipt says",
+          .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+    func journalPostgres() async throws {
+        let key = TemporaryKey()
+        try await checkJournal(storage: try TestDatabase().storage(), keyFile: key.path)
+    }
+}
+
+/// Appends 4 × 25 events from concurrent tasks, each with a projection write, then verifies the journal
+/// and reads every event and projection entry back through a reader of the same store.
+private func checkJournal(storage: any JournalStorage, keyFile: String) async throws {
+    var configuration = Journal.Configuration(keyFile: keyFile)
+    configuration.projections = ["markers"]
+    let journal = try Journal.open(configuration, storage: storage)
+    let receipts = try await withThrowingTaskGroup(of: [(String, UInt64)].self) { group in
+        for task in 0..<4 {
+            group.addTask {
+                var sequences: [(String, UInt64)] = []
+                for index in 0..<25 {
+                    let marker = "\(task)-\(index)"
+                    let sequence = try await journal.transact { transaction in
+                        try transaction.projection("markers").put(bytes("seen"), for: bytes(marker))
+                        return try transaction.append(EventDraft(type: "test.event", payload: bytes("{\"marker\":\"\(marker)\"}"))).sequence
+                    }
+                    sequences.append((marker, sequence))
+                }
+                return sequences
+            }
+        }
+        return try await group.reduce(into: []) { $0 += $1 }
+    }
+    #expect(Set(receipts.map(\.1)).count == 100)
+    let reader = try JournalReader(storage: storage, projections: ["markers"])
+    let report = try reader.verify(trust: .genesisKey).get()
+    #expect(report.eventCount == 101)
+    try reader.read { snapshot in
+        for (marker, sequence) in receipts {
+            let event = try #require(try snapshot.event(sequence))
+            #expect(event.payload == bytes("{\"marker\":\"\(marker)\"}"))
+            #expect(try snapshot.projection("markers").get(bytes(marker)) == bytes("seen"))
+        }
+    }
+    await journal.close()
 }
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
