@@ -100,9 +100,16 @@ public final class AuthLedger: Sendable {
 
     /// Appends the events `body` produces, with their projection updates, durably and atomically, and
     /// returns what `body` returns. `body` runs on the journal's writer: keep it short and pure.
+    ///
+    /// - Parameter reads: projection entries `body` reads, announced so that the journal's writer fetches
+    ///   those of its whole batch at once (on PostgreSQL, one query for the batch, answered with the
+    ///   catch-up read under the journal's lock, instead of a round trip per read).
     @discardableResult
-    public func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
-        let (result, changedConfiguration) = try await journal.transact { transaction in
+    public func record<R: Sendable>(
+        prefetching reads: [(AuthTable, String)] = [], _ body: @escaping @Sendable (inout AuthRecorder) throws -> R
+    ) async throws -> R {
+        let announced = reads.map { ProjectionRead(projection: tableName($0.0), key: Array($0.1.utf8)) }
+        let (result, changedConfiguration) = try await journal.transact(prefetching: announced) { transaction in
             var recorder = AuthRecorder(transaction: transaction, dataKey: self.dataKey)
             let result = try body(&recorder)
             transaction = recorder.transaction
@@ -346,11 +353,11 @@ extension AuthLedger {
     /// If `check` throws, nothing is appended and the error is rethrown here.
     @discardableResult
     public func record(
-        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil,
+        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil, prefetching reads: [(AuthTable, String)] = [],
         checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }
     ) async throws -> [UInt64] {
         let prepared = try await prepare(events, readAhead: readAhead)
-        return try await record { recorder in
+        return try await record(prefetching: reads) { recorder in
             try check(recorder.store)
             return try recorder.append(events, preparedAs: prepared)
         }

@@ -212,9 +212,11 @@ public final class AuthorizationServer: Sendable {
 
     /// Appends events through the ledger, timing the durable append for `/metrics`.
     @discardableResult
-    func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
+    func record<R: Sendable>(
+        prefetching reads: [(AuthTable, String)] = [], _ body: @escaping @Sendable (inout AuthRecorder) throws -> R
+    ) async throws -> R {
         let start = ContinuousClock.now
-        let result = try await ledger.record(body)
+        let result = try await ledger.record(prefetching: reads, body)
         metrics.appended(after: ContinuousClock.now - start)
         return result
     }
@@ -223,11 +225,11 @@ public final class AuthorizationServer: Sendable {
     /// sealed and signed before the journal's writer), timing the durable append for `/metrics`.
     @discardableResult
     func record(
-        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil,
+        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil, prefetching reads: [(AuthTable, String)] = [],
         checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }
     ) async throws -> [UInt64] {
         let start = ContinuousClock.now
-        let sequences = try await ledger.record(events, readAhead: readAhead, checking: check)
+        let sequences = try await ledger.record(events, readAhead: readAhead, prefetching: reads, checking: check)
         metrics.appended(after: ContinuousClock.now - start)
         return sequences
     }

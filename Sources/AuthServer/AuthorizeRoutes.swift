@@ -207,8 +207,13 @@ extension AuthorizationServer {
             }
         }
         let sessionSeen = input.session
+        // What the checks below read, announced: fetched with the rest of the batch's under the journal's lock.
+        var checked: [(AuthTable, String)] = []
+        if let resumedHash { checked.append((.interactions, resumedHash)) }
+        if resumedHash == nil, let pushed = parameters.pushedRequest, pushed.refused == nil { checked.append((.pushedRequests, pushed.hash)) }
+        if let sessionSeen, decision.outcome.issues { checked.append((.sessions, sessionSeen.sessionHash)) }
         do {
-            try await record(events, readAhead: readAhead) { store in
+            try await record(events, readAhead: readAhead, prefetching: checked) { store in
                 // Single use, checked where it cannot race: the interaction must still be open, and an
                 // invitation must not have been spent by a concurrent request.
                 if let resumedHash, try store.get(.interactions, resumedHash) == nil {

@@ -116,7 +116,7 @@ extension AuthorizationServer {
                     tokenHash: $0, family: $0, parentHash: nil, clientID: client.clientID, userID: grant.userID, scopes: grant.scopes,
                     audience: grant.audience, organizationID: grant.organizationID, authTime: grant.authTime,
                     expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds), dpopJKT: proof?.thumbprint, claims: grant.claims)
-            }, proof: proof, now: now, clientIP: clientIP, readAhead: readAhead
+            }, proof: proof, now: now, clientIP: clientIP, readAhead: readAhead, checked: [(.codes, codeHash)]
         ) { store in
             // Another redemption may have won meanwhile.
             try store.value(CodeRecord.self, .codes, codeHash)?.status == .issued
@@ -231,7 +231,7 @@ extension AuthorizationServer {
         rotated.dpopJKT = previous.dpopJKT ?? proof?.thumbprint
         return await issue(
             tokenGrant, grantType: grantType, client: client, codeHash: nil, refresh: next, refreshIssued: rotated, proof: proof, now: now,
-            clientIP: clientIP
+            clientIP: clientIP, checked: [(.refreshTokens, presentedHash), (.refreshFamilies, previous.family)]
         ) { store in
             let record = try store.value(RefreshRecord.self, .refreshTokens, presentedHash)
             let family = try store.value(RefreshFamilyRecord.self, .refreshFamilies, previous.family)
@@ -249,6 +249,7 @@ extension AuthorizationServer {
     private func issue(
         _ grant: TokenRequestGrant, grantType: String, client: RegisteredClient, codeHash: String?, refresh: String?,
         refreshIssued: RefreshIssued?, proof: DPoPProof?, now: LedgerTimestamp, clientIP: String?, readAhead: SubjectKeysReadAhead? = nil,
+        checked: [(AuthTable, String)] = [],
         stillValid: @escaping @Sendable (TransactionStore) throws -> Bool,
         lost: @escaping @Sendable (inout AuthRecorder) throws -> Void
     ) async -> Response {
@@ -269,7 +270,8 @@ extension AuthorizationServer {
         let prepared = try? await ledger.prepare(events, readAhead: readAhead)
         let won: Bool
         do {
-            won = try await record { recorder in
+            // What the checks read, announced: fetched with the rest of the batch's under the journal's lock.
+            won = try await record(prefetching: checked + (proof.map { [(.dpopProofs, $0.proofID)] } ?? [])) { recorder in
                 // A DPoP proof is good for one request (RFC 9449 §11.1).
                 if let proof, try recorder.store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }
                 guard try stillValid(recorder.store) else {

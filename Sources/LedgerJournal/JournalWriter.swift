@@ -191,7 +191,18 @@ final class JournalWriter: @unchecked Sendable {
         let transaction = try storage.beginWrite()
         var finished = false
         defer { if !finished { transaction.abort() } }
-        if storage.isShared { try catchUp(transaction) }
+        // The entries the batch's requests announced they read: fetched at once (on shared storage, sent
+        // behind the lock and answered with the catch-up's read, in the same round trip).
+        let reads = Set(batch.flatMap(\.reads)).compactMap { read in
+            layout.projections[read.projection].map { (table: $0, key: read.key) }
+        }
+        if storage.isShared {
+            try transaction.lockJournal()
+            if !reads.isEmpty { try transaction.prefetch(reads) }
+            try catchUp(transaction)
+        } else if !reads.isEmpty {
+            try transaction.prefetch(reads)
+        }
 
         let now = max(configuration.clock(), head.lastTime)
         var context = JournalWriteTransaction(
@@ -290,12 +301,11 @@ final class JournalWriter: @unchecked Sendable {
             checkpoint: checkpoint, witnessRequested: checkpointRequested)
     }
 
-    /// On shared storage, takes the journal lock and moves this writer's view of the journal's end to
+    /// On shared storage, once the journal lock is taken, moves this writer's view of the journal's end to
     /// where the other processes left it: the events appended since this writer's last batch are read
     /// (one query per page of them) and their leaves added to the Merkle frontier; the key that must
     /// sign is still among the signers.
     private func catchUp(_ transaction: any StorageWriteTransaction) throws {
-        try transaction.lockJournal()
         var caughtUp = head
         var caughtUpFrontier = frontier
         var sawHead = head.sequence == 0

@@ -29,6 +29,11 @@ final class PostgresSession {
     private var stagedCount = 0
     /// A failure among replies already collected, reported by the next ``flush()``.
     private var deferredError: (any Error)?
+    /// Entries fetched ahead of their reads (``prefetch(_:)``), by key; a `nil` value: no such entry.
+    /// A statement that changes rows on the server drops what it may change.
+    private var prefetched: [StagedKey: [UInt8]?] = [:]
+    /// The reply of the last prefetch, not yet taken into ``prefetched``.
+    private var prefetchReply: (keys: [StagedKey], reply: EventLoopFuture<PostgresQueryResult>)?
 
     /// Writes sent before the session waits for their replies, which bounds what is held in memory.
     static let maximumPending = 256
@@ -90,6 +95,58 @@ final class PostgresSession {
         return nil
     }
 
+    /// Sends one query for the entries under `keys`, behind what was sent and without waiting: its
+    /// reply answers their next reads (``prefetchedValue(_:_:)``).
+    func prefetch(_ keys: [(table: String, key: [UInt8])]) {
+        let entries = keys.map { StagedKey(table: $0.table, key: $0.key) }
+        let (tables, keyColumn, _) = Self.columns(entries.map { ($0, []) })
+        let reply = connection.query(
+            """
+            SELECT tbl, key, value FROM authledger_entries
+            WHERE (tbl, key) IN (SELECT * FROM unnest(\(tables)::text[], \(keyColumn)::bytea[]))
+            """, logger: logger)
+        prefetchReply = (entries, reply)
+    }
+
+    /// The entry under `key` in `table` as a prefetch found it: `.some(nil)` when there is none, `nil`
+    /// when it was not prefetched (or may have changed since).
+    func prefetchedValue(_ table: String, _ key: [UInt8]) throws -> [UInt8]?? {
+        try absorbPrefetchReply()
+        return prefetched[StagedKey(table: table, key: key)]
+    }
+
+    /// Takes the last prefetch's reply into ``prefetched`` (waiting for it if it has not come yet; it was
+    /// sent before anything that follows, so it is usually in).
+    private func absorbPrefetchReply() throws {
+        guard let (keys, reply) = prefetchReply else { return }
+        prefetchReply = nil
+        let rows: PostgresQueryResult
+        do {
+            rows = try withinDeadline { try reply.wait() }
+        } catch {
+            throw PostgresStorageError(error, doing: "querying")
+        }
+        for key in keys { prefetched[key] = .some(nil) }
+        for row in rows {
+            let (table, key, value) = try row.decode((String, ByteBuffer, ByteBuffer).self)
+            prefetched[StagedKey(table: table, key: Array(key.readableBytesView))] = .some(Array(value.readableBytesView))
+        }
+    }
+
+    /// Drops what was prefetched of `table` (of its entry under `key` only, when given): a statement is
+    /// about to change it on the server. A prefetch still in flight is taken in first, so that its
+    /// (older) answer cannot come back over the change; if it failed, nothing is kept of it, and the
+    /// transaction's next statement reports the failure.
+    func forgetPrefetched(_ table: String, key: [UInt8]? = nil) {
+        if prefetchReply != nil, (try? absorbPrefetchReply()) == nil { prefetched = [:] }
+        guard !prefetched.isEmpty else { return }
+        if let key {
+            prefetched[StagedKey(table: table, key: key)] = nil
+        } else {
+            prefetched = prefetched.filter { $0.key.table != table }
+        }
+    }
+
     /// Opens a nested level whose savepoint is `savepoint`; nothing is sent yet.
     func beginLevel(savepoint: String) {
         layers.append(StagedLayer(savepoint: savepoint))
@@ -138,6 +195,11 @@ final class PostgresSession {
                 layers[index].savepointSent = true
             }
             let layer = layers[index]
+            // Sent, these writes are the server's: what a prefetch found of their keys is out of date.
+            if !prefetched.isEmpty || prefetchReply != nil {
+                for (key, _) in layer.appends { forgetPrefetched(key.table, key: key.key) }
+                for key in layer.upserts.keys { forgetPrefetched(key.table, key: key.key) }
+            }
             if !layer.appends.isEmpty {
                 let (tables, keys, values) = Self.columns(layer.appends)
                 pending.append(
@@ -327,6 +389,7 @@ final class PostgresTransaction: StorageWriteTransaction {
 
     func get(_ key: [UInt8], in table: StorageTable) throws -> [UInt8]? {
         if let staged = session.stagedValue(table.name, key) { return staged }
+        if let fetched = try session.prefetchedValue(table.name, key) { return fetched }
         let rows = try session.runKeyRead("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
         return try rows.first.map { try bytes($0.decode(ByteBuffer.self)) }
     }
@@ -365,13 +428,19 @@ final class PostgresTransaction: StorageWriteTransaction {
         session.stage(table.name, key, value, append: append)
     }
 
+    func prefetch(_ keys: [(table: StorageTable, key: [UInt8])]) throws {
+        session.prefetch(keys.map { (table: $0.table.name, key: $0.key) })
+    }
+
     @discardableResult
     func delete(_ key: [UInt8], in table: StorageTable) throws -> Bool {
+        session.forgetPrefetched(table.name, key: key)
         let rows = try session.runWrite("DELETE FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key)) RETURNING 1")
         return rows.count > 0
     }
 
     func removeAll(in table: StorageTable) throws {
+        session.forgetPrefetched(table.name)
         session.sendWrite("DELETE FROM authledger_entries WHERE tbl = \(table.name)")
     }
 

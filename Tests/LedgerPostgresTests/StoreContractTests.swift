@@ -37,6 +37,22 @@ struct StoreContractTests {
         try checkNestedSemantics(storage)
     }
 
+    @Test("prefetched reads answer as reads would, after the transaction's own writes and deletes too", arguments: ["memory", "LMDB", "PostgreSQL"])
+    func prefetch(store: String) async throws {
+        let directory = NSTemporaryDirectory() + "authledger-prefetch-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let storage: any JournalStorage
+        switch store {
+        case "memory": storage = InMemoryJournalStorage()
+        case "LMDB": storage = try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 1)
+        default:
+            guard testServer != nil else { return }
+            storage = try await TestDatabase().storage()
+        }
+        defer { storage.close() }
+        try checkPrefetch(storage)
+    }
+
     @Test("the journal in memory: concurrent appends, one chain that verifies, every event where its receipt says")
     func journalInMemory() async throws {
         let key = TemporaryKey()
@@ -177,4 +193,45 @@ private func checkNestedSemantics(_ storage: any JournalStorage) throws {
     try batch.commit()
     let stored = try storage.read { try contents($0, table) }
     #expect(stored == ["a": "a", "after": "after", "base": "base", "kept": "kept"])
+}
+
+private func checkPrefetch(_ storage: any JournalStorage) throws {
+    let table = try #require(try storage.openTables(["t"], create: true)["t"])
+    let setup = try storage.beginWrite()
+    for name in ["a", "b", "c", "d"] { try setup.put(bytes(name), for: bytes(name), in: table) }
+    try setup.commit()
+
+    let batch = try storage.beginWrite()
+    try batch.prefetch(["a", "b", "c", "d", "missing"].map { (table: table, key: bytes($0)) })
+    #expect(try batch.get(bytes("a"), in: table) == bytes("a"))
+    #expect(try batch.get(bytes("missing"), in: table) == nil)
+
+    // Written by a request that commits, its write sent to the server by a range read: read anew.
+    let writer = try batch.beginNested()
+    try writer.put(bytes("a2"), for: bytes("a"), in: table)
+    _ = try contents(writer, table)
+    try writer.commit()
+    #expect(try batch.get(bytes("a"), in: table) == bytes("a2"))
+
+    // Deleted: gone. Deleted by a request that aborts: back.
+    #expect(try batch.delete(bytes("b"), in: table))
+    #expect(try batch.get(bytes("b"), in: table) == nil)
+    let undone = try batch.beginNested()
+    #expect(try undone.delete(bytes("c"), in: table))
+    #expect(try undone.get(bytes("c"), in: table) == nil)
+    undone.abort()
+    #expect(try batch.get(bytes("c"), in: table) == bytes("c"))
+
+    // Written (staged) by a request that aborts: the prefetched value again.
+    let staged = try batch.beginNested()
+    try staged.put(bytes("d2"), for: bytes("d"), in: table)
+    #expect(try staged.get(bytes("d"), in: table) == bytes("d2"))
+    staged.abort()
+    #expect(try batch.get(bytes("d"), in: table) == bytes("d"))
+
+    // Cleared: everything prefetched of the table is gone with it.
+    try batch.removeAll(in: table)
+    #expect(try batch.get(bytes("d"), in: table) == nil && batch.get(bytes("a"), in: table) == nil)
+    batch.abort()
+    #expect(try storage.read { try contents($0, table) } == ["a": "a", "b": "b", "c": "c", "d": "d"])
 }

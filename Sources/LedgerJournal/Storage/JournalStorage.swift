@@ -91,6 +91,12 @@ public protocol StorageWriteTransaction: StorageReadTransaction {
     /// vanish when it aborts. This transaction must not be used until the nested one has ended.
     func beginNested() throws -> any StorageWriteTransaction
 
+    /// Announces keys the transaction is about to read with ``StorageReadTransaction/get(_:in:)``, so that
+    /// a store whose reads are round trips fetches them all at once (PostgreSQL: one query, sent behind
+    /// what is already on its way); a store whose reads are lookups in place ignores it (the default).
+    /// What it fetched answers later reads of those keys, unless the transaction changed them since.
+    func prefetch(_ keys: [(table: StorageTable, key: [UInt8])]) throws
+
     /// Takes the journal's append lock for the rest of this transaction. Writers on shared storage hold
     /// it while they extend the chain, so that appends from every process form one sequence.
     func lockJournal() throws
@@ -111,6 +117,9 @@ extension StorageReadTransaction {
 }
 
 extension StorageWriteTransaction {
+    /// Reads in place are as cheap as a prefetch: nothing to do.
+    public func prefetch(_ keys: [(table: StorageTable, key: [UInt8])]) throws {}
+
     /// Stores `value` under `key`.
     public func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable) throws {
         try put(value, for: key, in: table, append: false)
