@@ -102,19 +102,19 @@ public final class AuthorizationServer: Sendable {
         let router = Router(context: AuthRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: HeaderLimitsMiddleware())
-        router.get("/authorize") { request, context in await self.authorize(request, context) }
-        router.post("/authorize") { request, context in await self.authorize(request, context) }
-        router.get("/authorize/resume") { request, context in await self.resume(request, context) }
-        router.get("/login") { request, context in await self.loginPage(request, context) }
-        router.post("/login") { request, context in await self.login(request, context) }
-        router.get("/consent") { request, context in await self.consentPage(request, context) }
-        router.post("/consent") { request, context in await self.consent(request, context) }
-        router.get("/organization") { request, context in await self.organizationPage(request, context) }
-        router.post("/organization") { request, context in await self.chooseOrganization(request, context) }
-        router.get("/logout") { request, context in await self.logoutRequest(request, context) }
-        router.post("/logout") { request, context in await self.logoutRequest(request, context) }
-        router.get("/oidc/logout") { request, context in await self.logoutRequest(request, context) }
-        router.post("/oidc/logout") { request, context in await self.logoutRequest(request, context) }
+        router.get("/authorize") { request, context in try await self.authorize(request, context) }
+        router.post("/authorize") { request, context in try await self.authorize(request, context) }
+        router.get("/authorize/resume") { request, context in try await self.resume(request, context) }
+        router.get("/login") { request, context in try await self.loginPage(request, context) }
+        router.post("/login") { request, context in try await self.login(request, context) }
+        router.get("/consent") { request, context in try await self.consentPage(request, context) }
+        router.post("/consent") { request, context in try await self.consent(request, context) }
+        router.get("/organization") { request, context in try await self.organizationPage(request, context) }
+        router.post("/organization") { request, context in try await self.chooseOrganization(request, context) }
+        router.get("/logout") { request, context in try await self.logoutRequest(request, context) }
+        router.post("/logout") { request, context in try await self.logoutRequest(request, context) }
+        router.get("/oidc/logout") { request, context in try await self.logoutRequest(request, context) }
+        router.post("/oidc/logout") { request, context in try await self.logoutRequest(request, context) }
         router.get("/callback") { request, context in self.callback(request, context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }
@@ -253,7 +253,8 @@ public final class AuthorizationServer: Sendable {
         page(Pages.error(error.rawValue, description: description), status: status)
     }
 
-    /// The page shown when the journal cannot record what a response depends on: nothing is issued.
+    /// The page shown when the server cannot serve a request right now (the password check's pool is
+    /// full): nothing is issued. Journal failures throw ``JournalUnavailable``, which answers the same.
     func unavailablePage() -> Response {
         errorPage(.temporarilyUnavailable, "The server cannot record this request right now. Nothing was issued; try again shortly.",
                   status: .serviceUnavailable)

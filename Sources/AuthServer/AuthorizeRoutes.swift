@@ -42,7 +42,7 @@ extension AuthorizationServer {
     static let maximumParameterCount = 64
 
     /// `GET /authorize`, and `POST /authorize` with the same parameters in a form body (OIDC Core §3.1.2.1).
-    func authorize(_ request: Request, _ context: AuthRequestContext) async -> Response {
+    func authorize(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
         let text: String
         if request.method == .post {
             guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
@@ -71,13 +71,9 @@ extension AuthorizationServer {
         if let hint = pairs.first(where: { $0.name == AuthorizeParameters.idTokenHintName })?.value, !hint.isEmpty {
             parameters.idTokenHint = await verifiedIDTokenHint(hint)
         }
-        do {
-            parameters = try await resolvingPushedRequest(parameters, now: settings.clock())
-        } catch {
-            logger.error("journal read failed", metadata: ["error": "\(error)"])
-            return unavailablePage()
-        }
-        return await runAuthorization(parameters, resuming: nil, request, context)
+        let given = parameters
+        parameters = try await journaled("reading the pushed request") { try await resolvingPushedRequest(given, now: settings.clock()) }
+        return try await runAuthorization(parameters, resuming: nil, request, context)
     }
 
     /// What an `id_token_hint` is: the subject of an ID token this issuer signed (its own keys or a cluster
@@ -97,37 +93,31 @@ extension AuthorizationServer {
     }
 
     /// `GET /authorize/resume?state=…`: where the login, consent and organization pages send the browser back.
-    func resume(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+    func resume(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
+        switch try await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
-        case .found(let interaction): return await runAuthorization(interaction.record.parameters, resuming: interaction, request, context)
+        case .found(let interaction): return try await runAuthorization(interaction.record.parameters, resuming: interaction, request, context)
         }
     }
 
     /// Decides, records the request, the decision and what follows from it in one durable commit, then answers.
     func runAuthorization(
         _ parameters: AuthorizeParameters, resuming interaction: ResumedInteraction?, _ request: Request, _ context: AuthRequestContext
-    ) async -> Response {
+    ) async throws(JournalUnavailable) -> Response {
         let now = settings.clock()
         let configuration = ledger.configuration
-        let session: SessionSnapshot?
-        var consents: [String: [String]] = [:]
-        var readAhead: SubjectKeysReadAhead?
-        do {
-            let clientID = parameters["client_id"]
-            let ledger = self.ledger
-            // The user's consents, and the key their personal values are sealed under, from the session's snapshot.
-            let found = try await currentSession(request, now: now) { store, session in
+        let clientID = parameters["client_id"]
+        let ledger = self.ledger
+        // The user's consents, and the key their personal values are sealed under, from the session's snapshot.
+        let found = try await journaled("reading the session") {
+            try await currentSession(request, now: now) { store, session in
                 (consents: try clientID.map { try store.consents(userID: session.userID, clientID: $0) } ?? [:],
                  keys: try ledger.readAhead(subjects: [PersonalData.userSubject(session.userID)], in: store))
             }
-            session = found?.session
-            consents = found?.extra.consents ?? [:]
-            readAhead = found?.extra.keys
-        } catch {
-            logger.error("journal read failed", metadata: ["error": "\(error)"])
-            return unavailablePage()
         }
+        let session = found?.session
+        let consents = found?.extra.consents ?? [:]
+        let readAhead = found?.extra.keys
         let input = AuthorizationInput(
             parameters: parameters, session: session, consents: consents, progress: interaction?.record.progress ?? .fresh, now: now)
         let decision = AuthorizationPolicy.decide(input, configuration: configuration)
@@ -254,7 +244,7 @@ extension AuthorizationServer {
                     [("error", OAuthErrorCode.temporarilyUnavailable.rawValue), ("error_description", "The server cannot record requests right now.")],
                     via: delivery)
             }
-            return unavailablePage()
+            throw JournalUnavailable(doing: "recording an authorization", cause: error)
         }
         metrics.decided(decision.outcome)
         logger.info(
@@ -324,15 +314,14 @@ extension AuthorizationServer {
 
     /// Loads the interaction named by `id` and checks that this browser started it: the binding cookie must
     /// match the interaction, and, for form posts, the `csrf` field must equal the cookie.
-    func loadInteraction(_ request: Request, id: String?, csrf: String?, requireCSRF: Bool = false) async -> InteractionLookup {
+    func loadInteraction(
+        _ request: Request, id: String?, csrf: String?, requireCSRF: Bool = false
+    ) async throws(JournalUnavailable) -> InteractionLookup {
         let expired = errorPage(.invalidRequest, "This login page has expired or is not valid. Return to the application and start again.")
         guard let id, !id.isEmpty, id.utf8.count <= 64 else { return .rejected(expired) }
-        let stored: InteractionRecord?
-        do {
-            let dataKey = ledger.dataKey
-            stored = try await ledger.query { try $0.interaction(OpaqueToken.hash(id), dataKey: dataKey) }
-        } catch {
-            return .rejected(unavailablePage())
+        let dataKey = ledger.dataKey
+        let stored = try await journaled("reading the interaction") {
+            try await ledger.query { try $0.interaction(OpaqueToken.hash(id), dataKey: dataKey) }
         }
         guard let record = stored, record.expiresAt > settings.clock() else {
             return .rejected(expired)

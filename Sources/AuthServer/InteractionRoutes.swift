@@ -10,8 +10,8 @@ extension AuthorizationServer {
     // MARK: Login
 
     /// `GET /login?state=…`.
-    func loginPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+    func loginPage(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
+        switch try await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
             guard case .login(let connection, let hint) = interaction.record.pending else {
@@ -25,10 +25,10 @@ extension AuthorizationServer {
     }
 
     /// `POST /login`: checks the password (Argon2id), records the attempt, starts a new session.
-    func login(_ request: Request, _ context: AuthRequestContext) async -> Response {
+    func login(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
         let form: [String: String]
         let interaction: ResumedInteraction
-        switch await postedInteraction(request, context) {
+        switch try await postedInteraction(request, context) {
         case .rejected(let response): return response
         case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
@@ -60,26 +60,19 @@ extension AuthorizationServer {
         let throttleKeys = settings.loginThrottle.keys(
             userID: user?.userID, username: recordedUsername,
             network: clientAddress(request, context).map { PersonalData.networkKey($0, dataKey: dataKey) })
-        let admitted: Bool
-        do {
-            admitted = try pendingLogins.admit(throttleKeys, throttle: settings.loginThrottle, now: now) {
+        let admitted = try await journaled("reading the recent failed logins") {
+            try pendingLogins.admit(throttleKeys, throttle: settings.loginThrottle, now: now) {
                 try ledger.read { store in
                     try throttleKeys.map { key in try store.value([LedgerTimestamp].self, .loginFailures, key.name) ?? [] }
                 }
             }
-        } catch {
-            return unavailablePage()
         }
         defer { if admitted { pendingLogins.settle(throttleKeys) } }
         if !admitted {
             let refusal = LoginFailed(
                 username: recordedUsername, connection: connection, reason: .throttled, interaction: interaction.hash, clientIP: clientAddress(request, context),
                 userID: user?.userID, at: now)
-            do {
-                try await record { try $0.append(.loginFailed(refusal)) }
-            } catch {
-                return unavailablePage()
-            }
+            try await journaled("recording a refused login") { try await record { try $0.append(.loginFailed(refusal)) } }
             metrics.login(succeeded: false)
             return page(
                 Pages.login(
@@ -99,11 +92,7 @@ extension AuthorizationServer {
             let failure = LoginFailed(
                 username: recordedUsername, connection: connection, reason: user == nil ? .unknownUser : .wrongPassword,
                 interaction: interaction.hash, clientIP: clientAddress(request, context), userID: user?.userID, at: now)
-            do {
-                try await record { try $0.append(.loginFailed(failure)) }
-            } catch {
-                return unavailablePage()
-            }
+            try await journaled("recording a failed login") { try await record { try $0.append(.loginFailed(failure)) } }
             metrics.login(succeeded: false)
             logger.notice("login failed", metadata: ["connection": "\(connection)", "reason": "\(failure.reason.rawValue)"])
             return page(
@@ -121,11 +110,7 @@ extension AuthorizationServer {
             expiresAt: now.adding(seconds: ttl))
         let success = LoginSucceeded(
             userID: user.userID, connection: connection, session: session, interaction: interaction.hash, clientIP: clientAddress(request, context))
-        do {
-            try await record { try $0.append(.loginSucceeded(success)) }
-        } catch {
-            return unavailablePage()
-        }
+        try await journaled("recording a login") { try await record { try $0.append(.loginSucceeded(success)) } }
         metrics.login(succeeded: true)
         var response = redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
         setCookie(&response, name: Self.sessionCookie, value: sessionID, maxAge: ttl)
@@ -135,12 +120,12 @@ extension AuthorizationServer {
     // MARK: Consent
 
     /// `GET /consent?state=…`.
-    func consentPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+    func consentPage(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
+        switch try await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
             let (consent, session): (ConsentRequest, SessionSnapshot)
-            switch await pendingConsent(request, interaction) {
+            switch try await pendingConsent(request, interaction) {
             case .rejected(let response): return response
             case .pending(let pending, let current): (consent, session) = (pending, current)
             }
@@ -156,15 +141,15 @@ extension AuthorizationServer {
     }
 
     /// `POST /consent` with `action=accept|deny`.
-    func consent(_ request: Request, _ context: AuthRequestContext) async -> Response {
+    func consent(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
         let form: [String: String]
         let interaction: ResumedInteraction
-        switch await postedInteraction(request, context) {
+        switch try await postedInteraction(request, context) {
         case .rejected(let response): return response
         case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
         let (consent, session): (ConsentRequest, SessionSnapshot)
-        switch await pendingConsent(request, interaction) {
+        switch try await pendingConsent(request, interaction) {
         case .rejected(let response): return response
         case .pending(let pending, let current): (consent, session) = (pending, current)
         }
@@ -177,19 +162,15 @@ extension AuthorizationServer {
         case "deny": event = .consentDenied(answer)
         default: return errorPage(.invalidRequest, "The consent form must be answered with Accept or Deny.")
         }
-        do {
-            try await record { try $0.append(event) }
-        } catch {
-            return unavailablePage()
-        }
+        try await journaled("recording a consent answer") { try await record { try $0.append(event) } }
         return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
     }
 
     // MARK: Organizations
 
     /// `GET /organization?state=…`: the organization picker.
-    func organizationPage(_ request: Request, _ context: AuthRequestContext) async -> Response {
-        switch await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
+    func organizationPage(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
+        switch try await loadInteraction(request, id: queryValue(request, "state"), csrf: nil) {
         case .rejected(let response): return response
         case .found(let interaction):
             guard case .chooseOrganization(let ids) = interaction.record.pending else {
@@ -204,29 +185,25 @@ extension AuthorizationServer {
     }
 
     /// `POST /organization` with the chosen `organization`.
-    func chooseOrganization(_ request: Request, _ context: AuthRequestContext) async -> Response {
+    func chooseOrganization(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
         let form: [String: String]
         let interaction: ResumedInteraction
-        switch await postedInteraction(request, context) {
+        switch try await postedInteraction(request, context) {
         case .rejected(let response): return response
         case .posted(let fields, let loaded): (form, interaction) = (fields, loaded)
         }
         guard case .chooseOrganization(let ids) = interaction.record.pending, let chosen = form["organization"], ids.contains(chosen) else {
             return errorPage(.invalidRequest, "Choose one of the organizations offered.")
         }
-        do {
-            try await record {
-                try $0.append(.organizationChosen(OrganizationChosen(interaction: interaction.hash, organizationID: chosen)))
-            }
-        } catch {
-            return unavailablePage()
+        try await journaled("recording an organization chosen") {
+            try await record { try $0.append(.organizationChosen(OrganizationChosen(interaction: interaction.hash, organizationID: chosen))) }
         }
         return redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))")
     }
 
     /// A page's form post: its fields and the interaction it belongs to, checked (binding cookie and CSRF
     /// field), or the response to send instead.
-    func postedInteraction(_ request: Request, _ context: AuthRequestContext) async -> PostedInteraction {
+    func postedInteraction(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> PostedInteraction {
         let form: [String: String]
         switch await formFields(request, context) {
         case .success(let fields): form = fields
@@ -235,7 +212,7 @@ extension AuthorizationServer {
         case .failure(let refusal):
             return .rejected(errorPage(.invalidRequest, refusal.description))
         }
-        switch await loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
+        switch try await loadInteraction(request, id: form["state"], csrf: form["csrf"], requireCSRF: true) {
         case .rejected(let response): return .rejected(response)
         case .found(let interaction): return .posted(form, interaction)
         }
@@ -316,13 +293,8 @@ extension AuthorizationServer {
 
     /// The consent `interaction` waits for and the signed-in session answering it; otherwise the
     /// response to send instead (no session or no pending consent: back to `/authorize/resume`).
-    func pendingConsent(_ request: Request, _ interaction: ResumedInteraction) async -> PendingConsent {
-        let session: SessionSnapshot?
-        do {
-            session = try await currentSession(request, now: settings.clock())
-        } catch {
-            return .rejected(unavailablePage())
-        }
+    func pendingConsent(_ request: Request, _ interaction: ResumedInteraction) async throws(JournalUnavailable) -> PendingConsent {
+        let session = try await journaled("reading the session") { try await currentSession(request, now: settings.clock()) }
         guard case .consent(let consent) = interaction.record.pending, let session else {
             return .rejected(redirect(to: "/authorize/resume?state=\(FormEncoding.encode(interaction.id))"))
         }

@@ -12,12 +12,12 @@ extension AuthorizationServer {
     /// for an `id_token_hint` of this very session (expired is fine); otherwise the user confirms with a
     /// CSRF-bound form, so that a link from another site cannot log anyone out. `POST` with the same
     /// parameters in a form is the same request (§2); a `POST` carrying `csrf` is the confirmation.
-    func logoutRequest(_ request: Request, _ context: AuthRequestContext) async -> Response {
+    func logoutRequest(_ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
         var parameters = Dictionary(FormEncoding.parse(request.uri.query ?? "").map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
         if request.method == .post {
             switch await formFields(request, context) {
             case .success(let form):
-                if form["csrf"] != nil { return await confirmLogout(form, request, context) }
+                if form["csrf"] != nil { return try await confirmLogout(form, request, context) }
                 parameters = form
             case .failure(let refusal):
                 return errorPage(.invalidRequest, refusal.description)
@@ -25,12 +25,7 @@ extension AuthorizationServer {
         }
         let logout = await verifiedLogoutRequest(parameters)
         let configuration = ledger.configuration
-        let session: SessionSnapshot?
-        do {
-            session = try await currentSession(request, now: settings.clock())
-        } catch {
-            return unavailablePage()
-        }
+        let session = try await journaled("reading the session") { try await currentSession(request, now: settings.clock()) }
         // Decided by the pure rules, recorded whatever the outcome (replay decides it again).
         let decision = LogoutPolicy.decision(logout, session: session, configuration: configuration)
         let decided = LogoutDecided(
@@ -40,13 +35,9 @@ extension AuthorizationServer {
         let clientID = logout.hint?.clientID ?? logout.clientID
         switch decision.outcome {
         case .endSession:
-            return await endSession(session!, request, context, clientID: clientID, rule: decision.rule, redirect: decision.redirect, state: state, decided: decided)
+            return try await endSession(session!, request, context, clientID: clientID, rule: decision.rule, redirect: decision.redirect, state: state, decided: decided)
         case .refused, .noSession, .confirm:
-            do {
-                try await record { try $0.append(.logoutDecided(decided)) }
-            } catch {
-                return unavailablePage()
-            }
+            try await journaled("recording a logout decision") { try await record { try $0.append(.logoutDecided(decided)) } }
         }
         switch decision.outcome {
         case .refused:
@@ -70,7 +61,7 @@ extension AuthorizationServer {
 
     /// The confirmation form's `POST`: the `csrf` field must equal this browser's binding cookie; the
     /// destination it carries is checked again.
-    func confirmLogout(_ form: [String: String], _ request: Request, _ context: AuthRequestContext) async -> Response {
+    func confirmLogout(_ form: [String: String], _ request: Request, _ context: AuthRequestContext) async throws(JournalUnavailable) -> Response {
         guard let binding = validBinding(request), isCSRFToken(form["csrf"], of: binding) else {
             return errorPage(.accessDenied, "The form could not be verified (CSRF check failed). Nothing was changed.", status: .forbidden)
         }
@@ -80,14 +71,9 @@ extension AuthorizationServer {
         case .failure(let refusal): return errorPage(.invalidRequest, refusal.description)
         case .success(let found): target = found
         }
-        let current: SessionSnapshot?
-        do {
-            current = try await currentSession(request, now: settings.clock())
-        } catch {
-            return unavailablePage()
-        }
+        let current = try await journaled("reading the session") { try await currentSession(request, now: settings.clock()) }
         guard let session = current else { return afterLogout(redirect: target.redirect, state: form["state"], wasLoggedIn: false) }
-        return await endSession(
+        return try await endSession(
             session, request, context, clientID: target.client?.clientID, rule: "logout.confirmed", redirect: target.redirect, state: form["state"])
     }
 
@@ -113,29 +99,24 @@ extension AuthorizationServer {
     func endSession(
         _ session: SessionSnapshot, _ request: Request, _ context: AuthRequestContext, clientID: String? = nil, rule: String? = nil,
         redirect: String? = nil, state: String? = nil, decided: LogoutDecided? = nil
-    ) async -> Response {
+    ) async throws(JournalUnavailable) -> Response {
         let configuration = ledger.configuration
-        let notified: [String]
-        do {
-            notified = try await ledger.query { store in
+        let notified = try await journaled("reading the session's clients") {
+            try await ledger.query { store in
                 try store.entries(.sessionClients, prefix: AuthProjection.sessionClientKey(session.sessionHash, "")).compactMap { key, _ in
                     let client = String(key.split(separator: "\u{1F}", maxSplits: 1).last ?? "")
                     return configuration.clients[client]?.backchannelLogoutURI == nil ? nil : client
                 }
             }
-        } catch {
-            return unavailablePage()
         }
         let event = LoggedOut(
             sessionHash: session.sessionHash, userID: session.userID, clientIP: clientAddress(request, context), clientID: clientID, rule: rule,
             postLogoutRedirectURI: redirect, notifiedClients: notified.isEmpty ? nil : notified)
-        do {
+        try await journaled("recording a logout") {
             try await record { recorder in
                 if let decided { try recorder.append(.logoutDecided(decided)) }
                 try recorder.append(.loggedOut(event))
             }
-        } catch {
-            return unavailablePage()
         }
         metrics.loggedOut(rule: rule)
         if !notified.isEmpty {

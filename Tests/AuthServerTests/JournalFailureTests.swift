@@ -30,6 +30,10 @@ fileprivate func expectUnavailablePage(_ page: Page, sourceLocation: SourceLocat
     #expect(page.body.contains("<code>temporarily_unavailable</code>"), "body: \(page.body.prefix(600))", sourceLocation: sourceLocation)
     #expect(page.body.contains("Nothing was issued"), sourceLocation: sourceLocation)
     #expect(!page.body.contains("name=\"code\""), sourceLocation: sourceLocation)
+    // Thrown by the handler (JournalUnavailable), it still gets every page's headers.
+    #expect(page.headers[.contentType] == "text/html; charset=utf-8", sourceLocation: sourceLocation)
+    #expect(page.headers[.cacheControl] == "no-store", sourceLocation: sourceLocation)
+    #expect(page.headers[HTTPField.Name("Content-Security-Policy")!] != nil, sourceLocation: sourceLocation)
 }
 
 /// The authorization server's own events after `harness.run`, with their sequence numbers.
