@@ -7,8 +7,25 @@ public struct RecordedDecision: Sendable {
     public var sequence: UInt64
     public var timestamp: LedgerTimestamp
     public var decided: AuthorizeDecided
-    /// The configuration in force when it was decided (as of `decided.configurationVersion`).
-    public var configuration: ConfigurationState
+    /// The configuration in force when it was decided (as of `decided.configurationVersion`); `nil` when
+    /// the journal does not hold that version (``ConfigurationUnavailable``): the decision cannot be
+    /// re-derived, and nothing stands in for it.
+    public var configuration: ConfigurationState?
+}
+
+/// Why a recorded decision cannot be re-derived: the journal does not hold the configuration version it
+/// was decided against — the events that made it were archived and a later version was in force at the
+/// cut, or the version is not one this journal ever had. Replaying it against another configuration (the
+/// newest, say) could report a difference that is not one, or hide one that is.
+public struct ConfigurationUnavailable: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The version the decision names (the sequence number of the configuration event that made it).
+    public var version: UInt64
+
+    public init(version: UInt64) { self.version = version }
+
+    public var description: String {
+        "the configuration version #\(version) it was decided against is not in this journal (its events were archived, or it never existed): it cannot be re-derived"
+    }
 }
 
 /// A recorded client credentials decision, with the configuration it was decided against.
@@ -16,10 +33,14 @@ public struct RecordedClientCredentialsDecision: Sendable {
     public var sequence: UInt64
     public var timestamp: LedgerTimestamp
     public var decided: ClientCredentialsDecided
-    public var configuration: ConfigurationState
+    /// `nil` when the journal does not hold the version it was decided against (``ConfigurationUnavailable``).
+    public var configuration: ConfigurationState?
 
-    /// The decision the same rules give today, from the recorded input and configuration.
-    public var recomputed: ClientCredentialsDecision { ClientCredentialsPolicy.decide(decided.input, configuration: configuration) }
+    /// The decision the same rules give today, from the recorded input and configuration; `nil` when that
+    /// configuration is not in the journal.
+    public var recomputed: ClientCredentialsDecision? {
+        configuration.map { ClientCredentialsPolicy.decide(decided.input, configuration: $0) }
+    }
 }
 
 /// A recorded pushed authorization request, with the configuration it was checked against.
@@ -27,13 +48,15 @@ public struct RecordedPushDecision: Sendable {
     public var sequence: UInt64
     public var timestamp: LedgerTimestamp
     public var pushed: PushedRequest
-    public var configuration: ConfigurationState
+    /// `nil` when the journal does not hold the version it was checked against (``ConfigurationUnavailable``),
+    /// or the push was recorded before its configuration version was.
+    public var configuration: ConfigurationState?
 
     /// Whether the same rules accept or refuse it today as they did (`nil` for a push recorded before its
-    /// inputs were, which cannot be checked again).
+    /// inputs were, or whose configuration the journal does not hold, which cannot be checked again).
     public func recheck(against configuration: ConfigurationState? = nil) -> (agrees: Bool, recomputed: PushRefusal?)? {
-        guard let input = pushed.input else { return nil }
-        let recomputed = AuthorizationPolicy.pushRefusal(input, configuration: configuration ?? self.configuration)
+        guard let input = pushed.input, let configuration = configuration ?? self.configuration else { return nil }
+        let recomputed = AuthorizationPolicy.pushRefusal(input, configuration: configuration)
         return (recomputed?.rule == pushed.refusal?.rule && recomputed?.error == pushed.refusal?.error, recomputed)
     }
 }
@@ -43,11 +66,14 @@ public struct RecordedLogoutDecision: Sendable {
     public var sequence: UInt64
     public var timestamp: LedgerTimestamp
     public var decided: LogoutDecided
-    public var configuration: ConfigurationState
+    /// `nil` when the journal does not hold the version it was decided against (``ConfigurationUnavailable``).
+    public var configuration: ConfigurationState?
 
-    /// The decision the same rules give (against `configuration`, or the one it was decided against).
-    public func recomputed(against configuration: ConfigurationState? = nil) -> LogoutDecision {
-        LogoutPolicy.decision(decided.request, session: decided.session, configuration: configuration ?? self.configuration)
+    /// The decision the same rules give (against `configuration`, or the one it was decided against); `nil`
+    /// when neither is at hand.
+    public func recomputed(against configuration: ConfigurationState? = nil) -> LogoutDecision? {
+        guard let configuration = configuration ?? self.configuration else { return nil }
+        return LogoutPolicy.decision(decided.request, session: decided.session, configuration: configuration)
     }
 }
 
@@ -55,7 +81,9 @@ public struct RecordedLogoutDecision: Sendable {
 /// recorded decision to the caller together with the configuration it was decided against.
 ///
 /// Configuration changes are rare and small, so every version is kept: a decision names the version it
-/// saw, which may be older than the newest by the time the decision was committed.
+/// saw, which may be older than the newest by the time the decision was committed. A version the journal
+/// does not hold is never replaced by another: the decision comes with no configuration
+/// (``ConfigurationUnavailable``).
 public enum DecisionHistory {
     /// Calls `body` for every `auth.authorize.decided` event with sequence in `range`, in order.
     ///
@@ -88,7 +116,7 @@ public enum DecisionHistory {
                     current.acceptInvitation(ticket: accepted.ticket, userID: accepted.userID, at: envelope.sequence)
                     versions[envelope.sequence] = current
                 case .authorizeDecided(let decided) where range.contains(envelope.sequence):
-                    let configuration = versions[decided.configurationVersion] ?? current
+                    let configuration = versions[decided.configurationVersion]
                     try body(
                         RecordedDecision(
                             sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided, configuration: configuration),
@@ -97,17 +125,17 @@ public enum DecisionHistory {
                     try logouts?(
                         RecordedLogoutDecision(
                             sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided,
-                            configuration: versions[decided.configurationVersion] ?? current))
+                            configuration: versions[decided.configurationVersion]))
                 case .pushedRequest(let pushed) where range.contains(envelope.sequence):
                     try pushes?(
                         RecordedPushDecision(
                             sequence: envelope.sequence, timestamp: envelope.timestamp, pushed: pushed,
-                            configuration: pushed.configurationVersion.flatMap { versions[$0] } ?? current))
+                            configuration: pushed.configurationVersion.flatMap { versions[$0] }))
                 case .clientCredentialsDecided(let decided) where range.contains(envelope.sequence):
                     try clientCredentials?(
                         RecordedClientCredentialsDecision(
                             sequence: envelope.sequence, timestamp: envelope.timestamp, decided: decided,
-                            configuration: versions[decided.configurationVersion] ?? current))
+                            configuration: versions[decided.configurationVersion]))
                 default:
                     break
                 }

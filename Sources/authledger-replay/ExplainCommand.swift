@@ -31,13 +31,13 @@ struct ExplainCommand: AsyncParsableCommand {
         }
         guard let decision = found, decision.decided.requestSequence == sequence || decision.sequence == sequence else {
             if let grant = try? DecisionHistory.clientCredentialsDecision(at: sequence, in: reader) {
-                return explain(grant)
+                return try explain(grant)
             }
             if let push = try? DecisionHistory.pushDecision(at: sequence, in: reader, dataKey: dataKey) {
-                return explain(push)
+                return try explain(push)
             }
             if let logout = try? DecisionHistory.logoutDecision(at: sequence, in: reader) {
-                return explain(logout)
+                return try explain(logout)
             }
             var question: (TokenIntrospected, IntrospectionAnswer?)?
             try? DecisionHistory.forEachIntrospection(in: reader, range: sequence...sequence) { _, _, asked, answer in question = (asked, answer) }
@@ -47,18 +47,27 @@ struct ExplainCommand: AsyncParsableCommand {
             throw CommandExit.badInput("event #\(sequence) is not an authorization request or decision")
         }
         let consequences = try DecisionHistory.consequences(of: decision, in: reader)
-        let recomputed = AuthorizationPolicy.decide(decision.decided.input, configuration: decision.configuration)
+        // Never against another configuration than the one it was decided against: without it, no replay.
+        let recomputed = decision.configuration.map { AuthorizationPolicy.decide(decision.decided.input, configuration: $0) }
+        let unavailable = decision.configuration == nil ? ConfigurationUnavailable(version: decision.decided.configurationVersion) : nil
         switch format {
         case .jsonl:
             var object: [String: Any] = [
                 "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "request_sequence": decision.decided.requestSequence,
                 "rule": decision.decided.decision.rule, "outcome": decision.decided.decision.outcome.name,
                 "configuration_version": decision.decided.configurationVersion,
-                "replay_agrees": recomputed.isSameDecision(as: decision.decided.decision),
-                "re_decidable": recomputed.isSameDecision(as: decision.decided.decision)
-                    || decision.decided.input.withheldPersonalValues(in: decision.configuration) == nil,
                 "followed_by": consequences.map { ["sequence": $0.0, "type": $0.1.eventType.name] },
             ]
+            if let recomputed, let configuration = decision.configuration {
+                object["replay_agrees"] = recomputed.isSameDecision(as: decision.decided.decision)
+                object["re_decidable"] =
+                    recomputed.isSameDecision(as: decision.decided.decision)
+                    || decision.decided.input.withheldPersonalValues(in: configuration) == nil
+            } else {
+                object["replay_agrees"] = NSNull()
+                object["re_decidable"] = false
+                object["not_re_derivable"] = unavailable?.description ?? ""
+            }
             if let input = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.encode(decision.decided.input))) {
                 object["input"] = input
             }
@@ -66,22 +75,30 @@ struct ExplainCommand: AsyncParsableCommand {
         case .text:
             printText(Explanation.render(decision, recomputed: recomputed, consequences: consequences))
         }
+        try Self.failIfUnavailable(unavailable)
+    }
+
+    /// Exit 1 when the decision could not be re-derived (its explanation, printed, says why).
+    static func failIfUnavailable(_ unavailable: ConfigurationUnavailable?) throws {
+        if let unavailable { throw CommandExit.checkFailed("not re-derivable: \(unavailable)") }
     }
 }
 
 extension ExplainCommand {
     /// A client credentials decision: the request, the client's grants it met, the rule, the outcome.
-    func explain(_ decision: RecordedClientCredentialsDecision) {
+    func explain(_ decision: RecordedClientCredentialsDecision) throws {
         let decided = decision.decided
         let recomputed = decision.recomputed
-        let agrees = recomputed.isSameDecision(as: decided.decision)
+        let agrees = recomputed?.isSameDecision(as: decided.decision)
+        let unavailable = recomputed == nil ? ConfigurationUnavailable(version: decided.configurationVersion) : nil
         switch format {
         case .jsonl:
             var object: [String: Any] = [
                 "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "grant_type": "client_credentials",
                 "rule": decided.decision.rule, "outcome": decided.decision.outcome.name, "configuration_version": decided.configurationVersion,
-                "replay_agrees": agrees, "re_decidable": true,
+                "replay_agrees": agrees ?? NSNull(), "re_decidable": agrees != nil,
             ]
+            if let unavailable { object["not_re_derivable"] = unavailable.description }
             if let input = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.encode(decided.input))) { object["input"] = input }
             printJSONLine(object)
         case .text:
@@ -90,26 +107,38 @@ extension ExplainCommand {
             lines.append("Request as received: client \(input.clientID), audience \(input.audience ?? "-"), resource \(input.resource ?? "-"), scope \(input.scope ?? "-")")
             lines.append("")
             lines.append("State it met (decided at \(input.now.rfc3339)), configuration version #\(decided.configurationVersion):")
-            let grants = decision.configuration.clientGrants.values.filter { $0.clientID == input.clientID }.sorted { $0.audience < $1.audience }
-            if grants.isEmpty { lines.append("  client grants of \(input.clientID): none") }
-            for grant in grants { lines.append("  client grant for \(grant.audience): \(grant.scopes.joined(separator: " "))") }
+            if let configuration = decision.configuration {
+                let grants = configuration.clientGrants.values.filter { $0.clientID == input.clientID }.sorted { $0.audience < $1.audience }
+                if grants.isEmpty { lines.append("  client grants of \(input.clientID): none") }
+                for grant in grants { lines.append("  client grant for \(grant.audience): \(grant.scopes.joined(separator: " "))") }
+            } else {
+                lines.append("  that configuration is not in this journal")
+            }
             lines.append("")
             lines.append("Rule that decided: \(decided.decision.rule)")
             switch decided.decision.outcome {
             case .issue(let grant): lines.append("Outcome: access token for \(grant.audience), scopes \(grant.scopes.joined(separator: " "))")
             case .refuse(let error): lines.append("Outcome: refused \(error.code.rawValue): \(error.description)")
             }
-            lines.append("Replay: \(agrees ? "the same decision function gives the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(recomputed.outcome.name)")")
+            let replay: TerminalText =
+                switch (agrees, recomputed) {
+                case (true?, _): "the same decision function gives the same outcome today"
+                case (false?, let recomputed?): "DIFFERENT today: \(recomputed.rule) -> \(recomputed.outcome.name)"
+                default: "not re-derivable: \(unavailable?.description ?? "")"
+                }
+            lines.append("Replay: \(replay)")
             printText(TerminalText.joined(lines, separator: "\n"))
         }
+        try Self.failIfUnavailable(unavailable)
     }
 }
 
 extension ExplainCommand {
     /// A pushed authorization request: its parameters, the check they met, and what became of it.
-    func explain(_ decision: RecordedPushDecision) {
+    func explain(_ decision: RecordedPushDecision) throws {
         let pushed = decision.pushed
         let recheck = decision.recheck()
+        let unavailable = pushed.input != nil && decision.configuration == nil
         let outcome = pushed.refusal.map { "refused \($0.error) by rule \($0.rule): \($0.description)" } ?? "accepted (request_uri until \(pushed.expiresAt.rfc3339))"
         switch format {
         case .jsonl:
@@ -130,6 +159,8 @@ extension ExplainCommand {
             lines.append("Outcome: \(outcome)")
             let replay: TerminalText =
                 switch recheck {
+                case nil where unavailable:
+                    "not re-derivable: \(pushed.configurationVersion.map { ConfigurationUnavailable(version: $0).description } ?? "recorded without its configuration version")"
                 case nil: "not re-decidable (recorded before its inputs were)"
                 case let (agrees, _)? where agrees: "the same rules give the same outcome today"
                 case let (_, recomputed)?: "DIFFERENT today: \(recomputed.map { "refused \($0.error) by \($0.rule)" } ?? "accepted")"
@@ -137,19 +168,23 @@ extension ExplainCommand {
             lines.append("Replay: \(replay)")
             printText(TerminalText.joined(lines, separator: "\n"))
         }
+        if unavailable {
+            throw CommandExit.checkFailed("not re-derivable: \(pushed.configurationVersion.map { ConfigurationUnavailable(version: $0).description } ?? "recorded without its configuration version")")
+        }
     }
 }
 
 extension ExplainCommand {
     /// A logout request: what it presented, the session it met, the rule, and what the rules give today.
-    func explain(_ decision: RecordedLogoutDecision) {
+    func explain(_ decision: RecordedLogoutDecision) throws {
         let decided = decision.decided
         let recomputed = decision.recomputed()
+        let unavailable = recomputed == nil ? ConfigurationUnavailable(version: decided.configurationVersion) : nil
         switch format {
         case .jsonl:
             printJSONLine([
                 "sequence": decision.sequence, "time": decision.timestamp.rfc3339, "request": "logout", "rule": decided.decision.rule,
-                "outcome": decided.decision.outcome.rawValue, "replay_agrees": recomputed == decided.decision,
+                "outcome": decided.decision.outcome.rawValue, "replay_agrees": recomputed.map { $0 == decided.decision } ?? NSNull(),
                 "configuration_version": decided.configurationVersion,
             ])
         case .text:
@@ -164,9 +199,17 @@ extension ExplainCommand {
             lines.append("")
             lines.append("Rule that decided: \(decided.decision.rule)")
             lines.append("Outcome: \(decided.decision.outcome.rawValue)\(decided.decision.redirect.map { ", then to \($0)" } ?? "")")
-            lines.append("Replay: \(recomputed == decided.decision ? "the same rules give the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(recomputed.outcome.rawValue)")")
+            let replay: TerminalText =
+                if let recomputed {
+                    recomputed == decided.decision
+                        ? "the same rules give the same outcome today" : "DIFFERENT today: \(recomputed.rule) -> \(recomputed.outcome.rawValue)"
+                } else {
+                    "not re-derivable: \(unavailable?.description ?? "")"
+                }
+            lines.append("Replay: \(replay)")
             printText(TerminalText.joined(lines, separator: "\n"))
         }
+        try Self.failIfUnavailable(unavailable)
     }
 
     /// An introspection: the question, the answer given, and the answer the projections of that moment give.
@@ -196,7 +239,7 @@ extension ExplainCommand {
 
 /// The human-readable explanation of a decision.
 enum Explanation {
-    static func render(_ decision: RecordedDecision, recomputed: AuthorizationDecision, consequences: [(UInt64, AuthEvent)]) -> TerminalText {
+    static func render(_ decision: RecordedDecision, recomputed: AuthorizationDecision?, consequences: [(UInt64, AuthEvent)]) -> TerminalText {
         let decided = decision.decided
         let input = decided.input
         var lines: [TerminalText] = []
@@ -227,9 +270,11 @@ enum Explanation {
             lines.append(
                 "  in this interaction: logged in \(progress.authenticatedAt?.rfc3339 ?? "no"), consent \(progress.consent?.rawValue ?? "not asked"), organization \(progress.organizationID ?? "none")")
         }
-        lines.append("  configuration version #\(decided.configurationVersion)")
-        let configuration = decision.configuration
-        if let clientID = input.parameters["client_id"], let client = configuration.clients[clientID] {
+        lines.append("  configuration version #\(decided.configurationVersion)\(decision.configuration == nil ? ": not in this journal" : "")")
+        let configuration = decision.configuration ?? ConfigurationState()
+        if decision.configuration == nil {
+            // Nothing stands in for it: the client and API as they were are unknown here.
+        } else if let clientID = input.parameters["client_id"], let client = configuration.clients[clientID] {
             lines.append(
                 "  client \(client.clientID) (\(client.appType.rawValue), \(client.firstParty ? "first" : "third") party): redirect URIs \(client.redirectURIs.joined(separator: ", ")); connections \(client.connections.joined(separator: ", ")); grants \(client.grantTypes.joined(separator: ", ")); organizations \(client.organizationUsage.rawValue)")
         } else {
@@ -242,12 +287,16 @@ enum Explanation {
         lines.append("Rule that decided: \(decided.decision.rule)")
         lines.append("Outcome: \(describe(decided.decision.outcome))")
         let replay: TerminalText =
-            if recomputed.isSameDecision(as: decided.decision) {
-                "the same decision function gives the same outcome today"
-            } else if let withheld = input.withheldPersonalValues(in: configuration) {
-                "not re-decidable: inputs \(withheld == .erased ? "erased" : "sealed (no data key)") (today: \(recomputed.rule) -> \(describe(recomputed.outcome)))"
+            if let recomputed, decision.configuration != nil {
+                if recomputed.isSameDecision(as: decided.decision) {
+                    "the same decision function gives the same outcome today"
+                } else if let withheld = input.withheldPersonalValues(in: configuration) {
+                    "not re-decidable: inputs \(withheld == .erased ? "erased" : "sealed (no data key)") (today: \(recomputed.rule) -> \(describe(recomputed.outcome)))"
+                } else {
+                    "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))"
+                }
             } else {
-                "DIFFERENT today: \(recomputed.rule) -> \(describe(recomputed.outcome))"
+                "not re-derivable: \(ConfigurationUnavailable(version: decided.configurationVersion))"
             }
         lines.append("Replay: \(replay)")
         lines.append("")

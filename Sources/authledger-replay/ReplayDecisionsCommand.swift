@@ -15,7 +15,9 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
             Each request is decided again against the state recorded with it and the configuration in force at its \
             moment; any decision that comes out differently is reported (exit 1). A decision that read personal \
             data since erased (or sealed, without the data key) is re-decided on what remains; if it comes out \
-            differently it is reported as not re-decidable, which is not a difference. With --tenant, the \
+            differently it is reported as not re-decidable, which is not a difference. A decision whose \
+            configuration version is not in the journal (archived before it) is reported as not re-derivable, \
+            with why, and never re-decided against another configuration (exit 1). With --tenant, the \
             configuration of that file is used instead: the report lists the decisions that would have changed, \
             and how (exit 0).
             """)
@@ -56,11 +58,25 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
         var changed: [String: Int] = [:]
         var differences = 0
         var notReDecidable = 0
+        var notReDerivable = 0
+        /// Reports a decision whose configuration the journal does not hold: it is not re-decided.
+        func unavailable(_ sequence: UInt64, _ time: LedgerTimestamp, _ what: String, version: UInt64?) {
+            notReDerivable += 1
+            let reason = version.map { ConfigurationUnavailable(version: $0).description }
+                ?? "it was recorded without the configuration version it was checked against: it cannot be re-derived"
+            switch format {
+            case .text: printText("#\(sequence) \(time.rfc3339) (\(what)): not re-derivable: \(reason)")
+            case .jsonl: printJSONLine(["sequence": sequence, "time": time.rfc3339, "request": what, "not_re_derivable": reason])
+            }
+        }
         do {
             let clientCredentials = { (decision: RecordedClientCredentialsDecision) in
                 total += 1
                 let recorded = decision.decided.decision
-                let recomputed = ClientCredentialsPolicy.decide(decision.decided.input, configuration: whatIf ?? decision.configuration)
+                guard let configuration = whatIf ?? decision.configuration else {
+                    return unavailable(decision.sequence, decision.timestamp, "client credentials", version: decision.decided.configurationVersion)
+                }
+                let recomputed = ClientCredentialsPolicy.decide(decision.decided.input, configuration: configuration)
                 guard !recomputed.isSameDecision(as: recorded) else { return }
                 differences += 1
                 changed["client_credentials \(recorded.outcome.name) -> \(recomputed.outcome.name) (\(recomputed.rule))", default: 0] += 1
@@ -77,6 +93,10 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
                 }
             }
             let pushes = { (decision: RecordedPushDecision) in
+                if whatIf == nil, decision.pushed.input != nil, decision.configuration == nil {
+                    total += 1
+                    return unavailable(decision.sequence, decision.timestamp, "pushed request", version: decision.pushed.configurationVersion)
+                }
                 guard let (agrees, recomputed) = decision.recheck(against: whatIf) else { return }
                 total += 1
                 guard !agrees else { return }
@@ -97,7 +117,9 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
             let logouts = { (decision: RecordedLogoutDecision) in
                 total += 1
                 let recorded = decision.decided.decision
-                let recomputed = decision.recomputed(against: whatIf)
+                guard let recomputed = decision.recomputed(against: whatIf) else {
+                    return unavailable(decision.sequence, decision.timestamp, "logout request", version: decision.decided.configurationVersion)
+                }
                 guard recomputed != recorded else { return }
                 differences += 1
                 changed["logout \(recorded.outcome.rawValue) -> \(recomputed.outcome.rawValue) (\(recomputed.rule))", default: 0] += 1
@@ -117,7 +139,9 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
             ) { decision, _ in
                 total += 1
                 let recorded = decision.decided.decision
-                let configuration = whatIf ?? decision.configuration
+                guard let configuration = whatIf ?? decision.configuration else {
+                    return unavailable(decision.sequence, decision.timestamp, "authorization", version: decision.decided.configurationVersion)
+                }
                 let recomputed = AuthorizationPolicy.decide(decision.decided.input, configuration: configuration)
                 guard !recomputed.isSameDecision(as: recorded) else { return }
                 if let withheld = decision.decided.input.withheldPersonalValues(in: configuration) {
@@ -168,13 +192,20 @@ struct ReplayDecisionsCommand: AsyncParsableCommand {
         switch format {
         case .text:
             let withheld = notReDecidable > 0 ? "; \(notReDecidable) not re-decidable (inputs erased)" : ""
-            printText("\(total) decisions re-decided in #\(range.lowerBound)…#\(range.upperBound); \(differences) \(whatIf == nil ? "differ from the record" : "would change")\(withheld)")
+            let underived = notReDerivable > 0 ? "; \(notReDerivable) not re-derivable (configuration not in the journal)" : ""
+            printText("\(total) decisions re-decided in #\(range.lowerBound)…#\(range.upperBound); \(differences) \(whatIf == nil ? "differ from the record" : "would change")\(withheld)\(underived)")
             for (change, count) in changed.sorted(by: { $0.key < $1.key }) { printText("  \(count) × \(change)") }
         case .jsonl:
-            printJSONLine(["decisions": total, "differences": differences, "not_re_decidable": notReDecidable, "what_if": whatIf != nil])
+            printJSONLine([
+                "decisions": total, "differences": differences, "not_re_decidable": notReDecidable, "not_re_derivable": notReDerivable,
+                "what_if": whatIf != nil,
+            ])
         }
         if whatIf == nil && differences > 0 {
             throw CommandExit.checkFailed("\(differences) decisions differ when re-decided")
+        }
+        if notReDerivable > 0 {
+            throw CommandExit.checkFailed("\(notReDerivable) decisions cannot be re-derived: the configuration they were decided against is not in the journal")
         }
     }
 }

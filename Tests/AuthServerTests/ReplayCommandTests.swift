@@ -1,4 +1,5 @@
 import AuthCore
+import AuthJournal
 import Foundation
 import Testing
 
@@ -34,6 +35,44 @@ struct ReplayCommandTests {
 
         let notADecision = try RebuildCommandTests.replay(["explain", "1", "--journal", journal])
         #expect(notADecision.0 == 2)
+    }
+
+    @Test("a decision whose configuration version is not in the journal is never re-decided against another: replay and explain say why, and exit 1")
+    func neverGuesses() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            _ = try await browser.authorize(webAppParameters())
+        }
+        let journal = harness.directory + "/journal"
+        #expect(try RebuildCommandTests.replay(["replay", "--journal", journal]).0 == 0)
+
+        // A recorded decision again, naming a configuration version the journal never had. Against the
+        // newest configuration it would re-decide the same: replay must not say so.
+        let decided = try #require(harness.events().compactMap { entry -> AuthorizeDecided? in
+            if case .authorizeDecided(let decided) = entry.1 { decided } else { nil }
+        }.last)
+        var forged = decided
+        forged.configurationVersion = 999_999
+        forged.requestOffset = nil
+        let ledger = try await AuthLedger.open(directory: journal)
+        let sequence = try #require(try await ledger.record([.authorizeDecided(forged)]).first)
+        await ledger.journal.close()
+
+        let replay = try RebuildCommandTests.replay(["replay", "--journal", journal])
+        #expect(replay.0 == 1, "\(replay.1)")
+        #expect(replay.1.contains("#\(sequence) "))
+        #expect(replay.1.contains("not re-derivable: the configuration version #999999 it was decided against is not in this journal"))
+        #expect(replay.1.contains("0 differ from the record; 1 not re-derivable"))
+
+        let explained = try RebuildCommandTests.replay(["explain", String(sequence), "--journal", journal])
+        #expect(explained.0 == 1)
+        #expect(explained.1.contains("configuration version #999999: not in this journal"))
+        #expect(explained.1.contains("Replay: not re-derivable"))
+        #expect(!explained.1.contains("the same decision function gives the same outcome today"))
+
+        // The decision it copied still replays, in a range without the forged one.
+        let before = try RebuildCommandTests.replay(["replay", "--journal", journal, "--to", "#\(sequence - 1)"])
+        #expect(before.0 == 0 && before.1.contains("0 differ from the record"))
     }
 
     @Test("replay --tenant: had web-app been a public client, its code requests without PKCE would have been refused")
