@@ -101,9 +101,11 @@ public final class AuthLedger: Sendable {
     /// Appends the events `body` produces, with their projection updates, durably and atomically, and
     /// returns what `body` returns. `body` runs on the journal's writer: keep it short and pure.
     ///
-    /// - Parameter reads: projection entries `body` reads, announced so that the journal's writer fetches
-    ///   those of its whole batch at once (on PostgreSQL, one query for the batch, answered with the
-    ///   catch-up read under the journal's lock, instead of a round trip per read).
+    /// - Parameters:
+    ///   - reads: projection entries `body` reads, announced so that the journal's writer fetches those of
+    ///     its whole batch at once (on PostgreSQL, one query for the batch, answered with the catch-up
+    ///     read under the journal's lock, instead of a round trip per read).
+    ///   - body: appends the events and returns the result; it runs on the journal's writer.
     @discardableResult
     public func record<R: Sendable>(
         prefetching reads: [(AuthTable, String)] = [], _ body: @escaping @Sendable (inout AuthRecorder) throws -> R

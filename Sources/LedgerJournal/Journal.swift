@@ -215,8 +215,10 @@ public final class Journal: Sendable {
     /// Runs `body` as ``transact(_:)`` does, with the projection entries it is going to read announced:
     /// the writer fetches those of every request of its batch at once, right after taking the journal's
     /// lock, so that on shared storage the checks made under the lock cost no round trip each.
-    /// - Parameter reads: (projection, key) pairs `body` reads; a key it does not read costs a little,
-    ///   one it reads without announcing it is read as usual.
+    /// - Parameters:
+    ///   - reads: (projection, key) pairs `body` reads; a key it does not read costs a little, one it
+    ///     reads without announcing it is read as usual.
+    ///   - body: the transaction's work, run on the journal's writer, as with ``transact(_:)``.
     public func transact<R: Sendable>(
         prefetching reads: [ProjectionRead], _ body: @escaping @Sendable (inout JournalWriteTransaction) throws -> R
     ) async throws -> R {
