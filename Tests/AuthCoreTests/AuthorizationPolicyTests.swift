@@ -449,3 +449,27 @@ struct DecisionComparisonTests {
     }
 }
 
+
+@Suite("ParsedAuthorizeRequest: the parameters every rule reads, parsed once")
+struct ParsedAuthorizeRequestTests {
+    static func parsed(_ pairs: [(String, String)]) -> ParsedAuthorizeRequest {
+        ParsedAuthorizeRequest(AuthorizeParameters(pairs: pairs.map { (name: $0.0, value: $0.1) }))
+    }
+
+    @Test("prompt values as a set, scopes in the order sent with repeats, empty values dropped")
+    func promptsAndScopes() {
+        let request = Self.parsed([("prompt", "login  consent login"), ("scope", "openid email openid  profile")])
+        #expect(request.prompts == ["login", "consent"])
+        #expect(request.scopes == ["openid", "email", "openid", "profile"])
+        let none = Self.parsed([])
+        #expect(none.prompts.isEmpty && none.scopes.isEmpty && none.maxAge == .absent)
+    }
+
+    @Test("max_age: seconds from 0 to ten years; anything else is invalid (and refused by session.authenticated)",
+          arguments: [("0", ParsedAuthorizeRequest.MaxAge.seconds(0)), ("3600", .seconds(3600)), ("315360000", .seconds(315_360_000)),
+                      ("315360001", .invalid), ("-1", .invalid), ("1.5", .invalid), ("ten", .invalid),
+                      ("", .absent)])  // an empty parameter is no parameter
+    func maxAge(text: String, expected: ParsedAuthorizeRequest.MaxAge) {
+        #expect(Self.parsed([("max_age", text)]).maxAge == expected)
+    }
+}

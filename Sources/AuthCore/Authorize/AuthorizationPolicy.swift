@@ -2,38 +2,123 @@ import LedgerCore
 
 /// One step of the authorization decision: it either lets the request through, filling in what it
 /// validated, or decides. Rules run in RFC 6749 / OIDC order, and the first to decide names the outcome.
-public protocol AuthorizationRule: Sendable {
+///
+/// The decision runs in phases, each with a draft that holds what the phases before it established, as
+/// values that are there, not optionals that rule order alone keeps filled: the client and where the answer
+/// goes (``AuthorizationDraft``), then the connection (``ConnectedDraft``), then the user
+/// (``AuthenticatedDraft``). The rules that establish one of them are the steps between the phases.
+public protocol AuthorizationRule<Draft>: Sendable {
+    associatedtype Draft
     /// A stable name recorded in decision events, e.g. `redirect_uri.exact_match`.
     var name: String { get }
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome?
+    func evaluate(_ draft: inout Draft) -> AuthorizationOutcome?
 }
 
-/// What the rules have established so far about a request.
+/// What a rule that establishes something gives: the thing, or the outcome that decides instead.
+enum RuleResult<Value> {
+    case established(Value)
+    case decided(AuthorizationOutcome)
+}
+
+/// The request's parameters as every rule reads them, parsed once.
+public struct ParsedAuthorizeRequest: Sendable {
+    /// `max_age` as sent.
+    public enum MaxAge: Sendable, Equatable {
+        case absent
+        case seconds(Int)
+        /// Not a number of seconds from 0 to ten years (`session.authenticated` refuses it).
+        case invalid
+    }
+
+    public let parameters: AuthorizeParameters
+    /// The values of `prompt`.
+    public let prompts: Set<String>
+    /// The values of `scope` in the order sent, repeats kept.
+    public let scopes: [String]
+    public let maxAge: MaxAge
+
+    /// The longest `max_age` accepted: ten years.
+    static let maximumMaxAge = 315_360_000
+
+    public init(_ parameters: AuthorizeParameters) {
+        self.parameters = parameters
+        prompts = Set((parameters["prompt"] ?? "").split(separator: " ").map(String.init))
+        scopes = (parameters["scope"] ?? "").split(separator: " ").map(String.init)
+        maxAge =
+            switch parameters["max_age"] {
+            case nil: .absent
+            case let text?: Int(text).flatMap { (0...Self.maximumMaxAge).contains($0) ? .seconds($0) : nil } ?? .invalid
+            }
+    }
+}
+
+/// What the rules know of a request before its client and redirect URI are: errors are pages.
+struct RequestDraft {
+    let input: AuthorizationInput
+    let configuration: ConfigurationState
+    let settings: TenantSettings
+    let request: ParsedAuthorizeRequest
+
+    var parameters: AuthorizeParameters { input.parameters }
+}
+
+/// What the rules have established about a request once its client is registered and its redirect URI is
+/// the client's: from here on, errors go back to the client.
 public struct AuthorizationDraft: Sendable {
     public let input: AuthorizationInput
     public let configuration: ConfigurationState
-    public var settings: TenantSettings
+    public let settings: TenantSettings
+    public let request: ParsedAuthorizeRequest
 
-    public var client: RegisteredClient!
-    public var redirectURI: String!
+    public let client: RegisteredClient
+    public let redirectURI: String
+    public var delivery: ResponseDelivery
     public var responseTypes: Set<String> = []
-    public var delivery: ResponseDelivery!
     public var scopes: [String] = []
     public var audience: String?
     public var api: APIDefinition?
-    public var connection: String!
-    public var organization: OrganizationRecord?
-    public var invitation: InvitationRecord?
-    public var user: RegisteredUser?
-    public var authTime: LedgerTimestamp?
     /// Claims asked for with the `claims` parameter.
     public var requestedClaims: RequestedClaims?
+    public var organization: OrganizationRecord?
+    public var invitation: InvitationRecord?
 
     var parameters: AuthorizeParameters { input.parameters }
 
-    /// An error for the client's redirect URI (only once client and redirect URI are known to be valid).
+    /// An error for the client's redirect URI.
     func redirectError(_ error: OAuthErrorCode, _ description: String) -> AuthorizationOutcome {
         .errorRedirect(error: error, description: description, delivery: delivery)
+    }
+}
+
+/// An ``AuthorizationDraft`` with the connection the user logs in with.
+@dynamicMemberLookup
+public struct ConnectedDraft: Sendable {
+    public var draft: AuthorizationDraft
+    public let connection: String
+
+    public subscript<T>(dynamicMember keyPath: WritableKeyPath<AuthorizationDraft, T>) -> T {
+        get { draft[keyPath: keyPath] }
+        set { draft[keyPath: keyPath] = newValue }
+    }
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<AuthorizationDraft, T>) -> T { draft[keyPath: keyPath] }
+
+    func redirectError(_ error: OAuthErrorCode, _ description: String) -> AuthorizationOutcome {
+        draft.redirectError(error, description)
+    }
+}
+
+/// A ``ConnectedDraft`` with the user the request is for, and when they authenticated.
+@dynamicMemberLookup
+public struct AuthenticatedDraft: Sendable {
+    public var connected: ConnectedDraft
+    public let user: RegisteredUser
+    public let authTime: LedgerTimestamp
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<AuthorizationDraft, T>) -> T { connected.draft[keyPath: keyPath] }
+
+    func redirectError(_ error: OAuthErrorCode, _ description: String) -> AuthorizationOutcome {
+        connected.redirectError(error, description)
     }
 }
 
@@ -49,67 +134,106 @@ public enum AuthorizationPolicy {
     ///   not define are ignored rather than refused (OIDC Core §3.1.2.1).
     public static let currentVersion = 2
 
-    /// The rules, in the order they run.
-    public static let rules: [any AuthorizationRule] = [
-        ClientRule(), PushedRequestRule(), RedirectURIRule(), RepeatedParameterRule(), PushedRequestRequiredRule(), RequestObjectRule(),
-        ResponseTypeRule(), NonceRule(), PKCERule(), FAPI2Rule(),
-        DPoPThumbprintRule(), AudienceRule(), ScopeRule(), ClaimsRule(), ConnectionRule(), OrganizationRule(), InvitationRule(),
-        AuthenticationRule(), MembershipRule(), ConsentRule(),
+    /// The rules, in the order they run: ``ClientRule``, ``PushedRequestRule`` and ``RedirectURIRule``
+    /// first (their errors are pages), then these on the ``AuthorizationDraft``, then ``ConnectionRule``,
+    /// then these on the ``ConnectedDraft``, then ``AuthenticationRule``, then these on the
+    /// ``AuthenticatedDraft``.
+    static let requestRules: [any AuthorizationRule<AuthorizationDraft>] = [
+        RepeatedParameterRule(), PushedRequestRequiredRule(), RequestObjectRule(), ResponseTypeRule(), NonceRule(), PKCERule(),
+        FAPI2Rule(), DPoPThumbprintRule(), AudienceRule(), ScopeRule(), ClaimsRule(),
     ]
+    static let connectedRules: [any AuthorizationRule<ConnectedDraft>] = [OrganizationRule(), InvitationRule()]
+    static let authenticatedRules: [any AuthorizationRule<AuthenticatedDraft>] = [MembershipRule(), ConsentRule()]
 
     public static func decide(_ input: AuthorizationInput, configuration: ConfigurationState) -> AuthorizationDecision {
         guard let settings = configuration.settings else {
             return AuthorizationDecision(
                 outcome: .errorPage(error: .serverError, description: "The tenant is not configured."), rule: "tenant.configured")
         }
-        var draft = AuthorizationDraft(input: input, configuration: configuration, settings: settings)
-        for rule in rules {
-            if let outcome = rule.evaluate(&draft) {
-                return AuthorizationDecision(outcome: outcome, rule: rule.name)
-            }
+        let request = RequestDraft(input: input, configuration: configuration, settings: settings, request: ParsedAuthorizeRequest(input.parameters))
+
+        // Who asks, and where the answer may go.
+        let client: RegisteredClient
+        switch ClientRule().resolve(request) {
+        case .decided(let outcome): return AuthorizationDecision(outcome: outcome, rule: ClientRule.name)
+        case .established(let found): client = found
         }
+        if let outcome = PushedRequestRule().evaluate(request) { return AuthorizationDecision(outcome: outcome, rule: PushedRequestRule.name) }
+        let target: (redirectURI: String, delivery: ResponseDelivery)
+        switch RedirectURIRule().resolve(request, client: client) {
+        case .decided(let outcome): return AuthorizationDecision(outcome: outcome, rule: RedirectURIRule.name)
+        case .established(let found): target = found
+        }
+
+        // What is asked for.
+        var draft = AuthorizationDraft(
+            input: input, configuration: configuration, settings: settings, request: request.request, client: client,
+            redirectURI: target.redirectURI, delivery: target.delivery)
+        for rule in requestRules {
+            if let outcome = rule.evaluate(&draft) { return AuthorizationDecision(outcome: outcome, rule: rule.name) }
+        }
+        var connected: ConnectedDraft
+        switch ConnectionRule().resolve(draft) {
+        case .decided(let outcome): return AuthorizationDecision(outcome: outcome, rule: ConnectionRule.name)
+        case .established(let connection): connected = ConnectedDraft(draft: draft, connection: connection)
+        }
+        for rule in connectedRules {
+            if let outcome = rule.evaluate(&connected) { return AuthorizationDecision(outcome: outcome, rule: rule.name) }
+        }
+
+        // Who is asking, and what they agreed to.
+        var authenticated: AuthenticatedDraft
+        switch AuthenticationRule().resolve(connected) {
+        case .decided(let outcome): return AuthorizationDecision(outcome: outcome, rule: AuthenticationRule.name)
+        case .established(let found): authenticated = AuthenticatedDraft(connected: connected, user: found.user, authTime: found.authTime)
+        }
+        for rule in authenticatedRules {
+            if let outcome = rule.evaluate(&authenticated) { return AuthorizationDecision(outcome: outcome, rule: rule.name) }
+        }
+
+        let parameters = input.parameters
+        let final = authenticated.connected.draft
         let grant = CodeGrant(
-            clientID: draft.client.clientID, redirectURI: draft.redirectURI, userID: draft.user!.userID, scopes: draft.scopes,
-            audience: draft.audience, organizationID: draft.organization?.id, nonce: draft.parameters["nonce"],
-            codeChallenge: draft.parameters["code_challenge"],
-            codeChallengeMethod: draft.parameters["code_challenge"] == nil ? nil : (draft.parameters["code_challenge_method"] ?? "plain"),
-            dpopJKT: draft.parameters["dpop_jkt"], authTime: draft.authTime!,
-            expiresAt: input.now.adding(seconds: settings.codeTTLSeconds), invitation: draft.invitation?.ticket,
-            redirectURIGiven: input.parameters["redirect_uri"] != nil, claims: draft.requestedClaims)
-        if draft.responseTypes != ["code"] {
+            clientID: client.clientID, redirectURI: target.redirectURI, userID: authenticated.user.userID, scopes: final.scopes,
+            audience: final.audience, organizationID: final.organization?.id, nonce: parameters["nonce"],
+            codeChallenge: parameters["code_challenge"],
+            codeChallengeMethod: parameters["code_challenge"] == nil ? nil : (parameters["code_challenge_method"] ?? "plain"),
+            dpopJKT: parameters["dpop_jkt"], authTime: authenticated.authTime,
+            expiresAt: input.now.adding(seconds: settings.codeTTLSeconds), invitation: final.invitation?.ticket,
+            redirectURIGiven: parameters["redirect_uri"] != nil, claims: final.requestedClaims)
+        if final.responseTypes != ["code"] {
             return AuthorizationDecision(
-                outcome: .issueTokens(grant, responseTypes: draft.responseTypes.sorted(), delivery: draft.delivery), rule: "authorized")
+                outcome: .issueTokens(grant, responseTypes: final.responseTypes.sorted(), delivery: final.delivery), rule: "authorized")
         }
-        return AuthorizationDecision(outcome: .issueCode(grant, delivery: draft.delivery), rule: "authorized")
+        return AuthorizationDecision(outcome: .issueCode(grant, delivery: final.delivery), rule: "authorized")
     }
 }
 
 // MARK: - Client and redirect URI: errors here are pages, never redirects.
 
-struct ClientRule: AuthorizationRule {
-    let name = "client.registered"
+struct ClientRule {
+    static let name = "client.registered"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    func resolve(_ draft: RequestDraft) -> RuleResult<RegisteredClient> {
         if draft.parameters.repeated.contains("client_id") {
-            return .errorPage(error: .invalidRequest, description: "The client_id parameter is repeated.")
+            return .decided(.errorPage(error: .invalidRequest, description: "The client_id parameter is repeated."))
         }
         guard let clientID = draft.parameters["client_id"] else {
-            return .errorPage(error: .invalidRequest, description: "Missing required parameter: client_id.")
+            return .decided(.errorPage(error: .invalidRequest, description: "Missing required parameter: client_id."))
         }
         guard let client = draft.configuration.clients[clientID] else {
-            return .errorPage(error: .invalidRequest, description: "Unknown client.")
+            return .decided(.errorPage(error: .invalidRequest, description: "Unknown client."))
         }
-        draft.client = client
-        return nil
+        return .established(client)
     }
 }
 
-struct PushedRequestRule: AuthorizationRule {
-    let name = "pushed_request.valid"
+struct PushedRequestRule {
+    static let name = "pushed_request.valid"
 
     /// RFC 9126 §4: a `request_uri` the server cannot use is an error page (the redirect URI is in the pushed
     /// request, so it is not known to be the client's).
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    func evaluate(_ draft: RequestDraft) -> AuthorizationOutcome? {
         guard let refused = draft.parameters.pushedRequest?.refused else { return nil }
         let description: String =
             switch refused {
@@ -122,34 +246,34 @@ struct PushedRequestRule: AuthorizationRule {
     }
 }
 
-struct RedirectURIRule: AuthorizationRule {
-    let name = "redirect_uri.exact_match"
+struct RedirectURIRule {
+    static let name = "redirect_uri.exact_match"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    /// The redirect URI (exactly one of `client`'s), and how the answer goes there until the response type
+    /// is known: in the query, with the state.
+    func resolve(_ draft: RequestDraft, client: RegisteredClient) -> RuleResult<(redirectURI: String, delivery: ResponseDelivery)> {
         if draft.parameters.repeated.contains("redirect_uri") {
-            return .errorPage(error: .invalidRequest, description: "The redirect_uri parameter is repeated.")
+            return .decided(.errorPage(error: .invalidRequest, description: "The redirect_uri parameter is repeated."))
         }
-        let registered = draft.client.redirectURIs
+        let registered = client.redirectURIs
         let redirectURI: String
         if let requested = draft.parameters["redirect_uri"] {
             guard RedirectURI.matches(requested, registered) else {
-                return .errorPage(
-                    error: .invalidRequest,
-                    description: "The redirect_uri is not registered for this client (it must match a registered URI exactly).")
+                return .decided(
+                    .errorPage(
+                        error: .invalidRequest,
+                        description: "The redirect_uri is not registered for this client (it must match a registered URI exactly)."))
             }
             redirectURI = requested
-        } else if registered.count == 1 && !(draft.parameters["scope"] ?? "").split(separator: " ").contains("openid") {
+        } else if registered.count == 1 && !draft.request.scopes.contains("openid") {
             // RFC 6749 §3.1.2.3 lets a client with one registered URI omit it; OIDC Core §3.1.2.1 does not.
             redirectURI = registered[0]
         } else {
-            return .errorPage(error: .invalidRequest, description: "Missing required parameter: redirect_uri.")
+            return .decided(.errorPage(error: .invalidRequest, description: "Missing required parameter: redirect_uri."))
         }
-        draft.redirectURI = redirectURI
-        // Until the response type is known, errors go back in the query, with the state.
         let implicitDefault = (draft.parameters["response_type"] ?? "code") != "code"
         let mode = ResponseDelivery.Mode(rawValue: draft.parameters["response_mode"] ?? "") ?? (implicitDefault ? .fragment : .query)
-        draft.delivery = ResponseDelivery(redirectURI: redirectURI, mode: mode, state: draft.parameters.values["state"])
-        return nil
+        return .established((redirectURI, ResponseDelivery(redirectURI: redirectURI, mode: mode, state: draft.parameters.values["state"])))
     }
 }
 
@@ -227,8 +351,7 @@ struct NonceRule: AuthorizationRule {
         if draft.responseTypes.contains("id_token") && draft.parameters["nonce"] == nil {
             return draft.redirectError(.invalidRequest, "The nonce parameter is required when response_type includes id_token.")
         }
-        let scopes = (draft.parameters["scope"] ?? "").split(separator: " ")
-        if draft.responseTypes.contains("id_token") && !scopes.contains("openid") {
+        if draft.responseTypes.contains("id_token") && !draft.request.scopes.contains("openid") {
             return draft.redirectError(.invalidRequest, "response_type id_token requires the openid scope.")
         }
         return nil
@@ -339,7 +462,7 @@ struct ScopeRule: AuthorizationRule {
 
     func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
         let version = draft.input.policy
-        var requested = (draft.parameters["scope"] ?? "").split(separator: " ").map(String.init)
+        var requested = draft.request.scopes
         let defined = (version >= 2 ? Self.standard : Self.standardV1).union(draft.api?.scopes ?? [])
         if requested.contains(where: { !defined.contains($0) }) {
             // OIDC Core §3.1.2.1: scope values an OpenID request uses that the server does not understand
@@ -383,28 +506,27 @@ struct ClaimsRule: AuthorizationRule {
     }
 }
 
-struct ConnectionRule: AuthorizationRule {
-    let name = "connection.enabled"
+struct ConnectionRule {
+    static let name = "connection.enabled"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    func resolve(_ draft: AuthorizationDraft) -> RuleResult<String> {
         if let requested = draft.parameters["connection"] {
             guard draft.client.connections.contains(requested), draft.configuration.connections[requested] != nil else {
-                return draft.redirectError(.invalidRequest, "The requested connection is not enabled for this client.")
+                return .decided(draft.redirectError(.invalidRequest, "The requested connection is not enabled for this client."))
             }
-            draft.connection = requested
+            return .established(requested)
         } else if let first = draft.client.connections.first(where: { draft.configuration.connections[$0] != nil }) {
-            draft.connection = first
+            return .established(first)
         } else {
-            return draft.redirectError(.invalidRequest, "The client has no enabled connection.")
+            return .decided(draft.redirectError(.invalidRequest, "The client has no enabled connection."))
         }
-        return nil
     }
 }
 
 struct OrganizationRule: AuthorizationRule {
     let name = "organization.allowed"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    func evaluate(_ draft: inout ConnectedDraft) -> AuthorizationOutcome? {
         let requested = draft.parameters["organization"] ?? draft.input.progress.organizationID
         guard let requested else { return nil }
         if draft.client.organizationUsage == .deny {
@@ -414,7 +536,7 @@ struct OrganizationRule: AuthorizationRule {
             return draft.redirectError(.invalidRequest, "Organization not found.")
         }
         if !organization.connections.isEmpty && !organization.connections.contains(draft.connection) {
-            return draft.redirectError(.invalidRequest, "The connection \(draft.connection!) is not enabled for organization \(organization.name).")
+            return draft.redirectError(.invalidRequest, "The connection \(draft.connection) is not enabled for organization \(organization.name).")
         }
         draft.organization = organization
         return nil
@@ -424,7 +546,7 @@ struct OrganizationRule: AuthorizationRule {
 struct InvitationRule: AuthorizationRule {
     let name = "invitation.valid"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    func evaluate(_ draft: inout ConnectedDraft) -> AuthorizationOutcome? {
         guard let ticket = draft.parameters["invitation"] else { return nil }
         guard let organization = draft.organization else {
             return draft.redirectError(.invalidRequest, "An invitation requires the organization parameter.")
@@ -450,12 +572,14 @@ struct InvitationRule: AuthorizationRule {
 
 // MARK: - Who is asking, and what they agreed to.
 
-struct AuthenticationRule: AuthorizationRule {
-    let name = "session.authenticated"
+struct AuthenticationRule {
+    static let name = "session.authenticated"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    /// The user the request is for (their session, usable for it) and when they authenticated; or a login
+    /// to ask for, or an error.
+    func resolve(_ draft: ConnectedDraft) -> RuleResult<(user: RegisteredUser, authTime: LedgerTimestamp)> {
         let input = draft.input
-        let prompts = Set((draft.parameters["prompt"] ?? "").split(separator: " ").map(String.init))
+        let prompts = draft.request.prompts
         let loginHint = draft.parameters.loginHint.flatMap { $0.value?.isEmpty == true ? nil : $0 }
         let fresh = input.progress.authenticatedAt != nil
         var usable: SessionSnapshot?
@@ -465,44 +589,46 @@ struct AuthenticationRule: AuthorizationRule {
             usable = session
         }
         if prompts.contains("none") && prompts.count > 1 {
-            return draft.redirectError(.invalidRequest, "prompt=none cannot be combined with other prompt values.")
+            return .decided(draft.redirectError(.invalidRequest, "prompt=none cannot be combined with other prompt values."))
         }
         var needsLogin = usable == nil
         // OIDC Core §3.1.2.1: an id_token_hint names the user the client expects. Another user's session
         // does not answer for them: with prompt=none that is login_required; otherwise they log in.
         switch draft.parameters.idTokenHint {
         case .invalid:
-            return draft.redirectError(.invalidRequest, "id_token_hint is not an ID token issued by this server.")
+            return .decided(draft.redirectError(.invalidRequest, "id_token_hint is not an ID token issued by this server."))
         case .subject(let subject):
             if let session = usable, session.userID != subject, !fresh { needsLogin = true }
         case nil:
             break
         }
         if prompts.contains("login") && !fresh { needsLogin = true }
-        if let maxAgeText = draft.parameters["max_age"] {
-            guard let maxAge = Int(maxAgeText), (0...315_360_000).contains(maxAge) else {
-                return draft.redirectError(.invalidRequest, "max_age must be a number of seconds from 0 to 315360000 (ten years).")
-            }
+        switch draft.request.maxAge {
+        case .absent:
+            break
+        case .invalid:
+            return .decided(
+                draft.redirectError(
+                    .invalidRequest, "max_age must be a number of seconds from 0 to \(ParsedAuthorizeRequest.maximumMaxAge) (ten years)."))
+        case .seconds(let maxAge):
             if let session = usable, session.authTime.adding(seconds: maxAge) < input.now, !fresh { needsLogin = true }
         }
-        if needsLogin {
+        guard !needsLogin, let session = usable, let user = draft.configuration.users[session.userID] else {
             if prompts.contains("none") {
-                return draft.redirectError(.loginRequired, "The user is not logged in (prompt=none).")
+                return .decided(draft.redirectError(.loginRequired, "The user is not logged in (prompt=none)."))
             }
-            return .login(connection: draft.connection, loginHint: loginHint)
+            return .decided(.login(connection: draft.connection, loginHint: loginHint))
         }
-        draft.user = draft.configuration.users[usable!.userID]
-        draft.authTime = usable!.authTime
-        return nil
+        return .established((user, session.authTime))
     }
 }
 
 struct MembershipRule: AuthorizationRule {
     let name = "organization.membership"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
-        let user = draft.user!
-        let prompts = (draft.parameters["prompt"] ?? "").split(separator: " ")
+    func evaluate(_ draft: inout AuthenticatedDraft) -> AuthorizationOutcome? {
+        let user = draft.user
+        let prompts = draft.request.prompts
         guard let organization = draft.organization else {
             guard draft.client.organizationUsage == .require else { return nil }
             if prompts.contains("none") {
@@ -532,9 +658,9 @@ struct MembershipRule: AuthorizationRule {
 struct ConsentRule: AuthorizationRule {
     let name = "consent"
 
-    func evaluate(_ draft: inout AuthorizationDraft) -> AuthorizationOutcome? {
+    func evaluate(_ draft: inout AuthenticatedDraft) -> AuthorizationOutcome? {
         let input = draft.input
-        let prompts = (draft.parameters["prompt"] ?? "").split(separator: " ")
+        let prompts = draft.request.prompts
         switch input.progress.consent {
         case .denied:
             return draft.redirectError(.accessDenied, "The user denied consent.")
