@@ -21,24 +21,27 @@ struct ExplainCommand: AsyncParsableCommand {
         let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
         let reader = try openReader(journalOptions)
         defer { reader.close() }
-        let found: RecordedDecision?
+        // One walk of the journal for every kind of decision at `sequence` — and the authorization decision
+        // after it: a request's sequence leads to its decision, the next event of the same commit.
+        var decisions: [RecordedDecision] = []
+        var grant: RecordedClientCredentialsDecision?
+        var push: RecordedPushDecision?
+        var logout: RecordedLogoutDecision?
         do {
-            // A request's sequence leads to its decision, the next event of the same commit.
-            found = try DecisionHistory.decision(at: sequence, in: reader, dataKey: dataKey)
-                ?? DecisionHistory.decision(at: sequence + 1, in: reader, dataKey: dataKey)
+            try DecisionHistory.forEachDecision(
+                in: reader, range: sequence...(sequence == .max ? sequence : sequence + 1), dataKey: dataKey,
+                clientCredentials: { if $0.sequence == sequence { grant = $0 } },
+                pushes: { if $0.sequence == sequence { push = $0 } },
+                logouts: { if $0.sequence == sequence { logout = $0 } }
+            ) { decision, _ in decisions.append(decision) }
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
-        guard let decision = found, decision.decided.requestSequence == sequence || decision.sequence == sequence else {
-            if let grant = try? DecisionHistory.clientCredentialsDecision(at: sequence, in: reader) {
-                return try explain(grant)
-            }
-            if let push = try? DecisionHistory.pushDecision(at: sequence, in: reader, dataKey: dataKey) {
-                return try explain(push)
-            }
-            if let logout = try? DecisionHistory.logoutDecision(at: sequence, in: reader) {
-                return try explain(logout)
-            }
+        let found = decisions.first { $0.sequence == sequence } ?? decisions.first { $0.decided.requestSequence == sequence }
+        guard let decision = found else {
+            if let grant { return try explain(grant) }
+            if let push { return try explain(push) }
+            if let logout { return try explain(logout) }
             var question: (TokenIntrospected, IntrospectionAnswer?)?
             try? DecisionHistory.forEachIntrospection(in: reader, range: sequence...sequence) { _, _, asked, answer in question = (asked, answer) }
             if let (asked, answer) = question {

@@ -35,6 +35,9 @@ struct ReplayCommandTests {
 
         let notADecision = try RebuildCommandTests.replay(["explain", "1", "--journal", journal])
         #expect(notADecision.0 == 2)
+        // The largest sequence number there can be: no event, no crash (its successor is not looked for).
+        let last = try RebuildCommandTests.replay(["explain", String(UInt64.max), "--journal", journal])
+        #expect(last.0 == 2)
     }
 
     @Test("a decision whose configuration version is not in the journal is never re-decided against another: replay and explain say why, and exit 1")
