@@ -244,6 +244,10 @@ public final class AuthorizationServer: Sendable {
 
     /// An HTML response.
     func page(_ html: String, status: HTTPResponse.Status = .ok) -> Response {
+        Self.page(html, status: status)
+    }
+
+    static func page(_ html: String, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
@@ -255,9 +259,14 @@ public final class AuthorizationServer: Sendable {
 
     /// The page shown when the server cannot serve a request right now (the password check's pool is
     /// full): nothing is issued. Journal failures throw ``JournalUnavailable``, which answers the same.
-    func unavailablePage() -> Response {
-        errorPage(.temporarilyUnavailable, "The server cannot record this request right now. Nothing was issued; try again shortly.",
-                  status: .serviceUnavailable)
+    func unavailablePage() -> Response { Self.unavailablePage() }
+
+    static func unavailablePage() -> Response {
+        page(
+            Pages.error(
+                OAuthErrorCode.temporarilyUnavailable.rawValue,
+                description: "The server cannot record this request right now. Nothing was issued; try again shortly."),
+            status: .serviceUnavailable)
     }
 
     func redirect(to location: String) -> Response {

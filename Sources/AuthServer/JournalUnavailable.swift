@@ -15,12 +15,7 @@ struct JournalUnavailable: HTTPResponseError {
     var status: HTTPResponse.Status { .serviceUnavailable }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "text/html; charset=utf-8"
-        let html = Pages.error(
-            OAuthErrorCode.temporarilyUnavailable.rawValue,
-            description: "The server cannot record this request right now. Nothing was issued; try again shortly.")
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+        AuthorizationServer.unavailablePage()
     }
 }
 

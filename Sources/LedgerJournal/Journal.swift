@@ -319,7 +319,7 @@ enum WriteWork: Sendable {
 struct WriteRequest: Sendable {
     let work: WriteWork
     /// Projection entries the work reads, fetched with the whole batch's before it runs.
-    var reads: [ProjectionRead] = []
+    let reads: [ProjectionRead]
     let complete: @Sendable (Result<any Sendable, any Error>) -> Void
 
     init(work: WriteWork, reads: [ProjectionRead] = [], complete: @escaping @Sendable (Result<any Sendable, any Error>) -> Void) {

@@ -191,17 +191,16 @@ final class JournalWriter: @unchecked Sendable {
         let transaction = try storage.beginWrite()
         var finished = false
         defer { if !finished { transaction.abort() } }
-        // The entries the batch's requests announced they read: fetched at once (on shared storage, sent
-        // behind the lock and answered with the catch-up's read, in the same round trip).
-        let reads = Set(batch.flatMap(\.reads)).compactMap { read in
-            layout.projections[read.projection].map { (table: $0, key: read.key) }
-        }
         if storage.isShared {
             try transaction.lockJournal()
+            // The entries the batch's requests announced they read, fetched at once: sent behind the lock and
+            // answered with the catch-up's read, in the same round trip. (A store of its own reads in place,
+            // and has nothing to gain from them: the writer does not gather them there.)
+            let reads = Set(batch.flatMap(\.reads)).compactMap { read in
+                layout.projections[read.projection].map { (table: $0, key: read.key) }
+            }
             if !reads.isEmpty { try transaction.prefetch(reads) }
             try catchUp(transaction)
-        } else if !reads.isEmpty {
-            try transaction.prefetch(reads)
         }
 
         let now = max(configuration.clock(), head.lastTime)
