@@ -103,6 +103,14 @@ def main():
          "small journal: %s" % ("%.3f s" % open_small if open_small is not None else "–"), open_cold, " s", "< 1 s",
          lambda v: v < 1 and (open_events or 0) >= 10_000_000),
     ]
+    # Issue #19's forensics rows: one question about one decision, user or moment, cold, on the open benchmark's
+    # large journal; under 1 s, with memory that does not grow with the journal.
+    for question in ("explain", "consent --user", "timeline --user"):
+        cold_seconds = find(rows, "forensics: " + question, 2)
+        small_seconds = find(rows, "forensics: " + question, 0)
+        summary.append(("19", "forensics: %s, %s-event journal, cold page cache" % (question, "%d" % open_events if open_events else "10M"),
+                        "small journal: %s" % ("%.3f s" % small_seconds if small_seconds is not None else "–"), cold_seconds, " s", "< 1 s",
+                        lambda v: v < 1 and (open_events or 0) >= 10_000_000))
     # Issue #17's memory rows: the heap small; the mapped journal's pages bounded by `serve --max-mapped-memory`
     # (128 MB by default, checked four times a second; libraries' pages count too), not by the journal's size.
     summary.append(("17", "server RSS, anonymous, after the HTTP benchmark", "–", anonymous, " MB", "<= 64 MB", lambda v: v <= 64))

@@ -109,11 +109,8 @@ public enum DecisionHistory {
                 guard envelope.sequence <= range.upperBound else { return false }
                 guard let event = try opener.event(envelope) else { return true }
                 switch event {
-                case .configuration(let change):
-                    current.apply(change, at: envelope.sequence)
-                    versions[envelope.sequence] = current
-                case .invitationAccepted(let accepted):
-                    current.acceptInvitation(ticket: accepted.ticket, userID: accepted.userID, at: envelope.sequence)
+                case .configuration, .invitationAccepted:
+                    AuthProjection.applyConfiguration(event, sequence: envelope.sequence, to: &current)
                     versions[envelope.sequence] = current
                 case .authorizeDecided(let decided) where range.contains(envelope.sequence):
                     let configuration = versions[decided.configurationVersion]
@@ -144,34 +141,6 @@ public enum DecisionHistory {
         }
     }
 
-    /// The decision at `sequence`, or `nil` if that event is not a decision.
-    public static func decision(at sequence: UInt64, in reader: JournalReader, dataKey: DataKey? = nil) throws -> RecordedDecision? {
-        var found: RecordedDecision?
-        try forEachDecision(in: reader, range: sequence...sequence, dataKey: dataKey) { decision, _ in found = decision }
-        return found
-    }
-
-    /// The client credentials decision at `sequence`, or `nil` if that event is not one.
-    public static func clientCredentialsDecision(at sequence: UInt64, in reader: JournalReader) throws -> RecordedClientCredentialsDecision? {
-        var found: RecordedClientCredentialsDecision?
-        try forEachDecision(in: reader, range: sequence...sequence, clientCredentials: { found = $0 }) { _, _ in }
-        return found
-    }
-
-    /// The logout decision at `sequence`, or `nil` if that event is not one.
-    public static func logoutDecision(at sequence: UInt64, in reader: JournalReader) throws -> RecordedLogoutDecision? {
-        var found: RecordedLogoutDecision?
-        try forEachDecision(in: reader, range: sequence...sequence, logouts: { found = $0 }) { _, _ in }
-        return found
-    }
-
-    /// The pushed request at `sequence` (its personal values opened with `dataKey`), or `nil` if that event is not one.
-    public static func pushDecision(at sequence: UInt64, in reader: JournalReader, dataKey: DataKey? = nil) throws -> RecordedPushDecision? {
-        var found: RecordedPushDecision?
-        try forEachDecision(in: reader, range: sequence...sequence, dataKey: dataKey, pushes: { found = $0 }) { _, _ in }
-        return found
-    }
-
     /// Calls `body` for every `auth.token.introspected` in `range` with the answer the projections as they stood
     /// then give (``TokenIntrospected/answer(in:)``; `nil` for one recorded without its inputs). The projections
     /// are folded from the events as the walk goes, from the archived state on.
@@ -200,39 +169,5 @@ public enum DecisionHistory {
                 return true
             }
         }
-    }
-
-    /// The events after `decision` that concern what it issued: the code's redemption, replay and
-    /// revocations, the tokens, and the interaction's continuation.
-    public static func consequences(of decision: RecordedDecision, in reader: JournalReader) throws -> [(UInt64, AuthEvent)] {
-        var codeHash: String?
-        var related: [(UInt64, AuthEvent)] = []
-        var families: Set<String> = []
-        try reader.read { snapshot in
-            try snapshot.forEachEvent(from: decision.sequence + 1) { envelope in
-                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
-                switch event {
-                case .codeIssued(let issued) where issued.decisionSequence == decision.sequence:
-                    codeHash = issued.codeHash
-                    related.append((envelope.sequence, event))
-                case .tokenIssued(let issued) where (issued.codeHash != nil && issued.codeHash == codeHash)
-                    || issued.decisionSequence == decision.sequence || (issued.refreshFamily.map(families.contains) ?? false):
-                    if let family = issued.refreshFamily { families.insert(family) }
-                    related.append((envelope.sequence, event))
-                case .tokenRejected(let rejected) where rejected.codeHash != nil && rejected.codeHash == codeHash:
-                    related.append((envelope.sequence, event))
-                case .codeReplayed(let replay) where replay.codeHash == codeHash:
-                    related.append((envelope.sequence, event))
-                case .refreshFamilyRevoked(let revoked) where families.contains(revoked.family):
-                    related.append((envelope.sequence, event))
-                case .interactionOpened(let opened) where opened.decisionSequence == decision.sequence:
-                    related.append((envelope.sequence, event))
-                default:
-                    break
-                }
-                return true
-            }
-        }
-        return related
     }
 }

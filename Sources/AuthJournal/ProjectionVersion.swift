@@ -15,8 +15,10 @@ public enum ProjectionVersion {
     /// 3: IPv6 addresses counted by their /64. 4: a request's `login_hint` kept apart from its other
     /// parameters, and email addresses held sealed (``PersonalText``). 5: the clients that took part in
     /// each session (for back-channel logout), folded from earlier decisions too; and the tables of client
-    /// assertions and pushed requests (which earlier events leave empty).
-    public static let current = 5
+    /// assertions and pushed requests (which earlier events leave empty). 6: index entries for the
+    /// configuration's changes, each user's consent changes and each refresh family's events
+    /// (``AuthProjection/historyEntries(_:)``), which the forensics tools answer from (``JournalHistory``).
+    public static let current = 6
     /// The table that holds the version (outside ``AuthTable``: it is not a function of the events).
     public static let table = "auth.projection_version"
     static let key = Array("version".utf8)

@@ -17,7 +17,7 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
     @Option(help: "Output format.") var format: OutputFormat = .text
 
     func run() async throws {
-        let reader = try openReader(journalOptions)
+        let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         defer { reader.close() }
         guard let range = try JournalPoint.range(from: nil, to: at, in: reader) else {
             let first = try reader.read { try $0.firstSequence }
@@ -27,31 +27,14 @@ struct ConsentHistoryCommand: AsyncParsableCommand {
             if format == .text { printText("\(user): no consents (the journal is empty at that moment)") }
             return
         }
-        var consents: [String: (scopes: [String], since: UInt64)] = [:]
-        var archivedThrough: UInt64 = 0
+        // The user's consent events, found through the index and folded by the server's own projection code
+        // (``JournalHistory``), from the archived state on.
+        let consents: [String: ConsentAtMoment]
+        let archivedThrough: UInt64
         do {
-            try reader.read { snapshot in
-                // After archival, the consents start as the archived events left them.
-                archivedThrough = try snapshot.firstSequence - 1
-                if range.upperBound > archivedThrough {
-                    for (key, scopes) in try ArchivedState.consents(of: user, in: snapshot) { consents[key] = (scopes, archivedThrough) }
-                }
-                try snapshot.forEachEvent { envelope in
-                    guard envelope.sequence <= range.upperBound else { return false }
-                    guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
-                    switch event {
-                    case .consentGranted(let answer) where answer.userID == user:
-                        let key = ConsentKey.make(clientID: answer.clientID, audience: answer.audience)
-                        var scopes = consents[key]?.scopes ?? []
-                        for scope in answer.scopes where !scopes.contains(scope) { scopes.append(scope) }
-                        consents[key] = (scopes, envelope.sequence)
-                    case .consentRevoked(let revoked) where revoked.userID == user:
-                        for key in revoked.revokedKeys { consents[String(key.dropFirst(user.count + 1))] = nil }
-                    default:
-                        break
-                    }
-                    return true
-                }
+            (consents, archivedThrough) = try reader.read { snapshot in
+                let history = try JournalHistory(snapshot: snapshot, dataKey: nil)
+                return (try history.consents(of: user, through: range.upperBound), try snapshot.firstSequence - 1)
             }
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")

@@ -19,29 +19,30 @@ struct ExplainCommand: AsyncParsableCommand {
 
     func run() async throws {
         let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
-        let reader = try openReader(journalOptions)
+        // With the projections, the event and what it depends on are found through the indexes
+        // (``JournalHistory``): no walk of the journal from its start.
+        let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         defer { reader.close() }
-        // One walk of the journal for every kind of decision at `sequence` — and the authorization decision
-        // after it: a request's sequence leads to its decision, the next event of the same commit.
-        var decisions: [RecordedDecision] = []
-        var grant: RecordedClientCredentialsDecision?
-        var push: RecordedPushDecision?
-        var logout: RecordedLogoutDecision?
+        let found: (RecordedDecisionKind?, [(UInt64, AuthEvent)])
         do {
-            try DecisionHistory.forEachDecision(
-                in: reader, range: sequence...(sequence == .max ? sequence : sequence + 1), dataKey: dataKey,
-                clientCredentials: { if $0.sequence == sequence { grant = $0 } },
-                pushes: { if $0.sequence == sequence { push = $0 } },
-                logouts: { if $0.sequence == sequence { logout = $0 } }
-            ) { decision, _ in decisions.append(decision) }
+            found = try reader.read { snapshot in
+                let history = try JournalHistory(snapshot: snapshot, dataKey: dataKey)
+                let decision = try history.decision(at: sequence)
+                guard case .authorization(let authorization)? = decision else { return (decision, []) }
+                return (decision, try history.consequences(of: authorization))
+            }
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
-        let found = decisions.first { $0.sequence == sequence } ?? decisions.first { $0.decided.requestSequence == sequence }
-        guard let decision = found else {
-            if let grant { return try explain(grant) }
-            if let push { return try explain(push) }
-            if let logout { return try explain(logout) }
+        let consequences = found.1
+        let decision: RecordedDecision
+        switch found.0 {
+        case .authorization(let authorization)?: decision = authorization
+        case .clientCredentials(let grant)?: return try explain(grant)
+        case .push(let push)?: return try explain(push)
+        case .logout(let logout)?: return try explain(logout)
+        case nil:
+            // An introspection is asked again of the projections as they stood: folded from the events.
             var question: (TokenIntrospected, IntrospectionAnswer?)?
             try? DecisionHistory.forEachIntrospection(in: reader, range: sequence...sequence) { _, _, asked, answer in question = (asked, answer) }
             if let (asked, answer) = question {
@@ -49,7 +50,6 @@ struct ExplainCommand: AsyncParsableCommand {
             }
             throw CommandExit.badInput("event #\(sequence) is not an authorization request or decision")
         }
-        let consequences = try DecisionHistory.consequences(of: decision, in: reader)
         // Never against another configuration than the one it was decided against: without it, no replay.
         let recomputed = decision.configuration.map { AuthorizationPolicy.decide(decision.decided.input, configuration: $0) }
         let unavailable = decision.configuration == nil ? ConfigurationUnavailable(version: decision.decided.configurationVersion) : nil

@@ -16,8 +16,13 @@ same time on a journal holding only the demo tenant, measured in the same run.
 4. The same timings on the large journal: with the page cache as the fill left it (warm), and with the
    journal's data.mdb evicted from the page cache first (cold, posix_fadvise DONTNEED).
 
-Goal: below 1 s to the first /authorize on a 10,000,000-event journal — the server must not replay the
-journal at start.
+5. The investigator's questions about one decision, user or moment on the same journals (issue #19): `explain`
+   of the demo login's decision (an early one: its configuration, and what followed, come from the indexes),
+   `consent --user auth0|demo --at #HEAD`, `timeline --user auth0|demo`; each run warm and cold, with its
+   wall time and its peak resident memory, beside the same on the small journal.
+
+Goals: below 1 s to the first /authorize on a 10,000,000-event journal — the server must not replay the
+journal at start; below 1 s for every forensics question, with memory that does not grow with the journal.
 """
 import argparse
 import json
@@ -100,6 +105,47 @@ def resident_mb(path):
         return None
 
 
+def timed_command(argv):
+    """Runs a command to completion; returns (wall seconds, peak resident MB, exit status, standard output)."""
+    started = time.monotonic()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - started, usage.ru_maxrss / 1024, process.returncode, output
+
+
+def forensic_questions(bin_dir, journal):
+    """The forensics commands to time on `journal`: (name, argv). The decision explained is the demo login's
+    last authorization decision (early in the journal); the consent moment is the journal's head."""
+    replay = os.path.join(bin_dir, "authledger-replay")
+    lines = subprocess.run([replay, "timeline", "--journal", journal, "--user", "auth0|demo", "--format", "jsonl"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    decision = [e["sequence"] for e in events if e["type"] == "auth.authorize.decided"][-1]
+    return decision, [
+        ("explain %d (a decision, its configuration, what followed)" % decision, [replay, "explain", str(decision), "--journal", journal]),
+        # A moment past the head is the head: the consents as they stand after the last event.
+        ("consent --user auth0|demo --at #HEAD", [replay, "consent", "--user", "auth0|demo", "--at", "#%d" % (2**63), "--journal", journal]),
+        ("timeline --user auth0|demo", [replay, "timeline", "--user", "auth0|demo", "--journal", journal]),
+    ]
+
+
+def forensics(bin_dir, journal, cold):
+    """Times every forensics question on `journal` (data.mdb evicted from the page cache first when `cold`);
+    returns [(name, seconds, peak MB)]."""
+    _, questions = forensic_questions(bin_dir, journal)
+    results = []
+    for name, argv in questions:
+        if cold:
+            evict(os.path.join(journal, "data.mdb"))
+        seconds, peak, status, output = timed_command(argv)
+        if status != 0:
+            raise SystemExit("%s exited with %d:\n%s" % (" ".join(argv), status, output[-2000:]))
+        results.append((name, seconds, peak))
+    return results
+
+
 def samples(bin_dir, journal, query, cookie, count, cold=False):
     results = []
     for _ in range(count):
@@ -146,6 +192,7 @@ def main():
             small = os.path.join(work, "small")
             small_query, small_cookie = prepare(args.bin, small)
             baseline = samples(args.bin, small, small_query, small_cookie, args.samples)
+            small_forensics = forensics(args.bin, small, cold=False)
             journal = args.journal.rstrip("/")
             with open(os.path.join(os.path.dirname(journal), SESSION_FILE)) as handle:
                 saved = json.load(handle)
@@ -155,6 +202,7 @@ def main():
             journal = os.path.join(work, "journal")
             query, cookie = prepare(args.bin, journal)
             baseline = samples(args.bin, journal, query, cookie, args.samples)
+            small_forensics = forensics(args.bin, journal, cold=False)
             output = subprocess.run([os.path.join(args.bin, "authledger-bench"), "fill", "--journal", journal,
                                      "--events", str(args.events), "--format", "jsonl"],
                                     stdout=subprocess.PIPE, text=True, check=True).stdout
@@ -169,6 +217,8 @@ def main():
         evict(data)
         cached_after = resident_mb(data)
         cold = samples(args.bin, journal, query, cookie, args.samples, cold=True)
+        warm_forensics = forensics(args.bin, journal, cold=False)
+        cold_forensics = forensics(args.bin, journal, cold=True)
     finally:
         if args.keep and not args.journal:
             shutil.rmtree(os.path.join(work, "small"), ignore_errors=True)
@@ -203,6 +253,18 @@ def main():
                   data_bytes / max(1, head)))
     if cached_before is not None and cached_after is not None:
         print("data.mdb in the page cache: %.0f MB before eviction, %.0f MB after." % (cached_before, cached_after))
+    print("")
+    print("Forensics: one question about one decision, user or moment, answered from the indexes (wall time and peak resident memory of the command)")
+    print("")
+    print("| question | small journal | large journal, warm | large journal, data.mdb evicted (cold) | peak memory small / large |")
+    print("|---|---:|---:|---:|---:|")
+    for (name, small_s, small_mb), (_, warm_s, warm_mb), (_, cold_s, cold_mb) in zip(small_forensics, warm_forensics, cold_forensics):
+        print("| forensics: %s | %.3f s | %.3f s | %.3f s | %.0f MB / %.0f MB |" % (name, small_s, warm_s, cold_s, small_mb, max(warm_mb, cold_mb)))
+    print("")
+    print("Goal: every question below %.1f s on a 10,000,000-event journal, cold: slowest %.3f s; memory not growing with the journal "
+          "(peak %.0f MB on the small journal, %.0f MB on the large)." % (
+              GOAL_SECONDS, max(r[1] for r in cold_forensics + warm_forensics), max(r[2] for r in small_forensics),
+              max(r[2] for r in cold_forensics + warm_forensics)))
     if head < 10_000_000:
         print("NOTE: the journal holds %d events, fewer than the 10,000,000 of the goal." % head)
     if args.keep and not args.journal:

@@ -31,6 +31,8 @@ public enum ConfigurationEvent: Sendable, Equatable {
         }
     }
 
+    /// What every configuration event type's name starts with.
+    public static let typePrefix = "config."
     public static let tenantSetType: EventType = "config.tenant.set"
     public static let apiSetType: EventType = "config.api.set"
     public static let connectionSetType: EventType = "config.connection.set"

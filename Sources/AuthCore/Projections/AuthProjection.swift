@@ -62,8 +62,22 @@ public enum AuthTable: String, CaseIterable, Sendable {
 }
 
 /// What the timeline index is keyed by.
+///
+/// The first five are what `timeline` selects on (``EventSubjects``). The last three let the forensics
+/// tools answer about one decision or one moment without reading the journal from its start
+/// (``AuthProjection/historyEntries(_:)``).
 public enum IndexKind: String, CaseIterable, Sendable {
     case user = "u", client = "c", code = "k", session = "s", address = "i"
+    /// The events that change the configuration (value ``IndexKind/tenant``): a decision's configuration
+    /// version is rebuilt from them alone.
+    case configuration = "g"
+    /// A user's consent grants and revocations: the user's consents at any moment are folded from them alone.
+    case consent = "n"
+    /// A refresh token family's rotations and revocation.
+    case refreshFamily = "f"
+
+    /// The one value ``IndexKind/configuration`` entries are kept under: there is one configuration.
+    public static let tenant = "tenant"
 
     /// The index key prefix for `value`.
     public func prefix(_ value: String) -> String { "\(rawValue)\u{1F}\(value)\u{1F}" }
@@ -154,13 +168,9 @@ public enum AuthProjection {
     public static func apply(_ event: AuthEvent, sequence: UInt64, to store: some ProjectionStore) throws {
         try index(event, sequence: sequence, in: store)
         switch event {
-        case .configuration(let change):
+        case .configuration, .invitationAccepted:
             var state = try configuration(in: store)
-            state.apply(change, at: sequence)
-            try store.put(.configuration, configurationKey, try PayloadCoding.encode(state))
-        case .invitationAccepted(let accepted):
-            var state = try configuration(in: store)
-            state.acceptInvitation(ticket: accepted.ticket, userID: accepted.userID, at: sequence)
+            applyConfiguration(event, sequence: sequence, to: &state)
             try store.put(.configuration, configurationKey, try PayloadCoding.encode(state))
         case .authorizeRequested:
             break
@@ -286,6 +296,44 @@ public enum AuthProjection {
             for value in values where !value.isEmpty && value.utf8.count <= 256 {
                 try store.put(.index, kind.key(value, sequence: sequence), [])
             }
+        }
+        for (kind, value) in historyEntries(event) where !value.isEmpty && value.utf8.count <= 256 {
+            try store.put(.index, kind.key(value, sequence: sequence), [])
+        }
+    }
+
+    /// The index entries that let a question about one decision or moment be answered from the events it
+    /// depends on: the configuration's changes (for the version a decision names), a user's consent changes
+    /// (for `consent --at`), a refresh family's events (for what followed a decision). Rare events: about
+    /// one entry per consent given and per refresh token issued.
+    public static func historyEntries(_ event: AuthEvent) -> [(IndexKind, String)] {
+        switch event {
+        case .configuration, .invitationAccepted: [(.configuration, IndexKind.tenant)]
+        case .consentGranted(let answer): [(.consent, answer.userID)]
+        case .consentRevoked(let revoked): [(.consent, revoked.userID)]
+        case .tokenIssued(let issued): issued.refreshFamily.map { [(.refreshFamily, $0)] } ?? []
+        case .refreshIssued(let refresh): [(.refreshFamily, refresh.family)]
+        case .refreshFamilyRevoked(let revoked): [(.refreshFamily, revoked.family)]
+        default: []
+        }
+    }
+
+    /// Whether `event` changes the configuration (``ConfigurationState``): a configuration change, or an
+    /// accepted invitation (it adds a member).
+    public static func changesConfiguration(_ event: AuthEvent) -> Bool {
+        switch event {
+        case .configuration, .invitationAccepted: true
+        default: false
+        }
+    }
+
+    /// Folds one configuration-changing event into `state`, as the ``AuthTable/configuration`` projection
+    /// does; other events leave it as it is. The forensics tools rebuild past configurations with this.
+    public static func applyConfiguration(_ event: AuthEvent, sequence: UInt64, to state: inout ConfigurationState) {
+        switch event {
+        case .configuration(let change): state.apply(change, at: sequence)
+        case .invitationAccepted(let accepted): state.acceptInvitation(ticket: accepted.ticket, userID: accepted.userID, at: sequence)
+        default: break
         }
     }
 
