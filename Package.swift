@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "authledger", targets: ["authledger"]),
         .executable(name: "authledger-replay", targets: ["authledger-replay"]),
         .executable(name: "authledger-bench", targets: ["authledger-bench"]),
+        .executable(name: "authledger-fuzz", targets: ["authledger-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -144,13 +145,17 @@ let package = Package(
             ]
         ),
 
+        // The parsers of untrusted bytes as fuzz targets (tools/fuzz builds authledger-fuzz under libFuzzer and
+        // AddressSanitizer; without them it replays files through a target).
+        .target(name: "FuzzTargets", dependencies: ["LedgerCore", "LedgerJournal", "AuthCore", "AuthTokens"]),
+        .executableTarget(name: "authledger-fuzz", dependencies: ["FuzzTargets"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "LedgerCore"]),
         .testTarget(name: "IncidentReportTests", dependencies: ["IncidentReport", "AuthCore", "LedgerCore"]),
         .testTarget(
             name: "AuthServerTests",
             dependencies: [
-                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB", "LedgerCommandSupport", "authledger-replay",
+                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB", "LedgerCommandSupport", "authledger-replay", "FuzzTargets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets (Fuzz/Corpus/<target>/) from the committed fixture journal,
+the fixture tenant and hand-made JOSE objects. Run once; the seeds are committed (small). The journal's
+records are read with mdb_dump (lmdb-utils).
+
+    python3 Fuzz/make_seeds.py
+"""
+import base64
+import json
+import os
+import subprocess
+import sys
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "Fuzz", "Corpus")
+JOURNAL = os.path.join(ROOT, "journals", "fixture-incident")
+
+
+def dump(table):
+    """The (key, value) byte pairs of an LMDB sub-database, in key order."""
+    lines = subprocess.run(["mdb_dump", "-s", table, JOURNAL], capture_output=True, text=True, check=True).stdout.splitlines()
+    body = [line.strip() for line in lines[lines.index("HEADER=END") + 1:] if line.strip() != "DATA=END"]
+    return [(bytes.fromhex(body[i]), bytes.fromhex(body[i + 1])) for i in range(0, len(body) - 1, 2)]
+
+
+def write(target, name, data):
+    directory = os.path.join(CORPUS, target)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name), "wb") as handle:
+        handle.write(data if isinstance(data, bytes) else data.encode())
+
+
+def chunk(kind, body):
+    body = body[:0xFFFF]
+    return bytes([kind, len(body) >> 8, len(body) & 0xFF]) + body
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def main():
+    records = [value for _, value in dump("events")]
+    checkpoints = [value for _, value in dump("checkpoints")]
+    # event-record: a few records of each kind (genesis, configuration, decisions, codes, tokens).
+    for index in (0, 1, 4, 8, 20, 21, 40, 74, 75, 76):
+        if index < len(records):
+            write("event-record", "record-%02d" % (index + 1), records[index])
+    # journal: the whole journal with its checkpoints (it verifies), and its first 12 events without them.
+    write("journal", "whole", b"".join(chunk(1, c) for c in checkpoints) + b"".join(chunk(0, r) for r in records))
+    write("journal", "prefix", b"".join(chunk(0, r) for r in records[:12]))
+    # checkpoint: notes as stored, a pin file.
+    for index, text in enumerate(checkpoints[:3]):
+        write("checkpoint", "note-%d" % index, text)
+    with open(os.path.join(ROOT, "journals", "fixture-incident.pub"), "rb") as handle:
+        write("checkpoint", "pins", handle.read())
+    # parameters: an authorization request, a token request, odd encodings.
+    write("parameters", "authorize",
+          "response_type=code&client_id=web-app&redirect_uri=https%3A%2F%2Fclient.example%2Fcallback&scope=openid%20profile"
+          "&state=st-123&nonce=n&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+          "&prompt=login+consent&max_age=300&login_hint=alice%40example.com&claims=%7B%22id_token%22%3A%7B%7D%7D")
+    write("parameters", "token", "grant_type=authorization_code&code=abc&redirect_uri=https://client.example/callback&code_verifier=x")
+    write("parameters", "odd", "a=%zz&&=&b=%E2%82&c=1;d=2&a=repeated&%00=%ff+%2B")
+    # tenant: the fixture's, as YAML and as JSON.
+    with open(os.path.join(ROOT, "tools", "fixture", "incident-tenant.yaml"), "rb") as handle:
+        write("tenant", "incident.yaml", handle.read())
+    write("tenant", "small.json", json.dumps({"tenant": {"issuer": "https://tenant.example/", "default_audience": "https://api"},
+                                               "apis": [{"identifier": "https://api", "scopes": ["read"]}],
+                                               "clients": [{"client_id": "c", "redirect_uris": ["https://c/cb"]}]}))
+    # jose: a JWK Set line, then a signed client assertion / DPoP proof (ES256), and one with a broken signature.
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64url(numbers.x.to_bytes(32, "big")), "y": b64url(numbers.y.to_bytes(32, "big")), "kid": "k1"}
+
+    def sign(header, claims):
+        signing_input = (b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())).encode()
+        r, s = utils.decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        return signing_input.decode() + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    now = 1_800_000_000
+    assertion = sign({"alg": "ES256", "kid": "k1"},
+                     {"iss": "client", "sub": "client", "aud": "https://tenant.example/oauth/token", "exp": now + 60, "iat": now, "jti": "j1"})
+    proof = sign({"alg": "ES256", "typ": "dpop+jwt", "jwk": {k: v for k, v in jwk.items() if k != "kid"}},
+                 {"jti": "p1", "htm": "POST", "htu": "https://tenant.example/oauth/token", "iat": now})
+    jwks = json.dumps({"keys": [jwk]})
+    write("jose", "assertion", jwks + "\n" + assertion)
+    write("jose", "dpop", jwks + "\n" + proof)
+    write("jose", "broken", jwks + "\n" + assertion[:-4] + "AAAA")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
