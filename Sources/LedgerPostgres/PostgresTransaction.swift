@@ -1,5 +1,6 @@
 import LedgerJournal
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 
@@ -122,7 +123,7 @@ final class PostgresSession {
         prefetchReply = nil
         let rows: PostgresQueryResult
         do {
-            rows = try withinDeadline { try reply.wait() }
+            rows = try withinDeadline { try answer(reply) }
         } catch {
             throw PostgresStorageError(error, doing: "querying")
         }
@@ -273,13 +274,40 @@ final class PostgresSession {
 
     /// How long a reply may take before the connection is given up as dead (a half-open connection to a
     /// database host that is gone would otherwise be waited on forever, holding up every request).
-    static let replyDeadline: TimeAmount = .seconds(60)
+    ///
+    /// The longest a healthy reply waits is for the journal lock, and a lock held by a writer that vanished
+    /// is released by PostgreSQL once its transaction has been idle ``PostgresStorage/idleWriterSeconds``:
+    /// so that, plus a margin for the batch after it. `tools/network_fault_test.py` (half-open connections)
+    /// measures a node serving again within this of losing its connections.
+    static let replyDeadline: TimeAmount = .seconds(Int64(PostgresStorage.idleWriterSeconds) + 10)
+
+    /// How long undoing a failed transaction may take: a rollback waits for no lock, so only a dead
+    /// connection makes it slow — and a rollback sent while a reset connection was closing was seen never
+    /// to be answered (`tools/network_fault_test.py`, connections cut). The connection is then closed, and
+    /// PostgreSQL rolls back what it had of the transaction itself.
+    static let rollbackDeadline: TimeAmount = .seconds(5)
+
+    /// Waits for a reply of this session's connection — or for the connection to close, whichever comes
+    /// first. A query written to a connection that has just been reset is never answered nor failed by the
+    /// driver (its task is dropped with the channel's pipeline), so waiting for the reply alone would wait
+    /// until the deadline (`tools/network_fault_test.py`, connections cut, found it).
+    private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) throws -> T {
+        let connection = self.connection
+        let settled = connection.eventLoop.makePromise(of: T.self)
+        let done = NIOLockedValueBox(false)
+        func settle(_ result: Result<T, any Error>) {
+            if done.withLockedValue({ wasDone in defer { wasDone = true }; return !wasDone }) { settled.completeWith(result) }
+        }
+        reply.whenComplete(settle)
+        connection.closeFuture.whenComplete { _ in settle(.failure(PostgresStorageError(message: "the connection closed", doing: "waiting for a reply"))) }
+        return try settled.futureResult.wait()
+    }
 
     /// Runs `body`, which waits for replies; if they take longer than ``replyDeadline``, the connection is
     /// closed, which fails them.
-    private func withinDeadline<R>(_ body: () throws -> R) rethrows -> R {
+    private func withinDeadline<R>(_ amount: TimeAmount = replyDeadline, _ body: () throws -> R) rethrows -> R {
         let connection = self.connection
-        let deadline = connection.eventLoop.scheduleTask(in: Self.replyDeadline) { connection.close().whenComplete { _ in } }
+        let deadline = connection.eventLoop.scheduleTask(in: amount) { connection.close().whenComplete { _ in } }
         defer { deadline.cancel() }
         return try body()
     }
@@ -298,7 +326,7 @@ final class PostgresSession {
         deferredError = nil
         for future in futures {
             do {
-                _ = try future.wait()
+                _ = try answer(future)
             } catch {
                 if firstError == nil { firstError = error }
             }
@@ -336,8 +364,8 @@ final class PostgresSession {
         let futures = pending
         pending = []
         deferredError = nil
-        withinDeadline {
-            for future in futures { _ = try? future.wait() }
+        withinDeadline(Self.rollbackDeadline) {
+            for future in futures { _ = try? answer(future) }
         }
     }
 
@@ -350,13 +378,14 @@ final class PostgresSession {
         return try runAfterPending(query)
     }
 
-    /// Runs `query` behind what was sent (not what is staged), and returns its rows.
-    func runAfterPending(_ query: PostgresQuery) throws -> PostgresQueryResult {
+    /// Runs `query` behind what was sent (not what is staged), and returns its rows; the connection is
+    /// closed if the replies take longer than `deadline`.
+    func runAfterPending(_ query: PostgresQuery, deadline: TimeAmount = replyDeadline) throws -> PostgresQueryResult {
         let reply = connection.query(query, logger: logger)
-        return try withinDeadline {
+        return try withinDeadline(deadline) {
             try collectReplies()
             do {
-                return try reply.wait()
+                return try answer(reply)
             } catch {
                 throw PostgresStorageError(error, doing: "querying")
             }
@@ -491,13 +520,16 @@ final class PostgresTransaction: StorageWriteTransaction {
             // What failed before this request's savepoint stays the batch's failure (kept for the next
             // flush): rolling back to the savepoint must not make a broken transaction look whole.
             let earlier = session.takeFailure()
-            _ = try? session.runAfterPending("ROLLBACK TO SAVEPOINT \(unescaped: level.savepoint)")
+            _ = try? session.runAfterPending("ROLLBACK TO SAVEPOINT \(unescaped: level.savepoint)", deadline: PostgresSession.rollbackDeadline)
             if let earlier { session.keep(earlier) }
             return
         }
         session.discardStaged()
         session.discardPending()
-        _ = try? session.run("ROLLBACK")
+        // A connection that broke has nothing to roll back: PostgreSQL did it when it went.
+        if !session.connection.isClosed {
+            _ = try? session.runAfterPending("ROLLBACK", deadline: PostgresSession.rollbackDeadline)
+        }
         storage.give(back: session.connection)
     }
 
