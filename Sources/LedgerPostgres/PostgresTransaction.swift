@@ -289,8 +289,9 @@ final class PostgresSession {
 
     /// Waits for a reply of this session's connection — or for the connection to close, whichever comes
     /// first. A query written to a connection that has just been reset is never answered nor failed by the
-    /// driver (its task is dropped with the channel's pipeline), so waiting for the reply alone would wait
-    /// until the deadline (`tools/network_fault_test.py`, connections cut, found it).
+    /// driver (its task is dropped with the channel's pipeline), and the deadline cannot help — it closes a
+    /// connection already closed — so waiting for the reply alone waited forever: the node's writer hung
+    /// (`tools/network_fault_test.py`, connections cut, found it; `SharedJournalTests.connectionClosedUnderWriter`).
     private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) throws -> T {
         let connection = self.connection
         let settled = connection.eventLoop.makePromise(of: T.self)

@@ -202,6 +202,25 @@ struct SharedJournalTests {
         #expect(try storage.read { _ in true })
     }
 
+    @Test("a write transaction whose connection the server closed fails at once: it does not wait out the reply deadline, and the store serves again")
+    func connectionClosedUnderWriter() async throws {
+        let database = try await TestDatabase()
+        let storage = try PostgresStorage(address: database.address, maximumConnections: 2)
+        defer { storage.close() }
+        let table = try #require(try storage.openTables(["events"], create: true)["events"])
+        let transaction = try storage.beginWrite()
+        try transaction.put([1], for: [1], in: table)
+        // The server ends every other session of the database (as a reset connection, or a restart, would).
+        try await database.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        try await Task.sleep(for: .milliseconds(500))  // the node has seen its connection close
+        let started = ContinuousClock.now
+        #expect(throws: (any Error).self) { try transaction.commit() }
+        // Before: a query written to the closed connection was never answered nor failed: it hung for good.
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try storage.read { _ in true }, "a new connection serves")
+    }
+
     @Test("connections given back are kept: many concurrent readers, again and again, open no more than the maximum")
     func connectionsReused() async throws {
         let database = try await TestDatabase()
