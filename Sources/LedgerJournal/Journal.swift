@@ -52,12 +52,9 @@ public final class Journal: Sendable {
         }
     }
 
-    /// The wall clock, in microseconds.
-    public static let systemClock: @Sendable () -> LedgerTimestamp = {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return LedgerTimestamp(microsecondsSinceEpoch: Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000)
-    }
+    /// The process's clock: the wall clock, never going backwards and never slower than real time
+    /// (``SteadyClock/system``).
+    public static let systemClock: @Sendable () -> LedgerTimestamp = { SteadyClock.system.now() }
 
     /// Read access, shared with the writer's environment.
     public let reader: JournalReader

@@ -8,6 +8,19 @@ import Testing
 struct TenantFileTests {
     // MARK: - The SPEC.md example
 
+    @Test("integers: decimal, hexadecimal and octal read as numbers; base 60 and out-of-range values are refused, not a crash (tools/fuzz found the trap)")
+    func integerScalars() throws {
+        #expect(TenantFile.integer("3600") == 3600)
+        #expect(TenantFile.integer("-1_000") == -1000)
+        #expect(TenantFile.integer("0x1F") == 31)
+        #expect(TenantFile.integer("0o17") == 15)
+        #expect(TenantFile.integer("1:30") == nil)
+        #expect(TenantFile.integer("99999999999999999999") == nil)
+        // The fuzzer's input: YAML 1.1 base 60 whose value overflows (Yams' own reading traps).
+        #expect(throws: TenantFileError.self) { try TenantFile.parse(yaml: "5555500055200055:2:2:21") }
+        #expect(throws: TenantFileError.self) { try TenantFile.parse(yaml: "tenant:\n  session_lifetime: 5555500055200055:2:2:21\n") }
+    }
+
     @Test("the SPEC.md example YAML parses into exactly the expected values")
     func exampleYAMLParses() throws {
         let parsed = try TenantFile.parse(yaml: Fixtures.exampleYAML)

@@ -60,7 +60,7 @@ public enum TenantFile {
         switch node {
         case .scalar(let scalar):
             switch node.tag.description {
-            case "tag:yaml.org,2002:int": return node.int ?? scalar.string
+            case "tag:yaml.org,2002:int": return integer(scalar.string) ?? scalar.string
             case "tag:yaml.org,2002:bool": return node.bool ?? scalar.string
             case "tag:yaml.org,2002:float": return node.float ?? scalar.string
             case "tag:yaml.org,2002:null": return NSNull()
@@ -80,6 +80,22 @@ public enum TenantFile {
         case .alias:
             throw .invalid("YAML aliases are not supported in tenant files")
         }
+    }
+
+    /// An integer scalar's value: decimal, `0x` hexadecimal or `0o` octal, `_` separators allowed; `nil`
+    /// for one out of range or in another form (YAML 1.1's base 60, `1:30`), which then stays a string and
+    /// is refused where a number is wanted. Not Yams' `Node.int`: its base-60 arithmetic traps on overflow,
+    /// so one hostile line crashed every command that reads the file (found by `tools/fuzz`, target `tenant`).
+    static func integer(_ text: String) -> Int? {
+        var digits = text.replacingOccurrences(of: "_", with: "")
+        var sign = ""
+        if let first = digits.first, first == "-" || first == "+" {
+            sign = first == "-" ? "-" : ""
+            digits.removeFirst()
+        }
+        if digits.hasPrefix("0x") { return Int(sign + digits.dropFirst(2), radix: 16) }
+        if digits.hasPrefix("0o") { return Int(sign + digits.dropFirst(2), radix: 8) }
+        return Int(sign + digits)
     }
 
     private static func describe(_ error: DecodingError) -> String {
