@@ -2,7 +2,10 @@
 """Crash safety, end to end: client processes run real code flows against `authledger serve` while the
 server is killed with SIGKILL at random moments and restarted, again and again.
 
-    tools/crash_loop.py --bin .build/debug [--cycles 20] [--clients 3] [--workdir DIR]
+    tools/crash_loop.py --bin .build/debug [--cycles 20] [--clients 3] [--workdir DIR] [--store URL]
+
+With --store, the server is a cluster node on that PostgreSQL journal (the key files stay in the work
+directory); the checks run against the store. tools/soak runs it by turns on LMDB and on PostgreSQL.
 
 After every restart it checks that `authledger-replay verify` and `rebuild --check` pass, that every code a
 client received before the crash is still redeemable exactly once (or properly expired), that every code
@@ -24,7 +27,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import requests
 
-from authledger_e2e import Server, ServerStartError, binaries, check_journal, log_in_and_consent
+from authledger_e2e import Server, ServerStartError, binaries, check_journal, log_in_and_consent, run_replay
 
 TENANT = """tenant:
   issuer: http://127.0.0.1:{port}/
@@ -96,19 +99,21 @@ def main():
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--port", type=int, default=18777)
     parser.add_argument("--workdir")
+    parser.add_argument("--store", help="a PostgreSQL store URL: run a cluster node on it instead of an LMDB journal")
     args = parser.parse_args()
+    store = ["--store", args.store] if args.store else []
     workdir = args.workdir or tempfile.mkdtemp(prefix="authledger-crash-")
     journal = os.path.join(workdir, "journal")
     tenant = os.path.join(workdir, "tenant.yaml")
     with open(tenant, "w") as handle:
         handle.write(TENANT.format(port=args.port))
     authledger, replay = binaries(args.bin)
-    subprocess.run([authledger, "tenant", "apply", tenant, "--journal", journal], check=True, capture_output=True)
+    subprocess.run([authledger, "tenant", "apply", tenant, "--journal", journal] + store, check=True, capture_output=True)
 
     passed = failed = 0
     pending_codes, spent_codes, tokens = [], [], []
     for cycle in range(1, args.cycles + 1):
-        server = Server(authledger, journal, args.port, log_path=os.path.join(workdir, "serve-%d.log" % cycle))
+        server = Server(authledger, journal, args.port, log_path=os.path.join(workdir, "serve-%d.log" % cycle), extra_args=store)
         try:
             server.start_healthy(timeout=15)
         except ServerStartError as error:
@@ -147,7 +152,10 @@ def main():
             spent_codes += client.redeemed
             tokens += client.tokens
 
-        for _, result in check_journal(replay, journal):
+        checks = check_journal(replay, journal) if not args.store else [
+            ("verify", run_replay(replay, ["verify", "--store", args.store, "--journal", journal])),
+            ("rebuild --check", run_replay(replay, ["rebuild", "--check", "--store", args.store, "--journal", journal]))]
+        for _, result in checks:
             if result.returncode != 0:
                 problems.append("%s failed after SIGKILL: %s%s" % (result.arguments[0], result.stdout[-300:], result.stderr[-300:]))
         status = "ok" if not problems else "FAILED: " + "; ".join(problems)
