@@ -126,8 +126,8 @@ def forensic_questions(bin_dir, journal):
     return decision, [
         ("explain %d (a decision, its configuration, what followed)" % decision, [replay, "explain", str(decision), "--journal", journal]),
         # A moment past the head is the head: the consents as they stand after the last event.
-        ("consent --user auth0|demo --at #HEAD", [replay, "consent", "--user", "auth0|demo", "--at", "#%d" % (2**63), "--journal", journal]),
-        ("timeline --user auth0|demo", [replay, "timeline", "--user", "auth0|demo", "--journal", journal]),
+        ("consent --user (the demo user) --at #HEAD", [replay, "consent", "--user", "auth0|demo", "--at", "#%d" % (2**63), "--journal", journal]),
+        ("timeline --user (the demo user)", [replay, "timeline", "--user", "auth0|demo", "--journal", journal]),
     ]
 
 
