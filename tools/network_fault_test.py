@@ -56,6 +56,7 @@ class FaultCluster(Cluster):
         self.outcomes_lock = threading.Lock()
         self.stop_clients = threading.Event()
         self.faults = 0
+        self.threads = []
 
     def start_nodes(self):
         self.direct = self.store
@@ -177,7 +178,8 @@ class FaultCluster(Cluster):
 
     def check_nothing_lost(self):
         self.stop_clients.set()
-        time.sleep(1)
+        for thread in self.threads:
+            thread.join(timeout=60)  # a flow in flight finishes (or times out) before the outcomes are read
         result = run_replay(self.replay, ["timeline", "--store", self.direct, "--journal", str(self.keys), "--format", "jsonl"], timeout=300)
         expect(result.returncode == 0, "timeline --store failed: %s" % result.stderr[-300:])
         issued, exchanged = set(), {}
@@ -218,8 +220,8 @@ def main():
     try:
         cluster.store = cluster.postgres("start")
         cluster.start_nodes()
-        threads = [threading.Thread(target=cluster.client, args=(name,), daemon=True) for name in "ABC" for _ in range(args.clients)]
-        for thread in threads:
+        cluster.threads = [threading.Thread(target=cluster.client, args=(name,), daemon=True) for name in "ABC" for _ in range(args.clients)]
+        for thread in cluster.threads:
             thread.start()
         time.sleep(2)
         for name, check in (("1 latency", cluster.check_latency), ("2 stall", cluster.check_stall), ("3 connections cut", cluster.check_cut),

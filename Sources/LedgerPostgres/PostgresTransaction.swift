@@ -287,29 +287,47 @@ final class PostgresSession {
     /// PostgreSQL rolls back what it had of the transaction itself.
     static let rollbackDeadline: TimeAmount = .seconds(5)
 
-    /// Waits for a reply of this session's connection — or for the connection to close, whichever comes
-    /// first. A query written to a connection that has just been reset is never answered nor failed by the
-    /// driver (its task is dropped with the channel's pipeline), and the deadline cannot help — it closes a
-    /// connection already closed — so waiting for the reply alone waited forever: the node's writer hung
-    /// (`tools/network_fault_test.py`, connections cut, found it; `SharedJournalTests.connectionClosedUnderWriter`).
+    /// Waits for a reply of this session's connection, giving up on it at the current deadline.
+    ///
+    /// A query written to a connection that has just been reset is never answered nor failed by the driver
+    /// (its task is dropped with the channel's pipeline), and closing the connection at the deadline cannot
+    /// fail it either — it is closed already — so waiting for the reply alone waited forever: the node's
+    /// writer hung (`tools/network_fault_test.py`, connections cut, found it;
+    /// `SharedJournalTests.connectionClosedUnderWriter`). So a connection seen closed fails at once, and a
+    /// reply not given by the deadline fails with it. (Not a callback on the connection's `closeFuture`: a
+    /// pooled connection lives as long as the process, and a callback per reply would keep every reply.)
     private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) throws -> T {
         let connection = self.connection
+        if connection.isClosed { throw PostgresStorageError(message: "the connection closed", doing: "waiting for a reply") }
         let settled = connection.eventLoop.makePromise(of: T.self)
         let done = NIOLockedValueBox(false)
-        func settle(_ result: Result<T, any Error>) {
+        let settle: @Sendable (Result<T, any Error>) -> Void = { result in
             if done.withLockedValue({ wasDone in defer { wasDone = true }; return !wasDone }) { settled.completeWith(result) }
         }
         reply.whenComplete(settle)
-        connection.closeFuture.whenComplete { _ in settle(.failure(PostgresStorageError(message: "the connection closed", doing: "waiting for a reply"))) }
+        // Just after the deadline's close (withinDeadline), which fails every reply the driver still holds.
+        let deadline = currentDeadline
+        let abandon = connection.eventLoop.scheduleTask(in: deadline + .seconds(1)) {
+            settle(.failure(PostgresStorageError(message: "no reply within \(deadline)", doing: "waiting for a reply")))
+        }
+        defer { abandon.cancel() }
         return try settled.futureResult.wait()
     }
+
+    /// The deadline of the waits in progress (``withinDeadline(_:_:)``).
+    private var currentDeadline: TimeAmount = replyDeadline
 
     /// Runs `body`, which waits for replies; if they take longer than ``replyDeadline``, the connection is
     /// closed, which fails them.
     private func withinDeadline<R>(_ amount: TimeAmount = replyDeadline, _ body: () throws -> R) rethrows -> R {
         let connection = self.connection
         let deadline = connection.eventLoop.scheduleTask(in: amount) { connection.close().whenComplete { _ in } }
-        defer { deadline.cancel() }
+        let outer = currentDeadline
+        currentDeadline = amount
+        defer {
+            deadline.cancel()
+            currentDeadline = outer
+        }
         return try body()
     }
 

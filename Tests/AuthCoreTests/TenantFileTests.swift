@@ -14,6 +14,8 @@ struct TenantFileTests {
         #expect(TenantFile.integer("-1_000") == -1000)
         #expect(TenantFile.integer("0x1F") == 31)
         #expect(TenantFile.integer("0o17") == 15)
+        #expect(TenantFile.integer("017") == 15, "YAML 1.1 octal, as Yams read it")
+        #expect(TenantFile.integer("0") == 0)
         #expect(TenantFile.integer("1:30") == nil)
         #expect(TenantFile.integer("99999999999999999999") == nil)
         // The fuzzer's input: YAML 1.1 base 60 whose value overflows (Yams' own reading traps).

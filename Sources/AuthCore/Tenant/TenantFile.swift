@@ -82,7 +82,7 @@ public enum TenantFile {
         }
     }
 
-    /// An integer scalar's value: decimal, `0x` hexadecimal or `0o` octal, `_` separators allowed; `nil`
+    /// An integer scalar's value: decimal, `0x` hexadecimal, `0o` or leading-zero octal, `_` separators allowed; `nil`
     /// for one out of range or in another form (YAML 1.1's base 60, `1:30`), which then stays a string and
     /// is refused where a number is wanted. Not Yams' `Node.int`: its base-60 arithmetic traps on overflow,
     /// so one hostile line crashed every command that reads the file (found by `tools/fuzz`, target `tenant`).
@@ -95,6 +95,8 @@ public enum TenantFile {
         }
         if digits.hasPrefix("0x") { return Int(sign + digits.dropFirst(2), radix: 16) }
         if digits.hasPrefix("0o") { return Int(sign + digits.dropFirst(2), radix: 8) }
+        // YAML 1.1 (which Yams resolves by): a leading zero is octal, `017` is 15.
+        if digits.count > 1, digits.hasPrefix("0") { return Int(sign + digits.dropFirst(), radix: 8) }
         return Int(sign + digits)
     }
 
