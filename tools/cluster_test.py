@@ -153,10 +153,14 @@ class Cluster:
         """Node `name`'s journal signing key file: A's is the journal's own (<journal>.key)."""
         return Path(str(self.keys) + ".key") if name == "A" else self.work / ("node-%s.key" % name)
 
+    def node_store(self, name):
+        """The store URL node `name` is started with (tools/network_fault_test.py puts a proxy in between)."""
+        return self.store
+
     def start_nodes(self):
         for name in "ABC":
             self.nodes[name] = Server(self.authledger, self.keys, free_port(), log_path=self.work / ("node-%s.log" % name),
-                                      extra_args=["--store", self.store, "--key", str(self.node_key(name))]
+                                      extra_args=["--store", self.node_store(name), "--key", str(self.node_key(name))]
                                       + (["--token-keys", str(self.work / "node-C.tokenkeys")] if name == "C" else []))
         self.nodes["A"].start_healthy(timeout=60)  # creates the key files and applies the demo tenant
         for name in "BC":

@@ -37,7 +37,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "faults"))
 from cluster_test import CheckFailed, Cluster, expect, new_session, short  # noqa: E402
-from authledger_e2e import Server, binaries, demo_redirect_uri, free_port, run_replay  # noqa: E402
+from authledger_e2e import binaries, run_replay  # noqa: E402
 from tcp_proxy import FaultProxy  # noqa: E402
 import requests  # noqa: E402
 
@@ -58,27 +58,12 @@ class FaultCluster(Cluster):
         self.faults = 0
         self.threads = []
 
-    def start_nodes(self):
-        self.direct = self.store
-        for name in "ABC":
-            self.proxies[name] = FaultProxy(self.pg_port)
-        # `keys add` and the checks at the end go straight to PostgreSQL; the nodes through their proxies.
-        for name in "ABC":
-            url = self.direct.replace(":%d/" % self.pg_port, ":%d/" % self.proxies[name].port)
-            self.nodes[name] = Server(self.authledger, self.keys, free_port(), log_path=self.work / ("node-%s.log" % name),
-                                      extra_args=["--store", url, "--key", str(self.node_key(name))])
-        self.nodes["A"].start_healthy(timeout=60)
-        for name in "BC":
-            import subprocess
-            added = subprocess.run([str(self.authledger), "keys", "add", "--store", self.direct, "--journal", str(self.keys),
-                                    str(self.node_key(name))], capture_output=True, text=True, timeout=60)
-            if added.returncode != 0:
-                raise CheckFailed("authledger keys add for node %s failed: %s" % (name, (added.stdout + added.stderr)[-500:]))
-        self.nodes["B"].start()
-        self.nodes["C"].start()
-        self.nodes["B"].wait_healthy(timeout=60)
-        self.nodes["C"].wait_healthy(timeout=60)
-        self.redirect = demo_redirect_uri(self.nodes["A"].base)
+    def node_store(self, name):
+        """Node `name` reaches PostgreSQL through a proxy of its own; `keys add` and the checks go straight to it."""
+        if not self.proxies:
+            self.direct = self.store
+            self.proxies = {node: FaultProxy(self.pg_port) for node in "ABC"}
+        return self.direct.replace(":%d/" % self.pg_port, ":%d/" % self.proxies[name].port)
 
     # -- traffic
 
