@@ -475,6 +475,30 @@ class Cluster:
                     statuses, self.verify_output.strip().splitlines()[0][:120] if self.verify_output.strip() else "", replay_summary[:160]))
 
 
+def run_checks(checks, cluster, after_failure=None, stop_at_failure=False):
+    """Runs each (name, check) in turn, printing PASS or FAIL with its detail, and the nodes' last log lines
+    after a failure (then `after_failure(name)`); returns [(name, passed)]. Every check runs unless
+    `stop_at_failure`."""
+    results = []
+    for name, check in checks:
+        started = time.monotonic()
+        try:
+            detail = check()
+            results.append((name, True))
+            print("PASS %s (%.1f s): %s" % (name, time.monotonic() - started, detail), flush=True)
+        except Exception as error:  # noqa: BLE001 - every failure is reported
+            results.append((name, False))
+            message = str(error) if isinstance(error, CheckFailed) else "%s\n%s" % (repr(error), traceback.format_exc().rstrip())
+            print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, message), flush=True)
+            for node in cluster.nodes:
+                print("  node %s log (last lines):\n    %s" % (node, "\n    ".join(cluster.log_tail(node))))
+            if after_failure:
+                after_failure(name)
+            if stop_at_failure:
+                break
+    return results
+
+
 def journal_head(verify_output):
     """The head sequence number as `authledger-replay verify` reports it, or '?'."""
     for pattern in (r"verified (\d+) events", r"head\D{0,20}#?(\d+)"):
@@ -523,20 +547,11 @@ def main():
             ("5 PostgreSQL unavailable", cluster.check_postgres_down),
             ("6 shared journal verifies", cluster.check_journal),
         ]
-        for name, check in checks:
-            started = time.monotonic()
-            try:
-                detail = check()
-                results.append((name, True))
-                print("PASS %s (%.1f s): %s" % (name, time.monotonic() - started, detail), flush=True)
-            except Exception as error:  # noqa: BLE001 - every failure is reported, then the next check runs
-                results.append((name, False))
-                message = str(error) if isinstance(error, CheckFailed) else "%s\n%s" % (repr(error), traceback.format_exc().rstrip())
-                print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, message), flush=True)
-                for node in cluster.nodes:
-                    print("  node %s log (last lines):\n    %s" % (node, "\n    ".join(cluster.log_tail(node))))
-                if name.startswith("5"):
-                    print("  PostgreSQL log (last lines):\n    %s" % "\n    ".join(cluster.log_tail("pg")))
+        def postgres_log(name):
+            if name.startswith("5"):
+                print("  PostgreSQL log (last lines):\n    %s" % "\n    ".join(cluster.log_tail("pg")))
+
+        results += run_checks(checks, cluster, after_failure=postgres_log)
     finally:
         for node in cluster.nodes.values():
             node.kill()

@@ -30,13 +30,12 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "faults"))
-from cluster_test import CheckFailed, Cluster, expect, new_session, short  # noqa: E402
+from cluster_test import Cluster, expect, new_session, run_checks  # noqa: E402
 from authledger_e2e import binaries, run_replay  # noqa: E402
 from tcp_proxy import FaultProxy  # noqa: E402
 import requests  # noqa: E402
@@ -209,21 +208,9 @@ def main():
         for thread in cluster.threads:
             thread.start()
         time.sleep(2)
-        for name, check in (("1 latency", cluster.check_latency), ("2 stall", cluster.check_stall), ("3 connections cut", cluster.check_cut),
-                            ("4 half-open connections", cluster.check_half_open), ("5 nothing issued that is not committed", cluster.check_nothing_lost)):
-            started = time.monotonic()
-            try:
-                detail = check()
-                results.append((name, True))
-                print("PASS %s (%.1f s): %s" % (name, time.monotonic() - started, detail), flush=True)
-            except Exception as error:  # noqa: BLE001 - every failure is reported, then the next check runs
-                results.append((name, False))
-                message = str(error) if isinstance(error, CheckFailed) else "%r\n%s" % (error, traceback.format_exc())
-                print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, message), flush=True)
-                for node in cluster.nodes:
-                    print("  node %s log (last lines):\n    %s" % (node, "\n    ".join(cluster.log_tail(node))))
-                for proxy in cluster.proxies.values():
-                    proxy.heal()
+        checks = (("1 latency", cluster.check_latency), ("2 stall", cluster.check_stall), ("3 connections cut", cluster.check_cut),
+                  ("4 half-open connections", cluster.check_half_open), ("5 nothing issued that is not committed", cluster.check_nothing_lost))
+        results += run_checks(checks, cluster, after_failure=lambda _: [proxy.heal() for proxy in cluster.proxies.values()])
     finally:
         cluster.stop_clients.set()
         for node in cluster.nodes.values():

@@ -231,6 +231,10 @@ extension AuthorizationServer {
 
     /// `GET /healthz`: 200 when the journal can be read, 503 when it cannot.
     func health() -> Response {
+        // A node that stopped appending must leave the load balancer's pool, though its reads still work.
+        if let stopped = ledger.journal.appendingStopped {
+            return json(["status": "unavailable", "reason": "\(stopped)"], status: .serviceUnavailable)
+        }
         do {
             let head = try ledger.journal.read { try $0.head }
             return json(["status": "ok", "journal_sequence": head.sequence])

@@ -179,6 +179,10 @@ public final class Journal: Sendable {
     /// Counters of the writer since the journal was opened.
     public var statistics: JournalStatistics { writer.statistics }
 
+    /// Why this journal stopped appending for good, if it has: the shared store lost events it had
+    /// appended or seen (``JournalError/lostCommits(sequence:reason:)``). Every append fails from then on.
+    public var appendingStopped: JournalError? { writer.halted }
+
     /// The key id that signs new events.
     public var activeKeyID: KeyID { writer.publishedKey.keyID }
 

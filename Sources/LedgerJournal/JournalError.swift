@@ -28,6 +28,10 @@ public enum JournalError: Error, CustomStringConvertible {
     case readOnly
     /// Another process created the journal in the shared store first (opening it again opens theirs).
     case createdConcurrently
+    /// The shared store no longer holds an event that this process appended or saw there: it lost
+    /// commits (a failover to a replica that lagged behind, a restore from an older backup). The writer
+    /// appends nothing more, rather than chain new events over the gap, until it is restarted.
+    case lostCommits(sequence: UInt64, reason: String)
 
     public var description: String {
         switch self {
@@ -45,6 +49,8 @@ public enum JournalError: Error, CustomStringConvertible {
             "journal is already open for writing by another process (lock \(path) is held); stop it first"
         case .readOnly: "journal is open read-only"
         case .createdConcurrently: "another process created the journal at the same time"
+        case .lostCommits(let sequence, let reason):
+            "the shared store lost commits: event #\(sequence), which this process appended or saw, \(reason); appending has stopped (restart once the store is restored, or to continue from what it holds)"
         }
     }
 }

@@ -26,6 +26,8 @@ final class JournalWriter: @unchecked Sendable {
     private var frontier: MerkleFrontier
     private var signingKey: Ed25519SigningKey
     private var lastWitnessedSize: UInt64 = 0
+    /// Set when the shared store lost events this writer appended or saw: every later batch fails with it.
+    private var lostCommits: JournalError?
 
     // Published for readers on other threads.
     private let published: Mutex<(JournalHead, Ed25519SigningKey)>
@@ -51,6 +53,9 @@ final class JournalWriter: @unchecked Sendable {
     var clockTime: LedgerTimestamp { configuration.clock() }
     var statistics: JournalStatistics { counters.withLock { $0 } }
     var publishedKey: Ed25519SigningKey { published.withLock { $0.1 } }
+    /// Why this writer stopped appending for good, if it has.
+    var halted: JournalError? { haltReason.withLock { $0 } }
+    private let haltReason = Mutex<JournalError?>(nil)
 
     func start() {
         let thread = Thread { [self] in run() }
@@ -119,7 +124,17 @@ final class JournalWriter: @unchecked Sendable {
 
     /// Commits one batch, retrying it when the store can fix what made it fail (LMDB grows a full map).
     private func process(_ batch: [WriteRequest]) {
+        if let lostCommits {
+            fail(batch, with: lostCommits)
+            return
+        }
         var retries = 0
+        // What a successful commit confirmed. A batch's catch-up moves the head over other processes'
+        // events before it commits; if the commit fails, those events are not known to be durable (with
+        // synchronous replication, a commit is visible on the primary before the standby has it), so the
+        // head goes back: only what a commit of this writer confirmed must survive a failover.
+        let confirmedHead = head
+        let confirmedFrontier = frontier
         while true {
             do {
                 let outcome = try commit(batch)
@@ -139,16 +154,25 @@ final class JournalWriter: @unchecked Sendable {
                     witnessIfDue(checkpoint, requested: outcome.witnessRequested)
                 }
                 return
-            } catch where retries < 40 && storage.recover(from: error) {
-                retries += 1
-            } catch let error as any StorageFailure {
-                fail(batch, with: .storage(error))
-                return
-            } catch let error as JournalError {
-                fail(batch, with: error)
-                return
             } catch {
-                fail(batch, with: .corrupt("\(error)"))
+                head = confirmedHead
+                frontier = confirmedFrontier
+                if retries < 40 && storage.recover(from: error) {
+                    retries += 1
+                    continue
+                }
+                switch error {
+                case let failure as any StorageFailure:
+                    fail(batch, with: .storage(failure))
+                case let error as JournalError:
+                    if case .lostCommits = error {
+                        lostCommits = error
+                        haltReason.withLock { $0 = error }
+                    }
+                    fail(batch, with: error)
+                default:
+                    fail(batch, with: .corrupt("\(error)"))
+                }
                 return
             }
         }
@@ -313,7 +337,7 @@ final class JournalWriter: @unchecked Sendable {
         try transaction.forEach(in: layout.events, from: max(head.sequence, 1).bigEndianBytes) { key, record in
             if head.sequence > 0, UInt64(bigEndianBytes: key) == head.sequence {
                 guard SHA256Digest.hash(record) == head.lastHash else {
-                    throw JournalError.corrupt("event #\(head.sequence) is not the one this writer appended or saw; the store lost or replaced commits")
+                    throw JournalError.lostCommits(sequence: head.sequence, reason: "has been replaced by another event")
                 }
                 sawHead = true
                 return true
@@ -326,7 +350,7 @@ final class JournalWriter: @unchecked Sendable {
                 sequence: caughtUp.sequence + 1, lastHash: SHA256Digest.hash(record), lastTime: try EventEnvelope(record: record).timestamp)
             return true
         }
-        guard sawHead else { throw JournalError.corrupt("event #\(head.sequence) is gone from the shared journal; the store lost commits") }
+        guard sawHead else { throw JournalError.lostCommits(sequence: head.sequence, reason: "is gone") }
         guard caughtUp.sequence != head.sequence else { return }
         head = caughtUp
         frontier = caughtUpFrontier

@@ -26,7 +26,10 @@ public final class PostgresStorage: JournalStorage {
     /// Where the journal is.
     public let address: PostgresAddress
     private let group: MultiThreadedEventLoopGroup
-    private let configuration: PostgresConnection.Configuration
+    /// One per server of the address's list, in its order.
+    private let configurations: [PostgresConnection.Configuration]
+    /// The server of the list that a connection was last made to: new connections try it first.
+    private let currentEndpoint = Atomic<Int>(0)
     private let logger: Logger
     /// A pthread mutex (NIO's), not the standard library's `Mutex`: ThreadSanitizer sees its
     /// synchronization, so `tools/sanitizers` reports no false race on the pool.
@@ -64,18 +67,23 @@ public final class PostgresStorage: JournalStorage {
         self.maximumConnections = max(1, maximumConnections)
         self.connectionWait = connectionWait
         self.inUse = DispatchSemaphore(value: max(1, maximumConnections))
-        var configuration: PostgresConnection.Configuration
+        var configurations: [PostgresConnection.Configuration]
         if let directory = address.socketDirectory {
-            configuration = .init(
-                unixSocketPath: "\(directory)/.s.PGSQL.\(address.port)", username: address.user,
-                password: address.password, database: address.database)
+            configurations = [
+                .init(
+                    unixSocketPath: "\(directory)/.s.PGSQL.\(address.port)", username: address.user, password: address.password,
+                    database: address.database)
+            ]
         } else {
-            configuration = .init(
-                host: address.host, port: address.port, username: address.user, password: address.password,
-                database: address.database, tls: try Self.tls(for: address))
+            let tls = try Self.tls(for: address)
+            configurations = address.endpoints.map { endpoint in
+                .init(
+                    host: endpoint.host, port: endpoint.port, username: address.user, password: address.password,
+                    database: address.database, tls: tls)
+            }
         }
-        configuration.options.connectTimeout = .seconds(5)
-        self.configuration = configuration
+        for index in configurations.indices { configurations[index].options.connectTimeout = .seconds(5) }
+        self.configurations = configurations
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             give(back: try take())
@@ -228,14 +236,57 @@ public final class PostgresStorage: JournalStorage {
     /// opens at most ``maximumConnections`` while none breaks).
     public var connectionsOpened: Int { nextConnectionID.load(ordering: .relaxed) - 1 }
 
+    /// A new connection to the first server of the list, from the one that last worked, that the
+    /// address's `target_session_attrs` accepts; the error names what each server answered.
     private func connect() throws -> PostgresConnection {
-        do {
-            return try PostgresConnection.connect(
-                on: group.next(), configuration: configuration,
-                id: nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger
-            ).wait()
-        } catch {
-            throw PostgresStorageError(error, doing: "connecting to \(location)")
+        let start = currentEndpoint.load(ordering: .relaxed)
+        var failures: [String] = []
+        for offset in configurations.indices {
+            let index = (start + offset) % configurations.count
+            let server = configurations.count > 1 ? "\(address.endpoints[index])" : location
+            let connection: PostgresConnection
+            do {
+                connection = try PostgresConnection.connect(
+                    on: group.next(), configuration: configurations[index],
+                    id: nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger
+                ).wait()
+            } catch {
+                failures.append("\(server): \(PostgresStorageError(error, doing: "connecting").message)")
+                continue
+            }
+            do {
+                if let refusal = try refusal(of: connection) {
+                    failures.append("\(server): \(refusal)")
+                    connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+                    continue
+                }
+            } catch {
+                failures.append("\(server): \(error)")
+                connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+                continue
+            }
+            if index != start {
+                currentEndpoint.store(index, ordering: .relaxed)
+                logger.notice("connected to another server of the list", metadata: ["server": "\(address.endpoints[index])"])
+            }
+            return connection
+        }
+        if configurations.count == 1, let only = failures.first {
+            throw PostgresStorageError(message: String(only.dropFirst(location.count + 2)), doing: "connecting to \(location)")
+        }
+        throw PostgresStorageError(message: failures.joined(separator: "; "), doing: "connecting to \(location)")
+    }
+
+    /// Why the address's `target_session_attrs` does not accept the server of `connection`, or `nil`.
+    private func refusal(of connection: PostgresConnection) throws -> String? {
+        guard address.sessionTarget != .any else { return nil }
+        let session = PostgresSession(connection: connection, logger: logger)
+        let row = try session.run("SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").first
+        guard let (inRecovery, readOnly) = try row?.decode((Bool, Bool).self) else { return "did not say whether it is a standby" }
+        switch address.sessionTarget {
+        case .any: return nil
+        case .primary: return inRecovery ? "is a standby (in recovery)" : nil
+        case .readWrite: return inRecovery || readOnly ? "does not take writes (\(inRecovery ? "a standby" : "read-only"))" : nil
         }
     }
 

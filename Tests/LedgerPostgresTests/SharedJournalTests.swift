@@ -163,8 +163,49 @@ struct SharedJournalTests {
         let journal = try database.openJournal(key: key.path)
         let last = try await journal.append(draft("will be lost"))
         try await database.execute("DELETE FROM authledger_entries WHERE tbl = 'events' AND key = '\\x\(Hex.encode(last.sequence.bigEndianBytes))'::bytea")
-        await #expect(throws: JournalError.self) { try await journal.append(draft("would chain over a lost event")) }
+        #expect(journal.appendingStopped == nil)
+        let refused = await #expect(throws: JournalError.self) { try await journal.append(draft("would chain over a lost event")) }
+        guard case .lostCommits(let sequence, _) = refused else {
+            Issue.record("expected lostCommits, got \(String(describing: refused))")
+            return
+        }
+        #expect(sequence == last.sequence)
+        #expect(journal.appendingStopped != nil)
+        // For good: another append fails the same way without asking the store.
+        await #expect(throws: JournalError.self) { try await journal.append(draft("still refused")) }
         await journal.close()
+    }
+
+    @Test("a host list: a server that refuses connections is passed over, the one that answers is kept and written to")
+    func hostListSkipsDeadServer() async throws {
+        let database = try await TestDatabase()
+        var address = database.address
+        address.endpoints.insert(.init(host: "127.0.0.1", port: 1), at: 0)  // nothing listens on port 1
+        address.sessionTarget = .readWrite
+        let key = TemporaryKey()
+        var configuration = Journal.Configuration(keyFile: key.path)
+        configuration.projections = []
+        let journal = try Journal.open(configuration, storage: try PostgresStorage(address: address))
+        try await journal.append(draft("through the second server"))
+        await journal.close()
+        #expect(try database.verified().eventCount == 2)
+    }
+
+    @Test("read-write passes over a server that does not take writes and says so; any accepts it")
+    func readWriteTarget() async throws {
+        let database = try await TestDatabase()
+        try await database.execute("ALTER DATABASE \(database.address.database) SET default_transaction_read_only = on")
+        var address = database.address
+        address.endpoints.append(address.endpoints[0])
+        address.sessionTarget = .readWrite
+        do {
+            _ = try PostgresStorage(address: address)
+            Issue.record("a read-only server was accepted for writing")
+        } catch {
+            #expect("\(error)".contains("does not take writes (read-only)"), "\(error)")
+        }
+        address.sessionTarget = .any
+        try PostgresStorage(address: address).close()
     }
 
     @Test("a node whose key another node removed appends nothing more, while it is still running")
