@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets (Fuzz/Corpus/<target>/) from the committed fixture journal,
 the fixture tenant and hand-made JOSE objects. Run once; the seeds are committed (small). The journal's
-records are read with mdb_dump (lmdb-utils).
+records are read with mdb_dump (lmdb-utils). The compliance-bundle seeds (target `bundle`, the Python
+verifier tools/verify_bundle.py) are bundles exported from the fixture journal by authledger-replay.
 
-    python3 Fuzz/make_seeds.py
+    python3 Fuzz/make_seeds.py [--replay .build/debug/authledger-replay]
 """
 import base64
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
@@ -89,7 +91,32 @@ def main():
     write("jose", "assertion", jwks + "\n" + assertion)
     write("jose", "dpop", jwks + "\n" + proof)
     write("jose", "broken", jwks + "\n" + assertion[:-4] + "AAAA")
+    if "--replay" in sys.argv:
+        bundles(sys.argv[sys.argv.index("--replay") + 1])
     return 0
+
+
+# The bundle target's input: manifest, keys, checkpoint and event file, joined by this separator
+# (Fuzz/bundle_fuzz.py splits them again).
+BUNDLE_SEPARATOR = b"\0--\0"
+
+
+def bundles(replay):
+    """The first events of the fixture journal exported in each format (and with records omitted)."""
+    for name, arguments in (("jsonl", ["--format", "jsonl"]), ("csv", ["--format", "csv"]), ("ocsf", ["--format", "ocsf"]),
+                            ("omitted", ["--format", "jsonl", "--personal-data", "omit"])):
+        with tempfile.TemporaryDirectory() as directory:
+            out = os.path.join(directory, "bundle")
+            subprocess.run([replay, "export", "--journal", JOURNAL, "--from", "#1", "--to", "#3", "--out", out] + arguments,
+                           check=True, capture_output=True)
+            with open(os.path.join(out, "manifest.json"), "rb") as handle:
+                manifest = handle.read()
+            event_file = json.loads(manifest)["event_file"]
+            parts = [manifest]
+            for file in ("keys.txt", "checkpoint.txt", event_file):
+                with open(os.path.join(out, file), "rb") as handle:
+                    parts.append(handle.read())
+            write("bundle", name, BUNDLE_SEPARATOR.join(parts))
 
 
 if __name__ == "__main__":

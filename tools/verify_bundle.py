@@ -21,6 +21,7 @@ Prints one line per problem and a summary; exits 0 when everything verifies, 1 o
 import base64
 import csv
 import hashlib
+import io
 import json
 import os
 import struct
@@ -104,6 +105,8 @@ def verify_checkpoint(text, keys):
     lines = body.split("\n")
     if len(lines) != 5 or not lines[3].startswith("time "):
         raise Problem("checkpoint body is not origin, size, root, time")
+    if not lines[1].isascii() or not lines[1].isdigit():
+        raise Problem("checkpoint size is not a decimal number")
     origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2], validate=True)
     outside = False
     for line in signatures.strip("\n").split("\n"):
@@ -159,7 +162,7 @@ def decode_record(record):
 
 def verify_inclusion(leaf_hash, index, size, proof, root):
     """RFC 9162 section 2.1.3.2."""
-    if index >= size:
+    if index < 0 or index >= size:
         return False
     fn, sn, result = index, size - 1, leaf_hash
     for node in proof:
@@ -177,57 +180,113 @@ def verify_inclusion(leaf_hash, index, size, proof, root):
     return sn == 0 and result == root
 
 
-def load_events(bundle, manifest):
-    path = os.path.join(bundle, manifest["event_file"])
-    if manifest["event_format"] == "csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                yield {
-                    "sequence": int(row["sequence"]), "record": row["record"] or None, "leaf_hash": row["leaf_hash"],
-                    "proof": row["proof"].split(" ") if row["proof"] else [],
-                }
-        return
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            if manifest["event_format"] == "ocsf":
-                entry = entry["unmapped"]["authledger"]
-            yield entry
+EVENT_FORMATS = {"jsonl", "csv", "ocsf"}
+MAX_PROOF = 64  # a tree of 2^64 leaves has no longer path
 
 
-def main(argv):
-    if len(argv) < 2:
-        print(__doc__)
-        return 2
-    bundle = argv[1]
-    pin = argv[argv.index("--pin") + 1] if "--pin" in argv else None
+def text_of(data, what):
     try:
-        with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as handle:
-            manifest = json.load(handle)
-        with open(pin or os.path.join(bundle, "keys.txt"), encoding="utf-8") as handle:
-            keys = parse_verifier_keys(handle.read())
-        with open(os.path.join(bundle, "checkpoint.txt"), encoding="utf-8") as handle:
-            checkpoint_text = handle.read()
-    except (OSError, ValueError, KeyError, Problem) as error:
-        print("unusable bundle: %s" % error)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Problem("%s is not UTF-8: %s" % (what, error))
+
+
+def read_manifest(data):
+    """The manifest's members this verifier uses, each checked for its type."""
+    try:
+        manifest = json.loads(text_of(data, "manifest.json"))
+    except (ValueError, RecursionError) as error:
+        raise Problem("manifest.json is not JSON: %s" % error)
+    if not isinstance(manifest, dict):
+        raise Problem("manifest.json is not an object")
+    event_file, event_format = manifest.get("event_file"), manifest.get("event_format")
+    if not isinstance(event_file, str) or not event_file or os.path.basename(event_file) != event_file or event_file in (".", ".."):
+        raise Problem("manifest.json names no event file in the bundle: %r" % (event_file,))
+    if not isinstance(event_format, str) or event_format not in EVENT_FORMATS:
+        raise Problem("manifest.json has event_format %r; expected one of %s" % (event_format, ", ".join(sorted(EVENT_FORMATS))))
+    return manifest
+
+
+def member(entry, name, kind, optional=False):
+    value = entry.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise Problem("%s is not %s" % (name, {str: "a string", int: "an integer", list: "a list", dict: "an object"}[kind]))
+    return value
+
+
+def load_events(text, event_format):
+    """Yields each event entry as a dict of sequence, record (or None), leaf_hash (or None), proof (list);
+    an entry that cannot be read is yielded as a Problem."""
+    if event_format == "csv":
+        try:
+            for row in csv.DictReader(io.StringIO(text, newline="")):
+                try:
+                    sequence = int(row.get("sequence") or "")
+                except ValueError:
+                    yield Problem("a CSV row has no sequence number: %r" % (row.get("sequence"),))
+                    continue
+                proof = row.get("proof") or ""
+                yield {"sequence": sequence, "record": row.get("record") or None, "leaf_hash": row.get("leaf_hash") or None,
+                       "proof": proof.split(" ") if proof else []}
+        except csv.Error as error:
+            yield Problem("the CSV file is malformed: %s" % error)
+        return
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if event_format == "ocsf":
+                entry = member(member(entry, "unmapped", dict), "authledger", dict) if isinstance(entry, dict) else None
+            if not isinstance(entry, dict):
+                raise Problem("not an object")
+            yield {"sequence": member(entry, "sequence", int), "record": member(entry, "record", str, optional=True),
+                   "leaf_hash": member(entry, "leaf_hash", str, optional=True), "proof": member(entry, "proof", list)}
+        except (ValueError, RecursionError, Problem) as error:
+            yield Problem("line %d: %s" % (number, error))
+
+
+def b64(text, what):
+    if not isinstance(text, str):
+        raise Problem("%s is not a base64 string" % what)
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as error:
+        raise Problem("%s is not base64: %s" % (what, error))
+
+
+def verify(manifest_data, keys_data, checkpoint_data, read_event_file, report=print):
+    """Verifies a bundle given its files' bytes (`read_event_file(name)` gives the event file the manifest
+    names): prints each problem and a summary through `report`; returns 0 (verified), 1 (a problem) or
+    2 (unusable input). Never raises for anything in the bundle."""
+    try:
+        manifest = read_manifest(manifest_data)
+        keys = parse_verifier_keys(text_of(keys_data, "the keys"))
+        checkpoint_text = text_of(checkpoint_data, "checkpoint.txt")
+        event_text = text_of(read_event_file(manifest["event_file"]), "the event file")
+    except (OSError, ValueError, Problem) as error:
+        report("unusable bundle: %s" % error)
         return 2
 
     problems = []
     try:
         origin, size, root = verify_checkpoint(checkpoint_text, keys)
     except (Problem, ValueError) as error:
-        print("checkpoint: %s" % error)
+        report("checkpoint: %s" % error)
         return 1
     by_id = {journal_key_id(key): (key, tenure) for _, _, key, tenure in keys}
     count = signed = 0
-    for entry in load_events(bundle, manifest):
+    for entry in load_events(event_text, manifest["event_format"]):
         count += 1
-        sequence = int(entry["sequence"])
+        if isinstance(entry, Problem):
+            problems.append("event %d: %s" % (count, entry))
+            continue
+        sequence = entry["sequence"]
         try:
-            if entry.get("record"):
-                record = base64.b64decode(entry["record"], validate=True)
+            if entry["record"]:
+                record = b64(entry["record"], "record")
                 recorded_sequence, key_id, signed_bytes, signature = decode_record(record)
                 if recorded_sequence != sequence:
                     raise Problem("the record says #%d" % recorded_sequence)
@@ -243,23 +302,45 @@ def main(argv):
                     raise Problem("signature does not verify")
                 signed += 1
                 leaf = sha256(b"\x00" + record)
-                if entry.get("leaf_hash") and base64.b64decode(entry["leaf_hash"]) != leaf:
+                if entry["leaf_hash"] and b64(entry["leaf_hash"], "leaf_hash") != leaf:
                     raise Problem("leaf hash does not match the record")
             else:
-                leaf = base64.b64decode(entry["leaf_hash"], validate=True)
-            proof = [base64.b64decode(node, validate=True) for node in entry["proof"]]
+                leaf = b64(entry["leaf_hash"], "leaf_hash")
+            if len(entry["proof"]) > MAX_PROOF:
+                raise Problem("inclusion proof of %d nodes" % len(entry["proof"]))
+            proof = [b64(node, "a proof node") for node in entry["proof"]]
             if not verify_inclusion(leaf, sequence - 1, size, proof, root):
                 raise Problem("inclusion proof does not lead to the checkpoint root")
-        except (Problem, ValueError, KeyError) as error:
+        except (Problem, ValueError) as error:
             problems.append("event #%d: %s" % (sequence, error))
     if count != manifest.get("events"):
         problems.append("the manifest lists %s events, the bundle holds %d" % (manifest.get("events"), count))
     for problem in problems:
-        print(problem)
-    print("%s: %d events, %d signatures checked, checkpoint of %d events for %s%s" % (
+        report(problem)
+    report("%s: %d events, %d signatures checked, checkpoint of %d events for %s%s" % (
         "FAILED" if problems else "verified", count, signed, size, origin,
         "" if signed == count else " (records omitted: inclusion checked by leaf hash only)"))
     return 1 if problems else 0
+
+
+def read_file(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    bundle = argv[1]
+    pin = argv[argv.index("--pin") + 1] if "--pin" in argv else None
+    try:
+        files = [read_file(os.path.join(bundle, "manifest.json")), read_file(pin or os.path.join(bundle, "keys.txt")),
+                 read_file(os.path.join(bundle, "checkpoint.txt"))]
+    except OSError as error:
+        print("unusable bundle: %s" % error)
+        return 2
+    return verify(*files, read_event_file=lambda name: read_file(os.path.join(bundle, name)))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,34 @@ struct FuzzCorpusTests {
         for (_, bytes) in seeds + Self.inputs("Crashes", target) { target.run(bytes) }
     }
 
+    @Test("the bundle target (tools/verify_bundle.py): its seeds verify and fail with a changed byte, its crashes run clean")
+    func bundleRegressions() throws {
+        let harness = Self.fuzz.appendingPathComponent("bundle_fuzz.py").path
+        let seeds = try Self.python([harness, "--check-seeds", Self.fuzz.appendingPathComponent("Corpus/bundle").path])
+        #expect(seeds.status == 0, "\(seeds.output)")
+        #expect(seeds.output.components(separatedBy: "\nok ").count >= 4, "\(seeds.output)")
+        let crashes = Self.fuzz.appendingPathComponent("Crashes/bundle")
+        let names = try FileManager.default.contentsOfDirectory(atPath: crashes.path).sorted()
+        #expect(!names.isEmpty)
+        let replayed = try Self.python([harness, "--replay"] + names.map { crashes.appendingPathComponent($0).path })
+        #expect(replayed.status == 0, "\(replayed.output)")
+        #expect(replayed.output.split(separator: "\n").count == names.count, "\(replayed.output)")
+    }
+
+    /// Runs python3 with `arguments`: its exit status and what it printed (stdout and stderr).
+    static func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, "\n" + String(decoding: output, as: UTF8.self))
+    }
+
     @Test("the journal seed is a real journal: it verifies, and one flipped byte is a verification failure that names it")
     func journalSeed() throws {
         let whole = JournalInput(try #require(Self.inputs("Corpus", .journal).first { $0.0 == "whole" }).1)
