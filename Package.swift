@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthJournal", "AuthTokens", "PageMarkup", "LedgerLMDB",
+                "AuthCore", "AuthJournal", "AuthTokens", "AuthStreams", "PageMarkup", "LedgerLMDB",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,6 +100,18 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+
+        // Log streams: the journal's events pushed, in order and at least once, to an HTTP receiver.
+        .target(
+            name: "AuthStreams",
+            dependencies: [
+                "AuthJournal", "LedgerJournal",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
@@ -117,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "authledger",
             dependencies: [
-                "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "AuthCore", "AuthJournal", "AuthServer", "AuthTokens",
+                "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "AuthCore", "AuthJournal", "AuthServer", "AuthStreams", "AuthTokens",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -155,7 +167,8 @@ let package = Package(
         .testTarget(
             name: "AuthServerTests",
             dependencies: [
-                "AuthServer", "AuthJournal", "AuthCore", "AuthTokens", "LedgerLMDB", "LedgerCommandSupport", "authledger-replay", "FuzzTargets",
+                "AuthServer", "AuthJournal", "AuthCore", "AuthStreams", "AuthTokens", "LedgerLMDB", "LedgerCommandSupport", "authledger-replay",
+                "FuzzTargets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

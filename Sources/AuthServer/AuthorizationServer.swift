@@ -1,5 +1,6 @@
 import AuthCore
 import AuthJournal
+import AuthStreams
 import AuthTokens
 import Foundation
 import HTTPTypes
@@ -45,6 +46,9 @@ public struct AuthServerSettings: Sendable {
     public var memoryCheckInterval: Duration = .milliseconds(250)
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
+    /// The log stream this server delivers (`serve --log-stream`), whose state `/metrics` shows; the
+    /// caller runs it (``LogStreamDelivery/run()``) beside the server.
+    public var logStream: LogStreamDelivery?
 
     public init() {}
 }
@@ -238,7 +242,9 @@ public final class AuthorizationServer: Sendable {
     func metricsPage() -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-        let text = metrics.render(journal: ledger.journal.statistics, sequence: ledger.journal.head.sequence)
+        let text = metrics.render(
+            journal: ledger.journal.statistics, sequence: ledger.journal.head.sequence,
+            logStream: settings.logStream.map { ($0.configuration.name, $0.status) })
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 

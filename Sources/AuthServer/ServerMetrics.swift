@@ -1,4 +1,5 @@
 import AuthCore
+import AuthStreams
 import LedgerJournal
 import Prometheus
 
@@ -92,7 +93,7 @@ final class ServerMetrics: Sendable {
     }
 
     /// The exposition text, with the journal's writer counters as of now.
-    func render(journal: JournalStatistics, sequence: UInt64) -> String {
+    func render(journal: JournalStatistics, sequence: UInt64, logStream: (name: String, status: LogStreamStatus)? = nil) -> String {
         func gauge(_ metric: String, _ unit: String, _ help: String, _ value: Double) {
             registry.makeGauge(descriptor: Self.name("journal", metric, unit, help)).set(value)
         }
@@ -103,6 +104,19 @@ final class ServerMetrics: Sendable {
               journal.batchesCommitted == 0 ? 0 : Double(journal.requestsCommitted) / Double(journal.batchesCommitted))
         gauge("batch_size", "max", "Most requests in one commit since start.", Double(journal.largestBatch))
         gauge("failed_commits", "", "Commits that failed (nothing from them was issued).", Double(journal.batchesFailed))
+        if let (stream, status) = logStream {
+            func streamGauge(_ metric: String, _ unit: String, _ help: String, _ value: Double) {
+                registry.makeGauge(descriptor: Self.name("log_stream", metric, unit, help), labels: [("stream", stream)]).set(value)
+            }
+            streamGauge("lag", "events", "Events committed but not yet acknowledged by the log stream's receiver.", Double(status.lag))
+            streamGauge("delivered_sequence", "", "The last event the receiver acknowledged.", Double(status.delivered))
+            streamGauge("delivered_events", "", "Events this node delivered since start (at least once: a batch may count twice).", Double(status.eventsDelivered))
+            streamGauge("failed_requests", "", "Deliveries refused, unreachable or timed out since start.", Double(status.requestsFailed))
+            streamGauge("skipped_events", "", "Events archived before they were delivered.", Double(status.eventsSkipped))
+            streamGauge("holding", "", "1 when this node delivers the stream (one node of a cluster at a time).", status.holding ? 1 : 0)
+            streamGauge("last_delivery", "timestamp_seconds", "When the receiver last acknowledged a batch from this node (0: never).",
+                        status.lastDelivery.map { Double($0.microseconds) / 1e6 } ?? 0)
+        }
         if let memory = ResidentMemory.current() {
             for (kind, bytes) in [("anonymous", memory.anonymous), ("file", memory.fileBacked)] {
                 registry.makeGauge(

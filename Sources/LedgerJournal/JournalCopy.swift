@@ -11,7 +11,8 @@ extension JournalReader {
 
     /// Copies the journal, byte for byte, into the empty store `destination`: every event record,
     /// Merkle node, checkpoint and key-history entry exactly as stored, the data subjects' keys (still
-    /// wrapped under the data key, which is not part of the journal), and the projection tables named in
+    /// wrapped under the data key, which is not part of the journal), the consumers' positions (a log
+    /// stream carries on from where it stood), and the projection tables named in
     /// `projections`, in one transaction (a failed copy leaves the destination as it was).
     ///
     /// The copy is of one snapshot, so a journal being written to is copied as it stood at one moment.
@@ -36,6 +37,7 @@ extension JournalReader {
             var entries = 0
             var pairs = [(source.events, target.events), (source.merkle, target.merkle), (source.checkpoints, target.checkpoints), (source.meta, target.meta)]
             if let from = source.subjectKeys, let to = target.subjectKeys { pairs.append((from, to)) }
+            if let from = source.consumers, let to = target.consumers { pairs.append((from, to)) }
             for name in projections {
                 if let from = source.projections[name], let to = target.projections[name] { pairs.append((from, to)) }
             }

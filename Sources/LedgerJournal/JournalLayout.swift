@@ -10,6 +10,7 @@ import LedgerCore
 /// | `meta`        | ASCII name                       | journal identity, format, active key, key history |
 /// | `subject_keys`| data subject id (UTF-8)          | the subject's key, wrapped under the journal's data key |
 /// | `archived_projections` | projection name, 0x00, key | the projections as the archived events left them |
+/// | `consumers`   | consumer name (UTF-8)            | where a consumer of the events (a log stream) stands, its own bytes |
 /// | `p.<name>`    | chosen by the projection         | chosen by the projection                |
 struct JournalLayout: Sendable {
     let events: StorageTable
@@ -21,6 +22,8 @@ struct JournalLayout: Sendable {
     /// The projections as the archived events left them; `nil` in a journal opened for reading that was
     /// never archived.
     let archivedProjections: StorageTable?
+    /// The positions of the journal's consumers; `nil` in a journal opened for reading that never had one.
+    let consumers: StorageTable?
     let projections: [String: StorageTable]
 
     static let formatVersion = "1"
@@ -29,6 +32,8 @@ struct JournalLayout: Sendable {
     static let subjectKeysTable = "subject_keys"
     /// Outside the base tables too, for the same reason.
     static let archivedProjectionsTable = "archived_projections"
+    /// And this one: operational state of the event's consumers, not signed, not rebuilt from the events.
+    static let consumersTable = "consumers"
 
     enum MetaKey {
         static let format = Array("format".utf8)
@@ -68,7 +73,8 @@ struct JournalLayout: Sendable {
     /// `subjectKeys` (its subjects' keys stay in the journal).
     static func open(in storage: any JournalStorage, projections: [String], create: Bool, subjectKeys: Bool = true) throws -> JournalLayout {
         let tables = try storage.openTables(
-            baseTables + (subjectKeys ? [subjectKeysTable] : []) + [archivedProjectionsTable] + projections.map { "p.\($0)" }, create: create)
+            baseTables + (subjectKeys ? [subjectKeysTable] : []) + [archivedProjectionsTable, consumersTable] + projections.map { "p.\($0)" },
+            create: create)
         func base(_ name: String) throws(JournalError) -> StorageTable {
             guard let table = tables[name] else { throw .directory(path: storage.location, reason: "holds no journal (no \(name) table)") }
             return table
@@ -78,7 +84,7 @@ struct JournalLayout: Sendable {
         return JournalLayout(
             events: try base("events"), merkle: try base("merkle"), checkpoints: try base("checkpoints"),
             meta: try base("meta"), subjectKeys: tables[subjectKeysTable], archivedProjections: tables[archivedProjectionsTable],
-            projections: projectionTables)
+            consumers: tables[consumersTable], projections: projectionTables)
     }
 
     /// Refuses a journal written in another format version, or holding events but no version at all (a

@@ -114,6 +114,13 @@ public struct JournalSnapshot {
         return try nodes.consistencyProof(oldSize: oldSize, newSize: newSize)
     }
 
+    /// The state consumer `name` of the events (a log stream) last stored, or `nil`
+    /// (``JournalWriteTransaction/consumerState(_:)``).
+    public func consumerState(_ name: String) throws -> [UInt8]? {
+        guard let table = layout.consumers else { return nil }
+        return try transaction.get(Array(name.utf8), in: table)
+    }
+
     /// Read access to projection table `name`.
     public func projection(_ name: String) throws -> ProjectionReader {
         ProjectionReader(transaction: transaction, database: try layout.projection(name))

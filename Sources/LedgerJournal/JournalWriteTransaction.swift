@@ -122,6 +122,21 @@ public struct JournalWriteTransaction {
         ProjectionTable(transaction: transaction, database: try layout.projection(name))
     }
 
+    /// The state consumer `name` of the journal's events (a log stream) last stored, or `nil`.
+    ///
+    /// Consumers' state is kept beside the events, in the same store and transaction, but it is not part
+    /// of the signed journal: it is neither verified nor rebuilt from the events.
+    public func consumerState(_ name: String) throws -> [UInt8]? {
+        guard let table = layout.consumers else { return nil }
+        return try transaction.get(Array(name.utf8), in: table)
+    }
+
+    /// Stores `state` as consumer `name`'s, durably with the batch.
+    public func setConsumerState(_ state: [UInt8], for name: String) throws {
+        guard let table = layout.consumers else { throw JournalError.readOnly }
+        try transaction.put(state, for: Array(name.utf8), in: table, append: false)
+    }
+
     /// A committed event (events appended in the current batch are not readable yet).
     public func event(_ sequence: UInt64) throws -> EventEnvelope? {
         try transaction.get(sequence.bigEndianBytes, in: layout.events).map { try EventEnvelope(record: $0) }

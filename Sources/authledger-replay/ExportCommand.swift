@@ -24,9 +24,6 @@ struct ExportCommand: AsyncParsableCommand {
         case jsonl, csv, ocsf
     }
 
-    enum PersonalData: String, ExpressibleByArgument, CaseIterable {
-        case keep, hash, omit
-    }
 
     @OptionGroup var journalOptions: JournalOptions
     @Option(help: "Event file format.") var format: Format
@@ -38,13 +35,8 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("personal-data"),
         help: "Keep personal data, replace it with keyed pseudonyms (needs the journal's data key), or omit it.")
-    var personalData: PersonalData = .keep
+    var personalData: PersonalDataHandling = .keep
     @OptionGroup var dataKeyOptions: DataKeyOptions
-
-    static let personalKeys: Set<String> = [
-        "user_id", "username", "email", "client_ip", "user_agent", "login_hint", "loginHint", "password_hash", "secret_hash",
-        "client_ip_key", "client_network",
-    ]
 
     func run() async throws {
         // Pseudonyms are keyed: a plain hash of an email or an IPv4 address is reversed by trying them all.
@@ -83,12 +75,7 @@ struct ExportCommand: AsyncParsableCommand {
                     let proof = try snapshot.inclusionProof(sequence: sequence, treeSize: treeSize).hashes.map(\.base64)
                     let leaf = MerkleHashing.leafHash(record).base64
                     let keepRecord = personalData == .keep
-                    // Hashed or omitted personal data is read opened (with the data key), so that a sealed value is
-                    // pseudonymised or dropped like a clear one; kept, it stays as stored (sealed).
-                    let readable = personalData == .keep
-                        ? envelope.payload
-                        : try AuthCore.PersonalData.open(envelope.payload, type: envelope.type, opener: opener.opener)
-                    let payload = redacted(readable, pseudonyms: dataKey)
+                    let payload: Any? = personalData.payload(of: envelope, opener: opener, dataKey: dataKey, domain: "export")
                     var entry: [String: Any] = [
                         "sequence": sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name,
                         "schema_version": Int(envelope.schemaVersion), "key_id": envelope.keyID.hex, "leaf_hash": leaf, "proof": proof,
@@ -137,67 +124,11 @@ struct ExportCommand: AsyncParsableCommand {
         printText("exported \(count) events to \(out) (checkpoint of \(checkpoint.checkpoint.treeSize) events)")
     }
 
-    /// The payload as JSON, with personal fields hashed or removed as asked; `nil` when omitted entirely
-    /// is not needed (non-personal fields stay).
-    private func redacted(_ payload: [UInt8], pseudonyms dataKey: DataKey?) -> Any? {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(payload)) else { return Base64.encode(payload) }
-        guard personalData != .keep else { return value }
-        func walk(_ value: Any) -> Any? {
-            if let object = value as? [String: Any] {
-                var result: [String: Any] = [:]
-                for (key, item) in object {
-                    if Self.personalKeys.contains(key), let text = item as? String {
-                        if AuthCore.PersonalData.isMarker(text) {
-                            result[key] = text  // erased or unreadable: nothing to hash
-                        } else if let dataKey {
-                            result[key] = dataKey.pseudonym(text, domain: "export")
-                        }
-                    } else if let walked = walk(item) {
-                        result[key] = walked
-                    }
-                }
-                return result
-            }
-            if let array = value as? [Any] { return array.compactMap(walk) }
-            return value
-        }
-        return walk(value)
-    }
-
-    private func jsonLine(_ object: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
-    }
+    private func jsonLine(_ object: Any) -> String { EventRendering.jsonLine(object) }
 
     static func csvField(_ text: String) -> String {
         text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 }
 
-/// OCSF 1.x mapping of AuthLedger events (Identity & Access Management category).
-enum OCSF {
-    static func record(for envelope: EventEnvelope, payload: Any?, authledger: [String: Any]) -> [String: Any] {
-        let type = envelope.type.name
-        let (classUID, className, activityID, statusID): (Int, String, Int, Int) = {
-            switch type {
-            case "auth.login.succeeded": (3002, "Authentication", 1, 1)
-            case "auth.login.failed": (3002, "Authentication", 1, 2)
-            case "auth.logout": (3002, "Authentication", 2, 1)
-            case "auth.consent.granted": (3005, "User Access Management", 1, 1)
-            case "auth.consent.denied": (3005, "User Access Management", 1, 2)
-            case "auth.token.rejected", "auth.code.replayed": (3003, "Authorize Session", 99, 2)
-            case _ where type.hasPrefix("config."): (3004, "Entity Management", 99, 1)
-            default: (3003, "Authorize Session", 99, 1)
-            }
-        }()
-        return [
-            "category_uid": 3, "category_name": "Identity & Access Management",
-            "class_uid": classUID, "class_name": className, "activity_id": activityID, "status_id": statusID,
-            "type_uid": classUID * 100 + activityID, "severity_id": statusID == 2 ? 3 : 1,
-            "time": envelope.timestamp.microseconds / 1000,
-            "metadata": ["product": ["name": "AuthLedger", "vendor_name": "AuthLedger"], "version": "1.3.0", "uid": String(envelope.sequence)],
-            "message": type,
-            "unmapped": ["authledger": authledger.merging(["payload": payload ?? NSNull()]) { $1 }],
-        ]
-    }
-}
+extension PersonalDataHandling: ExpressibleByArgument {}

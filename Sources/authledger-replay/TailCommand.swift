@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuthCore
+import AuthJournal
 import Foundation
 import LedgerCommandSupport
 import LedgerCore
@@ -50,10 +51,7 @@ struct TailCommand: AsyncParsableCommand {
         try reader.read { snapshot in
             try snapshot.forEachEvent(from: start) { envelope in
                 let payload = (try? JSONSerialization.jsonObject(with: Data(envelope.payload))) ?? Base64.encode(envelope.payload)
-                let line: [String: Any] = [
-                    "sequence": envelope.sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name,
-                    "schema_version": Int(envelope.schemaVersion), "key_id": envelope.keyID.hex, "payload": payload,
-                ]
+                let line = EventRendering.object(envelope, payload: payload)
                 switch format {
                 case .jsonl: printJSONLine(line)
                 case .ocsf: printJSONLine(OCSF.record(for: envelope, payload: payload, authledger: line))

@@ -2,6 +2,7 @@ import ArgumentParser
 import AuthCore
 import AuthJournal
 import AuthServer
+import AuthStreams
 import AuthTokens
 import Foundation
 import Hummingbird
@@ -59,8 +60,33 @@ struct ServeCommand: AsyncParsableCommand {
             "File-backed resident memory (MB) above which the server lets go of the journal's mapped pages (they stay in the page cache); 0: no bound.",
             valueName: "MB"))
     var maxMappedMemory: Int = 128
+    @Option(
+        name: .customLong("log-stream"),
+        help: ArgumentHelp("Push every event, in order and at least once, to this HTTP(S) endpoint (a webhook, Splunk HEC, Datadog logs).", valueName: "url"))
+    var logStream: String?
+    @Option(name: .customLong("log-stream-format"), help: "The log stream's event format: JSON lines, OCSF lines, or Auth0 log events.")
+    var logStreamFormat: LogStreamConfiguration.Format = .jsonl
+    @Option(
+        name: .customLong("log-stream-header"),
+        help: ArgumentHelp("A request header for the log stream, 'Name: value' (repeatable).", valueName: "header"))
+    var logStreamHeaders: [String] = []
+    @Option(
+        name: .customLong("log-stream-header-file"),
+        help: ArgumentHelp("Request headers for the log stream, one 'Name: value' per line (keeps a token out of the process list).", valueName: "file"))
+    var logStreamHeaderFile: String?
+    @Option(
+        name: .customLong("log-stream-personal-data"),
+        help: "Personal fields in the log stream: keyed pseudonyms (hash), left out (omit), or as stored (keep: sealed values stay sealed).")
+    var logStreamPersonalData: PersonalDataHandling = .hash
+    @Option(
+        name: .customLong("log-stream-name"),
+        help: ArgumentHelp("The stream's name: its position in the journal's store is kept under it; a new name starts from the first event.", valueName: "name"))
+    var logStreamName: String = "default"
 
     func validate() throws {
+        if logStream == nil && (!logStreamHeaders.isEmpty || logStreamHeaderFile != nil) {
+            throw ValidationError("--log-stream-header and --log-stream-header-file need --log-stream URL")
+        }
         guard maxMappedMemory >= 0 else { throw ValidationError("--max-mapped-memory must be 0 (no bound) or a number of megabytes") }
     }
 
@@ -115,6 +141,24 @@ struct ServeCommand: AsyncParsableCommand {
             await ledger.journal.close()
             throw CommandExit.badInput("token signing keys \(keyPath): \(error)")
         }
+        if let logStream {
+            do {
+                var configuration = LogStreamConfiguration(url: logStream, format: logStreamFormat, personalData: logStreamPersonalData, name: logStreamName)
+                configuration.headers =
+                    try logStreamHeaders.map { line throws(LogStreamError) in try LogStreamConfiguration.header(line) }
+                    + (try logStreamHeaderFile.map { path throws(LogStreamError) in try LogStreamConfiguration.headers(fromFile: path) } ?? [])
+                let transport = try HTTPLogStreamTransport(configuration: configuration)
+                // The node is named by its journal key: a node restarted after a crash takes its stream back at
+                // once (the nodes of a shared journal sign with keys of their own).
+                settings.logStream = LogStreamDelivery(
+                    journal: ledger.journal, configuration: configuration, transport: transport, dataKey: dataKey,
+                    node: "key:\(ledger.journal.activeKeyID)",
+                    logger: Logger(label: "authledger.log-stream", factory: logFormat == .json ? { JSONLogHandler(label: $0) } : { TextLogHandler(label: $0) }))
+            } catch {
+                await ledger.journal.close()
+                throw CommandExit.badInput("\(error)")
+            }
+        }
         let server = AuthorizationServer(ledger: ledger, tokenKeys: tokenKeys, dataKey: dataKey, settings: settings, logger: logger)
         do {
             // The other nodes of a cluster list these keys in their JWKS and accept the tokens they sign.
@@ -141,6 +185,10 @@ struct ServeCommand: AsyncParsableCommand {
                 group.addTask { try await application.runService() }
                 group.addTask { await server.runMaintenancePeriodically() }
                 group.addTask { await server.boundResidentMemoryPeriodically() }
+                if let stream = settings.logStream {
+                    say("authledger: log stream \(stream.configuration.name) to \(stream.configuration.url) (\(stream.configuration.format.rawValue))")
+                    group.addTask { await stream.run() }
+                }
                 try await group.next()
                 group.cancelAll()
             }
@@ -158,6 +206,9 @@ private func say(_ line: TerminalText) {
     printText(line)
     fflush(nil)
 }
+
+extension LogStreamConfiguration.Format: ExpressibleByArgument {}
+extension PersonalDataHandling: ExpressibleByArgument {}
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
