@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -11,6 +11,14 @@ let package = Package(
         .executable(name: "authledger-replay", targets: ["authledger-replay"]),
         .executable(name: "authledger-bench", targets: ["authledger-bench"]),
         .executable(name: "authledger-fuzz", targets: ["authledger-fuzz"]),
+    ],
+    traits: [
+        // The OTLP exporter of `authledger serve`'s traces (swift-otel). On by default; the sanitizer builds
+        // (tools/sanitizers) leave it out: swift-otel 1.6 does not compile with -sanitize=thread (a
+        // region-isolation error in its batch log processor). Without it, spans are still made by our code
+        // through swift-distributed-tracing; `serve` just has no exporter to send them to.
+        .trait(name: "OTLPExport", description: "Export traces over OTLP from authledger serve (swift-otel)."),
+        .default(enabledTraits: ["OTLPExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,6 +34,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // Outbound HTTP: back-channel logout tokens POSTed to clients.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Traces: the tracing API (our spans) and its OTLP backend (OTLP/HTTP only: the gRPC exporter and
+        // its dependencies are left out).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // `swift package generate-documentation`: the DocC documentation of the Ledger library (tools/docs).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -46,7 +59,7 @@ let package = Package(
         .target(name: "LedgerCore", dependencies: ["CSodium"]),
         // The journal: group-committed appends, projections, snapshots, verification, keys on disk; kept in a
         // JournalStorage.
-        .target(name: "LedgerJournal", dependencies: ["LedgerCore"]),
+        .target(name: "LedgerJournal", dependencies: ["LedgerCore", .product(name: "Tracing", package: "swift-distributed-tracing")]),
         // The embedded store: the journal in an LMDB environment, one writing process.
         .target(name: "LedgerLMDB", dependencies: ["LedgerJournal", "CLMDB"]),
         // A store in memory, for unit tests of the layers above the store (never a journal's home).
@@ -57,6 +70,7 @@ let package = Package(
             dependencies: [
                 "LedgerJournal",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -78,20 +92,25 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // HTML with every value escaped: the server's pages and the incident report.
         .target(name: "PageMarkup"),
         // The incident report: counts and anomalies from a stretch of the journal, drawn as one HTML page.
         .target(name: "IncidentReport", dependencies: ["AuthCore", "LedgerCore", "PageMarkup"]),
+        // The investigation console's pages: the forensics commands' answers as HTML, linked together.
+        .target(name: "InvestigationConsole", dependencies: ["LedgerCore", "PageMarkup"]),
         // AuthLedger's state in the journal: event appends and the projections the server reads.
         // No store driver: the executables (and the server, for its archives) choose LMDB or PostgreSQL.
-        .target(name: "AuthJournal", dependencies: ["AuthCore", "LedgerJournal"]),
+        .target(
+            name: "AuthJournal",
+            dependencies: ["AuthCore", "LedgerJournal", .product(name: "Tracing", package: "swift-distributed-tracing")]),
         // The HTTP server: Hummingbird routes, pages, cookies. Decisions come from AuthCore.
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthJournal", "AuthTokens", "AuthStreams", "PageMarkup", "LedgerLMDB",
+                "AuthCore", "AuthJournal", "AuthTokens", "AuthStreams", "PageMarkup",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,6 +120,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
 
@@ -132,14 +152,19 @@ let package = Package(
                 "LedgerJournal", "LedgerLMDB", "LedgerPostgres", "AuthCore", "AuthJournal", "AuthServer", "AuthStreams", "AuthTokens",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTLPExport"])),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .executableTarget(
             name: "authledger-replay",
             dependencies: [
-                "LedgerLMDB", "AuthJournal", "AuthCore", "IncidentReport",
+                "LedgerLMDB", "AuthJournal", "AuthCore", "IncidentReport", "InvestigationConsole",
                 "LedgerCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // Load generators: the benchmarks and their raw baselines (libsodium, LMDB, RSA through swift-crypto's
@@ -164,6 +189,7 @@ let package = Package(
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "LedgerCore"]),
         .testTarget(name: "IncidentReportTests", dependencies: ["IncidentReport", "AuthCore", "LedgerCore"]),
+        .testTarget(name: "InvestigationConsoleTests", dependencies: ["InvestigationConsole", "LedgerCore"]),
         .testTarget(
             name: "AuthServerTests",
             dependencies: [

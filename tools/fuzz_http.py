@@ -371,6 +371,11 @@ class Fuzzer:
         self.issuer = server.base
         self.inputs = collections.Counter()      # fuzzed requests per endpoint
         self.examples = collections.Counter()    # Hypothesis examples per strategy
+        # The first failure of each strategy, as it happened. The server is stateful (its journal, the login
+        # throttle's window, consents), so when Hypothesis replays a failing example to shrink it, the replay
+        # may fail elsewhere or not at all, and Hypothesis then reports only that the replay differed; this
+        # keeps what actually failed.
+        self.first_failures = {}
         self.statuses = collections.defaultdict(collections.Counter)
         self.marker_number = 0
         self.html_responses = 0
@@ -1215,8 +1220,12 @@ def make_example(fuzzer, name, body):
     """The Hypothesis test body of one strategy: the example, then the liveness check."""
     def example(data):
         fuzzer.examples[name] += 1
-        body(data)
-        fuzzer.check_alive()
+        try:
+            body(data)
+            fuzzer.check_alive()
+        except Exception as failure:  # noqa: BLE001 - recorded, then raised on for Hypothesis
+            fuzzer.first_failures.setdefault(name, "%s: %s" % (type(failure).__name__, failure))
+            raise
     return example
 
 
@@ -1277,6 +1286,8 @@ def main():
             except (PropertyFailure, hypothesis.errors.HypothesisException) as failure:
                 # Hypothesis attaches the (shrunk) falsifying example's draws as notes.
                 text = "\n".join([str(failure)] + list(getattr(failure, "__notes__", [])))
+                if isinstance(failure, hypothesis.errors.HypothesisException) and name in fuzzer.first_failures:
+                    text += "\n\nthe first failure of this strategy, before Hypothesis replayed it:\n" + fuzzer.first_failures[name]
                 failures.append((name, text))
                 print("\nFAILED %s:\n%s\n" % (name, text), flush=True)
                 if not server.alive:

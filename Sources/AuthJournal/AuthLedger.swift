@@ -2,6 +2,7 @@ import AuthCore
 import Foundation
 import LedgerCore
 import LedgerJournal
+import Tracing
 import Synchronization
 
 /// The authorization server's state in the journal: it appends ``AuthEvent``s together with their
@@ -100,22 +101,41 @@ public final class AuthLedger: Sendable {
 
     /// Appends the events `body` produces, with their projection updates, durably and atomically, and
     /// returns what `body` returns. `body` runs on the journal's writer: keep it short and pure.
+    @discardableResult
+    public func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
+        try await record(announcing: []) { recorder in try body(&recorder) }
+    }
+
+    /// Appends the events `body` produces, as ``record(_:)`` does, once `conditions` are checked against the
+    /// projections as they stand in that commit: `body` is handed the first of them that does not hold
+    /// (`nil` when all do) and decides what to record then — nothing, or what the conflict itself means
+    /// (a code presented twice revokes what it issued).
     ///
-    /// - Parameters:
-    ///   - reads: projection entries `body` reads, announced so that the journal's writer fetches those of
-    ///     its whole batch at once (on PostgreSQL, one query for the batch, answered with the catch-up
-    ///     read under the journal's lock, instead of a round trip per read).
-    ///   - body: appends the events and returns the result; it runs on the journal's writer.
+    /// What the conditions read is announced, so that the journal's writer fetches the entries of its whole
+    /// batch at once (on PostgreSQL, one query answered with the catch-up read under the journal's lock,
+    /// instead of a round trip per check).
     @discardableResult
     public func record<R: Sendable>(
-        prefetching reads: [(AuthTable, String)] = [], _ body: @escaping @Sendable (inout AuthRecorder) throws -> R
+        checking conditions: [CommitCondition],
+        _ body: @escaping @Sendable (inout AuthRecorder, CommitCondition?) throws -> R
+    ) async throws -> R {
+        try await record(announcing: conditions.flatMap(\.reads)) { recorder in
+            try body(&recorder, try CommitCondition.firstFailing(conditions, in: recorder.store))
+        }
+    }
+
+    private func record<R: Sendable>(
+        announcing reads: [(AuthTable, String)], _ body: @escaping @Sendable (inout AuthRecorder) throws -> R
     ) async throws -> R {
         let announced = reads.map { ProjectionRead(projection: tableName($0.0), key: Array($0.1.utf8)) }
+        let trace = RequestTrace.traceID  // `body` runs on the writer's thread: the request's trace goes with it
         let (result, changedConfiguration) = try await journal.transact(prefetching: announced) { transaction in
-            var recorder = AuthRecorder(transaction: transaction, dataKey: self.dataKey)
-            let result = try body(&recorder)
-            transaction = recorder.transaction
-            return (result, recorder.changedConfiguration)
+            try RequestTrace.$traceID.withValue(trace) {
+                var recorder = AuthRecorder(transaction: transaction, dataKey: self.dataKey)
+                let result = try body(&recorder)
+                transaction = recorder.transaction
+                return (result, recorder.changedConfiguration)
+            }
         }
         // The projection holds the new configuration's personal values sealed: read it back committed, and
         // open them there (configuration changes are rare).
@@ -158,10 +178,27 @@ public final class AuthLedger: Sendable {
     /// shared storage a read waits for the database, so it runs on a thread of its own rather than one of
     /// the few that run every task (an LMDB read is a memory-mapped lookup, and runs in place).
     public func query<R: Sendable>(_ body: @escaping @Sendable (SnapshotStore) throws -> R) async throws -> R {
-        guard journal.isShared else { return try read(body) }
+        try await readingStore { try self.read(body) }
+    }
+
+    /// The journal's end as the store holds it now, read as ``query(_:)`` reads (on shared storage, on a
+    /// thread of its own): a read that fails tells that the store cannot be reached.
+    public func storedHead() async throws -> JournalHead {
+        try await readingStore { try self.journal.read { try $0.head } }
+    }
+
+    /// Runs `work`, which reads the store: in place on a store of this process's own (LMDB: lookups in a
+    /// memory map), and on shared storage — where it waits for the database — on a thread of its own,
+    /// not one of the few that run every task, with the task's trace (the trace id its events carry, the
+    /// span context its round trips' spans belong to) carried there: task-locals do not cross to a
+    /// Dispatch thread by themselves.
+    func readingStore<R: Sendable>(_ work: @escaping @Sendable () throws -> R) async throws -> R {
+        guard journal.isShared else { return try work() }
+        let (trace, context) = (RequestTrace.traceID, ServiceContext.current)
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try self.read(body) })
+                continuation.resume(
+                    with: Result { try ServiceContext.$current.withValue(context) { try RequestTrace.$traceID.withValue(trace) { try work() } } })
             }
         }
     }
@@ -199,7 +236,7 @@ public struct AuthRecorder {
             try transaction.subjectKey(for: subject, dataKey: dataKey)
         }
         let appended = try self.transaction.append(EventDraft(type: event.eventType, schemaVersion: encoded.schemaVersion, payload: encoded.payload))
-        return try fold(event, stored: encoded.stored, at: appended.sequence)
+        return try fold(event, stored: encoded.stored, traceID: encoded.traceID, at: appended.sequence)
     }
 
     /// Appends an event prepared outside the writer (``AuthLedger/prepare(_:)``): it is only chained here,
@@ -207,7 +244,7 @@ public struct AuthRecorder {
     @discardableResult
     public mutating func append(_ event: PreparedAuthEvent) throws -> UInt64 {
         let appended = try transaction.append(event.prepared)
-        return try fold(event.event, stored: event.stored, at: appended.sequence)
+        return try fold(event.event, stored: event.stored, traceID: event.traceID, at: appended.sequence)
     }
 
     /// Appends `events`: as `prepared` (``AuthLedger/prepare(_:)`` of the same events) when there is that,
@@ -221,8 +258,8 @@ public struct AuthRecorder {
         return try events.map { try append($0) }
     }
 
-    private mutating func fold(_ event: AuthEvent, stored: AuthEvent, at sequence: UInt64) throws -> UInt64 {
-        try AuthProjection.apply(stored.resolved(at: sequence), sequence: sequence, to: store)
+    private mutating func fold(_ event: AuthEvent, stored: AuthEvent, traceID: String?, at sequence: UInt64) throws -> UInt64 {
+        try AuthProjection.apply(stored.resolved(at: sequence), sequence: sequence, traceID: traceID, to: store)
         switch event {
         case .configuration, .invitationAccepted: changedConfiguration = true
         default: break
@@ -250,6 +287,8 @@ public struct PreparedAuthEvent: Sendable {
     /// As a rebuild will read it: sealed values unopened.
     let stored: AuthEvent
     let prepared: PreparedEvent
+    /// The trace id written into its payload, if any.
+    let traceID: String?
 }
 
 /// How an ``AuthEvent`` becomes a payload: encoded in its type's schema version, its personal values
@@ -260,6 +299,8 @@ enum JournalEncoding {
         var payload: [UInt8]
         /// The event as a rebuild will read it (sealed values unopened).
         var stored: AuthEvent
+        /// The trace id written into the payload (``RequestTrace``), if the event was recorded in a traced request.
+        var traceID: String?
     }
 
     static func encode(
@@ -278,7 +319,10 @@ enum JournalEncoding {
                 stored = try AuthEvent(type: event.eventType, payload: sealed.unopened) ?? event
             }
         }
-        return Encoded(schemaVersion: AuthEvent.schemaVersion(of: event.eventType), payload: payload, stored: stored)
+        // The request's trace, last: the sealed payload's members stay as they were, the id beside them.
+        let traceID = RequestTrace.traceID.flatMap { RequestTrace.isTraceID($0) ? $0 : nil }
+        if let traceID { payload = RequestTrace.annotate(payload, traceID: traceID) }
+        return Encoded(schemaVersion: AuthEvent.schemaVersion(of: event.eventType), payload: payload, stored: stored, traceID: traceID)
     }
 }
 
@@ -294,12 +338,10 @@ extension AuthLedger {
     /// midnight UTC may be kept with the day before's). On shared storage the subjects' keys are read from
     /// the database on a thread of its own (as ``query(_:)`` does), outside the journal's lock.
     public func prepare(_ events: [AuthEvent]) async throws -> [PreparedAuthEvent]? {
-        guard journal.isShared else { return try prepareNow(events) }
-        return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try self.prepareNow(events) })
-            }
-        }
+        // Events that seal nothing (no personal value, or no data key) need no subject's key: on shared
+        // storage they are prepared here, without a read — a round trip and a thread hop saved.
+        if journal.isShared, let prepared = try prepareNow(events, keys: { _, _ in nil }) { return prepared }
+        return try await readingStore { try self.prepareNow(events) }
     }
 
     /// Prepares `events` as ``prepare(_:)`` does, with the keys of their data subjects taken from
@@ -335,32 +377,41 @@ extension AuthLedger {
         struct NoSubjectKey: Error {}
         let dataKey = self.dataKey
         let time = journal.currentTime
+        let encoded: [(event: AuthEvent, encoding: JournalEncoding.Encoded)]
         do {
-            return try events.map { event in
-                let encoded = try JournalEncoding.encode(event, time: time, dataKey: dataKey) { subject, dataKey in
+            // All encoded before any is signed: an attempt that lacks a key gives up before signing anything.
+            encoded = try events.map { event in
+                let encoding = try JournalEncoding.encode(event, time: time, dataKey: dataKey) { subject, dataKey in
                     guard let found = try key(subject, dataKey) else { throw NoSubjectKey() }
                     return found
                 }
-                let draft = EventDraft(type: event.eventType, schemaVersion: encoded.schemaVersion, payload: encoded.payload)
-                return PreparedAuthEvent(event: event, stored: encoded.stored, prepared: try journal.prepare(draft))
+                return (event, encoding)
             }
         } catch is NoSubjectKey {
             return nil
         }
+        return try encoded.map { event, encoding in
+            let draft = EventDraft(type: event.eventType, schemaVersion: encoding.schemaVersion, payload: encoding.payload)
+            return PreparedAuthEvent(event: event, stored: encoding.stored, prepared: try journal.prepare(draft), traceID: encoding.traceID)
+        }
     }
 
-    /// Appends `events` in one durable commit, after `check` has passed against the projections as they
-    /// stand in that commit, and returns their sequence numbers. They are encoded, sealed and signed
-    /// before the commit (``prepare(_:)``) when they can be; the writer then only checks, chains and folds.
-    /// If `check` throws, nothing is appended and the error is rethrown here.
+    /// Appends `events` in one durable commit if `conditions` hold in it (``record(checking:_:)``), and
+    /// returns their sequence numbers. They are encoded, sealed and signed before the commit
+    /// (``prepare(_:)``) when they can be; the writer then only checks, chains and folds.
+    ///
+    /// - Throws: ``CommitConditionFailed`` naming the first condition that did not hold (nothing appended).
     @discardableResult
     public func record(
-        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil, prefetching reads: [(AuthTable, String)] = [],
-        checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }
+        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil, requiring conditions: [CommitCondition] = []
     ) async throws -> [UInt64] {
-        let prepared = try await prepare(events, readAhead: readAhead)
-        return try await record(prefetching: reads) { recorder in
-            try check(recorder.store)
+        // Encoded, sealed and signed here, before the writer: a span of its own when the request is traced.
+        let prepared = try await withSpan("events.sign") { span in
+            span.attributes["authledger.events"] = events.count
+            return try await prepare(events, readAhead: readAhead)
+        }
+        return try await record(checking: conditions) { recorder, failed in
+            if let failed { throw CommitConditionFailed(condition: failed) }
             return try recorder.append(events, preparedAs: prepared)
         }
     }
@@ -452,6 +503,25 @@ public struct SnapshotStore: ProjectionStore {
         return try PayloadCoding.decode(PushedRequest.self, from: opened)
     }
 
+    /// The sequence numbers the timeline index holds for `value` of `kind`, in order.
+    public func sequences(_ kind: IndexKind, _ value: String) throws -> [UInt64] {
+        let prefix = kind.prefix(value)
+        return try entries(.index, prefix: prefix).compactMap { UInt64($0.0.dropFirst(prefix.count), radix: 16) }
+    }
+
+    /// Every consent `userID` has given `clientID`, keyed as ``AuthorizationInput/consents`` expects.
+    public func consents(userID: String, clientID: String) throws -> [String: [String]] {
+        let prefix = "\(userID)\u{1F}\(clientID)\u{1F}"
+        var result: [String: [String]] = [:]
+        for (key, value) in try entries(.consents, prefix: prefix) {
+            result[String(key.dropFirst(userID.count + 1))] = try PayloadCoding.decode([String].self, from: value)
+        }
+        return result
+    }
+}
+
+/// The projections' entries by name, for reads in a snapshot and checks inside a commit alike.
+extension ProjectionStore {
     /// The session with this hash.
     public func session(_ hash: String) throws -> SessionSnapshot? { try value(SessionSnapshot.self, .sessions, hash) }
 
@@ -460,12 +530,6 @@ public struct SnapshotStore: ProjectionStore {
 
     /// The code with this hash.
     public func code(_ hash: String) throws -> CodeRecord? { try value(CodeRecord.self, .codes, hash) }
-
-    /// The sequence numbers the timeline index holds for `value` of `kind`, in order.
-    public func sequences(_ kind: IndexKind, _ value: String) throws -> [UInt64] {
-        let prefix = kind.prefix(value)
-        return try entries(.index, prefix: prefix).compactMap { UInt64($0.0.dropFirst(prefix.count), radix: 16) }
-    }
 
     /// The refresh token with this hash, and its family.
     public func refresh(_ hash: String) throws -> (RefreshRecord, RefreshFamilyRecord)? {
@@ -485,14 +549,8 @@ public struct SnapshotStore: ProjectionStore {
     /// The access token with this id (`jti`).
     public func token(_ id: String) throws -> TokenRecord? { try value(TokenRecord.self, .tokens, id) }
 
-    /// Every consent `userID` has given `clientID`, keyed as ``AuthorizationInput/consents`` expects.
-    public func consents(userID: String, clientID: String) throws -> [String: [String]] {
-        let prefix = "\(userID)\u{1F}\(clientID)\u{1F}"
-        var result: [String: [String]] = [:]
-        for (key, value) in try entries(.consents, prefix: prefix) {
-            result[String(key.dropFirst(userID.count + 1))] = try PayloadCoding.decode([String].self, from: value)
-        }
-        return result
+    /// The recent failed logins counted under a throttle key (``LoginThrottle/Key/name``), oldest first.
+    public func recentLoginFailures(_ key: String) throws -> [LedgerTimestamp] {
+        try value([LedgerTimestamp].self, .loginFailures, key) ?? []
     }
 }
-

@@ -31,7 +31,7 @@ public enum ProjectionRebuild {
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
                 if let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) {
-                    try AuthProjection.apply(event, sequence: envelope.sequence, to: store)
+                    try AuthProjection.apply(event, sequence: envelope.sequence, traceID: RequestTrace.traceID(in: envelope.payload), to: store)
                 }
                 return true
             }

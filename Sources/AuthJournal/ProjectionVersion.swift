@@ -106,7 +106,7 @@ public enum ProjectionVersion {
                 for sequence in start...last {
                     guard let envelope = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
                     if let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) {
-                        try AuthProjection.apply(event, sequence: sequence, to: store)
+                        try AuthProjection.apply(event, sequence: sequence, traceID: RequestTrace.traceID(in: envelope.payload), to: store)
                     }
                 }
             }

@@ -7,11 +7,11 @@ import HTTPTypes
 import Hummingbird
 import LedgerCore
 import LedgerJournal
-import LedgerLMDB
 import Logging
 import NIOCore
 import PageMarkup
 import Synchronization
+import Tracing
 
 /// Settings of the HTTP server that are not tenant configuration.
 public struct AuthServerSettings: Sendable {
@@ -31,11 +31,23 @@ public struct AuthServerSettings: Sendable {
     /// How often the journal's upkeep runs: pruning expired projection entries
     /// (``AuthLedger/pruneProjections(now:batchSize:dryRun:)``) and applying the retention period.
     public var maintenanceIntervalSeconds = 3600
-    /// Where the server writes archives of the events older than the tenant's `retention.events_days`
-    /// (one directory per archival, named by its cut); `nil`: it does not archive (`authledger journal
-    /// archive` does it by hand). Only for a journal of its own (LMDB): on shared storage an operator
-    /// archives, so that the nodes do not race for the same events.
-    public var archiveDirectory: String?
+    /// Where and how the server writes archives of the events older than the tenant's
+    /// `retention.events_days`; `nil`: it does not archive (`authledger journal archive` does it by hand).
+    /// Only for a journal of its own (LMDB): on shared storage an operator archives, so that the nodes do
+    /// not race for the same events.
+    public var archival: Archival?
+
+    /// Where archives go: a directory per archival, named by its cut, written into a store that
+    /// `makeStore` opens for writing at that directory (the server names no store driver itself).
+    public struct Archival: Sendable {
+        public var directory: String
+        public var makeStore: @Sendable (_ directory: String) throws -> any JournalStorage
+
+        public init(directory: String, makeStore: @escaping @Sendable (_ directory: String) throws -> any JournalStorage) {
+            self.directory = directory
+            self.makeStore = makeStore
+        }
+    }
     /// Back-channel logout: attempts per client, and the wait before the second (doubling after each).
     public var backchannelAttempts = 3
     public var backchannelRetryDelay: Duration = .seconds(1)
@@ -49,6 +61,9 @@ public struct AuthServerSettings: Sendable {
     /// The log stream this server delivers (`serve --log-stream`), whose state `/metrics` shows; the
     /// caller runs it (``LogStreamDelivery/run()``) beside the server.
     public var logStream: LogStreamDelivery?
+    /// Whether requests are traced (a tracer is bootstrapped: `OTEL_*` in `serve`'s environment): a span
+    /// per request, and its trace id in the events it records.
+    public var tracing = false
 
     public init() {}
 }
@@ -104,32 +119,19 @@ public final class AuthorizationServer: Sendable {
     /// The routes.
     public func router() -> Router<AuthRequestContext> {
         let router = Router(context: AuthRequestContext.self)
+        if settings.tracing {
+            // A span per request (its route and status; no query values, address or user agent), and
+            // its trace id bound for the events it records.
+            router.add(middleware: RequestTraceMiddleware(trustedProxies: settings.trustedProxies))
+        }
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: HeaderLimitsMiddleware())
-        router.get("/authorize") { request, context in try await self.authorize(request, context) }
-        router.post("/authorize") { request, context in try await self.authorize(request, context) }
-        router.get("/authorize/resume") { request, context in try await self.resume(request, context) }
-        router.get("/login") { request, context in try await self.loginPage(request, context) }
-        router.post("/login") { request, context in try await self.login(request, context) }
-        router.get("/consent") { request, context in try await self.consentPage(request, context) }
-        router.post("/consent") { request, context in try await self.consent(request, context) }
-        router.get("/organization") { request, context in try await self.organizationPage(request, context) }
-        router.post("/organization") { request, context in try await self.chooseOrganization(request, context) }
-        router.get("/logout") { request, context in try await self.logoutRequest(request, context) }
-        router.post("/logout") { request, context in try await self.logoutRequest(request, context) }
-        router.get("/oidc/logout") { request, context in try await self.logoutRequest(request, context) }
-        router.post("/oidc/logout") { request, context in try await self.logoutRequest(request, context) }
-        router.get("/callback") { request, context in self.callback(request, context) }
-        router.get("/healthz") { _, _ in self.health() }
-        router.get("/.well-known/openid-configuration") { _, _ in self.discovery() }
-        router.get("/.well-known/jwks.json") { _, _ in await self.jwks() }
-        router.get("/metrics") { _, _ in self.metricsPage() }
-        router.post("/oauth/token") { request, context in await self.token(request, context) }
-        router.post("/oauth/revoke") { request, context in await self.revoke(request, context) }
-        router.post("/oauth/introspect") { request, context in await self.introspect(request, context) }
-        router.post("/oauth/par") { request, context in await self.pushAuthorizationRequest(request, context) }
-        router.get("/userinfo") { request, context in await self.userinfo(request, context) }
-        router.post("/userinfo") { request, context in await self.userinfo(request, context) }
+        router.addRoutes(authorizeRoutes)
+        router.addRoutes(interactionRoutes)
+        router.addRoutes(logoutRoutes)
+        router.addRoutes(tokenRoutes)
+        router.addRoutes(resourceRoutes)
+        router.addRoutes(serviceRoutes)
         return router
     }
 
@@ -180,7 +182,7 @@ public final class AuthorizationServer: Sendable {
     }
 
     /// One round of the journal's upkeep: pruning, the retention period of personal data, and archival of
-    /// the events past `retention.events_days` (with ``AuthServerSettings/archiveDirectory``).
+    /// the events past `retention.events_days` (with ``AuthServerSettings/archival``).
     public func runMaintenance() async {
         do {
             let report = try await ledger.pruneProjections(now: settings.clock())
@@ -199,11 +201,9 @@ public final class AuthorizationServer: Sendable {
         } catch {
             logger.warning("applying the retention period failed; trying again later", metadata: ["error": "\(error)"])
         }
-        guard let directory = settings.archiveDirectory, !ledger.journal.isShared else { return }
+        guard let archival = settings.archival, !ledger.journal.isShared else { return }
         do {
-            let archived = try await ledger.archiveExpiredEvents(now: settings.clock(), into: directory) { target in
-                try LMDBStorage(writing: Journal.Configuration(directory: target))
-            }
+            let archived = try await ledger.archiveExpiredEvents(now: settings.clock(), into: archival.directory, makeStorage: archival.makeStore)
             if let archived {
                 logger.info(
                     "archived the events past the retention period",
@@ -216,37 +216,40 @@ public final class AuthorizationServer: Sendable {
 
     /// Appends events through the ledger, timing the durable append for `/metrics`.
     @discardableResult
+    func record<R: Sendable>(_ body: @escaping @Sendable (inout AuthRecorder) throws -> R) async throws -> R {
+        try await timedAppend { try await ledger.record(body) }
+    }
+
+    /// Appends events through the ledger once `conditions` are checked in the commit
+    /// (``AuthLedger/record(checking:_:)``), timing the durable append for `/metrics`.
+    @discardableResult
     func record<R: Sendable>(
-        prefetching reads: [(AuthTable, String)] = [], _ body: @escaping @Sendable (inout AuthRecorder) throws -> R
+        checking conditions: [CommitCondition], _ body: @escaping @Sendable (inout AuthRecorder, CommitCondition?) throws -> R
     ) async throws -> R {
+        try await timedAppend { try await ledger.record(checking: conditions, body) }
+    }
+
+    /// Appends `events` in one commit if `conditions` hold in it (``AuthLedger/record(_:readAhead:requiring:)``:
+    /// encoded, sealed and signed before the journal's writer), timing the durable append for `/metrics`.
+    /// - Throws: ``CommitConditionFailed`` when one of `conditions` no longer held.
+    @discardableResult
+    func record(
+        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil, requiring conditions: [CommitCondition] = []
+    ) async throws -> [UInt64] {
+        try await timedAppend(events: events.count) { try await ledger.record(events, readAhead: readAhead, requiring: conditions) }
+    }
+
+    /// A durable append, as a span (`journal.append`) and in `/metrics`.
+    private func timedAppend<R: Sendable>(events: Int? = nil, _ append: () async throws -> R) async throws -> R {
         let start = ContinuousClock.now
-        let result = try await ledger.record(prefetching: reads, body)
+        let result = try await withSpan("journal.append") { span in
+            if let events { span.attributes["authledger.events"] = events }
+            return try await append()
+        }
         metrics.appended(after: ContinuousClock.now - start)
         return result
     }
 
-    /// Appends `events` in one commit once `check` passes (``AuthLedger/record(_:checking:)``: encoded,
-    /// sealed and signed before the journal's writer), timing the durable append for `/metrics`.
-    @discardableResult
-    func record(
-        _ events: [AuthEvent], readAhead: SubjectKeysReadAhead? = nil, prefetching reads: [(AuthTable, String)] = [],
-        checking check: @escaping @Sendable (TransactionStore) throws -> Void = { _ in }
-    ) async throws -> [UInt64] {
-        let start = ContinuousClock.now
-        let sequences = try await ledger.record(events, readAhead: readAhead, prefetching: reads, checking: check)
-        metrics.appended(after: ContinuousClock.now - start)
-        return sequences
-    }
-
-    /// `GET /metrics` in the Prometheus text format.
-    func metricsPage() -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-        let text = metrics.render(
-            journal: ledger.journal.statistics, sequence: ledger.journal.head.sequence,
-            logStream: settings.logStream.map { ($0.configuration.name, $0.status) })
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
-    }
 
     /// An HTML response.
     func page(_ html: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -1,6 +1,7 @@
 import AuthCore
 import Crypto
 import Foundation
+import Tracing
 import JWTKit
 import LedgerCore
 
@@ -185,10 +186,20 @@ public struct TokenMinter: Sendable {
         self.issuer = issuer
     }
 
-    /// Mints an access token for `grant` (and an ID token when `openid` was granted and `includeIDToken`).
+    /// Mints an access token for `grant` (and an ID token when `openid` was granted and `includeIDToken`);
+    /// a span (`tokens.sign`) in a traced request.
     public func mint(
         _ grant: TokenRequestGrant, api: APIDefinition?, now: LedgerTimestamp, includeAccessToken: Bool = true,
         includeIDToken: Bool
+    ) async throws -> MintedTokens {
+        try await withSpan("tokens.sign") { span in
+            span.attributes["authledger.token.client_id"] = grant.clientID
+            return try await mintUntraced(grant, api: api, now: now, includeAccessToken: includeAccessToken, includeIDToken: includeIDToken)
+        }
+    }
+
+    private func mintUntraced(
+        _ grant: TokenRequestGrant, api: APIDefinition?, now: LedgerTimestamp, includeAccessToken: Bool, includeIDToken: Bool
     ) async throws -> MintedTokens {
         let ttl = api?.tokenTTLSeconds ?? 86_400
         let iat = now.secondsSinceEpoch

@@ -20,6 +20,9 @@ public enum IncidentReportPage {
         public var to: LedgerTimestamp
         /// When the report was written (given by the caller: the page has no clock).
         public var generatedAt: LedgerTimestamp
+        /// Links to pages that answer what the commands on the page would (the investigation console);
+        /// `nil` for a page that stands alone (`report --html`), which names the commands only.
+        public var links: Links?
 
         /// The context of a report; see the properties.
         public init(
@@ -36,6 +39,23 @@ public enum IncidentReportPage {
         }
     }
 
+    /// Where a report served by the investigation console links to: the console's home, an `explain` of a
+    /// sequence number, a `timeline` for the arguments the page names (`--user=…`, `--from=#…`).
+    public struct Links: Sendable {
+        public var home: String
+        public var explain: @Sendable (UInt64) -> String
+        public var timeline: @Sendable ([String]) -> String
+
+        public init(home: String, explain: @escaping @Sendable (UInt64) -> String, timeline: @escaping @Sendable ([String]) -> String) {
+            self.home = home
+            self.explain = explain
+            self.timeline = timeline
+        }
+    }
+
+    /// The page's style sheet (inline in the page).
+    public static var styleSheet: String { style }
+
     private static let style = """
         body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}
         h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}
@@ -49,7 +69,11 @@ public enum IncidentReportPage {
 
     /// The whole page.
     public static func render(_ summary: IncidentSummary, context: Context) -> String {
-        var html = HTML("<h1>Incident report</h1>\n")
+        var html = HTML()
+        if let links = context.links {
+            html.raw("<nav><a href=\"\(HTML.escape(links.home))\">Investigation console</a></nav>\n")
+        }
+        html.raw("<h1>Incident report</h1>\n")
         header(&html, summary, context)
 
         section(&html, "Authorization decisions over time, by outcome")
@@ -72,7 +96,7 @@ public enum IncidentReportPage {
         html.raw(SVGChart.stackedBars(id: "consent", title: "Consent over time", series: summary.consent, buckets: summary.buckets))
         totals(&html, summary.consent, caption: "Consent")
 
-        anomalies(&html, summary.anomalies, journal: context.journal)
+        anomalies(&html, summary.anomalies, journal: context.journal, links: context.links)
         return HTML.document(title: "AuthLedger incident report: \(context.origin)", style: style, body: html)
     }
 
@@ -128,7 +152,7 @@ public enum IncidentReportPage {
         html.raw("</table>\n")
     }
 
-    private static func anomalies(_ html: inout HTML, _ anomalies: [IncidentSummary.Anomaly], journal: String) {
+    private static func anomalies(_ html: inout HTML, _ anomalies: [IncidentSummary.Anomaly], journal: String, links: Links?) {
         section(&html, "Anomalies (\(anomalies.count))")
         guard !anomalies.isEmpty else {
             html.raw("<p>None: no code replay, no refresh token reuse, no burst of failed logins.</p>\n")
@@ -144,6 +168,12 @@ public enum IncidentReportPage {
             html.raw("</td><td>")
             html.value(anomaly.summary)
             html.raw("</td><td>")
+            if let links {
+                if let decision = anomaly.decisionSequence {
+                    html.raw("<a href=\"\(HTML.escape(links.explain(decision)))\">explain #\(decision)</a> · ")
+                }
+                html.raw("<a href=\"\(HTML.escape(links.timeline(anomaly.timelineArguments)))\">timeline</a><br>")
+            }
             if let decision = anomaly.decisionSequence {
                 html.raw("<code>")
                 html.value(ShellWords.command(["authledger-replay", "explain", String(decision), "--journal=" + journal]))

@@ -65,17 +65,16 @@ public enum CommandExit {
     }
 
     public static func printError(_ line: String) {
-        let program = (CommandLine.arguments.first as NSString?)?.lastPathComponent ?? "authledger"
         // One line, whatever the reason quotes from the journal or the command line.
-        FileHandle.standardError.write(Data("\(program): \(TerminalText.escape(line))\n".utf8))
+        CommandOutput.write(error: TerminalText.escape(line))
     }
 }
 
-/// Writes one JSON object per line, keys sorted.
+/// Writes one JSON object per line, keys sorted (to standard output, or the ``CommandOutput/capture``).
 public func printJSONLine(_ object: [String: Any]) {
     guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     else { return }
-    print(String(decoding: data, as: UTF8.self))
+    CommandOutput.write(line: String(decoding: data, as: UTF8.self))
 }
 
 /// Reads pinned keys: signed-note verifier keys (`name+hash+base64`), each optionally followed by its

@@ -82,7 +82,7 @@ public struct TerminalText: Sendable, Equatable, ExpressibleByStringInterpolatio
     }
 }
 
-/// Writes `text` and a newline to standard output.
+/// Writes `text` and a newline to standard output (or the ``CommandOutput/capture``).
 public func printText(_ text: TerminalText) {
-    print(text.description)
+    CommandOutput.write(line: text.description)
 }

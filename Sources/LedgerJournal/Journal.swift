@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Tracing
 import Synchronization
 
 /// An append-only, Ed25519-signed, hash-chained, Merkle-committed event journal, kept in a
@@ -322,11 +323,14 @@ struct WriteRequest: Sendable {
     /// Projection entries the work reads, fetched with the whole batch's before it runs.
     let reads: [ProjectionRead]
     let complete: @Sendable (Result<any Sendable, any Error>) -> Void
+    /// The trace the request was made in, if it is traced: the commit's span is its child.
+    let context: ServiceContext?
 
     init(work: WriteWork, reads: [ProjectionRead] = [], complete: @escaping @Sendable (Result<any Sendable, any Error>) -> Void) {
         self.work = work
         self.reads = reads
         self.complete = complete
+        self.context = JournalTracing.isEnabled ? ServiceContext.current : nil
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import Synchronization
+import Tracing
 
 /// The journal's single writer: a dedicated thread that takes every request queued while the previous
 /// batch was committing, and commits them together.
@@ -123,7 +124,22 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     /// Commits one batch, retrying it when the store can fix what made it fail (LMDB grows a full map).
+    ///
+    /// When requests of the batch are traced, the commit is a span (`journal.commit`), a child of the
+    /// first traced request's span and linked to the others'; the store's round trips (PostgreSQL) are
+    /// its children.
     private func process(_ batch: [WriteRequest]) {
+        let traced = batch.compactMap(\.context)
+        guard let parent = traced.first else { return commitBatch(batch) }
+        withSpan("journal.commit", context: parent, ofKind: .internal) { span in
+            span.attributes["authledger.batch.requests"] = batch.count
+            for context in traced.dropFirst().prefix(32) { span.addLink(SpanLink(context: context, attributes: [:])) }
+            commitBatch(batch)
+            span.attributes["authledger.journal.head"] = Int(truncatingIfNeeded: head.sequence)
+        }
+    }
+
+    private func commitBatch(_ batch: [WriteRequest]) {
         if let lostCommits {
             fail(batch, with: lostCommits)
             return

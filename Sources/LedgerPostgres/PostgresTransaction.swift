@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
+import Tracing
 
 /// One connection's queries, waited for on the calling thread, with writes pipelined: ``send(_:)``
 /// returns at once, and the replies of everything sent are collected by ``flush()`` (which every read
@@ -399,7 +400,19 @@ final class PostgresSession {
 
     /// Runs `query` behind what was sent (not what is staged), and returns its rows; the connection is
     /// closed if the replies take longer than `deadline`.
+    ///
+    /// In a traced request (or a traced journal commit), each round trip is a span (`postgres.round_trip`).
     func runAfterPending(_ query: PostgresQuery, deadline: TimeAmount = replyDeadline) throws -> PostgresQueryResult {
+        guard JournalTracing.isEnabled, ServiceContext.current != nil else { return try roundTrip(query, deadline: deadline) }
+        return try withSpan("postgres.round_trip", ofKind: .client) { span in
+            span.attributes["db.system.name"] = "postgresql"
+            span.attributes["db.query.text"] = String(query.sql.prefix(200))
+            span.attributes["authledger.postgres.pipelined"] = pending.count
+            return try roundTrip(query, deadline: deadline)
+        }
+    }
+
+    private func roundTrip(_ query: PostgresQuery, deadline: TimeAmount) throws -> PostgresQueryResult {
         let reply = connection.query(query, logger: logger)
         return try withinDeadline(deadline) {
             try collectReplies()

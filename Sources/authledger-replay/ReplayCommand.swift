@@ -8,7 +8,7 @@ struct ReplayCommand: AsyncParsableCommand {
         abstract: "Forensics over an AuthLedger journal: verify it, and reconstruct what it records.",
         subcommands: [
             VerifyCommand.self, RebuildCommand.self, ExplainCommand.self, ReplayDecisionsCommand.self, ExportCommand.self,
-            ConsentHistoryCommand.self, TimelineCommand.self, TailCommand.self, ReportCommand.self,
+            ConsentHistoryCommand.self, TimelineCommand.self, TailCommand.self, ReportCommand.self, ConsoleCommand.self,
         ]
     )
 

@@ -32,7 +32,23 @@ struct ReportCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard (1...500).contains(buckets) else { throw CommandExit.badInput("--buckets must be between 1 and 500") }
-        let trust = try pinnedKeys.trust()
+        let report = try Self.render(
+            journalOptions, from: from, to: to, buckets: buckets, trust: try pinnedKeys.trust(), dataKey: try dataKeyOptions.loadIfPresent(journalOptions))
+        do {
+            try report.page.write(toFile: html, atomically: true, encoding: .utf8)
+        } catch {
+            throw CommandExit.badInput("cannot write \(html): \(error.localizedDescription)")
+        }
+        printText("report: \(html) (events #\(report.range.lowerBound)–#\(report.range.upperBound))")
+        guard report.verified else { throw CommandExit.checkFailed("the journal did not verify; the report says so at the top") }
+    }
+
+    /// The report page of the journal `journalOptions` names, over `from`…`to` (verified first, and only
+    /// what verified): what `run()` writes, and what the investigation console serves (with `links`).
+    static func render(
+        _ journalOptions: JournalOptions, from: String?, to: String?, buckets: Int, trust: JournalVerifier.Trust, dataKey: DataKey?,
+        links: IncidentReportPage.Links? = nil
+    ) throws -> (page: String, range: ClosedRange<UInt64>, verified: Bool) {
         let reader = try openReader(journalOptions)
         defer { reader.close() }
         let verification: (text: String, ok: Bool, origin: String?, verifiedEvents: UInt64?)
@@ -60,36 +76,30 @@ struct ReportCommand: AsyncParsableCommand {
             guard range.lowerBound <= verifiedEvents else { throw CommandExit.badInput("no verified event in the range") }
             range = range.lowerBound...min(range.upperBound, verifiedEvents)
         }
-        let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
-        let page: String
+        let bounds = range
         do {
-            page = try reader.read { snapshot in
-                guard let first = try snapshot.event(range.lowerBound), let last = try snapshot.event(range.upperBound) else {
+            let page = try reader.read { snapshot in
+                guard let first = try snapshot.event(bounds.lowerBound), let last = try snapshot.event(bounds.upperBound) else {
                     throw CommandExit.badInput("no event in the range")
                 }
                 var summary = IncidentSummary(buckets: .init(start: first.timestamp, end: last.timestamp, count: buckets))
                 let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
-                try snapshot.forEachEvent(from: range.lowerBound) { envelope in
-                    guard envelope.sequence <= range.upperBound else { return false }
+                try snapshot.forEachEvent(from: bounds.lowerBound) { envelope in
+                    guard envelope.sequence <= bounds.upperBound else { return false }
                     summary.record(sequence: envelope.sequence, timestamp: envelope.timestamp, event: try opener.event(envelope))
                     return true
                 }
-                let context = IncidentReportPage.Context(
+                var context = IncidentReportPage.Context(
                     journal: journalOptions.journal, origin: verification.origin ?? "unverified", verification: verification.text,
                     verified: verification.ok, from: first.timestamp, to: last.timestamp, generatedAt: Journal.systemClock())
+                context.links = links
                 return IncidentReportPage.render(summary, context: context)
             }
+            return (page, bounds, verification.ok)
         } catch let exit as ExitCode {
             throw exit
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
-        do {
-            try page.write(toFile: html, atomically: true, encoding: .utf8)
-        } catch {
-            throw CommandExit.badInput("cannot write \(html): \(error.localizedDescription)")
-        }
-        printText("report: \(html) (events #\(range.lowerBound)–#\(range.upperBound))")
-        guard verification.ok else { throw CommandExit.checkFailed("the journal did not verify; the report says so at the top") }
     }
 }

@@ -10,7 +10,7 @@ import LedgerJournal
 struct TimelineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "timeline",
-        abstract: "The events concerning a user, client, code, session or IP address, in order, from the secondary indexes.",
+        abstract: "The events concerning a user, client, code, session, IP address or trace, in order, from the secondary indexes.",
         discussion: "Codes and session ids are hashed before lookup (only hashes are in the journal). Filters combine (AND).")
 
     @OptionGroup var journalOptions: JournalOptions
@@ -19,13 +19,21 @@ struct TimelineCommand: AsyncParsableCommand {
     @Option(help: "An authorization code, as the client received it (write --code=VALUE: a code may start with '-').")
     var code: String?
     @Option(help: "A session id, as in the al_session cookie (write --session=VALUE).") var session: String?
+    @Option(help: "A code by its hash, as events record it (code_hash): for a code known only from the journal.")
+    var codeHash: String?
+    @Option(help: "A session by its hash, as events record it (session_hash).") var sessionHash: String?
     @Option(help: "Client IP address.") var ip: String?
+    @Option(help: "A trace id (32 hex digits, as in a traceparent header or a trace viewer): the events its request recorded.")
+    var trace: String?
     @Option(help: "From this time (RFC 3339) or #sequence.") var from: String?
     @Option(help: "To this time (RFC 3339) or #sequence, inclusive.") var to: String?
+    @Option(help: "At most this many events (the first of the range).") var limit: Int?
     @Option(help: "Output format.") var format: OutputFormat = .text
     @OptionGroup var dataKeyOptions: DataKeyOptions
 
     func run() async throws {
+        if let limit, limit < 1 { throw CommandExit.badInput("--limit must be at least 1") }
+        let limit = self.limit ?? Int.max
         let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         defer { reader.close() }
         guard let range = try JournalPoint.range(from: from, to: to, in: reader) else { return }
@@ -33,13 +41,18 @@ struct TimelineCommand: AsyncParsableCommand {
         // pseudonym of the address under each subject's key that still exists (an erased subject's is gone).
         let dataKey = try dataKeyOptions.loadIfPresent(journalOptions)
         let ip = self.ip
+        let trace = try self.trace.map { id in
+            let lowered = id.lowercased()
+            guard RequestTrace.isTraceID(lowered) else { throw CommandExit.badInput("--trace takes a trace id: 32 hex digits, not all zero") }
+            return lowered
+        }
         do {
             try reader.read { snapshot in
                 let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
                 let filters: [(IndexKind, [String])] = [
                     user.map { (.user, [$0]) }, client.map { (.client, [$0]) }, code.map { (.code, [OpaqueToken.hash($0)]) },
-                    session.map { (.session, [OpaqueToken.hash($0)]) },
-                    try ip.map { (.address, [$0] + (try opener.addressKeys($0))) },
+                    session.map { (.session, [OpaqueToken.hash($0)]) }, codeHash.map { (.code, [$0]) }, sessionHash.map { (.session, [$0]) },
+                    try ip.map { (.address, [$0] + (try opener.addressKeys($0))) }, trace.map { (.trace, [$0]) },
                 ].compactMap { $0 }
                 let store = SnapshotStore(snapshot: snapshot)
                 if !filters.isEmpty, try ProjectionVersion.stored(in: snapshot) != ProjectionVersion.current {
@@ -62,22 +75,28 @@ struct TimelineCommand: AsyncParsableCommand {
                     case .text:
                         // Every recorded value is escaped: one event, one line, whatever a request put in it.
                         let detail: TerminalText = event.map { "  \(TimelineText.describe($0))" } ?? ""
-                        printText("#\(envelope.sequence) \(envelope.timestamp.rfc3339) \(envelope.type.name)\(detail)")
+                        let traced: TerminalText = RequestTrace.traceID(in: envelope.payload).map { "  [trace \($0)]" } ?? ""
+                        printText("#\(envelope.sequence) \(envelope.timestamp.rfc3339) \(envelope.type.name)\(detail)\(traced)")
                     case .jsonl:
                         // Sealed values opened as in the text output (or shown as markers).
                         let opened = (try? PersonalData.open(envelope.payload, type: envelope.type, opener: opener.opener)) ?? envelope.payload
                         let payload = (try? JSONSerialization.jsonObject(with: Data(opened))) ?? NSNull()
-                        printJSONLine(["sequence": envelope.sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name, "payload": payload])
+                        var line: [String: Any] = ["sequence": envelope.sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name, "payload": payload]
+                        // The text output's words for it (escaped as there), for readers that show both.
+                        if let event, case let words = TimelineText.describe(event).description, !words.isEmpty { line["description"] = words }
+                        printJSONLine(line)
                     }
                 }
                 if let selected {
-                    for sequence in selected {
+                    for sequence in selected.prefix(limit) {
                         if let envelope = try snapshot.event(sequence) { try emit(envelope) }
                     }
                 } else {
+                    var emitted = 0
                     try snapshot.forEachEvent(from: range.lowerBound) { envelope in
-                        guard envelope.sequence <= range.upperBound else { return false }
+                        guard envelope.sequence <= range.upperBound, emitted < limit else { return false }
                         try emit(envelope)
+                        emitted += 1
                         return true
                     }
                 }

@@ -11,6 +11,11 @@ import LedgerCore
 import LedgerJournal
 import LedgerLMDB
 import Logging
+#if OTLPExport
+import OTel
+#endif
+import ServiceLifecycle
+import Tracing
 
 /// `authledger serve`: the authorization server.
 struct ServeCommand: AsyncParsableCommand {
@@ -129,9 +134,19 @@ struct ServeCommand: AsyncParsableCommand {
         settings.issuerOverride = issuer
         settings.trustedProxies = Set(trustedProxies)
         settings.mappedMemoryLimit = maxMappedMemory > 0 ? maxMappedMemory << 20 : nil
+        let traces: (any Service)?
+        do {
+            traces = try TraceExport.bootstrap(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            await ledger.journal.close()
+            throw CommandExit.badInput("OpenTelemetry traces (OTEL_* environment): \(error)")
+        }
+        settings.tracing = traces != nil
         if !journalOptions.isShared {
             let journal = journalOptions.journal.hasSuffix("/") ? String(journalOptions.journal.dropLast()) : journalOptions.journal
-            settings.archiveDirectory = archiveDirectory ?? journal + ".archives"
+            settings.archival = AuthServerSettings.Archival(directory: archiveDirectory ?? journal + ".archives") { target in
+                try LMDBStorage(writing: Journal.Configuration(directory: target))
+            }
         }
         let keyPath = tokenKeyOptions.path(journalOptions)
         let tokenKeys: TokenKeyRing
@@ -179,9 +194,11 @@ struct ServeCommand: AsyncParsableCommand {
         let application = server.application(host: host, port: port) { bound in
             say("authledger: listening on http://\(host):\(bound)/")
         }
+        if traces != nil { say("authledger: traces exported over OTLP (OTEL_* environment)") }
         do {
             // The journal's upkeep (pruning, retention) runs beside the server; it stops when the server does.
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            // The trace exporter outlives it, to send the last spans.
+            try await TraceExport.running(traces) { try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await application.runService() }
                 group.addTask { await server.runMaintenancePeriodically() }
                 group.addTask { await server.boundResidentMemoryPeriodically() }
@@ -191,7 +208,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 try await group.next()
                 group.cancelAll()
-            }
+            } }
         } catch {
             await ledger.journal.close()
             throw CommandExit.badInput("server failed: \(error)")
@@ -205,6 +222,59 @@ struct ServeCommand: AsyncParsableCommand {
 private func say(_ line: TerminalText) {
     printText(line)
     fflush(nil)
+}
+
+/// OpenTelemetry traces, off unless the environment asks for them.
+enum TraceExport {
+    /// Bootstraps the OTLP tracer when the environment asks for traces — `OTEL_TRACES_EXPORTER=otlp`, or
+    /// an OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) — and
+    /// `OTEL_SDK_DISABLED` is not `true`; returns the exporter's service, to run beside the server, or
+    /// `nil` when traces are off (the default). Everything else (endpoint, protocol `http/protobuf` or
+    /// `http/json`, headers, sampler, batching, service name) is read by swift-otel from the standard
+    /// `OTEL_*` variables; metrics and logs stay with `/metrics` and the server's log.
+    static func bootstrap(environment: [String: String]) throws -> (any Service)? {
+        let asked =
+            environment["OTEL_TRACES_EXPORTER"].map { $0 != "none" }
+            ?? (environment["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil || environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] != nil)
+        guard asked, environment["OTEL_SDK_DISABLED"]?.lowercased() != "true" else { return nil }
+        #if OTLPExport
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = "authledger"
+        configuration.metrics.enabled = false
+        configuration.logs.enabled = false
+        let (tracer, service) = try OTel.makeTracingBackend(configuration: configuration)
+        InstrumentationSystem.bootstrap(tracer)
+        JournalTracing.enable()
+        return service
+        #else
+        throw TraceExportUnavailable()
+        #endif
+    }
+
+    /// This build has no OTLP exporter (built without the `OTLPExport` trait, as the sanitizer builds are).
+    struct TraceExportUnavailable: Error, CustomStringConvertible {
+        var description: String { "this build of authledger has no OTLP exporter (built without the OTLPExport trait); unset OTEL_*" }
+    }
+
+    /// Runs `body` (the server) with the exporter `service` beside it; when `body` ends, shuts the
+    /// exporter down gracefully, so that it sends the spans it holds, waiting at most `flushTimeout`.
+    /// An exporter that fails never stops the server: spans are a diagnostic, the journal is the record.
+    static func running(
+        _ service: (any Service)?, flushTimeout: Duration = .seconds(5), _ body: () async throws -> Void
+    ) async throws {
+        guard let service else { return try await body() }
+        let exporter = ServiceGroup(services: [service], logger: Logger(label: "authledger.traces"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try? await exporter.run() }
+            var failure: (any Error)?
+            do { try await body() } catch { failure = error }
+            await exporter.triggerGracefulShutdown()
+            group.addTask { try? await Task.sleep(for: flushTimeout) }
+            _ = try await group.next()  // flushed, or out of time
+            group.cancelAll()
+            if let failure { throw failure }
+        }
+    }
 }
 
 extension LogStreamConfiguration.Format: ExpressibleByArgument {}

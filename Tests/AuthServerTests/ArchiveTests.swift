@@ -1,5 +1,6 @@
 import AuthCore
 import AuthJournal
+import AuthServer
 import Foundation
 import LedgerCore
 import LedgerJournal
@@ -195,7 +196,9 @@ struct ArchiveTests {
         let base = FileManager.default.temporaryDirectory.path + "/authledger-archiving-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: base) }
         let harness = try await ServerHarness(tenant: testTenantYAML + "\nretention:\n  events_days: 1\n") {
-            $0.archiveDirectory = base
+            $0.archival = AuthServerSettings.Archival(directory: base) { target in
+                try LMDBStorage(writing: Journal.Configuration(directory: target))
+            }
         }
         try await harness.run { browser in
             let code = try await TokenEndpointTests.code(browser)

@@ -33,7 +33,7 @@ final class SmallFilesystem: Sendable {
         var stats = statvfs()
         statvfs(path, &stats)
         let available = Int(stats.f_bavail) * Int(stats.f_frsize)
-        FileManager.default.createFile(atPath: path + "/filler", contents: Data(count: max(0, available - free)))
+        _ = FileManager.default.createFile(atPath: path + "/filler", contents: Data(count: max(0, available - free)))
     }
 
     func release() {

@@ -40,6 +40,28 @@ struct LoginThrottleTests {
         #expect(failures.allSatisfy { $0.userID == "auth0|bob" })
     }
 
+    @Test("30 guesses for one account sent at once: no more than the limit's 10 are checked, the others refused (429), all recorded")
+    func parallelGuesses() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for attempt in 0..<30 {
+                    group.addTask { try await Self.attempt(browser, "bob@example.com", "guess-\(attempt)").status }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            // An attempt settling while another reads the recorded failures is counted by it once more (fail
+            // closed), so a race may stop the checks one or two short of the limit, never past it.
+            let checked = statuses.filter { $0 == .unauthorized }.count
+            #expect((1...10).contains(checked))
+            #expect(statuses.filter { $0 == .tooManyRequests }.count == 30 - checked)
+        }
+        let failures = try harness.events().compactMap { if case .loginFailed(let value) = $0.1 { value } else { nil } }
+        let checked = failures.map(\.reason).filter { $0 == .wrongPassword }.count
+        #expect((1...10).contains(checked))
+        #expect(failures.map(\.reason).filter { $0 == .throttled }.count == 30 - checked)
+    }
+
     @Test("failures from one address throttle that address for other usernames too (at its address limit)")
     func addressThrottle() async throws {
         let harness = try await ServerHarness { $0.loginThrottle = LoginThrottle(limit: 10, addressLimit: 10) }
@@ -129,24 +151,76 @@ struct LoginThrottleTests {
 
 @Suite("PendingLoginAttempts: attempts in progress count against the throttle")
 struct PendingLoginAttemptsTests {
+    /// A moment, a throttle allowing `limit` failures per account and address, no attempt in progress, and
+    /// bob's keys from one address.
+    static func bobsAttempts(limit: Int) -> (LedgerTimestamp, LoginThrottle, PendingLoginAttempts, [LoginThrottle.Key]) {
+        let throttle = LoginThrottle(limit: limit, addressLimit: 30, accountLimit: 30, windowSeconds: 900)
+        return (
+            LedgerTimestamp(microsecondsSinceEpoch: 1_800_000_000_000_000), throttle, PendingLoginAttempts(),
+            throttle.keys(userID: "auth0|bob", username: "bob", address: "198.51.100.1")
+        )
+    }
+
     @Test("with two failures recorded and a limit of three, one attempt is admitted at a time per key")
-    func inProgressCounts() throws {
+    func inProgressCounts() async throws {
         let now = LedgerTimestamp(microsecondsSinceEpoch: 1_800_000_000_000_000)
         let throttle = LoginThrottle(limit: 3, addressLimit: 3, accountLimit: 30, windowSeconds: 900)
         let pending = PendingLoginAttempts()
-        func admit(_ keys: [LoginThrottle.Key], _ failures: [[LedgerTimestamp]]) throws -> Bool {
-            try pending.admit(keys, throttle: throttle, now: now) { failures }
+        func admit(_ keys: [LoginThrottle.Key], _ failures: [[LedgerTimestamp]]) async throws -> Bool {
+            try await pending.admit(keys, throttle: throttle, now: now) { failures }
         }
         let bob = throttle.keys(userID: "auth0|bob", username: "bob", address: "198.51.100.1")
         let failures: [[LedgerTimestamp]] = [[now, now], [now, now], [now, now]]
-        #expect(try admit(bob, failures))
-        #expect(try !admit(bob, failures), "the first is still in progress")
+        #expect(try await admit(bob, failures))
+        #expect(try await !admit(bob, failures), "the first is still in progress")
         let carol = throttle.keys(userID: "auth0|carol", username: "carol", address: "198.51.100.1")
-        #expect(try admit(carol, [[], [], []]), "another account from that address")
-        #expect(try !admit(bob, failures), "carol's attempt counts for the address")
+        #expect(try await admit(carol, [[], [], []]), "another account from that address")
+        #expect(try await !admit(bob, failures), "carol's attempt counts for the address")
         pending.settle(bob)
         pending.settle(carol)
-        #expect(try admit(bob, failures), "admitted again once both settled")
-        #expect(try !admit(bob, [[], [now, now, now], []]), "recorded failures alone")
+        #expect(try await admit(bob, failures), "admitted again once both settled")
+        #expect(try await !admit(bob, [[], [now, now, now], []]), "recorded failures alone")
+    }
+
+    @Test("an attempt that settles while another reads the recorded failures counts for it once more (the read may predate its failure)")
+    func settledDuringTheReadCounts() async throws {
+        let (now, throttle, pending, bob) = Self.bobsAttempts(limit: 3)
+        let twoFailures: [[LedgerTimestamp]] = [[now, now], [now, now], [now, now]]
+        #expect(try await pending.admit(bob, throttle: throttle, now: now) { twoFailures })
+        // The second attempt reads two failures while the first settles (its failure recorded after the read).
+        let admitted = try await pending.admit(bob, throttle: throttle, now: now) {
+            pending.settle(bob)
+            return twoFailures
+        }
+        #expect(!admitted, "two recorded + one settled during the read reach the limit of three")
+        // Once no read is under way, a settled attempt is only what the journal records.
+        #expect(try await pending.admit(bob, throttle: throttle, now: now) { [[now], [now], [now]] })
+        pending.settle(bob)
+    }
+
+    @Test("a failed read of the recorded failures admits nothing and leaves nothing pending")
+    func failedReadLeavesNothing() async throws {
+        struct ReadFailed: Error {}
+        let (now, throttle, pending, bob) = Self.bobsAttempts(limit: 1)
+        await #expect(throws: ReadFailed.self) {
+            try await pending.admit(bob, throttle: throttle, now: now) { throw ReadFailed() }
+        }
+        #expect(pending.trackedKeys == 0, "the failed admission left no entry behind")
+        #expect(try await pending.admit(bob, throttle: throttle, now: now) { [[], [], []] }, "no attempt left in progress")
+        pending.settle(bob)
+        #expect(pending.trackedKeys == 0, "settled: nothing kept")
+    }
+
+    @Test("an attempt that settled before another looked is counted only as the journal records it (not once more)")
+    func settledBeforeTheReadCountsOnce() async throws {
+        let (now, throttle, pending, bob) = Self.bobsAttempts(limit: 3)
+        #expect(try await pending.admit(bob, throttle: throttle, now: now) { [[], [], []] }, "x: stays pending, keeping the entry")
+        #expect(try await pending.admit(bob, throttle: throttle, now: now) { [[], [], []] }, "y")
+        pending.settle(bob)  // y's failure is recorded: the next read sees it
+        // z: one pending (x) + one recorded (y) = 2 < 3.
+        #expect(try await pending.admit(bob, throttle: throttle, now: now) { [[now], [now], [now]] })
+        pending.settle(bob)
+        pending.settle(bob)
+        #expect(pending.trackedKeys == 0)
     }
 }

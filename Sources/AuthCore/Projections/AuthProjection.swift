@@ -75,6 +75,8 @@ public enum IndexKind: String, CaseIterable, Sendable {
     case consent = "n"
     /// A refresh token family's rotations and revocation.
     case refreshFamily = "f"
+    /// The events recorded by one traced request, by its trace id (``RequestTrace``).
+    case trace = "t"
 
     /// The one value ``IndexKind/configuration`` entries are kept under: there is one configuration.
     public static let tenant = "tenant"
@@ -165,8 +167,12 @@ public enum AuthProjection {
         "\(userID)\u{1F}\(ConsentKey.make(clientID: clientID, audience: audience))"
     }
 
-    public static func apply(_ event: AuthEvent, sequence: UInt64, to store: some ProjectionStore) throws {
+    /// Applies `event`, stored at `sequence`, to the projections: its index entries and its effects.
+    /// - Parameter traceID: the trace id the stored event carries (``RequestTrace/traceID(in:)``), indexed
+    ///   under ``IndexKind/trace``.
+    public static func apply(_ event: AuthEvent, sequence: UInt64, traceID: String? = nil, to store: some ProjectionStore) throws {
         try index(event, sequence: sequence, in: store)
+        if let traceID, RequestTrace.isTraceID(traceID) { try store.put(.index, IndexKind.trace.key(traceID, sequence: sequence), []) }
         switch event {
         case .configuration, .invitationAccepted:
             var state = try configuration(in: store)

@@ -4,14 +4,30 @@ import AuthTokens
 import Foundation
 import Hummingbird
 import LedgerCore
+import Tracing
 
 /// A page interaction the request continues: its handle (from the URL) and stored record.
 /// Why a recorded authorization lost a race with another request.
-enum AuthorizationConflict: Error, CustomStringConvertible {
+/// What an authorization whose commit condition failed tells the user.
+enum AuthorizationConflict: CustomStringConvertible {
     case interactionCompleted
     case invitationSpent
     case sessionEnded
     case pushedRequestUsed
+
+    /// The conflict a failed commit condition of an authorization means.
+    init(_ condition: CommitCondition) {
+        switch condition {
+        case .interactionOpen: self = .interactionCompleted
+        case .invitationUnspent: self = .invitationSpent
+        case .sessionActive: self = .sessionEnded
+        case .pushedRequestUnused: self = .pushedRequestUsed
+        case .codeUnredeemed, .refreshTokenActive, .accessTokenActive, .dpopProofUnused, .clientAssertionUnused:
+            // Not conditions of an authorization: the token endpoints check them.
+            assertionFailure("\(condition) is not an authorization's condition")
+            self = .interactionCompleted
+        }
+    }
 
     var description: String {
         switch self {
@@ -37,6 +53,15 @@ struct ResumedInteraction {
 }
 
 extension AuthorizationServer {
+    /// The authorization endpoint (RFC 6749 §3.1), and where the interaction pages send the browser back.
+    var authorizeRoutes: RouteCollection<AuthRequestContext> {
+        let routes = RouteCollection(context: AuthRequestContext.self)
+        routes.get("/authorize") { request, context in try await self.authorize(request, context) }
+        routes.post("/authorize") { request, context in try await self.authorize(request, context) }
+        routes.get("/authorize/resume") { request, context in try await self.resume(request, context) }
+        return routes
+    }
+
     /// The longest `/authorize` query accepted, and the most parameters in it.
     static let maximumQueryLength = 8 * 1024
     static let maximumParameterCount = 64
@@ -120,7 +145,12 @@ extension AuthorizationServer {
         let readAhead = found?.extra.keys
         let input = AuthorizationInput(
             parameters: parameters, session: session, consents: consents, progress: interaction?.record.progress ?? .fresh, now: now)
-        let decision = AuthorizationPolicy.decide(input, configuration: configuration)
+        let decision = withSpan("authorize.decide") { span in
+            let decision = AuthorizationPolicy.decide(input, configuration: configuration)
+            span.attributes["authledger.decision.rule"] = decision.rule
+            span.attributes["authledger.decision.outcome"] = decision.outcome.name
+            return decision
+        }
 
         // What the outcome needs that the pure decision cannot make: fresh randomness.
         var interactionID = interaction?.id
@@ -196,37 +226,20 @@ extension AuthorizationServer {
                 events.append(.invitationAccepted(InvitationAccepted(ticket: ticket, organizationID: organization, userID: grant.userID)))
             }
         }
-        let sessionSeen = input.session
-        // What the checks below read, announced: fetched with the rest of the batch's under the journal's lock.
-        var checked: [(AuthTable, String)] = []
-        if let resumedHash { checked.append((.interactions, resumedHash)) }
-        if resumedHash == nil, let pushed = parameters.pushedRequest, pushed.refused == nil { checked.append((.pushedRequests, pushed.hash)) }
-        if let sessionSeen, decision.outcome.issues { checked.append((.sessions, sessionSeen.sessionHash)) }
+        // Single use, checked in the commit, where concurrent requests cannot both pass: the interaction must
+        // still be open, a pushed request unused, the session not logged out since it was read, an invitation
+        // not spent by a concurrent request.
+        var conditions: [CommitCondition] = []
+        if let resumedHash { conditions.append(.interactionOpen(resumedHash)) }
+        if resumedHash == nil, let pushed = parameters.pushedRequest, pushed.refused == nil {
+            conditions.append(.pushedRequestUnused(pushed.hash))
+        }
+        if let sessionSeen = input.session, decision.outcome.issues { conditions.append(.sessionActive(sessionSeen.sessionHash)) }
+        if case .issueCode(let grant, _) = decision.outcome, let ticket = grant.invitation { conditions.append(.invitationUnspent(ticket)) }
         do {
-            try await record(events, readAhead: readAhead, prefetching: checked) { store in
-                // Single use, checked where it cannot race: the interaction must still be open, and an
-                // invitation must not have been spent by a concurrent request.
-                if let resumedHash, try store.get(.interactions, resumedHash) == nil {
-                    throw AuthorizationConflict.interactionCompleted
-                }
-                // A pushed request is used once: a concurrent request with the same request_uri loses.
-                if resumedHash == nil, let pushed = parameters.pushedRequest, pushed.refused == nil,
-                    try store.value(PushedRequest.self, .pushedRequests, pushed.hash)?.used == true
-                {
-                    throw AuthorizationConflict.pushedRequestUsed
-                }
-                // A logout committed since the session was read ends the authorization too.
-                if let sessionSeen, decision.outcome.issues, try store.get(.sessions, sessionSeen.sessionHash) == nil {
-                    throw AuthorizationConflict.sessionEnded
-                }
-                if case .issueCode(let grant, _) = decision.outcome, let ticket = grant.invitation,
-                    try AuthProjection.configuration(in: store).spentInvitations.contains(ticket)
-                {
-                    throw AuthorizationConflict.invitationSpent
-                }
-            }
-        } catch let conflict as AuthorizationConflict {
-            return errorPage(.invalidRequest, conflict.description)
+            try await record(events, readAhead: readAhead, requiring: conditions)
+        } catch let failed as CommitConditionFailed {
+            return errorPage(.invalidRequest, AuthorizationConflict(failed.condition).description)
         } catch {
             logger.error("journal append failed; nothing issued", metadata: ["error": "\(error)"])
             if case .errorRedirect(_, _, let delivery) = decision.outcome {

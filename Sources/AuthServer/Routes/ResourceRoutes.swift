@@ -7,6 +7,14 @@ import Hummingbird
 import LedgerCore
 
 extension AuthorizationServer {
+    /// What an access token opens at the server itself: the UserInfo endpoint.
+    var resourceRoutes: RouteCollection<AuthRequestContext> {
+        let routes = RouteCollection(context: AuthRequestContext.self)
+        routes.get("/userinfo") { request, context in await self.userinfo(request, context) }
+        routes.post("/userinfo") { request, context in await self.userinfo(request, context) }
+        return routes
+    }
+
     /// `GET /userinfo` and `POST /userinfo` (OIDC Core §5.3): the claims of the user a valid, unrevoked
     /// access token names. The token comes in the `Authorization` header, or (POST only) as `access_token`
     /// in a form body (RFC 6750 §2.2) — never both.
@@ -144,8 +152,8 @@ extension AuthorizationServer {
         }
         let revoked = TokenRevoked(tokenID: claims.jti, clientID: client.clientID, clientIP: clientAddress(request, context))
         do {
-            try await record { recorder in
-                guard try recorder.store.value(TokenRecord.self, .tokens, claims.jti)?.status == .active else { return }
+            try await record(checking: [.accessTokenActive(claims.jti)]) { recorder, failed in
+                guard failed == nil else { return }  // revoked or expired already: nothing to record
                 try recorder.append(.tokenRevoked(revoked))
             }
         } catch {

@@ -5,8 +5,19 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import LedgerCore
+import Tracing
 
 extension AuthorizationServer {
+    /// The endpoints clients authenticate at: token, revocation, introspection, pushed requests.
+    var tokenRoutes: RouteCollection<AuthRequestContext> {
+        let routes = RouteCollection(context: AuthRequestContext.self)
+        routes.post("/oauth/token") { request, context in await self.token(request, context) }
+        routes.post("/oauth/revoke") { request, context in await self.revoke(request, context) }
+        routes.post("/oauth/introspect") { request, context in await self.introspect(request, context) }
+        routes.post("/oauth/par") { request, context in await self.pushAuthorizationRequest(request, context) }
+        return routes
+    }
+
     /// `POST /oauth/token`: the authorization code grant (RFC 6749 §4.1.3, RFC 7636) and the refresh token
     /// grant (RFC 6749 §6, rotating).
     ///
@@ -116,11 +127,10 @@ extension AuthorizationServer {
                     tokenHash: $0, family: $0, parentHash: nil, clientID: client.clientID, userID: grant.userID, scopes: grant.scopes,
                     audience: grant.audience, organizationID: grant.organizationID, authTime: grant.authTime,
                     expiresAt: now.adding(seconds: TokenPolicy.refreshLifetimeSeconds), dpopJKT: proof?.thumbprint, claims: grant.claims)
-            }, proof: proof, now: now, clientIP: clientIP, readAhead: readAhead, checked: [(.codes, codeHash)]
-        ) { store in
+            }, proof: proof, now: now, clientIP: clientIP, readAhead: readAhead,
             // Another redemption may have won meanwhile.
-            try store.value(CodeRecord.self, .codes, codeHash)?.status == .issued
-        } lost: { recorder in
+            stillValid: [.codeUnredeemed(codeHash)]
+        ) { recorder in
             try self.recordReplay(&recorder, codeHash: codeHash, clientID: client.clientID, clientIP: clientIP,
                                   error: TokenError(.invalidGrant, "The authorization code has already been used."))
         }
@@ -133,7 +143,7 @@ extension AuthorizationServer {
         let configuration = ledger.configuration
         let input = ClientCredentialsInput(
             clientID: client.clientID, audience: form["audience"], resource: form["resource"], scope: form["scope"], now: now)
-        let decision = ClientCredentialsPolicy.decide(input, configuration: configuration)
+        let decision = withSpan("client_credentials.decide") { _ in ClientCredentialsPolicy.decide(input, configuration: configuration) }
         let decided = ClientCredentialsDecided(configurationVersion: configuration.version, input: input, decision: decision, clientIP: clientIP)
         guard case .issue(let grant) = decision.outcome else {
             do {
@@ -163,10 +173,9 @@ extension AuthorizationServer {
             expiresAt: minted.expiresAt, clientIP: nil, dpopJKT: proof?.thumbprint, dpopProofID: proof?.proofID)
         issued.decisionOffset = 1  // the decision just before it, in the same commit
         do {
-            try await record([.clientCredentialsDecided(decided), .tokenIssued(issued)]) { store in
-                if let proof, try store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }
-            }
-        } catch is DPoPReplay {
+            try await record(
+                [.clientCredentialsDecided(decided), .tokenIssued(issued)], requiring: proof.map { [.dpopProofUnused($0.proofID)] } ?? [])
+        } catch is CommitConditionFailed {
             return await rejectToken(TokenError(.invalidDPoPProof, "The DPoP proof was used before."), grantType: "client_credentials",
                                      clientID: client.clientID, codeHash: nil, clientIP: clientIP)
         } catch {
@@ -231,12 +240,8 @@ extension AuthorizationServer {
         rotated.dpopJKT = previous.dpopJKT ?? proof?.thumbprint
         return await issue(
             tokenGrant, grantType: grantType, client: client, codeHash: nil, refresh: next, refreshIssued: rotated, proof: proof, now: now,
-            clientIP: clientIP, checked: [(.refreshTokens, presentedHash), (.refreshFamilies, previous.family)]
-        ) { store in
-            let record = try store.value(RefreshRecord.self, .refreshTokens, presentedHash)
-            let family = try store.value(RefreshFamilyRecord.self, .refreshFamilies, previous.family)
-            return record?.status == .active && family?.revoked == false
-        } lost: { recorder in
+            clientIP: clientIP, stillValid: [.refreshTokenActive(tokenHash: presentedHash, family: previous.family)]
+        ) { recorder in
             // A concurrent use rotated it first: this is a reuse.
             try recorder.append(.refreshFamilyRevoked(RefreshFamilyRevoked(family: previous.family, reason: .reuse, presentedHash: presentedHash, clientID: client.clientID)))
             try recorder.append(.tokenRejected(TokenRejected(grantType: grantType, clientID: client.clientID,
@@ -244,13 +249,18 @@ extension AuthorizationServer {
         }
     }
 
-    /// Mints the tokens, then records their issuance if `stillValid` holds inside the transaction (else
+    /// What must hold in the commit that issues tokens: the DPoP proof unused — first, so that a replayed
+    /// proof is refused as such (RFC 9449 §11.1) and does not spend or revoke the grant — then the grant.
+    static func issuanceConditions(proofID: String?, grantStillValid: [CommitCondition]) -> [CommitCondition] {
+        (proofID.map { [.dpopProofUnused($0)] } ?? []) + grantStillValid
+    }
+
+    /// Mints the tokens, then records their issuance if the grant is `stillValid` in the commit (else
     /// records what `lost` appends and refuses), and answers.
     private func issue(
         _ grant: TokenRequestGrant, grantType: String, client: RegisteredClient, codeHash: String?, refresh: String?,
         refreshIssued: RefreshIssued?, proof: DPoPProof?, now: LedgerTimestamp, clientIP: String?, readAhead: SubjectKeysReadAhead? = nil,
-        checked: [(AuthTable, String)] = [],
-        stillValid: @escaping @Sendable (TransactionStore) throws -> Bool,
+        stillValid: [CommitCondition],
         lost: @escaping @Sendable (inout AuthRecorder) throws -> Void
     ) async -> Response {
         let configuration = ledger.configuration
@@ -270,16 +280,16 @@ extension AuthorizationServer {
         let prepared = try? await ledger.prepare(events, readAhead: readAhead)
         let won: Bool
         do {
-            // What the checks read, announced: fetched with the rest of the batch's under the journal's lock.
-            won = try await record(prefetching: checked + (proof.map { [(.dpopProofs, $0.proofID)] } ?? [])) { recorder in
-                // A DPoP proof is good for one request (RFC 9449 §11.1).
-                if let proof, try recorder.store.get(.dpopProofs, proof.proofID) != nil { throw DPoPReplay() }
-                guard try stillValid(recorder.store) else {
+            won = try await record(checking: Self.issuanceConditions(proofID: proof?.proofID, grantStillValid: stillValid)) { recorder, failed in
+                switch failed {
+                case .dpopProofUnused?: throw DPoPReplay()
+                case .some:
                     try lost(&recorder)
                     return false
+                case nil:
+                    try recorder.append(events, preparedAs: prepared)
+                    return true
                 }
-                try recorder.append(events, preparedAs: prepared)
-                return true
             }
         } catch is DPoPReplay {
             return await rejectToken(TokenError(.invalidDPoPProof, "The DPoP proof was used before."), grantType: grantType,
@@ -343,12 +353,9 @@ extension AuthorizationServer {
             clientID: client.clientID, assertion: ClientAssertionUsed.key(clientID: client.clientID, jti: verified.jti),
             expiresAt: verified.expiresAt)
         do {
-            try await record { recorder in
-                // Single use (RFC 7523 §3 rule 7), checked where concurrent uses cannot both pass.
-                if try recorder.store.get(.clientAssertions, used.assertion) != nil { throw AssertionReplay() }
-                try recorder.append(.clientAssertionUsed(used))
-            }
-        } catch is AssertionReplay {
+            // Single use (RFC 7523 §3 rule 7), checked in the commit, where concurrent uses cannot both pass.
+            try await record([.clientAssertionUsed(used)], requiring: [.clientAssertionUnused(used.assertion)])
+        } catch is CommitConditionFailed {
             return .failure(TokenError(.invalidClient, "The client assertion was used before (its jti must be new)."))
         } catch {
             return .failure(TokenError(.temporarilyUnavailable, "The server cannot record requests right now."))
@@ -432,7 +439,7 @@ extension AuthorizationServer {
 
     /// The events of a code replay: the code and its access tokens revoked, its refresh family revoked.
     func recordReplay(_ recorder: inout AuthRecorder, codeHash: String, clientID: String, clientIP: String?, error: TokenError) throws {
-        let current = try recorder.store.value(CodeRecord.self, .codes, codeHash)
+        let current = try recorder.store.code(codeHash)
         try recorder.append(.codeReplayed(CodeReplayed(codeHash: codeHash, clientID: clientID, revokedTokenIDs: current?.tokenIDs ?? [])))
         if let family = current?.refreshFamily {
             try recorder.append(.refreshFamilyRevoked(RefreshFamilyRevoked(family: family, reason: .codeReplay, presentedHash: nil, clientID: clientID)))
@@ -455,6 +462,3 @@ extension AuthorizationServer {
 
 /// A DPoP proof `jti` that was already used.
 struct DPoPReplay: Error {}
-
-/// A client assertion `jti` that was already used.
-struct AssertionReplay: Error {}

@@ -6,6 +6,16 @@ import Hummingbird
 import LedgerCore
 
 extension AuthorizationServer {
+    /// Logout: OIDC RP-Initiated Logout, and Auth0's `/logout`.
+    var logoutRoutes: RouteCollection<AuthRequestContext> {
+        let routes = RouteCollection(context: AuthRequestContext.self)
+        routes.get("/logout") { request, context in try await self.logoutRequest(request, context) }
+        routes.post("/logout") { request, context in try await self.logoutRequest(request, context) }
+        routes.get("/oidc/logout") { request, context in try await self.logoutRequest(request, context) }
+        routes.post("/oidc/logout") { request, context in try await self.logoutRequest(request, context) }
+        return routes
+    }
+
     /// `GET /oidc/logout` and `GET /logout` (OIDC RP-Initiated Logout 1.0; the second is Auth0's path): ends the
     /// browser's session and sends it to the client's `post_logout_redirect_uri` (with `state`) when that is
     /// one of the client's `allowed_logout_urls` exactly — never anywhere else. The session ends at once only

@@ -7,6 +7,18 @@ import LedgerCore
 import PageMarkup
 
 extension AuthorizationServer {
+    /// The pages of an interaction: login, consent, the organization picker.
+    var interactionRoutes: RouteCollection<AuthRequestContext> {
+        let routes = RouteCollection(context: AuthRequestContext.self)
+        routes.get("/login") { request, context in try await self.loginPage(request, context) }
+        routes.post("/login") { request, context in try await self.login(request, context) }
+        routes.get("/consent") { request, context in try await self.consentPage(request, context) }
+        routes.post("/consent") { request, context in try await self.consent(request, context) }
+        routes.get("/organization") { request, context in try await self.organizationPage(request, context) }
+        routes.post("/organization") { request, context in try await self.chooseOrganization(request, context) }
+        return routes
+    }
+
     // MARK: Login
 
     /// `GET /login?state=…`.
@@ -61,10 +73,9 @@ extension AuthorizationServer {
             userID: user?.userID, username: recordedUsername,
             network: clientAddress(request, context).map { PersonalData.networkKey($0, dataKey: dataKey) })
         let admitted = try await journaled("reading the recent failed logins") {
-            try pendingLogins.admit(throttleKeys, throttle: settings.loginThrottle, now: now) {
-                try ledger.read { store in
-                    try throttleKeys.map { key in try store.value([LedgerTimestamp].self, .loginFailures, key.name) ?? [] }
-                }
+            try await pendingLogins.admit(throttleKeys, throttle: settings.loginThrottle, now: now) {
+                let names = throttleKeys.map(\.name)
+                return try await ledger.query { store in try names.map { try store.recentLoginFailures($0) } }
             }
         }
         defer { if admitted { pendingLogins.settle(throttleKeys) } }
@@ -216,83 +227,6 @@ extension AuthorizationServer {
         case .rejected(let response): return .rejected(response)
         case .found(let interaction): return .posted(form, interaction)
         }
-    }
-
-    // MARK: Other endpoints
-
-    /// `GET /callback`: the demo client's redirect URI.
-    func callback(_ request: Request, _ context: AuthRequestContext) -> Response {
-        // Only while the demo client is configured: otherwise this origin would show any text a link carries.
-        guard ledger.configuration.clients[DemoTenant.clientID] != nil else {
-            return errorPage(.invalidRequest, "There is no demo client on this server.", status: .notFound)
-        }
-        return page(Pages.callback(parameters: FormEncoding.parse(request.uri.query ?? "").map { ($0.name, $0.value) }, issuer: issuer))
-    }
-
-    /// `GET /healthz`: 200 when the journal can be read, 503 when it cannot.
-    func health() -> Response {
-        // A node that stopped appending must leave the load balancer's pool, though its reads still work.
-        if let stopped = ledger.journal.appendingStopped {
-            return json(["status": "unavailable", "reason": "\(stopped)"], status: .serviceUnavailable)
-        }
-        do {
-            let head = try ledger.journal.read { try $0.head }
-            return json(["status": "ok", "journal_sequence": head.sequence])
-        } catch {
-            return json(["status": "unavailable", "reason": "the journal cannot be read"], status: .serviceUnavailable)
-        }
-    }
-
-    /// `GET /.well-known/openid-configuration`: what this server really supports today.
-    func discovery() -> Response {
-        let base = issuer
-        let allowPlain = ledger.configuration.settings?.allowPlainPKCE ?? false
-        // Every member of OIDC Discovery §3 whose default would claim more (or less) than the server does.
-        return json([
-            "issuer": base,
-            "authorization_endpoint": base + "authorize",
-            "jwks_uri": base + ".well-known/jwks.json",
-            "token_endpoint": base + "oauth/token",
-            "userinfo_endpoint": base + "userinfo",
-            "revocation_endpoint": base + "oauth/revoke",
-            "introspection_endpoint": base + "oauth/introspect",
-            "pushed_authorization_request_endpoint": base + "oauth/par",
-            "require_pushed_authorization_requests": false,
-            "end_session_endpoint": base + "oidc/logout",
-            "backchannel_logout_supported": true,
-            "backchannel_logout_session_supported": false,
-            "response_types_supported": ["code", "token", "id_token", "id_token token"],
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "grant_types_supported": ["authorization_code", "refresh_token", "implicit", "client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
-            "token_endpoint_auth_signing_alg_values_supported": ClientAssertionVerifier.algorithms,
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-            "dpop_signing_alg_values_supported": DPoPVerifier.algorithms,
-            "subject_types_supported": ["public"],
-            // ID tokens are always RS256 (OIDC Core §15.1); EdDSA signs access tokens for APIs that ask for it.
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "userinfo_signing_alg_values_supported": [String](),
-            "scopes_supported": ["openid", "profile", "email", "address", "phone", "offline_access"],
-            "claims_supported": StandardClaims.supported,
-            "claim_types_supported": ["normal"],
-            "claims_parameter_supported": true,
-            "code_challenge_methods_supported": allowPlain ? ["S256", "plain"] : ["S256"],
-            "prompt_values_supported": ["none", "login", "consent"],
-            "display_values_supported": ["page"],
-            "authorization_response_iss_parameter_supported": true,
-            "request_parameter_supported": false,
-            "request_uri_parameter_supported": false,
-            "require_request_uri_registration": false,
-            "frontchannel_logout_supported": false,
-        ])
-    }
-
-    /// `GET /.well-known/jwks.json`: the public token signing keys.
-    func jwks() async -> Response {
-        // Every node's keys: this one's, and those the other nodes of a cluster published in the journal.
-        try? await clusterKeys.refresh(ledger: ledger, own: tokenKeys)
-        return json(["keys": tokenKeys.jwks + clusterKeys.peers.jwks])
     }
 
     /// The consent `interaction` waits for and the signed-in session answering it; otherwise the
