@@ -68,7 +68,15 @@ def install_missing(requirements, announce=False):
     """Installs with pip each package whose module cannot be found; `requirements` is a list of
     (module name, pip package name). Retries with --break-system-packages when pip refuses (PEP 668).
     With `announce`, prints `setup: pip install …` first. Raises CalledProcessError when pip fails."""
-    missing = [package for module, package in requirements if importlib.util.find_spec(module) is None]
+    def absent(module):
+        # find_spec imports a dotted name's parents first, and raises when one of them is missing
+        # ("opentelemetry.proto" on a machine without the opentelemetry namespace).
+        try:
+            return importlib.util.find_spec(module) is None
+        except ModuleNotFoundError:
+            return True
+
+    missing = [package for module, package in requirements if absent(module)]
     if not missing:
         return
     if announce:
