@@ -58,6 +58,16 @@ public struct AuthServerSettings: Sendable {
     public var memoryCheckInterval: Duration = .milliseconds(250)
     /// The clock (tests inject their own).
     public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
+    /// How far the wall clock is behind ``clock``, in microseconds: 0 unless it was set back
+    /// (``SteadyClock/wallClockLag``). `/metrics` exports it, and the server logs when a jump back starts
+    /// and when the wall clock has caught up (``AuthorizationServer/watchClockPeriodically(every:)``).
+    public var wallClockLag: @Sendable () -> Int64 = { SteadyClock.system.wallClockLag }
+
+    /// Takes ``clock`` and ``wallClockLag`` from `clock`.
+    public mutating func useClock(_ clock: SteadyClock) {
+        self.clock = clock.read
+        wallClockLag = { clock.wallClockLag }
+    }
     /// The log stream this server delivers (`serve --log-stream`), whose state `/metrics` shows; the
     /// caller runs it (``LogStreamDelivery/run()``) beside the server.
     public var logStream: LogStreamDelivery?
@@ -178,6 +188,36 @@ public final class AuthorizationServer: Sendable {
             } catch {
                 return
             }
+        }
+    }
+
+    /// Logs when the wall clock is set back (a warning: times now run ahead of it at the real rate) and when
+    /// it has caught up, reading the clock every `interval`. Runs until the task is cancelled
+    /// (`authledger serve` runs it beside the HTTP server).
+    public func watchClockPeriodically(every interval: Duration = .seconds(1)) async {
+        var watch = ClockWatch()
+        while !Task.isCancelled {
+            _ = settings.clock()  // a reading brings the lag up to date, even when no request came
+            noteClock(&watch)
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// One look at the clock's lag: the log line of what changed, if anything.
+    func noteClock(_ watch: inout ClockWatch) {
+        switch watch.observe(lag: settings.wallClockLag()) {
+        case .fellBehind(let lag):
+            logger.warning(
+                "the wall clock was set back: event times and expiry go on at the real rate, ahead of it, until it catches up",
+                metadata: ["behind_seconds": "\(Double(lag) / 1e6)"])
+        case .caughtUp:
+            logger.notice("the wall clock has caught up: it is followed again")
+        case nil:
+            break
         }
     }
 

@@ -93,7 +93,9 @@ final class ServerMetrics: Sendable {
     }
 
     /// The exposition text, with the journal's writer counters as of now.
-    func render(journal: JournalStatistics, sequence: UInt64, logStream: (name: String, status: LogStreamStatus)? = nil) -> String {
+    func render(
+        journal: JournalStatistics, sequence: UInt64, wallClockLag: Int64 = 0, logStream: (name: String, status: LogStreamStatus)? = nil
+    ) -> String {
         func gauge(_ metric: String, _ unit: String, _ help: String, _ value: Double) {
             registry.makeGauge(descriptor: Self.name("journal", metric, unit, help)).set(value)
         }
@@ -117,6 +119,10 @@ final class ServerMetrics: Sendable {
             streamGauge("last_delivery", "timestamp_seconds", "When the receiver last acknowledged a batch from this node (0: never).",
                         status.lastDelivery.map { Double($0.microseconds) / 1e6 } ?? 0)
         }
+        registry.makeGauge(descriptor: Self.name(
+            "process", "wall_clock_lag", "seconds",
+            "How far the wall clock is behind the server's clock (it was set back; 0 otherwise): times go on at the real rate until it catches up.")
+        ).set(Double(wallClockLag) / 1e6)
         if let memory = ResidentMemory.current() {
             for (kind, bytes) in [("anonymous", memory.anonymous), ("file", memory.fileBacked)] {
                 registry.makeGauge(

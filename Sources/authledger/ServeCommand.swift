@@ -145,7 +145,7 @@ struct ServeCommand: AsyncParsableCommand {
         if !journalOptions.isShared {
             let journal = journalOptions.journal.hasSuffix("/") ? String(journalOptions.journal.dropLast()) : journalOptions.journal
             settings.archival = AuthServerSettings.Archival(directory: archiveDirectory ?? journal + ".archives") { target in
-                try LMDBStorage(writing: Journal.Configuration(directory: target))
+                try LMDBStorage(writingTo: target, for: Journal.Configuration(keyBeside: target))
             }
         }
         let keyPath = tokenKeyOptions.path(journalOptions)
@@ -196,17 +196,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if traces != nil { say("authledger: traces exported over OTLP (OTEL_* environment)") }
         do {
-            // The journal's upkeep (pruning, retention) runs beside the server; it stops when the server does.
-            // The trace exporter outlives it, to send the last spans.
-            try await TraceExport.running(traces) { try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await application.runService() }
+            // The journal's upkeep (pruning, retention), the memory bound, the clock watch and the log stream
+            // run beside the server and stop when it does; one of them returning early (no memory bound) does
+            // not stop it. The trace exporter outlives them, to send the last spans.
+            try await TraceExport.running(traces) { try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await server.runMaintenancePeriodically() }
                 group.addTask { await server.boundResidentMemoryPeriodically() }
+                group.addTask { await server.watchClockPeriodically() }
                 if let stream = settings.logStream {
                     say("authledger: log stream \(stream.configuration.name) to \(stream.configuration.url) (\(stream.configuration.format.rawValue))")
                     group.addTask { await stream.run() }
                 }
-                try await group.next()
+                try await application.runService()
                 group.cancelAll()
             } }
         } catch {

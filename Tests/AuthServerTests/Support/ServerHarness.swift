@@ -158,6 +158,7 @@ final class ServerHarness: Sendable {
         var settings = AuthServerSettings()
         settings.hasher = Argon2idHasher.minimal
         settings.clock = clock.read
+        settings.wallClockLag = { 0 }  // a test clock never runs ahead of a wall clock
         settings.issuerOverride = issuer
         configure(&settings)
         var quiet = Logger(label: "authledger-test")
