@@ -51,7 +51,7 @@ public final class AuthLedger: Sendable {
     /// them from the events first when another version of ``AuthProjection`` wrote them
     /// (``ProjectionVersion``). On shared storage (PostgreSQL) several servers open the same journal and
     /// serve from the same projections. Make `storage` for ``withProjections(_:)`` of `configuration`
-    /// (an LMDB store sizes its tables by it): `LMDBStorage(writing: AuthLedger.withProjections(configuration))`.
+    /// (an LMDB store sizes its tables by it): `LMDBStorage(writingTo: directory, for: AuthLedger.withProjections(configuration))`.
     public static func open(_ configuration: Journal.Configuration, storage: any JournalStorage) async throws -> AuthLedger {
         let journal = try Journal.open(withProjections(configuration), storage: storage)
         do {

@@ -34,7 +34,7 @@ public struct JournalOptions: ParsableArguments {
     /// The journal's store, opened for writing the journal `configuration` describes (its projections).
     public func openStorage(writing configuration: Journal.Configuration) throws(JournalError) -> any JournalStorage {
         if let store = storeURL { return try PostgresStorage(address: try PostgresAddress(url: store)) }
-        return try LMDBStorage(writing: configuration)
+        return try LMDBStorage(writingTo: journal, for: configuration)
     }
 
     /// The journal's store, opened for reading, with `tables` projection tables.
@@ -141,7 +141,7 @@ public struct JournalWriterOptions: ParsableArguments {
 
     /// How to open the journal of `options` for writing, with `projections`.
     public func configuration(_ options: JournalOptions, projections: [String] = []) -> Journal.Configuration {
-        var configuration = Journal.Configuration(directory: options.journal, keyFile: key)
+        var configuration = Journal.Configuration(keyBeside: options.journal, keyFile: key)
         configuration.projections = projections
         configuration.witness = checkpointLog.map { CheckpointLogFile(path: $0) }
         return configuration

@@ -19,17 +19,14 @@ import Synchronization
 ///
 /// Call ``close()`` when done: it commits what is pending, writes a final checkpoint and stops the writer.
 public final class Journal: Sendable {
-    /// How to open a journal.
+    /// How to open a journal, whatever stores it. Where it is kept is the store's business
+    /// (``JournalStorage``): an LMDB journal's directory and map size belong to `LMDBStorage`, a shared
+    /// journal's database to `PostgresStorage`.
     public struct Configuration: Sendable {
-        /// The journal directory of an LMDB journal (created with mode 0700 when missing); empty for a
-        /// journal in a database.
-        public var directory: String
-        /// The signing key file; by default `<directory>.key`, beside the journal.
+        /// The signing key file (created, mode 0600, when a new journal is opened without one).
         public var keyFile: String
         /// Projection tables that ``transact(_:)`` bodies and snapshots may use.
         public var projections: [String] = []
-        /// LMDB's map size to start with; it doubles whenever it fills.
-        public var initialMapSize: Int = 256 << 20
         /// The witness is handed a checkpoint whenever this many events have been appended since the
         /// last one it got (and on ``Journal/checkpoint()`` and ``Journal/close()``).
         public var witnessInterval: UInt64 = 4096
@@ -40,15 +37,8 @@ public final class Journal: Sendable {
         /// The clock that stamps events (tests inject their own).
         public var clock: @Sendable () -> LedgerTimestamp = Journal.systemClock
 
-        public init(directory: String, keyFile: String? = nil) {
-            let trimmed = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
-            self.directory = trimmed
-            self.keyFile = keyFile ?? trimmed + ".key"
-        }
-
-        /// A journal kept in a database, signed with the key in `keyFile`.
+        /// A journal signed with the key in `keyFile`.
         public init(keyFile: String) {
-            self.directory = ""
             self.keyFile = keyFile
         }
     }

@@ -51,11 +51,20 @@ public final class LMDBStorage: JournalStorage {
         self.writerLock = writerLock
     }
 
-    /// Opens (or creates) the LMDB journal that `configuration` describes for writing: its directory, its
-    /// first map size, room for its projections.
-    public convenience init(writing configuration: Journal.Configuration) throws(JournalError) {
-        try self.init(
-            writingTo: configuration.directory, initialMapSize: configuration.initialMapSize, tables: configuration.projections.count)
+    /// The map size an LMDB journal starts with; it doubles whenever it fills.
+    public static let defaultInitialMapSize = 256 << 20
+
+    /// Opens (or creates) for writing the LMDB journal in `directory`, with room for the projections of
+    /// `configuration`.
+    public convenience init(
+        writingTo directory: String, for configuration: Journal.Configuration, initialMapSize: Int = defaultInitialMapSize
+    ) throws(JournalError) {
+        try self.init(writingTo: directory, initialMapSize: initialMapSize, tables: configuration.projections.count)
+    }
+
+    /// The key file kept beside the LMDB journal in `directory`: `<directory>.key`.
+    public static func keyFile(beside directory: String) -> String {
+        (directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory) + ".key"
     }
 
     /// Opens the journal in `directory` for reading, alongside a running writer or on read-only media.
@@ -189,10 +198,25 @@ struct LMDBStorageTransaction: StorageWriteTransaction {
     }
 }
 
+extension Journal.Configuration {
+    /// A journal signed with the key file beside the LMDB journal in `directory` (`<directory>.key`), or
+    /// with `keyFile` when given.
+    public init(keyBeside directory: String, keyFile: String? = nil) {
+        self.init(keyFile: keyFile ?? LMDBStorage.keyFile(beside: directory))
+    }
+}
+
 extension Journal {
-    /// Opens (or creates) the LMDB journal in the configuration's `directory` for writing.
-    public static func open(_ configuration: Configuration) throws(JournalError) -> Journal {
-        try open(configuration, storage: try LMDBStorage(writing: configuration))
+    /// Opens (or creates) the LMDB journal in `directory` for writing.
+    /// - Parameters:
+    ///   - directory: the journal directory (created with mode 0700 when missing).
+    ///   - configuration: by default, a journal signed with the key file beside the directory.
+    ///   - initialMapSize: the map size to start with; it doubles whenever it fills.
+    public static func open(
+        directory: String, _ configuration: Configuration? = nil, initialMapSize: Int = LMDBStorage.defaultInitialMapSize
+    ) throws(JournalError) -> Journal {
+        let configuration = configuration ?? Configuration(keyBeside: directory)
+        return try open(configuration, storage: try LMDBStorage(writingTo: directory, for: configuration, initialMapSize: initialMapSize))
     }
 }
 

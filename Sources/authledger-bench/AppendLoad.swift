@@ -14,7 +14,7 @@ struct AppendLoad: AsyncParsableCommand {
     @Option(help: "Stop after this many events (0: never).") var limit: Int = 0
 
     func run() async throws {
-        let journal = try Journal.open(Journal.Configuration(directory: journal))
+        let journal = try Journal.open(directory: journal)
         let run = UUID().uuidString.prefix(8)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<appenders {

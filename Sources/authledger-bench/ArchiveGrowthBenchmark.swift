@@ -40,11 +40,10 @@ struct ArchiveGrowthBenchmark: AsyncParsableCommand {
 
     /// A journal's storage and a way to measure its size: the data file, or the database's table.
     private func journal(_ directory: String, archiving: Bool) throws -> (any JournalStorage, () throws -> Int64) {
-        var configuration = Journal.Configuration(directory: directory + "/journal")
-        configuration.initialMapSize = 1 << 30
+        var configuration = Journal.Configuration(keyBeside: directory + "/journal")
         configuration.projections = AuthLedger.projections
         guard let store else {
-            let storage = try LMDBStorage(writing: configuration)
+            let storage = try LMDBStorage(writingTo: directory + "/journal", for: configuration, initialMapSize: 1 << 30)
             return (storage, {
                 let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/journal/data.mdb")
                 return (attributes[.size] as? NSNumber)?.int64Value ?? 0
@@ -68,8 +67,7 @@ struct ArchiveGrowthBenchmark: AsyncParsableCommand {
             let directory = scratch + (archiving ? "/archiving" : "/growing")
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let (storage, size) = try journal(directory, archiving: archiving)
-            var configuration = Journal.Configuration(directory: directory + "/journal")
-            configuration.initialMapSize = 1 << 30
+            let configuration = Journal.Configuration(keyBeside: directory + "/journal")
             let ledger = try await AuthLedger.open(configuration, storage: storage)
             ledger.dataKey = DataKey.generate()
             for round in 1...max(1, rounds) {
@@ -79,7 +77,7 @@ struct ArchiveGrowthBenchmark: AsyncParsableCommand {
                     // moved to cold storage).
                     let archive = directory + "/archive-\(round)"
                     let start = Date()
-                    _ = try await ledger.archive(before: ledger.journal.head.sequence, to: try LMDBStorage(writing: Journal.Configuration(directory: archive)))
+                    _ = try await ledger.archive(before: ledger.journal.head.sequence, to: try LMDBStorage(writingTo: archive, for: Journal.Configuration(keyBeside: archive)))
                     archiveSeconds.append(Date().timeIntervalSince(start))
                     try FileManager.default.removeItem(atPath: archive)
                 }

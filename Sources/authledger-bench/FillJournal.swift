@@ -29,10 +29,10 @@ struct FillJournal: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: dataFile) else {
             throw BenchError("\(journal) holds no journal: start `authledger serve --journal \(journal)` on it once first")
         }
-        var configuration = Journal.Configuration(directory: journal)
+        let configuration = Journal.Configuration(keyBeside: journal)
         // Room for the whole run at once (it doubles when full anyway); LMDB only reserves address space.
-        configuration.initialMapSize = max(1 << 30, events &* 2048)
-        let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(writing: AuthLedger.withProjections(configuration)))
+        let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(
+            writingTo: journal, for: AuthLedger.withProjections(configuration), initialMapSize: max(1 << 30, events &* 2048)))
         // The failures' addresses are sealed with the journal's data key, as the server seals them.
         ledger.dataKey = try JournalDataKeyFile(journal: journal).loadOrCreate()
         guard ledger.configuration.settings != nil else {

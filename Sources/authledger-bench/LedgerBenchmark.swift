@@ -68,9 +68,7 @@ struct LedgerBenchmark: AsyncParsableCommand {
     }
 
     private func measureAppends(appenders: Int, directory: String) async throws -> (rate: Double, meanBatch: Double) {
-        var configuration = Journal.Configuration(directory: directory)
-        configuration.initialMapSize = 1 << 30
-        let journal = try Journal.open(configuration)
+        let journal = try Journal.open(directory: directory, initialMapSize: 1 << 30)
         let payload = Array(repeating: UInt8(ascii: "x"), count: payloadSize)
         let draft = EventDraft(type: "bench.event", payload: payload)
         let before = journal.statistics

@@ -26,9 +26,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
 
         // A journal of login failures (JSON payloads, indexed by user and address), written through the
         // authorization server's own recording path, many events per commit.
-        var configuration = Journal.Configuration(directory: scratch + "/journal")
-        configuration.initialMapSize = 4 << 30
-        let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(writing: AuthLedger.withProjections(configuration)))
+        let configuration = Journal.Configuration(keyBeside: scratch + "/journal")
+        let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(
+            writingTo: scratch + "/journal", for: AuthLedger.withProjections(configuration), initialMapSize: 4 << 30))
         ledger.dataKey = DataKey.generate()  // the failures' addresses are sealed, as the server seals them
         let generation = Date()
         try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)

@@ -45,7 +45,7 @@ struct JournalCommand: ParsableCommand {
                     case .sequence(let sequence): sequence
                     case .time(let time): try ledger.journal.read { try $0.firstSequence(atOrAfter: time) }
                     }
-                return try await ledger.archive(before: sequence, to: try LMDBStorage(writing: Journal.Configuration(directory: out)))
+                return try await ledger.archive(before: sequence, to: try LMDBStorage(writingTo: out, for: Journal.Configuration(keyBeside: out)))
             }
             switch format {
             case .text:
@@ -171,7 +171,7 @@ struct JournalCommand: ParsableCommand {
             let before = try Self.verified(source, label: "source \(try Self.options(from).location)")
             let destination: any JournalStorage
             do {
-                var configuration = Journal.Configuration(directory: try Self.options(to).journal)
+                var configuration = Journal.Configuration(keyBeside: try Self.options(to).journal)
                 configuration.projections = projections
                 destination = try Self.options(to).openStorage(writing: configuration)
             } catch {

@@ -197,7 +197,7 @@ struct ArchiveTests {
         defer { try? FileManager.default.removeItem(atPath: base) }
         let harness = try await ServerHarness(tenant: testTenantYAML + "\nretention:\n  events_days: 1\n") {
             $0.archival = AuthServerSettings.Archival(directory: base) { target in
-                try LMDBStorage(writing: Journal.Configuration(directory: target))
+                try LMDBStorage(writingTo: target, for: Journal.Configuration(keyBeside: target))
             }
         }
         try await harness.run { browser in

@@ -106,7 +106,7 @@ struct ExportTests {
         }
         let journalPath = harness.directory + "/journal"
         let oldKey = try JournalKeyFile(path: journalPath + ".key").load()
-        let journal = try Journal.open(Journal.Configuration(directory: journalPath))
+        let journal = try Journal.open(directory: journalPath)
         _ = try await journal.rotateSigningKey()
         try await journal.append(EventDraft(type: "test.after_rotation", payload: Array(#"{"n":1}"#.utf8)))
         await journal.close()

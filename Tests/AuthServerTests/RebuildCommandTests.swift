@@ -69,9 +69,9 @@ struct RebuildCommandTests {
 struct ProjectionVersionTests {
     /// The journal with the server's projection tables, as `Journal.open` gives it: no upgrade.
     static func openWithoutUpgrade(_ journal: String) throws -> Journal {
-        var configuration = Journal.Configuration(directory: journal)
+        var configuration = Journal.Configuration(keyBeside: journal)
         configuration.projections = AuthLedger.projections
-        return try Journal.open(configuration)
+        return try Journal.open(directory: journal, configuration)
     }
 
     @Test("a journal without the current version is reported by rebuild --check, and rebuilt exactly at the next open")

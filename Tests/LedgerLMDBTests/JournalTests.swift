@@ -247,10 +247,10 @@ struct JournalTests {
     func checkpointsAndWitness() async throws {
         let directory = TemporaryDirectory()
         let log = CheckpointLogFile(path: directory.path + "/checkpoints.log")
-        var configuration = Journal.Configuration(directory: directory.journal)
+        var configuration = Journal.Configuration(keyBeside: directory.journal)
         configuration.witness = log
         configuration.witnessInterval = 10
-        let journal = try Journal.open(configuration)
+        let journal = try Journal.open(directory: directory.journal, configuration)
         for index in 0..<25 { try await journal.append(testDraft("e\(index)")) }
         let onDemand = try await journal.checkpoint()
         #expect(onDemand.checkpoint.treeSize == 26)

@@ -22,7 +22,7 @@ struct SignerTests {
         // The node opens the same journal with its own key file, and signs with it.
         let nodeKeyPath = directory.path + "/node.key"
         try JournalKeyFile(path: nodeKeyPath).create(nodeKey)
-        journal = try Journal.open(Journal.Configuration(directory: directory.journal, keyFile: nodeKeyPath))
+        journal = try Journal.open(directory: directory.journal, Journal.Configuration(keyFile: nodeKeyPath))
         #expect(journal.activeKeyID == nodeKey.keyID)
         let byNode = try await journal.append(testDraft("by the node key"))
         let signers = try journal.read { try $0.signers }
@@ -59,7 +59,7 @@ struct SignerTests {
         await journal.close()
         let nodeKeyPath = directory.path + "/node.key"
         try JournalKeyFile(path: nodeKeyPath).create(nodeKey)
-        #expect(throws: JournalError.self) { try Journal.open(Journal.Configuration(directory: directory.journal, keyFile: nodeKeyPath)) }
+        #expect(throws: JournalError.self) { try Journal.open(directory: directory.journal, Journal.Configuration(keyFile: nodeKeyPath)) }
         #expect(try JournalReader(directory: directory.journal).read { try $0.signers } == [genesisKey.publicKey])
         #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([PinnedKey(genesisKey.publicKey)])).get().eventCount == removal + 1)
 
@@ -81,7 +81,7 @@ struct SignerTests {
         let strangerPath = directory.path + "/stranger.key"
         try JournalKeyFile(path: strangerPath).create(.generate())
         #expect(throws: JournalError.self) {
-            try Journal.open(Journal.Configuration(directory: directory.journal, keyFile: strangerPath))
+            try Journal.open(directory: directory.journal, Journal.Configuration(keyFile: strangerPath))
         }
     }
 
@@ -106,7 +106,7 @@ struct SignerTests {
         await journal.close()
         let nodeKeyPath = directory.path + "/node.key"
         try JournalKeyFile(path: nodeKeyPath).create(nodeKey)
-        journal = try Journal.open(Journal.Configuration(directory: directory.journal, keyFile: nodeKeyPath))
+        journal = try Journal.open(directory: directory.journal, Journal.Configuration(keyFile: nodeKeyPath))
         let rotated = try await journal.rotateSigningKey()
         await journal.close()
         let signers = try JournalReader(directory: directory.journal).read { try $0.signers }

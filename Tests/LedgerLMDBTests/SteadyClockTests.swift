@@ -73,9 +73,9 @@ struct SteadyClockTests {
         let fake = FakeClocks()
         let clock = fake.clock()
         let directory = TemporaryDirectory()
-        var configuration = Journal.Configuration(directory: directory.journal)
+        var configuration = Journal.Configuration(keyBeside: directory.journal)
         configuration.clock = clock.read
-        let journal = try Journal.open(configuration)
+        let journal = try Journal.open(directory: directory.journal, configuration)
         try await journal.append(testDraft("before"))
         fake.setWall(by: -86_400)
         fake.pass(seconds: 1)

@@ -300,9 +300,9 @@ struct SharedJournalTests {
     func copyRoundTrip() async throws {
         let directory = NSTemporaryDirectory() + "authledger-pg-copy-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var configuration = Journal.Configuration(directory: directory + "/source")
+        var configuration = Journal.Configuration(keyBeside: directory + "/source")
         configuration.projections = ["orders"]
-        let source = try Journal.open(configuration)
+        let source = try Journal.open(directory: directory + "/source", configuration)
         for index in 0..<300 {
             try await source.transact { transaction in
                 try transaction.projection("orders").put(Array("placed".utf8), for: Array("order-\(index)".utf8))
@@ -640,7 +640,7 @@ struct SharedArchiveTests {
         let head = ledger.journal.head.sequence
         let directory = FileManager.default.temporaryDirectory.path + "/authledger-archive-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let summary = try await ledger.archive(before: head, to: try LMDBStorage(writing: Journal.Configuration(directory: directory)))
+        let summary = try await ledger.archive(before: head, to: try LMDBStorage(writingTo: directory, for: Journal.Configuration(keyBeside: directory)))
         #expect(summary.first == 1 && summary.through < head && summary.removed > summary.through)
         // The journal goes on after the cut.
         try await ledger.record { recorder in

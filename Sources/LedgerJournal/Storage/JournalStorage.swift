@@ -48,7 +48,8 @@ extension JournalStorage {
 public struct StorageTable: Sendable, Hashable {
     /// The table's name in the journal layout (`events`, `merkle`, `checkpoints`, `meta`, `p.<projection>`).
     public let name: String
-    /// The store's own handle for the table (an LMDB database index; unused by PostgreSQL).
+    /// A number the store gave the table when it opened it, meaningful to that store alone (the journal
+    /// only carries it back); 0 for a store that finds its tables by name.
     public let handle: UInt32
 
     public init(name: String, handle: UInt32 = 0) {

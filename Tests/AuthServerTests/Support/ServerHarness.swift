@@ -328,7 +328,7 @@ func webAppParameters(_ extra: [(String, String)] = [], scope: String = "openid 
 extension AuthLedger {
     /// The LMDB journal in `directory`, with the server's projections (as `authledger serve` opens it).
     static func open(directory: String) async throws -> AuthLedger {
-        let configuration = Journal.Configuration(directory: directory)
-        return try await open(configuration, storage: try LMDBStorage(writing: withProjections(configuration)))
+        let configuration = Journal.Configuration(keyBeside: directory)
+        return try await open(configuration, storage: try LMDBStorage(writingTo: directory, for: withProjections(configuration)))
     }
 }

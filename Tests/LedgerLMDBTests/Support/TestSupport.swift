@@ -34,13 +34,12 @@ func openJournal(
     witnessInterval: UInt64 = 4096, initialMapSize: Int = 8 << 20,
     clock: (@Sendable () -> LedgerTimestamp)? = nil
 ) throws -> Journal {
-    var configuration = Journal.Configuration(directory: directory)
+    var configuration = Journal.Configuration(keyBeside: directory)
     configuration.projections = projections
     configuration.witness = witness
     configuration.witnessInterval = witnessInterval
-    configuration.initialMapSize = initialMapSize
     if let clock { configuration.clock = clock }
-    return try Journal.open(configuration)
+    return try Journal.open(directory: directory, configuration, initialMapSize: initialMapSize)
 }
 
 /// Edits the journal's LMDB file directly, as an attacker with file access would (the journal must be

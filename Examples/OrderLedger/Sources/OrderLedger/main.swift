@@ -12,9 +12,9 @@ let directory = FileManager.default.temporaryDirectory.path + "/order-ledger-\(U
 defer { try? FileManager.default.removeItem(atPath: directory) }
 
 // A journal with one projection table of our own: order id → status.
-var configuration = Journal.Configuration(directory: directory + "/journal")
+var configuration = Journal.Configuration(keyBeside: directory + "/journal")
 configuration.projections = ["orders"]
-let journal = try Journal.open(configuration)
+let journal = try Journal.open(directory: directory + "/journal", configuration)
 
 // Place three orders concurrently: the events are signed in these tasks and group-committed.
 try await withThrowingTaskGroup(of: Void.self) { group in
