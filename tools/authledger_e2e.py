@@ -90,11 +90,58 @@ def install_missing(requirements, announce=False):
 # ---------------------------------------------------------------------------------------------------------
 # The server
 
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that is free now (another process may still take it before the server)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free now (another process may still take it before the server).
+
+    Never the same port twice in one test process: the kernel may hand a just-closed probe's port out again,
+    and two nodes told the same port would answer each other's /healthz (cluster_test saw node B "healthy"
+    on node A's port while B had exited on EADDRINUSE)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+
+
+def listening_inodes(port):
+    """The socket inodes listening on TCP `port` (any address), from /proc/net/tcp{,6}; None without /proc."""
+    inodes, found_table = set(), False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                found_table = True
+                next(rows, None)
+                for row in rows:
+                    fields = row.split()
+                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except OSError:
+            continue
+    return inodes if found_table else None
+
+
+def process_listens_on(pid, port):
+    """Whether process `pid` holds a socket listening on `port`. True when /proc cannot tell (not Linux)."""
+    inodes = listening_inodes(port)
+    if inodes is None:
+        return True
+    try:
+        descriptors = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return True
+    for descriptor in descriptors:
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, descriptor))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
 
 
 def healthz_ok(base, timeout=1.0):
@@ -177,7 +224,8 @@ class Server:
             if self.process.poll() is not None:
                 raise ServerStartError("the server exited with status %s before answering /healthz" % self.process.returncode,
                                        self.process.returncode)
-            if healthz_ok(self.base) and self.process.poll() is None:
+            # The answer must come from this process: another one on the port would answer for it.
+            if healthz_ok(self.base) and self.process.poll() is None and process_listens_on(self.process.pid, self.port):
                 return
             time.sleep(interval)
         raise ServerStartError("the server did not answer /healthz within %.0f s" % timeout)

@@ -82,12 +82,14 @@ RESERVED_PORTS = {55432, bench.PORT}
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that is free now (never 55432, which another session's PostgreSQL uses)."""
+    """A TCP port on 127.0.0.1 that is free now: never 55432 (another session's PostgreSQL), never one
+    already handed out by this process (the kernel may give a closed probe's port out again)."""
     while True:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         if port not in RESERVED_PORTS:
+            RESERVED_PORTS.add(port)
             return port
 
 
