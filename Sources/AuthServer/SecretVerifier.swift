@@ -1,5 +1,6 @@
 import AuthCore
 import LedgerCore
+import NIOConcurrencyHelpers
 import NIOPosix
 import Synchronization
 
@@ -26,7 +27,10 @@ final class SecretVerifier: Sendable {
     private let admitted = Mutex(0)
     private let verifiedClientSecrets = VerifiedSecretCache()
     /// Client-secret checks running now, by the digest of hash and secret (see ``VerifiedSecretCache``).
-    private let clientSecretChecks = Mutex<[[UInt8]: Task<Bool, any Error>]>([:])
+    ///
+    /// A pthread mutex (NIO's lock), not `Synchronization.Mutex`: ThreadSanitizer does not see the futex
+    /// behind the latter, and reported the insertion here and the check task's own removal as a race.
+    private let clientSecretChecks = NIOLockedValueBox<[[UInt8]: Task<Bool, any Error>]>([:])
 
     init(hasher: any SecretHasher, capacity: Int, pool: NIOThreadPool = .singleton) {
         self.hasher = hasher
@@ -57,11 +61,11 @@ final class SecretVerifier: Sendable {
     func verifyClientSecret(_ secret: String, against hash: String) async throws(Overloaded) -> Bool {
         if verifiedClientSecrets.contains(secret, for: hash) { return true }
         let key = VerifiedSecretCache.digest(secret, hash)
-        let check = clientSecretChecks.withLock { running in
+        let check = clientSecretChecks.withLockedValue { running in
             if let shared = running[key] { return shared }
             // Unstructured on purpose: the check belongs to every caller waiting for it, not to the first.
             let check = Task { [self] in
-                defer { _ = clientSecretChecks.withLock { $0.removeValue(forKey: key) } }
+                defer { _ = clientSecretChecks.withLockedValue { $0.removeValue(forKey: key) } }
                 let matches = try await verify(secret, against: hash)
                 if matches { verifiedClientSecrets.remember(secret, for: hash) }
                 return matches
