@@ -93,8 +93,9 @@ def install_missing(requirements, announce=False):
 _ports_given = set()
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that is free now (another process may still take it before the server).
+def free_port(avoid=()):
+    """A TCP port on 127.0.0.1 that is free now (another process may still take it before the server),
+    and not one of `avoid`.
 
     Never the same port twice in one test process: the kernel may hand a just-closed probe's port out again,
     and two nodes told the same port would answer each other's /healthz (cluster_test saw node B "healthy"
@@ -103,7 +104,7 @@ def free_port():
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        if port not in _ports_given:
+        if port not in _ports_given and port not in avoid:
             _ports_given.add(port)
             return port
 

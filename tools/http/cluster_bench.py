@@ -60,7 +60,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -74,23 +73,16 @@ sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 from bench import EDDSA_API, REDIRECT, exchange, issue_codes, jwt_alg, login, parse_wrk, tenant  # noqa: E402
 import bench  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from authledger_e2e import free_port  # noqa: E402 - one port allocator for every tool
+
 POSTGRES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "postgres")
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_SECONDS = 0.05
+# Ports no node or PostgreSQL of this benchmark may take: 55432 (another session's PostgreSQL), the
+# single-node benchmark's.
 RESERVED_PORTS = {55432, bench.PORT}
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that is free now: never 55432 (another session's PostgreSQL), never one
-    already handed out by this process (the kernel may give a closed probe's port out again)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            RESERVED_PORTS.add(port)
-            return port
 
 
 # --- CPU caps ------------------------------------------------------------------------------------------------
@@ -351,7 +343,7 @@ def stop_postgres(directory):
 
 class Node:
     def __init__(self, bin_dir, arguments, log_path, cage=None):
-        self.port = free_port()
+        self.port = free_port(avoid=RESERVED_PORTS)
         self.base = "http://127.0.0.1:%d/" % self.port
         self.log_path = log_path
         self.log = open(log_path, "w")
@@ -538,7 +530,7 @@ def postgres_configuration(args, work, count):
     with open(tenant_file, "w") as handle:
         json.dump(tenant(bench.BASE), handle)
     pg_dir = os.path.join(directory, "postgres")
-    pg_port = free_port()
+    pg_port = free_port(avoid=RESERVED_PORTS)
     nodes = []
     try:
         store, postmaster = start_postgres(pg_dir, pg_port)
