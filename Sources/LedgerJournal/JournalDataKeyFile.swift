@@ -24,8 +24,7 @@ public struct JournalDataKeyFile: Sendable {
     /// The default file of the journal at `journal`: `<journal>.datakey` beside the directory (a trailing
     /// slash is dropped, as for the signing key, so the key never lands inside the journal's directory).
     public init(journal: String) {
-        let trimmed = journal.hasSuffix("/") && journal.count > 1 ? String(journal.dropLast()) : journal
-        self.init(path: trimmed + ".datakey")
+        self.init(path: JournalSideFile.path(beside: journal, suffix: ".datakey"))
     }
 
     /// Reads the key (a regular file of this user, mode 0600; see LedgerCore's `PrivateKeyFile`).

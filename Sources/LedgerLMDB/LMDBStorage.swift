@@ -64,7 +64,7 @@ public final class LMDBStorage: JournalStorage {
 
     /// The key file kept beside the LMDB journal in `directory`: `<directory>.key`.
     public static func keyFile(beside directory: String) -> String {
-        (directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory) + ".key"
+        JournalSideFile.path(beside: directory, suffix: ".key")
     }
 
     /// Opens the journal in `directory` for reading, alongside a running writer or on read-only media.

@@ -64,7 +64,7 @@ extension DataKeyOptions {
 
 /// Where the token signing keys live: `<journal>.tokenkeys`, beside the journal.
 func tokenKeyPath(_ journal: String) -> String {
-    (journal.hasSuffix("/") ? String(journal.dropLast()) : journal) + ".tokenkeys"
+    JournalSideFile.path(beside: journal, suffix: ".tokenkeys")
 }
 
 /// `--token-keys FILE`: the token signing key file of this node.

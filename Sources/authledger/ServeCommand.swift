@@ -143,8 +143,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         settings.tracing = traces != nil
         if !journalOptions.isShared {
-            let journal = journalOptions.journal.hasSuffix("/") ? String(journalOptions.journal.dropLast()) : journalOptions.journal
-            settings.archival = AuthServerSettings.Archival(directory: archiveDirectory ?? journal + ".archives") { target in
+            let archives = archiveDirectory ?? JournalSideFile.path(beside: journalOptions.journal, suffix: ".archives")
+            settings.archival = AuthServerSettings.Archival(directory: archives) { target in
                 try LMDBStorage(writingTo: target, for: Journal.Configuration(keyBeside: target))
             }
         }
