@@ -212,6 +212,49 @@ struct TenantFileTests {
         }
     }
 
+    // MARK: - Aliases
+
+    /// Nine anchored lists of nine aliases of the one before: 1 kB standing for 9^9 (387 million) strings.
+    static let billionLaughs: String = {
+        var yaml = "tenant:\n  issuer: http://127.0.0.1:8080/\nl0: &l0 lol\n"
+        for level in 1...9 {
+            yaml += "l\(level): &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 9).joined(separator: ", ") + "]\n"
+        }
+        return yaml
+    }()
+
+    @Test("a few hundred bytes of aliases of aliases (billion laughs) are refused at once, as a value and as a mapping key")
+    func billionLaughsRefused() {
+        let refusal = TenantFileError.invalid(
+            "the file stands for more than \(TenantFile.maximumYAMLValues) values once its YAML aliases are expanded (an alias repeats all that its anchor names)")
+        #expect(throws: refusal) { try TenantFile.parse(yaml: Self.billionLaughs) }
+        // As a key, the expanded node is what Yams hashes to look for duplicate keys: refused before that.
+        #expect(throws: refusal) { try TenantFile.parse(yaml: Self.billionLaughs + "? *l9\n: x\n") }
+    }
+
+    @Test("anchors and aliases within the limit read as what they repeat")
+    func aliasesExpand() throws {
+        let yaml = Fixtures.exampleYAML
+            .replacingOccurrences(of: "    connections: [Username-Password-Authentication]\n    organization_usage",
+                                  with: "    connections: &database [Username-Password-Authentication]\n    organization_usage")
+            .replacingOccurrences(of: "    connections: [Username-Password-Authentication]\n    members",
+                                  with: "    connections: *database\n    members")
+        #expect(yaml.contains("*database") && yaml.contains("&database"))
+        #expect(try TenantFile.parse(yaml: yaml) == Fixtures.expectedExample)
+    }
+
+    @Test("YAMLExpansion counts what aliases stand for without expanding them, and stops past its limit")
+    func expansionCount() {
+        #expect(YAMLExpansion.count("[a, b]", limit: 10) == .values(3))
+        // mapping, key a, [1, 2] (3), key b, *x (3)
+        #expect(YAMLExpansion.count("a: &x [1, 2]\nb: *x\n", limit: 10) == .values(9))
+        #expect(YAMLExpansion.count("a: &x [1, 2]\nb: *x\n", limit: 8) == .overLimit)
+        #expect(YAMLExpansion.count("a: *nowhere\n", limit: 10) == .values(2), "an undefined alias is the composer's error")
+        #expect(YAMLExpansion.count("a: [1, 2\n", limit: 10) == .unparsable)
+        #expect(YAMLExpansion.count(Self.billionLaughs, limit: 1_000_000) == .overLimit)
+        #expect(YAMLExpansion.count(Fixtures.exampleYAML, limit: 1_000) != .overLimit)
+    }
+
     @Test("an empty YAML file is a syntax error saying so")
     func emptyYAML() {
         #expect(throws: TenantFileError.syntax("the file is empty")) { try TenantFile.parse(yaml: "") }

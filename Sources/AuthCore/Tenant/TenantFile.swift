@@ -20,6 +20,9 @@ public enum TenantFile {
 
     /// Parses a YAML tenant file.
     public static func parse(yaml: String) throws(TenantFileError) -> TenantConfiguration {
+        if YAMLExpansion.count(yaml, limit: maximumYAMLValues) == .overLimit {
+            throw .invalid("the file stands for more than \(maximumYAMLValues) values once its YAML aliases are expanded (an alias repeats all that its anchor names)")
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
@@ -29,6 +32,14 @@ public enum TenantFile {
         guard let node else { throw .syntax("the file is empty") }
         return try decode(try plainValue(node))
     }
+
+    /// The most values (scalars, sequences and mappings) a YAML tenant file may stand for once its aliases
+    /// are expanded; a file over it is refused before it is composed. An alias (`*name`) repeats the node its
+    /// anchor (`&name`) names, so a few hundred bytes of aliases of aliases ("billion laughs") stand for
+    /// billions of values, all of which composing (Yams hashes every mapping key, expanded) and reading
+    /// would walk. A tenant of tens of thousands of users holds a few hundred
+    /// thousand values.
+    public static let maximumYAMLValues = 1_000_000
 
     /// Parses a JSON tenant file.
     public static func parse(json: Data) throws(TenantFileError) -> TenantConfiguration {
@@ -78,7 +89,8 @@ public enum TenantFile {
             for element in sequence { array.append(try plainValue(element)) }
             return array
         case .alias:
-            throw .invalid("YAML aliases are not supported in tenant files")
+            // Yams' composer replaces every alias with the node its anchor names: none is left to read.
+            throw .invalid("a YAML alias that names no anchor")
         }
     }
 
