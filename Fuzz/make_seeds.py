@@ -5,9 +5,18 @@ records are read with mdb_dump (lmdb-utils). The compliance-bundle seeds (target
 verifier tools/verify_bundle.py) are bundles exported from the fixture journal by authledger-replay.
 
     python3 Fuzz/make_seeds.py [--replay .build/debug/authledger-replay]
+    python3 Fuzz/make_seeds.py --only projection     (the projection target's seeds alone)
+
+The projection seeds are the fixture journal's projection values (JSON, as the release that wrote it stored
+them) and the same values as compact values, encoded here by `compact` below, an implementation of
+docs/journal-format.md §16 independent of the Swift one: FuzzCorpusTests checks that Swift decodes each
+and encodes it back to the same bytes.
 """
 import base64
+import datetime
 import json
+import re
+import struct
 import os
 import subprocess
 import sys
@@ -44,7 +53,74 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def varint(number):
+    out = bytearray()
+    while number >= 0x80:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def string_form(text):
+    """The tag and bytes of a string (docs/journal-format.md §16): the first form that renders back exactly."""
+    if len(text) == 27 and text.endswith("Z"):
+        try:
+            moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+            micros = (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) // datetime.timedelta(microseconds=1)
+            return 0x0A, varint(((micros << 1) ^ (micros >> 63)) & 0xFFFFFFFFFFFFFFFF)
+        except ValueError:
+            pass
+    if len(text) >= 16:
+        if len(text) % 2 == 0 and re.fullmatch(r"[0-9a-f]+", text):
+            return 0x07, bytes.fromhex(text)
+        for tag, alphabet, pad in ((0x08, r"[A-Za-z0-9+/]+={0,2}", True), (0x09, r"[A-Za-z0-9_-]+", False)):
+            if re.fullmatch(alphabet, text):
+                try:
+                    raw = (base64.b64decode if pad else base64.urlsafe_b64decode)(text + ("" if pad else "=" * (-len(text) % 4)))
+                except ValueError:
+                    continue
+                again = (base64.b64encode(raw) if pad else base64.urlsafe_b64encode(raw).rstrip(b"=")).decode()
+                if again == text:
+                    return tag, raw
+    return 0x06, text.encode()
+
+
+def compact(value):
+    """The compact encoding of a JSON value (docs/journal-format.md §16)."""
+    if value is None:
+        return b"\x00"
+    if value is True or value is False:
+        return b"\x02" if value else b"\x01"
+    if isinstance(value, float) and (value != int(value) or abs(value) >= 2 ** 53):
+        return b"\x05" + struct.pack(">d", value)
+    if isinstance(value, (int, float)):
+        value = int(value)
+        return b"\x03" + varint(value) if value >= 0 else b"\x04" + varint(-1 - value)
+    if isinstance(value, str):
+        tag, raw = string_form(value)
+        return bytes([tag]) + (raw if tag == 0x0A else varint(len(raw)) + raw)
+    if isinstance(value, list):
+        return b"\x0b" + varint(len(value)) + b"".join(compact(item) for item in value)
+    members = sorted((name.encode(), member) for name, member in value.items())
+    return b"\x0c" + varint(len(members)) + b"".join(varint(len(name)) + name + compact(member) for name, member in members)
+
+
+def projections():
+    """projection: a value of each of the fixture's projection tables, as stored (JSON) and compact."""
+    for table in ("config", "sessions", "codes", "interactions", "tokens", "login_failures", "token_keys", "session_clients"):
+        entries = dump("p.auth." + table)
+        if entries:
+            value = entries[0][1]
+            write("projection", table + ".json", value)
+            write("projection", table, compact(json.loads(value)))
+
+
 def main():
+    if "--only" in sys.argv:
+        {"projection": projections}[sys.argv[sys.argv.index("--only") + 1]]()
+        return 0
+    projections()
     records = [value for _, value in dump("events")]
     checkpoints = [value for _, value in dump("checkpoints")]
     # event-record: a few records of each kind (genesis, configuration, decisions, codes, tokens).

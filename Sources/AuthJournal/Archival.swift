@@ -142,7 +142,7 @@ public enum ArchivedState {
         var consents: [String: [String]] = [:]
         let prefix = Array("\(userID)\u{1F}".utf8)
         try snapshot.archivedProjection("auth.\(AuthTable.consents.rawValue)") { key, value in
-            if key.starts(with: prefix) { consents[String(decoding: key.dropFirst(prefix.count), as: UTF8.self)] = try PayloadCoding.decode([String].self, from: value) }
+            if key.starts(with: prefix) { consents[String(decoding: key.dropFirst(prefix.count), as: UTF8.self)] = try ProjectionCoding.decode([String].self, from: value) }
             return true
         }
         return consents
@@ -175,6 +175,6 @@ public enum ArchivedState {
         }
         guard var bytes = stored else { return ConfigurationState() }
         if let opener { bytes = try PersonalData.open(bytes, contextType: AuthProjection.configurationEventType, opener: opener) }
-        return try PayloadCoding.decode(ConfigurationState.self, from: bytes)
+        return try ProjectionCoding.decode(ConfigurationState.self, from: bytes)
     }
 }

@@ -484,7 +484,7 @@ public struct SnapshotStore: ProjectionStore {
         guard let stored = try get(.configuration, AuthProjection.configurationKey) else { return ConfigurationState() }
         let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
         let opened = try PersonalData.open(stored, contextType: AuthProjection.configurationEventType, opener: opener.opener)
-        return try PayloadCoding.decode(ConfigurationState.self, from: opened)
+        return try ProjectionCoding.decode(ConfigurationState.self, from: opened)
     }
 
     /// The interaction with this hash, its `login_hint` opened with `dataKey` (see ``openedConfiguration(dataKey:)``).
@@ -492,7 +492,7 @@ public struct SnapshotStore: ProjectionStore {
         guard let stored = try get(.interactions, hash) else { return nil }
         let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
         let opened = try PersonalData.open(stored, contextType: { _ in AuthEvent.interactionOpenedType }, opener: opener.opener)
-        return try PayloadCoding.decode(InteractionRecord.self, from: opened)
+        return try ProjectionCoding.decode(InteractionRecord.self, from: opened)
     }
 
     /// The pushed authorization request with this `request_uri` hash, its `login_hint` opened with `dataKey`.
@@ -500,7 +500,7 @@ public struct SnapshotStore: ProjectionStore {
         guard let stored = try get(.pushedRequests, hash) else { return nil }
         let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
         let opened = try PersonalData.open(stored, contextType: { _ in AuthEvent.pushedRequestType }, opener: opener.opener)
-        return try PayloadCoding.decode(PushedRequest.self, from: opened)
+        return try ProjectionCoding.decode(PushedRequest.self, from: opened)
     }
 
     /// The sequence numbers the timeline index holds for `value` of `kind`, in order.
@@ -514,7 +514,7 @@ public struct SnapshotStore: ProjectionStore {
         let prefix = "\(userID)\u{1F}\(clientID)\u{1F}"
         var result: [String: [String]] = [:]
         for (key, value) in try entries(.consents, prefix: prefix) {
-            result[String(key.dropFirst(userID.count + 1))] = try PayloadCoding.decode([String].self, from: value)
+            result[String(key.dropFirst(userID.count + 1))] = try ProjectionCoding.decode([String].self, from: value)
         }
         return result
     }

@@ -240,7 +240,7 @@ public struct JournalHistory {
         var since: [String: UInt64] = [:]
         if sequence > archivedThrough {
             for (key, scopes) in try ArchivedState.consents(of: userID, in: snapshot) {
-                fold.tables[.consents, default: [:]][prefix + key] = try PayloadCoding.encode(scopes)
+                fold.tables[.consents, default: [:]][prefix + key] = try ProjectionCoding.encode(scopes)
                 since[key] = archivedThrough
             }
         }
@@ -270,7 +270,7 @@ public struct JournalHistory {
         var consents: [String: ConsentAtMoment] = [:]
         for (key, value) in fold.tables[.consents] ?? [:] where key.hasPrefix(prefix) {
             let consentKey = String(key.dropFirst(prefix.count))
-            consents[consentKey] = ConsentAtMoment(scopes: try PayloadCoding.decode([String].self, from: value), since: since[consentKey] ?? archivedThrough)
+            consents[consentKey] = ConsentAtMoment(scopes: try ProjectionCoding.decode([String].self, from: value), since: since[consentKey] ?? archivedThrough)
         }
         return consents
     }

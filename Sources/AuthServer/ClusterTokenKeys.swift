@@ -39,7 +39,7 @@ final class ClusterTokenKeys: Sendable {
         guard let load else { return }
         let ownKids = Set(own.keys.map(\.kid))
         let published = try await ledger.query { store in
-            try store.entries(.tokenKeys, prefix: "").map { _, value in try PayloadCoding.decode([String: String].self, from: value) }
+            try store.entries(.tokenKeys, prefix: "").map { _, value in try ProjectionCoding.decode([String: String].self, from: value) }
         }
         let peerKeys = published.filter { key in key["kid"].map { !ownKids.contains($0) } ?? false }
         let apply = state.withLock { state in
@@ -78,7 +78,7 @@ extension AuthorizationServer {
         try await ledger.record { recorder in
             let current = try published.keys.allSatisfy { key in
                 guard let kid = key["kid"], let stored = try recorder.store.get(.tokenKeys, kid) else { return false }
-                return try PayloadCoding.decode([String: String].self, from: stored) == key
+                return try ProjectionCoding.decode([String: String].self, from: stored) == key
             }
             if !current { try recorder.append(.tokenKeysPublished(published)) }
         }

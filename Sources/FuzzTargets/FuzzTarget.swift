@@ -30,6 +30,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// JOSE: a JWK Set on the first line, a compact JWS after it, checked as a client assertion (RFC 7523)
     /// and as a DPoP proof (RFC 9449) (``ClientAssertionVerifier``, ``DPoPVerifier``).
     case jose
+    /// A stored projection value (``ProjectionCoding``: compact, or JSON from an earlier release), decoded as
+    /// the projections' types; a compact value that decodes must encode back to the same value.
+    case projection
 
     /// Runs the target on one input.
     public func run(_ bytes: [UInt8]) {
@@ -40,6 +43,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .parameters: Self.parameters(bytes)
         case .tenant: Self.tenant(bytes)
         case .jose: Self.jose(bytes)
+        case .projection: Self.projection(bytes)
         }
     }
 
@@ -109,6 +113,21 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 token, clientID: "client", jwks: jwks, audiences: ["https://tenant.example/oauth/token"], now: now)
             _ = try? await DPoPVerifier.verify(token, method: "POST", url: "https://tenant.example/oauth/token", now: now)
         }
+    }
+
+    static func projection(_ bytes: [UInt8]) {
+        _ = try? ProjectionCoding.decode(CodeRecord.self, from: bytes)
+        _ = try? ProjectionCoding.decode(TokenRecord.self, from: bytes)
+        _ = try? ProjectionCoding.decode(SessionSnapshot.self, from: bytes)
+        _ = try? ProjectionCoding.decode(InteractionRecord.self, from: bytes)
+        _ = try? ProjectionCoding.decode(ConfigurationState.self, from: bytes)
+        _ = try? ProjectionCoding.decode([LedgerTimestamp].self, from: bytes)
+        _ = PayloadCoding.canonical(bytes)
+        guard ProjectionCoding.isCompact(bytes), let value = try? CompactCoding.decode(JSONValue.self, from: bytes) else { return }
+        // What decodes is canonical: it encodes back to itself (a number of 2^53 or more that a JSON value
+        // holds as an integer aside, which the value then keeps).
+        guard let again = try? CompactCoding.encode(value), let reread = try? CompactCoding.decode(JSONValue.self, from: again), reread == value
+        else { fatalError("a compact value that decodes does not encode back to itself") }
     }
 
     /// Runs async verification code to completion from a fuzzer's synchronous callback (a thread of its own,

@@ -109,11 +109,45 @@ public enum PayloadCoding {
     }
 
     /// `bytes` as this release encodes the same JSON value, so that values written by different
-    /// releases compare equal when they mean the same; bytes that are not JSON are returned as they are.
+    /// releases compare equal when they mean the same; a compact value (``ProjectionCoding``) as the JSON
+    /// of the same value; other bytes are returned as they are.
     public static func canonical(_ bytes: [UInt8]) -> [UInt8] {
+        if ProjectionCoding.isCompact(bytes), let json = try? ProjectionCoding.json(bytes) { return json }
         guard let first = bytes.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\""),
             let value = try? decode(JSONValue.self, from: bytes), let encoded = try? encode(value)
         else { return bytes }
         return encoded
+    }
+}
+
+/// The encoding of projection values — what the journal's tables beside the events hold, folded from the
+/// events: ``CompactCoding`` since 2026-12-04, JSON (``PayloadCoding``) before (docs/journal-format.md §16).
+///
+/// Compact values start with a tag below 0x20 and JSON text never does, so a table may hold both (values
+/// written by earlier releases stay readable without a rebuild) and ``decode(_:from:)`` reads either.
+/// Projections are not signed and are rebuilt from the events at will, so their encoding can change
+/// between releases; event payloads keep theirs for good.
+public enum ProjectionCoding {
+    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        try CompactCoding.encode(value)
+    }
+
+    /// Decodes a value written compact, or as JSON by an earlier release.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        if isCompact(bytes) { return try CompactCoding.decode(type, from: bytes) }
+        return try PayloadCoding.decode(type, from: bytes)
+    }
+
+    /// Whether `bytes` are a compact value rather than JSON text (by their first byte).
+    public static func isCompact(_ bytes: [UInt8]) -> Bool {
+        guard let first = bytes.first else { return false }
+        return first < 0x20
+    }
+
+    /// The canonical JSON of a stored value, for what reads values as JSON (opening sealed values,
+    /// comparing, showing): JSON as it is, compact values converted.
+    public static func json(_ bytes: [UInt8]) throws -> [UInt8] {
+        guard isCompact(bytes) else { return bytes }
+        return try PayloadCoding.encode(try CompactCoding.decode(JSONValue.self, from: bytes))
     }
 }

@@ -174,7 +174,9 @@ extension Journal {
             try store.put(prefixBytes, for: JournalLayout.MetaKey.archivePrefix, in: layout.meta)
             let payload = ArchivedPayload(
                 through: prefix.size, rootHash: root.hex, lastEventHash: prefix.lastHash.hex,
-                projectionsHash: ArchivedProjections.digest(projections).hex)
+                // Over the values as canonical JSON, whatever encoding the tables store (projection values
+                // are compact since 2026-12-04), so that the digest means the same in every release.
+                projectionsHash: ArchivedProjections.digest(ArchivedProjections.canonical(projections)).hex)
             return try transaction.append(EventDraft(type: .archived, encoding: payload))
         }
     }

@@ -34,11 +34,20 @@ struct RebuildCommand: AsyncParsableCommand {
         } catch {
             throw CommandExit.badInput("cannot read the journal: \(error)")
         }
+        // Bytes of keys and values: what the projections hold, without the store's own overhead (with
+        // --check, of the live ones too, which an earlier release may have written in another encoding).
+        func size(_ entries: [String: [UInt8]]?) -> Int { entries?.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } ?? 0 }
         for table in AuthTable.allCases {
             let count = rebuilt[table]?.count ?? 0
+            let bytes = size(rebuilt[table])
             switch format {
-            case .text: printText("\(table.rawValue): \(count) entries")
-            case .jsonl: printJSONLine(["table": table.rawValue, "entries": count])
+            case .text:
+                let live = check ? " (live: \(size(live[table])) bytes)" : ""
+                printText("\(table.rawValue): \(count) entries, \(bytes) bytes\(live)")
+            case .jsonl:
+                var line: [String: Any] = ["table": table.rawValue, "entries": count, "bytes": bytes]
+                if check { line["live_bytes"] = size(live[table]) }
+                printJSONLine(line)
             }
         }
         guard check else { return }

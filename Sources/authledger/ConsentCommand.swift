@@ -32,7 +32,7 @@ struct ConsentCommand: AsyncParsableCommand {
                     // Refresh tokens granted under that consent stop working too.
                     var families: Set<String> = []
                     for (_, value) in try store.entries(.refreshTokens, prefix: "") {
-                        let record = try PayloadCoding.decode(RefreshRecord.self, from: value)
+                        let record = try ProjectionCoding.decode(RefreshRecord.self, from: value)
                         let issued = record.issued
                         guard issued.userID == user, issued.clientID == client, audience == nil || issued.audience == audience,
                             try !store.isFamilyRevoked(issued.family)

@@ -18,7 +18,7 @@ final class MemoryProjectionStore: ProjectionStore {
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ table: AuthTable, _ key: String) throws -> T? {
-        try get(table, key).map { try PayloadCoding.decode(type, from: $0) }
+        try get(table, key).map { try ProjectionCoding.decode(type, from: $0) }
     }
 
     /// Applies `events`, numbered from `first`.
@@ -359,6 +359,36 @@ struct ProjectionTests {
         #expect(first.tables == second.tables)
         #expect(Set(first.stateTables.keys) == [.configuration, .sessions, .consents, .codes, .interactions])
         #expect(first.tables[.index]?.isEmpty == false, "events are indexed for the timeline")
+    }
+
+    @Test("projection values are written compact, and values an earlier release wrote as JSON are read and folded on")
+    func compactAndEarlierJSON() throws {
+        let events = try flow()
+        let compact = MemoryProjectionStore()
+        try compact.apply(events)
+        for (table, entries) in compact.stateTables {
+            for (key, value) in entries {
+                #expect(ProjectionCoding.isCompact(value), "\(table) \(key)")
+            }
+        }
+        // The same projections as an earlier release left them: every value JSON.
+        let earlier = MemoryProjectionStore()
+        try earlier.apply(events)
+        for (table, entries) in earlier.stateTables {
+            for (key, value) in entries { earlier.tables[table]![key] = try ProjectionCoding.json(value) }
+        }
+        #expect(earlier.tables != compact.tables)
+        let codeHash = OpaqueToken.hash("code-1")
+        let redeem = AuthEvent.tokenIssued(makeTokenIssued(codeHash: codeHash))
+        try AuthProjection.apply(redeem, sequence: UInt64(events.count + 1), to: earlier)
+        try AuthProjection.apply(redeem, sequence: UInt64(events.count + 1), to: compact)
+        #expect(try earlier.decode(CodeRecord.self, .codes, codeHash)?.status == .redeemed)
+        #expect(try AuthProjection.configuration(in: earlier) == AuthProjection.configuration(in: compact))
+        for (table, entries) in compact.stateTables {
+            for (key, value) in entries {
+                #expect(PayloadCoding.canonical(earlier.tables[table]?[key] ?? []) == PayloadCoding.canonical(value), "\(table) \(key)")
+            }
+        }
     }
 
     @Test("every event survives its journal payload: decoding what payload() wrote gives the same event")

@@ -41,6 +41,24 @@ struct FuzzCorpusTests {
         #expect(replayed.output.split(separator: "\n").count == names.count, "\(replayed.output)")
     }
 
+    @Test("the projection seeds: Fuzz/make_seeds.py's own compact encoder and Swift's write the same bytes for each stored value")
+    func projectionSeeds() throws {
+        let seeds = Dictionary(uniqueKeysWithValues: Self.inputs("Corpus", .projection))
+        let compactNames = seeds.keys.filter { !$0.hasSuffix(".json") }.sorted()
+        #expect(compactNames.count >= 6, "\(compactNames)")
+        for name in compactNames {
+            let compact = try #require(seeds[name])
+            let json = try #require(seeds[name + ".json"], "\(name).json")
+            #expect(ProjectionCoding.isCompact(compact) && !ProjectionCoding.isCompact(json), "\(name)")
+            let value = try CompactCoding.decode(JSONValue.self, from: compact)
+            #expect(try CompactCoding.encode(value) == compact, "\(name): Swift encodes the value as Python did")
+            #expect(try CompactCoding.encode(PayloadCoding.decode(JSONValue.self, from: json)) == compact, "\(name)")
+            #expect(try ProjectionCoding.json(compact) == PayloadCoding.canonical(json), "\(name): the same JSON value")
+        }
+        let code = try ProjectionCoding.decode(CodeRecord.self, from: try #require(seeds["codes"]))
+        #expect(code == (try ProjectionCoding.decode(CodeRecord.self, from: try #require(seeds["codes.json"]))))
+    }
+
     /// Runs python3 with `arguments`: its exit status and what it printed (stdout and stderr).
     static func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()

@@ -1,6 +1,7 @@
 import AuthCore
 import AuthJournal
 import Foundation
+import LedgerCore
 import Testing
 
 @testable import LedgerJournal
@@ -53,9 +54,10 @@ struct RebuildCommandTests {
             return false
         }
         let (key, value) = try #require(target)
-        let forged = String(decoding: value, as: UTF8.self).replacingOccurrences(of: "\"redeemed\"", with: "\"issued\"")
-        #expect(forged != String(decoding: value, as: UTF8.self))
-        try transaction.put(Array(forged.utf8), for: key, in: codes)
+        var record = try ProjectionCoding.decode(CodeRecord.self, from: value)
+        #expect(record.status == .redeemed)
+        record.status = .issued
+        try transaction.put(try ProjectionCoding.encode(record), for: key, in: codes)
         try transaction.commit()
         environment.close()
 

@@ -186,6 +186,9 @@ public enum PersonalData {
     private static func replacingSealed(
         in record: [UInt8], members: Set<String>?, topLevelOnly: Bool, reading: Bool, _ open: ([String], SealedValue?) -> Opened
     ) throws -> [UInt8] {
+        // A projection value written compact is read as JSON when it holds a sealed value (rarely: the
+        // configuration, interactions and pushed requests with a `login_hint`).
+        let record = ProjectionCoding.isCompact(record) && record.containsCompactSealedMarker ? try ProjectionCoding.json(record) : record
         guard record.containsSealedMarker, let value = try? PayloadCoding.decode(JSONValue.self, from: record) else { return record }
         var changed = false
         let opened = try JSONWalk.replacingSealed(in: value, path: [], members: members, topLevelOnly: topLevelOnly) { path, sealedValue in
@@ -372,6 +375,11 @@ extension [UInt8] {
     /// Whether the bytes contain `"sealed":1` (a cheap test before parsing a payload for sealed values).
     fileprivate var containsSealedMarker: Bool {
         contains(bytes: Array(#""sealed":1"#.utf8))
+    }
+
+    /// Whether the bytes contain the member `sealed` with the value 1 as ``CompactCoding`` writes it.
+    fileprivate var containsCompactSealedMarker: Bool {
+        contains(bytes: [0x06] + Array("sealed".utf8) + [CompactCoding.Tag.unsigned.rawValue, 0x01])
     }
 
     /// Whether the bytes contain `"name":`, as a JSON member name is written (a cheap test before parsing).

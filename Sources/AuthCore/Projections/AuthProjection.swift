@@ -14,7 +14,7 @@ public protocol ProjectionStore {
 extension ProjectionStore {
     /// The value stored under `key` in `table`, decoded as `type`; `nil` when there is none.
     public func value<T: Decodable>(_ type: T.Type, _ table: AuthTable, _ key: String) throws -> T? {
-        try get(table, key).map { try PayloadCoding.decode(type, from: $0) }
+        try get(table, key).map { try ProjectionCoding.decode(type, from: $0) }
     }
 
     /// Applies `change` to the value stored under `key` in `table` and stores the result;
@@ -22,7 +22,7 @@ extension ProjectionStore {
     public func update<T: Codable>(_ type: T.Type, _ table: AuthTable, _ key: String, _ change: (inout T) -> Void) throws {
         guard var stored = try value(type, table, key) else { return }
         change(&stored)
-        try put(table, key, try PayloadCoding.encode(stored))
+        try put(table, key, try ProjectionCoding.encode(stored))
     }
 }
 
@@ -177,7 +177,7 @@ public enum AuthProjection {
         case .configuration, .invitationAccepted:
             var state = try configuration(in: store)
             applyConfiguration(event, sequence: sequence, to: &state)
-            try store.put(.configuration, configurationKey, try PayloadCoding.encode(state))
+            try store.put(.configuration, configurationKey, try ProjectionCoding.encode(state))
         case .authorizeRequested:
             break
         case .authorizeDecided(let decided):
@@ -187,7 +187,7 @@ public enum AuthProjection {
             }
             // The clients a session hands codes or tokens to: told when it ends (back-channel logout).
             if decided.decision.outcome.issues, let session = decided.input.session, let client = decided.input.parameters["client_id"] {
-                try store.put(.sessionClients, sessionClientKey(session.sessionHash, client), try PayloadCoding.encode(session.expiresAt))
+                try store.put(.sessionClients, sessionClientKey(session.sessionHash, client), try ProjectionCoding.encode(session.expiresAt))
             }
             switch decided.decision.outcome {
             case .issueCode, .issueTokens, .errorRedirect, .errorPage:
@@ -196,12 +196,12 @@ public enum AuthProjection {
                 break
             }
         case .interactionOpened(let opened):
-            try store.put(.interactions, opened.interaction, try PayloadCoding.encode(opened.record))
+            try store.put(.interactions, opened.interaction, try ProjectionCoding.encode(opened.record))
         case .codeIssued(let issued):
             let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence, tokenIDs: nil, refreshFamily: nil)
-            try store.put(.codes, issued.codeHash, try PayloadCoding.encode(record))
+            try store.put(.codes, issued.codeHash, try ProjectionCoding.encode(record))
         case .loginSucceeded(let login):
-            try store.put(.sessions, login.session.sessionHash, try PayloadCoding.encode(login.session))
+            try store.put(.sessions, login.session.sessionHash, try ProjectionCoding.encode(login.session))
             try updateInteraction(login.interaction, in: store) { $0.progress.authenticatedAt = login.session.authTime }
         case .loginFailed(let failure):
             // Throttled attempts are not counted again, or a locked-out account could never recover.
@@ -210,14 +210,14 @@ public enum AuthProjection {
             let network = failure.clientNetwork ?? failure.clientIP.flatMap { PersonalData.isMarker($0) ? nil : LoginThrottle.network(of: $0) }
             for key in LoginThrottle.keyNames(userID: failure.userID, username: failure.username, network: network) {
                 let recent = try store.value([LedgerTimestamp].self, .loginFailures, key) ?? []
-                try store.put(.loginFailures, key, try PayloadCoding.encode(LoginThrottle.remember(at, in: recent)))
+                try store.put(.loginFailures, key, try ProjectionCoding.encode(LoginThrottle.remember(at, in: recent)))
             }
         case .consentGranted(let answer):
             let key = consentKey(userID: answer.userID, clientID: answer.clientID, audience: answer.audience)
             let existing = try store.value([String].self, .consents, key) ?? []
             var granted = existing
             for scope in answer.scopes where !granted.contains(scope) { granted.append(scope) }
-            try store.put(.consents, key, try PayloadCoding.encode(granted))
+            try store.put(.consents, key, try ProjectionCoding.encode(granted))
             try updateInteraction(answer.interaction, in: store) { $0.progress.consent = .granted }
         case .consentRevoked(let revoked):
             // The keys are recorded in the event, so the projection change needs no search.
@@ -229,23 +229,23 @@ public enum AuthProjection {
                 let record = TokenRecord(
                     clientID: issued.clientID, userID: issued.userID, expiresAt: issued.expiresAt, codeHash: issued.codeHash, status: .active,
                     refreshFamily: issued.refreshFamily, userinfoClaims: issued.userinfoClaims)
-                try store.put(.tokens, id, try PayloadCoding.encode(record))
+                try store.put(.tokens, id, try ProjectionCoding.encode(record))
             }
             if let codeHash = issued.codeHash, var code = try codeRecord(codeHash, in: store) {
                 code.status = .redeemed
                 code.tokenIDs = [issued.accessTokenID].compactMap { $0 }
                 code.refreshFamily = issued.refreshFamily
-                try store.put(.codes, codeHash, try PayloadCoding.encode(code))
+                try store.put(.codes, codeHash, try ProjectionCoding.encode(code))
             }
             if let proof = issued.dpopProofID {
                 try store.put(.dpopProofs, proof, Array(sequence.bigEndianBytes))
             }
         case .refreshIssued(let refresh):
-            try store.put(.refreshTokens, refresh.tokenHash, try PayloadCoding.encode(RefreshRecord(issued: refresh, status: .active)))
+            try store.put(.refreshTokens, refresh.tokenHash, try ProjectionCoding.encode(RefreshRecord(issued: refresh, status: .active)))
             if let parent = refresh.parentHash {
                 try store.update(RefreshRecord.self, .refreshTokens, parent) { $0.status = .rotated }
             }
-            try store.put(.refreshFamilies, refresh.family, try PayloadCoding.encode(RefreshFamilyRecord(revoked: false, current: refresh.tokenHash)))
+            try store.put(.refreshFamilies, refresh.family, try ProjectionCoding.encode(RefreshFamilyRecord(revoked: false, current: refresh.tokenHash)))
         case .refreshFamilyRevoked(let revoked):
             try store.update(RefreshFamilyRecord.self, .refreshFamilies, revoked.family) { $0.revoked = true }
         case .tokenRejected, .tokenKeysRotated, .tokenIntrospected, .backchannelLogout, .logoutDecided:
@@ -253,26 +253,26 @@ public enum AuthProjection {
         case .clientCredentialsDecided:
             break  // its token is folded from the auth.token.issued that follows it
         case .clientAssertionUsed(let used):
-            try store.put(.clientAssertions, used.assertion, try PayloadCoding.encode(used.expiresAt))
+            try store.put(.clientAssertions, used.assertion, try ProjectionCoding.encode(used.expiresAt))
         case .pushedRequest(let pushed):
             guard pushed.refusal == nil else { break }  // refused: no request_uri was handed out
             var record = pushed
             record.clientIP = nil  // what the authorization needs; the address stays in the event
             record.clientIPKey = nil
-            try store.put(.pushedRequests, pushed.requestURIHash, try PayloadCoding.encode(record))
+            try store.put(.pushedRequests, pushed.requestURIHash, try ProjectionCoding.encode(record))
         case .projectionsPruned(let pruned):
             try ProjectionPruning.apply(pruned, to: store)
         case .subjectErased, .retentionApplied:
             break  // keys are gone from the store; no projection holds a sealed value
         case .tokenKeysPublished(let published):
             for key in published.keys {
-                if let kid = key["kid"] { try store.put(.tokenKeys, kid, try PayloadCoding.encode(key)) }
+                if let kid = key["kid"] { try store.put(.tokenKeys, kid, try ProjectionCoding.encode(key)) }
             }
             for kid in published.dropped ?? [] { try store.delete(.tokenKeys, kid) }
         case .codeReplayed(let replay):
             if var code = try codeRecord(replay.codeHash, in: store) {
                 code.status = .revoked
-                try store.put(.codes, replay.codeHash, try PayloadCoding.encode(code))
+                try store.put(.codes, replay.codeHash, try ProjectionCoding.encode(code))
             }
             for id in replay.revokedTokenIDs { try revokeToken(id, in: store) }
         case .tokenRevoked(let revoked):

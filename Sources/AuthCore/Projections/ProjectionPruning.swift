@@ -61,34 +61,34 @@ public enum ProjectionPruning {
     ) throws -> Bool {
         switch table {
         case .interactions:
-            return (try? PayloadCoding.decode(InteractionRecord.self, from: value)).map { $0.expiresAt <= time } ?? false
+            return (try? ProjectionCoding.decode(InteractionRecord.self, from: value)).map { $0.expiresAt <= time } ?? false
         case .sessions:
-            return (try? PayloadCoding.decode(SessionSnapshot.self, from: value)).map { $0.expiresAt <= time } ?? false
+            return (try? ProjectionCoding.decode(SessionSnapshot.self, from: value)).map { $0.expiresAt <= time } ?? false
         case .codes:
-            guard let code = try? PayloadCoding.decode(CodeRecord.self, from: value) else { return false }
+            guard let code = try? ProjectionCoding.decode(CodeRecord.self, from: value) else { return false }
             return code.grant.expiresAt.adding(seconds: TokenPolicy.refreshLifetimeSeconds) <= time
         case .tokens:
-            return (try? PayloadCoding.decode(TokenRecord.self, from: value)).map { $0.expiresAt <= time } ?? false
+            return (try? ProjectionCoding.decode(TokenRecord.self, from: value)).map { $0.expiresAt <= time } ?? false
         case .refreshTokens:
-            return (try? PayloadCoding.decode(RefreshRecord.self, from: value)).map { $0.issued.expiresAt <= time } ?? false
+            return (try? ProjectionCoding.decode(RefreshRecord.self, from: value)).map { $0.issued.expiresAt <= time } ?? false
         case .refreshFamilies:
             // A family lives as long as its newest token (rotation keeps the family's absolute expiry).
-            guard let family = try? PayloadCoding.decode(RefreshFamilyRecord.self, from: value) else { return false }
+            guard let family = try? ProjectionCoding.decode(RefreshFamilyRecord.self, from: value) else { return false }
             guard let current = try store.value(RefreshRecord.self, .refreshTokens, family.current) else { return true }
             return current.issued.expiresAt <= time
         case .dpopProofs:
             guard let beforeSequence, let used = UInt64(bigEndianBytes: value) else { return false }
             return used < beforeSequence
         case .loginFailures:
-            guard let failures = try? PayloadCoding.decode([LedgerTimestamp].self, from: value) else { return false }
+            guard let failures = try? ProjectionCoding.decode([LedgerTimestamp].self, from: value) else { return false }
             return (failures.max() ?? .init(microsecondsSinceEpoch: 0)).adding(seconds: loginFailureRetentionSeconds) <= time
         case .clientAssertions:
-            return (try? PayloadCoding.decode(LedgerTimestamp.self, from: value)).map { $0 <= time } ?? false
+            return (try? ProjectionCoding.decode(LedgerTimestamp.self, from: value)).map { $0 <= time } ?? false
         case .pushedRequests:
-            return (try? PayloadCoding.decode(PushedRequest.self, from: value)).map { $0.expiresAt <= time } ?? false
+            return (try? ProjectionCoding.decode(PushedRequest.self, from: value)).map { $0.expiresAt <= time } ?? false
         case .sessionClients:
             // Kept as long as its session can be presented.
-            return (try? PayloadCoding.decode(LedgerTimestamp.self, from: value)).map { $0 <= time } ?? false
+            return (try? ProjectionCoding.decode(LedgerTimestamp.self, from: value)).map { $0 <= time } ?? false
         case .configuration, .consents, .index, .tokenKeys:
             return false
         }

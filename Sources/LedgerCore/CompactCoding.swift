@@ -1,0 +1,355 @@
+/// The compact canonical binary encoding of `Codable` values (docs/journal-format.md, "Compact values"):
+/// the same value tree as ``CanonicalJSONEncoder`` writes, in tagged binary instead of text.
+///
+/// Every value starts with a one-byte tag. Numbers and lengths are unsigned LEB128 varints of minimal
+/// length. Object members are sorted by the UTF-8 bytes of their names, without repeats. Strings that are
+/// a canonical rendering of bytes or of a time are stored as those bytes or that time, and read back as
+/// the same text: lower-case hexadecimal of at least 16 digits, standard base64 with padding and URL-safe
+/// base64 without padding of at least 16 characters, and RFC 3339 times as ``LedgerTimestamp`` writes them.
+/// Which form a string takes is a function of the string alone (``StringForm/of(_:)``), so every value has
+/// exactly one encoding, and the decoder refuses any other.
+///
+/// Hand-written: no package in this project's offline list encodes `Codable` values canonically in binary
+/// (CBOR's deterministic profile, RFC 8949 §4.2, would still spell hashes and times out as text).
+public enum CompactCoding {
+    /// The one-byte tags.
+    public enum Tag: UInt8, Sendable {
+        case null = 0x00
+        case `false` = 0x01
+        case `true` = 0x02
+        /// A varint.
+        case unsigned = 0x03
+        /// A varint of `-1 - n`.
+        case negative = 0x04
+        /// Eight bytes, IEEE 754 big-endian; finite, and not a whole number below 2^53 (those are integers).
+        case double = 0x05
+        /// A varint byte count, then UTF-8.
+        case string = 0x06
+        /// A varint byte count, then the bytes of a lower-case hexadecimal string.
+        case hex = 0x07
+        /// A varint byte count, then the bytes of a standard base64 string (with padding).
+        case base64 = 0x08
+        /// A varint byte count, then the bytes of a URL-safe base64 string without padding.
+        case base64URL = 0x09
+        /// A zigzag varint of microseconds since the epoch: an RFC 3339 time as ``LedgerTimestamp`` writes it.
+        case time = 0x0A
+        /// A varint count, then the items.
+        case array = 0x0B
+        /// A varint count, then each member: a varint byte count, the name's UTF-8, the value.
+        case object = 0x0C
+    }
+
+    /// The shortest string that is stored as bytes (hexadecimal digits or base64 characters).
+    public static let shortestByteString = 16
+
+    /// How a string is stored.
+    public enum StringForm: Equatable, Sendable {
+        case plain
+        case hex([UInt8])
+        case base64([UInt8])
+        case base64URL([UInt8])
+        case time(LedgerTimestamp)
+
+        /// The form of `string`: the first of hexadecimal, base64, URL-safe base64 and time that renders
+        /// back to exactly `string`, else plain.
+        public static func of(_ string: String) -> StringForm {
+            let utf8 = string.utf8
+            let count = utf8.count
+            if count == 27, utf8.last == UInt8(ascii: "Z"), let time = LedgerTimestamp(rfc3339: string), time.rfc3339 == string {
+                return .time(time)
+            }
+            guard count >= shortestByteString else { return .plain }
+            var isHex = count % 2 == 0
+            var standard = count % 4 == 0
+            var urlSafe = count % 4 != 1
+            for byte in utf8 {
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): continue
+                case UInt8(ascii: "g")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): isHex = false
+                case UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="): isHex = false; urlSafe = false
+                case UInt8(ascii: "-"), UInt8(ascii: "_"): isHex = false; standard = false
+                default: return .plain
+                }
+            }
+            if isHex, let bytes = Hex.decode(string) { return .hex(bytes) }
+            // libsodium's decoder refuses non-zero unused bits and misplaced padding: what it accepts
+            // re-encodes to the same text.
+            if standard, let bytes = Base64.decode(string, variant: .standard) { return .base64(bytes) }
+            if urlSafe, let bytes = Base64.decode(string, variant: .urlSafeUnpadded) { return .base64URL(bytes) }
+            return .plain
+        }
+    }
+
+    /// The compact encoding of `value`.
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let node = try CanonicalJSONEncoder.node(of: value, codingPath: [])
+        var writer = CompactWriter()
+        try writer.write(node)
+        return writer.bytes
+    }
+
+    /// Decodes a `T` from its compact encoding.
+    ///
+    /// - Throws: ``CompactDecodingError`` when the bytes are not a canonical compact value, or
+    ///   `DecodingError` when the value does not have the shape of a `T`.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        let node = try CompactReader.value(of: bytes)
+        return try CompactNodeDecoder.decode(type, from: node, codingPath: [])
+    }
+}
+
+/// Why bytes are not a canonical compact value.
+public struct CompactDecodingError: Error, Equatable, CustomStringConvertible {
+    /// Where in the bytes.
+    public var offset: Int
+    /// What is wrong there.
+    public var reason: String
+
+    public var description: String { "not a compact value at byte \(offset): \(reason)" }
+}
+
+// MARK: - Writing
+
+struct CompactWriter {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(192) }
+
+    mutating func write(_ node: JSONNode) throws {
+        switch node {
+        case .null: bytes.append(CompactCoding.Tag.null.rawValue)
+        case .bool(let value): bytes.append(value ? CompactCoding.Tag.true.rawValue : CompactCoding.Tag.false.rawValue)
+        case .integer(let value):
+            if value >= 0 {
+                tagged(.unsigned, UInt64(value))
+            } else {
+                tagged(.negative, UInt64(bitPattern: ~value))
+            }
+        case .unsigned(let value): tagged(.unsigned, value)
+        case .double(let value):
+            guard value.isFinite else { throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "not a finite number")) }
+            if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
+                try write(.integer(Int64(value)))
+            } else {
+                bytes.append(CompactCoding.Tag.double.rawValue)
+                let pattern = value.bitPattern
+                for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: pattern >> UInt64(shift))) }
+            }
+        case .string(let value): write(string: value)
+        case .array(let box):
+            tagged(.array, UInt64(box.items.count))
+            for item in box.items { try write(item) }
+        case .object(let box):
+            var members = box.members
+            // Stable, so that of a member set twice the last one is written (as in the JSON encoder).
+            members.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            var unique: [(key: String, value: JSONNode)] = []
+            unique.reserveCapacity(members.count)
+            for (index, member) in members.enumerated() where index + 1 == members.count || members[index + 1].key != member.key {
+                unique.append(member)
+            }
+            tagged(.object, UInt64(unique.count))
+            for member in unique {
+                varint(UInt64(member.key.utf8.count))
+                bytes.append(contentsOf: member.key.utf8)
+                try write(member.value)
+            }
+        }
+    }
+
+    private mutating func write(string: String) {
+        switch CompactCoding.StringForm.of(string) {
+        case .plain:
+            tagged(.string, UInt64(string.utf8.count))
+            bytes.append(contentsOf: string.utf8)
+        case .hex(let raw): tagged(.hex, UInt64(raw.count)); bytes.append(contentsOf: raw)
+        case .base64(let raw): tagged(.base64, UInt64(raw.count)); bytes.append(contentsOf: raw)
+        case .base64URL(let raw): tagged(.base64URL, UInt64(raw.count)); bytes.append(contentsOf: raw)
+        case .time(let time):
+            let micros = time.microseconds
+            tagged(.time, UInt64(bitPattern: (micros << 1) ^ (micros >> 63)))
+        }
+    }
+
+    private mutating func tagged(_ tag: CompactCoding.Tag, _ value: UInt64) {
+        bytes.append(tag.rawValue)
+        varint(value)
+    }
+
+    private mutating func varint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        bytes.append(UInt8(value))
+    }
+}
+
+// MARK: - Reading
+
+/// A decoded compact value.
+indirect enum CompactNode {
+    case null
+    case bool(Bool)
+    case unsigned(UInt64)
+    /// A negative integer.
+    case negative(Int64)
+    case double(Double)
+    case string(String)
+    /// A string stored in another form, with what it is rendered from.
+    case time(LedgerTimestamp)
+    case array([CompactNode])
+    /// Members in the order of their names' bytes.
+    case object([(key: String, value: CompactNode)])
+
+    var kind: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .unsigned, .negative, .double: "a number"
+        case .string, .time: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}
+
+struct CompactReader {
+    /// Deeper nesting than this is refused (no value this project writes is nested a tenth as deep), so
+    /// that hostile input cannot exhaust the stack.
+    static let maximumDepth = 64
+
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    private init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    static func value(of bytes: [UInt8]) throws(CompactDecodingError) -> CompactNode {
+        var reader = CompactReader(bytes)
+        let node = try reader.value(depth: 0)
+        guard reader.offset == bytes.count else { throw reader.error("\(bytes.count - reader.offset) bytes after the value") }
+        return node
+    }
+
+    private func error(_ reason: String) -> CompactDecodingError { CompactDecodingError(offset: offset, reason: reason) }
+
+    private mutating func byte() throws(CompactDecodingError) -> UInt8 {
+        guard offset < bytes.count else { throw error("the bytes end inside a value") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    private mutating func varint() throws(CompactDecodingError) -> UInt64 {
+        let start = offset
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let next = try byte()
+            guard shift < 64, shift < 63 || next <= 1 else { throw CompactDecodingError(offset: start, reason: "a number beyond 64 bits") }
+            value |= UInt64(next & 0x7F) << shift
+            if next & 0x80 == 0 {
+                guard next != 0 || shift == 0 else { throw CompactDecodingError(offset: start, reason: "a number not in its shortest form") }
+                return value
+            }
+            shift += 7
+        }
+    }
+
+    private mutating func count() throws(CompactDecodingError) -> Int {
+        let start = offset
+        let value = try varint()
+        // Every item or byte counted takes at least one byte: a larger count cannot be right.
+        guard value <= UInt64(bytes.count - offset) else { throw CompactDecodingError(offset: start, reason: "a count larger than the bytes left") }
+        return Int(value)
+    }
+
+    private mutating func raw(_ count: Int) -> [UInt8] {
+        defer { offset += count }
+        return Array(bytes[offset..<offset + count])
+    }
+
+    private mutating func value(depth: Int) throws(CompactDecodingError) -> CompactNode {
+        guard depth <= Self.maximumDepth else { throw error("nested deeper than \(Self.maximumDepth)") }
+        let start = offset
+        let tagByte = try byte()
+        guard let tag = CompactCoding.Tag(rawValue: tagByte) else { throw CompactDecodingError(offset: start, reason: "unknown tag \(tagByte)") }
+        switch tag {
+        case .null: return .null
+        case .false: return .bool(false)
+        case .true: return .bool(true)
+        case .unsigned: return .unsigned(try varint())
+        case .negative:
+            let magnitude = try varint()
+            guard magnitude <= UInt64(Int64.max) else { throw CompactDecodingError(offset: start, reason: "a negative number below -2^63") }
+            return .negative(~Int64(magnitude))
+        case .double:
+            guard bytes.count - offset >= 8 else { throw error("the bytes end inside a number") }
+            let pattern = raw(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let value = Double(bitPattern: pattern)
+            guard value.isFinite, !(value == value.rounded() && abs(value) < 9_007_199_254_740_992) else {
+                throw CompactDecodingError(offset: start, reason: "a number that is not finite, or whole and stored as a fraction")
+            }
+            return .double(value)
+        case .string:
+            let length = try count()
+            let text = raw(length)
+            guard let string = String(validating: text, as: UTF8.self) else { throw CompactDecodingError(offset: start, reason: "a string that is not UTF-8") }
+            guard CompactCoding.StringForm.of(string) == .plain else {
+                throw CompactDecodingError(offset: start, reason: "a string stored as text that has a shorter form")
+            }
+            return .string(string)
+        case .hex, .base64, .base64URL:
+            let length = try count()
+            let data = raw(length)
+            let string: String =
+                switch tag {
+                case .hex: Hex.encode(data)
+                case .base64: Base64.encode(data, variant: .standard)
+                default: Base64.encode(data, variant: .urlSafeUnpadded)
+                }
+            // The form is a function of the string: bytes that render to a string of another form (too
+            // short, or hexadecimal digits stored as base64) are not canonical.
+            let expected: CompactCoding.StringForm =
+                switch tag {
+                case .hex: .hex(data)
+                case .base64: .base64(data)
+                default: .base64URL(data)
+                }
+            guard CompactCoding.StringForm.of(string) == expected else {
+                throw CompactDecodingError(offset: start, reason: "bytes stored in a form their text does not take")
+            }
+            return .string(string)
+        case .time:
+            let zigzag = try varint()
+            let micros = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
+            let time = LedgerTimestamp(microsecondsSinceEpoch: micros)
+            guard CompactCoding.StringForm.of(time.rfc3339) == .time(time) else {
+                throw CompactDecodingError(offset: start, reason: "a time outside RFC 3339's years")
+            }
+            return .time(time)
+        case .array:
+            let items = try count()
+            var values: [CompactNode] = []
+            values.reserveCapacity(items)
+            for _ in 0..<items { values.append(try value(depth: depth + 1)) }
+            return .array(values)
+        case .object:
+            let members = try count()
+            var values: [(key: String, value: CompactNode)] = []
+            values.reserveCapacity(members)
+            var previous: [UInt8]? = nil
+            for _ in 0..<members {
+                let keyStart = offset
+                let name = raw(try count())
+                guard let key = String(validating: name, as: UTF8.self) else { throw CompactDecodingError(offset: keyStart, reason: "a member name that is not UTF-8") }
+                if let previous, !previous.lexicographicallyPrecedes(name) {
+                    throw CompactDecodingError(offset: keyStart, reason: "members out of order or repeated")
+                }
+                previous = name
+                values.append((key, try value(depth: depth + 1)))
+            }
+            return .object(values)
+        }
+    }
+}

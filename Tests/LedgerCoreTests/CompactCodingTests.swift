@@ -1,0 +1,121 @@
+import Foundation
+import LedgerCore
+import Testing
+
+@Suite("Compact values: the binary encoding of projection values")
+struct CompactCodingTests {
+    /// An enum with associated values, as the JSON tests have it.
+    typealias Outcome = CanonicalJSONTests.Outcome
+
+    struct Sample: Codable, Equatable {
+        var name: String
+        var count: Int
+        var big: UInt64
+        var negative: Int64
+        var ratio: Double
+        var flag: Bool
+        var missing: String?
+        var present: String?
+        var hash: String
+        var sealed: String
+        var tokenID: String
+        var at: LedgerTimestamp
+        var atText: String
+        var values: [String: [String]]
+        var outcome: Outcome
+        var nested: [Sample]?
+    }
+
+    static let sample = Sample(
+        name: "a \"quoted\" \\ back/slash\n\ttab \u{1}ctl é 🔑", count: -42, big: .max, negative: .min, ratio: 0.25, flag: true,
+        missing: nil, present: "", hash: String(repeating: "0123456789abcdef", count: 4), sealed: "he/e1pfrOzpP7uaTWdV3CqQfvt6w/F0S9A==",
+        tokenID: "t-nIHMHSD-_Kpr5Kq9SLnikDhmMwcPJU00ONs6rbFb0", at: LedgerTimestamp(microsecondsSinceEpoch: 1_796_000_000_123_456),
+        atText: "2026-12-02T21:39:44.535943Z", values: ["zeta": ["1"], "Alpha": [], "a_b": ["x"], "a1": ["y"], "ab": ["z"]],
+        outcome: .issue(code: "c", scopes: ["openid", "email"]),
+        nested: [Sample(
+            name: "inner", count: 0, big: 0, negative: -1, ratio: 3, flag: false, missing: nil, present: nil, hash: "ab", sealed: "",
+            tokenID: "", at: LedgerTimestamp(microsecondsSinceEpoch: -1), atText: "2026-12-02T21:39:44Z", values: [:], outcome: .none,
+            nested: nil)])
+
+    @Test("a value decodes back to itself, and is smaller than its JSON")
+    func roundTrip() throws {
+        let bytes = try CompactCoding.encode(Self.sample)
+        #expect(try CompactCoding.decode(Sample.self, from: bytes) == Self.sample)
+        let json = try PayloadCoding.encode(Self.sample)
+        #expect(bytes.count * 10 < json.count * 7, "\(bytes.count) bytes against \(json.count) of JSON")
+    }
+
+    @Test("the same value always gives the same bytes, whatever order its members were encoded in")
+    func deterministic() throws {
+        let first = try CompactCoding.encode(["b": 1, "a": 2, "c": 3])
+        let second = try CompactCoding.encode(["c": 3, "a": 2, "b": 1])
+        #expect(first == second)
+        #expect(first == [0x0C, 3, 1, 0x61, 0x03, 2, 1, 0x62, 0x03, 1, 1, 0x63, 0x03, 3])
+    }
+
+    @Test("strings take the form their text allows, and read back as the same text")
+    func stringForms() throws {
+        let hash = String(repeating: "ab", count: 32)
+        #expect(CompactCoding.StringForm.of(hash) == .hex(Array(repeating: 0xAB, count: 32)))
+        #expect(CompactCoding.StringForm.of("abab") == .plain, "shorter than 16 characters")
+        #expect(CompactCoding.StringForm.of(hash.uppercased()) == .base64(Base64.decode(hash.uppercased())!), "upper-case hex is not hex")
+        #expect(CompactCoding.StringForm.of("2026-12-02T21:39:44.535943Z") == .time(LedgerTimestamp(rfc3339: "2026-12-02T21:39:44.535943Z")!))
+        #expect(CompactCoding.StringForm.of("2026-12-02T21:39:44.535943+00:00") == .plain, "not as LedgerTimestamp writes it")
+        #expect(CompactCoding.StringForm.of("https://client.example/callback") == .plain)
+        #expect(CompactCoding.StringForm.of("auth0|alice-and-bob-and-carol") == .plain)
+        // Base64 with bits set beyond its bytes renders back otherwise: it stays text.
+        #expect(CompactCoding.StringForm.of("AAAAAAAAAAAAAAAB") == .base64([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]))
+        #expect(CompactCoding.StringForm.of("AAAAAAAAAAAAAAAAAAAAAB") == .plain)
+        for text in [hash, hash.uppercased(), "AAAAAAAAAAAAAAAB", "AAAAAAAAAAAAAAAAAAAAAB", "t-nIHMHSD-_Kpr5Kq9SLnikDhmMwcPJU00ONs6rbFb0", "é"] {
+            #expect(try CompactCoding.decode(String.self, from: CompactCoding.encode(text)) == text)
+        }
+    }
+
+    @Test("every stored value reads back as the JSON value it stands for")
+    func asJSON() throws {
+        let compact = try CompactCoding.encode(Self.sample)
+        let json = try PayloadCoding.encode(Self.sample)
+        #expect(try ProjectionCoding.json(compact) == json)
+        #expect(PayloadCoding.canonical(compact) == json)
+        #expect(try ProjectionCoding.decode(Sample.self, from: json) == Self.sample, "values written as JSON by earlier releases")
+        #expect(try ProjectionCoding.decode(Sample.self, from: compact) == Self.sample)
+        #expect(try CompactCoding.decode(JSONValue.self, from: compact) == (try PayloadCoding.decode(JSONValue.self, from: json)))
+    }
+
+    @Test("bytes that are not a canonical compact value are refused with the reason, never a crash", arguments: [
+        ([], "end inside"),
+        ([0x0D], "unknown tag"),
+        ([0x03, 0x80, 0x00], "shortest form"),
+        ([0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], "beyond 64 bits"),
+        ([0x04, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x80, 0x01], "below -2^63"),
+        ([0x06, 0x05, 0x61], "larger than the bytes left"),
+        ([0x06, 0x01, 0xFF], "not UTF-8"),
+        ([0x06, 0x10] + Array("0123456789abcdef".utf8), "shorter form"),
+        ([0x07, 0x02, 0xAB, 0xCD], "does not take"),
+        ([0x05, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0], "whole"),
+        ([0x05, 0x7F, 0xF0, 0, 0, 0, 0, 0, 0], "not finite"),
+        ([0x0C, 0x02, 0x01, 0x62, 0x00, 0x01, 0x61, 0x00], "out of order"),
+        ([0x0C, 0x02, 0x01, 0x61, 0x00, 0x01, 0x61, 0x00], "repeated"),
+        ([0x00, 0x00], "after the value"),
+        (Array(repeating: 0x0B, count: 40) + [0x01] + Array(repeating: 0x01, count: 0), "count larger"),
+        (Array(repeating: [0x0B, 0x01], count: 70).flatMap { $0 } + [0x00], "nested deeper"),
+    ] as [([UInt8], String)])
+    func refused(bytes: [UInt8], reason: String) {
+        do {
+            _ = try CompactCoding.decode(JSONValue.self, from: bytes)
+            Issue.record("accepted \(bytes)")
+        } catch let error as CompactDecodingError {
+            #expect(error.description.contains(reason), "\(error)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test("a value of the wrong shape is a decoding error that names what was found")
+    func wrongShape() throws {
+        let bytes = try CompactCoding.encode(["name": "x"])
+        #expect(throws: DecodingError.self) { try CompactCoding.decode([String: Int].self, from: bytes) }
+        #expect(throws: DecodingError.self) { try CompactCoding.decode(UInt8.self, from: CompactCoding.encode(300)) }
+        #expect(throws: DecodingError.self) { try CompactCoding.decode(Sample.self, from: bytes) }
+    }
+}
