@@ -189,7 +189,7 @@ struct CompactWriter {
 // MARK: - Reading
 
 /// A decoded compact value.
-indirect enum CompactNode {
+enum CompactNode {
     case null
     case bool(Bool)
     case unsigned(UInt64)

@@ -7,13 +7,15 @@ struct CompactNodeDecoder: Decoder {
     let codingPath: [any CodingKey]
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-    static func decode<T: Decodable>(_ type: T.Type, from node: CompactNode, codingPath: [any CodingKey]) throws -> T {
+    /// Coding paths are built only when they are read (an error, or a type that asks): an array per
+    /// member decoded was a good part of the decoding's time.
+    static func decode<T: Decodable>(_ type: T.Type, from node: CompactNode, codingPath: @autoclosure () -> [any CodingKey]) throws -> T {
         // The common leaves without a decoder (metatype comparisons: cheaper than dynamic casts).
-        if T.self == String.self { return unsafeBitCast(try string(node, codingPath), to: T.self) }
+        if T.self == String.self { return unsafeBitCast(try string(node, codingPath()), to: T.self) }
         if T.self == LedgerTimestamp.self, case .time(let time) = node { return unsafeBitCast(time, to: T.self) }
-        if T.self == UInt64.self { return unsafeBitCast(try integer(UInt64.self, node, codingPath), to: T.self) }
-        if T.self == Bool.self { return unsafeBitCast(try bool(node, codingPath), to: T.self) }
-        return try T(from: CompactNodeDecoder(node: node, codingPath: codingPath))
+        if T.self == UInt64.self { return unsafeBitCast(try integer(UInt64.self, node, codingPath()), to: T.self) }
+        if T.self == Bool.self { return unsafeBitCast(try bool(node, codingPath()), to: T.self) }
+        return try T(from: CompactNodeDecoder(node: node, codingPath: codingPath()))
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -30,43 +32,43 @@ struct CompactNodeDecoder: Decoder {
         CompactSingleValueContainer(node: node, codingPath: codingPath)
     }
 
-    static func mismatch(_ type: Any.Type, _ node: CompactNode, _ codingPath: [any CodingKey]) -> DecodingError {
-        .typeMismatch(type, .init(codingPath: codingPath, debugDescription: "expected \(type), found \(node.kind)"))
+    static func mismatch(_ type: Any.Type, _ node: CompactNode, _ codingPath: @autoclosure () -> [any CodingKey]) -> DecodingError {
+        .typeMismatch(type, .init(codingPath: codingPath(), debugDescription: "expected \(type), found \(node.kind)"))
     }
 
-    static func string(_ node: CompactNode, _ codingPath: [any CodingKey]) throws -> String {
+    static func string(_ node: CompactNode, _ codingPath: @autoclosure () -> [any CodingKey]) throws -> String {
         switch node {
         case .string(let value): value
         case .time(let time): time.rfc3339
-        default: throw mismatch(String.self, node, codingPath)
+        default: throw mismatch(String.self, node, codingPath())
         }
     }
 
-    static func bool(_ node: CompactNode, _ codingPath: [any CodingKey]) throws -> Bool {
-        guard case .bool(let value) = node else { throw mismatch(Bool.self, node, codingPath) }
+    static func bool(_ node: CompactNode, _ codingPath: @autoclosure () -> [any CodingKey]) throws -> Bool {
+        guard case .bool(let value) = node else { throw mismatch(Bool.self, node, codingPath()) }
         return value
     }
 
-    static func integer<T: FixedWidthInteger>(_ type: T.Type, _ node: CompactNode, _ codingPath: [any CodingKey]) throws -> T {
+    static func integer<T: FixedWidthInteger>(_ type: T.Type, _ node: CompactNode, _ codingPath: @autoclosure () -> [any CodingKey]) throws -> T {
         let exact: T? =
             switch node {
             case .unsigned(let value): T(exactly: value)
             case .negative(let value): T(exactly: value)
             case .double(let value): T(exactly: value)
-            default: throw mismatch(type, node, codingPath)
+            default: throw mismatch(type, node, codingPath())
             }
         guard let exact else {
-            throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "the number does not fit \(type)"))
+            throw DecodingError.dataCorrupted(.init(codingPath: codingPath(), debugDescription: "the number does not fit \(type)"))
         }
         return exact
     }
 
-    static func double(_ node: CompactNode, _ codingPath: [any CodingKey]) throws -> Double {
+    static func double(_ node: CompactNode, _ codingPath: @autoclosure () -> [any CodingKey]) throws -> Double {
         switch node {
         case .unsigned(let value): Double(value)
         case .negative(let value): Double(value)
         case .double(let value): value
-        default: throw mismatch(Double.self, node, codingPath)
+        default: throw mismatch(Double.self, node, codingPath())
         }
     }
 }
@@ -147,6 +149,32 @@ struct CompactKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try CompactNodeDecoder.integer(type, required(key), codingPath + [key]) }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         try CompactNodeDecoder.decode(type, from: required(key), codingPath: codingPath + [key])
+    }
+
+    // One lookup instead of the three of the default implementation (contains, decodeNil, decode).
+    private func present(_ key: Key) -> CompactNode? {
+        guard let node = member(key) else { return nil }
+        if case .null = node { return nil }
+        return node
+    }
+
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
+        try present(key).map { try CompactNodeDecoder.string($0, codingPath + [key]) }
+    }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? {
+        try present(key).map { try CompactNodeDecoder.bool($0, codingPath + [key]) }
+    }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? {
+        try present(key).map { try CompactNodeDecoder.integer(type, $0, codingPath + [key]) }
+    }
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? {
+        try present(key).map { try CompactNodeDecoder.integer(type, $0, codingPath + [key]) }
+    }
+    func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? {
+        try present(key).map { try CompactNodeDecoder.integer(type, $0, codingPath + [key]) }
+    }
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        try present(key).map { try CompactNodeDecoder.decode(type, from: $0, codingPath: codingPath + [key]) }
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {

@@ -104,8 +104,11 @@ public enum PayloadCoding {
         try CanonicalJSONEncoder().encode(value)
     }
 
+    /// Decodes JSON text (``JSONNodeParser``, then the decoder compact values share).
+    /// - Throws: ``JSONParseError`` when the bytes are not JSON, `DecodingError` when the value does not have
+    ///   the shape of a `T`.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(type, from: Data(bytes))
+        try CompactNodeDecoder.decode(type, from: JSONNodeParser.parse(bytes), codingPath: [])
     }
 
     /// `bytes` as this release encodes the same JSON value, so that values written by different
