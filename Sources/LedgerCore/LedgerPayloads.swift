@@ -104,7 +104,7 @@ public enum PayloadCoding {
         try CanonicalJSONEncoder().encode(value)
     }
 
-    /// Decodes JSON text (``JSONNodeParser``, then the decoder compact values share).
+    /// Decodes JSON text (`JSONNodeParser`, then the decoder compact values share).
     /// - Throws: ``JSONParseError`` when the bytes are not JSON, `DecodingError` when the value does not have
     ///   the shape of a `T`.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
