@@ -60,7 +60,7 @@ enum JSONNode {
         case .unsigned(let value): output.append(contentsOf: String(value).utf8)
         case .double(let value):
             guard value.isFinite else { throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "not a finite number")) }
-            if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
+            if Self.isWrittenAsInteger(value) {
                 output.append(contentsOf: String(Int64(value)).utf8)
             } else {
                 output.append(contentsOf: value.description.utf8)
@@ -75,20 +75,20 @@ enum JSONNode {
             output.append(UInt8(ascii: "]"))
         case .object(let box):
             output.append(UInt8(ascii: "{"))
-            // Stable, so that of a member set twice the last one is written (as a dictionary would keep it).
-            var members = box.members
-            members.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            var written = 0
-            for (index, member) in members.enumerated() {
-                if index + 1 < members.count, members[index + 1].key == member.key { continue }
-                if written > 0 { output.append(UInt8(ascii: ",")) }
-                written += 1
+            for (index, member) in inNameOrder(box.members).enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 Self.writeString(member.key, to: &output)
                 output.append(UInt8(ascii: ":"))
                 try member.value.write(to: &output)
             }
             output.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// Whether a number is written as an integer: whole, and below 2^53 in magnitude (where every integer
+    /// is exact). Payload JSON and compact values (journal format §1, §16) follow the same rule.
+    static func isWrittenAsInteger(_ value: Double) -> Bool {
+        value == value.rounded() && abs(value) < 9_007_199_254_740_992
     }
 
     static func writeString(_ string: String, to output: inout [UInt8]) {
@@ -112,12 +112,36 @@ enum JSONNode {
     }
 }
 
+/// `members` in the order of their names' UTF-8 bytes, each name once with the value given last (as a
+/// dictionary would keep it): how the JSON and the compact writer order an object, and how the JSON parser
+/// orders one for the decoder's binary search. Members already in order (canonical JSON) are returned as
+/// they are.
+func inNameOrder<Value>(_ members: [(key: String, value: Value)]) -> [(key: String, value: Value)] {
+    var inOrder = true
+    for position in members.indices.dropFirst() where !members[position - 1].key.utf8.lexicographicallyPrecedes(members[position].key.utf8) {
+        inOrder = false
+        break
+    }
+    if inOrder { return members }
+    // Stable by construction: of a repeated name, the value given last comes last, and stays.
+    let ordered = members.indices.sorted { left, right in
+        if members[left].key == members[right].key { return left < right }
+        return members[left].key.utf8.lexicographicallyPrecedes(members[right].key.utf8)
+    }
+    var unique: [(key: String, value: Value)] = []
+    unique.reserveCapacity(ordered.count)
+    for (position, member) in ordered.enumerated() where position + 1 == ordered.count || members[ordered[position + 1]].key != members[member].key {
+        unique.append(members[member])
+    }
+    return unique
+}
+
 final class ArrayBox {
     var items: [JSONNode] = []
 }
 
-/// An object's members in the order they were encoded (sorted when written: a dictionary here cost more
-/// in hashing than the sort does).
+/// An object's members in the order they were encoded (put in order when written, ``inNameOrder(_:)``: a
+/// dictionary here cost more in hashing than the sort does).
 final class ObjectBox {
     var members: [(key: String, value: JSONNode)] = []
 }

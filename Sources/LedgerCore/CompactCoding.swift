@@ -128,7 +128,7 @@ struct CompactWriter {
         case .unsigned(let value): tagged(.unsigned, value)
         case .double(let value):
             guard value.isFinite else { throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "not a finite number")) }
-            if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
+            if JSONNode.isWrittenAsInteger(value) {
                 try write(.integer(Int64(value)))
             } else {
                 bytes.append(CompactCoding.Tag.double.rawValue)
@@ -140,16 +140,9 @@ struct CompactWriter {
             tagged(.array, UInt64(box.items.count))
             for item in box.items { try write(item) }
         case .object(let box):
-            var members = box.members
-            // Stable, so that of a member set twice the last one is written (as in the JSON encoder).
-            members.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            var unique: [(key: String, value: JSONNode)] = []
-            unique.reserveCapacity(members.count)
-            for (index, member) in members.enumerated() where index + 1 == members.count || members[index + 1].key != member.key {
-                unique.append(member)
-            }
-            tagged(.object, UInt64(unique.count))
-            for member in unique {
+            let members = inNameOrder(box.members)
+            tagged(.object, UInt64(members.count))
+            for member in members {
                 varint(UInt64(member.key.utf8.count))
                 bytes.append(contentsOf: member.key.utf8)
                 try write(member.value)
@@ -287,7 +280,7 @@ struct CompactReader {
             guard bytes.count - offset >= 8 else { throw error("the bytes end inside a number") }
             let pattern = raw(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             let value = Double(bitPattern: pattern)
-            guard value.isFinite, !(value == value.rounded() && abs(value) < 9_007_199_254_740_992) else {
+            guard value.isFinite, !JSONNode.isWrittenAsInteger(value) else {
                 throw CompactDecodingError(offset: start, reason: "a number that is not finite, or whole and stored as a fraction")
             }
             return .double(value)

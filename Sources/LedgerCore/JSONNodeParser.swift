@@ -245,28 +245,6 @@ struct JSONNodeParser {
     }
 }
 
-/// `members` in the order of their names' UTF-8 bytes, each name once (its last value), for the decoder's
-/// binary search. Canonical JSON is already in that order.
-private func inNameOrder(_ members: [(key: String, value: CompactNode)]) -> [(key: String, value: CompactNode)] {
-    var inOrder = true
-    for position in members.indices.dropFirst() where !members[position - 1].key.utf8.lexicographicallyPrecedes(members[position].key.utf8) {
-        inOrder = false
-        break
-    }
-    if inOrder { return members }
-    // A stable order: of a repeated name, the value given last comes last, and stays.
-    let ordered = members.indices.sorted { left, right in
-        if members[left].key == members[right].key { return left < right }
-        return members[left].key.utf8.lexicographicallyPrecedes(members[right].key.utf8)
-    }
-    var unique: [(key: String, value: CompactNode)] = []
-    unique.reserveCapacity(ordered.count)
-    for (position, member) in ordered.enumerated() where position + 1 == ordered.count || members[ordered[position + 1]].key != members[member].key {
-        unique.append(members[member])
-    }
-    return unique
-}
-
 /// Why text is not JSON.
 public struct JSONParseError: Error, Equatable, CustomStringConvertible {
     /// Where in the text.
