@@ -13,10 +13,7 @@ docs/journal-format.md §16 independent of the Swift one: FuzzCorpusTests checks
 and encodes it back to the same bytes.
 """
 import base64
-import datetime
 import json
-import re
-import struct
 import os
 import subprocess
 import sys
@@ -53,57 +50,10 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def varint(number):
-    out = bytearray()
-    while number >= 0x80:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
-
-
-def string_form(text):
-    """The tag and bytes of a string (docs/journal-format.md §16): the first form that renders back exactly."""
-    if len(text) == 27 and text.endswith("Z"):
-        try:
-            moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
-            micros = (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) // datetime.timedelta(microseconds=1)
-            return 0x0A, varint(((micros << 1) ^ (micros >> 63)) & 0xFFFFFFFFFFFFFFFF)
-        except ValueError:
-            pass
-    if len(text) >= 16:
-        if len(text) % 2 == 0 and re.fullmatch(r"[0-9a-f]+", text):
-            return 0x07, bytes.fromhex(text)
-        for tag, alphabet, pad in ((0x08, r"[A-Za-z0-9+/]+={0,2}", True), (0x09, r"[A-Za-z0-9_-]+", False)):
-            if re.fullmatch(alphabet, text):
-                try:
-                    raw = (base64.b64decode if pad else base64.urlsafe_b64decode)(text + ("" if pad else "=" * (-len(text) % 4)))
-                except ValueError:
-                    continue
-                again = (base64.b64encode(raw) if pad else base64.urlsafe_b64encode(raw).rstrip(b"=")).decode()
-                if again == text:
-                    return tag, raw
-    return 0x06, text.encode()
-
-
-def compact(value):
-    """The compact encoding of a JSON value (docs/journal-format.md §16)."""
-    if value is None:
-        return b"\x00"
-    if value is True or value is False:
-        return b"\x02" if value else b"\x01"
-    if isinstance(value, float) and (value != int(value) or abs(value) >= 2 ** 53):
-        return b"\x05" + struct.pack(">d", value)
-    if isinstance(value, (int, float)):
-        value = int(value)
-        return b"\x03" + varint(value) if value >= 0 else b"\x04" + varint(-1 - value)
-    if isinstance(value, str):
-        tag, raw = string_form(value)
-        return bytes([tag]) + (raw if tag == 0x0A else varint(len(raw)) + raw)
-    if isinstance(value, list):
-        return b"\x0b" + varint(len(value)) + b"".join(compact(item) for item in value)
-    members = sorted((name.encode(), member) for name, member in value.items())
-    return b"\x0c" + varint(len(members)) + b"".join(varint(len(name)) + name + compact(member) for name, member in members)
+# The compact encoding (docs/journal-format.md §16), as the auditor's verifier implements it: independent of
+# the Swift implementation, which FuzzCorpusTests holds to these bytes.
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from verify_bundle import encode_compact as compact  # noqa: E402
 
 
 def projections():

@@ -10,6 +10,9 @@ Checks: the checkpoint's signed-note signature by a key of the bundle (or of --p
 auditor obtained independently); for every event, the strict record encoding, its Ed25519 signature
 by the key its key id names, that its sequence matches, and its RFC 9162 inclusion proof against the
 checkpoint's root. Records left out for personal-data reasons are checked by leaf hash (inclusion only).
+An event's payload is decoded from its record — JSON text, or the compact encoding (docs/journal-format.md
+sections 16 and 17) when its schema version has the top bit 0x8000, decoded strictly — and must be the
+value the bundle shows beside it (`payload`), so what an auditor reads is what was signed.
 
 Keys are trusted only within their tenure (docs/journal-format.md, "Key tenures"): a key line may end in
 "#first-#last" (or "#first-" for a key still signing), and then an event must lie in that range and a
@@ -20,10 +23,12 @@ Prints one line per problem and a summary; exits 0 when everything verifies, 1 o
 """
 import base64
 import csv
+import datetime
 import hashlib
 import io
 import json
 import os
+import re
 import struct
 import sys
 
@@ -128,6 +133,166 @@ def verify_checkpoint(text, keys):
     raise Problem("the checkpoint has no valid signature by the given keys")
 
 
+COMPACT_FLAG = 0x8000
+MAX_COMPACT_DEPTH = 64
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def varint(number):
+    out = bytearray()
+    while number >= 0x80:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def render_time(micros):
+    """The text of a compact time (section 16): six fractional digits and Z, years 1 to 9999."""
+    try:
+        moment = EPOCH + datetime.timedelta(microseconds=micros)
+    except OverflowError:
+        raise Problem("a compact time outside the years 1-9999")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").rjust(27, "0")
+
+
+def string_form(text):
+    """The tag and bytes a string is stored as (section 16): the first form that renders back exactly."""
+    if len(text) == 27 and text.endswith("Z"):
+        try:
+            moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+            micros = (moment - EPOCH) // datetime.timedelta(microseconds=1)
+            if render_time(micros) == text:
+                return 0x0A, varint(((micros << 1) ^ (micros >> 63)) & 0xFFFFFFFFFFFFFFFF)
+        except (ValueError, Problem):
+            pass
+    if len(text) >= 16:
+        if len(text) % 2 == 0 and re.fullmatch(r"[0-9a-f]+", text):
+            return 0x07, bytes.fromhex(text)
+        for tag, alphabet, pad in ((0x08, r"[A-Za-z0-9+/]+={0,2}", True), (0x09, r"[A-Za-z0-9_-]+", False)):
+            if re.fullmatch(alphabet, text):
+                try:
+                    raw = (base64.b64decode if pad else base64.urlsafe_b64decode)(text + ("" if pad else "=" * (-len(text) % 4)))
+                except ValueError:
+                    continue
+                again = (base64.b64encode(raw) if pad else base64.urlsafe_b64encode(raw).rstrip(b"=")).decode()
+                if again == text:
+                    return tag, raw
+    return 0x06, text.encode()
+
+
+def encode_compact(value):
+    """The one compact encoding of a JSON value (section 16)."""
+    if value is None:
+        return b"\x00"
+    if value is True or value is False:
+        return b"\x02" if value else b"\x01"
+    if isinstance(value, float) and (value != int(value) or abs(value) >= 2 ** 53):
+        return b"\x05" + struct.pack(">d", value)
+    if isinstance(value, (int, float)):
+        value = int(value)
+        return b"\x03" + varint(value) if value >= 0 else b"\x04" + varint(-1 - value)
+    if isinstance(value, str):
+        tag, raw = string_form(value)
+        return bytes([tag]) + (raw if tag == 0x0A else varint(len(raw)) + raw)
+    if isinstance(value, list):
+        return b"\x0b" + varint(len(value)) + b"".join(encode_compact(item) for item in value)
+    members = sorted((name.encode(), member) for name, member in value.items())
+    return b"\x0c" + varint(len(members)) + b"".join(varint(len(name)) + name + encode_compact(member) for name, member in members)
+
+
+def decode_compact(data):
+    """A compact value (section 16) as the JSON value it stands for. Strict: the value must be the one
+    encoding of what it decodes to, so it is decoded, encoded again and compared byte for byte."""
+    offset = 0
+
+    def take(count):
+        nonlocal offset
+        if count > len(data) - offset:
+            raise Problem("the compact payload ends inside a value")
+        chunk = data[offset:offset + count]
+        offset += count
+        return chunk
+
+    def number():
+        value = shift = 0
+        while True:
+            byte = take(1)[0]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                if value >= 2 ** 64:
+                    raise Problem("a compact number beyond 64 bits")
+                return value
+            if shift > 63:
+                raise Problem("a compact number beyond 64 bits")
+
+    def value(depth):
+        if depth > MAX_COMPACT_DEPTH:
+            raise Problem("a compact value nested deeper than %d" % MAX_COMPACT_DEPTH)
+        tag = take(1)[0]
+        if tag <= 0x02:
+            return [None, False, True][tag]
+        if tag == 0x03:
+            return number()
+        if tag == 0x04:
+            magnitude = number()
+            if magnitude > 2 ** 63 - 1:
+                raise Problem("a compact negative number below -2^63")
+            return -1 - magnitude
+        if tag == 0x05:
+            result, = struct.unpack(">d", take(8))
+            if result != result or result in (float("inf"), float("-inf")):
+                raise Problem("a compact number that is not finite")
+            return result
+        if tag == 0x06:
+            try:
+                return take(number()).decode("utf-8")
+            except UnicodeDecodeError:
+                raise Problem("a compact string that is not UTF-8")
+        if tag == 0x07:
+            return take(number()).hex()
+        if tag == 0x08:
+            return base64.b64encode(take(number())).decode()
+        if tag == 0x09:
+            return base64.urlsafe_b64encode(take(number())).rstrip(b"=").decode()
+        if tag == 0x0A:
+            zigzag = number()
+            return render_time((zigzag >> 1) ^ -(zigzag & 1))
+        if tag == 0x0B:
+            return [value(depth + 1) for _ in range(number())]
+        if tag == 0x0C:
+            members = {}
+            for _ in range(number()):
+                try:
+                    name = take(number()).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise Problem("a compact member name that is not UTF-8")
+                members[name] = value(depth + 1)
+            return members
+        raise Problem("unknown compact tag %d" % tag)
+
+    result = value(0)
+    if offset != len(data):
+        raise Problem("%d bytes after the compact payload" % (len(data) - offset))
+    if encode_compact(result) != data:
+        raise Problem("the compact payload is not in its one canonical encoding")
+    return result
+
+
+def decode_payload(schema_version, payload):
+    """The payload as a JSON value: compact when the schema version says so, else JSON text; `None` for
+    a payload of another kind (an application's own bytes), which is only checked by its signature."""
+    if schema_version & COMPACT_FLAG:
+        if not payload or payload[0] >= 0x20:
+            raise Problem("the schema version declares a compact payload and the payload is not one")
+        return decode_compact(payload)
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+
+
 def decode_record(record):
     """Strict decoding per docs/journal-format.md section 1."""
     if not record.startswith(PREFIX):
@@ -149,15 +314,15 @@ def decode_record(record):
     take(16)  # journal id
     type_length = take(1)[0]
     take(type_length)
-    take(2)  # schema version
+    schema_version, = struct.unpack(">H", take(2))
     key_id = take(8)
     payload_length, = struct.unpack(">I", take(4))
-    take(payload_length)
+    payload = take(payload_length)
     content = record[content_start:offset]
     signature = take(64)
     if offset != len(record):
         raise Problem("record has bytes after its signature")
-    return sequence, key_id, PREFIX + content, signature
+    return sequence, key_id, PREFIX + content, signature, schema_version, payload
 
 
 def verify_inclusion(leaf_hash, index, size, proof, root):
@@ -181,6 +346,7 @@ def verify_inclusion(leaf_hash, index, size, proof, root):
 
 
 EVENT_FORMATS = {"jsonl", "csv", "ocsf"}
+MISSING = object()  # an event shown without its payload
 MAX_PROOF = 64  # a tree of 2^64 leaves has no longer path
 
 
@@ -228,8 +394,14 @@ def load_events(text, event_format):
                     yield Problem("a CSV row has no sequence number: %r" % (row.get("sequence"),))
                     continue
                 proof = row.get("proof") or ""
+                shown = row.get("payload") or ""
+                try:
+                    payload = json.loads(shown) if shown else MISSING
+                except (ValueError, RecursionError):
+                    yield Problem("the CSV row of #%d has a payload that is not JSON" % sequence)
+                    continue
                 yield {"sequence": sequence, "record": row.get("record") or None, "leaf_hash": row.get("leaf_hash") or None,
-                       "proof": proof.split(" ") if proof else []}
+                       "proof": proof.split(" ") if proof else [], "payload": payload}
         except csv.Error as error:
             yield Problem("the CSV file is malformed: %s" % error)
         return
@@ -243,7 +415,8 @@ def load_events(text, event_format):
             if not isinstance(entry, dict):
                 raise Problem("not an object")
             yield {"sequence": member(entry, "sequence", int), "record": member(entry, "record", str, optional=True),
-                   "leaf_hash": member(entry, "leaf_hash", str, optional=True), "proof": member(entry, "proof", list)}
+                   "leaf_hash": member(entry, "leaf_hash", str, optional=True), "proof": member(entry, "proof", list),
+                   "payload": entry.get("payload", MISSING)}
         except (ValueError, RecursionError, Problem) as error:
             yield Problem("line %d: %s" % (number, error))
 
@@ -287,7 +460,7 @@ def verify(manifest_data, keys_data, checkpoint_data, read_event_file, report=pr
         try:
             if entry["record"]:
                 record = b64(entry["record"], "record")
-                recorded_sequence, key_id, signed_bytes, signature = decode_record(record)
+                recorded_sequence, key_id, signed_bytes, signature, schema_version, payload = decode_record(record)
                 if recorded_sequence != sequence:
                     raise Problem("the record says #%d" % recorded_sequence)
                 key, tenure = by_id.get(key_id, (None, None))
@@ -301,6 +474,10 @@ def verify(manifest_data, keys_data, checkpoint_data, read_event_file, report=pr
                 except InvalidSignature:
                     raise Problem("signature does not verify")
                 signed += 1
+                # What the bundle shows must be what was signed: the record's payload, decoded.
+                value = decode_payload(schema_version, payload)
+                if entry["payload"] is not MISSING and value is not None and entry["payload"] != value:
+                    raise Problem("the payload shown is not the record's")
                 leaf = sha256(b"\x00" + record)
                 if entry["leaf_hash"] and b64(entry["leaf_hash"], "leaf_hash") != leaf:
                     raise Problem("leaf hash does not match the record")

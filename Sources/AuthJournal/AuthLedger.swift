@@ -306,23 +306,26 @@ enum JournalEncoding {
     static func encode(
         _ event: AuthEvent, time: LedgerTimestamp, dataKey: DataKey?, key: @escaping (String, DataKey) throws -> SubjectKey
     ) throws -> Encoded {
-        var payload = try event.payload()
-        var stored = event
-        if PersonalData.schemaVersion(of: event.eventType) != nil {
-            // The events of every flow are sealed from their typed values; the others through their JSON.
-            if let sealed = try PersonalData.sealedWithoutParsing(event, time: time, dataKey: dataKey, key: key) {
-                payload = sealed.payload
-                stored = sealed.unopened
-            } else if let sealed = try PersonalData.sealed(payload, type: event.eventType, time: time, dataKey: dataKey, key: key) {
-                payload = sealed.payload
-                // As a rebuild will read it: unopened (the same bytes `AuthEvent(type:payload:)` would make of it).
-                stored = try AuthEvent(type: event.eventType, payload: sealed.unopened) ?? event
-            }
-        }
-        // The request's trace, last: the sealed payload's members stay as they were, the id beside them.
+        let encoding = AuthEvent.payloadEncoding
+        // The request's trace, a member beside the event's own.
         let traceID = RequestTrace.traceID.flatMap { RequestTrace.isTraceID($0) ? $0 : nil }
-        if let traceID { payload = RequestTrace.annotate(payload, traceID: traceID) }
-        return Encoded(schemaVersion: AuthEvent.schemaVersion(of: event.eventType), payload: payload, stored: stored, traceID: traceID)
+        let traceMember: [(name: String, value: any Encodable)] = traceID.map { [(RequestTrace.member, $0)] } ?? []
+        let schemaVersion = AuthEvent.schemaVersion(of: event.eventType)
+        guard PersonalData.schemaVersion(of: event.eventType) != nil else {
+            return Encoded(schemaVersion: schemaVersion, payload: try event.payload(encoding, adding: traceMember), stored: event, traceID: traceID)
+        }
+        // The events of every flow are sealed from their typed values, encoded once; the others through their payload.
+        if let sealed = try PersonalData.sealedWithoutParsing(event, time: time, dataKey: dataKey, encoding: encoding, adding: traceMember, key: key) {
+            return Encoded(schemaVersion: schemaVersion, payload: sealed.payload, stored: sealed.unopened, traceID: traceID)
+        }
+        var payload = try event.payload(encoding, adding: traceMember)
+        var stored = event
+        if let sealed = try PersonalData.sealed(payload, type: event.eventType, time: time, dataKey: dataKey, key: key) {
+            payload = sealed.payload
+            // As a rebuild will read it: unopened (the same bytes `AuthEvent(type:payload:)` would make of it).
+            stored = try AuthEvent(type: event.eventType, payload: sealed.unopened) ?? event
+        }
+        return Encoded(schemaVersion: schemaVersion, payload: payload, stored: stored, traceID: traceID)
     }
 }
 

@@ -36,7 +36,7 @@ public enum PersonalDataHandling: String, Sendable, CaseIterable {
                 (try? opener.map { try PersonalData.open(envelope.payload, type: envelope.type, opener: $0.opener) } ?? envelope.payload)
                 ?? envelope.payload
         }
-        guard let value = try? JSONSerialization.jsonObject(with: Data(readable)) else { return Base64.encode(readable) }
+        guard let value = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.json(readable))) else { return Base64.encode(readable) }
         guard self != .keep else { return value }
         func walk(_ value: Any) -> Any? {
             if let object = value as? [String: Any] {

@@ -196,6 +196,22 @@ enum CompactNode {
     /// Members in the order of their names' bytes.
     case object([(key: String, value: CompactNode)])
 
+    /// Whether this is a sealed value: an object with the member `sealed` equal to 1 (as ``JSONValue/isSealedValue``).
+    var isSealedValue: Bool {
+        guard case .object(let members) = self else { return false }
+        for member in members where member.key == "sealed" {
+            if case .unsigned(1) = member.value { return true }
+        }
+        return false
+    }
+
+    /// This value with each of its top-level members named in `members` that is a sealed value replaced
+    /// by the string `marker`.
+    func markingSealed(_ members: Set<String>, as marker: String) -> CompactNode {
+        guard case .object(let object) = self, object.contains(where: { members.contains($0.key) && $0.value.isSealedValue }) else { return self }
+        return .object(object.map { member in members.contains(member.key) && member.value.isSealedValue ? (member.key, .string(marker)) : member })
+    }
+
     var kind: String {
         switch self {
         case .null: "null"

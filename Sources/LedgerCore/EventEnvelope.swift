@@ -66,6 +66,8 @@ public struct EventContent: Sendable, Equatable {
         guard let payloadLength = reader.readUInt32() else { throw .truncated("payload length") }
         guard Int(payloadLength) <= EventEnvelope.maximumPayloadSize, let payload = reader.read(count: Int(payloadLength))
         else { throw .truncated("payload") }
+        // A compact schema version declares a compact payload (journal format §17), whose first byte is a tag.
+        if PayloadEncoding.of(schemaVersion: schemaVersion) == .compact, !PayloadCoding.isCompact(payload) { throw .payloadNotCompact }
         return EventContent(
             journalID: journalID, type: type, schemaVersion: schemaVersion, keyID: KeyID(bytes: keyBytes)!, payload: payload)
     }
@@ -157,6 +159,8 @@ public enum EnvelopeDecodingError: Error, Equatable, CustomStringConvertible {
     case invalidType
     /// Bytes follow the signature.
     case trailingBytes(Int)
+    /// The schema version declares a compact payload (its top bit set) and the payload is not one.
+    case payloadNotCompact
 
     public var description: String {
         switch self {
@@ -164,6 +168,7 @@ public enum EnvelopeDecodingError: Error, Equatable, CustomStringConvertible {
         case .truncated(let field): "record ends inside its \(field)"
         case .invalidType: "record has an invalid event type"
         case .trailingBytes(let count): "record has \(count) bytes after its signature"
+        case .payloadNotCompact: "record's schema version declares a compact payload and its payload is not one"
         }
     }
 }

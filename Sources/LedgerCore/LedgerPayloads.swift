@@ -94,32 +94,122 @@ public struct KeyRemovalPayload: Codable, Sendable, Equatable {
     }
 }
 
-/// The JSON encoding of AuthLedger's own payloads and projection values: ``CanonicalJSONEncoder``
-/// (members sorted, no whitespace, no escaped slashes), so that the same value gives the same bytes.
-/// Verification never re-encodes: it checks the stored bytes. Releases before 2026-12 wrote with
-/// Foundation's `JSONEncoder` (`.sortedKeys`), whose member order can differ; values written by
+/// How AuthLedger's own payloads and projection values are encoded and read.
+///
+/// Two encodings, told apart by the first byte (a compact value starts with a tag below 0x20, JSON text
+/// that this project writes never does): JSON through ``CanonicalJSONEncoder`` (members sorted, no
+/// whitespace, no escaped slashes), which every payload was written in before 2026-12-04 and the
+/// journal's own events (genesis, keys, archival) still are, and ``CompactCoding``, which authorization
+/// events are written in since (``PayloadEncoding``, journal format §17). ``decode(_:from:)`` reads
+/// either. Verification never re-encodes: it checks the stored bytes. Releases before 2026-12 wrote JSON
+/// with Foundation's `JSONEncoder` (`.sortedKeys`), whose member order can differ; values written by
 /// different releases are compared through ``canonical(_:)``.
 public enum PayloadCoding {
+    /// The canonical JSON text of `value`.
     public static func encode(_ value: some Encodable) throws -> [UInt8] {
         try CanonicalJSONEncoder().encode(value)
     }
 
-    /// Decodes JSON text (`JSONNodeParser`, then the decoder compact values share).
-    /// - Throws: ``JSONParseError`` when the bytes are not JSON, `DecodingError` when the value does not have
-    ///   the shape of a `T`.
+    /// Decodes a payload written compact or as JSON text (`JSONNodeParser`), through the one decoder both share.
+    /// - Throws: ``CompactDecodingError`` or ``JSONParseError`` when the bytes are not a value of their
+    ///   encoding, `DecodingError` when the value does not have the shape of a `T`.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try CompactNodeDecoder.decode(type, from: JSONNodeParser.parse(bytes), codingPath: [])
+        if isCompact(bytes) { return try CompactCoding.decode(type, from: bytes) }
+        return try CompactNodeDecoder.decode(type, from: JSONNodeParser.parse(bytes), codingPath: [])
+    }
+
+    /// Decodes a compact payload as ``decode(_:from:)`` does, each top-level member named in `members`
+    /// whose value is a sealed value (an object with the member `sealed` equal to 1) read as the string
+    /// `marker` instead: how events are read without the key to open them (every rebuild), with no pass
+    /// over the bytes of its own. JSON text is decoded as it is.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], markingSealed members: Set<String>, as marker: String) throws -> T {
+        guard isCompact(bytes) else { return try decode(type, from: bytes) }
+        let node = try CompactReader.value(of: bytes)
+        return try CompactNodeDecoder.decode(type, from: node.markingSealed(members, as: marker), codingPath: [])
+    }
+
+    /// Whether `bytes` are a compact value rather than JSON text (by their first byte).
+    public static func isCompact(_ bytes: [UInt8]) -> Bool {
+        guard let first = bytes.first else { return false }
+        return first < 0x20
+    }
+
+    /// The canonical JSON text of a stored value, for what reads values as JSON (opening sealed values,
+    /// showing, exporting): JSON as it is, compact values converted.
+    /// - Throws: ``CompactDecodingError`` when compact bytes are not a canonical compact value.
+    public static func json(_ bytes: [UInt8]) throws -> [UInt8] {
+        guard isCompact(bytes) else { return bytes }
+        return try encode(try CompactCoding.decode(JSONValue.self, from: bytes))
     }
 
     /// `bytes` as this release encodes the same JSON value, so that values written by different
-    /// releases compare equal when they mean the same; a compact value (``ProjectionCoding``) as the JSON
-    /// of the same value; other bytes are returned as they are.
+    /// releases compare equal when they mean the same; a compact value as the JSON of the same value;
+    /// other bytes are returned as they are.
     public static func canonical(_ bytes: [UInt8]) -> [UInt8] {
-        if ProjectionCoding.isCompact(bytes), let json = try? ProjectionCoding.json(bytes) { return json }
+        if isCompact(bytes), let json = try? json(bytes) { return json }
         guard let first = bytes.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\""),
             let value = try? decode(JSONValue.self, from: bytes), let encoded = try? encode(value)
         else { return bytes }
         return encoded
+    }
+}
+
+/// The encoding an event's payload is written in (journal format §17): ``json`` by every release before
+/// 2026-12-04, ``compact`` for authorization events since. The event's schema version says which: the
+/// compact encoding sets its top bit (``compactSchemaFlag``), the other 15 bits naming the payload's
+/// members as before, so `auth.code.issued` version 2 in JSON is version `0x8002` compact, with the same
+/// members.
+public enum PayloadEncoding: Sendable, Equatable {
+    case json
+    case compact
+
+    /// The bit of a schema version that says the payload is compact.
+    public static let compactSchemaFlag: UInt16 = 0x8000
+
+    /// The encoding of `payload`, by its first byte.
+    public static func of(_ payload: [UInt8]) -> PayloadEncoding {
+        PayloadCoding.isCompact(payload) ? .compact : .json
+    }
+
+    /// The encoding a schema version names.
+    public static func of(schemaVersion: UInt16) -> PayloadEncoding {
+        schemaVersion & compactSchemaFlag != 0 ? .compact : .json
+    }
+
+    /// `version` (the payload's members) as the schema version of a payload in this encoding.
+    public func schemaVersion(_ version: UInt16) -> UInt16 {
+        self == .compact ? version | Self.compactSchemaFlag : version
+    }
+
+    /// `value` in this encoding.
+    public func encode(_ value: some Encodable) throws -> [UInt8] {
+        switch self {
+        case .json: try PayloadCoding.encode(value)
+        case .compact: try CompactCoding.encode(value)
+        }
+    }
+
+    /// `value`, which encodes as an object, with `members` added to it (a member of the same name
+    /// replaced), in this encoding: one pass, where adding to encoded bytes would decode them again.
+    /// - Throws: `EncodingError` when `value` does not encode as an object.
+    public func encode(_ value: some Encodable, adding members: [(name: String, value: any Encodable)]) throws -> [UInt8] {
+        guard !members.isEmpty else { return try encode(value) }
+        let node = try CanonicalJSONEncoder.node(of: value, codingPath: [])
+        guard case .object(let box) = node else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "members added to a value that is not an object"))
+        }
+        func memberNode(_ member: some Encodable) throws -> JSONNode { try CanonicalJSONEncoder.node(of: member, codingPath: []) }
+        for member in members { box.members.append((member.name, try memberNode(member.value))) }
+        switch self {
+        case .json:
+            var output: [UInt8] = []
+            try node.write(to: &output)
+            return output
+        case .compact:
+            var writer = CompactWriter()
+            try writer.write(node)
+            return writer.bytes
+        }
     }
 }
 
@@ -137,20 +227,13 @@ public enum ProjectionCoding {
 
     /// Decodes a value written compact, or as JSON by an earlier release.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        if isCompact(bytes) { return try CompactCoding.decode(type, from: bytes) }
-        return try PayloadCoding.decode(type, from: bytes)
+        try PayloadCoding.decode(type, from: bytes)
     }
 
     /// Whether `bytes` are a compact value rather than JSON text (by their first byte).
-    public static func isCompact(_ bytes: [UInt8]) -> Bool {
-        guard let first = bytes.first else { return false }
-        return first < 0x20
-    }
+    public static func isCompact(_ bytes: [UInt8]) -> Bool { PayloadCoding.isCompact(bytes) }
 
     /// The canonical JSON of a stored value, for what reads values as JSON (opening sealed values,
     /// comparing, showing): JSON as it is, compact values converted.
-    public static func json(_ bytes: [UInt8]) throws -> [UInt8] {
-        guard isCompact(bytes) else { return bytes }
-        return try PayloadCoding.encode(try CompactCoding.decode(JSONValue.self, from: bytes))
-    }
+    public static func json(_ bytes: [UInt8]) throws -> [UInt8] { try PayloadCoding.json(bytes) }
 }

@@ -410,6 +410,11 @@ struct ProjectionTests {
         for event in events {
             let decoded = try AuthEvent(type: event.eventType, payload: try event.payload())
             #expect(decoded == event, "\(event.eventType)")
+            // Compact (journal format §17): the same event, and as JSON exactly the JSON payload.
+            let compact = try event.payload(.compact), json = try event.payload()
+            #expect(PayloadCoding.isCompact(compact) && compact.count < json.count, "\(event.eventType)")
+            #expect(try AuthEvent(type: event.eventType, payload: compact) == event, "\(event.eventType)")
+            #expect(try PayloadCoding.json(compact) == json, "\(event.eventType)")
         }
     }
 

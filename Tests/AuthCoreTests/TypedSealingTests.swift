@@ -29,8 +29,8 @@ struct TypedSealingTests {
         ]
     }
 
-    @Test("opened with the key, and unopened, both paths give the same event")
-    func samePayloads() throws {
+    @Test("opened with the key, and unopened, both paths give the same event, in either payload encoding", arguments: [PayloadEncoding.json, .compact])
+    func samePayloads(encoding: PayloadEncoding) throws {
         let dataKey = DataKey.generate()
         var keys: [String: SubjectKey] = [:]
         let key = { (subject: String, _: DataKey) -> SubjectKey in
@@ -44,8 +44,12 @@ struct TypedSealingTests {
             return .value(String(decoding: bytes, as: UTF8.self))
         }
         for event in Self.events {
-            let typed = try #require(try PersonalData.sealedWithoutParsing(event, time: Self.time, dataKey: dataKey, key: key))
-            let general = try #require(try PersonalData.sealed(try event.payload(), type: event.eventType, time: Self.time, dataKey: dataKey, key: key))
+            let typed = try #require(try PersonalData.sealedWithoutParsing(event, time: Self.time, dataKey: dataKey, encoding: encoding, key: key))
+            let general = try #require(try PersonalData.sealed(try event.payload(encoding), type: event.eventType, time: Self.time, dataKey: dataKey, key: key))
+            #expect(PayloadEncoding.of(typed.payload) == encoding && PayloadEncoding.of(general.payload) == encoding)
+            // Read without an opener through the text path too (what tools that show payloads use).
+            let shown = try PersonalData.open(typed.payload, type: event.eventType, opener: nil)
+            #expect(try AuthEvent(type: event.eventType, payload: shown) == typed.unopened)
             #expect(try AuthEvent(type: event.eventType, payload: typed.payload, opener: opener) == AuthEvent(type: event.eventType, payload: general.payload, opener: opener))
             #expect(try AuthEvent(type: event.eventType, payload: typed.payload) == typed.unopened)
             #expect(try AuthEvent(type: event.eventType, payload: general.unopened) == typed.unopened)

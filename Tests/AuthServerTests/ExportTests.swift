@@ -57,6 +57,14 @@ struct ExportTests {
         forged[1] = String(Int(lines[1])! + 1)
         try forged.joined(separator: "\n").write(toFile: checkpointPath, atomically: true, encoding: .utf8)
         #expect(try Self.verifyBundle(bundle).0 == 1)
+
+        // The payload shown beside a record must be the record's (compact ones decoded, journal format §17):
+        // a readable field edited with the record intact is refused.
+        try checkpoint.write(toFile: checkpointPath, atomically: true, encoding: .utf8)
+        #expect(original.contains("web-app"))
+        try original.replacingOccurrences(of: "web-app", with: "web-opp").write(toFile: file, atomically: true, encoding: .utf8)
+        let edited = try Self.verifyBundle(bundle)
+        #expect(edited.0 == 1 && edited.1.contains("the payload shown is not the record's"), "\(edited.1)")
     }
 
     @Test("with personal data hashed, inclusion still verifies and no email or user id is in the bundle; pinning another journal's key fails")

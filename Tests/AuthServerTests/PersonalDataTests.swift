@@ -52,7 +52,8 @@ struct PersonalDataTests {
             }
             return (try snapshot.subjects(withPrefix: ""), versions)
         }
-        #expect(schemaVersions == [PersonalData.schemaVersion(of: AuthEvent.loginFailedType)!])
+        // Version 2's members, written compact (journal format §17).
+        #expect(schemaVersions == [PersonalData.schemaVersion(of: AuthEvent.loginFailedType)! | PayloadEncoding.compactSchemaFlag])
         #expect(subjects.contains("u:auth0|alice"))
         #expect(subjects.contains { $0.hasPrefix("a:20") }, "the anonymous subject of the day")
         let stored = try harness.events(opened: false).compactMap { if case .loginFailed(let value) = $0.1 { value } else { nil } }

@@ -37,16 +37,17 @@ struct PreparedEventsTests {
         for (sequence, interaction) in opened {
             #expect(interaction.decisionSequence == sequence - 1)
         }
-        // As stored: the offset, no sequence number, in the new schema versions.
+        // As stored: the offset, no sequence number, in the new schema versions (compact payloads: 0x8000 set).
         let reader = try JournalReader(directory: harness.directory + "/journal")
         defer { reader.close() }
         try reader.read { snapshot in
             let decision = try #require(try snapshot.event(decisions[0].0))
-            #expect(decision.schemaVersion == 3)
-            let text = String(decoding: decision.payload, as: UTF8.self)
+            #expect(decision.schemaVersion == 0x8003 && PayloadCoding.isCompact(decision.payload))
+            let text = String(decoding: try PayloadCoding.json(decision.payload), as: UTF8.self)
             #expect(text.contains(#""request_offset":1"#) && !text.contains("request_sequence"))
             let code = try #require(try snapshot.event(codes[0].0))
-            #expect(code.schemaVersion == 2 && String(decoding: code.payload, as: UTF8.self).contains(#""decision_offset":1"#))
+            let codeText = String(decoding: try PayloadCoding.json(code.payload), as: UTF8.self)
+            #expect(code.schemaVersion == 0x8002 && codeText.contains(#""decision_offset":1"#))
         }
     }
 

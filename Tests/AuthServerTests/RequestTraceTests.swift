@@ -36,6 +36,20 @@ struct RequestTraceTests {
         #expect(RequestTrace.traceID(in: Array(#"{"trace_id":7}"#.utf8)) == nil)
     }
 
+    @Test("in a compact payload too: the member added while encoding is read back at the top level only; annotating keeps the encoding")
+    func compact() throws {
+        let nested = try CompactCoding.encode(JSONValue.object(["client_id": .string("web-app"), "parameters": .object(["trace_id": .string(Self.trace)])]))
+        #expect(RequestTrace.traceID(in: nested) == nil, "a nested trace_id (a request parameter) is no trace id")
+        let annotated = RequestTrace.annotate(nested, traceID: Self.trace)
+        #expect(PayloadCoding.isCompact(annotated) && RequestTrace.traceID(in: annotated) == Self.trace)
+        let event = AuthEvent.codeReplayed(CodeReplayed(codeHash: OpaqueToken.hash("code"), clientID: "web-app", revokedTokenIDs: []))
+        let encoded = try event.payload(.compact, adding: [(RequestTrace.member, Self.trace)])
+        #expect(RequestTrace.traceID(in: encoded) == Self.trace)
+        #expect(try AuthEvent(type: event.eventType, payload: encoded) == event)
+        let json = try event.payload(.json, adding: [(RequestTrace.member, Self.trace)])
+        #expect(try PayloadCoding.json(encoded) == json)
+    }
+
     @Test("events recorded in a traced request carry its id, prepared or appended on the writer; they read back as untraced ones; timeline --trace lists them and rebuild --check agrees")
     func recorded() async throws {
         let harness = try await ServerHarness()

@@ -448,3 +448,42 @@ struct JournalTests {
         }
     }
 }
+
+@Suite("Compact payloads in records: the schema version's top bit declares them")
+struct CompactPayloadRecordTests {
+    @Test("a compact payload under a flagged schema version is appended and read back as stored; a flagged version over other bytes is refused by the writer")
+    func writerChecksTheFlag() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        let compact = try CompactCoding.encode(["user": "alice"])
+        let receipt = try await journal.append(EventDraft(type: "test.event", schemaVersion: 0x8001, payload: compact))
+        let stored = try #require(try journal.read { try $0.event(receipt.sequence) })
+        #expect(stored.payload == compact && stored.schemaVersion == 0x8001)
+        #expect(try PayloadCoding.decode([String: String].self, from: stored.payload) == ["user": "alice"])
+        await #expect(throws: JournalError.self) {
+            try await journal.append(EventDraft(type: "test.event", schemaVersion: 0x8001, payload: Array(#"{"user":"alice"}"#.utf8)))
+        }
+        await #expect(throws: JournalError.self) { try await journal.append(EventDraft(type: "test.event", schemaVersion: 0x8001, payload: [])) }
+        // Without the flag any bytes are the application's own, compact-looking ones too.
+        _ = try await journal.append(EventDraft(type: "test.event", schemaVersion: 1, payload: compact))
+        await journal.close()
+    }
+
+    @Test("a record whose schema version declares a compact payload that is not one is malformed")
+    func readerChecksTheFlag() throws {
+        let key = Ed25519SigningKey(seed: Array(repeating: 7, count: 32))!
+        func record(schemaVersion: UInt16, payload: [UInt8]) -> [UInt8] {
+            let content = EventContent(journalID: Array(0..<16), type: "auth.code.issued", schemaVersion: schemaVersion, keyID: key.keyID, payload: payload)
+            return EventEnvelope(
+                sequence: 2, timestamp: LedgerTimestamp(microsecondsSinceEpoch: 1), previousHash: .zero, content: content,
+                signature: content.signature(with: key)
+            ).record
+        }
+        let json = Array(#"{"user":"alice"}"#.utf8)
+        #expect(throws: EnvelopeDecodingError.payloadNotCompact) { try EventEnvelope(record: record(schemaVersion: 0x8002, payload: json)) }
+        #expect(throws: EnvelopeDecodingError.payloadNotCompact) { try EventEnvelope(record: record(schemaVersion: 0xFFFF, payload: [])) }
+        #expect(try EventEnvelope(record: record(schemaVersion: 2, payload: json)).payload == json)
+        let compact = try CompactCoding.encode(["user": "alice"])
+        #expect(try EventEnvelope(record: record(schemaVersion: 0x8002, payload: compact)).payload == compact)
+    }
+}

@@ -44,19 +44,20 @@ public enum ConfigurationEvent: Sendable, Equatable {
     public static let retentionSetType: EventType = "config.retention.set"
     public static let clientGrantSetType: EventType = "config.client_grant.set"
 
-    /// The JSON payload (schema version 1).
-    public func payload() throws -> [UInt8] {
+    /// The payload in `encoding` (schema version 1, or 3 for ``userSetType``), with `members` added to it
+    /// (``PayloadEncoding/encode(_:adding:)``).
+    public func payload(_ encoding: PayloadEncoding = .json, adding members: [(name: String, value: any Encodable)] = []) throws -> [UInt8] {
         switch self {
-        case .tenantSet(let value): try PayloadCoding.encode(value)
-        case .apiSet(let value): try PayloadCoding.encode(value)
-        case .connectionSet(let value): try PayloadCoding.encode(value)
-        case .clientSet(let value): try PayloadCoding.encode(value)
-        case .userSet(let value): try PayloadCoding.encode(value)
-        case .organizationSet(let value): try PayloadCoding.encode(value)
-        case .memberAdded(let value): try PayloadCoding.encode(value)
-        case .invitationSet(let value): try PayloadCoding.encode(value)
-        case .retentionSet(let value): try PayloadCoding.encode(value)
-        case .clientGrantSet(let value): try PayloadCoding.encode(value)
+        case .tenantSet(let value): try encoding.encode(value, adding: members)
+        case .apiSet(let value): try encoding.encode(value, adding: members)
+        case .connectionSet(let value): try encoding.encode(value, adding: members)
+        case .clientSet(let value): try encoding.encode(value, adding: members)
+        case .userSet(let value): try encoding.encode(value, adding: members)
+        case .organizationSet(let value): try encoding.encode(value, adding: members)
+        case .memberAdded(let value): try encoding.encode(value, adding: members)
+        case .invitationSet(let value): try encoding.encode(value, adding: members)
+        case .retentionSet(let value): try encoding.encode(value, adding: members)
+        case .clientGrantSet(let value): try encoding.encode(value, adding: members)
         }
     }
 

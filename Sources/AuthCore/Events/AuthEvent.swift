@@ -724,43 +724,53 @@ public enum AuthEvent: Sendable, Equatable {
         }
     }
 
-    /// The JSON payload (in the schema version ``schemaVersion(of:)`` gives for its type).
-    public func payload() throws -> [UInt8] {
+    /// The payload in `encoding` (in the schema version ``schemaVersion(of:)`` gives for its type), with
+    /// `members` added to it (``PayloadEncoding/encode(_:adding:)``): JSON unless asked.
+    public func payload(_ encoding: PayloadEncoding = .json, adding members: [(name: String, value: any Encodable)] = []) throws -> [UInt8] {
         switch self {
-        case .configuration(let event): try event.payload()
-        case .authorizeRequested(let value): try PayloadCoding.encode(value)
-        case .authorizeDecided(let value): try PayloadCoding.encode(value)
-        case .interactionOpened(let value): try PayloadCoding.encode(value)
-        case .codeIssued(let value): try PayloadCoding.encode(value)
-        case .loginSucceeded(let value): try PayloadCoding.encode(value)
-        case .loginFailed(let value): try PayloadCoding.encode(value)
-        case .consentGranted(let value), .consentDenied(let value): try PayloadCoding.encode(value)
-        case .organizationChosen(let value): try PayloadCoding.encode(value)
-        case .invitationAccepted(let value): try PayloadCoding.encode(value)
-        case .loggedOut(let value): try PayloadCoding.encode(value)
-        case .tokenIssued(let value): try PayloadCoding.encode(value)
-        case .tokenRejected(let value): try PayloadCoding.encode(value)
-        case .codeReplayed(let value): try PayloadCoding.encode(value)
-        case .tokenRevoked(let value): try PayloadCoding.encode(value)
-        case .refreshIssued(let value): try PayloadCoding.encode(value)
-        case .refreshFamilyRevoked(let value): try PayloadCoding.encode(value)
-        case .tokenKeysRotated(let value): try PayloadCoding.encode(value)
-        case .tokenKeysPublished(let value): try PayloadCoding.encode(value)
-        case .consentRevoked(let value): try PayloadCoding.encode(value)
-        case .projectionsPruned(let value): try PayloadCoding.encode(value)
-        case .subjectErased(let value): try PayloadCoding.encode(value)
-        case .retentionApplied(let value): try PayloadCoding.encode(value)
-        case .clientCredentialsDecided(let value): try PayloadCoding.encode(value)
-        case .clientAssertionUsed(let value): try PayloadCoding.encode(value)
-        case .pushedRequest(let value): try PayloadCoding.encode(value)
-        case .tokenIntrospected(let value): try PayloadCoding.encode(value)
-        case .backchannelLogout(let value): try PayloadCoding.encode(value)
-        case .logoutDecided(let value): try PayloadCoding.encode(value)
+        case .configuration(let event): try event.payload(encoding, adding: members)
+        case .authorizeRequested(let value): try encoding.encode(value, adding: members)
+        case .authorizeDecided(let value): try encoding.encode(value, adding: members)
+        case .interactionOpened(let value): try encoding.encode(value, adding: members)
+        case .codeIssued(let value): try encoding.encode(value, adding: members)
+        case .loginSucceeded(let value): try encoding.encode(value, adding: members)
+        case .loginFailed(let value): try encoding.encode(value, adding: members)
+        case .consentGranted(let value), .consentDenied(let value): try encoding.encode(value, adding: members)
+        case .organizationChosen(let value): try encoding.encode(value, adding: members)
+        case .invitationAccepted(let value): try encoding.encode(value, adding: members)
+        case .loggedOut(let value): try encoding.encode(value, adding: members)
+        case .tokenIssued(let value): try encoding.encode(value, adding: members)
+        case .tokenRejected(let value): try encoding.encode(value, adding: members)
+        case .codeReplayed(let value): try encoding.encode(value, adding: members)
+        case .tokenRevoked(let value): try encoding.encode(value, adding: members)
+        case .refreshIssued(let value): try encoding.encode(value, adding: members)
+        case .refreshFamilyRevoked(let value): try encoding.encode(value, adding: members)
+        case .tokenKeysRotated(let value): try encoding.encode(value, adding: members)
+        case .tokenKeysPublished(let value): try encoding.encode(value, adding: members)
+        case .consentRevoked(let value): try encoding.encode(value, adding: members)
+        case .projectionsPruned(let value): try encoding.encode(value, adding: members)
+        case .subjectErased(let value): try encoding.encode(value, adding: members)
+        case .retentionApplied(let value): try encoding.encode(value, adding: members)
+        case .clientCredentialsDecided(let value): try encoding.encode(value, adding: members)
+        case .clientAssertionUsed(let value): try encoding.encode(value, adding: members)
+        case .pushedRequest(let value): try encoding.encode(value, adding: members)
+        case .tokenIntrospected(let value): try encoding.encode(value, adding: members)
+        case .backchannelLogout(let value): try encoding.encode(value, adding: members)
+        case .logoutDecided(let value): try encoding.encode(value, adding: members)
         }
     }
 
-    /// The schema version this release writes events of `type` in.
+    /// The encoding this release writes authorization events' payloads in (journal format §17).
+    public static let payloadEncoding: PayloadEncoding = .compact
+
+    /// The schema version this release writes events of `type` in: the version of its members
+    /// (``memberSchemaVersion(of:)``) in ``payloadEncoding``.
     public static func schemaVersion(of type: EventType) -> UInt16 {
+        payloadEncoding.schemaVersion(memberSchemaVersion(of: type))
+    }
+
+    /// The version of the members this release writes in payloads of `type`, whatever their encoding.
+    public static func memberSchemaVersion(of type: EventType) -> UInt16 {
         switch type {
         // References within the commit by offset (`request_offset`, `decision_offset`).
         case authorizeDecidedType, interactionOpenedType, tokenIssuedType: 3
@@ -807,43 +817,50 @@ public enum AuthEvent: Sendable, Equatable {
     /// ``PersonalData``). References by offset stay unresolved: read events with
     /// ``init(type:payload:sequence:opener:)``.
     public init?(type: EventType, payload stored: [UInt8], opener: PersonalData.Opener? = nil) throws {
-        let payload = try PersonalData.open(stored, type: type, opener: opener)
+        // A compact payload read without an opener (every rebuild): its sealed personal values are read as
+        // the marker while it is decoded, without a pass over the bytes of their own.
+        let markingSealed = opener == nil && PayloadCoding.isCompact(stored) ? PersonalData.fieldSets[type] : nil
+        let payload = markingSealed == nil ? try PersonalData.open(stored, type: type, opener: opener) : stored
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            guard let markingSealed else { return try PayloadCoding.decode(type, from: payload) }
+            return try PayloadCoding.decode(type, from: payload, markingSealed: markingSealed, as: PersonalData.sealed)
+        }
         if let configuration = try ConfigurationEvent(type: type, payload: payload) {
             self = .configuration(configuration)
             return
         }
         switch type {
-        case Self.authorizeRequestedType: self = .authorizeRequested(try PayloadCoding.decode(AuthorizeRequested.self, from: payload))
-        case Self.authorizeDecidedType: self = .authorizeDecided(try PayloadCoding.decode(AuthorizeDecided.self, from: payload))
-        case Self.interactionOpenedType: self = .interactionOpened(try PayloadCoding.decode(InteractionOpened.self, from: payload))
-        case Self.codeIssuedType: self = .codeIssued(try PayloadCoding.decode(CodeIssued.self, from: payload))
-        case Self.loginSucceededType: self = .loginSucceeded(try PayloadCoding.decode(LoginSucceeded.self, from: payload))
-        case Self.loginFailedType: self = .loginFailed(try PayloadCoding.decode(LoginFailed.self, from: payload))
-        case Self.consentGrantedType: self = .consentGranted(try PayloadCoding.decode(ConsentAnswered.self, from: payload))
-        case Self.consentDeniedType: self = .consentDenied(try PayloadCoding.decode(ConsentAnswered.self, from: payload))
-        case Self.organizationChosenType: self = .organizationChosen(try PayloadCoding.decode(OrganizationChosen.self, from: payload))
-        case Self.invitationAcceptedType: self = .invitationAccepted(try PayloadCoding.decode(InvitationAccepted.self, from: payload))
-        case Self.loggedOutType: self = .loggedOut(try PayloadCoding.decode(LoggedOut.self, from: payload))
-        case Self.tokenIssuedType: self = .tokenIssued(try PayloadCoding.decode(TokenIssued.self, from: payload))
-        case Self.tokenRejectedType: self = .tokenRejected(try PayloadCoding.decode(TokenRejected.self, from: payload))
-        case Self.codeReplayedType: self = .codeReplayed(try PayloadCoding.decode(CodeReplayed.self, from: payload))
-        case Self.tokenRevokedType: self = .tokenRevoked(try PayloadCoding.decode(TokenRevoked.self, from: payload))
-        case Self.refreshIssuedType: self = .refreshIssued(try PayloadCoding.decode(RefreshIssued.self, from: payload))
-        case Self.consentRevokedType: self = .consentRevoked(try PayloadCoding.decode(ConsentRevoked.self, from: payload))
-        case Self.projectionsPrunedType: self = .projectionsPruned(try PayloadCoding.decode(ProjectionsPruned.self, from: payload))
-        case Self.subjectErasedType: self = .subjectErased(try PayloadCoding.decode(SubjectErased.self, from: payload))
-        case Self.retentionAppliedType: self = .retentionApplied(try PayloadCoding.decode(RetentionApplied.self, from: payload))
-        case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try PayloadCoding.decode(TokenKeysRotated.self, from: payload))
-        case Self.tokenKeysPublishedType: self = .tokenKeysPublished(try PayloadCoding.decode(TokenKeysPublished.self, from: payload))
+        case Self.authorizeRequestedType: self = .authorizeRequested(try decode(AuthorizeRequested.self))
+        case Self.authorizeDecidedType: self = .authorizeDecided(try decode(AuthorizeDecided.self))
+        case Self.interactionOpenedType: self = .interactionOpened(try decode(InteractionOpened.self))
+        case Self.codeIssuedType: self = .codeIssued(try decode(CodeIssued.self))
+        case Self.loginSucceededType: self = .loginSucceeded(try decode(LoginSucceeded.self))
+        case Self.loginFailedType: self = .loginFailed(try decode(LoginFailed.self))
+        case Self.consentGrantedType: self = .consentGranted(try decode(ConsentAnswered.self))
+        case Self.consentDeniedType: self = .consentDenied(try decode(ConsentAnswered.self))
+        case Self.organizationChosenType: self = .organizationChosen(try decode(OrganizationChosen.self))
+        case Self.invitationAcceptedType: self = .invitationAccepted(try decode(InvitationAccepted.self))
+        case Self.loggedOutType: self = .loggedOut(try decode(LoggedOut.self))
+        case Self.tokenIssuedType: self = .tokenIssued(try decode(TokenIssued.self))
+        case Self.tokenRejectedType: self = .tokenRejected(try decode(TokenRejected.self))
+        case Self.codeReplayedType: self = .codeReplayed(try decode(CodeReplayed.self))
+        case Self.tokenRevokedType: self = .tokenRevoked(try decode(TokenRevoked.self))
+        case Self.refreshIssuedType: self = .refreshIssued(try decode(RefreshIssued.self))
+        case Self.consentRevokedType: self = .consentRevoked(try decode(ConsentRevoked.self))
+        case Self.projectionsPrunedType: self = .projectionsPruned(try decode(ProjectionsPruned.self))
+        case Self.subjectErasedType: self = .subjectErased(try decode(SubjectErased.self))
+        case Self.retentionAppliedType: self = .retentionApplied(try decode(RetentionApplied.self))
+        case Self.tokenKeysRotatedType: self = .tokenKeysRotated(try decode(TokenKeysRotated.self))
+        case Self.tokenKeysPublishedType: self = .tokenKeysPublished(try decode(TokenKeysPublished.self))
         case Self.clientCredentialsDecidedType:
-            self = .clientCredentialsDecided(try PayloadCoding.decode(ClientCredentialsDecided.self, from: payload))
-        case Self.clientAssertionUsedType: self = .clientAssertionUsed(try PayloadCoding.decode(ClientAssertionUsed.self, from: payload))
-        case Self.pushedRequestType: self = .pushedRequest(try PayloadCoding.decode(PushedRequest.self, from: payload))
-        case Self.tokenIntrospectedType: self = .tokenIntrospected(try PayloadCoding.decode(TokenIntrospected.self, from: payload))
-        case Self.backchannelLogoutType: self = .backchannelLogout(try PayloadCoding.decode(BackchannelLogoutDelivery.self, from: payload))
-        case Self.logoutDecidedType: self = .logoutDecided(try PayloadCoding.decode(LogoutDecided.self, from: payload))
+            self = .clientCredentialsDecided(try decode(ClientCredentialsDecided.self))
+        case Self.clientAssertionUsedType: self = .clientAssertionUsed(try decode(ClientAssertionUsed.self))
+        case Self.pushedRequestType: self = .pushedRequest(try decode(PushedRequest.self))
+        case Self.tokenIntrospectedType: self = .tokenIntrospected(try decode(TokenIntrospected.self))
+        case Self.backchannelLogoutType: self = .backchannelLogout(try decode(BackchannelLogoutDelivery.self))
+        case Self.logoutDecidedType: self = .logoutDecided(try decode(LogoutDecided.self))
         case Self.refreshFamilyRevokedType:
-            self = .refreshFamilyRevoked(try PayloadCoding.decode(RefreshFamilyRevoked.self, from: payload))
+            self = .refreshFamilyRevoked(try decode(RefreshFamilyRevoked.self))
         default: return nil
         }
     }

@@ -14,28 +14,32 @@ public enum RequestTrace {
     /// The payload member that holds the trace id.
     public static let member = "trace_id"
     private static let quotedMember = Array("\"\(member)\"".utf8)
+    /// The member's name as ``CompactCoding`` writes it: its length (one byte), then its bytes.
+    private static let compactMember = [UInt8(member.utf8.count)] + Array(member.utf8)
 
     /// Whether `text` is a W3C trace id: 32 lowercase hex digits, not all zero.
     public static func isTraceID(_ text: String) -> Bool {
         text.utf8.count == 32 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } && text.utf8.contains { $0 != 48 }
     }
 
-    /// `payload` (a JSON object) with `trace_id` set to `traceID`, re-encoded canonically; `payload`
-    /// itself when it is not an object or `traceID` is not a trace id.
+    /// `payload` (an object, JSON or compact) with `trace_id` set to `traceID`, re-encoded canonically in
+    /// its encoding; `payload` itself when it is not an object or `traceID` is not a trace id. (The journal
+    /// adds the member while encoding the event: ``PayloadEncoding/encode(_:adding:)``.)
     public static func annotate(_ payload: [UInt8], traceID: String) -> [UInt8] {
-        guard isTraceID(traceID), payload.first == UInt8(ascii: "{"),
+        let encoding = PayloadEncoding.of(payload)
+        guard isTraceID(traceID), payload.first == UInt8(ascii: "{") || payload.first == CompactCoding.Tag.object.rawValue,
             case .object(var members) = try? PayloadCoding.decode(JSONValue.self, from: payload)
         else { return payload }
         members[member] = .string(traceID)
-        return (try? PayloadCoding.encode(JSONValue.object(members))) ?? payload
+        return (try? encoding.encode(JSONValue.object(members))) ?? payload
     }
 
-    /// The trace id an event's payload carries at its top level, if any. Only the top level counts: a
-    /// request parameter named `trace_id` is nested in the payload and names nothing.
+    /// The trace id an event's payload (JSON or compact) carries at its top level, if any. Only the top
+    /// level counts: a request parameter named `trace_id` is nested in the payload and names nothing.
     public static func traceID(in payload: [UInt8]) -> String? {
         // Most payloads have none: look for the name before parsing (rebuild asks this of every event).
-        let name = quotedMember
-        guard payload.count > name.count, payload.first == UInt8(ascii: "{"),
+        let name = PayloadCoding.isCompact(payload) ? compactMember : quotedMember
+        guard payload.count > name.count, payload.first == UInt8(ascii: "{") || payload.first == CompactCoding.Tag.object.rawValue,
             (0...(payload.count - name.count)).contains(where: { payload[$0] == name[0] && payload[$0..<$0 + name.count].elementsEqual(name) }),
             case .object(let members) = try? PayloadCoding.decode(JSONValue.self, from: payload),
             let id = members[member]?.string, isTraceID(id)

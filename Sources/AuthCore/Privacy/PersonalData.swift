@@ -35,6 +35,9 @@ public enum PersonalData {
         AuthEvent.logoutDecidedType: ["client_ip"],
     ]
 
+    /// ``fields`` as sets, for lookups while decoding.
+    static let fieldSets: [EventType: Set<String>] = fields.mapValues(Set.init)
+
     /// The members holding a ``PersonalText``, at any depth of the payload, of each event type that has
     /// any. Decoded without an opener they stay sealed — so the projections folded from the event hold them
     /// sealed too, and whoever reads a projection opens them (``open(_:contextType:opener:)``).
@@ -105,7 +108,8 @@ public enum PersonalData {
         let names = fields[type] ?? [], textNames = texts[type] ?? []
         // Parsing is what sealing costs most: a payload that names none of the members (a decision without
         // a login hint, the common case) is left as it is without being parsed.
-        guard (names + textNames).contains(where: { payload.containsMember($0) }),
+        let encoding = PayloadEncoding.of(payload)
+        guard (names + textNames).contains(where: { payload.containsMember($0, encoding: encoding) }),
             var object = try PayloadCoding.decode(JSONValue.self, from: payload).object
         else { return nil }
         // A failed login's `username` is sealed when it named an account; for an unknown name the server
@@ -132,7 +136,7 @@ public enum PersonalData {
         }
         var unopened = result.object!
         for name in present { unopened[name] = .string(Self.sealed) }
-        return Sealed(payload: try PayloadCoding.encode(result), unopened: try PayloadCoding.encode(JSONValue.object(unopened)))
+        return Sealed(payload: try encoding.encode(result), unopened: try encoding.encode(JSONValue.object(unopened)))
     }
 
     /// The keyed pseudonym of an address's network (an IPv6 /64): what the login throttle counts.
@@ -165,6 +169,12 @@ public enum PersonalData {
     public static func open(_ payload: [UInt8], type: EventType, opener: Opener?) throws -> [UInt8] {
         guard let opener else {
             guard let names = fields[type] else { return payload }
+            if PayloadCoding.isCompact(payload) {
+                // Read as JSON with the markers in place (decoding reads compact payloads with them directly:
+                // ``PayloadCoding/decode(_:from:markingSealed:as:)``).
+                guard payload.containsCompactSealedMarker else { return payload }
+                return try replacingSealed(in: payload, members: fieldSets[type], topLevelOnly: true, reading: false) { _, _ in .unavailable }
+            }
             guard payload.containsSealedMarker else { return payload }
             // The common case (every rebuild and replay): a scan of the text, without parsing it.
             if let replaced = SealedMarkerScan.replacingTopLevel(in: payload, members: Set(names), marker: sealed) { return replaced }
@@ -373,6 +383,9 @@ private enum JSONWalk {
     }
 }
 
+/// `sealed: 1` as ``CompactCoding`` writes the member: its name's length and bytes, then the number.
+private let compactSealedMarker: [UInt8] = [0x06] + Array("sealed".utf8) + [CompactCoding.Tag.unsigned.rawValue, 0x01]
+
 extension [UInt8] {
     /// Whether the bytes contain `"sealed":1` (a cheap test before parsing a payload for sealed values).
     fileprivate var containsSealedMarker: Bool {
@@ -381,12 +394,17 @@ extension [UInt8] {
 
     /// Whether the bytes contain the member `sealed` with the value 1 as ``CompactCoding`` writes it.
     fileprivate var containsCompactSealedMarker: Bool {
-        contains(bytes: [0x06] + Array("sealed".utf8) + [CompactCoding.Tag.unsigned.rawValue, 0x01])
+        contains(bytes: compactSealedMarker)
     }
 
-    /// Whether the bytes contain `"name":`, as a JSON member name is written (a cheap test before parsing).
-    fileprivate func containsMember(_ name: String) -> Bool {
-        contains(bytes: Array("\"\(name)\":".utf8))
+    /// Whether the bytes contain the name of a member `name` as `encoding` writes it (`"name":` in JSON,
+    /// its length and bytes compact): a cheap test before parsing.
+    fileprivate func containsMember(_ name: String, encoding: PayloadEncoding) -> Bool {
+        switch encoding {
+        case .json: contains(bytes: Array("\"\(name)\":".utf8))
+        // Member names here are shorter than 128 bytes: their length is one byte.
+        case .compact: name.utf8.count < 0x80 && contains(bytes: [UInt8(name.utf8.count)] + Array(name.utf8))
+        }
     }
 
     /// Whether `needle` occurs in the bytes.

@@ -1,14 +1,14 @@
 import LedgerCore
 
 extension PersonalData {
-    /// ``sealed(_:type:time:dataKey:key:)`` without parsing JSON, for the events on the hot path whose only
-    /// personal values are optional top-level strings (the client address; a request's user agent) and
-    /// that hold no ``PersonalText``: the values are taken from the typed event, the event is encoded
-    /// without them, and their sealed objects are appended to the encoded object. The result reads exactly
-    /// as the general path's does (member order aside, which JSON does not give meaning to); `nil` for any
-    /// other event, which takes the general path.
+    /// ``sealed(_:type:time:dataKey:key:)`` without parsing the payload, for the events on the hot path
+    /// whose only personal values are optional top-level strings (the client address; a request's user
+    /// agent) and that hold no ``PersonalText``: the values are taken from the typed event, which is encoded
+    /// once, in `encoding`, without them and with their sealed objects (and `members`) in their place. The
+    /// result reads exactly as the general path's does; `nil` for any other event, which takes the general path.
     public static func sealedWithoutParsing(
-        _ event: AuthEvent, time: LedgerTimestamp, dataKey: DataKey?, key: (String, DataKey) throws -> SubjectKey
+        _ event: AuthEvent, time: LedgerTimestamp, dataKey: DataKey?, encoding: PayloadEncoding = .json,
+        adding members: [(name: String, value: any Encodable)] = [], key: (String, DataKey) throws -> SubjectKey
     ) throws -> (payload: [UInt8], unopened: AuthEvent)? {
         var values: [(member: String, value: String)] = []
         func take(_ field: inout String?, _ member: String) {
@@ -63,15 +63,11 @@ extension PersonalData {
         let hasUserAgent = values.contains { $0.member == "user_agent" }
         let unopened = stripped.settingPersonalFields(
             clientIP: clientIP.map { _ in sealed }, userAgent: hasUserAgent ? sealed : nil, clientIPKey: addressKey)
-        var payload = try stripped.settingPersonalFields(clientIP: nil, userAgent: nil, clientIPKey: addressKey).payload()
-        guard payload.last == UInt8(ascii: "}") else { return nil }
-        payload.removeLast()
-        for (member, value) in values {
-            let sealedValue = subjectKey.seal(Array(value.utf8), subject: subject, context: context(type: event.eventType, field: member))
-            if payload.count > 1 { payload.append(UInt8(ascii: ",")) }
-            payload += Array("\"\(member)\":".utf8) + (try PayloadCoding.encode(sealedValue))
+        let sealedMembers: [(name: String, value: any Encodable)] = values.map { member, value in
+            (member, subjectKey.seal(Array(value.utf8), subject: subject, context: context(type: event.eventType, field: member)))
         }
-        payload.append(UInt8(ascii: "}"))
+        let payload = try stripped.settingPersonalFields(clientIP: nil, userAgent: nil, clientIPKey: addressKey)
+            .payload(encoding, adding: sealedMembers + members)
         return (payload, unopened)
     }
 }
