@@ -6,6 +6,11 @@ verifier tools/verify_bundle.py) are bundles exported from the fixture journal b
 
     python3 Fuzz/make_seeds.py [--replay .build/debug/authledger-replay]
     python3 Fuzz/make_seeds.py --only projection     (the projection target's seeds alone)
+    python3 Fuzz/make_seeds.py --only records        (event-record and journal: JSON and compact records)
+    python3 Fuzz/make_seeds.py --only bundle [--replay PATH]
+
+The journal's seeds come from two fixtures: journals/fixture-incident-v4, the last written with JSON payloads
+and projection values, and journals/fixture-incident, whose payloads are compact (journal format §17).
 
 The projection seeds are the fixture journal's projection values (JSON, as the release that wrote it stored
 them) and the same values as compact values, encoded here by `compact` below, an implementation of
@@ -25,11 +30,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "Fuzz", "Corpus")
 JOURNAL = os.path.join(ROOT, "journals", "fixture-incident")
+# The last fixture whose payloads and projection values are JSON (the current one's are compact).
+JSON_JOURNAL = os.path.join(ROOT, "journals", "fixture-incident-v4")
 
 
-def dump(table):
+def dump(table, journal=JOURNAL):
     """The (key, value) byte pairs of an LMDB sub-database, in key order."""
-    lines = subprocess.run(["mdb_dump", "-s", table, JOURNAL], capture_output=True, text=True, check=True).stdout.splitlines()
+    lines = subprocess.run(["mdb_dump", "-s", table, journal], capture_output=True, text=True, check=True).stdout.splitlines()
     body = [line.strip() for line in lines[lines.index("HEADER=END") + 1:] if line.strip() != "DATA=END"]
     return [(bytes.fromhex(body[i]), bytes.fromhex(body[i + 1])) for i in range(0, len(body) - 1, 2)]
 
@@ -59,27 +66,40 @@ from verify_bundle import encode_compact as compact  # noqa: E402
 def projections():
     """projection: a value of each of the fixture's projection tables, as stored (JSON) and compact."""
     for table in ("config", "sessions", "codes", "interactions", "tokens", "login_failures", "token_keys", "session_clients"):
-        entries = dump("p.auth." + table)
+        entries = dump("p.auth." + table, JSON_JOURNAL)
         if entries:
             value = entries[0][1]
             write("projection", table + ".json", value)
             write("projection", table, compact(json.loads(value)))
 
 
+def records():
+    """event-record and journal: records of each kind (genesis, configuration, decisions, codes, tokens),
+    JSON ones from the last fixture that wrote JSON payloads and compact ones (journal format §17) from the
+    current one; each journal whole with its checkpoints (it verifies), and a prefix without them."""
+    for prefix, journal in (("record", JSON_JOURNAL), ("compact", JOURNAL)):
+        events = [value for _, value in dump("events", journal)]
+        for index in (0, 1, 4, 8, 20, 21, 40, 74, 75, 76):
+            if index < len(events):
+                write("event-record", "%s-%02d" % (prefix, index + 1), events[index])
+    for suffix, journal in (("", JSON_JOURNAL), ("-compact", JOURNAL)):
+        events = [value for _, value in dump("events", journal)]
+        checkpoints = [value for _, value in dump("checkpoints", journal)]
+        write("journal", "whole" + suffix, b"".join(chunk(1, c) for c in checkpoints) + b"".join(chunk(0, r) for r in events))
+        write("journal", "prefix" + suffix, b"".join(chunk(0, r) for r in events[:12]))
+
+
 def main():
     if "--only" in sys.argv:
-        {"projection": projections}[sys.argv[sys.argv.index("--only") + 1]]()
+        only = sys.argv[sys.argv.index("--only") + 1]
+        if only == "bundle":
+            bundles(sys.argv[sys.argv.index("--replay") + 1] if "--replay" in sys.argv else ".build/debug/authledger-replay")
+        else:
+            {"projection": projections, "records": records}[only]()
         return 0
     projections()
-    records = [value for _, value in dump("events")]
-    checkpoints = [value for _, value in dump("checkpoints")]
-    # event-record: a few records of each kind (genesis, configuration, decisions, codes, tokens).
-    for index in (0, 1, 4, 8, 20, 21, 40, 74, 75, 76):
-        if index < len(records):
-            write("event-record", "record-%02d" % (index + 1), records[index])
-    # journal: the whole journal with its checkpoints (it verifies), and its first 12 events without them.
-    write("journal", "whole", b"".join(chunk(1, c) for c in checkpoints) + b"".join(chunk(0, r) for r in records))
-    write("journal", "prefix", b"".join(chunk(0, r) for r in records[:12]))
+    records()
+    checkpoints = [value for _, value in dump("checkpoints", JSON_JOURNAL)]
     # checkpoint: notes as stored, a pin file.
     for index, text in enumerate(checkpoints[:3]):
         write("checkpoint", "note-%d" % index, text)
@@ -128,13 +148,23 @@ BUNDLE_SEPARATOR = b"\0--\0"
 
 
 def bundles(replay):
-    """The first events of the fixture journal exported in each format (and with records omitted)."""
-    for name, arguments in (("jsonl", ["--format", "jsonl"]), ("csv", ["--format", "csv"]), ("ocsf", ["--format", "ocsf"]),
-                            ("omitted", ["--format", "jsonl", "--personal-data", "omit"])):
+    """The first events of the fixture journal exported in each format (and with records omitted); the
+    events of a login, a decision and a code of the current fixture (compact payloads) and of the last
+    one with JSON payloads."""
+    for name, journal, span, arguments in (
+            ("jsonl", JSON_JOURNAL, ["#1", "#3"], ["--format", "jsonl"]), ("csv", JSON_JOURNAL, ["#1", "#3"], ["--format", "csv"]),
+            ("ocsf", JSON_JOURNAL, ["#1", "#3"], ["--format", "ocsf"]),
+            ("omitted", JSON_JOURNAL, ["#1", "#3"], ["--format", "jsonl", "--personal-data", "omit"]),
+            ("flow-json", JSON_JOURNAL, ["#12", "#20"], ["--format", "jsonl"]),
+            ("flow-compact", JOURNAL, ["#12", "#20"], ["--format", "jsonl"]),
+            ("flow-compact-csv", JOURNAL, ["#12", "#20"], ["--format", "csv"])):
         with tempfile.TemporaryDirectory() as directory:
             out = os.path.join(directory, "bundle")
-            subprocess.run([replay, "export", "--journal", JOURNAL, "--from", "#1", "--to", "#3", "--out", out] + arguments,
-                           check=True, capture_output=True)
+            with tempfile.TemporaryDirectory() as copy:
+                # A copy: opening a journal writes its lock file.
+                subprocess.run(["cp", "-r", journal, os.path.join(copy, "journal")], check=True)
+                subprocess.run([replay, "export", "--journal", os.path.join(copy, "journal"), "--from", span[0], "--to", span[1],
+                                "--out", out] + arguments, check=True, capture_output=True)
             with open(os.path.join(out, "manifest.json"), "rb") as handle:
                 manifest = handle.read()
             event_file = json.loads(manifest)["event_file"]

@@ -66,9 +66,11 @@ struct JournalHistoryTests {
         return decisions
     }
 
-    @Test("on the committed fixture journal: every decision, its configuration, what followed, and consents at every moment")
-    func fixture() throws {
-        let fixture = try FixtureJournalTests.fixtureCopy()
+    @Test(
+        "on the committed fixture journal (compact payloads) and the last with JSON payloads: every decision, its configuration, what followed, and consents at every moment",
+        arguments: ["fixture-incident", "fixture-incident-v4"])
+    func fixture(name: String) throws {
+        let fixture = try FixtureJournalTests.fixtureCopy(name)
         defer { fixture.cleanup() }
         // 17 decisions, each found from its own sequence and from its request's.
         #expect(try Self.compare(directory: fixture.journal, users: ["auth0|alice", "auth0|bob"]) == 34)
