@@ -34,15 +34,23 @@ struct ByteReader {
         return Array(bytes[offset..<offset + count])
     }
 
-    mutating func readUInt8() -> UInt8? { read(count: 1)?[0] }
+    mutating func readUInt8() -> UInt8? {
+        guard remaining >= 1 else { return nil }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
     mutating func readUInt16() -> UInt16? { readBigEndian(width: 2).map { UInt16($0) } }
     mutating func readUInt32() -> UInt32? { readBigEndian(width: 4).map { UInt32($0) } }
     mutating func readUInt64() -> UInt64? { readBigEndian(width: 8) }
     mutating func readInt64() -> Int64? { readBigEndian(width: 8).map { Int64(bitPattern: $0) } }
 
+    /// Read in place: an array per integer was a few percent of reading every record.
     private mutating func readBigEndian(width: Int) -> UInt64? {
-        guard let raw = read(count: width) else { return nil }
-        return raw.reduce(0) { $0 << 8 | UInt64($1) }
+        guard remaining >= width else { return nil }
+        var value: UInt64 = 0
+        for index in offset..<offset + width { value = value << 8 | UInt64(bytes[index]) }
+        offset += width
+        return value
     }
 }
 
@@ -56,5 +64,14 @@ extension UInt64 {
     public init?(bigEndianBytes bytes: some Collection<UInt8>) {
         guard bytes.count == 8 else { return nil }
         self = bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// Reads 8 big-endian bytes; `nil` for any other length. (The generic form, called from another module
+    /// for every stored key a journal walk reads, went through the generic `reduce` unspecialised.)
+    public init?(bigEndianBytes bytes: [UInt8]) {
+        guard bytes.count == 8 else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes { value = value << 8 | UInt64(byte) }
+        self = value
     }
 }

@@ -55,7 +55,9 @@ public enum CompactCoding {
         public static func of(_ string: String) -> StringForm {
             let utf8 = string.utf8
             let count = utf8.count
-            if count == 27, utf8.last == UInt8(ascii: "Z"), let time = LedgerTimestamp(rfc3339: string), time.rfc3339 == string {
+            if count == 27, utf8.last == UInt8(ascii: "Z"), let time = LedgerTimestamp(rfc3339: string), time.rfc3339 == string,
+                CompactReader.renderedTimes.contains(time.microseconds)
+            {
                 return .time(time)
             }
             guard count >= shortestByteString else { return .plain }
@@ -229,6 +231,41 @@ struct CompactReader {
     /// that hostile input cannot exhaust the stack.
     static let maximumDepth = 64
 
+    /// The times of the years 0001 to 9999 (which render as `YYYY-MM-DDTHH:MM:SS.ffffffZ`), in
+    /// microseconds: the ones ``CompactCoding/StringForm/of(_:)`` stores under the time tag. (Year 0000
+    /// renders too, but is left a plain string, as the Python verifier, whose dates start at year 1, reads it.)
+    static let renderedTimes: ClosedRange<Int64> = -62_135_596_800_000_000...253_402_300_799_999_999
+
+    /// Whether `text`, rendered from bytes stored under `tag` (hexadecimal, base64 or URL-safe base64),
+    /// takes that form: `StringForm.of(text)` gives it. Decided from the text's length and characters:
+    /// decoding it again to classify it, as `StringForm.of` does, was a tenth of a rebuild's time.
+    /// `CompactCodingTests.renderedForms` holds the two to the same answer.
+    static func rendersInItsForm(_ text: String, tag: CompactCoding.Tag) -> Bool {
+        let utf8 = text.utf8
+        guard utf8.count >= CompactCoding.shortestByteString else { return false }
+        // Rendered hexadecimal is lower-case digits of even length: always its own form once long enough.
+        guard tag != .hex else { return true }
+        // A time has `:` and `.`, which neither base64 alphabet has; so the forms before base64 that the
+        // text could take are hexadecimal (only `0-9a-f`, an even count) and, for URL-safe text, standard
+        // base64 (a multiple of 4 characters without `-` or `_`, which then decodes and encodes back).
+        func scan(_ characters: some Sequence<UInt8>) -> (onlyHexDigits: Bool, urlOnlyCharacters: Bool) {
+            var onlyHexDigits = true
+            var urlOnlyCharacters = false
+            for byte in characters {
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): continue
+                case UInt8(ascii: "-"), UInt8(ascii: "_"): onlyHexDigits = false; urlOnlyCharacters = true
+                default: onlyHexDigits = false
+                }
+            }
+            return (onlyHexDigits, urlOnlyCharacters)
+        }
+        let (onlyHexDigits, urlOnlyCharacters) = utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(utf8)
+        if onlyHexDigits, utf8.count % 2 == 0 { return false }
+        if tag == .base64URL, utf8.count % 4 == 0, !urlOnlyCharacters { return false }
+        return true
+    }
+
     private let bytes: [UInt8]
     private var offset = 0
 
@@ -278,6 +315,29 @@ struct CompactReader {
         return Array(bytes[offset..<offset + count])
     }
 
+    /// The next `count` bytes as a string, `nil` when they are not UTF-8; read in place, with a quick
+    /// path for ASCII (every member name, nearly every value), where validation and an array per string
+    /// were a tenth of a rebuild.
+    private mutating func text(_ count: Int) -> String? {
+        defer { offset += count }
+        return bytes.withUnsafeBufferPointer { buffer in
+            let slice = UnsafeBufferPointer(rebasing: buffer[offset..<offset + count])
+            if !slice.contains(where: { $0 >= 0x80 }) { return String(decoding: slice, as: UTF8.self) }
+            return String(validating: slice, as: UTF8.self)
+        }
+    }
+
+    /// Whether the bytes at `first` sort before those at `second` (byte order, a prefix first).
+    private func precedes(_ first: Range<Int>, _ second: Range<Int>) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            let common = min(first.count, second.count)
+            for index in 0..<common where buffer[first.lowerBound + index] != buffer[second.lowerBound + index] {
+                return buffer[first.lowerBound + index] < buffer[second.lowerBound + index]
+            }
+            return first.count < second.count
+        }
+    }
+
     private mutating func value(depth: Int) throws(CompactDecodingError) -> CompactNode {
         guard depth <= Self.maximumDepth else { throw error("nested deeper than \(Self.maximumDepth)") }
         let start = offset
@@ -302,8 +362,7 @@ struct CompactReader {
             return .double(value)
         case .string:
             let length = try count()
-            let text = raw(length)
-            guard let string = String(validating: text, as: UTF8.self) else { throw CompactDecodingError(offset: start, reason: "a string that is not UTF-8") }
+            guard let string = text(length) else { throw CompactDecodingError(offset: start, reason: "a string that is not UTF-8") }
             guard CompactCoding.StringForm.of(string) == .plain else {
                 throw CompactDecodingError(offset: start, reason: "a string stored as text that has a shorter form")
             }
@@ -319,24 +378,17 @@ struct CompactReader {
                 }
             // The form is a function of the string: bytes that render to a string of another form (too
             // short, or hexadecimal digits stored as base64) are not canonical.
-            let expected: CompactCoding.StringForm =
-                switch tag {
-                case .hex: .hex(data)
-                case .base64: .base64(data)
-                default: .base64URL(data)
-                }
-            guard CompactCoding.StringForm.of(string) == expected else {
+            guard Self.rendersInItsForm(string, tag: tag) else {
                 throw CompactDecodingError(offset: start, reason: "bytes stored in a form their text does not take")
             }
             return .string(string)
         case .time:
             let zigzag = try varint()
             let micros = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
-            let time = LedgerTimestamp(microsecondsSinceEpoch: micros)
-            guard CompactCoding.StringForm.of(time.rfc3339) == .time(time) else {
+            guard Self.renderedTimes.contains(micros) else {
                 throw CompactDecodingError(offset: start, reason: "a time outside RFC 3339's years")
             }
-            return .time(time)
+            return .time(LedgerTimestamp(microsecondsSinceEpoch: micros))
         case .array:
             let items = try count()
             var values: [CompactNode] = []
@@ -347,12 +399,13 @@ struct CompactReader {
             let members = try count()
             var values: [(key: String, value: CompactNode)] = []
             values.reserveCapacity(members)
-            var previous: [UInt8]? = nil
+            var previous: Range<Int>? = nil
             for _ in 0..<members {
                 let keyStart = offset
-                let name = raw(try count())
-                guard let key = String(validating: name, as: UTF8.self) else { throw CompactDecodingError(offset: keyStart, reason: "a member name that is not UTF-8") }
-                if let previous, !previous.lexicographicallyPrecedes(name) {
+                let length = try count()
+                let name = offset..<offset + length
+                guard let key = text(length) else { throw CompactDecodingError(offset: keyStart, reason: "a member name that is not UTF-8") }
+                if let previous, !precedes(previous, name) {
                     throw CompactDecodingError(offset: keyStart, reason: "members out of order or repeated")
                 }
                 previous = name

@@ -1,5 +1,5 @@
 import Foundation
-import LedgerCore
+@testable import LedgerCore
 import Testing
 
 @Suite("Compact values: the binary encoding of projection values")
@@ -69,6 +69,42 @@ struct CompactCodingTests {
         for text in [hash, hash.uppercased(), "AAAAAAAAAAAAAAAB", "AAAAAAAAAAAAAAAAAAAAAB", "t-nIHMHSD-_Kpr5Kq9SLnikDhmMwcPJU00ONs6rbFb0", "é"] {
             #expect(try CompactCoding.decode(String.self, from: CompactCoding.encode(text)) == text)
         }
+    }
+
+    @Test("the reader's check of a stored form answers as classifying the rendered text again does, for every tag, length and time boundary")
+    func renderedForms() throws {
+        var generator = SystemRandomNumberGenerator()
+        func random(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+        func hexDigits(_ count: Int) -> String { String((0..<count).map { _ in "0123456789abcdef".randomElement(using: &generator)! }) }
+        var samples: [(CompactCoding.Tag, [UInt8])] = []
+        for count in 0...40 {
+            for _ in 0..<20 {
+                samples += [(.hex, random(count)), (.base64, random(count)), (.base64URL, random(count))]
+            }
+            // Texts of hexadecimal digits only, which their form must refuse as base64.
+            for _ in 0..<5 {
+                if let bytes = Base64.decode(hexDigits(count * 4 / 3 / 4 * 4), variant: .standard) { samples.append((.base64, bytes)) }
+                if let bytes = Base64.decode(hexDigits(count * 4 / 3), variant: .urlSafeUnpadded) { samples.append((.base64URL, bytes)) }
+            }
+        }
+        for (tag, bytes) in samples {
+            let (text, expected): (String, CompactCoding.StringForm) =
+                switch tag {
+                case .hex: (Hex.encode(bytes), .hex(bytes))
+                case .base64: (Base64.encode(bytes, variant: .standard), .base64(bytes))
+                default: (Base64.encode(bytes, variant: .urlSafeUnpadded), .base64URL(bytes))
+                }
+            #expect(CompactReader.rendersInItsForm(text, tag: tag) == (CompactCoding.StringForm.of(text) == expected), "\(tag) \(text)")
+        }
+        let bounds = CompactReader.renderedTimes
+        for micros in [bounds.lowerBound - 1, bounds.lowerBound, 0, 1_764_633_600_123_456, bounds.upperBound, bounds.upperBound + 1]
+            + (0..<200).map({ _ in Int64.random(in: bounds.lowerBound - 10_000_000...bounds.upperBound + 10_000_000, using: &generator) })
+        {
+            let time = LedgerTimestamp(microsecondsSinceEpoch: micros)
+            #expect(bounds.contains(micros) == (CompactCoding.StringForm.of(time.rfc3339) == .time(time)), "\(micros)")
+        }
+        // Year 0000 renders and parses, but is a plain string (as in the Python verifier, whose years start at 1).
+        #expect(CompactCoding.StringForm.of("0000-06-01T00:00:00.000000Z") == .plain)
     }
 
     @Test("every stored value reads back as the JSON value it stands for")

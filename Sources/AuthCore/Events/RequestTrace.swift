@@ -40,7 +40,7 @@ public enum RequestTrace {
         // Most payloads have none: look for the name before parsing (rebuild asks this of every event).
         let name = PayloadCoding.isCompact(payload) ? compactMember : quotedMember
         guard payload.count > name.count, payload.first == UInt8(ascii: "{") || payload.first == CompactCoding.Tag.object.rawValue,
-            (0...(payload.count - name.count)).contains(where: { payload[$0] == name[0] && payload[$0..<$0 + name.count].elementsEqual(name) }),
+            payload.firstIndex(of: name, in: 0..<payload.count) != nil,
             case .object(let members) = try? PayloadCoding.decode(JSONValue.self, from: payload),
             let id = members[member]?.string, isTraceID(id)
         else { return nil }

@@ -414,7 +414,7 @@ extension [UInt8] {
 
     /// Where `needle` first occurs within `range` of the bytes, if it does (a plain scan: `Data.range(of:)`
     /// bridged through NSData, and `firstRange(of:)` on a slice, cost many times the search).
-    fileprivate func firstIndex(of needle: [UInt8], in range: Range<Int>) -> Int? {
+    func firstIndex(of needle: [UInt8], in range: Range<Int>) -> Int? {
         guard let first = needle.first, needle.count <= range.count else { return nil }
         return withUnsafeBufferPointer { haystack in
             var index = range.lowerBound
