@@ -36,7 +36,7 @@ public enum PersonalDataHandling: String, Sendable, CaseIterable {
                 (try? opener.map { try PersonalData.open(envelope.payload, type: envelope.type, opener: $0.opener) } ?? envelope.payload)
                 ?? envelope.payload
         }
-        guard let value = try? JSONSerialization.jsonObject(with: Data(PayloadCoding.json(readable))) else { return Base64.encode(readable) }
+        guard let value = EventRendering.jsonObject(ofPayload: readable) else { return Base64.encode(readable) }
         guard self != .keep else { return value }
         func walk(_ value: Any) -> Any? {
             if let object = value as? [String: Any] {
@@ -67,6 +67,12 @@ public enum EventRendering {
     public static func jsonLine(_ object: Any) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A payload as a Foundation JSON object (a compact one as the JSON it stands for); `nil` when it is
+    /// neither (an application's own bytes).
+    public static func jsonObject(ofPayload payload: [UInt8]) -> Any? {
+        try? JSONSerialization.jsonObject(with: Data(PayloadCoding.json(payload)))
     }
 
     /// The event's own fields: sequence, time, type, schema version, signing key id, and `payload`.

@@ -90,6 +90,14 @@ public enum CompactCoding {
         return writer.bytes
     }
 
+    /// How a member's name is written inside an object: its byte count (a varint), then its bytes. For
+    /// readers that look for a member in encoded bytes before decoding them.
+    public static func memberName(_ name: String) -> [UInt8] {
+        var writer = CompactWriter()
+        writer.writeName(name)
+        return writer.bytes
+    }
+
     /// Decodes a `T` from its compact encoding.
     ///
     /// - Throws: ``CompactDecodingError`` when the bytes are not a canonical compact value, or
@@ -145,11 +153,15 @@ struct CompactWriter {
             let members = inNameOrder(box.members)
             tagged(.object, UInt64(members.count))
             for member in members {
-                varint(UInt64(member.key.utf8.count))
-                bytes.append(contentsOf: member.key.utf8)
+                writeName(member.key)
                 try write(member.value)
             }
         }
+    }
+
+    mutating func writeName(_ name: String) {
+        varint(UInt64(name.utf8.count))
+        bytes.append(contentsOf: name.utf8)
     }
 
     private mutating func write(string: String) {
@@ -329,13 +341,7 @@ struct CompactReader {
 
     /// Whether the bytes at `first` sort before those at `second` (byte order, a prefix first).
     private func precedes(_ first: Range<Int>, _ second: Range<Int>) -> Bool {
-        bytes.withUnsafeBufferPointer { buffer in
-            let common = min(first.count, second.count)
-            for index in 0..<common where buffer[first.lowerBound + index] != buffer[second.lowerBound + index] {
-                return buffer[first.lowerBound + index] < buffer[second.lowerBound + index]
-            }
-            return first.count < second.count
-        }
+        bytes.withUnsafeBufferPointer { $0[first].lexicographicallyPrecedes($0[second]) }
     }
 
     private mutating func value(depth: Int) throws(CompactDecodingError) -> CompactNode {

@@ -67,7 +67,7 @@ public struct EventContent: Sendable, Equatable {
         guard Int(payloadLength) <= EventEnvelope.maximumPayloadSize, let payload = reader.read(count: Int(payloadLength))
         else { throw .truncated("payload") }
         // A compact schema version declares a compact payload (journal format §17), whose first byte is a tag.
-        if PayloadEncoding.of(schemaVersion: schemaVersion) == .compact, !PayloadCoding.isCompact(payload) { throw .payloadNotCompact }
+        guard PayloadEncoding.payload(payload, fits: schemaVersion) else { throw .payloadNotCompact }
         return EventContent(
             journalID: journalID, type: type, schemaVersion: schemaVersion, keyID: KeyID(bytes: keyBytes)!, payload: payload)
     }

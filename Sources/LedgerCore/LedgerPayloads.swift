@@ -183,23 +183,32 @@ public enum PayloadEncoding: Sendable, Equatable {
 
     /// `value` in this encoding.
     public func encode(_ value: some Encodable) throws -> [UInt8] {
-        switch self {
-        case .json: try PayloadCoding.encode(value)
-        case .compact: try CompactCoding.encode(value)
-        }
+        try write(CanonicalJSONEncoder.node(of: value, codingPath: []))
     }
 
     /// `value`, which encodes as an object, with `members` added to it (a member of the same name
     /// replaced), in this encoding: one pass, where adding to encoded bytes would decode them again.
     /// - Throws: `EncodingError` when `value` does not encode as an object.
     public func encode(_ value: some Encodable, adding members: [(name: String, value: any Encodable)]) throws -> [UInt8] {
-        guard !members.isEmpty else { return try encode(value) }
         let node = try CanonicalJSONEncoder.node(of: value, codingPath: [])
+        guard !members.isEmpty else { return try write(node) }
         guard case .object(let box) = node else {
             throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "members added to a value that is not an object"))
         }
         func memberNode(_ member: some Encodable) throws -> JSONNode { try CanonicalJSONEncoder.node(of: member, codingPath: []) }
         for member in members { box.members.append((member.name, try memberNode(member.value))) }
+        return try write(node)
+    }
+
+    /// Whether `payload` is in the encoding `schemaVersion` declares (journal format §17): a version with
+    /// the compact flag needs a compact payload; any bytes are the payload of a version without it (JSON,
+    /// or an embedding application's own).
+    public static func payload(_ payload: [UInt8], fits schemaVersion: UInt16) -> Bool {
+        of(schemaVersion: schemaVersion) == .json || PayloadCoding.isCompact(payload)
+    }
+
+    /// The bytes of `node` in this encoding.
+    private func write(_ node: JSONNode) throws -> [UInt8] {
         switch self {
         case .json:
             var output: [UInt8] = []

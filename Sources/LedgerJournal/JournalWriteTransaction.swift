@@ -36,7 +36,7 @@ public struct PreparedEvent: Sendable, Equatable {
         guard draft.payload.count <= EventEnvelope.maximumPayloadSize else {
             throw .invalidEvent("payload of \(draft.payload.count) bytes exceeds \(EventEnvelope.maximumPayloadSize)")
         }
-        guard PayloadEncoding.of(schemaVersion: draft.schemaVersion) == .json || PayloadCoding.isCompact(draft.payload) else {
+        guard PayloadEncoding.payload(draft.payload, fits: draft.schemaVersion) else {
             throw .invalidEvent("schema version \(draft.schemaVersion) declares a compact payload (0x8000) and the payload is not one")
         }
         let content = EventContent(

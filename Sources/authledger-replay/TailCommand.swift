@@ -50,7 +50,7 @@ struct TailCommand: AsyncParsableCommand {
         var next = start
         try reader.read { snapshot in
             try snapshot.forEachEvent(from: start) { envelope in
-                let payload = (try? JSONSerialization.jsonObject(with: Data(PayloadCoding.json(envelope.payload)))) ?? Base64.encode(envelope.payload)
+                let payload = EventRendering.jsonObject(ofPayload: envelope.payload) ?? Base64.encode(envelope.payload)
                 let line = EventRendering.object(envelope, payload: payload)
                 switch format {
                 case .jsonl: printJSONLine(line)

@@ -80,7 +80,7 @@ struct TimelineCommand: AsyncParsableCommand {
                     case .jsonl:
                         // Sealed values opened as in the text output (or shown as markers).
                         let opened = (try? PersonalData.open(envelope.payload, type: envelope.type, opener: opener.opener)) ?? envelope.payload
-                        let payload = (try? JSONSerialization.jsonObject(with: Data(PayloadCoding.json(opened)))) ?? NSNull()
+                        let payload = EventRendering.jsonObject(ofPayload: opened) ?? NSNull()
                         var line: [String: Any] = ["sequence": envelope.sequence, "time": envelope.timestamp.rfc3339, "type": envelope.type.name, "payload": payload]
                         // The text output's words for it (escaped as there), for readers that show both.
                         if let event, case let words = TimelineText.describe(event).description, !words.isEmpty { line["description"] = words }

@@ -14,8 +14,8 @@ public enum RequestTrace {
     /// The payload member that holds the trace id.
     public static let member = "trace_id"
     private static let quotedMember = Array("\"\(member)\"".utf8)
-    /// The member's name as ``CompactCoding`` writes it: its length (one byte), then its bytes.
-    private static let compactMember = [UInt8(member.utf8.count)] + Array(member.utf8)
+    /// The member's name as ``CompactCoding`` writes it.
+    private static let compactMember = CompactCoding.memberName(member)
 
     /// Whether `text` is a W3C trace id: 32 lowercase hex digits, not all zero.
     public static func isTraceID(_ text: String) -> Bool {

@@ -383,8 +383,8 @@ private enum JSONWalk {
     }
 }
 
-/// `sealed: 1` as ``CompactCoding`` writes the member: its name's length and bytes, then the number.
-private let compactSealedMarker: [UInt8] = [0x06] + Array("sealed".utf8) + [CompactCoding.Tag.unsigned.rawValue, 0x01]
+/// `sealed: 1` as ``CompactCoding`` writes the member: its name, then the number.
+private let compactSealedMarker: [UInt8] = CompactCoding.memberName("sealed") + [CompactCoding.Tag.unsigned.rawValue, 0x01]
 
 extension [UInt8] {
     /// Whether the bytes contain `"sealed":1` (a cheap test before parsing a payload for sealed values).
@@ -398,12 +398,11 @@ extension [UInt8] {
     }
 
     /// Whether the bytes contain the name of a member `name` as `encoding` writes it (`"name":` in JSON,
-    /// its length and bytes compact): a cheap test before parsing.
+    /// ``CompactCoding/memberName(_:)`` compact): a cheap test before parsing.
     fileprivate func containsMember(_ name: String, encoding: PayloadEncoding) -> Bool {
         switch encoding {
         case .json: contains(bytes: Array("\"\(name)\":".utf8))
-        // Member names here are shorter than 128 bytes: their length is one byte.
-        case .compact: name.utf8.count < 0x80 && contains(bytes: [UInt8(name.utf8.count)] + Array(name.utf8))
+        case .compact: contains(bytes: CompactCoding.memberName(name))
         }
     }
 
