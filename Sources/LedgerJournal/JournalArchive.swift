@@ -172,6 +172,7 @@ extension Journal {
                 }
             }
             try store.put(prefixBytes, for: JournalLayout.MetaKey.archivePrefix, in: layout.meta)
+            try layout.storeFrontierNodes(at: prefix.size, in: store)
             let payload = ArchivedPayload(
                 through: prefix.size, rootHash: root.hex, lastEventHash: prefix.lastHash.hex,
                 // Over the values as canonical JSON, whatever encoding the tables store (projection values
@@ -198,6 +199,27 @@ extension Journal {
 }
 
 extension JournalLayout {
+    /// The keys of the Merkle tree's frontier at `cut` — the perfect subtrees that inclusion proofs of
+    /// later events, and the writer, still need once the events up to `cut` are gone — each stored: those
+    /// below the levels the writer stores are computed from the events and stored now, while the events
+    /// are there (and found, not computed again, by later calls).
+    @discardableResult
+    func storeFrontierNodes(at cut: UInt64, in transaction: any StorageWriteTransaction) throws -> Set<[UInt8]> {
+        var frontier: Set<[UInt8]> = []
+        var start: UInt64 = 0
+        let nodes = StoredMerkleNodes(transaction: transaction, layout: self)
+        for level in stride(from: 63, through: 0, by: -1) where cut & (UInt64(1) << UInt64(level)) != 0 {
+            let index = start >> UInt64(level)
+            let key = JournalLayout.merkleKey(level: level, index: index)
+            frontier.insert(key)
+            if !JournalLayout.storesMerkleNode(level: level), try transaction.get(key, in: merkle) == nil {
+                try transaction.put(try nodes.perfectSubtreeHash(level: level, index: index).bytes, for: key, in: merkle, append: false)
+            }
+            start += UInt64(1) << UInt64(level)
+        }
+        return frontier
+    }
+
     /// The entries of projection `name` in `archived_projections`, in key order, until `body` returns false.
     func archivedProjection(_ name: String, in transaction: any StorageReadTransaction, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         guard let table = archivedProjections else { return }
@@ -224,13 +246,7 @@ extension JournalWriteTransaction {
     func removeArchived(limit: Int) throws -> Int {
         guard let prefix = try layout.archivePrefix(in: transaction) else { return 0 }
         let cut = prefix.size
-        // The frontier at the cut: what inclusion proofs of later events, and the writer, still need.
-        var frontier: Set<[UInt8]> = []
-        var start: UInt64 = 0
-        for level in stride(from: 63, through: 0, by: -1) where cut & (UInt64(1) << UInt64(level)) != 0 {
-            frontier.insert(JournalLayout.merkleKey(level: level, index: start >> UInt64(level)))
-            start += UInt64(1) << UInt64(level)
-        }
+        let frontier = try layout.storeFrontierNodes(at: cut, in: transaction)
         var doomed: [([UInt8], StorageTable)] = []
         func collect(_ table: StorageTable, while belongs: ([UInt8]) -> Bool) throws {
             guard doomed.count < limit else { return }

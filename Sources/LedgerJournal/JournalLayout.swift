@@ -110,6 +110,15 @@ struct JournalLayout: Sendable {
         }
     }
 
+    /// The lowest level of the Merkle tree whose perfect subtrees the writer stores: the ones below are
+    /// computed from the events' records when a proof needs them (at most `2^level - 1` leaves each), which
+    /// keeps the `merkle` table to a quarter of a node per event instead of two (journal format §6).
+    /// Journals written before 2026-12-04 store every level, and read the same.
+    static let lowestStoredMerkleLevel = 3
+
+    /// Whether the writer stores the perfect subtree at `level` (and archival keeps it at the cut).
+    static func storesMerkleNode(level: Int) -> Bool { level >= lowestStoredMerkleLevel }
+
     /// A perfect subtree is keyed by the index of its last leaf, then its level, so every append
     /// writes keys in increasing order (and LMDB only ever touches the tail page).
     static func merkleKey(level: Int, index: UInt64) -> [UInt8] {
@@ -150,15 +159,27 @@ public struct JournalHead: Sendable, Equatable {
     }
 }
 
-/// Perfect-subtree hashes read from the `merkle` table.
+/// Perfect-subtree hashes read from the `merkle` table, and below
+/// `JournalLayout.lowestStoredMerkleLevel` (which journals written since 2026-12-04 do not store)
+/// computed from the events' records.
 struct StoredMerkleNodes: MerkleNodeSource {
     let transaction: any StorageReadTransaction
     let layout: JournalLayout
 
     func perfectSubtreeHash(level: Int, index: UInt64) throws -> SHA256Digest {
-        guard let bytes = try transaction.get(JournalLayout.merkleKey(level: level, index: index), in: layout.merkle),
-            let hash = SHA256Digest(bytes: bytes)
-        else { throw JournalError.corrupt("Merkle node \(level)/\(index) is missing") }
-        return hash
+        if let bytes = try transaction.get(JournalLayout.merkleKey(level: level, index: index), in: layout.merkle) {
+            guard let hash = SHA256Digest(bytes: bytes) else { throw JournalError.corrupt("Merkle node \(level)/\(index) is malformed") }
+            return hash
+        }
+        guard level < JournalLayout.lowestStoredMerkleLevel else { throw JournalError.corrupt("Merkle node \(level)/\(index) is missing") }
+        guard level > 0 else {
+            // Leaf `index` is event `index + 1`.
+            guard let record = try transaction.get((index + 1).bigEndianBytes, in: layout.events) else {
+                throw JournalError.corrupt("Merkle node 0/\(index) is missing, and so is event #\(index + 1) it is the hash of")
+            }
+            return MerkleHashing.leafHash(record)
+        }
+        return MerkleHashing.nodeHash(
+            try perfectSubtreeHash(level: level - 1, index: index << 1), try perfectSubtreeHash(level: level - 1, index: index << 1 | 1))
     }
 }

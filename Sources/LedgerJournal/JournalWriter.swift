@@ -302,7 +302,7 @@ final class JournalWriter: @unchecked Sendable {
         for (sequence, record) in context.records {
             try transaction.put(record, for: sequence.bigEndianBytes, in: layout.events, append: true)
             newFrontier.append(MerkleHashing.leafHash(record)) { level, index, hash in
-                guard nodeError == nil else { return }
+                guard nodeError == nil, JournalLayout.storesMerkleNode(level: level) else { return }
                 do {
                     try transaction.put(
                         hash.bytes, for: JournalLayout.merkleKey(level: level, index: index), in: layout.merkle, append: true)

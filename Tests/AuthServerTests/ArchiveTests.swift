@@ -69,6 +69,13 @@ struct ArchiveTests {
         }
         #expect(try RebuildCommandTests.replay(["verify", "--journal", journal, "--archive", archive]).0 == 0)
         #expect(try RebuildCommandTests.replay(["rebuild", "--check", "--journal", journal]).0 == 0)
+        // The events after the cut prove their inclusion through the tree's frontier at the cut, whose lower
+        // nodes (which the writer does not store) were stored when the cut was recorded.
+        let bundle = harness.directory + "/bundle-after-cut"
+        let export = try RebuildCommandTests.replay(["export", "--journal", journal, "--format", "jsonl", "--out", bundle])
+        #expect(export.0 == 0, "\(export.1)")
+        let checked = try ExportTests.verifyBundle(bundle)
+        #expect(checked.0 == 0, "\(checked.1)")
 
         // A second archive continues the first; both verify with the journal as one history.
         let second = harness.directory + "/archive-2"

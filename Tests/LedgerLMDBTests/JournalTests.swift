@@ -290,6 +290,37 @@ struct JournalTests {
         await journal.close()
     }
 
+    @Test("the writer stores Merkle nodes from level 3 up; proofs needing lower ones compute them from the events, as a whole tree in memory gives them")
+    func lowMerkleLevelsComputed() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        for index in 0..<45 { try await journal.append(testDraft("m\(index)")) }
+        try journal.read { snapshot in
+            let size = try snapshot.head.sequence
+            var levels: [Int] = []
+            try snapshot.transaction.forEach(in: snapshot.layout.merkle, from: nil) { key, _ in
+                levels.append(Int(key[8]))
+                return true
+            }
+            // Every complete subtree of 8 leaves or more, and nothing below.
+            #expect(!levels.isEmpty && levels.allSatisfy { $0 >= JournalLayout.lowestStoredMerkleLevel })
+            let complete = (JournalLayout.lowestStoredMerkleLevel..<64).reduce(0) { $0 + Int(size >> UInt64($1)) }
+            #expect(levels.count == complete)
+            var tree = InMemoryMerkleTree()
+            for sequence in 1...size { tree.append(leafHash: MerkleHashing.leafHash(try #require(try snapshot.record(sequence)))) }
+            for treeSize in 1...size {
+                #expect(try snapshot.rootHash(treeSize: treeSize) == tree.root(ofSize: treeSize))
+                for sequence in 1...treeSize {
+                    let stored = try snapshot.inclusionProof(sequence: sequence, treeSize: treeSize)
+                    #expect(stored == (try tree.inclusionProof(leafIndex: sequence - 1, treeSize: treeSize)))
+                }
+                let consistency = try snapshot.consistencyProof(oldSize: treeSize, newSize: size)
+                #expect(consistency == (try tree.consistencyProof(oldSize: treeSize, newSize: size)))
+            }
+        }
+        await journal.close()
+    }
+
     @Test("a rotation interrupted before its event committed is abandoned; one interrupted after is finished")
     func interruptedRotationRecovers() async throws {
         let directory = TemporaryDirectory()

@@ -59,7 +59,8 @@ public struct MerkleFrontier: Sendable, Equatable {
 }
 
 /// A whole Merkle tree in memory: every perfect subtree, so it can produce any proof.
-/// For tests, tools and bundles; the journal keeps the same nodes in LMDB instead.
+/// For tests, tools and bundles; the journal stores the upper levels of the same nodes instead, and
+/// computes the lower ones from its events.
 public struct InMemoryMerkleTree: Sendable, MerkleNodeSource {
     private var levels: [[SHA256Digest]] = []
     private var frontier = MerkleFrontier()
