@@ -102,9 +102,9 @@ extension AuthLedger {
                 guard let cut = try transaction.archivedPrefix()?.size else { return 0 }
                 let table = try transaction.projection(index)
                 var doomed: [[UInt8]] = []
-                // Index keys end in the event's sequence number, 16 hex digits.
+                // Index keys end in the event's sequence number.
                 try table.forEach { key, _ in
-                    if let sequence = UInt64(String(decoding: key.suffix(16), as: UTF8.self), radix: 16), sequence <= cut { doomed.append(key) }
+                    if let sequence = IndexKind.sequence(inKey: key), sequence <= cut { doomed.append(key) }
                     return doomed.count < batch
                 }
                 for key in doomed { try table.delete(key) }

@@ -508,8 +508,7 @@ public struct SnapshotStore: ProjectionStore {
 
     /// The sequence numbers the timeline index holds for `value` of `kind`, in order.
     public func sequences(_ kind: IndexKind, _ value: String) throws -> [UInt64] {
-        let prefix = kind.prefix(value)
-        return try entries(.index, prefix: prefix).compactMap { UInt64($0.0.dropFirst(prefix.count), radix: 16) }
+        try entries(.index, prefix: kind.prefix(value)).compactMap { IndexKind.sequence(inKey: $0.0.utf8) }
     }
 
     /// Every consent `userID` has given `clientID`, keyed as ``AuthorizationInput/consents`` expects.

@@ -46,7 +46,8 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case refreshFamilies = "refresh_families"
     /// DPoP proof `jti` → the time it was used (RFC 9449 §11.1 replay protection).
     case dpopProofs = "dpop_proofs"
-    /// Secondary indexes for the timeline: `kind ␟ value ␟ sequence (16 hex digits)` → nothing.
+    /// Secondary indexes for the timeline: the kind, a digest of the value and the sequence
+    /// (``IndexKind/key(_:sequence:)``) → nothing.
     case index
     /// `u ␟ account`, `p ␟ account ␟ address` and `i ␟ address` → recent failed-login times (``LoginThrottle``).
     case loginFailures = "login_failures"
@@ -59,36 +60,6 @@ public enum AuthTable: String, CaseIterable, Sendable {
     /// `session hash ␟ client id` → when the session expires: the clients a session issued codes or tokens to
     /// (back-channel logout).
     case sessionClients = "session_clients"
-}
-
-/// What the timeline index is keyed by.
-///
-/// The first five are what `timeline` selects on (``EventSubjects``). The last three let the forensics
-/// tools answer about one decision or one moment without reading the journal from its start
-/// (``AuthProjection/historyEntries(_:)``).
-public enum IndexKind: String, CaseIterable, Sendable {
-    case user = "u", client = "c", code = "k", session = "s", address = "i"
-    /// The events that change the configuration (value ``IndexKind/tenant``): a decision's configuration
-    /// version is rebuilt from them alone.
-    case configuration = "g"
-    /// A user's consent grants and revocations: the user's consents at any moment are folded from them alone.
-    case consent = "n"
-    /// A refresh token family's rotations and revocation.
-    case refreshFamily = "f"
-    /// The events recorded by one traced request, by its trace id (``RequestTrace``).
-    case trace = "t"
-
-    /// The one value ``IndexKind/configuration`` entries are kept under: there is one configuration.
-    public static let tenant = "tenant"
-
-    /// The index key prefix for `value`.
-    public func prefix(_ value: String) -> String { "\(rawValue)\u{1F}\(value)\u{1F}" }
-
-    /// The index key of `value` at `sequence`.
-    public func key(_ value: String, sequence: UInt64) -> String {
-        let hex = String(sequence, radix: 16)
-        return prefix(value) + String(repeating: "0", count: 16 - hex.count) + hex
-    }
 }
 
 /// A refresh token, by hash.
@@ -299,11 +270,11 @@ public enum AuthProjection {
             (.address, subjects.addresses),
         ]
         for (kind, values) in entries {
-            for value in values where !value.isEmpty && value.utf8.count <= 256 {
+            for value in values where !value.isEmpty {
                 try store.put(.index, kind.key(value, sequence: sequence), [])
             }
         }
-        for (kind, value) in historyEntries(event) where !value.isEmpty && value.utf8.count <= 256 {
+        for (kind, value) in historyEntries(event) where !value.isEmpty {
             try store.put(.index, kind.key(value, sequence: sequence), [])
         }
     }

@@ -1,0 +1,103 @@
+import LedgerCore
+
+/// What the timeline index is keyed by.
+///
+/// The first five are what `timeline` selects on (``EventSubjects``). The last three let the forensics
+/// tools answer about one decision or one moment without reading the journal from its start
+/// (``AuthProjection/historyEntries(_:)``).
+///
+/// An entry's key is the kind's letter, a digest of the value and the event's sequence number, written in
+/// ``IndexKeyDigits`` (34 bytes, empty value); all entries of one value share the first 23 bytes, in the
+/// order of their events. The value itself is not kept: the index finds events, which hold it.
+public enum IndexKind: String, CaseIterable, Sendable {
+    case user = "u", client = "c", code = "k", session = "s", address = "i"
+    /// The events that change the configuration (value ``IndexKind/tenant``): a decision's configuration
+    /// version is rebuilt from them alone.
+    case configuration = "g"
+    /// A user's consent grants and revocations: the user's consents at any moment are folded from them alone.
+    case consent = "n"
+    /// A refresh token family's rotations and revocation.
+    case refreshFamily = "f"
+    /// The events recorded by one traced request, by its trace id (``RequestTrace``).
+    case trace = "t"
+
+    /// The one value ``IndexKind/configuration`` entries are kept under: there is one configuration.
+    public static let tenant = "tenant"
+
+    /// How many bytes of the value's SHA-256 the key keeps: 128 bits, so that no value can be chosen to
+    /// share another's entries (a second preimage), and no two values share them by chance.
+    static let digestBytes = 16
+
+    /// The index key prefix of `value`: the kind's letter, then the first 16 bytes of the value's SHA-256.
+    public func prefix(_ value: String) -> String {
+        let digest = SHA256Digest.hash(Array(value.utf8)).bytes.prefix(Self.digestBytes)
+        return rawValue + IndexKeyDigits.encode(digest)
+    }
+
+    /// The index key of `value` at `sequence`: its prefix, then the sequence number.
+    public func key(_ value: String, sequence: UInt64) -> String {
+        prefix(value) + IndexKeyDigits.encode(sequence.bigEndianBytes)
+    }
+
+    /// The length of a key's last part, the sequence number.
+    static let sequenceDigits = IndexKeyDigits.count(forBytes: 8)
+
+    /// The sequence number index key `key` ends in; `nil` when it does not end in one.
+    public static func sequence(inKey key: some BidirectionalCollection<UInt8>) -> UInt64? {
+        guard key.count >= sequenceDigits, let bytes = IndexKeyDigits.decode(key.suffix(sequenceDigits), bytes: 8) else {
+            return nil
+        }
+        return UInt64(bigEndianBytes: bytes)
+    }
+}
+
+/// Bytes written as text whose bytewise order is the order of the bytes: six bits per character, from the
+/// 64 consecutive ASCII characters `0` (0x30) to `o` (0x6F), the last character's unused bits zero.
+///
+/// The projections' keys are text (``ProjectionStore``), and hexadecimal would take a third more bytes;
+/// base64's alphabet is not in ASCII order, so its keys would not sort as their numbers do.
+public enum IndexKeyDigits {
+    static let first: UInt8 = 0x30
+
+    /// How many characters `count` bytes take.
+    public static func count(forBytes count: Int) -> Int { (count * 8 + 5) / 6 }
+
+    /// The characters of `bytes`.
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        var characters: [UInt8] = []
+        characters.reserveCapacity(count(forBytes: bytes.count))
+        var bits: UInt32 = 0
+        var held = 0
+        for byte in bytes {
+            bits = bits << 8 | UInt32(byte)
+            held += 8
+            while held >= 6 {
+                held -= 6
+                characters.append(first + UInt8(bits >> UInt32(held) & 0x3F))
+            }
+        }
+        if held > 0 { characters.append(first + UInt8(bits << UInt32(6 - held) & 0x3F)) }
+        return String(decoding: characters, as: UTF8.self)
+    }
+
+    /// The `count` bytes that `characters` encode; `nil` for any other length, a character outside the
+    /// alphabet, or unused bits that are not zero.
+    public static func decode(_ characters: some Collection<UInt8>, bytes count: Int) -> [UInt8]? {
+        guard characters.count == Self.count(forBytes: count) else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count)
+        var bits: UInt32 = 0
+        var held = 0
+        for character in characters {
+            guard character >= first, character < first + 64 else { return nil }
+            bits = bits << 6 | UInt32(character - first)
+            held += 6
+            if held >= 8 {
+                held -= 8
+                bytes.append(UInt8(truncatingIfNeeded: bits >> UInt32(held)))
+            }
+        }
+        guard bits & (1 << UInt32(held) - 1) == 0 else { return nil }
+        return bytes
+    }
+}
