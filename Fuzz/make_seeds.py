@@ -9,8 +9,9 @@ verifier tools/verify_bundle.py) are bundles exported from the fixture journal b
     python3 Fuzz/make_seeds.py --only records        (event-record and journal: JSON and compact records)
     python3 Fuzz/make_seeds.py --only bundle [--replay PATH]
 
-The journal's seeds come from two fixtures: journals/fixture-incident-v4, the last written with JSON payloads
-and projection values, and journals/fixture-incident, whose payloads are compact (journal format §17).
+The journal's seeds come from three fixtures: journals/fixture-incident-v4, the last written with JSON payloads
+and projection values, journals/fixture-incident-v5, whose payloads are compact (journal format §17) with
+objects in the plain form, and journals/fixture-incident, whose objects take the named form (§16).
 
 The projection seeds are the fixture journal's projection values (JSON, as the release that wrote it stored
 them) and the same values as compact values, encoded here by `compact` below, an implementation of
@@ -32,6 +33,7 @@ CORPUS = os.path.join(ROOT, "Fuzz", "Corpus")
 JOURNAL = os.path.join(ROOT, "journals", "fixture-incident")
 # The last fixture whose payloads and projection values are JSON (the current one's are compact).
 JSON_JOURNAL = os.path.join(ROOT, "journals", "fixture-incident-v4")
+COMPACT_JOURNAL = os.path.join(ROOT, "journals", "fixture-incident-v5")
 
 
 def dump(table, journal=JOURNAL):
@@ -75,14 +77,15 @@ def projections():
 
 def records():
     """event-record and journal: records of each kind (genesis, configuration, decisions, codes, tokens),
-    JSON ones from the last fixture that wrote JSON payloads and compact ones (journal format §17) from the
-    current one; each journal whole with its checkpoints (it verifies), and a prefix without them."""
-    for prefix, journal in (("record", JSON_JOURNAL), ("compact", JOURNAL)):
+    JSON ones from the last fixture that wrote JSON payloads, compact ones (journal format §17) from the last
+    that wrote objects in the plain form, and named ones (§16, the named form) from the current one; each
+    journal whole with its checkpoints (it verifies), and a prefix without them."""
+    for prefix, journal in (("record", JSON_JOURNAL), ("compact", COMPACT_JOURNAL), ("named", JOURNAL)):
         events = [value for _, value in dump("events", journal)]
         for index in (0, 1, 4, 8, 20, 21, 40, 74, 75, 76):
             if index < len(events):
                 write("event-record", "%s-%02d" % (prefix, index + 1), events[index])
-    for suffix, journal in (("", JSON_JOURNAL), ("-compact", JOURNAL)):
+    for suffix, journal in (("", JSON_JOURNAL), ("-compact", COMPACT_JOURNAL), ("-named", JOURNAL)):
         events = [value for _, value in dump("events", journal)]
         checkpoints = [value for _, value in dump("checkpoints", journal)]
         write("journal", "whole" + suffix, b"".join(chunk(1, c) for c in checkpoints) + b"".join(chunk(0, r) for r in events))
@@ -149,15 +152,17 @@ BUNDLE_SEPARATOR = b"\0--\0"
 
 def bundles(replay):
     """The first events of the fixture journal exported in each format (and with records omitted); the
-    events of a login, a decision and a code of the current fixture (compact payloads) and of the last
-    one with JSON payloads."""
+    events of a login, a decision and a code of the current fixture (compact payloads, the named form), of
+    the last one with objects in the plain form, and of the last one with JSON payloads."""
     for name, journal, span, arguments in (
             ("jsonl", JSON_JOURNAL, ["#1", "#3"], ["--format", "jsonl"]), ("csv", JSON_JOURNAL, ["#1", "#3"], ["--format", "csv"]),
             ("ocsf", JSON_JOURNAL, ["#1", "#3"], ["--format", "ocsf"]),
             ("omitted", JSON_JOURNAL, ["#1", "#3"], ["--format", "jsonl", "--personal-data", "omit"]),
             ("flow-json", JSON_JOURNAL, ["#12", "#20"], ["--format", "jsonl"]),
-            ("flow-compact", JOURNAL, ["#12", "#20"], ["--format", "jsonl"]),
-            ("flow-compact-csv", JOURNAL, ["#12", "#20"], ["--format", "csv"])):
+            ("flow-compact", COMPACT_JOURNAL, ["#12", "#20"], ["--format", "jsonl"]),
+            ("flow-compact-csv", COMPACT_JOURNAL, ["#12", "#20"], ["--format", "csv"]),
+            ("flow-named", JOURNAL, ["#12", "#20"], ["--format", "jsonl"]),
+            ("flow-named-csv", JOURNAL, ["#12", "#20"], ["--format", "csv"])):
         with tempfile.TemporaryDirectory() as directory:
             out = os.path.join(directory, "bundle")
             with tempfile.TemporaryDirectory() as copy:

@@ -11,7 +11,7 @@ auditor obtained independently); for every event, the strict record encoding, it
 by the key its key id names, that its sequence matches, and its RFC 9162 inclusion proof against the
 checkpoint's root. Records left out for personal-data reasons are checked by leaf hash (inclusion only).
 An event's payload is decoded from its record — JSON text, or the compact encoding (docs/journal-format.md
-sections 16 and 17) when its schema version has the top bit 0x8000, decoded strictly — and must be the
+sections 16 and 17, objects in either form) when its schema version has the top bit 0x8000, decoded strictly — and must be the
 value the bundle shows beside it (`payload`), so what an auditor reads is what was signed.
 
 Keys are trusted only within their tenure (docs/journal-format.md, "Key tenures"): a key line may end in
@@ -136,6 +136,33 @@ def verify_checkpoint(text, keys):
 COMPACT_FLAG = 0x8000
 MAX_COMPACT_DEPTH = 64
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+# The member-name table of the compact encoding's named form (docs/journal-format.md section 16): in an
+# object tagged 0x0D, a name in this list is written as its position, which never changes.
+MEMBER_NAMES = [
+    "client_id", "redirect_uri", "user_id", "expires_at", "auth_time", "scopes", "redirect_uri_given", "state",
+    "scope", "response_type", "parameters", "values", "repeated", "configuration_version", "decision_offset",
+    "request_offset", "client_ip", "client_ip_key", "code_hash", "connection", "session_hash", "session",
+    "redirectURI", "progress", "decision", "consents", "issueCode", "outcome", "delivery", "policy", "input",
+    "interaction", "grant", "rule", "mode", "now", "_0", "sealed", "subject", "ct", "key", "nonce", "user_agent",
+    "client_network", "access_token_id", "id_token_id", "grant_type", "refresh_family", "token_id", "token_ids",
+    "audience", "binding_hash", "login", "pending", "username", "record", "reason", "at", "trace_id",
+    "code_challenge", "code_challenge_method", "response_mode", "prompt", "login_hint", "status", "issued_sequence",
+    "userinfo_claims", "organization_id", "organization", "max_age", "acr_values", "ui_locales", "id_token_hint",
+    "resource", "request_uri", "request_uri_hash", "dpop_jkt", "dpop_proof_id", "token_hash", "refresh_token_id",
+    "error", "code", "description", "family", "revoked_token_ids", "revoked_keys", "consent", "authenticated_at",
+    "decided_at", "email", "email_verified", "name", "password_hash", "secret_hash", "app_type", "first_party",
+    "grant_types", "redirect_uris", "connections", "token_endpoint_auth_method", "organization_usage", "identifier",
+    "signing_alg", "allow_offline_access", "skip_consent_for_first_party", "token_ttl_seconds", "issuer",
+    "allow_plain_pkce", "code_ttl_seconds", "session_ttl_seconds", "resource_parameter_profile", "strategy", "keys",
+    "kid", "kty", "alg", "use", "crv", "table", "from_key", "through_key", "removed", "before_sequence", "time",
+    "version", "claims", "sub", "aud", "exp", "token", "hint", "value", "kind", "members", "ticket", "invitation",
+    "presented_hash", "parent_hash", "notified_clients", "logout_token_id", "post_logout_redirect_uri",
+    "backchannel_logout_uri", "allowed_logout_urls", "token_client_id", "assertion", "used", "request",
+    "pushed_request", "refusal", "settings", "retention", "personal_data_days", "subjects_forgotten",
+    "keys_destroyed", "active_key_ids", "retired_key_ids", "phone_number_verified", "profile", "request_sequence",
+    "decision_sequence",
+]
+MEMBER_POSITIONS = {name.encode(): position for position, name in enumerate(MEMBER_NAMES)}
 
 
 def varint(number):
@@ -181,8 +208,9 @@ def string_form(text):
     return 0x06, text.encode()
 
 
-def encode_compact(value):
-    """The one compact encoding of a JSON value (section 16)."""
+def encode_compact(value, named=True):
+    """The one compact encoding of a JSON value (section 16) in either form of objects: named (tag 0x0D,
+    names of the table by their position), as written since the table, or plain (tag 0x0C)."""
     if value is None:
         return b"\x00"
     if value is True or value is False:
@@ -196,15 +224,25 @@ def encode_compact(value):
         tag, raw = string_form(value)
         return bytes([tag]) + (raw if tag == 0x0A else varint(len(raw)) + raw)
     if isinstance(value, list):
-        return b"\x0b" + varint(len(value)) + b"".join(encode_compact(item) for item in value)
+        return b"\x0b" + varint(len(value)) + b"".join(encode_compact(item, named) for item in value)
     members = sorted((name.encode(), member) for name, member in value.items())
-    return b"\x0c" + varint(len(members)) + b"".join(varint(len(name)) + name + encode_compact(member) for name, member in members)
+
+    def name_bytes(name):
+        if not named:
+            return varint(len(name)) + name
+        if name in MEMBER_POSITIONS:
+            return varint(MEMBER_POSITIONS[name] * 2 + 1)
+        return varint(len(name) * 2) + name
+    return (b"\x0d" if named else b"\x0c") + varint(len(members)) + b"".join(
+        name_bytes(name) + encode_compact(member, named) for name, member in members)
 
 
 def decode_compact(data):
     """A compact value (section 16) as the JSON value it stands for. Strict: the value must be the one
-    encoding of what it decodes to, so it is decoded, encoded again and compared byte for byte."""
+    encoding of what it decodes to, so it is decoded, encoded again (in the form of its objects) and
+    compared byte for byte."""
     offset = 0
+    forms = set()
 
     def take(count):
         nonlocal offset
@@ -261,11 +299,20 @@ def decode_compact(data):
             return render_time((zigzag >> 1) ^ -(zigzag & 1))
         if tag == 0x0B:
             return [value(depth + 1) for _ in range(number())]
-        if tag == 0x0C:
+        if tag in (0x0C, 0x0D):
+            forms.add(tag)
             members = {}
             for _ in range(number()):
+                length = number()
+                if tag == 0x0D:
+                    if length & 1:
+                        if length >> 1 >= len(MEMBER_NAMES):
+                            raise Problem("a compact member name beyond the table")
+                        members[MEMBER_NAMES[length >> 1]] = value(depth + 1)
+                        continue
+                    length >>= 1
                 try:
-                    name = take(number()).decode("utf-8")
+                    name = take(length).decode("utf-8")
                 except UnicodeDecodeError:
                     raise Problem("a compact member name that is not UTF-8")
                 members[name] = value(depth + 1)
@@ -275,7 +322,9 @@ def decode_compact(data):
     result = value(0)
     if offset != len(data):
         raise Problem("%d bytes after the compact payload" % (len(data) - offset))
-    if encode_compact(result) != data:
+    if len(forms) > 1:
+        raise Problem("a compact payload with objects of both forms")
+    if encode_compact(result, named=0x0C not in forms) != data:
         raise Problem("the compact payload is not in its one canonical encoding")
     return result
 

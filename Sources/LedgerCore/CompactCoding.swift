@@ -37,6 +37,10 @@ public enum CompactCoding {
         case array = 0x0B
         /// A varint count, then each member: a varint byte count, the name's UTF-8, the value.
         case object = 0x0C
+        /// An object in the named form: a varint count, then each member: a varint `n` — odd, the name is
+        /// entry `(n - 1) / 2` of ``CompactCoding/memberNames``; even, `n / 2` bytes of UTF-8 follow, a name
+        /// not in the table — then the value. Every object of a value takes the same form.
+        case namedObject = 0x0D
     }
 
     /// The shortest string that is stored as bytes (hexadecimal digits or base64 characters).
@@ -82,20 +86,34 @@ public enum CompactCoding {
         }
     }
 
-    /// The compact encoding of `value`.
+    /// The compact encoding of `value`, in the named form (objects tagged ``Tag/namedObject``): how
+    /// this release writes every compact value.
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let node = try CanonicalJSONEncoder.node(of: value, codingPath: [])
-        var writer = CompactWriter()
+        var writer = CompactWriter(form: .named)
         try writer.write(node)
         return writer.bytes
     }
 
-    /// How a member's name is written inside an object: its byte count (a varint), then its bytes. For
-    /// readers that look for a member in encoded bytes before decoding them.
-    public static func memberName(_ name: String) -> [UInt8] {
-        var writer = CompactWriter()
-        writer.writeName(name)
-        return writer.bytes
+    /// How a member's name is written inside an object of each form: in ``Tag/object``, its byte count
+    /// (a varint), then its bytes; in ``Tag/namedObject``, its position in ``memberNames`` or its byte
+    /// count, as the tag describes. For readers that look for a member in encoded bytes before decoding
+    /// them (a journal holds values of both forms).
+    public static func memberNameForms(_ name: String) -> [[UInt8]] {
+        ObjectForm.allCases.map { form in
+            var writer = CompactWriter(form: form)
+            writer.writeName(name)
+            return writer.bytes
+        }
+    }
+
+    /// The two forms of objects: members named by their text (every compact value written before the
+    /// named form), or by their position in ``memberNames`` where they have one.
+    enum ObjectForm: CaseIterable {
+        case plain
+        case named
+
+        var tag: Tag { self == .plain ? .object : .namedObject }
     }
 
     /// Decodes a `T` from its compact encoding.
@@ -122,8 +140,13 @@ public struct CompactDecodingError: Error, Equatable, CustomStringConvertible {
 
 struct CompactWriter {
     var bytes: [UInt8] = []
+    /// How objects name their members.
+    let form: CompactCoding.ObjectForm
 
-    init() { bytes.reserveCapacity(192) }
+    init(form: CompactCoding.ObjectForm) {
+        self.form = form
+        bytes.reserveCapacity(192)
+    }
 
     mutating func write(_ node: JSONNode) throws {
         switch node {
@@ -151,7 +174,7 @@ struct CompactWriter {
             for item in box.items { try write(item) }
         case .object(let box):
             let members = inNameOrder(box.members)
-            tagged(.object, UInt64(members.count))
+            tagged(form.tag, UInt64(members.count))
             for member in members {
                 writeName(member.key)
                 try write(member.value)
@@ -160,7 +183,16 @@ struct CompactWriter {
     }
 
     mutating func writeName(_ name: String) {
-        varint(UInt64(name.utf8.count))
+        switch form {
+        case .plain:
+            varint(UInt64(name.utf8.count))
+        case .named:
+            if let position = CompactCoding.memberNamePositions[name] {
+                varint(UInt64(position) << 1 | 1)
+                return
+            }
+            varint(UInt64(name.utf8.count) << 1)
+        }
         bytes.append(contentsOf: name.utf8)
     }
 
@@ -280,6 +312,8 @@ struct CompactReader {
 
     private let bytes: [UInt8]
     private var offset = 0
+    /// The form of the value's first object, which every other object must take.
+    private var objectForm: CompactCoding.ObjectForm?
 
     private init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -339,9 +373,33 @@ struct CompactReader {
         }
     }
 
-    /// Whether the bytes at `first` sort before those at `second` (byte order, a prefix first).
-    private func precedes(_ first: Range<Int>, _ second: Range<Int>) -> Bool {
-        bytes.withUnsafeBufferPointer { $0[first].lexicographicallyPrecedes($0[second]) }
+
+    /// A member's name, as objects of `form` write it.
+    private mutating func name(_ form: CompactCoding.ObjectForm) throws(CompactDecodingError) -> String {
+        let start = offset
+        var length: Int
+        switch form {
+        case .plain:
+            length = try count()
+        case .named:
+            let reference = try varint()
+            if reference & 1 == 1 {
+                let position = reference >> 1
+                guard position < UInt64(CompactCoding.memberNames.count) else {
+                    throw CompactDecodingError(offset: start, reason: "a member name beyond the table")
+                }
+                return CompactCoding.memberNames[Int(position)]
+            }
+            guard reference >> 1 <= UInt64(bytes.count - offset) else {
+                throw CompactDecodingError(offset: start, reason: "a count larger than the bytes left")
+            }
+            length = Int(reference >> 1)
+        }
+        guard let name = text(length) else { throw CompactDecodingError(offset: start, reason: "a member name that is not UTF-8") }
+        if form == .named, CompactCoding.memberNamePositions[name] != nil {
+            throw CompactDecodingError(offset: start, reason: "a member name of the table written out")
+        }
+        return name
     }
 
     private mutating func value(depth: Int) throws(CompactDecodingError) -> CompactNode {
@@ -401,20 +459,21 @@ struct CompactReader {
             values.reserveCapacity(items)
             for _ in 0..<items { values.append(try value(depth: depth + 1)) }
             return .array(values)
-        case .object:
+        case .object, .namedObject:
+            let form: CompactCoding.ObjectForm = tag == .object ? .plain : .named
+            guard objectForm == nil || objectForm == form else {
+                throw CompactDecodingError(offset: start, reason: "objects of both forms in one value")
+            }
+            objectForm = form
             let members = try count()
             var values: [(key: String, value: CompactNode)] = []
             values.reserveCapacity(members)
-            var previous: Range<Int>? = nil
-            for _ in 0..<members {
+            for index in 0..<members {
                 let keyStart = offset
-                let length = try count()
-                let name = offset..<offset + length
-                guard let key = text(length) else { throw CompactDecodingError(offset: keyStart, reason: "a member name that is not UTF-8") }
-                if let previous, !precedes(previous, name) {
+                let key = try name(form)
+                if index > 0, !values[index - 1].key.utf8.lexicographicallyPrecedes(key.utf8) {
                     throw CompactDecodingError(offset: keyStart, reason: "members out of order or repeated")
                 }
-                previous = name
                 values.append((key, try value(depth: depth + 1)))
             }
             return .object(values)

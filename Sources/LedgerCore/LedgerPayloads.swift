@@ -215,7 +215,7 @@ public enum PayloadEncoding: Sendable, Equatable {
             try node.write(to: &output)
             return output
         case .compact:
-            var writer = CompactWriter()
+            var writer = CompactWriter(form: .named)
             try writer.write(node)
             return writer.bytes
         }

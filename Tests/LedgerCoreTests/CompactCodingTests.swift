@@ -50,8 +50,43 @@ struct CompactCodingTests {
         let first = try CompactCoding.encode(["b": 1, "a": 2, "c": 3])
         let second = try CompactCoding.encode(["c": 3, "a": 2, "b": 1])
         #expect(first == second)
-        #expect(first == [0x0C, 3, 1, 0x61, 0x03, 2, 1, 0x62, 0x03, 1, 1, 0x63, 0x03, 3])
+        #expect(first == [0x0D, 3, 2, 0x61, 0x03, 2, 2, 0x62, 0x03, 1, 2, 0x63, 0x03, 3])
     }
+
+    @Test("objects name their members by position in the table where it has them, by their text elsewhere, in the order of the names' text")
+    func namedMembers() throws {
+        // client_id is entry 0 (written 1), user_id entry 2 (written 5); "zz" is not in the table (2 bytes: written 4).
+        let bytes = try CompactCoding.encode(["zz": 2, "user_id": 1, "client_id": 0])
+        #expect(bytes == [0x0D, 3, 0x01, 0x03, 0, 0x05, 0x03, 1, 0x04, 0x7A, 0x7A, 0x03, 2])
+        #expect(try CompactCoding.decode([String: Int].self, from: bytes) == ["zz": 2, "user_id": 1, "client_id": 0])
+        // Entry 64 and beyond take two bytes.
+        let late = CompactCoding.memberNames[64]
+        #expect(try CompactCoding.encode([late: true]) == [0x0D, 1, 0x81, 0x01, 0x02])
+        // Values written before the table (objects tagged 0x0C, names as text) read the same.
+        let plain: [UInt8] = [0x0C, 2, 9] + Array("client_id".utf8) + [0x03, 0, 2, 0x7A, 0x7A, 0x03, 2]
+        #expect(try CompactCoding.decode([String: Int].self, from: plain) == ["client_id": 0, "zz": 2])
+        #expect(CompactCoding.memberNameForms("client_id") == [[9] + Array("client_id".utf8), [0x01]])
+        #expect(CompactCoding.memberNameForms("zz") == [[2, 0x7A, 0x7A], [4, 0x7A, 0x7A]])
+    }
+
+    @Test("the member-name table: no name twice, frozen, and the same list as the Python verifier's and the journal format's")
+    func memberNameTable() throws {
+        let names = CompactCoding.memberNames
+        #expect(Set(names).count == names.count)
+        #expect(names.count == 160)
+        // Frozen: journals are written with these positions. Changing the list changes this digest.
+        #expect(SHA256Digest.hash(Array(names.joined(separator: "\n").utf8)).hex.prefix(16) == "\(Self.tableDigest)")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let verifier = try String(contentsOf: root.appendingPathComponent("tools/verify_bundle.py"), encoding: .utf8)
+        let list = try #require(verifier.components(separatedBy: "MEMBER_NAMES = [").dropFirst().first?.components(separatedBy: "]").first)
+        #expect(list.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) } == names)
+        let format = try String(contentsOf: root.appendingPathComponent("docs/journal-format.md"), encoding: .utf8)
+        let documented = try #require(format.components(separatedBy: "<!-- member names -->").dropFirst().first)
+        let inOrder = documented.split(separator: "`").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+        #expect(Array(inOrder.prefix(names.count)) == names)
+    }
+
+    static let tableDigest = "83cb945614b7df1c"
 
     @Test("strings take the form their text allows, and read back as the same text")
     func stringForms() throws {
@@ -120,7 +155,14 @@ struct CompactCodingTests {
 
     @Test("bytes that are not a canonical compact value are refused with the reason, never a crash", arguments: [
         ([], "end inside"),
-        ([0x0D], "unknown tag"),
+        ([0x0E], "unknown tag"),
+        ([0x0D, 0x01, 18] + Array("client_id".utf8) + [0x00], "of the table written out"),
+        ([0x0D, 0x01, 0xC1, 0x02, 0x00], "beyond the table"),
+        ([0x0D, 0x01, 0x02, 0x61, 0x0C, 0x00], "both forms"),
+        ([0x0C, 0x01, 0x01, 0x61, 0x0D, 0x00], "both forms"),
+        ([0x0D, 0x02, 0x05, 0x00, 0x01, 0x00], "out of order"),
+        ([0x0D, 0x02, 0x01, 0x00, 0x01, 0x00], "repeated"),
+        ([0x0D, 0x01, 0x08, 0x61], "larger than the bytes left"),
         ([0x03, 0x80, 0x00], "shortest form"),
         ([0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], "beyond 64 bits"),
         ([0x04, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x80, 0x01], "below -2^63"),

@@ -14,8 +14,15 @@ public enum RequestTrace {
     /// The payload member that holds the trace id.
     public static let member = "trace_id"
     private static let quotedMember = Array("\"\(member)\"".utf8)
-    /// The member's name as ``CompactCoding`` writes it.
-    private static let compactMember = CompactCoding.memberName(member)
+    /// The member as ``CompactCoding`` writes it, in either form of objects: its name, then the tag and
+    /// length of a trace id's 16 bytes.
+    private static let compactMembers = CompactCoding.memberNameForms(member).map { $0 + [CompactCoding.Tag.hex.rawValue, 16] }
+
+    /// Whether `payload` is an object, JSON or compact, by its first byte.
+    private static func isObject(_ payload: [UInt8]) -> Bool {
+        guard let first = payload.first else { return false }
+        return first == UInt8(ascii: "{") || first == CompactCoding.Tag.object.rawValue || first == CompactCoding.Tag.namedObject.rawValue
+    }
 
     /// Whether `text` is a W3C trace id: 32 lowercase hex digits, not all zero.
     public static func isTraceID(_ text: String) -> Bool {
@@ -27,7 +34,7 @@ public enum RequestTrace {
     /// adds the member while encoding the event: ``PayloadEncoding/encode(_:adding:)``.)
     public static func annotate(_ payload: [UInt8], traceID: String) -> [UInt8] {
         let encoding = PayloadEncoding.of(payload)
-        guard isTraceID(traceID), payload.first == UInt8(ascii: "{") || payload.first == CompactCoding.Tag.object.rawValue,
+        guard isTraceID(traceID), isObject(payload),
             case .object(var members) = try? PayloadCoding.decode(JSONValue.self, from: payload)
         else { return payload }
         members[member] = .string(traceID)
@@ -38,9 +45,8 @@ public enum RequestTrace {
     /// level counts: a request parameter named `trace_id` is nested in the payload and names nothing.
     public static func traceID(in payload: [UInt8]) -> String? {
         // Most payloads have none: look for the name before parsing (rebuild asks this of every event).
-        let name = PayloadCoding.isCompact(payload) ? compactMember : quotedMember
-        guard payload.count > name.count, payload.first == UInt8(ascii: "{") || payload.first == CompactCoding.Tag.object.rawValue,
-            payload.firstIndex(of: name, in: 0..<payload.count) != nil,
+        let names = PayloadCoding.isCompact(payload) ? compactMembers : [quotedMember]
+        guard isObject(payload), names.contains(where: { payload.firstIndex(of: $0, in: 0..<payload.count) != nil }),
             case .object(let members) = try? PayloadCoding.decode(JSONValue.self, from: payload),
             let id = members[member]?.string, isTraceID(id)
         else { return nil }

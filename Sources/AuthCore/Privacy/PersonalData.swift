@@ -383,8 +383,8 @@ private enum JSONWalk {
     }
 }
 
-/// `sealed: 1` as ``CompactCoding`` writes the member: its name, then the number.
-private let compactSealedMarker: [UInt8] = CompactCoding.memberName("sealed") + [CompactCoding.Tag.unsigned.rawValue, 0x01]
+/// `sealed: 1` as ``CompactCoding`` writes the member in either form of objects: its name, then the number.
+private let compactSealedMarkers: [[UInt8]] = CompactCoding.memberNameForms("sealed").map { $0 + [CompactCoding.Tag.unsigned.rawValue, 0x01] }
 
 extension [UInt8] {
     /// Whether the bytes contain `"sealed":1` (a cheap test before parsing a payload for sealed values).
@@ -394,15 +394,15 @@ extension [UInt8] {
 
     /// Whether the bytes contain the member `sealed` with the value 1 as ``CompactCoding`` writes it.
     fileprivate var containsCompactSealedMarker: Bool {
-        contains(bytes: compactSealedMarker)
+        compactSealedMarkers.contains { contains(bytes: $0) }
     }
 
     /// Whether the bytes contain the name of a member `name` as `encoding` writes it (`"name":` in JSON,
-    /// ``CompactCoding/memberName(_:)`` compact): a cheap test before parsing.
+    /// ``CompactCoding/memberNameForms(_:)`` compact): a cheap test before parsing.
     fileprivate func containsMember(_ name: String, encoding: PayloadEncoding) -> Bool {
         switch encoding {
         case .json: contains(bytes: Array("\"\(name)\":".utf8))
-        case .compact: contains(bytes: CompactCoding.memberName(name))
+        case .compact: CompactCoding.memberNameForms(name).contains { contains(bytes: $0) }
         }
     }
 
