@@ -322,8 +322,9 @@ enum JournalEncoding {
         var stored = event
         if let sealed = try PersonalData.sealed(payload, type: event.eventType, time: time, dataKey: dataKey, key: key) {
             payload = sealed.payload
-            // As a rebuild will read it: unopened (the same bytes `AuthEvent(type:payload:)` would make of it).
-            stored = try AuthEvent(type: event.eventType, payload: sealed.unopened) ?? event
+            // As a rebuild will read it: unopened (the same bytes `AuthEvent(type:payload:)` would make of it),
+            // with what it leaves to an earlier event of its commit as it is in that event (this one's own).
+            stored = try AuthEvent(type: event.eventType, payload: sealed.unopened)?.completed(like: event) ?? event
         }
         return Encoded(schemaVersion: schemaVersion, payload: payload, stored: stored, traceID: traceID)
     }

@@ -159,9 +159,10 @@ public enum DecisionHistory {
             guard asked else { return }
             let store = ProjectionRebuild.MemoryStore()
             store.tables = try ArchivedState.start(in: snapshot)
+            var reader = AuthEventReader(snapshot: snapshot)
             try snapshot.forEachEvent { envelope in
                 guard envelope.sequence <= range.upperBound else { return false }
-                guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
+                guard let event = try reader.event(envelope) else { return true }
                 if case .tokenIntrospected(let introspected) = event, range.contains(envelope.sequence) {
                     try body(envelope.sequence, envelope.timestamp, introspected, try introspected.answer(in: store))
                 }

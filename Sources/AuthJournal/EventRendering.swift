@@ -154,8 +154,17 @@ public enum Auth0LogFormat {
     /// The Auth0 log event of `envelope`, whose payload is `payload` (already redacted as the stream's
     /// personal-data handling says). `log_id` is the journal's origin and the sequence number, so that a
     /// receiver can drop a batch delivered twice.
-    public static func log(_ envelope: EventEnvelope, payload: Any, origin: String) -> [String: Any] {
-        let fields = payload as? [String: Any] ?? [:]
+    /// - Parameter earlier: the payloads of the events before it, by sequence number, that it may take
+    ///   values from: a code's grant is its decision's (journal format §14, "Values written once").
+    public static func log(_ envelope: EventEnvelope, payload: Any, origin: String, earlier: [UInt64: Any] = [:]) -> [String: Any] {
+        var fields = payload as? [String: Any] ?? [:]
+        if fields["grant"] == nil, let offset = (fields["decision_offset"] as? NSNumber)?.uint64Value, offset <= envelope.sequence,
+            let decision = earlier[envelope.sequence - offset] as? [String: Any],
+            let outcome = (decision["decision"] as? [String: Any])?["outcome"] as? [String: Any],
+            let grant = (outcome["issueCode"] as? [String: Any])?["_0"]
+        {
+            fields["grant"] = grant
+        }
         let (code, description) = type(of: envelope, payload: fields)
         var data: [String: Any] = [
             "date": envelope.timestamp.rfc3339, "type": code, "description": description,

@@ -142,9 +142,10 @@ public struct JournalHistory {
         var related: [UInt64: AuthEvent] = [:]
         var codeHash: String?
         var families: Set<String> = []
+        var reader = AuthEventReader(snapshot: snapshot)
         func event(_ sequence: UInt64) throws -> AuthEvent? {
             guard let envelope = try snapshot.event(sequence) else { return nil }
-            return try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence)
+            return try reader.event(envelope)
         }
         // The decision's own commit.
         var next = decision.sequence
@@ -201,8 +202,9 @@ public struct JournalHistory {
         var codeHash: String?
         var related: [(UInt64, AuthEvent)] = []
         var families: Set<String> = []
+        var reader = AuthEventReader(snapshot: snapshot)
         try snapshot.forEachEvent(from: decision.sequence + 1) { envelope in
-            guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
+            guard let event = try reader.event(envelope) else { return true }
             switch event {
             case .codeIssued(let issued) where issued.decisionSequence == decision.sequence:
                 codeHash = issued.codeHash
@@ -244,8 +246,9 @@ public struct JournalHistory {
                 since[key] = archivedThrough
             }
         }
+        var reader = AuthEventReader(snapshot: snapshot)
         let apply: (EventEnvelope) throws -> Void = { envelope in
-            guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return }
+            guard let event = try reader.event(envelope) else { return }
             switch event {
             case .consentGranted(let answer) where answer.userID == userID:
                 since[ConsentKey.make(clientID: answer.clientID, audience: answer.audience)] = envelope.sequence

@@ -31,9 +31,10 @@ public enum ProjectionRebuild {
         // The indexes hold an entry or more for most events: grown by doubling, their table was rehashed
         // about twenty times on a large journal (4% of a rebuild).
         store.tables[.index, default: [:]].reserveCapacity(Int(clamping: try snapshot.head.sequence))
+            var reader = AuthEventReader(snapshot: snapshot)
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
-                if let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) {
+                if let event = try reader.event(envelope) {
                     try AuthProjection.apply(event, sequence: envelope.sequence, traceID: RequestTrace.traceID(in: envelope.payload), to: store)
                 }
                 return true

@@ -107,7 +107,10 @@ public enum ProjectionVersion {
                 let store = TransactionStore(transaction: transaction)
                 for sequence in start...last {
                     guard let envelope = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
-                    if let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) {
+                    let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: sequence) { earlier in
+                        try transaction.event(earlier).flatMap { try AuthEvent(type: $0.type, payload: $0.payload, sequence: earlier) }
+                    }
+                    if let event {
                         try AuthProjection.apply(event, sequence: sequence, traceID: RequestTrace.traceID(in: envelope.payload), to: store)
                     }
                 }

@@ -52,10 +52,18 @@ public final class SealedValueOpener {
     /// ``open(_:context:)`` as a ``PersonalData/Opener``.
     public var opener: PersonalData.Opener { { [self] sealed, context in open(sealed, context: context) } }
 
-    /// Decodes the event in `envelope`, its personal values opened as far as they can be.
+    /// Decodes the event in `envelope`, its personal values opened as far as they can be, with the values
+    /// it leaves to an earlier event of its commit read from there (``AuthEvent/valuesFrom``).
     public func event(_ envelope: EventEnvelope) throws -> AuthEvent? {
-        try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence, opener: opener)
+        if reader == nil {
+            // Unowned: the reader is this opener's own, and must not keep it alive.
+            reader = AuthEventReader(snapshot: snapshot, opener: { [unowned self] sealed, context in open(sealed, context: context) })
+        }
+        return try reader!.event(envelope)
     }
+
+    /// Reads the events; made at the first.
+    private var reader: AuthEventReader?
 }
 
 extension AuthLedger {

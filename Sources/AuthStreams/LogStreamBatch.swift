@@ -33,7 +33,9 @@ public struct LogStreamBatch: Sendable {
             }.joined()
         case .auth0:
             contentType = "application/json"
-            text = EventRendering.jsonLine(events.map { Auth0LogFormat.log($0.envelope, payload: $0.payload, origin: origin) })
+            // A code's grant is its decision's, the event before it in its commit (usually in this batch).
+            let earlier = [UInt64: Any](events.map { ($0.envelope.sequence, $0.payload) }, uniquingKeysWith: { first, _ in first })
+            text = EventRendering.jsonLine(events.map { Auth0LogFormat.log($0.envelope, payload: $0.payload, origin: origin, earlier: earlier) })
         }
         return LogStreamBatch(body: Array(text.utf8), contentType: contentType, first: first, last: last, count: events.count)
     }

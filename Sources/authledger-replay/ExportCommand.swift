@@ -62,12 +62,13 @@ struct ExportCommand: AsyncParsableCommand {
             guard let latest = try snapshot.latestCheckpoint() else { throw CommandExit.badInput("the journal has no checkpoint") }
             let treeSize = latest.checkpoint.treeSize
             let opener = SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+            var events = AuthEventReader(snapshot: snapshot)
             if let range {
                 try snapshot.forEachRecord(from: range.lowerBound) { sequence, record in
                     guard sequence <= min(range.upperBound, treeSize) else { return false }
                     let envelope = try EventEnvelope(record: record)
                     if user != nil || client != nil {
-                        guard let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) else { return true }
+                        guard let event = try events.event(envelope) else { return true }
                         let subjects = EventSubjects(event)
                         if let user, !subjects.users.contains(user) { return true }
                         if let client, !subjects.clients.contains(client) { return true }

@@ -189,6 +189,9 @@ struct LogStreamTests {
         #expect(logs.allSatisfy { ($0["log_id"] as? String)?.hasPrefix("authledger/") == true })
         let exchange = try #require(logs.first { ($0["data"] as? [String: Any])?["type"] as? String == "seacft" }?["data"] as? [String: Any])
         #expect(exchange["client_id"] as? String == "web-app")
+        // A code leaves its grant to its decision: the log still names its client and user.
+        let code = try #require(logs.first { ($0["data"] as? [String: Any])?["description"] as? String == "auth.code.issued" }?["data"] as? [String: Any])
+        #expect(code["client_id"] as? String == "web-app" && code["user_id"] != nil, "\(code)")
         await ledger.journal.close()
     }
 }

@@ -25,29 +25,44 @@ struct PreparedEventsTests {
         for (sequence, decided) in decisions {
             #expect(decided.requestOffset == 1)
             #expect(decided.requestSequence == sequence - 1)
-            #expect(events.first { $0.0 == decided.requestSequence }?.1.eventType == AuthEvent.authorizeRequestedType)
+            // Read back with the request's parameters, which the decision leaves to it (written once).
+            guard case .authorizeRequested(let request)? = events.first(where: { $0.0 == decided.requestSequence })?.1 else {
+                Issue.record("#\(sequence) does not follow its request")
+                continue
+            }
+            #expect(decided.parametersOfRequest && decided.input.parameters == request.parameters && request.parameters["client_id"] != nil)
         }
         let codes = events.compactMap { sequence, event in if case .codeIssued(let issued) = event { (sequence, issued) } else { nil } }
         #expect(codes.count == 2)
         for (sequence, issued) in codes {
             #expect(issued.decisionOffset == 1 && issued.decisionSequence == sequence - 1)
+            // Read back with the grant of its decision's outcome, which it leaves to the decision.
+            guard case .authorizeDecided(let decided)? = events.first(where: { $0.0 == issued.decisionSequence })?.1,
+                case .issueCode(let grant, _) = decided.decision.outcome
+            else {
+                Issue.record("#\(sequence) does not follow a decision to issue a code")
+                continue
+            }
+            #expect(issued.grantOfDecision && issued.grant == grant && grant.userID == "auth0|alice")
         }
         let opened = events.compactMap { sequence, event in if case .interactionOpened(let opened) = event { (sequence, opened) } else { nil } }
         #expect(!opened.isEmpty)
         for (sequence, interaction) in opened {
             #expect(interaction.decisionSequence == sequence - 1)
         }
-        // As stored: the offset, no sequence number, in the new schema versions (compact payloads: 0x8000 set).
+        // As stored: the offset, no sequence number, in the new schema versions (compact payloads: 0x8000
+        // set); the decision without the request's parameters, the code without the decision's grant.
         let reader = try JournalReader(directory: harness.directory + "/journal")
         defer { reader.close() }
         try reader.read { snapshot in
             let decision = try #require(try snapshot.event(decisions[0].0))
-            #expect(decision.schemaVersion == 0x8003 && PayloadCoding.isCompact(decision.payload))
+            #expect(decision.schemaVersion == 0x8004 && PayloadCoding.isCompact(decision.payload))
             let text = String(decoding: try PayloadCoding.json(decision.payload), as: UTF8.self)
             #expect(text.contains(#""request_offset":1"#) && !text.contains("request_sequence"))
+            #expect(!text.contains(#""parameters""#) && text.contains(#""input":{"#))
             let code = try #require(try snapshot.event(codes[0].0))
             let codeText = String(decoding: try PayloadCoding.json(code.payload), as: UTF8.self)
-            #expect(code.schemaVersion == 0x8002 && codeText.contains(#""decision_offset":1"#))
+            #expect(code.schemaVersion == 0x8003 && codeText.contains(#""decision_offset":1"#) && !codeText.contains(#""grant""#))
         }
     }
 

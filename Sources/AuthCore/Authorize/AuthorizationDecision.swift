@@ -109,14 +109,33 @@ public struct AuthorizationInput: Codable, Sendable, Equatable {
         case parameters, session, consents, progress, now, policy
     }
 
+    /// Decodes an input; its `parameters` may be absent only in a decision that leaves them to its
+    /// request (``AuthorizeDecided/parametersOfRequest``), which reads them from there: they are empty
+    /// until then.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        parameters = try container.decode(AuthorizeParameters.self, forKey: .parameters)
+        parameters = try container.decodeIfPresent(AuthorizeParameters.self, forKey: .parameters) ?? AuthorizeParameters(values: [:])
         session = try container.decodeIfPresent(SessionSnapshot.self, forKey: .session)
         consents = try container.decode([String: [String]].self, forKey: .consents)
         progress = try container.decode(InteractionProgress.self, forKey: .progress)
         now = try container.decode(LedgerTimestamp.self, forKey: .now)
         policy = try container.decodeIfPresent(Int.self, forKey: .policy) ?? 1
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try encode(to: encoder, withParameters: true)
+    }
+
+    /// Encodes the input, its `parameters` only when `withParameters` (a decision that leaves them to its
+    /// request leaves them out).
+    func encode(to encoder: any Encoder, withParameters: Bool) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if withParameters { try container.encode(parameters, forKey: .parameters) }
+        try container.encodeIfPresent(session, forKey: .session)
+        try container.encode(consents, forKey: .consents)
+        try container.encode(progress, forKey: .progress)
+        try container.encode(now, forKey: .now)
+        try container.encode(policy, forKey: .policy)
     }
 }
 

@@ -62,6 +62,11 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
     public var decision: AuthorizationDecision
     /// Hash of the interaction that continues on a page (login, consent, organization), if any.
     public var interaction: String?
+    /// Whether the input's parameters are the request's (schema version 4): then the payload leaves them
+    /// out, and they are read from the request it refers to (``AuthEvent/completed(from:)``), so that a
+    /// request's parameters are written once. Only a decision that refers to its request by offset (in
+    /// the same commit) leaves them out.
+    public var parametersOfRequest = false
 
     public init(
         requestSequence: UInt64, configurationVersion: UInt64, input: AuthorizationInput, decision: AuthorizationDecision,
@@ -74,13 +79,15 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         self.interaction = interaction
     }
 
-    /// A decision on the request `requestOffset` events before it in the same commit.
+    /// A decision on the request `requestOffset` events before it in the same commit; with
+    /// `parametersOfRequest`, its input's parameters are that request's and are written once, in the request.
     public init(
         requestOffset: UInt64, configurationVersion: UInt64, input: AuthorizationInput, decision: AuthorizationDecision,
-        interaction: String?
+        interaction: String?, parametersOfRequest: Bool = false
     ) {
         self.init(requestSequence: 0, configurationVersion: configurationVersion, input: input, decision: decision, interaction: interaction)
         self.requestOffset = requestOffset
+        self.parametersOfRequest = parametersOfRequest
     }
 
     enum CodingKeys: String, CodingKey {
@@ -92,6 +99,13 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         (requestSequence, requestOffset) = try container.decodeReference(sequence: .requestSequence, offset: .requestOffset)
         configurationVersion = try container.decode(UInt64.self, forKey: .configurationVersion)
+        let inputMembers = try container.nestedContainer(keyedBy: AuthorizationInput.CodingKeys.self, forKey: .input)
+        parametersOfRequest = !inputMembers.contains(.parameters)
+        guard !parametersOfRequest || requestOffset != nil else {
+            throw DecodingError.keyNotFound(
+                AuthorizationInput.CodingKeys.parameters,
+                .init(codingPath: inputMembers.codingPath, debugDescription: "only a decision on a request of its own commit (request_offset) leaves out its parameters"))
+        }
         input = try container.decode(AuthorizationInput.self, forKey: .input)
         decision = try container.decode(AuthorizationDecision.self, forKey: .decision)
         interaction = try container.decodeIfPresent(String.self, forKey: .interaction)
@@ -101,9 +115,36 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encodeReference(requestSequence, offset: requestOffset, sequenceKey: .requestSequence, offsetKey: .requestOffset)
         try container.encode(configurationVersion, forKey: .configurationVersion)
-        try container.encode(input, forKey: .input)
+        if parametersOfRequest && requestOffset != nil {
+            try container.encode(InputLeavingParameters(input: input), forKey: .input)
+        } else {
+            try container.encode(input, forKey: .input)
+        }
         try container.encode(decision, forKey: .decision)
         try container.encodeIfPresent(interaction, forKey: .interaction)
+    }
+}
+
+/// A decision's input without its parameters, which its request holds.
+private struct InputLeavingParameters: Encodable {
+    let input: AuthorizationInput
+
+    func encode(to encoder: any Encoder) throws {
+        try input.encode(to: encoder, withParameters: false)
+    }
+}
+
+/// An event leaves values to an earlier event of its commit (``AuthEvent/valuesFrom``), and the event found
+/// there is not one that holds them.
+public struct EventReferenceError: Error, CustomStringConvertible {
+    /// The event whose values are missing.
+    public var event: AuthEvent
+    /// What was found where they should be; `nil` for nothing.
+    public var found: AuthEvent?
+
+    public var description: String {
+        let wanted = event.valuesFrom.map { "#\($0)" } ?? "an earlier event"
+        return "\(event.eventType.name) takes values from \(wanted), which is \(found.map { "\($0.eventType.name), not the event that holds them" } ?? "missing")"
     }
 }
 
@@ -116,6 +157,10 @@ public struct CodeIssued: Codable, Sendable, Equatable {
     /// How many events before this one the decision is, in the same commit (schema version 2 on; see
     /// ``AuthorizeDecided/requestOffset``).
     public var decisionOffset: UInt64?
+    /// Whether the grant is the one the decision's outcome holds (schema version 3): then the payload
+    /// leaves it out, and it is read from the decision it refers to (``AuthEvent/completed(from:)``), so
+    /// that a grant is written once. Only a code that refers to its decision by offset leaves it out.
+    public var grantOfDecision = false
 
     public init(codeHash: String, grant: CodeGrant, decisionSequence: UInt64) {
         self.codeHash = codeHash
@@ -123,10 +168,12 @@ public struct CodeIssued: Codable, Sendable, Equatable {
         self.decisionSequence = decisionSequence
     }
 
-    /// A code issued by the decision `decisionOffset` events before it in the same commit.
-    public init(codeHash: String, grant: CodeGrant, decisionOffset: UInt64) {
+    /// A code issued by the decision `decisionOffset` events before it in the same commit; with
+    /// `grantOfDecision`, its grant is the decision's and is written once, in the decision.
+    public init(codeHash: String, grant: CodeGrant, decisionOffset: UInt64, grantOfDecision: Bool = false) {
         self.init(codeHash: codeHash, grant: grant, decisionSequence: 0)
         self.decisionOffset = decisionOffset
+        self.grantOfDecision = grantOfDecision
     }
 
     enum CodingKeys: String, CodingKey {
@@ -137,14 +184,26 @@ public struct CodeIssued: Codable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         codeHash = try container.decode(String.self, forKey: .codeHash)
-        grant = try container.decode(CodeGrant.self, forKey: .grant)
         (decisionSequence, decisionOffset) = try container.decodeReference(sequence: .decisionSequence, offset: .decisionOffset)
+        if container.contains(.grant) {
+            grant = try container.decode(CodeGrant.self, forKey: .grant)
+        } else {
+            guard decisionOffset != nil else {
+                throw DecodingError.keyNotFound(
+                    CodingKeys.grant, .init(codingPath: container.codingPath, debugDescription: "only a code of its decision's commit (decision_offset) leaves out its grant"))
+            }
+            // Read from the decision (AuthEvent.completed(from:)).
+            grant = CodeGrant(
+                clientID: "", redirectURI: "", userID: "", scopes: [], authTime: LedgerTimestamp(microsecondsSinceEpoch: 0),
+                expiresAt: LedgerTimestamp(microsecondsSinceEpoch: 0))
+            grantOfDecision = true
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(codeHash, forKey: .codeHash)
-        try container.encode(grant, forKey: .grant)
+        if !(grantOfDecision && decisionOffset != nil) { try container.encode(grant, forKey: .grant) }
         try container.encodeReference(decisionSequence, offset: decisionOffset, sequenceKey: .decisionSequence, offsetKey: .decisionOffset)
     }
 }
@@ -773,8 +832,10 @@ public enum AuthEvent: Sendable, Equatable {
     public static func memberSchemaVersion(of type: EventType) -> UInt16 {
         switch type {
         // References within the commit by offset (`request_offset`, `decision_offset`).
-        case authorizeDecidedType, interactionOpenedType, tokenIssuedType: 3
-        case codeIssuedType: 2
+        case interactionOpenedType, tokenIssuedType: 3
+        // And the request's parameters, the decision's grant, left to the event they are written in.
+        case authorizeDecidedType: 4
+        case codeIssuedType: 3
         default: PersonalData.schemaVersion(of: type) ?? 1
         }
     }
@@ -805,8 +866,72 @@ public enum AuthEvent: Sendable, Equatable {
         }
     }
 
+    /// The sequence number of the earlier event whose values this one leaves to it (a decision's
+    /// parameters, its request's; a code's grant, its decision's), when it does: read that event and
+    /// complete this one with it (``completed(from:)``). Resolve references first (``resolved(at:)``).
+    public var valuesFrom: UInt64? {
+        switch self {
+        case .authorizeDecided(let decided) where decided.parametersOfRequest: decided.requestSequence
+        case .codeIssued(let issued) where issued.grantOfDecision: issued.decisionSequence
+        default: nil
+        }
+    }
+
+    /// This event with the values it leaves to `earlier` — the event at ``valuesFrom`` — read from it.
+    /// - Throws: ``EventReferenceError`` when `earlier` is not the event the values are in.
+    public func completed(from earlier: AuthEvent) throws(EventReferenceError) -> AuthEvent {
+        switch (self, earlier) {
+        case (.authorizeDecided(var decided), .authorizeRequested(let request)) where decided.parametersOfRequest:
+            decided.input.parameters = request.parameters
+            return .authorizeDecided(decided)
+        case (.codeIssued(var issued), .authorizeDecided(let decided)) where issued.grantOfDecision:
+            guard case .issueCode(let grant, _) = decided.decision.outcome else { throw EventReferenceError(event: self, found: earlier) }
+            issued.grant = grant
+            return .codeIssued(issued)
+        case _ where valuesFrom == nil:
+            return self
+        default:
+            throw EventReferenceError(event: self, found: earlier)
+        }
+    }
+
+    /// This event, decoded from the payload `original` was encoded to, with the values the payload leaves
+    /// to an earlier event taken from `original`, which holds them (they are equal to the earlier event's:
+    /// they are left out only then). What records an event folds it so, without reading the earlier one.
+    public func completed(like original: AuthEvent) -> AuthEvent {
+        switch (self, original) {
+        case (.authorizeDecided(var decided), .authorizeDecided(let known)) where decided.parametersOfRequest:
+            decided.input.parameters = known.input.parameters
+            return .authorizeDecided(decided)
+        case (.codeIssued(var issued), .codeIssued(let known)) where issued.grantOfDecision:
+            issued.grant = known.grant
+            return .codeIssued(issued)
+        default:
+            return self
+        }
+    }
+
     /// Decodes the journal event at `sequence`, its references within its commit resolved
-    /// (``resolved(at:)``); `nil` for event types that are not the authorization server's.
+    /// (``resolved(at:)``) and the values it leaves to an earlier event read from there (``completed(from:)``)
+    /// with `earlier`, which gives the event at a sequence number, decoded as this one is; `nil` for event
+    /// types that are not the authorization server's.
+    public init?(
+        type: EventType, payload stored: [UInt8], sequence: UInt64, opener: PersonalData.Opener? = nil,
+        earlier: (UInt64) throws -> AuthEvent?
+    ) throws {
+        guard let event = try AuthEvent(type: type, payload: stored, sequence: sequence, opener: opener) else { return nil }
+        guard let source = event.valuesFrom else {
+            self = event
+            return
+        }
+        guard source < sequence, let found = try earlier(source) else { throw EventReferenceError(event: event, found: nil) }
+        self = try event.completed(from: found)
+    }
+
+    /// Decodes the journal event at `sequence`, its references within its commit resolved
+    /// (``resolved(at:)``), but not completed with the values it leaves to an earlier event (see
+    /// ``init(type:payload:sequence:opener:earlier:)``); `nil` for event types that are not the
+    /// authorization server's.
     public init?(type: EventType, payload stored: [UInt8], sequence: UInt64, opener: PersonalData.Opener? = nil) throws {
         guard let event = try AuthEvent(type: type, payload: stored, opener: opener) else { return nil }
         self = event.resolved(at: sequence)

@@ -204,7 +204,9 @@ extension AuthorizationServer {
         var events: [AuthEvent] = [
             .authorizeRequested(requested),
             .authorizeDecided(
-                AuthorizeDecided(requestOffset: 1, configurationVersion: version, input: input, decision: decision, interaction: interactionHash)),
+                AuthorizeDecided(
+                    requestOffset: 1, configurationVersion: version, input: input, decision: decision, interaction: interactionHash,
+                    parametersOfRequest: input.parameters == requested.parameters)),
         ]
         let decisionIndex = 1
         if let openedRecord, let interactionHash {
@@ -221,7 +223,8 @@ extension AuthorizationServer {
             events.append(.tokenIssued(issued))
         }
         if case .issueCode(let grant, _) = decision.outcome, let codeHash {
-            events.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionOffset: UInt64(events.count - decisionIndex))))
+            // The grant is the decision's outcome's: written there, once.
+            events.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionOffset: UInt64(events.count - decisionIndex), grantOfDecision: true)))
             if let ticket = grant.invitation, let organization = grant.organizationID {
                 events.append(.invitationAccepted(InvitationAccepted(ticket: ticket, organizationID: organization, userID: grant.userID)))
             }
