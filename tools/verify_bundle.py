@@ -183,8 +183,14 @@ def render_time(micros):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").rjust(27, "0")
 
 
-def string_form(text):
-    """The tag and bytes a string is stored as (section 16): the first form that renders back exactly."""
+PSEUDONYM_PREFIX = "hmac-sha256:"
+
+
+def string_form(text, pseudonyms=False):
+    """The tag and bytes a string is stored as (section 16): the first form that renders back exactly; with
+    `pseudonyms` (a value whose top is an object of the named form), a keyed pseudonym first."""
+    if pseudonyms and len(text) == 76 and text.startswith(PSEUDONYM_PREFIX) and re.fullmatch(r"[0-9a-f]{64}", text[12:]):
+        return 0x0E, bytes.fromhex(text[12:])
     if len(text) == 27 and text.endswith("Z"):
         try:
             moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
@@ -208,9 +214,12 @@ def string_form(text):
     return 0x06, text.encode()
 
 
-def encode_compact(value, named=True):
+def encode_compact(value, named=True, pseudonyms=None):
     """The one compact encoding of a JSON value (section 16) in either form of objects: named (tag 0x0D,
-    names of the table by their position), as written since the table, or plain (tag 0x0C)."""
+    names of the table by their position, and keyed pseudonyms as their bytes when the top is an object),
+    as written since the table, or plain (tag 0x0C)."""
+    if pseudonyms is None:
+        pseudonyms = named and isinstance(value, dict)
     if value is None:
         return b"\x00"
     if value is True or value is False:
@@ -221,10 +230,10 @@ def encode_compact(value, named=True):
         value = int(value)
         return b"\x03" + varint(value) if value >= 0 else b"\x04" + varint(-1 - value)
     if isinstance(value, str):
-        tag, raw = string_form(value)
-        return bytes([tag]) + (raw if tag == 0x0A else varint(len(raw)) + raw)
+        tag, raw = string_form(value, pseudonyms)
+        return bytes([tag]) + (raw if tag in (0x0A, 0x0E) else varint(len(raw)) + raw)
     if isinstance(value, list):
-        return b"\x0b" + varint(len(value)) + b"".join(encode_compact(item, named) for item in value)
+        return b"\x0b" + varint(len(value)) + b"".join(encode_compact(item, named, pseudonyms) for item in value)
     members = sorted((name.encode(), member) for name, member in value.items())
 
     def name_bytes(name):
@@ -234,7 +243,7 @@ def encode_compact(value, named=True):
             return varint(MEMBER_POSITIONS[name] * 2 + 1)
         return varint(len(name) * 2) + name
     return (b"\x0d" if named else b"\x0c") + varint(len(members)) + b"".join(
-        name_bytes(name) + encode_compact(member, named) for name, member in members)
+        name_bytes(name) + encode_compact(member, named, pseudonyms) for name, member in members)
 
 
 def decode_compact(data):
@@ -297,6 +306,10 @@ def decode_compact(data):
         if tag == 0x0A:
             zigzag = number()
             return render_time((zigzag >> 1) ^ -(zigzag & 1))
+        if tag == 0x0E:
+            if data[0] != 0x0D:
+                raise Problem("a compact pseudonym outside a value whose top is a named object")
+            return PSEUDONYM_PREFIX + take(32).hex()
         if tag == 0x0B:
             return [value(depth + 1) for _ in range(number())]
         if tag in (0x0C, 0x0D):

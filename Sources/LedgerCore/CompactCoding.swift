@@ -41,7 +41,13 @@ public enum CompactCoding {
         /// entry `(n - 1) / 2` of ``CompactCoding/memberNames``; even, `n / 2` bytes of UTF-8 follow, a name
         /// not in the table — then the value. Every object of a value takes the same form.
         case namedObject = 0x0D
+        /// 32 bytes: a keyed pseudonym, `hmac-sha256:` and the 64 lower-case hexadecimal digits of those
+        /// bytes (docs/journal-format.md §7), in a value whose top is an object of the named form.
+        case pseudonym = 0x0E
     }
+
+    /// The text before the digits of a keyed pseudonym (``Tag/pseudonym``).
+    public static let pseudonymPrefix = "hmac-sha256:"
 
     /// The shortest string that is stored as bytes (hexadecimal digits or base64 characters).
     public static let shortestByteString = 16
@@ -49,16 +55,25 @@ public enum CompactCoding {
     /// How a string is stored.
     public enum StringForm: Equatable, Sendable {
         case plain
+        /// A keyed pseudonym's 32 bytes (``Tag/pseudonym``).
+        case pseudonym([UInt8])
         case hex([UInt8])
         case base64([UInt8])
         case base64URL([UInt8])
         case time(LedgerTimestamp)
 
         /// The form of `string`: the first of hexadecimal, base64, URL-safe base64 and time that renders
-        /// back to exactly `string`, else plain.
-        public static func of(_ string: String) -> StringForm {
+        /// back to exactly `string`, else plain; with `pseudonyms` (in a value whose top is an object of
+        /// the named form), a keyed pseudonym first.
+        public static func of(_ string: String, pseudonyms: Bool = false) -> StringForm {
             let utf8 = string.utf8
             let count = utf8.count
+            if pseudonyms, count == 76, string.hasPrefix(CompactCoding.pseudonymPrefix),
+                utf8.dropFirst(12).allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
+                let bytes = Hex.decode(String(string.dropFirst(12)))
+            {
+                return .pseudonym(bytes)
+            }
             if count == 27, utf8.last == UInt8(ascii: "Z"), let time = LedgerTimestamp(rfc3339: string), time.rfc3339 == string,
                 CompactReader.renderedTimes.contains(time.microseconds)
             {
@@ -91,7 +106,7 @@ public enum CompactCoding {
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let node = try CanonicalJSONEncoder.node(of: value, codingPath: [])
         var writer = CompactWriter(form: .named)
-        try writer.write(node)
+        try writer.writeValue(node)
         return writer.bytes
     }
 
@@ -143,9 +158,19 @@ struct CompactWriter {
     /// How objects name their members.
     let form: CompactCoding.ObjectForm
 
+    /// Whether keyed pseudonyms take their own form (``CompactCoding/Tag/pseudonym``): in a value whose
+    /// top is an object of the named form.
+    private var pseudonyms = false
+
     init(form: CompactCoding.ObjectForm) {
         self.form = form
         bytes.reserveCapacity(192)
+    }
+
+    /// Writes `node` as a whole value.
+    mutating func writeValue(_ node: JSONNode) throws {
+        if case .object = node { pseudonyms = form == .named }
+        try write(node)
     }
 
     mutating func write(_ node: JSONNode) throws {
@@ -197,10 +222,13 @@ struct CompactWriter {
     }
 
     private mutating func write(string: String) {
-        switch CompactCoding.StringForm.of(string) {
+        switch CompactCoding.StringForm.of(string, pseudonyms: pseudonyms) {
         case .plain:
             tagged(.string, UInt64(string.utf8.count))
             bytes.append(contentsOf: string.utf8)
+        case .pseudonym(let raw):
+            bytes.append(CompactCoding.Tag.pseudonym.rawValue)
+            bytes.append(contentsOf: raw)
         case .hex(let raw): tagged(.hex, UInt64(raw.count)); bytes.append(contentsOf: raw)
         case .base64(let raw): tagged(.base64, UInt64(raw.count)); bytes.append(contentsOf: raw)
         case .base64URL(let raw): tagged(.base64URL, UInt64(raw.count)); bytes.append(contentsOf: raw)
@@ -314,8 +342,13 @@ struct CompactReader {
     private var offset = 0
     /// The form of the value's first object, which every other object must take.
     private var objectForm: CompactCoding.ObjectForm?
+    /// Whether keyed pseudonyms take their own form: the value's top is an object of the named form.
+    private let pseudonyms: Bool
 
-    private init(_ bytes: [UInt8]) { self.bytes = bytes }
+    private init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        pseudonyms = bytes.first == CompactCoding.Tag.namedObject.rawValue
+    }
 
     static func value(of bytes: [UInt8]) throws(CompactDecodingError) -> CompactNode {
         var reader = CompactReader(bytes)
@@ -427,10 +460,16 @@ struct CompactReader {
         case .string:
             let length = try count()
             guard let string = text(length) else { throw CompactDecodingError(offset: start, reason: "a string that is not UTF-8") }
-            guard CompactCoding.StringForm.of(string) == .plain else {
+            guard CompactCoding.StringForm.of(string, pseudonyms: pseudonyms) == .plain else {
                 throw CompactDecodingError(offset: start, reason: "a string stored as text that has a shorter form")
             }
             return .string(string)
+        case .pseudonym:
+            guard pseudonyms else {
+                throw CompactDecodingError(offset: start, reason: "a pseudonym's form outside a value whose top is a named object")
+            }
+            guard bytes.count - offset >= 32 else { throw error("the bytes end inside a pseudonym") }
+            return .string(CompactCoding.pseudonymPrefix + Hex.encode(raw(32)))
         case .hex, .base64, .base64URL:
             let length = try count()
             let data = raw(length)

@@ -216,7 +216,7 @@ public enum PayloadEncoding: Sendable, Equatable {
             return output
         case .compact:
             var writer = CompactWriter(form: .named)
-            try writer.write(node)
+            try writer.writeValue(node)
             return writer.bytes
         }
     }

@@ -69,6 +69,34 @@ struct CompactCodingTests {
         #expect(CompactCoding.memberNameForms("zz") == [[2, 0x7A, 0x7A], [4, 0x7A, 0x7A]])
     }
 
+    @Test("a keyed pseudonym is its 32 bytes in a value whose top is a named object, and text anywhere else")
+    func pseudonyms() throws {
+        let digits = String(repeating: "0f", count: 32)
+        let pseudonym = "hmac-sha256:" + digits
+        let bytes = try CompactCoding.encode(["client_ip_key": pseudonym])
+        // client_ip_key is entry 17 (written 35).
+        #expect(bytes == [0x0D, 1, 35, 0x0E] + Array(repeating: 0x0F, count: 32))
+        #expect(try CompactCoding.decode([String: String].self, from: bytes) == ["client_ip_key": pseudonym])
+        // Not at the top of an object: text, as it always was (a string alone, an array of them).
+        #expect(try CompactCoding.encode(pseudonym) == [0x06, 76] + Array(pseudonym.utf8))
+        #expect(try CompactCoding.encode([pseudonym]) == [0x0B, 1, 0x06, 76] + Array(pseudonym.utf8))
+        // Only the exact form: upper-case digits, another prefix or length are text.
+        for text in ["hmac-sha256:" + digits.uppercased(), "hmac-sha512:" + digits, pseudonym + "00", "sha256:" + digits] {
+            let encoded = try CompactCoding.encode(["v": text])
+            #expect(!encoded.contains(0x0E), "\(text)")
+            #expect(try CompactCoding.decode([String: String].self, from: encoded) == ["v": text], "\(text)")
+        }
+        // Stored as text where it has its own form, or in its own form where it may not, it is refused.
+        let asText: [UInt8] = [0x0D, 1, 35, 0x06, 76] + Array(pseudonym.utf8)
+        #expect(throws: CompactDecodingError.self) { try CompactCoding.decode(JSONValue.self, from: asText) }
+        let inPlain: [UInt8] = [0x0C, 1, 1, 0x76, 0x0E] + Array(repeating: 0x0F, count: 32)
+        #expect(throws: CompactDecodingError.self) { try CompactCoding.decode(JSONValue.self, from: inPlain) }
+        let inArray: [UInt8] = [0x0B, 1, 0x0E] + Array(repeating: 0x0F, count: 32)
+        #expect(throws: CompactDecodingError.self) { try CompactCoding.decode(JSONValue.self, from: inArray) }
+        let short: [UInt8] = [0x0D, 1, 35, 0x0E] + Array(repeating: 0x0F, count: 31)
+        #expect(throws: CompactDecodingError.self) { try CompactCoding.decode(JSONValue.self, from: short) }
+    }
+
     @Test("the member-name table: no name twice, frozen, and the same list as the Python verifier's and the journal format's")
     func memberNameTable() throws {
         let names = CompactCoding.memberNames
@@ -155,7 +183,7 @@ struct CompactCodingTests {
 
     @Test("bytes that are not a canonical compact value are refused with the reason, never a crash", arguments: [
         ([], "end inside"),
-        ([0x0E], "unknown tag"),
+        ([0x0F], "unknown tag"),
         ([0x0D, 0x01, 18] + Array("client_id".utf8) + [0x00], "of the table written out"),
         ([0x0D, 0x01, 0xC1, 0x02, 0x00], "beyond the table"),
         ([0x0D, 0x01, 0x02, 0x61, 0x0C, 0x00], "both forms"),
