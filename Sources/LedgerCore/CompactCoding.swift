@@ -5,9 +5,11 @@
 /// length. Object members are sorted by the UTF-8 bytes of their names, without repeats. Strings that are
 /// a canonical rendering of bytes or of a time are stored as those bytes or that time, and read back as
 /// the same text: lower-case hexadecimal of at least 16 digits, standard base64 with padding and URL-safe
-/// base64 without padding of at least 16 characters, and RFC 3339 times as ``LedgerTimestamp`` writes them.
-/// Which form a string takes is a function of the string alone (``StringForm/of(_:)``), so every value has
-/// exactly one encoding, and the decoder refuses any other.
+/// base64 without padding of at least 16 characters, and RFC 3339 times as ``LedgerTimestamp`` writes them;
+/// in a value whose top is an object of the named form, keyed pseudonyms too. Which form a string takes
+/// is a function of the string and of that (``StringForm/of(_:pseudonyms:)``), and objects take one form
+/// throughout a value, so every value has exactly one encoding in each form, and the decoder refuses any
+/// other.
 ///
 /// Hand-written: no package in this project's offline list encodes `Codable` values canonically in binary
 /// (CBOR's deterministic profile, RFC 8949 §4.2, would still spell hashes and times out as text).
@@ -304,7 +306,7 @@ struct CompactReader {
     static let maximumDepth = 64
 
     /// The times of the years 0001 to 9999 (which render as `YYYY-MM-DDTHH:MM:SS.ffffffZ`), in
-    /// microseconds: the ones ``CompactCoding/StringForm/of(_:)`` stores under the time tag. (Year 0000
+    /// microseconds: the ones ``CompactCoding/StringForm/of(_:pseudonyms:)`` stores under the time tag. (Year 0000
     /// renders too, but is left a plain string, as the Python verifier, whose dates start at year 1, reads it.)
     static let renderedTimes: ClosedRange<Int64> = -62_135_596_800_000_000...253_402_300_799_999_999
 
