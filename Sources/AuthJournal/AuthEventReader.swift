@@ -52,12 +52,3 @@ public struct AuthEventReader {
         return try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: sequence, opener: opener)
     }
 }
-
-extension JournalSnapshot {
-    /// The authorization event in `envelope`, read as ``AuthEventReader`` reads it (for one event; a walk
-    /// over many keeps a reader).
-    public func authEvent(_ envelope: EventEnvelope, opener: PersonalData.Opener? = nil) throws -> AuthEvent? {
-        var reader = AuthEventReader(snapshot: self, opener: opener)
-        return try reader.event(envelope)
-    }
-}

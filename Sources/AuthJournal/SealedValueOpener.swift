@@ -55,15 +55,11 @@ public final class SealedValueOpener {
     /// Decodes the event in `envelope`, its personal values opened as far as they can be, with the values
     /// it leaves to an earlier event of its commit read from there (``AuthEvent/valuesFrom``).
     public func event(_ envelope: EventEnvelope) throws -> AuthEvent? {
-        if reader == nil {
-            // Unowned: the reader is this opener's own, and must not keep it alive.
-            reader = AuthEventReader(snapshot: snapshot, opener: { [unowned self] sealed, context in open(sealed, context: context) })
-        }
-        return try reader!.event(envelope)
+        try reader.event(envelope)
     }
 
-    /// Reads the events; made at the first.
-    private var reader: AuthEventReader?
+    /// Reads the events; its opener is unowned: the reader is this opener's own, and must not keep it alive.
+    private lazy var reader = AuthEventReader(snapshot: snapshot, opener: { [unowned self] sealed, context in open(sealed, context: context) })
 }
 
 extension AuthLedger {

@@ -70,9 +70,10 @@ public enum CompactCoding {
         public static func of(_ string: String, pseudonyms: Bool = false) -> StringForm {
             let utf8 = string.utf8
             let count = utf8.count
-            if pseudonyms, count == 76, string.hasPrefix(CompactCoding.pseudonymPrefix),
-                utf8.dropFirst(12).allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
-                let bytes = Hex.decode(String(string.dropFirst(12)))
+            let prefixCount = CompactCoding.pseudonymPrefix.utf8.count
+            if pseudonyms, count == prefixCount + 64, string.hasPrefix(CompactCoding.pseudonymPrefix),
+                utf8.dropFirst(prefixCount).allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
+                let bytes = Hex.decode(String(string.dropFirst(prefixCount)))
             {
                 return .pseudonym(bytes)
             }
@@ -106,10 +107,7 @@ public enum CompactCoding {
     /// The compact encoding of `value`, in the named form (objects tagged ``Tag/namedObject``): how
     /// this release writes every compact value.
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let node = try CanonicalJSONEncoder.node(of: value, codingPath: [])
-        var writer = CompactWriter(form: .named)
-        try writer.writeValue(node)
-        return writer.bytes
+        try CompactWriter.bytes(of: CanonicalJSONEncoder.node(of: value, codingPath: []))
     }
 
     /// How a member's name is written inside an object of each form: in ``Tag/object``, its byte count
@@ -169,10 +167,12 @@ struct CompactWriter {
         bytes.reserveCapacity(192)
     }
 
-    /// Writes `node` as a whole value.
-    mutating func writeValue(_ node: JSONNode) throws {
-        if case .object = node { pseudonyms = form == .named }
-        try write(node)
+    /// The bytes of `node` as a whole value, as this release writes compact values (the named form).
+    static func bytes(of node: JSONNode) throws -> [UInt8] {
+        var writer = CompactWriter(form: .named)
+        if case .object = node { writer.pseudonyms = true }
+        try writer.write(node)
+        return writer.bytes
     }
 
     mutating func write(_ node: JSONNode) throws {
@@ -412,7 +412,7 @@ struct CompactReader {
     /// A member's name, as objects of `form` write it.
     private mutating func name(_ form: CompactCoding.ObjectForm) throws(CompactDecodingError) -> String {
         let start = offset
-        var length: Int
+        let length: Int
         switch form {
         case .plain:
             length = try count()

@@ -215,9 +215,7 @@ public enum PayloadEncoding: Sendable, Equatable {
             try node.write(to: &output)
             return output
         case .compact:
-            var writer = CompactWriter(form: .named)
-            try writer.writeValue(node)
-            return writer.bytes
+            return try CompactWriter.bytes(of: node)
         }
     }
 }
