@@ -92,7 +92,8 @@ extension AuthLedger {
     }
 
     /// Removes what is left of archived events: their bodies (which readers skip meanwhile), and their
-    /// entries in the timeline's index (an archive is read whole). Returns how many entries were removed.
+    /// entries in the timeline's index (an archive is read whole). Returns how many bodies and index
+    /// entries (one per event and value) were removed.
     @discardableResult
     public func finishArchival(batch: Int = 10_000) async throws -> Int {
         var removed = try await journal.removeArchivedEvents(batch: batch)
@@ -101,14 +102,24 @@ extension AuthLedger {
             let count = try await journal.transact { transaction in
                 guard let cut = try transaction.archivedPrefix()?.size else { return 0 }
                 let table = try transaction.projection(index)
-                var doomed: [[UInt8]] = []
-                // Index keys end in the event's sequence number.
-                try table.forEach { key, _ in
-                    if let sequence = IndexKind.sequence(inKey: key), sequence <= cut { doomed.append(key) }
-                    return doomed.count < batch
+                // A bucket of archived events only goes; one that holds later events too keeps those.
+                var changes: [(key: [UInt8], kept: [UInt8])] = []
+                var removed = 0
+                try table.forEach { key, value in
+                    guard let sequences = IndexBucket.sequences(inKey: key, value: value) else {
+                        throw JournalError.corrupt("the index entry \(String(decoding: key, as: UTF8.self)) is not a bucket of sequence numbers")
+                    }
+                    let archived = sequences.prefix { $0 <= cut }.count
+                    if archived > 0 {
+                        changes.append((key, sequences.dropFirst(archived).flatMap(IndexBucket.entry)))
+                        removed += archived
+                    }
+                    return removed < batch
                 }
-                for key in doomed { try table.delete(key) }
-                return doomed.count
+                for (key, kept) in changes {
+                    if kept.isEmpty { try table.delete(key) } else { try table.put(kept, for: key) }
+                }
+                return removed
             }
             removed += count
             if count == 0 { return removed }

@@ -439,6 +439,10 @@ public struct TransactionStore: ProjectionStore {
         try transaction.projection(tableName(table)).delete(Array(key.utf8))
     }
 
+    public func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws {
+        try transaction.projection(tableName(table)).extend(bytes, for: Array(key.utf8))
+    }
+
     public func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
         try transaction.projection(tableName(table)).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
             try body(String(decoding: key, as: UTF8.self), value)
@@ -509,7 +513,12 @@ public struct SnapshotStore: ProjectionStore {
 
     /// The sequence numbers the timeline index holds for `value` of `kind`, in order.
     public func sequences(_ kind: IndexKind, _ value: String) throws -> [UInt64] {
-        try entries(.index, prefix: kind.prefix(value)).compactMap { IndexKind.sequence(inKey: $0.0.utf8) }
+        try entries(.index, prefix: kind.prefix(value)).flatMap { key, value in
+            guard let sequences = IndexBucket.sequences(inKey: key.utf8, value: value) else {
+                throw JournalError.corrupt("the index entry \(key) is not a bucket of sequence numbers")
+            }
+            return sequences
+        }
     }
 
     /// Every consent `userID` has given `clientID`, keyed as ``AuthorizationInput/consents`` expects.

@@ -19,8 +19,10 @@ public enum ProjectionVersion {
     /// configuration's changes, each user's consent changes and each refresh family's events
     /// (``AuthProjection/historyEntries(_:)``), which the forensics tools answer from (``JournalHistory``).
     /// 7: index keys hold a digest of the value instead of the value, and the sequence in fewer
-    /// characters (``IndexKind/key(_:sequence:)``): 34 bytes each, where they took about 85.
-    public static let current = 7
+    /// characters: 34 bytes each, where they took about 85. 8: index entries kept by the bucket of 256
+    /// sequence numbers, a byte per entry under one key per value and bucket (``IndexBucket``), where each
+    /// entry had a key of its own.
+    public static let current = 8
     /// The table that holds the version (outside ``AuthTable``: it is not a function of the events).
     public static let table = "auth.projection_version"
     static let key = Array("version".utf8)

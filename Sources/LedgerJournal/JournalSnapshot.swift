@@ -163,6 +163,11 @@ public struct ProjectionTable {
         try transaction.put(value, for: key, in: database, append: false)
     }
 
+    /// Appends `bytes` to the value under `key` (stores `bytes` when there is none).
+    public func extend(_ bytes: [UInt8], for key: [UInt8]) throws {
+        try transaction.extend(bytes, for: key, in: database)
+    }
+
     @discardableResult
     public func delete(_ key: [UInt8]) throws -> Bool {
         try transaction.delete(key, in: database)

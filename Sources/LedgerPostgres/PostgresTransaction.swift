@@ -60,10 +60,15 @@ final class PostgresSession {
         /// Appends (records, Merkle nodes, checkpoints): plain inserts, so that writing a key twice fails
         /// the batch instead of replacing history.
         var appends: [(StagedKey, [UInt8])] = []
+        /// Bytes to append to the value on the server (``PostgresSession/stageExtension(_:_:_:)``), all of
+        /// this level's per key; a key is never in both `upserts` and `extensions` (an upsert of it takes
+        /// in what was to be appended after it, and replaces what was to be appended before).
+        var extensions: [StagedKey: [UInt8]] = [:]
 
         init(savepoint: String?) { self.savepoint = savepoint }
 
-        var isEmpty: Bool { upserts.isEmpty && appends.isEmpty }
+        var isEmpty: Bool { upserts.isEmpty && appends.isEmpty && extensions.isEmpty }
+        var count: Int { upserts.count + appends.count + extensions.count }
     }
 
     /// Staged writes sent at once, which bounds what is held in memory.
@@ -77,8 +82,27 @@ final class PostgresSession {
             layers[layers.count - 1].appends.append((entry, value))
         } else {
             layers[layers.count - 1].upserts[entry] = value
+            if layers[layers.count - 1].extensions.removeValue(forKey: entry) != nil { stagedCount -= 1 }
         }
         stagedCount += 1
+        sendWhenStagedEnough()
+    }
+
+    /// Stages appending `bytes` to the value under `key` in `table` (to nothing, when there is none) at
+    /// the innermost level: sent as an upsert that concatenates, so that it needs no read of the value.
+    func stageExtension(_ table: String, _ key: [UInt8], _ bytes: [UInt8]) {
+        let entry = StagedKey(table: table, key: key)
+        let innermost = layers.count - 1
+        if layers[innermost].upserts[entry] != nil {
+            layers[innermost].upserts[entry]! += bytes
+            return
+        }
+        if layers[innermost].extensions[entry] == nil { stagedCount += 1 }
+        layers[innermost].extensions[entry, default: []] += bytes
+        sendWhenStagedEnough()
+    }
+
+    private func sendWhenStagedEnough() {
         if stagedCount >= Self.maximumStaged {
             sendStaged()
             if pending.count >= Self.maximumPending {
@@ -87,14 +111,25 @@ final class PostgresSession {
         }
     }
 
-    /// The value staged for `key` in `table` at any open level, the innermost first; `nil` when none is.
+    /// The value staged for `key` in `table` at any open level, the innermost first (with the bytes staged
+    /// to be appended to it since); `nil` when none is. Bytes staged to be appended to a value only the
+    /// server holds are not a value (``hasStagedExtension(_:_:)``).
     func stagedValue(_ table: String, _ key: [UInt8]) -> [UInt8]? {
         let entry = StagedKey(table: table, key: key)
+        var suffix: [UInt8] = []
         for layer in layers.reversed() {
-            if let value = layer.upserts[entry] { return value }
-            if let (_, value) = layer.appends.last(where: { $0.0 == entry }) { return value }
+            if let value = layer.upserts[entry] { return value + suffix }
+            if let (_, value) = layer.appends.last(where: { $0.0 == entry }) { return value + suffix }
+            if let bytes = layer.extensions[entry] { suffix = bytes + suffix }
         }
         return nil
+    }
+
+    /// Whether bytes are staged to be appended to the value under `key` in `table` on the server: then
+    /// only the server knows the value, once they are sent.
+    func hasStagedExtension(_ table: String, _ key: [UInt8]) -> Bool {
+        let entry = StagedKey(table: table, key: key)
+        return layers.contains { $0.extensions[entry] != nil }
     }
 
     /// Sends one query for the entries under `keys`, behind what was sent and without waiting: its
@@ -163,7 +198,21 @@ final class PostgresSession {
             // Its writes staged since the savepoint stay staged: they are the enclosing level's now.
             pending.append(connection.query("RELEASE SAVEPOINT \(unescaped: savepoint)", logger: logger))
         }
-        for (key, value) in layer.upserts { layers[layers.count - 1].upserts[key] = value }
+        for (key, value) in layer.upserts {
+            layers[layers.count - 1].upserts[key] = value
+            if layers[layers.count - 1].extensions.removeValue(forKey: key) != nil { stagedCount -= 1 }
+        }
+        for (key, bytes) in layer.extensions {
+            if layers[layers.count - 1].upserts[key] != nil {
+                layers[layers.count - 1].upserts[key]! += bytes
+                stagedCount -= 1
+            } else if layers[layers.count - 1].extensions[key] != nil {
+                layers[layers.count - 1].extensions[key]! += bytes
+                stagedCount -= 1
+            } else {
+                layers[layers.count - 1].extensions[key] = bytes
+            }
+        }
         // An append after an upsert of the same key keeps failing as it must: both are sent in that order.
         layers[layers.count - 1].appends += layer.appends
     }
@@ -173,7 +222,7 @@ final class PostgresSession {
     func abortLevel() -> (savepoint: String, sent: Bool) {
         precondition(layers.count > 1, "no nested level is open")
         let layer = layers.removeLast()
-        stagedCount -= layer.upserts.count + layer.appends.count
+        stagedCount -= layer.count
         return (layer.savepoint ?? "", layer.savepointSent)
     }
 
@@ -201,6 +250,7 @@ final class PostgresSession {
             if !prefetched.isEmpty || prefetchReply != nil {
                 for (key, _) in layer.appends { forgetPrefetched(key.table, key: key.key) }
                 for key in layer.upserts.keys { forgetPrefetched(key.table, key: key.key) }
+                for key in layer.extensions.keys { forgetPrefetched(key.table, key: key.key) }
             }
             if !layer.appends.isEmpty {
                 let (tables, keys, values) = Self.columns(layer.appends)
@@ -218,8 +268,18 @@ final class PostgresSession {
                         ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
                         """, logger: logger))
             }
+            if !layer.extensions.isEmpty {
+                let (tables, keys, values) = Self.columns(layer.extensions.map { ($0.key, $0.value) })
+                pending.append(
+                    connection.query(
+                        """
+                        INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
+                        ON CONFLICT (tbl, key) DO UPDATE SET value = authledger_entries.value || EXCLUDED.value
+                        """, logger: logger))
+            }
             layers[index].appends = []
             layers[index].upserts = [:]
+            layers[index].extensions = [:]
         }
         stagedCount = 0
     }
@@ -450,6 +510,11 @@ final class PostgresTransaction: StorageWriteTransaction {
 
     func get(_ key: [UInt8], in table: StorageTable) throws -> [UInt8]? {
         if let staged = session.stagedValue(table.name, key) { return staged }
+        if session.hasStagedExtension(table.name, key) {
+            // Only the server knows what the staged bytes extend: sent first, then read.
+            let rows = try session.run("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
+            return try rows.first.map { try bytes($0.decode(ByteBuffer.self)) }
+        }
         if let fetched = try session.prefetchedValue(table.name, key) { return fetched }
         let rows = try session.runKeyRead("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
         return try rows.first.map { try bytes($0.decode(ByteBuffer.self)) }
@@ -487,6 +552,10 @@ final class PostgresTransaction: StorageWriteTransaction {
 
     func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable, append: Bool) throws {
         session.stage(table.name, key, value, append: append)
+    }
+
+    func extend(_ bytes: [UInt8], for key: [UInt8], in table: StorageTable) throws {
+        session.stageExtension(table.name, key, bytes)
     }
 
     func prefetch(_ keys: [(table: StorageTable, key: [UInt8])]) throws {

@@ -59,22 +59,37 @@ struct IndexKeyTests {
         #expect(IndexKeyDigits.decode(Array(eight.utf8.dropLast()) + [0x2F], bytes: 8) == nil, "/ is below it")
         // 11 digits hold 66 bits: the last digit's two low bits are unused and must be zero.
         #expect(IndexKeyDigits.decode(Array(eight.utf8.dropLast()) + [eight.utf8.last! | 1], bytes: 8) == nil)
-        #expect(IndexKind.sequence(inKey: Array("u".utf8)) == nil)
     }
 
-    @Test("an index key is 34 bytes: the kind, the value's digest, the sequence; one value's keys share the prefix and sort by sequence")
-    func keys() {
-        let sequences: [UInt64] = [1, 2, 15, 16, 255, 256, 65_535, 1 << 32, UInt64.max - 1, UInt64.max]
+    @Test("an index key is 33 bytes: the kind, the value's digest, the bucket; one value's keys share the prefix and sort by bucket")
+    func keys() throws {
+        let sequences: [UInt64] = [1, 2, 15, 16, 255, 256, 257, 65_535, 1 << 32, UInt64.max - 1, UInt64.max]
         for kind in IndexKind.allCases {
             let keys = sequences.map { kind.key("auth0|alice", sequence: $0) }
-            #expect(keys.allSatisfy { $0.utf8.count == 34 && $0.hasPrefix(kind.prefix("auth0|alice")) })
-            #expect(keys.map { IndexKind.sequence(inKey: Array($0.utf8)) } == sequences)
+            #expect(keys.allSatisfy { $0.utf8.count == 33 && $0.hasPrefix(kind.prefix("auth0|alice")) })
+            for (key, sequence) in zip(keys, sequences) {
+                #expect(IndexBucket.sequences(inKey: key.utf8, value: IndexBucket.entry(sequence)) == [sequence])
+            }
             #expect(keys == keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, "in the order of the events")
         }
+        // One bucket per 256 sequence numbers.
+        #expect(IndexKind.user.key("auth0|alice", sequence: 256) == IndexKind.user.key("auth0|alice", sequence: 511))
+        #expect(IndexKind.user.key("auth0|alice", sequence: 255) != IndexKind.user.key("auth0|alice", sequence: 256))
         #expect(IndexKind.user.prefix("auth0|alice") != IndexKind.user.prefix("auth0|alicf"))
         #expect(IndexKind.user.prefix("auth0|alice") != IndexKind.client.prefix("auth0|alice"))
         // A value of any length is indexed under a key of the same length.
-        #expect(IndexKind.client.key(String(repeating: "x", count: 10_000), sequence: 7).utf8.count == 34)
+        #expect(IndexKind.client.key(String(repeating: "x", count: 10_000), sequence: 7).utf8.count == 33)
         #expect(IndexKind.user.prefix("auth0|alice") == "u" + IndexKeyDigits.encode(SHA256Digest.hash(Array("auth0|alice".utf8)).bytes.prefix(16)))
+    }
+
+    @Test("a bucket's value is the last byte of each sequence number, increasing; an empty or unordered one, or a key without a bucket number, is refused")
+    func buckets() {
+        let key = IndexKind.session.key("s", sequence: 0x1234_5600)
+        #expect(IndexBucket.sequences(inKey: key.utf8, value: [0x00, 0x07, 0xFF]) == [0x1234_5600, 0x1234_5607, 0x1234_56FF])
+        #expect(IndexBucket.sequences(inKey: key.utf8, value: []) == nil)
+        #expect(IndexBucket.sequences(inKey: key.utf8, value: [0x07, 0x07]) == nil)
+        #expect(IndexBucket.sequences(inKey: key.utf8, value: [0x08, 0x07]) == nil)
+        #expect(IndexBucket.sequences(inKey: "u".utf8, value: [1]) == nil)
+        #expect(IndexBucket.sequences(inKey: Array(key.utf8.dropLast()) + [0x70], value: [1]) == nil, "p is outside the digits")
     }
 }

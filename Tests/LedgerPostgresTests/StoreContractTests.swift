@@ -39,18 +39,12 @@ struct StoreContractTests {
 
     @Test("prefetched reads answer as reads would, after the transaction's own writes and deletes too", arguments: ["memory", "LMDB", "PostgreSQL"])
     func prefetch(store: String) async throws {
-        let directory = NSTemporaryDirectory() + "authledger-prefetch-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let storage: any JournalStorage
-        switch store {
-        case "memory": storage = InMemoryJournalStorage()
-        case "LMDB": storage = try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 1)
-        default:
-            guard testServer != nil else { return }
-            storage = try await TestDatabase().storage()
-        }
-        defer { storage.close() }
-        try checkPrefetch(storage)
+        try await withStore(named: store, check: checkPrefetch)
+    }
+
+    @Test("extended values: bytes appended to what is stored, staged, written or absent, in requests kept and undone", arguments: ["memory", "LMDB", "PostgreSQL"])
+    func extend(store: String) async throws {
+        try await withStore(named: store, check: checkExtend)
     }
 
     @Test("the journal in memory: concurrent appends, one chain that verifies, every event where its receipt says")
@@ -110,6 +104,23 @@ private func checkJournal(storage: any JournalStorage, keyFile: String) async th
         }
     }
     await journal.close()
+}
+
+/// Runs `check` on a new store: `memory`, `LMDB` (in a temporary directory), or `PostgreSQL` (a new
+/// database of the test server; nothing is checked without one).
+private func withStore(named store: String, check: (any JournalStorage) throws -> Void) async throws {
+    let directory = NSTemporaryDirectory() + "authledger-store-\(UUID().uuidString.prefix(8))"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let storage: any JournalStorage
+    switch store {
+    case "memory": storage = InMemoryJournalStorage()
+    case "LMDB": storage = try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 1)
+    default:
+        guard testServer != nil else { return }
+        storage = try await TestDatabase().storage()
+    }
+    defer { storage.close() }
+    try check(storage)
 }
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -193,6 +204,55 @@ private func checkNestedSemantics(_ storage: any JournalStorage) throws {
     try batch.commit()
     let stored = try storage.read { try contents($0, table) }
     #expect(stored == ["a": "a", "after": "after", "base": "base", "kept": "kept"])
+}
+
+private func checkExtend(_ storage: any JournalStorage) throws {
+    let table = try #require(try storage.openTables(["t"], create: true)["t"])
+    let setup = try storage.beginWrite()
+    try setup.put(bytes("s"), for: bytes("stored"), in: table)
+    try setup.put(bytes("p"), for: bytes("prefetched"), in: table)
+    try setup.commit()
+
+    let batch = try storage.beginWrite()
+    try batch.prefetch([(table: table, key: bytes("prefetched"))])
+    // A value stored before, one prefetched, and none: each gains the bytes.
+    try batch.extend(bytes("1"), for: bytes("stored"), in: table)
+    try batch.extend(bytes("1"), for: bytes("prefetched"), in: table)
+    try batch.extend(bytes("1"), for: bytes("new"), in: table)
+    #expect(try batch.get(bytes("stored"), in: table) == bytes("s1"))
+    #expect(try batch.get(bytes("prefetched"), in: table) == bytes("p1"))
+    #expect(try batch.get(bytes("new"), in: table) == bytes("1"))
+    // Extended twice before a read; written, then extended; extended, then written.
+    try batch.extend(bytes("2"), for: bytes("stored"), in: table)
+    try batch.extend(bytes("3"), for: bytes("stored"), in: table)
+    try batch.put(bytes("w"), for: bytes("written"), in: table)
+    try batch.extend(bytes("1"), for: bytes("written"), in: table)
+    try batch.extend(bytes("x"), for: bytes("replaced"), in: table)
+    try batch.put(bytes("r"), for: bytes("replaced"), in: table)
+    #expect(try batch.get(bytes("written"), in: table) == bytes("w1"))
+    #expect(try batch.get(bytes("replaced"), in: table) == bytes("r"))
+
+    // A request that extends and commits: its bytes join; nested in it, one that extends and aborts.
+    let kept = try batch.beginNested()
+    try kept.extend(bytes("4"), for: bytes("stored"), in: table)
+    try kept.extend(bytes("2"), for: bytes("written"), in: table)
+    let dropped = try kept.beginNested()
+    try dropped.extend(bytes("!"), for: bytes("stored"), in: table)
+    #expect(try dropped.get(bytes("stored"), in: table) == bytes("s1234!"))
+    dropped.abort()
+    try kept.extend(bytes("5"), for: bytes("stored"), in: table)
+    try kept.commit()
+    // A request that extends, reads a range (sending its bytes to the server), and aborts.
+    let ranged = try batch.beginNested()
+    try ranged.extend(bytes("?"), for: bytes("new"), in: table)
+    #expect(try contents(ranged, table)["new"] == "1?")
+    ranged.abort()
+    #expect(try batch.get(bytes("new"), in: table) == bytes("1"))
+    try batch.extend(bytes("6"), for: bytes("stored"), in: table)
+    try batch.commit()
+
+    let stored = try storage.read { try contents($0, table) }
+    #expect(stored == ["stored": "s123456", "prefetched": "p1", "new": "1", "written": "w12", "replaced": "r"])
 }
 
 private func checkPrefetch(_ storage: any JournalStorage) throws {

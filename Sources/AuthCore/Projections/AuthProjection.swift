@@ -9,9 +9,18 @@ public protocol ProjectionStore {
     /// Calls `body` with the entries of `table` from `start` on, in bytewise key order, until it returns
     /// `false`. `body` must not change the table (collect, then change).
     func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws
+    /// Appends `bytes` to the value stored under `key` in `table` (to nothing, when there is none): how an
+    /// index bucket gains an entry (``IndexBucket``). A store whose reads are round trips does it without
+    /// reading the value.
+    func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws
 }
 
 extension ProjectionStore {
+    /// Reads the value, then stores it with `bytes` appended.
+    public func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws {
+        try put(table, key, (try get(table, key) ?? []) + bytes)
+    }
+
     /// The value stored under `key` in `table`, decoded as `type`; `nil` when there is none.
     public func value<T: Decodable>(_ type: T.Type, _ table: AuthTable, _ key: String) throws -> T? {
         try get(table, key).map { try ProjectionCoding.decode(type, from: $0) }
@@ -46,8 +55,9 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case refreshFamilies = "refresh_families"
     /// DPoP proof `jti` → the time it was used (RFC 9449 §11.1 replay protection).
     case dpopProofs = "dpop_proofs"
-    /// Secondary indexes for the timeline: the kind, a digest of the value and the sequence
-    /// (``IndexKind/key(_:sequence:)``) → nothing.
+    /// Secondary indexes for the timeline: the kind, a digest of the value and a bucket of 256 sequence
+    /// numbers (``IndexKind/key(_:sequence:)``) → the last byte of each of the bucket's sequence numbers
+    /// that concern the value (``IndexBucket``).
     case index
     /// `u ␟ account`, `p ␟ account ␟ address` and `i ␟ address` → recent failed-login times (``LoginThrottle``).
     case loginFailures = "login_failures"
@@ -143,7 +153,7 @@ public enum AuthProjection {
     ///   under ``IndexKind/trace``.
     public static func apply(_ event: AuthEvent, sequence: UInt64, traceID: String? = nil, to store: some ProjectionStore) throws {
         try index(event, sequence: sequence, in: store)
-        if let traceID, RequestTrace.isTraceID(traceID) { try store.put(.index, IndexKind.trace.key(traceID, sequence: sequence), []) }
+        if let traceID, RequestTrace.isTraceID(traceID) { try store.extend(.index, IndexKind.trace.key(traceID, sequence: sequence), with: IndexBucket.entry(sequence)) }
         switch event {
         case .configuration, .invitationAccepted:
             var state = try configuration(in: store)
@@ -271,11 +281,11 @@ public enum AuthProjection {
         ]
         for (kind, values) in entries {
             for value in values where !value.isEmpty {
-                try store.put(.index, kind.key(value, sequence: sequence), [])
+                try store.extend(.index, kind.key(value, sequence: sequence), with: IndexBucket.entry(sequence))
             }
         }
         for (kind, value) in historyEntries(event) where !value.isEmpty {
-            try store.put(.index, kind.key(value, sequence: sequence), [])
+            try store.extend(.index, kind.key(value, sequence: sequence), with: IndexBucket.entry(sequence))
         }
     }
 

@@ -6,9 +6,11 @@ import LedgerCore
 /// tools answer about one decision or one moment without reading the journal from its start
 /// (``AuthProjection/historyEntries(_:)``).
 ///
-/// An entry's key is the kind's letter, a digest of the value and the event's sequence number, written in
-/// ``IndexKeyDigits`` (34 bytes, empty value); all entries of one value share the first 23 bytes, in the
-/// order of their events. The value itself is not kept: the index finds events, which hold it.
+/// A value's entries are kept in buckets of 256 consecutive sequence numbers (``IndexBucket``): one key per
+/// value and bucket — the kind's letter, a digest of the value and the bucket's number, written in
+/// ``IndexKeyDigits`` (33 bytes) — whose value holds the last byte of each of its events' sequence numbers,
+/// in order. All keys of one value share the first 23 bytes, in the order of their buckets. The value
+/// itself is not kept: the index finds events, which hold it.
 public enum IndexKind: String, CaseIterable, Sendable {
     case user = "u", client = "c", code = "k", session = "s", address = "i"
     /// The events that change the configuration (value ``IndexKind/tenant``): a decision's configuration
@@ -34,20 +36,50 @@ public enum IndexKind: String, CaseIterable, Sendable {
         return rawValue + IndexKeyDigits.encode(digest)
     }
 
-    /// The index key of `value` at `sequence`: its prefix, then the sequence number.
+    /// The index key of the bucket that holds `value`'s entry for the event at `sequence`: its prefix, then
+    /// the bucket's number.
     public func key(_ value: String, sequence: UInt64) -> String {
-        prefix(value) + IndexKeyDigits.encode(sequence.bigEndianBytes)
+        prefix(value) + IndexBucket.digits(sequence)
+    }
+}
+
+/// Index entries kept by the bucket: one key per value and run of 256 sequence numbers, whose value lists
+/// the last byte of each sequence number of the value's events in that run, increasing.
+///
+/// An entry per event under a key of its own cost a key (34 bytes), and LMDB's node around it, for each
+/// event a value concerns; most values (a client, a user, a session, an address) concern several events
+/// in a row, so a bucket keeps them for a byte each. Writing one is a blind append to the bucket's value
+/// (``ProjectionStore/extend(_:_:with:)``), which PostgreSQL does without reading it first.
+public enum IndexBucket {
+    /// How many low bits of a sequence number its bucket leaves to the entry: 8, one byte per entry.
+    static let entryBits: UInt64 = 8
+    /// The length of a key's last part, the bucket's number (seven bytes: sequence numbers have 64 bits).
+    static let numberDigits = IndexKeyDigits.count(forBytes: 7)
+
+    /// The bucket number of `sequence`, in ``IndexKeyDigits``.
+    static func digits(_ sequence: UInt64) -> String {
+        IndexKeyDigits.encode((sequence >> entryBits).bigEndianBytes.dropFirst())
     }
 
-    /// The length of a key's last part, the sequence number.
-    static let sequenceDigits = IndexKeyDigits.count(forBytes: 8)
+    /// What `sequence`'s entry adds to its bucket's value.
+    public static func entry(_ sequence: UInt64) -> [UInt8] { [UInt8(truncatingIfNeeded: sequence)] }
 
-    /// The sequence number index key `key` ends in; `nil` when it does not end in one.
-    public static func sequence(inKey key: some BidirectionalCollection<UInt8>) -> UInt64? {
-        guard key.count >= sequenceDigits, let bytes = IndexKeyDigits.decode(key.suffix(sequenceDigits), bytes: 8) else {
-            return nil
+    /// The sequence numbers of the bucket stored under `key` with `value`; `nil` when the key does not end
+    /// in a bucket number, or the value is empty or not increasing.
+    public static func sequences(inKey key: some BidirectionalCollection<UInt8>, value: [UInt8]) -> [UInt64]? {
+        guard key.count >= numberDigits, !value.isEmpty,
+            let number = IndexKeyDigits.decode(key.suffix(numberDigits), bytes: 7),
+            let bucket = UInt64(bigEndianBytes: [0] + number)
+        else { return nil }
+        let base = bucket << entryBits
+        var sequences: [UInt64] = []
+        sequences.reserveCapacity(value.count)
+        for byte in value {
+            let sequence = base | UInt64(byte)
+            if let last = sequences.last, sequence <= last { return nil }
+            sequences.append(sequence)
         }
-        return UInt64(bigEndianBytes: bytes)
+        return sequences
     }
 }
 

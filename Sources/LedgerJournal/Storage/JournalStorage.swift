@@ -81,6 +81,11 @@ public protocol StorageWriteTransaction: StorageReadTransaction {
     /// store may use it to write faster; it must still store the entry correctly).
     func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable, append: Bool) throws
 
+    /// Appends `bytes` to the value stored under `key` (stores `bytes` when there is none). A store whose
+    /// reads are round trips appends on its side, without reading the value (PostgreSQL: an upsert that
+    /// concatenates); one that reads in place reads and writes it (the default).
+    func extend(_ bytes: [UInt8], for key: [UInt8], in table: StorageTable) throws
+
     /// Removes the entry under `key`; returns whether there was one.
     @discardableResult
     func delete(_ key: [UInt8], in table: StorageTable) throws -> Bool
@@ -124,6 +129,11 @@ extension StorageWriteTransaction {
     /// Stores `value` under `key`.
     public func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable) throws {
         try put(value, for: key, in: table, append: false)
+    }
+
+    /// Reads the value under `key` and stores it with `bytes` appended.
+    public func extend(_ bytes: [UInt8], for key: [UInt8], in table: StorageTable) throws {
+        try put((try get(key, in: table) ?? []) + bytes, for: key, in: table, append: false)
     }
 }
 
