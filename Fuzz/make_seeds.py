@@ -34,6 +34,8 @@ JOURNAL = os.path.join(ROOT, "journals", "fixture-incident")
 # The last fixture whose payloads and projection values are JSON (the current one's are compact).
 JSON_JOURNAL = os.path.join(ROOT, "journals", "fixture-incident-v4")
 COMPACT_JOURNAL = os.path.join(ROOT, "journals", "fixture-incident-v5")
+# The last that stored records in full (docs/journal-format.md §6: shortened since).
+NAMED_JOURNAL = os.path.join(ROOT, "journals", "fixture-incident-v6")
 
 
 def dump(table, journal=JOURNAL):
@@ -78,14 +80,15 @@ def projections():
 def records():
     """event-record and journal: records of each kind (genesis, configuration, decisions, codes, tokens),
     JSON ones from the last fixture that wrote JSON payloads, compact ones (journal format §17) from the last
-    that wrote objects in the plain form, and named ones (§16, the named form) from the current one; each
-    journal whole with its checkpoints (it verifies), and a prefix without them."""
-    for prefix, journal in (("record", JSON_JOURNAL), ("compact", COMPACT_JOURNAL), ("named", JOURNAL)):
+    that wrote objects in the plain form, named ones (§16, the named form) from the last that stored records
+    in full, and shortened ones (§6) from the current one; each journal whole with its checkpoints (it
+    verifies), and a prefix without them."""
+    for prefix, journal in (("record", JSON_JOURNAL), ("compact", COMPACT_JOURNAL), ("named", NAMED_JOURNAL), ("stored", JOURNAL)):
         events = [value for _, value in dump("events", journal)]
         for index in (0, 1, 4, 8, 20, 21, 40, 74, 75, 76):
             if index < len(events):
                 write("event-record", "%s-%02d" % (prefix, index + 1), events[index])
-    for suffix, journal in (("", JSON_JOURNAL), ("-compact", COMPACT_JOURNAL), ("-named", JOURNAL)):
+    for suffix, journal in (("", JSON_JOURNAL), ("-compact", COMPACT_JOURNAL), ("-named", NAMED_JOURNAL), ("-stored", JOURNAL)):
         events = [value for _, value in dump("events", journal)]
         checkpoints = [value for _, value in dump("checkpoints", journal)]
         write("journal", "whole" + suffix, b"".join(chunk(1, c) for c in checkpoints) + b"".join(chunk(0, r) for r in events))

@@ -48,7 +48,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     }
 
     static func eventRecord(_ bytes: [UInt8]) {
-        guard let envelope = try? EventEnvelope(record: bytes) else { return }
+        // A record as stored: in full, or shortened (expanded as if stored under #2 of a journal whose id is zeros).
+        guard let record = try? StoredRecord.record(expanding: bytes, sequence: 2, journalID: Array(repeating: 0, count: 16)),
+            let envelope = try? EventEnvelope(record: record)
+        else { return }
+        if StoredRecord.isShortened(bytes) { _ = StoredRecord.shortened(record) }
         _ = try? AuthEvent(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence)
         _ = try? ConfigurationEvent(type: envelope.type, payload: envelope.payload)
         _ = envelope.record

@@ -76,9 +76,10 @@ public struct EventContent: Sendable, Equatable {
 /// One event in the journal: its signed ``EventContent`` and its place — sequence number, time, and the
 /// hash of the event before it.
 ///
-/// The stored form is ``record``, a canonical encoding described in docs/journal-format.md: the same
-/// envelope always encodes to the same bytes, and decoding is strict, so every record has exactly one
-/// meaning. The record is what the hash chain and the Merkle tree are computed over.
+/// Its canonical encoding is ``record``, described in docs/journal-format.md: the same envelope always
+/// encodes to the same bytes, and decoding is strict, so every record has exactly one meaning. The record
+/// is what the hash chain and the Merkle tree are computed over; the store keeps it in full or shortened
+/// (``StoredRecord``).
 public struct EventEnvelope: Sendable, Equatable {
     /// Position in the journal, starting at 1, without gaps.
     public var sequence: UInt64
@@ -161,6 +162,11 @@ public enum EnvelopeDecodingError: Error, Equatable, CustomStringConvertible {
     case trailingBytes(Int)
     /// The schema version declares a compact payload (its top bit set) and the payload is not one.
     case payloadNotCompact
+    /// A shortened record (``StoredRecord``) writes out a type name that it must name by its position.
+    case typeWrittenOut
+    /// A shortened record where the journal id it leaves out is not known yet: before the genesis event,
+    /// which is always stored in full.
+    case shortenedBeforeGenesis
 
     public var description: String {
         switch self {
@@ -169,6 +175,8 @@ public enum EnvelopeDecodingError: Error, Equatable, CustomStringConvertible {
         case .invalidType: "record has an invalid event type"
         case .trailingBytes(let count): "record has \(count) bytes after its signature"
         case .payloadNotCompact: "record's schema version declares a compact payload and its payload is not one"
+        case .typeWrittenOut: "shortened record writes out a type name it must name by its position"
+        case .shortenedBeforeGenesis: "shortened record before the genesis event, whose journal id it leaves out"
         }
     }
 }

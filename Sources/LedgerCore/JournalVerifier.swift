@@ -124,7 +124,7 @@ public struct JournalVerifier: Sendable {
     /// Checks everything about the record except its Ed25519 signature, which it returns for the caller to
     /// check — in parallel with others' (the sequence of checks stays as ``verify(storedKey:record:)``'s: the
     /// caller reports whichever failure has the lower sequence number).
-    public mutating func verifyDeferringSignature(storedKey: UInt64, record: [UInt8]) throws(VerificationFailure) -> DeferredSignature {
+    public mutating func verifyDeferringSignature(storedKey: UInt64, record stored: [UInt8]) throws(VerificationFailure) -> DeferredSignature {
         let expected = count + 1
         guard storedKey >= expected else {
             throw VerificationFailure(sequence: expected, problem: .unexpectedRecord(storedKey: storedKey))
@@ -132,8 +132,13 @@ public struct JournalVerifier: Sendable {
         guard storedKey == expected else {
             throw VerificationFailure(sequence: expected, problem: .missingEvent(nextStored: storedKey))
         }
+        let record: [UInt8]
         let envelope: EventEnvelope
-        do {
+        do throws(EnvelopeDecodingError) {
+            // A shortened record (journal format §6) is expanded with the journal id of the verified genesis
+            // (or archived prefix): never with one the store's other tables claim.
+            guard !StoredRecord.isShortened(stored) || journalID.count == 16 else { throw EnvelopeDecodingError.shortenedBeforeGenesis }
+            record = try StoredRecord.record(expanding: stored, sequence: expected, journalID: journalID)
             envelope = try EventEnvelope(record: record)
         } catch {
             throw VerificationFailure(sequence: expected, problem: .malformedRecord(error))

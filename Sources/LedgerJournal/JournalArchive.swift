@@ -160,7 +160,7 @@ extension Journal {
             let first = (try layout.archivePrefix(in: store)?.size ?? 0) + 1
             guard prefix.size >= first, let root = prefix.rootHash,
                 try store.get(prefix.size.bigEndianBytes, in: layout.checkpoints) != nil,
-                let record = try store.get(prefix.size.bigEndianBytes, in: layout.events), SHA256Digest.hash(record) == prefix.lastHash
+                let record = try layout.record(prefix.size, in: store), SHA256Digest.hash(record) == prefix.lastHash
             else {
                 throw JournalError.invalidEvent("the archive does not end at a checkpoint of this journal after #\(first - 1)")
             }

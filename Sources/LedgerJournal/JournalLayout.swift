@@ -4,7 +4,7 @@ import LedgerCore
 ///
 /// | table         | key                              | value                                   |
 /// |---------------|----------------------------------|-----------------------------------------|
-/// | `events`      | sequence, 8 bytes big-endian     | the event record (signed bytes + signature) |
+/// | `events`      | sequence, 8 bytes big-endian     | the event record, in full or shortened (`StoredRecord`) |
 /// | `merkle`      | last leaf (8 bytes) + level (1)  | root of that perfect subtree (32 bytes) |
 /// | `checkpoints` | tree size, 8 bytes big-endian    | signed note text                        |
 /// | `meta`        | ASCII name                       | journal identity, format, active key, key history |
@@ -125,9 +125,40 @@ struct JournalLayout: Sendable {
         ((index + 1) << UInt64(level) - 1).bigEndianBytes + [UInt8(level)]
     }
 
+    /// The record stored under `sequence`, in full (``RecordExpander``); `nil` when there is none.
+    func record(_ sequence: UInt64, in transaction: any StorageReadTransaction) throws -> [UInt8]? {
+        var expander = RecordExpander(layout: self)
+        return try transaction.get(sequence.bigEndianBytes, in: events).map { try expander.record($0, sequence: sequence, in: transaction) }
+    }
+
     func projection(_ name: String) throws(JournalError) -> StorageTable {
         guard let table = projections[name] else { throw .unknownProjection(name) }
         return table
+    }
+}
+
+/// Turns stored records into full ones (``StoredRecord``): a shortened record is expanded with the
+/// journal's id, read from `meta` at the first one and kept for the rest of a walk.
+struct RecordExpander {
+    let layout: JournalLayout
+    private var journalID: [UInt8]?
+
+    init(layout: JournalLayout) { self.layout = layout }
+
+    /// The full record that `stored`, read under `sequence`, stands for.
+    mutating func record(_ stored: [UInt8], sequence: UInt64, in transaction: any StorageReadTransaction) throws -> [UInt8] {
+        guard StoredRecord.isShortened(stored) else { return stored }
+        if journalID == nil {
+            guard let text = try transaction.get(JournalLayout.MetaKey.journalID, in: layout.meta),
+                let id = Hex.decode(String(decoding: text, as: UTF8.self)), id.count == 16
+            else { throw JournalError.corrupt("the journal's id is missing or malformed, and its shortened records need it") }
+            journalID = id
+        }
+        do {
+            return try StoredRecord.record(expanding: stored, sequence: sequence, journalID: journalID!)
+        } catch {
+            throw JournalError.corrupt("event #\(sequence): \(error)")
+        }
     }
 }
 
@@ -146,8 +177,10 @@ public struct JournalHead: Sendable, Equatable {
     /// The head as `transaction` sees it, read from the last stored record (the head is derived, never
     /// stored separately, so it cannot disagree with the events).
     static func read(from transaction: any StorageReadTransaction, layout: JournalLayout) throws -> JournalHead {
-        guard let (key, record) = try transaction.last(in: layout.events) else { return .empty }
+        guard let (key, stored) = try transaction.last(in: layout.events) else { return .empty }
         guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("last event key is malformed") }
+        var expander = RecordExpander(layout: layout)
+        let record = try expander.record(stored, sequence: sequence, in: transaction)
         let envelope = try EventEnvelope(record: record)
         return JournalHead(sequence: sequence, lastHash: SHA256Digest.hash(record), lastTime: envelope.timestamp)
     }
@@ -174,7 +207,7 @@ struct StoredMerkleNodes: MerkleNodeSource {
         guard level < JournalLayout.lowestStoredMerkleLevel else { throw JournalError.corrupt("Merkle node \(level)/\(index) is missing") }
         guard level > 0 else {
             // Leaf `index` is event `index + 1`.
-            guard let record = try transaction.get((index + 1).bigEndianBytes, in: layout.events) else {
+            guard let record = try layout.record(index + 1, in: transaction) else {
                 throw JournalError.corrupt("Merkle node 0/\(index) is missing, and so is event #\(index + 1) it is the hash of")
             }
             return MerkleHashing.leafHash(record)

@@ -39,9 +39,9 @@ public struct JournalSnapshot {
         get throws { try layout.signers(in: transaction) }
     }
 
-    /// The stored record of event `sequence`, exactly as written.
+    /// The record of event `sequence`, in full (as signed, hashed and exported), however it is stored.
     public func record(_ sequence: UInt64) throws -> [UInt8]? {
-        try transaction.get(sequence.bigEndianBytes, in: layout.events)
+        try layout.record(sequence, in: transaction)
     }
 
     /// Event `sequence`, decoded.
@@ -60,13 +60,14 @@ public struct JournalSnapshot {
         get throws { (try archivedPrefix?.size ?? 0) + 1 }
     }
 
-    /// Visits stored records in sequence order from `start` (at the earliest the first event the journal
+    /// Visits records, in full, in sequence order from `start` (at the earliest the first event the journal
     /// holds: archived ones are not visited, even while their removal is unfinished), with the sequence key
     /// they are stored under, until `body` returns false. Does not decode or check them.
     public func forEachRecord(from start: UInt64 = 1, _ body: (UInt64, [UInt8]) throws -> Bool) throws {
+        var expander = RecordExpander(layout: layout)
         try transaction.forEach(in: layout.events, from: max(start, try firstSequence).bigEndianBytes) { key, value in
             guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("event key of \(key.count) bytes") }
-            return try body(sequence, value)
+            return try body(sequence, try expander.record(value, sequence: sequence, in: transaction))
         }
     }
 

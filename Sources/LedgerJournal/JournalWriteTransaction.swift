@@ -142,7 +142,7 @@ public struct JournalWriteTransaction {
 
     /// A committed event (events appended in the current batch are not readable yet).
     public func event(_ sequence: UInt64) throws -> EventEnvelope? {
-        try transaction.get(sequence.bigEndianBytes, in: layout.events).map { try EventEnvelope(record: $0) }
+        try layout.record(sequence, in: transaction).map { try EventEnvelope(record: $0) }
     }
 
     mutating func rotate(to newKey: Ed25519SigningKey, journalID: String) throws {

@@ -300,7 +300,9 @@ final class JournalWriter: @unchecked Sendable {
         var newFrontier = frontier
         var nodeError: (any Error)?
         for (sequence, record) in context.records {
-            try transaction.put(record, for: sequence.bigEndianBytes, in: layout.events, append: true)
+            // Shortened (journal format §6), but the genesis: the others are expanded with its journal id.
+            let stored = sequence > 1 ? StoredRecord.shortened(record) : record
+            try transaction.put(stored, for: sequence.bigEndianBytes, in: layout.events, append: true)
             newFrontier.append(MerkleHashing.leafHash(record)) { level, index, hash in
                 guard nodeError == nil, JournalLayout.storesMerkleNode(level: level) else { return }
                 do {
@@ -350,7 +352,9 @@ final class JournalWriter: @unchecked Sendable {
         var sawHead = head.sequence == 0
         // From this writer's last event itself: it must still be there, unchanged (a restore or a failover
         // that lost commits would otherwise be chained over).
-        try transaction.forEach(in: layout.events, from: max(head.sequence, 1).bigEndianBytes) { key, record in
+        var expander = RecordExpander(layout: layout)
+        try transaction.forEach(in: layout.events, from: max(head.sequence, 1).bigEndianBytes) { key, stored in
+            let record = try expander.record(stored, sequence: UInt64(bigEndianBytes: key) ?? 0, in: transaction)
             if head.sequence > 0, UInt64(bigEndianBytes: key) == head.sequence {
                 guard SHA256Digest.hash(record) == head.lastHash else {
                     throw JournalError.lostCommits(sequence: head.sequence, reason: "has been replaced by another event")

@@ -29,7 +29,7 @@ struct FixtureJournalTests {
 
     @Test(
         "a journal an earlier release wrote (v1: personal data in clear; v2: sealed, before rule-set versions; both with older projections; v3: events referring by sequence number, payloads from Foundation's JSON encoder; v4: JSON payloads and projection values; v5: compact payloads with objects in the plain form, index keys holding their values, every Merkle level stored) still verifies, replays and reads",
-        arguments: ["fixture-incident-v1", "fixture-incident-v2", "fixture-incident-v3", "fixture-incident-v4", "fixture-incident-v5"])
+        arguments: ["fixture-incident-v1", "fixture-incident-v2", "fixture-incident-v3", "fixture-incident-v4", "fixture-incident-v5", "fixture-incident-v6"])
     func earlierRelease(name: String) throws {
         let fixture = try Self.fixtureCopy(name)
         defer { fixture.cleanup() }

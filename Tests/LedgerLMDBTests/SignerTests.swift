@@ -163,7 +163,7 @@ struct SignerTests {
 /// files would (its place in the chain, its content and time unchanged).
 private func resign(_ journal: String, sequence: UInt64, with key: Ed25519SigningKey) throws {
     try withRawLMDB(journal) { transaction, layout in
-        let record = try #require(try transaction.get(sequence.bigEndianBytes, in: layout.events))
+        let record = try #require(try layout.record(sequence, in: transaction))
         let envelope = try EventEnvelope(record: record)
         var content = envelope.content
         content.keyID = key.keyID

@@ -100,6 +100,31 @@ struct TamperTests {
         }
     }
 
+    @Test("swapping two events' shortened records as stored fails at the lower sequence number as a broken chain")
+    func swappedShortenedRecords() async throws {
+        let temp = TemporaryDirectory("tamper")
+        defer { withExtendedLifetime(temp) {} }
+        _ = try await buildJournal(temp.journal)
+
+        let (lower, upper): (UInt64, UInt64) = (8, 14)
+        try withRawLMDB(temp.journal) { transaction, layout in
+            let lowerStored = try #require(try transaction.get(lower.bigEndianBytes, in: layout.events))
+            let upperStored = try #require(try transaction.get(upper.bigEndianBytes, in: layout.events))
+            #expect(StoredRecord.isShortened(lowerStored) && StoredRecord.isShortened(upperStored))
+            try transaction.put(upperStored, for: lower.bigEndianBytes, in: layout.events)
+            try transaction.put(lowerStored, for: upper.bigEndianBytes, in: layout.events)
+        }
+
+        // A shortened record takes the sequence number of the key it is stored under: moved, it no longer
+        // follows the event before it.
+        let failure = try requireFailure(temp.journal)
+        #expect(failure.sequence == 8)
+        switch failure.problem {
+        case .brokenChain: break
+        default: Issue.record("expected a broken chain, got: \(failure)")
+        }
+    }
+
     @Test("a re-linked reorder (positions rewritten) fails at the first event the last good checkpoint does not prove")
     func relinkedReorder() async throws {
         let temp = TemporaryDirectory("tamper")
@@ -492,9 +517,10 @@ private func requireFailure(
     return try #require(failure, "expected verification to fail, but it passed: \(result)", sourceLocation: sourceLocation)
 }
 
-/// The record stored under `sequence`; fails the test if there is none.
+/// The record stored under `sequence`, in full (expanded when it is stored shortened: an attacker may
+/// write either form); fails the test if there is none.
 private func storedRecord(_ sequence: UInt64, _ transaction: any StorageWriteTransaction, _ layout: JournalLayout) throws -> [UInt8] {
-    let record = try transaction.get(sequence.bigEndianBytes, in: layout.events)
+    let record = try layout.record(sequence, in: transaction)
     return try #require(record, "event #\(sequence) is not stored")
 }
 
