@@ -77,6 +77,47 @@ public enum StoredRecord {
         return stored
     }
 
+    /// The types of ``typeNames``, parsed once.
+    private static let types: [EventType] = typeNames.map { EventType($0)! }
+
+    /// The event that `stored` stands for, read as ``record(expanding:sequence:journalID:)`` and
+    /// ``EventEnvelope/init(record:)`` would read it — the same envelope, the same refusals — without
+    /// making the full record first: readers that need the event but not its hash (a rebuild, a replay)
+    /// take it from here.
+    public static func envelope(expanding stored: [UInt8], sequence: UInt64, journalID: [UInt8]) throws(EnvelopeDecodingError) -> EventEnvelope {
+        guard isShortened(stored) else { return try EventEnvelope(record: stored) }
+        precondition(journalID.count == 16, "a journal id is 16 bytes")
+        var reader = ByteReader(stored)
+        _ = reader.readUInt8()
+        guard let micros = reader.readInt64(), let previous = reader.read(count: 32) else { throw .truncated("time or previous hash") }
+        guard let code = reader.readUInt8() else { throw .truncated("type") }
+        let type: EventType
+        if code == 0 {
+            guard let length = reader.readUInt8(), let name = reader.read(count: Int(length)) else { throw .truncated("type") }
+            let text = String(decoding: name, as: UTF8.self)
+            guard typeCodes[text] == nil else { throw .typeWrittenOut }
+            guard let parsed = EventType(text), parsed.name.utf8.count == name.count else { throw .invalidType }
+            type = parsed
+        } else {
+            guard Int(code) <= types.count else { throw .invalidType }
+            type = types[Int(code) - 1]
+        }
+        guard let schemaVersion = reader.readUInt16(), let keyBytes = reader.read(count: 8) else {
+            throw .truncated("schema version or key id")
+        }
+        guard reader.remaining >= 64 else { throw .truncated("signature") }
+        let payloadLength = reader.remaining - 64
+        guard payloadLength <= EventEnvelope.maximumPayloadSize, let payload = reader.read(count: payloadLength),
+            let signature = reader.read(count: 64)
+        else { throw .truncated("payload") }
+        guard PayloadEncoding.payload(payload, fits: schemaVersion) else { throw .payloadNotCompact }
+        return EventEnvelope(
+            sequence: sequence, timestamp: LedgerTimestamp(microsecondsSinceEpoch: micros), previousHash: SHA256Digest(unchecked: previous),
+            content: EventContent(
+                journalID: journalID, type: type, schemaVersion: schemaVersion, keyID: KeyID(bytes: keyBytes)!, payload: payload),
+            signature: signature)
+    }
+
     /// The full record that `stored` stands for, stored under `sequence` in the journal whose id is
     /// `journalID` (16 bytes): `stored` itself when it is a full record. Checks the shortened form only;
     /// what it expands to is decoded by ``EventEnvelope/init(record:)`` as any record is.

@@ -131,6 +131,12 @@ struct JournalLayout: Sendable {
         return try transaction.get(sequence.bigEndianBytes, in: events).map { try expander.record($0, sequence: sequence, in: transaction) }
     }
 
+    /// The event stored under `sequence`, decoded; `nil` when there is none.
+    func event(_ sequence: UInt64, in transaction: any StorageReadTransaction) throws -> EventEnvelope? {
+        var expander = RecordExpander(layout: self)
+        return try transaction.get(sequence.bigEndianBytes, in: events).map { try expander.envelope($0, sequence: sequence, in: transaction) }
+    }
+
     func projection(_ name: String) throws(JournalError) -> StorageTable {
         guard let table = projections[name] else { throw .unknownProjection(name) }
         return table
@@ -148,17 +154,33 @@ struct RecordExpander {
     /// The full record that `stored`, read under `sequence`, stands for.
     mutating func record(_ stored: [UInt8], sequence: UInt64, in transaction: any StorageReadTransaction) throws -> [UInt8] {
         guard StoredRecord.isShortened(stored) else { return stored }
-        if journalID == nil {
-            guard let text = try transaction.get(JournalLayout.MetaKey.journalID, in: layout.meta),
-                let id = Hex.decode(String(decoding: text, as: UTF8.self)), id.count == 16
-            else { throw JournalError.corrupt("the journal's id is missing or malformed, and its shortened records need it") }
-            journalID = id
-        }
+        let id = try journalID(in: transaction)
         do {
-            return try StoredRecord.record(expanding: stored, sequence: sequence, journalID: journalID!)
+            return try StoredRecord.record(expanding: stored, sequence: sequence, journalID: id)
         } catch {
             throw JournalError.corrupt("event #\(sequence): \(error)")
         }
+    }
+
+    /// The event that `stored`, read under `sequence`, stands for: decoded as its full record would be,
+    /// without making that record.
+    mutating func envelope(_ stored: [UInt8], sequence: UInt64, in transaction: any StorageReadTransaction) throws -> EventEnvelope {
+        guard StoredRecord.isShortened(stored) else { return try EventEnvelope(record: stored) }
+        let id = try journalID(in: transaction)
+        do {
+            return try StoredRecord.envelope(expanding: stored, sequence: sequence, journalID: id)
+        } catch {
+            throw JournalError.corrupt("event #\(sequence): \(error)")
+        }
+    }
+
+    private mutating func journalID(in transaction: any StorageReadTransaction) throws -> [UInt8] {
+        if let journalID { return journalID }
+        guard let text = try transaction.get(JournalLayout.MetaKey.journalID, in: layout.meta),
+            let id = Hex.decode(String(decoding: text, as: UTF8.self)), id.count == 16
+        else { throw JournalError.corrupt("the journal's id is missing or malformed, and its shortened records need it") }
+        journalID = id
+        return id
     }
 }
 

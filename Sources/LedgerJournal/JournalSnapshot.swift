@@ -46,7 +46,7 @@ public struct JournalSnapshot {
 
     /// Event `sequence`, decoded.
     public func event(_ sequence: UInt64) throws -> EventEnvelope? {
-        try record(sequence).map { try EventEnvelope(record: $0) }
+        try layout.event(sequence, in: transaction)
     }
 
     /// The verified state after the archived events, when the journal's oldest events were archived
@@ -73,7 +73,11 @@ public struct JournalSnapshot {
 
     /// Visits decoded events in order from `start` until `body` returns false.
     public func forEachEvent(from start: UInt64 = 1, _ body: (EventEnvelope) throws -> Bool) throws {
-        try forEachRecord(from: start) { _, record in try body(try EventEnvelope(record: record)) }
+        var expander = RecordExpander(layout: layout)
+        try transaction.forEach(in: layout.events, from: max(start, try firstSequence).bigEndianBytes) { key, value in
+            guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("event key of \(key.count) bytes") }
+            return try body(try expander.envelope(value, sequence: sequence, in: transaction))
+        }
     }
 
     /// The entries of projection `name` as the archived events left them (none when nothing was archived).

@@ -142,7 +142,7 @@ public struct JournalWriteTransaction {
 
     /// A committed event (events appended in the current batch are not readable yet).
     public func event(_ sequence: UInt64) throws -> EventEnvelope? {
-        try layout.record(sequence, in: transaction).map { try EventEnvelope(record: $0) }
+        try layout.event(sequence, in: transaction)
     }
 
     mutating func rotate(to newKey: Ed25519SigningKey, journalID: String) throws {

@@ -40,6 +40,7 @@ struct StoredRecordTests {
             let expanded = try StoredRecord.record(expanding: stored, sequence: 7, journalID: EnvelopeTests.journalID)
             #expect(expanded == envelope.record, "\(type)")
             #expect(try EventEnvelope(record: expanded) == envelope)
+            #expect(try StoredRecord.envelope(expanding: stored, sequence: 7, journalID: EnvelopeTests.journalID) == envelope)
         }
         // A full record is its own stored form.
         let full = Self.envelope(type: "auth.code.issued").record
@@ -72,6 +73,19 @@ struct StoredRecordTests {
         #expect(throws: EnvelopeDecodingError.invalidType) { try expand(beyond) }
         let writtenOut = Array(stored.prefix(41)) + [0, 16] + Array("auth.code.issued".utf8) + Array(stored.dropFirst(42))
         #expect(throws: EnvelopeDecodingError.typeWrittenOut) { try expand(writtenOut) }
+        // Decoded straight into an event, the same bytes are refused alike: every cut, every damage.
+        let damaged = [beyond, writtenOut, Array(stored.prefix(41)) + [0, 1, 0x2E] + Array(stored.dropFirst(42))]
+        for bytes in (1..<stored.count).map({ Array(stored.prefix($0)) }) + damaged {
+            let viaRecord = Result { () throws(EnvelopeDecodingError) in try EventEnvelope(record: try expand(bytes)) }
+            let direct = Result { () throws(EnvelopeDecodingError) in
+                try StoredRecord.envelope(expanding: bytes, sequence: 1, journalID: EnvelopeTests.journalID)
+            }
+            switch (viaRecord, direct) {
+            case (.success(let left), .success(let right)): #expect(left == right)
+            case (.failure, .failure): break
+            default: Issue.record("\(bytes.count) bytes: \(viaRecord) through the record, \(direct) directly")
+            }
+        }
         // An unknown name written out is what the writer does.
         let unknown = StoredRecord.shortened(Self.envelope(type: "test.event").record)
         #expect(unknown[41] == 0 && unknown[42] == 10)
