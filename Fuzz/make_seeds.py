@@ -90,8 +90,9 @@ def records():
                 write("event-record", "%s-%02d" % (prefix, index + 1), events[index])
     for suffix, journal in (("", JSON_JOURNAL), ("-compact", COMPACT_JOURNAL), ("-named", NAMED_JOURNAL), ("-stored", JOURNAL)):
         events = [value for _, value in dump("events", journal)]
-        checkpoints = [value for _, value in dump("checkpoints", journal)]
-        write("journal", "whole" + suffix, b"".join(chunk(1, c) for c in checkpoints) + b"".join(chunk(0, r) for r in events))
+        # Checkpoints as stored: the note's text (kind 1), or shortened (kind 3: the tree size, then the bytes).
+        checkpoints = [chunk(3, key + value) if value[:1] == b"\x01" else chunk(1, value) for key, value in dump("checkpoints", journal)]
+        write("journal", "whole" + suffix, b"".join(checkpoints) + b"".join(chunk(0, r) for r in events))
         write("journal", "prefix" + suffix, b"".join(chunk(0, r) for r in events[:12]))
 
 

@@ -62,6 +62,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let input = JournalInput(bytes)
         let checkpoints = input.checkpoints.compactMap { text in
             (try? SignedCheckpoint(text: text)).map { ($0, JournalVerifier.CheckpointSource.journal) }
+        } + input.shortenedCheckpoints.compactMap { size, stored in
+            (try? StoredCheckpoint.unresolved(stored, treeSize: size)).map { ($0, JournalVerifier.CheckpointSource.journalShortened) }
         }
         var verifier = JournalVerifier(trust: .genesisKey, checkpoints: checkpoints)
         for (index, record) in input.records.enumerated() {
@@ -153,11 +155,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 }
 
 /// How the `journal` target reads its input: chunks of a one-byte kind and a two-byte big-endian length —
-/// kind 0 a stored record, kind 1 a signed checkpoint's text — up to the end (a truncated chunk is taken as
-/// far as it goes). ``encode(records:checkpoints:)`` writes a real journal this way, for seeds.
+/// kind 0 a stored record, kind 1 a signed checkpoint's text, kind 3 a checkpoint stored shortened (its
+/// tree size, 8 bytes, then its stored bytes: ``StoredCheckpoint``) — up to the end (a truncated chunk is
+/// taken as far as it goes). ``encode(records:checkpoints:)`` writes a real journal this way, for seeds.
 public struct JournalInput: Sendable {
     public var records: [[UInt8]] = []
     public var checkpoints: [String] = []
+    public var shortenedCheckpoints: [(treeSize: UInt64, stored: [UInt8])] = []
 
     public init(_ bytes: [UInt8]) {
         var index = 0
@@ -168,7 +172,14 @@ public struct JournalInput: Sendable {
             let start = index + 3
             let end = min(start + length, bytes.count)
             let chunk = Array(bytes[start..<end])
-            if kind & 1 == 0 { records.append(chunk) } else { checkpoints.append(String(decoding: chunk, as: UTF8.self)) }
+            if kind == 3 {
+                let size = chunk.count >= 8 ? UInt64(bigEndianBytes: Array(chunk.prefix(8))) ?? 0 : 0
+                shortenedCheckpoints.append((size, Array(chunk.dropFirst(8))))
+            } else if kind & 1 == 0 {
+                records.append(chunk)
+            } else {
+                checkpoints.append(String(decoding: chunk, as: UTF8.self))
+            }
             index = end
         }
     }

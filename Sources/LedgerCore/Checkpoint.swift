@@ -185,3 +185,76 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// How the journal keeps its own checkpoints in the `checkpoints` table: as the signed note's text, or
+/// **shortened** — without what the journal knows anyway (journal format §6).
+///
+/// A checkpoint's note repeats its origin twice (`authledger/` and the journal id), its tree size (the key
+/// it is stored under) and the root of the tree of that size, which the `merkle` table and the events give
+/// again: about 200 of its 270 bytes. The shortened form keeps the rest:
+///
+/// | field | size |
+/// |---|---|
+/// | form tag ``shortenedTag`` (`0x01`; a note starts with its origin, `a`) | 1 |
+/// | time (microseconds since 1970, signed) | 8 |
+/// | key hash (4) and Ed25519 signature (64) of the note's one signature | 68 |
+///
+/// It stands for exactly one note: the checkpoint of the journal's origin, the tree size it is stored
+/// under, the root of the tree of that size and its time, signed by the journal's key (key name: the
+/// origin). A verifier rebuilds the note with the root it computed itself, so a shortened checkpoint
+/// whose signature does not hold over that root proves nothing: the events since the last proven size
+/// are not the ones it signed, or it is not genuine.
+public enum StoredCheckpoint {
+    /// The first byte of a shortened checkpoint.
+    public static let shortenedTag: UInt8 = 0x01
+    static let shortenedCount = 1 + 8 + 4 + 64
+
+    /// Whether `stored` is a shortened checkpoint (else it is the note's text).
+    public static func isShortened(_ stored: [UInt8]) -> Bool { stored.first == shortenedTag }
+
+    /// The shortened form of `signed`, a checkpoint with one signature whose key name is its origin (as
+    /// the journal's writer signs them).
+    public static func shortened(_ signed: SignedCheckpoint) -> [UInt8] {
+        precondition(signed.signatures.count == 1 && signed.signatures[0].keyName == signed.checkpoint.origin, "one signature by the origin's key")
+        var writer = ByteWriter(capacity: shortenedCount)
+        writer.write(shortenedTag)
+        writer.write(signed.checkpoint.timestamp.microseconds)
+        writer.write(signed.signatures[0].keyHash)
+        writer.write(signed.signatures[0].signature)
+        return writer.bytes
+    }
+
+    /// The checkpoint that `stored`, stored under `treeSize` in the journal of `origin`, stands for, the
+    /// tree of that size having the root `rootHash`: a note stored as text is read as it is.
+    /// - Throws: ``CheckpointError`` when the text is not a signed checkpoint, or the shortened form is not
+    ///   exactly 77 bytes.
+    public static func signed(expanding stored: [UInt8], treeSize: UInt64, origin: String, rootHash: SHA256Digest) throws(CheckpointError) -> SignedCheckpoint {
+        guard isShortened(stored) else { return try SignedCheckpoint(text: String(decoding: stored, as: UTF8.self)) }
+        var signed = try unresolved(stored, treeSize: treeSize)
+        signed.resolve(origin: origin, rootHash: rootHash)
+        return signed
+    }
+
+    /// A shortened checkpoint with its origin and root still to be filled in (``SignedCheckpoint/resolve(origin:rootHash:)``):
+    /// empty, and the empty tree's.
+    public static func unresolved(_ stored: [UInt8], treeSize: UInt64) throws(CheckpointError) -> SignedCheckpoint {
+        guard stored.count == shortenedCount, isShortened(stored) else { throw .malformed("a shortened checkpoint is \(shortenedCount) bytes") }
+        var reader = ByteReader(stored)
+        _ = reader.readUInt8()
+        let micros = reader.readInt64()!
+        let keyHash = reader.read(count: 4)!
+        let signature = reader.read(count: 64)!
+        return SignedCheckpoint(
+            checkpoint: Checkpoint(origin: "", treeSize: treeSize, rootHash: MerkleHashing.emptyRoot, timestamp: LedgerTimestamp(microsecondsSinceEpoch: micros)),
+            signatures: [NoteSignature(keyName: "", keyHash: keyHash, signature: signature)])
+    }
+}
+
+extension SignedCheckpoint {
+    /// Fills in what a shortened checkpoint leaves out (``StoredCheckpoint/unresolved(_:treeSize:)``).
+    public mutating func resolve(origin: String, rootHash: SHA256Digest) {
+        checkpoint.origin = origin
+        checkpoint.rootHash = rootHash
+        for index in signatures.indices { signatures[index].keyName = origin }
+    }
+}

@@ -21,11 +21,14 @@ public struct JournalVerifier: Sendable {
     /// Where a checkpoint came from.
     public enum CheckpointSource: Sendable, Equatable, CustomStringConvertible {
         case journal
+        /// A checkpoint the journal stores shortened (``StoredCheckpoint``): its origin and root are left
+        /// out, and the verifier checks its signature over the genesis's origin and the root it computed.
+        case journalShortened
         case witness(String)
 
         public var description: String {
             switch self {
-            case .journal: "journal checkpoint"
+            case .journal, .journalShortened: "journal checkpoint"
             case .witness(let name): "witnessed checkpoint (\(name))"
             }
         }
@@ -297,7 +300,12 @@ public struct JournalVerifier: Sendable {
 
     private mutating func checkCheckpoints(upTo size: UInt64) throws(VerificationFailure) {
         while nextCheckpoint < checkpoints.count, checkpoints[nextCheckpoint].0.checkpoint.treeSize <= size {
-            let (signed, source) = checkpoints[nextCheckpoint]
+            var (signed, source) = checkpoints[nextCheckpoint]
+            let rootless = source == .journalShortened
+            if rootless {
+                // Signed over the root of the events read, or over nothing they make.
+                signed.resolve(origin: genesis?.origin ?? "", rootHash: frontier.root)
+            }
             let checkpoint = signed.checkpoint
             let at = checkpoint.treeSize
             guard checkpoint.origin == genesis?.origin else {
@@ -310,6 +318,10 @@ public struct JournalVerifier: Sendable {
             guard signed.verify(with: entitled) != nil else {
                 if let outsider = signed.verify(with: keyChain) {
                     throw VerificationFailure(sequence: at, problem: .checkpointSignedOutsideTenure(source: source, key: outsider.keyID))
+                }
+                if rootless {
+                    // Its root is the events': they are not the ones it signed (or it was never signed).
+                    throw VerificationFailure(sequence: provenSize + 1, problem: .checkpointRootMismatch(source: source, treeSize: at))
                 }
                 throw VerificationFailure(sequence: at, problem: .checkpointSignatureInvalid(source: source))
             }

@@ -125,7 +125,7 @@ struct JournalLayout: Sendable {
         ((index + 1) << UInt64(level) - 1).bigEndianBytes + [UInt8(level)]
     }
 
-    /// The record stored under `sequence`, in full (``RecordExpander``); `nil` when there is none.
+    /// The record stored under `sequence`, in full (`RecordExpander`); `nil` when there is none.
     func record(_ sequence: UInt64, in transaction: any StorageReadTransaction) throws -> [UInt8]? {
         var expander = RecordExpander(layout: self)
         return try transaction.get(sequence.bigEndianBytes, in: events).map { try expander.record($0, sequence: sequence, in: transaction) }
@@ -143,7 +143,7 @@ struct JournalLayout: Sendable {
     }
 }
 
-/// Turns stored records into full ones (``StoredRecord``): a shortened record is expanded with the
+/// Turns stored records into full ones (`StoredRecord`): a shortened record is expanded with the
 /// journal's id, read from `meta` at the first one and kept for the rest of a walk.
 struct RecordExpander {
     let layout: JournalLayout

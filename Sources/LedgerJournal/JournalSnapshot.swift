@@ -85,19 +85,26 @@ public struct JournalSnapshot {
         try layout.archivedProjection(name, in: transaction, body)
     }
 
-    /// Every checkpoint stored in the journal, by tree size.
+    /// Every checkpoint stored in the journal, by tree size; those stored shortened with the origin and
+    /// the roots the journal holds (`StoredCheckpoint`).
     public func checkpoints() throws -> [SignedCheckpoint] {
-        var result: [SignedCheckpoint] = []
-        try transaction.forEach(in: layout.checkpoints, from: nil) { _, value in
-            result.append(try SignedCheckpoint(text: String(decoding: value, as: UTF8.self)))
+        var stored: [([UInt8], [UInt8])] = []
+        try transaction.forEach(in: layout.checkpoints, from: nil) { key, value in
+            stored.append((key, value))
             return true
         }
-        return result
+        return try stored.map { try checkpoint($0.1, storedUnder: $0.0) }
     }
 
     /// The checkpoint with the largest tree size.
     public func latestCheckpoint() throws -> SignedCheckpoint? {
-        try transaction.last(in: layout.checkpoints).map { try SignedCheckpoint(text: String(decoding: $0.1, as: UTF8.self)) }
+        try transaction.last(in: layout.checkpoints).map { try checkpoint($0.1, storedUnder: $0.0) }
+    }
+
+    private func checkpoint(_ value: [UInt8], storedUnder key: [UInt8]) throws -> SignedCheckpoint {
+        guard StoredCheckpoint.isShortened(value) else { return try SignedCheckpoint(text: String(decoding: value, as: UTF8.self)) }
+        guard let size = UInt64(bigEndianBytes: key), let origin = try origin else { throw JournalError.corrupt("checkpoint key of \(key.count) bytes") }
+        return try StoredCheckpoint.signed(expanding: value, treeSize: size, origin: origin, rootHash: try rootHash(treeSize: size))
     }
 
     /// The Merkle root over events `1...treeSize`.

@@ -18,7 +18,11 @@ extension JournalReader {
             var checkpoints: [(SignedCheckpoint, JournalVerifier.CheckpointSource)] = []
             var unreadableCheckpoint: UInt64?
             try snapshot.transaction.forEach(in: snapshot.layout.checkpoints) { key, value in
-                if let signed = try? SignedCheckpoint(text: String(decoding: value, as: UTF8.self)) {
+                if StoredCheckpoint.isShortened(value), let size = UInt64(bigEndianBytes: key),
+                    let unresolved = try? StoredCheckpoint.unresolved(value, treeSize: size)
+                {
+                    checkpoints.append((unresolved, .journalShortened))
+                } else if !StoredCheckpoint.isShortened(value), let signed = try? SignedCheckpoint(text: String(decoding: value, as: UTF8.self)) {
                     checkpoints.append((signed, .journal))
                 } else {
                     unreadableCheckpoint = unreadableCheckpoint ?? max(UInt64(bigEndianBytes: key) ?? 1, 1)

@@ -323,10 +323,15 @@ final class JournalWriter: @unchecked Sendable {
             let signed = Checkpoint(
                 origin: "authledger/\(journalID)", treeSize: newHead.sequence, rootHash: newFrontier.root, timestamp: now
             ).signed(with: context.cursor.signingKey)
-            try transaction.put(Array(signed.text.utf8), for: newHead.sequence.bigEndianBytes, in: layout.checkpoints, append: true)
+            // Shortened (journal format §6): the origin, size and root are the journal's own.
+            try transaction.put(StoredCheckpoint.shortened(signed), for: newHead.sequence.bigEndianBytes, in: layout.checkpoints, append: true)
             checkpoint = signed
         } else if checkpointRequested, let latest = try transaction.last(in: layout.checkpoints) {
-            checkpoint = try SignedCheckpoint(text: String(decoding: latest.1, as: UTF8.self))
+            // Every batch of events stores one, so the latest is at the head, whose root the frontier has.
+            guard let size = UInt64(bigEndianBytes: latest.0) else { throw JournalError.corrupt("checkpoint key of \(latest.0.count) bytes") }
+            let root = size == newHead.sequence
+                ? newFrontier.root : try StoredMerkleNodes(transaction: transaction, layout: layout).subtreeRoot(start: 0, end: size)
+            checkpoint = try StoredCheckpoint.signed(expanding: latest.1, treeSize: size, origin: "authledger/\(journalID)", rootHash: root)
         }
         if checkpointRequested, let checkpoint {
             for index in results.indices {

@@ -73,4 +73,27 @@ struct CheckpointTests {
         altered.body = altered.body.replacingOccurrences(of: "answer", with: "question")
         #expect(altered.verifier(among: [verifier]) == nil)
     }
+
+    @Test("a shortened checkpoint: 77 bytes that, with the origin, size and root left out, stand for the very note")
+    func shortened() throws {
+        let origin = "authledger/000102030405060708090a0b0c0d0e0f"
+        let root = SHA256Digest.hash(Array("root".utf8))
+        let signed = Checkpoint(origin: origin, treeSize: 21, rootHash: root, timestamp: LedgerTimestamp(microsecondsSinceEpoch: 1_795_000_000_123_456))
+            .signed(with: Self.key)
+        let stored = StoredCheckpoint.shortened(signed)
+        #expect(stored.count == 77 && stored[0] == 0x01)
+        #expect(Array(signed.text.utf8).count > 250, "the note's text it replaces")
+        let expanded = try StoredCheckpoint.signed(expanding: stored, treeSize: 21, origin: origin, rootHash: root)
+        #expect(expanded == signed && expanded.text == signed.text)
+        #expect(expanded.verify(with: [Self.key.publicKey]) == Self.key.publicKey)
+        // Another root or size: a note the signature does not hold for.
+        let otherRoot = try StoredCheckpoint.signed(expanding: stored, treeSize: 21, origin: origin, rootHash: SHA256Digest.hash([1]))
+        #expect(otherRoot.verify(with: [Self.key.publicKey]) == nil)
+        #expect(try StoredCheckpoint.signed(expanding: stored, treeSize: 22, origin: origin, rootHash: root).verify(with: [Self.key.publicKey]) == nil)
+        // A note's text is read as it is; a shortened one of another length is malformed.
+        #expect(try StoredCheckpoint.signed(expanding: Array(signed.text.utf8), treeSize: 21, origin: "", rootHash: .zero) == signed)
+        for bytes in [Array(stored.dropLast()), stored + [0], [0x01]] {
+            #expect(throws: CheckpointError.self) { try StoredCheckpoint.signed(expanding: bytes, treeSize: 21, origin: origin, rootHash: root) }
+        }
+    }
 }

@@ -149,7 +149,7 @@ struct TamperTests {
         #expect(failure.sequence == 7)  // #1...#6 are proven by the checkpoint at 6; the one at 11 no longer matches
         switch failure.problem {
         case .checkpointRootMismatch(let source, let treeSize):
-            #expect(source == .journal)
+            #expect(source == .journalShortened, "stored shortened: signed over the root the verifier computed")
             #expect(treeSize == 11)
         default: Issue.record("expected a checkpoint root mismatch, got: \(failure)")
         }
@@ -282,10 +282,11 @@ struct TamperTests {
 
         let size: UInt64 = 21
         try withRawLMDB(temp.journal) { transaction, layout in
-            let stored = try transaction.get(size.bigEndianBytes, in: layout.checkpoints)
-            let text = try #require(stored.map { String(decoding: $0, as: UTF8.self) }, "no checkpoint at \(size)")
-            var signed = try SignedCheckpoint(text: text)
-            signed.checkpoint.rootHash = SHA256Digest.hash(Array("another history".utf8))
+            // Stored shortened; written back as the note's text, over another root.
+            let stored = try #require(try transaction.get(size.bigEndianBytes, in: layout.checkpoints), "no checkpoint at \(size)")
+            let origin = "authledger/" + String(decoding: try #require(try transaction.get(Array("journal_id".utf8), in: layout.meta)), as: UTF8.self)
+            let signed = try StoredCheckpoint.signed(
+                expanding: stored, treeSize: size, origin: origin, rootHash: SHA256Digest.hash(Array("another history".utf8)))
             try transaction.put(Array(signed.text.utf8), for: size.bigEndianBytes, in: layout.checkpoints)
         }
 
@@ -294,6 +295,30 @@ struct TamperTests {
         switch failure.problem {
         case .checkpointSignatureInvalid(let source): #expect(source == .journal)
         default: Issue.record("expected an invalid checkpoint signature, got: \(failure)")
+        }
+    }
+
+    @Test("a shortened stored checkpoint whose signature was changed proves nothing: it fails after the last proven event")
+    func alteredShortenedCheckpoint() async throws {
+        let temp = TemporaryDirectory("tamper")
+        defer { withExtendedLifetime(temp) {} }
+        _ = try await buildJournal(temp.journal, batchSize: 5)  // checkpoints at 1, 6, 11, 16, 21
+
+        let size: UInt64 = 16
+        try withRawLMDB(temp.journal) { transaction, layout in
+            var stored = try #require(try transaction.get(size.bigEndianBytes, in: layout.checkpoints), "no checkpoint at \(size)")
+            #expect(StoredCheckpoint.isShortened(stored))
+            stored[stored.count - 1] ^= 0x01
+            try transaction.put(stored, for: size.bigEndianBytes, in: layout.checkpoints)
+        }
+
+        let failure = try requireFailure(temp.journal)
+        #expect(failure.sequence == 12, "#1…#11 are proven by the checkpoint at 11")
+        switch failure.problem {
+        case .checkpointRootMismatch(let source, let treeSize):
+            #expect(source == .journalShortened)
+            #expect(treeSize == 16)
+        default: Issue.record("expected a checkpoint that does not hold over the events' root, got: \(failure)")
         }
     }
 
