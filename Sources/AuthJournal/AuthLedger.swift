@@ -541,7 +541,7 @@ extension ProjectionStore {
     public func interaction(_ hash: String) throws -> InteractionRecord? { try value(InteractionRecord.self, .interactions, hash) }
 
     /// The code with this hash.
-    public func code(_ hash: String) throws -> CodeRecord? { try value(CodeRecord.self, .codes, hash) }
+    public func code(_ hash: String) throws -> CodeRecord? { try value(CodeRecord.self, .codes, CodeRecord.key(hash)) }
 
     /// The refresh token with this hash, and its family.
     public func refresh(_ hash: String) throws -> (RefreshRecord, RefreshFamilyRecord)? {
@@ -559,7 +559,7 @@ extension ProjectionStore {
     }
 
     /// The access token with this id (`jti`).
-    public func token(_ id: String) throws -> TokenRecord? { try value(TokenRecord.self, .tokens, id) }
+    public func token(_ id: String) throws -> TokenRecord? { try value(TokenRecord.self, .tokens, TokenRecord.key(id)) }
 
     /// The recent failed logins counted under a throttle key (``LoginThrottle/Key/name``), oldest first.
     public func recentLoginFailures(_ key: String) throws -> [LedgerTimestamp] {

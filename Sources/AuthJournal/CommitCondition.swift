@@ -37,9 +37,9 @@ public enum CommitCondition: Sendable, Hashable, CustomStringConvertible {
         case .pushedRequestUnused(let hash): [(.pushedRequests, hash)]
         case .sessionActive(let hash): [(.sessions, hash)]
         case .invitationUnspent: []
-        case .codeUnredeemed(let hash): [(.codes, hash)]
+        case .codeUnredeemed(let hash): [(.codes, CodeRecord.key(hash))]
         case .refreshTokenActive(let tokenHash, let family): [(.refreshTokens, tokenHash), (.refreshFamilies, family)]
-        case .accessTokenActive(let id): [(.tokens, id)]
+        case .accessTokenActive(let id): [(.tokens, TokenRecord.key(id))]
         case .dpopProofUnused(let id): [(.dpopProofs, id)]
         case .clientAssertionUnused(let key): [(.clientAssertions, key)]
         }

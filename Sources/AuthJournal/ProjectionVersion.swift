@@ -21,8 +21,10 @@ public enum ProjectionVersion {
     /// 7: index keys hold a digest of the value instead of the value, and the sequence in fewer
     /// characters: 34 bytes each, where they took about 85. 8: index entries kept by the bucket of 256
     /// sequence numbers, a byte per entry under one key per value and bucket (``IndexBucket``), where each
-    /// entry had a key of its own.
-    public static let current = 8
+    /// entry had a key of its own. 9: codes and access tokens keyed by 128 bits of their hash or id
+    /// (``CodeRecord/key(_:)``, ``TokenRecord/key(_:)``), and a token's entry without the code hash that
+    /// nothing read.
+    public static let current = 9
     /// The table that holds the version (outside ``AuthTable``: it is not a function of the events).
     public static let table = "auth.projection_version"
     static let key = Array("version".utf8)

@@ -92,4 +92,18 @@ struct IndexKeyTests {
         #expect(IndexBucket.sequences(inKey: "u".utf8, value: [1]) == nil)
         #expect(IndexBucket.sequences(inKey: Array(key.utf8.dropLast()) + [0x70], value: [1]) == nil, "p is outside the digits")
     }
+
+    @Test("codes and access tokens are keyed by 128 bits of their hash or id, in 22 characters; other text as it is")
+    func recordKeys() {
+        let hash = OpaqueToken.hash("code-1")
+        #expect(CodeRecord.key(hash) == IndexKeyDigits.encode(Hex.decode(hash)!.prefix(16)))
+        #expect(CodeRecord.key(hash).utf8.count == 22)
+        #expect(CodeRecord.key(OpaqueToken.hash("code-2")) != CodeRecord.key(hash))
+        #expect(CodeRecord.key("not a hash") == "not a hash")
+        #expect(CodeRecord.key(String(hash.dropLast()) + "g") == String(hash.dropLast()) + "g", "not hexadecimal")
+        let jti = OpaqueToken.generate()
+        #expect(TokenRecord.key(jti) == IndexKeyDigits.encode(Base64URL.decode(jti)!.prefix(16)))
+        #expect(TokenRecord.key(jti).utf8.count == 22)
+        #expect(TokenRecord.key("jti-1") == "jti-1")
+    }
 }

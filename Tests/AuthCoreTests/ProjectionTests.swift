@@ -249,7 +249,7 @@ struct ProjectionTests {
         let store = MemoryProjectionStore()
         let codeHash = OpaqueToken.hash("code-1")
         try AuthProjection.apply(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionSequence: 41)), sequence: 42, to: store)
-        #expect(try store.decode(CodeRecord.self, .codes, codeHash) == CodeRecord(grant: grant, status: .issued, issuedSequence: 42))
+        #expect(try store.decode(CodeRecord.self, .codes, CodeRecord.key(codeHash)) == CodeRecord(grant: grant, status: .issued, issuedSequence: 42))
         #expect(store.tables[.codes]?.count == 1)
     }
 
@@ -307,9 +307,9 @@ struct ProjectionTests {
         try AuthProjection.apply(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionSequence: 1)), sequence: 2, to: store)
         try AuthProjection.apply(.tokenIssued(makeTokenIssued(codeHash: codeHash)), sequence: 3, to: store)
         #expect(
-            try store.decode(TokenRecord.self, .tokens, "jti-1")
-                == TokenRecord(clientID: "web-app", userID: "auth0|alice", expiresAt: now.adding(seconds: 3_600), codeHash: codeHash, status: .active))
-        let code = try #require(try store.decode(CodeRecord.self, .codes, codeHash))
+            try store.decode(TokenRecord.self, .tokens, TokenRecord.key("jti-1"))
+                == TokenRecord(clientID: "web-app", userID: "auth0|alice", expiresAt: now.adding(seconds: 3_600), status: .active))
+        let code = try #require(try store.decode(CodeRecord.self, .codes, CodeRecord.key(codeHash)))
         #expect(code.status == .redeemed)
         #expect(code.tokenIDs == ["jti-1"])
         #expect(code.issuedSequence == 2)
@@ -323,9 +323,9 @@ struct ProjectionTests {
         try AuthProjection.apply(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionSequence: 1)), sequence: 2, to: store)
         try AuthProjection.apply(.tokenIssued(makeTokenIssued(codeHash: codeHash)), sequence: 3, to: store)
         try AuthProjection.apply(.codeReplayed(CodeReplayed(codeHash: codeHash, clientID: "web-app", revokedTokenIDs: ["jti-1", "jti-unknown"])), sequence: 4, to: store)
-        #expect(try store.decode(CodeRecord.self, .codes, codeHash)?.status == .revoked)
-        #expect(try store.decode(TokenRecord.self, .tokens, "jti-1")?.status == .revoked)
-        #expect(try store.get(.tokens, "jti-unknown") == nil, "an unknown token id creates nothing")
+        #expect(try store.decode(CodeRecord.self, .codes, CodeRecord.key(codeHash))?.status == .revoked)
+        #expect(try store.decode(TokenRecord.self, .tokens, TokenRecord.key("jti-1"))?.status == .revoked)
+        #expect(try store.get(.tokens, TokenRecord.key("jti-unknown")) == nil, "an unknown token id creates nothing")
     }
 
     func makeTokenIssued(codeHash: String?) -> TokenIssued {
@@ -345,7 +345,7 @@ struct ProjectionTests {
         #expect(try store.decode(SessionSnapshot.self, .sessions, session.sessionHash) == session)
         let key = AuthProjection.consentKey(userID: "auth0|alice", clientID: "web-app", audience: Self.audience)
         #expect(try store.decode([String].self, .consents, key) == ["openid", "read:messages"])
-        #expect(try store.decode(CodeRecord.self, .codes, OpaqueToken.hash("code-1")) == CodeRecord(grant: grant, status: .issued, issuedSequence: 17))
+        #expect(try store.decode(CodeRecord.self, .codes, CodeRecord.key(OpaqueToken.hash("code-1"))) == CodeRecord(grant: grant, status: .issued, issuedSequence: 17))
         #expect(try store.get(.interactions, Self.interaction) == nil, "the code decision closed the interaction")
     }
 
@@ -382,7 +382,7 @@ struct ProjectionTests {
         let redeem = AuthEvent.tokenIssued(makeTokenIssued(codeHash: codeHash))
         try AuthProjection.apply(redeem, sequence: UInt64(events.count + 1), to: earlier)
         try AuthProjection.apply(redeem, sequence: UInt64(events.count + 1), to: compact)
-        #expect(try earlier.decode(CodeRecord.self, .codes, codeHash)?.status == .redeemed)
+        #expect(try earlier.decode(CodeRecord.self, .codes, CodeRecord.key(codeHash))?.status == .redeemed)
         #expect(try AuthProjection.configuration(in: earlier) == AuthProjection.configuration(in: compact))
         for (table, entries) in compact.stateTables {
             for (key, value) in entries {

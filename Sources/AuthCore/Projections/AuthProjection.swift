@@ -43,11 +43,11 @@ public enum AuthTable: String, CaseIterable, Sendable {
     case sessions
     /// `user ␟ client ␟ audience` → granted scopes.
     case consents
-    /// code hash → ``CodeRecord``.
+    /// code hash (``CodeRecord/key(_:)``) → ``CodeRecord``.
     case codes
     /// interaction hash → ``InteractionRecord``.
     case interactions
-    /// token id (`jti`) → ``TokenRecord``.
+    /// token id (`jti`, ``TokenRecord/key(_:)``) → ``TokenRecord``.
     case tokens
     /// refresh token hash → ``RefreshRecord``.
     case refreshTokens = "refresh"
@@ -98,7 +98,6 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var clientID: String
     public var userID: String
     public var expiresAt: LedgerTimestamp
-    public var codeHash: String?
     public var status: Status
     /// The refresh family the token was issued in: revoking the family revokes the token.
     public var refreshFamily: String?
@@ -106,9 +105,19 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var userinfoClaims: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case clientID = "client_id", userID = "user_id", expiresAt = "expires_at", codeHash = "code_hash", status
+        case clientID = "client_id", userID = "user_id", expiresAt = "expires_at", status
         case refreshFamily = "refresh_family"
         case userinfoClaims = "userinfo_claims"
+    }
+}
+
+extension TokenRecord {
+    /// The ``AuthTable/tokens`` key of the token with id `jti`: the first 16 of the 32 bytes its base64url
+    /// encodes, in ``IndexKeyDigits`` (22 characters instead of 43); an id that is not 32 bytes of
+    /// base64url, as it is.
+    public static func key(_ jti: String) -> String {
+        guard let bytes = Base64URL.decode(jti), bytes.count == 32 else { return jti }
+        return IndexKeyDigits.encode(bytes.prefix(16))
     }
 }
 
@@ -125,6 +134,14 @@ public struct CodeRecord: Codable, Sendable, Equatable {
     public var tokenIDs: [String]?
     /// The refresh family started by the redemption, if any (revoked when the code is replayed).
     public var refreshFamily: String?
+
+    /// The ``AuthTable/codes`` key of the code whose hash is `hash`: the first 16 of the 32 bytes its 64
+    /// hexadecimal digits encode, in ``IndexKeyDigits`` (22 characters instead of 64: a code is 256 random
+    /// bits, so 128 of its hash tell codes apart); a hash that is not 64 hexadecimal digits, as it is.
+    public static func key(_ hash: String) -> String {
+        guard hash.utf8.count == 64, let bytes = Hex.decode(hash), bytes.count == 32 else { return hash }
+        return IndexKeyDigits.encode(bytes.prefix(16))
+    }
 
     enum CodingKeys: String, CodingKey {
         case grant, status
@@ -180,7 +197,7 @@ public enum AuthProjection {
             try store.put(.interactions, opened.interaction, try ProjectionCoding.encode(opened.record))
         case .codeIssued(let issued):
             let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence, tokenIDs: nil, refreshFamily: nil)
-            try store.put(.codes, issued.codeHash, try ProjectionCoding.encode(record))
+            try store.put(.codes, CodeRecord.key(issued.codeHash), try ProjectionCoding.encode(record))
         case .loginSucceeded(let login):
             try store.put(.sessions, login.session.sessionHash, try ProjectionCoding.encode(login.session))
             try updateInteraction(login.interaction, in: store) { $0.progress.authenticatedAt = login.session.authTime }
@@ -208,15 +225,15 @@ public enum AuthProjection {
         case .tokenIssued(let issued):
             if let id = issued.accessTokenID {
                 let record = TokenRecord(
-                    clientID: issued.clientID, userID: issued.userID, expiresAt: issued.expiresAt, codeHash: issued.codeHash, status: .active,
+                    clientID: issued.clientID, userID: issued.userID, expiresAt: issued.expiresAt, status: .active,
                     refreshFamily: issued.refreshFamily, userinfoClaims: issued.userinfoClaims)
-                try store.put(.tokens, id, try ProjectionCoding.encode(record))
+                try store.put(.tokens, TokenRecord.key(id), try ProjectionCoding.encode(record))
             }
             if let codeHash = issued.codeHash, var code = try codeRecord(codeHash, in: store) {
                 code.status = .redeemed
                 code.tokenIDs = [issued.accessTokenID].compactMap { $0 }
                 code.refreshFamily = issued.refreshFamily
-                try store.put(.codes, codeHash, try ProjectionCoding.encode(code))
+                try store.put(.codes, CodeRecord.key(codeHash), try ProjectionCoding.encode(code))
             }
             if let proof = issued.dpopProofID {
                 try store.put(.dpopProofs, proof, Array(sequence.bigEndianBytes))
@@ -253,7 +270,7 @@ public enum AuthProjection {
         case .codeReplayed(let replay):
             if var code = try codeRecord(replay.codeHash, in: store) {
                 code.status = .revoked
-                try store.put(.codes, replay.codeHash, try ProjectionCoding.encode(code))
+                try store.put(.codes, CodeRecord.key(replay.codeHash), try ProjectionCoding.encode(code))
             }
             for id in replay.revokedTokenIDs { try revokeToken(id, in: store) }
         case .tokenRevoked(let revoked):
@@ -325,11 +342,11 @@ public enum AuthProjection {
     }
 
     static func revokeToken(_ id: String, in store: some ProjectionStore) throws {
-        try store.update(TokenRecord.self, .tokens, id) { $0.status = .revoked }
+        try store.update(TokenRecord.self, .tokens, TokenRecord.key(id)) { $0.status = .revoked }
     }
 
     static func codeRecord(_ hash: String, in store: some ProjectionStore) throws -> CodeRecord? {
-        try store.value(CodeRecord.self, .codes, hash)
+        try store.value(CodeRecord.self, .codes, CodeRecord.key(hash))
     }
 
     /// The event type that sealed a personal value found in the configuration projection under `path`

@@ -23,7 +23,7 @@ public enum IntrospectionPolicy {
     public static func accessToken(
         id: String, subject: String, clientID: String, expiresAt: Int64, in store: some ProjectionStore, now: LedgerTimestamp
     ) throws -> IntrospectionAnswer {
-        guard let record = try store.value(TokenRecord.self, .tokens, id), record.userID == subject, record.clientID == clientID else {
+        guard let record = try store.value(TokenRecord.self, .tokens, TokenRecord.key(id)), record.userID == subject, record.clientID == clientID else {
             return .inactive("unknown")
         }
         if record.status == .revoked { return .inactive("revoked") }
