@@ -28,6 +28,7 @@ A screenshot of each page goes to OUTDIR (console-*.png). Prints one line per ch
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import re
@@ -265,14 +266,25 @@ def check_guards(console: Console) -> str:
     return "POST 405, foreign Host 421, another site's page or origin 403, bad and missing events 400/404, CSP without script"
 
 
-def tamper(journal: Path) -> None:
-    """Changes one byte of the last auth.consent.revoked event's type as stored in data.mdb."""
+def tamper(journal: Path, replay: str) -> None:
+    """Changes the type of the last auth.consent.revoked event as stored in data.mdb: its record is stored
+    shortened (docs/journal-format.md §6), the tag 0x01 and its time first, its type by position (15,
+    auth.consent.revoked) 41 bytes on; 14 is auth.consent.denied."""
+    events = subprocess.run([replay, "tail", "--journal", str(journal), "--from", "1"], capture_output=True, text=True, check=True)
+    revoked = [json.loads(line) for line in events.stdout.splitlines() if '"auth.consent.revoked"' in line]
+    if not revoked:
+        raise CheckFailed("tamper", "no auth.consent.revoked in %s" % journal)
+    when = datetime.datetime.strptime(revoked[-1]["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    micros = (when - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) // datetime.timedelta(microseconds=1)
     data = journal / "data.mdb"
     content = bytearray(data.read_bytes())
-    at = content.rfind(b"auth.consent.revoked")
+    marker = b"\x01" + micros.to_bytes(8, "big", signed=True)
+    at = content.find(marker)
+    while at >= 0 and (at + 41 >= len(content) or content[at + 41] != 15):
+        at = content.find(marker, at + 1)
     if at < 0:
-        raise CheckFailed("tamper", "no auth.consent.revoked in %s" % data)
-    content[at + 5] ^= 0x20  # consent -> cOnsent
+        raise CheckFailed("tamper", "the record of auth.consent.revoked is not in %s" % data)
+    content[at + 41] = 14
     data.write_bytes(bytes(content))
 
 
@@ -312,7 +324,7 @@ def main() -> int:
 
             unpinned_banner = banner_of(journal, False, "unpinned", "NOT pinned")
             altered = copy_fixture(workdir, "altered")
-            tamper(altered)
+            tamper(altered, replay)
             altered_banner = banner_of(altered, True, "altered", "NOT VERIFIED")
             shots += 2
             say("console banners: without --public-key %r; one byte altered %r" % (unpinned_banner[:80], altered_banner[:120]))
