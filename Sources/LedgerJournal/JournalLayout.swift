@@ -149,7 +149,11 @@ struct RecordExpander {
     let layout: JournalLayout
     private var journalID: [UInt8]?
 
-    init(layout: JournalLayout) { self.layout = layout }
+    /// An expander for `layout`'s records; `journalID`, when the caller knows it (a writer), spares the read.
+    init(layout: JournalLayout, journalID: [UInt8]? = nil) {
+        self.layout = layout
+        self.journalID = journalID
+    }
 
     /// The full record that `stored`, read under `sequence`, stands for.
     mutating func record(_ stored: [UInt8], sequence: UInt64, in transaction: any StorageReadTransaction) throws -> [UInt8] {

@@ -357,7 +357,8 @@ final class JournalWriter: @unchecked Sendable {
         var sawHead = head.sequence == 0
         // From this writer's last event itself: it must still be there, unchanged (a restore or a failover
         // that lost commits would otherwise be chained over).
-        var expander = RecordExpander(layout: layout)
+        // The writer knows its journal's id: no read of `meta` under the lock.
+        var expander = RecordExpander(layout: layout, journalID: journalIDBytes.count == 16 ? journalIDBytes : nil)
         try transaction.forEach(in: layout.events, from: max(head.sequence, 1).bigEndianBytes) { key, stored in
             let record = try expander.record(stored, sequence: UInt64(bigEndianBytes: key) ?? 0, in: transaction)
             if head.sequence > 0, UInt64(bigEndianBytes: key) == head.sequence {
