@@ -106,9 +106,7 @@ extension AuthLedger {
                 var changes: [(key: [UInt8], kept: [UInt8])] = []
                 var removed = 0
                 try table.forEach { key, value in
-                    guard let sequences = IndexBucket.sequences(inKey: key, value: value) else {
-                        throw JournalError.corrupt("the index entry \(String(decoding: key, as: UTF8.self)) is not a bucket of sequence numbers")
-                    }
+                    let sequences = try IndexBucket.storedSequences(inKey: key, value: value)
                     let archived = sequences.prefix { $0 <= cut }.count
                     if archived > 0 {
                         changes.append((key, sequences.dropFirst(archived).flatMap(IndexBucket.entry)))

@@ -513,12 +513,7 @@ public struct SnapshotStore: ProjectionStore {
 
     /// The sequence numbers the timeline index holds for `value` of `kind`, in order.
     public func sequences(_ kind: IndexKind, _ value: String) throws -> [UInt64] {
-        try entries(.index, prefix: kind.prefix(value)).flatMap { key, value in
-            guard let sequences = IndexBucket.sequences(inKey: key.utf8, value: value) else {
-                throw JournalError.corrupt("the index entry \(key) is not a bucket of sequence numbers")
-            }
-            return sequences
-        }
+        try entries(.index, prefix: kind.prefix(value)).flatMap { key, value in try IndexBucket.storedSequences(inKey: key.utf8, value: value) }
     }
 
     /// Every consent `userID` has given `clientID`, keyed as ``AuthorizationInput/consents`` expects.
@@ -529,6 +524,17 @@ public struct SnapshotStore: ProjectionStore {
             result[String(key.dropFirst(userID.count + 1))] = try ProjectionCoding.decode([String].self, from: value)
         }
         return result
+    }
+}
+
+extension IndexBucket {
+    /// The sequence numbers of an index entry as the journal stores it, which must be a bucket.
+    /// - Throws: ``JournalError/corrupt(_:)`` when it is not.
+    static func storedSequences(inKey key: some BidirectionalCollection<UInt8>, value: [UInt8]) throws -> [UInt64] {
+        guard let sequences = sequences(inKey: key, value: value) else {
+            throw JournalError.corrupt("the index entry \(String(decoding: key, as: UTF8.self)) is not a bucket of sequence numbers")
+        }
+        return sequences
     }
 }
 

@@ -80,6 +80,48 @@ public enum StoredRecord {
     /// The types of ``typeNames``, parsed once.
     private static let types: [EventType] = typeNames.map { EventType($0)! }
 
+    /// The fields a shortened record keeps, read once for both of its readers (the event, the record).
+    private struct Fields {
+        var micros: Int64
+        var previous: [UInt8]
+        /// The type's position in ``typeNames``, or 0 when its name is written out in `name`.
+        var code: UInt8
+        var name: [UInt8]
+        var schemaVersion: UInt16
+        var keyID: [UInt8]
+        var payload: [UInt8]
+        var signature: [UInt8]
+
+        /// The type's name as the full record writes it.
+        var typeBytes: [UInt8] { code == 0 ? name : Array(typeNames[Int(code) - 1].utf8) }
+
+        /// Checks the shortened form only: cut short, a position beyond the list, a listed name written out.
+        init(_ stored: [UInt8]) throws(EnvelopeDecodingError) {
+            var reader = ByteReader(stored)
+            _ = reader.readUInt8()
+            guard let micros = reader.readInt64(), let previous = reader.read(count: 32) else { throw .truncated("time or previous hash") }
+            guard let code = reader.readUInt8() else { throw .truncated("type") }
+            if code == 0 {
+                guard let length = reader.readUInt8(), let name = reader.read(count: Int(length)) else { throw .truncated("type") }
+                guard typeCodes[String(decoding: name, as: UTF8.self)] == nil else { throw .typeWrittenOut }
+                self.name = name
+            } else {
+                guard Int(code) <= typeNames.count else { throw .invalidType }
+                self.name = []
+            }
+            guard let schemaVersion = reader.readUInt16(), let keyID = reader.read(count: 8) else {
+                throw .truncated("schema version or key id")
+            }
+            guard reader.remaining >= 64 else { throw .truncated("signature") }
+            let payloadLength = reader.remaining - 64
+            guard payloadLength <= EventEnvelope.maximumPayloadSize, let payload = reader.read(count: payloadLength),
+                let signature = reader.read(count: 64)
+            else { throw .truncated("payload") }
+            (self.micros, self.previous, self.code, self.schemaVersion, self.keyID, self.payload, self.signature) =
+                (micros, previous, code, schemaVersion, keyID, payload, signature)
+        }
+    }
+
     /// The event that `stored` stands for, read as ``record(expanding:sequence:journalID:)`` and
     /// ``EventEnvelope/init(record:)`` would read it — the same envelope, the same refusals — without
     /// making the full record first: readers that need the event but not its hash (a rebuild, a replay)
@@ -87,35 +129,25 @@ public enum StoredRecord {
     public static func envelope(expanding stored: [UInt8], sequence: UInt64, journalID: [UInt8]) throws(EnvelopeDecodingError) -> EventEnvelope {
         guard isShortened(stored) else { return try EventEnvelope(record: stored) }
         precondition(journalID.count == 16, "a journal id is 16 bytes")
-        var reader = ByteReader(stored)
-        _ = reader.readUInt8()
-        guard let micros = reader.readInt64(), let previous = reader.read(count: 32) else { throw .truncated("time or previous hash") }
-        guard let code = reader.readUInt8() else { throw .truncated("type") }
+        let fields = try Fields(stored)
         let type: EventType
-        if code == 0 {
-            guard let length = reader.readUInt8(), let name = reader.read(count: Int(length)) else { throw .truncated("type") }
-            let text = String(decoding: name, as: UTF8.self)
-            guard typeCodes[text] == nil else { throw .typeWrittenOut }
-            guard let parsed = EventType(text), parsed.name.utf8.count == name.count else { throw .invalidType }
+        if fields.code == 0 {
+            // As the full record's decoding checks a type it reads as text.
+            guard let parsed = EventType(String(decoding: fields.name, as: UTF8.self)), parsed.name.utf8.count == fields.name.count else {
+                throw .invalidType
+            }
             type = parsed
         } else {
-            guard Int(code) <= types.count else { throw .invalidType }
-            type = types[Int(code) - 1]
+            type = types[Int(fields.code) - 1]
         }
-        guard let schemaVersion = reader.readUInt16(), let keyBytes = reader.read(count: 8) else {
-            throw .truncated("schema version or key id")
-        }
-        guard reader.remaining >= 64 else { throw .truncated("signature") }
-        let payloadLength = reader.remaining - 64
-        guard payloadLength <= EventEnvelope.maximumPayloadSize, let payload = reader.read(count: payloadLength),
-            let signature = reader.read(count: 64)
-        else { throw .truncated("payload") }
-        guard PayloadEncoding.payload(payload, fits: schemaVersion) else { throw .payloadNotCompact }
+        guard PayloadEncoding.payload(fields.payload, fits: fields.schemaVersion) else { throw .payloadNotCompact }
         return EventEnvelope(
-            sequence: sequence, timestamp: LedgerTimestamp(microsecondsSinceEpoch: micros), previousHash: SHA256Digest(unchecked: previous),
+            sequence: sequence, timestamp: LedgerTimestamp(microsecondsSinceEpoch: fields.micros),
+            previousHash: SHA256Digest(unchecked: fields.previous),
             content: EventContent(
-                journalID: journalID, type: type, schemaVersion: schemaVersion, keyID: KeyID(bytes: keyBytes)!, payload: payload),
-            signature: signature)
+                journalID: journalID, type: type, schemaVersion: fields.schemaVersion, keyID: KeyID(bytes: fields.keyID)!,
+                payload: fields.payload),
+            signature: fields.signature)
     }
 
     /// The full record that `stored` stands for, stored under `sequence` in the journal whose id is
@@ -126,35 +158,21 @@ public enum StoredRecord {
     public static func record(expanding stored: [UInt8], sequence: UInt64, journalID: [UInt8]) throws(EnvelopeDecodingError) -> [UInt8] {
         guard isShortened(stored) else { return stored }
         precondition(journalID.count == 16, "a journal id is 16 bytes")
-        var reader = ByteReader(stored)
-        _ = reader.readUInt8()
-        guard let place = reader.read(count: 8 + 32) else { throw .truncated("time or previous hash") }
-        guard let code = reader.readUInt8() else { throw .truncated("type") }
-        let type: [UInt8]
-        if code == 0 {
-            guard let length = reader.readUInt8(), let name = reader.read(count: Int(length)) else { throw .truncated("type") }
-            guard typeCodes[String(decoding: name, as: UTF8.self)] == nil else { throw .typeWrittenOut }
-            type = name
-        } else {
-            guard Int(code) <= typeNames.count else { throw .invalidType }
-            type = Array(typeNames[Int(code) - 1].utf8)
-        }
-        guard let schemaAndKey = reader.read(count: 2 + 8) else { throw .truncated("schema version or key id") }
-        guard reader.remaining >= 64 else { throw .truncated("signature") }
-        let payloadLength = reader.remaining - 64
-        guard payloadLength <= EventEnvelope.maximumPayloadSize, let rest = reader.read(count: reader.remaining) else {
-            throw .truncated("payload")
-        }
+        let fields = try Fields(stored)
+        let type = fields.typeBytes
         var writer = ByteWriter(capacity: stored.count + 60 + type.count)
         writer.write(EventEnvelope.domainPrefix)
         writer.write(sequence)
-        writer.write(place)
+        writer.write(fields.micros)
+        writer.write(fields.previous)
         writer.write(journalID)
         writer.write(UInt8(type.count))
         writer.write(type)
-        writer.write(schemaAndKey)
-        writer.write(UInt32(payloadLength))
-        writer.write(rest)
+        writer.write(fields.schemaVersion)
+        writer.write(fields.keyID)
+        writer.write(UInt32(fields.payload.count))
+        writer.write(fields.payload)
+        writer.write(fields.signature)
         return writer.bytes
     }
 }

@@ -64,19 +64,25 @@ public struct JournalSnapshot {
     /// holds: archived ones are not visited, even while their removal is unfinished), with the sequence key
     /// they are stored under, until `body` returns false. Does not decode or check them.
     public func forEachRecord(from start: UInt64 = 1, _ body: (UInt64, [UInt8]) throws -> Bool) throws {
-        var expander = RecordExpander(layout: layout)
-        try transaction.forEach(in: layout.events, from: max(start, try firstSequence).bigEndianBytes) { key, value in
-            guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("event key of \(key.count) bytes") }
-            return try body(sequence, try expander.record(value, sequence: sequence, in: transaction))
+        try forEachStored(from: start) { expander, sequence, stored in
+            try body(sequence, try expander.record(stored, sequence: sequence, in: transaction))
         }
     }
 
     /// Visits decoded events in order from `start` until `body` returns false.
     public func forEachEvent(from start: UInt64 = 1, _ body: (EventEnvelope) throws -> Bool) throws {
+        try forEachStored(from: start) { expander, sequence, stored in
+            try body(try expander.envelope(stored, sequence: sequence, in: transaction))
+        }
+    }
+
+    /// Visits the events table as stored from `start` (archived events left out), with one expander for
+    /// the walk and each key's sequence number, until `body` returns false.
+    private func forEachStored(from start: UInt64, _ body: (inout RecordExpander, UInt64, [UInt8]) throws -> Bool) throws {
         var expander = RecordExpander(layout: layout)
         try transaction.forEach(in: layout.events, from: max(start, try firstSequence).bigEndianBytes) { key, value in
             guard let sequence = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("event key of \(key.count) bytes") }
-            return try body(try expander.envelope(value, sequence: sequence, in: transaction))
+            return try body(&expander, sequence, value)
         }
     }
 
@@ -103,7 +109,8 @@ public struct JournalSnapshot {
 
     private func checkpoint(_ value: [UInt8], storedUnder key: [UInt8]) throws -> SignedCheckpoint {
         guard StoredCheckpoint.isShortened(value) else { return try SignedCheckpoint(text: String(decoding: value, as: UTF8.self)) }
-        guard let size = UInt64(bigEndianBytes: key), let origin = try origin else { throw JournalError.corrupt("checkpoint key of \(key.count) bytes") }
+        guard let size = UInt64(bigEndianBytes: key) else { throw JournalError.corrupt("checkpoint key of \(key.count) bytes") }
+        guard let origin = try origin else { throw JournalError.corrupt("a shortened checkpoint, and no journal id to read it with") }
         return try StoredCheckpoint.signed(expanding: value, treeSize: size, origin: origin, rootHash: try rootHash(treeSize: size))
     }
 
