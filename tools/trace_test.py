@@ -240,8 +240,12 @@ class TraceTest:
         # From a trusted proxy (--trusted-proxy, as for X-Forwarded-For): continued.
         proxied = self.server("proxied", extra_args=["--trusted-proxy", "127.0.0.1"])
         self.flow(proxied, traceparent="00-%s-%s-01" % (trace, parent))
-        spans = self.wait_for_spans(lambda spans: any(span["trace"] == trace and span["name"] == "tokens.sign" for span in spans),
-                                    "the proxy's trace")
+        # The request's own span ends after its children, and may come in a later export than theirs: wait
+        # for both.
+        spans = self.wait_for_spans(
+            lambda spans: any(span["trace"] == trace and span["name"] == "tokens.sign" for span in spans)
+            and any(span["trace"] == trace and span["kind"] == 2 for span in spans),
+            "the proxy's trace")
         root = [span for span in spans if span["trace"] == trace and span["kind"] == 2]
         expect(len(root) == 1 and root[0]["parent"] == parent and root[0]["name"] == "/oauth/token",
                "the token request's span is not a child of the proxy's: %s" % root)
