@@ -39,7 +39,7 @@ extension AuthorizationServer {
 
     private func deliverLogoutToken(to clientID: String, at uri: String, session: SessionSnapshot) async {
         let now = settings.clock().secondsSinceEpoch
-        let jti = OpaqueToken.generate()
+        let jti = TokenIdentifier.generate()
         let claims = LogoutTokenClaims(
             iss: issuer, aud: clientID, iat: now, exp: now + 120, jti: jti, sub: session.userID, events: [LogoutTokenClaims.event: [:]])
         var attempts = 0

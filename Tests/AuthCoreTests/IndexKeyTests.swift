@@ -101,9 +101,14 @@ struct IndexKeyTests {
         #expect(CodeRecord.key(OpaqueToken.hash("code-2")) != CodeRecord.key(hash))
         #expect(CodeRecord.key("not a hash") == "not a hash")
         #expect(CodeRecord.key(String(hash.dropLast()) + "g") == String(hash.dropLast()) + "g", "not hexadecimal")
-        let jti = OpaqueToken.generate()
-        #expect(TokenRecord.key(jti) == IndexKeyDigits.encode(Base64URL.decode(jti)!.prefix(16)))
+        let earlierJTI = OpaqueToken.generate()
+        #expect(TokenRecord.key(earlierJTI) == IndexKeyDigits.encode(Base64URL.decode(earlierJTI)!.prefix(16)))
+        #expect(TokenRecord.key(earlierJTI).utf8.count == 22)
+        let jti = TokenIdentifier.generate()
+        #expect(Base64URL.decode(jti)?.count == 16)
+        #expect(TokenRecord.key(jti) == jti)
         #expect(TokenRecord.key(jti).utf8.count == 22)
+        #expect(TokenIdentifier.generate() != jti)
         #expect(TokenRecord.key("jti-1") == "jti-1")
     }
 }

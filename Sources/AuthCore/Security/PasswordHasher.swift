@@ -51,6 +51,20 @@ public func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     return sodium_memcmp(lhs, rhs, lhs.count) == 0
 }
 
+/// Identifiers of things the server signs (a JWT's `jti`): 128 random bits, base64url without padding
+/// (22 characters).
+///
+/// An identifier is not a secret — it is in the signed token for anyone holding the token to read — so it
+/// needs only to be unique, and 128 random bits are (as a version 4 UUID's 122 are, which Keycloak and
+/// Hydra use). The journal records every one, and the code's and the token's projection entries hold it,
+/// so half of a secret's 256 bits is half the bytes in each. Tokens issued before carry 256-bit ids, and
+/// are read as they are.
+public enum TokenIdentifier {
+    public static func generate() -> String {
+        Base64URL.encode(SecureRandom.bytes(16))
+    }
+}
+
 /// Secrets that are handed out once and kept only as hashes: authorization codes, session ids,
 /// interaction ids, CSRF tokens. 256 random bits, base64url without padding.
 public enum OpaqueToken {
