@@ -45,10 +45,11 @@ public struct AuthEventReader {
         }
     }
 
-    /// The event at `sequence`, decoded without the values it leaves to another: requests leave none, and
-    /// a code takes only its decision's outcome.
+    /// The event at `sequence`, with the values it leaves to an event before it read from there in turn (a
+    /// code takes its decision's outcome, which may take values from its request's parameters; requests
+    /// take none, so this goes back at most twice).
     private func earlierEvent(_ sequence: UInt64) throws -> AuthEvent? {
         guard let envelope = try snapshot.event(sequence) else { return nil }
-        return try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: sequence, opener: opener)
+        return try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: sequence, opener: opener) { try earlierEvent($0) }
     }
 }

@@ -9,14 +9,17 @@ import Testing
 struct ValuesWrittenOnceTests {
     let fixtures = ProjectionTests()
 
-    /// The three events of an authorization that issues a code, as the server records them.
+    /// The three events of an authorization that issues a code, as the server records them: the decision's
+    /// outcome leaves the values its input holds to it (schema 5), and the code its grant to the decision.
     func authorization() -> (request: AuthEvent, decision: AuthEvent, code: AuthEvent) {
+        var grant = fixtures.grant
+        grant.redirectURIGiven = true
         let request = AuthorizeRequested(parameters: fixtures.parameters, clientIP: "127.0.0.1", userAgent: "test", interaction: nil)
         let decision = AuthorizeDecided(
             requestOffset: 1, configurationVersion: 8, input: AuthorizationInput(parameters: fixtures.parameters, session: fixtures.session, now: fixtures.now),
-            decision: AuthorizationDecision(outcome: .issueCode(fixtures.grant, delivery: fixtures.delivery), rule: "authorized"), interaction: nil,
+            decision: AuthorizationDecision(outcome: .issueCode(grant, delivery: fixtures.delivery), rule: "authorized"), interaction: nil,
             parametersOfRequest: true)
-        let code = CodeIssued(codeHash: OpaqueToken.hash("code-1"), grant: fixtures.grant, decisionOffset: 1, grantOfDecision: true)
+        let code = CodeIssued(codeHash: OpaqueToken.hash("code-1"), grant: grant, decisionOffset: 1, grantOfDecision: true)
         return (.authorizeRequested(request), .authorizeDecided(decision), .codeIssued(code))
     }
 
@@ -32,12 +35,10 @@ struct ValuesWrittenOnceTests {
         let stored: [UInt64: (AuthEvent, [UInt8])] = [
             10: (request, try request.payload(encoding)), 11: (decision, try decision.payload(encoding)), 12: (code, try code.payload(encoding)),
         ]
+        // The code's decision is read completed in turn, from its request.
         func read(_ sequence: UInt64) throws -> AuthEvent? {
-            let (event, payload) = try #require(stored[sequence])
-            return try AuthEvent(type: event.eventType, payload: payload, sequence: sequence) { earlier in
-                guard let (event, payload) = stored[earlier] else { return nil }
-                return try AuthEvent(type: event.eventType, payload: payload, sequence: earlier)
-            }
+            guard let (event, payload) = stored[sequence] else { return nil }
+            return try AuthEvent(type: event.eventType, payload: payload, sequence: sequence, earlier: read)
         }
         #expect(try read(11) == decision.resolved(at: 11))
         #expect(try read(12) == code.resolved(at: 12))
@@ -46,7 +47,8 @@ struct ValuesWrittenOnceTests {
             return
         }
         #expect(readDecision.input.parameters == fixtures.parameters && readDecision.parametersOfRequest)
-        #expect(readCode.grant == fixtures.grant && readCode.grantOfDecision)
+        #expect(readDecision.outcomeOfInput)
+        #expect(readCode.grant.clientID == fixtures.grant.clientID && readCode.grantOfDecision)
         // Encoded again, the same bytes: what is left out stays left out.
         #expect(try AuthEvent.authorizeDecided(readDecision).payload(encoding) == stored[11]!.1)
         #expect(try AuthEvent.codeIssued(readCode).payload(encoding) == stored[12]!.1)
@@ -97,9 +99,9 @@ struct ValuesWrittenOnceTests {
         #expect(throws: DecodingError.self) { _ = try AuthEvent(type: code.eventType, payload: Array(codeForged.utf8)) }
     }
 
-    @Test("decisions and codes are written in the schema versions that leave values out (4 and 3)")
+    @Test("decisions and codes are written in the schema versions that leave values out (5 and 3)")
     func schemaVersions() {
-        #expect(AuthEvent.memberSchemaVersion(of: AuthEvent.authorizeDecidedType) == 4)
+        #expect(AuthEvent.memberSchemaVersion(of: AuthEvent.authorizeDecidedType) == 5)
         #expect(AuthEvent.memberSchemaVersion(of: AuthEvent.codeIssuedType) == 3)
     }
 }

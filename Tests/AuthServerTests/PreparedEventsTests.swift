@@ -56,10 +56,17 @@ struct PreparedEventsTests {
         defer { reader.close() }
         try reader.read { snapshot in
             let decision = try #require(try snapshot.event(decisions[0].0))
-            #expect(decision.schemaVersion == 0x8004 && PayloadCoding.isCompact(decision.payload))
+            #expect(decision.schemaVersion == 0x8005 && PayloadCoding.isCompact(decision.payload))
             let text = String(decoding: try PayloadCoding.json(decision.payload), as: UTF8.self)
             #expect(text.contains(#""request_offset":1"#) && !text.contains("request_sequence"))
             #expect(!text.contains(#""parameters""#) && text.contains(#""input":{"#))
+            // A decision to issue a code leaves its client, redirect URI, user, authentication time and state
+            // to the input.
+            let issuing = try #require(try snapshot.event(codes[0].0 - 1))
+            #expect(issuing.schemaVersion == 0x8005)
+            let issuingText = String(decoding: try PayloadCoding.json(issuing.payload), as: UTF8.self)
+            #expect(issuingText.contains(#""issueCode":{"_0":{"#) && issuingText.contains(#""delivery":{"mode":"query"}"#), "\(issuingText)")
+            #expect(!issuingText.contains("client_id") && !issuingText.contains("redirect_uri") && !issuingText.contains("redirectURI"), "\(issuingText)")
             let code = try #require(try snapshot.event(codes[0].0))
             let codeText = String(decoding: try PayloadCoding.json(code.payload), as: UTF8.self)
             #expect(code.schemaVersion == 0x8003 && codeText.contains(#""decision_offset":1"#) && !codeText.contains(#""grant""#))

@@ -67,6 +67,11 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
     /// request's parameters are written once. Only a decision that refers to its request by offset (in
     /// the same commit) leaves them out.
     public var parametersOfRequest = false
+    /// Whether the decision's outcome issues, and its grant and delivery leave out the client, user,
+    /// redirect URI, authentication time and state that its input holds (schema version 5,
+    /// ``AuthorizationDecision/holdsValues(of:)``): a reader takes them from the input, once it has its
+    /// parameters (``AuthEvent/completed(from:)`` when they are its request's).
+    public var outcomeOfInput = false
 
     public init(
         requestSequence: UInt64, configurationVersion: UInt64, input: AuthorizationInput, decision: AuthorizationDecision,
@@ -81,6 +86,7 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
 
     /// A decision on the request `requestOffset` events before it in the same commit; with
     /// `parametersOfRequest`, its input's parameters are that request's and are written once, in the request.
+    /// Its outcome's values that its input holds are written once, in the input (``outcomeOfInput``).
     public init(
         requestOffset: UInt64, configurationVersion: UInt64, input: AuthorizationInput, decision: AuthorizationDecision,
         interaction: String?, parametersOfRequest: Bool = false
@@ -88,6 +94,7 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         self.init(requestSequence: 0, configurationVersion: configurationVersion, input: input, decision: decision, interaction: interaction)
         self.requestOffset = requestOffset
         self.parametersOfRequest = parametersOfRequest
+        self.outcomeOfInput = decision.holdsValues(of: input)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -107,7 +114,21 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
                 .init(codingPath: inputMembers.codingPath, debugDescription: "only a decision on a request of its own commit (request_offset) leaves out its parameters"))
         }
         input = try container.decode(AuthorizationInput.self, forKey: .input)
-        decision = try container.decode(AuthorizationDecision.self, forKey: .decision)
+        let decisionMembers = try container.nestedContainer(keyedBy: DecisionLeavingInputValues.Keys.self, forKey: .decision)
+        if let leaving = try DecisionLeavingInputValues.decodeIfLeaving(decisionMembers) {
+            outcomeOfInput = true
+            if parametersOfRequest {
+                decision = leaving  // completed with the request's parameters (AuthEvent.completed(from:))
+            } else {
+                guard let completed = leaving.completed(from: input) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .decision, in: container, debugDescription: "the outcome leaves to the input values that the input does not hold")
+                }
+                decision = completed
+            }
+        } else {
+            decision = try container.decode(AuthorizationDecision.self, forKey: .decision)
+        }
         interaction = try container.decodeIfPresent(String.self, forKey: .interaction)
     }
 
@@ -120,7 +141,17 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         } else {
             try container.encode(input, forKey: .input)
         }
-        try container.encode(decision, forKey: .decision)
+        if outcomeOfInput {
+            // Only what the input holds is left out: a decision that does not hold it (one read but not
+            // completed) would lose it.
+            guard decision.holdsValues(of: input) else {
+                throw EncodingError.invalidValue(
+                    decision, .init(codingPath: container.codingPath + [CodingKeys.decision], debugDescription: "the outcome does not hold the input's values it leaves to it"))
+            }
+            try container.encode(DecisionLeavingInputValues(decision: decision), forKey: .decision)
+        } else {
+            try container.encode(decision, forKey: .decision)
+        }
         try container.encodeIfPresent(interaction, forKey: .interaction)
     }
 }
@@ -833,8 +864,9 @@ public enum AuthEvent: Sendable, Equatable {
         switch type {
         // References within the commit by offset (`request_offset`, `decision_offset`).
         case interactionOpenedType, tokenIssuedType: 3
-        // And the request's parameters, the decision's grant, left to the event they are written in.
-        case authorizeDecidedType: 4
+        // And the request's parameters, the decision's grant, left to the event they are written in;
+        // and the values of a decision's outcome, to its input.
+        case authorizeDecidedType: 5
         case codeIssuedType: 3
         default: PersonalData.schemaVersion(of: type) ?? 1
         }
@@ -883,9 +915,16 @@ public enum AuthEvent: Sendable, Equatable {
         switch (self, earlier) {
         case (.authorizeDecided(var decided), .authorizeRequested(let request)) where decided.parametersOfRequest:
             decided.input.parameters = request.parameters
+            if decided.outcomeOfInput {
+                guard let completed = decided.decision.completed(from: decided.input) else { throw EventReferenceError(event: self, found: earlier) }
+                decided.decision = completed
+            }
             return .authorizeDecided(decided)
         case (.codeIssued(var issued), .authorizeDecided(let decided)) where issued.grantOfDecision:
-            guard case .issueCode(let grant, _) = decided.decision.outcome else { throw EventReferenceError(event: self, found: earlier) }
+            // A decision read without the values it leaves to its request has no client yet.
+            guard case .issueCode(let grant, _) = decided.decision.outcome, !grant.clientID.isEmpty else {
+                throw EventReferenceError(event: self, found: earlier)
+            }
             issued.grant = grant
             return .codeIssued(issued)
         case _ where valuesFrom == nil:
@@ -902,6 +941,7 @@ public enum AuthEvent: Sendable, Equatable {
         switch (self, original) {
         case (.authorizeDecided(var decided), .authorizeDecided(let known)) where decided.parametersOfRequest:
             decided.input.parameters = known.input.parameters
+            if decided.outcomeOfInput { decided.decision = known.decision }
             return .authorizeDecided(decided)
         case (.codeIssued(var issued), .codeIssued(let known)) where issued.grantOfDecision:
             issued.grant = known.grant
