@@ -186,12 +186,24 @@ public final class LogStreamDelivery: Sendable {
             let first = try snapshot.firstSequence
             let start = max(delivered + 1, first)
             let opener = handling == .keep ? nil : SealedValueOpener(snapshot: snapshot, dataKey: dataKey)
+            func rendered(_ envelope: EventEnvelope) -> (envelope: EventEnvelope, payload: Any) {
+                (envelope, handling.payload(of: envelope, opener: opener, dataKey: dataKey, domain: "log_stream"))
+            }
+            // The events just before the batch that its first events may take values from (not delivered).
+            var context: [(envelope: EventEnvelope, payload: Any)] = []
+            if format == .auth0, start > first {
+                try snapshot.forEachEvent(from: max(first, start - min(start, LogStreamBatch.valuesLookback))) { envelope in
+                    guard envelope.sequence < start else { return false }
+                    context.append(rendered(envelope))
+                    return true
+                }
+            }
             var events: [(envelope: EventEnvelope, payload: Any)] = []
             try snapshot.forEachEvent(from: start) { envelope in
-                events.append((envelope, handling.payload(of: envelope, opener: opener, dataKey: dataKey, domain: "log_stream")))
+                events.append(rendered(envelope))
                 return events.count < size
             }
-            let batch = LogStreamBatch.render(events, format: format, origin: try snapshot.origin ?? "authledger")
+            let batch = LogStreamBatch.render(events, format: format, origin: try snapshot.origin ?? "authledger", context: context)
             return (batch, try snapshot.head.sequence, start - (delivered + 1))
         }
         if skipped > 0 {

@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 import Testing
 
@@ -108,6 +109,17 @@ struct OutcomeOfInputTests {
         #expect(read == .authorizeDecided(decided).resolved(at: 11))
     }
 
+    @Test("a decision that names its request by sequence number leaves the values out all the same: they are its own input's")
+    func bySequenceNumber() throws {
+        let decided = AuthorizeDecided(
+            requestSequence: 10, configurationVersion: 8, input: input,
+            decision: AuthorizationDecision(outcome: .issueCode(grant, delivery: fixtures.delivery), rule: "authorized"), interaction: nil)
+        #expect(decided.outcomeOfInput)
+        #expect(try !json(decided).contains("redirectURI"))
+        let read = try AuthEvent(type: AuthEvent.authorizeDecidedType, payload: try AuthEvent.authorizeDecided(decided).payload(), sequence: 11)
+        #expect(read == .authorizeDecided(decided))
+    }
+
     @Test("without state in the parameters or in the delivery, the values are still left out, and read back without state")
     func withoutState() throws {
         var parameters = fixtures.parameters.values
@@ -141,6 +153,14 @@ struct OutcomeOfInputTests {
         let withoutRedirect = text.replacingOccurrences(of: #""redirect_uri":"http://127.0.0.1:9000/callback","#, with: "")
         #expect(withoutRedirect != text)
         #expect(throws: DecodingError.self) { try decode(withoutRedirect) }
+        // A second outcome beside it.
+        let twoOutcomes = text.replacingOccurrences(of: #""delivery":{"mode":"query"}}}"#, with: #""delivery":{"mode":"query"}},"login":{"connection":"c"}}"#)
+        #expect(twoOutcomes != text)
+        #expect(throws: DecodingError.self) { try decode(twoOutcomes) }
+        // An input without the session whose user and authentication time the grant leaves to it.
+        let withoutSession = text.replacingOccurrences(of: #","session":\{[^}]*\}"#, with: "", options: .regularExpression)
+        #expect(withoutSession != text)
+        #expect(throws: DecodingError.self) { try decode(withoutSession) }
         // Left to a request that has no client.
         let fromRequest = decision(.issueCode(grant, delivery: fixtures.delivery), parametersOfRequest: true)
         var parameters = fixtures.parameters.values

@@ -173,16 +173,23 @@ struct LogStreamTests {
         #expect(records.allSatisfy { $0["category_uid"] as? Int == 3 && (($0["unmapped"] as? [String: Any])?["authledger"] as? [String: Any])?["sequence"] != nil })
 
         // Another stream name: its own position, from the first event.
-        var auth0Configuration = Self.configuration(.auth0, batch: 100)
-        auth0Configuration.name = "siem"
-        let auth0 = RecordingTransport()
-        try await Self.deliver(
-            LogStreamDelivery(journal: ledger.journal, configuration: auth0Configuration, transport: auth0, dataKey: dataKey, node: "a")
-        ) { auth0.sequences.last == head }
-        #expect(auth0.batches.allSatisfy { $0.contentType == "application/json" })
-        let logs = try auth0.batches.flatMap { batch in
-            try #require(try JSONSerialization.jsonObject(with: Data(batch.body)) as? [[String: Any]])
+        func auth0Stream(_ name: String, batch: Int) async throws -> (batches: [LogStreamBatch], logs: [[String: Any]]) {
+            var configuration = Self.configuration(.auth0, batch: batch)
+            configuration.name = name
+            let transport = RecordingTransport()
+            try await Self.deliver(
+                LogStreamDelivery(journal: ledger.journal, configuration: configuration, transport: transport, dataKey: dataKey, node: name)
+            ) { transport.sequences.last == head }
+            let logs = try transport.batches.flatMap { batch in
+                try #require(try JSONSerialization.jsonObject(with: Data(batch.body)) as? [[String: Any]])
+            }
+            return (transport.batches, logs)
         }
+        func codeLog(_ logs: [[String: Any]]) throws -> [String: Any] {
+            try #require(logs.first { ($0["data"] as? [String: Any])?["description"] as? String == "auth.code.issued" }?["data"] as? [String: Any])
+        }
+        let (batches, logs) = try await auth0Stream("siem", batch: 100)
+        #expect(batches.allSatisfy { $0.contentType == "application/json" })
         #expect(logs.count == Int(head))
         let types = logs.compactMap { ($0["data"] as? [String: Any])?["type"] as? String }
         #expect(types.contains("s") && types.contains("seacft"), "\(types)")
@@ -190,8 +197,15 @@ struct LogStreamTests {
         let exchange = try #require(logs.first { ($0["data"] as? [String: Any])?["type"] as? String == "seacft" }?["data"] as? [String: Any])
         #expect(exchange["client_id"] as? String == "web-app")
         // A code leaves its grant to its decision: the log still names its client and user.
-        let code = try #require(logs.first { ($0["data"] as? [String: Any])?["description"] as? String == "auth.code.issued" }?["data"] as? [String: Any])
+        let code = try codeLog(logs)
         #expect(code["client_id"] as? String == "web-app" && code["user_id"] != nil, "\(code)")
+
+        // One event per batch: the code's decision and the decision's request are in earlier batches, and
+        // read as the batch's context; the log still names its client and user.
+        let (singleBatches, singles) = try await auth0Stream("one-by-one", batch: 1)
+        #expect(singles.count == Int(head) && singleBatches.count == Int(head))
+        let alone = try codeLog(singles)
+        #expect(alone["client_id"] as? String == "web-app" && alone["user_id"] as? String == code["user_id"] as? String, "\(alone)")
         await ledger.journal.close()
     }
 }

@@ -70,7 +70,9 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
     /// Whether the decision's outcome issues, and its grant and delivery leave out the client, user,
     /// redirect URI, authentication time and state that its input holds (schema version 5,
     /// ``AuthorizationDecision/holdsValues(of:)``): a reader takes them from the input, once it has its
-    /// parameters (``AuthEvent/completed(from:)`` when they are its request's).
+    /// parameters (``AuthEvent/completed(from:)`` when they are its request's). Set when a decision is
+    /// made from its parts, by whether its outcome holds those values; change the decision or the input
+    /// afterwards, and set it again.
     public var outcomeOfInput = false
 
     public init(
@@ -82,11 +84,11 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         self.input = input
         self.decision = decision
         self.interaction = interaction
+        self.outcomeOfInput = decision.holdsValues(of: input)
     }
 
     /// A decision on the request `requestOffset` events before it in the same commit; with
     /// `parametersOfRequest`, its input's parameters are that request's and are written once, in the request.
-    /// Its outcome's values that its input holds are written once, in the input (``outcomeOfInput``).
     public init(
         requestOffset: UInt64, configurationVersion: UInt64, input: AuthorizationInput, decision: AuthorizationDecision,
         interaction: String?, parametersOfRequest: Bool = false
@@ -94,7 +96,6 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         self.init(requestSequence: 0, configurationVersion: configurationVersion, input: input, decision: decision, interaction: interaction)
         self.requestOffset = requestOffset
         self.parametersOfRequest = parametersOfRequest
-        self.outcomeOfInput = decision.holdsValues(of: input)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -117,6 +118,10 @@ public struct AuthorizeDecided: Codable, Sendable, Equatable {
         let decisionMembers = try container.nestedContainer(keyedBy: DecisionLeavingInputValues.Keys.self, forKey: .decision)
         if let leaving = try DecisionLeavingInputValues.decodeIfLeaving(decisionMembers) {
             outcomeOfInput = true
+            guard input.session != nil else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .decision, in: container, debugDescription: "the outcome leaves its user to an input without a session")
+            }
             if parametersOfRequest {
                 decision = leaving  // completed with the request's parameters (AuthEvent.completed(from:))
             } else {

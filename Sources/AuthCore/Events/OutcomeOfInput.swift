@@ -91,10 +91,14 @@ struct DecisionLeavingInputValues: Encodable {
     /// - Throws: `DecodingError` when the outcome leaves out some of the values and writes others.
     static func decodeIfLeaving(_ container: KeyedDecodingContainer<Keys>) throws -> AuthorizationDecision? {
         let outcome = try container.nestedContainer(keyedBy: OutcomeKeys.self, forKey: .outcome)
-        guard let kind = outcome.allKeys.first, outcome.allKeys.count == 1 else { return nil }
+        guard let kind = outcome.allKeys.first else { return nil }
         let members = try outcome.nestedContainer(keyedBy: IssueKeys.self, forKey: kind)
         let grantMembers = try members.nestedContainer(keyedBy: CodeGrant.CodingKeys.self, forKey: .grant)
         guard !grantMembers.contains(.clientID) else { return nil }
+        // One outcome, as the synthesized decoding of the others requires.
+        guard try container.nestedContainer(keyedBy: MemberName.self, forKey: .outcome).allKeys.count == 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .outcome, in: container, debugDescription: "an outcome has exactly one member")
+        }
         let grant = try CodeGrant(leavingInputValues: grantMembers)
         let delivery = try members.decode(DeliveryLeavingInputValues.self, forKey: .delivery)
         let placeholder = ResponseDelivery(redirectURI: "", mode: delivery.mode, state: nil)
@@ -106,6 +110,14 @@ struct DecisionLeavingInputValues: Encodable {
             }
         return AuthorizationDecision(outcome: decided, rule: try container.decode(String.self, forKey: .rule))
     }
+}
+
+/// Any member's name: to count an object's members.
+private struct MemberName: CodingKey {
+    let stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
 }
 
 /// A grant without the members its decision's input holds.
