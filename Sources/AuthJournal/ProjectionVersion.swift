@@ -23,9 +23,8 @@ public enum ProjectionVersion {
     /// sequence numbers, a byte per entry under one key per value and bucket (``IndexBucket``), where each
     /// entry had a key of its own. 9: codes and access tokens keyed by 128 bits of their hash or id
     /// (``CodeRecord/key(_:)``, ``TokenRecord/key(_:)``), and a token's entry without the code hash that
-    /// nothing read. 10: access tokens of ``TokenIdentifier`` ids (16 bytes, the first six the time) keyed by
-    /// those bytes in order-keeping digits, where they were keyed by their base64url text.
-    public static let current = 10
+    /// nothing read.
+    public static let current = 9
     /// The table that holds the version (outside ``AuthTable``: it is not a function of the events).
     public static let table = "auth.projection_version"
     static let key = Array("version".utf8)

@@ -38,9 +38,8 @@ extension AuthorizationServer {
     }
 
     private func deliverLogoutToken(to clientID: String, at uri: String, session: SessionSnapshot) async {
-        let clock = settings.clock()
-        let now = clock.secondsSinceEpoch
-        let jti = TokenIdentifier.generate(at: clock)
+        let now = settings.clock().secondsSinceEpoch
+        let jti = TokenIdentifier.generate()
         let claims = LogoutTokenClaims(
             iss: issuer, aud: clientID, iat: now, exp: now + 120, jti: jti, sub: session.userID, events: [LogoutTokenClaims.event: [:]])
         var attempts = 0

@@ -204,7 +204,7 @@ public struct TokenMinter: Sendable {
         let ttl = api?.tokenTTLSeconds ?? 86_400
         let iat = now.secondsSinceEpoch
         let accessAlgorithm = TokenAlgorithm(rawValue: api?.signingAlgorithm ?? "RS256") ?? .rs256
-        let accessID = TokenIdentifier.generate(at: now)
+        let accessID = TokenIdentifier.generate()
         let access = AccessTokenClaims(
             iss: issuer, sub: grant.userID, aud: grant.audience ?? issuer + "userinfo", exp: iat + Int64(ttl), iat: iat, jti: accessID,
             clientID: grant.clientID, scope: grant.scopes.joined(separator: " "), orgID: grant.organizationID,

@@ -112,12 +112,12 @@ public struct TokenRecord: Codable, Sendable, Equatable {
 }
 
 extension TokenRecord {
-    /// The ``AuthTable/tokens`` key of the token with id `jti`: the first 16 bytes its base64url encodes
-    /// (all of a ``TokenIdentifier``'s, which begin with the time they were made, so that new entries go at
-    /// the end of the table; the first half of the 256 random bits of the ids of releases before), in
-    /// ``IndexKeyDigits`` (22 characters); any other id as it is.
+    /// The ``AuthTable/tokens`` key of the token with id `jti`: for the 256-bit ids of releases before
+    /// ``TokenIdentifier``, the first 16 of the 32 bytes its base64url encodes, in ``IndexKeyDigits`` (22
+    /// characters instead of 43); any other id — the 128-bit ids issued since, 22 characters already — as
+    /// it is.
     public static func key(_ jti: String) -> String {
-        guard let bytes = Base64URL.decode(jti), bytes.count == 16 || bytes.count == 32 else { return jti }
+        guard let bytes = Base64URL.decode(jti), bytes.count == 32 else { return jti }
         return IndexKeyDigits.encode(bytes.prefix(16))
     }
 }

@@ -51,21 +51,17 @@ public func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     return sodium_memcmp(lhs, rhs, lhs.count) == 0
 }
 
-/// Identifiers of things the server signs (a JWT's `jti`): 16 bytes, base64url without padding (22
-/// characters) — the time they were made, in milliseconds since the epoch (6 bytes, big-endian), then 80
-/// random bits.
+/// Identifiers of things the server signs (a JWT's `jti`): 128 random bits, base64url without padding
+/// (22 characters).
 ///
-/// An identifier is not a secret — it is in the signed token for anyone holding the token to read, beside
-/// its `iat` — so it needs only to be unique: 80 random bits within one millisecond are (a version 7 UUID
-/// is made the same way). The journal records every one, and the code's and the token's projection
-/// entries hold it, so half of a secret's 256 bits is half the bytes in each; and the tokens' projection,
-/// keyed by it (``TokenRecord/key(_:)``), grows at its end, where random keys would leave its pages
-/// half-empty. Tokens issued before carry 256 random bits, and are read as they are.
+/// An identifier is not a secret — it is in the signed token for anyone holding the token to read — so it
+/// needs only to be unique, and 128 random bits are (as a version 4 UUID's 122 are, which Keycloak and
+/// Hydra use). The journal records every one, and the code's and the token's projection entries hold it,
+/// so half of a secret's 256 bits is half the bytes in each. Tokens issued before carry 256-bit ids, and
+/// are read as they are.
 public enum TokenIdentifier {
-    /// A new identifier made at `time`.
-    public static func generate(at time: LedgerTimestamp) -> String {
-        let milliseconds = UInt64(clamping: time.microseconds) / 1000  // times before the epoch: 0
-        return Base64URL.encode(milliseconds.bigEndianBytes.suffix(6) + SecureRandom.bytes(10))
+    public static func generate() -> String {
+        Base64URL.encode(SecureRandom.bytes(16))
     }
 }
 
