@@ -112,9 +112,10 @@ struct JournalLayout: Sendable {
 
     /// The lowest level of the Merkle tree whose perfect subtrees the writer stores: the ones below are
     /// computed from the events' records when a proof needs them (at most `2^level - 1` leaves each), which
-    /// keeps the `merkle` table to a quarter of a node per event instead of two (journal format §6).
-    /// Journals written before 2026-12-04 store every level, and read the same.
-    static let lowestStoredMerkleLevel = 3
+    /// keeps the `merkle` table to an eighth of a node per event instead of two (journal format §6).
+    /// Journals written before 2026-12-04 store every level, and those written before 2026-12-05 level 3
+    /// too; all read the same (a node that is stored is read, whatever its level).
+    static let lowestStoredMerkleLevel = 4
 
     /// Whether the writer stores the perfect subtree at `level` (and archival keeps it at the cut).
     static func storesMerkleNode(level: Int) -> Bool { level >= lowestStoredMerkleLevel }
@@ -219,7 +220,7 @@ public struct JournalHead: Sendable, Equatable {
 }
 
 /// Perfect-subtree hashes read from the `merkle` table, and below
-/// `JournalLayout.lowestStoredMerkleLevel` (which journals written since 2026-12-04 do not store)
+/// `JournalLayout.lowestStoredMerkleLevel` (which journals written since 2026-12-04 do not store: below 3, and since 2026-12-05 below 4)
 /// computed from the events' records.
 struct StoredMerkleNodes: MerkleNodeSource {
     let transaction: any StorageReadTransaction
