@@ -232,14 +232,34 @@ struct StoredMerkleNodes: MerkleNodeSource {
             return hash
         }
         guard level < JournalLayout.lowestStoredMerkleLevel else { throw JournalError.corrupt("Merkle node \(level)/\(index) is missing") }
+        if let computed = try hashOfLeaves(level: level, index: index) { return computed }
+        // Some of its leaves are gone (archived, §10): its halves may be stored frontier nodes.
         guard level > 0 else {
-            // Leaf `index` is event `index + 1`.
-            guard let record = try layout.record(index + 1, in: transaction) else {
-                throw JournalError.corrupt("Merkle node 0/\(index) is missing, and so is event #\(index + 1) it is the hash of")
-            }
-            return MerkleHashing.leafHash(record)
+            throw JournalError.corrupt("Merkle node 0/\(index) is missing, and so is event #\(index + 1) it is the hash of")
         }
         return MerkleHashing.nodeHash(
             try perfectSubtreeHash(level: level - 1, index: index << 1), try perfectSubtreeHash(level: level - 1, index: index << 1 | 1))
+    }
+
+    /// The subtree computed from its leaves, the records of events `index << level + 1` on, read in one
+    /// range (one query on a shared store, where reading them one by one took a round trip each); `nil`
+    /// when one of them is not there.
+    private func hashOfLeaves(level: Int, index: UInt64) throws -> SHA256Digest? {
+        let first = index << UInt64(level) + 1
+        let count = 1 << level
+        var hashes: [SHA256Digest] = []
+        hashes.reserveCapacity(count)
+        var expander = RecordExpander(layout: layout)
+        try transaction.forEach(in: layout.events, from: first.bigEndianBytes, limit: count) { key, stored in
+            let sequence = first + UInt64(hashes.count)
+            guard key == sequence.bigEndianBytes else { return false }
+            hashes.append(MerkleHashing.leafHash(try expander.record(stored, sequence: sequence, in: transaction)))
+            return true
+        }
+        guard hashes.count == count else { return nil }
+        while hashes.count > 1 {
+            hashes = stride(from: 0, to: hashes.count, by: 2).map { MerkleHashing.nodeHash(hashes[$0], hashes[$0 + 1]) }
+        }
+        return hashes[0]
     }
 }

@@ -521,9 +521,17 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     func forEach(in table: StorageTable, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        // Pages in key order; each page is fetched whole before `body` sees it, so `body` may query too.
+        try forEach(in: table, from: start, limit: .max, body)
+    }
+
+    func forEach(in table: StorageTable, from start: [UInt8]?, limit: Int, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        // Pages in key order, none longer than what is left of `limit`; each page is fetched whole before
+        // `body` sees it, so `body` may query too.
+        var left = limit
+        var page = min(left, Self.pageSize)
+        guard page > 0 else { return }
         var query: PostgresQuery =
-            "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key >= \(ByteBuffer(bytes: start ?? [])) ORDER BY key LIMIT \(Self.pageSize)"
+            "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key >= \(ByteBuffer(bytes: start ?? [])) ORDER BY key LIMIT \(page)"
         while true {
             let rows = try session.run(query)
             var lastKey: [UInt8] = []
@@ -532,8 +540,10 @@ final class PostgresTransaction: StorageWriteTransaction {
                 lastKey = bytes(key)
                 guard try body(lastKey, bytes(value)) else { return }
             }
-            guard rows.count == Self.pageSize else { return }
-            query = "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key > \(ByteBuffer(bytes: lastKey)) ORDER BY key LIMIT \(Self.pageSize)"
+            left -= rows.count
+            guard rows.count == page, left > 0 else { return }
+            page = min(left, Self.pageSize)
+            query = "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key > \(ByteBuffer(bytes: lastKey)) ORDER BY key LIMIT \(page)"
         }
     }
 

@@ -44,6 +44,18 @@ struct ArchiveTests {
         let cut = try #require(prefix?.size)
         #expect(cut > head / 2 && cut < head && first == cut + 1, "archived up to the last checkpoint before #\(head): \(cut)")
         #expect(stored == nil, "the archived bodies are gone from the journal")
+        // Every event after the cut proves its inclusion at the head: a subtree that straddles the cut is
+        // computed from the frontier's nodes stored at the cut and the records after it.
+        let proving = try JournalReader(directory: journal)
+        try proving.read { snapshot in
+            let size = try snapshot.head.sequence
+            let root = try snapshot.rootHash(treeSize: size)
+            for sequence in (cut + 1)...size {
+                let leaf = MerkleHashing.leafHash(try #require(try snapshot.record(sequence)))
+                #expect(throws: Never.self) { try snapshot.inclusionProof(sequence: sequence, treeSize: size).verify(leafHash: leaf, root: root) }
+            }
+        }
+        proving.close()
 
         let live = try RebuildCommandTests.replay(["verify", "--journal", journal])
         #expect(live.0 == 0 && live.1.contains("events #1…#\(cut) are archived"), "\(live.1)")

@@ -290,11 +290,38 @@ struct JournalTests {
         await journal.close()
     }
 
-    @Test("the writer stores Merkle nodes from level 3 up; proofs needing lower ones compute them from the events, as a whole tree in memory gives them")
+    @Test("with the events before a cut gone, a subtree that straddles the cut is computed from the frontier's nodes stored at the cut and the records after it")
+    func straddlingSubtrees() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        for index in 0..<44 { try await journal.append(testDraft("s\(index)")) }
+        // 37 = 100101: the frontier at the cut is the subtrees of 32, 4 and 1 leaves; the proofs of events
+        // 38 and after need subtrees of 2, 8 and 16 leaves that begin before it.
+        let cut: UInt64 = 37
+        let (size, expected) = try journal.read { snapshot in
+            let size = try snapshot.head.sequence
+            return (size, try ((cut + 1)...size).map { try snapshot.inclusionProof(sequence: $0, treeSize: size) })
+        }
+        try await journal.transact { transaction in
+            try transaction.layout.storeFrontierNodes(at: cut, in: transaction.transaction)
+            for sequence in 1...cut { try transaction.transaction.delete(sequence.bigEndianBytes, in: transaction.layout.events) }
+        }
+        try journal.read { snapshot in
+            let gone = try snapshot.record(cut), kept = try snapshot.record(cut + 1)
+            #expect(gone == nil && kept != nil)
+            for (offset, sequence) in ((cut + 1)...size).enumerated() {
+                let proof = try snapshot.inclusionProof(sequence: sequence, treeSize: size)
+                #expect(proof == expected[offset], "#\(sequence)")
+            }
+        }
+        await journal.close()
+    }
+
+    @Test("the writer stores Merkle nodes from level 4 up; proofs needing lower ones compute them from the events, as a whole tree in memory gives them")
     func lowMerkleLevelsComputed() async throws {
         let directory = TemporaryDirectory()
         let journal = try openJournal(directory.journal)
-        for index in 0..<45 { try await journal.append(testDraft("m\(index)")) }
+        for index in 0..<70 { try await journal.append(testDraft("m\(index)")) }
         try journal.read { snapshot in
             let size = try snapshot.head.sequence
             var levels: [Int] = []
@@ -302,7 +329,7 @@ struct JournalTests {
                 levels.append(Int(key[8]))
                 return true
             }
-            // Every complete subtree of 8 leaves or more, and nothing below.
+            // Every complete subtree of 16 leaves or more, and nothing below.
             #expect(!levels.isEmpty && levels.allSatisfy { $0 >= JournalLayout.lowestStoredMerkleLevel })
             let complete = (JournalLayout.lowestStoredMerkleLevel..<64).reduce(0) { $0 + Int(size >> UInt64($1)) }
             #expect(levels.count == complete)

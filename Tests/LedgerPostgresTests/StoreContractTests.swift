@@ -47,6 +47,11 @@ struct StoreContractTests {
         try await withStore(named: store, check: checkExtend)
     }
 
+    @Test("a range read of at most a number of entries: from a key, in key order, stopped by its limit or by the body", arguments: ["memory", "LMDB", "PostgreSQL"])
+    func limitedRange(store: String) async throws {
+        try await withStore(named: store, check: checkLimitedRange)
+    }
+
     @Test("the journal in memory: concurrent appends, one chain that verifies, every event where its receipt says")
     func journalInMemory() async throws {
         let key = TemporaryKey()
@@ -204,6 +209,30 @@ private func checkNestedSemantics(_ storage: any JournalStorage) throws {
     try batch.commit()
     let stored = try storage.read { try contents($0, table) }
     #expect(stored == ["a": "a", "after": "after", "base": "base", "kept": "kept"])
+}
+
+private func checkLimitedRange(_ storage: any JournalStorage) throws {
+    let table = try #require(try storage.openTables(["t"], create: true)["t"])
+    let setup = try storage.beginWrite()
+    for number in 0..<20 { try setup.put(bytes("v\(number)"), for: [UInt8(number)], in: table) }
+    try setup.commit()
+    let read = try storage.beginWrite()
+    defer { read.abort() }
+    func keys(from start: UInt8?, limit: Int, until stop: UInt8 = .max) throws -> [UInt8] {
+        var found: [UInt8] = []
+        try read.forEach(in: table, from: start.map { [$0] }, limit: limit) { key, value in
+            #expect(value == bytes("v\(key[0])"))
+            found.append(key[0])
+            return key[0] < stop
+        }
+        return found
+    }
+    #expect(try keys(from: 5, limit: 3) == [5, 6, 7])
+    #expect(try keys(from: nil, limit: 2) == [0, 1])
+    #expect(try keys(from: 17, limit: 10) == [17, 18, 19], "fewer left than the limit")
+    #expect(try keys(from: 3, limit: 0) == [])
+    #expect(try keys(from: 3, limit: 10, until: 4) == [3, 4], "the body stops first")
+    #expect(try keys(from: 0, limit: 1_000).count == 20)
 }
 
 private func checkExtend(_ storage: any JournalStorage) throws {

@@ -67,6 +67,11 @@ public protocol StorageReadTransaction {
     /// until `body` returns false.
     func forEach(in table: StorageTable, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws
 
+    /// Visits at most `limit` entries in key order from the first key at or after `start`, until `body`
+    /// returns false. A store whose reads are round trips fetches no more than that (PostgreSQL: one query
+    /// for a short range, where an open-ended walk fetches a page); the default walks and stops.
+    func forEach(in table: StorageTable, from start: [UInt8]?, limit: Int, _ body: ([UInt8], [UInt8]) throws -> Bool) throws
+
     /// The entry with the largest key, or `nil` when the table is empty.
     func last(in table: StorageTable) throws -> ([UInt8], [UInt8])?
 
@@ -119,6 +124,16 @@ extension StorageReadTransaction {
     /// Visits every entry in key order until `body` returns false.
     public func forEach(in table: StorageTable, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         try forEach(in: table, from: nil, body)
+    }
+
+    /// Walks from `start` and stops after `limit` entries.
+    public func forEach(in table: StorageTable, from start: [UInt8]?, limit: Int, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        guard limit > 0 else { return }
+        var visited = 0
+        try forEach(in: table, from: start) { key, value in
+            visited += 1
+            return try body(key, value) && visited < limit
+        }
     }
 }
 
