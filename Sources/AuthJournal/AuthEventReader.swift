@@ -45,11 +45,9 @@ public struct AuthEventReader {
         }
     }
 
-    /// The event at `sequence`, with the values it leaves to an event before it read from there in turn (a
-    /// code takes its decision's outcome, which may take values from its request's parameters; requests
-    /// take none, so this goes back at most twice).
+    /// The event at `sequence`, read from the snapshot with the values it takes from the events before it.
     private func earlierEvent(_ sequence: UInt64) throws -> AuthEvent? {
         guard let envelope = try snapshot.event(sequence) else { return nil }
-        return try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: sequence, opener: opener) { try earlierEvent($0) }
+        return try AuthEvent(envelope, opener: opener, reading: snapshot.event)
     }
 }

@@ -158,19 +158,21 @@ public enum Auth0LogFormat {
     ///   values from: a code's grant is its decision's (journal format §14, "Values written once").
     public static func log(_ envelope: EventEnvelope, payload: Any, origin: String, earlier: [UInt64: Any] = [:]) -> [String: Any] {
         var fields = payload as? [String: Any] ?? [:]
-        func reference(_ member: String, of fields: [String: Any], at sequence: UInt64) -> [String: Any]? {
-            guard let offset = (fields[member] as? NSNumber)?.uint64Value, offset <= sequence else { return nil }
-            return earlier[sequence - offset] as? [String: Any]
+        /// The earlier event that `fields`, of the event at `sequence`, names by the offset in `member`.
+        func reference(_ member: String, of fields: [String: Any], at sequence: UInt64) -> (sequence: UInt64, fields: [String: Any])? {
+            guard let offset = (fields[member] as? NSNumber)?.uint64Value, offset <= sequence,
+                let found = earlier[sequence - offset] as? [String: Any]
+            else { return nil }
+            return (sequence - offset, found)
         }
-        if fields["grant"] == nil, let decision = reference("decision_offset", of: fields, at: envelope.sequence),
+        if fields["grant"] == nil, let (decisionSequence, decision) = reference("decision_offset", of: fields, at: envelope.sequence),
             let outcome = (decision["decision"] as? [String: Any])?["outcome"] as? [String: Any],
             var grant = (outcome["issueCode"] as? [String: Any])?["_0"] as? [String: Any]
         {
             // A decision of schema 5 leaves the grant's client and user to its input, whose parameters may
             // be its request's.
             if grant["client_id"] == nil, let input = decision["input"] as? [String: Any] {
-                let decisionSequence = envelope.sequence - ((fields["decision_offset"] as? NSNumber)?.uint64Value ?? 0)
-                let parameters = input["parameters"] ?? reference("request_offset", of: decision, at: decisionSequence)?["parameters"]
+                let parameters = input["parameters"] ?? reference("request_offset", of: decision, at: decisionSequence)?.fields["parameters"]
                 grant["client_id"] = ((parameters as? [String: Any])?["values"] as? [String: Any])?["client_id"]
                 grant["user_id"] = (input["session"] as? [String: Any])?["user_id"]
             }

@@ -109,15 +109,9 @@ public enum ProjectionVersion {
             let last = min(head, start + eventsPerCommit - 1)
             try await journal.transact { transaction in
                 let store = TransactionStore(transaction: transaction)
-                // An earlier event that one takes values from, completed in turn (a code's decision takes
-                // values from its request).
-                func earlierEvent(_ sequence: UInt64) throws -> AuthEvent? {
-                    guard let envelope = try transaction.event(sequence) else { return nil }
-                    return try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: sequence, earlier: earlierEvent)
-                }
                 for sequence in start...last {
                     guard let envelope = try transaction.event(sequence) else { throw JournalError.corrupt("event #\(sequence) is missing") }
-                    let event = try AuthEvent(type: envelope.type, payload: envelope.payload, sequence: sequence, earlier: earlierEvent)
+                    let event = try AuthEvent(envelope, reading: { try transaction.event($0) })
                     if let event {
                         try AuthProjection.apply(event, sequence: sequence, traceID: RequestTrace.traceID(in: envelope.payload), to: store)
                     }

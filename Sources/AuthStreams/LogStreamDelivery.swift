@@ -189,20 +189,20 @@ public final class LogStreamDelivery: Sendable {
             func rendered(_ envelope: EventEnvelope) -> (envelope: EventEnvelope, payload: Any) {
                 (envelope, handling.payload(of: envelope, opener: opener, dataKey: dataKey, domain: "log_stream"))
             }
-            // The events just before the batch that its first events may take values from (not delivered).
-            var context: [(envelope: EventEnvelope, payload: Any)] = []
-            if format == .auth0, start > first {
-                try snapshot.forEachEvent(from: max(first, start - min(start, LogStreamBatch.valuesLookback))) { envelope in
-                    guard envelope.sequence < start else { return false }
-                    context.append(rendered(envelope))
+            // One walk: the events just before the batch that its first events may take values from (the
+            // context, not delivered, rendered only when there is a batch), then the batch.
+            let lookback = format == .auth0 ? min(start - first, LogStreamBatch.valuesLookback) : 0
+            var before: [EventEnvelope] = []
+            var events: [(envelope: EventEnvelope, payload: Any)] = []
+            try snapshot.forEachEvent(from: start - lookback) { envelope in
+                guard envelope.sequence >= start else {
+                    before.append(envelope)
                     return true
                 }
-            }
-            var events: [(envelope: EventEnvelope, payload: Any)] = []
-            try snapshot.forEachEvent(from: start) { envelope in
                 events.append(rendered(envelope))
                 return events.count < size
             }
+            let context = events.isEmpty ? [] : before.map(rendered)
             let batch = LogStreamBatch.render(events, format: format, origin: try snapshot.origin ?? "authledger", context: context)
             return (batch, try snapshot.head.sequence, start - (delivered + 1))
         }

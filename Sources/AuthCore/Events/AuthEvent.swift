@@ -973,6 +973,18 @@ public enum AuthEvent: Sendable, Equatable {
         self = try event.completed(from: found)
     }
 
+    /// Decodes the journal event in `envelope` as ``init(type:payload:sequence:opener:earlier:)`` does, the
+    /// earlier events it takes values from read with `event` and completed the same way in turn (a code takes
+    /// its decision's outcome, which takes values from its request; requests take none, so this reads at most
+    /// two more events).
+    public init?(_ envelope: EventEnvelope, opener: PersonalData.Opener? = nil, reading event: (UInt64) throws -> EventEnvelope?) throws {
+        func earlier(_ sequence: UInt64) throws -> AuthEvent? {
+            guard let found = try event(sequence) else { return nil }
+            return try AuthEvent(type: found.type, payload: found.payload, sequence: sequence, opener: opener, earlier: earlier)
+        }
+        try self.init(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence, opener: opener, earlier: earlier)
+    }
+
     /// Decodes the journal event at `sequence`, its references within its commit resolved
     /// (``resolved(at:)``), but not completed with the values it leaves to an earlier event (see
     /// ``init(type:payload:sequence:opener:earlier:)``); `nil` for event types that are not the

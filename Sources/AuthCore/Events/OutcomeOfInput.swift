@@ -70,18 +70,17 @@ struct DecisionLeavingInputValues: Encodable {
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Keys.self)
         try container.encode(decision.rule, forKey: .rule)
-        var outcome = container.nestedContainer(keyedBy: OutcomeKeys.self, forKey: .outcome)
-        let issue: (OutcomeKeys, [String]?)
+        let (kind, grant, responseTypes, delivery): (OutcomeKeys, CodeGrant, [String]?, ResponseDelivery)
         switch decision.outcome {
-        case .issueCode: issue = (.issueCode, nil)
-        case .issueTokens(_, let responseTypes, _): issue = (.issueTokens, responseTypes)
+        case .issueCode(let issued, let to): (kind, grant, responseTypes, delivery) = (.issueCode, issued, nil, to)
+        case .issueTokens(let issued, let types, let to): (kind, grant, responseTypes, delivery) = (.issueTokens, issued, types, to)
         default:
             throw EncodingError.invalidValue(decision, .init(codingPath: encoder.codingPath, debugDescription: "only an outcome that issues leaves values to its input"))
         }
-        guard let (grant, delivery) = decision.outcome.issued else { return }
-        var members = outcome.nestedContainer(keyedBy: IssueKeys.self, forKey: issue.0)
+        var outcome = container.nestedContainer(keyedBy: OutcomeKeys.self, forKey: .outcome)
+        var members = outcome.nestedContainer(keyedBy: IssueKeys.self, forKey: kind)
         try members.encode(GrantLeavingInputValues(grant: grant), forKey: .grant)
-        try members.encodeIfPresent(issue.1, forKey: .responseTypes)
+        try members.encodeIfPresent(responseTypes, forKey: .responseTypes)
         try members.encode(DeliveryLeavingInputValues(mode: delivery.mode), forKey: .delivery)
     }
 
