@@ -56,7 +56,7 @@ let package = Package(
         ),
 
         // Pure ledger core: envelope, canonical encoding, signing, Merkle tree, checkpoints, verification.
-        .target(name: "LedgerCore", dependencies: ["CSodium"]),
+        .target(name: "LedgerCore", dependencies: ["CSodium", .product(name: "Crypto", package: "swift-crypto")]),
         // The journal: group-committed appends, projections, snapshots, verification, keys on disk; kept in a
         // JournalStorage.
         .target(name: "LedgerJournal", dependencies: ["LedgerCore", .product(name: "Tracing", package: "swift-distributed-tracing")]),

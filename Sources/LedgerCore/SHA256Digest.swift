@@ -1,4 +1,4 @@
-import CSodium
+import Crypto
 
 /// A SHA-256 digest: 32 bytes.
 ///
@@ -42,39 +42,34 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
 
     /// SHA-256 of `data`.
     public static func hash(_ data: some ContiguousBytes) -> SHA256Digest {
-        _ = Sodium.ready
-        var out = [UInt8](repeating: 0, count: 32)
-        data.withUnsafeBytes { input in
-            _ = crypto_hash_sha256(&out, input.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(input.count))
-        }
-        return SHA256Digest(unchecked: out)
+        var hasher = SHA256()
+        data.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return SHA256Digest(hasher)
     }
 
     /// `SHA-256(prefix || first || second)`, without building the concatenation (the Merkle hot path).
     static func hash(prefix: UInt8, _ first: [UInt8], _ second: [UInt8] = []) -> SHA256Digest {
-        _ = Sodium.ready
-        var state = crypto_hash_sha256_state()
-        crypto_hash_sha256_init(&state)
-        var byte = prefix
-        crypto_hash_sha256_update(&state, &byte, 1)
-        _ = first.withUnsafeBufferPointer { crypto_hash_sha256_update(&state, $0.baseAddress, UInt64($0.count)) }
-        _ = second.withUnsafeBufferPointer { crypto_hash_sha256_update(&state, $0.baseAddress, UInt64($0.count)) }
-        var out = [UInt8](repeating: 0, count: 32)
-        crypto_hash_sha256_final(&state, &out)
-        return SHA256Digest(unchecked: out)
+        var hasher = SHA256()
+        withUnsafeBytes(of: prefix) { hasher.update(bufferPointer: $0) }
+        first.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        second.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return SHA256Digest(hasher)
     }
 
     /// SHA-256 over several byte strings, as if they were concatenated.
     public static func hash(parts: [[UInt8]]) -> SHA256Digest {
-        _ = Sodium.ready
-        var state = crypto_hash_sha256_state()
-        crypto_hash_sha256_init(&state)
-        for part in parts {
-            _ = part.withUnsafeBufferPointer { crypto_hash_sha256_update(&state, $0.baseAddress, UInt64($0.count)) }
-        }
-        var out = [UInt8](repeating: 0, count: 32)
-        crypto_hash_sha256_final(&state, &out)
-        return SHA256Digest(unchecked: out)
+        var hasher = SHA256()
+        for part in parts { part.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
+        return SHA256Digest(hasher)
+    }
+
+    /// The digest of what `hasher` has read.
+    ///
+    /// SHA-256 is swift-crypto's (BoringSSL's, which uses the processor's SHA extensions where it has
+    /// them: about three times libsodium's portable SHA-256 on the journal's 300-byte records). It is
+    /// the hash of the writer's chain and Merkle tree and of every verification.
+    private init(_ hasher: SHA256) {
+        self.bytes = hasher.finalize().withUnsafeBytes { Array($0) }
     }
 }
 
