@@ -18,25 +18,32 @@ struct ReplayBenchmark: AsyncParsableCommand {
     var scratch: String = NSTemporaryDirectory() + "authledger-replay-bench-\(getpid())"
     @Option(help: "Events in the generated journal.") var events: Int = 1_000_000
     @Option(help: "Seconds for the raw verify baseline.") var seconds: Double = 3
+    @Option(help: ArgumentHelp(
+        "Measure this journal, generating it there first (and keeping it) when the directory holds none, so that runs compare on one journal.",
+        valueName: "dir")) var journal: String?
 
     func run() async throws {
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let directory = journal ?? scratch + "/journal"
+        defer { if journal == nil { try? FileManager.default.removeItem(atPath: scratch) } }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let rawVerify = try Baselines.verifyRate(threads: cores, seconds: seconds)
 
-        // A journal of login failures (JSON payloads, indexed by user and address), written through the
-        // authorization server's own recording path, many events per commit.
-        let configuration = Journal.Configuration(keyBeside: scratch + "/journal")
-        let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(
-            writingTo: scratch + "/journal", for: AuthLedger.withProjections(configuration), initialMapSize: 4 << 30))
-        ledger.dataKey = DataKey.generate()  // the failures' addresses are sealed, as the server seals them
-        let generation = Date()
-        try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)
-        let written = Int(ledger.journal.head.sequence)
-        let generationRate = Double(written) / Date().timeIntervalSince(generation)
-        await ledger.journal.close()
+        var generationRate: Double?
+        if !FileManager.default.fileExists(atPath: directory + "/data.mdb") {
+            // A journal of login failures (indexed by user and address, their addresses sealed), written
+            // through the authorization server's own recording path, many events per commit.
+            let configuration = Journal.Configuration(keyBeside: directory)
+            let ledger = try await AuthLedger.open(configuration, storage: try LMDBStorage(
+                writingTo: directory, for: AuthLedger.withProjections(configuration), initialMapSize: 4 << 30))
+            ledger.dataKey = DataKey.generate()  // the failures' addresses are sealed, as the server seals them
+            let generation = Date()
+            try await LoginFailureLoad.append(to: ledger, events: events, perCommit: 200, writers: 16)
+            generationRate = Double(ledger.journal.head.sequence) / Date().timeIntervalSince(generation)
+            await ledger.journal.close()
+        }
 
-        let reader = try JournalReader(directory: scratch + "/journal", projections: AuthLedger.projections)
+        let reader = try JournalReader(directory: directory, projections: AuthLedger.projections)
+        let written = Int(try reader.read { try $0.head.sequence })
         var start = Date()
         guard case .success = try reader.verify(trust: .genesisKey) else { throw BenchError("the generated journal does not verify") }
         let verifyRate = Double(written) / Date().timeIntervalSince(start)
@@ -52,7 +59,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
         print("| raw Ed25519 verify, all cores | \(Int(rawVerify)) | 1.00 |")
         print("| authledger-replay verify (signatures, chain, Merkle, checkpoints) | \(Int(verifyRate)) | \(String(format: "%.2f", verifyRate / rawVerify)) |")
         print("| authledger-replay rebuild (every projection, no signature checks) | \(Int(rebuildRate)) | – |")
-        print("| (generating the journal through the server's recording path) | \(Int(generationRate)) | – |")
+        if let generationRate {
+            print("| (generating the journal through the server's recording path) | \(Int(generationRate)) | – |")
+        }
     }
 }
 

@@ -69,6 +69,7 @@ struct IndexKeyTests {
             #expect(keys.allSatisfy { $0.utf8.count == 33 && $0.hasPrefix(kind.prefix("auth0|alice")) })
             for (key, sequence) in zip(keys, sequences) {
                 #expect(IndexBucket.sequences(inKey: key.utf8, value: IndexBucket.entry(sequence)) == [sequence])
+                #expect(key == kind.prefix("auth0|alice") + IndexBucket.digits(sequence))
             }
             #expect(keys == keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, "in the order of the events")
         }

@@ -411,22 +411,26 @@ extension [UInt8] {
         needle.isEmpty || firstIndex(of: needle, in: 0..<count) != nil
     }
 
-    /// Where `needle` first occurs within `range` of the bytes, if it does (a plain scan: `Data.range(of:)`
-    /// bridged through NSData, and `firstRange(of:)` on a slice, cost many times the search).
+    /// Where `needle` first occurs within `range` of the bytes, if it does: C's `memchr` (which the C
+    /// library vectorizes) to each place its first byte occurs, then `memcmp`. A byte-by-byte scan in Swift
+    /// was 8% of a rebuild, which looks for a trace id in every payload; `Data.range(of:)`, bridged through
+    /// NSData, and `firstRange(of:)` on a slice cost many times the search. (`memmem` is a GNU extension
+    /// that Swift's Glibc module does not offer.)
     func firstIndex(of needle: [UInt8], in range: Range<Int>) -> Int? {
         guard let first = needle.first, needle.count <= range.count else { return nil }
-        return withUnsafeBufferPointer { haystack in
-            var index = range.lowerBound
-            let last = range.upperBound - needle.count
-            while index <= last {
-                if haystack[index] == first {
-                    var matched = 1
-                    while matched < needle.count, haystack[index + matched] == needle[matched] { matched += 1 }
-                    if matched == needle.count { return index }
+        return withUnsafeBufferPointer { haystack -> Int? in
+            needle.withUnsafeBufferPointer { needle -> Int? in
+                guard let base = haystack.baseAddress, let rest = needle.baseAddress.map({ $0 + 1 }) else { return nil }
+                var index = range.lowerBound
+                let last = range.upperBound - needle.count
+                while index <= last {
+                    guard let found = memchr(base + index, Int32(first), last - index + 1) else { return nil }
+                    index = base.distance(to: UnsafePointer(found.assumingMemoryBound(to: UInt8.self)))
+                    if memcmp(base + index + 1, rest, needle.count - 1) == 0 { return index }
+                    index += 1
                 }
-                index += 1
+                return nil
             }
-            return nil
         }
     }
 }

@@ -32,14 +32,26 @@ public enum IndexKind: String, CaseIterable, Sendable {
 
     /// The index key prefix of `value`: the kind's letter, then the first 16 bytes of the value's SHA-256.
     public func prefix(_ value: String) -> String {
-        let digest = SHA256Digest.hash(Array(value.utf8)).bytes.prefix(Self.digestBytes)
-        return rawValue + IndexKeyDigits.encode(digest)
+        String(decoding: prefixCharacters(value, reserving: 0), as: UTF8.self)
     }
 
     /// The index key of the bucket that holds `value`'s entry for the event at `sequence`: its prefix, then
     /// the bucket's number.
     public func key(_ value: String, sequence: UInt64) -> String {
-        prefix(value) + IndexBucket.digits(sequence)
+        // Built in one buffer: a rebuild makes a few for every event, and joining strings cost a tenth of it.
+        var characters = prefixCharacters(value, reserving: IndexBucket.numberDigits)
+        IndexKeyDigits.append((sequence >> IndexBucket.entryBits).bigEndianBytes.dropFirst(), to: &characters)
+        return String(decoding: characters, as: UTF8.self)
+    }
+
+    private func prefixCharacters(_ value: String, reserving extra: Int) -> [UInt8] {
+        var characters: [UInt8] = []
+        characters.reserveCapacity(rawValue.utf8.count + IndexKeyDigits.count(forBytes: Self.digestBytes) + extra)
+        characters += rawValue.utf8
+        let digest = value.utf8.withContiguousStorageIfAvailable { SHA256Digest.hash(UnsafeRawBufferPointer($0)) }
+            ?? SHA256Digest.hash(Array(value.utf8))
+        IndexKeyDigits.append(digest.bytes.prefix(Self.digestBytes), to: &characters)
+        return characters
     }
 }
 
@@ -98,6 +110,12 @@ public enum IndexKeyDigits {
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
         var characters: [UInt8] = []
         characters.reserveCapacity(count(forBytes: bytes.count))
+        append(bytes, to: &characters)
+        return String(decoding: characters, as: UTF8.self)
+    }
+
+    /// Appends the characters of `bytes` to `characters`.
+    static func append(_ bytes: some Collection<UInt8>, to characters: inout [UInt8]) {
         var bits: UInt32 = 0
         var held = 0
         for byte in bytes {
@@ -109,7 +127,6 @@ public enum IndexKeyDigits {
             }
         }
         if held > 0 { characters.append(first + UInt8(bits << UInt32(6 - held) & 0x3F)) }
-        return String(decoding: characters, as: UTF8.self)
     }
 
     /// The `count` bytes that `characters` encode; `nil` for any other length, a character outside the
