@@ -106,6 +106,9 @@ final class ServerMetrics: Sendable {
               journal.batchesCommitted == 0 ? 0 : Double(journal.requestsCommitted) / Double(journal.batchesCommitted))
         gauge("batch_size", "max", "Most requests in one commit since start.", Double(journal.largestBatch))
         gauge("failed_commits", "", "Commits that failed (nothing from them was issued).", Double(journal.batchesFailed))
+        if let nice = journal.writerNiceValue {
+            gauge("writer_nice", "", "Nice value of the journal's writer thread.", Double(nice))
+        }
         if let (stream, status) = logStream {
             func streamGauge(_ metric: String, _ unit: String, _ help: String, _ value: Double) {
                 registry.makeGauge(descriptor: Self.name("log_stream", metric, unit, help), labels: [("stream", stream)]).set(value)

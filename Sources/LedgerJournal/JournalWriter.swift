@@ -59,9 +59,25 @@ final class JournalWriter: @unchecked Sendable {
     private let haltReason = Mutex<JournalError?>(nil)
 
     func start() {
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            takeSchedulingPriority()
+            run()
+        }
         thread.name = "authledger-journal-writer"
         thread.start()
+    }
+
+    /// Asks the kernel for the writer's nice value (``Journal/Configuration/writerNiceValue``), and records
+    /// the one it runs at.
+    private func takeSchedulingPriority() {
+        #if os(Linux)
+            // A nice value belongs to a thread on Linux: PRIO_PROCESS with `who` 0 is the calling thread.
+            let which = __priority_which_t(PRIO_PROCESS.rawValue)
+            if configuration.writerNiceValue != 0 { _ = setpriority(which, 0, configuration.writerNiceValue) }
+            errno = 0
+            let nice = getpriority(which, 0)
+            if errno == 0 { counters.withLock { $0.writerNiceValue = nice } }
+        #endif
     }
 
     func enqueue(_ request: WriteRequest) {
@@ -427,4 +443,7 @@ public struct JournalStatistics: Sendable, Equatable {
     public var batchesFailed = 0
     /// Batches tried again after the store fixed what made them fail (LMDB's map grown when full).
     public var storageRetries = 0
+    /// The nice value the writer thread runs at (``Journal/Configuration/writerNiceValue`` if the process
+    /// may take it), once the writer has started; `nil` before, or where the system does not say.
+    public var writerNiceValue: Int32?
 }

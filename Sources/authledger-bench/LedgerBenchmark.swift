@@ -14,6 +14,9 @@ struct LedgerBenchmark: AsyncParsableCommand {
     var scratch: String = NSTemporaryDirectory() + "authledger-bench-\(getpid())"
     @Option(help: "Seconds per measurement.") var seconds: Double = 3
     @Option(help: "Comma-separated appender counts.") var appenders: String = "1,8,64"
+    @Option(help: ArgumentHelp(
+        "Measure the most appenders again with the writer at this nice value (Journal.Configuration.writerNiceValue; the process must be allowed to take it). 0: no such row.",
+        valueName: "nice")) var writerNice: Int32 = -20
     @Option(help: "Payload bytes per event.") var payloadSize: Int = 200
     @Option(help: "Output format.") var format: OutputFormat = .text
     @Flag(inversion: .prefixedNo, help: "Measure the raw baselines (turn off only to profile the journal alone).")
@@ -29,12 +32,14 @@ struct LedgerBenchmark: AsyncParsableCommand {
         let fsyncRate = baselines ? try Baselines.oneFsyncPerEventRate(directory: scratch + "/baseline", seconds: seconds) : .nan
 
         var rows: [(String, Double, Double)] = []
-        for count in appenders.split(separator: ",").compactMap({ Int($0) }) {
-            let rate = try await measureAppends(appenders: count, directory: scratch + "/journal-\(count)")
-            rows.append(("\(count) appenders", rate.rate, rate.meanBatch))
+        var runs = appenders.split(separator: ",").compactMap { Int($0) }.map { (appenders: $0, nice: Int32(0)) }
+        if writerNice != 0, let most = runs.map(\.appenders).max() { runs.append((most, writerNice)) }
+        for (count, nice) in runs {
+            let rate = try await measureAppends(appenders: count, writerNice: nice, directory: scratch + "/journal-\(count)-\(nice)")
+            rows.append(("\(count) appenders" + (nice == 0 ? "" : ", writer at nice \(nice)"), rate.rate, rate.meanBatch))
             if format == .jsonl {
                 printJSONLine([
-                    "measure": "durable_appends", "appenders": count, "events_per_second": rate.rate,
+                    "measure": "durable_appends", "appenders": count, "writer_nice": Int(nice), "events_per_second": rate.rate,
                     "ratio_to_signing_all_cores": rate.rate / signAll, "ratio_to_one_fsync_per_event": rate.rate / fsyncRate,
                     "mean_batch": rate.meanBatch,
                 ])
@@ -67,8 +72,10 @@ struct LedgerBenchmark: AsyncParsableCommand {
         return "| \(name) | \(Int(rate.rounded())) | \(ratio(rate / signAll, 2)) | \(ratio(rate / fsyncRate, 1)) | \(batch.map { ratio($0, 1) } ?? "") |"
     }
 
-    private func measureAppends(appenders: Int, directory: String) async throws -> (rate: Double, meanBatch: Double) {
-        let journal = try Journal.open(directory: directory, initialMapSize: 1 << 30)
+    private func measureAppends(appenders: Int, writerNice: Int32, directory: String) async throws -> (rate: Double, meanBatch: Double) {
+        var configuration = Journal.Configuration(keyBeside: directory)
+        configuration.writerNiceValue = writerNice
+        let journal = try Journal.open(directory: directory, configuration, initialMapSize: 1 << 30)
         let payload = Array(repeating: UInt8(ascii: "x"), count: payloadSize)
         let draft = EventDraft(type: "bench.event", payload: payload)
         let before = journal.statistics

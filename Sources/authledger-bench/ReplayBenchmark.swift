@@ -45,7 +45,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let reader = try JournalReader(directory: directory, projections: AuthLedger.projections)
         let written = Int(try reader.read { try $0.head.sequence })
         var start = Date()
-        guard case .success = try reader.verify(trust: .genesisKey) else { throw BenchError("the generated journal does not verify") }
+        guard case .success = try reader.verify(trust: .genesisKey) else { throw BenchError("the journal does not verify") }
         let verifyRate = Double(written) / Date().timeIntervalSince(start)
         start = Date()
         _ = try ProjectionRebuild.rebuild(from: reader)

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Synchronization
 import Testing
 
 @testable import LedgerJournal
@@ -78,6 +79,36 @@ struct JournalTests {
         await journal.close()
         let result = try JournalReader(directory: directory.journal).verify(trust: .genesisKey)
         #expect(try result.get().eventCount == UInt64(1 + tasks * perTask))
+    }
+
+    @Test("the writer runs at the process's priority by default, and at nice −20 when configured so where the process may take it")
+    func writerSchedulingPriority() async throws {
+        #if os(Linux)
+            let which = __priority_which_t(PRIO_PROCESS.rawValue)
+            let processNice = getpriority(which, 0)
+            // Whether a thread of this process may take nice −20, asked of a thread of its own.
+            let allowed = Mutex(false)
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                allowed.withLock { $0 = setpriority(which, 0, -20) == 0 && getpriority(which, 0) == -20 }
+                done.signal()
+            }.start()
+            done.wait()
+
+            let directory = TemporaryDirectory()
+            let plain = try openJournal(directory.journal)
+            try await plain.append(testDraft("one"))  // the writer has started, and taken its priority
+            #expect(plain.statistics.writerNiceValue == processNice)
+            await plain.close()
+
+            let other = TemporaryDirectory()
+            var configuration = Journal.Configuration(keyBeside: other.journal)
+            configuration.writerNiceValue = -20
+            let raised = try Journal.open(directory: other.journal, configuration)
+            try await raised.append(testDraft("one"))
+            #expect(raised.statistics.writerNiceValue == (allowed.withLock { $0 } ? -20 : processNice))
+            await raised.close()
+        #endif
     }
 
     @Test("appendAll writes its events contiguously")
