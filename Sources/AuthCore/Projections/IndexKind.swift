@@ -40,7 +40,7 @@ public enum IndexKind: String, CaseIterable, Sendable {
     public func key(_ value: String, sequence: UInt64) -> String {
         // Built in one buffer: a rebuild makes a few for every event, and joining strings cost a tenth of it.
         var characters = prefixCharacters(value, reserving: IndexBucket.numberDigits)
-        IndexKeyDigits.append((sequence >> IndexBucket.entryBits).bigEndianBytes.dropFirst(), to: &characters)
+        IndexBucket.appendDigits(of: sequence, to: &characters)
         return String(decoding: characters, as: UTF8.self)
     }
 
@@ -70,7 +70,15 @@ public enum IndexBucket {
 
     /// The bucket number of `sequence`, in ``IndexKeyDigits``.
     static func digits(_ sequence: UInt64) -> String {
-        IndexKeyDigits.encode((sequence >> entryBits).bigEndianBytes.dropFirst())
+        var characters: [UInt8] = []
+        characters.reserveCapacity(numberDigits)
+        appendDigits(of: sequence, to: &characters)
+        return String(decoding: characters, as: UTF8.self)
+    }
+
+    /// Appends the bucket number of `sequence`, in ``IndexKeyDigits``, to `characters`.
+    static func appendDigits(of sequence: UInt64, to characters: inout [UInt8]) {
+        IndexKeyDigits.append((sequence >> entryBits).bigEndianBytes.dropFirst(), to: &characters)
     }
 
     /// What `sequence`'s entry adds to its bucket's value.
