@@ -31,15 +31,42 @@ public enum ProjectionRebuild {
         // The indexes gain a bucket for most values an event concerns: grown by doubling, their table was
         // rehashed about twenty times on a large journal (4% of a rebuild).
         store.tables[.index, default: [:]].reserveCapacity(Int(clamping: try snapshot.head.sequence / 2))
+        // Decoding the events and folding them into the projections each take a good part of a rebuild,
+        // and each must go in order: this thread decodes (it holds the snapshot's read transaction) while
+        // another folds what it decoded before.
+        let folded = try OrderedHandoff<DecodedEvent>.run(state: store) { handOff in
             var reader = AuthEventReader(snapshot: snapshot)
+            var batch: [DecodedEvent] = []
+            batch.reserveCapacity(Self.batchSize)
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
                 if let event = try reader.event(envelope) {
-                    try AuthProjection.apply(event, sequence: envelope.sequence, traceID: RequestTrace.traceID(in: envelope.payload), to: store)
+                    batch.append(DecodedEvent(event: event, sequence: envelope.sequence, traceID: RequestTrace.traceID(in: envelope.payload)))
+                    if batch.count == Self.batchSize {
+                        guard handOff(batch) else { return false }
+                        batch.removeAll(keepingCapacity: true)
+                    }
                 }
                 return true
             }
-        return store.tables
+            _ = handOff(batch)
+        } consume: { store, batch in
+            for decoded in batch {
+                try AuthProjection.apply(decoded.event, sequence: decoded.sequence, traceID: decoded.traceID, to: store)
+            }
+        }
+        return folded.tables
+    }
+
+    /// Events handed from the decoding to the folding thread at a time: enough that the hand-off costs
+    /// nothing per event, few enough that the two threads start together.
+    static let batchSize = 256
+
+    /// An event decoded for folding.
+    struct DecodedEvent: Sendable {
+        var event: AuthEvent
+        var sequence: UInt64
+        var traceID: String?
     }
 
     /// The live projection tables of the journal.

@@ -49,7 +49,10 @@ public enum CompactCoding {
     }
 
     /// The text before the digits of a keyed pseudonym (``Tag/pseudonym``).
-    public static let pseudonymPrefix = "hmac-sha256:"
+    public static let pseudonymPrefix = pseudonymPrefixText.description
+
+    /// ``pseudonymPrefix`` as a static string, to render pseudonyms without a copy.
+    static let pseudonymPrefixText: StaticString = "hmac-sha256:"
 
     /// The shortest string that is stored as bytes (hexadecimal digits or base64 characters).
     public static let shortestByteString = 16
@@ -396,6 +399,12 @@ struct CompactReader {
         return Array(bytes[offset..<offset + count])
     }
 
+    /// The next `count` bytes rendered as text by `render`, read in place.
+    private mutating func rendered(_ count: Int, _ render: (UnsafeBufferPointer<UInt8>) -> String) -> String {
+        defer { offset += count }
+        return bytes.withUnsafeBufferPointer { render(UnsafeBufferPointer(rebasing: $0[offset..<offset + count])) }
+    }
+
     /// The next `count` bytes as a string, `nil` when they are not UTF-8; read in place, with a quick
     /// path for ASCII (every member name, nearly every value), where validation and an array per string
     /// were a tenth of a rebuild.
@@ -409,8 +418,9 @@ struct CompactReader {
     }
 
 
-    /// A member's name, as objects of `form` write it.
-    private mutating func name(_ form: CompactCoding.ObjectForm) throws(CompactDecodingError) -> String {
+    /// A member's name, as objects of `form` write it, and its position in the member-name table when
+    /// written as that.
+    private mutating func name(_ form: CompactCoding.ObjectForm) throws(CompactDecodingError) -> (text: String, position: Int?) {
         let start = offset
         let length: Int
         switch form {
@@ -423,7 +433,7 @@ struct CompactReader {
                 guard position < UInt64(CompactCoding.memberNames.count) else {
                     throw CompactDecodingError(offset: start, reason: "a member name beyond the table")
                 }
-                return CompactCoding.memberNames[Int(position)]
+                return (CompactCoding.memberNames[Int(position)], Int(position))
             }
             guard reference >> 1 <= UInt64(bytes.count - offset) else {
                 throw CompactDecodingError(offset: start, reason: "a count larger than the bytes left")
@@ -434,7 +444,7 @@ struct CompactReader {
         if form == .named, CompactCoding.memberNamePositions[name] != nil {
             throw CompactDecodingError(offset: start, reason: "a member name of the table written out")
         }
-        return name
+        return (name, nil)
     }
 
     private mutating func value(depth: Int) throws(CompactDecodingError) -> CompactNode {
@@ -471,16 +481,16 @@ struct CompactReader {
                 throw CompactDecodingError(offset: start, reason: "a pseudonym's form outside a value whose top is a named object")
             }
             guard bytes.count - offset >= 32 else { throw error("the bytes end inside a pseudonym") }
-            return .string(CompactCoding.pseudonymPrefix + Hex.encode(raw(32)))
+            return .string(rendered(32) { Hex.encode($0, prefix: CompactCoding.pseudonymPrefixText) })
         case .hex, .base64, .base64URL:
             let length = try count()
-            let data = raw(length)
-            let string: String =
+            let string: String = rendered(length) { data in
                 switch tag {
                 case .hex: Hex.encode(data)
                 case .base64: Base64.encode(data, variant: .standard)
                 default: Base64.encode(data, variant: .urlSafeUnpadded)
                 }
+            }
             // The form is a function of the string: bytes that render to a string of another form (too
             // short, or hexadecimal digits stored as base64) are not canonical.
             guard Self.rendersInItsForm(string, tag: tag) else {
@@ -509,12 +519,21 @@ struct CompactReader {
             let members = try count()
             var values: [(key: String, value: CompactNode)] = []
             values.reserveCapacity(members)
+            var previousPosition: Int?
             for index in 0..<members {
                 let keyStart = offset
-                let key = try name(form)
-                if index > 0, !values[index - 1].key.utf8.lexicographicallyPrecedes(key.utf8) {
-                    throw CompactDecodingError(offset: keyStart, reason: "members out of order or repeated")
+                let (key, position) = try name(form)
+                if index > 0 {
+                    // Two names of the table compare by their ranks, without reading their text.
+                    let inOrder =
+                        if let position, let previousPosition {
+                            CompactCoding.memberNameRanks[previousPosition] < CompactCoding.memberNameRanks[position]
+                        } else {
+                            values[index - 1].key.utf8.lexicographicallyPrecedes(key.utf8)
+                        }
+                    guard inOrder else { throw CompactDecodingError(offset: keyStart, reason: "members out of order or repeated") }
                 }
+                previousPosition = position
                 values.append((key, try value(depth: depth + 1)))
             }
             return .object(values)

@@ -34,4 +34,13 @@ extension CompactCoding {
 
     /// The position of each name of ``memberNames``.
     static let memberNamePositions: [String: Int] = Dictionary(uniqueKeysWithValues: memberNames.enumerated().map { ($1, $0) })
+
+    /// The rank of each name of ``memberNames`` among them in the order of their UTF-8 bytes (the order
+    /// of an object's members), by position.
+    static let memberNameRanks: [Int] = {
+        let order = memberNames.indices.sorted { memberNames[$0].utf8.lexicographicallyPrecedes(memberNames[$1].utf8) }
+        var ranks = [Int](repeating: 0, count: memberNames.count)
+        for (rank, position) in order.enumerated() { ranks[position] = rank }
+        return ranks
+    }()
 }

@@ -6,13 +6,26 @@ public enum Hex {
 
     /// Lower-case hexadecimal of `bytes`.
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        if let text = bytes.withContiguousStorageIfAvailable({ encode($0) }) { return text }
+        return encode(Array(bytes))
+    }
+
+    /// `prefix`, then the lower-case hexadecimal of `bytes`, written straight into the string's storage
+    /// (one allocation: hashes and pseudonyms are rendered for every event a rebuild reads).
+    public static func encode(_ bytes: UnsafeBufferPointer<UInt8>, prefix: StaticString = "") -> String {
+        let prefixCount = prefix.utf8CodeUnitCount
+        return String(unsafeUninitializedCapacity: prefixCount + bytes.count * 2) { text in
+            if prefixCount > 0 {
+                _ = text.initialize(from: UnsafeBufferPointer(start: prefix.utf8Start, count: prefixCount))
+            }
+            var index = prefixCount
+            for byte in bytes {
+                text[index] = digits[Int(byte >> 4)]
+                text[index + 1] = digits[Int(byte & 0x0f)]
+                index += 2
+            }
+            return index
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The bytes of an even-length hexadecimal string, or `nil` if it is not one.
@@ -62,14 +75,17 @@ public enum Base64 {
 
     /// Base64 of `bytes` in `variant` (standard, with padding, unless told).
     public static func encode(_ bytes: [UInt8], variant: Variant = .standard) -> String {
+        bytes.withUnsafeBufferPointer { encode($0, variant: variant) }
+    }
+
+    /// Base64 of the bytes in `input` in `variant`, without copying them first.
+    public static func encode(_ input: UnsafeBufferPointer<UInt8>, variant: Variant = .standard) -> String {
         _ = Sodium.ready
-        let length = sodium_base64_encoded_len(bytes.count, variant.sodiumVariant)
+        let length = sodium_base64_encoded_len(input.count, variant.sodiumVariant)
         // `length` counts the terminating NUL, which is not part of the text.
         return String(unsafeUninitializedCapacity: length) { text in
-            bytes.withUnsafeBufferPointer { input in
-                text.withMemoryRebound(to: CChar.self) { chars in
-                    _ = sodium_bin2base64(chars.baseAddress!, length, input.baseAddress, input.count, variant.sodiumVariant)
-                }
+            text.withMemoryRebound(to: CChar.self) { chars in
+                _ = sodium_bin2base64(chars.baseAddress!, length, input.baseAddress, input.count, variant.sodiumVariant)
             }
             return length - 1
         }

@@ -16,6 +16,9 @@ struct Base64Tests {
             // The URL-safe text is the standard one with the two characters swapped and the padding dropped.
             let swapped = String(standard.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" })
             #expect(url == swapped)
+            // From a buffer, without a copy: the same text.
+            #expect(bytes.withUnsafeBufferPointer { Base64.encode($0) } == standard)
+            #expect(bytes.withUnsafeBufferPointer { Base64.encode($0, variant: .urlSafeUnpadded) } == url)
         }
     }
 

@@ -190,6 +190,8 @@ struct CompactCodingTests {
         ([0x0C, 0x01, 0x01, 0x61, 0x0D, 0x00], "both forms"),
         ([0x0D, 0x02, 0x05, 0x00, 0x01, 0x00], "out of order"),
         ([0x0D, 0x02, 0x01, 0x00, 0x01, 0x00], "repeated"),
+        ([0x0D, 0x02, 0x04, 0x7A, 0x7A, 0x00, 0x01, 0x00], "out of order"),  // "zz" written out, then the table's "client_id"
+        ([0x0D, 0x02, 0x01, 0x00, 0x02, 0x61, 0x00], "out of order"),  // the table's "client_id", then "a" written out
         ([0x0D, 0x01, 0x08, 0x61], "larger than the bytes left"),
         ([0x03, 0x80, 0x00], "shortest form"),
         ([0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], "beyond 64 bits"),
@@ -215,6 +217,20 @@ struct CompactCodingTests {
         } catch {
             Issue.record("\(error)")
         }
+    }
+
+    @Test("an object with every name of the member table, and names written out between them, decodes: the table's names compare by rank as their bytes do")
+    func everyTableName() throws {
+        var object: [String: Int] = [:]
+        for (position, name) in CompactCoding.memberNames.enumerated() {
+            object[name] = position
+            object[name + "~"] = position  // not in the table: written out, right after its name
+        }
+        object["A"] = -1
+        object["~"] = -2
+        let bytes = try CompactCoding.encode(object)
+        #expect(try CompactCoding.decode([String: Int].self, from: bytes) == object)
+        #expect(try PayloadCoding.json(bytes) == (try PayloadCoding.encode(object)))
     }
 
     @Test("a value of the wrong shape is a decoding error that names what was found")

@@ -1,0 +1,76 @@
+import Synchronization
+import Testing
+
+@testable import AuthJournal
+
+@Suite("OrderedHandoff: a rebuild's decoding and folding on two threads, in order, errors in order")
+struct OrderedHandoffTests {
+    struct Failure: Error, Equatable {
+        var at: Int
+    }
+
+    @Test("every batch reaches the consumer once, in order, and the consumer's state comes back", arguments: [1, 2, 4])
+    func inOrder(capacity: Int) throws {
+        let folded = try OrderedHandoff<Int>.run(capacity: capacity, state: [Int]()) { handOff in
+            for start in stride(from: 0, to: 10_000, by: 7) {
+                #expect(handOff(Array(start..<min(start + 7, 10_000))))
+            }
+            #expect(handOff([]), "an empty batch is no end")
+        } consume: { seen, batch in
+            seen.append(contentsOf: batch)
+        }
+        #expect(folded == Array(0..<10_000))
+    }
+
+    @Test("nothing produced: the consumer's state as it was")
+    func empty() throws {
+        let folded = try OrderedHandoff<Int>.run(state: 42) { _ in } consume: { state, _ in state = 0 }
+        #expect(folded == 42)
+    }
+
+    @Test("the consumer fails: the producer is told to stop, nothing after the failing batch is consumed, and its error is thrown")
+    func consumerFails() {
+        let consumed = Mutex<[Int]>([])
+        let refusedAfter = Mutex<Int?>(nil)
+        #expect(throws: Failure(at: 50)) {
+            _ = try OrderedHandoff<Int>.run(capacity: 2, state: ()) { handOff in
+                for value in 0..<100_000 where !handOff([value]) {
+                    refusedAfter.withLock { $0 = value }
+                    return
+                }
+            } consume: { _, batch in
+                if batch == [50] { throw Failure(at: 50) }
+                consumed.withLock { $0.append(contentsOf: batch) }
+            }
+        }
+        #expect(consumed.withLock { $0 } == Array(0..<50))
+        let stoppedAt = refusedAfter.withLock { $0 }
+        #expect(stoppedAt != nil, "the producer was told to stop")
+    }
+
+    @Test("the producer fails: what it handed off before is consumed, then its error is thrown")
+    func producerFails() {
+        let consumed = Mutex<[Int]>([])
+        #expect(throws: Failure(at: 30)) {
+            _ = try OrderedHandoff<Int>.run(capacity: 1, state: ()) { handOff in
+                for value in 0..<30 { _ = handOff([value]) }
+                throw Failure(at: 30)
+            } consume: { _, batch in
+                consumed.withLock { $0.append(contentsOf: batch) }
+            }
+        }
+        #expect(consumed.withLock { $0 } == Array(0..<30))
+    }
+
+    @Test("both fail: the consumer's error, which concerns an earlier element, is the one thrown")
+    func bothFail() {
+        #expect(throws: Failure(at: 5)) {
+            _ = try OrderedHandoff<Int>.run(capacity: 4, state: ()) { handOff in
+                for value in 0..<10 { _ = handOff([value]) }
+                throw Failure(at: 10)
+            } consume: { _, batch in
+                if batch == [5] { throw Failure(at: 5) }
+            }
+        }
+    }
+}
