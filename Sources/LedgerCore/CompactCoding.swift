@@ -284,13 +284,6 @@ enum CompactNode {
         return false
     }
 
-    /// This value with each of its top-level members named in `members` that is a sealed value replaced
-    /// by the string `marker`.
-    func markingSealed(_ members: Set<String>, as marker: String) -> CompactNode {
-        guard case .object(let object) = self, object.contains(where: { members.contains($0.key) && $0.value.isSealedValue }) else { return self }
-        return .object(object.map { member in members.contains(member.key) && member.value.isSealedValue ? (member.key, .string(marker)) : member })
-    }
-
     var kind: String {
         switch self {
         case .null: "null"
@@ -319,25 +312,27 @@ struct CompactReader {
     /// `CompactCodingTests.renderedForms` holds the two to the same answer.
     static func rendersInItsForm(_ text: String, tag: CompactCoding.Tag) -> Bool {
         let utf8 = text.utf8
+        return utf8.withContiguousStorageIfAvailable { rendersInItsForm(utf8: $0, tag: tag) }
+            ?? Array(utf8).withUnsafeBufferPointer { rendersInItsForm(utf8: $0, tag: tag) }
+    }
+
+    /// ``rendersInItsForm(_:tag:)`` of the text's UTF-8.
+    static func rendersInItsForm(utf8: UnsafeBufferPointer<UInt8>, tag: CompactCoding.Tag) -> Bool {
         guard utf8.count >= CompactCoding.shortestByteString else { return false }
         // Rendered hexadecimal is lower-case digits of even length: always its own form once long enough.
         guard tag != .hex else { return true }
         // A time has `:` and `.`, which neither base64 alphabet has; so the forms before base64 that the
         // text could take are hexadecimal (only `0-9a-f`, an even count) and, for URL-safe text, standard
         // base64 (a multiple of 4 characters without `-` or `_`, which then decodes and encodes back).
-        func scan(_ characters: some Sequence<UInt8>) -> (onlyHexDigits: Bool, urlOnlyCharacters: Bool) {
-            var onlyHexDigits = true
-            var urlOnlyCharacters = false
-            for byte in characters {
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): continue
-                case UInt8(ascii: "-"), UInt8(ascii: "_"): onlyHexDigits = false; urlOnlyCharacters = true
-                default: onlyHexDigits = false
-                }
+        var onlyHexDigits = true
+        var urlOnlyCharacters = false
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): continue
+            case UInt8(ascii: "-"), UInt8(ascii: "_"): onlyHexDigits = false; urlOnlyCharacters = true
+            default: onlyHexDigits = false
             }
-            return (onlyHexDigits, urlOnlyCharacters)
         }
-        let (onlyHexDigits, urlOnlyCharacters) = utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(utf8)
         if onlyHexDigits, utf8.count % 2 == 0 { return false }
         if tag == .base64URL, utf8.count % 4 == 0, !urlOnlyCharacters { return false }
         return true
@@ -350,13 +345,24 @@ struct CompactReader {
     /// Whether keyed pseudonyms take their own form: the value's top is an object of the named form.
     private let pseudonyms: Bool
 
-    private init(_ bytes: [UInt8]) {
+    /// Top-level members that are read as ``sealedMarker`` when they are sealed values.
+    private let sealedMembers: Set<String>?
+    private let sealedMarker: String
+
+    private init(_ bytes: [UInt8], sealedMembers: Set<String>?, sealedMarker: String) {
         self.bytes = bytes
         pseudonyms = bytes.first == CompactCoding.Tag.namedObject.rawValue
+        self.sealedMembers = sealedMembers
+        self.sealedMarker = sealedMarker
     }
 
-    static func value(of bytes: [UInt8]) throws(CompactDecodingError) -> CompactNode {
-        var reader = CompactReader(bytes)
+    /// The value in `bytes`; with `sealedMembers`, each top-level member they name whose value is a
+    /// sealed value (an object with the member `sealed` equal to 1) is read as the string `marker`
+    /// instead, after being checked as any other value is, but without building it.
+    static func value(
+        of bytes: [UInt8], markingSealed sealedMembers: Set<String>? = nil, as marker: String = ""
+    ) throws(CompactDecodingError) -> CompactNode {
+        var reader = CompactReader(bytes, sealedMembers: sealedMembers, sealedMarker: marker)
         let node = try reader.value(depth: 0)
         guard reader.offset == bytes.count else { throw reader.error("\(bytes.count - reader.offset) bytes after the value") }
         return node
@@ -399,8 +405,8 @@ struct CompactReader {
         return Array(bytes[offset..<offset + count])
     }
 
-    /// The next `count` bytes rendered as text by `render`, read in place.
-    private mutating func rendered(_ count: Int, _ render: (UnsafeBufferPointer<UInt8>) -> String) -> String {
+    /// What `render` makes of the next `count` bytes, read in place.
+    private mutating func rendered<Result>(_ count: Int, _ render: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         defer { offset += count }
         return bytes.withUnsafeBufferPointer { render(UnsafeBufferPointer(rebasing: $0[offset..<offset + count])) }
     }
@@ -447,7 +453,11 @@ struct CompactReader {
         return (name, nil)
     }
 
-    private mutating func value(depth: Int) throws(CompactDecodingError) -> CompactNode {
+    /// The next value. Without `building`, it is checked exactly as when built, but what is returned is
+    /// only a summary, which allocates nothing for strings and containers: scalars as read, strings and
+    /// arrays as `null`, an object as the member `sealed` when that is 1 (so that the summary of a
+    /// sealed value is one, ``CompactNode/isSealedValue``), else as an empty object.
+    private mutating func value(depth: Int, building: Bool = true) throws(CompactDecodingError) -> CompactNode {
         guard depth <= Self.maximumDepth else { throw error("nested deeper than \(Self.maximumDepth)") }
         let start = offset
         let tagByte = try byte()
@@ -481,9 +491,26 @@ struct CompactReader {
                 throw CompactDecodingError(offset: start, reason: "a pseudonym's form outside a value whose top is a named object")
             }
             guard bytes.count - offset >= 32 else { throw error("the bytes end inside a pseudonym") }
+            guard building else {
+                offset += 32
+                return .null
+            }
             return .string(rendered(32) { Hex.encode($0, prefix: CompactCoding.pseudonymPrefixText) })
         case .hex, .base64, .base64URL:
             let length = try count()
+            guard building else {
+                // The same check, on the text rendered into a temporary buffer.
+                let inItsForm = rendered(length) { data in
+                    switch tag {
+                    // Rendered hexadecimal is always in its form once long enough (see `rendersInItsForm`).
+                    case .hex: data.count * 2 >= CompactCoding.shortestByteString
+                    case .base64: Base64.withEncoded(data, variant: .standard) { Self.rendersInItsForm(utf8: $0, tag: tag) }
+                    default: Base64.withEncoded(data, variant: .urlSafeUnpadded) { Self.rendersInItsForm(utf8: $0, tag: tag) }
+                    }
+                }
+                guard inItsForm else { throw CompactDecodingError(offset: start, reason: "bytes stored in a form their text does not take") }
+                return .null
+            }
             let string: String = rendered(length) { data in
                 switch tag {
                 case .hex: Hex.encode(data)
@@ -506,6 +533,10 @@ struct CompactReader {
             return .time(LedgerTimestamp(microsecondsSinceEpoch: micros))
         case .array:
             let items = try count()
+            guard building else {
+                for _ in 0..<items { _ = try value(depth: depth + 1, building: false) }
+                return .null
+            }
             var values: [CompactNode] = []
             values.reserveCapacity(items)
             for _ in 0..<items { values.append(try value(depth: depth + 1)) }
@@ -518,24 +549,41 @@ struct CompactReader {
             objectForm = form
             let members = try count()
             var values: [(key: String, value: CompactNode)] = []
-            values.reserveCapacity(members)
-            var previousPosition: Int?
-            for index in 0..<members {
+            if building { values.reserveCapacity(members) }
+            var previous: (key: String, position: Int?)?
+            var sealed = false
+            for _ in 0..<members {
                 let keyStart = offset
                 let (key, position) = try name(form)
-                if index > 0 {
+                if let previous {
                     // Two names of the table compare by their ranks, without reading their text.
                     let inOrder =
-                        if let position, let previousPosition {
+                        if let position, let previousPosition = previous.position {
                             CompactCoding.memberNameRanks[previousPosition] < CompactCoding.memberNameRanks[position]
                         } else {
-                            values[index - 1].key.utf8.lexicographicallyPrecedes(key.utf8)
+                            previous.key.utf8.lexicographicallyPrecedes(key.utf8)
                         }
                     guard inOrder else { throw CompactDecodingError(offset: keyStart, reason: "members out of order or repeated") }
                 }
-                previousPosition = position
-                values.append((key, try value(depth: depth + 1)))
+                previous = (key, position)
+                // At the top, a member named in `sealedMembers` that is a sealed value is read as the
+                // marker: checked without building it, then built after all when it is not one.
+                if building, depth == 0, let sealedMembers, sealedMembers.contains(key) {
+                    let (valueStart, form) = (offset, objectForm)
+                    if try value(depth: 1, building: false).isSealedValue {
+                        values.append((key, .string(sealedMarker)))
+                        continue
+                    }
+                    (offset, objectForm) = (valueStart, form)
+                }
+                let member = try value(depth: depth + 1, building: building)
+                if building {
+                    values.append((key, member))
+                } else if key == "sealed", case .unsigned(1) = member {
+                    sealed = true
+                }
             }
+            guard building else { return .object(sealed ? [("sealed", .unsigned(1))] : []) }
             return .object(values)
         }
     }

@@ -91,6 +91,22 @@ public enum Base64 {
         }
     }
 
+    /// Calls `body` with the base64 text of `input` in `variant`, rendered into a temporary buffer (on
+    /// the stack when small) rather than a string: for checks of the text that keep none of it.
+    public static func withEncoded<Result>(
+        _ input: UnsafeBufferPointer<UInt8>, variant: Variant = .standard, _ body: (UnsafeBufferPointer<UInt8>) throws -> Result
+    ) rethrows -> Result {
+        _ = Sodium.ready
+        let length = sodium_base64_encoded_len(input.count, variant.sodiumVariant)
+        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { text in
+            text.withMemoryRebound(to: CChar.self) { chars in
+                _ = sodium_bin2base64(chars.baseAddress!, length, input.baseAddress, input.count, variant.sodiumVariant)
+            }
+            // `length` counts the terminating NUL, which is not part of the text.
+            return try body(UnsafeBufferPointer(rebasing: text[0..<(length - 1)]))
+        }
+    }
+
     /// The bytes of base64 text in `variant` (standard, with padding, unless told), or `nil` if it is not
     /// exactly that: a character outside the alphabet, a wrong length or padding, or non-zero unused bits.
     public static func decode(_ text: String, variant: Variant = .standard) -> [UInt8]? {

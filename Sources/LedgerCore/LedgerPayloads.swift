@@ -124,8 +124,8 @@ public enum PayloadCoding {
     /// over the bytes of its own. JSON text is decoded as it is.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], markingSealed members: Set<String>, as marker: String) throws -> T {
         guard isCompact(bytes) else { return try decode(type, from: bytes) }
-        let node = try CompactReader.value(of: bytes)
-        return try CompactNodeDecoder.decode(type, from: node.markingSealed(members, as: marker), codingPath: [])
+        let node = try CompactReader.value(of: bytes, markingSealed: members, as: marker)
+        return try CompactNodeDecoder.decode(type, from: node, codingPath: [])
     }
 
     /// Whether `bytes` are a compact value rather than JSON text (by their first byte).

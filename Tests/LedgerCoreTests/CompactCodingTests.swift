@@ -233,6 +233,56 @@ struct CompactCodingTests {
         #expect(try PayloadCoding.json(bytes) == (try PayloadCoding.encode(object)))
     }
 
+    @Test("read marking sealed values: a named top-level member that is a sealed value reads as the marker, every other as it is")
+    func markingSealed() throws {
+        let sealed: JSONValue = .object([
+            "sealed": .integer(1), "ct": .string(Base64.encode(Array(repeating: 7, count: 40))),
+            "key": .string("hmac-sha256:" + String(repeating: "ab", count: 32)), "nonce": .string(String(repeating: "0f", count: 12)),
+            "list": .array([.string("x"), .object(["sealed": .integer(1)])]),
+        ])
+        let value: JSONValue = .object([
+            "username": sealed,  // named, sealed: the marker
+            "client_ip": .object(["sealed": .integer(2)]),  // named, not a sealed value
+            "other": sealed,  // sealed, not named
+            "list": .array([sealed]),  // named, an array
+            "user_id": .string("auth0|alice"),
+        ])
+        let bytes = try CompactCoding.encode(value)
+        let read = try PayloadCoding.decode(JSONValue.self, from: bytes, markingSealed: ["username", "client_ip", "list", "missing"], as: "[sealed]")
+        guard case .object(var expected) = value else { return }
+        expected["username"] = .string("[sealed]")
+        #expect(read == .object(expected))
+        // Without names, or as plain JSON text, nothing is marked.
+        #expect(try PayloadCoding.decode(JSONValue.self, from: bytes, markingSealed: [], as: "[sealed]") == value)
+        #expect(try PayloadCoding.decode(JSONValue.self, from: try PayloadCoding.encode(value), markingSealed: ["username"], as: "[sealed]") == value)
+    }
+
+    @Test("a sealed value read as the marker is still checked: one that is not canonical is refused as when it is built", arguments: [
+        // {"a": {"sealed": 1, "x": <hex of 2 bytes>}}: bytes stored in a form their text does not take.
+        ([0x0C, 0x01, 0x01, 0x61, 0x0C, 0x02, 0x06] + Array("sealed".utf8) + [0x03, 0x01, 0x01, 0x78, 0x07, 0x02, 0xAB, 0xCD], "does not take"),
+        // {"a": {"sealed": 1, "x": <base64 of 12 bytes that is hexadecimal text>}}.
+        ([0x0C, 0x01, 0x01, 0x61, 0x0C, 0x02, 0x06] + Array("sealed".utf8) + [0x03, 0x01, 0x01, 0x78, 0x08, 0x0C]
+            + (Base64.decode("0123456789abcdef") ?? []), "does not take"),
+        // {"a": {"x": 1, "sealed": 1}}: members out of order.
+        ([0x0C, 0x01, 0x01, 0x61, 0x0C, 0x02, 0x01, 0x78, 0x03, 0x01, 0x06] + Array("sealed".utf8) + [0x03, 0x01], "out of order"),
+        // {"a": {"sealed": 1, "x": [<an object of the other form>]}}.
+        ([0x0C, 0x01, 0x01, 0x61, 0x0C, 0x02, 0x06] + Array("sealed".utf8) + [0x03, 0x01, 0x01, 0x78, 0x0B, 0x01, 0x0D, 0x00], "both forms"),
+        // {"a": {"sealed": 1}} and a byte after it.
+        ([0x0C, 0x01, 0x01, 0x61, 0x0C, 0x01, 0x06] + Array("sealed".utf8) + [0x03, 0x01, 0x00], "after the value"),
+    ] as [([UInt8], String)])
+    func markingSealedChecks(bytes: [UInt8], reason: String) {
+        for members: Set<String> in [[], ["a"]] {
+            do {
+                _ = try PayloadCoding.decode(JSONValue.self, from: bytes, markingSealed: members, as: "[sealed]")
+                Issue.record("accepted \(bytes) marking \(members)")
+            } catch let error as CompactDecodingError {
+                #expect(error.description.contains(reason), "\(error)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
+
     @Test("a value of the wrong shape is a decoding error that names what was found")
     func wrongShape() throws {
         let bytes = try CompactCoding.encode(["name": "x"])
