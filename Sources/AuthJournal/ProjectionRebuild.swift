@@ -51,8 +51,10 @@ public enum ProjectionRebuild {
             }
             _ = handOff(batch)
         } consume: { store, batch in
-            for decoded in batch {
-                try AuthProjection.apply(decoded.event, sequence: decoded.sequence, traceID: decoded.traceID, to: store)
+            // By index, not `for … in`: the elements are borrowed from the batch, not copied (a copy of
+            // an event retains each of its strings).
+            for index in batch.indices {
+                try AuthProjection.apply(batch[index].event, sequence: batch[index].sequence, traceID: batch[index].traceID, to: store)
             }
         }
         return folded.tables
