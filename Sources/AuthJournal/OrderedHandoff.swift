@@ -26,6 +26,9 @@ final class OrderedHandoff<Element: Sendable>: @unchecked Sendable {
     private var finished = false
     private var consumerError: (any Error)?
 
+    /// Batches that may wait between the two threads unless told otherwise.
+    static var defaultCapacity: Int { 4 }
+
     private init(capacity: Int) {
         self.capacity = max(1, capacity)
     }
@@ -34,13 +37,15 @@ final class OrderedHandoff<Element: Sendable>: @unchecked Sendable {
     /// a thread of its own, batch by batch in order, with `state` for its own; returns the state when
     /// both are done.
     ///
-    /// The hand-off function returns `false` once `consume` has thrown: `produce` should stop then.
+    /// The hand-off function returns how many batches wait for `consume` once it has queued its batch
+    /// (for a producer that balances work between the two), or `nil` once `consume` has thrown:
+    /// `produce` should stop then.
     /// - Throws: the error of the earlier half — `consume`'s error before `produce`'s, since it
     ///   concerns an element handed off before the one `produce` failed on.
     static func run<State>(
-        capacity: Int = 4,
+        capacity: Int = defaultCapacity,
         state: State,
-        produce: (_ handOff: ([Element]) -> Bool) throws -> Void,
+        produce: (_ handOff: ([Element]) -> Int?) throws -> Void,
         consume fold: @escaping @Sendable (inout State, [Element]) throws -> Void
     ) throws -> State {
         let handoff = OrderedHandoff(capacity: capacity)
@@ -60,7 +65,7 @@ final class OrderedHandoff<Element: Sendable>: @unchecked Sendable {
         consumer.start()
         var producerError: (any Error)?
         do {
-            try produce { batch in batch.isEmpty ? !handoff.hasFailed : handoff.put(batch) }
+            try produce { batch in handoff.put(batch) }
         } catch {
             producerError = error
         }
@@ -76,21 +81,17 @@ final class OrderedHandoff<Element: Sendable>: @unchecked Sendable {
         init(_ value: Value) { self.value = value }
     }
 
-    private var hasFailed: Bool {
+    /// Queues `batch` (unless empty), waiting for room; the batches waiting then, or `nil` (and nothing
+    /// queued) once the consumer has failed.
+    private func put(_ batch: [Element]) -> Int? {
         condition.lock()
-        defer { condition.unlock() }
-        return consumerError != nil
-    }
-
-    /// Queues `batch`, waiting for room; `false` (and nothing queued) once the consumer has failed.
-    private func put(_ batch: [Element]) -> Bool {
-        condition.lock()
-        while waiting.count >= capacity && consumerError == nil { condition.wait() }
+        while !batch.isEmpty && waiting.count >= capacity && consumerError == nil { condition.wait() }
         guard consumerError == nil else {
             condition.unlock()
-            return false
+            return nil
         }
-        waiting.append(batch)
+        if !batch.isEmpty { waiting.append(batch) }
+        let backlog = waiting.count
         let released = consumed
         consumed = []
         condition.unlock()
@@ -98,7 +99,7 @@ final class OrderedHandoff<Element: Sendable>: @unchecked Sendable {
         // it waits), so that it does not wake only to wait for the lock this thread still holds.
         condition.broadcast()
         withExtendedLifetime(released) {}  // freed here, on this thread, with the lock given up
-        return true
+        return backlog
     }
 
     /// Marks the end and waits for the consumer to finish; its error, if it failed.

@@ -24,7 +24,12 @@ public enum ProjectionRebuild {
         }
     }
 
-    static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?) throws -> Tables {
+    /// ``rebuild(from:progress:)`` with the folding thread's share of the decoding fixed (for tests).
+    static func rebuild(from reader: JournalReader, sharing: DecodingShare) throws -> Tables {
+        try reader.read { try rebuild(from: $0, progress: nil, sharing: sharing) }
+    }
+
+    static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare = .balanced) throws -> Tables {
         let store = MemoryStore()
         // A journal whose oldest events were archived starts from the projections they left.
         store.tables = try ArchivedState.start(in: snapshot)
@@ -33,19 +38,25 @@ public enum ProjectionRebuild {
         store.tables[.index, default: [:]].reserveCapacity(Int(clamping: try snapshot.head.sequence / 2))
         // Decoding the events and folding them into the projections each take a good part of a rebuild,
         // and each must go in order: this thread decodes (it holds the snapshot's read transaction) while
-        // another folds what it decoded before.
-        let folded = try OrderedHandoff<DecodedEvent>.run(state: store) { handOff in
+        // another folds what was decoded before. Decoding is the longer half, so some events are handed
+        // over still encoded, for the folding thread to decode first (`DecodingShare`).
+        let folded = try OrderedHandoff<PendingEvent>.run(state: store) { handOff in
             var reader = AuthEventReader(snapshot: snapshot)
-            var batch: [DecodedEvent] = []
+            var share = sharing.initialEighths
+            var batch: [PendingEvent] = []
             batch.reserveCapacity(Self.batchSize)
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
-                if let event = try reader.event(envelope) {
-                    batch.append(DecodedEvent(event: event, sequence: envelope.sequence, traceID: RequestTrace.traceID(in: envelope.payload)))
-                    if batch.count == Self.batchSize {
-                        guard handOff(batch) else { return false }
-                        batch.removeAll(keepingCapacity: true)
-                    }
+                let traceID = RequestTrace.traceID(in: envelope.payload)
+                if batch.count % 8 < share, AuthEventReader.decodesAlone(envelope.type) {
+                    batch.append(PendingEvent(form: .encoded(envelope.type, envelope.payload), sequence: envelope.sequence, traceID: traceID))
+                } else if let event = try reader.event(envelope) {
+                    batch.append(PendingEvent(form: .decoded(event), sequence: envelope.sequence, traceID: traceID))
+                }
+                if batch.count == Self.batchSize {
+                    guard let backlog = handOff(batch) else { return false }
+                    share = sharing.adjusted(share, backlog: backlog)
+                    batch.removeAll(keepingCapacity: true)
                 }
                 return true
             }
@@ -54,7 +65,15 @@ public enum ProjectionRebuild {
             // By index, not `for … in`: the elements are borrowed from the batch, not copied (a copy of
             // an event retains each of its strings).
             for index in batch.indices {
-                try AuthProjection.apply(batch[index].event, sequence: batch[index].sequence, traceID: batch[index].traceID, to: store)
+                let pending = batch[index]
+                switch pending.form {
+                case .decoded(let event):
+                    try AuthProjection.apply(event, sequence: pending.sequence, traceID: pending.traceID, to: store)
+                case .encoded(let type, let payload):
+                    // As the reader would have decoded it: an event of this type takes no values from another.
+                    guard let event = try AuthEvent(type: type, payload: payload, sequence: pending.sequence) else { continue }
+                    try AuthProjection.apply(event, sequence: pending.sequence, traceID: pending.traceID, to: store)
+                }
             }
         }
         return folded.tables
@@ -64,9 +83,38 @@ public enum ProjectionRebuild {
     /// nothing per event, few enough that the two threads start together.
     static let batchSize = 256
 
-    /// An event decoded for folding.
-    struct DecodedEvent: Sendable {
-        var event: AuthEvent
+    /// How many of the events that decode alone (``AuthEventReader/decodesAlone(_:)``) the folding
+    /// thread decodes, in eighths.
+    enum DecodingShare {
+        /// Adjusted batch by batch from the backlog between the threads: one eighth more while the folding
+        /// thread waits for work, one less while the decoding thread waits for room.
+        case balanced
+        /// A fixed share (0 to 8 eighths): for tests, which hold every share to the same projections.
+        case fixed(Int)
+
+        var initialEighths: Int {
+            switch self {
+            case .balanced: 4
+            case .fixed(let eighths): min(8, max(0, eighths))
+            }
+        }
+
+        func adjusted(_ eighths: Int, backlog: Int) -> Int {
+            guard case .balanced = self else { return eighths }
+            if backlog <= 1 { return min(8, eighths + 1) }
+            if backlog >= OrderedHandoff<PendingEvent>.defaultCapacity { return max(0, eighths - 1) }
+            return eighths
+        }
+    }
+
+    /// An event for the folding thread: decoded, or as stored for it to decode.
+    struct PendingEvent: Sendable {
+        enum Form: Sendable {
+            case decoded(AuthEvent)
+            case encoded(EventType, [UInt8])
+        }
+
+        var form: Form
         var sequence: UInt64
         var traceID: String?
     }

@@ -13,9 +13,10 @@ struct OrderedHandoffTests {
     func inOrder(capacity: Int) throws {
         let folded = try OrderedHandoff<Int>.run(capacity: capacity, state: [Int]()) { handOff in
             for start in stride(from: 0, to: 10_000, by: 7) {
-                #expect(handOff(Array(start..<min(start + 7, 10_000))))
+                let backlog = try #require(handOff(Array(start..<min(start + 7, 10_000))))
+                #expect((1...capacity).contains(backlog), "the batches waiting, this one included")
             }
-            #expect(handOff([]), "an empty batch is no end")
+            #expect(handOff([]) != nil, "an empty batch is no end")
         } consume: { seen, batch in
             seen.append(contentsOf: batch)
         }
@@ -34,7 +35,7 @@ struct OrderedHandoffTests {
         let refusedAfter = Mutex<Int?>(nil)
         #expect(throws: Failure(at: 50)) {
             _ = try OrderedHandoff<Int>.run(capacity: 2, state: ()) { handOff in
-                for value in 0..<100_000 where !handOff([value]) {
+                for value in 0..<100_000 where handOff([value]) == nil {
                     refusedAfter.withLock { $0 = value }
                     return
                 }
@@ -72,5 +73,20 @@ struct OrderedHandoffTests {
                 if batch == [5] { throw Failure(at: 5) }
             }
         }
+    }
+
+    @Test("the folding thread's share of decoding: one eighth more while it waits for work, one less while the decoder waits for room, within 0...8")
+    func decodingShare() {
+        let balanced = ProjectionRebuild.DecodingShare.balanced
+        let full = OrderedHandoff<Int>.defaultCapacity
+        #expect(balanced.initialEighths == 4)
+        #expect(balanced.adjusted(4, backlog: 1) == 5)
+        #expect(balanced.adjusted(8, backlog: 0) == 8)
+        #expect(balanced.adjusted(4, backlog: full) == 3)
+        #expect(balanced.adjusted(0, backlog: full) == 0)
+        #expect(balanced.adjusted(4, backlog: 2) == 4)
+        #expect(ProjectionRebuild.DecodingShare.fixed(3).adjusted(3, backlog: 0) == 3)
+        #expect(ProjectionRebuild.DecodingShare.fixed(12).initialEighths == 8)
+        #expect(ProjectionRebuild.DecodingShare.fixed(-1).initialEighths == 0)
     }
 }

@@ -1,5 +1,5 @@
 import AuthCore
-import AuthJournal
+@testable import AuthJournal
 import AuthTokens
 import Foundation
 import HTTPTypes
@@ -184,8 +184,14 @@ final class ServerHarness: Sendable {
         let report = try reader.verify(trust: .genesisKey)
         if case .failure(let failure) = report { Issue.record("journal does not verify: \(failure)") }
         // The projections the server used are exactly what the events alone give.
-        let differences = ProjectionRebuild.compare(rebuilt: try ProjectionRebuild.rebuild(from: reader), live: try ProjectionRebuild.live(from: reader))
+        let live = try ProjectionRebuild.live(from: reader)
+        let differences = ProjectionRebuild.compare(rebuilt: try ProjectionRebuild.rebuild(from: reader), live: live)
         if !differences.isEmpty { Issue.record("projections differ from a rebuild: \(differences.prefix(5))") }
+        // The same when the folding thread decodes none, half or all of the events that decode alone.
+        for eighths in [0, 4, 8] {
+            let shared = ProjectionRebuild.compare(rebuilt: try ProjectionRebuild.rebuild(from: reader, sharing: .fixed(eighths)), live: live)
+            if !shared.isEmpty { Issue.record("projections differ from a rebuild sharing \(eighths)/8 of the decoding: \(shared.prefix(5))") }
+        }
     }
 
     /// Every event in the journal, decoded, after ``run(_:)``: personal values opened with the journal's
