@@ -34,8 +34,15 @@ public enum ProjectionRebuild {
         // A journal whose oldest events were archived starts from the projections they left.
         store.tables = try ArchivedState.start(in: snapshot)
         // The indexes gain a bucket for most values an event concerns: grown by doubling, their table was
-        // rehashed about twenty times on a large journal (4% of a rebuild).
-        store.tables[.index, default: [:]].reserveCapacity(Int(clamping: try snapshot.head.sequence / 2))
+        // rehashed about twenty times on a large journal (4% of a rebuild), and still twice from half the
+        // events' count on a journal of a million (8%, nearly all of it hashing the keys again). The live
+        // index holds about as many keys as the rebuild will (fewer only where pruned since), and the
+        // store counts them without reading them.
+        let events = Int(clamping: try snapshot.head.sequence)
+        let liveIndexKeys = (try? snapshot.projection("auth.\(AuthTable.index.rawValue)").count) ?? 0
+        // (A count beyond four keys an event is not believed: it would only reserve memory.)
+        let plausibleKeys = events <= Int.max / 4 ? 4 * events : Int.max
+        store.tables[.index, default: [:]].reserveCapacity(min(max(events / 2, liveIndexKeys), plausibleKeys))
         // Decoding the events and folding them into the projections each take a good part of a rebuild,
         // and each must go in order: this thread decodes (it holds the snapshot's read transaction) while
         // another folds what was decoded before. Decoding is the longer half, so some events are handed
@@ -65,14 +72,14 @@ public enum ProjectionRebuild {
             // By index, not `for … in`: the elements are borrowed from the batch, not copied (a copy of
             // an event retains each of its strings).
             for index in batch.indices {
-                let pending = batch[index]
-                switch pending.form {
+                let (sequence, traceID) = (batch[index].sequence, batch[index].traceID)
+                switch batch[index].form {
                 case .decoded(let event):
-                    try AuthProjection.apply(event, sequence: pending.sequence, traceID: pending.traceID, to: store)
+                    try AuthProjection.apply(event, sequence: sequence, traceID: traceID, to: store)
                 case .encoded(let type, let payload):
                     // As the reader would have decoded it: an event of this type takes no values from another.
-                    guard let event = try AuthEvent(type: type, payload: payload, sequence: pending.sequence) else { continue }
-                    try AuthProjection.apply(event, sequence: pending.sequence, traceID: pending.traceID, to: store)
+                    guard let event = try AuthEvent(type: type, payload: payload, sequence: sequence) else { continue }
+                    try AuthProjection.apply(event, sequence: sequence, traceID: traceID, to: store)
                 }
             }
         }
