@@ -97,7 +97,7 @@ extension AuthLedger {
     @discardableResult
     public func finishArchival(batch: Int = 10_000) async throws -> Int {
         var removed = try await journal.removeArchivedEvents(batch: batch)
-        let index = "auth.\(AuthTable.index.rawValue)"
+        let index = AuthTable.index.projectionName
         while true {
             let count = try await journal.transact { transaction in
                 guard let cut = try transaction.archivedPrefix()?.size else { return 0 }
@@ -140,7 +140,7 @@ public enum ArchivedState {
     static func archived(_ tables: ProjectionRebuild.Tables) -> ArchivedProjections.Tables {
         var result: ArchivedProjections.Tables = [:]
         for (table, entries) in tables where !entries.isEmpty && table != .index {
-            result["auth.\(table.rawValue)"] = entries.map { (Array($0.key.utf8), $0.value) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+            result[table.projectionName] = entries.map { (Array($0.key.utf8), $0.value) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
         }
         return result
     }
@@ -150,7 +150,7 @@ public enum ArchivedState {
     public static func consents(of userID: String, in snapshot: JournalSnapshot) throws -> [String: [String]] {
         var consents: [String: [String]] = [:]
         let prefix = Array("\(userID)\u{1F}".utf8)
-        try snapshot.archivedProjection("auth.\(AuthTable.consents.rawValue)") { key, value in
+        try snapshot.archivedProjection(AuthTable.consents.projectionName) { key, value in
             if key.starts(with: prefix) { consents[String(decoding: key.dropFirst(prefix.count), as: UTF8.self)] = try ProjectionCoding.decode([String].self, from: value) }
             return true
         }
@@ -166,7 +166,7 @@ public enum ArchivedState {
     static func start(in snapshot: JournalSnapshot) throws -> ProjectionRebuild.Tables {
         var tables: ProjectionRebuild.Tables = [:]
         for table in AuthTable.allCases {
-            try snapshot.archivedProjection("auth.\(table.rawValue)") { key, value in
+            try snapshot.archivedProjection(table.projectionName) { key, value in
                 tables[table, default: [:]][String(decoding: key, as: UTF8.self)] = value
                 return true
             }
@@ -178,7 +178,7 @@ public enum ArchivedState {
     /// archived), its personal values opened by `opener` (kept sealed without one).
     static func configuration(in snapshot: JournalSnapshot, opener: PersonalData.Opener?) throws -> ConfigurationState {
         var stored: [UInt8]?
-        try snapshot.archivedProjection("auth.\(AuthTable.configuration.rawValue)") { key, value in
+        try snapshot.archivedProjection(AuthTable.configuration.projectionName) { key, value in
             if String(decoding: key, as: UTF8.self) == AuthProjection.configurationKey { stored = value }
             return stored == nil
         }

@@ -32,7 +32,7 @@ public final class AuthLedger: Sendable {
     private let lastConfigurationRead = Mutex(ContinuousClock.now)
 
     /// The projection tables a journal must be opened with (and the table of their version).
-    public static let projections = AuthTable.allCases.map { "auth.\($0.rawValue)" } + [ProjectionVersion.table]
+    public static let projections = AuthTable.allCases.map(\.projectionName) + [ProjectionVersion.table]
 
     /// Serves from `journal`, whose projections must be at ``ProjectionVersion/current`` (``open(_:storage:)``
     /// brings them there).
@@ -127,7 +127,7 @@ public final class AuthLedger: Sendable {
     private func record<R: Sendable>(
         announcing reads: [(AuthTable, String)], _ body: @escaping @Sendable (inout AuthRecorder) throws -> R
     ) async throws -> R {
-        let announced = reads.map { ProjectionRead(projection: tableName($0.0), key: Array($0.1.utf8)) }
+        let announced = reads.map { ProjectionRead(projection: $0.0.projectionName, key: Array($0.1.utf8)) }
         let trace = RequestTrace.traceID  // `body` runs on the writer's thread: the request's trace goes with it
         let (result, changedConfiguration) = try await journal.transact(prefetching: announced) { transaction in
             try RequestTrace.$traceID.withValue(trace) {
@@ -421,30 +421,33 @@ extension AuthLedger {
     }
 }
 
-private func tableName(_ table: AuthTable) -> String { "auth.\(table.rawValue)" }
+extension AuthTable {
+    /// The name of this table's projection in the journal's store.
+    var projectionName: String { "auth.\(rawValue)" }
+}
 
 /// Projection tables inside a journal write transaction.
 public struct TransactionStore: ProjectionStore {
     let transaction: JournalWriteTransaction
 
     public func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? {
-        try transaction.projection(tableName(table)).get(Array(key.utf8))
+        try transaction.projection(table.projectionName).get(Array(key.utf8))
     }
 
     public func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws {
-        try transaction.projection(tableName(table)).put(value, for: Array(key.utf8))
+        try transaction.projection(table.projectionName).put(value, for: Array(key.utf8))
     }
 
     public func delete(_ table: AuthTable, _ key: String) throws {
-        try transaction.projection(tableName(table)).delete(Array(key.utf8))
+        try transaction.projection(table.projectionName).delete(Array(key.utf8))
     }
 
     public func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws {
-        try transaction.projection(tableName(table)).extend(bytes, for: Array(key.utf8))
+        try transaction.projection(table.projectionName).extend(bytes, for: Array(key.utf8))
     }
 
     public func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
-        try transaction.projection(tableName(table)).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
+        try transaction.projection(table.projectionName).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
             try body(String(decoding: key, as: UTF8.self), value)
         }
     }
@@ -460,14 +463,14 @@ public struct SnapshotStore: ProjectionStore {
     }
 
     public func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? {
-        try snapshot.projection(tableName(table)).get(Array(key.utf8))
+        try snapshot.projection(table.projectionName).get(Array(key.utf8))
     }
 
     public func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws { throw JournalError.readOnly }
     public func delete(_ table: AuthTable, _ key: String) throws { throw JournalError.readOnly }
 
     public func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
-        try snapshot.projection(tableName(table)).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
+        try snapshot.projection(table.projectionName).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
             try body(String(decoding: key, as: UTF8.self), value)
         }
     }
@@ -477,7 +480,7 @@ public struct SnapshotStore: ProjectionStore {
         var result: [(String, [UInt8])] = []
         let start = Array(prefix.utf8)
         // LMDB has no zero-length keys: an empty prefix starts at the first entry.
-        try snapshot.projection(tableName(table)).forEach(from: start.isEmpty ? nil : start) { key, value in
+        try snapshot.projection(table.projectionName).forEach(from: start.isEmpty ? nil : start) { key, value in
             guard key.starts(with: start) else { return false }
             result.append((String(decoding: key, as: UTF8.self), value))
             return true

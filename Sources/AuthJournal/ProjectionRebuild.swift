@@ -39,7 +39,7 @@ public enum ProjectionRebuild {
         // index holds about as many keys as the rebuild will (fewer only where pruned since), and the
         // store counts them without reading them.
         let events = Int(clamping: try snapshot.head.sequence)
-        let liveIndexKeys = (try? snapshot.projection("auth.\(AuthTable.index.rawValue)").count) ?? 0
+        let liveIndexKeys = (try? snapshot.projection(AuthTable.index.projectionName).count) ?? 0
         // (A count beyond four keys an event is not believed: it would only reserve memory.)
         let plausibleKeys = events <= Int.max / 4 ? 4 * events : Int.max
         store.tables[.index, default: [:]].reserveCapacity(min(max(events / 2, liveIndexKeys), plausibleKeys))
@@ -136,7 +136,7 @@ public enum ProjectionRebuild {
             for table in AuthTable.allCases {
                 var entries: [String: [UInt8]] = [:]
                 // A journal written before a table existed simply has none of its entries.
-                guard let projection = try? snapshot.projection("auth.\(table.rawValue)") else {
+                guard let projection = try? snapshot.projection(table.projectionName) else {
                     tables[table] = [:]
                     continue
                 }
