@@ -454,9 +454,10 @@ struct CompactReader {
     }
 
     /// The next value. Without `building`, it is checked exactly as when built, but what is returned is
-    /// only a summary, which allocates nothing for strings and containers: scalars as read, strings and
-    /// arrays as `null`, an object as the member `sealed` when that is 1 (so that the summary of a
-    /// sealed value is one, ``CompactNode/isSealedValue``), else as an empty object.
+    /// only a summary, built without containers or rendered strings (a plain string is still read, to
+    /// check its form): scalars as read, strings and arrays as `null`, an object as the member `sealed`
+    /// when that is 1 (so that the summary of a sealed value is one, ``CompactNode/isSealedValue``),
+    /// else as an empty object.
     private mutating func value(depth: Int, building: Bool = true) throws(CompactDecodingError) -> CompactNode {
         guard depth <= Self.maximumDepth else { throw error("nested deeper than \(Self.maximumDepth)") }
         let start = offset

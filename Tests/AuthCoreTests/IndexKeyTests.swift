@@ -69,7 +69,8 @@ struct IndexKeyTests {
             #expect(keys.allSatisfy { $0.utf8.count == 33 && $0.hasPrefix(kind.prefix("auth0|alice")) })
             for (key, sequence) in zip(keys, sequences) {
                 #expect(IndexBucket.sequences(inKey: key.utf8, value: IndexBucket.entry(sequence)) == [sequence])
-                #expect(key == kind.prefix("auth0|alice") + IndexBucket.digits(sequence))
+                // The prefix, then the bucket's number: the sequence number without its low byte, in seven bytes.
+                #expect(key == kind.prefix("auth0|alice") + IndexKeyDigits.encode((sequence >> 8).bigEndianBytes.dropFirst()))
             }
             #expect(keys == keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, "in the order of the events")
         }

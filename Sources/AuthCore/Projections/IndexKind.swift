@@ -68,14 +68,6 @@ public enum IndexBucket {
     /// The length of a key's last part, the bucket's number (seven bytes: sequence numbers have 64 bits).
     static let numberDigits = IndexKeyDigits.count(forBytes: 7)
 
-    /// The bucket number of `sequence`, in ``IndexKeyDigits``.
-    static func digits(_ sequence: UInt64) -> String {
-        var characters: [UInt8] = []
-        characters.reserveCapacity(numberDigits)
-        appendDigits(of: sequence, to: &characters)
-        return String(decoding: characters, as: UTF8.self)
-    }
-
     /// Appends the bucket number of `sequence`, in ``IndexKeyDigits``, to `characters`.
     static func appendDigits(of sequence: UInt64, to characters: inout [UInt8]) {
         IndexKeyDigits.append((sequence >> entryBits).bigEndianBytes.dropFirst(), to: &characters)
