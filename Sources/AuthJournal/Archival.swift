@@ -131,8 +131,8 @@ public enum ArchivedState {
     /// The projections of `archive` (a journal, or an archive): those it starts from, with every event
     /// it holds folded in — by the server's own fold, ``AuthProjection``.
     public static func projections(after archive: JournalReader) throws -> ArchivedProjections.Tables {
-        let tables = try archive.read { snapshot in try ProjectionRebuild.rebuild(from: snapshot, progress: nil) }
-        return archived(tables)
+        let rebuilt = try archive.read { snapshot in try ProjectionRebuild.rebuild(from: snapshot, progress: nil) }
+        return archived(rebuilt.tables)
     }
 
     /// `tables` keyed as the journal stores projections (`auth.<table>`, key bytes), entries in key order.

@@ -8,9 +8,36 @@ public enum ProjectionRebuild {
     /// Every projection table, as table → key → value bytes.
     public typealias Tables = [AuthTable: [String: [UInt8]]]
 
+    /// Projections rebuilt in memory: every table as key → value bytes, but the timeline's index by
+    /// bucket (``IndexBuckets``), which ``stored`` spells out.
+    public struct Rebuilt: Sendable {
+        /// Every table but the index.
+        public var tables: Tables
+        /// The timeline's index (``AuthTable/index``).
+        public var index: IndexBuckets
+
+        /// Every table as the journal stores it.
+        public var stored: Tables {
+            var stored = tables
+            stored[.index, default: [:]].merge(index.stored) { $1 }
+            return stored
+        }
+
+        /// How many entries `table` holds.
+        public func count(of table: AuthTable) -> Int {
+            (tables[table]?.count ?? 0) + (table == .index ? index.count : 0)
+        }
+
+        /// The bytes of `table`'s keys and values together.
+        public func bytes(of table: AuthTable) -> Int {
+            let indexBytes = table == .index ? index.count * IndexBucketKey.storedLength + index.entryCount : 0
+            return (tables[table]?.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } ?? 0) + indexBytes
+        }
+    }
+
     /// Folds every authorization event of the journal into fresh, in-memory projections (after archived
     /// events, into the projections they left).
-    public static func rebuild(from reader: JournalReader, progress: ((UInt64) -> Void)? = nil) throws -> Tables {
+    public static func rebuild(from reader: JournalReader, progress: ((UInt64) -> Void)? = nil) throws -> Rebuilt {
         try reader.read { try rebuild(from: $0, progress: progress) }
     }
 
@@ -18,18 +45,18 @@ public enum ProjectionRebuild {
     /// (so a server writing meanwhile cannot make them differ).
     public static func rebuiltAndLive(
         from reader: JournalReader, progress: ((UInt64) -> Void)? = nil
-    ) throws -> (rebuilt: Tables, live: Tables, liveVersion: Int?) {
+    ) throws -> (rebuilt: Rebuilt, live: Tables, liveVersion: Int?) {
         try reader.read { snapshot in
             (try rebuild(from: snapshot, progress: progress), try live(from: snapshot), try ProjectionVersion.stored(in: snapshot))
         }
     }
 
     /// ``rebuild(from:progress:)`` with the folding thread's share of the decoding fixed (for tests).
-    static func rebuild(from reader: JournalReader, sharing: DecodingShare) throws -> Tables {
+    static func rebuild(from reader: JournalReader, sharing: DecodingShare) throws -> Rebuilt {
         try reader.read { try rebuild(from: $0, progress: nil, sharing: sharing) }
     }
 
-    static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare = .balanced) throws -> Tables {
+    static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare = .balanced) throws -> Rebuilt {
         let store = MemoryStore()
         // A journal whose oldest events were archived starts from the projections they left.
         store.tables = try ArchivedState.start(in: snapshot)
@@ -42,7 +69,7 @@ public enum ProjectionRebuild {
         let liveIndexKeys = (try? snapshot.projection(AuthTable.index.projectionName).count) ?? 0
         // (A count beyond four keys an event is not believed: it would only reserve memory.)
         let plausibleKeys = events <= Int.max / 4 ? 4 * events : Int.max
-        store.tables[.index, default: [:]].reserveCapacity(min(max(events / 2, liveIndexKeys), plausibleKeys))
+        store.index.reserveCapacity(min(max(events / 2, liveIndexKeys), plausibleKeys))
         // Decoding the events and folding them into the projections each take a good part of a rebuild,
         // and each must go in order: this thread decodes (it holds the snapshot's read transaction) while
         // another folds what was decoded before. Decoding is the longer half, so some events are handed
@@ -83,7 +110,7 @@ public enum ProjectionRebuild {
                 }
             }
         }
-        return folded.tables
+        return Rebuilt(tables: folded.tables, index: folded.index)
     }
 
     /// Events handed from the decoding to the folding thread at a time: enough that the hand-off costs
@@ -166,6 +193,11 @@ public enum ProjectionRebuild {
     }
 
     /// The differences between `rebuilt` and `live`, table by table, key by key.
+    public static func compare(rebuilt: Rebuilt, live: Tables) -> [Difference] {
+        compare(rebuilt: rebuilt.stored, live: live)
+    }
+
+    /// The differences between `rebuilt` and `live`, table by table, key by key.
     public static func compare(rebuilt: Tables, live: Tables) -> [Difference] {
         var differences: [Difference] = []
         for table in AuthTable.allCases {
@@ -185,17 +217,40 @@ public enum ProjectionRebuild {
         return left == right || PayloadCoding.canonical(left) == PayloadCoding.canonical(right)
     }
 
+    /// Projections in memory: tables of key → value bytes, but the timeline's index by bucket.
     final class MemoryStore: ProjectionStore {
+        /// Every table but the index (whose keys are only here if they are not an index bucket's).
         var tables: Tables = [:]
+        var index = IndexBuckets()
 
-        func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? { tables[table]?[key] }
-        func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws { tables[table, default: [:]][key] = value }
-        func delete(_ table: AuthTable, _ key: String) throws { tables[table]?[key] = nil }
+        func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? {
+            if table == .index, let bucket = IndexBucketKey(storedKey: key.utf8) { return index.entries(under: bucket) }
+            return tables[table]?[key]
+        }
+
+        func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws {
+            if table == .index, let bucket = IndexBucketKey(storedKey: key.utf8) { return index.set(value, under: bucket) }
+            tables[table, default: [:]][key] = value
+        }
+
+        func delete(_ table: AuthTable, _ key: String) throws {
+            if table == .index, let bucket = IndexBucketKey(storedKey: key.utf8) { return index.set(nil, under: bucket) }
+            tables[table]?[key] = nil
+        }
+
         func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws {
+            if table == .index, let bucket = IndexBucketKey(storedKey: key.utf8) { return index.append(contentsOf: bytes, under: bucket) }
             tables[table, default: [:]][key, default: []].append(contentsOf: bytes)
         }
+
+        func addIndexEntry(_ kind: IndexKind, _ value: String, sequence: UInt64) throws {
+            index.append(sequence, under: IndexBucketKey(kind: kind, value: value, sequence: sequence))
+        }
+
         func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
-            try MemoryProjectionOrder.forEach(tables[table] ?? [:], from: start, body)
+            var entries = tables[table] ?? [:]
+            if table == .index { entries.merge(index.stored) { $1 } }
+            try MemoryProjectionOrder.forEach(entries, from: start, body)
         }
     }
 }

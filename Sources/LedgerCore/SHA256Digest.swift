@@ -47,6 +47,14 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
         return SHA256Digest(hasher)
     }
 
+    /// Calls `body` with the SHA-256 of `data`, read in place: no digest is kept (where many are taken,
+    /// the array ``bytes`` would be an allocation each).
+    public static func withHash<R>(of data: some ContiguousBytes, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var hasher = SHA256()
+        data.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return try hasher.finalize().withUnsafeBytes(body)
+    }
+
     /// `SHA-256(prefix || first || second)`, without building the concatenation (the Merkle hot path).
     static func hash(prefix: UInt8, _ first: [UInt8], _ second: [UInt8] = []) -> SHA256Digest {
         var hasher = SHA256()

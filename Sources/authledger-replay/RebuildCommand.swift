@@ -19,7 +19,7 @@ struct RebuildCommand: AsyncParsableCommand {
     func run() async throws {
         let reader = try openReader(journalOptions, projections: AuthLedger.projections)
         defer { reader.close() }
-        let rebuilt: ProjectionRebuild.Tables
+        let rebuilt: ProjectionRebuild.Rebuilt
         let live: ProjectionRebuild.Tables
         let liveVersion: Int?
         do {
@@ -38,8 +38,8 @@ struct RebuildCommand: AsyncParsableCommand {
         // --check, of the live ones too, which an earlier release may have written in another encoding).
         func size(_ entries: [String: [UInt8]]?) -> Int { entries?.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } ?? 0 }
         for table in AuthTable.allCases {
-            let count = rebuilt[table]?.count ?? 0
-            let bytes = size(rebuilt[table])
+            let count = rebuilt.count(of: table)
+            let bytes = rebuilt.bytes(of: table)
             switch format {
             case .text:
                 let live = check ? " (live: \(size(live[table])) bytes)" : ""

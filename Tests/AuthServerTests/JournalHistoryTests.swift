@@ -71,7 +71,7 @@ struct JournalHistoryTests {
     /// (``ProjectionVersion``) — but without the journal's signing key, which a fixture does not keep.
     static func upgradeProjections(_ directory: String) throws {
         let reader = try JournalReader(directory: directory, projections: AuthLedger.projections)
-        let tables = try ProjectionRebuild.rebuild(from: reader)
+        let tables = try ProjectionRebuild.rebuild(from: reader).stored
         reader.close()
         let storage = try LMDBStorage(writingTo: directory, initialMapSize: 64 << 20, tables: 64)
         defer { storage.close() }

@@ -13,9 +13,17 @@ public protocol ProjectionStore {
     /// index bucket gains an entry (``IndexBucket``). A store whose reads are round trips does it without
     /// reading the value.
     func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws
+    /// Adds the entry of the event at `sequence` to the ``AuthTable/index`` bucket of `value` as `kind`:
+    /// ``extend(_:_:with:)`` under ``IndexKind/key(_:sequence:)``, unless the store keeps its index in
+    /// another form.
+    func addIndexEntry(_ kind: IndexKind, _ value: String, sequence: UInt64) throws
 }
 
 extension ProjectionStore {
+    public func addIndexEntry(_ kind: IndexKind, _ value: String, sequence: UInt64) throws {
+        try extend(.index, kind.key(value, sequence: sequence), with: IndexBucket.entry(sequence))
+    }
+
     /// Reads the value, then stores it with `bytes` appended.
     public func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws {
         try put(table, key, (try get(table, key) ?? []) + bytes)
@@ -171,7 +179,7 @@ public enum AuthProjection {
     ///   under ``IndexKind/trace``.
     public static func apply(_ event: AuthEvent, sequence: UInt64, traceID: String? = nil, to store: some ProjectionStore) throws {
         try index(event, sequence: sequence, in: store)
-        if let traceID, RequestTrace.isTraceID(traceID) { try store.extend(.index, IndexKind.trace.key(traceID, sequence: sequence), with: IndexBucket.entry(sequence)) }
+        if let traceID, RequestTrace.isTraceID(traceID) { try store.addIndexEntry(.trace, traceID, sequence: sequence) }
         switch event {
         case .configuration, .invitationAccepted:
             var state = try configuration(in: store)
@@ -299,11 +307,11 @@ public enum AuthProjection {
         ]
         for (kind, values) in entries {
             for value in values where !value.isEmpty {
-                try store.extend(.index, kind.key(value, sequence: sequence), with: IndexBucket.entry(sequence))
+                try store.addIndexEntry(kind, value, sequence: sequence)
             }
         }
         for (kind, value) in historyEntries(event) where !value.isEmpty {
-            try store.extend(.index, kind.key(value, sequence: sequence), with: IndexBucket.entry(sequence))
+            try store.addIndexEntry(kind, value, sequence: sequence)
         }
     }
 
