@@ -22,6 +22,40 @@ public struct LedgerTimestamp: Hashable, Comparable, Sendable, CustomStringConve
         let days = seconds.floorDiv(86_400)
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = Self.civil(fromDays: days)
+        guard (0...9999).contains(year) else { return Self.rfc3339(year: year, month, day, secondOfDay, micros) }
+        // Written digit by digit into the string's own storage: events, projection values and their
+        // encodings write a time each, and joining fourteen padded pieces made as many strings.
+        return String(unsafeUninitializedCapacity: Self.rfc3339Length) { buffer in
+            func put(_ value: Int64, width: Int, at end: Int) {
+                var value = value
+                for position in stride(from: end - 1, through: end - width, by: -1) {
+                    buffer[position] = UInt8(truncatingIfNeeded: 48 + value % 10)
+                    value /= 10
+                }
+            }
+            put(year, width: 4, at: 4)
+            buffer[4] = UInt8(ascii: "-")
+            put(month, width: 2, at: 7)
+            buffer[7] = UInt8(ascii: "-")
+            put(day, width: 2, at: 10)
+            buffer[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, width: 2, at: 13)
+            buffer[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, width: 2, at: 16)
+            buffer[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, width: 2, at: 19)
+            buffer[19] = UInt8(ascii: ".")
+            put(micros, width: 6, at: 26)
+            buffer[26] = UInt8(ascii: "Z")
+            return Self.rfc3339Length
+        }
+    }
+
+    /// The length of ``rfc3339`` for the years 0 to 9999.
+    static let rfc3339Length = 27
+
+    /// ``rfc3339`` for years outside 0 to 9999, which take another width (a sign, a fifth digit).
+    private static func rfc3339(year: Int64, _ month: Int64, _ day: Int64, _ secondOfDay: Int64, _ micros: Int64) -> String {
         func pad(_ value: Int64, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
@@ -35,7 +69,13 @@ public struct LedgerTimestamp: Hashable, Comparable, Sendable, CustomStringConve
     /// Parses RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`); `nil` if it is not that.
     /// Fractions beyond microseconds are truncated.
     public init?(rfc3339 text: String) {
-        let chars = Array(text.utf8)
+        var text = text
+        // Read in place (`withUTF8` copies only a string that is not stored contiguously).
+        guard let microseconds = text.withUTF8({ Self.microseconds(rfc3339: $0) }) else { return nil }
+        self.microseconds = microseconds
+    }
+
+    private static func microseconds(rfc3339 chars: UnsafeBufferPointer<UInt8>) -> Int64? {
         var index = 0
         func number(_ width: Int) -> Int64? {
             guard index + width <= chars.count else { return nil }
@@ -85,7 +125,7 @@ public struct LedgerTimestamp: Hashable, Comparable, Sendable, CustomStringConve
         guard index == chars.count else { return nil }
         let days = Self.days(fromCivil: year, month, day)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
-        self.microseconds = seconds * 1_000_000 + micros
+        return seconds * 1_000_000 + micros
     }
 
     // Howard Hinnant's days-from-civil algorithms (public domain), proleptic Gregorian calendar.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import LedgerCore
@@ -121,6 +122,34 @@ struct TimestampTests {
         let time = LedgerTimestamp(microsecondsSinceEpoch: micros)
         #expect(time.rfc3339 == text)
         #expect(LedgerTimestamp(rfc3339: text) == time)
+    }
+
+    @Test("every moment of the years 0001 to 9999 is 27 characters that read back as it, and agree with Foundation's formatter from 1900 to 2199")
+    func formatsEveryYear() throws {
+        var state: UInt64 = 2026
+        let first: Int64 = -62_135_596_800_000_000  // 0001-01-01T00:00:00Z
+        let last: Int64 = 253_402_300_799_999_999  // 9999-12-31T23:59:59.999999Z
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let modern = LedgerTimestamp(rfc3339: "1900-01-01T00:00:00Z")!.microseconds..<LedgerTimestamp(rfc3339: "2200-01-01T00:00:00Z")!.microseconds
+        for index in 0..<20_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let micros = index < 2 ? [first, last][index] : first + Int64(state % UInt64(last - first + 1))
+            let time = LedgerTimestamp(microsecondsSinceEpoch: micros)
+            let text = time.rfc3339
+            #expect(text.utf8.count == 27 && text.hasSuffix("Z"), "\(text)")
+            #expect(LedgerTimestamp(rfc3339: text) == time, "\(text)")
+            if modern.contains(micros) {
+                let seconds = micros.floorDiv(1_000_000)
+                let fraction = String(micros - seconds * 1_000_000)
+                let expected = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds))).dropLast()
+                    + "." + String(repeating: "0", count: 6 - fraction.count) + fraction + "Z"
+                #expect(text == expected)
+            }
+        }
+        // Beyond four digits of year, the year takes the width it needs.
+        #expect(LedgerTimestamp(microsecondsSinceEpoch: last + 1).rfc3339 == "10000-01-01T00:00:00.000000Z")
+        #expect(LedgerTimestamp(microsecondsSinceEpoch: first - 1).rfc3339 == "0000-12-31T23:59:59.999999Z")
     }
 
     @Test("parses offsets and short fractions")
