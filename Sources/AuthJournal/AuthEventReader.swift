@@ -37,16 +37,8 @@ public struct AuthEventReader {
         return event
     }
 
-    /// Whether an event of `type` decodes the same without a reader, with
-    /// ``AuthEvent/init(type:payload:sequence:opener:)``: it neither gives values to later events nor
-    /// takes values from an earlier one (only requests, decisions and codes do; see
-    /// ``AuthEvent/valuesFrom``). A rebuild hands such events to another thread to decode.
-    public static func decodesAlone(_ type: EventType) -> Bool {
-        type != AuthEvent.authorizeRequestedType && type != AuthEvent.authorizeDecidedType && type != AuthEvent.codeIssuedType
-    }
-
     /// Whether later events may take values from `event` (requests and decisions).
-    private static func givesValues(_ event: AuthEvent) -> Bool {
+    static func givesValues(_ event: AuthEvent) -> Bool {
         switch event {
         case .authorizeRequested, .authorizeDecided: true
         default: false

@@ -52,11 +52,28 @@ public enum ProjectionRebuild {
     }
 
     /// ``rebuild(from:progress:)`` with the folding thread's share of the decoding fixed (for tests).
-    static func rebuild(from reader: JournalReader, sharing: DecodingShare) throws -> Rebuilt {
-        try reader.read { try rebuild(from: $0, progress: nil, sharing: sharing) }
+    static func rebuild(
+        from reader: JournalReader, sharing: DecodingShare, recentCapacity: Int = RecentGivers.defaultCapacity
+    ) throws -> Rebuilt {
+        try reader.read { try rebuild(from: $0, progress: nil, sharing: sharing, recentCapacity: recentCapacity) }
     }
 
-    static func rebuild(from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare = .balanced) throws -> Rebuilt {
+    static func rebuild(
+        from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare = .balanced,
+        recentCapacity: Int = RecentGivers.defaultCapacity
+    ) throws -> Rebuilt {
+        do {
+            return try rebuild(once: snapshot, progress: progress, sharing: sharing, recentCapacity: recentCapacity)
+        } catch is RecentGivers.Missing {
+            // An event handed over takes values from one the folding thread no longer holds (a request far
+            // back in a very large commit): the reading thread, which can read any event, decodes them all.
+            return try rebuild(once: snapshot, progress: progress, sharing: .fixed(0), recentCapacity: recentCapacity)
+        }
+    }
+
+    private static func rebuild(
+        once snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare, recentCapacity: Int
+    ) throws -> Rebuilt {
         let store = MemoryStore()
         // A journal whose oldest events were archived starts from the projections they left.
         store.tables = try ArchivedState.start(in: snapshot)
@@ -73,16 +90,31 @@ public enum ProjectionRebuild {
         // Decoding the events and folding them into the projections each take a good part of a rebuild,
         // and each must go in order: this thread decodes (it holds the snapshot's read transaction) while
         // another folds what was decoded before. Decoding is the longer half, so some events are handed
-        // over still encoded, for the folding thread to decode first (`DecodingShare`).
-        let folded = try OrderedHandoff<PendingEvent>.run(state: store) { handOff in
+        // over still encoded, for the folding thread to decode first (`DecodingShare`): events that decode
+        // alone one by one, and requests whole — the request, then its decision and code, which take
+        // values from it and from each other, and which the folding thread completes from the events it
+        // folded just before (`RecentGivers`).
+        let folded = try OrderedHandoff<PendingEvent>.run(state: FoldState(store: store, recent: RecentGivers(capacity: recentCapacity))) { handOff in
             var reader = AuthEventReader(snapshot: snapshot)
             var share = sharing.initialEighths
+            var (requests, handingRequest) = (0, false)
             var batch: [PendingEvent] = []
             batch.reserveCapacity(Self.batchSize)
             try snapshot.forEachEvent { envelope in
                 progress?(envelope.sequence)
                 let traceID = RequestTrace.traceID(in: envelope.payload)
-                if batch.count % 8 < share, AuthEventReader.decodesAlone(envelope.type) {
+                let handOver: Bool
+                switch envelope.type {
+                case AuthEvent.authorizeRequestedType:
+                    handingRequest = requests % 8 < share
+                    requests &+= 1
+                    handOver = handingRequest
+                case AuthEvent.authorizeDecidedType, AuthEvent.codeIssuedType:
+                    handOver = handingRequest
+                default:
+                    handOver = batch.count % 8 < share
+                }
+                if handOver {
                     batch.append(PendingEvent(form: .encoded(envelope.type, envelope.payload), sequence: envelope.sequence, traceID: traceID))
                 } else if let event = try reader.event(envelope) {
                     batch.append(PendingEvent(form: .decoded(event), sequence: envelope.sequence, traceID: traceID))
@@ -95,30 +127,85 @@ public enum ProjectionRebuild {
                 return true
             }
             _ = handOff(batch)
-        } consume: { store, batch in
+        } consume: { fold, batch in
             // By index, not `for … in`: the elements are borrowed from the batch, not copied (a copy of
             // an event retains each of its strings).
             for index in batch.indices {
                 let (sequence, traceID) = (batch[index].sequence, batch[index].traceID)
                 switch batch[index].form {
                 case .decoded(let event):
-                    try AuthProjection.apply(event, sequence: sequence, traceID: traceID, to: store)
+                    fold.recent.note(event, at: sequence)
+                    try AuthProjection.apply(event, sequence: sequence, traceID: traceID, to: fold.store)
                 case .encoded(let type, let payload):
-                    // As the reader would have decoded it: an event of this type takes no values from another.
-                    guard let event = try AuthEvent(type: type, payload: payload, sequence: sequence) else { continue }
-                    try AuthProjection.apply(event, sequence: sequence, traceID: traceID, to: store)
+                    guard let event = try fold.recent.event(type: type, payload: payload, sequence: sequence) else { continue }
+                    try AuthProjection.apply(event, sequence: sequence, traceID: traceID, to: fold.store)
                 }
             }
         }
-        return Rebuilt(tables: folded.tables, index: folded.index)
+        return Rebuilt(tables: folded.store.tables, index: folded.store.index)
+    }
+
+    /// What the folding thread holds: the projections, and the events it folded last that later ones
+    /// take values from.
+    struct FoldState {
+        let store: MemoryStore
+        var recent: RecentGivers
+    }
+
+    /// The last events folded that later events take values from (requests and decisions,
+    /// ``AuthEventReader/givesValues(_:)``), for the folding thread to complete the events it decodes
+    /// (``AuthEvent/valuesFrom``), as ``AuthEventReader`` does on the reading thread, but without a
+    /// snapshot to read an event it no longer holds from.
+    ///
+    /// An event takes values only from an earlier event of its own commit, in practice the one or two
+    /// just before it; a request more than ``defaultCapacity`` requests and decisions back is not held,
+    /// and decoding the event that needs it throws ``Missing``, for the rebuild to start over with
+    /// every such event decoded on the reading thread.
+    struct RecentGivers {
+        static let defaultCapacity = 64
+
+        /// An event handed over takes values from one no longer held.
+        struct Missing: Error {}
+
+        private var ring: [(sequence: UInt64, event: AuthEvent)?]
+        private var next = 0
+
+        init(capacity: Int) {
+            ring = Array(repeating: nil, count: max(0, capacity))
+        }
+
+        /// Holds `event`, folded at `sequence`, if later events may take values from it.
+        mutating func note(_ event: AuthEvent, at sequence: UInt64) {
+            guard !ring.isEmpty, AuthEventReader.givesValues(event) else { return }
+            ring[next] = (sequence, event)
+            next = (next + 1) % ring.count
+        }
+
+        /// The event of `type` in `payload`, stored at `sequence`, decoded and completed as the reader
+        /// would (sealed values unopened), and held if later events may take values from it; `nil` for
+        /// types that are not the authorization server's.
+        /// - Throws: what decoding throws; ``Missing`` when it takes values from an event not held.
+        mutating func event(type: EventType, payload: [UInt8], sequence: UInt64) throws -> AuthEvent? {
+            let ring = self.ring
+            let start = next
+            let event = try AuthEvent(type: type, payload: payload, sequence: sequence) { wanted in
+                // Newest first: the event wanted is nearly always one of the last two.
+                for step in 1...max(1, ring.count) where !ring.isEmpty {
+                    if let held = ring[(start - step + ring.count) % ring.count], held.sequence == wanted { return held.event }
+                }
+                throw Missing()
+            }
+            if let event { note(event, at: sequence) }
+            return event
+        }
     }
 
     /// Events handed from the decoding to the folding thread at a time: enough that the hand-off costs
     /// nothing per event, few enough that the two threads start together.
     static let batchSize = 256
 
-    /// How many of the events that decode alone (``AuthEventReader/decodesAlone(_:)``) the folding
-    /// thread decodes, in eighths.
+    /// How many of the events the folding thread decodes, in eighths: of the requests (each with the
+    /// decision and code that follow it), and of the other events.
     enum DecodingShare {
         /// Adjusted batch by batch from the backlog between the threads: one eighth more while the folding
         /// thread waits for work, one less while the decoding thread waits for room.

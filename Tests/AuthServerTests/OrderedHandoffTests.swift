@@ -1,3 +1,5 @@
+import AuthCore
+import LedgerJournal
 import Synchronization
 import Testing
 
@@ -88,5 +90,38 @@ struct OrderedHandoffTests {
         #expect(ProjectionRebuild.DecodingShare.fixed(3).adjusted(3, backlog: 0) == 3)
         #expect(ProjectionRebuild.DecodingShare.fixed(12).initialEighths == 8)
         #expect(ProjectionRebuild.DecodingShare.fixed(-1).initialEighths == 0)
+    }
+
+    @Test("the folding thread completes a request's decision and code from the events it folded just before, as the reader does; holding none, it says so")
+    func recentGivers() async throws {
+        let harness = try await ServerHarness()
+        try await harness.run { browser in
+            for state in ["one", "two"] {
+                let page = try await browser.authorize(webAppParameters(state: state))
+                #expect(page.location?.hasPrefix("https://client.test/callback?code=") == true)
+            }
+        }
+        let reader = try JournalReader(directory: harness.directory + "/journal")
+        defer { reader.close() }
+        try reader.read { snapshot in
+            var byReader = AuthEventReader(snapshot: snapshot)
+            var held = ProjectionRebuild.RecentGivers(capacity: ProjectionRebuild.RecentGivers.defaultCapacity)
+            var none = ProjectionRebuild.RecentGivers(capacity: 0)
+            var (completing, missing) = (0, 0)
+            try snapshot.forEachEvent { envelope in
+                let expected = try byReader.event(envelope)
+                #expect(try held.event(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) == expected)
+                if expected?.valuesFrom != nil { completing += 1 }
+                do {
+                    _ = try none.event(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence)
+                } catch is ProjectionRebuild.RecentGivers.Missing {
+                    missing += 1
+                }
+                return true
+            }
+            // Two decisions that take their request's parameters, two codes their decision's grant.
+            #expect(completing >= 4)
+            #expect(missing == completing)
+        }
     }
 }

@@ -187,10 +187,13 @@ final class ServerHarness: Sendable {
         let live = try ProjectionRebuild.live(from: reader)
         let differences = ProjectionRebuild.compare(rebuilt: try ProjectionRebuild.rebuild(from: reader), live: live)
         if !differences.isEmpty { Issue.record("projections differ from a rebuild: \(differences.prefix(5))") }
-        // The same when the folding thread decodes none, half or all of the events that decode alone.
-        for eighths in [0, 4, 8] {
-            let shared = ProjectionRebuild.compare(rebuilt: try ProjectionRebuild.rebuild(from: reader, sharing: .fixed(eighths)), live: live)
-            if !shared.isEmpty { Issue.record("projections differ from a rebuild sharing \(eighths)/8 of the decoding: \(shared.prefix(5))") }
+        // The same when the folding thread decodes none, half or all of the requests (with their decisions
+        // and codes) and of the other events; and when it holds no earlier event to complete them from,
+        // so that the rebuild starts over with them decoded on the reading thread.
+        for (eighths, held) in [(0, 64), (4, 64), (8, 64), (8, 0)] {
+            let rebuilt = try ProjectionRebuild.rebuild(from: reader, sharing: .fixed(eighths), recentCapacity: held)
+            let shared = ProjectionRebuild.compare(rebuilt: rebuilt, live: live)
+            if !shared.isEmpty { Issue.record("projections differ from a rebuild sharing \(eighths)/8 of the decoding, \(held) held: \(shared.prefix(5))") }
         }
     }
 
