@@ -11,7 +11,7 @@ public enum ProjectionRebuild {
     /// Projections rebuilt in memory: every table as key → value bytes, but the timeline's index by
     /// bucket (``IndexBuckets``), which ``stored`` spells out.
     public struct Rebuilt: Sendable {
-        /// Every table but the index.
+        /// Every table but the index (whose keys are only here if they are not an index bucket's).
         public var tables: Tables
         /// The timeline's index (``AuthTable/index``).
         public var index: IndexBuckets
@@ -51,22 +51,24 @@ public enum ProjectionRebuild {
         }
     }
 
-    /// ``rebuild(from:progress:)`` with the folding thread's share of the decoding fixed (for tests).
+    /// ``rebuild(from:progress:)`` with the folding thread's share of the decoding fixed, and the number of
+    /// earlier events it holds to complete the events it decodes (``RecentSources``): for tests.
     static func rebuild(
-        from reader: JournalReader, sharing: DecodingShare, recentCapacity: Int = RecentGivers.defaultCapacity
+        from reader: JournalReader, sharing: DecodingShare, recentCapacity: Int = RecentSources.defaultCapacity
     ) throws -> Rebuilt {
         try reader.read { try rebuild(from: $0, progress: nil, sharing: sharing, recentCapacity: recentCapacity) }
     }
 
     static func rebuild(
         from snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare = .balanced,
-        recentCapacity: Int = RecentGivers.defaultCapacity
+        recentCapacity: Int = RecentSources.defaultCapacity
     ) throws -> Rebuilt {
         do {
             return try rebuild(once: snapshot, progress: progress, sharing: sharing, recentCapacity: recentCapacity)
-        } catch is RecentGivers.Missing {
+        } catch is RecentSources.SourceNotHeld {
             // An event handed over takes values from one the folding thread no longer holds (a request far
-            // back in a very large commit): the reading thread, which can read any event, decodes them all.
+            // back in a very large commit): the reading thread, which can read any event, decodes every
+            // event this time (the progress starts over from the first).
             return try rebuild(once: snapshot, progress: progress, sharing: .fixed(0), recentCapacity: recentCapacity)
         }
     }
@@ -75,8 +77,10 @@ public enum ProjectionRebuild {
         once snapshot: JournalSnapshot, progress: ((UInt64) -> Void)?, sharing: DecodingShare, recentCapacity: Int
     ) throws -> Rebuilt {
         let store = MemoryStore()
-        // A journal whose oldest events were archived starts from the projections they left.
+        // A journal whose oldest events were archived starts from the projections they left (the index is
+        // not among them; were it, its buckets would go where the rebuild folds the index).
         store.tables = try ArchivedState.start(in: snapshot)
+        for (key, value) in store.tables.removeValue(forKey: .index) ?? [:] { try store.put(.index, key, value) }
         // The indexes gain a bucket for most values an event concerns: grown by doubling, their table was
         // rehashed about twenty times on a large journal (4% of a rebuild), and still twice from half the
         // events' count on a journal of a million (8%, nearly all of it hashing the keys again). The live
@@ -93,8 +97,8 @@ public enum ProjectionRebuild {
         // over still encoded, for the folding thread to decode first (`DecodingShare`): events that decode
         // alone one by one, and requests whole — the request, then its decision and code, which take
         // values from it and from each other, and which the folding thread completes from the events it
-        // folded just before (`RecentGivers`).
-        let folded = try OrderedHandoff<PendingEvent>.run(state: FoldState(store: store, recent: RecentGivers(capacity: recentCapacity))) { handOff in
+        // folded just before (`RecentSources`).
+        let folded = try OrderedHandoff<PendingEvent>.run(state: FoldState(store: store, recent: RecentSources(capacity: recentCapacity))) { handOff in
             var reader = AuthEventReader(snapshot: snapshot)
             var share = sharing.initialEighths
             var (requests, handingRequest) = (0, false)
@@ -149,7 +153,7 @@ public enum ProjectionRebuild {
     /// take values from.
     struct FoldState {
         let store: MemoryStore
-        var recent: RecentGivers
+        var recent: RecentSources
     }
 
     /// The last events folded that later events take values from (requests and decisions,
@@ -158,14 +162,14 @@ public enum ProjectionRebuild {
     /// snapshot to read an event it no longer holds from.
     ///
     /// An event takes values only from an earlier event of its own commit, in practice the one or two
-    /// just before it; a request more than ``defaultCapacity`` requests and decisions back is not held,
-    /// and decoding the event that needs it throws ``Missing``, for the rebuild to start over with
-    /// every such event decoded on the reading thread.
-    struct RecentGivers {
+    /// just before it. One whose source is not among the last ``defaultCapacity`` requests and decisions
+    /// folded throws ``SourceNotHeld`` when decoded, and the rebuild starts over with every event decoded
+    /// on the reading thread.
+    struct RecentSources {
         static let defaultCapacity = 64
 
         /// An event handed over takes values from one no longer held.
-        struct Missing: Error {}
+        struct SourceNotHeld: Error {}
 
         private var ring: [(sequence: UInt64, event: AuthEvent)?]
         private var next = 0
@@ -181,20 +185,21 @@ public enum ProjectionRebuild {
             next = (next + 1) % ring.count
         }
 
+        /// The event held for `sequence`, newest first: the one wanted is nearly always one of the last two.
+        func held(_ sequence: UInt64) throws(SourceNotHeld) -> AuthEvent {
+            guard !ring.isEmpty else { throw SourceNotHeld() }
+            for step in 1...ring.count {
+                if let entry = ring[(next - step + ring.count) % ring.count], entry.sequence == sequence { return entry.event }
+            }
+            throw SourceNotHeld()
+        }
+
         /// The event of `type` in `payload`, stored at `sequence`, decoded and completed as the reader
         /// would (sealed values unopened), and held if later events may take values from it; `nil` for
         /// types that are not the authorization server's.
-        /// - Throws: what decoding throws; ``Missing`` when it takes values from an event not held.
+        /// - Throws: what decoding throws; ``SourceNotHeld`` when it takes values from an event not held.
         mutating func event(type: EventType, payload: [UInt8], sequence: UInt64) throws -> AuthEvent? {
-            let ring = self.ring
-            let start = next
-            let event = try AuthEvent(type: type, payload: payload, sequence: sequence) { wanted in
-                // Newest first: the event wanted is nearly always one of the last two.
-                for step in 1...max(1, ring.count) where !ring.isEmpty {
-                    if let held = ring[(start - step + ring.count) % ring.count], held.sequence == wanted { return held.event }
-                }
-                throw Missing()
-            }
+            let event = try AuthEvent(type: type, payload: payload, sequence: sequence) { try held($0) }
             if let event { note(event, at: sequence) }
             return event
         }
@@ -331,7 +336,7 @@ public enum ProjectionRebuild {
         }
 
         func addIndexEntry(_ kind: IndexKind, _ value: String, sequence: UInt64) throws {
-            index.append(sequence, under: IndexBucketKey(kind: kind, value: value, sequence: sequence))
+            index.append(entryOf: sequence, under: IndexBucketKey(kind: kind, value: value, sequence: sequence))
         }
 
         func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {

@@ -18,7 +18,9 @@ public struct LedgerTimestamp: Hashable, Comparable, Sendable, CustomStringConve
     /// RFC 3339 in UTC with six fractional digits.
     public var rfc3339: String {
         let seconds = microseconds.floorDiv(1_000_000)
-        let micros = microseconds - seconds * 1_000_000
+        // Wrapping: for the earliest representable time, seconds × 10⁶ alone is out of range; the
+        // difference (0 to 999,999) is not.
+        let micros = microseconds &- seconds &* 1_000_000
         let days = seconds.floorDiv(86_400)
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = Self.civil(fromDays: days)

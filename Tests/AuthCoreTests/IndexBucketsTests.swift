@@ -48,7 +48,7 @@ struct IndexBucketsTests {
             let value = "value \(number)"
             let base = UInt64(number + 1) << 8
             for sequence in base..<base + UInt64(size) {
-                index.append(sequence, under: IndexBucketKey(kind: .client, value: value, sequence: sequence))
+                index.append(entryOf: sequence, under: IndexBucketKey(kind: .client, value: value, sequence: sequence))
                 expected[IndexKind.client.key(value, sequence: sequence), default: []] += IndexBucket.entry(sequence)
             }
         }
@@ -61,11 +61,34 @@ struct IndexBucketsTests {
         #expect(index.entries(under: IndexBucketKey(kind: .client, value: "value 9", sequence: 1)) == nil)
     }
 
+    @Test("buckets that outgrow their place while others do, appended by turns, each keep their own entries")
+    func interleavedSpills() {
+        var index = IndexBuckets()
+        let values = ["a", "b", "c"]
+        for sequence in UInt64(1024)..<1024 + 40 {
+            for value in values { index.append(entryOf: sequence, under: IndexBucketKey(kind: .user, value: value, sequence: sequence)) }
+        }
+        for value in values {
+            #expect(index.entries(under: IndexBucketKey(kind: .user, value: value, sequence: 1024)) == Array(0..<40))
+        }
+        #expect(index.count == 3 && index.entryCount == 120)
+    }
+
+    @Test("an empty value is kept, as a store keeps it")
+    func emptyValue() {
+        var index = IndexBuckets()
+        let key = IndexBucketKey(kind: .code, value: "k", sequence: 7)
+        index.append(contentsOf: [], under: key)
+        #expect(index.entries(under: key) == [])
+        index.set([], under: IndexBucketKey(kind: .code, value: "l", sequence: 7))
+        #expect(index.count == 2 && index.stored.values.allSatisfy(\.isEmpty))
+    }
+
     @Test("a bucket's value can be replaced and removed, in place or spilled, and appending after goes on from there")
     func replaceAndRemove() {
         var index = IndexBuckets()
         let key = IndexBucketKey(kind: .session, value: "s", sequence: 512)
-        for sequence in UInt64(512)..<532 { index.append(sequence, under: key) }
+        for sequence in UInt64(512)..<532 { index.append(entryOf: sequence, under: key) }
         #expect(index.entries(under: key) == Array(0..<20))
         index.set([1, 2, 3], under: key)
         #expect(index.entries(under: key) == [1, 2, 3])

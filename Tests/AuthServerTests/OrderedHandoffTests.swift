@@ -93,7 +93,7 @@ struct OrderedHandoffTests {
     }
 
     @Test("the folding thread completes a request's decision and code from the events it folded just before, as the reader does; holding none, it says so")
-    func recentGivers() async throws {
+    func recentSources() async throws {
         let harness = try await ServerHarness()
         try await harness.run { browser in
             for state in ["one", "two"] {
@@ -105,16 +105,20 @@ struct OrderedHandoffTests {
         defer { reader.close() }
         try reader.read { snapshot in
             var byReader = AuthEventReader(snapshot: snapshot)
-            var held = ProjectionRebuild.RecentGivers(capacity: ProjectionRebuild.RecentGivers.defaultCapacity)
-            var none = ProjectionRebuild.RecentGivers(capacity: 0)
+            // The server's request, decision and code each take values from the one just before: one held
+            // is enough, and the ring wraps at every request or decision with one or two.
+            var held = [1, 2, ProjectionRebuild.RecentSources.defaultCapacity].map { ProjectionRebuild.RecentSources(capacity: $0) }
+            var none = ProjectionRebuild.RecentSources(capacity: 0)
             var (completing, missing) = (0, 0)
             try snapshot.forEachEvent { envelope in
                 let expected = try byReader.event(envelope)
-                #expect(try held.event(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) == expected)
+                for index in held.indices {
+                    #expect(try held[index].event(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence) == expected)
+                }
                 if expected?.valuesFrom != nil { completing += 1 }
                 do {
                     _ = try none.event(type: envelope.type, payload: envelope.payload, sequence: envelope.sequence)
-                } catch is ProjectionRebuild.RecentGivers.Missing {
+                } catch is ProjectionRebuild.RecentSources.SourceNotHeld {
                     missing += 1
                 }
                 return true
@@ -123,5 +127,27 @@ struct OrderedHandoffTests {
             #expect(completing >= 4)
             #expect(missing == completing)
         }
+    }
+
+    @Test("the rebuild's store keeps index buckets by key whichever way they are written, and other keys as they are")
+    func memoryStoreIndex() throws {
+        let store = ProjectionRebuild.MemoryStore()
+        let stored = IndexKind.user.key("alice", sequence: 300)
+        try store.addIndexEntry(.user, "alice", sequence: 300)
+        try store.extend(.index, stored, with: IndexBucket.entry(301))
+        #expect(try store.get(.index, stored) == [44, 45])
+        #expect(store.index.count == 1 && store.tables[.index] == nil, "a bucket's key goes to the index by bucket")
+        try store.put(.index, stored, [1])
+        #expect(try store.get(.index, stored) == [1])
+        try store.put(.index, "not a bucket key", [9])
+        #expect(store.tables[.index]?["not a bucket key"] == [9])
+        var seen: [String: [UInt8]] = [:]
+        try store.forEach(.index, from: "") { key, value in
+            seen[key] = value
+            return true
+        }
+        #expect(seen == [stored: [1], "not a bucket key": [9]])
+        try store.delete(.index, stored)
+        #expect(try store.get(.index, stored) == nil && store.index.count == 0)
     }
 }

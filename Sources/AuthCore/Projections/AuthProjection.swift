@@ -10,8 +10,8 @@ public protocol ProjectionStore {
     /// `false`. `body` must not change the table (collect, then change).
     func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws
     /// Appends `bytes` to the value stored under `key` in `table` (to nothing, when there is none): how an
-    /// index bucket gains an entry (``IndexBucket``). A store whose reads are round trips does it without
-    /// reading the value.
+    /// index bucket gains an entry (``IndexBucket``) through ``addIndexEntry(_:_:sequence:)``. A store
+    /// whose reads are round trips does it without reading the value.
     func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws
     /// Adds the entry of the event at `sequence` to the ``AuthTable/index`` bucket of `value` as `kind`:
     /// ``extend(_:_:with:)`` under ``IndexKind/key(_:sequence:)``, unless the store keeps its index in
@@ -20,6 +20,8 @@ public protocol ProjectionStore {
 }
 
 extension ProjectionStore {
+    /// Extends the bucket's stored key (``IndexKind/key(_:sequence:)``) with the event's entry
+    /// (``IndexBucket/entry(_:)``): the index as every store but a rebuild's keeps it.
     public func addIndexEntry(_ kind: IndexKind, _ value: String, sequence: UInt64) throws {
         try extend(.index, kind.key(value, sequence: sequence), with: IndexBucket.entry(sequence))
     }

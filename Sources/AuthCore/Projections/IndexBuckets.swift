@@ -4,8 +4,7 @@ import LedgerCore
 /// letter with the bucket's number, and the 16 bytes of the value's digest that the key keeps.
 ///
 /// The stored key (``IndexKind/key(_:sequence:)``) spells out exactly these, so each gives the other
-/// (``init(kind:value:sequence:)`` and ``storedKey``), and their orders agree: words compared in the
-/// order letter, digest, bucket order the keys bytewise.
+/// (``init(kind:value:sequence:)`` and ``storedKey``).
 public struct IndexBucketKey: Hashable, Sendable {
     /// The kind's letter in the top byte; the bucket's number (a sequence number without its low byte)
     /// in the seven below.
@@ -79,6 +78,7 @@ public struct IndexBuckets: Sendable {
     /// The entries of buckets that outgrew their place, by the slot their ``Entries`` names.
     private var spilled: [[UInt8]] = []
 
+    /// An empty index.
     public init() {}
 
     /// A bucket's entries: up to ``inlineCapacity`` in place, or the slot in ``spilled`` of them all.
@@ -93,7 +93,7 @@ public struct IndexBuckets: Sendable {
             if count < Self.inlineCapacity {
                 let at = count
                 withUnsafeMutableBytes(of: &inline) { $0[at] = byte }
-                return .none
+                return .inPlace
             }
             if count == Self.inlineCapacity {
                 let moved = withUnsafeBytes(of: inline) { Array($0) } + [byte]
@@ -104,10 +104,13 @@ public struct IndexBuckets: Sendable {
         }
 
         enum Spill {
-            case none
+            case inPlace
             case new([UInt8])
             case existing(Int)
         }
+
+        /// The slot in ``spilled`` of a bucket that outgrew its place; `nil` for one that did not.
+        var spilledSlot: Int? { count > Self.inlineCapacity ? Int(inline.0) : nil }
 
         func bytes(spilled: [[UInt8]]) -> [UInt8] {
             if count > Self.inlineCapacity { return spilled[Int(inline.0)] }
@@ -124,20 +127,24 @@ public struct IndexBuckets: Sendable {
     /// How many entries the buckets hold together: the bytes of their values.
     public var entryCount: Int { buckets.values.reduce(0) { $0 + $1.count } }
 
-    /// Adds the entry of the event at `sequence` to the bucket `key` (``IndexBucket/entry(_:)``).
-    public mutating func append(_ sequence: UInt64, under key: IndexBucketKey) {
+    /// Adds the entry of the event at `sequence` to the bucket `key`, which must be `sequence`'s
+    /// (``IndexBucket/entry(_:)``).
+    public mutating func append(entryOf sequence: UInt64, under key: IndexBucketKey) {
+        assert(key.kindAndBucket & (1 << 56 - 1) == sequence >> IndexBucket.entryBits, "sequence #\(sequence) is not in the bucket")
         append(UInt8(truncatingIfNeeded: sequence), under: key)
     }
 
-    /// Appends `bytes` to the bucket `key`'s value, as ``ProjectionStore/extend(_:_:with:)`` does.
+    /// Appends `bytes` to the bucket `key`'s value, as ``ProjectionStore/extend(_:_:with:)`` does (a
+    /// bucket with no value yet is made, even for no bytes).
     public mutating func append(contentsOf bytes: [UInt8], under key: IndexBucketKey) {
+        if bytes.isEmpty, buckets[key] == nil { buckets[key] = Entries() }
         for byte in bytes { append(byte, under: key) }
     }
 
     private mutating func append(_ byte: UInt8, under key: IndexBucketKey) {
         let nextSlot = spilled.count
         switch buckets[key, default: Entries()].append(byte, nextSlot: nextSlot) {
-        case .none: break
+        case .inPlace: break
         case .new(let bytes): spilled.append(bytes)
         case .existing(let slot): spilled[slot].append(byte)
         }
@@ -148,10 +155,12 @@ public struct IndexBuckets: Sendable {
         buckets[key]?.bytes(spilled: spilled)
     }
 
-    /// Replaces the value of the bucket `key` with `entries` (removes the bucket for `nil` or none).
+    /// Replaces the value of the bucket `key` with `entries`, or removes the bucket for `nil`.
     public mutating func set(_ entries: [UInt8]?, under key: IndexBucketKey) {
-        buckets[key] = nil
-        for byte in entries ?? [] { append(byte, under: key) }
+        // The entries it spilled, if any, are let go of (their slot stays, empty).
+        if let slot = buckets.removeValue(forKey: key)?.spilledSlot { spilled[slot] = [] }
+        guard let entries else { return }
+        append(contentsOf: entries, under: key)
     }
 
     /// The index as stored: key → value.

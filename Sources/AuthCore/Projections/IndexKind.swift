@@ -61,7 +61,8 @@ public enum IndexKind: String, CaseIterable, Sendable {
 /// An entry per event under a key of its own cost a key (34 bytes), and LMDB's node around it, for each
 /// event a value concerns; most values (a client, a user, a session, an address) concern several events
 /// in a row, so a bucket keeps them for a byte each. Writing one is a blind append to the bucket's value
-/// (``ProjectionStore/extend(_:_:with:)``), which PostgreSQL does without reading it first.
+/// (``ProjectionStore/addIndexEntry(_:_:sequence:)``, which stores do with
+/// ``ProjectionStore/extend(_:_:with:)``: PostgreSQL without reading the value first).
 public enum IndexBucket {
     /// How many low bits of a sequence number its bucket leaves to the entry: 8, one byte per entry.
     static let entryBits: UInt64 = 8
