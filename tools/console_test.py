@@ -115,14 +115,31 @@ def follow(browser: Browser, element) -> None:
 
     A click returns before a form submission's page has replaced the old one, so elements found right after it
     may belong to the old page and go stale under the caller (a CI run failed that way): wait for the old
-    document's root to go stale first."""
+    document's root to go stale first.
+
+    Chromium reports the old root gone in one of two ways, depending on how far the replacement has got:
+    stale, or (while the old document is being torn down) "Node with given id does not belong to the
+    document" as an unknown error, which Selenium's `staleness_of` does not catch (a fresh-clone CI run of
+    2026-12-06 failed on it). Both mean the page was left."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     root = browser.driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser.driver, 30).until(expected_conditions.staleness_of(root))
+
+    def left(_driver) -> bool:
+        try:
+            root.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+
+    WebDriverWait(browser.driver, 30).until(left)
 
 
 def click(browser: Browser, page: str, text: str, within: str = "body"):
