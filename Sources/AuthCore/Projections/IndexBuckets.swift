@@ -16,8 +16,9 @@ public struct IndexBucketKey: Hashable, Sendable {
 
     /// The key of the bucket that holds `value`'s entry for the event at `sequence`.
     public init(kind: IndexKind, value: String, sequence: UInt64) {
-        let words = value.utf8.withContiguousStorageIfAvailable { Self.digestWords(of: UnsafeRawBufferPointer($0)) }
-            ?? Self.digestWords(of: Array(value.utf8))
+        let words = IndexKind.withDigest(of: value) { digest in
+            (high: UInt64(bigEndian: digest.loadUnaligned(as: UInt64.self)), low: UInt64(bigEndian: digest.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
         self.init(letter: kind.letter, bucket: sequence >> IndexBucket.entryBits, digestHigh: words.high, digestLow: words.low)
     }
 
@@ -27,8 +28,7 @@ public struct IndexBucketKey: Hashable, Sendable {
         guard key.count == 1 + digestDigits + IndexBucket.numberDigits, let letter = key.first,
             IndexKind.allCases.contains(where: { $0.letter == letter }),
             let digest = IndexKeyDigits.decode(key.dropFirst().prefix(digestDigits), bytes: IndexKind.digestBytes),
-            let number = IndexKeyDigits.decode(key.suffix(IndexBucket.numberDigits), bytes: 7),
-            let bucket = UInt64(bigEndianBytes: [0] + number),
+            let bucket = IndexBucket.number(inKey: key),
             let high = UInt64(bigEndianBytes: digest.prefix(8)), let low = UInt64(bigEndianBytes: digest.suffix(8))
         else { return nil }
         self.init(letter: letter, bucket: bucket, digestHigh: high, digestLow: low)
@@ -53,12 +53,6 @@ public struct IndexBucketKey: Hashable, Sendable {
 
     /// The length of every stored key, in bytes.
     public static let storedLength = 1 + IndexKeyDigits.count(forBytes: IndexKind.digestBytes) + IndexBucket.numberDigits
-
-    private static func digestWords(of bytes: some ContiguousBytes) -> (high: UInt64, low: UInt64) {
-        SHA256Digest.withHash(of: bytes) { digest in
-            (UInt64(bigEndian: digest.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: digest.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-        }
-    }
 }
 
 extension IndexKind {

@@ -48,10 +48,14 @@ public enum IndexKind: String, CaseIterable, Sendable {
         var characters: [UInt8] = []
         characters.reserveCapacity(rawValue.utf8.count + IndexKeyDigits.count(forBytes: Self.digestBytes) + extra)
         characters += rawValue.utf8
-        let digest = value.utf8.withContiguousStorageIfAvailable { SHA256Digest.hash(UnsafeRawBufferPointer($0)) }
-            ?? SHA256Digest.hash(Array(value.utf8))
-        IndexKeyDigits.append(digest.bytes.prefix(Self.digestBytes), to: &characters)
+        Self.withDigest(of: value) { IndexKeyDigits.append($0.prefix(Self.digestBytes), to: &characters) }
         return characters
+    }
+
+    /// Calls `body` with the SHA-256 of `value`'s UTF-8, whose first ``digestBytes`` bytes its keys keep.
+    static func withDigest<R>(of value: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        value.utf8.withContiguousStorageIfAvailable { SHA256Digest.withHash(of: UnsafeRawBufferPointer($0), body) }
+            ?? SHA256Digest.withHash(of: Array(value.utf8), body)
     }
 }
 
@@ -74,16 +78,20 @@ public enum IndexBucket {
         IndexKeyDigits.append((sequence >> entryBits).bigEndianBytes.dropFirst(), to: &characters)
     }
 
+    /// The bucket's number that `key` ends in (a sequence number without its low byte); `nil` when it
+    /// does not end in one.
+    static func number(inKey key: some Collection<UInt8>) -> UInt64? {
+        guard key.count >= numberDigits, let number = IndexKeyDigits.decode(key.suffix(numberDigits), bytes: 7) else { return nil }
+        return UInt64(bigEndianBytes: [0] + number)
+    }
+
     /// What `sequence`'s entry adds to its bucket's value.
     public static func entry(_ sequence: UInt64) -> [UInt8] { [UInt8(truncatingIfNeeded: sequence)] }
 
     /// The sequence numbers of the bucket stored under `key` with `value`; `nil` when the key does not end
     /// in a bucket number, or the value is empty or not increasing.
     public static func sequences(inKey key: some BidirectionalCollection<UInt8>, value: [UInt8]) -> [UInt64]? {
-        guard key.count >= numberDigits, !value.isEmpty,
-            let number = IndexKeyDigits.decode(key.suffix(numberDigits), bytes: 7),
-            let bucket = UInt64(bigEndianBytes: [0] + number)
-        else { return nil }
+        guard !value.isEmpty, let bucket = number(inKey: key) else { return nil }
         let base = bucket << entryBits
         var sequences: [UInt64] = []
         sequences.reserveCapacity(value.count)
