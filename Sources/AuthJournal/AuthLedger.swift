@@ -174,17 +174,23 @@ public final class AuthLedger: Sendable {
         try journal.read { snapshot in try body(SnapshotStore(snapshot: snapshot)) }
     }
 
-    /// Reads projections from one consistent snapshot, as ``read(_:)`` does, for request handlers: on
-    /// shared storage a read waits for the database, so it runs on a thread of its own rather than one of
-    /// the few that run every task (an LMDB read is a memory-mapped lookup, and runs in place).
+    /// Reads projections from one consistent snapshot, as ``read(_:)`` does, for request handlers: an
+    /// LMDB read is a memory-mapped lookup, and runs in place; on PostgreSQL each read is a round trip,
+    /// awaited (``JournalReader/read(awaiting:otherwise:)``: `body` runs again, from the start, after
+    /// each read it asks for, so it must only read), or — when the store cannot await, or `body` reads too
+    /// much — waited for on a thread of its own, not one of the few that run every task.
     public func query<R: Sendable>(_ body: @escaping @Sendable (SnapshotStore) throws -> R) async throws -> R {
-        try await readingStore { try self.read(body) }
+        try await journal.reader.read(awaiting: { try body(SnapshotStore(snapshot: $0)) }) {
+            try await readingStore { try self.read(body) }
+        }
     }
 
-    /// The journal's end as the store holds it now, read as ``query(_:)`` reads (on shared storage, on a
-    /// thread of its own): a read that fails tells that the store cannot be reached.
+    /// The journal's end as the store holds it now, read as ``query(_:)`` reads: a read that fails tells
+    /// that the store cannot be reached.
     public func storedHead() async throws -> JournalHead {
-        try await readingStore { try self.journal.read { try $0.head } }
+        try await journal.reader.read(awaiting: { try $0.head }) {
+            try await readingStore { try self.journal.read { try $0.head } }
+        }
     }
 
     /// Runs `work`, which reads the store: in place on a store of this process's own (LMDB: lookups in a

@@ -17,12 +17,18 @@ import Synchronization
 /// so batches from all nodes are serialized and each one sees everything committed before it: a code
 /// issued at one node is redeemed exactly once at any node.
 ///
-/// The journal code above the storage protocol is synchronous (a batch's bodies decide in microseconds on
-/// the writer thread), so this store waits for each PostgreSQL reply on the calling thread. Its
+/// The journal's writer is synchronous (a batch's bodies decide in microseconds on the writer thread, a
+/// thread of its own), so this store waits for each PostgreSQL reply of a batch on that thread. Its
 /// connections run on an event loop of their own, never one of the caller's, so that waiting cannot
 /// deadlock. Writes are pipelined: they are sent without waiting, and their replies are collected before
 /// the next read and at commit.
-public final class PostgresStorage: JournalStorage {
+///
+/// Request handlers' reads are awaited instead (``AwaitingStorage``): they run on connections leased from
+/// a `PostgresClient` (postgres-nio's pool), and no thread waits for their replies. Only a store of one
+/// server whose role is not checked awaits its reads: a connection of the client is not asked whether its
+/// server takes writes (`target_session_attrs`), so an address that lists several servers, or asks for a
+/// primary, reads by waiting, on connections this store checked.
+public final class PostgresStorage: AwaitingStorage {
     /// Where the journal is.
     public let address: PostgresAddress
     private let group: MultiThreadedEventLoopGroup
@@ -39,14 +45,17 @@ public final class PostgresStorage: JournalStorage {
     /// How long a write transaction may sit idle (its writer gone) before PostgreSQL ends it.
     static let idleWriterSeconds = 30
 
-    /// The most connections one store has at once by default (its writer and its readers): size
-    /// PostgreSQL's `max_connections` for this times the nodes. A taker beyond it waits for one to be
-    /// given back.
+    /// The most connections one store has at once by default for its writer and the reads that wait,
+    /// and again for the awaited reads' pool: size PostgreSQL's `max_connections` for twice this times
+    /// the nodes. A taker beyond it waits for one to be given back.
     public static let defaultMaximumConnections = 24
     private let maximumConnections: Int
     /// How long a taker waits for a connection before the request fails (503).
     private let connectionWait: DispatchTimeInterval
     private let inUse: DispatchSemaphore
+    /// The pool that awaited reads lease their connections from; `nil` when reads wait (see the type's
+    /// documentation).
+    private let awaitedReads: AwaitedReadPool?
     /// The key of the journal's advisory lock (`pg_advisory_xact_lock`): "AuthLedg" in ASCII.
     static let journalLockKey: Int64 = 0x4175_7468_4C65_6467
 
@@ -56,7 +65,8 @@ public final class PostgresStorage: JournalStorage {
     /// Connects to the database at `address` (the connection is checked now, so that a wrong address or
     /// password is reported at start-up).
     /// - Parameters:
-    ///   - maximumConnections: the most connections in use at once; more takers wait up to
+    ///   - maximumConnections: the most connections in use at once, in each of the two pools (the
+    ///     store's own, and the awaited reads'); more takers of the store's own wait up to
     ///     `connectionWait` for one, then fail.
     public init(
         address: PostgresAddress, maximumConnections: Int = defaultMaximumConnections, connectionWait: DispatchTimeInterval = .seconds(30),
@@ -68,34 +78,75 @@ public final class PostgresStorage: JournalStorage {
         self.connectionWait = connectionWait
         self.inUse = DispatchSemaphore(value: max(1, maximumConnections))
         var configurations: [PostgresConnection.Configuration]
+        var clientConfiguration: PostgresClient.Configuration
         if let directory = address.socketDirectory {
-            configurations = [
-                .init(
-                    unixSocketPath: "\(directory)/.s.PGSQL.\(address.port)", username: address.user, password: address.password,
-                    database: address.database)
-            ]
+            let path = "\(directory)/.s.PGSQL.\(address.port)"
+            configurations = [.init(unixSocketPath: path, username: address.user, password: address.password, database: address.database)]
+            clientConfiguration = .init(unixSocketPath: path, username: address.user, password: address.password, database: address.database)
         } else {
             let tls = try Self.tls(for: address)
+            let context = try Self.context(for: tls, address: address)
             configurations = address.endpoints.map { endpoint in
                 .init(
                     host: endpoint.host, port: endpoint.port, username: address.user, password: address.password,
-                    database: address.database, tls: tls)
+                    database: address.database, tls: context)
             }
+            clientConfiguration = .init(
+                host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
+                tls: tls.map { address.tlsMode == .prefer ? .prefer($0) : .require($0) } ?? .disable)
         }
         for index in configurations.indices { configurations[index].options.connectTimeout = .seconds(5) }
         self.configurations = configurations
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = group
+        if configurations.count == 1, address.sessionTarget == .any {
+            clientConfiguration.options.connectTimeout = .seconds(5)
+            clientConfiguration.options.maximumConnections = self.maximumConnections
+            awaitedReads = AwaitedReadPool(configuration: clientConfiguration, group: group, logger: logger)
+        } else {
+            awaitedReads = nil
+        }
         do {
             give(back: try take())
         } catch {
-            try? group.syncShutdownGracefully()
+            Self.shutDown(group, after: awaitedReads)
             throw .storage(error)
         }
     }
 
-    /// The TLS of a connection to `address`, as its `sslmode` asks.
-    private static func tls(for address: PostgresAddress) throws(JournalError) -> PostgresConnection.Configuration.TLS {
-        guard address.tlsMode != .disable else { return .disable }
+    public var awaitsReads: Bool { awaitedReads?.isAvailable ?? false }
+
+    public func readAwaiting<R: Sendable>(_ body: (any AwaitedReadTransaction) async throws -> R) async throws -> R {
+        guard let awaitedReads, awaitedReads.isAvailable else { throw ReadNotAwaited() }
+        do {
+            return try await awaitedReads.withConnection { connection in
+                let transaction = PostgresAwaitedRead(connection: connection, logger: logger)
+                do {
+                    let result = try await body(transaction)
+                    transaction.end(succeeded: true)
+                    return result
+                } catch {
+                    transaction.end(succeeded: false)
+                    throw AwaitedReadFailed(error: error)
+                }
+            }
+        } catch let failed as AwaitedReadFailed {
+            // A connection that failed: the next reads wait, on connections this store makes, for a while.
+            if failed.error is PostgresStorageError { awaitedReads.restAfterFailure() }
+            throw failed.error
+        } catch let error as ReadNotAwaited {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            awaitedReads.restAfterFailure()
+            throw PostgresStorageError(error, doing: "leasing a connection")
+        }
+    }
+
+    /// The TLS of a connection to `address`, as its `sslmode` asks; `nil` when it asks for none.
+    private static func tls(for address: PostgresAddress) -> TLSConfiguration? {
+        guard address.tlsMode != .disable else { return nil }
         var tls = TLSConfiguration.makeClientConfiguration()
         switch address.tlsMode {
         // As libpq: `require` with a root certificate given verifies the chain, as `verify-ca` does.
@@ -105,6 +156,12 @@ public final class PostgresStorage: JournalStorage {
         case .verifyFull: tls.certificateVerification = .fullVerification
         }
         if let roots = address.rootCertificates { tls.trustRoots = .file(roots) }
+        return tls
+    }
+
+    /// The TLS of a connection made by this store to `address`, from ``tls(for:)``.
+    private static func context(for tls: TLSConfiguration?, address: PostgresAddress) throws(JournalError) -> PostgresConnection.Configuration.TLS {
+        guard let tls else { return .disable }
         do {
             let context = try NIOSSLContext(configuration: tls)
             return address.tlsMode == .prefer ? .prefer(context) : .require(context)
@@ -175,14 +232,28 @@ public final class PostgresStorage: JournalStorage {
     public func close() {
         let connections = takeAllIdle()
         for connection in connections { try? connection.close().wait() }
-        try? group.syncShutdownGracefully()
+        if awaitedReads == nil {
+            try? group.syncShutdownGracefully()
+        } else {
+            Self.shutDown(group, after: awaitedReads)
+        }
     }
 
     deinit {
         // A store dropped without close(): let its connections and event loop go without waiting.
         // Each connection is kept alive until it has closed (postgres-nio asserts that one is closed first).
         for connection in takeAllIdle() { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
-        group.shutdownGracefully { _ in }
+        Self.shutDown(group, after: awaitedReads)
+    }
+
+    /// Stops the awaited reads' pool, if there is one, and lets the event loop go once the pool has
+    /// closed its connections (which run on it), without waiting for either.
+    private static func shutDown(_ group: MultiThreadedEventLoopGroup, after awaitedReads: AwaitedReadPool?) {
+        guard let awaitedReads else {
+            group.shutdownGracefully { _ in }
+            return
+        }
+        awaitedReads.shutDown(then: group)
     }
 
     private func takeAllIdle() -> [PostgresConnection] {
@@ -295,6 +366,11 @@ public final class PostgresStorage: JournalStorage {
         defer { give(back: session.connection) }
         return try body(session)
     }
+}
+
+/// What an awaited read's queries or its reader threw, told apart from a failure to lease a connection.
+private struct AwaitedReadFailed: Error {
+    let error: any Error
 }
 
 /// A failure of PostgreSQL or of the connection to it, with the server's own message.

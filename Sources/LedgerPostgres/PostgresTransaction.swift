@@ -36,6 +36,8 @@ final class PostgresSession {
     private var prefetched: [StagedKey: [UInt8]?] = [:]
     /// The reply of the last prefetch, not yet taken into ``prefetched``.
     private var prefetchReply: (keys: [StagedKey], reply: EventLoopFuture<PostgresQueryResult>)?
+    /// Keys to prefetch with the next statement that reads (``prefetch(_:)``).
+    private var unsentPrefetch: [StagedKey]?
 
     /// Writes sent before the session waits for their replies, which bounds what is held in memory.
     static let maximumPending = 256
@@ -132,17 +134,25 @@ final class PostgresSession {
         return layers.contains { $0.extensions[entry] != nil }
     }
 
-    /// Sends one query for the entries under `keys`, behind what was sent and without waiting: its
-    /// reply answers their next reads (``prefetchedValue(_:_:)``).
+    /// Keeps `keys` to be fetched with one query, which answers their next reads
+    /// (``prefetchedValue(_:_:)``). The query goes out with the transaction's next range read, as part of
+    /// the same statement (``runRange(_:prefetching:)``), or alone before a read of one key or a change:
+    /// postgres-nio sends a connection's statements one at a time (each after the reply to the one
+    /// before; `ConnectionStateMachine.enqueue` queues them while a query is in progress), so every
+    /// statement is a round trip, and a batch's announced reads cost none of their own when they ride on
+    /// its catch-up read.
     func prefetch(_ keys: [(table: String, key: [UInt8])]) {
-        let entries = keys.map { StagedKey(table: $0.table, key: $0.key) }
-        let (tables, keyColumn, _) = Self.columns(entries.map { ($0, []) })
-        let reply = connection.query(
-            """
+        try? absorbPrefetchReply()
+        unsentPrefetch = keys.map { StagedKey(table: $0.table, key: $0.key) }
+    }
+
+    /// The prefetch query for `entries`: their table, key and value, for those that exist.
+    private static func prefetchQuery(_ entries: [StagedKey]) -> PostgresQuery {
+        let (tables, keyColumn, _) = columns(entries.map { ($0, []) })
+        return """
             SELECT tbl, key, value FROM authledger_entries
             WHERE (tbl, key) IN (SELECT * FROM unnest(\(tables)::text[], \(keyColumn)::bytea[]))
-            """, logger: logger)
-        prefetchReply = (entries, reply)
+            """
     }
 
     /// The entry under `key` in `table` as a prefetch found it: `.some(nil)` when there is none, `nil`
@@ -152,9 +162,14 @@ final class PostgresSession {
         return prefetched[StagedKey(table: table, key: key)]
     }
 
-    /// Takes the last prefetch's reply into ``prefetched`` (waiting for it if it has not come yet; it was
-    /// sent before anything that follows, so it is usually in).
+    /// Takes the last prefetch's reply into ``prefetched`` (sending it first if it is still unsent, and
+    /// waiting for it).
     private func absorbPrefetchReply() throws {
+        if let entries = unsentPrefetch {
+            unsentPrefetch = nil
+            sendStaged()
+            prefetchReply = (entries, connection.query(Self.prefetchQuery(entries), logger: logger))
+        }
         guard let (keys, reply) = prefetchReply else { return }
         prefetchReply = nil
         let rows: PostgresQueryResult
@@ -163,11 +178,48 @@ final class PostgresSession {
         } catch {
             throw PostgresStorageError(error, doing: "querying")
         }
+        keep(prefetched: keys, rows: try rows.map { try $0.decode((String, ByteBuffer, ByteBuffer).self) })
+    }
+
+    /// Records what a prefetch of `keys` found: `found`'s entries, and that the others do not exist.
+    private func keep(prefetched keys: [StagedKey], rows found: [(String, ByteBuffer, ByteBuffer)]) {
         for key in keys { prefetched[key] = .some(nil) }
-        for row in rows {
-            let (table, key, value) = try row.decode((String, ByteBuffer, ByteBuffer).self)
+        for (table, key, value) in found {
             prefetched[StagedKey(table: table, key: Array(key.readableBytesView))] = .some(Array(value.readableBytesView))
         }
+    }
+
+    /// Reads at most `limit` entries of `table` in key order, from `start` (after it, when `after`), after
+    /// everything sent; a prefetch still unsent goes in the same statement (`UNION ALL`), and its rows are
+    /// kept.
+    func runRange(in table: String, from start: [UInt8], after: Bool, limit: Int) throws -> [(ByteBuffer, ByteBuffer)] {
+        let startKey = ByteBuffer(bytes: start)
+        guard let entries = unsentPrefetch else {
+            let page: PostgresQuery =
+                after
+                ? "SELECT key, value FROM authledger_entries WHERE tbl = \(table) AND key > \(startKey) ORDER BY key LIMIT \(limit)"
+                : "SELECT key, value FROM authledger_entries WHERE tbl = \(table) AND key >= \(startKey) ORDER BY key LIMIT \(limit)"
+            return try run(page).map { try $0.decode((ByteBuffer, ByteBuffer).self) }
+        }
+        unsentPrefetch = nil
+        let (tables, keyColumn, _) = Self.columns(entries.map { ($0, []) })
+        // The page's rows have no table (NULL); the prefetched entries name theirs.
+        let combined: PostgresQuery = """
+            SELECT NULL::text, key, value FROM (
+                SELECT key, value FROM authledger_entries WHERE tbl = \(table) AND key \(unescaped: after ? ">" : ">=") \(startKey)
+                ORDER BY key LIMIT \(limit)) AS page
+            UNION ALL
+            SELECT tbl, key, value FROM authledger_entries
+            WHERE (tbl, key) IN (SELECT * FROM unnest(\(tables)::text[], \(keyColumn)::bytea[]))
+            """
+        var pageRows: [(ByteBuffer, ByteBuffer)] = []
+        var found: [(String, ByteBuffer, ByteBuffer)] = []
+        for row in try run(combined) {
+            let (table, key, value) = try row.decode((String?, ByteBuffer, ByteBuffer).self)
+            if let table { found.append((table, key, value)) } else { pageRows.append((key, value)) }
+        }
+        keep(prefetched: entries, rows: found)
+        return pageRows
     }
 
     /// Drops what was prefetched of `table` (of its entry under `key` only, when given): a statement is
@@ -175,7 +227,7 @@ final class PostgresSession {
     /// (older) answer cannot come back over the change; if it failed, nothing is kept of it, and the
     /// transaction's next statement reports the failure.
     func forgetPrefetched(_ table: String, key: [UInt8]? = nil) {
-        if prefetchReply != nil, (try? absorbPrefetchReply()) == nil { prefetched = [:] }
+        if prefetchReply != nil || unsentPrefetch != nil, (try? absorbPrefetchReply()) == nil { prefetched = [:] }
         guard !prefetched.isEmpty else { return }
         if let key {
             prefetched[StagedKey(table: table, key: key)] = nil
@@ -358,7 +410,17 @@ final class PostgresSession {
     /// reply not given by the deadline fails with it. (Not a callback on the connection's `closeFuture`: a
     /// pooled connection lives as long as the process, and a callback per reply would keep every reply.)
     private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) throws -> T {
-        let connection = self.connection
+        // Just after the deadline's close (withinDeadline), which fails every reply the driver still holds.
+        let (settled, abandon) = try PostgresSession.settled(reply, on: connection, failingAfter: currentDeadline + .seconds(1))
+        defer { abandon.cancel() }
+        return try settled.wait()
+    }
+
+    /// `reply`, or a failure once `failingAfter` has passed, whichever comes first (a closed connection
+    /// fails at once); and the failure's scheduled task, to cancel once the reply is taken.
+    static func settled<T: Sendable>(
+        _ reply: EventLoopFuture<T>, on connection: PostgresConnection, failingAfter deadline: TimeAmount
+    ) throws -> (EventLoopFuture<T>, Scheduled<Void>) {
         if connection.isClosed { throw PostgresStorageError(message: "the connection closed", doing: "waiting for a reply") }
         let settled = connection.eventLoop.makePromise(of: T.self)
         let done = NIOLockedValueBox(false)
@@ -366,13 +428,10 @@ final class PostgresSession {
             if done.withLockedValue({ wasDone in defer { wasDone = true }; return !wasDone }) { settled.completeWith(result) }
         }
         reply.whenComplete(settle)
-        // Just after the deadline's close (withinDeadline), which fails every reply the driver still holds.
-        let deadline = currentDeadline
-        let abandon = connection.eventLoop.scheduleTask(in: deadline + .seconds(1)) {
-            settle(.failure(PostgresStorageError(message: "no reply within \(deadline)", doing: "waiting for a reply")))
+        let abandon = connection.eventLoop.scheduleTask(in: deadline) {
+            settle(.failure(PostgresStorageError(message: "no reply within \(deadline - .seconds(1))", doing: "waiting for a reply")))
         }
-        defer { abandon.cancel() }
-        return try settled.futureResult.wait()
+        return (settled.futureResult, abandon)
     }
 
     /// The deadline of the waits in progress (``withinDeadline(_:_:)``).
@@ -530,20 +589,18 @@ final class PostgresTransaction: StorageWriteTransaction {
         var left = limit
         var page = min(left, Self.pageSize)
         guard page > 0 else { return }
-        var query: PostgresQuery =
-            "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key >= \(ByteBuffer(bytes: start ?? [])) ORDER BY key LIMIT \(page)"
+        var from = start ?? []
+        var after = false
         while true {
-            let rows = try session.run(query)
-            var lastKey: [UInt8] = []
-            for row in rows {
-                let (key, value) = try row.decode((ByteBuffer, ByteBuffer).self)
-                lastKey = bytes(key)
-                guard try body(lastKey, bytes(value)) else { return }
+            let rows = try session.runRange(in: table.name, from: from, after: after, limit: page)
+            for (key, value) in rows {
+                from = bytes(key)
+                guard try body(from, bytes(value)) else { return }
             }
             left -= rows.count
             guard rows.count == page, left > 0 else { return }
             page = min(left, Self.pageSize)
-            query = "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key > \(ByteBuffer(bytes: lastKey)) ORDER BY key LIMIT \(page)"
+            after = true
         }
     }
 

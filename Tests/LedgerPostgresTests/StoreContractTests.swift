@@ -323,4 +323,22 @@ private func checkPrefetch(_ storage: any JournalStorage) throws {
     #expect(try batch.get(bytes("d"), in: table) == nil && batch.get(bytes("a"), in: table) == nil)
     batch.abort()
     #expect(try storage.read { try contents($0, table) } == ["a": "a", "b": "b", "c": "c", "d": "d"])
+
+    // Prefetched, then a range read first (PostgreSQL: both in one statement): the range is whole and
+    // only its own, and the prefetched entries answer their reads.
+    let other = try #require(try storage.openTables(["u"], create: true)["u"])
+    let ranged = try storage.beginWrite()
+    try ranged.put(bytes("x"), for: bytes("x"), in: other)
+    try ranged.prefetch(["a", "b", "missing"].map { (table: table, key: bytes($0)) } + [(table: other, key: bytes("x"))])
+    #expect(try contents(ranged, table) == ["a": "a", "b": "b", "c": "c", "d": "d"])
+    var after: [String] = []
+    try ranged.forEach(in: table, from: bytes("b"), limit: 2) { key, _ in
+        after.append(String(decoding: key, as: UTF8.self))
+        return true
+    }
+    #expect(after == ["b", "c"])
+    #expect(try ranged.get(bytes("b"), in: table) == bytes("b"))
+    #expect(try ranged.get(bytes("missing"), in: table) == nil)
+    #expect(try ranged.get(bytes("x"), in: other) == bytes("x"), "written in the transaction before the prefetch went out")
+    ranged.abort()
 }

@@ -612,7 +612,7 @@ def main():
     args = parser.parse_args()
     tag = "cluster-capped:" if args.cpu_quota else "cluster:"
     args.bin = os.path.abspath(args.bin)
-    counts = [int(count) for count in args.nodes.split(",")]
+    counts = [int(count) for count in args.nodes.split(",") if count]  # none: the LMDB node alone
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing (tools/bench installs it)")
 

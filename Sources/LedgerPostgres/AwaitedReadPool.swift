@@ -1,0 +1,169 @@
+import LedgerJournal
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// The connections awaited reads run on: postgres-nio's `PostgresClient` (its pool), run by a task of
+/// its own, with a connection leased only if one comes within ``leaseWait``.
+///
+/// The client queues a lease it cannot serve and keeps trying to connect, for a minute before it fails
+/// its queue. A request must not wait that long for a database that is down, so a lease that takes
+/// longer than ``leaseWait`` is given up (``ReadNotAwaited``), and the pool rests for ``rest``: its reads
+/// wait for the store's own connections meanwhile, which fail at once when PostgreSQL refuses them (the
+/// server answers 503), and serve when it is back.
+final class AwaitedReadPool: Sendable {
+    private let client: PostgresClient
+    private let running: Task<Void, Never>
+    /// Whether `running` has begun to run the client (a lease asked of a client not running yet is
+    /// logged as a warning).
+    private let started = NIOLockedValueBox(false)
+    private let restingUntil = NIOLockedValueBox<NIODeadline?>(nil)
+    private let eventLoop: any EventLoop
+
+    /// The longest a read waits for a connection before it reads by waiting instead.
+    static let leaseWait: TimeAmount = .seconds(1)
+    /// How long reads wait instead of being awaited after a lease was given up or a connection failed.
+    static let rest: TimeAmount = .seconds(2)
+
+    init(configuration: PostgresClient.Configuration, group: MultiThreadedEventLoopGroup, logger: Logger) {
+        let client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
+        self.client = client
+        self.eventLoop = group.next()
+        running = Task { [started] in
+            started.withLockedValue { $0 = true }
+            await client.run()
+        }
+    }
+
+    /// Whether reads are awaited now (not while resting after a failure).
+    var isAvailable: Bool {
+        restingUntil.withLockedValue { until in
+            guard let deadline = until else { return true }
+            if deadline > .now() { return false }
+            until = nil
+            return true
+        }
+    }
+
+    /// Reads are not awaited for ``rest`` from now.
+    func restAfterFailure() {
+        restingUntil.withLockedValue { $0 = .now() + Self.rest }
+    }
+
+    /// Runs `body` with a connection of the pool, leased within ``leaseWait``.
+    /// - Throws: ``ReadNotAwaited`` when none came in time (the pool then rests); what `body` threw.
+    func withConnection<R>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
+        while !started.withLockedValue({ $0 }) { await Task.yield() }
+        let handoff = LeaseHandoff()
+        let leasing = Task { [client] in
+            do {
+                try await client.withConnection { connection in
+                    guard handoff.give(connection) else { return }
+                    await handoff.released()
+                }
+            } catch {
+                handoff.fail(error)
+            }
+        }
+        let deadline = eventLoop.scheduleTask(in: Self.leaseWait) {
+            if handoff.abandon() { leasing.cancel() }
+        }
+        let connection: PostgresConnection
+        do {
+            connection = try await handoff.connection()
+            deadline.cancel()
+        } catch is ReadNotAwaited {
+            restAfterFailure()
+            throw ReadNotAwaited()
+        }
+        defer { handoff.release() }
+        return try await body(connection)
+    }
+
+    /// Stops the client, and lets `group` go once the client has closed its connections (which run on
+    /// it), without waiting for either: a thread that waited here might be one the client's task needs.
+    func shutDown(then group: MultiThreadedEventLoopGroup) {
+        running.cancel()
+        Task.detached { [running] in
+            await running.value
+            group.shutdownGracefully { _ in }
+        }
+    }
+}
+
+/// A connection passed from the task that leased it to the read that uses it, which may have given up
+/// waiting by then (the lease then ends at once); and the read's end, passed back (the lease ends).
+private final class LeaseHandoff: Sendable {
+    private enum State {
+        case waiting(CheckedContinuation<PostgresConnection, any Error>?)
+        case leased(PostgresConnection)
+        case taken
+        case failed(any Error)
+        case abandoned
+    }
+
+    private let state = NIOLockedValueBox(State.waiting(nil))
+    private let end = AsyncStream<Never>.makeStream()
+
+    /// The leased connection, once given; ``ReadNotAwaited`` if abandoned first.
+    func connection() async throws -> PostgresConnection {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome: Result<PostgresConnection, any Error>? = state.withLockedValue { state in
+                switch state {
+                case .waiting:
+                    state = .waiting(continuation)
+                    return nil
+                case .leased(let connection):
+                    state = .taken
+                    return .success(connection)
+                case .failed(let error): return .failure(error)
+                case .abandoned, .taken: return .failure(ReadNotAwaited())
+                }
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+
+    /// Hands `connection` to the read; false when the read gave up waiting.
+    func give(_ connection: PostgresConnection) -> Bool {
+        let waiter: CheckedContinuation<PostgresConnection, any Error>?? = state.withLockedValue { state in
+            guard case .waiting(let waiter) = state else { return .none }
+            state = waiter == nil ? .leased(connection) : .taken
+            return .some(waiter)
+        }
+        guard let waiter else { return false }
+        waiter?.resume(returning: connection)
+        return true
+    }
+
+    /// The lease failed: the read is told.
+    func fail(_ error: any Error) {
+        let waiter: CheckedContinuation<PostgresConnection, any Error>? = state.withLockedValue { state in
+            guard case .waiting(let waiter) = state else { return nil }
+            state = .failed(error)
+            return waiter
+        }
+        waiter?.resume(throwing: error)
+    }
+
+    /// The read gives up waiting, unless its connection came first; true when it gave up.
+    func abandon() -> Bool {
+        let outcome: (gaveUp: Bool, waiter: CheckedContinuation<PostgresConnection, any Error>?) = state.withLockedValue { state in
+            guard case .waiting(let waiter) = state else { return (false, nil) }
+            state = .abandoned
+            return (true, waiter)
+        }
+        outcome.waiter?.resume(throwing: ReadNotAwaited())
+        return outcome.gaveUp
+    }
+
+    /// The read is done with the connection.
+    func release() { end.continuation.finish() }
+
+    /// Returns once the read is done with the connection.
+    func released() async {
+        for await _ in end.stream {}
+    }
+}

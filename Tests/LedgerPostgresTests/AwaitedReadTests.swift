@@ -1,0 +1,350 @@
+import Foundation
+import LedgerCore
+import LedgerJournal
+import LedgerMemory
+import LedgerPostgres
+import Synchronization
+import Testing
+
+/// Awaited reads (`JournalReader.read(awaiting:otherwise:)`): a synchronous reader runs against what an
+/// awaited transaction fetched, again after each read it asks for, and answers as a read that waits does.
+/// Checked in memory (through a store that awaits each read as a separate lookup) and on PostgreSQL (the
+/// store's own awaited transactions, on connections of its `PostgresClient`).
+@Suite("Awaited reads answer as waited reads do, in memory and on PostgreSQL")
+struct AwaitedReadTests {
+    @Test("a reader of a key, a walk over three pages, the last event and a count: the same answers, one fetch per read", arguments: ["memory", "PostgreSQL"])
+    func sameAnswers(store: String) async throws {
+        try await withFilledJournal(store) { reader, counting in
+            let read: @Sendable (JournalSnapshot) throws -> Answers = { snapshot in
+                let markers = try snapshot.projection("markers")
+                var walked: [String] = []
+                try markers.forEach(from: nil) { key, _ in
+                    walked.append(String(decoding: key, as: UTF8.self))
+                    return true
+                }
+                return Answers(
+                    head: try snapshot.head.sequence, marker: try markers.get(Array("m0007".utf8)), walked: walked, count: try markers.count)
+            }
+            let waited = try reader.read(read)
+            let awaited = try await reader.read(awaiting: read) {
+                Issue.record("the awaited read gave up")
+                return try reader.read(read)
+            }
+            #expect(awaited == waited)
+            #expect(awaited.walked.count == markerCount)
+            // 1,300 entries in pages of 512: three range reads, each fetched once.
+            #expect(counting.fetches(of: "entries") == 3)
+            #expect(counting.fetches(of: "get") >= 1)
+            #expect(counting.fetches(of: "count") == 1)
+        }
+    }
+
+    @Test("a reader that swallows a read not fetched yet (try?) still answers from the fetched value", arguments: ["memory", "PostgreSQL"])
+    func swallowedMissIsNotAnAnswer(store: String) async throws {
+        try await withFilledJournal(store) { reader, _ in
+            let value = try await reader.read(awaiting: { snapshot in
+                (try? snapshot.projection("markers").get(Array("m0042".utf8))) ?? nil
+            }) {
+                Issue.record("the awaited read gave up")
+                return nil
+            }
+            #expect(value == Array("seen 42".utf8))
+        }
+    }
+
+    @Test("a reader that asks for more reads than the limit is answered by the waited read instead", arguments: ["memory", "PostgreSQL"])
+    func tooManyReadsWait(store: String) async throws {
+        try await withFilledJournal(store) { reader, counting in
+            let read: @Sendable (JournalSnapshot) throws -> Int = { snapshot in
+                let markers = try snapshot.projection("markers")
+                return try (0..<40).filter { try markers.get(Array(marker($0).utf8)) != nil }.count
+            }
+            let waitedFor = Atomic<Bool>(false)
+            let answer = try await reader.read(awaiting: read) {
+                waitedFor.store(true, ordering: .relaxed)
+                return try reader.read(read)
+            }
+            #expect(answer == 40)
+            let didWait = waitedFor.load(ordering: .relaxed)
+            #expect(didWait)
+            #expect(counting.fetches(of: "get") <= 16, "it gave up at the limit")
+        }
+    }
+
+    @Test("what the reader throws is thrown, not answered by the waited read", arguments: ["memory", "PostgreSQL"])
+    func readerErrorsPropagate(store: String) async throws {
+        struct Refused: Error {}
+        try await withFilledJournal(store) { reader, _ in
+            await #expect(throws: Refused.self) {
+                try await reader.read(awaiting: { snapshot -> Int in
+                    _ = try snapshot.projection("markers").get(Array("m0001".utf8))
+                    throw Refused()
+                }) {
+                    Issue.record("the waited read answered")
+                    return 0
+                }
+            }
+        }
+    }
+
+    @Test("a store that cannot await its reads is read by waiting")
+    func storeThatWaits() async throws {
+        let key = TemporaryKey()
+        let storage = InMemoryJournalStorage()
+        let journal = try Journal.open(Journal.Configuration(keyFile: key.path), storage: storage)
+        try await journal.append(EventDraft(type: "test.event", payload: Array("{}".utf8)))
+        let answer = try await journal.reader.read(awaiting: { try $0.head.sequence }) { 99 }
+        #expect(answer == 99)
+        await journal.close()
+    }
+}
+
+/// Awaited reads on PostgreSQL only: one snapshot across round trips; stores that must not await.
+@Suite(
+    "PostgreSQL: awaited reads see one snapshot, and only a one-server store awaits",
+    .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
+struct PostgresAwaitedReadTests {
+    @Test("a write committed between two of a reader's round trips is not seen by it (REPEATABLE READ), and is by the next reader")
+    func oneSnapshot() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        var configuration = Journal.Configuration(keyFile: key.path)
+        configuration.projections = ["markers"]
+        let journal = try Journal.open(configuration, storage: try database.storage())
+        try await journal.transact { transaction in
+            try transaction.projection("markers").put(Array("a".utf8), for: Array("first".utf8))
+            return try transaction.append(EventDraft(type: "test.event", payload: Array("{}".utf8))).sequence
+        }
+        let writer = journal
+        let counting = CountingStorage(try database.storage()) { fetches in
+            // After the reader's first round trip (its snapshot is taken), another writer changes what it reads next.
+            guard fetches == 1 else { return }
+            try await writer.transact { transaction in
+                try transaction.projection("markers").put(Array("b".utf8), for: Array("second".utf8))
+                return try transaction.append(EventDraft(type: "test.event", payload: Array("{}".utf8))).sequence
+            }
+        }
+        let reader = try JournalReader(storage: counting, projections: ["markers"])
+        defer { reader.close() }
+        let read: @Sendable (JournalSnapshot) throws -> [[UInt8]?] = { snapshot in
+            let markers = try snapshot.projection("markers")
+            return [try markers.get(Array("first".utf8)), try markers.get(Array("second".utf8))]
+        }
+        let seen = try await reader.read(awaiting: read) { [] }
+        #expect(seen == [Array("a".utf8), nil], "the second key was written after the snapshot was taken")
+        #expect(try await reader.read(awaiting: read) { [] } == [Array("a".utf8), Array("b".utf8)])
+        await journal.close()
+    }
+
+    @Test("a store of several servers, or one that asks for a primary, does not await its reads; a one-server store does")
+    func whichStoresAwait() async throws {
+        let database = try await TestDatabase()
+        let storage = try database.storage()
+        #expect(storage.awaitsReads)
+        storage.close()
+        var address = database.address
+        address.endpoints.append(address.endpoints[0])
+        let listed = try PostgresStorage(address: address)
+        #expect(!listed.awaitsReads)
+        listed.close()
+        address = database.address
+        address.sessionTarget = .primary
+        let primary = try PostgresStorage(address: address)
+        #expect(!primary.awaitsReads)
+        primary.close()
+    }
+
+    @Test("no connection of the pool within the lease wait: the read waits instead, at once, and the pool rests")
+    func leaseGivenUp() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let journal = try database.openJournal(key: key.path)
+        try await journal.append(EventDraft(type: "test.event", payload: Array("{}".utf8)))
+        let storage = try PostgresStorage(address: database.address, maximumConnections: 1)
+        let reader = try JournalReader(storage: storage)
+        defer { reader.close() }
+        // The pool's one connection, held for 3 s.
+        let holding = Task { try await storage.readAwaiting { _ in try await Task.sleep(for: .seconds(3)) } }
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        let waitedFor = Atomic<Bool>(false)
+        let head = try await reader.read(awaiting: { try $0.head.sequence }) {
+            waitedFor.store(true, ordering: .relaxed)
+            return try reader.read { try $0.head.sequence }
+        }
+        let took = ContinuousClock.now - started
+        let didWait = waitedFor.load(ordering: .relaxed)
+        #expect(head == 2)
+        #expect(didWait, "read on the store's own connection")
+        #expect(took >= .milliseconds(900) && took < .seconds(2), "given up after the lease wait (1 s), not when the connection came back: \(took)")
+        #expect(!storage.awaitsReads, "the pool rests")
+        try await holding.value
+        try await Task.sleep(for: .seconds(2))
+        #expect(storage.awaitsReads, "and serves again after its rest")
+        await journal.close()
+    }
+
+    @Test("connections the server closed: an awaited read fails or succeeds at once, and the next one is served")
+    func connectionsClosed() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let journal = try database.openJournal(key: key.path)
+        try await journal.append(EventDraft(type: "test.event", payload: Array("{}".utf8)))
+        let reader = try JournalReader(storage: try database.storage())
+        defer { reader.close() }
+        let head: @Sendable (JournalSnapshot) throws -> UInt64 = { try $0.head.sequence }
+        #expect(try await reader.read(awaiting: head) { 0 } == 2)
+        try await database.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        try await Task.sleep(for: .milliseconds(500))
+        let started = ContinuousClock.now
+        _ = try? await reader.read(awaiting: head) { 0 }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        var served: UInt64 = 0
+        for _ in 0..<10 where served == 0 {
+            served = (try? await reader.read(awaiting: head) { 0 }) ?? 0
+        }
+        #expect(served == 2, "a new connection serves")
+        await journal.close()
+    }
+}
+
+private let markerCount = 1_300
+
+private func marker(_ index: Int) -> String { "m" + String(repeating: "0", count: 4 - String(index).count) + String(index) }
+
+private struct Answers: Equatable, Sendable {
+    let head: UInt64
+    let marker: [UInt8]?
+    let walked: [String]
+    let count: Int
+}
+
+/// A journal with 1,300 entries in projection `markers` on a new store, read through a ``CountingStorage``.
+private func withFilledJournal(
+    _ store: String, _ body: (JournalReader, CountingStorage) async throws -> Void
+) async throws {
+    let storage: any AwaitingStorage
+    switch store {
+    case "memory": storage = MemoryAwaitingStorage()
+    default:
+        guard testServer != nil else { return }
+        storage = try await TestDatabase().storage()
+    }
+    let key = TemporaryKey()
+    var configuration = Journal.Configuration(keyFile: key.path)
+    configuration.projections = ["markers"]
+    let journal = try Journal.open(configuration, storage: storage)
+    try await journal.transact { transaction in
+        for index in 0..<markerCount {
+            try transaction.projection("markers").put(Array("seen \(index)".utf8), for: Array(marker(index).utf8))
+        }
+        return try transaction.append(EventDraft(type: "test.event", payload: Array("{}".utf8))).sequence
+    }
+    let counting = CountingStorage(storage)
+    // Not closed: the journal closes the store.
+    let reader = try JournalReader(storage: counting, projections: ["markers"])
+    try await body(reader, counting)
+    await journal.close()
+}
+
+/// An awaiting store that keeps its bytes in `base`.
+private protocol ForwardingStorage: AwaitingStorage {
+    var base: any JournalStorage { get }
+}
+
+extension ForwardingStorage {
+    var location: String { base.location }
+    var isShared: Bool { base.isShared }
+    func openTables(_ names: [String], create: Bool) throws -> [String: StorageTable] { try base.openTables(names, create: create) }
+    func read<R>(_ body: (any StorageReadTransaction) throws -> R) throws -> R { try base.read(body) }
+    func beginWrite() throws -> any StorageWriteTransaction { try base.beginWrite() }
+    func recover(from error: any Error) -> Bool { base.recover(from: error) }
+    func close() { base.close() }
+}
+
+/// A store in memory whose reads are awaited, each one a lookup of its own (nothing writes while these
+/// tests read, so every lookup sees the same state).
+private final class MemoryAwaitingStorage: ForwardingStorage, @unchecked Sendable {
+    let inner = InMemoryJournalStorage()
+    var base: any JournalStorage { inner }
+    var awaitsReads: Bool { true }
+
+    func readAwaiting<R: Sendable>(_ body: (any AwaitedReadTransaction) async throws -> R) async throws -> R {
+        try await body(Lookups(inner: inner))
+    }
+
+    private final class Lookups: AwaitedReadTransaction {
+        let inner: InMemoryJournalStorage
+        init(inner: InMemoryJournalStorage) { self.inner = inner }
+        func get(_ key: [UInt8], in table: StorageTable) async throws -> [UInt8]? { try inner.read { try $0.get(key, in: table) } }
+        func entries(in table: StorageTable, from start: [UInt8]?, limit: Int) async throws -> [([UInt8], [UInt8])] {
+            try inner.read { transaction in
+                var entries: [([UInt8], [UInt8])] = []
+                try transaction.forEach(in: table, from: start, limit: limit) { entries.append(($0, $1)); return true }
+                return entries
+            }
+        }
+        func last(in table: StorageTable) async throws -> ([UInt8], [UInt8])? { try inner.read { try $0.last(in: table) } }
+        func count(in table: StorageTable) async throws -> Int { try inner.read { try $0.count(in: table) } }
+    }
+}
+
+/// Wraps an awaiting store: counts the awaited reads of each kind, and runs `afterFetch` (with the number
+/// of reads so far) after each.
+private final class CountingStorage: ForwardingStorage, @unchecked Sendable {
+    let inner: any AwaitingStorage
+    let afterFetch: @Sendable (Int) async throws -> Void
+    private let counts = Mutex<[String: Int]>([:])
+
+    init(_ inner: any AwaitingStorage, afterFetch: @escaping @Sendable (Int) async throws -> Void = { _ in }) {
+        self.inner = inner
+        self.afterFetch = afterFetch
+    }
+
+    func fetches(of kind: String) -> Int { counts.withLock { $0[kind] ?? 0 } }
+
+    fileprivate func counted(_ kind: String) async throws {
+        let total = counts.withLock { counts in
+            counts[kind, default: 0] += 1
+            return counts.values.reduce(0, +)
+        }
+        try await afterFetch(total)
+    }
+
+    var base: any JournalStorage { inner }
+    var awaitsReads: Bool { inner.awaitsReads }
+
+    func readAwaiting<R: Sendable>(_ body: (any AwaitedReadTransaction) async throws -> R) async throws -> R {
+        try await inner.readAwaiting { transaction in try await body(Counted(inner: transaction, storage: self)) }
+    }
+
+    private final class Counted: AwaitedReadTransaction {
+        let inner: any AwaitedReadTransaction
+        let storage: CountingStorage
+        init(inner: any AwaitedReadTransaction, storage: CountingStorage) {
+            self.inner = inner
+            self.storage = storage
+        }
+        func get(_ key: [UInt8], in table: StorageTable) async throws -> [UInt8]? {
+            let value = try await inner.get(key, in: table)
+            try await storage.counted("get")
+            return value
+        }
+        func entries(in table: StorageTable, from start: [UInt8]?, limit: Int) async throws -> [([UInt8], [UInt8])] {
+            let entries = try await inner.entries(in: table, from: start, limit: limit)
+            try await storage.counted("entries")
+            return entries
+        }
+        func last(in table: StorageTable) async throws -> ([UInt8], [UInt8])? {
+            let last = try await inner.last(in: table)
+            try await storage.counted("last")
+            return last
+        }
+        func count(in table: StorageTable) async throws -> Int {
+            let count = try await inner.count(in: table)
+            try await storage.counted("count")
+            return count
+        }
+    }
+}
