@@ -75,7 +75,9 @@ public final class AuthLedger: Sendable {
     public static let sharedConfigurationLifetime: Duration = .seconds(1)
 
     /// The configuration in force now, its personal values opened with ``dataKey``. On shared storage it is read again from the projections once it
-    /// is older than ``sharedConfigurationLifetime``.
+    /// is older than ``sharedConfigurationLifetime``: by a task of its own, awaited as ``query(_:)``
+    /// reads (the caller does not wait for the database; it and the callers after it serve the
+    /// configuration they have until the new one is in).
     public var configuration: ConfigurationState {
         if journal.isShared {
             // One caller claims the refresh; the others serve the configuration they have meanwhile.
@@ -84,7 +86,7 @@ public final class AuthLedger: Sendable {
                 last = .now
                 return true
             }
-            if due { try? refreshConfiguration() }
+            if due { Task { try? await self.refreshConfigurationAwaiting() } }
         }
         return cachedConfiguration.withLock { $0 }
     }
@@ -92,7 +94,16 @@ public final class AuthLedger: Sendable {
     /// Reads the configuration from the projections, keeping it if it is newer than the one in memory.
     public func refreshConfiguration() throws {
         let dataKey = self.dataKey
-        let stored = try read { try $0.openedConfiguration(dataKey: dataKey) }
+        keep(try read { try $0.openedConfiguration(dataKey: dataKey) })
+    }
+
+    /// Reads the configuration as ``refreshConfiguration()`` does, awaited as ``query(_:)`` reads.
+    public func refreshConfigurationAwaiting() async throws {
+        let dataKey = self.dataKey
+        keep(try await query { try $0.openedConfiguration(dataKey: dataKey) })
+    }
+
+    private func keep(_ stored: ConfigurationState) {
         lastConfigurationRead.withLock { $0 = .now }
         cachedConfiguration.withLock { current in
             if stored.version >= current.version { current = stored }

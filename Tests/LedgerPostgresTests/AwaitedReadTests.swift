@@ -1,3 +1,5 @@
+import AuthCore
+import AuthJournal
 import Foundation
 import LedgerCore
 import LedgerJournal
@@ -182,6 +184,29 @@ struct PostgresAwaitedReadTests {
         try await Task.sleep(for: .seconds(2))
         #expect(storage.awaitsReads, "and serves again after its rest")
         await journal.close()
+    }
+
+    @Test("a tenant applied at one node reaches another within a second or two, read by a task of its own (the caller serves the one it has)")
+    func configurationReachesOtherNode() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let nodeA = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
+        let nodeB = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage())
+        let dataKey = DataKey.generate()  // the users' personal values are sealed, and both nodes open them
+        nodeA.dataKey = dataKey
+        nodeB.dataKey = dataKey
+        #expect(nodeB.configuration.clients[DemoTenant.clientID] == nil)
+        try await nodeA.applyTenant(DemoTenant.configuration(issuer: "https://a.example/"), hasher: Argon2idHasher.minimal)
+        let applied = ContinuousClock.now
+        var seen = false
+        while !seen, ContinuousClock.now - applied < .seconds(5) {
+            seen = nodeB.configuration.clients[DemoTenant.clientID] != nil
+            if !seen { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(seen, "node B serves the new tenant")
+        #expect(ContinuousClock.now - applied < .seconds(3), "within the configuration's lifetime (1 s) and a read")
+        await nodeA.journal.close()
+        await nodeB.journal.close()
     }
 
     @Test("connections the server closed: an awaited read fails or succeeds at once, and the next one is served")
