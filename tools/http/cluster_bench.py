@@ -91,12 +91,15 @@ CGROUP_CPU = "/sys/fs/cgroup/cpu"
 
 
 class CPUCage:
-    """One cgroup v1 `cpu` group per node, each capped at `cores` CPUs (cpu.cfs_quota_us over a 100 ms
-    period), under a parent group named after this script's process; removed by close()."""
+    """One cgroup v1 `cpu` group per node, each capped at `cores` CPUs (cpu.cfs_quota_us over a period,
+    100 ms by default), under a parent group named after this script's process; removed by close().
 
-    PERIOD_US = 100_000
+    Within a period a capped node runs at full speed until its quota is used, then not at all until the
+    next period: a node that holds the journal lock when its quota runs out holds it until then. A
+    shorter period spreads the same share more evenly (closer to a slower machine that never stops)."""
 
-    def __init__(self, cores):
+    def __init__(self, cores, period_ms=100):
+        self.PERIOD_US = int(period_ms * 1000)
         if not os.path.isfile(os.path.join(CGROUP_CPU, "cpu.cfs_quota_us")):
             raise SystemExit("--cpu-quota needs the cgroup v1 cpu controller at %s (and root)" % CGROUP_CPU)
         self.cores = cores
@@ -609,6 +612,8 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (node logs, code files)")
     parser.add_argument("--cpu-quota", type=float, default=None, metavar="CORES",
                         help="cap every node at CORES CPUs, each in its own cgroup (PostgreSQL and wrk uncapped)")
+    parser.add_argument("--cpu-period-ms", type=float, default=100, metavar="MS",
+                        help="the cap's period (cpu.cfs_period_us): the quota is CORES times this, per period")
     args = parser.parse_args()
     tag = "cluster-capped:" if args.cpu_quota else "cluster:"
     args.bin = os.path.abspath(args.bin)
@@ -619,7 +624,7 @@ def main():
     work = tempfile.mkdtemp(prefix="authledger-cluster-bench-")
     os.chmod(work, 0o755)  # as root, PostgreSQL runs as `postgres` and must reach work/pg-N/postgres
     results = {}
-    args.cage = CPUCage(args.cpu_quota) if args.cpu_quota else None
+    args.cage = CPUCage(args.cpu_quota, args.cpu_period_ms) if args.cpu_quota else None
     try:
         results["LMDB 1 node"] = lmdb_configuration(args, work)
         for count in counts:
@@ -640,9 +645,9 @@ def main():
           "ratios to GET /healthz on the LMDB node" % (args.connections, args.threads, args.seconds, os.cpu_count() or 1))
     print("")
     if args.cpu_quota:
-        print("Every node capped at %.2f CPU in a cgroup of its own (cpu.cfs_quota_us); PostgreSQL, wrk and this script uncapped. "
-              "Seconds each node was held back by its cap: %s" % (
-                  args.cpu_quota, ", ".join("%s %.1f" % item for item in sorted(throttled.items())) or "none"))
+        print("Every node capped at %.2f CPU in a cgroup of its own (cpu.cfs_quota_us over a %g ms period); PostgreSQL, wrk and "
+              "this script uncapped. Seconds each node was held back by its cap: %s" % (
+                  args.cpu_quota, args.cpu_period_ms, ", ".join("%s %.1f" % item for item in sorted(throttled.items())) or "none"))
         print("")
     print(tag + " %-13s %-12s %7d/s  1.00x healthz  (p99 %.2f ms, non-2xx/3xx %d, socket errors %d)" % (
         "healthz", "LMDB 1 node", health, lmdb["healthz"]["p99"], lmdb["healthz"]["non2xx"], lmdb["healthz"]["socket_errors"]))
