@@ -19,6 +19,9 @@ node serves it with node A's issuer and redirect URI. Then it checks, each check
 3. concurrent redemption: one code posted to the token endpoint of all three nodes at once, several times
    each, behind a barrier: exactly one 200, every other answer 400 invalid_grant (repeated for a few codes):
    the nodes' batches are serialized on the shared journal, so a code is redeemed once cluster-wide;
+3b. no blocking wait: full flows at every node (and a configuration read again) leave each node's
+   `authledger_journal_store_waits_in_tasks` (/metrics) where it was: requests' reads are awaited, the
+   writer waits on its own thread, and no request blocks one of the threads that run every task;
 4. nodes killed mid-traffic: clients run full flows at B (then C, in turn, --kills times) and it is killed
    with SIGKILL among them; every code the victim returned must be redeemable exactly once at A (what it
    acknowledged was committed to PostgreSQL), and the victim, restarted, serves again;
@@ -237,7 +240,39 @@ class Cluster:
     def name_of(self, node):
         return next((name for name, candidate in self.nodes.items() if candidate is node), "?")
 
+    def waits_in_tasks(self, node):
+        """The node's count of waits for PostgreSQL made on a thread that was running a task (/metrics)."""
+        text = requests.get(node.base + "metrics", timeout=TIMEOUT, proxies={"http": None, "https": None}).text
+        found = re.search(r"^authledger_journal_store_waits_in_tasks (\S+)$", text, re.MULTILINE)
+        expect(found, "node %s's /metrics lacks authledger_journal_store_waits_in_tasks" % self.name_of(node))
+        return int(float(found.group(1)))
+
     # -- the checks; each returns a one-line detail, or raises CheckFailed
+
+    def check_no_waits_in_tasks(self):
+        """Requests read awaited: flows at every node (authorize, login, consent, exchange, userinfo, healthz)
+        make no node wait for PostgreSQL on a thread that runs tasks (start-up may; it is counted before)."""
+        before = {name: self.waits_in_tasks(node) for name, node in self.nodes.items()}
+        flows = 0
+        for name, node in self.nodes.items():
+            for _ in range(3):
+                response, code, verifier = self.flow(new_session(), node)
+                expect(code, "no code from a flow at %s: %s" % (name, short(response)))
+                tokens = self.redeem(node, code, verifier)
+                expect(tokens.status_code == 200, "%s's token endpoint refused its own code: %s" % (name, short(tokens)))
+                userinfo = requests.get(node.base + "userinfo", headers={"Authorization": "Bearer " + tokens.json()["access_token"]},
+                                        timeout=TIMEOUT, proxies={"http": None, "https": None})
+                expect(userinfo.status_code == 200, "%s's /userinfo refused its own token: %s" % (name, short(userinfo)))
+                requests.get(node.base + "healthz", timeout=TIMEOUT, proxies={"http": None, "https": None})
+                flows += 1
+        time.sleep(1.2)  # a configuration older than a second is read again (by a task of its own): one more request each
+        for node in self.nodes.values():
+            self.flow(new_session(), node)
+        after = {name: self.waits_in_tasks(node) for name, node in self.nodes.items()}
+        waited = {name: after[name] - before[name] for name in self.nodes}
+        expect(not any(waited.values()), "waits for PostgreSQL on a task's thread during the flows: %s" % waited)
+        return "%d flows and a configuration refresh at each node: no wait for PostgreSQL on a task's thread (%s before, at start-up)" % (
+            flows, ", ".join("%s=%d" % item for item in before.items()))
 
     def check_cross_node_flow(self):
         a, b, c = self.nodes["A"], self.nodes["B"], self.nodes["C"]
@@ -543,6 +578,7 @@ def main():
             ("1 cross-node flow", cluster.check_cross_node_flow),
             ("2 shared SSO session and consent", cluster.check_shared_session),
             ("3 concurrent redemption across nodes", lambda: cluster.check_concurrent_redemption(args.codes, args.per_node)),
+            ("3b no wait for PostgreSQL on a task's thread", cluster.check_no_waits_in_tasks),
             ("4 nodes killed mid-traffic", lambda: cluster.check_node_killed(args.clients, args.kills)),
             ("5 PostgreSQL unavailable", cluster.check_postgres_down),
             ("6 shared journal verifies", cluster.check_journal),

@@ -94,7 +94,8 @@ final class ServerMetrics: Sendable {
 
     /// The exposition text, with the journal's writer counters as of now.
     func render(
-        journal: JournalStatistics, sequence: UInt64, wallClockLag: Int64 = 0, logStream: (name: String, status: LogStreamStatus)? = nil
+        journal: JournalStatistics, sequence: UInt64, storeWaitsInTasks: Int = 0, wallClockLag: Int64 = 0,
+        logStream: (name: String, status: LogStreamStatus)? = nil
     ) -> String {
         func gauge(_ metric: String, _ unit: String, _ help: String, _ value: Double) {
             registry.makeGauge(descriptor: Self.name("journal", metric, unit, help)).set(value)
@@ -106,6 +107,8 @@ final class ServerMetrics: Sendable {
               journal.batchesCommitted == 0 ? 0 : Double(journal.requestsCommitted) / Double(journal.batchesCommitted))
         gauge("batch_size", "max", "Most requests in one commit since start.", Double(journal.largestBatch))
         gauge("failed_commits", "", "Commits that failed (nothing from them was issued).", Double(journal.batchesFailed))
+        gauge("store_waits_in_tasks", "", "Times a task waited on its thread for the store's I/O (PostgreSQL) since start: each held a thread that runs every task.",
+              Double(storeWaitsInTasks))
         if let nice = journal.writerNiceValue {
             gauge("writer_nice", "", "Nice value of the journal's writer thread.", Double(nice))
         }

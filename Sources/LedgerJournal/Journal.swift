@@ -177,6 +177,10 @@ public final class Journal: Sendable {
     /// Whether other processes append to this journal too (shared storage).
     public var isShared: Bool { reader.storage.isShared }
 
+    /// How many times a caller running a Swift task waited on its thread for the store's I/O
+    /// (``JournalStorage/waitsInTasks``).
+    public var storeWaitsInTasks: Int { reader.storage.waitsInTasks }
+
     /// Counters of the writer since the journal was opened.
     public var statistics: JournalStatistics { writer.statistics }
 

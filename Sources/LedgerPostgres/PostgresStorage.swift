@@ -116,6 +116,10 @@ public final class PostgresStorage: AwaitingStorage {
 
     public var awaitsReads: Bool { awaitedReads?.isAvailable ?? false }
 
+    private let waits = WaitsInTasks()
+
+    public var waitsInTasks: Int { waits.value }
+
     public func readAwaiting<R: Sendable>(_ body: (any AwaitedReadTransaction) async throws -> R) async throws -> R {
         guard let awaitedReads, awaitedReads.isAvailable else { throw ReadNotAwaited() }
         do {
@@ -199,7 +203,7 @@ public final class PostgresStorage: AwaitingStorage {
     }
 
     public func read<R>(_ body: (any StorageReadTransaction) throws -> R) throws -> R {
-        let session = PostgresSession(connection: try take(), logger: logger)
+        let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits)
         let transaction = PostgresTransaction(storage: self, session: session)
         session.send("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         do {
@@ -216,7 +220,7 @@ public final class PostgresStorage: AwaitingStorage {
     }
 
     public func beginWrite() throws -> any StorageWriteTransaction {
-        let session = PostgresSession(connection: try take(), logger: logger)
+        let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits)
         session.send("BEGIN")
         // A writer that dies (or is cut off) inside its batch holds the journal lock: PostgreSQL ends the
         // transaction once it has been idle that long, and the other writers go on. Only write
@@ -351,7 +355,7 @@ public final class PostgresStorage: AwaitingStorage {
     /// Why the address's `target_session_attrs` does not accept the server of `connection`, or `nil`.
     private func refusal(of connection: PostgresConnection) throws -> String? {
         guard address.sessionTarget != .any else { return nil }
-        let session = PostgresSession(connection: connection, logger: logger)
+        let session = PostgresSession(connection: connection, logger: logger, waitsInTasks: waits)
         let row = try session.run("SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").first
         guard let (inRecovery, readOnly) = try row?.decode((Bool, Bool).self) else { return "did not say whether it is a standby" }
         switch address.sessionTarget {
@@ -362,7 +366,7 @@ public final class PostgresStorage: AwaitingStorage {
     }
 
     private func withConnection<R>(_ body: (PostgresSession) throws -> R) throws -> R {
-        let session = PostgresSession(connection: try take(), logger: logger)
+        let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits)
         defer { give(back: session.connection) }
         return try body(session)
     }

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
+import Synchronization
 import Tracing
 
 /// One connection's queries, waited for on the calling thread, with writes pipelined: ``send(_:)``
@@ -42,9 +43,13 @@ final class PostgresSession {
     /// Writes sent before the session waits for their replies, which bounds what is held in memory.
     static let maximumPending = 256
 
-    init(connection: PostgresConnection, logger: Logger) {
+    /// Counts this session's waits made by a caller running a Swift task (``JournalStorage/waitsInTasks``).
+    private let waitsInTasks: WaitsInTasks?
+
+    init(connection: PostgresConnection, logger: Logger, waitsInTasks: WaitsInTasks? = nil) {
         self.connection = connection
         self.logger = logger
+        self.waitsInTasks = waitsInTasks
     }
 
     private struct StagedKey: Hashable {
@@ -410,6 +415,7 @@ final class PostgresSession {
     /// reply not given by the deadline fails with it. (Not a callback on the connection's `closeFuture`: a
     /// pooled connection lives as long as the process, and a callback per reply would keep every reply.)
     private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) throws -> T {
+        waitsInTasks?.countIfInTask()
         // Just after the deadline's close (withinDeadline), which fails every reply the driver still holds.
         let (settled, abandon) = try PostgresSession.settled(reply, on: connection, failingAfter: currentDeadline + .seconds(1))
         defer { abandon.cancel() }
@@ -702,4 +708,16 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     private func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
+}
+
+/// A count of the waits for PostgreSQL made on a thread that was running a Swift task.
+final class WaitsInTasks: Sendable {
+    private let count = Atomic<Int>(0)
+
+    var value: Int { count.load(ordering: .relaxed) }
+
+    /// Counts one wait if the calling thread is running a task now.
+    func countIfInTask() {
+        if withUnsafeCurrentTask(body: { $0 != nil }) { count.add(1, ordering: .relaxed) }
+    }
 }

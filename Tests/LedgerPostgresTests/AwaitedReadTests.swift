@@ -209,6 +209,29 @@ struct PostgresAwaitedReadTests {
         await nodeB.journal.close()
     }
 
+    @Test("waits for PostgreSQL on a task's thread are counted: none for a query or a commit, one for each reply a task waits for")
+    func waitsInTasksCounted() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let storage = try database.storage()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: storage)
+        ledger.dataKey = DataKey.generate()
+        let before = storage.waitsInTasks
+        _ = try await ledger.query { try $0.session("no such session") }
+        _ = try await ledger.storedHead()
+        try await ledger.record { recorder in
+            try recorder.append(
+                .loginFailed(
+                    LoginFailed(
+                        username: "hmac-sha256:0", connection: "db", reason: .unknownUser, interaction: nil, clientIP: "198.51.100.1",
+                        at: Journal.systemClock())))
+        }
+        #expect(storage.waitsInTasks == before, "awaited reads, and the writer's waits on its own thread")
+        _ = try ledger.read { try $0.session("no such session") }  // a synchronous read, from this test's task
+        #expect(storage.waitsInTasks > before)
+        await ledger.journal.close()
+    }
+
     @Test("connections the server closed: an awaited read fails or succeeds at once, and the next one is served")
     func connectionsClosed() async throws {
         let database = try await TestDatabase()

@@ -101,7 +101,8 @@ extension AuthorizationServer {
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         let text = metrics.render(
-            journal: ledger.journal.statistics, sequence: ledger.journal.head.sequence, wallClockLag: settings.wallClockLag(),
+            journal: ledger.journal.statistics, sequence: ledger.journal.head.sequence, storeWaitsInTasks: ledger.journal.storeWaitsInTasks,
+            wallClockLag: settings.wallClockLag(),
             logStream: settings.logStream.map { ($0.configuration.name, $0.status) })
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }

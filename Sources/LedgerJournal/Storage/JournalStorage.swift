@@ -37,11 +37,19 @@ public protocol JournalStorage: AnyObject, Sendable {
     /// memory map's pages, which stay in the kernel's page cache and are mapped again when read), so
     /// that the process's resident memory does not grow with the journal. Safe while reads and writes go on.
     func releaseResidentPages()
+
+    /// How many times, since the store was made, a caller running a Swift task waited on its thread for
+    /// the store's I/O (PostgreSQL: a reply). Each such wait holds one of the few threads that run every
+    /// task; request handlers read awaited instead (``AwaitingStorage``), so this counts what is left.
+    var waitsInTasks: Int { get }
 }
 
 extension JournalStorage {
     /// Stores that map nothing have nothing to release.
     public func releaseResidentPages() {}
+
+    /// Stores whose reads are lookups in place never wait for I/O in a task.
+    public var waitsInTasks: Int { 0 }
 }
 
 /// A table of a ``JournalStorage``, as the store opened it.
