@@ -23,11 +23,12 @@ final class AwaitedReadPool: Sendable {
     private let eventLoop: any EventLoop
 
     /// The longest a read waits for a connection before it reads by waiting instead.
-    static let leaseWait: TimeAmount = .seconds(1)
+    let leaseWait: TimeAmount
     /// How long reads wait instead of being awaited after a lease was given up or a connection failed.
     static let rest: TimeAmount = .seconds(2)
 
-    init(configuration: PostgresClient.Configuration, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    init(configuration: PostgresClient.Configuration, group: MultiThreadedEventLoopGroup, leaseWait: TimeAmount, logger: Logger) {
+        self.leaseWait = leaseWait
         let client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
         self.client = client
         self.eventLoop = group.next()
@@ -67,7 +68,7 @@ final class AwaitedReadPool: Sendable {
                 handoff.fail(error)
             }
         }
-        let deadline = eventLoop.scheduleTask(in: Self.leaseWait) {
+        let deadline = eventLoop.scheduleTask(in: leaseWait) {
             if handoff.abandon() { leasing.cancel() }
         }
         let connection: PostgresConnection

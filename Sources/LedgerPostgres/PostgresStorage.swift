@@ -68,9 +68,12 @@ public final class PostgresStorage: AwaitingStorage {
     ///   - maximumConnections: the most connections in use at once, in each of the two pools (the
     ///     store's own, and the awaited reads'); more takers of the store's own wait up to
     ///     `connectionWait` for one, then fail.
+    ///   - awaitedLeaseWait: how long an awaited read waits for a connection of its pool before it reads
+    ///     by waiting instead (and the pool rests): a database that is down must fail requests at once,
+    ///     not after postgres-nio's pool has tried to connect for a minute.
     public init(
         address: PostgresAddress, maximumConnections: Int = defaultMaximumConnections, connectionWait: DispatchTimeInterval = .seconds(30),
-        logger: Logger = Logger(label: "authledger.postgres")
+        awaitedLeaseWait: TimeAmount = .seconds(1), logger: Logger = Logger(label: "authledger.postgres")
     ) throws(JournalError) {
         self.address = address
         self.logger = logger
@@ -102,7 +105,7 @@ public final class PostgresStorage: AwaitingStorage {
         if configurations.count == 1, address.sessionTarget == .any {
             clientConfiguration.options.connectTimeout = .seconds(5)
             clientConfiguration.options.maximumConnections = self.maximumConnections
-            awaitedReads = AwaitedReadPool(configuration: clientConfiguration, group: group, logger: logger)
+            awaitedReads = AwaitedReadPool(configuration: clientConfiguration, group: group, leaseWait: awaitedLeaseWait, logger: logger)
         } else {
             awaitedReads = nil
         }

@@ -384,7 +384,10 @@ struct TestDatabase: Sendable {
         self.address = address
     }
 
-    func storage() throws -> PostgresStorage { try PostgresStorage(address: address) }
+    /// A store of this database. Its awaited reads wait up to 30 s for a connection (not 1 s): the
+    /// suites run in parallel on 2 cores, and a lease that gives up makes a read wait instead, which the
+    /// awaited reads' tests would see as a failure.
+    func storage() throws -> PostgresStorage { try PostgresStorage(address: address, awaitedLeaseWait: .seconds(30)) }
 
     /// The report of verifying this database's journal with `trust` (a failure throws).
     func verified(trust: JournalVerifier.Trust = .genesisKey) throws -> VerificationReport {
