@@ -8,7 +8,8 @@ import Tracing
 /// `PostgresClient`, whose reads a task awaits: no thread waits for PostgreSQL, and none is taken from
 /// the few that run every task.
 ///
-/// The transaction's start is sent ahead of its first read, without waiting (one round trip for both);
+/// The transaction's start is queued ahead of its first read and its reply checked with that read's (it
+/// is still a round trip of its own: postgres-nio sends a statement after the reply to the one before);
 /// its end is sent and not waited for, since a read-only transaction has nothing to make durable (the
 /// connection's next query runs after it, and fails if the connection broke).
 final class PostgresAwaitedRead: AwaitedReadTransaction {
@@ -31,32 +32,20 @@ final class PostgresAwaitedRead: AwaitedReadTransaction {
     }
 
     func get(_ key: [UInt8], in table: StorageTable) async throws -> [UInt8]? {
-        let rows = try await run("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
-        return try rows.first.map { Self.bytes(try $0.decode(ByteBuffer.self)) }
+        try EntryQueries.value(of: await run(EntryQueries.value(in: table.name, key: key)))
     }
 
     func entries(in table: StorageTable, from start: [UInt8]?, limit: Int) async throws -> [([UInt8], [UInt8])] {
         guard limit > 0 else { return [] }
-        let rows = try await run(
-            "SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) AND key >= \(ByteBuffer(bytes: start ?? [])) ORDER BY key LIMIT \(limit)"
-        )
-        return try rows.map { row in
-            let (key, value) = try row.decode((ByteBuffer, ByteBuffer).self)
-            return (Self.bytes(key), Self.bytes(value))
-        }
+        return try EntryQueries.entries(of: await run(EntryQueries.page(in: table.name, from: start ?? [], limit: limit)))
     }
 
     func last(in table: StorageTable) async throws -> ([UInt8], [UInt8])? {
-        let rows = try await run("SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) ORDER BY key DESC LIMIT 1")
-        return try rows.first.map { row in
-            let (key, value) = try row.decode((ByteBuffer, ByteBuffer).self)
-            return (Self.bytes(key), Self.bytes(value))
-        }
+        try EntryQueries.entries(of: await run(EntryQueries.last(in: table.name))).first
     }
 
     func count(in table: StorageTable) async throws -> Int {
-        let rows = try await run("SELECT count(*) FROM authledger_entries WHERE tbl = \(table.name)")
-        return Int(try rows.first?.decode(Int64.self) ?? 0)
+        try EntryQueries.count(of: await run(EntryQueries.count(in: table.name)))
     }
 
     /// Sends `query` and awaits its rows (and, the first time, the transaction's start); in a traced
@@ -100,6 +89,4 @@ final class PostgresAwaitedRead: AwaitedReadTransaction {
         }
         return try await settled.get()
     }
-
-    private static func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
 }

@@ -20,8 +20,8 @@ import Synchronization
 /// The journal's writer is synchronous (a batch's bodies decide in microseconds on the writer thread, a
 /// thread of its own), so this store waits for each PostgreSQL reply of a batch on that thread. Its
 /// connections run on an event loop of their own, never one of the caller's, so that waiting cannot
-/// deadlock. Writes are pipelined: they are sent without waiting, and their replies are collected before
-/// the next read and at commit.
+/// deadlock. Writes are queued without waiting, and their replies are collected before the next read and
+/// at commit (postgres-nio still sends each statement after the reply to the one before).
 ///
 /// Request handlers' reads are awaited instead (``AwaitingStorage``): they run on connections leased from
 /// a `PostgresClient` (postgres-nio's pool), and no thread waits for their replies. Only a store of one
@@ -87,7 +87,7 @@ public final class PostgresStorage: AwaitingStorage {
             configurations = [.init(unixSocketPath: path, username: address.user, password: address.password, database: address.database)]
             clientConfiguration = .init(unixSocketPath: path, username: address.user, password: address.password, database: address.database)
         } else {
-            let tls = try Self.tls(for: address)
+            let tls = Self.tls(for: address)
             let context = try Self.context(for: tls, address: address)
             configurations = address.endpoints.map { endpoint in
                 .init(

@@ -6,9 +6,11 @@ import PostgresNIO
 import Synchronization
 import Tracing
 
-/// One connection's queries, waited for on the calling thread, with writes pipelined: ``send(_:)``
-/// returns at once, and the replies of everything sent are collected by ``flush()`` (which every read
-/// of a range does first), so a batch of writes costs one round trip rather than one each.
+/// One connection's queries, waited for on the calling thread, with writes queued: ``send(_:)`` returns
+/// at once, and the replies of everything sent are collected by ``flush()`` (which every read of a range
+/// does first), so the caller waits once for many writes. On the wire each statement is still a round
+/// trip of its own (postgres-nio sends a statement after the reply to the one before): fewer statements,
+/// not more queuing, is what makes a batch shorter.
 ///
 /// Upserts are staged (``stage(_:_:_:append:)``) and go out together as one multi-row `INSERT … SELECT
 /// FROM unnest(…)` when a statement needs them on the server: a batch writes tens of rows per request
@@ -35,9 +37,7 @@ final class PostgresSession {
     /// Entries fetched ahead of their reads (``prefetch(_:)``), by key; a `nil` value: no such entry.
     /// A statement that changes rows on the server drops what it may change.
     private var prefetched: [StagedKey: [UInt8]?] = [:]
-    /// The reply of the last prefetch, not yet taken into ``prefetched``.
-    private var prefetchReply: (keys: [StagedKey], reply: EventLoopFuture<PostgresQueryResult>)?
-    /// Keys to prefetch with the next statement that reads (``prefetch(_:)``).
+    /// Keys to prefetch with the next statement that reads (``prefetch(_:)``), not sent yet.
     private var unsentPrefetch: [StagedKey]?
 
     /// Writes sent before the session waits for their replies, which bounds what is held in memory.
@@ -141,49 +141,46 @@ final class PostgresSession {
 
     /// Keeps `keys` to be fetched with one query, which answers their next reads
     /// (``prefetchedValue(_:_:)``). The query goes out with the transaction's next range read, as part of
-    /// the same statement (``runRange(_:prefetching:)``), or alone before a read of one key or a change:
+    /// the same statement (``runRange(_:)``), or alone before a read of one key or a change:
     /// postgres-nio sends a connection's statements one at a time (each after the reply to the one
     /// before; `ConnectionStateMachine.enqueue` queues them while a query is in progress), so every
     /// statement is a round trip, and a batch's announced reads cost none of their own when they ride on
     /// its catch-up read.
     func prefetch(_ keys: [(table: String, key: [UInt8])]) {
-        try? absorbPrefetchReply()
-        unsentPrefetch = keys.map { StagedKey(table: $0.table, key: $0.key) }
+        unsentPrefetch = (unsentPrefetch ?? []) + keys.map { StagedKey(table: $0.table, key: $0.key) }
     }
 
-    /// The prefetch query for `entries`: their table, key and value, for those that exist.
-    private static func prefetchQuery(_ entries: [StagedKey]) -> PostgresQuery {
+    /// The entries under `entries`' keys that exist, `tbl, key, value`: the prefetch, bound after
+    /// `bindsBefore` other values (a statement it is part of).
+    private static func prefetchSQL(bindsBefore: Int) -> String {
+        """
+        SELECT tbl, key, value FROM authledger_entries
+        WHERE (tbl, key) IN (SELECT * FROM unnest($\(bindsBefore + 1)::text[], $\(bindsBefore + 2)::bytea[]))
+        """
+    }
+
+    /// `query` with the prefetch of `entries` added to its SQL by `combine` and to its binds.
+    private static func adding(_ entries: [StagedKey], to query: PostgresQuery, _ combine: (String, String) -> String) -> PostgresQuery {
         let (tables, keyColumn, _) = columns(entries.map { ($0, []) })
-        return """
-            SELECT tbl, key, value FROM authledger_entries
-            WHERE (tbl, key) IN (SELECT * FROM unnest(\(tables)::text[], \(keyColumn)::bytea[]))
-            """
+        var combined = PostgresQuery(unsafeSQL: combine(query.sql, prefetchSQL(bindsBefore: query.binds.count)), binds: query.binds)
+        combined.binds.append(tables)
+        combined.binds.append(keyColumn)
+        return combined
     }
 
     /// The entry under `key` in `table` as a prefetch found it: `.some(nil)` when there is none, `nil`
     /// when it was not prefetched (or may have changed since).
     func prefetchedValue(_ table: String, _ key: [UInt8]) throws -> [UInt8]?? {
-        try absorbPrefetchReply()
+        try runPrefetch()
         return prefetched[StagedKey(table: table, key: key)]
     }
 
-    /// Takes the last prefetch's reply into ``prefetched`` (sending it first if it is still unsent, and
-    /// waiting for it).
-    private func absorbPrefetchReply() throws {
-        if let entries = unsentPrefetch {
-            unsentPrefetch = nil
-            sendStaged()
-            prefetchReply = (entries, connection.query(Self.prefetchQuery(entries), logger: logger))
-        }
-        guard let (keys, reply) = prefetchReply else { return }
-        prefetchReply = nil
-        let rows: PostgresQueryResult
-        do {
-            rows = try withinDeadline { try answer(reply) }
-        } catch {
-            throw PostgresStorageError(error, doing: "querying")
-        }
-        keep(prefetched: keys, rows: try rows.map { try $0.decode((String, ByteBuffer, ByteBuffer).self) })
+    /// Runs the prefetch still unsent, alone, and takes its rows into ``prefetched``.
+    private func runPrefetch() throws {
+        guard let entries = unsentPrefetch else { return }
+        unsentPrefetch = nil
+        let rows = try run(Self.adding(entries, to: PostgresQuery(unsafeSQL: "")) { _, prefetch in prefetch })
+        keep(prefetched: entries, rows: try rows.map { try $0.decode((String, ByteBuffer, ByteBuffer).self) })
     }
 
     /// Records what a prefetch of `keys` found: `found`'s entries, and that the others do not exist.
@@ -194,45 +191,29 @@ final class PostgresSession {
         }
     }
 
-    /// Reads at most `limit` entries of `table` in key order, from `start` (after it, when `after`), after
-    /// everything sent; a prefetch still unsent goes in the same statement (`UNION ALL`), and its rows are
-    /// kept.
-    func runRange(in table: String, from start: [UInt8], after: Bool, limit: Int) throws -> [(ByteBuffer, ByteBuffer)] {
-        let startKey = ByteBuffer(bytes: start)
-        guard let entries = unsentPrefetch else {
-            let page: PostgresQuery =
-                after
-                ? "SELECT key, value FROM authledger_entries WHERE tbl = \(table) AND key > \(startKey) ORDER BY key LIMIT \(limit)"
-                : "SELECT key, value FROM authledger_entries WHERE tbl = \(table) AND key >= \(startKey) ORDER BY key LIMIT \(limit)"
-            return try run(page).map { try $0.decode((ByteBuffer, ByteBuffer).self) }
-        }
+    /// Runs `page`, a range read (``EntryQueries/page(in:from:after:limit:)``), after everything sent, and
+    /// returns its entries; a prefetch still unsent goes in the same statement (`UNION ALL`), and its rows
+    /// are kept.
+    func runRange(_ page: PostgresQuery) throws -> [([UInt8], [UInt8])] {
+        guard let entries = unsentPrefetch else { return try EntryQueries.entries(of: run(page)) }
         unsentPrefetch = nil
-        let (tables, keyColumn, _) = Self.columns(entries.map { ($0, []) })
         // The page's rows have no table (NULL); the prefetched entries name theirs.
-        let combined: PostgresQuery = """
-            SELECT NULL::text, key, value FROM (
-                SELECT key, value FROM authledger_entries WHERE tbl = \(table) AND key \(unescaped: after ? ">" : ">=") \(startKey)
-                ORDER BY key LIMIT \(limit)) AS page
-            UNION ALL
-            SELECT tbl, key, value FROM authledger_entries
-            WHERE (tbl, key) IN (SELECT * FROM unnest(\(tables)::text[], \(keyColumn)::bytea[]))
-            """
-        var pageRows: [(ByteBuffer, ByteBuffer)] = []
+        let combined = Self.adding(entries, to: page) { page, prefetch in
+            "SELECT NULL::text, key, value FROM (\(page)) AS page UNION ALL \(prefetch)"
+        }
+        var pageRows: [([UInt8], [UInt8])] = []
         var found: [(String, ByteBuffer, ByteBuffer)] = []
         for row in try run(combined) {
             let (table, key, value) = try row.decode((String?, ByteBuffer, ByteBuffer).self)
-            if let table { found.append((table, key, value)) } else { pageRows.append((key, value)) }
+            if let table { found.append((table, key, value)) } else { pageRows.append((EntryQueries.bytes(key), EntryQueries.bytes(value))) }
         }
         keep(prefetched: entries, rows: found)
         return pageRows
     }
 
     /// Drops what was prefetched of `table` (of its entry under `key` only, when given): a statement is
-    /// about to change it on the server. A prefetch still in flight is taken in first, so that its
-    /// (older) answer cannot come back over the change; if it failed, nothing is kept of it, and the
-    /// transaction's next statement reports the failure.
+    /// about to change it on the server. A prefetch not sent yet goes out after the change, and reads it.
     func forgetPrefetched(_ table: String, key: [UInt8]? = nil) {
-        if prefetchReply != nil || unsentPrefetch != nil, (try? absorbPrefetchReply()) == nil { prefetched = [:] }
         guard !prefetched.isEmpty else { return }
         if let key {
             prefetched[StagedKey(table: table, key: key)] = nil
@@ -304,7 +285,7 @@ final class PostgresSession {
             }
             let layer = layers[index]
             // Sent, these writes are the server's: what a prefetch found of their keys is out of date.
-            if !prefetched.isEmpty || prefetchReply != nil {
+            if !prefetched.isEmpty {
                 for (key, _) in layer.appends { forgetPrefetched(key.table, key: key.key) }
                 for key in layer.upserts.keys { forgetPrefetched(key.table, key: key.key) }
                 for key in layer.extensions.keys { forgetPrefetched(key.table, key: key.key) }
@@ -577,12 +558,10 @@ final class PostgresTransaction: StorageWriteTransaction {
         if let staged = session.stagedValue(table.name, key) { return staged }
         if session.hasStagedExtension(table.name, key) {
             // Only the server knows what the staged bytes extend: sent first, then read.
-            let rows = try session.run("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
-            return try rows.first.map { try bytes($0.decode(ByteBuffer.self)) }
+            return try EntryQueries.value(of: session.run(EntryQueries.value(in: table.name, key: key)))
         }
         if let fetched = try session.prefetchedValue(table.name, key) { return fetched }
-        let rows = try session.runKeyRead("SELECT value FROM authledger_entries WHERE tbl = \(table.name) AND key = \(ByteBuffer(bytes: key))")
-        return try rows.first.map { try bytes($0.decode(ByteBuffer.self)) }
+        return try EntryQueries.value(of: session.runKeyRead(EntryQueries.value(in: table.name, key: key)))
     }
 
     func forEach(in table: StorageTable, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
@@ -598,10 +577,10 @@ final class PostgresTransaction: StorageWriteTransaction {
         var from = start ?? []
         var after = false
         while true {
-            let rows = try session.runRange(in: table.name, from: from, after: after, limit: page)
+            let rows = try session.runRange(EntryQueries.page(in: table.name, from: from, after: after, limit: page))
             for (key, value) in rows {
-                from = bytes(key)
-                guard try body(from, bytes(value)) else { return }
+                from = key
+                guard try body(key, value) else { return }
             }
             left -= rows.count
             guard rows.count == page, left > 0 else { return }
@@ -611,16 +590,11 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     func last(in table: StorageTable) throws -> ([UInt8], [UInt8])? {
-        let rows = try session.run("SELECT key, value FROM authledger_entries WHERE tbl = \(table.name) ORDER BY key DESC LIMIT 1")
-        return try rows.first.map { row in
-            let (key, value) = try row.decode((ByteBuffer, ByteBuffer).self)
-            return (bytes(key), bytes(value))
-        }
+        try EntryQueries.entries(of: session.run(EntryQueries.last(in: table.name))).first
     }
 
     func count(in table: StorageTable) throws -> Int {
-        let rows = try session.run("SELECT count(*) FROM authledger_entries WHERE tbl = \(table.name)")
-        return Int(try rows.first?.decode(Int64.self) ?? 0)
+        try EntryQueries.count(of: session.run(EntryQueries.count(in: table.name)))
     }
 
     func put(_ value: [UInt8], for key: [UInt8], in table: StorageTable, append: Bool) throws {
@@ -707,7 +681,6 @@ final class PostgresTransaction: StorageWriteTransaction {
         storage.give(back: session.connection)
     }
 
-    private func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
 }
 
 /// A count of the waits for PostgreSQL made on a thread that was running a Swift task.

@@ -113,7 +113,7 @@ struct PostgresAwaitedReadTests {
         var configuration = Journal.Configuration(keyFile: key.path)
         configuration.projections = ["markers"]
         let journal = try Journal.open(configuration, storage: try database.storage())
-        try await journal.transact { transaction in
+        _ = try await journal.transact { transaction in
             try transaction.projection("markers").put(Array("a".utf8), for: Array("first".utf8))
             return try transaction.append(EventDraft(type: "test.event", payload: Array("{}".utf8))).sequence
         }
@@ -121,7 +121,7 @@ struct PostgresAwaitedReadTests {
         let counting = CountingStorage(try database.storage()) { fetches in
             // After the reader's first round trip (its snapshot is taken), another writer changes what it reads next.
             guard fetches == 1 else { return }
-            try await writer.transact { transaction in
+            _ = try await writer.transact { transaction in
                 try transaction.projection("markers").put(Array("b".utf8), for: Array("second".utf8))
                 return try transaction.append(EventDraft(type: "test.event", payload: Array("{}".utf8))).sequence
             }
@@ -158,10 +158,8 @@ struct PostgresAwaitedReadTests {
 
     @Test("no connection of the pool within the lease wait: the read waits instead, at once, and the pool rests")
     func leaseGivenUp() async throws {
-        let database = try await TestDatabase()
         let key = TemporaryKey()
-        let journal = try database.openJournal(key: key.path)
-        try await journal.append(EventDraft(type: "test.event", payload: Array("{}".utf8)))
+        let (database, journal) = try await journalOfOneEvent(key: key)
         let storage = try PostgresStorage(address: database.address, maximumConnections: 1)
         let reader = try JournalReader(storage: storage)
         defer { reader.close() }
@@ -240,10 +238,8 @@ struct PostgresAwaitedReadTests {
 
     @Test("connections the server closed: an awaited read fails or succeeds at once, and the next one is served")
     func connectionsClosed() async throws {
-        let database = try await TestDatabase()
         let key = TemporaryKey()
-        let journal = try database.openJournal(key: key.path)
-        try await journal.append(EventDraft(type: "test.event", payload: Array("{}".utf8)))
+        let (database, journal) = try await journalOfOneEvent(key: key)
         let reader = try JournalReader(storage: try database.storage())
         defer { reader.close() }
         let head: @Sendable (JournalSnapshot) throws -> UInt64 = { try $0.head.sequence }
@@ -264,6 +260,15 @@ struct PostgresAwaitedReadTests {
         #expect(served == 2, "a new connection of the pool serves, awaited")
         await journal.close()
     }
+}
+
+/// A new database of the test server holding a journal of two events (its genesis and one more), and
+/// the journal, open.
+private func journalOfOneEvent(key: TemporaryKey) async throws -> (TestDatabase, Journal) {
+    let database = try await TestDatabase()
+    let journal = try database.openJournal(key: key.path)
+    try await journal.append(EventDraft(type: "test.event", payload: Array("{}".utf8)))
+    return (database, journal)
 }
 
 private let markerCount = 1_300
@@ -292,7 +297,7 @@ private func withFilledJournal(
     var configuration = Journal.Configuration(keyFile: key.path)
     configuration.projections = ["markers"]
     let journal = try Journal.open(configuration, storage: storage)
-    try await journal.transact { transaction in
+    _ = try await journal.transact { transaction in
         for index in 0..<markerCount {
             try transaction.projection("markers").put(Array("seen \(index)".utf8), for: Array(marker(index).utf8))
         }
