@@ -21,6 +21,7 @@ final class AwaitedReadPool: Sendable {
     private let started = NIOLockedValueBox(false)
     private let restingUntil = NIOLockedValueBox<NIODeadline?>(nil)
     private let eventLoop: any EventLoop
+    private let logger: Logger
 
     /// The longest a read waits for a connection before it reads by waiting instead.
     let leaseWait: TimeAmount
@@ -29,6 +30,7 @@ final class AwaitedReadPool: Sendable {
 
     init(configuration: PostgresClient.Configuration, group: MultiThreadedEventLoopGroup, leaseWait: TimeAmount, logger: Logger) {
         self.leaseWait = leaseWait
+        self.logger = logger
         let client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
         self.client = client
         self.eventLoop = group.next()
@@ -48,9 +50,13 @@ final class AwaitedReadPool: Sendable {
         }
     }
 
-    /// Reads are not awaited for ``rest`` from now.
-    func restAfterFailure() {
+    /// Reads are not awaited for ``rest`` from now, because of `reason` (logged as a warning: an operator
+    /// sees why reads waited, and a test that expected them awaited says so).
+    func restAfterFailure(_ reason: String) {
         restingUntil.withLockedValue { $0 = .now() + Self.rest }
+        logger.warning("awaited reads rest; reads wait on the store's own connections meanwhile", metadata: [
+            "reason": "\(reason)", "rest_seconds": "\(Self.rest.nanoseconds / 1_000_000_000)",
+        ])
     }
 
     /// Runs `body` with a connection of the pool, leased within ``leaseWait``.
@@ -76,7 +82,7 @@ final class AwaitedReadPool: Sendable {
             connection = try await handoff.connection()
             deadline.cancel()
         } catch is ReadNotAwaited {
-            restAfterFailure()
+            restAfterFailure("no connection of the pool within \(leaseWait.nanoseconds / 1_000_000) ms")
             throw ReadNotAwaited()
         }
         defer { handoff.release() }

@@ -139,15 +139,16 @@ public final class PostgresStorage: AwaitingStorage {
             }
         } catch let failed as AwaitedReadFailed {
             // A connection that failed: the next reads wait, on connections this store makes, for a while.
-            if failed.error is PostgresStorageError { awaitedReads.restAfterFailure() }
+            if failed.error is PostgresStorageError { awaitedReads.restAfterFailure("a read failed: \(failed.error)") }
             throw failed.error
         } catch let error as ReadNotAwaited {
             throw error
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            awaitedReads.restAfterFailure()
-            throw PostgresStorageError(error, doing: "leasing a connection")
+            let error = PostgresStorageError(error, doing: "leasing a connection")
+            awaitedReads.restAfterFailure("\(error)")
+            throw error
         }
     }
 

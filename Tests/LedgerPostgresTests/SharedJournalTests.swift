@@ -258,7 +258,8 @@ struct SharedJournalTests {
         let started = ContinuousClock.now
         #expect(throws: (any Error).self) { try transaction.commit() }
         // Before: a query written to the closed connection was never answered nor failed: it hung for good.
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Not held until the reply deadline (40 s) either; 20 s leaves room for a busy machine.
+        #expect(ContinuousClock.now - started < .seconds(20))
         #expect(try storage.read { _ in true }, "a new connection serves")
     }
 

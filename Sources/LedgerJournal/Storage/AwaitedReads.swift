@@ -150,7 +150,7 @@ extension JournalReader {
     /// The most reads one awaited read fetches before it gives up and reads by waiting instead: a reader
     /// runs once more for each, so one that makes many (a walk over many pages, a lookup per entry of a
     /// list) costs less waited for on a thread of its own.
-    static let awaitedReadLimit = 16
+    public static let awaitedReadLimit = 16
 
     /// Runs `body` against a consistent snapshot, as ``read(_:)`` does, awaiting each read when the store
     /// can (``AwaitingStorage``): `body` runs again from the start each time it asks for something not
