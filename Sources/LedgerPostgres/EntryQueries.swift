@@ -1,3 +1,4 @@
+import LedgerJournal
 import NIOCore
 import PostgresNIO
 
@@ -26,6 +27,64 @@ enum EntryQueries {
     /// How many entries `table` has.
     static func count(in table: String) -> PostgresQuery {
         "SELECT count(*) FROM authledger_entries WHERE tbl = \(table)"
+    }
+
+    /// One statement that answers every read of `reads` (from one snapshot, as every statement does):
+    /// rows `read, key, value, count`, where `read` is the read's index in `reads`, ordered by it and then
+    /// by key. A value read has a row when there is a value, a page one per entry, a last one when the
+    /// table has an entry, and a count one with its number.
+    static func together(_ reads: [AwaitedRead]) -> PostgresQuery {
+        var binds = PostgresBindings(capacity: reads.count * 2)
+        func bind(_ text: String) -> String {
+            binds.append(text)
+            return "$\(binds.count)"
+        }
+        func bind(_ bytes: [UInt8]) -> String {
+            binds.append(ByteBuffer(bytes: bytes))
+            return "$\(binds.count)"
+        }
+        // The read's index is the statement's own number; the values are bound.
+        let branches = reads.enumerated().map { index, read -> String in
+            switch read {
+            case .value(let table, let key):
+                return "(SELECT \(index), key, value, NULL::int8 FROM authledger_entries WHERE tbl = \(bind(table.name)) AND key = \(bind(key)))"
+            case .entries(let table, let start, let limit):
+                return """
+                    (SELECT \(index), key, value, NULL::int8 FROM authledger_entries WHERE tbl = \(bind(table.name)) AND key >= \(bind(start)) \
+                    ORDER BY key LIMIT \(limit))
+                    """
+            case .last(let table):
+                return "(SELECT \(index), key, value, NULL::int8 FROM authledger_entries WHERE tbl = \(bind(table.name)) ORDER BY key DESC LIMIT 1)"
+            case .count(let table):
+                return "(SELECT \(index), NULL::bytea, NULL::bytea, count(*) FROM authledger_entries WHERE tbl = \(bind(table.name)))"
+            }
+        }
+        let sql = "SELECT * FROM (\(branches.joined(separator: " UNION ALL "))) AS reads (read, key, value, n) ORDER BY read, key"
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
+    }
+
+    /// The answers to `reads` in the rows of their ``together(_:)``.
+    static func answers(to reads: [AwaitedRead], in rows: PostgresQueryResult) throws -> [AwaitedReadAnswer] {
+        var found: [[(key: [UInt8]?, value: [UInt8]?, count: Int64?)]] = Array(repeating: [], count: reads.count)
+        for row in rows {
+            let (index, key, value, count) = try row.decode((Int32, ByteBuffer?, ByteBuffer?, Int64?).self)
+            guard found.indices.contains(Int(index)) else { throw AwaitedReadMismatch(reads: reads.count, answers: Int(index) + 1) }
+            found[Int(index)].append((key.map(bytes), value.map(bytes), count))
+        }
+        return try zip(reads, found).map { read, rows -> AwaitedReadAnswer in
+            func entries() throws -> [([UInt8], [UInt8])] {
+                try rows.map { row in
+                    guard let key = row.key, let value = row.value else { throw AwaitedReadMismatch(reads: reads.count, answers: found.count) }
+                    return (key, value)
+                }
+            }
+            switch read {
+            case .value: return .value(rows.first?.value)
+            case .entries: return .entries(try entries())
+            case .last: return .last(try entries().first)
+            case .count: return .count(Int(rows.first?.count ?? 0))
+            }
+        }
     }
 
     /// The value a ``value(in:key:)`` found.

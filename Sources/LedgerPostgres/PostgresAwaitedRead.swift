@@ -4,48 +4,24 @@ import NIOCore
 import PostgresNIO
 import Tracing
 
-/// A read snapshot (`REPEATABLE READ, READ ONLY`) on a connection leased from the store's
-/// `PostgresClient`, whose reads a task awaits: no thread waits for PostgreSQL, and none is taken from
-/// the few that run every task.
+/// Reads on a connection leased from the store's `PostgresClient`, each call one statement whose reply a
+/// task awaits: no thread waits for PostgreSQL, and none is taken from the few that run every task.
 ///
-/// The transaction's start is queued ahead of its first read and its reply checked with that read's (it
-/// is still a round trip of its own: postgres-nio sends a statement after the reply to the one before);
-/// its end is sent and not waited for, since a read-only transaction has nothing to make durable (the
-/// connection's next query runs after it, and fails if the connection broke).
-final class PostgresAwaitedRead: AwaitedReadTransaction {
+/// Each statement reads everything it is asked at once, so its answers are of one snapshot (as every
+/// PostgreSQL statement's are); no transaction is opened around the statements, so a reader costs one
+/// round trip per statement and none to begin or end.
+final class PostgresAwaitedRead: AwaitedReadConnection {
     private let connection: PostgresConnection
     private let logger: Logger
-    /// The reply to `START TRANSACTION`, checked with the first read's.
-    private var start: EventLoopFuture<PostgresQueryResult>?
 
     init(connection: PostgresConnection, logger: Logger) {
         self.connection = connection
         self.logger = logger
-        start = connection.query("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
     }
 
-    /// Ends the transaction: committed after reads that all succeeded, rolled back otherwise.
-    func end(succeeded: Bool) {
-        let end: PostgresQuery = succeeded ? "COMMIT" : "ROLLBACK"
-        let reply: EventLoopFuture<PostgresQueryResult> = connection.query(end, logger: logger)
-        reply.whenComplete { _ in }
-    }
-
-    func get(_ key: [UInt8], in table: StorageTable) async throws -> [UInt8]? {
-        try EntryQueries.value(of: await run(EntryQueries.value(in: table.name, key: key)))
-    }
-
-    func entries(in table: StorageTable, from start: [UInt8]?, limit: Int) async throws -> [([UInt8], [UInt8])] {
-        guard limit > 0 else { return [] }
-        return try EntryQueries.entries(of: await run(EntryQueries.page(in: table.name, from: start ?? [], limit: limit)))
-    }
-
-    func last(in table: StorageTable) async throws -> ([UInt8], [UInt8])? {
-        try EntryQueries.entries(of: await run(EntryQueries.last(in: table.name))).first
-    }
-
-    func count(in table: StorageTable) async throws -> Int {
-        try EntryQueries.count(of: await run(EntryQueries.count(in: table.name)))
+    func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer] {
+        guard !reads.isEmpty else { return [] }
+        return try EntryQueries.answers(to: reads, in: await run(EntryQueries.together(reads)))
     }
 
     /// Sends `query` and awaits its rows (and, the first time, the transaction's start); in a traced
@@ -63,10 +39,6 @@ final class PostgresAwaitedRead: AwaitedReadTransaction {
     private func roundTrip(_ query: PostgresQuery) async throws -> PostgresQueryResult {
         let reply: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
         do {
-            if let start {
-                self.start = nil
-                _ = try await answer(start)
-            }
             return try await answer(reply)
         } catch let error as PostgresStorageError {
             throw error

@@ -123,17 +123,13 @@ public final class PostgresStorage: AwaitingStorage {
 
     public var waitsInTasks: Int { waits.value }
 
-    public func readAwaiting<R: Sendable>(_ body: (any AwaitedReadTransaction) async throws -> R) async throws -> R {
+    public func readAwaiting<R: Sendable>(_ body: (any AwaitedReadConnection) async throws -> R) async throws -> R {
         guard let awaitedReads, awaitedReads.isAvailable else { throw ReadNotAwaited() }
         do {
             return try await awaitedReads.withConnection { connection in
-                let transaction = PostgresAwaitedRead(connection: connection, logger: logger)
                 do {
-                    let result = try await body(transaction)
-                    transaction.end(succeeded: true)
-                    return result
+                    return try await body(PostgresAwaitedRead(connection: connection, logger: logger))
                 } catch {
-                    transaction.end(succeeded: false)
                     throw AwaitedReadFailed(error: error)
                 }
             }

@@ -3,17 +3,18 @@
 ///
 /// The journal's readers are synchronous code — projections, the decision's inputs, the snapshot's own
 /// lookups — and stay so: they are shared with the replay tool and with LMDB, whose reads are lookups in
-/// a memory map. ``JournalReader/read(awaiting:otherwise:)`` runs such a reader against what an awaited
-/// transaction has fetched: when the reader asks for something not fetched yet, the attempt stops, the
-/// task awaits that one read, and the reader runs again from the start on everything fetched so far.
-/// Every fetch is made in the same read transaction, so every attempt sees one consistent snapshot; a
-/// reader of a request makes a few reads, each one round trip, as it made them waiting.
+/// a memory map. ``JournalReader/read(awaiting:otherwise:)`` runs such a reader against what one awaited
+/// statement has answered: when the reader asks for something not answered yet, the attempt stops, and
+/// the task awaits one statement that reads everything the attempt used and the read it missed, all from
+/// one snapshot; the reader then runs again from the start on that statement's answers. The attempt that
+/// answers has read nothing else, so its answer is consistent as of one moment. A reader of a request
+/// that makes a few dependent reads costs as many statements, and no transaction around them.
 public protocol AwaitingStorage: JournalStorage {
     /// Whether ``readAwaiting(_:)`` can be used (a store may await only some of its configurations).
     var awaitsReads: Bool { get }
 
-    /// Runs `body` in one consistent read-only snapshot whose reads are awaited.
-    func readAwaiting<R: Sendable>(_ body: (any AwaitedReadTransaction) async throws -> R) async throws -> R
+    /// Runs `body` with a connection whose reads it awaits.
+    func readAwaiting<R: Sendable>(_ body: (any AwaitedReadConnection) async throws -> R) async throws -> R
 }
 
 /// What ``AwaitingStorage/readAwaiting(_:)`` throws when it cannot begin an awaited read now (PostgreSQL:
@@ -22,41 +23,45 @@ public struct ReadNotAwaited: Error {
     public init() {}
 }
 
-/// Reads inside one read transaction of an ``AwaitingStorage``, each one awaited. Valid only while the
-/// transaction is open.
-public protocol AwaitedReadTransaction: AnyObject {
-    /// The value stored under `key`, or `nil`.
-    func get(_ key: [UInt8], in table: StorageTable) async throws -> [UInt8]?
-
-    /// At most `limit` entries in key order, from the first key at or after `start` (the first entry when
-    /// `nil`).
-    func entries(in table: StorageTable, from start: [UInt8]?, limit: Int) async throws -> [([UInt8], [UInt8])]
-
-    /// The entry with the largest key, or `nil` when the table is empty.
-    func last(in table: StorageTable) async throws -> ([UInt8], [UInt8])?
-
-    /// The number of entries.
-    func count(in table: StorageTable) async throws -> Int
-}
-
-/// One read a reader asked for that ``FetchedReads`` does not hold yet.
-enum PendingRead: Hashable {
+/// One read of a table that an awaited statement answers.
+public enum AwaitedRead: Hashable, Sendable {
+    /// The value under `key`, or none.
     case value(table: StorageTable, key: [UInt8])
-    /// Entries from the first key at or after `start` (`[]`: from the first), at most `limit`.
+    /// At most `limit` entries in key order, from the first key at or after `start` (`[]`: from the
+    /// table's first).
     case entries(table: StorageTable, start: [UInt8], limit: Int)
+    /// The entry with the largest key, or none when the table is empty.
     case last(table: StorageTable)
+    /// The number of entries.
     case count(table: StorageTable)
 }
 
-/// What a reader asked for and was not fetched yet: the attempt ends here, and runs again once it is.
+/// The answer to one ``AwaitedRead``, of the same kind.
+public enum AwaitedReadAnswer: Sendable {
+    case value([UInt8]?)
+    case entries([([UInt8], [UInt8])])
+    case last(([UInt8], [UInt8])?)
+    case count(Int)
+}
+
+/// A connection of an ``AwaitingStorage`` whose reads a task awaits. Valid only within
+/// ``AwaitingStorage/readAwaiting(_:)``.
+public protocol AwaitedReadConnection: AnyObject {
+    /// The answers to `reads`, in their order, all as of one moment (PostgreSQL: one statement, so one
+    /// snapshot).
+    func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer]
+}
+
+/// What a reader asked for and was not answered yet: the attempt ends here, and runs again once it is.
 /// Thrown through the reader; noted in ``FetchedReads`` too, so that a reader that catches it (a
 /// `try?` around a read) cannot turn it into an answer.
 struct ReadNotFetched: Error {}
 
-/// The reads an awaited transaction has fetched, read as a ``StorageReadTransaction`` by a synchronous
-/// reader: an answer when fetched, else ``ReadNotFetched`` and the read noted as ``missing``.
+/// The answers of one awaited statement, read as a ``StorageReadTransaction`` by a synchronous reader:
+/// an answer when the statement had it (the read is noted as used), else ``ReadNotFetched`` and the read
+/// noted as ``missing``.
 ///
-/// A range is fetched a page at a time, each page its own read: a walk that goes on past a page's end
+/// A range is read a page at a time, each page a read of its own: a walk that goes on past a page's end
 /// asks for the next page, from the key after the page's last.
 final class FetchedReads: StorageReadTransaction {
     private struct Key: Hashable {
@@ -70,7 +75,7 @@ final class FetchedReads: StorageReadTransaction {
         let reachesEnd: Bool
     }
 
-    /// Entries fetched per range read.
+    /// Entries read per page.
     static let pageSize = 512
 
     private var values: [Key: [UInt8]?] = [:]
@@ -79,35 +84,57 @@ final class FetchedReads: StorageReadTransaction {
     private var lasts: [StorageTable: ([UInt8], [UInt8])?] = [:]
     private var counts: [StorageTable: Int] = [:]
 
-    /// The first read of the current attempt that was not fetched.
-    private(set) var missing: PendingRead?
+    /// The reads the current attempt was answered, in the order it first made them.
+    private(set) var used: [AwaitedRead] = []
+    private var usedSet: Set<AwaitedRead> = []
+    /// The first read of the current attempt that was not answered.
+    private(set) var missing: AwaitedRead?
 
-    /// Starts an attempt: nothing missing yet.
-    func beginAttempt() { missing = nil }
+    /// Starts an attempt: nothing used or missing yet.
+    func beginAttempt() {
+        used = []
+        usedSet = []
+        missing = nil
+    }
 
-    private func notFetched(_ read: PendingRead) -> ReadNotFetched {
+    private func notFetched(_ read: AwaitedRead) -> ReadNotFetched {
         if missing == nil { missing = read }
         return ReadNotFetched()
     }
 
-    /// Fetches `read` through `transaction` and keeps its answer.
-    func fetch(_ read: PendingRead, from transaction: any AwaitedReadTransaction) async throws {
-        switch read {
-        case .value(let table, let key):
-            values[Key(table: table, key: key)] = .some(try await transaction.get(key, in: table))
-        case .entries(let table, let start, let limit):
-            let entries = try await transaction.entries(in: table, from: start.isEmpty ? nil : start, limit: limit)
-            pages[Key(table: table, key: start)] = Page(entries: entries, reachesEnd: entries.count < limit)
-        case .last(let table):
-            lasts[table] = .some(try await transaction.last(in: table))
-        case .count(let table):
-            counts[table] = try await transaction.count(in: table)
+    private func use(_ read: AwaitedRead) {
+        if usedSet.insert(read).inserted { used.append(read) }
+    }
+
+    /// Replaces what is held by the answers to `reads`, of one statement through `connection`.
+    func fetch(_ reads: [AwaitedRead], from connection: any AwaitedReadConnection) async throws {
+        let answers = try await connection.answers(to: reads)
+        guard answers.count == reads.count else { throw AwaitedReadMismatch(reads: reads.count, answers: answers.count) }
+        values = [:]
+        pages = [:]
+        lasts = [:]
+        counts = [:]
+        for (read, answer) in zip(reads, answers) {
+            switch (read, answer) {
+            case (.value(let table, let key), .value(let value)):
+                values[Key(table: table, key: key)] = .some(value)
+            case (.entries(let table, let start, let limit), .entries(let entries)):
+                pages[Key(table: table, key: start)] = Page(entries: entries, reachesEnd: entries.count < limit)
+            case (.last(let table), .last(let last)):
+                lasts[table] = .some(last)
+            case (.count(let table), .count(let count)):
+                counts[table] = count
+            default:
+                throw AwaitedReadMismatch(reads: reads.count, answers: answers.count)
+            }
         }
     }
 
     func get(_ key: [UInt8], in table: StorageTable) throws -> [UInt8]? {
         if missing != nil { throw ReadNotFetched() }
-        guard let value = values[Key(table: table, key: key)] else { throw notFetched(.value(table: table, key: key)) }
+        let read = AwaitedRead.value(table: table, key: key)
+        guard let value = values[Key(table: table, key: key)] else { throw notFetched(read) }
+        use(read)
         return value
     }
 
@@ -120,9 +147,9 @@ final class FetchedReads: StorageReadTransaction {
         var left = limit
         var from = start ?? []
         while left > 0 {
-            guard let page = pages[Key(table: table, key: from)] else {
-                throw notFetched(.entries(table: table, start: from, limit: min(left, Self.pageSize)))
-            }
+            let read = AwaitedRead.entries(table: table, start: from, limit: min(left, Self.pageSize))
+            guard let page = pages[Key(table: table, key: from)] else { throw notFetched(read) }
+            use(read)
             for (key, value) in page.entries.prefix(left) {
                 left -= 1
                 guard try body(key, value) else { return }
@@ -136,27 +163,49 @@ final class FetchedReads: StorageReadTransaction {
     func last(in table: StorageTable) throws -> ([UInt8], [UInt8])? {
         if missing != nil { throw ReadNotFetched() }
         guard let last = lasts[table] else { throw notFetched(.last(table: table)) }
+        use(.last(table: table))
         return last
     }
 
     func count(in table: StorageTable) throws -> Int {
         if missing != nil { throw ReadNotFetched() }
         guard let count = counts[table] else { throw notFetched(.count(table: table)) }
+        use(.count(table: table))
         return count
     }
 }
 
+/// An ``AwaitedReadConnection`` answered reads it was not asked, or not as many: a fault of the store.
+public struct AwaitedReadMismatch: Error, CustomStringConvertible {
+    public let reads: Int
+    public let answers: Int
+
+    public init(reads: Int, answers: Int) {
+        self.reads = reads
+        self.answers = answers
+    }
+
+    public var description: String { "an awaited statement of \(reads) reads was answered with \(answers) answers of other kinds" }
+}
+
 extension JournalReader {
-    /// The most reads one awaited read fetches before it gives up and reads by waiting instead: a reader
-    /// runs once more for each, so one that makes many (a walk over many pages, a lookup per entry of a
-    /// list) costs less waited for on a thread of its own.
+    /// The most statements one awaited read makes before it gives up and reads by waiting instead: a
+    /// reader runs once more for each, and each statement reads again what the one before it read, so
+    /// a reader that makes many reads (a lookup per entry of a list) costs less waited for on a thread
+    /// of its own.
     public static let awaitedReadLimit = 16
 
-    /// Runs `body` against a consistent snapshot, as ``read(_:)`` does, awaiting each read when the store
+    /// The most pages of entries (512 entries each) one awaited statement reads: a walk
+    /// over more is read by waiting, since every statement of the walk reads its pages again.
+    public static let awaitedPageLimit = 4
+
+    /// Runs `body` against a consistent snapshot, as ``read(_:)`` does, awaiting its reads when the store
     /// can (``AwaitingStorage``): `body` runs again from the start each time it asks for something not
-    /// fetched yet, so it must only read. When the store cannot await its reads, or `body` asks for more
-    /// than sixteen reads, or the store cannot begin an awaited read now (``ReadNotAwaited``),
-    /// `otherwise` answers instead (a read that waits, on a thread that may wait).
+    /// answered yet, on the answers of one statement that reads what it used and what it missed, so it
+    /// must only read. When the store cannot await its reads, or `body` needs more than
+    /// ``awaitedReadLimit`` statements or a statement of more than ``awaitedPageLimit`` pages, or the
+    /// store cannot begin an awaited read now (``ReadNotAwaited``), `otherwise` answers instead (a read
+    /// that waits, on a thread that may wait).
     public func read<R: Sendable>(
         awaiting body: (JournalSnapshot) throws -> R, otherwise: () async throws -> R
     ) async throws -> R {
@@ -164,7 +213,7 @@ extension JournalReader {
         let layout = self.layout
         let answer: R?
         do {
-            answer = try await storage.readAwaiting { transaction in try await Self.attempts(of: body, layout: layout, on: transaction) }
+            answer = try await storage.readAwaiting { connection in try await Self.attempts(of: body, layout: layout, on: connection) }
         } catch is ReadNotAwaited {
             answer = nil
         }
@@ -172,23 +221,26 @@ extension JournalReader {
         return try await otherwise()
     }
 
-    /// Runs `body` on what is fetched through `transaction`, fetching what it asks for, until it answers
-    /// without asking for more (its answer) or has asked for `awaitedReadLimit` reads (`nil`).
+    /// Runs `body` on the answers of the latest statement through `connection`, until it answers having
+    /// used only those (its answer), or the limits are reached (`nil`).
     private static func attempts<R>(
-        of body: (JournalSnapshot) throws -> R, layout: JournalLayout, on transaction: any AwaitedReadTransaction
+        of body: (JournalSnapshot) throws -> R, layout: JournalLayout, on connection: any AwaitedReadConnection
     ) async throws -> R? {
         let fetched = FetchedReads()
-        for attempt in 0...awaitedReadLimit {
+        for statement in 0...awaitedReadLimit {
             fetched.beginAttempt()
             do {
                 let result = try body(JournalSnapshot(transaction: fetched, layout: layout))
                 if fetched.missing == nil { return result }
             } catch {
-                // A read not fetched is the attempt's end, whatever `body` made of it.
+                // A read not answered is the attempt's end, whatever `body` made of it.
                 if fetched.missing == nil { throw error }
             }
-            guard let read = fetched.missing, attempt < awaitedReadLimit else { break }
-            try await fetched.fetch(read, from: transaction)
+            guard let read = fetched.missing, statement < awaitedReadLimit else { break }
+            let reads = fetched.used + [read]
+            let pages = reads.count { if case .entries = $0 { true } else { false } }
+            guard pages <= awaitedPageLimit else { break }
+            try await fetched.fetch(reads, from: connection)
         }
         return nil
     }
