@@ -222,10 +222,8 @@ public final class PostgresStorage: AwaitingStorage {
     public func beginWrite() throws -> any StorageWriteTransaction {
         let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits)
         session.send("BEGIN")
-        // A writer that dies (or is cut off) inside its batch holds the journal lock: PostgreSQL ends the
-        // transaction once it has been idle that long, and the other writers go on. Only write
-        // transactions: a reader may pause between pages as long as its consumer likes.
-        session.send("SET LOCAL idle_in_transaction_session_timeout = '\(unescaped: String(Self.idleWriterSeconds))s'")
+        // The journal lock's statement also bounds how long the transaction may sit idle holding it
+        // (``PostgresTransaction/lockJournal()``).
         return PostgresTransaction(storage: self, session: session)
     }
 

@@ -263,6 +263,59 @@ struct SharedJournalTests {
         #expect(try storage.read { _ in true }, "a new connection serves")
     }
 
+    @Test("a writer gone silent while holding the journal lock is ended by PostgreSQL after the writers' idle timeout (30 s): another writer then commits, and the silent one's commit fails")
+    func silentLockHolderEnded() async throws {
+        let database = try await TestDatabase()
+        let holderStore = try database.storage()
+        let otherStore = try database.storage()
+        defer {
+            holderStore.close()
+            otherStore.close()
+        }
+        let table = try #require(try holderStore.openTables(["events"], create: true)["events"])
+        let holder = try holderStore.beginWrite()
+        try holder.lockJournal()
+        _ = try holder.get([0], in: table)  // the lock is held once this read is answered; then nothing more
+        let started = ContinuousClock.now
+        // The other writer waits for the lock on a thread of its own (not one that runs the tests' tasks).
+        let committed = Task {
+            try await Self.onThread {
+                let other = try otherStore.beginWrite()
+                try other.lockJournal()
+                try other.put([2], for: [2], in: table, append: true)
+                try other.commit()
+            }
+        }
+        let limit = Task {
+            try await Task.sleep(for: .seconds(60))
+            // Without the timeout, the lock would be held for good: the test ends it, and fails.
+            Issue.record("the silent writer still held the lock after 60 s")
+            try await database.execute(
+                """
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle in transaction'
+                """)
+        }
+        try await committed.value
+        limit.cancel()
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .seconds(25), "it waited for the silent writer: \(waited)")
+        #expect(waited < .seconds(40), "no longer than the idle timeout and a margin: \(waited)")
+        #expect(throws: (any Error).self, "the silent writer's transaction was ended") {
+            try holder.put([1], for: [1], in: table, append: true)
+            try holder.commit()
+        }
+        #expect(try otherStore.read { try $0.get([2], in: table) } == [2])
+        #expect(try otherStore.read { try $0.get([1], in: table) } == nil)
+    }
+
+    /// Runs `body`, which may wait long, on a thread of its own.
+    private static func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
     @Test("connections given back are kept: many concurrent readers, again and again, open no more than the maximum")
     func connectionsReused() async throws {
         let database = try await TestDatabase()
