@@ -367,10 +367,15 @@ final class JournalWriter: @unchecked Sendable {
     /// where the other processes left it: the events appended since this writer's last batch are read
     /// (one query per page of them) and their leaves added to the Merkle frontier; the key that must
     /// sign is still among the signers.
+    /// The events whose batches change the keys that may sign (`meta`'s `signer.` entries).
+    private static let signerEvents: Set<EventType> = [.genesis, .keyRotated, .keyAdded, .keyRemoved]
+
     private func catchUp(_ transaction: any StorageWriteTransaction) throws {
         var caughtUp = head
         var caughtUpFrontier = frontier
         var sawHead = head.sequence == 0
+        // Whether another writer changed the keys that may sign: only events that say so do.
+        var signersMayHaveChanged = false
         // From this writer's last event itself: it must still be there, unchanged (a restore or a failover
         // that lost commits would otherwise be chained over).
         // The writer knows its journal's id: no read of `meta` under the lock.
@@ -388,8 +393,9 @@ final class JournalWriter: @unchecked Sendable {
                 throw JournalError.corrupt("the shared journal has a gap or a stray key after #\(caughtUp.sequence)")
             }
             caughtUpFrontier.append(MerkleHashing.leafHash(record))
-            caughtUp = JournalHead(
-                sequence: caughtUp.sequence + 1, lastHash: SHA256Digest.hash(record), lastTime: try EventEnvelope(record: record).timestamp)
+            let envelope = try EventEnvelope(record: record)
+            if Self.signerEvents.contains(envelope.type) { signersMayHaveChanged = true }
+            caughtUp = JournalHead(sequence: caughtUp.sequence + 1, lastHash: SHA256Digest.hash(record), lastTime: envelope.timestamp)
             return true
         }
         guard sawHead else { throw JournalError.lostCommits(sequence: head.sequence, reason: "is gone") }
@@ -397,6 +403,10 @@ final class JournalWriter: @unchecked Sendable {
         head = caughtUp
         frontier = caughtUpFrontier
         published.withLock { $0.0 = caughtUp }
+        // Read under the lock only when needed: on a shared journal, most batches follow another writer's,
+        // and the read would be one more round trip for each. A batch that fails here is retried from its
+        // head before the catch-up, so the event that removed this writer's key is seen, and refused, again.
+        guard signersMayHaveChanged else { return }
         let signers = try layout.signers(in: transaction)
         if !signers.contains(signingKey.publicKey), let active = signers.first {
             // Rotated away by another process: this one must be restarted with the new key file.
