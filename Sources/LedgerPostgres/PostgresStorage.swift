@@ -45,6 +45,17 @@ public final class PostgresStorage: AwaitingStorage {
     /// How long a write transaction may sit idle (its writer gone) before PostgreSQL ends it.
     static let idleWriterSeconds = 30
 
+    /// Takes the journal's lock for the transaction, and sets the transaction's
+    /// `idle_in_transaction_session_timeout` in the same statement (as `SET LOCAL` would; one round
+    /// trip for both): a writer that dies (or is cut off) holding the lock has its transaction ended
+    /// by PostgreSQL once it has been idle ``idleWriterSeconds``, and the other writers go on.
+    static var journalLockStatement: PostgresQuery {
+        """
+        SELECT set_config('idle_in_transaction_session_timeout', \(String(idleWriterSeconds) + "s"), true), \
+        pg_advisory_xact_lock(\(journalLockKey))
+        """
+    }
+
     /// The most connections one store has at once by default for its writer and the reads that wait,
     /// and again for the awaited reads' pool: size PostgreSQL's `max_connections` for twice this times
     /// the nodes. A taker beyond it waits for one to be given back.
@@ -181,7 +192,8 @@ public final class PostgresStorage: AwaitingStorage {
             if create {
                 try session.run("BEGIN")
                 do {
-                    try session.run("SELECT pg_advisory_xact_lock(\(Self.journalLockKey))")
+                    // Under the journal lock, with its idle timeout, as a batch takes it.
+                    try session.run(Self.journalLockStatement)
                     try session.run(
                         """
                         CREATE TABLE IF NOT EXISTS authledger_entries (

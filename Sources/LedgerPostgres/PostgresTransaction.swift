@@ -631,19 +631,11 @@ final class PostgresTransaction: StorageWriteTransaction {
     }
 
     /// Sent, not waited for: the writer's next query (reading what other writers appended) runs after the
-    /// lock is granted, and waiting for both costs one round trip.
-    ///
-    /// A writer that dies (or is cut off) inside its batch holds the lock: the same statement sets the
-    /// transaction's `idle_in_transaction_session_timeout` (as `SET LOCAL` would; one statement, so one
-    /// round trip, for both), and PostgreSQL ends the transaction once it has been idle that long, so the
-    /// other writers go on. Only a transaction that holds the lock: a reader may pause between pages as
-    /// long as its consumer likes.
+    /// lock is granted, and waiting for both costs one round trip. The statement also bounds how long the
+    /// transaction may sit idle holding the lock (``PostgresStorage/journalLockStatement``). Only a
+    /// transaction that holds the lock: a reader may pause between pages as long as its consumer likes.
     func lockJournal() throws {
-        session.send(
-            """
-            SELECT set_config('idle_in_transaction_session_timeout', \(String(PostgresStorage.idleWriterSeconds) + "s"), true), \
-            pg_advisory_xact_lock(\(PostgresStorage.journalLockKey))
-            """)
+        session.send(PostgresStorage.journalLockStatement)
     }
 
     func commit() throws {

@@ -2,7 +2,7 @@ import AuthCore
 import AuthJournal
 import Foundation
 import LedgerCore
-import LedgerJournal
+@testable import LedgerJournal
 import LedgerMemory
 import LedgerPostgres
 import Synchronization
@@ -63,6 +63,33 @@ struct AwaitedReadTests {
             #expect(didWait)
             #expect(counting.statements == JournalReader.awaitedReadLimit, "it gave up at the limit")
             #expect(counting.latestReads(of: "value") == JournalReader.awaitedReadLimit)
+        }
+    }
+
+    @Test("two walks from one key, one of all entries and one of ten, then a key: answered awaited, each page read once a statement", arguments: ["memory", "PostgreSQL"])
+    func twoWalksFromOneKey(store: String) async throws {
+        try await withFilledJournal(store) { reader, counting in
+            let read: @Sendable (JournalSnapshot) throws -> [Int] = { snapshot in
+                // The store's own limited walk (as the Merkle tree's readers make), beside a whole one.
+                let table = try #require(snapshot.layout.projections["markers"])
+                var all = 0
+                try snapshot.transaction.forEach(in: table, from: nil) { _, _ in
+                    all += 1
+                    return true
+                }
+                var few = 0
+                try snapshot.transaction.forEach(in: table, from: nil, limit: 10) { _, _ in
+                    few += 1
+                    return true
+                }
+                return [all, few, try snapshot.projection("markers").get(Array("m0042".utf8))?.count ?? -1]
+            }
+            let answer = try await awaitedAnswer(of: read, by: reader, counting: counting)
+            #expect(answer == [markerCount, 10, "seen 42".utf8.count])
+            // Three pages and the key: before, the walk of ten noted a page of its own from the same key,
+            // which replaced the whole walk's first page, and the reader swung between the two.
+            #expect(counting.statements == 4)
+            #expect(counting.latestReads.count == 4)
         }
     }
 

@@ -69,10 +69,12 @@ final class FetchedReads: StorageReadTransaction {
         let key: [UInt8]
     }
 
-    /// A fetched page of entries, and whether it reached the table's end (fewer than asked for).
+    /// A fetched page of entries, the most it was asked for, and whether it reached the table's end
+    /// (fewer than asked for).
     private struct Page {
         let entries: [([UInt8], [UInt8])]
-        let reachesEnd: Bool
+        let limit: Int
+        var reachesEnd: Bool { entries.count < limit }
     }
 
     /// Entries read per page.
@@ -119,7 +121,7 @@ final class FetchedReads: StorageReadTransaction {
             case (.value(let table, let key), .value(let value)):
                 values[Key(table: table, key: key)] = .some(value)
             case (.entries(let table, let start, let limit), .entries(let entries)):
-                pages[Key(table: table, key: start)] = Page(entries: entries, reachesEnd: entries.count < limit)
+                pages[Key(table: table, key: start)] = Page(entries: entries, limit: limit)
             case (.last(let table), .last(let last)):
                 lasts[table] = .some(last)
             case (.count(let table), .count(let count)):
@@ -147,9 +149,12 @@ final class FetchedReads: StorageReadTransaction {
         var left = limit
         var from = start ?? []
         while left > 0 {
-            let read = AwaitedRead.entries(table: table, start: from, limit: min(left, Self.pageSize))
-            guard let page = pages[Key(table: table, key: from)] else { throw notFetched(read) }
-            use(read)
+            guard let page = pages[Key(table: table, key: from)] else {
+                throw notFetched(.entries(table: table, start: from, limit: min(left, Self.pageSize)))
+            }
+            // Used as it was read, whatever this walk's own limit: two walks from one key (one of a few
+            // entries, one of many) share its page, and the next statement reads it once, the same.
+            use(.entries(table: table, start: from, limit: page.limit))
             for (key, value) in page.entries.prefix(left) {
                 left -= 1
                 guard try body(key, value) else { return }
