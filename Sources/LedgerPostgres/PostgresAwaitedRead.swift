@@ -24,8 +24,8 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
         return try EntryQueries.answers(to: reads, in: await run(EntryQueries.together(reads)))
     }
 
-    /// Sends `query` and awaits its rows (and, the first time, the transaction's start); in a traced
-    /// request, the round trip is a span (`postgres.round_trip`), as a waited one is.
+    /// Sends `query` and awaits its rows; in a traced request, the round trip is a span
+    /// (`postgres.round_trip`), as a waited one is.
     private func run(_ query: PostgresQuery) async throws -> PostgresQueryResult {
         guard JournalTracing.isEnabled, ServiceContext.current != nil else { return try await roundTrip(query) }
         return try await withSpan("postgres.round_trip", ofKind: .client) { span in

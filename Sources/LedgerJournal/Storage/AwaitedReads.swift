@@ -88,14 +88,12 @@ final class FetchedReads: StorageReadTransaction {
 
     /// The reads the current attempt was answered, in the order it first made them.
     private(set) var used: [AwaitedRead] = []
-    private var usedSet: Set<AwaitedRead> = []
     /// The first read of the current attempt that was not answered.
     private(set) var missing: AwaitedRead?
 
     /// Starts an attempt: nothing used or missing yet.
     func beginAttempt() {
         used = []
-        usedSet = []
         missing = nil
     }
 
@@ -105,7 +103,8 @@ final class FetchedReads: StorageReadTransaction {
     }
 
     private func use(_ read: AwaitedRead) {
-        if usedSet.insert(read).inserted { used.append(read) }
+        // A few reads at most (``JournalReader/awaitedReadLimit``): a search of the list is enough.
+        if !used.contains(read) { used.append(read) }
     }
 
     /// Replaces what is held by the answers to `reads`, of one statement through `connection`.
