@@ -187,12 +187,16 @@ public final class AuthLedger: Sendable {
 
     /// Reads projections from one consistent snapshot, as ``read(_:)`` does, for request handlers: an
     /// LMDB read is a memory-mapped lookup, and runs in place; on PostgreSQL each read `body` asks for is
-    /// a statement, awaited (``JournalReader/read(awaiting:otherwise:)``: `body` runs again, from the
+    /// a statement, awaited (``JournalReader/read(awaiting:hint:otherwise:)``: `body` runs again, from the
     /// start, on the answers of a statement that reads what it used and what it asked for, so it must
     /// only read), or — when the store cannot await, or `body` reads too much — waited for on a thread of
     /// its own, not one of the few that run every task.
-    public func query<R: Sendable>(_ body: @escaping @Sendable (SnapshotStore) throws -> R) async throws -> R {
-        try await journal.reader.read(awaiting: { try body(SnapshotStore(snapshot: $0)) }) {
+    ///
+    /// - Parameter hint: a key under which the reads `body` makes are remembered from one query to the
+    ///   next (``LedgerJournal/AwaitedReadHints``), for a reader whose reads depend on each other: with
+    ///   the same reads, PostgreSQL then answers in one statement instead of one per read.
+    public func query<R: Sendable>(hint: [UInt8]? = nil, _ body: @escaping @Sendable (SnapshotStore) throws -> R) async throws -> R {
+        try await journal.reader.read(awaiting: { try body(SnapshotStore(snapshot: $0)) }, hint: hint) {
             try await readingStore { try self.read(body) }
         }
     }

@@ -6,6 +6,8 @@ import LedgerCore
 public final class JournalReader: Sendable {
     let storage: any JournalStorage
     let layout: JournalLayout
+    /// What awaited reads given a hint read last time (``read(awaiting:hint:otherwise:)``).
+    public let hints = AwaitedReadHints()
 
     /// Where the journal is (a directory, or a database address without its password).
     public var location: String { storage.location }

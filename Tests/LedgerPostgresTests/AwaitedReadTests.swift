@@ -93,6 +93,65 @@ struct AwaitedReadTests {
         }
     }
 
+    @Test("a hinted reader of three dependent keys: three statements the first time, one the next; another chain under the same hint answers right, one statement more per read it did not expect", arguments: ["memory", "PostgreSQL"])
+    func hintedReads(store: String) async throws {
+        try await withFilledJournal(store) { reader, counting in
+            // Each key's value names the next key: m(n) -> m(2n) -> m(4n).
+            func chain(from start: Int) -> @Sendable (JournalSnapshot) throws -> [String] {
+                { snapshot in
+                    let markers = try snapshot.projection("markers")
+                    var index = start
+                    var seen: [String] = []
+                    for _ in 0..<3 {
+                        let value = String(decoding: try markers.get(Array(marker(index).utf8)) ?? [], as: UTF8.self)
+                        seen.append(value)
+                        index = 2 * (Int(value.split(separator: " ").last ?? "") ?? 0)
+                    }
+                    return seen
+                }
+            }
+            let hint = Array("chain".utf8)
+            let first = try await awaitedAnswer(of: chain(from: 7), by: reader, counting: counting, hint: hint)
+            #expect(first == ["seen 7", "seen 14", "seen 28"])
+            #expect(counting.statements == 3, "one statement per dependent read: nothing remembered yet")
+            #expect(reader.hints.reads(for: hint).count == 3)
+
+            let again = try await awaitedAnswer(of: chain(from: 7), by: reader, counting: counting, hint: hint)
+            #expect(again == first)
+            #expect(counting.statements == 1, "the remembered reads in the first statement")
+
+            // What the hint names is not what this reader reads: answered right, as if there were no hint
+            // (a statement per read), and what it read replaces what was remembered.
+            let other = try await awaitedAnswer(of: chain(from: 9), by: reader, counting: counting, hint: hint)
+            #expect(other == ["seen 9", "seen 18", "seen 36"])
+            #expect(counting.statements == 4, "the remembered reads (unused), then one statement per read")
+            #expect(counting.latestReads.count == 3, "the remembered reads it did not use are not read again")
+            _ = try await awaitedAnswer(of: chain(from: 9), by: reader, counting: counting, hint: hint)
+            #expect(counting.statements == 1)
+
+            // A reader of one read gains nothing from a hint, and is not remembered.
+            let single = Array("single".utf8)
+            _ = try await awaitedAnswer(of: { try $0.projection("markers").get(Array(marker(1).utf8)) }, by: reader, counting: counting, hint: single)
+            #expect(reader.hints.reads(for: single).isEmpty)
+            #expect(reader.hints.count == 1)
+        }
+    }
+
+    @Test("hints are bounded: past their capacity, a key is forgotten for each one remembered")
+    func hintsBounded() {
+        let hints = AwaitedReadHints(capacity: 3)
+        let table = StorageTable(name: "t")
+        let reads = [AwaitedRead.value(table: table, key: [1]), .value(table: table, key: [2])]
+        for key in 0..<10 { hints.remember(reads, for: [UInt8(key)]) }
+        #expect(hints.count == 3)
+        #expect(hints.reads(for: [9]) == reads, "the newest is kept")
+        hints.remember(reads, for: [9])
+        #expect(hints.count == 3, "remembering a known key again makes no room")
+        hints.remember([reads[0]], for: [9])
+        #expect(hints.reads(for: [9]).isEmpty, "one read: forgotten")
+        #expect(hints.count == 2)
+    }
+
     @Test("a reader of more pages than one statement may hold is answered by the waited read instead", arguments: ["memory", "PostgreSQL"])
     func tooManyPagesWait(store: String) async throws {
         try await withFilledJournal(store) { reader, counting in
@@ -356,12 +415,12 @@ private struct AnsweredByWaiting: Error {}
 /// `body`'s answer, read awaiting: a read the store could not begin awaited is tried again after the
 /// pool's rest (``attemptsOnABusyMachine``), with `counting`'s counts reset; one never awaited is an issue.
 private func awaitedAnswer<R: Sendable>(
-    of body: @Sendable (JournalSnapshot) throws -> R, by reader: JournalReader, counting: CountingStorage
+    of body: @Sendable (JournalSnapshot) throws -> R, by reader: JournalReader, counting: CountingStorage, hint: [UInt8]? = nil
 ) async throws -> R {
     for attempt in 1...attemptsOnABusyMachine {
         counting.reset()
         do {
-            return try await reader.read(awaiting: body) { throw AnsweredByWaiting() }
+            return try await reader.read(awaiting: body, hint: hint) { throw AnsweredByWaiting() }
         } catch is AnsweredByWaiting {
             guard attempt < attemptsOnABusyMachine else { break }
             try await Task.sleep(for: .milliseconds(2_100))

@@ -1,9 +1,11 @@
+import Synchronization
+
 /// A store whose reads are round trips that a task can await (PostgreSQL), rather than wait for on a
 /// thread it blocks.
 ///
 /// The journal's readers are synchronous code — projections, the decision's inputs, the snapshot's own
 /// lookups — and stay so: they are shared with the replay tool and with LMDB, whose reads are lookups in
-/// a memory map. ``JournalReader/read(awaiting:otherwise:)`` runs such a reader against what one awaited
+/// a memory map. ``JournalReader/read(awaiting:hint:otherwise:)`` runs such a reader against what one awaited
 /// statement has answered: when the reader asks for something not answered yet, the attempt stops, and
 /// the task awaits one statement that reads everything the attempt used and the read it missed, all from
 /// one snapshot; the reader then runs again from the start on that statement's answers. The attempt that
@@ -192,6 +194,47 @@ public struct AwaitedReadMismatch: Error, CustomStringConvertible {
     public var description: String { "an awaited statement of \(reads) reads was answered with \(answers) answers of other kinds" }
 }
 
+/// The reads an awaited reader made the last time it answered, remembered under a key its caller
+/// chooses (the session a request presents, say), so that the next read under that key fetches them all
+/// in its first statement instead of learning them one statement at a time.
+///
+/// A hint only decides what the first statement fetches, never what is answered: the reader runs on the
+/// statement's answers as it always does, a remembered read it does not make is ignored, and one it makes
+/// that was not remembered costs a statement more, as without a hint. So a stale or wrong hint costs
+/// bytes, not correctness. Only readers that needed more than one read are remembered (a reader of one
+/// read gains nothing from a hint), and at most ``capacity`` keys, any one of them forgotten to make room.
+public final class AwaitedReadHints: Sendable {
+    /// The most keys remembered at once.
+    public let capacity: Int
+    private let remembered = Mutex<[[UInt8]: [AwaitedRead]]>([:])
+
+    public init(capacity: Int = 4_096) {
+        self.capacity = capacity
+    }
+
+    /// The reads remembered under `key` (none if it is not known).
+    public func reads(for key: [UInt8]) -> [AwaitedRead] {
+        remembered.withLock { $0[key] ?? [] }
+    }
+
+    /// Remembers `reads` under `key`, or forgets the key when they are one read or none.
+    func remember(_ reads: [AwaitedRead], for key: [UInt8]) {
+        remembered.withLock { remembered in
+            guard reads.count > 1 else {
+                remembered[key] = nil
+                return
+            }
+            if remembered[key] == nil, remembered.count >= capacity, let any = remembered.indices.first {
+                remembered.remove(at: any)
+            }
+            remembered[key] = reads
+        }
+    }
+
+    /// How many keys are remembered now.
+    public var count: Int { remembered.withLock { $0.count } }
+}
+
 extension JournalReader {
     /// The most statements one awaited read makes before it gives up and reads by waiting instead: a
     /// reader runs once more for each, and each statement reads again what the one before it read, so
@@ -210,42 +253,63 @@ extension JournalReader {
     /// ``awaitedReadLimit`` statements or a statement of more than ``awaitedPageLimit`` pages, or the
     /// store cannot begin an awaited read now (``ReadNotAwaited``), `otherwise` answers instead (a read
     /// that waits, on a thread that may wait).
+    ///
+    /// With a `hint`, the reads `body` made the last time it answered under that key (``hints``) are
+    /// fetched by the first statement, and the reads of this answer are remembered for the next: a
+    /// reader whose reads depend on each other (a session, then its user's consents) costs one statement
+    /// instead of one per read, as long as they stay the same.
     public func read<R: Sendable>(
-        awaiting body: (JournalSnapshot) throws -> R, otherwise: () async throws -> R
+        awaiting body: (JournalSnapshot) throws -> R, hint: [UInt8]? = nil, otherwise: () async throws -> R
     ) async throws -> R {
         guard let storage = storage as? any AwaitingStorage, storage.awaitsReads else { return try await otherwise() }
         let layout = self.layout
-        let answer: R?
+        let expected = hint.map { hints.reads(for: $0) } ?? []
+        let answer: (result: R, used: [AwaitedRead])?
         do {
-            answer = try await storage.readAwaiting { connection in try await Self.attempts(of: body, layout: layout, on: connection) }
+            answer = try await storage.readAwaiting { connection in
+                try await Self.attempts(of: body, layout: layout, expecting: expected, on: connection)
+            }
         } catch is ReadNotAwaited {
             answer = nil
         }
-        if let answer { return answer }
+        if let answer {
+            if let hint { hints.remember(answer.used, for: hint) }
+            return answer.result
+        }
         return try await otherwise()
     }
 
     /// Runs `body` on the answers of the latest statement through `connection`, until it answers having
-    /// used only those (its answer), or the limits are reached (`nil`).
+    /// used only those (its answer, and the reads it used), or the limits are reached (`nil`). The first
+    /// statement fetches the `expected` reads, if there are any; else `body` first runs on no answers.
     private static func attempts<R>(
-        of body: (JournalSnapshot) throws -> R, layout: JournalLayout, on connection: any AwaitedReadConnection
-    ) async throws -> R? {
+        of body: (JournalSnapshot) throws -> R, layout: JournalLayout, expecting expected: [AwaitedRead],
+        on connection: any AwaitedReadConnection
+    ) async throws -> (result: R, used: [AwaitedRead])? {
         let fetched = FetchedReads()
-        for statement in 0...awaitedReadLimit {
+        var statements = 0
+        if !expected.isEmpty, expected.count <= awaitedReadLimit, pages(in: expected) <= awaitedPageLimit {
+            try await fetched.fetch(expected, from: connection)
+            statements = 1
+        }
+        while true {
             fetched.beginAttempt()
             do {
                 let result = try body(JournalSnapshot(transaction: fetched, layout: layout))
-                if fetched.missing == nil { return result }
+                if fetched.missing == nil { return (result, fetched.used) }
             } catch {
                 // A read not answered is the attempt's end, whatever `body` made of it.
                 if fetched.missing == nil { throw error }
             }
-            guard let read = fetched.missing, statement < awaitedReadLimit else { break }
+            guard let read = fetched.missing, statements < awaitedReadLimit else { return nil }
             let reads = fetched.used + [read]
-            let pages = reads.count { if case .entries = $0 { true } else { false } }
-            guard pages <= awaitedPageLimit else { break }
+            guard pages(in: reads) <= awaitedPageLimit else { return nil }
             try await fetched.fetch(reads, from: connection)
+            statements += 1
         }
-        return nil
+    }
+
+    private static func pages(in reads: [AwaitedRead]) -> Int {
+        reads.count { if case .entries = $0 { true } else { false } }
     }
 }
