@@ -82,9 +82,11 @@ public final class PostgresStorage: AwaitingStorage {
     ///   - awaitedLeaseWait: how long an awaited read waits for a connection of its pool before it reads
     ///     by waiting instead (and the pool rests): a database that is down must fail requests at once,
     ///     not after postgres-nio's pool has tried to connect for a minute.
+    ///   - briefLock: whether batches may hold the journal lock for one round trip to the node where the
+    ///     server can (``BriefJournalLock``); `false` holds it for each batch's transaction.
     public init(
         address: PostgresAddress, maximumConnections: Int = defaultMaximumConnections, connectionWait: DispatchTimeInterval = .seconds(30),
-        awaitedLeaseWait: TimeAmount = .seconds(1), logger: Logger = Logger(label: "authledger.postgres")
+        awaitedLeaseWait: TimeAmount = .seconds(1), briefLock: Bool = true, logger: Logger = Logger(label: "authledger.postgres")
     ) throws(JournalError) {
         self.address = address
         self.logger = logger
@@ -121,7 +123,11 @@ public final class PostgresStorage: AwaitingStorage {
             awaitedReads = nil
         }
         do {
-            give(back: try take())
+            let connection = try take()
+            if briefLock {
+                briefLockReady.store(briefLockAvailable(PostgresSession(connection: connection, logger: logger)), ordering: .relaxed)
+            }
+            give(back: connection)
         } catch {
             Self.shutDown(group, after: awaitedReads)
             throw .storage(error)
@@ -232,11 +238,54 @@ public final class PostgresStorage: AwaitingStorage {
     }
 
     public func beginWrite() throws -> any StorageWriteTransaction {
-        let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits)
-        session.send("BEGIN")
-        // The journal lock's statement also bounds how long the transaction may sit idle holding it
-        // (``PostgresTransaction/lockJournal()``).
+        let briefly = holdsLockBriefly
+        let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits, holdsLockBriefly: briefly)
+        // A batch that holds the lock for its transaction: the lock's statement also bounds how long the
+        // transaction may sit idle holding it (``PostgresTransaction/lockJournal()``). One that holds it
+        // for the session opens a transaction only if it must (``BriefJournalLock``).
+        if !briefly { session.send("BEGIN") }
         return PostgresTransaction(storage: self, session: session)
+    }
+
+    /// Whether batches hold the journal lock for one round trip to the node (``BriefJournalLock``): the
+    /// server is PostgreSQL 14 or later and has the store's function and procedure, and the store was
+    /// not made with `briefLock: false`.
+    public var holdsLockBriefly: Bool { briefLockReady.load(ordering: .relaxed) }
+    private let briefLockReady = Atomic<Bool>(false)
+
+    /// Whether the server at the other end of `session` can hold the lock briefly: PostgreSQL 14 or
+    /// later, with the objects of ``BriefJournalLock`` (created now, under the journal lock, if they are
+    /// missing). A server where they cannot be created (no privilege, a standby) holds it for batches'
+    /// transactions, as before.
+    private func briefLockAvailable(_ session: PostgresSession) -> Bool {
+        do {
+            guard let version = try session.run("SHOW server_version_num").first.map({ try $0.decode(String.self) }).flatMap(Int.init),
+                version >= BriefJournalLock.oldestServer
+            else { return false }
+            if try session.run(BriefJournalLock.objectsExist).first?.decode(Bool.self) == true { return true }
+            try session.run("BEGIN")
+            do {
+                try session.run(Self.journalLockStatement)
+                for statement in BriefJournalLock.creation { try session.run(statement) }
+                try session.run("COMMIT")
+            } catch {
+                _ = try? session.run("ROLLBACK")
+                throw error
+            }
+            return true
+        } catch {
+            logger.notice(
+                "batches hold the journal lock for their transactions: the store's function and procedure cannot be created",
+                metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Closes `connection`, taken by ``take()``, instead of keeping it: it may hold the journal lock for
+    /// its session (``BriefJournalLock``), which closing lets go of.
+    func discard(_ connection: PostgresConnection) {
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+        inUse.signal()
     }
 
     /// Nothing to fix here: a failed batch is failed (the server answers 503 and the next batch tries

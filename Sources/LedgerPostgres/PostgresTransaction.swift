@@ -46,10 +46,49 @@ final class PostgresSession {
     /// Counts this session's waits made by a caller running a Swift task (``JournalStorage/waitsInTasks``).
     private let waitsInTasks: WaitsInTasks?
 
-    init(connection: PostgresConnection, logger: Logger, waitsInTasks: WaitsInTasks? = nil) {
+    /// Whether this session's batch holds the journal lock for the session rather than for a transaction
+    /// (``BriefJournalLock``): it then opens a transaction only when a write must go out before its end.
+    let holdsLockBriefly: Bool
+    /// The session's lock was asked for (``lockBriefly()``) and its statement not sent yet: it goes out
+    /// with the next statement, or as part of the catch-up's read (``runRange(in:from:after:limit:)``).
+    private var lockPending = false
+    /// The session's lock statement was sent: the connection may hold the lock, and is not reused unless
+    /// the unlock succeeded.
+    private(set) var lockSent = false
+    /// Whether a transaction is open: from `BEGIN`, sent by the store for a batch that holds the lock for
+    /// its transaction, and by this session before the first write that must go out early otherwise.
+    private(set) var transactionOpen: Bool
+
+    init(connection: PostgresConnection, logger: Logger, waitsInTasks: WaitsInTasks? = nil, holdsLockBriefly: Bool = false) {
         self.connection = connection
         self.logger = logger
         self.waitsInTasks = waitsInTasks
+        self.holdsLockBriefly = holdsLockBriefly
+        self.transactionOpen = !holdsLockBriefly
+    }
+
+    /// Asks for the journal lock for the session; taken by the next statement.
+    func lockBriefly() {
+        precondition(holdsLockBriefly && !lockSent)
+        lockPending = true
+    }
+
+    /// Sends what must precede a statement: the session's lock, if asked for and not sent; and, before a
+    /// statement that writes, `BEGIN` (with the transaction's idle timeout) when no transaction is open.
+    private func prepare(writing: Bool) {
+        if lockPending {
+            lockPending = false
+            lockSent = true
+            pending.append(connection.query(BriefJournalLock.lock, logger: logger))
+        }
+        if writing, !transactionOpen {
+            transactionOpen = true
+            pending.append(connection.query("BEGIN", logger: logger))
+            pending.append(
+                connection.query(
+                    "SELECT set_config('idle_in_transaction_session_timeout', \(String(PostgresStorage.idleWriterSeconds) + "s"), true)",
+                    logger: logger))
+        }
     }
 
     private struct StagedKey: Hashable {
@@ -191,15 +230,28 @@ final class PostgresSession {
         }
     }
 
-    /// Runs `page`, a range read (``EntryQueries/page(in:from:after:limit:)``), after everything sent, and
-    /// returns its entries; a prefetch still unsent goes in the same statement (`UNION ALL`), and its rows
-    /// are kept.
-    func runRange(_ page: PostgresQuery) throws -> [([UInt8], [UInt8])] {
-        guard let entries = unsentPrefetch else { return try EntryQueries.entries(of: run(page)) }
-        unsentPrefetch = nil
-        // The page's rows have no table (NULL); the prefetched entries name theirs.
-        let combined = Self.adding(entries, to: page) { page, prefetch in
-            "SELECT NULL::text, key, value FROM (\(page)) AS page UNION ALL \(prefetch)"
+    /// Runs a range read (``EntryQueries/page(in:from:after:limit:)``) after everything sent, and returns
+    /// its entries; a prefetch still unsent goes in the same statement (`UNION ALL`), and its rows are
+    /// kept. When the session's lock is still to be taken, the statement takes it first, and reads after
+    /// it (``BriefJournalLock/lockAndRead(page:from:after:limit:wanted:)``).
+    func runRange(in table: String, from start: [UInt8], after: Bool, limit: Int) throws -> [([UInt8], [UInt8])] {
+        let page = EntryQueries.page(in: table, from: start, after: after, limit: limit)
+        let combined: PostgresQuery
+        let entries = unsentPrefetch ?? []
+        if lockPending, holdsLockBriefly {
+            lockPending = false
+            lockSent = true
+            unsentPrefetch = nil
+            let (tables, keys, _) = Self.columns(entries.map { ($0, []) })
+            combined = BriefJournalLock.lockAndRead(page: table, from: start, after: after, limit: limit, wanted: (tables, keys))
+        } else if unsentPrefetch != nil {
+            unsentPrefetch = nil
+            // The page's rows have no table (NULL); the prefetched entries name theirs.
+            combined = Self.adding(entries, to: page) { page, prefetch in
+                "SELECT NULL::text, key, value FROM (\(page)) AS page UNION ALL \(prefetch)"
+            }
+        } else {
+            return try EntryQueries.entries(of: run(page))
         }
         var pageRows: [([UInt8], [UInt8])] = []
         var found: [(String, ByteBuffer, ByteBuffer)] = []
@@ -276,6 +328,7 @@ final class PostgresSession {
     /// with its level.
     private func sendStaged(throughInnermost: Bool = false) {
         guard stagedCount > 0 || throughInnermost else { return }
+        prepare(writing: true)
         let lastWithWrites = layers.lastIndex { !$0.isEmpty } ?? 0
         let through = throughInnermost ? layers.count - 1 : lastWithWrites
         for index in layers.indices where index <= through {
@@ -365,6 +418,7 @@ final class PostgresSession {
     }
 
     private func sendNow(_ query: PostgresQuery) {
+        prepare(writing: false)
         pending.append(connection.query(query, logger: logger))
         if pending.count >= Self.maximumPending {
             do { try flush() } catch { deferredError = deferredError ?? error }
@@ -461,6 +515,35 @@ final class PostgresSession {
         if let firstError { throw PostgresStorageError(firstError, doing: "writing") }
     }
 
+    /// Ends a batch that holds the journal lock for the session (``holdsLockBriefly``): when no
+    /// transaction had to be opened, its staged writes, its commit and the lock's release are one
+    /// statement (``BriefJournalLock/commitAndUnlock(appends:upserts:extensions:)``); else `COMMIT`, then
+    /// the unlock. Any failure leaves the lock held: the caller closes the connection.
+    func commitBriefly() throws {
+        precondition(holdsLockBriefly && layers.count == 1, "only the batch's own level is left at its commit")
+        prepare(writing: false)
+        if !transactionOpen, lockSent {
+            let layer = layers[0]
+            let query = BriefJournalLock.commitAndUnlock(
+                appends: Self.columns(layer.appends), upserts: Self.columns(layer.upserts.map { ($0.key, $0.value) }),
+                extensions: Self.columns(layer.extensions.map { ($0.key, $0.value) }))
+            discardStaged()
+            try runAfterPending(query)
+            lockSent = false
+            return
+        }
+        prepare(writing: true)
+        // COMMIT of a transaction that failed is answered ROLLBACK, not an error.
+        guard try run("COMMIT").metadata.command == "COMMIT" else {
+            throw PostgresStorageError(message: "the transaction was rolled back by the server", doing: "committing")
+        }
+        transactionOpen = false
+        if lockSent {
+            try run(BriefJournalLock.unlock)
+            lockSent = false
+        }
+    }
+
     private var savepoints = 0
 
     /// A savepoint number not used before in this session.
@@ -519,6 +602,7 @@ final class PostgresSession {
     }
 
     private func roundTrip(_ query: PostgresQuery, deadline: TimeAmount) throws -> PostgresQueryResult {
+        prepare(writing: false)
         let reply = connection.query(query, logger: logger)
         return try withinDeadline(deadline) {
             try collectReplies()
@@ -577,7 +661,7 @@ final class PostgresTransaction: StorageWriteTransaction {
         var from = start ?? []
         var after = false
         while true {
-            let rows = try session.runRange(EntryQueries.page(in: table.name, from: from, after: after, limit: page))
+            let rows = try session.runRange(in: table.name, from: from, after: after, limit: page)
             for (key, value) in rows {
                 from = key
                 guard try body(key, value) else { return }
@@ -635,7 +719,11 @@ final class PostgresTransaction: StorageWriteTransaction {
     /// transaction may sit idle holding the lock (``PostgresStorage/journalLockStatement``). Only a
     /// transaction that holds the lock: a reader may pause between pages as long as its consumer likes.
     func lockJournal() throws {
-        session.send(PostgresStorage.journalLockStatement)
+        if session.holdsLockBriefly {
+            session.lockBriefly()
+        } else {
+            session.send(PostgresStorage.journalLockStatement)
+        }
     }
 
     func commit() throws {
@@ -643,6 +731,17 @@ final class PostgresTransaction: StorageWriteTransaction {
         ended = true
         if depth > 0 {
             session.commitLevel()
+            return
+        }
+        if session.holdsLockBriefly {
+            do {
+                try session.commitBriefly()
+            } catch {
+                // The lock may still be the session's: it goes with the connection.
+                storage.discard(session.connection)
+                throw error
+            }
+            storage.give(back: session.connection)
             return
         }
         do {
@@ -675,6 +774,12 @@ final class PostgresTransaction: StorageWriteTransaction {
             return
         }
         session.discardStaged()
+        if session.holdsLockBriefly, session.lockSent || session.transactionOpen {
+            // The session's lock, and its transaction if one was opened, go with the connection: closing
+            // it lets go of both at once, where a rollback would leave the lock held.
+            storage.discard(session.connection)
+            return
+        }
         session.discardPending()
         // A connection that broke has nothing to roll back: PostgreSQL did it when it went.
         if !session.connection.isClosed {

@@ -70,15 +70,23 @@ struct InteropTests {
         let port = try freeLoopbackPort()
         let base = "http://127.0.0.1:\(port)/"
         let harness = try await ServerHarness(tenant: tenant, issuer: base)
-        let application = harness.server.application(host: "127.0.0.1", port: port)
+        // The script starts once this server listens: a port that is only listening (another test's
+        // server took it first) is not enough, since the script would talk to that server.
+        let (running, runningNow) = AsyncStream<Void>.makeStream()
+        let application = harness.server.application(host: "127.0.0.1", port: port) { _ in
+            runningNow.yield()
+            runningNow.finish()
+        }
         let command = [Self.root.appendingPathComponent("tools/interop/\(script)").path, base] + arguments
         let output: String? = try await withThrowingTaskGroup(of: String?.self) { group -> String? in
             group.addTask {
+                defer { runningNow.finish() }
                 try await application.runService()
                 return nil
             }
             group.addTask {
-                try await waitUntilListening(port: port)
+                var started = running.makeAsyncIterator()
+                guard await started.next() != nil else { return nil }
                 return try await Self.python(command)
             }
             defer { group.cancelAll() }
@@ -132,20 +140,3 @@ func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// Polls until something accepts connections on `port` (at most 10 s).
-func waitUntilListening(port: Int) async throws {
-    for _ in 0..<200 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        close(fd)
-        if connected == 0 { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw POSIXError(.ETIMEDOUT)
-}

@@ -20,12 +20,14 @@ let testServer = ProcessInfo.processInfo.environment["AUTHLEDGER_TEST_POSTGRES"]
     .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"),
     .serialized)
 struct SharedJournalTests {
-    @Test("two writers on one database append concurrently: one gap-free chain that verifies, every event once")
-    func twoWritersOneChain() async throws {
+    @Test(
+        "two writers on one database append concurrently: one gap-free chain that verifies, every event once (each holding the lock briefly, for its transactions, or one of each)",
+        arguments: [(true, true), (false, false), (true, false)])
+    func twoWritersOneChain(briefly: (Bool, Bool)) async throws {
         let database = try await TestDatabase()
         let key = TemporaryKey()
-        let nodeA = try database.openJournal(key: key.path)
-        let nodeB = try database.openJournal(key: key.path)
+        let nodeA = try database.openJournal(key: key.path, briefLock: briefly.0)
+        let nodeB = try database.openJournal(key: key.path, briefLock: briefly.1)
         #expect(nodeA.journalID == nodeB.journalID)
 
         let receipts = try await withThrowingTaskGroup(of: [(String, UInt64)].self) { group in
@@ -61,12 +63,12 @@ struct SharedJournalTests {
         }
     }
 
-    @Test("a claim made in a projection at one writer is seen by the other: exactly one of many concurrent claims wins")
-    func exactlyOnceAcrossWriters() async throws {
+    @Test("a claim made in a projection at one writer is seen by the other: exactly one of many concurrent claims wins (the lock held briefly, or for transactions)", arguments: [true, false])
+    func exactlyOnceAcrossWriters(briefly: Bool) async throws {
         struct AlreadyClaimed: Error {}
         let database = try await TestDatabase()
         let key = TemporaryKey()
-        let writers = try (0..<3).map { _ in try database.openJournal(key: key.path, projections: ["claims"]) }
+        let writers = try (0..<3).map { _ in try database.openJournal(key: key.path, projections: ["claims"], briefLock: briefly) }
         for round in 0..<5 {
             let claim = Array("code-\(round)".utf8)
             let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -156,11 +158,11 @@ struct SharedJournalTests {
         #expect(signedBy == written.map(\.1))
     }
 
-    @Test("a writer whose last event is gone from the database (a restore, a failover that lost commits) stops appending")
-    func lostCommitDetected() async throws {
+    @Test("a writer whose last event is gone from the database (a restore, a failover that lost commits) stops appending, and leaves the lock free (held briefly, or for transactions)", arguments: [true, false])
+    func lostCommitDetected(briefly: Bool) async throws {
         let database = try await TestDatabase()
         let key = TemporaryKey()
-        let journal = try database.openJournal(key: key.path)
+        let journal = try database.openJournal(key: key.path, briefLock: briefly)
         let last = try await journal.append(draft("will be lost"))
         try await database.execute("DELETE FROM authledger_entries WHERE tbl = 'events' AND key = '\\x\(Hex.encode(last.sequence.bigEndianBytes))'::bytea")
         #expect(journal.appendingStopped == nil)
@@ -173,6 +175,13 @@ struct SharedJournalTests {
         #expect(journal.appendingStopped != nil)
         // For good: another append fails the same way without asking the store.
         await #expect(throws: JournalError.self) { try await journal.append(draft("still refused")) }
+        // The failed batches let go of the lock (a brief one with its connection, as PostgreSQL sees it close).
+        var held = try await database.texts(Self.heldAdvisoryLocks)
+        for _ in 0..<50 where !held.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+            held = try await database.texts(Self.heldAdvisoryLocks)
+        }
+        #expect(held.isEmpty)
         await journal.close()
     }
 
@@ -263,11 +272,12 @@ struct SharedJournalTests {
         #expect(try storage.read { _ in true }, "a new connection serves")
     }
 
-    @Test("a writer gone silent while holding the journal lock is ended by PostgreSQL after the writers' idle timeout (30 s): another writer then commits, and the silent one's commit fails")
-    func silentLockHolderEnded() async throws {
+    @Test("a writer gone silent while holding the journal lock is ended by PostgreSQL after the writers' idle timeout (30 s): another writer then commits, and the silent one's commit fails (the lock held for the session, idle; or for its transaction, idle in it)", arguments: [true, false])
+    func silentLockHolderEnded(briefly: Bool) async throws {
         let database = try await TestDatabase()
-        let holderStore = try database.storage()
-        let otherStore = try database.storage()
+        let holderStore = try database.storage(briefLock: briefly)
+        let otherStore = try database.storage(briefLock: briefly)
+        #expect(holderStore.holdsLockBriefly == briefly, "the test server runs PostgreSQL 14 or later")
         defer {
             holderStore.close()
             otherStore.close()
@@ -293,7 +303,7 @@ struct SharedJournalTests {
             try await database.execute(
                 """
                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle in transaction'
+                WHERE datname = current_database() AND pid <> pg_backend_pid() AND state IN ('idle', 'idle in transaction')
                 """)
         }
         try await committed.value
@@ -308,6 +318,42 @@ struct SharedJournalTests {
         #expect(try otherStore.read { try $0.get([2], in: table) } == [2])
         #expect(try otherStore.read { try $0.get([1], in: table) } == nil)
     }
+
+    @Test("a batch holding the lock briefly: while the writer works it out, the lock is its session's and no transaction is open; after its commit no one holds the lock")
+    func briefLockHeldBetweenStatements() async throws {
+        let database = try await TestDatabase()
+        let key = TemporaryKey()
+        let journal = try database.openJournal(key: key.path, projections: ["claims"])
+        let lockQuery = Self.heldAdvisoryLocks
+        let seenInBatch = try await journal.transact { transaction -> [String] in
+            try transaction.projection("claims").put([1], for: [1])
+            try transaction.append(draft("claimed"))
+            // The writer's own thread: it may wait here for the other connection's answer.
+            let answer = Mutex<Result<[String], any Error>?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                let result: Result<[String], any Error>
+                do { result = .success(try await database.texts(lockQuery)) } catch { result = .failure(error) }
+                answer.withLock { $0 = result }
+                done.signal()
+            }
+            done.wait()
+            return try answer.withLock { $0! }.get()
+        }
+        #expect(seenInBatch == ["advisory idle"], "held by a session with no transaction open")
+        #expect(try await database.texts(lockQuery).isEmpty, "let go of with the commit")
+        // The function plans its reads at every call: a plan kept from when the table was small scans all of it.
+        #expect(try await database.texts("SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = 'authledger_lock_read_v1'")
+            == ["plan_cache_mode=force_custom_plan"])
+        #expect(try database.verified().eventCount == 2)
+        await journal.close()
+    }
+
+    /// The advisory locks held in the test's database now, each with the state of the session holding it.
+    static let heldAdvisoryLocks = """
+        SELECT l.locktype || ' ' || a.state FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+        WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+        """
 
     /// Runs `body`, which may wait long, on a thread of its own.
     private static func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
@@ -440,8 +486,11 @@ struct TestDatabase: Sendable {
 
     /// A store of this database. Its awaited reads wait up to 30 s for a connection (not 1 s): the
     /// suites run in parallel on 2 cores, and a lease that gives up makes a read wait instead, which the
-    /// awaited reads' tests would see as a failure.
-    func storage() throws -> PostgresStorage { try PostgresStorage(address: address, awaitedLeaseWait: .seconds(30)) }
+    /// awaited reads' tests would see as a failure. With `briefLock: false`, its batches hold the
+    /// journal lock for their transactions even where the server could let them hold it briefly.
+    func storage(briefLock: Bool = true) throws -> PostgresStorage {
+        try PostgresStorage(address: address, awaitedLeaseWait: .seconds(30), briefLock: briefLock)
+    }
 
     /// The report of verifying this database's journal with `trust` (a failure throws).
     func verified(trust: JournalVerifier.Trust = .genesisKey) throws -> VerificationReport {
@@ -450,10 +499,10 @@ struct TestDatabase: Sendable {
         return try reader.verify(trust: trust).get()
     }
 
-    func openJournal(key: String, projections: [String] = []) throws -> Journal {
+    func openJournal(key: String, projections: [String] = [], briefLock: Bool = true) throws -> Journal {
         var configuration = Journal.Configuration(keyFile: key)
         configuration.projections = projections
-        return try Journal.open(configuration, storage: try storage())
+        return try Journal.open(configuration, storage: try storage(briefLock: briefLock))
     }
 }
 
@@ -506,6 +555,21 @@ struct PostgresTLSTests {
 
 extension TestDatabase {
     /// Runs `sql` on this test's database, as someone with direct access to it would.
+    /// The first column of `sql`'s rows, as text, on a connection of its own.
+    func texts(_ sql: String) async throws -> [String] {
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(
+                host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
+                tls: .disable),
+            id: 4, logger: Logger(label: "test"))
+        var texts: [String] = []
+        for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test")) {
+            texts.append(try row.decode(String.self))
+        }
+        try await connection.close()
+        return texts
+    }
+
     func execute(_ sql: String) async throws {
         let connection = try await PostgresConnection.connect(
             configuration: .init(

@@ -29,25 +29,26 @@ struct StoreContractTests {
         try checkNestedSemantics(storage)
     }
 
-    @Test("nested transactions, PostgreSQL (savepoints sent only when needed)", .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
-    func nestedPostgres() async throws {
+    @Test("nested transactions, PostgreSQL (savepoints sent only when needed; the journal lock held briefly, or for transactions)",
+          .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"), arguments: [true, false])
+    func nestedPostgres(briefly: Bool) async throws {
         let database = try await TestDatabase()
-        let storage = try database.storage()
+        let storage = try database.storage(briefLock: briefly)
         defer { storage.close() }
         try checkNestedSemantics(storage)
     }
 
-    @Test("prefetched reads answer as reads would, after the transaction's own writes and deletes too", arguments: ["memory", "LMDB", "PostgreSQL"])
+    @Test("prefetched reads answer as reads would, after the transaction's own writes and deletes too", arguments: ["memory", "LMDB", "PostgreSQL", transactionLockStore])
     func prefetch(store: String) async throws {
         try await withStore(named: store, check: checkPrefetch)
     }
 
-    @Test("extended values: bytes appended to what is stored, staged, written or absent, in requests kept and undone", arguments: ["memory", "LMDB", "PostgreSQL"])
+    @Test("extended values: bytes appended to what is stored, staged, written or absent, in requests kept and undone", arguments: ["memory", "LMDB", "PostgreSQL", transactionLockStore])
     func extend(store: String) async throws {
         try await withStore(named: store, check: checkExtend)
     }
 
-    @Test("a range read of at most a number of entries: from a key, in key order, stopped by its limit or by the body", arguments: ["memory", "LMDB", "PostgreSQL"])
+    @Test("a range read of at most a number of entries: from a key, in key order, stopped by its limit or by the body", arguments: ["memory", "LMDB", "PostgreSQL", transactionLockStore])
     func limitedRange(store: String) async throws {
         try await withStore(named: store, check: checkLimitedRange)
     }
@@ -66,11 +67,11 @@ struct StoreContractTests {
         try await checkJournal(storage: try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 0), keyFile: key.path)
     }
 
-    @Test("the journal on PostgreSQL: concurrent appends, one chain that verifies, every event where its receipt says",
-          .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"))
-    func journalPostgres() async throws {
+    @Test("the journal on PostgreSQL: concurrent appends, one chain that verifies, every event where its receipt says (the lock held briefly, or for transactions)",
+          .enabled(if: testServer != nil, "AUTHLEDGER_TEST_POSTGRES names no PostgreSQL server"), arguments: [true, false])
+    func journalPostgres(briefly: Bool) async throws {
         let key = TemporaryKey()
-        try await checkJournal(storage: try TestDatabase().storage(), keyFile: key.path)
+        try await checkJournal(storage: try TestDatabase().storage(briefLock: briefly), keyFile: key.path)
     }
 }
 
@@ -122,13 +123,17 @@ private func withStore(named store: String, check: (any JournalStorage) throws -
     case "LMDB": storage = try LMDBStorage(writingTo: directory, initialMapSize: 8 << 20, tables: 1)
     default:
         guard testServer != nil else { return }
-        storage = try await TestDatabase().storage()
+        storage = try await TestDatabase().storage(briefLock: store != transactionLockStore)
     }
     defer { storage.close() }
     try check(storage)
 }
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+/// The name of a PostgreSQL store whose batches hold the journal lock for their transactions, beside
+/// `PostgreSQL`, which holds it briefly (``BriefJournalLock``) on a server that can.
+private let transactionLockStore = "PostgreSQL, lock held by transactions"
 
 private func contents(_ transaction: any StorageReadTransaction, _ table: StorageTable) throws -> [String: String] {
     var found: [String: String] = [:]
