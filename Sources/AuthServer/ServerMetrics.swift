@@ -107,6 +107,11 @@ final class ServerMetrics: Sendable {
               journal.batchesCommitted == 0 ? 0 : Double(journal.requestsCommitted) / Double(journal.batchesCommitted))
         gauge("batch_size", "max", "Most requests in one commit since start.", Double(journal.largestBatch))
         gauge("failed_commits", "", "Commits that failed (nothing from them was issued).", Double(journal.batchesFailed))
+        func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+        gauge("lock_wait_and_catch_up", "seconds", "Shared journal: committed batches' time from asking for the journal lock to the end of the catch-up read.",
+              seconds(journal.lockWaitAndCatchUp))
+        gauge("under_lock_after_catch_up", "seconds", "Shared journal: committed batches' time under the journal lock after the catch-up read (their work and commit).",
+              seconds(journal.underLockAfterCatchUp))
         gauge("store_waits_in_tasks", "", "Times a task waited on its thread for the store's I/O (PostgreSQL) since start: each held a thread that runs every task.",
               Double(storeWaitsInTasks))
         if let nice = journal.writerNiceValue {

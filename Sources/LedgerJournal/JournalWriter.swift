@@ -180,6 +180,10 @@ final class JournalWriter: @unchecked Sendable {
                     $0.requestsCommitted += batch.count
                     $0.storageRetries += retries
                     $0.largestBatch = max($0.largestBatch, batch.count)
+                    if let (untilCaughtUp, thenCommitted) = outcome.shared {
+                        $0.lockWaitAndCatchUp += untilCaughtUp
+                        $0.underLockAfterCatchUp += thenCommitted
+                    }
                 }
                 for (request, result) in zip(batch, outcome.results) { request.complete(result) }
                 if let checkpoint = outcome.checkpoint {
@@ -234,6 +238,10 @@ final class JournalWriter: @unchecked Sendable {
         var results: [Result<any Sendable, any Error>]
         var head: JournalHead
         var frontier: MerkleFrontier
+        /// On shared storage: from the lock's request to the end of the catch-up (the wait for the lock,
+        /// and the catch-up's read), and from there to the end of the commit (the batch's work and its
+        /// commit, all under the lock).
+        var shared: (untilCaughtUp: Duration, thenCommitted: Duration)?
         var signingKey: Ed25519SigningKey
         var checkpoint: SignedCheckpoint?
         var witnessRequested: Bool
@@ -247,6 +255,9 @@ final class JournalWriter: @unchecked Sendable {
         let transaction = try storage.beginWrite()
         var finished = false
         defer { if !finished { transaction.abort() } }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var caughtUp: ContinuousClock.Instant?
         if storage.isShared {
             try transaction.lockJournal()
             // The entries the batch's requests announced they read, fetched at once: sent behind the lock and
@@ -257,6 +268,7 @@ final class JournalWriter: @unchecked Sendable {
             }
             if !reads.isEmpty { try transaction.prefetch(reads) }
             try catchUp(transaction)
+            caughtUp = clock.now
         }
 
         let now = max(configuration.clock(), head.lastTime)
@@ -359,7 +371,8 @@ final class JournalWriter: @unchecked Sendable {
         finished = true
         try transaction.commit()
         return Outcome(
-            results: results, head: newHead, frontier: newFrontier, signingKey: context.cursor.signingKey,
+            results: results, head: newHead, frontier: newFrontier,
+            shared: caughtUp.map { ($0 - started, clock.now - $0) }, signingKey: context.cursor.signingKey,
             checkpoint: checkpoint, witnessRequested: checkpointRequested)
     }
 
@@ -453,6 +466,13 @@ public struct JournalStatistics: Sendable, Equatable {
     public var batchesFailed = 0
     /// Batches tried again after the store fixed what made them fail (LMDB's map grown when full).
     public var storageRetries = 0
+    /// On shared storage, the committed batches' time from asking for the journal lock to the end of
+    /// the catch-up: the wait for other nodes' batches, and the first statement under the lock.
+    public var lockWaitAndCatchUp: Duration = .zero
+    /// On shared storage, the committed batches' time from the end of the catch-up to the end of the
+    /// commit: the rest of each batch's hold of the journal lock (its requests, chaining, checkpoint,
+    /// and the statement that commits), as this node sees it.
+    public var underLockAfterCatchUp: Duration = .zero
     /// The nice value the writer thread runs at (``Journal/Configuration/writerNiceValue`` if the process
     /// may take it), once the writer has started; `nil` before, or where the system does not say.
     public var writerNiceValue: Int32?

@@ -76,6 +76,7 @@ struct JournalTests {
         let statistics = journal.statistics
         #expect(statistics.batchesCommitted < tasks * perTask / 2, "appends should share write transactions")
         #expect(statistics.largestBatch > 1)
+        #expect(statistics.lockWaitAndCatchUp == .zero && statistics.underLockAfterCatchUp == .zero, "a store of its own has no journal lock")
         await journal.close()
         let result = try JournalReader(directory: directory.journal).verify(trust: .genesisKey)
         #expect(try result.get().eventCount == UInt64(1 + tasks * perTask))

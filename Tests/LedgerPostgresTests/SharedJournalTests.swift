@@ -346,6 +346,9 @@ struct SharedJournalTests {
         #expect(try await database.texts("SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = 'authledger_lock_read_v1'")
             == ["plan_cache_mode=force_custom_plan"])
         #expect(try database.verified().eventCount == 2)
+        // The writer timed the batch's wait and catch-up, and its time under the lock after (the wait above, at least).
+        #expect(journal.statistics.lockWaitAndCatchUp > .zero)
+        #expect(journal.statistics.underLockAfterCatchUp > .zero)
         await journal.close()
     }
 

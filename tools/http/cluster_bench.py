@@ -36,6 +36,14 @@ its bottleneck (the first that holds, then any other that also does; see bottlen
   5. else whichever of the authledger nodes and PostgreSQL used more CPU.
 A last line names the bottleneck of the largest configuration beside its rate relative to one node.
 
+The journal lock's ceiling (batches per second it can pass x events per batch) is measured from the nodes'
+own writer counters (GET /metrics before and after each run: commits, the requests they carried, and the
+time each committed batch spent from asking for the lock to the end of its catch-up, then from there to the
+end of its commit, which is under the lock): "lock" lines give batches per second, requests and events per
+batch, both times per batch, and the ceiling 1 / (time under the lock after the catch-up) x events per batch
+beside the events per second measured. The first statement's own time under the lock (from the grant to its
+reply) is not in that time: the ceiling is an upper bound.
+
 With --cpu-quota CORES (for example 0.3), every node runs in a cgroup of its own (cgroup v1, the cpu
 controller: cpu.cfs_quota_us = CORES x cpu.cfs_period_us), so each node has the CPU share of a small separate
 machine while PostgreSQL, wrk and this script stay uncapped: the honest way to model separate machines on one
@@ -48,7 +56,7 @@ Every line of the results starts with "cluster: " (tools/bench_summary.py reads 
   cluster: healthz       LMDB 1 node   <rate>/s  1.00x healthz
   cluster: /authorize    <LMDB 1 node | PG n node(s)>  <rate>/s  <ratio>x healthz  ...
   cluster: /oauth/token  ...
-  cluster: cpu / cluster: postgres / cluster: bottleneck / cluster: log  (details of each run)
+  cluster: cpu / cluster: postgres / cluster: lock / cluster: bottleneck / cluster: log  (details of each run)
 
 The issuer of the tenant is bench.py's BASE (a name only here: the nodes listen on free ports).
 """
@@ -412,6 +420,7 @@ class Cluster:
         """One wrk per node at once for --seconds, with CPU (and PostgreSQL) measured around them."""
         environments = environments or [None] * len(self.nodes)
         counts_before = journal_counts(self.postgres[0]) if self.postgres else None
+        writers_before = [writer_counters(node) for node in self.nodes] if self.postgres else None
         sampler = PostgresSampler(self.postgres[0]) if self.postgres else None
         meter = CPUMeter([node.process.pid for node in self.nodes], self.postgres and self.postgres[1],
                          [sampler.backend] if sampler else [])
@@ -435,6 +444,11 @@ class Cluster:
             result["events"] = counts_after[0] - counts_before[0]
             result["entries"] = counts_after[1] - counts_before[1]
             result["sessions"] = counts_after[2] - counts_before[2] - 2  # less the sampler's and that of the count before
+            # The lock's ceiling, from the writers' own counters: batches per second it can pass at the time
+            # each batch holds it after its catch-up (as its node sees it), times the events of a batch.
+            writers_after = [writer_counters(node) for node in self.nodes]
+            moved = {key: sum(after[key] - before[key] for before, after in zip(writers_before, writers_after)) for key in WRITER_GAUGES}
+            result["writers"] = moved
         return result
 
     def run(self, session):
@@ -493,6 +507,25 @@ class Cluster:
         run = run_wrk(["-t", str(self.args.threads), "-c", str(self.args.connections), "-d", "%ds" % self.args.seconds, "--latency",
                        node.base + "healthz"])
         return {"rate": run[0], "per_node": [run[0]], "p99": run[1], "non2xx": run[2], "requests": run[3], "socket_errors": run[4]}
+
+
+WRITER_GAUGES = {
+    "commits": "authledger_journal_commits",
+    "requests": "authledger_journal_committed_requests",
+    "until_caught_up": "authledger_journal_lock_wait_and_catch_up_seconds",
+    "under_lock": "authledger_journal_under_lock_after_catch_up_seconds",
+}
+
+
+def writer_counters(node):
+    """The journal writer's counters of `node` now, from its /metrics (commits, requests they carried, and the
+    seconds its committed batches spent waiting for the lock and catching up, then under the lock after)."""
+    text = requests.get(node.base + "metrics", timeout=10).text
+    values = {}
+    for key, name in WRITER_GAUGES.items():
+        match = re.search(r"^%s(?:\{[^}]*\})? ([0-9.eE+-]+)$" % re.escape(name), text, re.MULTILINE)
+        values[key] = float(match.group(1)) if match else 0.0
+    return values
 
 
 def log_findings(path, pattern=r"^\S+ (warning|error|critical) |fatal"):
@@ -694,6 +727,20 @@ def main():
                       "waiting for it %.2f; backends on average: %s; lock holder: %s" % (
                           endpoint, label, run["events"] / run["cpu"]["wall"], run["entries"] / run["cpu"]["wall"], run["sessions"],
                           pg["samples"], pg["held"] * 100, pg["waiters"], describe(pg["activity"], 5), describe(pg["holder"])))
+    for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
+        for label, result in results.items():
+            writers = result[key].get("writers")
+            if writers and writers["commits"] > 0:
+                run = result[key]
+                batches = writers["commits"]
+                held_ms = writers["under_lock"] * 1000 / batches
+                events_per_batch = run["events"] / batches
+                print(tag + " lock %s %s: %.0f batches/s, %.1f requests and %.1f events a batch; a batch %.2f ms from asking for the lock "
+                      "to its catch-up, then %.2f ms under it to its commit: ceiling %.0f batches/s x %.1f events = %.0f events/s "
+                      "(%.0f measured)" % (
+                          endpoint, label, batches / run["cpu"]["wall"], writers["requests"] / batches, events_per_batch,
+                          writers["until_caught_up"] * 1000 / batches, held_ms, 1000 / max(held_ms, 1e-6), events_per_batch,
+                          1000 / max(held_ms, 1e-6) * events_per_batch, run["events"] / run["cpu"]["wall"]))
     print("")
     for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
         for label, result in results.items():
