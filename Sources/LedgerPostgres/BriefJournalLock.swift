@@ -26,9 +26,17 @@ import PostgresNIO
 ///
 /// A session lock outlives a transaction, so a node that stops while holding it (cut off, or frozen)
 /// would hold it until its session ends: the lock's statement sets the session's
-/// `idle_session_timeout` (PostgreSQL 14), and the unlock resets it, so that such a session is ended
-/// by PostgreSQL after ``PostgresStorage/idleWriterSeconds``, as an idle transaction holding the lock
-/// is. Session and transaction locks of one key exclude each other, so nodes of either kind (an older
+/// `idle_session_timeout` (PostgreSQL 14), and the unlock sets it back to the session's own
+/// (`pg_settings.reset_val`), so that such a session is ended by PostgreSQL after
+/// ``PostgresStorage/idleWriterSeconds``, as an idle transaction holding the lock is. A failure of the
+/// function's reads lets go of the lock before the statement fails (its timeout setting is undone with
+/// it); the procedure writes nothing unless its session holds the lock (a batch whose lock's statement
+/// failed). The function's reads see the last holder's commit only in read committed, so a database
+/// whose default isolation is another holds the lock for transactions (which begin read committed).
+///
+/// A session's lock needs the session: behind a pooler that hands a client's statements to whichever
+/// server connection is free (PgBouncer's transaction mode), the lock and its release could land on
+/// different connections. Connect to PostgreSQL directly, or through a pooler in session mode. Session and transaction locks of one key exclude each other, so nodes of either kind (an older
 /// release, a server without the objects) share a journal safely.
 ///
 /// The function's queries are planned at every call (`plan_cache_mode = force_custom_plan`), as the
@@ -64,15 +72,22 @@ enum BriefJournalLock {
                     BEGIN
                         PERFORM set_config('idle_session_timeout', idle_timeout, false);
                         PERFORM pg_advisory_lock(lock_key);
-                        IF page_after THEN
-                            RETURN QUERY SELECT NULL::text, e.key, e.value FROM authledger_entries e
-                                WHERE e.tbl = page_tbl AND e.key > page_from ORDER BY e.key LIMIT page_limit;
-                        ELSE
-                            RETURN QUERY SELECT NULL::text, e.key, e.value FROM authledger_entries e
-                                WHERE e.tbl = page_tbl AND e.key >= page_from ORDER BY e.key LIMIT page_limit;
-                        END IF;
-                        RETURN QUERY SELECT e.tbl, e.key, e.value FROM authledger_entries e
-                            WHERE (e.tbl, e.key) IN (SELECT * FROM unnest(wanted_tbls, wanted_keys));
+                        BEGIN
+                            IF page_after THEN
+                                RETURN QUERY SELECT NULL::text, e.key, e.value FROM authledger_entries e
+                                    WHERE e.tbl = page_tbl AND e.key > page_from ORDER BY e.key LIMIT page_limit;
+                            ELSE
+                                RETURN QUERY SELECT NULL::text, e.key, e.value FROM authledger_entries e
+                                    WHERE e.tbl = page_tbl AND e.key >= page_from ORDER BY e.key LIMIT page_limit;
+                            END IF;
+                            RETURN QUERY SELECT e.tbl, e.key, e.value FROM authledger_entries e
+                                WHERE (e.tbl, e.key) IN (SELECT * FROM unnest(wanted_tbls, wanted_keys));
+                        EXCEPTION WHEN OTHERS THEN
+                            -- The statement fails and its timeout setting with it, but a session's lock
+                            -- would stay: let go of it here.
+                            PERFORM pg_advisory_unlock(lock_key);
+                            RAISE;
+                        END;
                     END
                     $body$
                     """),
@@ -85,13 +100,20 @@ enum BriefJournalLock {
                         extend_tbls text[], extend_keys bytea[], extend_values bytea[])
                     LANGUAGE plpgsql AS $body$
                     BEGIN
+                        -- Written only under the lock: a batch whose lock's statement failed stops here.
+                        IF NOT EXISTS (
+                            SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                                AND classid = ((lock_key >> 32) & 4294967295)::oid AND objid = (lock_key & 4294967295)::oid AND objsubid = 1)
+                        THEN
+                            RAISE EXCEPTION 'the journal lock is not held by this session';
+                        END IF;
                         INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(append_tbls, append_keys, append_values);
                         INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(upsert_tbls, upsert_keys, upsert_values)
                             ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value;
                         INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(extend_tbls, extend_keys, extend_values)
                             ON CONFLICT (tbl, key) DO UPDATE SET value = authledger_entries.value || EXCLUDED.value;
                         COMMIT;
-                        PERFORM set_config('idle_session_timeout', '0', false);
+                        PERFORM set_config('idle_session_timeout', reset_val, false) FROM pg_settings WHERE name = 'idle_session_timeout';
                         PERFORM pg_advisory_unlock(lock_key);
                     END
                     $body$
@@ -120,10 +142,13 @@ enum BriefJournalLock {
         "SELECT set_config('idle_session_timeout', \(idleTimeout), false), pg_advisory_lock(\(PostgresStorage.journalLockKey))"
     }
 
-    /// Lets go of the lock, and of the idle timeout: after a batch that committed in a transaction of its
-    /// own.
+    /// Lets go of the lock, and sets the idle timeout back to the session's own: after a batch that
+    /// committed in a transaction of its own.
     static var unlock: PostgresQuery {
-        "SELECT set_config('idle_session_timeout', '0', false), pg_advisory_unlock(\(PostgresStorage.journalLockKey))"
+        """
+        SELECT set_config('idle_session_timeout', reset_val, false), pg_advisory_unlock(\(PostgresStorage.journalLockKey)) \
+        FROM pg_settings WHERE name = 'idle_session_timeout'
+        """
     }
 
     /// Writes `rows` (each kind as one `unnest` of three arrays), commits, and lets go of the lock.

@@ -243,7 +243,9 @@ public final class PostgresStorage: AwaitingStorage {
         // A batch that holds the lock for its transaction: the lock's statement also bounds how long the
         // transaction may sit idle holding it (``PostgresTransaction/lockJournal()``). One that holds it
         // for the session opens a transaction only if it must (``BriefJournalLock``).
-        if !briefly { session.send("BEGIN") }
+        // Read committed, whatever the database's default: a statement after the lock must see the last
+        // holder's commit.
+        if !briefly { session.send("BEGIN ISOLATION LEVEL READ COMMITTED") }
         return PostgresTransaction(storage: self, session: session)
     }
 
@@ -262,6 +264,12 @@ public final class PostgresStorage: AwaitingStorage {
             guard let version = try session.run("SHOW server_version_num").first.map({ try $0.decode(String.self) }).flatMap(Int.init),
                 version >= BriefJournalLock.oldestServer
             else { return false }
+            // The function's reads see what the lock's last holder committed only in read committed: a
+            // statement outside a transaction block runs at the database's default isolation.
+            guard try session.run("SHOW default_transaction_isolation").first?.decode(String.self) == "read committed" else {
+                logger.notice("batches hold the journal lock for their transactions: the database's default isolation is not read committed")
+                return false
+            }
             if try session.run(BriefJournalLock.objectsExist).first?.decode(Bool.self) == true { return true }
             try session.run("BEGIN")
             do {

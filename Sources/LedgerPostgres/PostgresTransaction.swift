@@ -519,10 +519,19 @@ final class PostgresSession {
     /// transaction had to be opened, its staged writes, its commit and the lock's release are one
     /// statement (``BriefJournalLock/commitAndUnlock(appends:upserts:extensions:)``); else `COMMIT`, then
     /// the unlock. Any failure leaves the lock held: the caller closes the connection.
-    func commitBriefly() throws {
+    ///
+    /// The lock is outside the batch's transaction, so a failure of its statement would not undo the
+    /// batch's writes as a failed statement in a transaction does: every reply sent before is taken
+    /// (and a failure among them thrown) before the statement that commits goes out. A batch's catch-up
+    /// has taken them already; only a batch that wrote without reading after its lock waits a round trip.
+    ///
+    /// - Returns: whether the connection may be kept: `false` when the batch committed but its lock was
+    ///   not let go of (the unlock's reply failed), so that closing the connection lets go of it.
+    func commitBriefly() throws -> Bool {
         precondition(holdsLockBriefly && layers.count == 1, "only the batch's own level is left at its commit")
         prepare(writing: false)
         if !transactionOpen, lockSent {
+            try withinDeadline { try collectReplies() }
             let layer = layers[0]
             let query = BriefJournalLock.commitAndUnlock(
                 appends: Self.columns(layer.appends), upserts: Self.columns(layer.upserts.map { ($0.key, $0.value) }),
@@ -530,18 +539,28 @@ final class PostgresSession {
             discardStaged()
             try runAfterPending(query)
             lockSent = false
-            return
+            return true
         }
-        prepare(writing: true)
+        try flush()
         // COMMIT of a transaction that failed is answered ROLLBACK, not an error.
         guard try run("COMMIT").metadata.command == "COMMIT" else {
             throw PostgresStorageError(message: "the transaction was rolled back by the server", doing: "committing")
         }
         transactionOpen = false
-        if lockSent {
+        guard lockSent else { return true }
+        do {
             try run(BriefJournalLock.unlock)
-            lockSent = false
+        } catch {
+            // Committed: the batch succeeded. Its lock goes with the connection.
+            return false
         }
+        lockSent = false
+        return true
+    }
+
+    /// Forgets a lock asked for and not sent: the batch ends without having held it.
+    func forgetPendingLock() {
+        lockPending = false
     }
 
     private var savepoints = 0
@@ -734,14 +753,15 @@ final class PostgresTransaction: StorageWriteTransaction {
             return
         }
         if session.holdsLockBriefly {
+            let keep: Bool
             do {
-                try session.commitBriefly()
+                keep = try session.commitBriefly()
             } catch {
                 // The lock may still be the session's: it goes with the connection.
                 storage.discard(session.connection)
                 throw error
             }
-            storage.give(back: session.connection)
+            if keep { storage.give(back: session.connection) } else { storage.discard(session.connection) }
             return
         }
         do {
@@ -774,10 +794,18 @@ final class PostgresTransaction: StorageWriteTransaction {
             return
         }
         session.discardStaged()
-        if session.holdsLockBriefly, session.lockSent || session.transactionOpen {
-            // The session's lock, and its transaction if one was opened, go with the connection: closing
-            // it lets go of both at once, where a rollback would leave the lock held.
-            storage.discard(session.connection)
+        if session.holdsLockBriefly {
+            if session.lockSent || session.transactionOpen {
+                // The session's lock, and its transaction if one was opened, go with the connection:
+                // closing it lets go of both at once, where a rollback would leave the lock held.
+                storage.discard(session.connection)
+            } else {
+                // Nothing was begun on the server: no lock to let go of (a lock asked for is not sent
+                // now), no transaction to roll back.
+                session.forgetPendingLock()
+                session.discardPending()
+                storage.give(back: session.connection)
+            }
             return
         }
         session.discardPending()

@@ -352,6 +352,30 @@ struct SharedJournalTests {
         await journal.close()
     }
 
+    @Test("a batch whose lock's statement fails (lock_timeout, another session holding the lock) writes nothing, though it read nothing after the lock", arguments: [true, false])
+    func failedLockWritesNothing(briefly: Bool) async throws {
+        let database = try await TestDatabase()
+        let holderStore = try database.storage(briefLock: false)
+        let table = try #require(try holderStore.openTables(["events"], create: true)["events"])
+        try await database.execute("ALTER DATABASE \(database.address.database) SET lock_timeout = '300ms'")
+        let writerStore = try database.storage(briefLock: briefly)
+        defer {
+            holderStore.close()
+            writerStore.close()
+        }
+        let holder = try holderStore.beginWrite()
+        try holder.lockJournal()
+        _ = try holder.get([0], in: table)  // the lock is held once this read is answered
+        #expect(throws: (any Error).self, "the lock was not granted within lock_timeout") {
+            let writer = try writerStore.beginWrite()
+            try writer.lockJournal()
+            try writer.put([7], for: [7], in: table, append: true)
+            try writer.commit()
+        }
+        holder.abort()
+        #expect(try writerStore.read { try $0.get([7], in: table) } == nil, "nothing written without the lock")
+    }
+
     /// The advisory locks held in the test's database now, each with the state of the session holding it.
     static let heldAdvisoryLocks = """
         SELECT l.locktype || ' ' || a.state FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
