@@ -121,9 +121,6 @@ enum BriefJournalLock {
         ]
     }
 
-    /// The session's idle timeout while it holds the lock.
-    static var idleTimeout: String { "\(PostgresStorage.idleWriterSeconds)s" }
-
     /// Takes the lock for the session (with its idle timeout) and reads, after it, the page of `table`
     /// from `start` (after it, when `after`) and the entries under `wanted`: rows `tbl, key, value`, the
     /// page's with no table (NULL), in key order, then the wanted entries that exist.
@@ -131,7 +128,7 @@ enum BriefJournalLock {
         page table: String, from start: [UInt8], after: Bool, limit: Int, wanted: (tables: [String], keys: [ByteBuffer])
     ) -> PostgresQuery {
         """
-        SELECT * FROM \(unescaped: lockAndReadFunction)(\(PostgresStorage.journalLockKey), \(idleTimeout), \(table), \
+        SELECT * FROM \(unescaped: lockAndReadFunction)(\(PostgresStorage.journalLockKey), \(PostgresStorage.idleWriterTimeout), \(table), \
         \(ByteBuffer(bytes: start)), \(after), \(limit), \(wanted.tables)::text[], \(wanted.keys)::bytea[])
         """
     }
@@ -139,7 +136,7 @@ enum BriefJournalLock {
     /// Takes the lock for the session, with its idle timeout: when the batch's first statement after the
     /// lock is not its catch-up's read.
     static var lock: PostgresQuery {
-        "SELECT set_config('idle_session_timeout', \(idleTimeout), false), pg_advisory_lock(\(PostgresStorage.journalLockKey))"
+        "SELECT set_config('idle_session_timeout', \(PostgresStorage.idleWriterTimeout), false), pg_advisory_lock(\(PostgresStorage.journalLockKey))"
     }
 
     /// Lets go of the lock, and sets the idle timeout back to the session's own: after a batch that

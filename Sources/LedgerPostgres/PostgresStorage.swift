@@ -45,13 +45,16 @@ public final class PostgresStorage: AwaitingStorage {
     /// How long a write transaction may sit idle (its writer gone) before PostgreSQL ends it.
     static let idleWriterSeconds = 30
 
+    /// ``idleWriterSeconds`` as the value of PostgreSQL's idle timeouts.
+    static var idleWriterTimeout: String { "\(idleWriterSeconds)s" }
+
     /// Takes the journal's lock for the transaction, and sets the transaction's
     /// `idle_in_transaction_session_timeout` in the same statement (as `SET LOCAL` would; one round
     /// trip for both): a writer that dies (or is cut off) holding the lock has its transaction ended
     /// by PostgreSQL once it has been idle ``idleWriterSeconds``, and the other writers go on.
     static var journalLockStatement: PostgresQuery {
         """
-        SELECT set_config('idle_in_transaction_session_timeout', \(String(idleWriterSeconds) + "s"), true), \
+        SELECT set_config('idle_in_transaction_session_timeout', \(idleWriterTimeout), true), \
         pg_advisory_xact_lock(\(journalLockKey))
         """
     }
@@ -196,20 +199,13 @@ public final class PostgresStorage: AwaitingStorage {
     public func openTables(_ names: [String], create: Bool) throws -> [String: StorageTable] {
         try withConnection { session in
             if create {
-                try session.run("BEGIN")
-                do {
-                    // Under the journal lock, with its idle timeout, as a batch takes it.
-                    try session.run(Self.journalLockStatement)
-                    try session.run(
+                try Self.runUnderJournalLock(
+                    [
                         """
                         CREATE TABLE IF NOT EXISTS authledger_entries (
                             tbl text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (tbl, key))
-                        """)
-                    try session.run("COMMIT")
-                } catch {
-                    _ = try? session.run("ROLLBACK")
-                    throw error
-                }
+                        """
+                    ], on: session)
             } else {
                 let rows = try session.run("SELECT to_regclass('authledger_entries') IS NOT NULL")
                 guard try rows.first?.decode(Bool.self) == true else {
@@ -271,21 +267,27 @@ public final class PostgresStorage: AwaitingStorage {
                 return false
             }
             if try session.run(BriefJournalLock.objectsExist).first?.decode(Bool.self) == true { return true }
-            try session.run("BEGIN")
-            do {
-                try session.run(Self.journalLockStatement)
-                for statement in BriefJournalLock.creation { try session.run(statement) }
-                try session.run("COMMIT")
-            } catch {
-                _ = try? session.run("ROLLBACK")
-                throw error
-            }
+            try Self.runUnderJournalLock(BriefJournalLock.creation, on: session)
             return true
         } catch {
             logger.notice(
                 "batches hold the journal lock for their transactions: the store's function and procedure cannot be created",
                 metadata: ["error": "\(error)"])
             return false
+        }
+    }
+
+    /// Runs `statements` in one transaction under the journal lock, with its idle timeout, as a batch
+    /// takes it (several nodes may start at once); rolled back if one fails.
+    private static func runUnderJournalLock(_ statements: [PostgresQuery], on session: PostgresSession) throws {
+        try session.run("BEGIN")
+        do {
+            try session.run(journalLockStatement)
+            for statement in statements { try session.run(statement) }
+            try session.run("COMMIT")
+        } catch {
+            _ = try? session.run("ROLLBACK")
+            throw error
         }
     }
 

@@ -76,9 +76,7 @@ final class PostgresSession {
     /// Sends what must precede a statement: the session's lock, if asked for and not sent; and, before a
     /// statement that writes, `BEGIN` (with the transaction's idle timeout) when no transaction is open.
     private func prepare(writing: Bool) {
-        if lockPending {
-            lockPending = false
-            lockSent = true
+        if claimPendingLock() {
             pending.append(connection.query(BriefJournalLock.lock, logger: logger))
         }
         if writing, !transactionOpen {
@@ -86,9 +84,17 @@ final class PostgresSession {
             pending.append(connection.query("BEGIN", logger: logger))
             pending.append(
                 connection.query(
-                    "SELECT set_config('idle_in_transaction_session_timeout', \(String(PostgresStorage.idleWriterSeconds) + "s"), true)",
-                    logger: logger))
+                    "SELECT set_config('idle_in_transaction_session_timeout', \(PostgresStorage.idleWriterTimeout), true)", logger: logger))
         }
+    }
+
+    /// Whether the session's lock was asked for and not sent yet; if so, the caller sends the statement
+    /// that takes it, and from now on the connection may hold it.
+    private func claimPendingLock() -> Bool {
+        guard lockPending else { return false }
+        lockPending = false
+        lockSent = true
+        return true
     }
 
     private struct StagedKey: Hashable {
@@ -238,9 +244,7 @@ final class PostgresSession {
         let page = EntryQueries.page(in: table, from: start, after: after, limit: limit)
         let combined: PostgresQuery
         let entries = unsentPrefetch ?? []
-        if lockPending, holdsLockBriefly {
-            lockPending = false
-            lockSent = true
+        if claimPendingLock() {
             unsentPrefetch = nil
             let (tables, keys, _) = Self.columns(entries.map { ($0, []) })
             combined = BriefJournalLock.lockAndRead(page: table, from: start, after: after, limit: limit, wanted: (tables, keys))
@@ -537,7 +541,7 @@ final class PostgresSession {
                 appends: Self.columns(layer.appends), upserts: Self.columns(layer.upserts.map { ($0.key, $0.value) }),
                 extensions: Self.columns(layer.extensions.map { ($0.key, $0.value) }))
             discardStaged()
-            try runAfterPending(query)
+            _ = try runAfterPending(query)
             lockSent = false
             return true
         }
@@ -794,23 +798,18 @@ final class PostgresTransaction: StorageWriteTransaction {
             return
         }
         session.discardStaged()
-        if session.holdsLockBriefly {
-            if session.lockSent || session.transactionOpen {
-                // The session's lock, and its transaction if one was opened, go with the connection:
-                // closing it lets go of both at once, where a rollback would leave the lock held.
-                storage.discard(session.connection)
-            } else {
-                // Nothing was begun on the server: no lock to let go of (a lock asked for is not sent
-                // now), no transaction to roll back.
-                session.forgetPendingLock()
-                session.discardPending()
-                storage.give(back: session.connection)
-            }
+        if session.holdsLockBriefly, session.lockSent || session.transactionOpen {
+            // The session's lock, and its transaction if one was opened, go with the connection: closing
+            // it lets go of both at once, where a rollback would leave the lock held.
+            storage.discard(session.connection)
             return
         }
+        // A lock asked for and not sent is not sent now: the batch ends without having held it.
+        session.forgetPendingLock()
         session.discardPending()
-        // A connection that broke has nothing to roll back: PostgreSQL did it when it went.
-        if !session.connection.isClosed {
+        // Nothing to roll back where no transaction is open (a batch that holds the lock briefly and
+        // sent nothing), or on a connection that broke: PostgreSQL did it when it went.
+        if session.transactionOpen, !session.connection.isClosed {
             _ = try? session.runAfterPending("ROLLBACK", deadline: PostgresSession.rollbackDeadline)
         }
         storage.give(back: session.connection)
