@@ -192,10 +192,11 @@ public final class AuthLedger: Sendable {
     /// only read), or — when the store cannot await, or `body` reads too much — waited for on a thread of
     /// its own, not one of the few that run every task.
     ///
-    /// - Parameter hint: a key under which the reads `body` makes are remembered from one query to the
-    ///   next (``LedgerJournal/AwaitedReadHints``), for a reader whose reads depend on each other: with
-    ///   the same reads, PostgreSQL then answers in one statement instead of one per read.
-    public func query<R: Sendable>(hint: [UInt8]? = nil, _ body: @escaping @Sendable (SnapshotStore) throws -> R) async throws -> R {
+    /// - Parameter hint: where the reads `body` will make are kept (``LedgerJournal/AwaitedReadHints``),
+    ///   for a reader whose reads depend on each other: learned from one query to the next, or expected
+    ///   (``expectRedemption(ofCode:issuedTo:)``). With the reads expected, PostgreSQL answers in one
+    ///   statement instead of one per read.
+    public func query<R: Sendable>(hint: AwaitedReadHint? = nil, _ body: @escaping @Sendable (SnapshotStore) throws -> R) async throws -> R {
         try await journal.reader.read(awaiting: { try body(SnapshotStore(snapshot: $0)) }, hint: hint) {
             try await readingStore { try self.read(body) }
         }
@@ -390,6 +391,30 @@ extension AuthLedger {
         }
         return SubjectKeysReadAhead(keys: keys)
     }
+
+    /// The code with this hash, if one was issued, and the key its user's personal values are sealed
+    /// under (``prepare(_:readAhead:)``): what redeeming it reads, in one query. On PostgreSQL that is
+    /// two statements (the user is known from the code), or one after ``expectRedemption(ofCode:issuedTo:)``
+    /// on this node.
+    public func redeemableCode(_ codeHash: String) async throws -> (code: CodeRecord?, readAhead: SubjectKeysReadAhead?) {
+        try await query(hint: .expected(Self.redemptionHint(codeHash))) { store in
+            let record = try store.code(codeHash)
+            return (record, try record.map { try self.readAhead(subjects: [PersonalData.userSubject($0.grant.userID)], in: store) })
+        }
+    }
+
+    /// Sets up what ``redeemableCode(_:)`` will read for the code with this hash, issued to `userID`, so
+    /// that on PostgreSQL it reads the code and its user's key in one statement. Called once the code is
+    /// issued; nothing is read now, and nothing is kept on a store whose reads are not awaited (LMDB).
+    public func expectRedemption(ofCode codeHash: String, issuedTo userID: String) {
+        journal.reader.expect({ snapshot in
+            let store = SnapshotStore(snapshot: snapshot)
+            _ = try store.code(codeHash)
+            _ = try self.readAhead(subjects: [PersonalData.userSubject(userID)], in: store)
+        }, under: Self.redemptionHint(codeHash))
+    }
+
+    private static func redemptionHint(_ codeHash: String) -> [UInt8] { Array("code:".utf8) + Array(codeHash.utf8) }
 
     private func prepareNow(_ events: [AuthEvent]) throws -> [PreparedAuthEvent]? {
         try journal.read { snapshot in

@@ -450,7 +450,7 @@ public final class AuthorizationServer: Sendable {
         let hash = OpaqueToken.hash(id)
         // The session, then what `alsoRead` reads for its user: remembered by the session, so that the
         // next request of the same session reads them all in one statement on PostgreSQL.
-        return try await ledger.query(hint: Array("session:".utf8) + Array(hash.utf8)) { store in
+        return try await ledger.query(hint: .learned(Array("session:".utf8) + Array(hash.utf8))) { store in
             guard let session = try store.session(hash), session.expiresAt > now else { return nil }
             return (session, try alsoRead(store, session))
         }

@@ -1,5 +1,5 @@
-import AuthCore
-import AuthJournal
+@testable import AuthCore
+@testable import AuthJournal
 import Foundation
 import LedgerCore
 @testable import LedgerJournal
@@ -96,42 +96,29 @@ struct AwaitedReadTests {
     @Test("a hinted reader of three dependent keys: three statements the first time, one the next; another chain under the same hint answers right, one statement more per read it did not expect", arguments: ["memory", "PostgreSQL"])
     func hintedReads(store: String) async throws {
         try await withFilledJournal(store) { reader, counting in
-            // Each key's value names the next key: m(n) -> m(2n) -> m(4n).
-            func chain(from start: Int) -> @Sendable (JournalSnapshot) throws -> [String] {
-                { snapshot in
-                    let markers = try snapshot.projection("markers")
-                    var index = start
-                    var seen: [String] = []
-                    for _ in 0..<3 {
-                        let value = String(decoding: try markers.get(Array(marker(index).utf8)) ?? [], as: UTF8.self)
-                        seen.append(value)
-                        index = 2 * (Int(value.split(separator: " ").last ?? "") ?? 0)
-                    }
-                    return seen
-                }
-            }
-            let hint = Array("chain".utf8)
-            let first = try await awaitedAnswer(of: chain(from: 7), by: reader, counting: counting, hint: hint)
+            let key = Array("chain".utf8)
+            let hint = AwaitedReadHint.learned(key)
+            let first = try await awaitedAnswer(of: markerChain(from: 7), by: reader, counting: counting, hint: hint)
             #expect(first == ["seen 7", "seen 14", "seen 28"])
             #expect(counting.statements == 3, "one statement per dependent read: nothing remembered yet")
-            #expect(reader.hints.reads(for: hint).count == 3)
+            #expect(reader.hints.reads(for: key).count == 3)
 
-            let again = try await awaitedAnswer(of: chain(from: 7), by: reader, counting: counting, hint: hint)
+            let again = try await awaitedAnswer(of: markerChain(from: 7), by: reader, counting: counting, hint: hint)
             #expect(again == first)
             #expect(counting.statements == 1, "the remembered reads in the first statement")
 
             // What the hint names is not what this reader reads: answered right, as if there were no hint
             // (a statement per read), and what it read replaces what was remembered.
-            let other = try await awaitedAnswer(of: chain(from: 9), by: reader, counting: counting, hint: hint)
+            let other = try await awaitedAnswer(of: markerChain(from: 9), by: reader, counting: counting, hint: hint)
             #expect(other == ["seen 9", "seen 18", "seen 36"])
             #expect(counting.statements == 4, "the remembered reads (unused), then one statement per read")
             #expect(counting.latestReads.count == 3, "the remembered reads it did not use are not read again")
-            _ = try await awaitedAnswer(of: chain(from: 9), by: reader, counting: counting, hint: hint)
+            _ = try await awaitedAnswer(of: markerChain(from: 9), by: reader, counting: counting, hint: hint)
             #expect(counting.statements == 1)
 
             // A reader of one read gains nothing from a hint, and is not remembered.
             let single = Array("single".utf8)
-            _ = try await awaitedAnswer(of: { try $0.projection("markers").get(Array(marker(1).utf8)) }, by: reader, counting: counting, hint: single)
+            _ = try await awaitedAnswer(of: { try $0.projection("markers").get(Array(marker(1).utf8)) }, by: reader, counting: counting, hint: .learned(single))
             #expect(reader.hints.reads(for: single).isEmpty)
             #expect(reader.hints.count == 1)
         }
@@ -150,6 +137,104 @@ struct AwaitedReadTests {
         hints.remember([reads[0]], for: [9])
         #expect(hints.reads(for: [9]).isEmpty, "one read: forgotten")
         #expect(hints.count == 2)
+    }
+
+    @Test("reads expected ahead of a reader of three dependent keys: one statement, used once and not learned; a wrong expectation costs a statement, not the answer", arguments: ["memory", "PostgreSQL"])
+    func expectedReads(store: String) async throws {
+        try await withFilledJournal(store) { reader, counting in
+            let chain = markerChain(from: 7)
+            func expect(_ indices: [Int], under key: [UInt8]) {
+                reader.expect({ snapshot in
+                    for index in indices { _ = try snapshot.projection("markers").get(Array(marker(index).utf8)) }
+                }, under: key)
+            }
+            let key = Array("code:a".utf8)
+            expect([7, 14, 28], under: key)
+            #expect(reader.hints.expectedReads(for: key).count == 3, "set up without reading: nothing answered, every read noted")
+            #expect(counting.statements == 0)
+
+            let answer = try await awaitedAnswer(of: chain, by: reader, counting: counting, hint: .expected(key))
+            #expect(answer == ["seen 7", "seen 14", "seen 28"])
+            #expect(counting.statements == 1, "the expected reads in the first statement")
+            #expect(reader.hints.expectedReads(for: key).isEmpty, "used once")
+            #expect(reader.hints.reads(for: key).isEmpty && reader.hints.count == 0, "and nothing learned from it")
+
+            _ = try await awaitedAnswer(of: chain, by: reader, counting: counting, hint: .expected(key))
+            #expect(counting.statements == 3, "nothing expected any more: a statement per dependent read")
+
+            // Expected wrong (the chain from 9): the same answer, one statement more per read not expected.
+            expect([9, 18, 36], under: key)
+            let wrong = try await awaitedAnswer(of: chain, by: reader, counting: counting, hint: .expected(key))
+            #expect(wrong == answer)
+            #expect(counting.statements == 4)
+            #expect(counting.latestReads.count == 3, "the expected reads it did not use are not read again")
+        }
+    }
+
+    @Test("expected reads are bounded: past their capacity the oldest key is forgotten; a key taken or set up again is not forgotten in another's place")
+    func expectedBounded() {
+        let hints = AwaitedReadHints(capacity: 3, expectedCapacity: 3)
+        let table = StorageTable(name: "t")
+        func reads(_ marker: UInt8) -> [AwaitedRead] { [.value(table: table, key: [marker])] }
+        for key in 0..<10 { hints.expect(reads(UInt8(key)), for: [UInt8(key)]) }
+        #expect(hints.expectedCount == 3)
+        #expect((7...9).allSatisfy { hints.expectedReads(for: [UInt8($0)]) == reads(UInt8($0)) }, "the newest three are kept")
+        #expect(hints.reads(for: .expected([8])) == reads(8), "taken")
+        #expect(hints.expectedCount == 2)
+        hints.expect(reads(10), for: [10])
+        #expect(hints.expectedReads(for: [7]).isEmpty, "the oldest goes first")
+        hints.expect(reads(11), for: [11])
+        #expect(hints.expectedCount == 3, "the slot of the key taken made room, and forgot nothing else")
+        hints.expect(reads(12), for: [10])  // set up again: its first slot is the next to go
+        hints.expect(reads(13), for: [13])
+        #expect(hints.expectedReads(for: [10]) == reads(12), "a key set up again outlives its first slot")
+        #expect(hints.expectedReads(for: [9]).isEmpty)
+        #expect(hints.expectedCount == 3)
+        hints.expect([], for: [10])
+        #expect(hints.expectedReads(for: [10]).isEmpty, "no reads: forgotten")
+        #expect(hints.count == 0, "nothing learned meanwhile")
+    }
+
+    @Test("a code's redemption, expected when it is issued, reads the code and its user's key in one statement; unexpected, in two", arguments: ["memory", "PostgreSQL"])
+    func redemptionExpected(store: String) async throws {
+        guard let storage = try await awaitingStorage(store) else { return }
+        let counting = CountingStorage(storage)
+        let key = TemporaryKey()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: counting)
+        ledger.dataKey = DataKey.generate()
+        let now = Journal.systemClock()
+        func grant(_ userID: String) -> CodeGrant {
+            CodeGrant(
+                clientID: "web-app", redirectURI: "https://app.example/callback", userID: userID, scopes: ["openid"], authTime: now,
+                expiresAt: now.adding(seconds: 60))
+        }
+        let codes = ["code-a": "auth0|alice", "code-b": "auth0|bob"]
+        for (code, user) in codes.sorted(by: { $0.key < $1.key }) {
+            // A login first: its address is sealed under a key of the user's own.
+            let session = SessionSnapshot(sessionHash: OpaqueToken.hash(code + "-session"), userID: user, connection: "db", authTime: now, expiresAt: now.adding(seconds: 3_600))
+            try await ledger.record([
+                .loginSucceeded(LoginSucceeded(userID: user, connection: "db", session: session, interaction: nil, clientIP: "198.51.100.7")),
+                .codeIssued(CodeIssued(codeHash: OpaqueToken.hash(code), grant: grant(user), decisionSequence: 1)),
+            ])
+        }
+
+        ledger.expectRedemption(ofCode: OpaqueToken.hash("code-a"), issuedTo: "auth0|alice")
+        counting.reset()
+        let (expected, readAhead) = try await ledger.redeemableCode(OpaqueToken.hash("code-a"))
+        #expect(expected?.grant.userID == "auth0|alice")
+        #expect(readAhead?.keys[PersonalData.userSubject("auth0|alice")] != nil, "its user's key, read ahead")
+        #expect(counting.statements == 1, "the code and its user's key in one statement")
+
+        counting.reset()
+        let (unexpected, _) = try await ledger.redeemableCode(OpaqueToken.hash("code-b"))
+        #expect(unexpected?.grant.userID == "auth0|bob")
+        #expect(counting.statements == 2, "the code, then its user's key")
+
+        counting.reset()
+        let (none, noKey) = try await ledger.redeemableCode(OpaqueToken.hash("no such code"))
+        #expect(none == nil && noKey == nil)
+        #expect(counting.statements == 1)
+        await ledger.journal.close()
     }
 
     @Test("a reader of more pages than one statement may hold is answered by the waited read instead", arguments: ["memory", "PostgreSQL"])
@@ -415,7 +500,7 @@ private struct AnsweredByWaiting: Error {}
 /// `body`'s answer, read awaiting: a read the store could not begin awaited is tried again after the
 /// pool's rest (``attemptsOnABusyMachine``), with `counting`'s counts reset; one never awaited is an issue.
 private func awaitedAnswer<R: Sendable>(
-    of body: @Sendable (JournalSnapshot) throws -> R, by reader: JournalReader, counting: CountingStorage, hint: [UInt8]? = nil
+    of body: @Sendable (JournalSnapshot) throws -> R, by reader: JournalReader, counting: CountingStorage, hint: AwaitedReadHint? = nil
 ) async throws -> R {
     for attempt in 1...attemptsOnABusyMachine {
         counting.reset()
@@ -464,6 +549,21 @@ private func journalOfOneEvent(key: TemporaryKey) async throws -> (TestDatabase,
 
 private let markerCount = 1_300
 
+/// A reader of three dependent keys, each key's value naming the next: m(n), then m(2n), then m(4n).
+private func markerChain(from start: Int) -> @Sendable (JournalSnapshot) throws -> [String] {
+    { snapshot in
+        let markers = try snapshot.projection("markers")
+        var index = start
+        var seen: [String] = []
+        for _ in 0..<3 {
+            let value = String(decoding: try markers.get(Array(marker(index).utf8)) ?? [], as: UTF8.self)
+            seen.append(value)
+            index = 2 * (Int(value.split(separator: " ").last ?? "") ?? 0)
+        }
+        return seen
+    }
+}
+
 private func marker(_ index: Int) -> String { "m" + String(repeating: "0", count: 4 - String(index).count) + String(index) }
 
 private struct Answers: Equatable, Sendable {
@@ -477,13 +577,7 @@ private struct Answers: Equatable, Sendable {
 private func withFilledJournal(
     _ store: String, _ body: (JournalReader, CountingStorage) async throws -> Void
 ) async throws {
-    let storage: any AwaitingStorage
-    switch store {
-    case "memory": storage = MemoryAwaitingStorage()
-    default:
-        guard testServer != nil else { return }
-        storage = try await TestDatabase().storage()
-    }
+    guard let storage = try await awaitingStorage(store) else { return }
     let key = TemporaryKey()
     var configuration = Journal.Configuration(keyFile: key.path)
     configuration.projections = ["markers"]
@@ -499,6 +593,16 @@ private func withFilledJournal(
     let reader = try JournalReader(storage: counting, projections: ["markers"])
     try await body(reader, counting)
     await journal.close()
+}
+
+/// A new, empty awaiting store: in memory, or on the PostgreSQL test server (`nil` when none is named).
+private func awaitingStorage(_ store: String) async throws -> (any AwaitingStorage)? {
+    switch store {
+    case "memory": return MemoryAwaitingStorage()
+    default:
+        guard testServer != nil else { return nil }
+        return try await TestDatabase().storage()
+    }
 }
 
 /// An awaiting store that keeps its bytes in `base`.

@@ -91,12 +91,8 @@ extension AuthorizationServer {
         let codeRecord: CodeRecord?
         let readAhead: SubjectKeysReadAhead?
         do {
-            let ledger = self.ledger
             // With the code, the key its user's personal values are sealed under (one read for both).
-            (codeRecord, readAhead) = try await ledger.query { store in
-                let record = try store.code(codeHash)
-                return (record, try record.map { try ledger.readAhead(subjects: [PersonalData.userSubject($0.grant.userID)], in: store) })
-            }
+            (codeRecord, readAhead) = try await ledger.redeemableCode(codeHash)
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
         }

@@ -194,27 +194,70 @@ public struct AwaitedReadMismatch: Error, CustomStringConvertible {
     public var description: String { "an awaited statement of \(reads) reads was answered with \(answers) answers of other kinds" }
 }
 
-/// The reads an awaited reader made the last time it answered, remembered under a key its caller
-/// chooses (the session a request presents, say), so that the next read under that key fetches them all
-/// in its first statement instead of learning them one statement at a time.
+/// Where an awaited read (``JournalReader/read(awaiting:hint:otherwise:)``) finds the reads to fetch in its
+/// first statement, kept in ``AwaitedReadHints``.
+public struct AwaitedReadHint: Hashable, Sendable {
+    enum Use: Hashable, Sendable {
+        case learned
+        case expected
+    }
+
+    let key: [UInt8]
+    let use: Use
+
+    /// The reads the last answer under `key` made, remembered for the next: for a reader repeated from
+    /// request to request with the same reads (a session's, then its user's consents and key).
+    public static func learned(_ key: [UInt8]) -> Self { Self(key: key, use: .learned) }
+
+    /// The reads set up under `key` ahead of the reader (``JournalReader/expect(_:under:)``), taken by the
+    /// next read under it, and nothing remembered after: for a reader made once, whose reads an earlier
+    /// request already knows (a code's redemption: the code, and the key of the user it was issued to,
+    /// both known when the code is issued).
+    public static func expected(_ key: [UInt8]) -> Self { Self(key: key, use: .expected) }
+}
+
+/// The reads awaited readers are expected to make, by ``AwaitedReadHint``: learned from a reader's last
+/// answer under a key its caller chooses (the session a request presents, say), or set up ahead of a
+/// reader made once (``JournalReader/expect(_:under:)``), so that the read fetches them all in its first
+/// statement instead of learning them one statement at a time.
 ///
 /// A hint only decides what the first statement fetches, never what is answered: the reader runs on the
 /// statement's answers as it always does, a remembered read it does not make is ignored, and one it makes
 /// that was not remembered costs a statement more, as without a hint. So a stale or wrong hint costs
-/// bytes, not correctness. Only readers that needed more than one read are remembered (a reader of one
-/// read gains nothing from a hint), and at most ``capacity`` keys, any one of them forgotten to make room.
+/// bytes, not correctness. Only readers that needed more than one read are learned (a reader of one read
+/// gains nothing from a hint), and at most ``capacity`` keys, any one of them forgotten to make room;
+/// expected reads are kept for at most ``expectedCapacity`` keys, the oldest forgotten first (a code is
+/// redeemed within seconds of its issue, or not at all).
 public final class AwaitedReadHints: Sendable {
-    /// The most keys remembered at once.
+    /// The most keys learned at once.
     public let capacity: Int
+    /// The most keys whose reads are expected at once.
+    public let expectedCapacity: Int
     private let remembered = Mutex<[[UInt8]: [AwaitedRead]]>([:])
+    private let expected: Mutex<ExpectedReads>
 
-    public init(capacity: Int = 4_096) {
+    public init(capacity: Int = 4_096, expectedCapacity: Int = 16_384) {
         self.capacity = capacity
+        self.expectedCapacity = expectedCapacity
+        expected = Mutex(ExpectedReads(capacity: expectedCapacity))
     }
 
-    /// The reads remembered under `key` (none if it is not known).
+    /// The reads learned under `key` (none if it is not known).
     public func reads(for key: [UInt8]) -> [AwaitedRead] {
         remembered.withLock { $0[key] ?? [] }
+    }
+
+    /// The reads expected under `key`, left in place (none if none are).
+    public func expectedReads(for key: [UInt8]) -> [AwaitedRead] {
+        expected.withLock { $0.reads[key]?.reads ?? [] }
+    }
+
+    /// The reads to fetch first under `hint`: learned ones stay, expected ones are taken.
+    func reads(for hint: AwaitedReadHint) -> [AwaitedRead] {
+        switch hint.use {
+        case .learned: reads(for: hint.key)
+        case .expected: expected.withLock { $0.take(hint.key) }
+        }
     }
 
     /// Remembers `reads` under `key`, or forgets the key when they are one read or none.
@@ -231,8 +274,90 @@ public final class AwaitedReadHints: Sendable {
         }
     }
 
-    /// How many keys are remembered now.
+    /// Sets up `reads` for the next read under `key`'s ``AwaitedReadHint/expected(_:)`` hint, forgetting
+    /// the oldest expected key when ``expectedCapacity`` are kept; none forgets the key.
+    func expect(_ reads: [AwaitedRead], for key: [UInt8]) {
+        expected.withLock { expected in
+            guard !reads.isEmpty else {
+                _ = expected.take(key)
+                return
+            }
+            expected.insert(reads, for: key)
+        }
+    }
+
+    /// How many keys are learned now.
     public var count: Int { remembered.withLock { $0.count } }
+
+    /// How many keys have reads expected now.
+    public var expectedCount: Int { expected.withLock { $0.reads.count } }
+}
+
+/// Expected reads by key, and the keys in the order they came, so that the oldest goes first.
+///
+/// The order is a ring of `capacity` slots; a key taken before its slot comes round leaves the slot
+/// stale, and each key's generation tells a stale slot from the key set up again since.
+private struct ExpectedReads {
+    let capacity: Int
+    private(set) var reads: [[UInt8]: (reads: [AwaitedRead], generation: UInt64)] = [:]
+    private var order: [(key: [UInt8], generation: UInt64)] = []
+    private var oldest = 0
+    private var generation: UInt64 = 0
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    mutating func insert(_ expected: [AwaitedRead], for key: [UInt8]) {
+        generation &+= 1
+        if order.count < capacity {
+            order.append((key, generation))
+        } else {
+            let slot = order[oldest]
+            if reads[slot.key]?.generation == slot.generation { reads[slot.key] = nil }
+            order[oldest] = (key, generation)
+            oldest = (oldest + 1) % capacity
+        }
+        reads[key] = (expected, generation)
+    }
+
+    mutating func take(_ key: [UInt8]) -> [AwaitedRead] {
+        reads.removeValue(forKey: key)?.reads ?? []
+    }
+}
+
+/// A snapshot that answers every read with nothing (no value, no entries, an empty table), and notes the
+/// reads it was asked for: what a reader would fetch first, before what it reads has been written
+/// (``JournalReader/expect(_:under:)``).
+final class NotedReads: StorageReadTransaction {
+    private(set) var reads: [AwaitedRead] = []
+
+    private func note(_ read: AwaitedRead) {
+        if !reads.contains(read) { reads.append(read) }
+    }
+
+    func get(_ key: [UInt8], in table: StorageTable) throws -> [UInt8]? {
+        note(.value(table: table, key: key))
+        return nil
+    }
+
+    func forEach(in table: StorageTable, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try forEach(in: table, from: start, limit: .max, body)
+    }
+
+    func forEach(in table: StorageTable, from start: [UInt8]?, limit: Int, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        note(.entries(table: table, start: start ?? [], limit: min(limit, FetchedReads.pageSize)))
+    }
+
+    func last(in table: StorageTable) throws -> ([UInt8], [UInt8])? {
+        note(.last(table: table))
+        return nil
+    }
+
+    func count(in table: StorageTable) throws -> Int {
+        note(.count(table: table))
+        return 0
+    }
 }
 
 extension JournalReader {
@@ -254,12 +379,13 @@ extension JournalReader {
     /// store cannot begin an awaited read now (``ReadNotAwaited``), `otherwise` answers instead (a read
     /// that waits, on a thread that may wait).
     ///
-    /// With a `hint`, the reads `body` made the last time it answered under that key (``hints``) are
-    /// fetched by the first statement, and the reads of this answer are remembered for the next: a
-    /// reader whose reads depend on each other (a session, then its user's consents) costs one statement
-    /// instead of one per read, as long as they stay the same.
+    /// With a `hint`, the reads ``hints`` holds for it are fetched by the first statement: a reader whose
+    /// reads depend on each other (a session, then its user's consents) costs one statement instead of
+    /// one per read, as long as they are the ones expected. A ``AwaitedReadHint/learned(_:)`` hint
+    /// remembers the reads of this answer for the next; an ``AwaitedReadHint/expected(_:)`` one is used
+    /// once.
     public func read<R: Sendable>(
-        awaiting body: (JournalSnapshot) throws -> R, hint: [UInt8]? = nil, otherwise: () async throws -> R
+        awaiting body: (JournalSnapshot) throws -> R, hint: AwaitedReadHint? = nil, otherwise: () async throws -> R
     ) async throws -> R {
         guard let storage = storage as? any AwaitingStorage, storage.awaitsReads else { return try await otherwise() }
         let layout = self.layout
@@ -273,10 +399,25 @@ extension JournalReader {
             answer = nil
         }
         if let answer {
-            if let hint { hints.remember(answer.used, for: hint) }
+            if let hint, hint.use == .learned { hints.remember(answer.used, for: hint.key) }
             return answer.result
         }
         return try await otherwise()
+    }
+
+    /// Sets up the reads `body` makes — run now, on a snapshot that answers every read with nothing — for
+    /// the next read under ``AwaitedReadHint/expected(_:)`` `key` to fetch in its first statement. For a
+    /// reader whose reads a request knows before they can be read (the code it issues, and its user):
+    /// `body` makes the reads that reader will make, given the keys it will find. Nothing is set up when
+    /// the store does not await its reads (LMDB), nor when `body` reads more than one statement may.
+    public func expect(_ body: (JournalSnapshot) throws -> Void, under key: [UInt8]) {
+        guard let storage = storage as? any AwaitingStorage, storage.awaitsReads else { return }
+        let noted = NotedReads()
+        // An error is one of `body`'s own (nothing it reads can fail here): what it noted until then is
+        // as good a guess as any.
+        try? body(JournalSnapshot(transaction: noted, layout: layout))
+        guard noted.reads.count <= Self.awaitedReadLimit, Self.pages(in: noted.reads) <= Self.awaitedPageLimit else { return }
+        hints.expect(noted.reads, for: key)
     }
 
     /// Runs `body` on the answers of the latest statement through `connection`, until it answers having
