@@ -125,12 +125,9 @@ public final class PostgresStorage: AwaitingStorage {
         } else {
             awaitedReads = nil
         }
+        briefLockState = Mutex(briefLock ? .undecided : .transactions)
         do {
-            let connection = try take()
-            if briefLock {
-                briefLockReady.store(briefLockAvailable(PostgresSession(connection: connection, logger: logger)), ordering: .relaxed)
-            }
-            give(back: connection)
+            give(back: try take())
         } catch {
             Self.shutDown(group, after: awaitedReads)
             throw .storage(error)
@@ -234,8 +231,15 @@ public final class PostgresStorage: AwaitingStorage {
     }
 
     public func beginWrite() throws -> any StorageWriteTransaction {
-        let briefly = holdsLockBriefly
-        let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits, holdsLockBriefly: briefly)
+        let connection = try take()
+        let briefly: Bool
+        do {
+            briefly = try holdsLockBriefly(deciding: connection)
+        } catch {
+            discard(connection)
+            throw error
+        }
+        let session = PostgresSession(connection: connection, logger: logger, waitsInTasks: waits, holdsLockBriefly: briefly)
         // A batch that holds the lock for its transaction: the lock's statement also bounds how long the
         // transaction may sit idle holding it (``PostgresTransaction/lockJournal()``). One that holds it
         // for the session opens a transaction only if it must (``BriefJournalLock``).
@@ -247,15 +251,40 @@ public final class PostgresStorage: AwaitingStorage {
 
     /// Whether batches hold the journal lock for one round trip to the node (``BriefJournalLock``): the
     /// server is PostgreSQL 14 or later and has the store's function and procedure, and the store was
-    /// not made with `briefLock: false`.
-    public var holdsLockBriefly: Bool { briefLockReady.load(ordering: .relaxed) }
-    private let briefLockReady = Atomic<Bool>(false)
+    /// not made with `briefLock: false`. Decided at the store's first batch (``beginWrite()``), so that
+    /// a store that is only read (the replay tool's) creates nothing: `false` until then.
+    public var holdsLockBriefly: Bool { briefLockState.withLock { $0 == .session } }
+
+    /// How batches hold the journal lock: for their session (``BriefJournalLock``), for their
+    /// transactions, or not known before the first batch.
+    private enum BriefLockState {
+        case undecided
+        case session
+        case transactions
+    }
+
+    private let briefLockState: Mutex<BriefLockState>
+
+    /// Whether the batch about to begin on `connection` holds the lock briefly; the first batch decides
+    /// it for the store (``briefLockAvailable(_:)``), once. Only batches call this, from the writer.
+    /// - Throws: when `connection` fails while it is decided (nothing is decided then).
+    private func holdsLockBriefly(deciding connection: PostgresConnection) throws -> Bool {
+        switch briefLockState.withLock({ $0 }) {
+        case .session: return true
+        case .transactions: return false
+        case .undecided:
+            let briefly = try briefLockAvailable(PostgresSession(connection: connection, logger: logger))
+            briefLockState.withLock { $0 = briefly ? .session : .transactions }
+            return briefly
+        }
+    }
 
     /// Whether the server at the other end of `session` can hold the lock briefly: PostgreSQL 14 or
     /// later, with the objects of ``BriefJournalLock`` (created now, under the journal lock, if they are
     /// missing). A server where they cannot be created (no privilege, a standby) holds it for batches'
     /// transactions, as before.
-    private func briefLockAvailable(_ session: PostgresSession) -> Bool {
+    /// - Throws: when the connection fails (a server that answers, even with an error, has decided).
+    private func briefLockAvailable(_ session: PostgresSession) throws -> Bool {
         do {
             guard let version = try session.run("SHOW server_version_num").first.map({ try $0.decode(String.self) }).flatMap(Int.init),
                 version >= BriefJournalLock.oldestServer
@@ -270,6 +299,8 @@ public final class PostgresStorage: AwaitingStorage {
             try Self.runUnderJournalLock(BriefJournalLock.creation, on: session)
             return true
         } catch {
+            // A connection that broke decides nothing: the batch fails, and the next one decides.
+            _ = try session.run("SELECT 1")
             logger.notice(
                 "batches hold the journal lock for their transactions: the store's function and procedure cannot be created",
                 metadata: ["error": "\(error)"])

@@ -277,13 +277,13 @@ struct SharedJournalTests {
         let database = try await TestDatabase()
         let holderStore = try database.storage(briefLock: briefly)
         let otherStore = try database.storage(briefLock: briefly)
-        #expect(holderStore.holdsLockBriefly == briefly, "the test server runs PostgreSQL 14 or later")
         defer {
             holderStore.close()
             otherStore.close()
         }
         let table = try #require(try holderStore.openTables(["events"], create: true)["events"])
         let holder = try holderStore.beginWrite()
+        #expect(holderStore.holdsLockBriefly == briefly, "the test server runs PostgreSQL 14 or later")
         try holder.lockJournal()
         _ = try holder.get([0], in: table)  // the lock is held once this read is answered; then nothing more
         let started = ContinuousClock.now
@@ -317,6 +317,35 @@ struct SharedJournalTests {
         }
         #expect(try otherStore.read { try $0.get([2], in: table) } == [2])
         #expect(try otherStore.read { try $0.get([1], in: table) } == nil)
+    }
+
+    @Test("the brief lock's function and procedure are made by a store's first batch, not by a store that is only read")
+    func briefLockObjectsMadeByFirstBatch() async throws {
+        let database = try await TestDatabase()
+        let objectsExist = "SELECT (to_regproc('authledger_lock_read_v1') IS NOT NULL AND to_regproc('authledger_commit_unlock_v1') IS NOT NULL)::text"
+        let key = TemporaryKey()
+        let journal = try database.openJournal(key: key.path, briefLock: false)  // its genesis, without them
+        await journal.close()
+        #expect(try await database.texts(objectsExist) == ["false"])
+
+        let reader = try JournalReader(storage: try database.storage())
+        let head = try reader.read { try $0.head.sequence }
+        #expect(head >= 1, "its genesis")
+        #expect(try reader.verify(trust: .genesisKey).get().eventCount == head, "read and verified")
+        reader.close()
+        #expect(try await database.texts(objectsExist) == ["false"], "a store only read creates nothing")
+
+        let store = try database.storage()
+        defer { store.close() }
+        #expect(!store.holdsLockBriefly, "not decided before a batch")
+        let table = try #require(try store.openTables(["events"], create: true)["events"])
+        let batch = try store.beginWrite()
+        #expect(store.holdsLockBriefly, "the test server runs PostgreSQL 14 or later")
+        try batch.lockJournal()
+        try batch.put([1], for: [1], in: table, append: true)
+        try batch.commit()
+        #expect(try await database.texts(objectsExist) == ["true"])
+        #expect(try store.read { try $0.get([1], in: table) } == [1])
     }
 
     @Test("a batch holding the lock briefly: while the writer works it out, the lock is its session's and no transaction is open; after its commit no one holds the lock")
