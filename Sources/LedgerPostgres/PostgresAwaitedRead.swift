@@ -21,25 +21,38 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
 
     func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer] {
         guard !reads.isEmpty else { return [] }
-        return try EntryQueries.answers(to: reads, in: await run(EntryQueries.together(reads)))
+        if let values = EntryQueries.values(reads) {
+            // Values only: the statement prepared once on this connection.
+            let rows = try await run(ValueReads.sql) { [connection, logger] in
+                let rows = connection.eventLoop.makePromise(of: [ValueReads.Row].self)
+                rows.completeWithTask {
+                    var collected: [ValueReads.Row] = []
+                    for try await row in try await connection.execute(values, logger: logger) { collected.append(row) }
+                    return collected
+                }
+                return rows.futureResult
+            }
+            return try EntryQueries.answers(toValues: reads, in: rows)
+        }
+        let query = EntryQueries.together(reads)
+        return try EntryQueries.answers(to: reads, in: await run(query.sql) { [connection, logger] in connection.query(query, logger: logger) })
     }
 
-    /// Sends `query` and awaits its rows; in a traced request, the round trip is a span
-    /// (`postgres.round_trip`), as a waited one is.
-    private func run(_ query: PostgresQuery) async throws -> PostgresQueryResult {
-        guard JournalTracing.isEnabled, ServiceContext.current != nil else { return try await roundTrip(query) }
+    /// Sends a statement of text `sql` (`send`) and awaits its reply; in a traced request, the round trip
+    /// is a span (`postgres.round_trip`), as a waited one is.
+    private func run<T: Sendable>(_ sql: String, _ send: @escaping @Sendable () -> EventLoopFuture<T>) async throws -> T {
+        guard JournalTracing.isEnabled, ServiceContext.current != nil else { return try await roundTrip(send) }
         return try await withSpan("postgres.round_trip", ofKind: .client) { span in
             span.attributes["db.system.name"] = "postgresql"
-            span.attributes["db.query.text"] = String(query.sql.prefix(200))
+            span.attributes["db.query.text"] = String(sql.prefix(200))
             span.attributes["authledger.postgres.awaited"] = true
-            return try await roundTrip(query)
+            return try await roundTrip(send)
         }
     }
 
-    private func roundTrip(_ query: PostgresQuery) async throws -> PostgresQueryResult {
-        let reply: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
+    private func roundTrip<T: Sendable>(_ send: () -> EventLoopFuture<T>) async throws -> T {
         do {
-            return try await answer(reply)
+            return try await answer(send())
         } catch let error as PostgresStorageError {
             throw error
         } catch {
@@ -50,7 +63,7 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
     /// The reply, or a failure once ``PostgresSession/replyDeadline`` has passed: the connection is then
     /// closed, and the reply given up on — a query written to a connection that has just been reset is
     /// never answered nor failed by the driver (``PostgresSession`` says how that was found).
-    private func answer(_ reply: EventLoopFuture<PostgresQueryResult>) async throws -> PostgresQueryResult {
+    private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) async throws -> T {
         let connection = self.connection
         let deadline = PostgresSession.replyDeadline
         let (settled, abandon) = try PostgresSession.settled(reply, on: connection, failingAfter: deadline + .seconds(1))

@@ -121,6 +121,10 @@ public final class PostgresStorage: AwaitingStorage {
         if configurations.count == 1, address.sessionTarget == .any {
             clientConfiguration.options.connectTimeout = .seconds(5)
             clientConfiguration.options.maximumConnections = self.maximumConnections
+            // Awaited reads are lookups by key (``ValueReads``, ``EntryQueries/together(_:)``), and a plan
+            // a connection keeps must stay one as the table grows: made while the table was small, a
+            // plan may scan it whole, and keep doing so at every read once it is large.
+            clientConfiguration.options.additionalStartupParameters = [("enable_seqscan", "off")]
             awaitedReads = AwaitedReadPool(configuration: clientConfiguration, group: group, leaseWait: awaitedLeaseWait, logger: logger)
         } else {
             awaitedReads = nil

@@ -41,6 +41,26 @@ struct AwaitedReadTests {
         }
     }
 
+    @Test("values only, in one statement (on PostgreSQL the prepared one): values and a missing key each answered as they are, in the order asked, the same when read again", arguments: ["memory", "PostgreSQL"])
+    func valuesOnly(store: String) async throws {
+        try await withFilledJournal(store) { reader, counting in
+            let read: @Sendable (JournalSnapshot) throws -> [[UInt8]?] = { snapshot in
+                let markers = try snapshot.projection("markers")
+                return try [marker(1_299), "m9999", marker(3), marker(0)].map { try markers.get(Array($0.utf8)) }
+            }
+            let waited = try reader.read(read)
+            #expect(waited == [Array("seen 1299".utf8), nil, Array("seen 3".utf8), Array("seen 0".utf8)])
+            let key = Array("values".utf8)
+            #expect(try await awaitedAnswer(of: read, by: reader, counting: counting, hint: .learned(key)) == waited)
+            #expect(counting.statements == 4, "one statement per read the first time")
+            for _ in 0..<3 {
+                #expect(try await awaitedAnswer(of: read, by: reader, counting: counting, hint: .learned(key)) == waited)
+                #expect(counting.statements == 1, "then all four in one")
+                #expect(counting.latestReads(of: "value") == 4)
+            }
+        }
+    }
+
     @Test("a reader that swallows a read not fetched yet (try?) still answers from the fetched value", arguments: ["memory", "PostgreSQL"])
     func swallowedMissIsNotAnAnswer(store: String) async throws {
         try await withFilledJournal(store) { reader, counting in
