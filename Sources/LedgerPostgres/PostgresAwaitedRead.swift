@@ -22,7 +22,9 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
     func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer] {
         guard !reads.isEmpty else { return [] }
         if let values = EntryQueries.values(reads) {
-            // Values only: the statement prepared once on this connection.
+            // Values only: the statement prepared once on this connection. postgres-nio runs a prepared
+            // statement only as an async call; made a future here, its reply has the same deadline as
+            // every other read's (``answer(_:)``), instead of holding the task if none ever comes.
             let rows = try await run(ValueReads.sql) { [connection, logger] in
                 let rows = connection.eventLoop.makePromise(of: [ValueReads.Row].self)
                 rows.completeWithTask {
