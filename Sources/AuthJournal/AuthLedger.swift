@@ -397,10 +397,7 @@ extension AuthLedger {
     /// two statements (the user is known from the code), or one after ``expectRedemption(ofCode:issuedTo:)``
     /// on this node.
     public func redeemableCode(_ codeHash: String) async throws -> (code: CodeRecord?, readAhead: SubjectKeysReadAhead?) {
-        try await query(hint: .expected(Self.redemptionHint(codeHash))) { store in
-            let record = try store.code(codeHash)
-            return (record, try record.map { try self.readAhead(subjects: [PersonalData.userSubject($0.grant.userID)], in: store) })
-        }
+        try await query(hint: .expected(Self.redemptionHint(codeHash))) { store in try self.redemption(of: codeHash, in: store) }
     }
 
     /// Sets up what ``redeemableCode(_:)`` will read for the code with this hash, issued to `userID`, so
@@ -408,10 +405,19 @@ extension AuthLedger {
     /// issued; nothing is read now, and nothing is kept on a store whose reads are not awaited (LMDB).
     public func expectRedemption(ofCode codeHash: String, issuedTo userID: String) {
         journal.reader.expect({ snapshot in
-            let store = SnapshotStore(snapshot: snapshot)
-            _ = try store.code(codeHash)
-            _ = try self.readAhead(subjects: [PersonalData.userSubject(userID)], in: store)
+            _ = try self.redemption(of: codeHash, in: SnapshotStore(snapshot: snapshot), issuedTo: userID)
         }, under: Self.redemptionHint(codeHash))
+    }
+
+    /// The reads of a redemption, shared by ``redeemableCode(_:)`` and ``expectRedemption(ofCode:issuedTo:)``
+    /// so that what is set up is what is read: the code, then the key of its user — the one it names, or
+    /// `issuedTo` before the code can be read.
+    private func redemption(
+        of codeHash: String, in store: SnapshotStore, issuedTo userID: String? = nil
+    ) throws -> (code: CodeRecord?, readAhead: SubjectKeysReadAhead?) {
+        let record = try store.code(codeHash)
+        guard let user = record?.grant.userID ?? userID else { return (record, nil) }
+        return (record, try readAhead(subjects: [PersonalData.userSubject(user)], in: store))
     }
 
     private static func redemptionHint(_ codeHash: String) -> [UInt8] { Array("code:".utf8) + Array(codeHash.utf8) }

@@ -22,22 +22,24 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
     func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer] {
         guard !reads.isEmpty else { return [] }
         if let values = EntryQueries.values(reads) {
-            // Values only: the statement prepared once on this connection. postgres-nio runs a prepared
-            // statement only as an async call; made a future here, its reply has the same deadline as
-            // every other read's (``answer(_:)``), instead of holding the task if none ever comes.
-            let rows = try await run(ValueReads.sql) { [connection, logger] in
-                let rows = connection.eventLoop.makePromise(of: [ValueReads.Row].self)
-                rows.completeWithTask {
-                    var collected: [ValueReads.Row] = []
-                    for try await row in try await connection.execute(values, logger: logger) { collected.append(row) }
-                    return collected
-                }
-                return rows.futureResult
-            }
-            return try EntryQueries.answers(toValues: reads, in: rows)
+            // Values only: the statement prepared once on this connection.
+            return try EntryQueries.answers(toValues: reads, in: await run(ValueReads.sql) { [connection, logger] in Self.rows(of: values, on: connection, logger: logger) })
         }
         let query = EntryQueries.together(reads)
         return try EntryQueries.answers(to: reads, in: await run(query.sql) { [connection, logger] in connection.query(query, logger: logger) })
+    }
+
+    /// The rows of `values`, run as the statement prepared on `connection`. postgres-nio runs a
+    /// prepared statement only as an async call; made a future here, its reply has the same deadline as
+    /// every other read's (``answer(_:)``), instead of holding the task if none ever comes.
+    private static func rows(of values: ValueReads, on connection: PostgresConnection, logger: Logger) -> EventLoopFuture<[ValueReads.Row]> {
+        let rows = connection.eventLoop.makePromise(of: [ValueReads.Row].self)
+        rows.completeWithTask {
+            var collected: [ValueReads.Row] = []
+            for try await row in try await connection.execute(values, logger: logger) { collected.append(row) }
+            return collected
+        }
+        return rows.futureResult
     }
 
     /// Sends a statement of text `sql` (`send`) and awaits its reply; in a traced request, the round trip

@@ -416,7 +416,7 @@ extension JournalReader {
         // An error is one of `body`'s own (nothing it reads can fail here): what it noted until then is
         // as good a guess as any.
         try? body(JournalSnapshot(transaction: noted, layout: layout))
-        guard noted.reads.count <= Self.awaitedReadLimit, Self.pages(in: noted.reads) <= Self.awaitedPageLimit else { return }
+        guard Self.fetchableFirst(noted.reads) else { return }
         hints.expect(noted.reads, for: key)
     }
 
@@ -429,7 +429,7 @@ extension JournalReader {
     ) async throws -> (result: R, used: [AwaitedRead])? {
         let fetched = FetchedReads()
         var statements = 0
-        if !expected.isEmpty, expected.count <= awaitedReadLimit, pages(in: expected) <= awaitedPageLimit {
+        if !expected.isEmpty, fetchableFirst(expected) {
             try await fetched.fetch(expected, from: connection)
             statements = 1
         }
@@ -448,6 +448,12 @@ extension JournalReader {
             try await fetched.fetch(reads, from: connection)
             statements += 1
         }
+    }
+
+    /// Whether a hint's `reads` may be the first statement's: no more reads than statements allowed, no
+    /// more pages than one statement may hold.
+    private static func fetchableFirst(_ reads: [AwaitedRead]) -> Bool {
+        reads.count <= awaitedReadLimit && pages(in: reads) <= awaitedPageLimit
     }
 
     private static func pages(in reads: [AwaitedRead]) -> Int {
