@@ -173,7 +173,10 @@ struct AwaitedReadTests {
             #expect(reader.hints.expectedReads(for: key).count == 3, "set up without reading: nothing answered, every read noted")
             #expect(counting.statements == 0)
 
-            let answer = try await awaitedAnswer(of: chain, by: reader, counting: counting, hint: .expected(key))
+            // Set up again before each attempt: an attempt the store could not begin awaited took them.
+            let answer = try await awaitedAnswer(of: chain, by: reader, counting: counting, hint: .expected(key)) {
+                expect([7, 14, 28], under: key)
+            }
             #expect(answer == ["seen 7", "seen 14", "seen 28"])
             #expect(counting.statements == 1, "the expected reads in the first statement")
             #expect(reader.hints.expectedReads(for: key).isEmpty, "used once")
@@ -183,8 +186,9 @@ struct AwaitedReadTests {
             #expect(counting.statements == 3, "nothing expected any more: a statement per dependent read")
 
             // Expected wrong (the chain from 9): the same answer, one statement more per read not expected.
-            expect([9, 18, 36], under: key)
-            let wrong = try await awaitedAnswer(of: chain, by: reader, counting: counting, hint: .expected(key))
+            let wrong = try await awaitedAnswer(of: chain, by: reader, counting: counting, hint: .expected(key)) {
+                expect([9, 18, 36], under: key)
+            }
             #expect(wrong == answer)
             #expect(counting.statements == 4)
             #expect(counting.latestReads.count == 3, "the expected reads it did not use are not read again")
@@ -238,20 +242,20 @@ struct AwaitedReadTests {
             ])
         }
 
-        ledger.expectRedemption(ofCode: OpaqueToken.hash("code-a"), issuedTo: "auth0|alice")
-        counting.reset()
-        let (expected, readAhead) = try await ledger.redeemableCode(OpaqueToken.hash("code-a"))
+        let (expected, readAhead) = try await awaitedAnswer(counting: counting) {
+            try await ledger.redeemableCode(OpaqueToken.hash("code-a"))
+        } setUp: {
+            ledger.expectRedemption(ofCode: OpaqueToken.hash("code-a"), issuedTo: "auth0|alice")
+        }
         #expect(expected?.grant.userID == "auth0|alice")
         #expect(readAhead?.keys[PersonalData.userSubject("auth0|alice")] != nil, "its user's key, read ahead")
         #expect(counting.statements == 1, "the code and its user's key in one statement")
 
-        counting.reset()
-        let (unexpected, _) = try await ledger.redeemableCode(OpaqueToken.hash("code-b"))
+        let (unexpected, _) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-b")) }
         #expect(unexpected?.grant.userID == "auth0|bob")
         #expect(counting.statements == 2, "the code, then its user's key")
 
-        counting.reset()
-        let (none, noKey) = try await ledger.redeemableCode(OpaqueToken.hash("no such code"))
+        let (none, noKey) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("no such code")) }
         #expect(none == nil && noKey == nil)
         #expect(counting.statements == 1)
         await ledger.journal.close()
@@ -518,18 +522,35 @@ private let attemptsOnABusyMachine = 5
 private struct AnsweredByWaiting: Error {}
 
 /// `body`'s answer, read awaiting: a read the store could not begin awaited is tried again after the
-/// pool's rest (``attemptsOnABusyMachine``), with `counting`'s counts reset; one never awaited is an issue.
+/// pool's rest (``attemptsOnABusyMachine``), with `counting`'s counts reset and `setUp` run again before
+/// each attempt (what an attempt took, such as expected reads, is gone after it); one never awaited is an
+/// issue.
 private func awaitedAnswer<R: Sendable>(
-    of body: @Sendable (JournalSnapshot) throws -> R, by reader: JournalReader, counting: CountingStorage, hint: AwaitedReadHint? = nil
+    of body: @Sendable (JournalSnapshot) throws -> R, by reader: JournalReader, counting: CountingStorage, hint: AwaitedReadHint? = nil,
+    setUp: () -> Void = {}
+) async throws -> R {
+    try await awaitedAnswer(counting: counting) {
+        try await reader.read(awaiting: body, hint: hint) { throw AnsweredByWaiting() }
+    } setUp: {
+        setUp()
+    }
+}
+
+/// What `read` answers, tried again as ``awaitedAnswer(of:by:counting:hint:setUp:)`` tries, when one of
+/// its reads could not begin awaited (`counting` saw ``ReadNotAwaited``, or `read` threw
+/// ``AnsweredByWaiting``): for a read made by a layer above the reader, which answers by waiting then.
+private func awaitedAnswer<R: Sendable>(
+    counting: CountingStorage, _ read: () async throws -> R, setUp: () -> Void = {}
 ) async throws -> R {
     for attempt in 1...attemptsOnABusyMachine {
+        setUp()
         counting.reset()
         do {
-            return try await reader.read(awaiting: body, hint: hint) { throw AnsweredByWaiting() }
-        } catch is AnsweredByWaiting {
-            guard attempt < attemptsOnABusyMachine else { break }
-            try await Task.sleep(for: .milliseconds(2_100))
-        }
+            let answer = try await read()
+            if counting.readsNotBegun == 0 { return answer }
+        } catch is AnsweredByWaiting {}
+        guard attempt < attemptsOnABusyMachine else { break }
+        try await Task.sleep(for: .milliseconds(2_100))
     }
     Issue.record("never read awaiting, in \(attemptsOnABusyMachine) attempts")
     throw AnsweredByWaiting()
@@ -680,7 +701,7 @@ private final class MemoryAwaitingStorage: ForwardingStorage, @unchecked Sendabl
 private final class CountingStorage: ForwardingStorage, @unchecked Sendable {
     let inner: any AwaitingStorage
     let afterStatement: @Sendable (Int) async throws -> Void
-    private let counts = Mutex<(statements: Int, latest: [AwaitedRead])>((0, []))
+    private let counts = Mutex<(statements: Int, latest: [AwaitedRead], notBegun: Int)>((0, [], 0))
 
     init(_ inner: any AwaitingStorage, afterStatement: @escaping @Sendable (Int) async throws -> Void = { _ in }) {
         self.inner = inner
@@ -705,11 +726,15 @@ private final class CountingStorage: ForwardingStorage, @unchecked Sendable {
         }
     }
 
-    func reset() { counts.withLock { $0 = (0, []) } }
+    /// The awaited reads the store could not begin (``ReadNotAwaited``) since the last ``reset()``.
+    var readsNotBegun: Int { counts.withLock { $0.notBegun } }
+
+    func reset() { counts.withLock { $0 = (0, [], 0) } }
 
     fileprivate func counted(_ reads: [AwaitedRead]) async throws {
         let total = counts.withLock { counts in
-            counts = (counts.statements + 1, reads)
+            counts.statements += 1
+            counts.latest = reads
             return counts.statements
         }
         try await afterStatement(total)
@@ -719,7 +744,12 @@ private final class CountingStorage: ForwardingStorage, @unchecked Sendable {
     var awaitsReads: Bool { inner.awaitsReads }
 
     func readAwaiting<R: Sendable>(_ body: (any AwaitedReadConnection) async throws -> R) async throws -> R {
-        try await inner.readAwaiting { connection in try await body(Counted(inner: connection, storage: self)) }
+        do {
+            return try await inner.readAwaiting { connection in try await body(Counted(inner: connection, storage: self)) }
+        } catch let error as ReadNotAwaited {
+            counts.withLock { $0.notBegun += 1 }
+            throw error
+        }
     }
 
     private final class Counted: AwaitedReadConnection {
