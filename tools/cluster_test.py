@@ -22,6 +22,9 @@ node serves it with node A's issuer and redirect URI. Then it checks, each check
 3b. no blocking wait: full flows at every node (and a configuration read again) leave each node's
    `authledger_journal_store_waits_in_tasks` (/metrics) where it was: requests' reads are awaited, the
    writer waits on its own thread, and no request blocks one of the threads that run every task;
+3c. reads known ahead in one statement: by each node's `authledger_journal_awaited_statements`, a logged-in
+   browser's /authorize at A (its session's reads learned by the request before) sends one statement, and
+   the exchange of its code one at A (expected when A issued it) and two at B (the code, then its user's key);
 4. nodes killed mid-traffic: clients run full flows at B (then C, in turn, --kills times) and it is killed
    with SIGKILL among them; every code the victim returned must be redeemable exactly once at A (what it
    acknowledged was committed to PostgreSQL), and the victim, restarted, serves again;
@@ -247,7 +250,57 @@ class Cluster:
         expect(found, "node %s's /metrics lacks authledger_journal_store_waits_in_tasks" % self.name_of(node))
         return int(float(found.group(1)))
 
+    def awaited_reads(self, node):
+        """The node's awaited reads so far (/metrics): {"statements", "answered", "waited"}."""
+        text = requests.get(node.base + "metrics", timeout=TIMEOUT, proxies={"http": None, "https": None}).text
+        counts = {}
+        for key, metric in (("statements", "awaited_statements"), ("answered", "awaited_reads"), ("waited", "waited_reads")):
+            found = re.search(r"^authledger_journal_%s (\S+)$" % metric, text, re.MULTILINE)
+            expect(found, "node %s's /metrics lacks authledger_journal_%s" % (self.name_of(node), metric))
+            counts[key] = int(float(found.group(1)))
+        return counts
+
+    def awaited_cost(self, node, step, what):
+        """`step()`'s awaited reads at `node`: (its result, statements sent, readers answered awaited). A step
+        whose read the node could not begin awaited (no connection came in time on a busy machine: answered
+        by waiting, and counted so) is tried again, at most three times."""
+        for _ in range(3):
+            before = self.awaited_reads(node)
+            result = step()
+            after = self.awaited_reads(node)
+            moved = {key: after[key] - before[key] for key in before}
+            if moved["waited"] == 0:
+                return result, moved["statements"], moved["answered"]
+            time.sleep(2.1)  # the node's awaited reads rest for 2 s after a lease given up
+        raise CheckFailed("%s at node %s was answered by waiting three times, never awaited" % (what, self.name_of(node)))
+
     # -- the checks; each returns a one-line detail, or raises CheckFailed
+
+    def check_reads_in_one_statement(self):
+        """A request's reads known ahead cost one statement, as counted by the node's /metrics: a logged-in,
+        consented browser's /authorize (its session's reads learned by the request before), and the
+        exchange of its code at the node that issued it (expected when the code was issued); at another
+        node the exchange reads the code, then its user's key: two statements."""
+        a, b = self.nodes["A"], self.nodes["B"]
+        self.sso_code(a)  # the session's reads at A, learned
+        details = []
+        for redeemer in (a, b):
+            def authorize():
+                response, verifier, state = self.authorize(self.browser, a)
+                code = self.code_of(response, state)
+                expect(code, "A did not answer the logged-in browser with a code: %s" % short(response))
+                return code, verifier
+            (code, verifier), statements, answered = self.awaited_cost(a, authorize, "/authorize")
+            expect(answered == 1 and statements == 1,
+                   "A's /authorize for a known session read in %d statements, %d reads answered (expected 1 and 1)" % (statements, answered))
+            tokens, statements, answered = self.awaited_cost(redeemer, lambda: self.redeem(redeemer, code, verifier), "the exchange")
+            expect(tokens.status_code == 200, "%s refused A's code: %s" % (self.name_of(redeemer), short(tokens)))
+            expected = 1 if redeemer is a else 2
+            expect(answered == 1 and statements == expected,
+                   "the exchange at %s read in %d statements, %d reads answered (expected %d and 1)" % (
+                       self.name_of(redeemer), statements, answered, expected))
+            details.append("exchange at %s: %d" % (self.name_of(redeemer), statements))
+        return "/authorize at A with a known session: 1 statement; " + ", ".join(details)
 
     def check_no_waits_in_tasks(self):
         """Requests read awaited: flows at every node (authorize, login, consent, exchange, userinfo, healthz)
@@ -579,6 +632,7 @@ def main():
             ("2 shared SSO session and consent", cluster.check_shared_session),
             ("3 concurrent redemption across nodes", lambda: cluster.check_concurrent_redemption(args.codes, args.per_node)),
             ("3b no wait for PostgreSQL on a task's thread", cluster.check_no_waits_in_tasks),
+            ("3c a request's reads known ahead in one statement", cluster.check_reads_in_one_statement),
             ("4 nodes killed mid-traffic", lambda: cluster.check_node_killed(args.clients, args.kills)),
             ("5 PostgreSQL unavailable", cluster.check_postgres_down),
             ("6 shared journal verifies", cluster.check_journal),

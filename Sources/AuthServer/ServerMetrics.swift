@@ -94,8 +94,8 @@ final class ServerMetrics: Sendable {
 
     /// The exposition text, with the journal's writer counters as of now.
     func render(
-        journal: JournalStatistics, sequence: UInt64, storeWaitsInTasks: Int = 0, wallClockLag: Int64 = 0,
-        logStream: (name: String, status: LogStreamStatus)? = nil
+        journal: JournalStatistics, sequence: UInt64, storeWaitsInTasks: Int = 0, awaitedReads: AwaitedReadStatistics = .init(),
+        wallClockLag: Int64 = 0, logStream: (name: String, status: LogStreamStatus)? = nil
     ) -> String {
         func gauge(_ metric: String, _ unit: String, _ help: String, _ value: Double) {
             registry.makeGauge(descriptor: Self.name("journal", metric, unit, help)).set(value)
@@ -114,6 +114,11 @@ final class ServerMetrics: Sendable {
               seconds(journal.underLockAfterCatchUp))
         gauge("store_waits_in_tasks", "", "Times a task waited on its thread for the store's I/O (PostgreSQL) since start: each held a thread that runs every task.",
               Double(storeWaitsInTasks))
+        gauge("awaited_statements", "", "Shared journal: statements sent by awaited reads since start (one per attempt of a request's read; a request whose reads were known ahead reads in one).",
+              Double(awaitedReads.statements))
+        gauge("awaited_reads", "", "Shared journal: requests' reads answered by awaited statements since start.", Double(awaitedReads.answered))
+        gauge("waited_reads", "", "Shared journal: requests' reads answered by waiting on a thread instead of awaited (they read too much, or no connection came in time) since start.",
+              Double(awaitedReads.waited))
         if let nice = journal.writerNiceValue {
             gauge("writer_nice", "", "Nice value of the journal's writer thread.", Double(nice))
         }

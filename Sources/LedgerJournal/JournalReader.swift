@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Synchronization
 
 /// Read-only access to a journal: consistent snapshots, proofs, checkpoints. Needs no signing key and
 /// never blocks a writer, so it can run against a live journal, or a copy of one.
@@ -8,6 +9,8 @@ public final class JournalReader: Sendable {
     let layout: JournalLayout
     /// What awaited reads given a hint read last time (``read(awaiting:hint:otherwise:)``).
     public let hints = AwaitedReadHints()
+    /// What awaited reads have cost so far (``awaitedReadStatistics``).
+    let awaitedCounts = Mutex(AwaitedReadStatistics())
 
     /// Where the journal is (a directory, or a database address without its password).
     public var location: String { storage.location }

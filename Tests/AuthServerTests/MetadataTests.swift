@@ -58,6 +58,11 @@ struct MetadataTests {
             #expect(metrics.body.contains("authledger_login_attempts_total{result=\"success\"} 1"))
             #expect(metrics.body.contains("authledger_journal_append_duration_seconds_count"))
             #expect(metrics.body.contains("authledger_journal_batch_size_mean"))
+            // LMDB reads in place: no awaited statement, and no read waited for instead (tools/cluster_test.py
+            // counts them on PostgreSQL).
+            for name in ["awaited_statements", "awaited_reads", "waited_reads"] {
+                #expect(metrics.body.contains("\nauthledger_journal_\(name) 0"), "\(name) on an LMDB node")
+            }
         }
     }
 }

@@ -112,6 +112,16 @@ struct JournalTests {
         #endif
     }
 
+    @Test("an LMDB journal does not await its reads: a reader given one runs in place, and no awaited read is counted")
+    func awaitedReadsNotCounted() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        let sequence = try await journal.reader.read(awaiting: { try $0.head.sequence }) { try journal.reader.read { try $0.head.sequence } }
+        #expect(sequence == journal.head.sequence)
+        #expect(journal.reader.awaitedReadStatistics == AwaitedReadStatistics())
+        await journal.close()
+    }
+
     @Test("appendAll writes its events contiguously")
     func appendAllIsContiguous() async throws {
         let directory = TemporaryDirectory()

@@ -86,6 +86,30 @@ struct AwaitedReadTests {
         }
     }
 
+    @Test("a reader's awaited reads are counted: every statement sent, the readers answered awaited, and those answered by waiting", arguments: ["memory", "PostgreSQL"])
+    func statisticsCounted(store: String) async throws {
+        try await withFilledJournal(store) { reader, counting in
+            #expect(reader.awaitedReadStatistics == AwaitedReadStatistics())
+            _ = try await awaitedAnswer(of: markerChain(from: 7), by: reader, counting: counting)
+            var counted = reader.awaitedReadStatistics
+            #expect(counted.statements == 3 && counted.answered == 1)
+            // A read the store could not begin (a busy machine: see attemptsOnABusyMachine) was answered
+            // by waiting, and counted so; on its own, the store never refuses one.
+            if store == "memory" { #expect(counted.waited == 0) }
+
+            let waitedBefore = counted.waited
+            let (_, didWait) = try await answerPastTheLimits(of: { snapshot in
+                try (0..<40).filter { try snapshot.projection("markers").get(Array(marker($0).utf8)) != nil }.count
+            }, by: reader, counting: counting)
+            #expect(didWait)
+            counted = reader.awaitedReadStatistics
+            #expect(counted.statements == 3 + JournalReader.awaitedReadLimit, "the statements sent before it gave up count")
+            #expect(counted.answered == 1)
+            #expect(counted.waited >= waitedBefore + 1)
+            if store == "memory" { #expect(counted.waited == 1) }
+        }
+    }
+
     @Test("two walks from one key, one of all entries and one of ten, then a key: answered awaited, each page read once a statement", arguments: ["memory", "PostgreSQL"])
     func twoWalksFromOneKey(store: String) async throws {
         try await withFilledJournal(store) { reader, counting in

@@ -102,7 +102,7 @@ extension AuthorizationServer {
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         let text = metrics.render(
             journal: ledger.journal.statistics, sequence: ledger.journal.head.sequence, storeWaitsInTasks: ledger.journal.storeWaitsInTasks,
-            wallClockLag: settings.wallClockLag(),
+            awaitedReads: ledger.journal.reader.awaitedReadStatistics, wallClockLag: settings.wallClockLag(),
             logStream: settings.logStream.map { ($0.configuration.name, $0.status) })
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }

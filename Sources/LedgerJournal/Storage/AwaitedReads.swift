@@ -194,6 +194,20 @@ public struct AwaitedReadMismatch: Error, CustomStringConvertible {
     public var description: String { "an awaited statement of \(reads) reads was answered with \(answers) answers of other kinds" }
 }
 
+/// What a reader's awaited reads (``JournalReader/read(awaiting:hint:otherwise:)``) have cost since it
+/// was made, on a store that awaits its reads; on one that does not (LMDB), every count stays zero.
+public struct AwaitedReadStatistics: Sendable, Equatable {
+    /// Statements sent: one per attempt of a reader, the first of a hinted one included.
+    public var statements = 0
+    /// Readers answered by awaited statements.
+    public var answered = 0
+    /// Readers answered by waiting instead: they read past the limits, or the store could not begin an
+    /// awaited read then (``ReadNotAwaited``: no connection came in time, or its pool rests after a failure).
+    public var waited = 0
+
+    public init() {}
+}
+
 /// Where an awaited read (``JournalReader/read(awaiting:hint:otherwise:)``) finds the reads to fetch in its
 /// first statement, kept in ``AwaitedReadHints``.
 public struct AwaitedReadHint: Hashable, Sendable {
@@ -393,17 +407,24 @@ extension JournalReader {
         let answer: (result: R, used: [AwaitedRead])?
         do {
             answer = try await storage.readAwaiting { connection in
-                try await Self.attempts(of: body, layout: layout, expecting: expected, on: connection)
+                try await Self.attempts(of: body, layout: layout, expecting: expected, on: connection) {
+                    self.awaitedCounts.withLock { $0.statements += 1 }
+                }
             }
         } catch is ReadNotAwaited {
             answer = nil
         }
         if let answer {
+            awaitedCounts.withLock { $0.answered += 1 }
             if let hint, hint.use == .learned { hints.remember(answer.used, for: hint.key) }
             return answer.result
         }
+        awaitedCounts.withLock { $0.waited += 1 }
         return try await otherwise()
     }
+
+    /// What this reader's awaited reads have cost since it was made (``read(awaiting:hint:otherwise:)``).
+    public var awaitedReadStatistics: AwaitedReadStatistics { awaitedCounts.withLock { $0 } }
 
     /// Sets up the reads `body` makes — run now, on a snapshot that answers every read with nothing — for
     /// the next read under ``AwaitedReadHint/expected(_:)`` `key` to fetch in its first statement. For a
@@ -425,11 +446,12 @@ extension JournalReader {
     /// statement fetches the `expected` reads, if there are any; else `body` first runs on no answers.
     private static func attempts<R>(
         of body: (JournalSnapshot) throws -> R, layout: JournalLayout, expecting expected: [AwaitedRead],
-        on connection: any AwaitedReadConnection
+        on connection: any AwaitedReadConnection, sending: () -> Void
     ) async throws -> (result: R, used: [AwaitedRead])? {
         let fetched = FetchedReads()
         var statements = 0
         if !expected.isEmpty, fetchableFirst(expected) {
+            sending()
             try await fetched.fetch(expected, from: connection)
             statements = 1
         }
@@ -445,6 +467,7 @@ extension JournalReader {
             guard let read = fetched.missing, statements < awaitedReadLimit else { return nil }
             let reads = fetched.used + [read]
             guard pages(in: reads) <= awaitedPageLimit else { return nil }
+            sending()
             try await fetched.fetch(reads, from: connection)
             statements += 1
         }
