@@ -13,8 +13,13 @@ import PostgresNIO
 /// longer than ``leaseWait`` is given up (``ReadNotAwaited``), and the pool rests for ``rest``: its reads
 /// wait for the store's own connections meanwhile, which fail at once when PostgreSQL refuses them (the
 /// server answers 503), and serve when it is back.
+///
+/// The pool's connections run on an event loop thread of its own, not the one of the store's
+/// connections: under load that thread decrypts every read's reply, and a batch that holds the journal
+/// lock must not wait behind them for the reply that lets it write.
 final class AwaitedReadPool: Sendable {
     private let client: PostgresClient
+    private let group: MultiThreadedEventLoopGroup
     private let running: Task<Void, Never>
     /// Whether `running` has begun to run the client (a lease asked of a client not running yet is
     /// logged as a warning).
@@ -28,9 +33,11 @@ final class AwaitedReadPool: Sendable {
     /// How long reads wait instead of being awaited after a lease was given up or a connection failed.
     static let rest: TimeAmount = .seconds(2)
 
-    init(configuration: PostgresClient.Configuration, group: MultiThreadedEventLoopGroup, leaseWait: TimeAmount, logger: Logger) {
+    init(configuration: PostgresClient.Configuration, leaseWait: TimeAmount, logger: Logger) {
         self.leaseWait = leaseWait
         self.logger = logger
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = group
         let client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
         self.client = client
         self.eventLoop = group.next()
@@ -89,11 +96,12 @@ final class AwaitedReadPool: Sendable {
         return try await body(connection)
     }
 
-    /// Stops the client, and lets `group` go once the client has closed its connections (which run on
-    /// it), without waiting for either: a thread that waited here might be one the client's task needs.
-    func shutDown(then group: MultiThreadedEventLoopGroup) {
+    /// Stops the client, and lets its event loop go once the client has closed its connections (which
+    /// run on it), without waiting for either: a thread that waited here might be one the client's task
+    /// needs.
+    func shutDown() {
         running.cancel()
-        Task.detached { [running] in
+        Task.detached { [running, group] in
             await running.value
             group.shutdownGracefully { _ in }
         }

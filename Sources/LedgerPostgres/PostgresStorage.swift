@@ -125,7 +125,7 @@ public final class PostgresStorage: AwaitingStorage {
             // a connection keeps must stay one as the table grows: made while the table was small, a
             // plan may scan it whole, and keep doing so at every read once it is large.
             clientConfiguration.options.additionalStartupParameters = [("enable_seqscan", "off")]
-            awaitedReads = AwaitedReadPool(configuration: clientConfiguration, group: group, leaseWait: awaitedLeaseWait, logger: logger)
+            awaitedReads = AwaitedReadPool(configuration: clientConfiguration, leaseWait: awaitedLeaseWait, logger: logger)
         } else {
             awaitedReads = nil
         }
@@ -340,11 +340,8 @@ public final class PostgresStorage: AwaitingStorage {
     public func close() {
         let connections = takeAllIdle()
         for connection in connections { try? connection.close().wait() }
-        if awaitedReads == nil {
-            try? group.syncShutdownGracefully()
-        } else {
-            Self.shutDown(group, after: awaitedReads)
-        }
+        try? group.syncShutdownGracefully()
+        awaitedReads?.shutDown()
     }
 
     deinit {
@@ -354,14 +351,11 @@ public final class PostgresStorage: AwaitingStorage {
         Self.shutDown(group, after: awaitedReads)
     }
 
-    /// Stops the awaited reads' pool, if there is one, and lets the event loop go once the pool has
-    /// closed its connections (which run on it), without waiting for either.
+    /// Lets the store's event loop go, and stops the awaited reads' pool if there is one, without waiting
+    /// for either.
     private static func shutDown(_ group: MultiThreadedEventLoopGroup, after awaitedReads: AwaitedReadPool?) {
-        guard let awaitedReads else {
-            group.shutdownGracefully { _ in }
-            return
-        }
-        awaitedReads.shutDown(then: group)
+        group.shutdownGracefully { _ in }
+        awaitedReads?.shutDown()
     }
 
     private func takeAllIdle() -> [PostgresConnection] {

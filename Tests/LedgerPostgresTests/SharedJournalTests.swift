@@ -322,7 +322,7 @@ struct SharedJournalTests {
     @Test("the brief lock's function and procedure are made by a store's first batch, not by a store that is only read")
     func briefLockObjectsMadeByFirstBatch() async throws {
         let database = try await TestDatabase()
-        let objectsExist = "SELECT (to_regproc('authledger_lock_read_v1') IS NOT NULL AND to_regproc('authledger_commit_unlock_v1') IS NOT NULL)::text"
+        let objectsExist = "SELECT (to_regproc('authledger_lock_read_v1') IS NOT NULL AND to_regproc('authledger_commit_unlock_v2') IS NOT NULL)::text"
         let key = TemporaryKey()
         let journal = try database.openJournal(key: key.path, briefLock: false)  // its genesis, without them
         await journal.close()
@@ -346,6 +346,20 @@ struct SharedJournalTests {
         try batch.commit()
         #expect(try await database.texts(objectsExist) == ["true"])
         #expect(try store.read { try $0.get([1], in: table) } == [1])
+
+        // One session, as a batch uses them: the function takes the lock and sets the idle timeout; the
+        // procedure (no rows) commits, lets go of the lock and sets the timeout back to the session's own.
+        let lockKey = 0x4175_7468_4C65_6467
+        let none = "'{}'::text[], '{}'::bytea[], '{}'::bytea[]"
+        let seen = try await database.texts(inOneSession: [
+            "SELECT count(*)::text FROM authledger_lock_read_v1(\(lockKey), '30s', 'events', '\\x'::bytea, false, 1, '{}'::text[], '{}'::bytea[])",
+            "SHOW idle_session_timeout",
+            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted",
+            "CALL authledger_commit_unlock_v2(\(lockKey), \(none), \(none), \(none))",
+            "SHOW idle_session_timeout",
+            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+        ])
+        #expect(seen == [["1"], ["30s"], ["1"], [], ["0"], ["0"]], "locked with the timeout; then unlocked, the timeout the session's own")
     }
 
     @Test("a batch holding the lock briefly: while the writer works it out, the lock is its session's and no transaction is open; after its commit no one holds the lock")
@@ -624,6 +638,31 @@ extension TestDatabase {
         }
         try await connection.close()
         return texts
+    }
+
+    /// The first column of each statement's rows, as text, the statements run in order on one connection
+    /// (one session).
+    func texts(inOneSession statements: [String]) async throws -> [[String]] {
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(
+                host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
+                tls: .disable),
+            id: 5, logger: Logger(label: "test"))
+        var results: [[String]] = []
+        do {
+            for sql in statements {
+                var texts: [String] = []
+                for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test")) {
+                    texts.append(try row.decode(String.self))
+                }
+                results.append(texts)
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+        return results
     }
 
     func execute(_ sql: String) async throws {
