@@ -51,6 +51,9 @@ final class OrderedHandoff<Element: Sendable>: @unchecked Sendable {
         let handoff = OrderedHandoff(capacity: capacity)
         let owned = Owned(state)
         let consumer = Thread {
+            // Named by the thread itself (Foundation names only the current thread), in at most 15 bytes
+            // (Linux refuses a longer name).
+            Thread.current.name = "ordered-handoff"
             while let batch = handoff.take() {
                 do {
                     try fold(&owned.value, batch)
@@ -61,7 +64,6 @@ final class OrderedHandoff<Element: Sendable>: @unchecked Sendable {
             }
             handoff.finish()
         }
-        consumer.name = "ordered-handoff consumer"
         consumer.start()
         var producerError: (any Error)?
         do {

@@ -112,6 +112,8 @@ final class ServerMetrics: Sendable {
               seconds(journal.lockWaitAndCatchUp))
         gauge("under_lock_after_catch_up", "seconds", "Shared journal: committed batches' time under the journal lock after the catch-up read (their work and commit).",
               seconds(journal.underLockAfterCatchUp))
+        gauge("writer_cpu", "seconds", "CPU time the journal's writer thread spent on batches since start (on a shared journal, mostly under the journal lock).",
+              seconds(journal.writerCPUTime))
         gauge("store_waits_in_tasks", "", "Times a task waited on its thread for the store's I/O (PostgreSQL) since start: each held a thread that runs every task.",
               Double(storeWaitsInTasks))
         gauge("awaited_statements", "", "Shared journal: statements sent by awaited reads since start (one per attempt of a request's read; a request whose reads were known ahead reads in one).",

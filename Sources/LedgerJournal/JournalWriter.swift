@@ -58,12 +58,18 @@ final class JournalWriter: @unchecked Sendable {
     var halted: JournalError? { haltReason.withLock { $0 } }
     private let haltReason = Mutex<JournalError?>(nil)
 
+    /// The writer thread's name, as `top -H`, `ps -L` and `perf` show it.
+    static let threadName = "journal-writer"
+
     func start() {
         let thread = Thread { [self] in
+            // Named by the thread itself: Foundation passes a name to the system only for the current
+            // thread. Linux keeps at most 15 bytes of it (`pthread_setname_np` refuses a longer one): this
+            // one shows in `top -H`, `ps -L` and `perf` as it is.
+            Thread.current.name = Self.threadName
             takeSchedulingPriority()
             run()
         }
-        thread.name = "authledger-journal-writer"
         thread.start()
     }
 
@@ -167,6 +173,10 @@ final class JournalWriter: @unchecked Sendable {
         // head goes back: only what a commit of this writer confirmed must survive a failover.
         let confirmedHead = head
         let confirmedFrontier = frontier
+        // The writer's own CPU time for the batch, retries included: on a shared journal, most of it is
+        // spent holding the journal lock.
+        let cpuBefore = Self.threadCPUTime()
+        defer { counters.withLock { $0.writerCPUTime += Self.threadCPUTime() - cpuBefore } }
         while true {
             do {
                 let outcome = try commit(batch)
@@ -212,6 +222,13 @@ final class JournalWriter: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// The CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`); zero where it cannot be read.
+    private static func threadCPUTime() -> Duration {
+        var now = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) == 0 else { return .zero }
+        return .seconds(now.tv_sec) + .nanoseconds(now.tv_nsec)
     }
 
     /// Hands a checkpoint to the witness when asked to, or when enough events have passed since the
@@ -473,6 +490,10 @@ public struct JournalStatistics: Sendable, Equatable {
     /// commit: the rest of each batch's hold of the journal lock (its requests, chaining, checkpoint,
     /// and the statement that commits), as this node sees it.
     public var underLockAfterCatchUp: Duration = .zero
+    /// The CPU time the writer thread spent on batches (storage retries included; waits for the lock, the
+    /// disk or the database are not CPU time). On shared storage, most of it is under the journal lock:
+    /// divided by ``batchesCommitted``, it is a node's own share of each batch's hold.
+    public var writerCPUTime: Duration = .zero
     /// The nice value the writer thread runs at (``Journal/Configuration/writerNiceValue`` if the process
     /// may take it), once the writer has started; `nil` before, or where the system does not say.
     public var writerNiceValue: Int32?

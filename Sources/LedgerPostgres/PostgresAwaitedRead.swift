@@ -54,9 +54,9 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
         }
     }
 
-    private func roundTrip<T: Sendable>(_ send: () -> EventLoopFuture<T>) async throws -> T {
+    private func roundTrip<T: Sendable>(_ send: @escaping @Sendable () -> EventLoopFuture<T>) async throws -> T {
         do {
-            return try await answer(send())
+            return try await answer(send)
         } catch let error as PostgresStorageError {
             throw error
         } catch {
@@ -64,18 +64,37 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
         }
     }
 
-    /// The reply, or a failure once ``PostgresSession/replyDeadline`` has passed: the connection is then
-    /// closed, and the reply given up on — a query written to a connection that has just been reset is
-    /// never answered nor failed by the driver (``PostgresSession`` says how that was found).
-    private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) async throws -> T {
+    /// Sends the statement (`send`) and awaits its reply, or a failure once ``PostgresSession/replyDeadline``
+    /// has passed: the connection is then closed, and the reply given up on — a query written to a
+    /// connection that has just been reset is never answered nor failed by the driver
+    /// (``PostgresSession`` says how that was found).
+    ///
+    /// One hop to the connection's event loop sends it, schedules the deadline and registers what takes
+    /// the reply: made from a task's thread, each of those is a wake-up of the loop of its own (the
+    /// reply's callback, the deadline's task, awaiting the future, cancelling the task), as the journal's
+    /// writer found (``PostgresSession``).
+    private func answer<T: Sendable>(_ send: @escaping @Sendable () -> EventLoopFuture<T>) async throws -> T {
         let connection = self.connection
+        if connection.isClosed { throw PostgresStorageError(message: "the connection closed", doing: "waiting for a reply") }
         let deadline = PostgresSession.replyDeadline
-        let (settled, abandon) = try PostgresSession.settled(reply, on: connection, failingAfter: deadline + .seconds(1))
-        let close = connection.eventLoop.scheduleTask(in: deadline) { connection.close().whenComplete { _ in } }
-        defer {
-            close.cancel()
-            abandon.cancel()
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let eventLoop = connection.eventLoop
+            eventLoop.execute {
+                // Only the loop settles it (the reply's callback and the deadline's task both run there).
+                let settled = NIOLoopBoundBox(false, eventLoop: eventLoop)
+                let timeout = eventLoop.scheduleTask(in: deadline) {
+                    guard !settled.value else { return }
+                    settled.value = true
+                    continuation.resume(throwing: PostgresStorageError(message: "no reply within \(deadline)", doing: "waiting for a reply"))
+                    connection.close().whenComplete { _ in }
+                }
+                send().hop(to: eventLoop).whenComplete { result in
+                    timeout.cancel()
+                    guard !settled.value else { return }
+                    settled.value = true
+                    continuation.resume(with: result)
+                }
+            }
         }
-        return try await settled.get()
     }
 }

@@ -27,7 +27,7 @@ import Tracing
 final class PostgresSession {
     let connection: PostgresConnection
     let logger: Logger
-    private var pending: [EventLoopFuture<PostgresQueryResult>] = []
+    private var pending: [PendingReply] = []
     /// The staged writes of each open level, the batch's transaction first.
     private var layers: [StagedLayer] = [StagedLayer(savepoint: nil)]
     /// How many writes are staged in all layers.
@@ -77,14 +77,13 @@ final class PostgresSession {
     /// statement that writes, `BEGIN` (with the transaction's idle timeout) when no transaction is open.
     private func prepare(writing: Bool) {
         if claimPendingLock() {
-            pending.append(connection.query(BriefJournalLock.lock, logger: logger))
+            pending.append(submit(BriefJournalLock.lock))
         }
         if writing, !transactionOpen {
             transactionOpen = true
-            pending.append(connection.query("BEGIN", logger: logger))
+            pending.append(submit("BEGIN"))
             pending.append(
-                connection.query(
-                    "SELECT set_config('idle_in_transaction_session_timeout', \(PostgresStorage.idleWriterTimeout), true)", logger: logger))
+                submit("SELECT set_config('idle_in_transaction_session_timeout', \(PostgresStorage.idleWriterTimeout), true)"))
         }
     }
 
@@ -97,9 +96,23 @@ final class PostgresSession {
         return true
     }
 
+    /// A key of a table. Hashed by its key's bytes and its table name's length only: the writer looks
+    /// staged and prefetched entries up several times for each read and write of a batch, and hashing the
+    /// name's characters each time was most of that (`perf` on a node's writer: dictionary lookups a
+    /// quarter of its CPU). Equal keys in tables whose names are as long collide, and are told apart by
+    /// `==`, which compares the name too.
     private struct StagedKey: Hashable {
         let table: String
         let key: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(table.utf8.count)
+            key.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+
+        static func == (lhs: StagedKey, rhs: StagedKey) -> Bool {
+            lhs.key == rhs.key && lhs.table == rhs.table
+        }
     }
 
     /// What one transaction level has written and not sent.
@@ -290,7 +303,7 @@ final class PostgresSession {
         let layer = layers.removeLast()
         if let savepoint = layer.savepoint, layer.savepointSent {
             // Its writes staged since the savepoint stay staged: they are the enclosing level's now.
-            pending.append(connection.query("RELEASE SAVEPOINT \(unescaped: savepoint)", logger: logger))
+            pending.append(submit("RELEASE SAVEPOINT \(unescaped: savepoint)"))
         }
         for (key, value) in layer.upserts {
             layers[layers.count - 1].upserts[key] = value
@@ -337,7 +350,7 @@ final class PostgresSession {
         let through = throughInnermost ? layers.count - 1 : lastWithWrites
         for index in layers.indices where index <= through {
             if let savepoint = layers[index].savepoint, !layers[index].savepointSent {
-                pending.append(connection.query("SAVEPOINT \(unescaped: savepoint)", logger: logger))
+                pending.append(submit("SAVEPOINT \(unescaped: savepoint)"))
                 layers[index].savepointSent = true
             }
             let layer = layers[index]
@@ -350,27 +363,23 @@ final class PostgresSession {
             if !layer.appends.isEmpty {
                 let (tables, keys, values) = Self.columns(layer.appends)
                 pending.append(
-                    connection.query(
-                        "INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])",
-                        logger: logger))
+                    submit("INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])"))
             }
             if !layer.upserts.isEmpty {
                 let (tables, keys, values) = Self.columns(layer.upserts.map { ($0.key, $0.value) })
                 pending.append(
-                    connection.query(
-                        """
+                    submit("""
                         INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
                         ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value
-                        """, logger: logger))
+                        """))
             }
             if !layer.extensions.isEmpty {
                 let (tables, keys, values) = Self.columns(layer.extensions.map { ($0.key, $0.value) })
                 pending.append(
-                    connection.query(
-                        """
+                    submit("""
                         INSERT INTO authledger_entries (tbl, key, value) SELECT * FROM unnest(\(tables)::text[], \(keys)::bytea[], \(values)::bytea[])
                         ON CONFLICT (tbl, key) DO UPDATE SET value = authledger_entries.value || EXCLUDED.value
-                        """, logger: logger))
+                        """))
             }
             layers[index].appends = []
             layers[index].upserts = [:]
@@ -423,7 +432,7 @@ final class PostgresSession {
 
     private func sendNow(_ query: PostgresQuery) {
         prepare(writing: false)
-        pending.append(connection.query(query, logger: logger))
+        pending.append(submit(query))
         if pending.count >= Self.maximumPending {
             do { try flush() } catch { deferredError = deferredError ?? error }
         }
@@ -444,55 +453,56 @@ final class PostgresSession {
     /// PostgreSQL rolls back what it had of the transaction itself.
     static let rollbackDeadline: TimeAmount = .seconds(5)
 
-    /// Waits for a reply of this session's connection, giving up on it at the current deadline.
+    /// Sends `query` on the connection and returns its reply to wait for (``answer(_:)``).
+    ///
+    /// One hop to the connection's event loop sends the statement and registers what takes its reply, so
+    /// that waiting needs nothing more of the loop. Each call from this thread into the loop wakes it (an
+    /// `eventfd` write and a context switch): sending with `PostgresConnection.query`, then registering a
+    /// callback, scheduling the deadline's task, waiting with `EventLoopFuture.wait()` and cancelling the
+    /// task were five such wake-ups a statement, a tenth of a node's journal writer in `perf`'s samples,
+    /// most of it under the journal lock. Statements go out in the order submitted (the loop runs its
+    /// tasks in order).
+    private func submit(_ query: PostgresQuery) -> PendingReply {
+        let reply = PendingReply()
+        let connection = self.connection
+        let logger = self.logger
+        connection.eventLoop.execute {
+            connection.query(query, logger: logger).whenComplete { reply.settle($0) }
+        }
+        return reply
+    }
+
+    /// Waits for a reply of this session's connection, giving up on it at the current deadline
+    /// (``withinDeadline(_:_:)``): the connection is then closed.
     ///
     /// A query written to a connection that has just been reset is never answered nor failed by the driver
-    /// (its task is dropped with the channel's pipeline), and closing the connection at the deadline cannot
-    /// fail it either — it is closed already — so waiting for the reply alone waited forever: the node's
-    /// writer hung (`tools/network_fault_test.py`, connections cut, found it;
-    /// `SharedJournalTests.connectionClosedUnderWriter`). So a connection seen closed fails at once, and a
-    /// reply not given by the deadline fails with it. (Not a callback on the connection's `closeFuture`: a
-    /// pooled connection lives as long as the process, and a callback per reply would keep every reply.)
-    private func answer<T: Sendable>(_ reply: EventLoopFuture<T>) throws -> T {
+    /// (its task is dropped with the channel's pipeline), and closing the connection cannot fail it either —
+    /// it is closed already — so waiting for the reply alone waited forever: the node's writer hung
+    /// (`tools/network_fault_test.py`, connections cut, found it; `SharedJournalTests.connectionClosedUnderWriter`).
+    /// So a connection seen closed fails at once, and a reply not given by the deadline fails, closing the
+    /// connection (which fails every other reply the driver still holds).
+    private func answer(_ reply: PendingReply) throws -> PostgresQueryResult {
         waitsInTasks?.countIfInTask()
-        // Just after the deadline's close (withinDeadline), which fails every reply the driver still holds.
-        let (settled, abandon) = try PostgresSession.settled(reply, on: connection, failingAfter: currentDeadline + .seconds(1))
-        defer { abandon.cancel() }
-        return try settled.wait()
-    }
-
-    /// `reply`, or a failure once `failingAfter` has passed, whichever comes first (a closed connection
-    /// fails at once); and the failure's scheduled task, to cancel once the reply is taken.
-    static func settled<T: Sendable>(
-        _ reply: EventLoopFuture<T>, on connection: PostgresConnection, failingAfter deadline: TimeAmount
-    ) throws -> (EventLoopFuture<T>, Scheduled<Void>) {
         if connection.isClosed { throw PostgresStorageError(message: "the connection closed", doing: "waiting for a reply") }
-        let settled = connection.eventLoop.makePromise(of: T.self)
-        let done = NIOLockedValueBox(false)
-        let settle: @Sendable (Result<T, any Error>) -> Void = { result in
-            if done.withLockedValue({ wasDone in defer { wasDone = true }; return !wasDone }) { settled.completeWith(result) }
+        // Outside ``withinDeadline(_:_:)`` (none of the session's waits are), the reply deadline from now.
+        let deadline = currentDeadline == .distantFuture ? .now() + Self.replyDeadline : currentDeadline
+        guard let result = reply.wait(until: deadline) else {
+            connection.close().whenComplete { _ in }
+            throw PostgresStorageError(message: "no reply within \(currentDeadlineAmount)", doing: "waiting for a reply")
         }
-        reply.whenComplete(settle)
-        let abandon = connection.eventLoop.scheduleTask(in: deadline) {
-            settle(.failure(PostgresStorageError(message: "no reply within \(deadline - .seconds(1))", doing: "waiting for a reply")))
-        }
-        return (settled.futureResult, abandon)
+        return try result.get()
     }
 
-    /// The deadline of the waits in progress (``withinDeadline(_:_:)``).
-    private var currentDeadline: TimeAmount = replyDeadline
+    /// The deadline of the waits in progress (``withinDeadline(_:_:)``), and how long it gave them.
+    private var currentDeadline: NIODeadline = .distantFuture
+    private var currentDeadlineAmount: TimeAmount = replyDeadline
 
-    /// Runs `body`, which waits for replies; if they take longer than ``replyDeadline``, the connection is
-    /// closed, which fails them.
+    /// Runs `body`, which waits for replies (``answer(_:)``); a reply not given within `amount` from now
+    /// fails, and the connection is closed.
     private func withinDeadline<R>(_ amount: TimeAmount = replyDeadline, _ body: () throws -> R) rethrows -> R {
-        let connection = self.connection
-        let deadline = connection.eventLoop.scheduleTask(in: amount) { connection.close().whenComplete { _ in } }
-        let outer = currentDeadline
-        currentDeadline = amount
-        defer {
-            deadline.cancel()
-            currentDeadline = outer
-        }
+        let (outer, outerAmount) = (currentDeadline, currentDeadlineAmount)
+        (currentDeadline, currentDeadlineAmount) = (.now() + amount, amount)
+        defer { (currentDeadline, currentDeadlineAmount) = (outer, outerAmount) }
         return try body()
     }
 
@@ -626,7 +636,7 @@ final class PostgresSession {
 
     private func roundTrip(_ query: PostgresQuery, deadline: TimeAmount) throws -> PostgresQueryResult {
         prepare(writing: false)
-        let reply = connection.query(query, logger: logger)
+        let reply = submit(query)
         return try withinDeadline(deadline) {
             try collectReplies()
             do {
@@ -826,5 +836,38 @@ final class WaitsInTasks: Sendable {
     /// Counts one wait if the calling thread is running a task now.
     func countIfInTask() {
         if withUnsafeCurrentTask(body: { $0 != nil }) { count.add(1, ordering: .relaxed) }
+    }
+}
+
+/// The reply to one statement of a ``PostgresSession``, settled on the connection's event loop and waited
+/// for on the session's thread: a condition variable, not an `EventLoopFuture`, whose `wait()` would
+/// register a callback through the loop and wake it once more.
+final class PendingReply: @unchecked Sendable {
+    /// 0 until settled, then 1; `result` is written once, under the lock, before it turns 1.
+    private let state = ConditionLock<Int>(value: 0)
+    private var result: Result<PostgresQueryResult, any Error>?
+
+    /// Keeps the first result given (the reply, or its failure).
+    func settle(_ outcome: Result<PostgresQueryResult, any Error>) {
+        state.lock()
+        guard result == nil else {
+            state.unlock()
+            return
+        }
+        result = outcome
+        state.unlock(withValue: 1)
+    }
+
+    /// The result, once settled; `nil` if `deadline` passes first.
+    func wait(until deadline: NIODeadline) -> Result<PostgresQueryResult, any Error>? {
+        let left = deadline - .now()
+        guard left > .zero else {
+            state.lock()
+            defer { state.unlock() }
+            return result
+        }
+        guard state.lock(whenValue: 1, timeoutSeconds: Double(left.nanoseconds) / 1e9) else { return nil }
+        defer { state.unlock() }
+        return result
     }
 }

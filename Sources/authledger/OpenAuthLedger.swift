@@ -5,14 +5,16 @@ import LedgerCommandSupport
 import LedgerCore
 import LedgerJournal
 import LedgerLMDB
+import Logging
 
 extension JournalWriterOptions {
     /// Opens the journal with the authorization server's projections (rebuilt first when they are of
     /// another version), turning failure into exit 2.
-    func openAuthLedger(_ options: JournalOptions) async throws -> AuthLedger {
+    /// - Parameter storeLogger: where a PostgreSQL store logs (the server's logger, in its format).
+    func openAuthLedger(_ options: JournalOptions, storeLogger: Logger? = nil) async throws -> AuthLedger {
         let configuration = configuration(options, projections: AuthLedger.projections)
         do {
-            return try await AuthLedger.open(configuration, storage: try options.openStorage(writing: configuration))
+            return try await AuthLedger.open(configuration, storage: try options.openStorage(writing: configuration, logger: storeLogger))
         } catch {
             throw CommandExit.badInput("\(error)")
         }

@@ -101,7 +101,11 @@ struct ServeCommand: AsyncParsableCommand {
             ? Logger(label: "authledger", factory: { JSONLogHandler(label: $0) })
             : Logger(label: "authledger", factory: { TextLogHandler(label: $0) })
         logger.logLevel = .info
-        let ledger = try await writerOptions.openAuthLedger(journalOptions)
+        var storeLogger = logFormat == .json
+            ? Logger(label: "authledger.postgres", factory: { JSONLogHandler(label: $0) })
+            : Logger(label: "authledger.postgres", factory: { TextLogHandler(label: $0) })
+        storeLogger.logLevel = .info
+        let ledger = try await writerOptions.openAuthLedger(journalOptions, storeLogger: storeLogger)
         // Every server of a shared journal needs the same data key: a node joining one must not make its own.
         let joinsSharedJournal = journalOptions.isShared && ledger.configuration.settings != nil
         // Endpoints are resolved against the issuer, so it always ends with "/".

@@ -63,6 +63,9 @@ struct MetadataTests {
             for name in ["awaited_statements", "awaited_reads", "waited_reads"] {
                 #expect(metrics.body.contains("\nauthledger_journal_\(name) 0"), "\(name) on an LMDB node")
             }
+            // The writer's CPU time on its batches: the commits above took some.
+            let writerCPU = metrics.body.split(separator: "\n").first { $0.hasPrefix("authledger_journal_writer_cpu_seconds ") }
+            #expect(writerCPU.flatMap { Double($0.split(separator: " ")[1]) }.map { $0 > 0 } == true, "\(writerCPU ?? "no writer CPU")")
         }
     }
 }

@@ -54,7 +54,7 @@ struct JournalTests {
         await journal.close()
     }
 
-    @Test("concurrent appenders get contiguous unique sequence numbers and share commits")
+    @Test("concurrent appenders get contiguous unique sequence numbers and share commits; the writer thread is named and counts its CPU time")
     func concurrentAppendsAreGroupCommitted() async throws {
         let directory = TemporaryDirectory()
         let journal = try openJournal(directory.journal)
@@ -77,6 +77,14 @@ struct JournalTests {
         #expect(statistics.batchesCommitted < tasks * perTask / 2, "appends should share write transactions")
         #expect(statistics.largestBatch > 1)
         #expect(statistics.lockWaitAndCatchUp == .zero && statistics.underLockAfterCatchUp == .zero, "a store of its own has no journal lock")
+        #expect(statistics.writerCPUTime > .zero, "the writer's CPU time on its batches")
+        #if os(Linux)
+            // The writer's thread is named where tools show threads (Linux keeps names of at most 15 bytes).
+            let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { task in
+                try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            #expect(names.contains("journal-writer"), "threads: \(Set(names).sorted())")
+        #endif
         await journal.close()
         let result = try JournalReader(directory: directory.journal).verify(trust: .genesisKey)
         #expect(try result.get().eventCount == UInt64(1 + tasks * perTask))

@@ -392,6 +392,7 @@ struct SharedJournalTests {
         // The writer timed the batch's wait and catch-up, and its time under the lock after (the wait above, at least).
         #expect(journal.statistics.lockWaitAndCatchUp > .zero)
         #expect(journal.statistics.underLockAfterCatchUp > .zero)
+        #expect(journal.statistics.writerCPUTime > .zero, "the writer's own CPU time on the batch")
         await journal.close()
     }
 

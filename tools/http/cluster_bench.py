@@ -41,8 +41,13 @@ own writer counters (GET /metrics before and after each run: commits, the reques
 time each committed batch spent from asking for the lock to the end of its catch-up, then from there to the
 end of its commit, which is under the lock): "lock" lines give batches per second, requests and events per
 batch, both times per batch, and the ceiling 1 / (time under the lock after the catch-up) x events per batch
-beside the events per second measured. The first statement's own time under the lock (from the grant to its
-reply) is not in that time: the ceiling is an upper bound.
+beside the events per second measured, and the writer thread's own CPU time a batch (most of it under the
+lock: the node's share of the hold, before its cap stretches it). The first statement's own time under the lock (from the grant to its
+reply) is not in that time: the ceiling is an upper bound. "reads" lines give, from the same counters, the
+requests' read statements per request served (a logged-in /authorize reads in one; an exchange in one at the
+node that issued its code, two at another) and the reads answered by waiting on a thread instead (a read too
+large to await, or no pooled connection in time): a run whose figures fall with waited reads high is one to
+look at before comparing it.
 
 With --cpu-quota CORES (for example 0.3), every node runs in a cgroup of its own (cgroup v1, the cpu
 controller: cpu.cfs_quota_us = CORES x cpu.cfs_period_us), so each node has the CPU share of a small separate
@@ -56,7 +61,7 @@ Every line of the results starts with "cluster: " (tools/bench_summary.py reads 
   cluster: healthz       LMDB 1 node   <rate>/s  1.00x healthz
   cluster: /authorize    <LMDB 1 node | PG n node(s)>  <rate>/s  <ratio>x healthz  ...
   cluster: /oauth/token  ...
-  cluster: cpu / cluster: postgres / cluster: lock / cluster: bottleneck / cluster: log  (details of each run)
+  cluster: cpu / cluster: postgres / cluster: lock / cluster: reads / cluster: bottleneck / cluster: log  (details of each run)
 
 The issuer of the tenant is bench.py's BASE (a name only here: the nodes listen on free ports).
 """
@@ -514,12 +519,18 @@ WRITER_GAUGES = {
     "requests": "authledger_journal_committed_requests",
     "until_caught_up": "authledger_journal_lock_wait_and_catch_up_seconds",
     "under_lock": "authledger_journal_under_lock_after_catch_up_seconds",
+    "writer_cpu": "authledger_journal_writer_cpu_seconds",
+    "awaited_statements": "authledger_journal_awaited_statements",
+    "awaited_reads": "authledger_journal_awaited_reads",
+    "waited_reads": "authledger_journal_waited_reads",
 }
 
 
 def writer_counters(node):
-    """The journal writer's counters of `node` now, from its /metrics (commits, requests they carried, and the
-    seconds its committed batches spent waiting for the lock and catching up, then under the lock after)."""
+    """The journal's counters of `node` now, from its /metrics: the writer's (commits, requests they carried, and
+    the seconds its committed batches spent waiting for the lock and catching up, then under the lock after)
+    and the requests' reads (statements sent by awaited reads, reads answered by them, reads answered by
+    waiting on a thread instead)."""
     text = requests.get(node.base + "metrics", timeout=10).text
     values = {}
     for key, name in WRITER_GAUGES.items():
@@ -736,11 +747,22 @@ def main():
                 held_ms = writers["under_lock"] * 1000 / batches
                 events_per_batch = run["events"] / batches
                 print(tag + " lock %s %s: %.0f batches/s, %.1f requests and %.1f events a batch; a batch %.2f ms from asking for the lock "
-                      "to its catch-up, then %.2f ms under it to its commit: ceiling %.0f batches/s x %.1f events = %.0f events/s "
-                      "(%.0f measured)" % (
+                      "to its catch-up, then %.2f ms under it to its commit (its writer's CPU %.3f ms a batch): ceiling %.0f batches/s "
+                      "x %.1f events = %.0f events/s (%.0f measured)" % (
                           endpoint, label, batches / run["cpu"]["wall"], writers["requests"] / batches, events_per_batch,
-                          writers["until_caught_up"] * 1000 / batches, held_ms, 1000 / max(held_ms, 1e-6), events_per_batch,
+                          writers["until_caught_up"] * 1000 / batches, held_ms, writers["writer_cpu"] * 1000 / batches,
+                          1000 / max(held_ms, 1e-6), events_per_batch,
                           1000 / max(held_ms, 1e-6) * events_per_batch, run["events"] / run["cpu"]["wall"]))
+    for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
+        for label, result in results.items():
+            writers = result[key].get("writers")
+            if writers:
+                run = result[key]
+                served = max(1, run["requests"])
+                print(tag + " reads %s %s: %.2f read statements a request (%d statements answered %d reads awaited); "
+                      "%d reads waited on a thread (%.3f a request)" % (
+                          endpoint, label, writers["awaited_statements"] / served, writers["awaited_statements"],
+                          writers["awaited_reads"], writers["waited_reads"], writers["waited_reads"] / served))
     print("")
     for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
         for label, result in results.items():
