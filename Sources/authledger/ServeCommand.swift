@@ -95,17 +95,14 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxMappedMemory >= 0 else { throw ValidationError("--max-mapped-memory must be 0 (no bound) or a number of megabytes") }
     }
 
+    /// A logger named `label` writing in `--log-format` (both handlers log at `.info` and above).
+    private func makeLogger(_ label: String) -> Logger {
+        logFormat == .json ? Logger(label: label, factory: { JSONLogHandler(label: $0) }) : Logger(label: label, factory: { TextLogHandler(label: $0) })
+    }
+
     func run() async throws {
-        var logger =
-            logFormat == .json
-            ? Logger(label: "authledger", factory: { JSONLogHandler(label: $0) })
-            : Logger(label: "authledger", factory: { TextLogHandler(label: $0) })
-        logger.logLevel = .info
-        var storeLogger = logFormat == .json
-            ? Logger(label: "authledger.postgres", factory: { JSONLogHandler(label: $0) })
-            : Logger(label: "authledger.postgres", factory: { TextLogHandler(label: $0) })
-        storeLogger.logLevel = .info
-        let ledger = try await writerOptions.openAuthLedger(journalOptions, storeLogger: storeLogger)
+        let logger = makeLogger("authledger")
+        let ledger = try await writerOptions.openAuthLedger(journalOptions, storeLogger: makeLogger("authledger.postgres"))
         // Every server of a shared journal needs the same data key: a node joining one must not make its own.
         let joinsSharedJournal = journalOptions.isShared && ledger.configuration.settings != nil
         // Endpoints are resolved against the issuer, so it always ends with "/".
@@ -172,7 +169,7 @@ struct ServeCommand: AsyncParsableCommand {
                 settings.logStream = LogStreamDelivery(
                     journal: ledger.journal, configuration: configuration, transport: transport, dataKey: dataKey,
                     node: "key:\(ledger.journal.activeKeyID)",
-                    logger: Logger(label: "authledger.log-stream", factory: logFormat == .json ? { JSONLogHandler(label: $0) } : { TextLogHandler(label: $0) }))
+                    logger: makeLogger("authledger.log-stream"))
             } catch {
                 await ledger.journal.close()
                 throw CommandExit.badInput("\(error)")
