@@ -69,6 +69,74 @@ struct CompactCodingTests {
         #expect(CompactCoding.memberNameForms("zz") == [[2, 0x7A, 0x7A], [4, 0x7A, 0x7A]])
     }
 
+    /// A value with a hexadecimal string of 0x7F bytes: the byte that names `login_hint` in the named form.
+    struct Hinted: Codable {
+        var hash = String(repeating: "7f", count: 16)
+        var items: [[String: String]]
+    }
+
+    /// `value` in the plain form (objects tagged 0x0C, every name as text), as values written before the
+    /// member-name table are.
+    static func plainBytes(_ value: some Encodable) throws -> [UInt8] {
+        var writer = CompactWriter(form: .plain)
+        try writer.write(CanonicalJSONEncoder.node(of: value, codingPath: []))
+        return writer.bytes
+    }
+
+    @Test("a member is found by its name in either form of object, at any depth, and never by bytes that only look like its name")
+    func memberScan() throws {
+        let position = try #require(CompactCoding.memberNamePositions["login_hint"])
+        let none = try CompactCoding.encode(Hinted(items: [["client_id": "c"], [:]]))
+        #expect(none.contains(UInt8(position * 2 + 1)), "the test needs the position's byte inside a value")
+        #expect(CompactCoding.memberNameForms("login_hint").contains { form in none.indices.contains { none[$0...].starts(with: form) } })
+        #expect(CompactCoding.containsMember(namedAnyOf: ["login_hint"], in: none) == false)
+        #expect(CompactCoding.containsMember(namedAnyOf: ["loginHint", "login_hint", "zz"], in: none) == false)
+        #expect(CompactCoding.containsMember(namedAnyOf: ["client_id"], in: none) == true)
+        #expect(CompactCoding.containsMember(namedAnyOf: [], in: none) == false)
+
+        for encode in [{ try CompactCoding.encode($0) }, Self.plainBytes] as [(Hinted) throws -> [UInt8]] {
+            let nested = try encode(Hinted(items: [["client_id": "c"], ["login_hint": "a@example.com"]]))
+            #expect(CompactCoding.containsMember(namedAnyOf: ["login_hint"], in: nested) == true)
+            #expect(CompactCoding.containsMember(namedAnyOf: ["loginHint"], in: nested) == false)
+            // A name not in the table is written out in both forms.
+            let camel = try encode(Hinted(items: [["loginHint": "a@example.com"]]))
+            #expect(CompactCoding.containsMember(namedAnyOf: ["loginHint"], in: camel) == true)
+            #expect(CompactCoding.containsMember(namedAnyOf: ["login_hint"], in: camel) == false)
+            // A member's value is not a name.
+            let asValue = try encode(Hinted(items: [["state": "login_hint"]]))
+            #expect(CompactCoding.containsMember(namedAnyOf: ["login_hint"], in: asValue) == false)
+        }
+
+        // Every member name of a value with every tag is found, at whatever depth; no other name is.
+        let bytes = try CompactCoding.encode(Self.sample)
+        var names: Set<String> = []
+        func collect(_ value: JSONValue) {
+            switch value {
+            case .object(let members):
+                names.formUnion(members.keys)
+                members.values.forEach(collect)
+            case .array(let items): items.forEach(collect)
+            default: break
+            }
+        }
+        collect(try CompactCoding.decode(JSONValue.self, from: bytes))
+        #expect(names.contains("zeta") && names.contains("scopes"))
+        for name in names {
+            #expect(CompactCoding.containsMember(namedAnyOf: [name], in: bytes) == true, "\(name)")
+        }
+        for name in CompactCoding.memberNames where !names.contains(name) {
+            #expect(CompactCoding.containsMember(namedAnyOf: [name], in: bytes) == false, "\(name)")
+        }
+    }
+
+    @Test("bytes the member scan cannot follow answer neither yes nor no", arguments: [
+        [], [0x0F], [0x0D], [0x0D, 0x01], [0x0D, 0x01, 0x08, 0x61], [0x06, 0x05, 0x61], [0x05, 0x01], [0x0E, 0x00],
+        [0x00, 0x00], [0x0B, 0x02, 0x00], Array(repeating: [0x0B, 0x01], count: 70).flatMap { $0 } + [0x00],
+    ] as [[UInt8]])
+    func memberScanRefuses(bytes: [UInt8]) {
+        #expect(CompactCoding.containsMember(namedAnyOf: ["login_hint"], in: bytes) == nil)
+    }
+
     @Test("a keyed pseudonym is its 32 bytes in a value whose top is a named object, and text anywhere else")
     func pseudonyms() throws {
         let digits = String(repeating: "0f", count: 32)

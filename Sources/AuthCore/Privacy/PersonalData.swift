@@ -109,7 +109,7 @@ public enum PersonalData {
         // Parsing is what sealing costs most: a payload that names none of the members (a decision without
         // a login hint, the common case) is left as it is without being parsed.
         let encoding = PayloadEncoding.of(payload)
-        guard (names + textNames).contains(where: { payload.containsMember($0, encoding: encoding) }),
+        guard payload.containsMember(namedAnyOf: names + textNames, encoding: encoding),
             var object = try PayloadCoding.decode(JSONValue.self, from: payload).object
         else { return nil }
         // A failed login's `username` is sealed when it named an account; for an unknown name the server
@@ -397,12 +397,15 @@ extension [UInt8] {
         compactSealedMarkers.contains { contains(bytes: $0) }
     }
 
-    /// Whether the bytes contain the name of a member `name` as `encoding` writes it (`"name":` in JSON,
-    /// ``CompactCoding/memberNameForms(_:)`` compact): a cheap test before parsing.
-    fileprivate func containsMember(_ name: String, encoding: PayloadEncoding) -> Bool {
+    /// Whether the payload may have a member named one of `names`, at any depth: a cheap test before
+    /// parsing. In JSON a search for `"name":` (which a string value holding that text also matches: a
+    /// parse, never a miss); compact, a walk of the value (``CompactCoding/containsMember(namedAnyOf:in:)``),
+    /// exact, since a search for a name's bytes matches by chance there. Bytes the walk cannot follow
+    /// answer yes, so that parsing says what is wrong with them.
+    fileprivate func containsMember(namedAnyOf names: [String], encoding: PayloadEncoding) -> Bool {
         switch encoding {
-        case .json: contains(bytes: Array("\"\(name)\":".utf8))
-        case .compact: CompactCoding.memberNameForms(name).contains { contains(bytes: $0) }
+        case .json: names.contains { contains(bytes: Array("\"\($0)\":".utf8)) }
+        case .compact: CompactCoding.containsMember(namedAnyOf: names, in: self) ?? true
         }
     }
 
