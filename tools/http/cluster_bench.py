@@ -3,12 +3,13 @@
 PostgreSQL journal, beside the LMDB single node, all as ratios to GET /healthz on the LMDB node in the same run.
 
     tools/http/cluster_bench.py --bin .build/release [--seconds 10] [--connections 32] [--threads 2] [--nodes 1,2,3]
-                                [--cpu-quota CORES]
+                                [--cpu-quota CORES] [--connections-per-node N]
 
 The requests are those of tools/http/bench.py (whose functions this script uses): GET /authorize for a
 logged-in user who already consented (session cookie; every request runs the full decision, issues a code
 and makes its events durable before the 302), and POST /oauth/token redeeming pre-issued codes for an
-EdDSA access token (bench.py's row 2a). Each measurement lasts --seconds with --connections in all.
+EdDSA access token (bench.py's row 2a). Each measurement lasts --seconds with --connections in all (or, with
+--connections-per-node, that many at every node: the load grows with the nodes).
 
 1. LMDB single node (embedded journal, the default): GET /healthz (the baseline of every ratio), then
    /authorize, then /oauth/token.
@@ -418,8 +419,14 @@ class Cluster:
     def __init__(self, args, nodes, label, postgres=None):
         self.args, self.nodes, self.label, self.postgres = args, nodes, label, postgres  # postgres: (port, postmaster)
         count = len(nodes)
-        self.connections = split(args.connections, count)
-        self.threads = [max(1, min(connections, args.threads // count)) for connections in self.connections]
+        if args.connections_per_node:
+            # The same load on every node, however many: what adding nodes adds when the offered load grows
+            # with them (one wrk thread each).
+            self.connections = [args.connections_per_node] * count
+            self.threads = [1] * count
+        else:
+            self.connections = split(args.connections, count)
+            self.threads = [max(1, min(connections, args.threads // count)) for connections in self.connections]
 
     def measure(self, per_node_arguments, environments=None):
         """One wrk per node at once for --seconds, with CPU (and PostgreSQL) measured around them."""
@@ -509,7 +516,7 @@ class Cluster:
     def measure_healthz(self):
         """GET /healthz on the (single) node with all the connections and threads: the baseline."""
         node = self.nodes[0]
-        run = run_wrk(["-t", str(self.args.threads), "-c", str(self.args.connections), "-d", "%ds" % self.args.seconds, "--latency",
+        run = run_wrk(["-t", str(self.threads[0]), "-c", str(self.connections[0]), "-d", "%ds" % self.args.seconds, "--latency",
                        node.base + "healthz"])
         return {"rate": run[0], "per_node": [run[0]], "p99": run[1], "non2xx": run[2], "requests": run[3], "socket_errors": run[4]}
 
@@ -652,6 +659,9 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32, help="in all, split between the nodes")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads in all, split between the nodes (at least one each)")
+    parser.add_argument("--connections-per-node", type=int, default=None, metavar="N",
+                        help="instead of --connections and --threads: N connections and one wrk thread at every node, "
+                             "so that the offered load grows with the nodes")
     parser.add_argument("--nodes", default="1,2,3", help="the PostgreSQL configurations (numbers of nodes)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (node logs, code files)")
     parser.add_argument("--cpu-quota", type=float, default=None, metavar="CORES",
@@ -685,8 +695,12 @@ def main():
     lmdb = results["LMDB 1 node"]
     health = lmdb["healthz"]["rate"]
     pg_one = results.get("PG 1 node")
-    print("Cluster benchmark: %d connections in all (split between the nodes), %d wrk threads in all, %d s each, %d cores; "
-          "ratios to GET /healthz on the LMDB node" % (args.connections, args.threads, args.seconds, os.cpu_count() or 1))
+    if args.connections_per_node:
+        print("Cluster benchmark: %d connections and one wrk thread at every node (the load grows with the nodes), %d s each, "
+              "%d cores; ratios to GET /healthz on the LMDB node" % (args.connections_per_node, args.seconds, os.cpu_count() or 1))
+    else:
+        print("Cluster benchmark: %d connections in all (split between the nodes), %d wrk threads in all, %d s each, %d cores; "
+              "ratios to GET /healthz on the LMDB node" % (args.connections, args.threads, args.seconds, os.cpu_count() or 1))
     print("")
     if args.cpu_quota:
         print("Every node capped at %.2f CPU in a cgroup of its own (cpu.cfs_quota_us over a %g ms period); PostgreSQL, wrk and "
