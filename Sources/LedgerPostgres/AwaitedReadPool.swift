@@ -8,6 +8,13 @@ import PostgresNIO
 /// The connections awaited reads run on: postgres-nio's `PostgresClient` (its pool), run by a task of
 /// its own, with a connection leased only if one comes within ``leaseWait``.
 ///
+/// A connection leased is kept for the next reads, not given back after each: a lease is a task of its
+/// own, a deadline scheduled on the connection's event loop and a hand-off between them, several thread
+/// wake-ups a read that a kept connection does without. At most ``maximumKept`` are kept (the client's
+/// connections, all of which only awaited reads use), and none while a read waits for the client to
+/// lease it one; one that closed, or whose read failed, goes back to the client, which makes a new one
+/// when asked.
+///
 /// The client queues a lease it cannot serve and keeps trying to connect, for a minute before it fails
 /// its queue. A request must not wait that long for a database that is down, so a lease that takes
 /// longer than ``leaseWait`` is given up (``ReadNotAwaited``), and the pool rests for ``rest``: its reads
@@ -27,6 +34,21 @@ final class AwaitedReadPool: Sendable {
     private let restingUntil = NIOLockedValueBox<NIODeadline?>(nil)
     private let eventLoop: any EventLoop
     private let logger: Logger
+    /// Connections leased and kept between reads, the most recently used last, and whether the pool shut down.
+    private let kept = NIOLockedValueBox(KeptConnections())
+    /// How many connections are kept at most.
+    let maximumKept: Int
+    /// How many leases the client granted reads (a read on a kept connection takes none).
+    private let leases = NIOLockedValueBox(0)
+
+    private struct KeptConnections {
+        var idle: [(connection: PostgresConnection, lease: LeaseHandoff)] = []
+        /// Reads waiting for the client to lease them a connection: while there are any, a connection a
+        /// read is done with goes back to the client, which gives it to one of them. (Kept instead, it
+        /// would serve the next read to come, and a read in the client's queue could wait out its lease.)
+        var leasesWaiting = 0
+        var shutDown = false
+    }
 
     /// The longest a read waits for a connection before it reads by waiting instead.
     let leaseWait: TimeAmount
@@ -36,6 +58,7 @@ final class AwaitedReadPool: Sendable {
     init(configuration: PostgresClient.Configuration, leaseWait: TimeAmount, logger: Logger) {
         self.leaseWait = leaseWait
         self.logger = logger
+        maximumKept = configuration.options.maximumConnections
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.group = group
         let client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
@@ -66,9 +89,49 @@ final class AwaitedReadPool: Sendable {
         ])
     }
 
-    /// Runs `body` with a connection of the pool, leased within ``leaseWait``.
+    /// How many leases the client has granted reads so far.
+    var leasesTaken: Int { leases.withLockedValue { $0 } }
+
+    /// Runs `body` with a kept connection of the pool, or one leased within ``leaseWait``; kept
+    /// afterwards unless it closed or `body` threw.
     /// - Throws: ``ReadNotAwaited`` when none came in time (the pool then rests); what `body` threw.
     func withConnection<R>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
+        let (connection, lease) = try await takeConnection()
+        let result: R
+        do {
+            result = try await body(connection)
+        } catch {
+            // A read that failed may leave its connection unusable (a reply never read, a deadline
+            // passed): the client gets it back, and decides.
+            lease.release()
+            throw error
+        }
+        keep(connection, lease)
+        return result
+    }
+
+    /// The connection used last that is still open, else one leased now.
+    private func takeConnection() async throws -> (PostgresConnection, LeaseHandoff) {
+        while let entry = kept.withLockedValue({ $0.idle.popLast() }) {
+            if !entry.connection.isClosed { return entry }
+            entry.lease.release()
+        }
+        return try await lease()
+    }
+
+    /// Keeps `connection` for the next read, unless it closed, the pool shut down or it keeps enough.
+    private func keep(_ connection: PostgresConnection, _ lease: LeaseHandoff) {
+        let isKept = !connection.isClosed && kept.withLockedValue { kept in
+            guard !kept.shutDown, kept.leasesWaiting == 0, kept.idle.count < maximumKept else { return false }
+            kept.idle.append((connection, lease))
+            return true
+        }
+        if !isKept { lease.release() }
+    }
+
+    /// A connection leased from the client within ``leaseWait``, and its lease (ended by
+    /// ``LeaseHandoff/release()``).
+    private func lease() async throws -> (PostgresConnection, LeaseHandoff) {
         while !started.withLockedValue({ $0 }) { await Task.yield() }
         let handoff = LeaseHandoff()
         let leasing = Task { [client] in
@@ -85,21 +148,29 @@ final class AwaitedReadPool: Sendable {
             if handoff.abandon() { leasing.cancel() }
         }
         let connection: PostgresConnection
+        kept.withLockedValue { $0.leasesWaiting += 1 }
+        defer { kept.withLockedValue { $0.leasesWaiting -= 1 } }
         do {
             connection = try await handoff.connection()
             deadline.cancel()
+            leases.withLockedValue { $0 += 1 }
         } catch is ReadNotAwaited {
             restAfterFailure("no connection of the pool within \(leaseWait.nanoseconds / 1_000_000) ms")
             throw ReadNotAwaited()
         }
-        defer { handoff.release() }
-        return try await body(connection)
+        return (connection, handoff)
     }
 
     /// Stops the client, and lets its event loop go once the client has closed its connections (which
     /// run on it), without waiting for either: a thread that waited here might be one the client's task
     /// needs.
     func shutDown() {
+        let idle = kept.withLockedValue { kept in
+            kept.shutDown = true
+            defer { kept.idle.removeAll() }
+            return kept.idle
+        }
+        for entry in idle { entry.lease.release() }
         running.cancel()
         Task.detached { [running, group] in
             await running.value

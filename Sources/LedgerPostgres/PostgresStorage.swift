@@ -140,6 +140,10 @@ public final class PostgresStorage: AwaitingStorage {
 
     public var awaitsReads: Bool { awaitedReads?.isAvailable ?? false }
 
+    /// How many connections awaited reads have leased from the store's `PostgresClient` so far: a read
+    /// keeps its connection for the next one, and leases only when none is kept and free.
+    public var awaitedReadLeases: Int { awaitedReads?.leasesTaken ?? 0 }
+
     private let waits = WaitsInTasks()
 
     public var waitsInTasks: Int { waits.value }

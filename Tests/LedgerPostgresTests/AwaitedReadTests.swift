@@ -509,6 +509,58 @@ struct PostgresAwaitedReadTests {
         await ledger.journal.close()
     }
 
+    @Test("a connection is kept between reads: one after another lease one connection, reads at once lease one each, and no more are leased after")
+    func connectionsKept() async throws {
+        let key = TemporaryKey()
+        let (database, journal) = try await journalOfOneEvent(key: key)
+        let storage = try PostgresStorage(address: database.address, maximumConnections: 4)
+        defer { storage.close() }
+        let head: @Sendable (any AwaitedReadConnection) async throws -> Bool = { connection in
+            try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
+        }
+        // One after another: the first read leases, the others take the connection it kept. (A lease not
+        // granted in time on a busy machine makes the pool rest; the read is then tried again.)
+        var answered = 0
+        for _ in 0..<(10 + attemptsOnABusyMachine) where answered < 10 {
+            do {
+                #expect(try await storage.readAwaiting(head))
+                answered += 1
+            } catch is ReadNotAwaited {
+                try await Task.sleep(for: .milliseconds(2_100))
+            }
+        }
+        #expect(answered == 10)
+        #expect(storage.awaitedReadLeases == 1, "\(storage.awaitedReadLeases) leases for 10 reads in turn")
+        // Three at once, each holding its connection until all three have one: three connections, two of
+        // them leased now; afterwards the three are kept, and reads in turn lease nothing more. (A lease
+        // given up on a busy machine is not counted: only those the client granted.)
+        let (gate, open) = AsyncStream<Void>.makeStream()
+        let holding = HeldCount()
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    for _ in 1..<attemptsOnABusyMachine {
+                        do {
+                            return try await storage.readAwaiting { connection in
+                                if holding.count.withLock({ $0 += 1; return $0 }) == 3 { open.finish() }
+                                for await _ in gate {}
+                                return try await head(connection)
+                            }
+                        } catch is ReadNotAwaited {
+                            try await Task.sleep(for: .milliseconds(2_100))
+                        }
+                    }
+                    return false
+                }
+            }
+            for try await answer in group { #expect(answer) }
+        }
+        #expect(storage.awaitedReadLeases == 3)
+        for _ in 0..<5 { #expect(try await storage.readAwaiting(head)) }
+        #expect(storage.awaitedReadLeases == 3, "kept connections serve the reads after")
+        await journal.close()
+    }
+
     @Test("connections the server closed: an awaited read fails or succeeds at once, and the next one is served")
     func connectionsClosed() async throws {
         let key = TemporaryKey()
@@ -534,6 +586,11 @@ struct PostgresAwaitedReadTests {
         #expect(served == 2, "a new connection of the pool serves, awaited")
         await journal.close()
     }
+}
+
+/// How many reads hold a connection at once, counted from their tasks.
+private final class HeldCount: Sendable {
+    let count = Mutex(0)
 }
 
 /// How many times a test asks for an awaited read that the store could not begin (``ReadNotAwaited``):
