@@ -11,9 +11,9 @@ import PostgresNIO
 /// A connection leased is kept for the next reads, not given back after each: a lease is a task of its
 /// own, a deadline scheduled on the connection's event loop and a hand-off between them, several thread
 /// wake-ups a read that a kept connection does without. At most ``maximumKept`` are kept (the client's
-/// connections, all of which only awaited reads use), and none while a read waits for the client to
-/// lease it one; one that closed, or whose read failed, goes back to the client, which makes a new one
-/// when asked.
+/// connections, all of which only awaited reads use), none while a read waits for the client to lease
+/// it one, and none unused for longer than ``keptIdle``; one that closed, or whose read failed, goes back
+/// to the client, which makes a new one when asked.
 ///
 /// The client queues a lease it cannot serve and keeps trying to connect, for a minute before it fails
 /// its queue. A request must not wait that long for a database that is down, so a lease that takes
@@ -42,7 +42,8 @@ final class AwaitedReadPool: Sendable {
     private let leases = NIOLockedValueBox(0)
 
     private struct KeptConnections {
-        var idle: [(connection: PostgresConnection, lease: LeaseHandoff)] = []
+        /// In the order they were kept: the longest idle first.
+        var idle: [(connection: PostgresConnection, lease: LeaseHandoff, since: NIODeadline)] = []
         /// Reads waiting for the client to lease them a connection: while there are any, a connection a
         /// read is done with goes back to the client, which gives it to one of them. (Kept instead, it
         /// would serve the next read to come, and a read in the client's queue could wait out its lease.)
@@ -110,27 +111,61 @@ final class AwaitedReadPool: Sendable {
         return result
     }
 
-    /// The connection used last that is still open, else one leased now.
+    /// The connection used last, if it is still open and was not idle too long (``keptIdle``); else one
+    /// leased now. Taking a kept one and counting a lease as waiting are one step, so that a connection
+    /// a read is done with in between goes to the client, which gives it to the lease.
     private func takeConnection() async throws -> (PostgresConnection, LeaseHandoff) {
-        while let entry = kept.withLockedValue({ $0.idle.popLast() }) {
-            if !entry.connection.isClosed { return entry }
-            entry.lease.release()
+        enum Taken {
+            case kept(PostgresConnection, LeaseHandoff)
+            case lease(stale: [LeaseHandoff])
         }
-        return try await lease()
+        let oldest = NIODeadline.now() - Self.keptIdle
+        while true {
+            let taken = kept.withLockedValue { kept -> Taken in
+                if let entry = kept.idle.popLast(), entry.since > oldest { return .kept(entry.connection, entry.lease) }
+                // The newest is stale, or there is none: every one left is older.
+                let stale = kept.idle.map(\.lease)
+                kept.idle.removeAll()
+                kept.leasesWaiting += 1
+                return .lease(stale: stale)
+            }
+            switch taken {
+            case .kept(let connection, let lease):
+                if !connection.isClosed { return (connection, lease) }
+                lease.release()
+            case .lease(let stale):
+                for lease in stale { lease.release() }
+                defer { kept.withLockedValue { $0.leasesWaiting -= 1 } }
+                return try await self.lease()
+            }
+        }
     }
 
-    /// Keeps `connection` for the next read, unless it closed, the pool shut down or it keeps enough.
+    /// Keeps `connection` for the next read, unless it closed, the pool shut down, it keeps enough or a
+    /// read waits for the client to lease it one; gives back those kept longer than ``keptIdle`` ago.
     private func keep(_ connection: PostgresConnection, _ lease: LeaseHandoff) {
-        let isKept = !connection.isClosed && kept.withLockedValue { kept in
-            guard !kept.shutDown, kept.leasesWaiting == 0, kept.idle.count < maximumKept else { return false }
-            kept.idle.append((connection, lease))
-            return true
+        let now = NIODeadline.now()
+        let isOpen = !connection.isClosed
+        let (isKept, stale) = kept.withLockedValue { kept -> (Bool, [LeaseHandoff]) in
+            let staleCount = kept.idle.prefix { $0.since <= now - Self.keptIdle }.count
+            let stale = kept.idle.prefix(staleCount).map(\.lease)
+            kept.idle.removeFirst(staleCount)
+            guard isOpen, !kept.shutDown, kept.leasesWaiting == 0, kept.idle.count < maximumKept else { return (false, stale) }
+            kept.idle.append((connection, lease, now))
+            return (true, stale)
         }
+        for lease in stale { lease.release() }
         if !isKept { lease.release() }
     }
 
+    /// How long a connection is kept unused before it goes back to the client. Less than the client's
+    /// keep-alive period (30 s), which it runs only on connections it holds: a kept connection has no
+    /// traffic of its own, and one a middlebox or the server dropped while idle would be found only by a
+    /// read's reply deadline. It also lets the pool shrink after a burst.
+    static let keptIdle: TimeAmount = .seconds(10)
+
     /// A connection leased from the client within ``leaseWait``, and its lease (ended by
-    /// ``LeaseHandoff/release()``).
+    /// ``LeaseHandoff/release()``). The caller counts it in ``KeptConnections/leasesWaiting`` meanwhile.
     private func lease() async throws -> (PostgresConnection, LeaseHandoff) {
         while !started.withLockedValue({ $0 }) { await Task.yield() }
         let handoff = LeaseHandoff()
@@ -148,8 +183,6 @@ final class AwaitedReadPool: Sendable {
             if handoff.abandon() { leasing.cancel() }
         }
         let connection: PostgresConnection
-        kept.withLockedValue { $0.leasesWaiting += 1 }
-        defer { kept.withLockedValue { $0.leasesWaiting -= 1 } }
         do {
             connection = try await handoff.connection()
             deadline.cancel()

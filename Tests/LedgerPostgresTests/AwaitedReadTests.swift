@@ -539,6 +539,8 @@ struct PostgresAwaitedReadTests {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<3 {
                 group.addTask {
+                    // A read that never got a connection opens the gate too: the others must not wait for it.
+                    defer { open.finish() }
                     for _ in 1..<attemptsOnABusyMachine {
                         do {
                             return try await storage.readAwaiting { connection in
@@ -558,6 +560,46 @@ struct PostgresAwaitedReadTests {
         #expect(storage.awaitedReadLeases == 3)
         for _ in 0..<5 { #expect(try await storage.readAwaiting(head)) }
         #expect(storage.awaitedReadLeases == 3, "kept connections serve the reads after")
+        await journal.close()
+    }
+
+    @Test("more reads at once than connections: the reads waiting for the client get the connections given back, and none gives up")
+    func moreReadsThanConnections() async throws {
+        let key = TemporaryKey()
+        let (database, journal) = try await journalOfOneEvent(key: key)
+        let storage = try PostgresStorage(address: database.address, maximumConnections: 2)
+        defer { storage.close() }
+        let head: @Sendable (any AwaitedReadConnection) async throws -> Bool = { connection in
+            try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
+        }
+        // Six readers, five reads each, on two connections. Kept by whichever read came next, a connection
+        // would never reach the reads queued at the client, which would give up after the lease wait
+        // (every round). A round with a lease given up for another reason (a busy machine making a
+        // connection slowly) is run again after the pool's rest.
+        var clean = false
+        for _ in 1...attemptsOnABusyMachine where !clean {
+            let givenUp = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        var givenUp = 0
+                        for _ in 0..<5 {
+                            do {
+                                let answered = try await storage.readAwaiting(head)
+                                #expect(answered)
+                            } catch is ReadNotAwaited {
+                                givenUp += 1
+                            }
+                        }
+                        return givenUp
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            clean = givenUp == 0
+            if !clean { try await Task.sleep(for: .milliseconds(2_100)) }
+        }
+        #expect(clean, "every round had reads that gave up waiting for a connection")
+        #expect(storage.awaitedReadLeases > 2, "connections went back to the client for the reads waiting there")
         await journal.close()
     }
 
