@@ -511,96 +511,84 @@ struct PostgresAwaitedReadTests {
 
     @Test("a connection is kept between reads: one after another lease one connection, reads at once lease one each, and no more are leased after")
     func connectionsKept() async throws {
-        let key = TemporaryKey()
-        let (database, journal) = try await journalOfOneEvent(key: key)
-        let storage = try PostgresStorage(address: database.address, maximumConnections: 4)
-        defer { storage.close() }
-        let head: @Sendable (any AwaitedReadConnection) async throws -> Bool = { connection in
-            try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
-        }
-        // One after another: the first read leases, the others take the connection it kept. (A lease not
-        // granted in time on a busy machine makes the pool rest; the read is then tried again.)
-        var answered = 0
-        for _ in 0..<(10 + attemptsOnABusyMachine) where answered < 10 {
-            do {
-                #expect(try await storage.readAwaiting(head))
-                answered += 1
-            } catch is ReadNotAwaited {
-                try await Task.sleep(for: .milliseconds(2_100))
-            }
-        }
-        #expect(answered == 10)
-        #expect(storage.awaitedReadLeases == 1, "\(storage.awaitedReadLeases) leases for 10 reads in turn")
-        // Three at once, each holding its connection until all three have one: three connections, two of
-        // them leased now; afterwards the three are kept, and reads in turn lease nothing more. (A lease
-        // given up on a busy machine is not counted: only those the client granted.)
-        let (gate, open) = AsyncStream<Void>.makeStream()
-        let holding = HeldCount()
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            for _ in 0..<3 {
-                group.addTask {
-                    // A read that never got a connection opens the gate too: the others must not wait for it.
-                    defer { open.finish() }
-                    for _ in 1..<attemptsOnABusyMachine {
-                        do {
-                            return try await storage.readAwaiting { connection in
-                                if holding.count.withLock({ $0 += 1; return $0 }) == 3 { open.finish() }
-                                for await _ in gate {}
-                                return try await head(connection)
-                            }
-                        } catch is ReadNotAwaited {
-                            try await Task.sleep(for: .milliseconds(2_100))
-                        }
-                    }
-                    return false
+        try await withStoreOfOneEvent(maximumConnections: 4) { storage in
+            // One after another: the first read leases, the others take the connection it kept. (A lease not
+            // granted in time on a busy machine makes the pool rest; the read is then tried again.)
+            var answered = 0
+            for _ in 0..<(10 + attemptsOnABusyMachine) where answered < 10 {
+                do {
+                    #expect(try await storage.readAwaiting(readHead))
+                    answered += 1
+                } catch is ReadNotAwaited {
+                    try await Task.sleep(for: .milliseconds(2_100))
                 }
             }
-            for try await answer in group { #expect(answer) }
+            #expect(answered == 10)
+            #expect(storage.awaitedReadLeases == 1, "\(storage.awaitedReadLeases) leases for 10 reads in turn")
+            // Three at once, each holding its connection until all three have one: three connections, two of
+            // them leased now; afterwards the three are kept, and reads in turn lease nothing more. (A lease
+            // given up on a busy machine is not counted: only those the client granted.)
+            let (gate, open) = AsyncStream<Void>.makeStream()
+            let holding = HeldCount()
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<3 {
+                    group.addTask {
+                        // A read that never got a connection opens the gate too: the others must not wait for it.
+                        defer { open.finish() }
+                        for _ in 1..<attemptsOnABusyMachine {
+                            do {
+                                return try await storage.readAwaiting { connection in
+                                    if holding.count.withLock({ $0 += 1; return $0 }) == 3 { open.finish() }
+                                    for await _ in gate {}
+                                    return try await readHead(connection)
+                                }
+                            } catch is ReadNotAwaited {
+                                try await Task.sleep(for: .milliseconds(2_100))
+                            }
+                        }
+                        return false
+                    }
+                }
+                for try await answer in group { #expect(answer) }
+            }
+            #expect(storage.awaitedReadLeases == 3)
+            for _ in 0..<5 { #expect(try await storage.readAwaiting(readHead)) }
+            #expect(storage.awaitedReadLeases == 3, "kept connections serve the reads after")
         }
-        #expect(storage.awaitedReadLeases == 3)
-        for _ in 0..<5 { #expect(try await storage.readAwaiting(head)) }
-        #expect(storage.awaitedReadLeases == 3, "kept connections serve the reads after")
-        await journal.close()
     }
 
     @Test("more reads at once than connections: the reads waiting for the client get the connections given back, and none gives up")
     func moreReadsThanConnections() async throws {
-        let key = TemporaryKey()
-        let (database, journal) = try await journalOfOneEvent(key: key)
-        let storage = try PostgresStorage(address: database.address, maximumConnections: 2)
-        defer { storage.close() }
-        let head: @Sendable (any AwaitedReadConnection) async throws -> Bool = { connection in
-            try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
-        }
-        // Six readers, five reads each, on two connections. Kept by whichever read came next, a connection
-        // would never reach the reads queued at the client, which would give up after the lease wait
-        // (every round). A round with a lease given up for another reason (a busy machine making a
-        // connection slowly) is run again after the pool's rest.
-        var clean = false
-        for _ in 1...attemptsOnABusyMachine where !clean {
-            let givenUp = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<6 {
-                    group.addTask {
-                        var givenUp = 0
-                        for _ in 0..<5 {
-                            do {
-                                let answered = try await storage.readAwaiting(head)
-                                #expect(answered)
-                            } catch is ReadNotAwaited {
-                                givenUp += 1
+        try await withStoreOfOneEvent(maximumConnections: 2) { storage in
+            // Six readers, five reads each, on two connections. Kept by whichever read came next, a connection
+            // would never reach the reads queued at the client, which would give up after the lease wait
+            // (every round). A round with a lease given up for another reason (a busy machine making a
+            // connection slowly) is run again after the pool's rest.
+            var clean = false
+            for _ in 1...attemptsOnABusyMachine where !clean {
+                let givenUp = try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<6 {
+                        group.addTask {
+                            var givenUp = 0
+                            for _ in 0..<5 {
+                                do {
+                                    let answered = try await storage.readAwaiting(readHead)
+                                    #expect(answered)
+                                } catch is ReadNotAwaited {
+                                    givenUp += 1
+                                }
                             }
+                            return givenUp
                         }
-                        return givenUp
                     }
+                    return try await group.reduce(0, +)
                 }
-                return try await group.reduce(0, +)
+                clean = givenUp == 0
+                if !clean { try await Task.sleep(for: .milliseconds(2_100)) }
             }
-            clean = givenUp == 0
-            if !clean { try await Task.sleep(for: .milliseconds(2_100)) }
+            #expect(clean, "every round had reads that gave up waiting for a connection")
+            #expect(storage.awaitedReadLeases > 2, "connections went back to the client for the reads waiting there")
         }
-        #expect(clean, "every round had reads that gave up waiting for a connection")
-        #expect(storage.awaitedReadLeases > 2, "connections went back to the client for the reads waiting there")
-        await journal.close()
     }
 
     @Test("connections the server closed: an awaited read fails or succeeds at once, and the next one is served")
@@ -628,6 +616,21 @@ struct PostgresAwaitedReadTests {
         #expect(served == 2, "a new connection of the pool serves, awaited")
         await journal.close()
     }
+}
+
+/// A read of a journal's last event, on an awaited connection: true when there is one.
+private let readHead: @Sendable (any AwaitedReadConnection) async throws -> Bool = { connection in
+    try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
+}
+
+/// Runs `body` with a store of `maximumConnections` on a journal of one event.
+private func withStoreOfOneEvent(maximumConnections: Int, _ body: (PostgresStorage) async throws -> Void) async throws {
+    let key = TemporaryKey()
+    let (database, journal) = try await journalOfOneEvent(key: key)
+    let storage = try PostgresStorage(address: database.address, maximumConnections: maximumConnections)
+    defer { storage.close() }
+    try await body(storage)
+    await journal.close()
 }
 
 /// How many reads hold a connection at once, counted from their tasks.
