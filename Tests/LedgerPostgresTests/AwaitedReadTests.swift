@@ -5,6 +5,7 @@ import LedgerCore
 @testable import LedgerJournal
 import LedgerMemory
 import LedgerPostgres
+import NIOCore
 import Synchronization
 import Testing
 
@@ -559,34 +560,30 @@ struct PostgresAwaitedReadTests {
 
     @Test("more reads at once than connections: the reads waiting for the client get the connections given back, and none gives up")
     func moreReadsThanConnections() async throws {
-        try await withStoreOfOneEvent(maximumConnections: 2) { storage in
-            // Six readers, five reads each, on two connections. Kept by whichever read came next, a connection
-            // would never reach the reads queued at the client, which would give up after the lease wait
-            // (every round). A round with a lease given up for another reason (a busy machine making a
-            // connection slowly) is run again after the pool's rest.
-            var clean = false
-            for _ in 1...attemptsOnABusyMachine where !clean {
-                let givenUp = try await withThrowingTaskGroup(of: Int.self) { group in
-                    for _ in 0..<6 {
-                        group.addTask {
-                            var givenUp = 0
-                            for _ in 0..<5 {
-                                do {
-                                    let answered = try await storage.readAwaiting(readHead)
-                                    #expect(answered)
-                                } catch is ReadNotAwaited {
-                                    givenUp += 1
-                                }
+        // The lease wait long enough that only a read the client never serves gives up: a busy machine
+        // (ThreadSanitizer, every suite at once) can take more than the default second to hand a
+        // connection on.
+        try await withStoreOfOneEvent(maximumConnections: 2, awaitedLeaseWait: .seconds(20)) { storage in
+            // Six readers, five reads each, on two connections. Kept by whichever read came next, a
+            // connection would never reach the reads queued at the client, which would give up.
+            let givenUp = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        var givenUp = 0
+                        for _ in 0..<5 {
+                            do {
+                                let answered = try await storage.readAwaiting(readHead)
+                                #expect(answered)
+                            } catch is ReadNotAwaited {
+                                givenUp += 1
                             }
-                            return givenUp
                         }
+                        return givenUp
                     }
-                    return try await group.reduce(0, +)
                 }
-                clean = givenUp == 0
-                if !clean { try await Task.sleep(for: .milliseconds(2_100)) }
+                return try await group.reduce(0, +)
             }
-            #expect(clean, "every round had reads that gave up waiting for a connection")
+            #expect(givenUp == 0, "\(givenUp) reads gave up waiting for a connection")
             #expect(storage.awaitedReadLeases > 2, "connections went back to the client for the reads waiting there")
         }
     }
@@ -623,11 +620,14 @@ private let readHead: @Sendable (any AwaitedReadConnection) async throws -> Bool
     try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
 }
 
-/// Runs `body` with a store of `maximumConnections` on a journal of one event.
-private func withStoreOfOneEvent(maximumConnections: Int, _ body: (PostgresStorage) async throws -> Void) async throws {
+/// Runs `body` with a store of `maximumConnections` (and the lease wait of its awaited reads) on a
+/// journal of one event.
+private func withStoreOfOneEvent(
+    maximumConnections: Int, awaitedLeaseWait: TimeAmount = .seconds(1), _ body: (PostgresStorage) async throws -> Void
+) async throws {
     let key = TemporaryKey()
     let (database, journal) = try await journalOfOneEvent(key: key)
-    let storage = try PostgresStorage(address: database.address, maximumConnections: maximumConnections)
+    let storage = try PostgresStorage(address: database.address, maximumConnections: maximumConnections, awaitedLeaseWait: awaitedLeaseWait)
     defer { storage.close() }
     try await body(storage)
     await journal.close()
