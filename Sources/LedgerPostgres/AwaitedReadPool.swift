@@ -49,6 +49,13 @@ final class AwaitedReadPool: Sendable {
         /// would serve the next read to come, and a read in the client's queue could wait out its lease.)
         var leasesWaiting = 0
         var shutDown = false
+
+        /// Takes out the connections kept since before `oldest`, and returns their leases to end.
+        mutating func removeIdle(since oldest: NIODeadline) -> [LeaseHandoff] {
+            let count = idle.prefix { $0.since <= oldest }.count
+            defer { idle.removeFirst(count) }
+            return idle.prefix(count).map(\.lease)
+        }
     }
 
     /// The longest a read waits for a connection before it reads by waiting instead.
@@ -115,29 +122,21 @@ final class AwaitedReadPool: Sendable {
     /// leased now. Taking a kept one and counting a lease as waiting are one step, so that a connection
     /// a read is done with in between goes to the client, which gives it to the lease.
     private func takeConnection() async throws -> (PostgresConnection, LeaseHandoff) {
-        enum Taken {
-            case kept(PostgresConnection, LeaseHandoff)
-            case lease(stale: [LeaseHandoff])
-        }
         let oldest = NIODeadline.now() - Self.keptIdle
         while true {
-            let taken = kept.withLockedValue { kept -> Taken in
-                if let entry = kept.idle.popLast(), entry.since > oldest { return .kept(entry.connection, entry.lease) }
-                // The newest is stale, or there is none: every one left is older.
-                let stale = kept.idle.map(\.lease)
-                kept.idle.removeAll()
+            let (taken, stale) = kept.withLockedValue { kept -> ((PostgresConnection, LeaseHandoff)?, [LeaseHandoff]) in
+                let stale = kept.removeIdle(since: oldest)
+                if let entry = kept.idle.popLast() { return ((entry.connection, entry.lease), stale) }
                 kept.leasesWaiting += 1
-                return .lease(stale: stale)
+                return (nil, stale)
             }
-            switch taken {
-            case .kept(let connection, let lease):
-                if !connection.isClosed { return (connection, lease) }
-                lease.release()
-            case .lease(let stale):
-                for lease in stale { lease.release() }
+            for lease in stale { lease.release() }
+            guard let (connection, lease) = taken else {
                 defer { kept.withLockedValue { $0.leasesWaiting -= 1 } }
                 return try await self.lease()
             }
+            if !connection.isClosed { return (connection, lease) }
+            lease.release()
         }
     }
 
@@ -147,9 +146,7 @@ final class AwaitedReadPool: Sendable {
         let now = NIODeadline.now()
         let isOpen = !connection.isClosed
         let (isKept, stale) = kept.withLockedValue { kept -> (Bool, [LeaseHandoff]) in
-            let staleCount = kept.idle.prefix { $0.since <= now - Self.keptIdle }.count
-            let stale = kept.idle.prefix(staleCount).map(\.lease)
-            kept.idle.removeFirst(staleCount)
+            let stale = kept.removeIdle(since: now - Self.keptIdle)
             guard isOpen, !kept.shutDown, kept.leasesWaiting == 0, kept.idle.count < maximumKept else { return (false, stale) }
             kept.idle.append((connection, lease, now))
             return (true, stale)
