@@ -150,6 +150,32 @@ public struct EventEnvelope: Sendable, Equatable {
     }
 }
 
+extension EventEnvelope {
+    /// The type and time of the event `record` encodes, read from the record's leading fields without
+    /// decoding the rest: no copy of its content, payload or signature. For a writer that catches up on
+    /// other processes' events, which it hashes as stored and needs only these two of.
+    ///
+    /// Only the fields up to the type are checked; ``init(record:)`` checks a record in full.
+    /// - Throws: ``EnvelopeDecodingError`` when the record does not start with the version-1 prefix, ends
+    ///   before its type, or names an invalid type.
+    public static func typeAndTime(ofRecord record: [UInt8]) throws(EnvelopeDecodingError) -> (type: EventType, timestamp: LedgerTimestamp) {
+        // prefix, sequence (8), time (8), previous hash (32), journal id (16), then the type's length.
+        let timeOffset = domainPrefix.count + 8
+        let typeLengthOffset = timeOffset + 8 + 32 + 16
+        guard record.count > typeLengthOffset else { throw record.starts(with: domainPrefix) ? .truncated("type") : .unknownFormat }
+        guard record.starts(with: domainPrefix) else { throw .unknownFormat }
+        var micros: UInt64 = 0
+        for index in timeOffset..<timeOffset + 8 { micros = micros << 8 | UInt64(record[index]) }
+        let typeStart = typeLengthOffset + 1
+        let typeEnd = typeStart + Int(record[typeLengthOffset])
+        guard record.count >= typeEnd else { throw .truncated("type") }
+        guard let type = EventType(String(decoding: record[typeStart..<typeEnd], as: UTF8.self)),
+            type.name.utf8.count == typeEnd - typeStart
+        else { throw .invalidType }
+        return (type, LedgerTimestamp(microsecondsSinceEpoch: Int64(bitPattern: micros)))
+    }
+}
+
 /// Why a stored record is not a valid version-1 envelope.
 public enum EnvelopeDecodingError: Error, Equatable, CustomStringConvertible {
     /// It does not start with the version-1 domain prefix.

@@ -403,6 +403,8 @@ final class JournalWriter: @unchecked Sendable {
     private func catchUp(_ transaction: any StorageWriteTransaction) throws {
         var caughtUp = head
         var caughtUpFrontier = frontier
+        // The last record read: the chain's next link is its hash, the only one needed of the page.
+        var lastRecord: [UInt8]?
         var sawHead = head.sequence == 0
         // Whether another writer changed the keys that may sign: only events that say so do.
         var signersMayHaveChanged = false
@@ -423,13 +425,17 @@ final class JournalWriter: @unchecked Sendable {
                 throw JournalError.corrupt("the shared journal has a gap or a stray key after #\(caughtUp.sequence)")
             }
             caughtUpFrontier.append(MerkleHashing.leafHash(record))
-            let envelope = try EventEnvelope(record: record)
-            if Self.signerEvents.contains(envelope.type) { signersMayHaveChanged = true }
-            caughtUp = JournalHead(sequence: caughtUp.sequence + 1, lastHash: SHA256Digest.hash(record), lastTime: envelope.timestamp)
+            // Its type and time only: the record is hashed as stored, and verification decodes it in full.
+            let (type, timestamp) = try EventEnvelope.typeAndTime(ofRecord: record)
+            if Self.signerEvents.contains(type) { signersMayHaveChanged = true }
+            caughtUp.sequence += 1
+            caughtUp.lastTime = timestamp
+            lastRecord = record
             return true
         }
         guard sawHead else { throw JournalError.lostCommits(sequence: head.sequence, reason: "is gone") }
-        guard caughtUp.sequence != head.sequence else { return }
+        guard let lastRecord, caughtUp.sequence != head.sequence else { return }
+        caughtUp.lastHash = SHA256Digest.hash(lastRecord)
         head = caughtUp
         frontier = caughtUpFrontier
         published.withLock { $0.0 = caughtUp }

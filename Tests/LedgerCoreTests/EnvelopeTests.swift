@@ -76,6 +76,40 @@ struct EnvelopeTests {
         #expect(throws: EnvelopeDecodingError.self) { try EventEnvelope(record: record) }
     }
 
+    @Test("a record's type and time are read without decoding it, as decoding reads them")
+    func typeAndTime() throws {
+        for envelope in [Self.sample(), Self.sample(sequence: 1, payload: "")] {
+            let (type, timestamp) = try EventEnvelope.typeAndTime(ofRecord: envelope.record)
+            #expect(type == envelope.type)
+            #expect(timestamp == envelope.timestamp)
+        }
+        // The fields after the type are not read: a record cut just after it still names them.
+        let record = Self.sample().record
+        let typeEnd = 20 + 48 + 16 + 1 + "auth.code.issued".utf8.count
+        #expect(try EventEnvelope.typeAndTime(ofRecord: Array(record.prefix(typeEnd))).type == "auth.code.issued")
+    }
+
+    @Test("reading a record's type and time refuses what does not have them")
+    func typeAndTimeRefused() {
+        let record = Self.sample().record
+        let typeLengthOffset = 20 + 48 + 16
+        var invalidType = record
+        invalidType[typeLengthOffset + 1] = UInt8(ascii: "A")
+        var typeTooLong = record
+        typeTooLong[typeLengthOffset] = 0xff
+        let cases: [([UInt8], EnvelopeDecodingError)] = [
+            ([], .unknownFormat),
+            ([UInt8(ascii: "X")] + record.dropFirst(), .unknownFormat),
+            (Array(record.prefix(typeLengthOffset)), .truncated("type")),
+            (Array(record.prefix(typeLengthOffset + 5)), .truncated("type")),
+            (invalidType, .invalidType),
+            (Array(typeTooLong.prefix(typeLengthOffset + 200)), .truncated("type")),
+        ]
+        for (bytes, expected) in cases {
+            #expect(throws: expected) { try EventEnvelope.typeAndTime(ofRecord: bytes) }
+        }
+    }
+
     @Test("changing any content byte breaks the signature; the place is not signed but is hashed")
     func signatureCoversContent() throws {
         let envelope = Self.sample()
