@@ -13,6 +13,7 @@ struct ByteWriter {
     mutating func write(_ value: UInt64) { writeBigEndian(value, width: 8) }
     mutating func write(_ value: Int64) { writeBigEndian(UInt64(bitPattern: value), width: 8) }
     mutating func write(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
+    mutating func write(_ text: String.UTF8View) { bytes.append(contentsOf: text) }
 
     private mutating func writeBigEndian(_ value: UInt64, width: Int) {
         withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0.suffix(width)) }

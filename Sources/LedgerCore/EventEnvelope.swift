@@ -34,19 +34,26 @@ public struct EventContent: Sendable, Equatable {
     }
 
     /// What the signature is over: the domain-separation prefix followed by ``encoded``.
-    public var signingBytes: [UInt8] { EventEnvelope.domainPrefix + encoded }
+    public var signingBytes: [UInt8] {
+        var writer = ByteWriter(capacity: EventEnvelope.domainPrefix.count + 40 + type.name.utf8.count + payload.count)
+        writer.write(EventEnvelope.domainPrefix)
+        write(to: &writer)
+        return writer.bytes
+    }
 
     /// Signs the content with `key`, whose id must be ``keyID``.
+    ///
+    /// The id is checked in debug builds only: deriving it is a SHA-256, and every event is signed
+    /// through here by code that took the id from the same key.
     public func signature(with key: Ed25519SigningKey) -> [UInt8] {
-        precondition(key.keyID == keyID, "signing key does not match the content's key id")
+        assert(key.keyID == keyID, "signing key does not match the content's key id")
         return key.signature(for: signingBytes)
     }
 
     func write(to writer: inout ByteWriter) {
-        let typeBytes = Array(type.name.utf8)
         writer.write(journalID)
-        writer.write(UInt8(typeBytes.count))
-        writer.write(typeBytes)
+        writer.write(UInt8(type.name.utf8.count))
+        writer.write(type.name.utf8)
         writer.write(schemaVersion)
         writer.write(keyID.bytes)
         writer.write(UInt32(payload.count))

@@ -33,6 +33,11 @@ public struct PreparedEvent: Sendable, Equatable {
     }
 
     init(draft: EventDraft, journalID: [UInt8], key: Ed25519SigningKey) throws(JournalError) {
+        try self.init(draft: draft, journalID: journalID, key: key, keyID: key.keyID)
+    }
+
+    /// `keyID` is `key`'s, derived by the caller once for many events.
+    init(draft: EventDraft, journalID: [UInt8], key: Ed25519SigningKey, keyID: KeyID) throws(JournalError) {
         guard draft.payload.count <= EventEnvelope.maximumPayloadSize else {
             throw .invalidEvent("payload of \(draft.payload.count) bytes exceeds \(EventEnvelope.maximumPayloadSize)")
         }
@@ -40,7 +45,7 @@ public struct PreparedEvent: Sendable, Equatable {
             throw .invalidEvent("schema version \(draft.schemaVersion) declares a compact payload (0x8000) and the payload is not one")
         }
         let content = EventContent(
-            journalID: journalID, type: draft.type, schemaVersion: draft.schemaVersion, keyID: key.keyID,
+            journalID: journalID, type: draft.type, schemaVersion: draft.schemaVersion, keyID: keyID,
             payload: draft.payload)
         self.init(content: content, signature: content.signature(with: key))
     }
@@ -57,9 +62,30 @@ public struct AppendedEvent: Sendable, Equatable {
 struct ChainCursor {
     var nextSequence: UInt64
     var lastHash: SHA256Digest
-    var signingKey: Ed25519SigningKey
+    /// The key that signs what the cursor chains from here on (``sign(with:)`` changes it).
+    private(set) var signingKey: Ed25519SigningKey
+    /// ``signingKey``'s id, derived once a batch: every event chained is checked against it.
+    private(set) var signingKeyID: KeyID
     let journalID: [UInt8]
     let timestamp: LedgerTimestamp
+
+    init(
+        nextSequence: UInt64, lastHash: SHA256Digest, signingKey: Ed25519SigningKey, journalID: [UInt8],
+        timestamp: LedgerTimestamp
+    ) {
+        self.nextSequence = nextSequence
+        self.lastHash = lastHash
+        self.signingKey = signingKey
+        self.signingKeyID = signingKey.keyID
+        self.journalID = journalID
+        self.timestamp = timestamp
+    }
+
+    /// Signs what is chained after this with `key` (a rotation in the batch).
+    mutating func sign(with key: Ed25519SigningKey) {
+        signingKey = key
+        signingKeyID = key.keyID
+    }
 
     /// Puts `event` after the cursor. An event prepared under a key that has since been rotated away is
     /// signed again with the active key.
@@ -67,8 +93,8 @@ struct ChainCursor {
         guard event.content.journalID == journalID else { throw .invalidEvent("prepared for another journal") }
         var content = event.content
         var signature = event.signature
-        if content.keyID != signingKey.keyID {
-            content.keyID = signingKey.keyID
+        if content.keyID != signingKeyID {
+            content.keyID = signingKeyID
             signature = content.signature(with: signingKey)
         }
         let envelope = EventEnvelope(
@@ -80,7 +106,7 @@ struct ChainCursor {
     }
 
     mutating func chain(_ draft: EventDraft) throws(JournalError) -> (envelope: EventEnvelope, record: [UInt8]) {
-        try chain(PreparedEvent(draft: draft, journalID: journalID, key: signingKey))
+        try chain(PreparedEvent(draft: draft, journalID: journalID, key: signingKey, keyID: signingKeyID))
     }
 }
 
@@ -117,7 +143,7 @@ public struct JournalWriteTransaction {
     /// beforehand with ``Journal/prepare(_:)``, so that signing happens outside the writer.
     @discardableResult
     public mutating func append(_ draft: EventDraft) throws -> AppendedEvent {
-        try append(try PreparedEvent(draft: draft, journalID: cursor.journalID, key: cursor.signingKey))
+        try append(try PreparedEvent(draft: draft, journalID: cursor.journalID, key: cursor.signingKey, keyID: cursor.signingKeyID))
     }
 
     /// Read-write access to projection table `name` (declared in ``Journal/Configuration/projections``).
@@ -149,7 +175,7 @@ public struct JournalWriteTransaction {
         let old = cursor.signingKey.publicKey
         let payload = KeyRotationPayload(journalID: journalID, previousKeyID: old.keyID, newKey: newKey)
         let rotation = try append(EventDraft(type: .keyRotated, encoding: payload))
-        cursor.signingKey = newKey
+        cursor.sign(with: newKey)
         let meta = layout.meta
         if try transaction.get(JournalLayout.MetaKey.activeKey, in: meta) == old.bytes {
             try transaction.put(newKey.publicKey.bytes, for: JournalLayout.MetaKey.activeKey, in: meta)

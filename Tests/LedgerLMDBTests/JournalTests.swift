@@ -429,6 +429,33 @@ struct JournalTests {
         #expect(try JournalReader(directory: directory.journal).verify(trust: .pinned([PinnedKey(oldKey.publicKey)])).get().keyIDs == [original, rotated])
     }
 
+    @Test("an event prepared under a key rotated away is signed again by the active key when chained, in a later batch or after a rotation in its own; one prepared under the active key is kept as signed")
+    func preparedAcrossRotation() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        let original = journal.activeKeyID
+        let before = try journal.prepare(testDraft("prepared-before"))
+        let rotated = try await journal.rotateSigningKey()
+        let after = try journal.prepare(testDraft("prepared-after"))
+        #expect([before, after].map(\.content.keyID) == [original, rotated])
+        // A rotation queued before an append in one batch: in one transaction here.
+        let third = Ed25519SigningKey.generate()
+        let journalID = journal.journalID
+        let sequences = try await journal.transact { transaction in
+            let chained = [try transaction.append(before).sequence, try transaction.append(after).sequence]
+            try transaction.rotate(to: third, journalID: journalID)
+            return chained + [try transaction.append(after).sequence]
+        }
+        await journal.close()
+        let reader = try JournalReader(directory: directory.journal)
+        let events = try reader.read { snapshot in try sequences.map { try #require(try snapshot.event($0)) } }
+        #expect(events.map(\.keyID) == [rotated, rotated, third.keyID])
+        #expect(events[0].signature != before.signature, "signed again by the active key")
+        #expect(events[1].signature == after.signature, "kept as its caller signed it")
+        #expect(events[2].signature != after.signature, "signed again after the rotation in its batch")
+        #expect(try reader.verify(trust: .genesisKey).get().keyIDs == [original, rotated, third.keyID])
+    }
+
     @Test("stale reader slots left by a killed process are cleared at open")
     func staleReadersAreCleared() async throws {
         let directory = TemporaryDirectory()
