@@ -158,27 +158,48 @@ public struct EventEnvelope: Sendable, Equatable {
 }
 
 extension EventEnvelope {
-    /// The type and time of the event `record` encodes, read from the record's leading fields without
-    /// decoding the rest: no copy of its content, payload or signature. For a writer that catches up on
-    /// other processes' events, which it hashes as stored and needs only these two of.
+    /// The type and time of the event `record` encodes, after checking its layout as strictly as
+    /// ``init(record:)`` does, without decoding it: no copy of its content, payload or signature. For a
+    /// writer that catches up on other processes' events, which it hashes in full and needs only these
+    /// two of, and must not chain over a record that is not an event.
     ///
-    /// Only the fields up to the type are checked; ``init(record:)`` checks a record in full.
-    /// - Throws: ``EnvelopeDecodingError`` when the record does not start with the version-1 prefix, ends
-    ///   before its type, or names an invalid type.
+    /// - Throws: ``EnvelopeDecodingError`` naming the first field that is wrong, as ``init(record:)``
+    ///   would.
     public static func typeAndTime(ofRecord record: [UInt8]) throws(EnvelopeDecodingError) -> (type: EventType, timestamp: LedgerTimestamp) {
-        // prefix, sequence (8), time (8), previous hash (32), journal id (16), then the type's length.
-        let timeOffset = domainPrefix.count + 8
-        let typeLengthOffset = timeOffset + 8 + 32 + 16
-        guard record.count > typeLengthOffset else { throw record.starts(with: domainPrefix) ? .truncated("type") : .unknownFormat }
         guard record.starts(with: domainPrefix) else { throw .unknownFormat }
-        var micros: UInt64 = 0
-        for index in timeOffset..<timeOffset + 8 { micros = micros << 8 | UInt64(record[index]) }
+        // Prefix, sequence (8), time (8), previous hash (32), journal id (16), the type's length and name,
+        // schema version (2), key id (8), payload length (4) and payload, signature (64): as `init(record:)`.
+        func bigEndian(at offset: Int, width: Int) -> UInt64 {
+            record[offset..<offset + width].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        let timeOffset = domainPrefix.count + 8
+        guard record.count >= timeOffset + 8 + 32 else { throw .truncated("sequence, time or previous hash") }
+        let typeLengthOffset = timeOffset + 8 + 32 + 16
+        guard record.count >= typeLengthOffset else { throw .truncated("journal id") }
+        guard record.count > typeLengthOffset else { throw .truncated("type") }
         let typeStart = typeLengthOffset + 1
         let typeEnd = typeStart + Int(record[typeLengthOffset])
         guard record.count >= typeEnd else { throw .truncated("type") }
         guard let type = EventType(String(decoding: record[typeStart..<typeEnd], as: UTF8.self)),
             type.name.utf8.count == typeEnd - typeStart
         else { throw .invalidType }
+        let payloadLengthOffset = typeEnd + 2 + 8
+        guard record.count >= payloadLengthOffset else { throw .truncated("schema version or key id") }
+        guard record.count >= payloadLengthOffset + 4 else { throw .truncated("payload length") }
+        let payloadLength = Int(bigEndian(at: payloadLengthOffset, width: 4))
+        let payloadStart = payloadLengthOffset + 4
+        guard payloadLength <= maximumPayloadSize, record.count - payloadStart >= payloadLength else { throw .truncated("payload") }
+        let schemaVersion = UInt16(bigEndian(at: typeEnd, width: 2))
+        // A compact schema version declares a compact payload (journal format §17), whose first byte is a tag.
+        if PayloadEncoding.of(schemaVersion: schemaVersion) == .compact,
+            payloadLength == 0 || !PayloadCoding.isCompact(firstByte: record[payloadStart])
+        {
+            throw .payloadNotCompact
+        }
+        let signatureEnd = payloadStart + payloadLength + 64
+        guard record.count >= signatureEnd else { throw .truncated("signature") }
+        guard record.count == signatureEnd else { throw .trailingBytes(record.count - signatureEnd) }
+        let micros = bigEndian(at: timeOffset, width: 8)
         return (type, LedgerTimestamp(microsecondsSinceEpoch: Int64(bitPattern: micros)))
     }
 }

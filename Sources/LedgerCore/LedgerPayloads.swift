@@ -131,8 +131,12 @@ public enum PayloadCoding {
     /// Whether `bytes` are a compact value rather than JSON text (by their first byte).
     public static func isCompact(_ bytes: [UInt8]) -> Bool {
         guard let first = bytes.first else { return false }
-        return first < 0x20
+        return isCompact(firstByte: first)
     }
+
+    /// Whether a value whose first byte is `first` is compact: a compact value starts with a tag, below
+    /// any character JSON text starts with.
+    public static func isCompact(firstByte first: UInt8) -> Bool { first < 0x20 }
 
     /// The canonical JSON text of a stored value, for what reads values as JSON (opening sealed values,
     /// showing, exporting): JSON as it is, compact values converted.

@@ -425,7 +425,8 @@ final class JournalWriter: @unchecked Sendable {
                 throw JournalError.corrupt("the shared journal has a gap or a stray key after #\(caughtUp.sequence)")
             }
             caughtUpFrontier.append(MerkleHashing.leafHash(record))
-            // Its type and time only: the record is hashed as stored, and verification decodes it in full.
+            // Its layout checked and its type and time read, without decoding it: the full record is
+            // what is hashed, and verification decodes it.
             let (type, timestamp) = try EventEnvelope.typeAndTime(ofRecord: record)
             if Self.signerEvents.contains(type) { signersMayHaveChanged = true }
             caughtUp.sequence += 1

@@ -444,12 +444,13 @@ struct JournalTests {
         let sequences = try await journal.transact { transaction in
             let chained = [try transaction.append(before).sequence, try transaction.append(after).sequence]
             try transaction.rotate(to: third, journalID: journalID)
-            return chained + [try transaction.append(after).sequence]
+            // Prepared before the rotation, and a draft the writer signs itself.
+            return chained + [try transaction.append(after).sequence, try transaction.append(testDraft("drafted-after")).sequence]
         }
         await journal.close()
         let reader = try JournalReader(directory: directory.journal)
         let events = try reader.read { snapshot in try sequences.map { try #require(try snapshot.event($0)) } }
-        #expect(events.map(\.keyID) == [rotated, rotated, third.keyID])
+        #expect(events.map(\.keyID) == [rotated, rotated, third.keyID, third.keyID])
         #expect(events[0].signature != before.signature, "signed again by the active key")
         #expect(events[1].signature == after.signature, "kept as its caller signed it")
         #expect(events[2].signature != after.signature, "signed again after the rotation in its batch")
