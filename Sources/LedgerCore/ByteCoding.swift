@@ -30,9 +30,14 @@ struct ByteReader {
     var remaining: Int { bytes.count - offset }
 
     mutating func read(count: Int) -> [UInt8]? {
+        range(count: count).map { Array(bytes[$0]) }
+    }
+
+    /// Where the next `count` bytes lie, and past them: a field passed over or read in place, not copied.
+    mutating func range(count: Int) -> Range<Int>? {
         guard count >= 0, remaining >= count else { return nil }
         defer { offset += count }
-        return Array(bytes[offset..<offset + count])
+        return offset..<offset + count
     }
 
     mutating func readUInt8() -> UInt8? {

@@ -59,25 +59,6 @@ public struct EventContent: Sendable, Equatable {
         writer.write(UInt32(payload.count))
         writer.write(payload)
     }
-
-    static func read(from reader: inout ByteReader) throws(EnvelopeDecodingError) -> EventContent {
-        guard let journalID = reader.read(count: 16) else { throw .truncated("journal id") }
-        guard let typeLength = reader.readUInt8(), let typeBytes = reader.read(count: Int(typeLength)) else {
-            throw .truncated("type")
-        }
-        guard let type = EventType(String(decoding: typeBytes, as: UTF8.self)), type.name.utf8.count == typeBytes.count
-        else { throw .invalidType }
-        guard let schemaVersion = reader.readUInt16(), let keyBytes = reader.read(count: 8) else {
-            throw .truncated("schema version or key id")
-        }
-        guard let payloadLength = reader.readUInt32() else { throw .truncated("payload length") }
-        guard Int(payloadLength) <= EventEnvelope.maximumPayloadSize, let payload = reader.read(count: Int(payloadLength))
-        else { throw .truncated("payload") }
-        // A compact schema version declares a compact payload (journal format §17), whose first byte is a tag.
-        guard PayloadEncoding.payload(payload, fits: schemaVersion) else { throw .payloadNotCompact }
-        return EventContent(
-            journalID: journalID, type: type, schemaVersion: schemaVersion, keyID: KeyID(bytes: keyBytes)!, payload: payload)
-    }
 }
 
 /// One event in the journal: its signed ``EventContent`` and its place — sequence number, time, and the
@@ -144,63 +125,28 @@ public struct EventEnvelope: Sendable, Equatable {
     ///
     /// - Throws: ``EnvelopeDecodingError`` naming the first field that is wrong.
     public init(record: [UInt8]) throws(EnvelopeDecodingError) {
-        var reader = ByteReader(record)
-        guard reader.read(count: Self.domainPrefix.count) == Self.domainPrefix else { throw .unknownFormat }
-        guard let sequence = reader.readUInt64(), let micros = reader.readInt64(), let previous = reader.read(count: 32)
-        else { throw .truncated("sequence, time or previous hash") }
-        let content = try EventContent.read(from: &reader)
-        guard let signature = reader.read(count: 64) else { throw .truncated("signature") }
-        guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
+        let layout = try RecordLayout(of: record)
         self.init(
-            sequence: sequence, timestamp: LedgerTimestamp(microsecondsSinceEpoch: micros),
-            previousHash: SHA256Digest(unchecked: previous), content: content, signature: signature)
+            sequence: layout.sequence, timestamp: layout.timestamp,
+            previousHash: SHA256Digest(unchecked: Array(record[layout.previousHash])),
+            content: EventContent(
+                journalID: Array(record[layout.journalID]), type: layout.type, schemaVersion: layout.schemaVersion,
+                keyID: KeyID(bytes: Array(record[layout.keyID]))!, payload: Array(record[layout.payload])),
+            signature: Array(record[layout.signature]))
     }
 }
 
 extension EventEnvelope {
-    /// The type and time of the event `record` encodes, after checking its layout as strictly as
-    /// ``init(record:)`` does, without decoding it: no copy of its content, payload or signature. For a
-    /// writer that catches up on other processes' events, which it hashes in full and needs only these
-    /// two of, and must not chain over a record that is not an event.
+    /// The type and time of the event `record` encodes, after checking its layout as ``init(record:)``
+    /// does (the same walk, `RecordLayout`), without decoding it: no copy of its content, payload or
+    /// signature. For a writer that catches up on other processes' events, which it hashes in full and
+    /// needs only these two of, and must not chain over a record that is not an event.
     ///
     /// - Throws: ``EnvelopeDecodingError`` naming the first field that is wrong, as ``init(record:)``
     ///   would.
     public static func typeAndTime(ofRecord record: [UInt8]) throws(EnvelopeDecodingError) -> (type: EventType, timestamp: LedgerTimestamp) {
-        guard record.starts(with: domainPrefix) else { throw .unknownFormat }
-        // Prefix, sequence (8), time (8), previous hash (32), journal id (16), the type's length and name,
-        // schema version (2), key id (8), payload length (4) and payload, signature (64): as `init(record:)`.
-        func bigEndian(at offset: Int, width: Int) -> UInt64 {
-            record[offset..<offset + width].reduce(0) { $0 << 8 | UInt64($1) }
-        }
-        let timeOffset = domainPrefix.count + 8
-        guard record.count >= timeOffset + 8 + 32 else { throw .truncated("sequence, time or previous hash") }
-        let typeLengthOffset = timeOffset + 8 + 32 + 16
-        guard record.count >= typeLengthOffset else { throw .truncated("journal id") }
-        guard record.count > typeLengthOffset else { throw .truncated("type") }
-        let typeStart = typeLengthOffset + 1
-        let typeEnd = typeStart + Int(record[typeLengthOffset])
-        guard record.count >= typeEnd else { throw .truncated("type") }
-        guard let type = EventType(String(decoding: record[typeStart..<typeEnd], as: UTF8.self)),
-            type.name.utf8.count == typeEnd - typeStart
-        else { throw .invalidType }
-        let payloadLengthOffset = typeEnd + 2 + 8
-        guard record.count >= payloadLengthOffset else { throw .truncated("schema version or key id") }
-        guard record.count >= payloadLengthOffset + 4 else { throw .truncated("payload length") }
-        let payloadLength = Int(bigEndian(at: payloadLengthOffset, width: 4))
-        let payloadStart = payloadLengthOffset + 4
-        guard payloadLength <= maximumPayloadSize, record.count - payloadStart >= payloadLength else { throw .truncated("payload") }
-        let schemaVersion = UInt16(bigEndian(at: typeEnd, width: 2))
-        // A compact schema version declares a compact payload (journal format §17), whose first byte is a tag.
-        if PayloadEncoding.of(schemaVersion: schemaVersion) == .compact,
-            payloadLength == 0 || !PayloadCoding.isCompact(firstByte: record[payloadStart])
-        {
-            throw .payloadNotCompact
-        }
-        let signatureEnd = payloadStart + payloadLength + 64
-        guard record.count >= signatureEnd else { throw .truncated("signature") }
-        guard record.count == signatureEnd else { throw .trailingBytes(record.count - signatureEnd) }
-        let micros = bigEndian(at: timeOffset, width: 8)
-        return (type, LedgerTimestamp(microsecondsSinceEpoch: Int64(bitPattern: micros)))
+        let layout = try RecordLayout(of: record)
+        return (layout.type, layout.timestamp)
     }
 }
 

@@ -208,7 +208,13 @@ public enum PayloadEncoding: Sendable, Equatable {
     /// the compact flag needs a compact payload; any bytes are the payload of a version without it (JSON,
     /// or an embedding application's own).
     public static func payload(_ payload: [UInt8], fits schemaVersion: UInt16) -> Bool {
-        of(schemaVersion: schemaVersion) == .json || PayloadCoding.isCompact(payload)
+        self.payload(startingWith: payload.first, fits: schemaVersion)
+    }
+
+    /// ``payload(_:fits:)`` for a payload known by its first byte (`nil`: it is empty), read in place.
+    public static func payload(startingWith first: UInt8?, fits schemaVersion: UInt16) -> Bool {
+        guard of(schemaVersion: schemaVersion) == .compact else { return true }
+        return first.map(PayloadCoding.isCompact(firstByte:)) ?? false
     }
 
     /// The bytes of `node` in this encoding.

@@ -52,9 +52,9 @@ public enum StoredRecord {
     public static func isShortened(_ stored: [UInt8]) -> Bool { stored.first == shortenedTag }
 
     // Offsets in a full record (journal format §1).
-    private static let timeStart = EventEnvelope.domainPrefix.count + 8
-    private static let journalIDStart = timeStart + 8 + 32
-    private static let typeLengthAt = journalIDStart + 16
+    private static let timeStart = RecordLayout.timeOffset
+    private static let journalIDStart = RecordLayout.journalIDOffset
+    private static let typeLengthAt = RecordLayout.typeLengthOffset
 
     /// The shortened form of `record`, a valid full record (as ``EventEnvelope/record`` writes it).
     public static func shortened(_ record: [UInt8]) -> [UInt8] {

@@ -435,7 +435,8 @@ final class JournalWriter: @unchecked Sendable {
             return true
         }
         guard sawHead else { throw JournalError.lostCommits(sequence: head.sequence, reason: "is gone") }
-        guard let lastRecord, caughtUp.sequence != head.sequence else { return }
+        // A record is kept exactly when the sequence moved past the head: none, nothing new.
+        guard let lastRecord else { return }
         caughtUp.lastHash = SHA256Digest.hash(lastRecord)
         head = caughtUp
         frontier = caughtUpFrontier

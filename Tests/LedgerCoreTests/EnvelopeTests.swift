@@ -76,6 +76,44 @@ struct EnvelopeTests {
         #expect(throws: EnvelopeDecodingError.self) { try EventEnvelope(record: record) }
     }
 
+    @Test("a record cut short anywhere is refused naming the field it ends in; a damaged field by its fault")
+    func refusalNamesTheField() {
+        func refusal(_ bytes: [UInt8]) -> EnvelopeDecodingError? {
+            do throws(EnvelopeDecodingError) {
+                _ = try EventEnvelope(record: bytes)
+                return nil
+            } catch { return error }
+        }
+        let record = Self.sample().record
+        // The fields' ends in the sample (the documented layout, counted here, not taken from the decoder):
+        // prefix 20; sequence, time, previous hash 48; journal id 16; the type's length and its 16
+        // characters; schema version and key id 10; payload length 4; payload 16; signature 64.
+        let ends: [(end: Int, refusal: EnvelopeDecodingError)] = [
+            (20, .unknownFormat), (68, .truncated("sequence, time or previous hash")), (84, .truncated("journal id")),
+            (101, .truncated("type")), (111, .truncated("schema version or key id")), (115, .truncated("payload length")),
+            (131, .truncated("payload")), (195, .truncated("signature")),
+        ]
+        #expect(record.count == 195)
+        for length in 0..<record.count {
+            let expected = ends.first { length < $0.end }!.refusal
+            #expect(refusal(Array(record.prefix(length))) == expected, "cut at \(length) bytes")
+        }
+        #expect(refusal(record + [0, 0]) == .trailingBytes(2))
+        var wrongPrefix = record
+        wrongPrefix[19] = UInt8(ascii: " ")
+        #expect(refusal(wrongPrefix) == .unknownFormat)
+        var badType = record
+        badType[85] = UInt8(ascii: "A")
+        #expect(refusal(badType) == .invalidType)
+        var compactFlag = record
+        compactFlag[101] |= 0x80
+        #expect(refusal(compactFlag) == .payloadNotCompact)
+        var payloadTooLong = record
+        payloadTooLong[111] = 0x7f
+        #expect(refusal(payloadTooLong) == .truncated("payload"))
+        #expect(refusal(record) == nil)
+    }
+
     @Test("a record's type and time are read without decoding it, as decoding reads them")
     func typeAndTime() throws {
         for envelope in [Self.sample(), Self.sample(sequence: 1, payload: "")] {
