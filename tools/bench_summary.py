@@ -46,12 +46,13 @@ def cluster_rows(text):
 
 
 def capped_ratios(text):
-    """The capped cluster run's ratios (tools/http/cluster_bench.py --cpu-quota), as
-    {(endpoint, numerator, denominator): (ratio, cores)}."""
+    """The capped cluster runs' ratios (tools/http/cluster_bench.py --cpu-quota; `tools/bench` runs it
+    CAPPED_RUNS times), as {(endpoint, numerator, denominator): ([ratio of each run, in order], cores)}."""
     ratios = {}
     pattern = r"^cluster-capped: ratio (/\S+)\s+((?:LMDB|PG) \d+ nodes?) / ((?:LMDB|PG) \d+ nodes?)\s+([\d.]+)x\s+\(each node capped at ([\d.]+) CPU\)"
     for match in re.finditer(pattern, text, re.MULTILINE):
-        ratios.setdefault((match.group(1), match.group(2), match.group(3)), (float(match.group(4)), float(match.group(5))))
+        runs, _ = ratios.setdefault((match.group(1), match.group(2), match.group(3)), ([], float(match.group(5))))
+        runs.append(float(match.group(4)))
     return ratios
 
 
@@ -129,9 +130,10 @@ def main():
     capped = capped_ratios(text)
     for endpoint, name in (("/authorize", "GET /authorize"), ("/oauth/token", "POST /oauth/token (EdDSA)")):
         for numerator, denominator, goal in (("PG 1 node", "LMDB 1 node", 0.6), ("PG 3 nodes", "PG 1 node", 2.8)):
-            value, cores = capped.get((endpoint, numerator, denominator), (None, 0.3))
+            # The goal asks for the rate "steadily": every run must meet it, so the lowest run is the figure.
+            runs, cores = capped.get((endpoint, numerator, denominator), ([], 0.3))
             summary.append(("17", "%s, %s, each node capped at %.1f CPU" % (name, numerator, cores), denominator + ", same cap, same run",
-                            value, "x", ">= %.1fx" % goal, lambda v, goal=goal: v >= goal))
+                            runs or None, "x", ">= %.1fx in every run" % goal, lambda v, goal=goal: v >= goal))
     summary.append(("15", "sealing the personal values of one authorize-and-token flow (CPU)", "one GET /authorize (server CPU)",
                     sealing, "x", "< 0.10x", lambda v: v < 0.10))
     cluster, bottlenecks = cluster_rows(text)
@@ -149,6 +151,10 @@ def main():
     for row, name, base, value, unit, goal, met in summary:
         if value is None:
             shown, verdict = "not measured", "–"
+        elif isinstance(value, list):
+            # Several runs of one row: the lowest decides, every run is shown.
+            shown = "%.2f%s (lowest of %d: %s)" % (min(value), unit, len(value), ", ".join("%.2f" % run for run in value))
+            verdict = "yes" if met(min(value)) else "no"
         else:
             shown = ("%.2f" % value if unit == "x" and value < 10 else "%.1f" % value if unit in ("x",) else
                      "%.3f" % value if unit == " s" else "%d" % round(value)) + unit
