@@ -20,6 +20,54 @@ struct ResidentMemoryTests {
     }
 }
 
+@Suite("The server keeps its file-backed memory under --max-mapped-memory")
+struct MappedMemoryBoundTests {
+    /// `authledger_process_mapped_pages_released_total` from `/metrics` (0 when never counted).
+    static func releases(_ browser: Browser) async throws -> Int {
+        let metrics = try await browser.get("/metrics").body
+        return metrics.split(separator: "\n").first { $0.hasPrefix("authledger_process_mapped_pages_released_total") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
+    }
+
+    /// Runs the server's watcher for 200 ms with `limit` and 5 ms between checks, then calls `check` with
+    /// the releases it counted. Linux only (elsewhere there is no figure to bound).
+    static func watch(limit: Int?, _ check: @escaping @Sendable (Int) -> Void) async throws {
+        guard FileManager.default.fileExists(atPath: "/proc/self/status") else { return }
+        let harness = try await ServerHarness {
+            $0.mappedMemoryLimit = limit
+            $0.memoryCheckInterval = .milliseconds(5)
+        }
+        try await harness.run { browser in
+            _ = try await browser.get("/authorize?client_id=web-app")  // the journal's pages mapped by a read
+            let watcher = Task { await harness.server.boundResidentMemoryPeriodically() }
+            try await Task.sleep(for: .milliseconds(200))
+            watcher.cancel()
+            await watcher.value
+            check(try await releases(browser))
+        }
+    }
+
+    @Test("above the bound (any process maps more than a byte of files) the journal's pages are let go of, again at every check")
+    func releasesAboveTheBound() async throws {
+        try await Self.watch(limit: 1) { released in
+            #expect(released >= 2, "released \(released) times in 200 ms of 5 ms checks")
+        }
+    }
+
+    @Test("under the bound, or with none (0), nothing is let go of")
+    func keepsUnderTheBound() async throws {
+        try await Self.watch(limit: Int.max) { #expect($0 == 0) }
+        try await Self.watch(limit: nil) { #expect($0 == 0) }
+    }
+
+    @Test("the default bound is 64 MB checked every 50 ms, so that an Argon2id check's 64 MiB on top stays under 150 MB")
+    func defaults() {
+        let settings = AuthServerSettings()
+        #expect(settings.mappedMemoryLimit == 64 << 20)
+        #expect(settings.memoryCheckInterval == .milliseconds(50))
+    }
+}
+
 @Suite("JSON responses are written by the canonical encoder")
 struct JSONResponseTests {
     @Test("a token response's dictionary becomes the same JSON, members sorted; anything else falls back")
