@@ -51,26 +51,21 @@ public enum StoredRecord {
     /// Whether `stored` is a shortened record (else it is stored in full).
     public static func isShortened(_ stored: [UInt8]) -> Bool { stored.first == shortenedTag }
 
-    // Offsets in a full record (journal format §1).
-    private static let timeStart = RecordLayout.timeOffset
-    private static let journalIDStart = RecordLayout.journalIDOffset
-    private static let typeLengthAt = RecordLayout.typeLengthOffset
-
     /// The shortened form of `record`, a valid full record (as ``EventEnvelope/record`` writes it).
     public static func shortened(_ record: [UInt8]) -> [UInt8] {
-        let typeLength = Int(record[typeLengthAt])
-        let typeStart = typeLengthAt + 1
+        let typeLength = Int(record[RecordLayout.typeLengthOffset])
+        let typeStart = RecordLayout.typeLengthOffset + 1
         let afterType = typeStart + typeLength
         let payloadStart = afterType + 2 + 8 + 4
         var stored: [UInt8] = []
         stored.reserveCapacity(record.count - payloadStart + 1 + 8 + 32 + 2 + 8 + 2 + typeLength)
         stored.append(shortenedTag)
-        stored.append(contentsOf: record[timeStart..<journalIDStart])  // time and previous hash
+        stored.append(contentsOf: record[RecordLayout.timeOffset..<RecordLayout.journalIDOffset])  // time and previous hash
         if let code = typeCodes[String(decoding: record[typeStart..<afterType], as: UTF8.self)] {
             stored.append(code)
         } else {
             stored.append(0)
-            stored.append(contentsOf: record[typeLengthAt..<afterType])
+            stored.append(contentsOf: record[RecordLayout.typeLengthOffset..<afterType])
         }
         stored.append(contentsOf: record[afterType..<afterType + 10])  // schema version and key id
         stored.append(contentsOf: record[payloadStart...])  // payload and signature
