@@ -212,7 +212,7 @@ public enum PayloadEncoding: Sendable, Equatable {
     }
 
     /// ``payload(_:fits:)`` for a payload known by its first byte (`nil`: it is empty), read in place.
-    public static func payload(startingWith first: UInt8?, fits schemaVersion: UInt16) -> Bool {
+    static func payload(startingWith first: UInt8?, fits schemaVersion: UInt16) -> Bool {
         guard of(schemaVersion: schemaVersion) == .compact else { return true }
         return first.map(PayloadCoding.isCompact(firstByte:)) ?? false
     }

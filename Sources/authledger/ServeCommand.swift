@@ -64,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "File-backed resident memory (MB) above which the server lets go of the journal's mapped pages (they stay in the page cache); 0: no bound.",
             valueName: "MB"))
-    var maxMappedMemory: Int = 64
+    var maxMappedMemory: Int = (AuthServerSettings().mappedMemoryLimit ?? 0) >> 20
     @Option(
         name: .customLong("log-stream"),
         help: ArgumentHelp("Push every event, in order and at least once, to this HTTP(S) endpoint (a webhook, Splunk HEC, Datadog logs).", valueName: "url"))

@@ -69,9 +69,7 @@ struct ClockSkewTests {
 
     /// `authledger_process_wall_clock_lag_seconds` from `/metrics`.
     static func wallClockLag(_ browser: Browser) async throws -> Double? {
-        let metrics = try await browser.get("/metrics").body
-        return metrics.split(separator: "\n").first { $0.hasPrefix("authledger_process_wall_clock_lag_seconds ") }
-            .flatMap { Double($0.split(separator: " ").last ?? "") }
+        try await browser.metric("authledger_process_wall_clock_lag_seconds")
     }
 
     @Test("the wall clock set forward an hour: the code issued before is expired at once (the safe side), and times follow the wall clock")

@@ -24,9 +24,7 @@ struct ResidentMemoryTests {
 struct MappedMemoryBoundTests {
     /// `authledger_process_mapped_pages_released_total` from `/metrics` (0 when never counted).
     static func releases(_ browser: Browser) async throws -> Int {
-        let metrics = try await browser.get("/metrics").body
-        return metrics.split(separator: "\n").first { $0.hasPrefix("authledger_process_mapped_pages_released_total") }
-            .flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
+        Int(try await browser.metric("authledger_process_mapped_pages_released_total") ?? 0)
     }
 
     /// Runs the server's watcher with `limit` and 5 ms between checks until it has let go `until` times

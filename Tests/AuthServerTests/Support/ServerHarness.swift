@@ -273,6 +273,12 @@ final class Browser: @unchecked Sendable {
         try await send(uri, method: .get, body: nil)
     }
 
+    /// The value of the unlabelled metric `name` in `/metrics`; `nil` when it is not exported (yet).
+    func metric(_ name: String) async throws -> Double? {
+        let metrics = try await get("/metrics").body
+        return metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
     func post(_ uri: String, form: [(String, String)], headers: HTTPFields = [:]) async throws -> Page {
         try await send(uri, method: .post, body: FormEncoding.encode(form), headers: headers)
     }
