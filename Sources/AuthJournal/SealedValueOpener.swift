@@ -72,12 +72,16 @@ extension AuthLedger {
     /// - Returns: the event recorded.
     @discardableResult
     public func eraseSubject(userID: String, reason: String?) async throws -> SubjectErased {
-        try await record { recorder in
+        let erased = try await record { recorder in
             let destroyed = try recorder.destroySubjectKey(PersonalData.userSubject(userID))
             let erased = SubjectErased(userID: userID, keysDestroyed: destroyed ? 1 : 0, reason: reason)
             try recorder.append(.subjectErased(erased))
             return erased
         }
+        // Codes kept for their redemption hold their users' keys: read again from now on, this one's
+        // destroyed (erasure is rare; which codes are this user's does not matter).
+        forgetKeptCodes()
+        return erased
     }
 }
 

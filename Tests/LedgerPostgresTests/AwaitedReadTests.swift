@@ -244,6 +244,23 @@ struct AwaitedReadTests {
         #expect(hints.count == 0, "nothing learned meanwhile")
     }
 
+    @Test("the map that forgets its oldest key first (expected reads, kept codes): emptied, it fills and forgets again from the start")
+    func oldestFirstMapEmptied() {
+        var map = OldestFirstMap<Int, String>(capacity: 2)
+        map.insert("a", for: 1)
+        map.insert("b", for: 2)
+        map.insert("c", for: 3)
+        #expect(map[1] == nil && map[2] == "b" && map[3] == "c")
+        map.removeAll()
+        #expect(map.count == 0 && map[3] == nil)
+        map.insert("d", for: 4)
+        map.insert("e", for: 5)
+        map.insert("f", for: 6)
+        #expect(map.count == 2 && map[4] == nil && map[5] == "e" && map[6] == "f", "the oldest since it was emptied goes first")
+        #expect(map.take(5) == "e" && map.take(5) == nil)
+        #expect(OldestFirstMap<Int, Int>(capacity: 0).capacity == 1)
+    }
+
     @Test("a code's redemption, expected when it is issued, reads the code and its user's key in one statement; unexpected, in two", arguments: ["memory", "PostgreSQL"])
     func redemptionExpected(store: String) async throws {
         guard let storage = try await awaitingStorage(store) else { return }
@@ -283,6 +300,110 @@ struct AwaitedReadTests {
         let (none, noKey) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("no such code")) }
         #expect(none == nil && noKey == nil)
         #expect(counting.statements == 1)
+        await ledger.journal.close()
+    }
+
+    @Test(
+        "a code kept by the node that issued it is redeemed there reading nothing, as the store holds it; taken once; redeemed meanwhile at another node, its commit's check refuses it; forgotten when its user is erased; set up as reads without its user's key",
+        arguments: ["memory", "PostgreSQL"])
+    func keptCode(store: String) async throws {
+        // Another node on the same database redeems a code this one keeps (in memory, the same node: the
+        // store is its own).
+        let database = store == "PostgreSQL" && testServer != nil ? try await TestDatabase() : nil
+        guard let storage: any AwaitingStorage = store == "memory" ? MemoryAwaitingStorage() : try database?.storage() else { return }
+        let counting = CountingStorage(storage)
+        let key = TemporaryKey()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: counting)
+        let dataKey = DataKey.generate()
+        ledger.dataKey = dataKey
+        var otherNode = ledger
+        if let database { otherNode = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: try database.storage()) }
+        otherNode.dataKey = dataKey
+        let now = Journal.systemClock()
+
+        /// Issues `code` to `user` after a login (its address sealed under a key of the user's own), as
+        /// `/authorize` does, and keeps it with the readAhead a request would have.
+        func issue(_ code: String, to user: String, keeping keys: SubjectKeysReadAhead? = nil) async throws -> UInt64 {
+            let session = SessionSnapshot(
+                sessionHash: OpaqueToken.hash(code + "-session"), userID: user, connection: "db", authTime: now, expiresAt: now.adding(seconds: 3_600))
+            let grant = CodeGrant(
+                clientID: "web-app", redirectURI: "https://app.example/callback", userID: user, scopes: ["openid"], authTime: now,
+                expiresAt: now.adding(seconds: 60))
+            let sequences = try await ledger.record([
+                .loginSucceeded(LoginSucceeded(userID: user, connection: "db", session: session, interaction: nil, clientIP: "198.51.100.7")),
+                .codeIssued(CodeIssued(codeHash: OpaqueToken.hash(code), grant: grant, decisionSequence: 1)),
+            ])
+            let readAhead = try await ledger.query { try ledger.readAhead(subjects: [PersonalData.userSubject(user)], in: $0) }
+            ledger.expectRedemption(ofCode: OpaqueToken.hash(code), grant: grant, issuedAt: sequences[1], readAhead: keys ?? readAhead)
+            return sequences[1]
+        }
+        func redemption(of code: String, to user: String) -> AuthEvent {
+            .tokenIssued(
+                TokenIssued(
+                    grantType: "authorization_code", clientID: "web-app", userID: user, codeHash: OpaqueToken.hash(code), decisionSequence: nil,
+                    accessTokenID: "jti-" + code, idTokenID: nil, scopes: ["openid"], audience: nil, organizationID: nil,
+                    expiresAt: now.adding(seconds: 3_600), clientIP: "198.51.100.8"))
+        }
+
+        // Kept: redeemed reading nothing, and what it answers is what the store holds.
+        let issuedAt = try await issue("code-a", to: "auth0|alice")
+        #expect(ledger.keptCodeCount == 1)
+        counting.reset()
+        let (kept, keptKeys) = try await ledger.redeemableCode(OpaqueToken.hash("code-a"))
+        #expect(counting.statements == 0, "a kept code is redeemed without a read")
+        #expect(kept == CodeRecord.issued(try #require(kept?.grant), at: issuedAt))
+        #expect(ledger.keptCodeCount == 0, "taken")
+        let (stored, storedKeys) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-a")) }
+        #expect(counting.statements == 2, "presented again, it is read from the store: the code, then its user's key")
+        #expect(kept == stored, "the kept record is the stored one")
+        let alice = PersonalData.userSubject("auth0|alice")
+        #expect(keptKeys?.keys[alice] != nil && keptKeys?.keys[alice] == storedKeys?.keys[alice], "with its user's key, as stored")
+        #expect(keptKeys?.keys.count == 1, "only its user's key")
+
+        // Redeemed meanwhile (at another node, on PostgreSQL): the kept record still says issued, and the
+        // commit's check, against the projections as they stand then, refuses a second redemption.
+        _ = try await issue("code-b", to: "auth0|bob")
+        try await otherNode.record([redemption(of: "code-b", to: "auth0|bob")], requiring: [CommitCondition.codeUnredeemed(OpaqueToken.hash("code-b"))])
+        let (stale, staleKeys) = try await ledger.redeemableCode(OpaqueToken.hash("code-b"))
+        #expect(stale?.status == .issued, "kept as issued")
+        await #expect(throws: CommitConditionFailed.self) {
+            try await ledger.record(
+                [redemption(of: "code-b", to: "auth0|bob")], readAhead: staleKeys, requiring: [.codeUnredeemed(OpaqueToken.hash("code-b"))])
+        }
+        let (spent, _) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-b")) }
+        #expect(spent?.status == .redeemed && spent?.tokenIDs == ["jti-code-b"], "one redemption recorded")
+
+        // Its user erased at this node: forgotten, and read again (the user's key gone with the erasure).
+        _ = try await issue("code-c", to: "auth0|carol")
+        #expect(ledger.keptCodeCount == 1)
+        try await ledger.eraseSubject(userID: "auth0|carol", reason: nil)
+        #expect(ledger.keptCodeCount == 0, "forgotten")
+        let (erased, erasedKeys) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-c")) }
+        #expect(counting.statements >= 1 && erased?.status == .issued)
+        #expect(erasedKeys?.keys[PersonalData.userSubject("auth0|carol")] == nil, "no key: the redemption makes a new one in its commit")
+
+        // Without its user's key (the user had none before the request): its reads are set up instead.
+        let expectedBefore = ledger.journal.reader.hints.expectedCount
+        _ = try await issue("code-d", to: "auth0|dave", keeping: SubjectKeysReadAhead())
+        #expect(ledger.keptCodeCount == 0)
+        #expect(ledger.journal.reader.hints.expectedCount == expectedBefore + 1)
+
+        if otherNode !== ledger { await otherNode.journal.close() }
+        await ledger.journal.close()
+    }
+
+    @Test("a node whose reads are not awaited (a store read in place) keeps no code: its redemption reads as cheaply")
+    func noCodeKeptInPlace() async throws {
+        let key = TemporaryKey()
+        let ledger = try await AuthLedger.open(Journal.Configuration(keyFile: key.path), storage: InMemoryJournalStorage())
+        let now = Journal.systemClock()
+        let grant = CodeGrant(
+            clientID: "web-app", redirectURI: "https://app.example/callback", userID: "auth0|alice", scopes: ["openid"], authTime: now,
+            expiresAt: now.adding(seconds: 60))
+        let sequences = try await ledger.record([.codeIssued(CodeIssued(codeHash: OpaqueToken.hash("code-a"), grant: grant, decisionSequence: 1))])
+        ledger.expectRedemption(ofCode: OpaqueToken.hash("code-a"), grant: grant, issuedAt: sequences[0], readAhead: SubjectKeysReadAhead())
+        #expect(ledger.keptCodeCount == 0)
+        #expect(try await ledger.redeemableCode(OpaqueToken.hash("code-a")).code == CodeRecord.issued(grant, at: sequences[0]))
         await ledger.journal.close()
     }
 

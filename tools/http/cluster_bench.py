@@ -403,6 +403,11 @@ def run_wrk(arguments, environment=None):
     return parse_wrk(output) + (sum(int(value) for value in errors.groups()) if errors else 0,)
 
 
+# The most codes the token run takes from one node: below the codes a node keeps for their redemption
+# (AuthLedger.keptCodeCapacity, 16,384), so that all of them are still kept when it starts.
+KEPT_CODES_PER_NODE = 15_000
+
+
 def split(total, parts):
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
@@ -481,36 +486,50 @@ class Cluster:
         results["authorize"] = self.measure([["-H", "Cookie: " + cookie, node.base + "authorize?" + query] for node in self.nodes])
 
         # Codes for the token run, issued at every node at once (codes.lua), as many as the run can use and
-        # no more than the /authorize rate gives in about 30 s (a code lives 60 s).
+        # no more than the /authorize rate gives in about 40 s (a code lives 60 s): an exchange at the node
+        # that issued its code reads nothing and may run at two or three times the /authorize rate (a run
+        # that runs out redeems codes again, and its 400s make the row invalid). Issuing them takes about
+        # 40 s of a 10 s run's /authorize rate: the last redeemed is under 60 s old.
+        # A node keeps the codes it issued for their redemption, the newest AuthLedger.keptCodeCapacity of
+        # them (16,384), and redeems an older one as another node's: issuing more than that before the run
+        # would measure codes a client could never present (they are redeemed within a second or two of
+        # their issue), so each node issues at most 15,000.
         rate = results["authorize"]["rate"]
-        wanted = rate * self.args.seconds * 1.6 + min(500, rate * 10)
+        wanted = rate * self.args.seconds * 3.2 + min(500, rate * 10)
+        per_node = min(wanted / len(self.nodes), KEPT_CODES_PER_NODE)
         work = os.path.dirname(self.nodes[0].log_path)
         paths = [os.path.join(work, "codes-issued-%d.txt" % index) for index in range(len(self.nodes))]
         concurrently([lambda index=index: issue_codes(
             eddsa_query, cookie, argparse.Namespace(threads=self.threads[index], connections=self.connections[index]), paths[index],
-            count=wanted / len(self.nodes), rate=max(1.0, results["authorize"]["per_node"][index]), base=self.nodes[index].base)
+            count=per_node, rate=max(1.0, results["authorize"]["per_node"][index]), base=self.nodes[index].base)
             for index in range(len(self.nodes))])
         issued = []
         for path in paths:
             with open(path) as handle:
                 issued.append(handle.read().split())
-        # Interleaved in issue order, then dealt out: node i redeems codes issued at every node.
-        merged = [code for row in zip(*issued) for code in row]
-        shortest = min(len(codes) for codes in issued)
-        merged += [code for codes in issued for code in codes[shortest:]]
+        # Dealt out in issue order: the p-th code issued at node j is redeemed at node (j + p) mod n, so that
+        # every node redeems codes issued at every node (its own among them), as behind a load balancer
+        # that spreads the clients' token requests. (Until session 46 the codes were interleaved and dealt
+        # out with the same stride, which gave every node back its own codes.)
+        count = len(self.nodes)
+        dealt = [[] for _ in range(count)]
+        for position in range(max(len(codes) for codes in issued)):
+            for source, codes in enumerate(issued):
+                if position < len(codes):
+                    dealt[(source + position) % count].append(codes[position])
         redeem = []
-        for index in range(len(self.nodes)):
+        for index in range(count):
             path = os.path.join(work, "codes-redeem-%d.txt" % index)
             with open(path, "w") as handle:
-                handle.write("\n".join(merged[index::len(self.nodes)]) + "\n")
+                handle.write("\n".join(dealt[index]) + "\n")
             redeem.append(path)
         token_script = os.path.join(SCRIPTS, "token.lua")
         results["token"] = self.measure(
             [["-s", token_script, node.base + "oauth/token"] for node in self.nodes],
             [{"CODES_FILE": redeem[index], "REDIRECT_URI": quote(REDIRECT, safe=""), "WRK_THREADS": str(self.threads[index])}
              for index in range(len(self.nodes))])
-        results["token"]["codes"] = len(merged)
-        results["token"]["codes_per_node"] = [len(merged[index::len(self.nodes)]) for index in range(len(self.nodes))]
+        results["token"]["codes"] = sum(len(codes) for codes in dealt)
+        results["token"]["codes_per_node"] = [len(codes) for codes in dealt]
         return results
 
     def measure_healthz(self):

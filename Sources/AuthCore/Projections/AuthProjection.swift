@@ -146,6 +146,12 @@ public struct CodeRecord: Codable, Sendable, Equatable {
     /// The refresh family started by the redemption, if any (revoked when the code is replayed).
     public var refreshFamily: String?
 
+    /// The record of a code just issued for `grant` by the event at `sequence`: what the projection holds
+    /// for it until it is redeemed (and what the node that issued it keeps for its redemption).
+    public static func issued(_ grant: CodeGrant, at sequence: UInt64) -> CodeRecord {
+        CodeRecord(grant: grant, status: .issued, issuedSequence: sequence, tokenIDs: nil, refreshFamily: nil)
+    }
+
     /// The ``AuthTable/codes`` key of the code whose hash is `hash`: the first 16 of the 32 bytes its 64
     /// hexadecimal digits encode, in ``IndexKeyDigits`` (22 characters instead of 64: a code is 256 random
     /// bits, so 128 of its hash tell codes apart); a hash that is not 64 hexadecimal digits, as it is.
@@ -207,8 +213,7 @@ public enum AuthProjection {
         case .interactionOpened(let opened):
             try store.put(.interactions, opened.interaction, try ProjectionCoding.encode(opened.record))
         case .codeIssued(let issued):
-            let record = CodeRecord(grant: issued.grant, status: .issued, issuedSequence: sequence, tokenIDs: nil, refreshFamily: nil)
-            try store.put(.codes, CodeRecord.key(issued.codeHash), try ProjectionCoding.encode(record))
+            try store.put(.codes, CodeRecord.key(issued.codeHash), try ProjectionCoding.encode(CodeRecord.issued(issued.grant, at: sequence)))
         case .loginSucceeded(let login):
             try store.put(.sessions, login.session.sessionHash, try ProjectionCoding.encode(login.session))
             try updateInteraction(login.interaction, in: store) { $0.progress.authenticatedAt = login.session.authTime }

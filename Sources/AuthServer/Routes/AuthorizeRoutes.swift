@@ -222,8 +222,10 @@ extension AuthorizationServer {
             issued.decisionOffset = UInt64(events.count - decisionIndex)
             events.append(.tokenIssued(issued))
         }
+        var codeIndex: Int?
         if case .issueCode(let grant, _) = decision.outcome, let codeHash {
             // The grant is the decision's outcome's: written there, once.
+            codeIndex = events.count
             events.append(.codeIssued(CodeIssued(codeHash: codeHash, grant: grant, decisionOffset: UInt64(events.count - decisionIndex), grantOfDecision: true)))
             if let ticket = grant.invitation, let organization = grant.organizationID {
                 events.append(.invitationAccepted(InvitationAccepted(ticket: ticket, organizationID: organization, userID: grant.userID)))
@@ -239,8 +241,9 @@ extension AuthorizationServer {
         }
         if let sessionSeen = input.session, decision.outcome.issues { conditions.append(.sessionActive(sessionSeen.sessionHash)) }
         if case .issueCode(let grant, _) = decision.outcome, let ticket = grant.invitation { conditions.append(.invitationUnspent(ticket)) }
+        let sequences: [UInt64]
         do {
-            try await record(events, readAhead: readAhead, requiring: conditions)
+            sequences = try await record(events, readAhead: readAhead, requiring: conditions)
         } catch let failed as CommitConditionFailed {
             return errorPage(.invalidRequest, AuthorizationConflict(failed.condition).description)
         } catch {
@@ -263,10 +266,10 @@ extension AuthorizationServer {
             throw JournalUnavailable(doing: "recording an authorization", cause: error)
         }
         metrics.decided(decision.outcome)
-        if case .issueCode(let grant, _) = decision.outcome, let codeHash {
-            // Its redemption will read the code and its user's key: set up now, so that on PostgreSQL it
-            // reads both in one statement when it comes to this node.
-            ledger.expectRedemption(ofCode: codeHash, issuedTo: grant.userID)
+        if case .issueCode(let grant, _) = decision.outcome, let codeHash, let codeIndex {
+            // Its redemption will read the code and its user's key: kept now, so that on PostgreSQL it reads
+            // nothing when it comes to this node (the commit checks that the code is still unredeemed).
+            ledger.expectRedemption(ofCode: codeHash, grant: grant, issuedAt: sequences[codeIndex], readAhead: readAhead)
         }
         logger.info(
             "authorize decided",

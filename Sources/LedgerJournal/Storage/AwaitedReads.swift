@@ -248,12 +248,12 @@ public final class AwaitedReadHints: Sendable {
     /// The most keys whose reads are expected at once.
     public let expectedCapacity: Int
     private let remembered = Mutex<[[UInt8]: [AwaitedRead]]>([:])
-    private let expected: Mutex<ExpectedReads>
+    private let expected: Mutex<OldestFirstMap<[UInt8], [AwaitedRead]>>
 
     public init(capacity: Int = 4_096, expectedCapacity: Int = 16_384) {
         self.capacity = capacity
         self.expectedCapacity = expectedCapacity
-        expected = Mutex(ExpectedReads(capacity: expectedCapacity))
+        expected = Mutex(OldestFirstMap(capacity: expectedCapacity))
     }
 
     /// The reads learned under `key` (none if it is not known).
@@ -263,14 +263,14 @@ public final class AwaitedReadHints: Sendable {
 
     /// The reads expected under `key`, left in place (none if none are).
     public func expectedReads(for key: [UInt8]) -> [AwaitedRead] {
-        expected.withLock { $0.reads[key]?.reads ?? [] }
+        expected.withLock { $0[key] ?? [] }
     }
 
     /// The reads to fetch first under `hint`: learned ones stay, expected ones are taken.
     func reads(for hint: AwaitedReadHint) -> [AwaitedRead] {
         switch hint.use {
         case .learned: reads(for: hint.key)
-        case .expected: expected.withLock { $0.take(hint.key) }
+        case .expected: expected.withLock { $0.take(hint.key) ?? [] }
         }
     }
 
@@ -304,40 +304,7 @@ public final class AwaitedReadHints: Sendable {
     public var count: Int { remembered.withLock { $0.count } }
 
     /// How many keys have reads expected now.
-    public var expectedCount: Int { expected.withLock { $0.reads.count } }
-}
-
-/// Expected reads by key, and the keys in the order they came, so that the oldest goes first.
-///
-/// The order is a ring of `capacity` slots; a key taken before its slot comes round leaves the slot
-/// stale, and each key's generation tells a stale slot from the key set up again since.
-private struct ExpectedReads {
-    let capacity: Int
-    private(set) var reads: [[UInt8]: (reads: [AwaitedRead], generation: UInt64)] = [:]
-    private var order: [(key: [UInt8], generation: UInt64)] = []
-    private var oldest = 0
-    private var generation: UInt64 = 0
-
-    init(capacity: Int) {
-        self.capacity = max(1, capacity)
-    }
-
-    mutating func insert(_ expected: [AwaitedRead], for key: [UInt8]) {
-        generation &+= 1
-        if order.count < capacity {
-            order.append((key, generation))
-        } else {
-            let slot = order[oldest]
-            if reads[slot.key]?.generation == slot.generation { reads[slot.key] = nil }
-            order[oldest] = (key, generation)
-            oldest = (oldest + 1) % capacity
-        }
-        reads[key] = (expected, generation)
-    }
-
-    mutating func take(_ key: [UInt8]) -> [AwaitedRead] {
-        reads.removeValue(forKey: key)?.reads ?? []
-    }
+    public var expectedCount: Int { expected.withLock { $0.count } }
 }
 
 /// A snapshot that answers every read with nothing (no value, no entries, an empty table), and notes the
@@ -401,7 +368,7 @@ extension JournalReader {
     public func read<R: Sendable>(
         awaiting body: (JournalSnapshot) throws -> R, hint: AwaitedReadHint? = nil, otherwise: () async throws -> R
     ) async throws -> R {
-        guard let storage = storage as? any AwaitingStorage, storage.awaitsReads else { return try await otherwise() }
+        guard awaitsReads, let storage = storage as? any AwaitingStorage else { return try await otherwise() }
         let layout = self.layout
         let expected = hint.map { hints.reads(for: $0) } ?? []
         let answer: (result: R, used: [AwaitedRead])?
@@ -423,6 +390,11 @@ extension JournalReader {
         return try await otherwise()
     }
 
+    /// Whether ``read(awaiting:hint:otherwise:)`` awaits its reads now: the store can
+    /// (``AwaitingStorage``, PostgreSQL) and is set up to. On a store that reads in place (LMDB) it is
+    /// `false`, and a read costs a lookup: nothing is worth keeping to save one.
+    public var awaitsReads: Bool { (storage as? any AwaitingStorage)?.awaitsReads ?? false }
+
     /// What this reader's awaited reads have cost since it was made (``read(awaiting:hint:otherwise:)``).
     public var awaitedReadStatistics: AwaitedReadStatistics { awaitedCounts.withLock { $0 } }
 
@@ -432,7 +404,7 @@ extension JournalReader {
     /// `body` makes the reads that reader will make, given the keys it will find. Nothing is set up when
     /// the store does not await its reads (LMDB), nor when `body` reads more than one statement may.
     public func expect(_ body: (JournalSnapshot) throws -> Void, under key: [UInt8]) {
-        guard let storage = storage as? any AwaitingStorage, storage.awaitsReads else { return }
+        guard awaitsReads else { return }
         let noted = NotedReads()
         // An error is one of `body`'s own (nothing it reads can fail here): what it noted until then is
         // as good a guess as any.
