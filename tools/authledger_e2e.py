@@ -18,7 +18,7 @@ What is here:
     signal (and killed when it does not stop in time);
   * the login and consent pages: `hidden_field`, `login_fields`, `consent_fields`, and
     `log_in_and_consent`, which plays a browser through them with a `requests` session;
-  * PKCE: `b64url`, `pkce_pair`;
+  * PKCE: `b64url`, `pkce_pair`; DPoP: `DPoPKey` (needs the `cryptography` package: install it first);
   * `authledger-replay`: `run_replay`, and `check_journal` (`verify` and `rebuild --check`).
 """
 import base64
@@ -27,6 +27,7 @@ import html
 import http.client
 import importlib
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -319,6 +320,26 @@ def pkce_pair(size=32):
     """A PKCE code_verifier (`size` random bytes, base64url) and its S256 code_challenge (RFC 7636)."""
     verifier = b64url(os.urandom(size))
     return verifier, b64url(hashlib.sha256(verifier.encode()).digest())
+
+
+class DPoPKey:
+    """An Ed25519 key that signs RFC 9449 proofs (`cryptography` must be installed: `install_missing`)."""
+
+    def __init__(self):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        self.key = Ed25519PrivateKey.generate()
+        public = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(public)}
+
+    def proof(self, method, url, access_token=None):
+        """A proof for `method` on `url` (with `ath` for `access_token`), with a fresh `jti`."""
+        header = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": self.jwk}
+        claims = {"jti": b64url(os.urandom(16)), "htm": method, "htu": url, "iat": int(time.time())}
+        if access_token is not None:
+            claims["ath"] = b64url(hashlib.sha256(access_token.encode()).digest())
+        signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+        return signing_input + "." + b64url(self.key.sign(signing_input.encode()))
 
 
 # ---------------------------------------------------------------------------------------------------------

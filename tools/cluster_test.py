@@ -24,7 +24,10 @@ node serves it with node A's issuer and redirect URI. Then it checks, each check
    writer waits on its own thread, and no request blocks one of the threads that run every task;
 3c. reads known ahead in one statement: by each node's `authledger_journal_awaited_statements`, a logged-in
    browser's /authorize at A (its session's reads learned by the request before) sends one statement, and
-   the exchange of its code one at A (expected when A issued it) and two at B (the code, then its user's key);
+   the exchange of its code none at A (A kept the code it issued) and two at B (the code, then its user's key);
+3d. a code redeemed at B and presented again at A, which issued and kept it, within its lifetime: a replay
+   there as anywhere (400 invalid_grant, and the token B issued revoked), with the same DPoP proof too
+   (a grant already spent is a replay, not a refused proof);
 4. nodes killed mid-traffic: clients run full flows at B (then C, in turn, --kills times) and it is killed
    with SIGKILL among them; every code the victim returned must be redeemable exactly once at A (what it
    acknowledged was committed to PostgreSQL), and the victim, restarted, serves again;
@@ -57,10 +60,10 @@ import traceback
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from authledger_e2e import CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, Server, ServerStartError, binaries, demo_redirect_uri
+from authledger_e2e import CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, DPoPKey, Server, ServerStartError, binaries, demo_redirect_uri
 from authledger_e2e import free_port, install_missing, log_in_and_consent, pkce_pair, run_replay
 
-install_missing([("requests", "requests")])
+install_missing([("requests", "requests"), ("cryptography", "cryptography")])
 import requests  # noqa: E402 - installed just above when missing
 
 POSTGRES = Path(__file__).resolve().parent / "postgres"
@@ -229,10 +232,10 @@ class Cluster:
         expect(code, "no code at node %s for the demo user: %s" % (self.name_of(node), short(response)))
         return code, verifier
 
-    def redeem(self, node, code, verifier, session=None):
+    def redeem(self, node, code, verifier, session=None, headers=None):
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect, "code_verifier": verifier,
                 "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-        response = (session or requests).post(node.base + "oauth/token", data=form, timeout=TIMEOUT,
+        response = (session or requests).post(node.base + "oauth/token", data=form, headers=headers or {}, timeout=TIMEOUT,
                                               **({} if session else {"proxies": {"http": None, "https": None}}))
         if response.status_code == 200:
             self.tally.add(redemptions=1)
@@ -302,6 +305,31 @@ class Cluster:
                        self.name_of(redeemer), statements, answered, expected, min(expected, 1)))
             details.append("exchange at %s: %d" % (self.name_of(redeemer), statements))
         return "/authorize at A with a known session: 1 statement; " + ", ".join(details)
+
+    def check_replay_at_issuer(self):
+        """A code A issued (and keeps, so that its exchange at A reads nothing), redeemed at B, then presented
+        again at A within its lifetime: A answers 400 invalid_grant and revokes the token B issued, as a node
+        that reads the code does; with the DPoP proof of B's redemption presented again, the same (the grant
+        was spent: a replay, not only a replayed proof)."""
+        a, b = self.nodes["A"], self.nodes["B"]
+        details = []
+        for key in (None, DPoPKey()):
+            code, verifier = self.sso_code(a)
+            headers = {"DPoP": key.proof("POST", self.issuer + "oauth/token")} if key else {}
+            first = self.redeem(b, code, verifier, headers=headers)
+            expect(first.status_code == 200, "B refused A's code: %s" % short(first))
+            token, token_type = first.json()["access_token"], first.json()["token_type"]
+            again = self.redeem(a, code, verifier, headers=headers)
+            expect(again.status_code == 400 and error_of(again) == "invalid_grant",
+                   "the code presented again at A (which issued it)%s: %s" % (" with the same DPoP proof" if key else "", short(again)))
+            # The token B issued is revoked: /userinfo refuses it (a DPoP-bound token with a fresh proof).
+            userinfo_headers = {"Authorization": "%s %s" % (token_type, token)}
+            if key:
+                userinfo_headers["DPoP"] = key.proof("GET", self.issuer + "userinfo", access_token=token)
+            userinfo = requests.get(a.base + "userinfo", headers=userinfo_headers, timeout=TIMEOUT, proxies={"http": None, "https": None})
+            expect(userinfo.status_code == 401, "B's token still works after the replay at A: /userinfo %s" % short(userinfo))
+            details.append("%s: 400 invalid_grant, token revoked" % ("same DPoP proof" if key else "no proof"))
+        return "code issued at A, redeemed at B, presented again at A: " + "; ".join(details)
 
     def check_no_waits_in_tasks(self):
         """Requests read awaited: flows at every node (authorize, login, consent, exchange, userinfo, healthz)
@@ -634,6 +662,7 @@ def main():
             ("3 concurrent redemption across nodes", lambda: cluster.check_concurrent_redemption(args.codes, args.per_node)),
             ("3b no wait for PostgreSQL on a task's thread", cluster.check_no_waits_in_tasks),
             ("3c a request's reads known ahead in one statement", cluster.check_reads_in_one_statement),
+            ("3d a code replayed at the node that issued it", cluster.check_replay_at_issuer),
             ("4 nodes killed mid-traffic", lambda: cluster.check_node_killed(args.clients, args.kills)),
             ("5 PostgreSQL unavailable", cluster.check_postgres_down),
             ("6 shared journal verifies", cluster.check_journal),

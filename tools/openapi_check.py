@@ -26,18 +26,14 @@ either way. openapi-core, requests and cryptography (for the DPoP proofs) are in
 missing.
 """
 import argparse
-import hashlib
-import json
 import os
-import secrets
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
-from authledger_e2e import (AUDIENCE, CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, PASSWORD, USERNAME, Server, ServerStartError,
+from authledger_e2e import (AUDIENCE, CLIENT_ID, CLIENT_SECRET, DEMO_USER_ID, PASSWORD, USERNAME, DPoPKey, Server, ServerStartError,
                             b64url, binaries, demo_redirect_uri, free_port, install_missing, pkce_pair)
 
 REQUIREMENTS = [("requests", "requests"), ("openapi_core", "openapi-core"), ("cryptography", "cryptography")]
@@ -46,8 +42,6 @@ install_missing(REQUIREMENTS)
 
 import requests  # noqa: E402
 import yaml  # noqa: E402  (a dependency of openapi-core)
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 from openapi_core import OpenAPI  # noqa: E402
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse  # noqa: E402
 from openapi_core.exceptions import OpenAPIError  # noqa: E402
@@ -239,23 +233,6 @@ class Agent:
                 raise Failure(f"{urlparse(page.url).path}: the form has no button {button}")
             data[button[0]] = button[1]
         return self.post(urljoin(page.url, form.action), expect, data=data, request_valid=request_valid)
-
-
-class DPoPKey:
-    """An Ed25519 key that signs RFC 9449 proofs."""
-
-    def __init__(self):
-        self.key = Ed25519PrivateKey.generate()
-        public = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(public)}
-
-    def proof(self, method, url, access_token=None):
-        header = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": self.jwk}
-        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": int(time.time())}
-        if access_token is not None:
-            claims["ath"] = b64url(hashlib.sha256(access_token.encode()).digest())
-        signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
-        return signing_input + "." + b64url(self.key.sign(signing_input.encode()))
 
 
 def query_of(location):

@@ -31,11 +31,14 @@ public final class AuthLedger: Sendable {
     }
     private let lastConfigurationRead = Mutex(ContinuousClock.now)
     /// Codes this node issued, kept for their redemption where reads are awaited
-    /// (``expectRedemption(ofCode:grant:issuedAt:readAhead:)``).
+    /// (``expectRedemption(ofCode:grant:issuedAt:readAhead:now:)``).
     private let keptCodes = Mutex(OldestFirstMap<String, KeptCode>(capacity: AuthLedger.keptCodeCapacity))
 
-    /// The most codes kept for their redemption at once (``expectRedemption(ofCode:grant:issuedAt:readAhead:)``),
-    /// the oldest forgotten first: a code is redeemed within seconds of its issue, or not at all.
+    /// The most codes kept for their redemption at once (``expectRedemption(ofCode:grant:issuedAt:readAhead:now:)``),
+    /// the oldest forgotten first. Each is forgotten when it expires anyway (the tenant's code lifetime, a
+    /// minute by default), so this bounds the memory of a node that issues more than 270 codes a second
+    /// (a client redeems its code within a second or two of its issue; one redeemed later is read as
+    /// another node's).
     public static let keptCodeCapacity = 16_384
 
     /// The projection tables a journal must be opened with (and the table of their version).
@@ -410,47 +413,66 @@ extension AuthLedger {
     /// The code with this hash, if one was issued, and the key its user's personal values are sealed
     /// under (``prepare(_:readAhead:)``): what redeeming it reads, in one query. On PostgreSQL that is
     /// two statements (the user is known from the code), or one after ``expectRedemption(ofCode:issuedTo:)``
-    /// on this node — or none for a code this node issued and kept
-    /// (``expectRedemption(ofCode:grant:issuedAt:readAhead:)``): then the record is the code as it was
+    /// on this node — or none for a code this node issued and kept, not yet expired at `now`
+    /// (``expectRedemption(ofCode:grant:issuedAt:readAhead:now:)``): then the record is the code as it was
     /// issued, which may have been redeemed since at another node, so the commit that redeems it must
     /// check that it is still unredeemed (``CommitCondition/codeUnredeemed(_:)``), as every redemption does
-    /// for the redemptions that race it.
-    public func redeemableCode(_ codeHash: String) async throws -> (code: CodeRecord?, readAhead: SubjectKeysReadAhead?) {
+    /// for the redemptions that race it. An expired code is read from the store, which tells a code
+    /// redeemed before (presented again: a replay, which revokes what it issued) from one that only
+    /// expired.
+    public func redeemableCode(_ codeHash: String, now: LedgerTimestamp) async throws -> (code: CodeRecord?, readAhead: SubjectKeysReadAhead?) {
         // Taken, so that a code presented again (a replay, here) is read from the store, as it stands.
-        if let kept = keptCodes.withLock({ $0.take(codeHash) }) { return (kept.record, kept.readAhead) }
+        let kept = keptCodes.withLock { kept in
+            kept.removeOldest { $0.record.grant.expiresAt <= now }
+            return kept.take(codeHash)
+        }
+        if let kept, kept.record.grant.expiresAt > now { return (kept.record, kept.readAhead) }
         return try await query(hint: .expected(Self.redemptionHint(codeHash))) { store in try self.redemption(of: codeHash, in: store) }
     }
 
     /// Keeps the code with this hash, just issued at `sequence` for `grant`, with the key of its user from
-    /// `readAhead` (the issuing request's), for its redemption at this node (``redeemableCode(_:)``),
-    /// which then reads nothing: on PostgreSQL a statement saved, about a third of an exchange's CPU on
-    /// a node. Kept only where reads are awaited (on LMDB a read is a lookup in a memory map, not worth
-    /// the memory), at most ``keptCodeCapacity`` codes, the oldest forgotten first. When `readAhead` lacks
-    /// the user's key (the user had none before this request: it was made in the commit), the reads are
-    /// set up instead (``expectRedemption(ofCode:issuedTo:)``).
+    /// `readAhead` (the issuing request's), for its redemption at this node (``redeemableCode(_:now:)``),
+    /// which then reads nothing: on PostgreSQL a statement saved, which cost a capped node about 40% of
+    /// an exchange's CPU. Kept only where reads are awaited (on LMDB a read is a lookup in a memory map,
+    /// not worth the memory), until the code expires, at most ``keptCodeCapacity`` codes, the oldest
+    /// forgotten first. When `readAhead` lacks the user's key (the user had none before this request: it
+    /// was made in the commit), the reads are set up instead (``expectRedemption(ofCode:issuedTo:)``).
     ///
-    /// The user's key is kept in memory until the code is redeemed or forgotten; the process holds the
-    /// journal's data key, which opens every subject's key, so this exposes nothing it did not. A user
-    /// erased at this node has their kept codes forgotten (``eraseSubject(userID:reason:)``); erased at
-    /// another node, a redemption here seals its values under the destroyed key, and they read as erased,
-    /// as those of a request that read the key just before an erasure do.
-    public func expectRedemption(ofCode codeHash: String, grant: CodeGrant, issuedAt sequence: UInt64, readAhead: SubjectKeysReadAhead?) {
+    /// The user's key is then in this process's memory until the code is taken or expires (and
+    /// ``forgetExpiredCodes(now:)`` runs): the tenant's code lifetime, a minute by default. The process
+    /// holds the journal's data key, which opens every subject key the store holds; what that minute
+    /// adds is a key erased meanwhile (by `authledger subject erase`, or at another node): an exchange
+    /// here then seals its values under the destroyed key, and they read as erased, as those of any
+    /// request that read the key just before an erasure do. Erased through this ledger
+    /// (``eraseSubject(userID:reason:)``), the codes it keeps are forgotten at once.
+    public func expectRedemption(
+        ofCode codeHash: String, grant: CodeGrant, issuedAt sequence: UInt64, readAhead: SubjectKeysReadAhead?, now: LedgerTimestamp
+    ) {
         guard journal.reader.awaitsReads else { return }
         let subject = PersonalData.userSubject(grant.userID)
-        let kept: SubjectKeysReadAhead
+        let keptKeys: SubjectKeysReadAhead
         if dataKey == nil {
-            kept = SubjectKeysReadAhead()  // nothing is sealed: no key is read
+            keptKeys = SubjectKeysReadAhead()  // nothing is sealed: no key is read
         } else if let key = readAhead?.keys[subject] {
-            kept = SubjectKeysReadAhead(keys: [subject: key])
+            keptKeys = SubjectKeysReadAhead(keys: [subject: key])
         } else {
             expectRedemption(ofCode: codeHash, issuedTo: grant.userID)
             return
         }
-        keptCodes.withLock { $0.insert(KeptCode(record: .issued(grant, at: sequence), readAhead: kept), for: codeHash) }
+        keptCodes.withLock { kept in
+            kept.removeOldest { $0.record.grant.expiresAt <= now }
+            kept.insert(KeptCode(record: .issued(grant, at: sequence), readAhead: keptKeys), for: codeHash)
+        }
     }
 
-    /// How many codes are kept for their redemption now (``expectRedemption(ofCode:grant:issuedAt:readAhead:)``).
+    /// How many codes are kept for their redemption now (``expectRedemption(ofCode:grant:issuedAt:readAhead:now:)``).
     public var keptCodeCount: Int { keptCodes.withLock { $0.count } }
+
+    /// Forgets the kept codes that expired by `now`, with their users' keys (`authledger serve` calls it
+    /// every second: a node that stops issuing codes forgets them too).
+    public func forgetExpiredCodes(now: LedgerTimestamp) {
+        keptCodes.withLock { $0.removeOldest { $0.record.grant.expiresAt <= now } }
+    }
 
     /// Forgets every code kept for its redemption: their redemptions read the store again.
     func forgetKeptCodes() {

@@ -212,6 +212,20 @@ public final class AuthorizationServer: Sendable {
         }
     }
 
+    /// Forgets the codes the ledger keeps for their redemption once they expire, with their users' keys
+    /// (``AuthLedger/forgetExpiredCodes(now:)``), every `interval`, even when no request comes. Runs until
+    /// the task is cancelled (`authledger serve` runs it beside the HTTP server).
+    public func forgetExpiredCodesPeriodically(every interval: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            ledger.forgetExpiredCodes(now: settings.clock())
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+        }
+    }
+
     /// One look at the clock's lag: the log line of what changed, if anything.
     func noteClock(_ watch: inout ClockWatch) {
         switch watch.observe(lag: settings.wallClockLag()) {

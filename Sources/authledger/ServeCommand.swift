@@ -197,13 +197,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if traces != nil { say("authledger: traces exported over OTLP (OTEL_* environment)") }
         do {
-            // The journal's upkeep (pruning, retention), the memory bound, the clock watch and the log stream
-            // run beside the server and stop when it does; one of them returning early (no memory bound) does
-            // not stop it. The trace exporter outlives them, to send the last spans.
+            // The journal's upkeep (pruning, retention), the memory bound, the clock watch, the kept codes'
+            // expiry and the log stream run beside the server and stop when it does; one of them returning
+            // early (no memory bound) does not stop it. The trace exporter outlives them, to send the last spans.
             try await TraceExport.running(traces) { try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await server.runMaintenancePeriodically() }
                 group.addTask { await server.boundResidentMemoryPeriodically() }
                 group.addTask { await server.watchClockPeriodically() }
+                group.addTask { await server.forgetExpiredCodesPeriodically() }
                 if let stream = settings.logStream {
                     say("authledger: log stream \(stream.configuration.name) to \(stream.configuration.url) (\(stream.configuration.format.rawValue))")
                     group.addTask { await stream.run() }

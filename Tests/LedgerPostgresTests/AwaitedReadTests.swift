@@ -261,6 +261,36 @@ struct AwaitedReadTests {
         #expect(OldestFirstMap<Int, Int>(capacity: 0).capacity == 1)
     }
 
+    @Test("the oldest keys are forgotten while their values are done with, past keys taken or set again, and no further")
+    func oldestFirstMapRemovesOldest() {
+        var map = OldestFirstMap<Int, Int>(capacity: 5_000)
+        for key in 0..<3_000 { map.insert(key, for: key) }
+        _ = map.take(1)  // a stale slot among the oldest
+        map.insert(5, for: 2)  // set again: its first slot is stale, and its value is newer
+        map.removeOldest { $0 < 1_500 }
+        #expect(map.count == 1_501, "keys 1,500 to 2,999, and key 2 set again")
+        #expect(map[0] == nil && map[1_499] == nil && map[1_500] == 1_500 && map[2] == 5)
+        map.removeOldest { $0 < 10 }
+        #expect(map.count == 1_501, "stops at the first value it is not done with")
+        // The slots that left make room: the capacity counts the queue, not the slots behind it.
+        for key in 3_000..<6_000 { map.insert(key, for: key) }
+        #expect(map.count == 4_501 && map[1_500] == 1_500, "no key forgotten: 1,501 + 3,000 slots, under 5,000")
+        for key in 6_000..<6_499 { map.insert(key, for: key) }
+        #expect(map.count == 5_000 && map[1_500] == 1_500)
+        map.insert(6_499, for: 6_499)
+        #expect(map.count == 5_000 && map[1_500] == nil && map[1_501] == 1_501, "past the capacity, the oldest goes first")
+        // Far enough that the slots behind the queue are dropped from its array: still in order after.
+        map.removeOldest { $0 < 4_000 }
+        #expect(map.count == 2_500 && map[2] == nil && map[3_999] == nil && map[4_000] == 4_000)
+        map.insert(7_000, for: 7_000)
+        map.removeOldest { $0 < 5_000 }
+        #expect(map.count == 1_501 && map[5_000] == 5_000 && map[7_000] == 7_000)
+        map.removeOldest { _ in true }
+        #expect(map.count == 0)
+        map.insert(1, for: 1)
+        #expect(map[1] == 1)
+    }
+
     @Test("a code's redemption, expected when it is issued, reads the code and its user's key in one statement; unexpected, in two", arguments: ["memory", "PostgreSQL"])
     func redemptionExpected(store: String) async throws {
         guard let storage = try await awaitingStorage(store) else { return }
@@ -285,7 +315,7 @@ struct AwaitedReadTests {
         }
 
         let (expected, readAhead) = try await awaitedAnswer(counting: counting) {
-            try await ledger.redeemableCode(OpaqueToken.hash("code-a"))
+            try await ledger.redeemableCode(OpaqueToken.hash("code-a"), now: now)
         } setUp: {
             ledger.expectRedemption(ofCode: OpaqueToken.hash("code-a"), issuedTo: "auth0|alice")
         }
@@ -293,11 +323,11 @@ struct AwaitedReadTests {
         #expect(readAhead?.keys[PersonalData.userSubject("auth0|alice")] != nil, "its user's key, read ahead")
         #expect(counting.statements == 1, "the code and its user's key in one statement")
 
-        let (unexpected, _) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-b")) }
+        let (unexpected, _) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-b"), now: now) }
         #expect(unexpected?.grant.userID == "auth0|bob")
         #expect(counting.statements == 2, "the code, then its user's key")
 
-        let (none, noKey) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("no such code")) }
+        let (none, noKey) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("no such code"), now: now) }
         #expect(none == nil && noKey == nil)
         #expect(counting.statements == 1)
         await ledger.journal.close()
@@ -334,7 +364,7 @@ struct AwaitedReadTests {
                 .codeIssued(CodeIssued(codeHash: OpaqueToken.hash(code), grant: grant, decisionSequence: 1)),
             ])
             let readAhead = try await ledger.query { try ledger.readAhead(subjects: [PersonalData.userSubject(user)], in: $0) }
-            ledger.expectRedemption(ofCode: OpaqueToken.hash(code), grant: grant, issuedAt: sequences[1], readAhead: keys ?? readAhead)
+            ledger.expectRedemption(ofCode: OpaqueToken.hash(code), grant: grant, issuedAt: sequences[1], readAhead: keys ?? readAhead, now: now)
             return sequences[1]
         }
         func redemption(of code: String, to user: String) -> AuthEvent {
@@ -349,11 +379,11 @@ struct AwaitedReadTests {
         let issuedAt = try await issue("code-a", to: "auth0|alice")
         #expect(ledger.keptCodeCount == 1)
         counting.reset()
-        let (kept, keptKeys) = try await ledger.redeemableCode(OpaqueToken.hash("code-a"))
+        let (kept, keptKeys) = try await ledger.redeemableCode(OpaqueToken.hash("code-a"), now: now)
         #expect(counting.statements == 0, "a kept code is redeemed without a read")
         #expect(kept == CodeRecord.issued(try #require(kept?.grant), at: issuedAt))
         #expect(ledger.keptCodeCount == 0, "taken")
-        let (stored, storedKeys) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-a")) }
+        let (stored, storedKeys) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-a"), now: now) }
         #expect(counting.statements == 2, "presented again, it is read from the store: the code, then its user's key")
         #expect(kept == stored, "the kept record is the stored one")
         let alice = PersonalData.userSubject("auth0|alice")
@@ -364,13 +394,13 @@ struct AwaitedReadTests {
         // commit's check, against the projections as they stand then, refuses a second redemption.
         _ = try await issue("code-b", to: "auth0|bob")
         try await otherNode.record([redemption(of: "code-b", to: "auth0|bob")], requiring: [CommitCondition.codeUnredeemed(OpaqueToken.hash("code-b"))])
-        let (stale, staleKeys) = try await ledger.redeemableCode(OpaqueToken.hash("code-b"))
+        let (stale, staleKeys) = try await ledger.redeemableCode(OpaqueToken.hash("code-b"), now: now)
         #expect(stale?.status == .issued, "kept as issued")
         await #expect(throws: CommitConditionFailed.self) {
             try await ledger.record(
                 [redemption(of: "code-b", to: "auth0|bob")], readAhead: staleKeys, requiring: [.codeUnredeemed(OpaqueToken.hash("code-b"))])
         }
-        let (spent, _) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-b")) }
+        let (spent, _) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-b"), now: now) }
         #expect(spent?.status == .redeemed && spent?.tokenIDs == ["jti-code-b"], "one redemption recorded")
 
         // Its user erased at this node: forgotten, and read again (the user's key gone with the erasure).
@@ -378,9 +408,31 @@ struct AwaitedReadTests {
         #expect(ledger.keptCodeCount == 1)
         try await ledger.eraseSubject(userID: "auth0|carol", reason: nil)
         #expect(ledger.keptCodeCount == 0, "forgotten")
-        let (erased, erasedKeys) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-c")) }
+        let (erased, erasedKeys) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-c"), now: now) }
         #expect(counting.statements >= 1 && erased?.status == .issued)
         #expect(erasedKeys?.keys[PersonalData.userSubject("auth0|carol")] == nil, "no key: the redemption makes a new one in its commit")
+
+        // Past its expiry a kept code is read from the store: redeemed at another node and presented
+        // again here after it expired, it is a replay (which revokes what it issued), not just expired.
+        _ = try await issue("code-e", to: "auth0|erin")
+        try await otherNode.record([redemption(of: "code-e", to: "auth0|erin")], requiring: [CommitCondition.codeUnredeemed(OpaqueToken.hash("code-e"))])
+        let later = now.adding(seconds: 61)
+        let (replayed, _) = try await awaitedAnswer(counting: counting) { try await ledger.redeemableCode(OpaqueToken.hash("code-e"), now: later) }
+        #expect(counting.statements >= 1, "read from the store")
+        #expect(replayed?.status == .redeemed)
+        if case .replayed = TokenPolicy.checkRedemption(
+            record: replayed, clientID: "web-app", redirectURI: "https://app.example/callback", codeVerifier: nil, now: later)
+        {} else {
+            Issue.record("a code redeemed elsewhere and presented after its expiry is a replay")
+        }
+
+        // Expired codes are forgotten, with their users' keys, when the node is told the time.
+        _ = try await issue("code-f", to: "auth0|frank")
+        #expect(ledger.keptCodeCount == 1)
+        ledger.forgetExpiredCodes(now: now.adding(seconds: 30))
+        #expect(ledger.keptCodeCount == 1, "not expired yet")
+        ledger.forgetExpiredCodes(now: later)
+        #expect(ledger.keptCodeCount == 0, "forgotten once expired")
 
         // Without its user's key (the user had none before the request): its reads are set up instead.
         let expectedBefore = ledger.journal.reader.hints.expectedCount
@@ -401,9 +453,9 @@ struct AwaitedReadTests {
             clientID: "web-app", redirectURI: "https://app.example/callback", userID: "auth0|alice", scopes: ["openid"], authTime: now,
             expiresAt: now.adding(seconds: 60))
         let sequences = try await ledger.record([.codeIssued(CodeIssued(codeHash: OpaqueToken.hash("code-a"), grant: grant, decisionSequence: 1))])
-        ledger.expectRedemption(ofCode: OpaqueToken.hash("code-a"), grant: grant, issuedAt: sequences[0], readAhead: SubjectKeysReadAhead())
+        ledger.expectRedemption(ofCode: OpaqueToken.hash("code-a"), grant: grant, issuedAt: sequences[0], readAhead: SubjectKeysReadAhead(), now: now)
         #expect(ledger.keptCodeCount == 0)
-        #expect(try await ledger.redeemableCode(OpaqueToken.hash("code-a")).code == CodeRecord.issued(grant, at: sequences[0]))
+        #expect(try await ledger.redeemableCode(OpaqueToken.hash("code-a"), now: now).code == CodeRecord.issued(grant, at: sequences[0]))
         await ledger.journal.close()
     }
 

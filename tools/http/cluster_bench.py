@@ -403,9 +403,11 @@ def run_wrk(arguments, environment=None):
     return parse_wrk(output) + (sum(int(value) for value in errors.groups()) if errors else 0,)
 
 
-# The most codes the token run takes from one node: below the codes a node keeps for their redemption
-# (AuthLedger.keptCodeCapacity, 16,384), so that all of them are still kept when it starts.
+# The most codes a capped run's token run takes from one node: below the codes a node keeps for their
+# redemption (AuthLedger.keptCodeCapacity, 16,384), so that all of them are still kept when it starts.
 KEPT_CODES_PER_NODE = 15_000
+# How long a code may be redeemed (TokenPolicy's code lifetime in the tenant the benchmark applies).
+CODE_LIFETIME_SECONDS = 60
 
 
 def split(total, parts):
@@ -485,18 +487,20 @@ class Cluster:
             results["healthz"] = self.measure_healthz()
         results["authorize"] = self.measure([["-H", "Cookie: " + cookie, node.base + "authorize?" + query] for node in self.nodes])
 
-        # Codes for the token run, issued at every node at once (codes.lua), as many as the run can use and
-        # no more than the /authorize rate gives in about 40 s (a code lives 60 s): an exchange at the node
-        # that issued its code reads nothing and may run at two or three times the /authorize rate (a run
-        # that runs out redeems codes again, and its 400s make the row invalid). Issuing them takes about
-        # 40 s of a 10 s run's /authorize rate: the last redeemed is under 60 s old.
-        # A node keeps the codes it issued for their redemption, the newest AuthLedger.keptCodeCapacity of
-        # them (16,384), and redeems an older one as another node's: issuing more than that before the run
-        # would measure codes a client could never present (they are redeemed within a second or two of
-        # their issue), so each node issues at most 15,000.
+        # Codes for the token run, issued at every node at once (codes.lua), as many as the run can use: an
+        # exchange at the node that issued its code reads nothing and may run at two or three times the
+        # /authorize rate (a run that runs out sends a placeholder, and its 400s make the row invalid). A
+        # code lives 60 s: issuing takes 1.2 times its count over the rate (bench.issue_codes), so the count
+        # also stays under what the rate issues in the minute less the run and a margin.
         rate = results["authorize"]["rate"]
-        wanted = rate * self.args.seconds * 3.2 + min(500, rate * 10)
-        per_node = min(wanted / len(self.nodes), KEPT_CODES_PER_NODE)
+        lifetime_bound = rate * max(1.0, CODE_LIFETIME_SECONDS - self.args.seconds - 6) / 1.2
+        per_node = min(rate * self.args.seconds * 3.2 + min(500, rate * 10), lifetime_bound) / len(self.nodes)
+        # A capped PostgreSQL node keeps the newest AuthLedger.keptCodeCapacity codes it issued (16,384) for
+        # their redemption and reads an older one as another node's: issuing more before the run would
+        # measure codes a client could never present (a client redeems its code within a second or two of
+        # its issue). Uncapped nodes exchange faster than that many codes last; LMDB keeps none.
+        if self.postgres is not None and self.args.cpu_quota:
+            per_node = min(per_node, KEPT_CODES_PER_NODE)
         work = os.path.dirname(self.nodes[0].log_path)
         paths = [os.path.join(work, "codes-issued-%d.txt" % index) for index in range(len(self.nodes))]
         concurrently([lambda index=index: issue_codes(

@@ -269,7 +269,7 @@ extension AuthorizationServer {
         if case .issueCode(let grant, _) = decision.outcome, let codeHash, let codeIndex {
             // Its redemption will read the code and its user's key: kept now, so that on PostgreSQL it reads
             // nothing when it comes to this node (the commit checks that the code is still unredeemed).
-            ledger.expectRedemption(ofCode: codeHash, grant: grant, issuedAt: sequences[codeIndex], readAhead: readAhead)
+            ledger.expectRedemption(ofCode: codeHash, grant: grant, issuedAt: sequences[codeIndex], readAhead: readAhead, now: now)
         }
         logger.info(
             "authorize decided",

@@ -92,7 +92,7 @@ extension AuthorizationServer {
         let readAhead: SubjectKeysReadAhead?
         do {
             // With the code, the key its user's personal values are sealed under (one read for both).
-            (codeRecord, readAhead) = try await ledger.redeemableCode(codeHash)
+            (codeRecord, readAhead) = try await ledger.redeemableCode(codeHash, now: now)
         } catch {
             return tokenError(TokenError(.temporarilyUnavailable, "The server cannot read its journal right now."))
         }
@@ -278,7 +278,15 @@ extension AuthorizationServer {
         do {
             won = try await record(checking: Self.issuanceConditions(proofID: proof?.proofID, grantStillValid: stillValid)) { recorder, failed in
                 switch failed {
-                case .dpopProofUnused?: throw DPoPReplay()
+                case .dpopProofUnused?:
+                    // A replayed proof neither spends nor revokes a grant that still holds; a grant spent
+                    // already is presented again whatever the proof, as when the read found it spent (a
+                    // node that kept the code it issued reads nothing that would tell it).
+                    if try CommitCondition.firstFailing(stillValid, in: recorder.store) != nil {
+                        try lost(&recorder)
+                        return false
+                    }
+                    throw DPoPReplay()
                 case .some:
                     try lost(&recorder)
                     return false
