@@ -313,11 +313,21 @@ public struct SubjectKeysReadAhead: Sendable {
 }
 
 /// A code kept by the node that issued it for its redemption there
-/// (``AuthLedger/expectRedemption(ofCode:grant:issuedAt:readAhead:)``): its record as issued, and the key of
-/// its user.
+/// (``AuthLedger/expectRedemption(ofCode:grant:issuedAt:readAhead:now:)``): its record as issued, and the key
+/// of its user.
 struct KeptCode: Sendable {
     let record: CodeRecord
     let readAhead: SubjectKeysReadAhead
+
+    /// Whether the code has expired at `now`: no longer redeemable, nor worth keeping.
+    func hasExpired(at now: LedgerTimestamp) -> Bool { record.grant.expiresAt <= now }
+}
+
+extension OldestFirstMap where Value == KeptCode {
+    /// Forgets the codes that expired by `now`: the oldest first, as they were issued with one lifetime.
+    mutating func forgetExpired(at now: LedgerTimestamp) {
+        removeOldest { $0.hasExpired(at: now) }
+    }
 }
 
 /// An authorization event made ready for the journal outside its writer (``AuthLedger/prepare(_:)``):
@@ -423,10 +433,10 @@ extension AuthLedger {
     public func redeemableCode(_ codeHash: String, now: LedgerTimestamp) async throws -> (code: CodeRecord?, readAhead: SubjectKeysReadAhead?) {
         // Taken, so that a code presented again (a replay, here) is read from the store, as it stands.
         let kept = keptCodes.withLock { kept in
-            kept.removeOldest { $0.record.grant.expiresAt <= now }
+            kept.forgetExpired(at: now)
             return kept.take(codeHash)
         }
-        if let kept, kept.record.grant.expiresAt > now { return (kept.record, kept.readAhead) }
+        if let kept, !kept.hasExpired(at: now) { return (kept.record, kept.readAhead) }
         return try await query(hint: .expected(Self.redemptionHint(codeHash))) { store in try self.redemption(of: codeHash, in: store) }
     }
 
@@ -460,7 +470,7 @@ extension AuthLedger {
             return
         }
         keptCodes.withLock { kept in
-            kept.removeOldest { $0.record.grant.expiresAt <= now }
+            kept.forgetExpired(at: now)
             kept.insert(KeptCode(record: .issued(grant, at: sequence), readAhead: keptKeys), for: codeHash)
         }
     }
@@ -471,7 +481,7 @@ extension AuthLedger {
     /// Forgets the kept codes that expired by `now`, with their users' keys (`authledger serve` calls it
     /// every second: a node that stops issuing codes forgets them too).
     public func forgetExpiredCodes(now: LedgerTimestamp) {
-        keptCodes.withLock { $0.removeOldest { $0.record.grant.expiresAt <= now } }
+        keptCodes.withLock { $0.forgetExpired(at: now) }
     }
 
     /// Forgets every code kept for its redemption: their redemptions read the store again.
@@ -479,7 +489,7 @@ extension AuthLedger {
         keptCodes.withLock { $0.removeAll() }
     }
 
-    /// Sets up what ``redeemableCode(_:)`` will read for the code with this hash, issued to `userID`, so
+    /// Sets up what ``redeemableCode(_:now:)`` will read for the code with this hash, issued to `userID`, so
     /// that on PostgreSQL it reads the code and its user's key in one statement. Called once the code is
     /// issued; nothing is read now, and nothing is kept on a store whose reads are not awaited (LMDB).
     public func expectRedemption(ofCode codeHash: String, issuedTo userID: String) {
@@ -488,7 +498,7 @@ extension AuthLedger {
         }, under: Self.redemptionHint(codeHash))
     }
 
-    /// The reads of a redemption, shared by ``redeemableCode(_:)`` and ``expectRedemption(ofCode:issuedTo:)``
+    /// The reads of a redemption, shared by ``redeemableCode(_:now:)`` and ``expectRedemption(ofCode:issuedTo:)``
     /// so that what is set up is what is read: the code, then the key of its user — the one it names, or
     /// `issuedTo` before the code can be read.
     private func redemption(
