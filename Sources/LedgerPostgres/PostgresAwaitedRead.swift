@@ -22,11 +22,15 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
     func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer] {
         guard !reads.isEmpty else { return [] }
         if let values = EntryQueries.values(reads) {
-            // Values only: the statement prepared once on this connection.
-            return try EntryQueries.answers(toValues: reads, in: await run(ValueReads.sql) { [connection, logger] in Self.rows(of: values, on: connection, logger: logger) })
+            return try EntryQueries.answers(toValues: reads, in: await rows(of: values))
         }
         let query = EntryQueries.together(reads)
         return try EntryQueries.answers(to: reads, in: await run(query.sql) { [connection, logger] in connection.query(query, logger: logger) })
+    }
+
+    /// The rows of `values`: the statement prepared once on this connection.
+    func rows(of values: ValueReads) async throws -> [ValueReads.Row] {
+        try await run(ValueReads.sql) { [connection, logger] in Self.rows(of: values, on: connection, logger: logger) }
     }
 
     /// The rows of `values`, run as the statement prepared on `connection`. postgres-nio runs a
@@ -97,4 +101,54 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
             }
         }
     }
+}
+
+/// The connection ``PostgresStorage/readAwaiting(_:)`` gives a reader: each statement gathered with
+/// other requests' (``ReadGathering``), on a connection of the awaited reads' pool taken for that
+/// statement.
+final class PooledAwaitedRead: AwaitedReadConnection {
+    private let pool: AwaitedReadPool
+    private let gathering: ReadGathering
+    private let logger: Logger
+
+    init(pool: AwaitedReadPool, gathering: ReadGathering, logger: Logger) {
+        self.pool = pool
+        self.gathering = gathering
+        self.logger = logger
+    }
+
+    func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer] {
+        guard !reads.isEmpty else { return [] }
+        return try await gathering.answers(to: reads) { gathered in
+            try await self.onConnection { try await $0.answers(to: gathered) }
+        }
+    }
+
+    /// Runs `body` on a connection of the pool.
+    /// - Throws: ``ReadNotAwaited`` when none came in time; a ``PostgresStorageError`` when the lease
+    ///   failed otherwise; what `body` threw.
+    private func onConnection<T>(_ body: (PostgresAwaitedRead) async throws -> T) async throws -> T {
+        do {
+            return try await pool.withConnection { connection in
+                do {
+                    return try await body(PostgresAwaitedRead(connection: connection, logger: logger))
+                } catch {
+                    throw AwaitedReadFailed(error: error)
+                }
+            }
+        } catch let failed as AwaitedReadFailed {
+            throw failed.error
+        } catch let error as ReadNotAwaited {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw PostgresStorageError(error, doing: "leasing a connection")
+        }
+    }
+}
+
+/// What an awaited read's statement threw, told apart from a failure to lease a connection.
+private struct AwaitedReadFailed: Error {
+    let error: any Error
 }

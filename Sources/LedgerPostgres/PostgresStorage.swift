@@ -24,7 +24,8 @@ import Synchronization
 /// at commit (postgres-nio still sends each statement after the reply to the one before).
 ///
 /// Request handlers' reads are awaited instead (``AwaitingStorage``): they run on connections leased from
-/// a `PostgresClient` (postgres-nio's pool), and no thread waits for their replies. Only a store of one
+/// a `PostgresClient` (postgres-nio's pool), and no thread waits for their replies; under load,
+/// concurrent requests' statements go together (``ReadGathering``). Only a store of one
 /// server whose role is not checked awaits its reads: a connection of the client is not asked whether its
 /// server takes writes (`target_session_attrs`), so an address that lists several servers, or asks for a
 /// primary, reads by waiting, on connections this store checked.
@@ -59,6 +60,12 @@ public final class PostgresStorage: AwaitingStorage {
         """
     }
 
+    /// How many statements of requests' awaited reads are out at once by default: two, so that a slow
+    /// one (a walk over pages) does not hold every request's reads behind it, and few enough that under
+    /// load most requests' reads wait for one and go together (five requests a round trip in a capped
+    /// node's `/authorize` run, nine with one).
+    public static let defaultAwaitedStatementsInFlight = 2
+
     /// The most connections one store has at once by default for its writer and the reads that wait,
     /// and again for the awaited reads' pool: size PostgreSQL's `max_connections` for twice this times
     /// the nodes. A taker beyond it waits for one to be given back.
@@ -69,7 +76,9 @@ public final class PostgresStorage: AwaitingStorage {
     private let inUse: DispatchSemaphore
     /// The pool that awaited reads lease their connections from; `nil` when reads wait (see the type's
     /// documentation).
-    private let awaitedReads: AwaitedReadPool?
+    let awaitedReads: AwaitedReadPool?
+    /// Where concurrent requests' awaited reads are gathered into shared statements.
+    private let gathering: ReadGathering
     /// The key of the journal's advisory lock (`pg_advisory_xact_lock`): "AuthLedg" in ASCII.
     static let journalLockKey: Int64 = 0x4175_7468_4C65_6467
 
@@ -85,15 +94,19 @@ public final class PostgresStorage: AwaitingStorage {
     ///   - awaitedLeaseWait: how long an awaited read waits for a connection of its pool before it reads
     ///     by waiting instead (and the pool rests): a database that is down must fail requests at once,
     ///     not after postgres-nio's pool has tried to connect for a minute.
+    ///   - awaitedStatementsInFlight: how many statements of requests' awaited reads may be out at once;
+    ///     the reads asked meanwhile go together in the next (``ReadGathering``).
     ///   - briefLock: whether batches may hold the journal lock for one round trip to the node where the
     ///     server can (``BriefJournalLock``); `false` holds it for each batch's transaction.
     public init(
         address: PostgresAddress, maximumConnections: Int = defaultMaximumConnections, connectionWait: DispatchTimeInterval = .seconds(30),
-        awaitedLeaseWait: TimeAmount = .seconds(1), briefLock: Bool = true, logger: Logger = Logger(label: "authledger.postgres")
+        awaitedLeaseWait: TimeAmount = .seconds(1), awaitedStatementsInFlight: Int = defaultAwaitedStatementsInFlight, briefLock: Bool = true,
+        logger: Logger = Logger(label: "authledger.postgres")
     ) throws(JournalError) {
         self.address = address
         self.logger = logger
         self.maximumConnections = max(1, maximumConnections)
+        self.gathering = ReadGathering(maximumInFlight: max(1, awaitedStatementsInFlight))
         self.connectionWait = connectionWait
         self.inUse = DispatchSemaphore(value: max(1, maximumConnections))
         var configurations: [PostgresConnection.Configuration]
@@ -140,9 +153,19 @@ public final class PostgresStorage: AwaitingStorage {
 
     public var awaitsReads: Bool { awaitedReads?.isAvailable ?? false }
 
-    /// How many connections awaited reads have leased from the store's `PostgresClient` so far: a read
-    /// keeps its connection for the next one, and leases only when none is kept and free.
+    /// How many connections awaited reads have leased from the store's `PostgresClient` so far: a
+    /// statement keeps its connection for the next one, and leases only when none is kept and free.
     public var awaitedReadLeases: Int { awaitedReads?.leasesTaken ?? 0 }
+
+    /// Round trips made for awaited reads: one per statement of requests' reads gathered (``ReadGathering``).
+    public var awaitedRoundTrips: Int? { gathering.statistics.statements }
+
+    /// The awaited statements of requests since the store was opened, and the round trips that carried
+    /// them (``ReadGathering``).
+    public var gatheredReads: (roundTrips: Int, statements: Int) {
+        let gathered = gathering.statistics
+        return (gathered.statements, gathered.requests)
+    }
 
     private let waits = WaitsInTasks()
 
@@ -151,24 +174,11 @@ public final class PostgresStorage: AwaitingStorage {
     public func readAwaiting<R: Sendable>(_ body: (any AwaitedReadConnection) async throws -> R) async throws -> R {
         guard let awaitedReads, awaitedReads.isAvailable else { throw ReadNotAwaited() }
         do {
-            return try await awaitedReads.withConnection { connection in
-                do {
-                    return try await body(PostgresAwaitedRead(connection: connection, logger: logger))
-                } catch {
-                    throw AwaitedReadFailed(error: error)
-                }
-            }
-        } catch let failed as AwaitedReadFailed {
-            // A connection that failed: the next reads wait, on connections this store makes, for a while.
-            if failed.error is PostgresStorageError { awaitedReads.restAfterFailure("a read failed: \(failed.error)") }
-            throw failed.error
-        } catch let error as ReadNotAwaited {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            let error = PostgresStorageError(error, doing: "leasing a connection")
-            awaitedReads.restAfterFailure("\(error)")
+            return try await body(PooledAwaitedRead(pool: awaitedReads, gathering: gathering, logger: logger))
+        } catch let error as PostgresStorageError {
+            // A connection that failed, or that could not be leased: the next reads wait, on connections
+            // this store makes, for a while.
+            awaitedReads.restAfterFailure("a read failed: \(error)")
             throw error
         }
     }
@@ -472,11 +482,6 @@ public final class PostgresStorage: AwaitingStorage {
         defer { give(back: session.connection) }
         return try body(session)
     }
-}
-
-/// What an awaited read's queries or its reader threw, told apart from a failure to lease a connection.
-private struct AwaitedReadFailed: Error {
-    let error: any Error
 }
 
 /// A failure of PostgreSQL or of the connection to it, with the server's own message.

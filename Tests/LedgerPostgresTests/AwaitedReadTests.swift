@@ -4,7 +4,8 @@ import Foundation
 import LedgerCore
 @testable import LedgerJournal
 import LedgerMemory
-import LedgerPostgres
+@testable import LedgerPostgres
+import Logging
 import NIOCore
 import Synchronization
 import Testing
@@ -579,11 +580,12 @@ struct PostgresAwaitedReadTests {
         let (database, journal) = try await journalOfOneEvent(key: key)
         let storage = try PostgresStorage(address: database.address, maximumConnections: 1)
         let reader = try JournalReader(storage: storage)
+        let pool = try #require(storage.awaitedReads)
         defer { reader.close() }
         // The pool's one connection, opened first (on a busy machine that may take longer than the lease
         // wait, and a lease given up makes the pool rest), then held for 3 s.
         let opening = ContinuousClock.now
-        while (try? await storage.readAwaiting { _ in true }) != true, ContinuousClock.now - opening < .seconds(20) {
+        while (try? await pool.withConnection { _ in true }) != true, ContinuousClock.now - opening < .seconds(20) {
             try await Task.sleep(for: .milliseconds(200))
         }
         // The connection is held until the read below has been answered: a read that waited for it to come
@@ -600,7 +602,8 @@ struct PostgresAwaitedReadTests {
             let (held, holder) = AsyncStream<Void>.makeStream()
             let attempt = Task {
                 defer { holder.finish() }
-                return try await storage.readAwaiting { _ in
+                // As a statement holds it: a reader takes a connection for each statement, not for its read.
+                return try await pool.withConnection { _ in
                     holder.yield()
                     for await _ in released.prefix(1) {}
                     return true
@@ -683,7 +686,51 @@ struct PostgresAwaitedReadTests {
         await ledger.journal.close()
     }
 
-    @Test("a connection is kept between reads: one after another lease one connection, reads at once lease one each, and no more are leased after")
+    @Test("reads of many requests at once share round trips: every request is answered its own values and counts, as a waited read answers them")
+    func valueReadsGathered() async throws {
+        let database = try await TestDatabase()
+        let storage = try database.storage()
+        let (journal, key) = try await filledJournal(on: storage)
+        defer { _ = key }
+        // Not closed: the journal closes the store.
+        let reader = try JournalReader(storage: storage, projections: ["markers"])
+        let awaited = try await withThrowingTaskGroup(of: Int.self) { group in
+            for request in 0..<32 {
+                group.addTask {
+                    var awaited = 0
+                    for round in 0..<5 {
+                        let indexes = (0..<3).map { (request * 37 + round * 11 + $0 * 101) % markerCount }
+                        // Values, and for every other request a count: statements of values only and of
+                        // other reads, gathered alike.
+                        let counts = request % 2 == 1
+                        let read: @Sendable (JournalSnapshot) throws -> [String] = { snapshot in
+                            let markers = try snapshot.projection("markers")
+                            let values = try indexes.map { String(decoding: try markers.get(Array(marker($0).utf8)) ?? [], as: UTF8.self) }
+                            return counts ? values + ["\(try markers.count)"] : values
+                        }
+                        do {
+                            // Known ahead, as a request's reads are (a hint): one statement of three values.
+                            let values = try await reader.read(awaiting: read, hint: .learned(Array("r\(request)".utf8))) { throw AnsweredByWaiting() }
+                            #expect(values == indexes.map { "seen \($0)" } + (counts ? ["\(markerCount)"] : []))
+                            awaited += 1
+                        } catch is AnsweredByWaiting {
+                            // A busy machine: no connection in time (the pool rests); not what is tested.
+                        }
+                    }
+                    return awaited
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(awaited > 0)
+        let gathered = storage.gatheredReads
+        #expect(gathered.statements >= awaited)
+        #expect(gathered.roundTrips < gathered.statements, "\(gathered.roundTrips) round trips carried \(gathered.statements) statements")
+        #expect(storage.awaitedRoundTrips == gathered.roundTrips)
+        await journal.close()
+    }
+
+    @Test("a connection is kept between statements: one after another lease one connection, statements at once lease one each, and no more are leased after")
     func connectionsKept() async throws {
         try await withStoreOfOneEvent(maximumConnections: 4) { storage in
             // One after another: the first read leases, the others take the connection it kept. (A lease not
@@ -699,9 +746,11 @@ struct PostgresAwaitedReadTests {
             }
             #expect(answered == 10)
             #expect(storage.awaitedReadLeases == 1, "\(storage.awaitedReadLeases) leases for 10 reads in turn")
-            // Three at once, each holding its connection until all three have one: three connections, two of
-            // them leased now; afterwards the three are kept, and reads in turn lease nothing more. (A lease
-            // given up on a busy machine is not counted: only those the client granted.)
+            // Three at once, each holding a connection of the pool until all three have one (a reader takes one
+            // for a statement, not for its whole read: the pool is held here as a statement holds it): three
+            // connections, two of them leased now; afterwards the three are kept, and reads in turn lease
+            // nothing more. (A lease given up on a busy machine is not counted: only those the client granted.)
+            let pool = try #require(storage.awaitedReads)
             let (gate, open) = AsyncStream<Void>.makeStream()
             let holding = HeldCount()
             try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -711,10 +760,10 @@ struct PostgresAwaitedReadTests {
                         defer { open.finish() }
                         for _ in 1..<attemptsOnABusyMachine {
                             do {
-                                return try await storage.readAwaiting { connection in
+                                return try await pool.withConnection { connection in
                                     if holding.count.withLock({ $0 += 1; return $0 }) == 3 { open.finish() }
                                     for await _ in gate {}
-                                    return try await readHead(connection)
+                                    return try await readHead(PostgresAwaitedRead(connection: connection, logger: Logger(label: "test")))
                                 }
                             } catch is ReadNotAwaited {
                                 try await Task.sleep(for: .milliseconds(2_100))
@@ -731,21 +780,26 @@ struct PostgresAwaitedReadTests {
         }
     }
 
-    @Test("more reads at once than connections: the reads waiting for the client get the connections given back, and none gives up")
+    @Test("more statements at once than connections: those waiting for the client get the connections given back, and none gives up")
     func moreReadsThanConnections() async throws {
         // The lease wait long enough that only a read the client never serves gives up: a busy machine
         // (ThreadSanitizer, every suite at once) can take more than the default second to hand a
         // connection on.
         try await withStoreOfOneEvent(maximumConnections: 2, awaitedLeaseWait: .seconds(20)) { storage in
-            // Six readers, five reads each, on two connections. Kept by whichever read came next, a
-            // connection would never reach the reads queued at the client, which would give up.
+            // Six readers, five statements each, on two connections (the pool used as statements use it:
+            // the store gathers its requests' reads into fewer statements than requests). Kept by whichever
+            // statement came next, a connection would never reach those queued at the client, which would
+            // give up.
+            let pool = try #require(storage.awaitedReads)
             let givenUp = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<6 {
                     group.addTask {
                         var givenUp = 0
                         for _ in 0..<5 {
                             do {
-                                let answered = try await storage.readAwaiting(readHead)
+                                let answered = try await pool.withConnection { connection in
+                                    try await readHead(PostgresAwaitedRead(connection: connection, logger: Logger(label: "test")))
+                                }
                                 #expect(answered)
                             } catch is ReadNotAwaited {
                                 givenUp += 1
@@ -789,6 +843,11 @@ struct PostgresAwaitedReadTests {
 }
 
 /// A read of a journal's last event, on an awaited connection: true when there is one.
+/// How many reads hold a connection at once, counted from their tasks.
+private final class HeldCount: Sendable {
+    let count = Mutex(0)
+}
+
 private let readHead: @Sendable (any AwaitedReadConnection) async throws -> Bool = { connection in
     try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
 }
@@ -804,11 +863,6 @@ private func withStoreOfOneEvent(
     defer { storage.close() }
     try await body(storage)
     await journal.close()
-}
-
-/// How many reads hold a connection at once, counted from their tasks.
-private final class HeldCount: Sendable {
-    let count = Mutex(0)
 }
 
 /// How many times a test asks for an awaited read that the store could not begin (``ReadNotAwaited``):
@@ -913,11 +967,9 @@ private struct Answers: Equatable, Sendable {
     let count: Int
 }
 
-/// A journal with 1,300 entries in projection `markers` on a new store, read through a ``CountingStorage``.
-private func withFilledJournal(
-    _ store: String, _ body: (JournalReader, CountingStorage) async throws -> Void
-) async throws {
-    guard let storage = try await awaitingStorage(store) else { return }
+/// A journal on `storage` with 1,300 entries in projection `markers` ("seen N" under ``marker(_:)`` N), and
+/// the key it signs with (removed when released).
+private func filledJournal(on storage: any JournalStorage) async throws -> (Journal, TemporaryKey) {
     let key = TemporaryKey()
     var configuration = Journal.Configuration(keyFile: key.path)
     configuration.projections = ["markers"]
@@ -928,6 +980,16 @@ private func withFilledJournal(
         }
         return try transaction.append(EventDraft(type: "test.event", payload: Array("{}".utf8))).sequence
     }
+    return (journal, key)
+}
+
+/// A journal with 1,300 entries in projection `markers` on a new store, read through a ``CountingStorage``.
+private func withFilledJournal(
+    _ store: String, _ body: (JournalReader, CountingStorage) async throws -> Void
+) async throws {
+    guard let storage = try await awaitingStorage(store) else { return }
+    let (journal, key) = try await filledJournal(on: storage)
+    defer { _ = key }
     let counting = CountingStorage(storage)
     // Not closed: the journal closes the store.
     let reader = try JournalReader(storage: counting, projections: ["markers"])

@@ -551,6 +551,7 @@ WRITER_GAUGES = {
     "under_lock": "authledger_journal_under_lock_after_catch_up_seconds",
     "writer_cpu": "authledger_journal_writer_cpu_seconds",
     "awaited_statements": "authledger_journal_awaited_statements",
+    "awaited_round_trips": "authledger_journal_awaited_round_trips",
     "awaited_reads": "authledger_journal_awaited_reads",
     "waited_reads": "authledger_journal_waited_reads",
 }
@@ -796,10 +797,11 @@ def main():
             if writers:
                 run = result[key]
                 served = max(1, run["requests"])
-                print(tag + " reads %s %s: %.2f read statements a request (%d statements answered %d reads awaited); "
-                      "%d reads waited on a thread (%.3f a request)" % (
+                print(tag + " reads %s %s: %.2f read statements a request (%d statements answered %d reads awaited), "
+                      "in %.2f round trips a request (%d); %d reads waited on a thread (%.3f a request)" % (
                           endpoint, label, writers["awaited_statements"] / served, writers["awaited_statements"],
-                          writers["awaited_reads"], writers["waited_reads"], writers["waited_reads"] / served))
+                          writers["awaited_reads"], writers.get("awaited_round_trips", 0) / served, writers.get("awaited_round_trips", 0),
+                          writers["waited_reads"], writers["waited_reads"] / served))
     print("")
     for key, endpoint in (("authorize", "/authorize"), ("token", "/oauth/token")):
         for label, result in results.items():

@@ -17,6 +17,15 @@ public protocol AwaitingStorage: JournalStorage {
 
     /// Runs `body` with a connection whose reads it awaits.
     func readAwaiting<R: Sendable>(_ body: (any AwaitedReadConnection) async throws -> R) async throws -> R
+
+    /// Round trips this store has made for awaited reads since it was opened, when it counts them: fewer
+    /// than the readers' statements when it sends several readers' statements as one (PostgreSQL gathers
+    /// concurrent value reads); `nil` when every reader's statement is a round trip of its own.
+    var awaitedRoundTrips: Int? { get }
+}
+
+extension AwaitingStorage {
+    public var awaitedRoundTrips: Int? { nil }
 }
 
 /// What ``AwaitingStorage/readAwaiting(_:)`` throws when it cannot begin an awaited read now (PostgreSQL:
@@ -199,6 +208,10 @@ public struct AwaitedReadMismatch: Error, CustomStringConvertible {
 public struct AwaitedReadStatistics: Sendable, Equatable {
     /// Statements sent: one per attempt of a reader, the first of a hinted one included.
     public var statements = 0
+    /// Round trips to the store that carried them: as many as ``statements`` unless the store gathers
+    /// concurrent readers' statements into one (``AwaitingStorage/awaitedRoundTrips``); counted by the
+    /// store, for every reader of it.
+    public var roundTrips = 0
     /// Readers answered by awaited statements.
     public var answered = 0
     /// Readers answered by waiting instead: they read past the limits, or the store could not begin an
@@ -396,7 +409,11 @@ extension JournalReader {
     public var awaitsReads: Bool { (storage as? any AwaitingStorage)?.awaitsReads ?? false }
 
     /// What this reader's awaited reads have cost since it was made (``read(awaiting:hint:otherwise:)``).
-    public var awaitedReadStatistics: AwaitedReadStatistics { awaitedCounts.withLock { $0 } }
+    public var awaitedReadStatistics: AwaitedReadStatistics {
+        var statistics = awaitedCounts.withLock { $0 }
+        statistics.roundTrips = (storage as? any AwaitingStorage)?.awaitedRoundTrips ?? statistics.statements
+        return statistics
+    }
 
     /// Sets up the reads `body` makes — run now, on a snapshot that answers every read with nothing — for
     /// the next read under ``AwaitedReadHint/expected(_:)`` `key` to fetch in its first statement. For a
