@@ -118,7 +118,7 @@ final class ServerMetrics: Sendable {
               Double(storeWaitsInTasks))
         gauge("awaited_statements", "", "Shared journal: statements sent by awaited reads since start (one per attempt of a request's read; a request whose reads were known ahead reads in one).",
               Double(awaitedReads.statements))
-        gauge("awaited_round_trips", "", "Shared journal: round trips to the store that carried the awaited statements since start (fewer when concurrent requests' reads of values go together).",
+        gauge("awaited_round_trips", "", "Shared journal: round trips to the store that carried the awaited statements since start (fewer when concurrent requests' statements go together).",
               Double(awaitedReads.roundTrips))
         gauge("awaited_reads", "", "Shared journal: requests' reads answered by awaited statements since start.", Double(awaitedReads.answered))
         gauge("waited_reads", "", "Shared journal: requests' reads answered by waiting on a thread instead of awaited (they read too much, or no connection came in time) since start.",

@@ -120,7 +120,9 @@ final class PooledAwaitedRead: AwaitedReadConnection {
     func answers(to reads: [AwaitedRead]) async throws -> [AwaitedReadAnswer] {
         guard !reads.isEmpty else { return [] }
         return try await gathering.answers(to: reads) { gathered in
-            try await self.onConnection { try await $0.answers(to: gathered) }
+            // A pool that rests since this request began to wait (a statement failed) is not asked again.
+            guard pool.isAvailable else { throw ReadNotAwaited() }
+            return try await self.onConnection { try await $0.answers(to: gathered) }
         }
     }
 

@@ -106,7 +106,8 @@ public final class PostgresStorage: AwaitingStorage {
         self.address = address
         self.logger = logger
         self.maximumConnections = max(1, maximumConnections)
-        self.gathering = ReadGathering(maximumInFlight: max(1, awaitedStatementsInFlight))
+        self.gathering = ReadGathering(
+            maximumInFlight: max(1, awaitedStatementsInFlight), stallLimit: .nanoseconds(max(awaitedLeaseWait.nanoseconds, 1_000_000)))
         self.connectionWait = connectionWait
         self.inUse = DispatchSemaphore(value: max(1, maximumConnections))
         var configurations: [PostgresConnection.Configuration]

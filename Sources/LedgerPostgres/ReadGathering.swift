@@ -3,7 +3,7 @@ import Synchronization
 
 /// Awaited reads of concurrent requests sent to PostgreSQL together: while ``maximumInFlight``
 /// statements of gathered reads are on their way, the reads asked meanwhile wait, and go in the next
-/// statement, all of them at once (up to ``maximumReads``).
+/// statement, all of them at once (up to ``maximumWeight``).
 ///
 /// A statement costs the node a share of CPU however much it reads — a hop to its connection's event
 /// loop and back, a write and a read of the socket, their TLS records, a deadline scheduled and
@@ -20,7 +20,15 @@ import Synchronization
 /// leads): it first lets the tasks ready to run go ahead (`Task.yield()`: those that reach their reads
 /// meanwhile wait for this statement, and go in it), then sends everything waiting. When the reply comes,
 /// it hands each request its answers, and the lead to the first request still waiting, if any, which
-/// sends the next statement. A statement that fails fails every request in it.
+/// sends the next statement.
+///
+/// A statement that fails fails the request that led it with its error; the others in it are told that
+/// their reads were not awaited (``ReadNotAwaited``), and read by waiting instead, as they would have if
+/// no connection had come for them: one failure is then one error, one warning and one rest of the
+/// pool, not one for each request it carried. While the statements out have made no progress (none
+/// sent or answered) for longer than ``stallLimit``, a request does not wait for them either: on a
+/// connection that hangs (a host gone half-open, a reply that never comes until its deadline), every
+/// request would otherwise queue behind it.
 final class ReadGathering: Sendable {
     /// What a request waiting for its reads is resumed with: its answers, or the lead of the next
     /// statement, with the requests waiting then.
@@ -37,15 +45,18 @@ final class ReadGathering: Sendable {
     private struct State: Sendable {
         var waiting: [Waiting] = []
         var inFlight = 0
+        /// When a statement was last sent or answered.
+        var progressAt = ContinuousClock.now
 
-        /// Takes the requests waiting first whose reads, with `count` already taken, are at most `limit`
-        /// (the first always, whatever its number).
-        mutating func takeWaiting(after count: Int, upTo limit: Int) -> [Waiting] {
-            var total = count
+        /// Takes the requests waiting first whose reads, with `weight` already taken, weigh at most
+        /// `limit` (``ReadGathering/weight(of:)``; the first always, whatever it weighs).
+        mutating func takeWaiting(after weight: Int, upTo limit: Int) -> [Waiting] {
+            var total = weight
             var taken = 0
             for request in waiting {
-                guard taken == 0 && count == 0 || total + request.reads.count <= limit else { break }
-                total += request.reads.count
+                let next = ReadGathering.weight(of: request.reads)
+                guard taken == 0 && weight == 0 || total + next <= limit else { break }
+                total += next
                 taken += 1
             }
             defer { waiting.removeFirst(taken) }
@@ -55,9 +66,11 @@ final class ReadGathering: Sendable {
 
     /// How many statements of gathered reads may be on their way at once.
     let maximumInFlight: Int
-    /// The most reads one statement gathers (PostgreSQL takes at most 65,535 parameters a statement; a
-    /// read binds at most two).
-    let maximumReads: Int
+    /// The most one statement gathers, by ``weight(of:)``: PostgreSQL takes at most 65,535 parameters a
+    /// statement (a read binds at most two), and one statement's reply has one deadline.
+    let maximumWeight: Int
+    /// How long the statements out may make no progress before a request stops waiting for them.
+    let stallLimit: Duration
     private let state = Mutex(State())
     private let counts = Mutex(Statistics())
 
@@ -69,10 +82,20 @@ final class ReadGathering: Sendable {
         var requests = 0
     }
 
-    init(maximumInFlight: Int, maximumReads: Int = 4_096) {
-        precondition(maximumInFlight >= 1 && maximumReads >= 1)
+    init(maximumInFlight: Int, maximumWeight: Int = 4_096, stallLimit: Duration = .seconds(1)) {
+        precondition(maximumInFlight >= 1 && maximumWeight >= 1)
         self.maximumInFlight = maximumInFlight
-        self.maximumReads = maximumReads
+        self.maximumWeight = maximumWeight
+        self.stallLimit = stallLimit
+    }
+
+    /// What `reads` weigh against ``maximumWeight``: one for each read of a value, the last entry or a
+    /// count, and the most entries a walk may answer for a walk (a page is 512).
+    static func weight(of reads: [AwaitedRead]) -> Int {
+        reads.reduce(0) { total, read in
+            if case .entries(_, _, let limit) = read { return total + max(1, limit) }
+            return total + 1
+        }
     }
 
     var statistics: Statistics { counts.withLock { $0 } }
@@ -86,7 +109,9 @@ final class ReadGathering: Sendable {
     /// The answers to `reads`, in their order, from a statement sent by `send` — by this request, or by
     /// another one that gathered them with its own. `send` answers the reads it is given, in their order,
     /// from one snapshot.
-    /// - Throws: what the statement that carried them threw.
+    /// - Throws: what the statement threw, when this request led it; ``ReadNotAwaited`` when another
+    ///   request's statement carrying them failed, or the statements out made no progress for longer than
+    ///   ``stallLimit``.
     func answers(
         to reads: [AwaitedRead], sending send: ([AwaitedRead]) async throws -> [AwaitedReadAnswer]
     ) async throws -> [AwaitedReadAnswer] {
@@ -100,17 +125,27 @@ final class ReadGathering: Sendable {
         }
         let turn = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Turn, any Error>) in
             // Room may have been made since: then this request leads with whoever else is waiting.
-            let waiting = state.withLock { state -> [Waiting]? in
+            let now = ContinuousClock.now
+            let (waiting, stalled) = state.withLock { state -> ([Waiting]?, Bool) in
+                if state.inFlight >= maximumInFlight, now - state.progressAt > stallLimit { return (nil, true) }
                 state.waiting.append(Waiting(reads: reads, turn: continuation))
-                guard state.inFlight < maximumInFlight else { return nil }
+                guard state.inFlight < maximumInFlight else { return (nil, false) }
                 state.inFlight += 1
-                return state.takeWaiting(after: 0, upTo: maximumReads)
+                return (state.takeWaiting(after: 0, upTo: maximumWeight), false)
             }
+            if stalled { continuation.resume(throwing: ReadNotAwaited()) }
             if let waiting { Self.handOff(waiting) }
         }
         switch turn {
         case .answered(let answers): return answers
         case .lead(let others): return try await lead(own: reads, with: others, sending: send)
+        }
+    }
+
+    private func count(requests: Int) {
+        counts.withLock {
+            $0.statements += 1
+            $0.requests += requests
         }
     }
 
@@ -126,12 +161,14 @@ final class ReadGathering: Sendable {
         own: [AwaitedRead], with others: [Waiting], sending send: ([AwaitedRead]) async throws -> [AwaitedReadAnswer]
     ) async throws -> [AwaitedReadAnswer] {
         defer {
+            let now = ContinuousClock.now
             let next = state.withLock { state -> [Waiting]? in
+                state.progressAt = now
                 guard !state.waiting.isEmpty else {
                     state.inFlight -= 1
                     return nil
                 }
-                return state.takeWaiting(after: 0, upTo: maximumReads)
+                return state.takeWaiting(after: 0, upTo: maximumWeight)
             }
             if let next { Self.handOff(next) }
         }
@@ -142,19 +179,23 @@ final class ReadGathering: Sendable {
         var others = others
         var reads = own
         for other in others { reads += other.reads }
-        let joining = state.withLock { $0.takeWaiting(after: reads.count, upTo: maximumReads) }
+        let now = ContinuousClock.now
+        let joining = state.withLock { state in
+            state.progressAt = now
+            return state.takeWaiting(after: Self.weight(of: reads), upTo: maximumWeight)
+        }
         for other in joining { reads += other.reads }
         others += joining
-        counts.withLock {
-            $0.statements += 1
-            $0.requests += 1 + others.count
-        }
         let answers: [AwaitedReadAnswer]
         do {
             answers = try await send(reads)
+            count(requests: 1 + others.count)
             guard answers.count == reads.count else { throw AwaitedReadMismatch(reads: reads.count, answers: answers.count) }
         } catch {
-            for other in others { other.turn.resume(throwing: error) }
+            // A statement that was sent is a round trip, answered or not; one whose connection never
+            // came (``ReadNotAwaited``) is not.
+            if !(error is ReadNotAwaited) && !(error is AwaitedReadMismatch) { count(requests: 1 + others.count) }
+            for other in others { other.turn.resume(throwing: ReadNotAwaited()) }
             throw error
         }
         var start = own.count

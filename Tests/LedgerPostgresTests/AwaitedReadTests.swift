@@ -842,12 +842,12 @@ struct PostgresAwaitedReadTests {
     }
 }
 
-/// A read of a journal's last event, on an awaited connection: true when there is one.
 /// How many reads hold a connection at once, counted from their tasks.
 private final class HeldCount: Sendable {
     let count = Mutex(0)
 }
 
+/// A read of a journal's last event, on an awaited connection: true when there is one.
 private let readHead: @Sendable (any AwaitedReadConnection) async throws -> Bool = { connection in
     try await connection.answers(to: [.last(table: StorageTable(name: "events"))]).count == 1
 }

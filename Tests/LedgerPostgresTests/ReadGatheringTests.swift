@@ -4,14 +4,14 @@ import Testing
 
 @testable import LedgerPostgres
 
-/// The gathering of concurrent requests' value reads into shared statements, against a stand-in for the
-/// statement (no PostgreSQL: what is tested is who sends what, and who is answered what). The real
+/// The gathering of concurrent requests' awaited reads into shared statements, against a stand-in for
+/// the statement (no PostgreSQL: what is tested is who sends what, and who is answered what). The real
 /// statement is tested with it in `PostgresAwaitedReadTests`.
 @Suite("Awaited reads of concurrent requests go to PostgreSQL together")
 struct ReadGatheringTests {
     @Test("with no statement out, each read goes at once, alone")
     func aloneWithoutLoad() async throws {
-        let gathering = ReadGathering(maximumInFlight: 1)
+        let gathering = ReadGathering(maximumInFlight: 1, stallLimit: noStall)
         let statements = StatementLog()
         for index in 0..<3 {
             let rows = try await gathering.answers(to: reads(["k\(index)"])) { try await statements.answer($0) }
@@ -24,7 +24,7 @@ struct ReadGatheringTests {
 
     @Test("reads asked while a statement is out wait, and go together in the next: each request answered its own reads, in its order, a missing key with none")
     func gatheredWhileOut() async throws {
-        let gathering = ReadGathering(maximumInFlight: 1)
+        let gathering = ReadGathering(maximumInFlight: 1, stallLimit: noStall)
         let statements = StatementLog()
         let gate = Gate()
         try await withThrowingTaskGroup(of: (String, [String: String]).self) { group in
@@ -66,7 +66,7 @@ struct ReadGatheringTests {
 
     @Test("with two statements allowed out, a second read goes at once; a third waits for either")
     func twoInFlight() async throws {
-        let gathering = ReadGathering(maximumInFlight: 2)
+        let gathering = ReadGathering(maximumInFlight: 2, stallLimit: noStall)
         let statements = StatementLog()
         let gate = Gate()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -92,47 +92,56 @@ struct ReadGatheringTests {
         #expect(statements.sent.last == ["c"])
     }
 
-    @Test("a statement that fails fails every read it carried, and no other: the reads that waited meanwhile are sent after it, and the room is given back")
+    @Test("a statement that fails fails the request that led it with its error, and the others in it as not awaited (they read by waiting); the reads that waited meanwhile are sent after it, and the room is given back")
     func failureFailsItsStatementOnly() async throws {
-        let gathering = ReadGathering(maximumInFlight: 1)
+        let gathering = ReadGathering(maximumInFlight: 1, stallLimit: noStall)
         let statements = StatementLog()
         let gate = Gate()
         let failNext = Flag(true)
-        try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+        /// How a request ended: "answered", "failed" (the statement's error) or "not awaited".
+        @Sendable func outcome(_ read: () async throws -> Void) async -> String {
+            do {
+                try await read()
+                return "answered"
+            } catch is StatementFailed {
+                return "failed"
+            } catch is ReadNotAwaited {
+                return "not awaited"
+            } catch {
+                return "\(error)"
+            }
+        }
+        try await withThrowingTaskGroup(of: (String, String).self) { group in
             // Opened however the test ends: a child waiting on it would hold the group.
             defer { gate.open() }
             group.addTask {
-                do {
+                ("first", await outcome {
                     _ = try await gathering.answers(to: reads(["a"])) { values in
                         _ = try await statements.answer(values, after: gate)
                         throw StatementFailed()
                     }
-                    return ("first", true)
-                } catch is StatementFailed {
-                    return ("first", false)
-                }
+                })
             }
             try await until { statements.sent.count == 1 }
             for key in ["b", "c"] {
                 group.addTask {
-                    do {
+                    (key, await outcome {
                         _ = try await gathering.answers(to: reads([key])) { values in
                             _ = try await statements.answer(values)
                             if failNext.isSet { throw StatementFailed() }
-                            return []
+                            return values.map { _ in .value(nil) }
                         }
-                        return (key, true)
-                    } catch is StatementFailed {
-                        return (key, false)
-                    }
+                    })
                 }
             }
             try await until { gathering.waitingCount == 2 }
             gate.open()
-            var outcomes: [String: Bool] = [:]
-            for try await (name, succeeded) in group { outcomes[name] = succeeded }
-            #expect(outcomes == ["first": false, "b": false, "c": false], "the first statement failed the first read; the second, both others")
+            var outcomes: [String: String] = [:]
+            for try await (name, ended) in group { outcomes[name] = ended }
+            #expect(outcomes["first"] == "failed", "the first statement failed the read that led it")
+            #expect([outcomes["b"], outcomes["c"]].compactMap { $0 }.sorted() == ["failed", "not awaited"], "the second: its leader failed, the other not awaited")
         }
+        #expect(gathering.statistics.statements == 2, "both statements were round trips")
         #expect(statements.sent.count == 2, "the reads that waited went in a statement of their own")
         #expect(gathering.inFlightCount == 0)
         failNext.isSet = false
@@ -142,16 +151,9 @@ struct ReadGatheringTests {
 
     @Test("a statement gathers at most its limit of reads: the requests beyond it wait for the next, in the order they came")
     func limitOfReads() async throws {
-        let gathering = ReadGathering(maximumInFlight: 1, maximumReads: 3)
+        let gathering = ReadGathering(maximumInFlight: 1, maximumWeight: 3, stallLimit: noStall)
         let statements = StatementLog()
-        let gate = Gate()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            // Opened however the test ends: a child waiting on it would hold the group.
-            defer { gate.open() }
-            group.addTask {
-                _ = try await gathering.answers(to: reads(["a"])) { try await statements.answer($0, after: gate) }
-            }
-            try await until { statements.sent.count == 1 }
+        try await whileAStatementIsOut(gathering, statements) { group in
             for name in ["x", "y", "z"] {
                 group.addTask {
                     let keys = ["\(name)1", "\(name)2"]
@@ -160,15 +162,35 @@ struct ReadGatheringTests {
                 }
             }
             try await until { gathering.waitingCount == 3 }
-            gate.open()
-            try await group.waitForAll()
         }
         #expect(statements.sent.map(\.count) == [1, 2, 2, 2], "two requests of two reads never in one statement of three")
     }
 
+    @Test("while the statements out make no progress for longer than the limit, a request does not wait for them: it is not awaited (it reads by waiting); once one is answered, requests wait again")
+    func stalledStatements() async throws {
+        let gathering = ReadGathering(maximumInFlight: 1, stallLimit: .milliseconds(50))
+        let statements = StatementLog()
+        try await whileAStatementIsOut(gathering, statements) { _ in
+            try await Task.sleep(for: .milliseconds(120))
+            await #expect(throws: ReadNotAwaited.self, "no progress for 120 ms: not queued behind the statement") {
+                _ = try await gathering.answers(to: reads(["b"])) { try await statements.answer($0) }
+            }
+            #expect(gathering.waitingCount == 0)
+        }
+        let answers = try await gathering.answers(to: reads(["c"])) { try await statements.answer($0) }
+        #expect(answered(answers) == ["c": "value of c"])
+        #expect(statements.sent == [["a"], ["c"]])
+    }
+
+    @Test("a walk weighs the entries it may answer, the other reads one each")
+    func weights() {
+        let walk = AwaitedRead.entries(table: table, start: [], limit: 512)
+        #expect(ReadGathering.weight(of: [.value(table: table, key: [1]), walk, .count(table: table), .last(table: table)]) == 515)
+    }
+
     @Test("a reply with more or fewer answers than reads fails every request in the statement")
     func mismatchFails() async throws {
-        let gathering = ReadGathering(maximumInFlight: 1)
+        let gathering = ReadGathering(maximumInFlight: 1, stallLimit: noStall)
         await #expect(throws: AwaitedReadMismatch.self) {
             _ = try await gathering.answers(to: reads(["a", "b"])) { _ in [.value(nil)] }
         }
@@ -177,7 +199,7 @@ struct ReadGatheringTests {
 
     @Test("many requests at once, again and again: every request answered exactly its own keys, in fewer statements than requests")
     func manyAtOnce() async throws {
-        let gathering = ReadGathering(maximumInFlight: 1)
+        let gathering = ReadGathering(maximumInFlight: 1, stallLimit: noStall)
         let statements = StatementLog()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for request in 0..<64 {
@@ -210,6 +232,10 @@ private func reads(_ keys: [String]) -> [AwaitedRead] {
 }
 
 private let table = StorageTable(name: "t")
+
+/// A stall limit no test's statement reaches, however busy the machine (every suite at once, under a
+/// sanitizer, can hold a task for seconds): only the test of stalls has one it means to reach.
+private let noStall: Duration = .seconds(600)
 
 /// A request's answers as key and value, its keys given, or as the value's own text ("value of KEY")
 /// when none are (no key then may be missing).
@@ -288,6 +314,25 @@ private final class Gate: Sendable {
             return state.waiting
         }
         for continuation in waiting { continuation.resume() }
+    }
+}
+
+/// Runs `body` while a statement of one read ("a") that `gathering` sent is out, its reply held until
+/// `body` returns; then waits for the tasks `body` added to `group`.
+private func whileAStatementIsOut(
+    _ gathering: ReadGathering, _ statements: StatementLog, _ body: (inout ThrowingTaskGroup<Void, any Error>) async throws -> Void
+) async throws {
+    let gate = Gate()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        // Opened however the test ends: a child waiting on it would hold the group.
+        defer { gate.open() }
+        group.addTask {
+            _ = try await gathering.answers(to: reads(["a"])) { try await statements.answer($0, after: gate) }
+        }
+        try await until { statements.sent.count == 1 }
+        try await body(&group)
+        gate.open()
+        try await group.waitForAll()
     }
 }
 

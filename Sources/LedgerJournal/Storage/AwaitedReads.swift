@@ -20,7 +20,7 @@ public protocol AwaitingStorage: JournalStorage {
 
     /// Round trips this store has made for awaited reads since it was opened, when it counts them: fewer
     /// than the readers' statements when it sends several readers' statements as one (PostgreSQL gathers
-    /// concurrent value reads); `nil` when every reader's statement is a round trip of its own.
+    /// concurrent readers' statements); `nil` when every reader's statement is a round trip of its own.
     var awaitedRoundTrips: Int? { get }
 }
 
