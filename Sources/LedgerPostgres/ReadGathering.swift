@@ -115,9 +115,13 @@ final class ReadGathering: Sendable {
     func answers(
         to reads: [AwaitedRead], sending send: ([AwaitedRead]) async throws -> [AwaitedReadAnswer]
     ) async throws -> [AwaitedReadAnswer] {
+        let now = ContinuousClock.now
         let leads = state.withLock { state -> Bool in
             guard state.inFlight < maximumInFlight else { return false }
             state.inFlight += 1
+            // Its statement is under way from now: a request that comes while this one yields must not
+            // take the time since the last statement before it (an idle node's) for a stall.
+            state.progressAt = now
             return true
         }
         guard !leads else {
@@ -131,6 +135,7 @@ final class ReadGathering: Sendable {
                 state.waiting.append(Waiting(reads: reads, turn: continuation))
                 guard state.inFlight < maximumInFlight else { return (nil, false) }
                 state.inFlight += 1
+                state.progressAt = now
                 return (state.takeWaiting(after: 0, upTo: maximumWeight), false)
             }
             if stalled { continuation.resume(throwing: ReadNotAwaited()) }
