@@ -32,7 +32,6 @@ final class AwaitedReadPool: Sendable {
     /// logged as a warning).
     private let started = NIOLockedValueBox(false)
     private let restingUntil = NIOLockedValueBox<NIODeadline?>(nil)
-    private let eventLoop: any EventLoop
     private let logger: Logger
     /// Connections leased and kept between reads, the most recently used last, and whether the pool shut down.
     private let kept = NIOLockedValueBox(KeptConnections())
@@ -71,7 +70,6 @@ final class AwaitedReadPool: Sendable {
         self.group = group
         let client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
         self.client = client
-        self.eventLoop = group.next()
         running = Task { [started] in
             started.withLockedValue { $0 = true }
             await client.run()
@@ -124,12 +122,16 @@ final class AwaitedReadPool: Sendable {
     private func takeConnection() async throws -> (PostgresConnection, LeaseHandoff) {
         let oldest = NIODeadline.now() - Self.keptIdle
         while true {
-            let (taken, stale) = kept.withLockedValue { kept -> ((PostgresConnection, LeaseHandoff)?, [LeaseHandoff]) in
+            let (taken, stale, isShutDown) = kept.withLockedValue { kept -> ((PostgresConnection, LeaseHandoff)?, [LeaseHandoff], Bool) in
+                // A pool shut down leases nothing: its event loop may be gone (a statement led after the
+                // store closed, by a request that waited for another's).
+                guard !kept.shutDown else { return (nil, [], true) }
                 let stale = kept.removeIdle(since: oldest)
-                if let entry = kept.idle.popLast() { return ((entry.connection, entry.lease), stale) }
+                if let entry = kept.idle.popLast() { return ((entry.connection, entry.lease), stale, false) }
                 kept.leasesWaiting += 1
-                return (nil, stale)
+                return (nil, stale, false)
             }
+            if isShutDown { throw ReadNotAwaited() }
             for lease in stale { lease.release() }
             guard let (connection, lease) = taken else {
                 defer { kept.withLockedValue { $0.leasesWaiting -= 1 } }
@@ -176,7 +178,12 @@ final class AwaitedReadPool: Sendable {
                 handoff.fail(error)
             }
         }
-        let deadline = eventLoop.scheduleTask(in: leaseWait) {
+        // A task, not a task scheduled on the pool's event loop: the loop may shut down meanwhile, and a
+        // task scheduled on a loop shut down is dropped with its promise (a crash in a debug build).
+        let leaseWait = self.leaseWait
+        let deadline = Task {
+            try? await Task.sleep(for: .nanoseconds(leaseWait.nanoseconds))
+            guard !Task.isCancelled else { return }
             if handoff.abandon() { leasing.cancel() }
         }
         let connection: PostgresConnection
