@@ -62,8 +62,8 @@ public final class PostgresStorage: AwaitingStorage {
 
     /// How many statements of requests' awaited reads are out at once by default: two, so that a slow
     /// one (a walk over pages) does not hold every request's reads behind it, and few enough that under
-    /// load most requests' reads wait for one and go together (five requests a round trip in a capped
-    /// node's `/authorize` run, nine with one).
+    /// load most requests' reads wait for one and go together (four or five requests a round trip in a
+    /// capped node's `/authorize` runs; about ten with one, for no less CPU).
     public static let defaultAwaitedStatementsInFlight = 2
 
     /// The most connections one store has at once by default for its writer and the reads that wait,
