@@ -122,13 +122,22 @@ final class PooledAwaitedRead: AwaitedReadConnection {
         return try await gathering.answers(to: reads) { gathered in
             // A pool that rests since this request began to wait (a statement failed) is not asked again.
             guard pool.isAvailable else { throw ReadNotAwaited() }
-            return try await self.onConnection { try await $0.answers(to: gathered) }
+            do {
+                return try await self.onConnection { try await $0.answers(to: gathered) }
+            } catch {
+                // A connection that failed, or that could not be leased: the next reads wait, on
+                // connections the store makes, for a while. The pool rests before the gathering hands
+                // the lead on, so that the next statement is not sent to it.
+                let failure = (error as? StatementNotSent)?.error ?? error
+                if failure is PostgresStorageError { pool.restAfterFailure("a read failed: \(failure)") }
+                throw error
+            }
         }
     }
 
     /// Runs `body` on a connection of the pool.
-    /// - Throws: ``ReadNotAwaited`` when none came in time; a ``PostgresStorageError`` when the lease
-    ///   failed otherwise; what `body` threw.
+    /// - Throws: ``ReadNotAwaited`` when none came in time; ``StatementNotSent`` when the lease failed
+    ///   otherwise (with a ``PostgresStorageError``) or was cancelled; what `body` threw.
     private func onConnection<T>(_ body: (PostgresAwaitedRead) async throws -> T) async throws -> T {
         do {
             return try await pool.withConnection { connection in
@@ -143,9 +152,9 @@ final class PooledAwaitedRead: AwaitedReadConnection {
         } catch let error as ReadNotAwaited {
             throw error
         } catch is CancellationError {
-            throw CancellationError()
+            throw StatementNotSent(error: CancellationError())
         } catch {
-            throw PostgresStorageError(error, doing: "leasing a connection")
+            throw StatementNotSent(error: PostgresStorageError(error, doing: "leasing a connection"))
         }
     }
 }

@@ -174,14 +174,8 @@ public final class PostgresStorage: AwaitingStorage {
 
     public func readAwaiting<R: Sendable>(_ body: (any AwaitedReadConnection) async throws -> R) async throws -> R {
         guard let awaitedReads, awaitedReads.isAvailable else { throw ReadNotAwaited() }
-        do {
-            return try await body(PooledAwaitedRead(pool: awaitedReads, gathering: gathering, logger: logger))
-        } catch let error as PostgresStorageError {
-            // A connection that failed, or that could not be leased: the next reads wait, on connections
-            // this store makes, for a while.
-            awaitedReads.restAfterFailure("a read failed: \(error)")
-            throw error
-        }
+        // A statement that failed makes the pool rest (``PooledAwaitedRead``).
+        return try await body(PooledAwaitedRead(pool: awaitedReads, gathering: gathering, logger: logger))
     }
 
     /// The TLS of a connection to `address`, as its `sslmode` asks; `nil` when it asks for none.

@@ -197,11 +197,13 @@ final class ReadGathering: Sendable {
             count(requests: 1 + others.count)
             guard answers.count == reads.count else { throw AwaitedReadMismatch(reads: reads.count, answers: answers.count) }
         } catch {
-            // A statement that was sent is a round trip, answered or not; one whose connection never
-            // came (``ReadNotAwaited``) is not.
-            if !(error is ReadNotAwaited) && !(error is AwaitedReadMismatch) { count(requests: 1 + others.count) }
+            // A statement that was sent is a round trip, answered or not; one that never went out (no
+            // connection came, or its lease failed: ``StatementNotSent``, ``ReadNotAwaited``) is not, and
+            // one whose answers did not match was counted when they came.
+            let unsent = error as? StatementNotSent
+            if unsent == nil && !(error is ReadNotAwaited) && !(error is AwaitedReadMismatch) { count(requests: 1 + others.count) }
             for other in others { other.turn.resume(throwing: ReadNotAwaited()) }
-            throw error
+            throw unsent?.error ?? error
         }
         var start = own.count
         for other in others {
@@ -211,4 +213,11 @@ final class ReadGathering: Sendable {
         }
         return Array(answers[0..<own.count])
     }
+}
+
+/// What a statement's `send` (``ReadGathering/answers(to:sending:)``) throws when the statement never
+/// went out — its connection's lease failed or was cancelled — so that it is not counted as a round
+/// trip. The request that led it gets `error`.
+struct StatementNotSent: Error {
+    let error: any Error
 }

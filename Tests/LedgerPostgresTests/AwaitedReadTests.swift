@@ -619,6 +619,13 @@ struct PostgresAwaitedReadTests {
             try await Task.sleep(for: .milliseconds(2_100))
         }
         let holder = try #require(holding, "the pool's one connection was never leased")
+        // A lease given up while the connection was opened (above) leaves the pool resting for 2 s, though
+        // a later lease succeeded: a read begun then would not wait for the pool at all.
+        let resting = ContinuousClock.now
+        while !storage.awaitsReads, ContinuousClock.now - resting < .seconds(5) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try #require(storage.awaitsReads, "the pool still rests 5 s after its one connection was leased")
         let started = ContinuousClock.now
         let gaveUp = Mutex<(after: Duration, resting: Bool)?>(nil)
         let head = try await reader.read(awaiting: { try $0.head.sequence }) {

@@ -149,6 +149,23 @@ struct ReadGatheringTests {
         #expect(answered(rows) == ["d": "value of d"], "a read after the failures goes at once, and is answered")
     }
 
+    @Test("a statement that never went out (its connection's lease failed) fails its leader with the lease's error, and is not counted as a round trip")
+    func unsentNotCounted() async throws {
+        let gathering = ReadGathering(maximumInFlight: 1, stallLimit: noStall)
+        await #expect(throws: StatementFailed.self) {
+            _ = try await gathering.answers(to: reads(["a"])) { _ in throw StatementNotSent(error: StatementFailed()) }
+        }
+        await #expect(throws: ReadNotAwaited.self) {
+            _ = try await gathering.answers(to: reads(["b"])) { _ in throw ReadNotAwaited() }
+        }
+        #expect(gathering.statistics == ReadGathering.Statistics(), "no statement went out")
+        #expect(gathering.inFlightCount == 0, "and the room was given back")
+        let statements = StatementLog()
+        let rows = try await gathering.answers(to: reads(["c"])) { try await statements.answer($0) }
+        #expect(answered(rows) == ["c": "value of c"])
+        #expect(gathering.statistics.statements == 1)
+    }
+
     @Test("a statement gathers at most its limit of reads: the requests beyond it wait for the next, in the order they came")
     func limitOfReads() async throws {
         let gathering = ReadGathering(maximumInFlight: 1, maximumWeight: 3, stallLimit: noStall)
