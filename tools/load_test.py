@@ -25,8 +25,8 @@ token the clients received, with as many issuances as the clients saw.
 
 Secrets: no secret, password, raw code or token may appear in the journal or the logs. The server runs
 with `--log-format json` (JSON lines on stderr; start-up and shutdown lines on stdout), both captured
-to files; its log level is as verbose as it goes (`serve` fixes it at info and has no option for it;
-LOG_LEVEL=trace is set for any logger that reads it). The workers keep every raw value they sent or
+to files; its log level is as verbose as it goes (`--log-level trace`: every authorization's decision
+line too; LOG_LEVEL=trace is set for any logger that reads it). The workers keep every raw value they sent or
 received: the demo user's password, the client secret, each code, PKCE code_verifier, access token and
 ID token (whole, and the signature segment alone), refresh token, the SSO session cookie, the CSRF
 token (the al_bind cookie), the login interaction id, and the wrong secrets and unknown codes the bad
@@ -561,7 +561,7 @@ def main():
     work = tempfile.mkdtemp(prefix="authledger-load-")
     journal = os.path.join(work, "j")
     out_path, err_path = os.path.join(work, "serve.out"), os.path.join(work, "serve.err")
-    server = Server(authledger, journal, log_path=out_path, err_path=err_path, extra_args=["--log-format", "json"],
+    server = Server(authledger, journal, log_path=out_path, err_path=err_path, extra_args=["--log-format", "json", "--log-level", "trace"],
                     env=dict(os.environ, LOG_LEVEL="trace"))
     server.start()
     base = server.base
@@ -674,6 +674,16 @@ def main():
             problems += found
         except (OSError, ValueError, KeyError) as error:
             problems.append("could not compare the journal with the clients: %s" % error)
+    # The decision lines `--log-level trace` adds: the secrets below are searched in what the most verbose
+    # level writes, not in what a quieter default leaves out.
+    try:
+        with open(err_path, "rb") as handle:
+            decided = handle.read().count(b'"authorize decided"')
+        print("logs: %d authorization decision lines (--log-level trace)" % decided)
+        if ok["authorize"] and not decided:
+            problems.append("the server logged no authorization decision at --log-level trace")
+    except OSError as error:
+        problems.append("could not read the server's log: %s" % error)
     secrets_found = None
     try:
         lines, found = check_secrets(results, journal, bundle, [("stdout", out_path), ("stderr (JSON logs)", err_path)])

@@ -446,7 +446,7 @@ public final class AuthorizationServer: Sendable {
     /// of `X-Forwarded-For` that is not itself a trusted proxy (what the login throttle and events use).
     func clientAddress(_ request: Request, _ context: AuthRequestContext) -> String? {
         guard let peer = context.clientIP, settings.trustedProxies.contains(peer),
-            let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!]
+            let forwarded = request.headers[.xForwardedFor]
         else { return context.clientIP }
         let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         return hops.reversed().first { !settings.trustedProxies.contains($0) }.map { RecordedText.bounded($0, bytes: 64) } ?? peer
@@ -496,11 +496,11 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
             response = try error.response(from: request, context: context)
         }
         response.headers[.cacheControl] = "no-store"
-        response.headers[HTTPField.Name("Pragma")!] = "no-cache"
-        response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
-        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
-        response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
-        response.headers[HTTPField.Name("Content-Security-Policy")!] = Self.contentSecurityPolicy
+        response.headers[.pragma] = "no-cache"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[.xFrameOptions] = "DENY"
+        response.headers[.referrerPolicy] = "no-referrer"
+        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         return response
     }
 }

@@ -50,6 +50,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-format"), help: "Log lines as text, or as JSON objects (for log collectors).")
     var logFormat: LogFormat = .text
     @Option(
+        name: .customLong("log-level"),
+        help: "The least severe messages logged (debug adds a line per authorization decision; the journal records each anyway).")
+    var logLevel: LogLevel = .info
+    @Option(
         name: .customLong("trusted-proxy"),
         help: ArgumentHelp("A reverse proxy whose X-Forwarded-For is believed for the client address (repeatable).", valueName: "addr"))
     var trustedProxies: [String] = []
@@ -95,9 +99,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxMappedMemory >= 0 else { throw ValidationError("--max-mapped-memory must be 0 (no bound) or a number of megabytes") }
     }
 
-    /// A logger named `label` writing in `--log-format` (both handlers log at `.info` and above).
+    /// A logger named `label` writing in `--log-format`, at `--log-level` and above.
     private func makeLogger(_ label: String) -> Logger {
-        logFormat == .json ? Logger(label: label, factory: { JSONLogHandler(label: $0) }) : Logger(label: label, factory: { TextLogHandler(label: $0) })
+        var logger =
+            logFormat == .json ? Logger(label: label, factory: { JSONLogHandler(label: $0) }) : Logger(label: label, factory: { TextLogHandler(label: $0) })
+        logger.logLevel = logLevel.level
+        return logger
     }
 
     func run() async throws {
@@ -285,4 +292,21 @@ extension PersonalDataHandling: ExpressibleByArgument {}
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
+}
+
+/// `--log-level`: swift-log's levels, by their names.
+enum LogLevel: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+
+    var level: Logger.Level {
+        switch self {
+        case .trace: .trace
+        case .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        case .critical: .critical
+        }
+    }
 }

@@ -48,7 +48,7 @@ struct TerminalOutputTests {
         let logged = Mutex<[String]>([])
         let handler = TextLogHandler(label: "authledger") { line in logged.withLock { $0.append(line) } }
         var logger = Logger(label: "authledger", factory: { _ in handler })
-        logger.logLevel = .info
+        logger.logLevel = .debug  // where the server logs each authorization's client_id (serve --log-level debug)
         let harness = try await ServerHarness(logger: logger)
         try await harness.run { browser in
             // An unknown client (an error page), a valid client with hostile state, scope and audience (redirects),

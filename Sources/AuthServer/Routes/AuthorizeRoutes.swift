@@ -271,7 +271,9 @@ extension AuthorizationServer {
             // nothing when it comes to this node (the commit checks that the code is still unredeemed).
             ledger.expectRedemption(ofCode: codeHash, grant: grant, issuedAt: sequences[codeIndex], readAhead: readAhead, now: now)
         }
-        logger.info(
+        // At debug: the journal records every decision, and /metrics counts them; a line per request at
+        // info would cost every authorization a formatted, escaped write for what an operator rarely reads.
+        logger.debug(
             "authorize decided",
             metadata: ["client_id": "\(parameters["client_id"] ?? "-")", "outcome": "\(decision.outcome.name)", "rule": "\(decision.rule)"])
 

@@ -56,7 +56,7 @@ extension AuthorizationServer {
         let now = settings.clock()
         // RFC 9449 §7: a DPoP-bound token only with the DPoP scheme and a proof by its key, for this request.
         if let jkt = claims.cnf?.jkt {
-            let proofs = request.headers[values: HTTPField.Name("DPoP")!]
+            let proofs = request.headers[values: .dpop]
             guard isDPoP, proofs.count == 1 else {
                 return bearerError("invalid_token", "This access token is bound to a DPoP key: present it with a DPoP proof.", scheme: .dpop)
             }

@@ -45,7 +45,7 @@ extension AuthorizationServer {
         }
         // DPoP (RFC 9449): at most one proof, checked before anything is redeemed.
         var proof: DPoPProof?
-        let proofs = request.headers[values: HTTPField.Name("DPoP")!]
+        let proofs = request.headers[values: .dpop]
         if proofs.count > 1 {
             return await rejectToken(TokenError(.invalidDPoPProof, "Send one DPoP proof."), grantType: grantType, clientID: client.clientID, codeHash: nil, clientIP: clientIP)
         }
