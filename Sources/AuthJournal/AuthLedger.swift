@@ -284,14 +284,26 @@ public struct AuthRecorder {
     /// else encoding, sealing and signing them here. Returns their sequence numbers.
     @discardableResult
     public mutating func append(_ events: [AuthEvent], preparedAs prepared: [PreparedAuthEvent]?) throws -> [UInt64] {
-        if let prepared {
-            assert(prepared.map(\.event) == events, "prepared from other events")
-            return try prepared.map { try append($0) }
+        guard let prepared else { return try events.map { try append($0) } }
+        assert(prepared.map(\.event) == events, "prepared from other events")
+        guard prepared.count > 1 else { return try prepared.map { try append($0) } }
+        // A request's events: their index entries written once a bucket, after the last (``GatheredIndexStore``).
+        let gathering = GatheredIndexStore(store)
+        let sequences = try prepared.map { event in
+            let appended = try transaction.append(event.prepared)
+            return try fold(event.event, stored: event.stored, traceID: event.traceID, at: appended.sequence, to: gathering)
         }
-        return try events.map { try append($0) }
+        try gathering.writeIndexEntries()
+        return sequences
     }
 
     private mutating func fold(_ event: AuthEvent, stored: AuthEvent, traceID: String?, at sequence: UInt64) throws -> UInt64 {
+        try fold(event, stored: stored, traceID: traceID, at: sequence, to: store)
+    }
+
+    private mutating func fold(
+        _ event: AuthEvent, stored: AuthEvent, traceID: String?, at sequence: UInt64, to store: some ProjectionStore
+    ) throws -> UInt64 {
         try AuthProjection.apply(stored.resolved(at: sequence), sequence: sequence, traceID: traceID, to: store)
         switch event {
         case .configuration, .invitationAccepted: changedConfiguration = true
@@ -536,9 +548,11 @@ extension AuthLedger {
         } catch is NoSubjectKey {
             return nil
         }
-        return try encoded.map { event, encoding in
-            let draft = EventDraft(type: event.eventType, schemaVersion: encoding.schemaVersion, payload: encoding.payload)
-            return PreparedAuthEvent(event: event, stored: encoding.stored, prepared: try journal.prepare(draft), traceID: encoding.traceID)
+        let prepared = try journal.prepareAll(encoded.map { event, encoding in
+            EventDraft(type: event.eventType, schemaVersion: encoding.schemaVersion, payload: encoding.payload)
+        })
+        return zip(encoded, prepared).map { item, prepared in
+            PreparedAuthEvent(event: item.event, stored: item.encoding.stored, prepared: prepared, traceID: item.encoding.traceID)
         }
     }
 
@@ -592,6 +606,66 @@ public struct TransactionStore: ProjectionStore {
         try transaction.projection(table.projectionName).forEach(from: start.isEmpty ? nil : Array(start.utf8)) { key, value in
             try body(String(decoding: key, as: UTF8.self), value)
         }
+    }
+}
+
+/// Projection tables inside the transaction while one request's events are applied, their index entries
+/// gathered by bucket and written once a bucket (``writeIndexEntries()``).
+///
+/// A request's events mostly concern the same user, client and session, whose entries fall in one bucket
+/// (256 sequence numbers): written as each event was applied, each was a read and a write of that bucket
+/// (on LMDB) and a digest of its value, three times an `/authorize` for the same key. Written together,
+/// the bucket's value ends the same, its entries in the same order. Applying an event does not read the
+/// index; should anything touch it meanwhile, what was gathered is written first.
+final class GatheredIndexStore: ProjectionStore {
+    private let base: TransactionStore
+    /// The buckets' keys in the order first written, and the entries gathered for each.
+    private var gathered: [(key: String, entries: [UInt8])] = []
+
+    init(_ base: TransactionStore) {
+        self.base = base
+    }
+
+    func get(_ table: AuthTable, _ key: String) throws -> [UInt8]? {
+        if table == .index { try writeIndexEntries() }
+        return try base.get(table, key)
+    }
+
+    func put(_ table: AuthTable, _ key: String, _ value: [UInt8]) throws {
+        if table == .index { try writeIndexEntries() }
+        try base.put(table, key, value)
+    }
+
+    func delete(_ table: AuthTable, _ key: String) throws {
+        if table == .index { try writeIndexEntries() }
+        try base.delete(table, key)
+    }
+
+    func extend(_ table: AuthTable, _ key: String, with bytes: [UInt8]) throws {
+        if table == .index { try writeIndexEntries() }
+        try base.extend(table, key, with: bytes)
+    }
+
+    func forEach(_ table: AuthTable, from start: String, _ body: (String, [UInt8]) throws -> Bool) throws {
+        if table == .index { try writeIndexEntries() }
+        try base.forEach(table, from: start, body)
+    }
+
+    func addIndexEntry(_ kind: IndexKind, _ value: String, sequence: UInt64) throws {
+        let key = kind.key(value, sequence: sequence)
+        let entry = IndexBucket.entry(sequence)
+        if let at = gathered.firstIndex(where: { $0.key == key }) {
+            gathered[at].entries += entry
+        } else {
+            gathered.append((key, entry))
+        }
+    }
+
+    /// Writes the entries gathered, a bucket at a time.
+    func writeIndexEntries() throws {
+        let buckets = gathered
+        gathered.removeAll()
+        for bucket in buckets { try base.extend(.index, bucket.key, with: bucket.entries) }
     }
 }
 

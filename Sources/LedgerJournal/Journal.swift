@@ -197,6 +197,15 @@ public final class Journal: Sendable {
         try PreparedEvent(draft: draft, journalID: journalIDBytes, key: writer.publishedKey)
     }
 
+    /// Signs `drafts` now, in the calling task, as ``prepare(_:)`` does each: the active key and its id
+    /// are taken once for all of them (a request's events).
+    public func prepareAll(_ drafts: [EventDraft]) throws -> [PreparedEvent] {
+        guard !drafts.isEmpty else { return [] }
+        let key = writer.publishedKey
+        let keyID = key.keyID
+        return try drafts.map { try PreparedEvent(draft: $0, journalID: journalIDBytes, key: key, keyID: keyID) }
+    }
+
     /// Appends one event and returns once it is durable.
     @discardableResult
     public func append(_ draft: EventDraft) async throws -> AppendedEvent {

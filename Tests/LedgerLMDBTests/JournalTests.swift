@@ -457,6 +457,20 @@ struct JournalTests {
         #expect(try reader.verify(trust: .genesisKey).get().keyIDs == [original, rotated, third.keyID])
     }
 
+    @Test("a request's events prepared together are signed as each would be alone, by the active key, in their order")
+    func preparedTogether() async throws {
+        let directory = TemporaryDirectory()
+        let journal = try openJournal(directory.journal)
+        let drafts = ["first", "second", "third"].map { testDraft($0) }
+        let together = try journal.prepareAll(drafts)
+        #expect(together == (try drafts.map { try journal.prepare($0) }))
+        #expect(together.map(\.content.keyID) == Array(repeating: journal.activeKeyID, count: 3))
+        #expect(try journal.prepareAll([]).isEmpty)
+        let rotated = try await journal.rotateSigningKey()
+        #expect(try journal.prepareAll(drafts).map(\.content.keyID) == Array(repeating: rotated, count: 3), "the key active now")
+        await journal.close()
+    }
+
     @Test("stale reader slots left by a killed process are cleared at open")
     func staleReadersAreCleared() async throws {
         let directory = TemporaryDirectory()
