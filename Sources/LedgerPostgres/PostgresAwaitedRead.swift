@@ -12,10 +12,14 @@ import Tracing
 /// round trip per statement and none to begin or end.
 final class PostgresAwaitedRead: AwaitedReadConnection {
     private let connection: PostgresConnection
+    private let replyDeadline: TimeAmount
     private let logger: Logger
 
-    init(connection: PostgresConnection, logger: Logger) {
+    /// - Parameter replyDeadline: how long a statement's reply may take before the connection is given up
+    ///   as dead (``PostgresStorage/defaultAwaitedReplyDeadline``).
+    init(connection: PostgresConnection, replyDeadline: TimeAmount = PostgresStorage.defaultAwaitedReplyDeadline, logger: Logger) {
         self.connection = connection
+        self.replyDeadline = replyDeadline
         self.logger = logger
     }
 
@@ -68,10 +72,10 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
         }
     }
 
-    /// Sends the statement (`send`) and awaits its reply, or a failure once ``PostgresSession/replyDeadline``
-    /// has passed: the connection is then closed, and the reply given up on — a query written to a
-    /// connection that has just been reset is never answered nor failed by the driver
-    /// (``PostgresSession`` says how that was found).
+    /// Sends the statement (`send`) and awaits its reply, or a failure once the reply deadline has passed:
+    /// the connection is then closed, and the reply given up on — a query written to a connection that has
+    /// just been reset is never answered nor failed by the driver (``PostgresSession`` says how that was
+    /// found).
     ///
     /// One hop to the connection's event loop sends it, schedules the deadline and registers what takes
     /// the reply: made from a task's thread, each of those is a wake-up of the loop of its own (the
@@ -80,7 +84,7 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
     private func answer<T: Sendable>(_ send: @escaping @Sendable () -> EventLoopFuture<T>) async throws -> T {
         let connection = self.connection
         if connection.isClosed { throw PostgresStorageError(message: "the connection closed", doing: "waiting for a reply") }
-        let deadline = PostgresSession.replyDeadline
+        let deadline = replyDeadline
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let eventLoop = connection.eventLoop
             eventLoop.execute {
@@ -109,11 +113,13 @@ final class PostgresAwaitedRead: AwaitedReadConnection {
 final class PooledAwaitedRead: AwaitedReadConnection {
     private let pool: AwaitedReadPool
     private let gathering: ReadGathering
+    private let replyDeadline: TimeAmount
     private let logger: Logger
 
-    init(pool: AwaitedReadPool, gathering: ReadGathering, logger: Logger) {
+    init(pool: AwaitedReadPool, gathering: ReadGathering, replyDeadline: TimeAmount, logger: Logger) {
         self.pool = pool
         self.gathering = gathering
+        self.replyDeadline = replyDeadline
         self.logger = logger
     }
 
@@ -142,7 +148,7 @@ final class PooledAwaitedRead: AwaitedReadConnection {
         do {
             return try await pool.withConnection { connection in
                 do {
-                    return try await body(PostgresAwaitedRead(connection: connection, logger: logger))
+                    return try await body(PostgresAwaitedRead(connection: connection, replyDeadline: replyDeadline, logger: logger))
                 } catch {
                     throw AwaitedReadFailed(error: error)
                 }

@@ -66,6 +66,14 @@ public final class PostgresStorage: AwaitingStorage {
     /// capped node's `/authorize` runs; about ten with one, for no less CPU).
     public static let defaultAwaitedStatementsInFlight = 2
 
+    /// How long a statement of awaited reads may wait for its reply by default before its connection is
+    /// given up as dead (and the requests it carries fail, or read by waiting): less than the writers'
+    /// 40 s (``PostgresSession/replyDeadline``), which wait out a journal lock held by a writer that
+    /// vanished. An awaited read takes no lock — lookups by key and a page of a walk — so a reply this late
+    /// is a connection gone half-open, or a table locked whole by an operator, and a request (an HTTP
+    /// client's, which gives up after about 30 s) is better answered 503 now than after 40 s.
+    public static let defaultAwaitedReplyDeadline: TimeAmount = .seconds(10)
+
     /// The most connections one store has at once by default for its writer and the reads that wait,
     /// and again for the awaited reads' pool: size PostgreSQL's `max_connections` for twice this times
     /// the nodes. A taker beyond it waits for one to be given back.
@@ -79,6 +87,8 @@ public final class PostgresStorage: AwaitingStorage {
     let awaitedReads: AwaitedReadPool?
     /// Where concurrent requests' awaited reads are gathered into shared statements.
     private let gathering: ReadGathering
+    /// How long a statement of awaited reads waits for its reply.
+    private let awaitedReplyDeadline: TimeAmount
     /// The key of the journal's advisory lock (`pg_advisory_xact_lock`): "AuthLedg" in ASCII.
     static let journalLockKey: Int64 = 0x4175_7468_4C65_6467
 
@@ -96,15 +106,19 @@ public final class PostgresStorage: AwaitingStorage {
     ///     not after postgres-nio's pool has tried to connect for a minute.
     ///   - awaitedStatementsInFlight: how many statements of requests' awaited reads may be out at once;
     ///     the reads asked meanwhile go together in the next (``ReadGathering``).
+    ///   - awaitedReplyDeadline: how long such a statement waits for its reply before its connection is
+    ///     given up as dead (``defaultAwaitedReplyDeadline``).
     ///   - briefLock: whether batches may hold the journal lock for one round trip to the node where the
     ///     server can (``BriefJournalLock``); `false` holds it for each batch's transaction.
     public init(
         address: PostgresAddress, maximumConnections: Int = defaultMaximumConnections, connectionWait: DispatchTimeInterval = .seconds(30),
-        awaitedLeaseWait: TimeAmount = .seconds(1), awaitedStatementsInFlight: Int = defaultAwaitedStatementsInFlight, briefLock: Bool = true,
+        awaitedLeaseWait: TimeAmount = .seconds(1), awaitedStatementsInFlight: Int = defaultAwaitedStatementsInFlight,
+        awaitedReplyDeadline: TimeAmount = defaultAwaitedReplyDeadline, briefLock: Bool = true,
         logger: Logger = Logger(label: "authledger.postgres")
     ) throws(JournalError) {
         self.address = address
         self.logger = logger
+        self.awaitedReplyDeadline = awaitedReplyDeadline
         self.maximumConnections = max(1, maximumConnections)
         self.gathering = ReadGathering(
             maximumInFlight: max(1, awaitedStatementsInFlight), stallLimit: .nanoseconds(max(awaitedLeaseWait.nanoseconds, 1_000_000)))
@@ -175,7 +189,7 @@ public final class PostgresStorage: AwaitingStorage {
     public func readAwaiting<R: Sendable>(_ body: (any AwaitedReadConnection) async throws -> R) async throws -> R {
         guard let awaitedReads, awaitedReads.isAvailable else { throw ReadNotAwaited() }
         // A statement that failed makes the pool rest (``PooledAwaitedRead``).
-        return try await body(PooledAwaitedRead(pool: awaitedReads, gathering: gathering, logger: logger))
+        return try await body(PooledAwaitedRead(pool: awaitedReads, gathering: gathering, replyDeadline: awaitedReplyDeadline, logger: logger))
     }
 
     /// The TLS of a connection to `address`, as its `sslmode` asks; `nil` when it asks for none.

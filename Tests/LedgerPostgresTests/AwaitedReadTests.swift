@@ -7,6 +7,7 @@ import LedgerMemory
 @testable import LedgerPostgres
 import Logging
 import NIOCore
+import PostgresNIO
 import Synchronization
 import Testing
 
@@ -572,6 +573,54 @@ struct PostgresAwaitedReadTests {
         let primary = try PostgresStorage(address: address)
         #expect(!primary.awaitsReads)
         primary.close()
+    }
+
+    @Test("a statement of awaited reads whose reply does not come within the awaited reply deadline fails the read, and the pool rests; its connection is let go of, and once the rest is over reads are awaited again")
+    func replyDeadline() async throws {
+        let key = TemporaryKey()
+        let (database, journal) = try await journalOfOneEvent(key: key)
+        let storage = try PostgresStorage(address: database.address, awaitedLeaseWait: .seconds(30), awaitedReplyDeadline: .seconds(1))
+        let reader = try JournalReader(storage: storage)
+        defer { reader.close() }
+        let head: @Sendable (JournalSnapshot) throws -> UInt64 = { try $0.head.sequence }
+        let waited = Mutex(0)
+        let readByWaiting: () async throws -> UInt64 = {
+            waited.withLock { $0 += 1 }
+            return try reader.read(head)
+        }
+        #expect(try await reader.read(awaiting: head, otherwise: readByWaiting) == 2, "awaited, with a connection kept for the next")
+        #expect(waited.withLock { $0 } == 0)
+        // Another session locks the journal's table whole: a read of it waits for the lock, and no reply
+        // comes (as on a connection gone half-open, which a test on one host cannot make).
+        var configuration = PostgresConnection.Configuration(
+            host: database.address.host, port: database.address.port, username: database.address.user,
+            password: database.address.password, database: database.address.database, tls: .disable)
+        configuration.options.connectTimeout = .seconds(5)
+        let locker = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "test"))
+        try await locker.query("BEGIN", logger: Logger(label: "test"))
+        try await locker.query("LOCK TABLE authledger_entries IN ACCESS EXCLUSIVE MODE", logger: Logger(label: "test"))
+        let started = ContinuousClock.now
+        var failure: (any Error)?
+        do {
+            _ = try await reader.read(awaiting: head, otherwise: readByWaiting)
+        } catch {
+            failure = error
+        }
+        let took = ContinuousClock.now - started
+        let resting = !storage.awaitsReads
+        try await locker.query("ROLLBACK", logger: Logger(label: "test"))
+        try await locker.close()
+        let error = try #require(failure, "the read was answered, though its table was locked")
+        #expect("\(error)".contains("no reply within"), "\(error)")
+        #expect(took >= .milliseconds(950), "not before the deadline: \(took)")
+        #expect(took < .seconds(30), "at the awaited reads' deadline (1 s here), not the writers' 40 s: \(took)")
+        #expect(waited.withLock { $0 } == 0, "the request that led the statement fails; it does not read again by waiting")
+        #expect(resting, "the pool rests")
+        try await Task.sleep(for: .seconds(2.2))
+        #expect(storage.awaitsReads, "and serves again after its rest")
+        #expect(try await reader.read(awaiting: head, otherwise: readByWaiting) == 2, "on a new connection")
+        #expect(waited.withLock { $0 } == 0)
+        await journal.close()
     }
 
     @Test("no connection of the pool within the lease wait: the read waits instead, at once, and the pool rests")
