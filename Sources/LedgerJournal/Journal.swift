@@ -216,7 +216,7 @@ public final class Journal: Sendable {
     /// signed in the calling task, so many concurrent callers sign on every core.
     @discardableResult
     public func appendAll(_ drafts: [EventDraft]) async throws -> [AppendedEvent] {
-        let prepared = try drafts.map(prepare)
+        let prepared = try prepareAll(drafts)
         return try await submit(.append(prepared)) as! [AppendedEvent]
     }
 
