@@ -614,7 +614,7 @@ public struct TransactionStore: ProjectionStore {
 ///
 /// A request's events mostly concern the same user, client and session, whose entries fall in one bucket
 /// (256 sequence numbers): written as each event was applied, each was a read and a write of that bucket
-/// (on LMDB) and a digest of its value, three times an `/authorize` for the same key. Written together,
+/// (on LMDB), three times an `/authorize` for the same key. Written together,
 /// the bucket's value ends the same, its entries in the same order. Applying an event does not read the
 /// index; should anything touch it meanwhile, what was gathered is written first.
 final class GatheredIndexStore: ProjectionStore {

@@ -69,9 +69,10 @@ public final class PostgresStorage: AwaitingStorage {
     /// How long a statement of awaited reads may wait for its reply by default before its connection is
     /// given up as dead (and the requests it carries fail, or read by waiting): less than the writers'
     /// 40 s (``PostgresSession/replyDeadline``), which wait out a journal lock held by a writer that
-    /// vanished. An awaited read takes no lock — lookups by key and a page of a walk — so a reply this late
-    /// is a connection gone half-open, or a table locked whole by an operator, and a request (an HTTP
-    /// client's, which gives up after about 30 s) is better answered 503 now than after 40 s.
+    /// vanished. An awaited read never waits for that lock — lookups by key and a page of a walk — so a
+    /// reply this late is a connection gone half-open, or a table locked whole by an operator, and a
+    /// request (an HTTP client's, which gives up after about 30 s) is better answered 503 now than after
+    /// 40 s.
     public static let defaultAwaitedReplyDeadline: TimeAmount = .seconds(10)
 
     /// The most connections one store has at once by default for its writer and the reads that wait,

@@ -192,16 +192,18 @@ final class ReadGathering: Sendable {
         for other in joining { reads += other.reads }
         others += joining
         let answers: [AwaitedReadAnswer]
+        var counted = false
         do {
             answers = try await send(reads)
             count(requests: 1 + others.count)
+            counted = true
             guard answers.count == reads.count else { throw AwaitedReadMismatch(reads: reads.count, answers: answers.count) }
         } catch {
-            // A statement that was sent is a round trip, answered or not; one that never went out (no
-            // connection came, or its lease failed: ``StatementNotSent``, ``ReadNotAwaited``) is not, and
-            // one whose answers did not match was counted when they came.
+            // A statement that was sent is a round trip, answered or not (a reply that did not match its
+            // reads too); one that never went out (no connection came, or its lease failed:
+            // ``StatementNotSent``, ``ReadNotAwaited``) is not.
             let unsent = error as? StatementNotSent
-            if unsent == nil && !(error is ReadNotAwaited) && !(error is AwaitedReadMismatch) { count(requests: 1 + others.count) }
+            if !counted && unsent == nil && !(error is ReadNotAwaited) { count(requests: 1 + others.count) }
             for other in others { other.turn.resume(throwing: ReadNotAwaited()) }
             throw unsent?.error ?? error
         }

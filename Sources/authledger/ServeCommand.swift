@@ -51,7 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
     var logFormat: LogFormat = .text
     @Option(
         name: .customLong("log-level"),
-        help: "The least severe messages logged (debug adds a line per authorization decision; the journal records each anyway).")
+        help: "The least severe messages the server logs (debug adds a line per authorization decision; the journal records each anyway). The PostgreSQL driver's stay at info or above.")
     var logLevel: LogLevel = .info
     @Option(
         name: .customLong("trusted-proxy"),
@@ -109,7 +109,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger("authledger")
-        let ledger = try await writerOptions.openAuthLedger(journalOptions, storeLogger: makeLogger("authledger.postgres"))
+        // The PostgreSQL driver logs through the store's logger, at trace the text of every message it
+        // receives (rows included): it stays at info or above, whatever --log-level asks of the server's own.
+        var storeLogger = makeLogger("authledger.postgres")
+        storeLogger.logLevel = max(logLevel.level, .info)
+        let ledger = try await writerOptions.openAuthLedger(journalOptions, storeLogger: storeLogger)
         // Every server of a shared journal needs the same data key: a node joining one must not make its own.
         let joinsSharedJournal = journalOptions.isShared && ledger.configuration.settings != nil
         // Endpoints are resolved against the issuer, so it always ends with "/".

@@ -875,7 +875,9 @@ struct PostgresAwaitedReadTests {
     func connectionsClosed() async throws {
         let key = TemporaryKey()
         let (database, journal) = try await journalOfOneEvent(key: key)
-        let reader = try JournalReader(storage: try database.storage())
+        // A reply deadline longer than the bound below: a read held until it would fail the test.
+        let storage = try PostgresStorage(address: database.address, awaitedLeaseWait: .seconds(30), awaitedReplyDeadline: .seconds(30))
+        let reader = try JournalReader(storage: storage)
         defer { reader.close() }
         let head: @Sendable (JournalSnapshot) throws -> UInt64 = { try $0.head.sequence }
         #expect(try await reader.read(awaiting: head) { 0 } == 2)
@@ -884,7 +886,7 @@ struct PostgresAwaitedReadTests {
         try await Task.sleep(for: .milliseconds(500))
         let started = ContinuousClock.now
         _ = try? await reader.read(awaiting: head) { 0 }
-        // Not held until the reply deadline (40 s), nor for good; 20 s leaves room for a busy machine.
+        // Not held until the reply deadline (30 s here), nor for good; 20 s leaves room for a busy machine.
         #expect(ContinuousClock.now - started < .seconds(20))
         // A read that failed makes the pool rest (2 s): the reads meanwhile wait (the 0 of `otherwise`).
         var served: UInt64 = 0
