@@ -269,15 +269,19 @@ public struct AuthRecorder {
             try transaction.subjectKey(for: subject, dataKey: dataKey)
         }
         let appended = try self.transaction.append(EventDraft(type: event.eventType, schemaVersion: encoded.schemaVersion, payload: encoded.payload))
-        return try fold(event, stored: encoded.stored, traceID: encoded.traceID, at: appended.sequence)
+        return try fold(event, stored: encoded.stored, traceID: encoded.traceID, at: appended.sequence, to: store)
     }
 
     /// Appends an event prepared outside the writer (``AuthLedger/prepare(_:)``): it is only chained here,
     /// and applied to the projections; returns its sequence number.
     @discardableResult
     public mutating func append(_ event: PreparedAuthEvent) throws -> UInt64 {
+        try append(event, to: store)
+    }
+
+    private mutating func append(_ event: PreparedAuthEvent, to store: some ProjectionStore) throws -> UInt64 {
         let appended = try transaction.append(event.prepared)
-        return try fold(event.event, stored: event.stored, traceID: event.traceID, at: appended.sequence)
+        return try fold(event.event, stored: event.stored, traceID: event.traceID, at: appended.sequence, to: store)
     }
 
     /// Appends `events`: as `prepared` (``AuthLedger/prepare(_:)`` of the same events) when there is that,
@@ -286,19 +290,11 @@ public struct AuthRecorder {
     public mutating func append(_ events: [AuthEvent], preparedAs prepared: [PreparedAuthEvent]?) throws -> [UInt64] {
         guard let prepared else { return try events.map { try append($0) } }
         assert(prepared.map(\.event) == events, "prepared from other events")
-        guard prepared.count > 1 else { return try prepared.map { try append($0) } }
         // A request's events: their index entries written once a bucket, after the last (``GatheredIndexStore``).
         let gathering = GatheredIndexStore(store)
-        let sequences = try prepared.map { event in
-            let appended = try transaction.append(event.prepared)
-            return try fold(event.event, stored: event.stored, traceID: event.traceID, at: appended.sequence, to: gathering)
-        }
+        let sequences = try prepared.map { try append($0, to: gathering) }
         try gathering.writeIndexEntries()
         return sequences
-    }
-
-    private mutating func fold(_ event: AuthEvent, stored: AuthEvent, traceID: String?, at sequence: UInt64) throws -> UInt64 {
-        try fold(event, stored: stored, traceID: traceID, at: sequence, to: store)
     }
 
     private mutating func fold(

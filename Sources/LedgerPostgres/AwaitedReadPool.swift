@@ -186,10 +186,11 @@ final class AwaitedReadPool: Sendable {
             guard !Task.isCancelled else { return }
             if handoff.abandon() { leasing.cancel() }
         }
+        // Ended however the wait ends: a lease that failed would otherwise leave it asleep for the lease wait.
+        defer { deadline.cancel() }
         let connection: PostgresConnection
         do {
             connection = try await handoff.connection()
-            deadline.cancel()
             leases.withLockedValue { $0 += 1 }
         } catch is ReadNotAwaited {
             restAfterFailure("no connection of the pool within \(leaseWait.nanoseconds / 1_000_000) ms")

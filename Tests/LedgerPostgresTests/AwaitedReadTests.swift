@@ -579,7 +579,7 @@ struct PostgresAwaitedReadTests {
     func replyDeadline() async throws {
         let key = TemporaryKey()
         let (database, journal) = try await journalOfOneEvent(key: key)
-        let storage = try PostgresStorage(address: database.address, awaitedLeaseWait: .seconds(30), awaitedReplyDeadline: .seconds(1))
+        let storage = try database.storage(awaitedReplyDeadline: .seconds(1))
         let reader = try JournalReader(storage: storage)
         defer { reader.close() }
         let head: @Sendable (JournalSnapshot) throws -> UInt64 = { try $0.head.sequence }
@@ -876,7 +876,7 @@ struct PostgresAwaitedReadTests {
         let key = TemporaryKey()
         let (database, journal) = try await journalOfOneEvent(key: key)
         // A reply deadline longer than the bound below: a read held until it would fail the test.
-        let storage = try PostgresStorage(address: database.address, awaitedLeaseWait: .seconds(30), awaitedReplyDeadline: .seconds(30))
+        let storage = try database.storage(awaitedReplyDeadline: .seconds(30))
         let reader = try JournalReader(storage: storage)
         defer { reader.close() }
         let head: @Sendable (JournalSnapshot) throws -> UInt64 = { try $0.head.sequence }

@@ -558,9 +558,12 @@ struct TestDatabase: Sendable {
     /// A store of this database. Its awaited reads wait up to 30 s for a connection (not 1 s): the
     /// suites run in parallel on 2 cores, and a lease that gives up makes a read wait instead, which the
     /// awaited reads' tests would see as a failure. With `briefLock: false`, its batches hold the
-    /// journal lock for their transactions even where the server could let them hold it briefly.
-    func storage(briefLock: Bool = true) throws -> PostgresStorage {
-        try PostgresStorage(address: address, awaitedLeaseWait: .seconds(30), briefLock: briefLock)
+    /// journal lock for their transactions even where the server could let them hold it briefly;
+    /// `awaitedReplyDeadline` is how long a statement of awaited reads waits for its reply.
+    func storage(
+        briefLock: Bool = true, awaitedReplyDeadline: TimeAmount = PostgresStorage.defaultAwaitedReplyDeadline
+    ) throws -> PostgresStorage {
+        try PostgresStorage(address: address, awaitedLeaseWait: .seconds(30), awaitedReplyDeadline: awaitedReplyDeadline, briefLock: briefLock)
     }
 
     /// The report of verifying this database's journal with `trust` (a failure throws).
