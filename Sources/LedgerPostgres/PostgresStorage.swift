@@ -63,9 +63,9 @@ public final class PostgresStorage: AwaitingStorage {
     /// How many statements of requests' awaited reads are out at once by default: two, so that a slow
     /// one (a walk over pages) does not hold every request's reads behind it, and few enough that under
     /// load most requests' reads wait for one and go together (four or five requests a round trip in a
-    /// capped node's `/authorize` runs). With one, a node capped at 0.3 CPU spent 8–10% less CPU a
-    /// request, but a node with cores to spare served a third fewer requests (docs/benchmarks.md,
-    /// session 49).
+    /// capped node's `/authorize` runs). With one, a node capped at 0.3 CPU spent less CPU a request
+    /// (8–12% alone), but a node with cores to spare served about a quarter fewer, against an LMDB node
+    /// in the same run (docs/benchmarks.md, session 49).
     public static let defaultAwaitedStatementsInFlight = 2
 
     /// How long a statement of awaited reads may wait for its reply by default before its connection is
