@@ -49,6 +49,18 @@ public final class PostgresStorage: AwaitingStorage {
     /// ``idleWriterSeconds`` as the value of PostgreSQL's idle timeouts.
     static var idleWriterTimeout: String { "\(idleWriterSeconds)s" }
 
+    /// Sets, for the session of a connection the store makes, how long a transaction of it may sit idle
+    /// before PostgreSQL ends it (``idleWriterSeconds``), once, when the connection is made: a batch that
+    /// holds the journal lock for its session and must open a transaction (``BriefJournalLock``) then
+    /// never has a transaction open without that timeout. It used to set it in a statement after its
+    /// `BEGIN`; a connection gone silent between the two (half-open: a peer vanished, nothing closed)
+    /// left PostgreSQL idle in a transaction with no timeout, holding the lock for good, and every other
+    /// node's batches waiting (`tools/network_fault_test.py`, in a CI run of 2026-12-07). A read
+    /// transaction cut off the same way no longer keeps its snapshot open either.
+    static var idleTransactionSetting: PostgresQuery {
+        "SELECT set_config('idle_in_transaction_session_timeout', \(idleWriterTimeout), false)"
+    }
+
     /// Takes the journal's lock for the transaction, and sets the transaction's
     /// `idle_in_transaction_session_timeout` in the same statement (as `SET LOCAL` would; one round
     /// trip for both): a writer that dies (or is cut off) holding the lock has its transaction ended
@@ -459,6 +471,13 @@ public final class PostgresStorage: AwaitingStorage {
                     connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
                     continue
                 }
+            } catch {
+                failures.append("\(server): \(error)")
+                connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+                continue
+            }
+            do {
+                try PostgresSession(connection: connection, logger: logger, waitsInTasks: waits).run(Self.idleTransactionSetting)
             } catch {
                 failures.append("\(server): \(error)")
                 connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }

@@ -74,7 +74,9 @@ final class PostgresSession {
     }
 
     /// Sends what must precede a statement: the session's lock, if asked for and not sent; and, before a
-    /// statement that writes, `BEGIN` (with the transaction's idle timeout) when no transaction is open.
+    /// statement that writes, `BEGIN` when no transaction is open. The transaction's idle timeout is the
+    /// session's, set when the store made the connection (``PostgresStorage/idleTransactionSetting``), so
+    /// that no moment passes with the lock held, a transaction open and no timeout.
     private func prepare(writing: Bool) {
         if claimPendingLock() {
             pending.append(submit(BriefJournalLock.lock))
@@ -82,8 +84,6 @@ final class PostgresSession {
         if writing, !transactionOpen {
             transactionOpen = true
             pending.append(submit("BEGIN"))
-            pending.append(
-                submit("SELECT set_config('idle_in_transaction_session_timeout', \(PostgresStorage.idleWriterTimeout), true)"))
         }
     }
 

@@ -319,6 +319,30 @@ struct SharedJournalTests {
         #expect(try otherStore.read { try $0.get([1], in: table) } == nil)
     }
 
+    @Test("every transaction on a connection the store made is ended by PostgreSQL once idle for the writers' idle timeout (30 s), however it began: a read transaction whose reader went silent too (a batch's BEGIN no longer sets it in a statement of its own, after which a half-open connection held the lock for good)")
+    func idleTransactionsEndedOnEveryConnection() async throws {
+        let database = try await TestDatabase()
+        let storage = try database.storage(maximumConnections: 1)  // the read's connection is the store's only one
+        defer { storage.close() }
+        let table = try #require(try storage.openTables(["events"], create: true)["events"])
+        let started = ContinuousClock.now
+        let secondRead = Mutex<Result<[UInt8]?, any Error>?>(nil)
+        // On a thread of its own: the read blocks it for longer than the timeout.
+        try await Self.onThread {
+            _ = try? storage.read { transaction in
+                _ = try transaction.get([1], in: table)  // the transaction is open, and then silent
+                Thread.sleep(forTimeInterval: 33)
+                let value = Result { try transaction.get([2], in: table) }  // another key: a statement must go
+                secondRead.withLock { $0 = value }
+                return true
+            }
+        }
+        #expect(ContinuousClock.now - started >= .seconds(33))
+        let outcome = try #require(secondRead.withLock { $0 })
+        #expect(throws: (any Error).self, "PostgreSQL ended the idle transaction (before: it answered after 33 s idle)") { try outcome.get() }
+        #expect(try storage.read { try $0.get([1], in: table) } == nil, "a new connection serves")
+    }
+
     @Test("the brief lock's function and procedure are made by a store's first batch, not by a store that is only read")
     func briefLockObjectsMadeByFirstBatch() async throws {
         let database = try await TestDatabase()
@@ -561,9 +585,12 @@ struct TestDatabase: Sendable {
     /// journal lock for their transactions even where the server could let them hold it briefly;
     /// `awaitedReplyDeadline` is how long a statement of awaited reads waits for its reply.
     func storage(
-        briefLock: Bool = true, awaitedReplyDeadline: TimeAmount = PostgresStorage.defaultAwaitedReplyDeadline
+        briefLock: Bool = true, maximumConnections: Int = PostgresStorage.defaultMaximumConnections,
+        awaitedReplyDeadline: TimeAmount = PostgresStorage.defaultAwaitedReplyDeadline
     ) throws -> PostgresStorage {
-        try PostgresStorage(address: address, awaitedLeaseWait: .seconds(30), awaitedReplyDeadline: awaitedReplyDeadline, briefLock: briefLock)
+        try PostgresStorage(
+            address: address, maximumConnections: maximumConnections, awaitedLeaseWait: .seconds(30),
+            awaitedReplyDeadline: awaitedReplyDeadline, briefLock: briefLock)
     }
 
     /// The report of verifying this database's journal with `trust` (a failure throws).
