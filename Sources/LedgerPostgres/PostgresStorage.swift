@@ -56,7 +56,7 @@ public final class PostgresStorage: AwaitingStorage {
     /// `BEGIN`; a connection gone silent between the two (half-open: a peer vanished, nothing closed)
     /// left PostgreSQL idle in a transaction with no timeout, holding the lock for good, and every other
     /// node's batches waiting (`tools/network_fault_test.py`, in a CI run of 2026-12-07). A read
-    /// transaction cut off the same way no longer keeps its snapshot open either.
+    /// transaction lifts it for itself (``read(_:)``).
     static var idleTransactionSetting: PostgresQuery {
         "SELECT set_config('idle_in_transaction_session_timeout', \(idleWriterTimeout), false)"
     }
@@ -259,6 +259,10 @@ public final class PostgresStorage: AwaitingStorage {
         let session = PostgresSession(connection: try take(), logger: logger, waitsInTasks: waits)
         let transaction = PostgresTransaction(storage: self, session: session)
         session.send("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        // A reader may pause between its statements as long as its consumer likes (`timeline` piped to a
+        // pager): no idle limit for this transaction, which holds no lock. Cut off before this statement
+        // arrives, the transaction keeps the session's limit (``idleTransactionSetting``).
+        session.send("SELECT set_config('idle_in_transaction_session_timeout', '0', true)")
         do {
             let result = try body(transaction)
             // A read-only transaction has nothing to make durable: its end is sent, not waited for (the

@@ -272,8 +272,20 @@ struct SharedJournalTests {
         #expect(try storage.read { _ in true }, "a new connection serves")
     }
 
-    @Test("a writer gone silent while holding the journal lock is ended by PostgreSQL after the writers' idle timeout (30 s): another writer then commits, and the silent one's commit fails (the lock held for the session, idle; or for its transaction, idle in it)", arguments: [true, false])
-    func silentLockHolderEnded(briefly: Bool) async throws {
+    /// How the silent writer of ``silentLockHolderEnded(_:)`` holds the journal lock.
+    enum SilentHolder: CaseIterable, Sendable {
+        /// For its session, idle outside a transaction.
+        case session
+        /// For its session, idle in a transaction it opened after the lock (for a delete): its `BEGIN` goes
+        /// alone, and the transaction's idle limit is the one the connection was given when it was made.
+        case sessionInTransaction
+        /// For its transaction, idle in it.
+        case transaction
+    }
+
+    @Test("a writer gone silent while holding the journal lock is ended by PostgreSQL after the writers' idle timeout (30 s): another writer then commits, and the silent one's commit fails (the lock held for the session, idle; for the session, idle in a transaction it opened; or for its transaction, idle in it)", arguments: SilentHolder.allCases)
+    func silentLockHolderEnded(_ kind: SilentHolder) async throws {
+        let briefly = kind != .transaction
         let database = try await TestDatabase()
         let holderStore = try database.storage(briefLock: briefly)
         let otherStore = try database.storage(briefLock: briefly)
@@ -285,6 +297,9 @@ struct SharedJournalTests {
         let holder = try holderStore.beginWrite()
         #expect(holderStore.holdsLockBriefly == briefly, "the test server runs PostgreSQL 14 or later")
         try holder.lockJournal()
+        if kind == .sessionInTransaction {
+            _ = try holder.delete([9], in: table)  // a write that goes out at once: BEGIN first
+        }
         _ = try holder.get([0], in: table)  // the lock is held once this read is answered; then nothing more
         let started = ContinuousClock.now
         // The other writer waits for the lock on a thread of its own (not one that runs the tests' tasks).
@@ -319,28 +334,26 @@ struct SharedJournalTests {
         #expect(try otherStore.read { try $0.get([1], in: table) } == nil)
     }
 
-    @Test("every transaction on a connection the store made is ended by PostgreSQL once idle for the writers' idle timeout (30 s), however it began: a read transaction whose reader went silent too (a batch's BEGIN no longer sets it in a statement of its own, after which a half-open connection held the lock for good)")
-    func idleTransactionsEndedOnEveryConnection() async throws {
+    @Test("a read transaction may sit idle longer than the writers' idle timeout: a reader pauses between statements as long as its consumer likes (the connection's own limit, 30 s, is lifted for it)")
+    func readTransactionMayPause() async throws {
         let database = try await TestDatabase()
         let storage = try database.storage(maximumConnections: 1)  // the read's connection is the store's only one
         defer { storage.close() }
         let table = try #require(try storage.openTables(["events"], create: true)["events"])
-        let started = ContinuousClock.now
         let secondRead = Mutex<Result<[UInt8]?, any Error>?>(nil)
         // On a thread of its own: the read blocks it for longer than the timeout.
         try await Self.onThread {
             _ = try? storage.read { transaction in
-                _ = try transaction.get([1], in: table)  // the transaction is open, and then silent
+                _ = try transaction.get([1], in: table)  // the transaction is open, and then idle
                 Thread.sleep(forTimeInterval: 33)
-                let value = Result { try transaction.get([2], in: table) }  // another key: a statement must go
+                let value = Result { try transaction.get([2], in: table) }  // another key: a statement goes
                 secondRead.withLock { $0 = value }
                 return true
             }
         }
-        #expect(ContinuousClock.now - started >= .seconds(33))
         let outcome = try #require(secondRead.withLock { $0 })
-        #expect(throws: (any Error).self, "PostgreSQL ended the idle transaction (before: it answered after 33 s idle)") { try outcome.get() }
-        #expect(try storage.read { try $0.get([1], in: table) } == nil, "a new connection serves")
+        #expect(try outcome.get() == nil, "answered after 33 s idle")
+        #expect(storage.connectionsOpened == 1, "on the same connection")
     }
 
     @Test("the brief lock's function and procedure are made by a store's first batch, not by a store that is only read")
