@@ -1,5 +1,5 @@
 import LedgerJournal
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Awaited reads of concurrent requests sent to PostgreSQL together: while ``maximumInFlight``
 /// statements of gathered reads are on their way, the reads asked meanwhile wait, and go in the next
@@ -71,8 +71,11 @@ final class ReadGathering: Sendable {
     let maximumWeight: Int
     /// How long the statements out may make no progress before a request stops waiting for them.
     let stallLimit: Duration
-    private let state = Mutex(State())
-    private let counts = Mutex(Statistics())
+    /// Pthread mutexes (NIO's), not the standard library's `Mutex`: ThreadSanitizer sees their
+    /// synchronization. With `Mutex`, a `tools/sanitizers thread` run of 2026-12-07 reported a false race
+    /// between two requests' turns at ``State``, each taken under the lock (`halt_on_error`: CI failed).
+    private let state = NIOLockedValueBox(State())
+    private let counts = NIOLockedValueBox(Statistics())
 
     /// What the gathering has sent since it was made.
     struct Statistics: Sendable, Equatable {
@@ -98,13 +101,13 @@ final class ReadGathering: Sendable {
         }
     }
 
-    var statistics: Statistics { counts.withLock { $0 } }
+    var statistics: Statistics { counts.withLockedValue { $0 } }
 
     /// Requests waiting for a statement to carry their reads now.
-    var waitingCount: Int { state.withLock { $0.waiting.count } }
+    var waitingCount: Int { state.withLockedValue { $0.waiting.count } }
 
     /// Statements of gathered reads out now (or about to be sent by the request given their lead).
-    var inFlightCount: Int { state.withLock { $0.inFlight } }
+    var inFlightCount: Int { state.withLockedValue { $0.inFlight } }
 
     /// The answers to `reads`, in their order, from a statement sent by `send` — by this request, or by
     /// another one that gathered them with its own. `send` answers the reads it is given, in their order,
@@ -116,7 +119,7 @@ final class ReadGathering: Sendable {
         to reads: [AwaitedRead], sending send: ([AwaitedRead]) async throws -> [AwaitedReadAnswer]
     ) async throws -> [AwaitedReadAnswer] {
         let now = ContinuousClock.now
-        let leads = state.withLock { state -> Bool in
+        let leads = state.withLockedValue { state -> Bool in
             guard state.inFlight < maximumInFlight else { return false }
             state.inFlight += 1
             // Its statement is under way from now: a request that comes while this one yields must not
@@ -130,7 +133,7 @@ final class ReadGathering: Sendable {
         let turn = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Turn, any Error>) in
             // Room may have been made since: then this request leads with whoever else is waiting.
             let now = ContinuousClock.now
-            let (waiting, stalled) = state.withLock { state -> ([Waiting]?, Bool) in
+            let (waiting, stalled) = state.withLockedValue { state -> ([Waiting]?, Bool) in
                 if state.inFlight >= maximumInFlight, now - state.progressAt > stallLimit { return (nil, true) }
                 state.waiting.append(Waiting(reads: reads, turn: continuation))
                 guard state.inFlight < maximumInFlight else { return (nil, false) }
@@ -148,7 +151,7 @@ final class ReadGathering: Sendable {
     }
 
     private func count(requests: Int) {
-        counts.withLock {
+        counts.withLockedValue {
             $0.statements += 1
             $0.requests += requests
         }
@@ -167,7 +170,7 @@ final class ReadGathering: Sendable {
     ) async throws -> [AwaitedReadAnswer] {
         defer {
             let now = ContinuousClock.now
-            let next = state.withLock { state -> [Waiting]? in
+            let next = state.withLockedValue { state -> [Waiting]? in
                 state.progressAt = now
                 guard !state.waiting.isEmpty else {
                     state.inFlight -= 1
@@ -185,7 +188,7 @@ final class ReadGathering: Sendable {
         var reads = own
         for other in others { reads += other.reads }
         let now = ContinuousClock.now
-        let joining = state.withLock { state in
+        let joining = state.withLockedValue { state in
             state.progressAt = now
             return state.takeWaiting(after: Self.weight(of: reads), upTo: maximumWeight)
         }
