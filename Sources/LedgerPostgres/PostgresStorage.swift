@@ -475,12 +475,6 @@ public final class PostgresStorage: AwaitingStorage {
                     connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
                     continue
                 }
-            } catch {
-                failures.append("\(server): \(error)")
-                connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
-                continue
-            }
-            do {
                 try PostgresSession(connection: connection, logger: logger, waitsInTasks: waits).run(Self.idleTransactionSetting)
             } catch {
                 failures.append("\(server): \(error)")
